@@ -1,0 +1,69 @@
+"""``duplicate_hardware``: one physical GPU identity reported by several devices at once.
+
+Identities are the NVML UUID, the board serial, and the PCI bus id *on the same host* (bus ids
+repeat across machines, so alone they prove nothing). Null identities (Apple, consumer cards
+without serials) never match. Sharing in one hour suspects (a reinstall can overlap for an
+hour); sharing in ``confirm_hours`` of the last ``window_hours`` epochs establishes it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from detectors.base import Detector, Evidence
+
+
+class DuplicateHardware(Detector):
+    name = "duplicate_hardware"
+    fraud_type = "duplicate_hardware"
+
+    def __init__(self, threshold: float = 0.5, window_hours: int = 3, confirm_hours: int = 2):
+        super().__init__(threshold)
+        self.window_hours = window_hours
+        self.confirm_hours = confirm_hours
+
+    def score(self, evidence: Evidence) -> pl.DataFrame:
+        return evidence.sql(
+            """
+            WITH ids AS (
+                SELECT DISTINCT device_id, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
+                WHERE _hour = $epoch AND gpu_uuid IS NOT NULL
+                UNION ALL
+                SELECT DISTINCT device_id, 'gpu_serial', gpu_serial FROM hardware
+                WHERE _hour = $epoch AND gpu_serial IS NOT NULL
+                UNION ALL
+                SELECT DISTINCT device_id, 'pci_bus_id on host', host_fingerprint || ' ' || pci_bus_id FROM hardware
+                WHERE _hour = $epoch AND pci_bus_id IS NOT NULL
+            ),
+            groups AS (
+                SELECT kind, value, list(DISTINCT device_id ORDER BY device_id) AS devices
+                FROM ids GROUP BY kind, value HAVING count(DISTINCT device_id) > 1
+            ),
+            per_device AS (
+                SELECT i.device_id, list(DISTINCT g.kind ORDER BY g.kind) AS kinds,
+                       max(len(g.devices)) AS group_size,
+                       min(g.kind || ' ' || g.value) AS example,
+                       list_distinct(flatten(list(g.devices))) AS sharing
+                FROM ids i JOIN groups g USING (kind, value) GROUP BY i.device_id
+            ),
+            history AS (
+                SELECT device_id, count(DISTINCT epoch) AS past_hours FROM evidence
+                WHERE detector = 'duplicate_hardware' AND epoch < $epoch
+                  AND epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
+                GROUP BY device_id
+            )
+            SELECT p.device_id, f.account_id,
+                   CASE WHEN coalesce(h.past_hours, 0) + 1 >= $confirm THEN 1.0 ELSE 0.8 END AS score,
+                   CASE WHEN coalesce(h.past_hours, 0) + 1 >= $confirm THEN 'reject' ELSE 'probation' END AS action,
+                   format('{} shared with {} other device(s) this hour ({}); shared in {} of the last {} hours',
+                          array_to_string(p.kinds, ' and '), len(p.sharing) - 1, p.example,
+                          coalesce(h.past_hours, 0) + 1, $window) AS reason,
+                   CAST(json_object('kinds', p.kinds, 'group_size', p.group_size,
+                        'devices', p.sharing[1:20], 'hours_shared', coalesce(h.past_hours, 0) + 1) AS VARCHAR) AS details
+            FROM per_device p
+            LEFT JOIN history h USING (device_id)
+            LEFT JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
+            """,
+            window=self.window_hours,
+            confirm=self.confirm_hours,
+        )

@@ -1,0 +1,75 @@
+"""``spoofed_uptime``: the device says it is alive while every backend probe says it is not.
+
+An hour is suspicious when heartbeats arrive (the device's own claim) while the backend's
+pings fail and its proof-of-work challenges go unanswered (two independent probes). Honest
+outages stop heartbeats too; honest NAT devices lose some pings but answer their PoW. A few
+suspicious hours in a window suspect; more establish it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from detectors.base import Detector, Evidence
+
+
+class SpoofedUptime(Detector):
+    name = "spoofed_uptime"
+    fraud_type = "spoofed_uptime"
+
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        window_hours: int = 6,
+        min_heartbeats: int = 3,
+        min_pings: int = 3,
+        max_ping_ok_share: float = 0.25,
+        suspect_hours: int = 2,
+        confirm_hours: int = 3,
+    ):
+        super().__init__(threshold)
+        self.window_hours = window_hours
+        self.min_heartbeats = min_heartbeats
+        self.min_pings = min_pings
+        self.max_ping_ok_share = max_ping_ok_share
+        self.suspect_hours = suspect_hours
+        self.confirm_hours = confirm_hours
+
+    def score(self, evidence: Evidence) -> pl.DataFrame:
+        return evidence.sql(
+            """
+            WITH hours AS (
+                SELECT device_id, epoch, account_id, heartbeat_ok, ping_ok, ping_total, pow_timeout, pow_ok,
+                       heartbeat_ok >= $min_hb AND ping_total >= $min_pings
+                       AND ping_ok <= $ping_share * ping_total
+                       AND pow_timeout > 0 AND pow_ok = 0 AS suspicious
+                FROM device_features
+                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
+                  AND epoch <= $epoch
+            ),
+            per_device AS (
+                SELECT device_id, count(*) FILTER (suspicious) AS bad_hours,
+                       sum(heartbeat_ok) FILTER (suspicious) AS heartbeats,
+                       sum(ping_ok) FILTER (suspicious) AS pings_ok,
+                       sum(ping_total) FILTER (suspicious) AS pings,
+                       sum(pow_timeout) FILTER (suspicious) AS timeouts
+                FROM hours GROUP BY device_id
+            )
+            SELECT p.device_id, f.account_id,
+                   least(1.0, 0.5 + 0.5 * p.bad_hours / $confirm) AS score,
+                   CASE WHEN p.bad_hours >= $confirm THEN 'reject' ELSE 'probation' END AS action,
+                   format('in {} of the last {} hours heartbeats said online ({} ok) while pings failed ({} of {} ok) and {} PoW challenge(s) timed out',
+                          p.bad_hours, $window, p.heartbeats, p.pings_ok, p.pings, p.timeouts) AS reason,
+                   CAST(json_object('suspicious_hours', p.bad_hours, 'heartbeats_ok', p.heartbeats,
+                        'pings_ok', p.pings_ok, 'pings', p.pings, 'pow_timeouts', p.timeouts) AS VARCHAR) AS details
+            FROM per_device p
+            JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
+            WHERE p.bad_hours >= $suspect
+            """,
+            window=self.window_hours,
+            min_hb=self.min_heartbeats,
+            min_pings=self.min_pings,
+            ping_share=self.max_ping_ok_share,
+            suspect=self.suspect_hours,
+            confirm=self.confirm_hours,
+        )

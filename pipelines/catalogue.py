@@ -1,0 +1,47 @@
+"""The GPU reference catalogue (``data/gpu_catalogue.csv``): what each model can physically do."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+CATALOGUE_CSV = DATA_DIR / "gpu_catalogue.csv"
+
+
+@lru_cache(maxsize=4)
+def load_catalogue(path: str | Path = CATALOGUE_CSV) -> pl.DataFrame:
+    """One row per model: key, canonical name (first alias), specs and reward multiplier."""
+    df = pl.read_csv(path, infer_schema_length=0)
+    return df.with_columns(
+        pl.col("aliases").str.split("|").list.first().str.strip_chars().alias("name"),
+        pl.col("vram_mb").cast(pl.Int64),
+        pl.col("fp16_tensor_tflops").cast(pl.Float64),
+        pl.col("fp32_tflops").cast(pl.Float64),
+        pl.col("mem_bw_gbs").cast(pl.Float64),
+        pl.col("reward_multiplier").cast(pl.Float64),
+        pl.col("max_gpus_per_host").cast(pl.Int64),
+    )
+
+
+@lru_cache(maxsize=4)
+def alias_table(path: str | Path = CATALOGUE_CSV) -> pl.DataFrame:
+    """``alias -> model_key`` for every name a device may report (matched exactly)."""
+    return (
+        load_catalogue(path)
+        .select("model_key", pl.col("aliases").str.split("|").alias("alias"))
+        .explode("alias")
+        .with_columns(pl.col("alias").str.strip_chars())
+        .unique("alias", keep="first", maintain_order=True)
+    )
+
+
+def register(con: duckdb.DuckDBPyConnection, path: str | Path = CATALOGUE_CSV) -> None:
+    """Expose the catalogue to SQL as ``gpu_catalogue`` and ``gpu_alias`` (temporary views)."""
+    con.register("gpu_catalogue_df", load_catalogue(path).to_arrow())
+    con.register("gpu_alias_df", alias_table(path).to_arrow())
+    con.execute("CREATE OR REPLACE TEMP VIEW gpu_catalogue AS SELECT * FROM gpu_catalogue_df")
+    con.execute("CREATE OR REPLACE TEMP VIEW gpu_alias AS SELECT * FROM gpu_alias_df")

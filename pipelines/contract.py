@@ -1,0 +1,241 @@
+"""The data contract (``shared/data-contract.md``) as code: feeds, columns, types, rules.
+
+Ingestion, the simulator and the tests all read these definitions, so a change to the
+contract is a change here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+HOUR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
+"""A drop folder / epoch name: the UTC hour ``YYYY-MM-DDTHH``."""
+
+FORMATS = ("parquet", "csv.gz", "csv", "jsonl.gz", "jsonl")
+"""File extensions the contract allows, longest suffix first (so ``csv.gz`` wins over ``csv``)."""
+
+MANIFEST = "_manifest.json"
+_TRIPLE = r"\[\s*\d{1,9}\s*,\s*\d{1,9}\s*,\s*-?\d{1,18}\s*\]"
+SAMPLES_RE = rf"\s*\[\s*({_TRIPLE}\s*(,\s*{_TRIPLE}\s*)*)?\]\s*"
+"""``samples``: a JSON list of ``[i, j, value]`` integer triples (checked before parsing)."""
+BASE_UNITS_PER_IO = 10**8
+
+
+@dataclass(frozen=True)
+class Column:
+    """One contract column: its DuckDB type and whether null is allowed."""
+
+    name: str
+    type: str
+    nullable: bool = False
+    allowed: tuple[str, ...] = ()
+    """For enumerations: the allowed values (checked after casting)."""
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One drop file kind (``hardware``, ``pow`` ...) and its columns."""
+
+    name: str
+    columns: tuple[Column, ...]
+    required: bool
+    key: tuple[str, ...] = ()
+    """Columns that identify a row; a repeated key within one hour is quarantined."""
+    time_column: str | None = None
+    extra_checks: tuple[tuple[str, str], ...] = field(default=())
+    """(SQL predicate over the typed row that must hold, reason shown when it does not)."""
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _c(name: str, type_: str, nullable: bool = False, allowed: tuple[str, ...] = ()) -> Column:
+    return Column(name, type_, nullable, allowed)
+
+
+HARDWARE = Feed(
+    "hardware",
+    (
+        _c("ts", "TIMESTAMP"),
+        _c("device_id", "VARCHAR"),
+        _c("account_id", "VARCHAR"),
+        _c("host_fingerprint", "VARCHAR"),
+        _c("ip", "VARCHAR"),
+        _c("asn", "BIGINT"),
+        _c("country", "VARCHAR"),
+        _c("os", "VARCHAR", allowed=("linux", "windows", "macos")),
+        _c("worker_version", "VARCHAR"),
+        _c("gpu_index", "INTEGER"),
+        _c("gpu_model", "VARCHAR"),
+        _c("gpu_uuid", "VARCHAR", True),
+        _c("gpu_serial", "VARCHAR", True),
+        _c("pci_bus_id", "VARCHAR", True),
+        _c("vram_total_mb", "BIGINT"),
+        _c("driver_version", "VARCHAR", True),
+        _c("cuda_version", "VARCHAR", True),
+        _c(
+            "virtualization_mode",
+            "VARCHAR",
+            True,
+            ("NONE", "PASSTHROUGH", "VGPU", "HOST_VGPU", "HOST_VSGA"),
+        ),
+        _c("mig_mode", "BOOLEAN", True),
+        _c("power_limit_w", "INTEGER", True),
+        _c("sm_clock_max_mhz", "INTEGER", True),
+        _c("cpu_model", "VARCHAR"),
+        _c("cpu_cores", "INTEGER"),
+        _c("ram_gb", "INTEGER"),
+        _c("bandwidth_down_mbps", "DOUBLE"),
+        _c("bandwidth_up_mbps", "DOUBLE"),
+    ),
+    required=True,
+    key=("device_id", "ts"),
+    time_column="ts",
+    extra_checks=(
+        ("vram_total_mb > 0", "vram_total_mb must be positive"),
+        ("gpu_index >= 0", "gpu_index must be >= 0"),
+        ("length(country) = 2", "country must be an ISO 3166 alpha-2 code"),
+    ),
+)
+
+POW = Feed(
+    "pow",
+    (
+        _c("challenge_id", "VARCHAR"),
+        _c("batch_id", "VARCHAR", True),
+        _c("device_id", "VARCHAR"),
+        _c("kind", "VARCHAR", allowed=("matmul", "vram")),
+        _c("issued_at", "TIMESTAMP"),
+        _c("responded_at", "TIMESTAMP", True),
+        _c("status", "VARCHAR", allowed=("ok", "timeout", "error")),
+        _c("n", "BIGINT"),
+        _c("seed", "UBIGINT"),
+        _c("compute_ms", "DOUBLE", True),
+        _c("result_digest", "VARCHAR", True),
+        _c("samples", "VARCHAR", True),
+    ),
+    required=True,
+    key=("challenge_id",),
+    time_column="issued_at",
+    extra_checks=(
+        ("n > 0 AND n <= 262144", "n must be in 1..262144 (fp32 accumulation stays exact)"),
+        (
+            f"samples IS NULL OR regexp_full_match(samples, '{SAMPLES_RE}')",
+            "samples must be JSON [[i, j, value], ...] of integers (i, j >= 0)",
+        ),
+        ("compute_ms IS NULL OR compute_ms >= 0", "compute_ms must be >= 0"),
+        (
+            "responded_at IS NULL OR responded_at >= issued_at",
+            "responded_at is before issued_at",
+        ),
+    ),
+)
+
+UPTIME = Feed(
+    "uptime",
+    (
+        _c("ts", "TIMESTAMP"),
+        _c("device_id", "VARCHAR"),
+        _c("source", "VARCHAR", allowed=("ping", "heartbeat")),
+        _c("ok", "BOOLEAN"),
+        _c("latency_ms", "DOUBLE", True),
+    ),
+    required=True,
+    key=("device_id", "source", "ts"),
+    time_column="ts",
+)
+
+ACCOUNTS = Feed(
+    "accounts",
+    (
+        _c("account_id", "VARCHAR"),
+        _c("created_at", "TIMESTAMP"),
+        _c("email", "VARCHAR"),
+        _c("wallet", "VARCHAR"),
+        _c("signup_ip", "VARCHAR"),
+        _c("referrer_account_id", "VARCHAR", True),
+    ),
+    required=False,
+    key=("account_id",),
+    time_column="created_at",
+)
+
+STAKE_EVENTS = Feed(
+    "stake_events",
+    (
+        _c("event_id", "VARCHAR"),
+        _c("ts", "TIMESTAMP"),
+        _c("wallet", "VARCHAR"),
+        _c("device_id", "VARCHAR", True),
+        _c("kind", "VARCHAR", allowed=("stake", "unstake", "delegate", "undelegate")),
+        _c("amount_io", "DECIMAL(38,8)"),
+        _c("funder_wallet", "VARCHAR"),
+    ),
+    required=False,
+    key=("event_id",),
+    time_column="ts",
+    extra_checks=(("amount_io > 0", "amount_io must be positive"),),
+)
+
+JOBS = Feed(
+    "jobs",
+    (
+        _c("job_id", "VARCHAR"),
+        _c("client_account_id", "VARCHAR"),
+        _c("device_id", "VARCHAR"),
+        _c("created_at", "TIMESTAMP"),
+        _c("started_at", "TIMESTAMP", True),
+        _c("ended_at", "TIMESTAMP"),
+        _c(
+            "status",
+            "VARCHAR",
+            allowed=("completed", "cancelled_by_client", "cancelled_by_worker", "failed"),
+        ),
+        _c("paid_usd", "DECIMAL(38,8)"),
+    ),
+    required=False,
+    key=("job_id",),
+    time_column="ended_at",
+    extra_checks=(("paid_usd >= 0", "paid_usd must be >= 0"),),
+)
+
+EXTERNAL_LISTINGS = Feed(
+    "external_listings",
+    (
+        _c("ts", "TIMESTAMP"),
+        _c("network", "VARCHAR"),
+        _c("gpu_uuid", "VARCHAR", True),
+        _c("host_fingerprint", "VARCHAR", True),
+        _c("ip", "VARCHAR"),
+    ),
+    required=False,
+    time_column="ts",
+)
+
+FEEDS: dict[str, Feed] = {
+    f.name: f for f in (HARDWARE, POW, UPTIME, ACCOUNTS, STAKE_EVENTS, JOBS, EXTERNAL_LISTINGS)
+}
+REQUIRED_FEEDS = tuple(name for name, f in FEEDS.items() if f.required)
+
+FRAUD_TYPES = (
+    "virtualized_gpu",
+    "spoofed_model",
+    "duplicate_hardware",
+    "failed_pow",
+    "spoofed_uptime",
+    "sybil",
+    "double_listed",
+    "wash_trading",
+)
+TIERS = ("verified", "standard", "probation", "rejected")
+
+
+def split_name(filename: str) -> tuple[str, str] | None:
+    """``pow.jsonl.gz`` -> ``("pow", "jsonl.gz")``; None when the name is not a contract file."""
+    for ext in FORMATS:
+        suffix = "." + ext
+        if filename.endswith(suffix):
+            return filename[: -len(suffix)], ext
+    return None

@@ -1,0 +1,185 @@
+"""The DuckDB file: one writer at a time, and the schema every stage writes into.
+
+DuckDB lets one process write a database file. The command line, the Dagster UI, its sensor
+daemon and backfill workers are separate processes, so every connection is taken under an
+exclusive file lock beside the database and released as soon as the work is done: a second
+process waits for the lock instead of failing with DuckDB's lock error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+from filelock import FileLock
+
+from pipelines.contract import FEEDS
+
+DEFAULT_LOCK_TIMEOUT_S = 3600.0
+
+
+def lock_path(db_path: str | Path) -> Path:
+    return Path(str(db_path) + ".lock")
+
+
+@contextmanager
+def connect(
+    db_path: str | Path, *, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, threads: int | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the database under the writer lock, with the schema in place, and close it after."""
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(lock_path(db_path), timeout=timeout_s):
+        con = duckdb.connect(str(db_path))
+        try:
+            if threads:
+                con.execute(f"SET threads = {int(threads)}")
+            ensure_schema(con)
+            yield con
+        finally:
+            con.close()
+
+
+def _feed_ddl() -> str:
+    parts = []
+    for feed in FEEDS.values():
+        cols = ",\n    ".join(f"{c.name} {c.type}" for c in feed.columns)
+        parts.append(
+            f"CREATE TABLE IF NOT EXISTS {feed.name} (\n    {cols},\n"
+            "    _hour VARCHAR NOT NULL,\n    _file VARCHAR NOT NULL,\n    _row BIGINT NOT NULL\n);"
+        )
+    return "\n".join(parts)
+
+
+SCHEMA_SQL = (
+    _feed_ddl()
+    + """
+CREATE TABLE IF NOT EXISTS ingest_log (
+    hour VARCHAR PRIMARY KEY,
+    status VARCHAR NOT NULL,            -- ingested | rejected
+    reason VARCHAR,
+    manifest_sha256 VARCHAR NOT NULL,
+    files JSON,
+    rows_in BIGINT NOT NULL,
+    rows_landed BIGINT NOT NULL,
+    rows_quarantined BIGINT NOT NULL,
+    ingested_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ingest_attempts (
+    hour VARCHAR NOT NULL,
+    manifest_sha256 VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,            -- ingested | rejected
+    reason VARCHAR,
+    attempted_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    hour VARCHAR NOT NULL,
+    feed VARCHAR,
+    file VARCHAR NOT NULL,
+    row_number BIGINT,                  -- 1-based data row in the file; NULL: the whole file
+    reason VARCHAR NOT NULL,
+    raw VARCHAR                          -- the row as read (JSON object or CSV line)
+);
+CREATE TABLE IF NOT EXISTS pow_checks (
+    challenge_id VARCHAR NOT NULL,
+    _hour VARCHAR NOT NULL,
+    samples_total INTEGER NOT NULL,
+    samples_bad INTEGER NOT NULL,
+    first_bad VARCHAR                   -- e.g. "[12, 40] = 17, expected 23"
+);
+CREATE TABLE IF NOT EXISTS device_features (
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    host_fingerprint VARCHAR,
+    ip VARCHAR,
+    asn BIGINT,
+    os VARCHAR,
+    gpu_model VARCHAR,
+    gpu_uuid VARCHAR,
+    gpu_serial VARCHAR,
+    pci_bus_id VARCHAR,
+    vram_total_mb BIGINT,
+    virtualization_mode VARCHAR,
+    mig_mode BOOLEAN,
+    hw_reports INTEGER,
+    first_report TIMESTAMP,
+    last_report TIMESTAMP,
+    identity_changes INTEGER,
+    ping_total INTEGER,
+    ping_ok INTEGER,
+    heartbeat_total INTEGER,
+    heartbeat_ok INTEGER,
+    pow_total INTEGER,
+    pow_ok INTEGER,
+    pow_timeout INTEGER,
+    pow_error INTEGER,
+    vram_total INTEGER,
+    vram_ok INTEGER,
+    samples_total INTEGER,
+    samples_bad INTEGER,
+    first_bad_sample VARCHAR,
+    overclaimed_compute INTEGER,
+    max_compute_over_observed DOUBLE,
+    tflops_median DOUBLE,
+    tflops_max DOUBLE,
+    spec_tflops DOUBLE,
+    catalogue_model VARCHAR,
+    PRIMARY KEY (epoch, device_id)
+);
+CREATE TABLE IF NOT EXISTS evidence (
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    detector VARCHAR NOT NULL,
+    fraud_type VARCHAR NOT NULL,
+    score DOUBLE NOT NULL,
+    action VARCHAR NOT NULL,            -- probation | reject
+    reason VARCHAR NOT NULL,
+    details JSON
+);
+CREATE TABLE IF NOT EXISTS device_state (
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    tier VARCHAR NOT NULL,
+    clean_streak INTEGER NOT NULL,
+    rejected_types VARCHAR[],
+    rejected_since VARCHAR,
+    rejected_score DOUBLE,
+    PRIMARY KEY (epoch, device_id)
+);
+CREATE TABLE IF NOT EXISTS device_tiers (
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    tier VARCHAR NOT NULL,
+    fraud_types VARCHAR[] NOT NULL,
+    score DOUBLE NOT NULL,
+    reasons JSON NOT NULL,
+    PRIMARY KEY (epoch, device_id)
+);
+CREATE TABLE IF NOT EXISTS processed_epochs (
+    epoch VARCHAR PRIMARY KEY,
+    processed_at TIMESTAMP NOT NULL,
+    inputs_ingested_at TIMESTAMP NOT NULL
+);
+"""
+)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table the pipeline writes, if missing (safe to call on each connection)."""
+    con.execute(SCHEMA_SQL)
+
+
+def one(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple | None:
+    """The first row of a query, or None (reads the whole result, so the connection is free)."""
+    rows = con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
+    return rows[0] if rows else None
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> object:
+    row = one(con, sql, params)
+    return row[0] if row else None

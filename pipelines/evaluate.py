@@ -1,0 +1,82 @@
+"""Detection quality against a simulated network's ground truth.
+
+A device counts as *flagged for type T* if any epoch of the run gave it T in ``fraud_types``
+(probation or rejected); *flagged* at all if any epoch put it in probation or rejected.
+Per fraud type: precision = flagged-for-T devices whose truth includes T / flagged-for-T;
+recall = truth-T devices flagged for T / truth-T devices. Per population: the share of
+devices flagged at all (for honest populations, the false-positive rate).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.simulate.scenario import HONEST_POPULATIONS as HONEST
+
+
+def flagged_devices(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Per device: every fraud type it was ever flagged for, and whether it was ever flagged."""
+    return pl.from_arrow(
+        con.sql(
+            """
+            SELECT device_id,
+                   list_sort(list_distinct(flatten(list(fraud_types)))) AS flagged_types,
+                   bool_or(tier IN ('probation', 'rejected')) AS flagged,
+                   bool_or(tier = 'rejected') AS rejected
+            FROM device_tiers GROUP BY device_id
+            """
+        ).to_arrow_table()
+    )  # type: ignore[return-value]
+
+
+def quality_tables(truth: pl.DataFrame, flagged: pl.DataFrame, fraud_types: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per fraud type precision/recall, per population flagged share)."""
+    df = truth.join(flagged, on="device_id", how="left").with_columns(
+        pl.col("flagged_types").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+        pl.col("flagged").fill_null(False),
+        pl.col("rejected").fill_null(False),
+    )
+    rows = []
+    for t in fraud_types:
+        is_t = pl.col("fraud_types").list.contains(t)
+        got_t = pl.col("flagged_types").list.contains(t)
+        s = df.select(
+            is_t.sum().alias("truth"),
+            got_t.sum().alias("flagged"),
+            (is_t & got_t).sum().alias("tp"),
+        ).row(0, named=True)
+        rows.append(
+            {
+                "fraud_type": t,
+                "truth": s["truth"],
+                "flagged": s["flagged"],
+                "true_positives": s["tp"],
+                "precision": s["tp"] / s["flagged"] if s["flagged"] else None,
+                "recall": s["tp"] / s["truth"] if s["truth"] else None,
+            }
+        )
+    per_type = pl.DataFrame(rows, schema_overrides={"precision": pl.Float64, "recall": pl.Float64})
+    per_population = (
+        df.group_by("population")
+        .agg(
+            pl.len().alias("devices"),
+            pl.col("flagged").sum().alias("flagged"),
+            pl.col("rejected").sum().alias("rejected"),
+            pl.col("flagged").mean().alias("flagged_share"),
+        )
+        .with_columns(pl.col("population").is_in(HONEST).alias("honest"))
+        .sort("honest", "population", descending=[True, False])
+    )
+    return per_type, per_population
+
+
+def evaluate(db: str | Path, drops: str | Path, fraud_types: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    from pipelines.db import connect
+    from pipelines.simulate import truth_devices
+
+    with connect(db) as con:
+        flagged = flagged_devices(con)
+    return quality_tables(truth_devices(drops), flagged, fraud_types)

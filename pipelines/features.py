@@ -1,0 +1,156 @@
+"""Per-device hourly features shared by every detector, and exact proof-of-work verification.
+
+``verify_pow`` recomputes every sampled product entry of the hour's answered challenges (the
+contract's exact check) into ``pow_checks``; ``build_features`` then summarises each device's
+hour in ``device_features`` with one SQL statement: identity as reported, uptime by source,
+PoW outcomes, sample verdicts, timing consistency and measured throughput against the
+catalogue's spec for the claimed model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import duckdb
+import numpy as np
+
+from pipelines import catalogue
+from pipelines.db import scalar
+from pipelines.pow_math import many_challenge_entries
+
+
+def previous_epoch(epoch: str) -> str:
+    return f"{datetime.strptime(epoch, '%Y-%m-%dT%H') - timedelta(hours=1):%Y-%m-%dT%H}"
+
+
+def verify_pow(con: duckdb.DuckDBPyConnection, epoch: str) -> tuple[int, int]:
+    """Check every sample of the epoch's answered challenges; returns (samples, bad samples)."""
+    samples = con.execute(
+        """
+        WITH s AS (
+            SELECT challenge_id, seed, n, unnest(CAST(CAST(samples AS JSON) AS BIGINT[][])) AS t
+            FROM pow WHERE _hour = ? AND status = 'ok' AND samples IS NOT NULL
+        )
+        SELECT challenge_id, seed, n, t[1] AS i, t[2] AS j, t[3] AS v FROM s ORDER BY challenge_id
+        """,
+        [epoch],
+    ).fetchnumpy()
+    cid, seed, n = samples["challenge_id"], samples["seed"], samples["n"]
+    i, j, v = samples["i"], samples["j"], samples["v"]
+    in_range = (i >= 0) & (j >= 0) & (i < n) & (j < n)
+    # one job per challenge with its in-range (i, j) pairs; out-of-range samples are bad outright
+    starts = np.flatnonzero(np.r_[True, cid[1:] != cid[:-1]]) if cid.size else np.array([], int)
+    bounds = np.r_[starts, cid.size]
+    jobs = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        ok = in_range[a:b]
+        jobs.append((int(seed[a]), int(n[a]), list(zip(i[a:b][ok].tolist(), j[a:b][ok].tolist()))))
+    entries = many_challenge_entries(jobs)
+    expected = np.zeros(cid.size, dtype=np.int64)
+    for (a, b), values in zip(zip(bounds[:-1], bounds[1:]), entries):
+        expected[a:b][in_range[a:b]] = values
+    bad = ~in_range | (expected != v)
+    con.execute("DELETE FROM pow_checks WHERE _hour = ?", [epoch])
+    if cid.size:
+        import pyarrow as pa
+
+        table = pa.table({"challenge_id": cid, "i": i, "j": j, "v": v, "expected": expected, "bad": bad, "in_range": in_range})
+        con.register("pow_samples_checked", table)
+        con.execute(
+            """
+            INSERT INTO pow_checks
+            SELECT challenge_id, ?, count(*), count(*) FILTER (bad),
+                   arg_min(CASE WHEN NOT in_range THEN format('[{}, {}] is outside the n x n product', i, j)
+                                ELSE format('[{}, {}] = {}, expected {}', i, j, v, expected) END,
+                           i * 1000000000 + j) FILTER (bad)
+            FROM pow_samples_checked GROUP BY challenge_id
+            """,
+            [epoch],
+        )
+        con.unregister("pow_samples_checked")
+    return int(cid.size), int(bad.sum())
+
+
+FEATURES_SQL = """
+INSERT INTO device_features
+WITH hw AS (
+    SELECT device_id,
+           arg_max(account_id, ts) AS account_id, arg_max(host_fingerprint, ts) AS host_fingerprint,
+           arg_max(ip, ts) AS ip, arg_max(asn, ts) AS asn, arg_max(os, ts) AS os,
+           arg_max(gpu_model, ts) AS gpu_model, arg_max(gpu_uuid, ts) AS gpu_uuid,
+           arg_max(gpu_serial, ts) AS gpu_serial, arg_max(pci_bus_id, ts) AS pci_bus_id,
+           arg_max(vram_total_mb, ts) AS vram_total_mb,
+           arg_max(virtualization_mode, ts) AS virtualization_mode, arg_max(mig_mode, ts) AS mig_mode,
+           count(*) AS hw_reports, min(ts) AS first_report, max(ts) AS last_report,
+           count(DISTINCT concat_ws('|', gpu_uuid, gpu_serial, pci_bus_id, host_fingerprint, gpu_model, vram_total_mb)) AS identities
+    FROM hardware WHERE _hour = $epoch GROUP BY device_id
+),
+up AS (
+    SELECT device_id,
+           count(*) FILTER (source = 'ping') AS ping_total,
+           count(*) FILTER (source = 'ping' AND ok) AS ping_ok,
+           count(*) FILTER (source = 'heartbeat') AS heartbeat_total,
+           count(*) FILTER (source = 'heartbeat' AND ok) AS heartbeat_ok
+    FROM uptime WHERE _hour = $epoch GROUP BY device_id
+),
+pw AS (
+    SELECT p.device_id,
+           count(*) AS pow_total,
+           count(*) FILTER (status = 'ok') AS pow_ok,
+           count(*) FILTER (status = 'timeout') AS pow_timeout,
+           count(*) FILTER (status = 'error') AS pow_error,
+           count(*) FILTER (kind = 'vram') AS vram_total,
+           count(*) FILTER (kind = 'vram' AND status = 'ok') AS vram_ok,
+           coalesce(sum(c.samples_total), 0) AS samples_total,
+           coalesce(sum(c.samples_bad), 0) AS samples_bad,
+           min(p.challenge_id || ': ' || c.first_bad) FILTER (c.samples_bad > 0) AS first_bad_sample,
+           count(*) FILTER (status = 'ok' AND compute_ms > epoch_ms(responded_at) - epoch_ms(issued_at) + 2) AS overclaimed_compute,
+           max(compute_ms / greatest(epoch_ms(responded_at) - epoch_ms(issued_at), 1)) FILTER (status = 'ok') AS max_compute_over_observed,
+           median(2 * pow(n, 3) / compute_ms / 1e9) FILTER (kind = 'matmul' AND status = 'ok' AND compute_ms > 0) AS tflops_median,
+           max(2 * pow(n, 3) / compute_ms / 1e9) FILTER (status = 'ok' AND compute_ms > 0) AS tflops_max
+    FROM pow p LEFT JOIN pow_checks c ON c.challenge_id = p.challenge_id AND c._hour = p._hour
+    WHERE p._hour = $epoch GROUP BY p.device_id
+),
+seen AS (SELECT device_id FROM hw UNION SELECT device_id FROM up UNION SELECT device_id FROM pw),
+prev AS (SELECT * FROM device_features WHERE epoch = $prev)
+SELECT $epoch, s.device_id,
+       coalesce(hw.account_id, prev.account_id),
+       coalesce(hw.host_fingerprint, prev.host_fingerprint),
+       coalesce(hw.ip, prev.ip), coalesce(hw.asn, prev.asn), coalesce(hw.os, prev.os),
+       coalesce(hw.gpu_model, prev.gpu_model),
+       CASE WHEN hw.device_id IS NULL THEN prev.gpu_uuid ELSE hw.gpu_uuid END,
+       CASE WHEN hw.device_id IS NULL THEN prev.gpu_serial ELSE hw.gpu_serial END,
+       CASE WHEN hw.device_id IS NULL THEN prev.pci_bus_id ELSE hw.pci_bus_id END,
+       coalesce(hw.vram_total_mb, prev.vram_total_mb),
+       CASE WHEN hw.device_id IS NULL THEN prev.virtualization_mode ELSE hw.virtualization_mode END,
+       CASE WHEN hw.device_id IS NULL THEN prev.mig_mode ELSE hw.mig_mode END,
+       coalesce(hw.hw_reports, 0), hw.first_report, hw.last_report,
+       coalesce(hw.identities - 1, 0) + CASE WHEN hw.device_id IS NOT NULL AND prev.hw_reports > 0 AND
+            concat_ws('|', hw.gpu_uuid, hw.gpu_serial, hw.pci_bus_id, hw.host_fingerprint, hw.gpu_model, hw.vram_total_mb)
+         <> concat_ws('|', prev.gpu_uuid, prev.gpu_serial, prev.pci_bus_id, prev.host_fingerprint, prev.gpu_model, prev.vram_total_mb)
+            THEN 1 ELSE 0 END,
+       coalesce(up.ping_total, 0), coalesce(up.ping_ok, 0),
+       coalesce(up.heartbeat_total, 0), coalesce(up.heartbeat_ok, 0),
+       coalesce(pw.pow_total, 0), coalesce(pw.pow_ok, 0), coalesce(pw.pow_timeout, 0), coalesce(pw.pow_error, 0),
+       coalesce(pw.vram_total, 0), coalesce(pw.vram_ok, 0),
+       coalesce(pw.samples_total, 0), coalesce(pw.samples_bad, 0), pw.first_bad_sample,
+       coalesce(pw.overclaimed_compute, 0), pw.max_compute_over_observed,
+       pw.tflops_median, pw.tflops_max,
+       cat.fp16_tensor_tflops, cat.model_key
+FROM seen s
+LEFT JOIN hw USING (device_id)
+LEFT JOIN up USING (device_id)
+LEFT JOIN pw USING (device_id)
+LEFT JOIN prev USING (device_id)
+LEFT JOIN gpu_alias a ON a.alias = coalesce(hw.gpu_model, prev.gpu_model)
+LEFT JOIN gpu_catalogue cat ON cat.model_key = a.model_key
+ORDER BY s.device_id
+"""
+
+
+def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
+    """Recompute ``device_features`` for one epoch (idempotent); returns the device count."""
+    catalogue.register(con)
+    con.execute("DELETE FROM device_features WHERE epoch = ?", [epoch])
+    con.execute(FEATURES_SQL, {"epoch": epoch, "prev": previous_epoch(epoch)})
+    return int(scalar(con, "SELECT count(*) FROM device_features WHERE epoch = ?", [epoch]))

@@ -1,0 +1,96 @@
+"""The main job: ingest what is new, (re)compute every affected epoch in order, export.
+
+An epoch is affected when its hour was ingested after it was last computed, or when an
+earlier epoch was: tiering carries state from one epoch to the next, so a late hour makes
+every later epoch stale. Recomputing from the earliest affected epoch gives the same tables
+whatever order the drops arrived in.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from pipelines.db import connect
+from pipelines.export import export_epoch
+from pipelines.features import build_features, verify_pow
+from pipelines.ingest import IngestResult, ingest_drops
+from pipelines.policy import DetectionPolicy, load_policy
+from pipelines.tiering import assign_tiers, collect_evidence
+
+
+@dataclass
+class EpochSummary:
+    epoch: str
+    devices: int
+    samples: int
+    bad_samples: int
+    evidence: int
+    tiers: dict[str, int]
+    seconds: float
+
+
+@dataclass
+class RunSummary:
+    ingested: list[IngestResult] = field(default_factory=list)
+    epochs: list[EpochSummary] = field(default_factory=list)
+    exported: list[Path] = field(default_factory=list)
+
+
+def stale_epochs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Ingested epochs to (re)compute: from the earliest new or re-ingested one onwards."""
+    rows = con.execute(
+        """
+        SELECT l.hour, p.epoch IS NULL OR l.ingested_at > p.inputs_ingested_at AS stale
+        FROM ingest_log l LEFT JOIN processed_epochs p ON p.epoch = l.hour
+        WHERE l.status = 'ingested' ORDER BY l.hour
+        """
+    ).fetchall()
+    first = next((i for i, (_, stale) in enumerate(rows) if stale), None)
+    return [] if first is None else [hour for hour, _ in rows[first:]]
+
+
+def process_epoch(con: duckdb.DuckDBPyConnection, epoch: str, policy: DetectionPolicy) -> EpochSummary:
+    """Verify PoW, build features, run detectors and assign tiers for one ingested epoch."""
+    started = time.perf_counter()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        samples, bad = verify_pow(con, epoch)
+        devices = build_features(con, epoch)
+        evidence = collect_evidence(con, epoch, policy.build_detectors())
+        tiers = assign_tiers(con, epoch, policy.tiering)
+        con.execute(
+            "INSERT OR REPLACE INTO processed_epochs SELECT ?, ?, ingested_at FROM ingest_log WHERE hour = ?",
+            [epoch, datetime.now(UTC).replace(tzinfo=None), epoch],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return EpochSummary(epoch, devices, samples, bad, evidence.height, tiers, time.perf_counter() - started)
+
+
+def run(
+    drops: str | Path,
+    db: str | Path,
+    out: str | Path | None,
+    policy: DetectionPolicy | None = None,
+    progress=None,
+) -> RunSummary:
+    """Ingest every complete hour not yet ingested, process stale epochs in order, export them."""
+    policy = policy or load_policy()
+    summary = RunSummary()
+    with connect(db) as con:
+        summary.ingested = ingest_drops(con, drops)
+        for epoch in stale_epochs(con):
+            result = process_epoch(con, epoch, policy)
+            summary.epochs.append(result)
+            if out is not None:
+                summary.exported += export_epoch(con, out, epoch)
+            if progress:
+                progress(result)
+    return summary

@@ -1,0 +1,457 @@
+"""One simulated hour: what every device does, turned into the contract's feeds.
+
+Everything is vectorised over devices with numpy; the only per-item Python work is computing
+honest proof-of-work answers, which is the real cost of the challenge (``pow_math``).
+Each hour draws from its own generator (``[seed, hour]``), so hours can be produced in any
+order and the same seed always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from pipelines.catalogue import load_catalogue
+from pipelines.contract import BASE_UNITS_PER_IO
+from pipelines.pow_math import many_challenge_entries
+from pipelines.simulate.population import Network
+from pipelines.simulate.scenario import Scenario
+
+PING_MINUTES = np.array([7, 22, 37, 52])
+HEARTBEAT_EVERY_MIN = 10
+RESTART_MINUTES = 10
+OTHER_NETWORKS = ("akash", "render", "vast")
+
+
+@dataclass
+class DeviceArrays:
+    """The network's devices as numpy arrays, prepared once for all hours."""
+
+    n: int
+    device_id: np.ndarray
+    physical_gpu: np.ndarray
+    claimed_spec: np.ndarray
+    true_spec: np.ndarray
+    true_vram_mb: np.ndarray
+    vram_claimed_mb: np.ndarray
+    efficiency: np.ndarray
+    first_hour: np.ndarray
+    online_rate: np.ndarray
+    ping_loss: np.ndarray
+    restart_minute: np.ndarray
+    restart_jitter: np.ndarray
+    spoof_uptime: np.ndarray
+    cheat_samples: np.ndarray
+    cheat_timing: np.ndarray
+    fake: np.ndarray
+    operator_code: np.ndarray
+    hb_phase: np.ndarray
+    wash: np.ndarray
+    double_list: np.ndarray
+    cross_list: np.ndarray
+    hardware: pl.DataFrame
+
+
+def prepare(net: Network, seed: int) -> DeviceArrays:
+    cat = load_catalogue().select("model_key", "name", "fp16_tensor_tflops", "vram_mb")
+    d = net.devices
+    spec = dict(zip(cat["model_key"], cat["fp16_tensor_tflops"]))
+    vram = dict(zip(cat["model_key"], cat["vram_mb"]))
+    name = dict(zip(cat["model_key"], cat["name"]))
+    rng = np.random.default_rng([seed, 9])
+    n = d.height
+    pop = d["population"].to_numpy()
+    honest_home = np.isin(pop, ["home", "home_throttled", "home_overclocked", "shared_nat_family"])
+    cheat = d["cheat"].to_numpy()
+    op = d["operator"].fill_null("").to_numpy()
+    _, op_code = np.unique(op, return_inverse=True)
+    op_code = np.where(op == "", -1, op_code)
+    hardware = d.select(
+        "device_id",
+        "account_id",
+        "host_fingerprint",
+        "ip",
+        "asn",
+        "country",
+        "os",
+        "worker_version",
+        "gpu_index",
+        pl.col("claimed_model").replace_strict(name).alias("gpu_model"),
+        "gpu_uuid",
+        "gpu_serial",
+        "pci_bus_id",
+        pl.col("vram_claimed_mb").alias("vram_total_mb"),
+        "driver_version",
+        "cuda_version",
+        "virtualization_mode",
+        "mig_mode",
+        "power_limit_w",
+        "sm_clock_max_mhz",
+        "cpu_model",
+        "cpu_cores",
+        "ram_gb",
+        pl.col("bw_down").round(1).alias("bandwidth_down_mbps"),
+        pl.col("bw_up").round(1).alias("bandwidth_up_mbps"),
+    )
+    return DeviceArrays(
+        n=n,
+        device_id=d["device_id"].to_numpy(),
+        physical_gpu=d["physical_gpu"].to_numpy(),
+        claimed_spec=np.array([spec[m] for m in d["claimed_model"]]),
+        true_spec=np.array([spec[m] for m in d["true_model"]]),
+        true_vram_mb=np.array([vram[m] for m in d["true_model"]]),
+        vram_claimed_mb=d["vram_claimed_mb"].to_numpy(),
+        efficiency=d["efficiency"].to_numpy(),
+        first_hour=d["first_hour"].to_numpy(),
+        online_rate=d["online_rate"].to_numpy(),
+        ping_loss=d["ping_loss"].to_numpy(),
+        restart_minute=d["restart_minute"].to_numpy(),
+        restart_jitter=d["restart_jitter"].to_numpy(),
+        spoof_uptime=d["spoof_uptime"].to_numpy(),
+        cheat_samples=cheat == "samples",
+        cheat_timing=cheat == "timing",
+        fake=d["fake"].to_numpy(),
+        operator_code=op_code,
+        hb_phase=rng.integers(0, HEARTBEAT_EVERY_MIN, n),
+        wash=(pop == "wash_trader"),
+        double_list=(pop == "double_lister"),
+        cross_list=honest_home & (rng.random(n) < 0.03),
+        hardware=hardware,
+    )
+
+
+def _down_minutes(dev: DeviceArrays, seed: int, hour_index: int, start: datetime) -> np.ndarray:
+    """Per device, the [from, to) minute of this hour its restart script takes it down (or -1)."""
+    day = (start + timedelta(hours=hour_index)).toordinal()
+    hour_of_day = (start + timedelta(hours=hour_index)).hour
+    jitter = np.random.default_rng([seed, 13, day]).integers(-1000, 1001, dev.n)
+    minute = dev.restart_minute + (jitter * dev.restart_jitter) // 1000
+    minute = np.where(dev.restart_minute < 0, -10_000, minute % 1440)
+    return minute - hour_of_day * 60
+
+
+def _is_up(online: np.ndarray, down_from: np.ndarray, minute: np.ndarray) -> np.ndarray:
+    return online & ~((minute >= down_from) & (minute < down_from + RESTART_MINUTES))
+
+
+def _stamp(base: datetime, seconds: np.ndarray) -> pl.Series:
+    ms = (np.asarray(seconds, dtype=float) * 1000).astype(np.int64)
+    return pl.Series(np.datetime64(base, "ms") + ms.astype("timedelta64[ms]"))
+
+
+def simulate_hour(
+    net: Network,
+    dev: DeviceArrays,
+    scenario: Scenario,
+    seed: int,
+    hour_index: int,
+    plan: dict[str, str] | None = None,
+) -> dict[str, pl.DataFrame]:
+    """All feeds for one hour. ``plan`` maps device_id -> group: a group is challenged together."""
+    start = datetime.strptime(scenario.start, "%Y-%m-%dT%H")
+    base = start + timedelta(hours=hour_index)
+    rng = np.random.default_rng([seed, 11, hour_index])
+    n = dev.n
+    present = dev.first_hour <= hour_index
+
+    online = rng.random(n) < dev.online_rate
+    ops = np.unique(dev.operator_code[dev.operator_code >= 0])
+    in_maintenance = ops[rng.random(ops.size) < scenario.maintenance_rate]
+    online &= ~np.isin(dev.operator_code, in_maintenance)
+    online &= present
+    down_from = _down_minutes(dev, seed, hour_index, start)
+    claims_online = present & (online | dev.spoof_uptime)
+
+    uptime = _uptime(dev, rng, base, online, claims_online, present, down_from)
+    hardware = _hardware(dev, rng, base, claims_online)
+    pow_ = _pow(dev, scenario, rng, base, online, claims_online, down_from, plan)
+    feeds = {"hardware": hardware, "pow": pow_, "uptime": uptime}
+    feeds.update(_accounts(net, start, hour_index))
+    feeds.update(_stakes(net, rng, base, hour_index))
+    feeds.update(_jobs(net, dev, rng, base, online))
+    feeds.update(_listings(dev, net, rng, base, online))
+    return feeds
+
+
+def _uptime(dev, rng, base, online, claims_online, present, down_from) -> pl.DataFrame:
+    idx = np.flatnonzero(present)
+    # backend pings every registered device four times an hour
+    p_dev = np.repeat(idx, PING_MINUTES.size)
+    p_min = np.tile(PING_MINUTES, idx.size)
+    p_up = _is_up(online[p_dev], down_from[p_dev], p_min)
+    p_ok = p_up & (rng.random(p_dev.size) >= dev.ping_loss[p_dev])
+    p_sec = p_min * 60 + rng.integers(0, 60, p_dev.size)
+    # heartbeats: sent while the worker runs (or while a spoofing script pretends it does)
+    h_dev = np.repeat(idx, 60 // HEARTBEAT_EVERY_MIN)
+    h_min = dev.hb_phase[h_dev] + np.tile(np.arange(0, 60, HEARTBEAT_EVERY_MIN), idx.size)
+    h_sent = _is_up(online[h_dev], down_from[h_dev], h_min) | dev.spoof_uptime[h_dev]
+    h_dev, h_min = h_dev[h_sent], h_min[h_sent]
+    h_sec = h_min * 60 + rng.integers(0, 60, h_dev.size)
+    dev_idx = np.concatenate([p_dev, h_dev])
+    sec = np.concatenate([p_sec, h_sec])
+    ok = np.concatenate([p_ok, np.ones(h_dev.size, bool)])
+    latency = np.round(rng.lognormal(np.log(40), 0.5, dev_idx.size), 2)
+    order = np.lexsort((dev_idx, sec))
+    return pl.DataFrame(
+        {
+            "ts": _stamp(base, sec[order] + rng.random(order.size)),
+            "device_id": dev.device_id[dev_idx[order]],
+            "source": np.where(np.arange(dev_idx.size) < p_dev.size, "ping", "heartbeat")[order],
+            "ok": ok[order],
+            "latency_ms": np.where(ok[order], latency[order], np.nan),
+        }
+    ).with_columns(pl.col("latency_ms").fill_nan(None))
+
+
+def _hardware(dev, rng, base, claims_online) -> pl.DataFrame:
+    idx = np.flatnonzero(claims_online)
+    twice = idx[rng.random(idx.size) < 0.1]
+    rows = np.concatenate([idx, twice])
+    sec = rng.uniform(0, 3599, rows.size)
+    order = np.argsort(sec, kind="stable")
+    return dev.hardware[rows[order]].with_columns(ts=_stamp(base, sec[order])).select(
+        "ts", pl.exclude("ts")
+    )
+
+
+def _batches(groups: np.ndarray, size: int, rng) -> np.ndarray:
+    """Batch number per challenged device: plan groups stay together, the rest are shuffled."""
+    order = rng.permutation(groups.size)
+    keyed = np.lexsort((order, groups))  # group members adjacent, random order otherwise
+    batch = np.empty(groups.size, np.int64)
+    batch[keyed] = np.arange(groups.size) // size
+    return batch
+
+
+def _pow(dev, scenario, rng, base, online, claims_online, down_from, plan) -> pl.DataFrame:
+    ch = scenario.challenges
+    idx = np.flatnonzero(claims_online)
+    hour_index = int((base - datetime.strptime(scenario.start, "%Y-%m-%dT%H")).total_seconds() // 3600)
+    vram_due = (np.arange(dev.n) + hour_index) % ch.vram_every_hours == 0
+    frames = []
+    for kind in ("matmul", "vram"):
+        sel = idx if kind == "matmul" else idx[vram_due[idx]]
+        if sel.size == 0:
+            continue
+        if plan:
+            group_names = np.array([plan.get(d, "") for d in dev.device_id[sel]])
+            _, groups = np.unique(group_names, return_inverse=True)
+            groups = np.where(group_names == "", -1, groups)
+            # unplanned devices each form their own group, shuffled between planned groups
+            groups = np.where(groups < 0, groups.max(initial=0) + 1 + np.arange(sel.size), groups)
+        else:
+            groups = np.arange(sel.size)
+        batch = _batches(groups, ch.batch_size, rng)
+        frames.append(_challenges(dev, ch, rng, base, kind, sel, batch, online, down_from, scenario))
+    return pl.concat(frames).sort("issued_at", "challenge_id")
+
+
+def _challenges(dev, ch, rng, base, kind, sel, batch, online, down_from, scenario) -> pl.DataFrame:
+    m = sel.size
+    n_batches = int(batch.max()) + 1
+    batch_sec = rng.uniform(0, 3000, n_batches)
+    issued = batch_sec[batch]
+    minute = (issued // 60).astype(np.int64)
+    up = _is_up(online[sel], down_from[sel], minute)
+    if kind == "matmul":
+        n = np.where(dev.claimed_spec[sel] >= ch.datacenter_tflops, ch.matmul_n_datacenter, ch.matmul_n_consumer)
+        samples = ch.matmul_samples
+    else:
+        bytes_ = ch.vram_share * dev.vram_claimed_mb[sel].astype(float) * 2**20
+        n = (np.sqrt(bytes_ / 8) // 256 * 256).astype(np.int64)
+        samples = ch.vram_samples
+    n = n.astype(np.int64)
+    # slices of one physical card challenged in the same batch share it
+    key = batch * (dev.physical_gpu.max() + 1) + dev.physical_gpu[sel]
+    _, inv, counts = np.unique(key, return_inverse=True, return_counts=True)
+    k = counts[inv]
+    first_of_card = np.zeros(m, bool)
+    first_of_card[np.unique(inv, return_index=True)[1]] = True
+
+    ops = 2.0 * n.astype(float) ** 3
+    speed = dev.true_spec[sel] * 1e12 * dev.efficiency[sel] * rng.lognormal(0, 0.04, m)
+    true_ms = ops / speed * 1000 * (k if kind == "matmul" else 1)
+    overhead_ms = n.astype(float) ** 2 / 4e6 + rng.lognormal(np.log(60), 0.5, m)
+    status = np.full(m, "ok", dtype=object)
+    oom = kind == "vram"
+    if oom:
+        needed_mb = 8.0 * n.astype(float) ** 2 / 2**20
+        oom_mask = (needed_mb > dev.true_vram_mb[sel]) | ((k > 1) & ~first_of_card)
+        status[oom_mask] = "error"
+    status[rng.random(m) < scenario.pow_error_rate] = "error"
+    status[(rng.random(m) < scenario.pow_timeout_rate) | ~up] = "timeout"
+    fake = dev.fake[sel]
+    fake_silent = fake & (np.arange(m) % 2 == 0)
+    status[fake_silent] = "timeout"
+    status[fake & ~fake_silent] = "ok"
+    ok = status == "ok"
+    responded = np.where(status == "timeout", np.nan, issued * 1000 + np.where(ok, true_ms, 0) + overhead_ms)
+    compute = np.where(ok, true_ms, np.nan)
+    # cheats: impossible timings (far faster than the card, or longer than the round trip)
+    tim = dev.cheat_timing[sel] & ok
+    fast = tim & (sel % 2 == 0)
+    compute = np.where(fast, compute / rng.uniform(4, 10, m), compute)
+    compute = np.where(tim & ~fast, (responded - issued * 1000) + rng.uniform(50, 500, m), compute)
+    compute = np.where(fake & ok, ops / (dev.claimed_spec[sel] * 8e11) * 1000, compute)
+
+    seeds = rng.integers(0, 2**64, m, dtype=np.uint64)
+    i_idx = (rng.random(m) * n).astype(np.int64)
+    j_idx = (rng.random((m, samples)) * n[:, None]).astype(np.int64)
+    honest = ok & ~fake & ~dev.cheat_samples[sel]
+    jobs = [(int(seeds[r]), int(n[r]), [(int(i_idx[r]), int(j)) for j in j_idx[r]]) for r in np.flatnonzero(honest)]
+    values = np.zeros((m, samples), np.int64)
+    if jobs:
+        values[honest] = np.array(many_challenge_entries(jobs), dtype=np.int64)
+    wrong = ok & ~honest
+    values[wrong] = rng.integers(-4000, 4000, (int(wrong.sum()), samples)) * 3 + 1
+    sample_json = [
+        "[" + ",".join(f"[{i_idx[r]},{j_idx[r, s]},{values[r, s]}]" for s in range(samples)) + "]" if ok[r] else None
+        for r in range(m)
+    ]
+    digest = [
+        hashlib.sha256(f"{seeds[r]}:{n[r]}:{dev.device_id[sel[r]]}".encode()).hexdigest() if ok[r] else None
+        for r in range(m)
+    ]
+    prefix = f"{kind[0]}{base:%Y%m%d%H}"
+    challenge_id = [f"{prefix}-{c:07d}" for c in range(m)]
+    batch_id = [f"{prefix}-b{b:05d}" for b in batch]
+    return pl.DataFrame(
+        {
+            "challenge_id": challenge_id,
+            "batch_id": batch_id,
+            "device_id": dev.device_id[sel],
+            "kind": kind,
+            "issued_at": _stamp(base, issued),
+            "responded_at": _stamp(base, np.nan_to_num(responded / 1000, nan=0.0)),
+            "status": status.astype(str),
+            "n": n,
+            "seed": pl.Series(seeds, dtype=pl.UInt64),
+            "compute_ms": np.round(compute, 3),
+            "result_digest": digest,
+            "samples": sample_json,
+        }
+    ).with_columns(
+        pl.when(pl.col("status") == "timeout").then(None).otherwise(pl.col("responded_at")).alias("responded_at"),
+        pl.col("compute_ms").fill_nan(None),
+    )
+
+
+def _accounts(net: Network, start: datetime, hour_index: int) -> dict[str, pl.DataFrame]:
+    acc = net.accounts.with_columns(
+        (pl.lit(start) - pl.duration(milliseconds=(pl.col("created_s") * 1000).cast(pl.Int64))).alias("created_at")
+    )
+    lo = start + timedelta(hours=hour_index)
+    hi = lo + timedelta(hours=1)
+    due = acc.filter((pl.col("created_at") < hi) & ((pl.col("created_at") >= lo) | (hour_index == 0)))
+    if due.is_empty():
+        return {}
+    return {
+        "accounts": due.select(
+            "account_id",
+            pl.col("created_at").dt.truncate("1ms"),
+            "email",
+            "wallet",
+            "signup_ip",
+            "referrer_account_id",
+        ).sort("created_at", "account_id")
+    }
+
+
+def _io(base_units: np.ndarray) -> list[str]:
+    """Integer base units -> exact decimal IO strings."""
+    return [f"{v // BASE_UNITS_PER_IO}.{v % BASE_UNITS_PER_IO:08d}".rstrip("0").rstrip(".") for v in base_units.tolist()]
+
+
+def _stakes(net: Network, rng, base, hour_index: int) -> dict[str, pl.DataFrame]:
+    """Stake at the start (200 IO x max(1, multiplier) per device); a few changes each hour."""
+    cat = load_catalogue().select("model_key", "reward_multiplier")
+    mult = dict(zip(cat["model_key"], cat["reward_multiplier"]))
+    dev = net.devices.join(net.accounts.select("account", "wallet", "funder"), on="account")
+    if hour_index == 0:
+        staked = dev.filter(pl.Series(rng.random(dev.height) < 0.75))
+    elif hour_index % 6 == 3:
+        staked = dev.filter(pl.Series(rng.random(dev.height) < 0.002))
+    else:
+        return {}
+    if staked.is_empty():
+        return {}
+    required = np.array([200 * max(1.0, mult[m]) for m in staked["claimed_model"]])
+    units = (required * BASE_UNITS_PER_IO).astype(np.int64)
+    ts = rng.uniform(0, 3599, staked.height)
+    kind = np.where(np.arange(staked.height) % 7 == 0, "delegate", "stake") if hour_index == 0 else "unstake"
+    return {
+        "stake_events": pl.DataFrame(
+            {
+                "event_id": [f"se{base:%Y%m%d%H}-{k:07d}" for k in range(staked.height)],
+                "ts": _stamp(base, ts),
+                "wallet": staked["wallet"],
+                "device_id": staked["device_id"],
+                "kind": kind if isinstance(kind, np.ndarray) else np.full(staked.height, kind),
+                "amount_io": _io(units),
+                "funder_wallet": staked["funder"],
+            }
+        ).sort("ts", "event_id")
+    }
+
+
+def _jobs(net: Network, dev: DeviceArrays, rng, base, online) -> dict[str, pl.DataFrame]:
+    """Honest rentals from client accounts; wash traders hire their own devices for minutes."""
+    clients = net.accounts.filter(pl.col("population") == "client")["account_id"].to_numpy()
+    honest = np.flatnonzero(online & ~dev.wash & (rng.random(dev.n) < 0.01))
+    wash = np.flatnonzero(online & dev.wash)
+    wash_client = (
+        net.devices.select("cluster")
+        .join(net.accounts.filter(pl.col("role") == "client").select("cluster", "account_id"), on="cluster", how="left")
+        ["account_id"].to_numpy()
+    )  # fmt: skip
+    idx = np.concatenate([honest, wash])
+    if idx.size == 0 or clients.size == 0:
+        return {}
+    client = np.concatenate([rng.choice(clients, honest.size), wash_client[wash]])
+    hours = np.concatenate([rng.uniform(1, 12, honest.size), rng.uniform(0.08, 0.25, wash.size)])
+    ended = rng.uniform(0, 3599, idx.size)
+    started = ended - hours * 3600
+    created = started - rng.uniform(5, 120, idx.size)
+    status = np.where(rng.random(idx.size) < 0.9, "completed", "cancelled_by_client")
+    status = np.where(np.arange(idx.size) >= honest.size, "completed", status)
+    cents = (hours * np.where(np.arange(idx.size) < honest.size, 45, 20)).astype(np.int64) + 1
+    return {
+        "jobs": pl.DataFrame(
+            {
+                "job_id": [f"job{base:%Y%m%d%H}-{k:07d}" for k in range(idx.size)],
+                "client_account_id": client,
+                "device_id": dev.device_id[idx],
+                "created_at": _stamp(base, created),
+                "started_at": _stamp(base, started),
+                "ended_at": _stamp(base, ended),
+                "status": status,
+                "paid_usd": [f"{c // 100}.{c % 100:02d}" for c in cents.tolist()],
+            }
+        ).sort("ended_at", "job_id")
+    }
+
+
+def _listings(dev: DeviceArrays, net: Network, rng, base, online) -> dict[str, pl.DataFrame]:
+    """The same GPUs seen on other networks: honest cross-listing from the same host, and
+    double listing of one identity from somewhere else at the same time."""
+    idx = np.flatnonzero((dev.cross_list & online) | dev.double_list)
+    if idx.size == 0:
+        return {}
+    hw = dev.hardware[idx]
+    elsewhere = dev.double_list[idx]
+    other_ip = [f"{a}.{b}.{c}.{d}" for a, b, c, d in rng.integers(11, 223, (idx.size, 4)).tolist()]
+    return {
+        "external_listings": pl.DataFrame(
+            {
+                "ts": _stamp(base, rng.uniform(0, 3599, idx.size)),
+                "network": rng.choice(OTHER_NETWORKS, idx.size),
+                "gpu_uuid": hw["gpu_uuid"],
+                "host_fingerprint": np.where(elsewhere, None, hw["host_fingerprint"].to_numpy()),
+                "ip": np.where(elsewhere, np.array(other_ip, dtype=object), hw["ip"].to_numpy()),
+            }
+        ).sort("ts")
+    }

@@ -1,0 +1,550 @@
+"""Build a simulated network: accounts and devices of every population, with ground truth.
+
+Each population is one small builder that returns its accounts and devices as column dicts;
+``build_network`` stitches them together and hands out opaque, shuffled ids so that an id never
+reveals which population it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from pipelines.catalogue import load_catalogue
+from pipelines.simulate.scenario import Scenario
+
+HOME_MODELS = {
+    "rtx_3060": 0.11, "rtx_3070": 0.11, "rtx_3080": 0.11, "rtx_3080_ti": 0.08,
+    "rtx_3090": 0.14, "rtx_4060": 0.08, "rtx_4070": 0.10, "rtx_4080": 0.08,
+    "rtx_4090": 0.14, "rtx_5090": 0.05,
+}  # fmt: skip
+MAC_MODELS = {"apple_m1": 0.2, "apple_m2": 0.2, "apple_m2_pro": 0.2, "apple_m4": 0.25, "apple_m4_pro": 0.15}
+DATACENTER_MODELS = {"h100_sxm": 0.35, "a100_80gb_sxm": 0.25, "l40s": 0.15, "h200": 0.1, "a100_40gb_sxm": 0.15}
+LAB_MODELS = {"rtx_3090": 0.4, "rtx_4090": 0.4, "a40": 0.2}
+SLICED_MODELS = {"rtx_4090": 0.6, "rtx_3090": 0.4}
+
+RESIDENTIAL_ASNS = [(7922, "US"), (701, "US"), (3320, "DE"), (4134, "CN"), (9829, "IN"),
+                    (28573, "BR"), (12389, "RU"), (4766, "KR"), (2856, "GB"), (3215, "FR"),
+                    (6830, "NL"), (9121, "TR"), (17676, "JP"), (7545, "AU"), (577, "CA")]  # fmt: skip
+HOSTING_ASNS = [(24940, "DE"), (16276, "FR"), (20473, "US"), (63949, "US"), (14061, "US")]
+PROXY_ASNS = [(9009, "RO"), (60068, "GB"), (212238, "GB"), (136787, "SG"), (62240, "NL")]
+UNIVERSITY_ASNS = [(1103, "NL"), (2200, "FR"), (680, "DE"), (786, "GB"), (11537, "US")]
+FIRST = ["alex", "maria", "li", "sam", "noah", "emma", "omar", "yuki", "ivan", "lena", "raj",
+         "chen", "ana", "tom", "sara", "wei", "jon", "mia", "ali", "eva", "kai", "zoe", "dan"]  # fmt: skip
+LAST = ["smith", "garcia", "wang", "kim", "muller", "rossi", "silva", "novak", "tanaka",
+        "kumar", "ivanova", "brown", "nguyen", "lopez", "fischer", "moreau", "costa"]  # fmt: skip
+EMAIL_DOMAINS = ["gmail.com", "outlook.com", "proton.me", "yahoo.com", "icloud.com", "gmx.de"]
+BULK_DOMAINS = ["outlook.com", "hotmail.com", "gmail.com"]
+B58 = np.array(list("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"))
+CPU_CONSUMER = ["AMD Ryzen 9 7950X", "AMD Ryzen 7 5800X", "Intel Core i9-13900K",
+                "Intel Core i7-12700K", "AMD Ryzen 5 5600X"]  # fmt: skip
+CPU_SERVER = ["AMD EPYC 9554 64-Core", "Intel Xeon Platinum 8480+", "AMD EPYC 7763 64-Core"]
+
+
+@dataclass
+class Block:
+    """Accounts and devices of one population, one dict per row (missing keys become null)."""
+
+    accounts: list[dict] = field(default_factory=list)
+    devices: list[dict] = field(default_factory=list)
+
+    def add_account(self, **cols: object) -> int:
+        self.accounts.append(cols)
+        return len(self.accounts) - 1
+
+    def add_device(self, **cols: object) -> None:
+        self.devices.append(cols)
+
+
+class Builder:
+    """Random helpers shared by the population builders, all drawn from one seeded generator."""
+
+    def __init__(self, scenario: Scenario, seed: int):
+        self.scenario = scenario
+        self.rng = np.random.default_rng([seed, 7])
+        self.catalogue = {r["model_key"]: r for r in load_catalogue().iter_rows(named=True)}
+        self._counter = 0
+        self.exchanges = [self.wallet() for _ in range(6)]
+
+    # identifiers -------------------------------------------------------------------------
+    def hex(self, n: int) -> str:
+        return self.rng.bytes(n // 2 + 1).hex()[:n]
+
+    def gpu_uuid(self) -> str:
+        h = self.hex(32)
+        return f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def wallet(self) -> str:
+        return "".join(self.rng.choice(B58, size=44))
+
+    def serial(self) -> str:
+        return str(int(self.rng.integers(1320000000000, 1329999999999)))
+
+    def uniq(self) -> int:
+        self._counter += 1
+        return self._counter
+
+    def choose(self, weights: dict[str, float]) -> str:
+        keys = list(weights)
+        p = np.array([weights[k] for k in keys], dtype=float)
+        return keys[int(self.rng.choice(len(keys), p=p / p.sum()))]
+
+    def ip_in(self, first_octets: list[int] | None = None) -> str:
+        a = int(self.rng.choice(first_octets)) if first_octets else int(self.rng.integers(11, 223))
+        b, c, d = (int(x) for x in self.rng.integers(0, 256, 3))
+        return f"{a}.{b}.{c}.{max(d, 1)}"
+
+    def subnet24(self) -> str:
+        a = int(self.rng.choice([45, 62, 91, 103, 146, 185, 193, 194, 212]))
+        b, c = (int(x) for x in self.rng.integers(0, 256, 2))
+        return f"{a}.{b}.{c}"
+
+    def person_email(self, surname: str | None = None) -> str:
+        first = str(self.rng.choice(FIRST))
+        last = surname or str(self.rng.choice(LAST))
+        style = int(self.rng.integers(0, 3))
+        local = [f"{first}.{last}", f"{first}{last}{int(self.rng.integers(1, 99))}", f"{first[0]}{last}"][style]
+        return f"{local}{self.uniq()}@{self.rng.choice(EMAIL_DOMAINS)}"
+
+    def created_at(self, days_before: tuple[int, int] = (5, 400)) -> float:
+        """Seconds before the simulation start."""
+        return float(self.rng.uniform(days_before[0] * 86400, days_before[1] * 86400))
+
+    def funder(self, wallet: str) -> str:
+        return wallet if self.rng.random() < 0.6 else str(self.rng.choice(self.exchanges))
+
+    # devices ------------------------------------------------------------------------------
+    def efficiency(self, lo: float = 0.72, hi: float = 0.9) -> float:
+        return float(self.rng.uniform(lo, hi))
+
+    def gpu_fields(self, model_key: str, *, host: str, index: int, kind: str) -> dict:
+        spec = self.catalogue[model_key]
+        apple = spec["vendor"] == "apple"
+        dc = kind == "datacenter"
+        return dict(
+            claimed_model=model_key,
+            true_model=model_key,
+            vram_claimed_mb=int(spec["vram_mb"]),
+            gpu_index=index,
+            gpu_uuid=None if apple else self.gpu_uuid(),
+            gpu_serial=self.serial() if dc and not apple else None,
+            pci_bus_id=None if apple else f"00000000:{[0x01, 0x21, 0x41, 0x61, 0x81, 0xA1, 0xC1, 0xE1][index % 8]:02X}:00.0",
+            host_fingerprint=host,
+            os="macos" if apple else ("linux" if dc or self.rng.random() < 0.6 else "windows"),
+            driver_version=None if apple else str(self.rng.choice(["550.54.15", "555.42.06", "560.35.03"])),
+            cuda_version=None if apple else str(self.rng.choice(["12.4", "12.5", "12.6"])),
+            virtualization_mode=None if apple else "NONE",
+            mig_mode=None if apple else (False if dc else None),
+            power_limit_w=None if apple else int(350 if not dc else 700),
+            sm_clock_max_mhz=None if apple else int(self.rng.choice([1755, 1980, 2520, 2610])),
+        )
+
+
+def _device(b: Builder, block: Block, acct: int, model: str, *, host: str, index: int,
+            kind: str, ip: str, asn: int, country: str, cpu: str, population: str,
+            fraud: list[str], cluster: str | None = None, **extra: object) -> None:  # fmt: skip
+    fields = b.gpu_fields(model, host=host, index=index, kind=kind)
+    fields.update(
+        account=acct,
+        population=population,
+        fraud_types=fraud,
+        cluster=cluster,
+        ip=ip,
+        asn=asn,
+        country=country,
+        cpu_model=cpu,
+        cpu_cores=64 if kind == "datacenter" else int(b.rng.choice([8, 12, 16, 24])),
+        ram_gb=1024 if kind == "datacenter" else int(b.rng.choice([16, 32, 64])),
+        bw_down=float(b.rng.uniform(5000, 10000) if kind == "datacenter" else b.rng.uniform(50, 1000)),
+        bw_up=float(b.rng.uniform(5000, 10000) if kind == "datacenter" else b.rng.uniform(10, 500)),
+        worker_version=str(b.rng.choice(["2.4.1", "2.5.0", "2.5.2"])),
+        efficiency=b.efficiency(),
+        physical_gpu=b.uniq(),
+        first_hour=0,
+        online_rate=1.0 - b.scenario.home_outage_rate,
+        ping_loss=b.scenario.ping_loss,
+        restart_minute=-1,
+        restart_jitter=0,
+        spoof_uptime=False,
+        cheat=None,
+        fake=False,
+        operator=None,
+    )
+    fields.update(extra)
+    block.add_device(**fields)
+
+
+def _home_like(b: Builder, count: int, population: str, eff: tuple[float, float]) -> Block:
+    block = Block()
+    while len(block.devices) < count:
+        asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
+        wallet = b.wallet()
+        acct = block.add_account(population=population, cluster=None, created_s=b.created_at(),
+                                 email=b.person_email(), wallet=wallet, funder=b.funder(wallet),
+                                 signup_ip=None, referrer=None)  # fmt: skip
+        ip, host, cpu = b.ip_in(), b.hex(32), str(b.rng.choice(CPU_CONSUMER))
+        block.accounts[acct]["signup_ip"] = ip
+        model = b.choose(HOME_MODELS)
+        for k in range(1 if b.rng.random() < 0.7 else 2):
+            _device(b, block, acct, model, host=host, index=k, kind="home", ip=ip, asn=asn,
+                    country=country, cpu=cpu, population=population, fraud=[],
+                    efficiency=b.efficiency(*eff))  # fmt: skip
+    return block
+
+
+def home(b: Builder, count: int) -> Block:
+    return _home_like(b, count, "home", (0.72, 0.9))
+
+
+def home_throttled(b: Builder, count: int) -> Block:
+    """Honest cards running hot, power-limited or in small cases: much slower than spec."""
+    return _home_like(b, count, "home_throttled", (0.3, 0.55))
+
+
+def home_overclocked(b: Builder, count: int) -> Block:
+    """Honest overclocked cards: up to ~12% above the spec-sheet figure."""
+    return _home_like(b, count, "home_overclocked", (0.95, 1.12))
+
+
+def mac_mini(b: Builder, count: int) -> Block:
+    block = Block()
+    for _ in range(count):
+        asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
+        wallet = b.wallet()
+        ip = b.ip_in()
+        acct = block.add_account(population="mac_mini", cluster=None, created_s=b.created_at(),
+                                 email=b.person_email(), wallet=wallet, funder=b.funder(wallet),
+                                 signup_ip=ip, referrer=None)  # fmt: skip
+        _device(b, block, acct, b.choose(MAC_MODELS), host=b.hex(32), index=0, kind="mac",
+                ip=ip, asn=asn, country=country, cpu="Apple", population="mac_mini", fraud=[])  # fmt: skip
+    return block
+
+
+def datacenter(b: Builder, count: int) -> Block:
+    """Big honest operators: one account, hundreds of GPUs, 8 per host, one /24, one ASN."""
+    block = Block()
+    while len(block.devices) < count:
+        left = count - len(block.devices)
+        lo, hi = b.scenario.datacenter_operator_gpus
+        size = min(left, int(b.rng.integers(lo, hi + 1)))
+        asn, country = HOSTING_ASNS[int(b.rng.integers(len(HOSTING_ASNS)))]
+        subnet = b.subnet24()
+        wallet = b.wallet()
+        op = f"dc-{b.uniq()}"
+        acct = block.add_account(population="datacenter", cluster=op, created_s=b.created_at(),
+                                 email=f"gpu-ops{b.uniq()}@{op}.example", wallet=wallet,
+                                 funder=wallet, signup_ip=f"{subnet}.2", referrer=None)  # fmt: skip
+        model = b.choose(DATACENTER_MODELS)
+        cpu = str(b.rng.choice(CPU_SERVER))
+        for h in range((size + 7) // 8):
+            host, ip = b.hex(32), f"{subnet}.{10 + h % 240}"
+            for k in range(min(8, size - 8 * h)):
+                _device(b, block, acct, model, host=host, index=k, kind="datacenter", ip=ip,
+                        asn=asn, country=country, cpu=cpu, population="datacenter", fraud=[],
+                        operator=op, efficiency=b.efficiency(0.8, 0.92))  # fmt: skip
+    return block
+
+
+def shared_nat_lab(b: Builder, count: int) -> Block:
+    """A university lab: many independent accounts behind one NAT address."""
+    block = Block()
+    while len(block.devices) < count:
+        asn, country = UNIVERSITY_ASNS[int(b.rng.integers(len(UNIVERSITY_ASNS)))]
+        ip = b.ip_in()
+        lo, hi = b.scenario.lab_accounts
+        for _ in range(int(b.rng.integers(lo, hi + 1))):
+            if len(block.devices) >= count:
+                break
+            wallet = b.wallet()
+            acct = block.add_account(population="shared_nat_lab", cluster=None,
+                                     created_s=b.created_at(), email=b.person_email(),
+                                     wallet=wallet, funder=b.funder(wallet), signup_ip=ip,
+                                     referrer=None)  # fmt: skip
+            _device(b, block, acct, b.choose(LAB_MODELS), host=b.hex(32), index=0, kind="lab",
+                    ip=ip, asn=asn, country=country, cpu=str(b.rng.choice(CPU_CONSUMER)),
+                    population="shared_nat_lab", fraud=[], ping_loss=b.scenario.nat_ping_loss)  # fmt: skip
+    return block
+
+
+def shared_nat_family(b: Builder, count: int) -> Block:
+    """Families and flatmates: 2-4 accounts on one home connection, often one referring another."""
+    block = Block()
+    while len(block.devices) < count:
+        asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
+        ip, surname = b.ip_in(), str(b.rng.choice(LAST))
+        first = None
+        for _ in range(int(b.rng.integers(2, 5))):
+            if len(block.devices) >= count:
+                break
+            wallet = b.wallet()
+            acct = block.add_account(population="shared_nat_family", cluster=None,
+                                     created_s=b.created_at(), email=b.person_email(surname),
+                                     wallet=wallet, funder=b.funder(wallet), signup_ip=ip,
+                                     referrer=first)  # fmt: skip
+            first = acct if first is None else first
+            _device(b, block, acct, b.choose(HOME_MODELS), host=b.hex(32), index=0, kind="home",
+                    ip=ip, asn=asn, country=country, cpu=str(b.rng.choice(CPU_CONSUMER)),
+                    population="shared_nat_family", fraud=[], ping_loss=b.scenario.nat_ping_loss)  # fmt: skip
+    return block
+
+
+def _virtualized(b: Builder, count: int, population: str, spoofed: bool) -> Block:
+    """One physical card split into k slices, each registered as its own GPU."""
+    block = Block()
+    fraud = ["virtualized_gpu"] if spoofed else ["virtualized_gpu", "duplicate_hardware"]
+    while len(block.devices) < count:
+        left = count - len(block.devices)
+        lo, hi = b.scenario.slices_per_card
+        k = min(left, int(b.rng.integers(lo, hi + 1)))
+        if k < 2 and block.devices:
+            # too few left for a card of its own: give the last card one more slice
+            k = 1
+        asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
+        ip, host, model = b.ip_in(), b.hex(32), b.choose(SLICED_MODELS)
+        card = b.uniq()
+        uuid, cluster = b.gpu_uuid(), f"card-{card}"
+        accounts = []
+        for _ in range(int(b.rng.integers(1, 4)) if spoofed else 1):
+            wallet = b.wallet()
+            accounts.append(block.add_account(population=population, cluster=cluster,
+                                              created_s=b.created_at((1, 60)),
+                                              email=b.person_email(), wallet=wallet,
+                                              funder=b.funder(wallet), signup_ip=ip,
+                                              referrer=None))  # fmt: skip
+        eff = b.efficiency()
+        cpu = str(b.rng.choice(CPU_CONSUMER))
+        for s in range(k):
+            extra: dict[str, object] = dict(physical_gpu=card, efficiency=eff, slices=k)
+            if spoofed:
+                extra.update(gpu_uuid=b.gpu_uuid(), host_fingerprint=b.hex(32),
+                             pci_bus_id=f"00000000:{(s * 16 + 1) % 256:02X}:00.0")  # fmt: skip
+            else:
+                extra.update(gpu_uuid=uuid, pci_bus_id="00000000:01:00.0")
+            _device(b, block, accounts[s % len(accounts)], model, host=host, index=0 if not spoofed else s,
+                    kind="home", ip=ip, asn=asn, country=country, cpu=cpu, population=population,
+                    fraud=fraud, cluster=cluster, **extra)  # fmt: skip
+    return block
+
+
+def virtualized_naive(b: Builder, count: int) -> Block:
+    return _virtualized(b, count, "virtualized_naive", spoofed=False)
+
+
+def virtualized_spoofed(b: Builder, count: int) -> Block:
+    return _virtualized(b, count, "virtualized_spoofed", spoofed=True)
+
+
+def _simple_attack(b: Builder, count: int, population: str, fraud: list[str],
+                   per_account: tuple[int, int], **extra: object) -> Block:  # fmt: skip
+    block = Block()
+    while len(block.devices) < count:
+        asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
+        wallet = b.wallet()
+        ip, host = b.ip_in(), b.hex(32)
+        acct = block.add_account(population=population, cluster=None, created_s=b.created_at((1, 90)),
+                                 email=b.person_email(), wallet=wallet, funder=b.funder(wallet),
+                                 signup_ip=ip, referrer=None)  # fmt: skip
+        model = extra.pop("model", None) if "model" in extra else None
+        for k in range(int(b.rng.integers(per_account[0], per_account[1] + 1))):
+            if len(block.devices) >= count:
+                break
+            _device(b, block, acct, model or b.choose(HOME_MODELS), host=host, index=k,
+                    kind="home", ip=ip, asn=asn, country=country,
+                    cpu=str(b.rng.choice(CPU_CONSUMER)), population=population, fraud=fraud,
+                    **extra)  # fmt: skip
+            if model:
+                extra["model"] = model
+    return block
+
+
+def spoofed_model(b: Builder, count: int) -> Block:
+    """Cheap cards (a T4) claiming to be an A100 80GB."""
+    block = _simple_attack(b, count, "spoofed_model", ["spoofed_model"], (1, 4))
+    a100 = b.catalogue["a100_80gb_sxm"]
+    for dev in block.devices:
+        dev.update(true_model=str(b.rng.choice(["t4", "rtx_3060"])), claimed_model="a100_80gb_sxm",
+                   vram_claimed_mb=int(a100["vram_mb"]))  # fmt: skip
+    return block
+
+
+def pow_cheat_samples(b: Builder, count: int) -> Block:
+    return _simple_attack(b, count, "pow_cheat_samples", ["failed_pow"], (1, 3), cheat="samples")
+
+
+def pow_cheat_timing(b: Builder, count: int) -> Block:
+    return _simple_attack(b, count, "pow_cheat_timing", ["failed_pow"], (1, 3), cheat="timing")
+
+
+def uptime_spoofer(b: Builder, count: int) -> Block:
+    """Devices that keep sending heartbeats while the machine is mostly off."""
+    return _simple_attack(b, count, "uptime_spoofer", ["spoofed_uptime", "failed_pow"], (1, 2),
+                          spoof_uptime=True, online_rate=b.scenario.spoofer_online_rate)  # fmt: skip
+
+
+def double_lister(b: Builder, count: int) -> Block:
+    return _simple_attack(b, count, "double_lister", ["double_listed"], (1, 2))
+
+
+def _sybil(b: Builder, count: int, population: str, accounts_per_ring: tuple[int, int],
+           jitter: int) -> Block:  # fmt: skip
+    """One operator posing as many small owners: bulk emails, one funder, proxy IPs."""
+    block = Block()
+    while len(block.devices) < count:
+        ring = f"ring-{b.uniq()}"
+        funder = b.wallet()
+        middles = [b.wallet() for _ in range(3)]
+        asn, country = PROXY_ASNS[int(b.rng.integers(len(PROXY_ASNS)))]
+        restart = int(b.rng.integers(0, 60))
+        restart_hour = int(b.rng.integers(0, 24))
+        domain = str(b.rng.choice(BULK_DOMAINS))
+        stem = str(b.rng.choice(FIRST))
+        signup_base = b.created_at((3, 20))
+        n_acc = int(b.rng.integers(accounts_per_ring[0], accounts_per_ring[1] + 1))
+        model = b.choose(HOME_MODELS)
+        referrer = None
+        for a in range(n_acc):
+            if len(block.devices) >= count:
+                break
+            if domain == "gmail.com" and a % 2:
+                local = ".".join(stem) + f"+{a}"
+            else:
+                local = f"{stem}{int(b.rng.integers(1000, 9999))}{b.hex(3)}"
+            ip = f"{b.subnet24()}.{int(b.rng.integers(2, 250))}"
+            wallet = b.wallet()
+            acct = block.add_account(population=population, cluster=ring,
+                                     created_s=signup_base - float(b.rng.uniform(0, 7200)),
+                                     email=f"{local}@{domain}", wallet=wallet,
+                                     funder=middles[a % 3] if a % 2 else funder, signup_ip=ip,
+                                     referrer=referrer)  # fmt: skip
+            referrer = acct if referrer is None and b.rng.random() < 0.5 else referrer
+            host = b.hex(32)
+            for k in range(1 if b.rng.random() < 0.8 else 2):
+                _device(b, block, acct, model, host=host, index=k, kind="home", ip=ip, asn=asn,
+                        country=country, cpu="Intel Xeon E5-2680 v4", population=population,
+                        fraud=["sybil"], cluster=ring, restart_minute=restart_hour * 60 + restart,
+                        restart_jitter=jitter, ram_gb=32, cpu_cores=14, worker_version="2.5.2")  # fmt: skip
+    return block
+
+
+def sybil_ring(b: Builder, count: int) -> Block:
+    return _sybil(b, count, "sybil_ring", b.scenario.sybil_accounts_per_ring, 0)
+
+
+def sybil_ring_jitter(b: Builder, count: int) -> Block:
+    return _sybil(b, count, "sybil_ring_jitter", b.scenario.sybil_accounts_per_ring, 25)
+
+
+def sybil_ring_small(b: Builder, count: int) -> Block:
+    return _sybil(b, count, "sybil_ring_small", b.scenario.small_ring_accounts, 10)
+
+
+def wash_trader(b: Builder, count: int) -> Block:
+    """Owners renting their own devices from client accounts they also control."""
+    block = _simple_attack(b, count, "wash_trader", ["wash_trading"], (1, 3))
+    for acct, owner in enumerate(list(block.accounts)):
+        owner["cluster"] = f"wash-{b.uniq()}"
+        block.add_account(population="wash_trader", cluster=owner["cluster"],
+                          created_s=b.created_at((1, 30)), email=b.person_email(), wallet=b.wallet(),
+                          funder=owner["funder"], signup_ip=owner["signup_ip"], referrer=acct,
+                          role="client")  # fmt: skip
+    for dev in block.devices:
+        dev["cluster"] = block.accounts[dev["account"]]["cluster"]
+    return block
+
+
+def clients(b: Builder, count: int) -> Block:
+    """Honest renters: accounts that hire GPUs and own none."""
+    block = Block()
+    for _ in range(count):
+        wallet = b.wallet()
+        block.add_account(population="client", cluster=None, created_s=b.created_at(),
+                          email=b.person_email(), wallet=wallet, funder=b.funder(wallet),
+                          signup_ip=b.ip_in(), referrer=None, role="client")  # fmt: skip
+    return block
+
+
+def burst(b: Builder, count: int) -> Block:
+    """A sudden wave of fake devices (no GPU behind them) claiming one popular model."""
+    block = Block()
+    hour = b.scenario.burst_hour
+    asn, country = PROXY_ASNS[int(b.rng.integers(len(PROXY_ASNS)))]
+    while len(block.devices) < count:
+        wallet = b.wallet()
+        subnet = b.subnet24()
+        acct = block.add_account(population="burst", cluster="burst", created_s=-hour * 3600.0,
+                                 email=f"{b.hex(10)}@{b.rng.choice(BULK_DOMAINS)}", wallet=wallet,
+                                 funder=b.funder(wallet), signup_ip=f"{subnet}.9", referrer=None)  # fmt: skip
+        for k in range(int(b.rng.integers(20, 80))):
+            if len(block.devices) >= count:
+                break
+            _device(b, block, acct, b.scenario.burst_model, host=b.hex(32), index=k % 8,
+                    kind="home", ip=f"{subnet}.{10 + k % 200}", asn=asn, country=country,
+                    cpu=str(b.rng.choice(CPU_CONSUMER)), population="burst",
+                    fraud=["failed_pow", "burst"], cluster="burst", fake=True, first_hour=hour)  # fmt: skip
+    return block
+
+
+BUILDERS = {
+    f.__name__: f
+    for f in (home, home_throttled, home_overclocked, mac_mini, datacenter, shared_nat_lab,
+              shared_nat_family, virtualized_naive, virtualized_spoofed, spoofed_model,
+              pow_cheat_samples, pow_cheat_timing, uptime_spoofer, sybil_ring, sybil_ring_jitter,
+              sybil_ring_small, wash_trader, double_lister, burst)  # fmt: skip
+}
+
+
+@dataclass
+class Network:
+    """The simulated network: one row per account and per device, ground truth included."""
+
+    accounts: pl.DataFrame
+    devices: pl.DataFrame
+
+
+def build_network(scenario: Scenario, n_devices: int, seed: int, hours: int) -> Network:
+    """Draw every population's accounts and devices, then assign opaque shuffled ids."""
+    b = Builder(scenario, seed)
+    shares = scenario.populations
+    counts = {k: int(round(v * n_devices)) for k, v in shares.items()}
+    biggest = max(counts, key=counts.get)  # type: ignore[arg-type]
+    counts[biggest] += n_devices - sum(counts.values())
+    acc_frames, dev_frames = [], []
+    acc_offset = 0
+    blocks = [BUILDERS[name](b, count) for name, count in counts.items() if count > 0]
+    blocks.append(clients(b, max(10, n_devices // 100)))
+    for block in blocks:
+        acc = pl.DataFrame(block.accounts, infer_schema_length=None)
+        dev = pl.DataFrame(block.devices, infer_schema_length=None) if block.devices else None
+        acc = acc.with_columns(
+            pl.int_range(pl.len()).alias("acc_local"),
+            pl.col("referrer").cast(pl.Int64) + acc_offset,
+        )
+        acc_frames.append(acc.with_columns((pl.col("acc_local") + acc_offset).alias("account")))
+        if dev is not None:
+            dev_frames.append(dev.with_columns(pl.col("account").cast(pl.Int64) + acc_offset))
+        acc_offset += acc.height
+    accounts = pl.concat(acc_frames, how="diagonal_relaxed").drop("acc_local")
+    devices = pl.concat(dev_frames, how="diagonal_relaxed")
+    burst_hour = min(max(scenario.burst_hour, 0), max(hours - 1, 0))
+    devices = devices.with_columns(
+        pl.when(pl.col("fake")).then(burst_hour).otherwise(pl.col("first_hour")).alias("first_hour")
+    )
+    # opaque ids: shuffle so that id order says nothing about population
+    acc_perm = b.rng.permutation(accounts.height)
+    dev_perm = b.rng.permutation(devices.height)
+    tag = b.hex(4)
+    accounts = accounts.with_columns(
+        (f"acc_{tag}" + pl.Series(acc_perm).cast(pl.String).str.zfill(6)).alias("account_id"),
+        pl.col("role").fill_null("owner") if "role" in accounts.columns else pl.lit("owner").alias("role"),
+    )
+    ids = accounts.select("account", "account_id")
+    accounts = accounts.join(
+        ids.rename({"account": "referrer", "account_id": "referrer_account_id"}), on="referrer", how="left"
+    ).sort("account")
+    devices = devices.with_columns(
+        (f"dev_{tag}" + pl.Series(dev_perm).cast(pl.String).str.zfill(7)).alias("device_id"),
+        pl.col("slices").fill_null(1) if "slices" in devices.columns else pl.lit(1).alias("slices"),
+    ).join(ids, on="account", how="left", maintain_order="left")
+    return Network(accounts=accounts, devices=devices)

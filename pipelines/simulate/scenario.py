@@ -1,0 +1,140 @@
+"""Scenario: which populations and attacks a simulated network holds, and how it behaves.
+
+A scenario is a TOML file (``data/scenarios/*.toml``); every key is optional and falls back to
+the defaults below. Shares are fractions of the device count and are normalised to sum to 1.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+HONEST_POPULATIONS = (
+    "home",
+    "home_throttled",
+    "home_overclocked",
+    "mac_mini",
+    "datacenter",
+    "shared_nat_lab",
+    "shared_nat_family",
+)
+ATTACK_POPULATIONS = (
+    "virtualized_naive",
+    "virtualized_spoofed",
+    "spoofed_model",
+    "pow_cheat_samples",
+    "pow_cheat_timing",
+    "uptime_spoofer",
+    "sybil_ring",
+    "sybil_ring_jitter",
+    "sybil_ring_small",
+    "wash_trader",
+    "double_lister",
+    "burst",
+)
+
+DEFAULT_MIX: dict[str, float] = {
+    "home": 0.46,
+    "home_throttled": 0.04,
+    "home_overclocked": 0.03,
+    "mac_mini": 0.04,
+    "datacenter": 0.17,
+    "shared_nat_lab": 0.03,
+    "shared_nat_family": 0.03,
+    "virtualized_naive": 0.02,
+    "virtualized_spoofed": 0.02,
+    "spoofed_model": 0.01,
+    "pow_cheat_samples": 0.006,
+    "pow_cheat_timing": 0.006,
+    "uptime_spoofer": 0.01,
+    "sybil_ring": 0.04,
+    "sybil_ring_jitter": 0.02,
+    "sybil_ring_small": 0.002,
+    "wash_trader": 0.006,
+    "double_lister": 0.006,
+    "burst": 0.03,
+}
+
+
+@dataclass(frozen=True)
+class Challenges:
+    """How the backend challenges devices each hour."""
+
+    matmul_n_consumer: int = 4096
+    matmul_n_datacenter: int = 8192
+    datacenter_tflops: float = 100.0
+    """Claimed models at or above this spec get the larger matmul."""
+    vram_share: float = 0.25
+    """A VRAM challenge's three matrices (A, B fp16; C fp32) fill this share of claimed VRAM."""
+    vram_every_hours: int = 6
+    matmul_samples: int = 2
+    vram_samples: int = 1
+    batch_size: int = 16
+    timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything that shapes a simulated network, besides devices, hours and seed."""
+
+    start: str = "2024-08-14T00"
+    mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    challenges: Challenges = field(default_factory=Challenges)
+    burst_hour: int = 6
+    """Hour offset at which the fake-device burst appears (clamped to the simulated span)."""
+    burst_model: str = "rtx_4070"
+    slices_per_card: tuple[int, int] = (4, 12)
+    datacenter_operator_gpus: tuple[int, int] = (200, 600)
+    sybil_accounts_per_ring: tuple[int, int] = (40, 120)
+    small_ring_accounts: tuple[int, int] = (5, 8)
+    lab_accounts: tuple[int, int] = (30, 60)
+    home_outage_rate: float = 0.02
+    """Chance per device-hour that an honest home device is off for the whole hour."""
+    maintenance_rate: float = 0.02
+    """Chance per operator-hour of a datacenter-wide maintenance hour."""
+    ping_loss: float = 0.01
+    nat_ping_loss: float = 0.12
+    pow_timeout_rate: float = 0.005
+    pow_error_rate: float = 0.003
+    spoofer_online_rate: float = 0.25
+    formats: str = "mixed"
+    """``mixed`` (a deterministic mix per feed and hour) or one extension for every file."""
+
+    @property
+    def populations(self) -> dict[str, float]:
+        total = sum(v for v in self.mix.values() if v > 0)
+        return {k: v / total for k, v in self.mix.items() if v > 0}
+
+
+def _merge(cls: type, base: Any, overrides: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown scenario keys for {cls.__name__}: {sorted(unknown)}")
+    values = {}
+    for key, value in overrides.items():
+        if isinstance(value, list):
+            value = tuple(value)
+        values[key] = value
+    return replace(base, **values)
+
+
+def load_scenario(path: str | Path | None = None) -> Scenario:
+    """Read a scenario TOML; ``None`` gives the default network."""
+    scenario = Scenario()
+    if path is None:
+        return scenario
+    raw = tomllib.loads(Path(path).read_text())
+    mix = raw.pop("mix", None)
+    challenges = raw.pop("challenges", None)
+    scenario = _merge(Scenario, scenario, raw)
+    if mix is not None:
+        unknown = set(mix) - set(HONEST_POPULATIONS) - set(ATTACK_POPULATIONS)
+        if unknown:
+            raise ValueError(f"unknown populations in [mix]: {sorted(unknown)}")
+        scenario = replace(scenario, mix={k: float(v) for k, v in mix.items()})
+    if challenges is not None:
+        scenario = replace(scenario, challenges=_merge(Challenges, Challenges(), challenges))
+    return scenario

@@ -1,0 +1,98 @@
+"""Detector evidence -> ``device_tiers``, with hysteresis.
+
+Per device and epoch, from the evidence and the device's last state:
+- any ``reject`` evidence, or an earlier rejection: ``rejected`` (final until a person reviews);
+- any ``probation`` evidence: ``probation`` (one bad hour demotes), clean streak reset;
+- otherwise the clean streak grows: ``probation`` returns to ``standard`` after
+  ``release_probation_after_clean_hours``, ``standard`` becomes ``verified`` after
+  ``verify_after_clean_hours``. New devices start at ``standard``.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from detectors.base import EVIDENCE_SCHEMA, Detector, Evidence
+from pipelines.policy import Tiering
+
+
+def collect_evidence(con: duckdb.DuckDBPyConnection, epoch: str, detectors: list[Detector]) -> pl.DataFrame:
+    """Run every detector on the epoch and store its findings in ``evidence`` (replacing any)."""
+    found = [d.detect(Evidence(con, epoch)) for d in detectors]
+    evidence = pl.concat(found) if found else pl.DataFrame(schema=EVIDENCE_SCHEMA)
+    con.execute("DELETE FROM evidence WHERE epoch = ?", [epoch])
+    con.register("new_evidence", evidence.to_arrow())
+    con.execute(
+        "INSERT INTO evidence SELECT ?, device_id, account_id, detector, fraud_type, score, action, reason, "
+        "CAST(details AS JSON) FROM new_evidence ORDER BY device_id, detector",
+        [epoch],
+    )
+    con.unregister("new_evidence")
+    return evidence
+
+
+TIERS_SQL = """
+WITH seen AS (SELECT device_id, account_id FROM device_features WHERE epoch = $epoch),
+ev AS (
+    SELECT device_id, max(score) AS score, bool_or(action = 'reject') AS reject,
+           list(DISTINCT fraud_type ORDER BY fraud_type) AS types,
+           to_json(list(json_object('detector', detector, 'fraud_type', fraud_type, 'score', round(score, 4),
+                                     'action', action, 'reason', reason, 'details', details)
+                        ORDER BY score DESC, detector)) AS reasons
+    FROM evidence WHERE epoch = $epoch GROUP BY device_id
+),
+last AS (
+    SELECT device_id, arg_max(tier, epoch) AS tier, arg_max(clean_streak, epoch) AS clean_streak,
+           arg_max(rejected_types, epoch) AS rejected_types, arg_max(rejected_since, epoch) AS rejected_since,
+           arg_max(rejected_score, epoch) AS rejected_score
+    FROM device_state WHERE epoch < $epoch GROUP BY device_id
+),
+decided AS (
+    SELECT s.device_id, s.account_id, ev.score, ev.types, ev.reasons,
+           last.tier AS last_tier, last.rejected_types, last.rejected_since, last.rejected_score,
+           CASE WHEN ev.reject OR last.tier = 'rejected' THEN 'rejected'
+                WHEN ev.device_id IS NOT NULL THEN 'probation'
+                WHEN last.tier = 'probation' AND coalesce(last.clean_streak, 0) + 1 >= $release THEN 'standard'
+                WHEN last.tier = 'probation' THEN 'probation'
+                WHEN last.tier = 'verified' THEN 'verified'
+                WHEN coalesce(last.clean_streak, 0) + 1 >= $verify THEN 'verified'
+                ELSE 'standard' END AS tier,
+           CASE WHEN ev.device_id IS NOT NULL OR last.tier = 'rejected' THEN 0
+                ELSE coalesce(last.clean_streak, 0) + 1 END AS clean_streak
+    FROM seen s LEFT JOIN ev USING (device_id) LEFT JOIN last USING (device_id)
+)
+SELECT device_id, account_id, tier, clean_streak,
+       CASE WHEN tier = 'rejected' THEN list_sort(list_distinct(list_concat(coalesce(rejected_types, []), coalesce(types, []))))
+            ELSE coalesce(types, []) END AS fraud_types,
+       CASE WHEN tier = 'rejected' THEN coalesce(rejected_since, $epoch) END AS rejected_since,
+       CASE WHEN tier = 'rejected' THEN greatest(coalesce(rejected_score, 0), coalesce(score, 0)) ELSE coalesce(score, 0) END AS score,
+       coalesce(reasons, CASE WHEN tier = 'rejected' THEN to_json([json_object(
+           'detector', 'tiering', 'action', 'reject', 'score', rejected_score,
+           'reason', format('rejected since {} for {}; final until reviewed', rejected_since, array_to_string(rejected_types, ', ')))])
+         ELSE '[]'::JSON END) AS reasons
+FROM decided ORDER BY device_id
+"""
+
+
+def assign_tiers(con: duckdb.DuckDBPyConnection, epoch: str, policy: Tiering) -> dict[str, int]:
+    """Write ``device_state`` and ``device_tiers`` for the epoch; returns devices per tier."""
+    con.execute("DELETE FROM device_state WHERE epoch = ?", [epoch])
+    con.execute("DELETE FROM device_tiers WHERE epoch = ?", [epoch])
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE tiers_now AS {TIERS_SQL}",
+        {"epoch": epoch, "release": policy.release_probation_after_clean_hours, "verify": policy.verify_after_clean_hours},
+    )
+    con.execute(
+        "INSERT INTO device_state SELECT ?, device_id, tier, clean_streak, "
+        "CASE WHEN tier = 'rejected' THEN fraud_types END, rejected_since, "
+        "CASE WHEN tier = 'rejected' THEN score END FROM tiers_now",
+        [epoch],
+    )
+    con.execute(
+        "INSERT INTO device_tiers SELECT ?, device_id, account_id, tier, fraud_types, score, reasons FROM tiers_now",
+        [epoch],
+    )
+    counts = dict(con.execute("SELECT tier, count(*) FROM tiers_now GROUP BY tier").fetchall())
+    con.execute("DROP TABLE tiers_now")
+    return counts
