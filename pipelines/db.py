@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS ingest_log (
 CREATE TABLE IF NOT EXISTS ingest_attempts (
     hour VARCHAR NOT NULL,
     manifest_sha256 VARCHAR NOT NULL,
+    fingerprint VARCHAR NOT NULL,       -- names, sizes and mtimes of the delivered files
     status VARCHAR NOT NULL,            -- ingested | rejected
     reason VARCHAR,
     attempted_at TIMESTAMP NOT NULL
@@ -81,6 +82,13 @@ CREATE TABLE IF NOT EXISTS quarantine (
     row_number BIGINT,                  -- 1-based data row in the file; NULL: the whole file
     reason VARCHAR NOT NULL,
     raw VARCHAR                          -- the row as read (JSON object or CSV line)
+);
+CREATE TABLE IF NOT EXISTS quarantine_files (
+    hour VARCHAR NOT NULL,
+    file VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    size_bytes BIGINT NOT NULL,
+    content BLOB                        -- NULL for files over 64 MiB (sha256 identifies them)
 );
 CREATE TABLE IF NOT EXISTS pow_checks (
     challenge_id VARCHAR NOT NULL,

@@ -59,6 +59,17 @@ def complete_hours(drops: str | Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and HOUR_RE.match(p.name) and (p / MANIFEST).is_file())
 
 
+def delivery_fingerprint(folder: Path) -> str:
+    """Name, size and mtime of every file in the folder: a cheap test for 'delivered again
+    unchanged' (anything that differs gets the full sha256 check)."""
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
 def read_manifest(folder: Path) -> tuple[dict, str]:
     """The manifest and its sha256; raises HourRejected when it cannot be used."""
     raw = (folder / MANIFEST).read_bytes()
@@ -205,61 +216,33 @@ def ingest_hour(con: duckdb.DuckDBPyConnection, folder: str | Path, *, force: bo
     """Land one complete hour folder (or reject it); safe to call any number of times."""
     folder = Path(folder)
     hour = folder.name
-    try:
-        manifest, manifest_sha = read_manifest(folder)
-    except HourRejected as e:
-        manifest_sha = sha256_file(folder / MANIFEST)
-        if one(con, "SELECT 1 FROM ingest_attempts WHERE hour = ? AND manifest_sha256 = ?", [hour, manifest_sha]) and not force:
-            return IngestResult(hour, "unchanged", str(e))
-        return _record_rejection(con, hour, manifest_sha, str(e))
+    fingerprint = delivery_fingerprint(folder)
     seen = one(
         con,
-        "SELECT status, reason FROM ingest_attempts WHERE hour = ? AND manifest_sha256 = ? ORDER BY attempted_at DESC LIMIT 1",
-        [hour, manifest_sha],
+        "SELECT status, reason FROM ingest_attempts WHERE hour = ? AND fingerprint = ? ORDER BY attempted_at DESC LIMIT 1",
+        [hour, fingerprint],
     )
     if seen and not force:
         return IngestResult(hour, "unchanged", seen[1])
     try:
+        manifest, manifest_sha = read_manifest(folder)
         _check_files(folder, manifest)
     except HourRejected as e:
-        return _record_rejection(con, hour, manifest_sha, str(e))
+        return _record_rejection(con, hour, sha256_file(folder / MANIFEST), fingerprint, str(e))
 
     result = IngestResult(hour, "ingested")
+    try:
+        staged, row_quarantine, file_quarantine = _stage_hour(con, folder, manifest, result)
+    except HourRejected as e:
+        _drop_temp(con)
+        return _record_rejection(con, hour, manifest_sha, fingerprint, str(e))
+    except BaseException:
+        _drop_temp(con)
+        raise
     con.execute("BEGIN TRANSACTION")
     try:
-        file_quarantine: list[tuple[str | None, str, str]] = []
-        row_quarantine: list[tuple[str, str, int, str, str]] = []
-        staged: dict[str, list[str]] = {}
-        for order, (name, entry) in enumerate(sorted(manifest["files"].items())):
-            parts = split_name(name)
-            feed = FEEDS.get(parts[0]) if parts else None
-            if feed is None:
-                file_quarantine.append((None, name, "not a contract feed: the file name must be <feed>.<ext>"))
-                continue
-            tag = f"{feed.name}_{order}"
-            try:
-                bad_lines = STAGERS[parts[1]](con, feed, folder / name, tag)
-            except (duckdb.Error, ValueError, OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as e:
-                con.execute(f"DROP TABLE IF EXISTS raw_{tag}")
-                file_quarantine.append((feed.name, name, f"unreadable {parts[1]} file: {str(e).splitlines()[0][:300]}"))
-                continue
-            staged_rows = int(scalar(con, f"SELECT count(*) FROM raw_{tag}"))
-            got = staged_rows + len(bad_lines)
-            if got != entry["rows"]:
-                raise HourRejected(f"{name}: {got} rows read but the manifest says {entry['rows']}")
-            row_quarantine += [(feed.name, name, line, reason, text) for line, reason, text in bad_lines]
-            con.execute(f"ALTER TABLE raw_{tag} ADD COLUMN _file VARCHAR DEFAULT {_sql_str(name)}")
-            con.execute(f"ALTER TABLE raw_{tag} ADD COLUMN _file_order INTEGER DEFAULT {order}")
-            staged.setdefault(feed.name, []).append(tag)
-            result.files[name] = {"feed": feed.name, "rows": int(entry["rows"])}
-
-        unlisted = sorted(
-            p.name for p in folder.iterdir() if p.is_file() and p.name not in manifest["files"] and p.name != MANIFEST
-        )
-        file_quarantine += [(None, n, "file is not listed in the manifest; not read") for n in unlisted]
-
-        for table in FEEDS:
-            con.execute(f"DELETE FROM {table} WHERE _hour = ?", [hour])
+        for table in [*FEEDS, "quarantine_files"]:
+            con.execute(f"DELETE FROM {table} WHERE {'hour' if table == 'quarantine_files' else '_hour'} = ?", [hour])
         con.execute("DELETE FROM quarantine WHERE hour = ?", [hour])
         for feed_name, tags in staged.items():
             feed = FEEDS[feed_name]
@@ -295,6 +278,7 @@ def ingest_hour(con: duckdb.DuckDBPyConnection, folder: str | Path, *, force: bo
                 "INSERT INTO quarantine VALUES (?, ?, ?, NULL, ?, NULL)",
                 [(hour, feed, name, reason) for feed, name, reason in file_quarantine],
             )
+            _keep_files(con, hour, folder, [name for _, name, _ in file_quarantine])
             for feed, name, reason in file_quarantine:
                 entry = manifest["files"].get(name, {})
                 result.files[name] = {"feed": feed, "rows": entry.get("rows"), "landed": 0, "file_quarantined": reason}
@@ -302,17 +286,62 @@ def ingest_hour(con: duckdb.DuckDBPyConnection, folder: str | Path, *, force: bo
         result.rows_in = sum(int(e["rows"]) for e in manifest["files"].values())
         result.rows_landed = sum(f.get("landed", 0) for f in result.files.values())
         result.rows_quarantined = result.rows_in - result.rows_landed
-        _log(con, result, manifest_sha)
+        _log(con, result, manifest_sha, fingerprint)
         con.execute("COMMIT")
-    except HourRejected as e:
-        con.execute("ROLLBACK")
-        _drop_temp(con)
-        return _record_rejection(con, hour, manifest_sha, str(e))
     except BaseException:
         con.execute("ROLLBACK")
         _drop_temp(con)
         raise
     return result
+
+
+def _stage_hour(
+    con: duckdb.DuckDBPyConnection, folder: Path, manifest: dict, result: IngestResult
+) -> tuple[dict[str, list[str]], list[tuple], list[tuple]]:
+    """Read every listed file into temporary tables (outside any transaction: a file DuckDB
+    cannot read must not abort the hour). Returns staged tables per feed, unparseable rows
+    and unreadable files; raises HourRejected when a row count differs from the manifest."""
+    file_quarantine: list[tuple[str | None, str, str]] = []
+    row_quarantine: list[tuple[str, str, int, str, str]] = []
+    staged: dict[str, list[str]] = {}
+    for order, (name, entry) in enumerate(sorted(manifest["files"].items())):
+        parts = split_name(name)
+        feed = FEEDS.get(parts[0]) if parts else None
+        if feed is None:
+            file_quarantine.append((None, name, "not a contract feed: the file name must be <feed>.<ext>"))
+            continue
+        tag = f"{feed.name}_{order}"
+        try:
+            bad_lines = STAGERS[parts[1]](con, feed, folder / name, tag)
+        except Exception as e:  # untrusted bytes: any failure to read means the file is unreadable
+            con.execute(f"DROP TABLE IF EXISTS raw_{tag}")
+            message = (str(e).splitlines() or [type(e).__name__])[0][:300]
+            file_quarantine.append((feed.name, name, f"unreadable {parts[1]} file: {message}"))
+            continue
+        got = int(scalar(con, f"SELECT count(*) FROM raw_{tag}")) + len(bad_lines)
+        if got != entry["rows"]:
+            raise HourRejected(f"{name}: {got} rows read but the manifest says {entry['rows']}")
+        row_quarantine += [(feed.name, name, line, reason, text) for line, reason, text in bad_lines]
+        con.execute(f"ALTER TABLE raw_{tag} ADD COLUMN _file VARCHAR DEFAULT {_sql_str(name)}")
+        con.execute(f"ALTER TABLE raw_{tag} ADD COLUMN _file_order INTEGER DEFAULT {order}")
+        staged.setdefault(feed.name, []).append(tag)
+        result.files[name] = {"feed": feed.name, "rows": int(entry["rows"])}
+    unlisted = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in manifest["files"] and p.name != MANIFEST)
+    file_quarantine += [(None, n, "file is not listed in the manifest; not read") for n in unlisted]
+    return staged, row_quarantine, file_quarantine
+
+
+KEEP_FILE_MAX_BYTES = 64 << 20
+
+
+def _keep_files(con: duckdb.DuckDBPyConnection, hour: str, folder: Path, names: list[str]) -> None:
+    """Keep the bytes of quarantined files in the database, so nothing is lost if the drop
+    folder is cleaned up (files over 64 MiB keep their sha256 only)."""
+    for name in names:
+        path = folder / name
+        size = path.stat().st_size
+        data = path.read_bytes() if size <= KEEP_FILE_MAX_BYTES else None
+        con.execute("INSERT INTO quarantine_files VALUES (?, ?, ?, ?, ?)", [hour, name, sha256_file(path), size, data])
 
 
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
@@ -323,7 +352,7 @@ def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f'DROP TABLE IF EXISTS "{name}"')
 
 
-def _log(con: duckdb.DuckDBPyConnection, r: IngestResult, manifest_sha: str) -> None:
+def _log(con: duckdb.DuckDBPyConnection, r: IngestResult, manifest_sha: str, fingerprint: str) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     con.execute(
         "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -331,18 +360,23 @@ def _log(con: duckdb.DuckDBPyConnection, r: IngestResult, manifest_sha: str) -> 
          r.rows_in, r.rows_landed, r.rows_quarantined, now],
     )  # fmt: skip
     con.execute(
-        "INSERT INTO ingest_attempts VALUES (?, ?, ?, ?, ?)", [r.hour, manifest_sha, r.status, r.reason, now]
+        "INSERT INTO ingest_attempts VALUES (?, ?, ?, ?, ?, ?)", [r.hour, manifest_sha, fingerprint, r.status, r.reason, now]
     )
 
 
-def _record_rejection(con: duckdb.DuckDBPyConnection, hour: str, manifest_sha: str, reason: str) -> IngestResult:
+def _record_rejection(
+    con: duckdb.DuckDBPyConnection, hour: str, manifest_sha: str, fingerprint: str, reason: str
+) -> IngestResult:
     """Log the rejection; rows of an earlier good delivery of the same hour stay as they were."""
     result = IngestResult(hour, "rejected", reason)
-    now = datetime.now(UTC).replace(tzinfo=None)
-    con.execute("INSERT INTO ingest_attempts VALUES (?, ?, ?, ?, ?)", [hour, manifest_sha, "rejected", reason, now])
     landed = one(con, "SELECT status FROM ingest_log WHERE hour = ?", [hour])
     if not landed or landed[0] == "rejected":
-        _log(con, result, manifest_sha)
+        _log(con, result, manifest_sha, fingerprint)
+    else:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        con.execute(
+            "INSERT INTO ingest_attempts VALUES (?, ?, ?, ?, ?, ?)", [hour, manifest_sha, fingerprint, "rejected", reason, now]
+        )
     return result
 
 

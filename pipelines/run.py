@@ -54,19 +54,29 @@ def stale_epochs(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [] if first is None else [hour for hour, _ in rows[first:]]
 
 
+def compute_features(con: duckdb.DuckDBPyConnection, epoch: str) -> tuple[int, int, int]:
+    """Stage 'features': exact PoW verification, then per-device features. (samples, bad, devices)"""
+    samples, bad = verify_pow(con, epoch)
+    return samples, bad, build_features(con, epoch)
+
+
+def mark_processed(con: duckdb.DuckDBPyConnection, epoch: str) -> None:
+    """Record that the epoch's outputs reflect the hour as ingested now."""
+    con.execute(
+        "INSERT OR REPLACE INTO processed_epochs SELECT ?, ?, ingested_at FROM ingest_log WHERE hour = ?",
+        [epoch, datetime.now(UTC).replace(tzinfo=None), epoch],
+    )
+
+
 def process_epoch(con: duckdb.DuckDBPyConnection, epoch: str, policy: DetectionPolicy) -> EpochSummary:
-    """Verify PoW, build features, run detectors and assign tiers for one ingested epoch."""
+    """Features, detectors and tiers for one ingested epoch, in one transaction."""
     started = time.perf_counter()
     con.execute("BEGIN TRANSACTION")
     try:
-        samples, bad = verify_pow(con, epoch)
-        devices = build_features(con, epoch)
+        samples, bad, devices = compute_features(con, epoch)
         evidence = collect_evidence(con, epoch, policy.build_detectors())
         tiers = assign_tiers(con, epoch, policy.tiering)
-        con.execute(
-            "INSERT OR REPLACE INTO processed_epochs SELECT ?, ?, ingested_at FROM ingest_log WHERE hour = ?",
-            [epoch, datetime.now(UTC).replace(tzinfo=None), epoch],
-        )
+        mark_processed(con, epoch)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

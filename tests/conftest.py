@@ -1,0 +1,38 @@
+"""Shared fixtures: small simulated networks, written once per test session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipelines.simulate import simulate
+
+
+@pytest.fixture(scope="session")
+def small_drops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """400 devices x 4 hours of every population and attack (read-only: copy before editing)."""
+    out = tmp_path_factory.mktemp("small") / "drops"
+    simulate(out, devices=400, hours=4, seed=11)
+    return out
+
+
+@pytest.fixture
+def drops_copy(small_drops: Path, tmp_path: Path) -> Path:
+    """A private, editable copy of ``small_drops``."""
+    dest = tmp_path / "drops"
+    shutil.copytree(small_drops, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def day_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A simulated day (1,500 devices x 24 hours) run through the command line: (drops, db, out)."""
+    from pipelines.cli import main
+
+    root = tmp_path_factory.mktemp("day")
+    drops, db, out = root / "drops", root / "fp.duckdb", root / "out"
+    assert main(["simulate", "--out", str(drops), "--devices", "1500", "--hours", "24", "--seed", "21"]) == 0
+    assert main(["run", "--drops", str(drops), "--db", str(db), "--out", str(out)]) == 0
+    return drops, db, out

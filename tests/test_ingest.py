@@ -1,0 +1,162 @@
+"""Ingestion: manifest checks, atomic hours, idempotence, late and out-of-order drops."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.contract import FEEDS
+from pipelines.db import connect, scalar
+from pipelines.ingest import complete_hours, ingest_drops, ingest_hour
+from pipelines.simulate.writer import write_manifest
+
+
+def table_digest(db: Path) -> dict[str, str]:
+    """A content hash of every feed table and the quarantine, independent of arrival order."""
+    out = {}
+    with connect(db) as con:
+        for table in [*FEEDS, "quarantine"]:
+            rows = con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+            out[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    return out
+
+
+def first_hour(drops: Path) -> Path:
+    return complete_hours(drops)[0]
+
+
+def test_every_row_lands_and_counts_match_manifest(small_drops: Path, tmp_path: Path) -> None:
+    with connect(tmp_path / "db.duckdb") as con:
+        results = ingest_drops(con, small_drops)
+        assert [r.status for r in results] == ["ingested"] * 4
+        for r in results:
+            manifest = json.loads((small_drops / r.hour / "_manifest.json").read_text())
+            assert r.rows_in == sum(f["rows"] for f in manifest["files"].values())
+            assert r.rows_landed == r.rows_in and r.rows_quarantined == 0
+            for name, entry in manifest["files"].items():
+                feed = name.split(".")[0]
+                landed = scalar(con, f"SELECT count(*) FROM {feed} WHERE _hour = ? AND _file = ?", [r.hour, name])
+                assert landed == entry["rows"]
+
+
+def test_seed_above_two_to_the_63_survives_every_format(small_drops: Path, tmp_path: Path) -> None:
+    with connect(tmp_path / "db.duckdb") as con:
+        ingest_drops(con, small_drops)
+        big = scalar(con, "SELECT count(*) FROM pow WHERE seed > 9223372036854775807")
+        formats = scalar(con, "SELECT count(DISTINCT _file) FROM pow WHERE seed > 9223372036854775807")
+    assert big > 0 and formats >= 2
+
+
+def test_same_hour_twice_is_a_no_op(small_drops: Path, tmp_path: Path) -> None:
+    db = tmp_path / "db.duckdb"
+    with connect(db) as con:
+        ingest_drops(con, small_drops)
+    before = table_digest(db)
+    with connect(db) as con:
+        assert {r.status for r in ingest_drops(con, small_drops)} == {"unchanged"}
+        forced = ingest_hour(con, first_hour(small_drops), force=True)
+        assert forced.status == "ingested"
+    assert table_digest(db) == before
+
+
+def test_out_of_order_and_late_arrival_give_identical_tables(small_drops: Path, tmp_path: Path) -> None:
+    in_order, shuffled = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    hours = complete_hours(small_drops)
+    with connect(in_order) as con:
+        for h in hours:
+            ingest_hour(con, h)
+    with connect(shuffled) as con:
+        for h in [hours[2], hours[0], hours[3], hours[1], hours[0]]:
+            ingest_hour(con, h)
+    assert table_digest(in_order) == table_digest(shuffled)
+
+
+def _break_sha(folder: Path) -> None:
+    target = folder / next(n for n in json.loads((folder / "_manifest.json").read_text())["files"] if n.startswith("pow"))
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "breakage, expected",
+    [
+        (_break_sha, "sha256"),
+        (lambda f: _edit_manifest(f, lambda m: _bump_rows(m)), "rows read but the manifest says"),
+        (lambda f: _edit_manifest(f, lambda m: m["files"].pop(_name(m, "uptime"))), "required feeds missing"),
+        (lambda f: _edit_manifest(f, lambda m: m.update(hour="1999-01-01T00")), "folder is"),
+        (lambda f: (f / _name(json.loads((f / "_manifest.json").read_text()), "hardware")).unlink(), "missing"),
+        (lambda f: (f / "_manifest.json").write_text("{not json"), "not valid JSON"),
+    ],
+)
+def test_manifest_mismatch_rejects_the_whole_hour(drops_copy: Path, tmp_path: Path, breakage, expected: str) -> None:
+    folder = first_hour(drops_copy)
+    breakage(folder)
+    with connect(tmp_path / "db.duckdb") as con:
+        result = ingest_hour(con, folder)
+        assert result.status == "rejected" and expected in result.reason
+        for table in FEEDS:
+            assert scalar(con, f"SELECT count(*) FROM {table} WHERE _hour = ?", [folder.name]) == 0
+        assert scalar(con, "SELECT status FROM ingest_log WHERE hour = ?", [folder.name]) == "rejected"
+
+
+def test_rejected_redelivery_keeps_the_good_hour(drops_copy: Path, tmp_path: Path) -> None:
+    folder = first_hour(drops_copy)
+    with connect(tmp_path / "db.duckdb") as con:
+        assert ingest_hour(con, folder).status == "ingested"
+        landed = scalar(con, "SELECT count(*) FROM pow WHERE _hour = ?", [folder.name])
+        _break_sha(folder)
+        assert ingest_hour(con, folder).status == "rejected"
+        assert scalar(con, "SELECT count(*) FROM pow WHERE _hour = ?", [folder.name]) == landed
+        assert scalar(con, "SELECT status FROM ingest_log WHERE hour = ?", [folder.name]) == "ingested"
+        assert scalar(con, "SELECT count(*) FROM ingest_attempts WHERE status = 'rejected'") == 1
+
+
+def test_crash_mid_hour_leaves_no_partial_hour(drops_copy: Path, tmp_path: Path, monkeypatch) -> None:
+    import pipelines.ingest as ingest
+
+    folder = first_hour(drops_copy)
+    real = ingest._validated_select
+    calls = {"n": 0}
+
+    def explode(feed, raw_table):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated crash")
+        return real(feed, raw_table)
+
+    monkeypatch.setattr(ingest, "_validated_select", explode)
+    db = tmp_path / "db.duckdb"
+    with connect(db) as con, pytest.raises(RuntimeError):
+        ingest_hour(con, folder)
+    with connect(db) as con:
+        for table in [*FEEDS, "quarantine", "ingest_log"]:
+            assert scalar(con, f"SELECT count(*) FROM {table}") == 0
+    monkeypatch.undo()
+    with connect(db) as con:
+        assert ingest_hour(con, folder).status == "ingested"
+
+
+def test_incomplete_folders_are_not_hours(drops_copy: Path) -> None:
+    (drops_copy / "2024-08-14T09").mkdir()
+    (drops_copy / "2024-08-14T09" / "pow.csv").write_text("challenge_id\n")
+    (drops_copy / "notes").mkdir()
+    assert [p.name for p in complete_hours(drops_copy)] == [f"2024-08-14T0{h}" for h in range(4)]
+
+
+def _name(manifest: dict, feed: str) -> str:
+    return next(n for n in manifest["files"] if n.split(".")[0] == feed)
+
+
+def _bump_rows(manifest: dict) -> None:
+    manifest["files"][_name(manifest, "hardware")]["rows"] += 1
+
+
+def _edit_manifest(folder: Path, change) -> None:
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    change(manifest)
+    write_manifest(folder, manifest)
+
