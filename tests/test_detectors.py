@@ -1,0 +1,115 @@
+"""Each shipped detector on hand-made evidence: what it flags, what it spares, what it says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from detectors import REGISTRY, DuplicateHardware, Evidence, FailedPow, SpoofedUptime
+from detectors.base import EVIDENCE_SCHEMA, Detector
+from pipelines import catalogue
+from pipelines.db import connect
+
+EPOCH = "2024-08-14T05"
+
+
+@pytest.fixture
+def con(tmp_path: Path):
+    with connect(tmp_path / "db.duckdb") as c:
+        catalogue.register(c)
+        yield c
+
+
+def feature(con: duckdb.DuckDBPyConnection, device: str, epoch: str = EPOCH, **cols: object) -> None:
+    base = dict(account_id="acc", gpu_model="NVIDIA GeForce RTX 4090", catalogue_model="rtx_4090", spec_tflops=165.2,
+                hw_reports=1, ping_total=4, ping_ok=4, heartbeat_total=6, heartbeat_ok=6, pow_total=1, pow_ok=1,
+                pow_timeout=0, pow_error=0, samples_total=2, samples_bad=0, overclaimed_compute=0, tflops_max=130.0)  # fmt: skip
+    base.update(cols)
+    names = ", ".join(["epoch", "device_id", *base])
+    marks = ", ".join(["?"] * (len(base) + 2))
+    con.execute(f"INSERT INTO device_features ({names}) VALUES ({marks})", [epoch, device, *base.values()])
+
+
+def hour(h: int) -> str:
+    return f"2024-08-14T{h:02d}"
+
+
+def test_failed_pow_rejects_exact_failures_and_spares_honest(con) -> None:
+    feature(con, "honest")
+    feature(con, "wrong", samples_bad=1, first_bad_sample="c1: [1, 2] = 5, expected 7")
+    feature(con, "too_fast", tflops_max=900.0)
+    feature(con, "overclaimed", overclaimed_compute=2)
+    found = FailedPow().detect(Evidence(con, EPOCH))
+    assert found.columns == list(EVIDENCE_SCHEMA)
+    by_device = {r["device_id"]: r for r in found.iter_rows(named=True)}
+    assert set(by_device) == {"wrong", "too_fast", "overclaimed"}
+    assert all(r["action"] == "reject" and r["score"] == 1.0 for r in by_device.values())
+    assert "expected 7" in by_device["wrong"]["reason"]
+    assert "physical ceiling" in by_device["too_fast"]["reason"]
+
+
+def test_failed_pow_persistent_timeouts_only_suspect(con) -> None:
+    for h in range(2, 6):
+        feature(con, "silent", hour(h), pow_ok=0, pow_timeout=1, samples_total=0)
+        feature(con, "flaky", hour(h), pow_timeout=1 if h == 5 else 0)
+    found = FailedPow().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["silent"]
+    assert found["action"][0] == "probation" and "4 of 4 challenges timed out" in found["reason"][0]
+
+
+def test_spoofed_uptime_needs_both_probes_to_disagree_with_heartbeats(con) -> None:
+    for h in range(2, 6):
+        feature(con, "spoofer", hour(h), ping_ok=0, pow_ok=0, pow_timeout=1)
+        feature(con, "nat", hour(h), ping_ok=0)  # pings blocked, but answers its PoW
+        feature(con, "down", hour(h), heartbeat_ok=0, heartbeat_total=0, ping_ok=0, pow_total=0, pow_ok=0)
+    found = SpoofedUptime().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["spoofer"]
+    assert found["action"][0] == "reject" and "heartbeats said online" in found["reason"][0]
+
+
+def test_spoofed_uptime_one_hour_is_not_enough(con) -> None:
+    feature(con, "glitch", ping_ok=0, pow_ok=0, pow_timeout=1)
+    assert SpoofedUptime().detect(Evidence(con, EPOCH)).is_empty()
+
+
+def _hardware(con, device: str, host: str, uuid: str | None, pci: str | None, serial: str | None = None, h: str = EPOCH) -> None:
+    con.execute(
+        "INSERT INTO hardware (ts, device_id, account_id, host_fingerprint, gpu_uuid, gpu_serial, pci_bus_id, _hour, _file, _row) "
+        "VALUES (TIMESTAMP '2024-08-14 05:10:00', ?, 'acc', ?, ?, ?, ?, ?, 'hardware.csv', 1)",
+        [device, host, uuid, serial, pci, h],
+    )
+
+
+def test_duplicate_hardware_matches_uuid_serial_and_bus_on_the_same_host_only(con) -> None:
+    _hardware(con, "slice1", "hostA", "GPU-same", "00000000:01:00.0")
+    _hardware(con, "slice2", "hostA", "GPU-same", "00000000:01:00.0")
+    _hardware(con, "dc1", "hostB", "GPU-b1", "00000000:01:00.0", serial="1321")
+    _hardware(con, "dc2", "hostC", "GPU-c1", "00000000:01:00.0", serial="1322")  # same bus id, other host
+    _hardware(con, "mac1", "hostD", None, None)
+    _hardware(con, "mac2", "hostE", None, None)
+    _hardware(con, "cloned", "hostF", "GPU-f", "00000000:02:00.0", serial="1321")  # dc1's serial
+    found = DuplicateHardware().detect(Evidence(con, EPOCH))
+    by_device = {r["device_id"]: r for r in found.iter_rows(named=True)}
+    assert set(by_device) == {"slice1", "slice2", "dc1", "cloned"}
+    assert by_device["slice1"]["action"] == "probation"
+    assert "gpu_uuid and pci_bus_id on host" in by_device["slice1"]["reason"]
+
+
+def test_duplicate_hardware_confirms_when_it_persists(con) -> None:
+    con.execute(
+        "INSERT INTO evidence VALUES (?, 'slice1', 'acc', 'duplicate_hardware', 'duplicate_hardware', 0.8, 'probation', 'x', '{}')",
+        [hour(4)],
+    )
+    _hardware(con, "slice1", "hostA", "GPU-same", None)
+    _hardware(con, "slice2", "hostA", "GPU-same", None)
+    found = DuplicateHardware().detect(Evidence(con, EPOCH))
+    assert dict(zip(found["device_id"], found["action"])) == {"slice1": "reject", "slice2": "probation"}
+
+
+def test_registry_detectors_follow_the_interface() -> None:
+    for name, cls in REGISTRY.items():
+        d = cls()
+        assert isinstance(d, Detector) and d.name == name and 0 < d.threshold <= 1
+        assert repr(d).startswith(cls.__name__ + "(threshold=")

@@ -1,0 +1,85 @@
+"""The simulator: contract-shaped drops, deterministic per seed, realistic physics."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines.contract import FEEDS, FORMATS, REQUIRED_FEEDS, split_name
+from pipelines.simulate import load_scenario, simulate, truth_devices
+from pipelines.simulate.scenario import ATTACK_POPULATIONS, HONEST_POPULATIONS
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes(tmp_path: Path) -> None:
+    simulate(tmp_path / "a", 150, 2, seed=4)
+    simulate(tmp_path / "b", 150, 2, seed=4)
+    simulate(tmp_path / "c", 150, 2, seed=5)
+    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
+    assert _digests(tmp_path / "a") != _digests(tmp_path / "c")
+
+
+def test_hours_are_independent_of_generation_order(tmp_path: Path) -> None:
+    simulate(tmp_path / "all", 120, 3, seed=8)
+    simulate(tmp_path / "one", 120, 3, seed=8, hour_indices=[2])
+    hour = sorted(p.name for p in (tmp_path / "all").iterdir() if not p.name.startswith("_"))[2]
+    assert _digests(tmp_path / "all" / hour) == _digests(tmp_path / "one" / hour)
+
+
+def test_drops_follow_the_contract(small_drops: Path) -> None:
+    hours = sorted(p for p in small_drops.iterdir() if not p.name.startswith("_"))
+    assert len(hours) == 4
+    seen_formats = set()
+    for folder in hours:
+        manifest = json.loads((folder / "_manifest.json").read_text())
+        assert manifest["hour"] == folder.name
+        feeds = {split_name(n)[0] for n in manifest["files"]}
+        assert set(REQUIRED_FEEDS) <= feeds <= set(FEEDS)
+        for name, entry in manifest["files"].items():
+            seen_formats.add(split_name(name)[1])
+            assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == entry["sha256"]
+    assert seen_formats == set(FORMATS)
+
+
+def test_every_population_is_present_with_truth(small_drops: Path) -> None:
+    truth = truth_devices(small_drops)
+    assert set(truth["population"]) == set(HONEST_POPULATIONS) | set(ATTACK_POPULATIONS)
+    honest = truth.filter(pl.col("population").is_in(HONEST_POPULATIONS))
+    assert honest["fraud_types"].list.len().max() == 0
+    attacks = truth.filter(pl.col("population").is_in(ATTACK_POPULATIONS))
+    assert attacks["fraud_types"].list.len().min() >= 1
+
+
+def test_honest_timings_follow_the_spec_sheet(small_drops: Path) -> None:
+    """compute_ms = 2n^3 / (spec x efficiency): measured TFLOPS sit below spec and near it."""
+    truth = truth_devices(small_drops).filter(pl.col("population") == "home")
+    pow_ = pl.concat(
+        [pl.read_parquet(p) for p in small_drops.glob("*/pow.parquet")]
+        + [pl.read_ndjson(p) for p in small_drops.glob("*/pow.jsonl")],
+        how="diagonal_relaxed",
+    )
+    ok = pow_.filter((pl.col("status") == "ok") & (pl.col("kind") == "matmul")).join(truth, on="device_id")
+    ratio = (2 * ok["n"].cast(pl.Float64) ** 3 / ok["compute_ms"] / 1e9) / ok["efficiency"]
+    spec = ok["true_model"].replace_strict(
+        dict(zip(*[pl.read_csv("data/gpu_catalogue.csv")[c] for c in ("model_key", "fp16_tensor_tflops")]))
+    )
+    assert ok.height > 50
+    assert ((ratio / spec) - 1).abs().max() < 0.25
+
+
+def test_scenario_file_overrides_and_rejects_unknown_keys(tmp_path: Path) -> None:
+    good = tmp_path / "s.toml"
+    good.write_text('start = "2025-01-01T00"\n[mix]\nhome = 1.0\nburst = 0.1\n[challenges]\nbatch_size = 4\n')
+    s = load_scenario(good)
+    assert s.start == "2025-01-01T00" and s.challenges.batch_size == 4 and set(s.populations) == {"home", "burst"}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[mix]\nmoon_miners = 1\n")
+    with pytest.raises(ValueError, match="moon_miners"):
+        load_scenario(bad)
