@@ -16,7 +16,7 @@ def status_data(db: str | Path) -> dict:
         reasons = con.execute(
             """
             SELECT hour, feed, file, CASE WHEN row_number IS NULL THEN 'file' ELSE 'row' END AS level,
-                   regexp_replace(reason, '''[^']*''|\\d+', '…', 'g') AS kind, count(*) AS n, min(reason) AS example
+                   regexp_replace(reason, '''[^'']*''|\\d+', '…', 'g') AS kind, count(*) AS n, min(reason) AS example
             FROM quarantine GROUP BY ALL ORDER BY hour, n DESC
             """
         ).fetchall()
