@@ -156,44 +156,99 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, tag: 
 STAGERS = {"csv": _stage_csv, "csv.gz": _stage_csv, "jsonl": _stage_jsonl, "jsonl.gz": _stage_jsonl, "parquet": _stage_parquet}
 
 
-# --- validation: types, enumerations, rules and duplicate keys, all in one SQL pass ------------
+# --- validation: types, enumerations, rules and duplicate keys, in SQL ------------------------
+#
+# The common path only casts and computes one "bad" flag per row; reasons (and the raw values
+# as JSON) are built afterwards for the bad rows alone, so a clean hour pays little for them.
 
 
-def _validated_select(feed: Feed, raw_table: str) -> str:
-    """SELECT typed columns and ``_reason`` (NULL when the row is good) from the raw table."""
+def _casts(feed: Feed, raw_table: str) -> str:
     casts = ", ".join(f'TRY_CAST("{c.name}" AS {c.type}) AS "{c.name}", "{c.name}" AS "raw_{c.name}"' for c in feed.columns)
-    checks = []
+    return f"(SELECT _file, _file_order, _row, {casts} FROM {raw_table})"
+
+
+def _problems(feed: Feed) -> list[tuple[str, str]]:
+    """(SQL condition over raw_* and typed columns that makes a row bad, SQL reason text)."""
+    out = []
     for c in feed.columns:
         raw, typed = f'"raw_{c.name}"', f'"{c.name}"'
-        checks.append(
-            f"CASE WHEN {raw} IS NOT NULL AND {typed} IS NULL THEN "
-            f"'{c.name}: cannot read ' || left(CAST({raw} AS VARCHAR), 60) || ' as {c.type}' END"
-        )
+        out.append(
+            (f"({raw} IS NOT NULL AND {typed} IS NULL)",
+             f"'{c.name}: cannot read ' || left(CAST({raw} AS VARCHAR), 60) || ' as {c.type}'")
+        )  # fmt: skip
         if not c.nullable:
-            checks.append(f"CASE WHEN {raw} IS NULL THEN '{c.name} is required' END")
+            out.append((f"{raw} IS NULL", f"'{c.name} is required'"))
         if c.allowed:
             allowed = ", ".join(_sql_str(a) for a in c.allowed)
-            checks.append(
-                f"CASE WHEN {typed} IS NOT NULL AND {typed} NOT IN ({allowed}) THEN "
-                f"'{c.name}: ' || {typed} || ' is not one of {'/'.join(c.allowed)}' END"
-            )
+            out.append(
+                (f"coalesce({typed} NOT IN ({allowed}), false)",
+                 f"'{c.name}: ' || {typed} || ' is not one of {'/'.join(c.allowed)}'")
+            )  # fmt: skip
     for predicate, reason in feed.extra_checks:
-        checks.append(f"CASE WHEN NOT coalesce(({predicate}), true) THEN {_sql_str(reason)} END")
-    if feed.key:
-        key = ", ".join(f'"{k}"' for k in feed.key)
-        label = " || ', ' || ".join(f"coalesce(CAST(\"{k}\" AS VARCHAR), 'null')" for k in feed.key)
-        checks.append(
-            f"CASE WHEN row_number() OVER (PARTITION BY {key} ORDER BY _file_order, _row) > 1 "
-            f"THEN 'duplicate {'/'.join(feed.key)} (' || {label} || ') already in this hour' END"
-        )
+        out.append((f"NOT coalesce(({predicate}), true)", _sql_str(reason)))
+    return out
+
+
+def _checked_select(feed: Feed, raw_table: str) -> str:
+    """Typed columns plus ``_bad`` for every staged row."""
     cols = ", ".join(f'"{c.name}"' for c in feed.columns)
-    raws = ", ".join(f"'{c.name}': \"raw_{c.name}\"" for c in feed.columns)
-    return (
-        f"SELECT _file, _file_order, _row, {cols}, "
-        f"NULLIF(concat_ws('; ', {', '.join(checks)}), '') AS _reason, "
-        f"CAST(to_json({{{raws}}}) AS VARCHAR) AS _raw "
-        f"FROM (SELECT _file, _file_order, _row, {casts} FROM {raw_table})"
+    bad = " OR ".join(cond for cond, _ in _problems(feed))
+    return f"SELECT _file, _file_order, _row, {cols}, ({bad}) AS _bad FROM {_casts(feed, raw_table)}"
+
+
+def _mark_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed, checked: str) -> None:
+    """Flag rows repeating an earlier row's key within the hour (the first one stays)."""
+    if not feed.key:
+        return
+    key = ", ".join(f'"{k}"' for k in feed.key)
+    con.execute(
+        f"CREATE TEMP TABLE dups_{feed.name} AS SELECT _file_order, _row FROM ("
+        f"  SELECT _file_order, _row, row_number() OVER (PARTITION BY {key} ORDER BY _file_order, _row) AS n"
+        f"  FROM {checked} WHERE NOT _bad AND ({key}) IN (SELECT ({key}) FROM {checked} WHERE NOT _bad GROUP BY ALL HAVING count(*) > 1)"
+        ") WHERE n > 1"
     )
+    con.execute(f"UPDATE {checked} SET _bad = true FROM dups_{feed.name} d WHERE {checked}._file_order = d._file_order AND {checked}._row = d._row")
+
+
+def _quarantine_select(feed: Feed, raw_table: str, checked: str) -> str:
+    """(file, row, reason, raw values as JSON) for the rows flagged bad."""
+    reasons = ", ".join(f"CASE WHEN {cond} THEN {text} END" for cond, text in _problems(feed))
+    dup = "NULL"
+    if feed.key:
+        label = " || ', ' || ".join(f"coalesce(CAST(\"{k}\" AS VARCHAR), 'null')" for k in feed.key)
+        dup = f"CASE WHEN d._row IS NOT NULL THEN 'duplicate {'/'.join(feed.key)} (' || {label} || ') already in this hour' END"
+    raws = ", ".join(f"'{c.name}': \"raw_{c.name}\"" for c in feed.columns)
+    bad_rows = (
+        f"(SELECT r.* FROM {raw_table} r SEMI JOIN (SELECT _file_order, _row FROM {checked} WHERE _bad) b "
+        "ON r._file_order = b._file_order AND r._row = b._row)"
+    )
+    dups = f"dups_{feed.name}" if feed.key else "(SELECT NULL::INTEGER AS _file_order, NULL::BIGINT AS _row WHERE false)"
+    return (
+        f"SELECT v._file, v._row, concat_ws('; ', {reasons}, {dup}) AS reason, CAST(to_json({{{raws}}}) AS VARCHAR) AS raw "
+        f"FROM {_casts(feed, bad_rows)} v LEFT JOIN {dups} d ON d._file_order = v._file_order AND d._row = v._row "
+        "ORDER BY v._file_order, v._row"
+    )
+
+
+def _land_feed(con: duckdb.DuckDBPyConnection, feed: Feed, tags: list[str], hour: str, result: IngestResult) -> None:
+    """Validate one feed's staged files; good rows into the feed table, the rest to quarantine."""
+    union = "(" + " UNION ALL BY NAME ".join(f"SELECT * FROM raw_{t}" for t in tags) + ")"
+    checked = f"checked_{feed.name}"
+    con.execute(f"CREATE TEMP TABLE {checked} AS {_checked_select(feed, union)}")
+    _mark_duplicates(con, feed, checked)
+    cols = ", ".join(f'"{c}"' for c in feed.column_names)
+    con.execute(
+        f"INSERT INTO {feed.name} SELECT {cols}, ?, _file, _row FROM {checked} WHERE NOT _bad ORDER BY _file_order, _row",
+        [hour],
+    )
+    con.execute(f"INSERT INTO quarantine SELECT ?, ?, _file, _row, reason, raw FROM ({_quarantine_select(feed, union, checked)})", [hour, feed.name])
+    for name, landed, bad in con.execute(
+        f"SELECT _file, count(*) FILTER (NOT _bad), count(*) FILTER (_bad) FROM {checked} GROUP BY _file"
+    ).fetchall():
+        result.files[name].update(landed=landed, quarantined=bad)
+    con.execute(f"DROP TABLE {checked}; DROP TABLE IF EXISTS dups_{feed.name}")
+    for t in tags:
+        con.execute(f"DROP TABLE raw_{t}")
 
 
 def _check_files(folder: Path, manifest: dict) -> None:
@@ -245,28 +300,7 @@ def ingest_hour(con: duckdb.DuckDBPyConnection, folder: str | Path, *, force: bo
             con.execute(f"DELETE FROM {table} WHERE {'hour' if table == 'quarantine_files' else '_hour'} = ?", [hour])
         con.execute("DELETE FROM quarantine WHERE hour = ?", [hour])
         for feed_name, tags in staged.items():
-            feed = FEEDS[feed_name]
-            union = " UNION ALL BY NAME ".join(f"SELECT * FROM raw_{t}" for t in tags)
-            con.execute(f"CREATE TEMP TABLE checked_{feed_name} AS {_validated_select(feed, f'({union})')}")
-            cols = ", ".join(f'"{c}"' for c in feed.column_names)
-            con.execute(
-                f"INSERT INTO {feed_name} SELECT {cols}, ?, _file, _row FROM checked_{feed_name} "
-                "WHERE _reason IS NULL ORDER BY _file_order, _row",
-                [hour],
-            )
-            con.execute(
-                f"INSERT INTO quarantine SELECT ?, ?, _file, _row, _reason, _raw FROM checked_{feed_name} "
-                "WHERE _reason IS NOT NULL ORDER BY _file_order, _row",
-                [hour, feed_name],
-            )
-            for name, landed, bad in con.execute(
-                f"SELECT _file, count(*) FILTER (_reason IS NULL), count(*) FILTER (_reason IS NOT NULL) "
-                f"FROM checked_{feed_name} GROUP BY _file"
-            ).fetchall():
-                result.files[name].update(landed=landed, quarantined=bad)
-            con.execute(f"DROP TABLE checked_{feed_name}")
-            for t in tags:
-                con.execute(f"DROP TABLE raw_{t}")
+            _land_feed(con, FEEDS[feed_name], tags, hour, result)
         if row_quarantine:
             con.executemany(
                 "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?)", [(hour, *q) for q in row_quarantine]
@@ -347,7 +381,7 @@ def _keep_files(con: duckdb.DuckDBPyConnection, hour: str, folder: Path, names: 
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
     for (name,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary AND "
-        "(table_name LIKE 'raw_%' OR table_name LIKE 'checked_%' OR table_name LIKE 'rej%')"
+        "(table_name LIKE 'raw_%' OR table_name LIKE 'checked_%' OR table_name LIKE 'dups_%' OR table_name LIKE 'rej%')"
     ).fetchall():
         con.execute(f'DROP TABLE IF EXISTS "{name}"')
 

@@ -19,6 +19,7 @@ import pytest
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, build_sensor_context, materialize
 
 from dagster_project.assets import ALL_ASSETS
+from dagster_project.assets.verification import previous_hour_pending
 from dagster_project.checks import ALL_CHECKS
 from dagster_project.partitions import epoch_for_partition, hourly_partitions, partition_for_epoch
 from dagster_project.resources import FleetproofStore, store_from_env
@@ -130,7 +131,8 @@ def test_broken_manifest_blocks_everything_downstream(drops: Path, tmp_path: Pat
     assert not result.success
     assert materialized(result) == {"hourly_drop"}
     accepted = checks(result)["manifest_accepted"]
-    assert not accepted.passed and "sha256" in accepted.description and "hardware.csv" in accepted.description
+    assert not accepted.passed
+    assert "sha256" in accepted.description and "hardware.csv" in accepted.description
     assert accepted.metadata["status"].value == "rejected"
     assert rows(store.db_path, f"SELECT count(*) FROM device_features WHERE epoch = '{hour}'") == [(0,)]
     assert rows(store.db_path, "SELECT count(*) FROM device_tiers") == [(0,)]
@@ -162,7 +164,8 @@ def test_quarantine_share_check_fails_above_its_configured_maximum(drops: Path, 
     assert lenient.success and share.passed and share.metadata["rows_quarantined"].value == 1
     assert share.metadata["max_share"].value == pytest.approx(0.01)
 
-    strict = materialize_hour(store, HOURS[0], {"ops": {"hourly_drop_quarantine_share": {"config": {"max_share": 0.0}}}})
+    override = {"ops": {"hourly_drop_quarantine_share": {"config": {"max_share": 0.0}}}}
+    strict = materialize_hour(store, HOURS[0], override)
     share = checks(strict)["quarantine_share"]
     assert not strict.success and not share.passed and share.metadata["max_share"].value == 0.0
     assert materialized(strict) == {"hourly_drop"}
@@ -177,11 +180,25 @@ def test_sample_verification_rate_fails_when_answers_carry_no_samples(drops: Pat
             "AND hash(challenge_id) % 10 = 0",
             [HOURS[0]],
         )
-    result = materialize_hour(store, HOURS[0], selection=AssetSelection.assets("device_features").downstream())
+    features_on = AssetSelection.assets("device_features").downstream()
+    result = materialize_hour(store, HOURS[0], selection=features_on)
     check = checks(result)["sample_verification_rate"]
     assert not result.success and not check.passed
-    assert 0.8 < check.metadata["rate"].value < 0.99 and check.metadata["min_rate"].value == pytest.approx(0.99)
+    assert 0.8 < check.metadata["rate"].value < 0.99
+    assert check.metadata["min_rate"].value == pytest.approx(0.99)
     assert materialized(result) == {"device_features"}
+
+
+def test_features_wait_while_the_previous_hour_is_ingested_but_not_tiered(
+    drops: Path, tmp_path: Path
+) -> None:
+    store = store_for(drops, tmp_path)
+    ingest_only = AssetSelection.assets("hourly_drop")
+    assert materialize_hour(store, HOURS[0], selection=ingest_only).success
+    assert not previous_hour_pending(store, HOURS[0])  # nothing before the first hour
+    assert previous_hour_pending(store, HOURS[1])
+    assert materialize_hour(store, HOURS[0]).success
+    assert not previous_hour_pending(store, HOURS[1])
 
 
 def test_sensor_requests_each_complete_hour_once_per_delivery(drops: Path, tmp_path: Path) -> None:
@@ -224,8 +241,8 @@ def _http(url: str, body: dict | None = None, timeout: float = 30) -> dict:
 
 
 @pytest.fixture
-def webserver(drops: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``dagster-webserver`` on a free port over a private instance; yields (url, db path)."""
+def webserver(drops: Path, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
+    """``dagster-webserver`` on a free port over a private instance; yields (url, db, log)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     # runs launch at once in a subprocess of the code server (no daemon needed for launchRun)
@@ -253,19 +270,23 @@ def webserver(drops: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+
+    def tail() -> str:
+        return (tmp_path / "webserver.log").read_text(errors="replace")[-3000:]
+
     try:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"webserver exited ({proc.returncode}):\n{(tmp_path / 'webserver.log').read_text()[-3000:]}")
+                pytest.fail(f"webserver exited ({proc.returncode}):\n{tail()}")
             try:
                 _http(f"{url}/server_info", timeout=5)
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"webserver did not answer in 120 s:\n{(tmp_path / 'webserver.log').read_text()[-3000:]}")
+                    pytest.fail(f"webserver did not answer in 120 s:\n{tail()}")
                 time.sleep(1)
-        yield url, db
+        yield url, db, tmp_path / "webserver.log"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -308,8 +329,8 @@ query RunStatus($runId: ID!) {
 
 
 @pytest.mark.slow
-def test_webserver_shows_the_assets_and_runs_a_partition(webserver: tuple[str, Path]) -> None:
-    url, db = webserver
+def test_webserver_shows_the_assets_and_runs_a_partition(webserver: tuple[str, Path, Path]) -> None:
+    url, db, log = webserver
     graphql = f"{url}/graphql"
     data = _http(graphql, {"query": ASSETS_QUERY})["data"]
     assert {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]} >= ASSET_NAMES
@@ -330,9 +351,10 @@ def test_webserver_shows_the_assets_and_runs_a_partition(webserver: tuple[str, P
 
     deadline, status = time.monotonic() + 300, None
     while time.monotonic() < deadline:
-        status = _http(graphql, {"query": RUN_STATUS, "variables": {"runId": run_id}})["data"]["runOrError"]["status"]
+        answer = _http(graphql, {"query": RUN_STATUS, "variables": {"runId": run_id}})
+        status = answer["data"]["runOrError"]["status"]
         if status in {"SUCCESS", "FAILURE", "CANCELED"}:
             break
         time.sleep(2)
-    assert status == "SUCCESS"
+    assert status == "SUCCESS", log.read_text(errors="replace")[-5000:]
     assert rows(db, f"SELECT count(*) > 0 FROM device_tiers WHERE epoch = '{HOURS[0]}'") == [(True,)]

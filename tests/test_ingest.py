@@ -119,16 +119,16 @@ def test_crash_mid_hour_leaves_no_partial_hour(drops_copy: Path, tmp_path: Path,
     import pipelines.ingest as ingest
 
     folder = first_hour(drops_copy)
-    real = ingest._validated_select
+    real = ingest._land_feed
     calls = {"n": 0}
 
-    def explode(feed, raw_table):
+    def explode(*args):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("simulated crash")
-        return real(feed, raw_table)
+        return real(*args)
 
-    monkeypatch.setattr(ingest, "_validated_select", explode)
+    monkeypatch.setattr(ingest, "_land_feed", explode)
     db = tmp_path / "db.duckdb"
     with connect(db) as con, pytest.raises(RuntimeError):
         ingest_hour(con, folder)
