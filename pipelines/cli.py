@@ -55,13 +55,20 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(f"{e.epoch}  devices {e.devices:>7}  samples {e.samples:>7} ({e.bad_samples} wrong)  "
               f"evidence {e.evidence:>5}  {tiers}  [{e.seconds:.1f}s]", flush=True)  # fmt: skip
 
-    summary = run(a.drops, a.db, a.out, load_policy(a.policy), progress=progress)
+    summary = run(a.drops, a.db, a.out, load_policy(a.policy), progress=progress, quality_bars=not a.skip_quality_bars)
     rejected = [r for r in summary.ingested if r.status == "rejected"]
     landed = [r for r in summary.ingested if r.status == "ingested"]
     print(f"hours ingested {len(landed)}, rejected {len(rejected)}, epochs computed {len(summary.epochs)}, "
           f"files exported {len(summary.exported)} under {a.out}")  # fmt: skip
     for r in rejected:
         print(f"  rejected {r.hour}: {r.reason}")
+    if summary.blocked:
+        epoch, failed = summary.blocked
+        print(f"STOPPED at {epoch}: it fails a data-quality bar; it and later epochs wait "
+              "(fix the drop, or change [quality] in the policy, or pass --skip-quality-bars):")  # fmt: skip
+        for o in failed:
+            print(f"  {o.name}: {o.description}")
+        return 1
     return 0
 
 
@@ -92,7 +99,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print(f"== simulating {a.devices} devices for {a.hours} hours (seed {a.seed}) into {drops}")
     cmd_simulate(argparse.Namespace(out=drops, devices=a.devices, hours=a.hours, seed=a.seed, scenario=a.scenario))
     print(f"== running the pipeline: drops {drops} -> {db} -> {out}")
-    cmd_run(argparse.Namespace(drops=drops, db=db, out=out, policy=None))
+    cmd_run(argparse.Namespace(drops=drops, db=db, out=out, policy=None, skip_quality_bars=False))
     print("== status")
     cmd_status(argparse.Namespace(db=db, json=False))
     print("== detection quality against the simulator's ground truth")
@@ -126,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--db", required=True, type=Path)
     s.add_argument("--out", required=True, type=Path)
     s.add_argument("--policy", type=Path, help="detection policy TOML (default: data/policy/detection.toml)")
+    s.add_argument("--skip-quality-bars", action="store_true", help="process hours that fail the [quality] bars")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("status", help="hours in, rejected and quarantined, with reasons")

@@ -129,6 +129,7 @@ CREATE TABLE IF NOT EXISTS device_features (
     samples_total INTEGER,
     samples_bad INTEGER,
     first_bad_sample VARCHAR,
+    unverified_ok INTEGER,              -- answered ok without samples that could be checked
     overclaimed_compute INTEGER,
     max_compute_over_observed DOUBLE,
     tflops_median DOUBLE,

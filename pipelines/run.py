@@ -20,6 +20,7 @@ from pipelines.export import export_epoch
 from pipelines.features import build_features, verify_pow
 from pipelines.ingest import IngestResult, ingest_drops
 from pipelines.policy import DetectionPolicy, load_policy
+from pipelines.quality import Outcome, ingest_bars, sample_verification_rate
 from pipelines.tiering import assign_tiers, collect_evidence
 
 
@@ -39,6 +40,14 @@ class RunSummary:
     ingested: list[IngestResult] = field(default_factory=list)
     epochs: list[EpochSummary] = field(default_factory=list)
     exported: list[Path] = field(default_factory=list)
+    blocked: tuple[str, list[Outcome]] | None = None
+    """The epoch a quality bar stopped at, with the failing bars (later epochs wait too)."""
+
+
+class QualityBarFailed(Exception):
+    def __init__(self, epoch: str, failed: list[Outcome]):
+        super().__init__(f"{epoch}: " + "; ".join(f"{o.name}: {o.description}" for o in failed))
+        self.epoch, self.failed = epoch, failed
 
 
 def stale_epochs(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -68,12 +77,22 @@ def mark_processed(con: duckdb.DuckDBPyConnection, epoch: str) -> None:
     )
 
 
-def process_epoch(con: duckdb.DuckDBPyConnection, epoch: str, policy: DetectionPolicy) -> EpochSummary:
-    """Features, detectors and tiers for one ingested epoch, in one transaction."""
+def process_epoch(
+    con: duckdb.DuckDBPyConnection, epoch: str, policy: DetectionPolicy, *, quality_bars: bool = True
+) -> EpochSummary:
+    """Features, detectors and tiers for one ingested epoch, in one transaction; raises
+    QualityBarFailed (nothing written) when the hour fails a quality bar."""
     started = time.perf_counter()
+    if quality_bars:
+        failed = [o for o in ingest_bars(con, epoch, policy.quality) if not o.passed]
+        if failed:
+            raise QualityBarFailed(epoch, failed)
     con.execute("BEGIN TRANSACTION")
     try:
         samples, bad, devices = compute_features(con, epoch)
+        rate = sample_verification_rate(con, epoch, policy.quality.min_sample_verification_rate)
+        if quality_bars and not rate.passed:
+            raise QualityBarFailed(epoch, [rate])
         evidence = collect_evidence(con, epoch, policy.build_detectors())
         tiers = assign_tiers(con, epoch, policy.tiering)
         mark_processed(con, epoch)
@@ -90,14 +109,20 @@ def run(
     out: str | Path | None,
     policy: DetectionPolicy | None = None,
     progress=None,
+    quality_bars: bool = True,
 ) -> RunSummary:
-    """Ingest every complete hour not yet ingested, process stale epochs in order, export them."""
+    """Ingest every complete hour not yet ingested, process stale epochs in order, export them.
+    Stops at the first epoch that fails a quality bar (``summary.blocked`` says why)."""
     policy = policy or load_policy()
     summary = RunSummary()
     with connect(db) as con:
         summary.ingested = ingest_drops(con, drops)
         for epoch in stale_epochs(con):
-            result = process_epoch(con, epoch, policy)
+            try:
+                result = process_epoch(con, epoch, policy, quality_bars=quality_bars)
+            except QualityBarFailed as e:
+                summary.blocked = (e.epoch, e.failed)
+                break
             summary.epochs.append(result)
             if out is not None:
                 summary.exported += export_epoch(con, out, epoch)

@@ -14,11 +14,13 @@ import duckdb
 import polars as pl
 
 from detectors.base import EVIDENCE_SCHEMA, Detector, Evidence
+from pipelines import catalogue
 from pipelines.policy import Tiering
 
 
 def collect_evidence(con: duckdb.DuckDBPyConnection, epoch: str, detectors: list[Detector]) -> pl.DataFrame:
     """Run every detector on the epoch and store its findings in ``evidence`` (replacing any)."""
+    catalogue.register(con)  # detectors may read gpu_catalogue / gpu_alias
     found = [d.detect(Evidence(con, epoch)) for d in detectors]
     evidence = pl.concat(found) if found else pl.DataFrame(schema=EVIDENCE_SCHEMA)
     con.execute("DELETE FROM evidence WHERE epoch = ?", [epoch])

@@ -206,19 +206,26 @@ def test_sensor_requests_each_complete_hour_once_per_delivery(drops: Path, tmp_p
     (drops / "2024-08-14T03" / "hardware.csv").write_text("ts\n")
     shutil.copytree(drops / HOURS[0], drops / "2024-08-13T23")  # before the first partition
 
+    cursor: dict[str, str | None] = {"value": None}
+
     def requests() -> list[tuple[str | None, str | None]]:
-        context = build_sensor_context(resources={"store": store_for(drops, tmp_path)})
-        return [(r.partition_key, r.run_key) for r in drops_sensor(context)]
+        context = build_sensor_context(resources={"store": store_for(drops, tmp_path)}, cursor=cursor["value"])
+        found = [(r.partition_key, r.run_key) for r in drops_sensor(context)]
+        cursor["value"] = context.cursor
+        return found
 
     def sha(hour: str) -> str:
         return hashlib.sha256((drops / hour / MANIFEST).read_bytes()).hexdigest()
 
     assert requests() == [(partition_for_epoch(h), f"{h}:{sha(h)}") for h in HOURS]
-    old_key = f"{HOURS[1]}:{sha(HOURS[1])}"
+    assert requests() == []  # nothing new
     manifest = json.loads((drops / HOURS[1] / MANIFEST).read_text())
     (drops / HOURS[1] / MANIFEST).write_text(json.dumps(manifest))  # re-delivered with other bytes
-    keys = [k for _, k in requests()]
-    assert f"{HOURS[1]}:{sha(HOURS[1])}" in keys and old_key not in keys and len(keys) == 3
+    # the changed hour runs again, and so does every later hour (tiers carry state forward)
+    assert requests() == [
+        (partition_for_epoch(HOURS[1]), f"{HOURS[1]}:{sha(HOURS[1])}"),
+        (partition_for_epoch(HOURS[2]), f"{HOURS[2]}:{sha(HOURS[2])}:after:{HOURS[1]}:{sha(HOURS[1])}"),
+    ]
 
 
 # --- the web UI, as a user would run it -------------------------------------------------------

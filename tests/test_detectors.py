@@ -25,7 +25,8 @@ def con(tmp_path: Path):
 def feature(con: duckdb.DuckDBPyConnection, device: str, epoch: str = EPOCH, **cols: object) -> None:
     base = dict(account_id="acc", gpu_model="NVIDIA GeForce RTX 4090", catalogue_model="rtx_4090", spec_tflops=165.2,
                 hw_reports=1, ping_total=4, ping_ok=4, heartbeat_total=6, heartbeat_ok=6, pow_total=1, pow_ok=1,
-                pow_timeout=0, pow_error=0, samples_total=2, samples_bad=0, overclaimed_compute=0, tflops_max=130.0)  # fmt: skip
+                pow_timeout=0, pow_error=0, samples_total=2, samples_bad=0, unverified_ok=0, overclaimed_compute=0,
+                tflops_max=130.0)  # fmt: skip
     base.update(cols)
     names = ", ".join(["epoch", "device_id", *base])
     marks = ", ".join(["?"] * (len(base) + 2))
@@ -52,11 +53,18 @@ def test_failed_pow_rejects_exact_failures_and_spares_honest(con) -> None:
 
 def test_failed_pow_persistent_timeouts_only_suspect(con) -> None:
     for h in range(2, 6):
-        feature(con, "silent", hour(h), pow_ok=0, pow_timeout=1, samples_total=0)
+        feature(con, "silent", hour(h), pow_ok=0, pow_timeout=1, samples_total=0, unverified_ok=0)
         feature(con, "flaky", hour(h), pow_timeout=1 if h == 5 else 0)
     found = FailedPow().detect(Evidence(con, EPOCH))
     assert found["device_id"].to_list() == ["silent"]
     assert found["action"][0] == "probation" and "4 of 4 challenges timed out" in found["reason"][0]
+
+
+def test_failed_pow_suspects_answers_without_samples(con) -> None:
+    feature(con, "lazy", unverified_ok=1, samples_total=0)
+    found = FailedPow().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["lazy"] and found["action"][0] == "probation"
+    assert "without samples" in found["reason"][0]
 
 
 def test_spoofed_uptime_needs_both_probes_to_disagree_with_heartbeats(con) -> None:

@@ -95,3 +95,15 @@ def test_demo_runs_the_embedded_default(tmp_path: Path, capsys) -> None:
 def test_cli_reports_bad_arguments_clearly(tmp_path: Path, capsys) -> None:
     assert main(["run", "--drops", str(tmp_path / "nope"), "--db", str(tmp_path / "db"), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_run_stops_at_an_hour_that_fails_a_quality_bar(small_drops: Path, tmp_path: Path, capsys) -> None:
+    policy = tmp_path / "strict.toml"
+    policy.write_text("[quality]\nmin_rows = { hardware = 1, pow = 1, uptime = 10000000 }\n")
+    db = tmp_path / "db.duckdb"
+    code = main(["run", "--drops", str(small_drops), "--db", str(db), "--out", str(tmp_path / "o"), "--policy", str(policy)])
+    out = capsys.readouterr().out
+    assert code == 1 and "STOPPED at 2024-08-14T00" in out and "too few rows in uptime" in out
+    with connect(db) as con:
+        assert con.execute("SELECT count(*) FROM device_tiers").fetchall()[0][0] == 0
+    assert main(["run", "--drops", str(small_drops), "--db", str(db), "--out", str(tmp_path / "o"), "--policy", str(policy), "--skip-quality-bars"]) == 0

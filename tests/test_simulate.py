@@ -83,3 +83,9 @@ def test_scenario_file_overrides_and_rejects_unknown_keys(tmp_path: Path) -> Non
     bad.write_text("[mix]\nmoon_miners = 1\n")
     with pytest.raises(ValueError, match="moon_miners"):
         load_scenario(bad)
+
+
+def test_default_scenario_file_matches_the_code() -> None:
+    from pipelines.simulate.scenario import Scenario
+
+    assert load_scenario("data/scenarios/default.toml") == Scenario()

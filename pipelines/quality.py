@@ -1,0 +1,90 @@
+"""Blocking data-quality bars, shared by ``fleetproof run`` and the Dagster asset checks.
+
+An hour must pass the ingest bars before its epoch is computed, and the verification bar
+before its tiers are assigned; a failing bar stops that epoch (and, since tiers carry state
+from hour to hour, every later one) until the data is fixed or the bar is changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from pipelines.contract import FEEDS
+from pipelines.db import one, scalar
+from pipelines.policy import Quality
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One bar's verdict for one hour, with the measured value next to the threshold."""
+
+    name: str
+    passed: bool
+    description: str | None
+    metadata: dict[str, object] = field(default_factory=dict)
+
+
+def manifest_accepted(con: duckdb.DuckDBPyConnection, epoch: str) -> Outcome:
+    row = one(con, "SELECT status, reason FROM ingest_log WHERE hour = ?", [epoch])
+    status, reason = row if row else ("missing", "the hour was never ingested")
+    return Outcome(
+        "manifest_accepted",
+        status == "ingested",
+        None if status == "ingested" else f"{epoch} {status}: {reason}",
+        {"hour": epoch, "status": status, "reason": reason or ""},
+    )
+
+
+def quarantine_share(con: duckdb.DuckDBPyConnection, epoch: str, max_share: float) -> Outcome:
+    row = one(con, "SELECT rows_in, rows_quarantined FROM ingest_log WHERE hour = ?", [epoch])
+    rows_in, quarantined = row if row else (0, 0)
+    share = quarantined / rows_in if rows_in else 0.0
+    return Outcome(
+        "quarantine_share",
+        share <= max_share,
+        None if share <= max_share else f"{share:.2%} of the rows quarantined (max {max_share:.2%})",
+        {"hour": epoch, "share": share, "max_share": max_share, "rows_in": rows_in, "rows_quarantined": quarantined},
+    )
+
+
+def required_rows(con: duckdb.DuckDBPyConnection, epoch: str, minimum: dict[str, int]) -> Outcome:
+    unknown = sorted(set(minimum) - set(FEEDS))
+    if unknown:
+        raise ValueError(f"min_rows names unknown feeds {unknown}; known: {sorted(FEEDS)}")
+    landed = {f: int(scalar(con, f"SELECT count(*) FROM {f} WHERE _hour = ?", [epoch])) for f in minimum}
+    short = sorted(f for f in minimum if landed[f] < minimum[f])
+    return Outcome(
+        "required_rows",
+        not short,
+        f"too few rows in {', '.join(short)}" if short else None,
+        {"hour": epoch, **{f"{f}_rows": landed[f] for f in minimum}, **{f"{f}_min": m for f, m in minimum.items()}},
+    )
+
+
+def sample_verification_rate(con: duckdb.DuckDBPyConnection, epoch: str, min_rate: float) -> Outcome:
+    """Answered (``ok``) challenges whose samples were checked, over all answered challenges
+    (an answer without samples cannot be verified and counts against the rate)."""
+    answered, checked = one(
+        con,
+        "SELECT count(*), count(c.challenge_id) FILTER (c.samples_total > 0) FROM pow p "
+        "LEFT JOIN pow_checks c ON c.challenge_id = p.challenge_id AND c._hour = p._hour "
+        "WHERE p._hour = ? AND p.status = 'ok'",
+        [epoch],
+    )  # type: ignore[misc]
+    rate = checked / answered if answered else 1.0
+    return Outcome(
+        "sample_verification_rate",
+        rate >= min_rate,
+        None if rate >= min_rate else f"{answered - checked} answered challenges could not be verified",
+        {"hour": epoch, "rate": rate, "min_rate": min_rate, "answered": answered, "checked": checked},
+    )
+
+
+def ingest_bars(con: duckdb.DuckDBPyConnection, epoch: str, q: Quality) -> list[Outcome]:
+    return [
+        manifest_accepted(con, epoch),
+        quarantine_share(con, epoch, q.max_quarantine_share),
+        required_rows(con, epoch, q.min_rows),
+    ]
