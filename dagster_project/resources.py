@@ -51,12 +51,15 @@ class FleetproofStore(ConfigurableResource):
 
 
 def store_from_env(env: Mapping[str, str] = os.environ) -> FleetproofStore:
-    """The store for ``FLEETPROOF_ENV`` (only ``local`` so far: paths from ``FLEETPROOF_*``)."""
+    """The store for ``FLEETPROOF_ENV`` (only ``local`` so far: paths from ``FLEETPROOF_*``).
+
+    By default the drops are the ones ``fleetproof demo`` simulates, and Dagster keeps its own
+    database and exports under ``var/dagster/``."""
     name = env.get("FLEETPROOF_ENV", "local")
     if name != "local":
         raise ValueError(f"unknown FLEETPROOF_ENV {name!r}; known: local")
     return FleetproofStore(
-        drops_dir=env.get("FLEETPROOF_DROPS", "var/dagster/drops"),
+        drops_dir=env.get("FLEETPROOF_DROPS", "var/demo/drops"),
         db_path=env.get("FLEETPROOF_DB", "var/dagster/fleetproof.duckdb"),
         out_dir=env.get("FLEETPROOF_OUT", "var/dagster/out"),
         policy_path=env.get("FLEETPROOF_POLICY") or None,

@@ -11,7 +11,6 @@ from dagster import AssetExecutionContext, MaterializeResult, RetryRequested, as
 
 from dagster_project.partitions import epoch_for_partition, hourly_partitions, previous_hour_of
 from dagster_project.resources import FleetproofStore
-from pipelines import catalogue
 from pipelines.db import one
 from pipelines.features import previous_epoch
 from pipelines.run import compute_features
@@ -64,7 +63,6 @@ def detector_evidence(context: AssetExecutionContext, store: FleetproofStore) ->
     epoch = epoch_for_partition(context.partition_key)
     detectors = store.policy().build_detectors()
     with store.transaction() as con:
-        catalogue.register(con)  # detectors read gpu_catalogue, a per-connection view
         evidence = collect_evidence(con, epoch, detectors)
     per_detector = Counter(evidence["detector"].to_list())
     return MaterializeResult(
