@@ -249,15 +249,11 @@ def _http(url: str, body: dict | None = None, timeout: float = 30) -> dict:
 
 @pytest.fixture
 def webserver(drops: Path, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
-    """``dagster-webserver`` on a free port over a private instance; yields (url, db, log)."""
+    """The README's UI command (``dagster dev``: webserver and daemon) on a free port over a
+    private instance; yields (url, db, log)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    # runs launch at once in a subprocess of the code server (no daemon needed for launchRun)
-    (home / "dagster.yaml").write_text(
-        "telemetry:\n  enabled: false\n"
-        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n"
-        "run_launcher:\n  module: dagster._core.launcher\n  class: DefaultRunLauncher\n"
-    )
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     db = tmp_path / "ui.duckdb"
     env = {
         **os.environ,
@@ -270,10 +266,10 @@ def webserver(drops: Path, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     env.pop("FLEETPROOF_POLICY", None)
     env.pop("FLEETPROOF_START", None)
     port = _free_port()
-    exe = Path(sys.executable).parent / "dagster-webserver"
+    exe = Path(sys.executable).parent / "dagster"
     log = (tmp_path / "webserver.log").open("wb")
     proc = subprocess.Popen(
-        [str(exe), "-m", "dagster_project.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        [str(exe), "dev", "-m", "dagster_project.definitions", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -282,23 +278,23 @@ def webserver(drops: Path, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
         return (tmp_path / "webserver.log").read_text(errors="replace")[-3000:]
 
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"webserver exited ({proc.returncode}):\n{tail()}")
+                pytest.fail(f"dagster dev exited ({proc.returncode}):\n{tail()}")
             try:
                 _http(f"{url}/server_info", timeout=5)
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"webserver did not answer in 120 s:\n{tail()}")
+                    pytest.fail(f"dagster dev did not answer in 180 s:\n{tail()}")
                 time.sleep(1)
         yield url, db, tmp_path / "webserver.log"
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGINT)  # dagster dev shuts its children down on SIGINT
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -339,7 +335,12 @@ query RunStatus($runId: ID!) {
 def test_webserver_shows_the_assets_and_runs_a_partition(webserver: tuple[str, Path, Path]) -> None:
     url, db, log = webserver
     graphql = f"{url}/graphql"
-    data = _http(graphql, {"query": ASSETS_QUERY})["data"]
+    deadline = time.monotonic() + 120
+    while True:  # the code location loads in its own process after the server answers
+        data = _http(graphql, {"query": ASSETS_QUERY})["data"]
+        if data["repositoriesOrError"].get("nodes") or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]} >= ASSET_NAMES
     [repo] = data["repositoriesOrError"]["nodes"]
 
