@@ -33,7 +33,8 @@ ACTIONS = ("probation", "reject")
 @dataclass(frozen=True)
 class Evidence:
     """What a detector may look at: the database (features, raw feeds, its own past evidence)
-    as of one epoch. Detectors only read; the pipeline writes their findings."""
+    as of one epoch. The pipeline writes the findings; a detector that needs memory of its own
+    between epochs keeps it in a table named after it (``anomaly_top``)."""
 
     con: duckdb.DuckDBPyConnection
     epoch: str

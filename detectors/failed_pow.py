@@ -3,7 +3,8 @@
 Exact checks establish fraud (``reject``): a sampled product entry that differs from the
 recomputed one, a ``compute_ms`` longer than the round trip the backend itself observed, or a
 throughput above the physical ceiling of the claimed model (spec-sheet TFLOPS x a margin for
-overclocking and boost). Persistent timeouts only suspect (``probation``): an honest device
+overclocking and boost) that is also far above what the model's fleet peers reach (so one
+wrong catalogue figure cannot flag a whole model). Persistent timeouts only suspect (``probation``): an honest device
 on a bad link times out too, but not for most of its challenges over several hours. So does
 an answer without samples to check (the worker skipped the part that proves the work).
 """
@@ -53,10 +54,12 @@ class FailedPow(Detector):
                        w.timeouts, w.challenges, f.unverified_ok,
                        f.samples_bad > 0 AS wrong,
                        f.overclaimed_compute > 0 AS longer_than_observed,
-                       f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling AS too_fast,
+                       f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
+                         AND f.tflops_max > coalesce(p.p90_tflops, 0) * $ceiling AS too_fast,
                        w.timeouts >= $min_timeouts AND w.timeouts >= $share * w.challenges AS silent,
                        f.unverified_ok > 0 AS unverified
                 FROM f CROSS JOIN fleet LEFT JOIN window_ w USING (device_id)
+                LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = f.catalogue_model
             )
             SELECT device_id, account_id,
                    CASE WHEN wrong OR longer_than_observed OR too_fast THEN 1.0

@@ -138,6 +138,40 @@ CREATE TABLE IF NOT EXISTS device_features (
     catalogue_model VARCHAR,
     PRIMARY KEY (epoch, device_id)
 );
+CREATE TABLE IF NOT EXISTS challenge_context (
+    epoch VARCHAR NOT NULL,
+    challenge_id VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    batch_id VARCHAR,
+    kind VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    tflops DOUBLE,                      -- 2 n^3 / compute_ms, for answered challenges whose
+                                        -- compute_ms fits in the round trip the backend saw
+    ip VARCHAR,
+    host_fingerprint VARCHAR,
+    account_id VARCHAR,
+    catalogue_model VARCHAR,
+    batch_siblings INTEGER NOT NULL     -- other devices in the same batch on the same IP or host
+);
+CREATE TABLE IF NOT EXISTS model_peers (
+    epoch VARCHAR NOT NULL,
+    catalogue_model VARCHAR NOT NULL,
+    devices INTEGER NOT NULL,           -- devices with a throughput measurement in the window
+    median_tflops DOUBLE NOT NULL,      -- median over devices of each device's median
+    p90_tflops DOUBLE NOT NULL,
+    PRIMARY KEY (epoch, catalogue_model)
+);
+CREATE TABLE IF NOT EXISTS challenge_plan (
+    epoch VARCHAR NOT NULL,             -- the epoch whose evidence made the plan (for epoch + 1)
+    group_id VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS anomaly_top (  -- the anomaly detector's memory: top-scored devices per epoch
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    score DOUBLE NOT NULL
+);
 CREATE TABLE IF NOT EXISTS evidence (
     epoch VARCHAR NOT NULL,
     device_id VARCHAR NOT NULL,

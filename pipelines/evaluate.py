@@ -80,3 +80,34 @@ def evaluate(db: str | Path, drops: str | Path, fraud_types: list[str]) -> tuple
     with connect(db) as con:
         flagged = flagged_devices(con)
     return quality_tables(truth_devices(drops), flagged, fraud_types)
+
+
+GPU_FRAUD_TYPES = ["virtualized_gpu", "spoofed_model", "duplicate_hardware", "failed_pow", "burst"]
+"""Fraud on the GPU itself (fake, virtualized, misrepresented hardware or work)."""
+
+
+def gpu_fraud_tables(truth: pl.DataFrame, flagged: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(overall GPU-fraud precision/recall, recall per attack population ("variant")).
+
+    A device is GPU fraud when its truth holds a GPU fraud type, and caught when any epoch
+    flagged it for a GPU fraud type; precision counts every device flagged for a GPU type."""
+    gpu = pl.lit(GPU_FRAUD_TYPES)
+    df = truth.join(flagged, on="device_id", how="left").with_columns(
+        pl.col("flagged_types").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+        pl.col("fraud_types").list.set_intersection(gpu).list.len().gt(0).alias("is_gpu_fraud"),
+    ).with_columns(pl.col("flagged_types").list.set_intersection(gpu).list.len().gt(0).alias("caught"))
+    overall = df.select(
+        pl.col("is_gpu_fraud").sum().alias("gpu_fraud_devices"),
+        pl.col("caught").sum().alias("flagged"),
+        (pl.col("caught") & pl.col("is_gpu_fraud")).sum().alias("true_positives"),
+    ).with_columns(
+        (pl.col("true_positives") / pl.col("flagged")).alias("precision"),
+        (pl.col("true_positives") / pl.col("gpu_fraud_devices")).alias("recall"),
+    )
+    variants = (
+        df.filter(pl.col("is_gpu_fraud"))
+        .group_by("population")
+        .agg(pl.len().alias("devices"), pl.col("caught").sum().alias("caught"), pl.col("caught").mean().alias("recall"))
+        .sort("population")
+    )
+    return overall, variants

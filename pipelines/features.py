@@ -150,9 +150,55 @@ ORDER BY s.device_id
 """
 
 
+CONTEXT_SQL = """
+INSERT INTO challenge_context
+WITH c AS (
+    SELECT p.challenge_id, p.device_id, p.batch_id, p.kind, p.status,
+           CASE WHEN p.status = 'ok' AND p.compute_ms > 0
+                 AND p.compute_ms <= epoch_ms(p.responded_at) - epoch_ms(p.issued_at) + 2
+                THEN 2 * pow(p.n, 3) / p.compute_ms / 1e9 END AS tflops,
+           f.ip, f.host_fingerprint, f.account_id, f.catalogue_model
+    FROM pow p JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
+    WHERE p._hour = $epoch
+)
+SELECT $epoch, challenge_id, device_id, batch_id, kind, status, tflops, ip, host_fingerprint, account_id, catalogue_model,
+       CASE WHEN batch_id IS NULL THEN 0 ELSE greatest(
+           count(*) OVER (PARTITION BY batch_id, ip) - 1,
+           count(*) OVER (PARTITION BY batch_id, host_fingerprint) - 1) END
+FROM c ORDER BY challenge_id
+"""
+
+PEERS_SQL = """
+INSERT INTO model_peers
+WITH suspects AS (  -- devices already in probation or rejected are nobody's honest peer
+    SELECT DISTINCT device_id FROM device_tiers
+    WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch < $epoch
+      AND tier IN ('probation', 'rejected')
+),
+per_device AS (
+    SELECT device_id, catalogue_model, median(tflops_median) AS tflops
+    FROM device_features
+    WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+      AND tflops_median IS NOT NULL AND catalogue_model IS NOT NULL
+      AND device_id NOT IN (SELECT device_id FROM suspects)
+    GROUP BY device_id, catalogue_model
+)
+SELECT $epoch, catalogue_model, count(*), median(tflops), quantile_cont(tflops, 0.9)
+FROM per_device GROUP BY catalogue_model ORDER BY catalogue_model
+"""
+PEER_WINDOW_HOURS = 24
+
+
 def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
-    """Recompute ``device_features`` for one epoch (idempotent); returns the device count."""
+    """Recompute the epoch's ``device_features``, ``challenge_context`` (each challenge with
+    its device's network identity and how many siblings shared its batch) and ``model_peers``
+    (robust throughput of each model across its honest fleet over the last day: devices in
+    probation or rejected are left out); idempotent.
+    Returns the device count."""
     catalogue.register(con)
-    con.execute("DELETE FROM device_features WHERE epoch = ?", [epoch])
+    for table in ("device_features", "challenge_context", "model_peers"):
+        con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
     con.execute(FEATURES_SQL, {"epoch": epoch, "prev": previous_epoch(epoch)})
+    con.execute(CONTEXT_SQL, {"epoch": epoch})
+    con.execute(PEERS_SQL, {"epoch": epoch, "window": PEER_WINDOW_HOURS})
     return int(scalar(con, "SELECT count(*) FROM device_features WHERE epoch = ?", [epoch]))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.challenge_plan import build_plan
 from pipelines.db import connect
 from pipelines.export import export_epoch
 from pipelines.features import build_features, verify_pow
@@ -95,6 +96,7 @@ def process_epoch(
             raise QualityBarFailed(epoch, [rate])
         evidence = collect_evidence(con, epoch, policy.build_detectors())
         tiers = assign_tiers(con, epoch, policy.tiering)
+        build_plan(con, epoch)
         mark_processed(con, epoch)
         con.execute("COMMIT")
     except BaseException:

@@ -19,7 +19,7 @@ from pipelines.simulate.population import Network, build_network
 from pipelines.simulate.scenario import Scenario, load_scenario
 from pipelines.simulate.writer import write_hour
 
-__all__ = ["simulate", "Scenario", "load_scenario", "build_network", "TRUTH_DIR"]
+__all__ = ["simulate", "NetworkSimulator", "Scenario", "load_scenario", "build_network", "TRUTH_DIR"]
 
 TRUTH_DIR = "_truth"
 
@@ -43,31 +43,41 @@ def write_truth(out: Path, net: Network, scenario: Scenario, seed: int, hours: i
     (truth / "scenario.json").write_text(json.dumps(meta, indent=1, default=list))
 
 
+class NetworkSimulator:
+    """A network built once; hours written one at a time, each optionally under a challenge
+    plan (device_id -> group). Used for closed-loop runs: the pipeline's plan for hour h+1
+    comes from its output for hour h."""
+
+    def __init__(self, out: str | Path, devices: int, hours: int, seed: int = 0, scenario: Scenario | None = None):
+        if devices < 1 or hours < 1:
+            raise ValueError("devices and hours must be >= 1")
+        self.out, self.hours, self.seed = Path(out), hours, seed
+        self.scenario = scenario or Scenario()
+        self.network = build_network(self.scenario, devices, seed, hours)
+        write_truth(self.out, self.network, self.scenario, seed, hours)
+        self._arrays = prepare(self.network, seed)
+
+    def write_hour(self, hour_index: int, plan: dict[str, str] | None = None) -> Path:
+        name = hour_name(self.scenario, hour_index)
+        feeds = simulate_hour(self.network, self._arrays, self.scenario, self.seed, hour_index, plan)
+        write_hour(self.out / name, name, feeds, self.scenario.formats)
+        return self.out / name
+
+
 def simulate(
     out: str | Path,
     devices: int,
     hours: int,
     seed: int = 0,
     scenario: Scenario | None = None,
-    plans: dict[int, dict[str, str]] | None = None,
     hour_indices: list[int] | None = None,
 ) -> Network:
     """Write ``hours`` hourly drops of a network of ``devices`` GPUs; deterministic per seed.
-
-    ``plans`` maps an hour index to a challenge plan (device_id -> group) the backend honours
-    in that hour. ``hour_indices`` writes only those hours (the network is the same).
-    """
-    if devices < 1 or hours < 1:
-        raise ValueError("devices and hours must be >= 1")
-    scenario = scenario or Scenario()
-    out = Path(out)
-    net = build_network(scenario, devices, seed, hours)
-    write_truth(out, net, scenario, seed, hours)
-    arrays = prepare(net, seed)
+    ``hour_indices`` writes only those hours (the network is the same)."""
+    sim = NetworkSimulator(out, devices, hours, seed, scenario)
     for h in hour_indices if hour_indices is not None else range(hours):
-        feeds = simulate_hour(net, arrays, scenario, seed, h, (plans or {}).get(h))
-        write_hour(out / hour_name(scenario, h), hour_name(scenario, h), feeds, scenario.formats)
-    return net
+        sim.write_hour(h)
+    return sim.network
 
 
 def truth_devices(drops: str | Path) -> pl.DataFrame:

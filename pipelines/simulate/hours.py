@@ -220,8 +220,9 @@ def _hardware(dev, rng, base, claims_online) -> pl.DataFrame:
 
 def _batches(groups: np.ndarray, size: int, rng) -> np.ndarray:
     """Batch number per challenged device: plan groups stay together, the rest are shuffled."""
-    order = rng.permutation(groups.size)
-    keyed = np.lexsort((order, groups))  # group members adjacent, random order otherwise
+    _, inv = np.unique(groups, return_inverse=True)
+    group_rank = rng.permutation(inv.max() + 1)[inv]  # groups in random order, members adjacent
+    keyed = np.lexsort((rng.random(groups.size), group_rank))
     batch = np.empty(groups.size, np.int64)
     batch[keyed] = np.arange(groups.size) // size
     return batch
@@ -232,6 +233,8 @@ def _pow(dev, scenario, rng, base, online, claims_online, down_from, plan) -> pl
     idx = np.flatnonzero(claims_online)
     hour_index = int((base - datetime.strptime(scenario.start, "%Y-%m-%dT%H")).total_seconds() // 3600)
     vram_due = (np.arange(dev.n) + hour_index) % ch.vram_every_hours == 0
+    if plan:  # planned devices are also given a VRAM challenge, in their group's batch
+        vram_due |= np.isin(dev.device_id, np.array(list(plan), dtype=object))
     frames = []
     for kind in ("matmul", "vram"):
         sel = idx if kind == "matmul" else idx[vram_due[idx]]

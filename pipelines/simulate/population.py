@@ -298,9 +298,8 @@ def _virtualized(b: Builder, count: int, population: str, spoofed: bool) -> Bloc
         left = count - len(block.devices)
         lo, hi = b.scenario.slices_per_card
         k = min(left, int(b.rng.integers(lo, hi + 1)))
-        if k < 2 and block.devices:
-            # too few left for a card of its own: give the last card one more slice
-            k = 1
+        if left - k == 1:  # never leave a lone "slice": it would be an ordinary card
+            k += 1
         asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
         ip, host, model = b.ip_in(), b.hex(32), b.choose(SLICED_MODELS)
         card = b.uniq()

@@ -1,0 +1,119 @@
+"""``anomaly``: an IsolationForest over per-device behaviour, for review only.
+
+Features per device over the last ``window_hours``: throughput relative to its model's peers
+and to its spec, ping and heartbeat health, timeout, error and VRAM-failure shares, identity
+changes and batch contention. The forest is fitted on the epoch's whole fleet
+(scikit-learn, ``random_state`` fixed, so runs are reproducible). A device is flagged only when
+its score is in the top ``contamination`` share in at least ``persist_hours`` of the last
+``window_hours`` epochs, and then only ever to ``probation``: an unusual device is a lead for
+a person, never proof.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+from sklearn.ensemble import IsolationForest
+
+from detectors.base import SCORE_SCHEMA, Detector, Evidence
+
+FEATURES = [
+    "tflops_vs_peers", "tflops_vs_spec", "ping_ok_share", "heartbeats_per_hour", "timeout_share",
+    "error_share", "vram_fail_share", "identity_changes", "contended_share",
+]  # fmt: skip
+
+
+class AnomalyScore(Detector):
+    name = "anomaly"
+    fraud_type = "anomaly"
+
+    def __init__(self, threshold: float = 0.5, window_hours: int = 6, contamination: float = 0.001,
+                 persist_hours: int = 3, n_estimators: int = 100, random_state: int = 0):  # fmt: skip
+        super().__init__(threshold)
+        self.window_hours = window_hours
+        self.contamination = contamination
+        self.persist_hours = persist_hours
+        self.n_estimators = n_estimators
+        self.random_state = random_state
+
+    def _frame(self, evidence: Evidence) -> pl.DataFrame:
+        return evidence.sql(
+            """
+            WITH win AS (
+                SELECT * FROM device_features
+                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+            ),
+            ctx AS (
+                SELECT device_id, avg((batch_siblings > 0)::INT) AS contended_share,
+                       count(*) FILTER (kind = 'vram' AND status = 'error') / greatest(count(*) FILTER (kind = 'vram'), 1) AS vram_fail_share
+                FROM challenge_context
+                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+                GROUP BY device_id
+            )
+            SELECT w.device_id, any_value(w.account_id ORDER BY w.epoch DESC) AS account_id,
+                   coalesce(median(w.tflops_median) / any_value(p.median_tflops), 1.0) AS tflops_vs_peers,
+                   coalesce(median(w.tflops_median) / any_value(w.spec_tflops), 1.0) AS tflops_vs_spec,
+                   sum(w.ping_ok) / greatest(sum(w.ping_total), 1) AS ping_ok_share,
+                   sum(w.heartbeat_ok) / count(*) AS heartbeats_per_hour,
+                   sum(w.pow_timeout) / greatest(sum(w.pow_total), 1) AS timeout_share,
+                   sum(w.pow_error) / greatest(sum(w.pow_total), 1) AS error_share,
+                   coalesce(any_value(c.vram_fail_share), 0) AS vram_fail_share,
+                   sum(w.identity_changes) AS identity_changes,
+                   coalesce(any_value(c.contended_share), 0) AS contended_share
+            FROM win w
+            LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = w.catalogue_model
+            LEFT JOIN ctx c ON c.device_id = w.device_id
+            WHERE w.device_id IN (SELECT device_id FROM device_features WHERE epoch = $epoch)
+            GROUP BY w.device_id ORDER BY w.device_id
+            """,
+            window=self.window_hours,
+        )
+
+    def fit(self, evidence: Evidence) -> "AnomalyScore":
+        frame = self._frame(evidence)
+        self.devices_ = frame.select("device_id", "account_id")
+        x = frame.select(FEATURES).fill_null(0).to_numpy()
+        if frame.height < 50:  # too few devices to say what is unusual
+            self.scores_ = np.zeros(frame.height)
+            self.cutoff_ = np.inf
+            self.features_ = frame
+            return self
+        forest = IsolationForest(n_estimators=self.n_estimators, contamination=self.contamination,
+                                 random_state=self.random_state).fit(x)  # fmt: skip
+        self.scores_ = -forest.score_samples(x)  # higher = more anomalous
+        self.cutoff_ = float(np.quantile(self.scores_, 1 - self.contamination))
+        self.features_ = frame
+        return self
+
+    def score(self, evidence: Evidence) -> pl.DataFrame:
+        top = self.scores_ >= self.cutoff_
+        flagged_now = self.features_.filter(pl.Series(top)).with_columns(pl.Series("raw", self.scores_[top]))
+        evidence.con.execute("DELETE FROM anomaly_top WHERE epoch = ?", [evidence.epoch])
+        if flagged_now.height:
+            evidence.con.register("anomaly_now", flagged_now.select("device_id", "raw").to_arrow())
+            evidence.con.execute("INSERT INTO anomaly_top SELECT ?, device_id, raw FROM anomaly_now", [evidence.epoch])
+            evidence.con.unregister("anomaly_now")
+        persistent = evidence.sql(
+            """
+            SELECT device_id, count(*) AS hours FROM anomaly_top
+            WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+            GROUP BY device_id HAVING count(*) >= $persist
+            """,
+            window=self.window_hours,
+            persist=self.persist_hours,
+        )
+        rows = flagged_now.join(persistent, on="device_id")
+        if rows.is_empty():
+            return pl.DataFrame(schema=SCORE_SCHEMA)
+        return rows.select(
+            "device_id",
+            "account_id",
+            pl.lit(0.6).alias("score"),
+            pl.lit("probation").alias("action"),
+            pl.format("unusual behaviour (isolation forest, top {}% of the fleet in {} of the last {} hours); review",
+                      pl.lit(round(100 * self.contamination, 2)), pl.col("hours"), pl.lit(self.window_hours)).alias("reason"),  # fmt: skip
+            pl.struct(FEATURES).map_elements(lambda s: json.dumps({k: round(float(v or 0), 3) for k, v in s.items()}),
+                                             return_dtype=pl.String).alias("details"),  # fmt: skip
+        )

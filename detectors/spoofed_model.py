@@ -1,0 +1,108 @@
+"""``spoofed_model``: the card is not the model it claims (a T4 sold as an A100 80GB).
+
+Three independent signs, each explained in ``reasons``:
+- *slow*: over the window even the device's best matmul throughput (90th percentile, so a
+  card that is only slowed while sharing a batch is not slow) is below ``slow_ratio`` of BOTH
+  its honest fleet peers' median (same claimed model, devices under suspicion left out) AND
+  the catalogue spec, so one wrong catalogue figure cannot flag a whole model (with fewer than
+  ``min_peers`` honest peers the spec alone decides);
+- *VRAM short*: VRAM challenges sized to a share of the claimed memory failed, none passed,
+  and no sibling in the batch passed either (a virtualized card lets exactly one slice pass);
+- *impossible VRAM*: it claims more memory than the model is ever built with (or under half).
+Any sign suspects; slow and VRAM short together, or an impossible claim, establish it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from detectors.base import Detector, Evidence
+
+
+class SpoofedModel(Detector):
+    name = "spoofed_model"
+    fraud_type = "spoofed_model"
+
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        window_hours: int = 24,
+        slow_ratio: float = 0.3,
+        min_measurements: int = 3,
+        min_peers: int = 10,
+        min_vram_failures: int = 2,
+        vram_tolerance: float = 0.06,
+    ):
+        super().__init__(threshold)
+        self.window_hours = window_hours
+        self.slow_ratio = slow_ratio
+        self.min_measurements = min_measurements
+        self.min_peers = min_peers
+        self.min_vram_failures = min_vram_failures
+        self.vram_tolerance = vram_tolerance
+
+    def score(self, evidence: Evidence) -> pl.DataFrame:
+        return evidence.sql(
+            """
+            WITH win AS (
+                SELECT * FROM device_features
+                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+            ),
+            now AS (SELECT * FROM device_features WHERE epoch = $epoch AND catalogue_model IS NOT NULL),
+            ctx AS (
+                SELECT * FROM challenge_context
+                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+            ),
+            speed AS (
+                SELECT device_id, quantile_cont(tflops, 0.9) AS tflops, count(tflops) AS measurements
+                FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL GROUP BY device_id
+            ),
+            batch_ok AS (  -- VRAM challenges passed per batch and IP
+                SELECT batch_id, ip, count(*) FILTER (status = 'ok') AS ok FROM ctx WHERE kind = 'vram' GROUP BY ALL
+            ),
+            vram AS (
+                SELECT c.device_id,
+                       count(*) FILTER (c.status = 'error' AND coalesce(b.ok, 0) = 0) AS solo_failures,
+                       count(*) FILTER (c.status = 'ok') AS passed
+                FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
+                WHERE c.kind = 'vram' GROUP BY c.device_id
+            ),
+            judged AS (
+                SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
+                       s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
+                       v.solo_failures, v.passed,
+                       s.measurements >= $min_meas AND s.tflops < $slow * n.spec_tflops
+                         AND (coalesce(p.devices, 0) < $min_peers OR s.tflops < $slow * p.median_tflops) AS slow,
+                       coalesce(v.solo_failures >= $min_vram AND v.passed = 0, false) AS vram_short,
+                       n.vram_total_mb > c.vram_mb * (1 + $tol) OR n.vram_total_mb < c.vram_mb * 0.5 AS impossible_vram
+                FROM now n
+                JOIN gpu_catalogue c ON c.model_key = n.catalogue_model
+                LEFT JOIN speed s USING (device_id)
+                LEFT JOIN vram v USING (device_id)
+                LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = n.catalogue_model
+            )
+            SELECT device_id, account_id,
+                   CASE WHEN impossible_vram OR (slow AND vram_short) THEN 1.0 WHEN vram_short THEN 0.8 ELSE 0.7 END AS score,
+                   CASE WHEN impossible_vram OR (slow AND vram_short) THEN 'reject' ELSE 'probation' END AS action,
+                   concat_ws('; ',
+                     CASE WHEN slow THEN format('measures {:.1f} TFLOPS at best: {:.0f}% of the spec {:.1f} for {}{}',
+                                                tflops, 100 * tflops / spec, spec, model,
+                                                CASE WHEN coalesce(peer_devices, 0) >= $min_peers
+                                                     THEN format(' and {:.0f}% of its {} honest peers'' median {:.1f}', 100 * tflops / peers, peer_devices, peers)
+                                                     ELSE ' (too few honest peers to compare)' END) END,
+                     CASE WHEN vram_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed, none passed (no batch sibling passed either)',
+                                                      solo_failures, vram_total_mb) END,
+                     CASE WHEN impossible_vram THEN format('claims {} MiB; a {} has {} MiB', vram_total_mb, model, vram_mb) END
+                   ) AS reason,
+                   CAST(json_object('model', model, 'tflops', round(tflops, 2), 'peer_median_tflops', round(peers, 2),
+                        'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
+                        'vram_passed', passed, 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb) AS VARCHAR) AS details
+            FROM judged WHERE slow OR vram_short OR impossible_vram
+            """,
+            window=self.window_hours,
+            slow=self.slow_ratio,
+            min_meas=self.min_measurements,
+            min_peers=self.min_peers,
+            min_vram=self.min_vram_failures,
+            tol=self.vram_tolerance,
+        )
