@@ -4,7 +4,8 @@ Features per device over the last ``window_hours``: throughput relative to its m
 and to its spec, ping and heartbeat health, timeout, error and VRAM-failure shares, identity
 changes and batch contention. The forest is fitted on the epoch's whole fleet
 (scikit-learn, ``random_state`` fixed, so runs are reproducible). A device is flagged only when
-its score is in the top ``contamination`` share in at least ``persist_hours`` of the last
+its score is in the top ``contamination`` share and above ``min_score`` (the forest's score:
+about 0.5 is ordinary, towards 1 isolated) in at least ``persist_hours`` of the last
 ``window_hours`` epochs, and then only ever to ``probation``: an unusual device is a lead for
 a person, never proof.
 """
@@ -30,11 +31,13 @@ class AnomalyScore(Detector):
     fraud_type = "anomaly"
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 6, contamination: float = 0.001,
-                 persist_hours: int = 3, n_estimators: int = 100, random_state: int = 0):  # fmt: skip
+                 persist_hours: int = 3, min_score: float = 0.6, n_estimators: int = 100,
+                 random_state: int = 0):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.contamination = contamination
         self.persist_hours = persist_hours
+        self.min_score = min_score
         self.n_estimators = n_estimators
         self.random_state = random_state
 
@@ -83,12 +86,14 @@ class AnomalyScore(Detector):
         forest = IsolationForest(n_estimators=self.n_estimators, contamination=self.contamination,
                                  random_state=self.random_state).fit(x)  # fmt: skip
         self.scores_ = -forest.score_samples(x)  # higher = more anomalous
-        self.cutoff_ = float(np.quantile(self.scores_, 1 - self.contamination))
+        # top `contamination` share, and clearly isolated (the forest's score: ~0.5 is ordinary,
+        # towards 1 is anomalous); strictly above the quantile, so ties of ordinary devices stay out
+        self.cutoff_ = max(float(np.quantile(self.scores_, 1 - self.contamination)), self.min_score)
         self.features_ = frame
         return self
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
-        top = self.scores_ >= self.cutoff_
+        top = self.scores_ > self.cutoff_
         flagged_now = self.features_.filter(pl.Series(top)).with_columns(pl.Series("raw", self.scores_[top]))
         evidence.con.execute("DELETE FROM anomaly_top WHERE epoch = ?", [evidence.epoch])
         if flagged_now.height:

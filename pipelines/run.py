@@ -34,6 +34,10 @@ class EpochSummary:
     evidence: int
     tiers: dict[str, int]
     seconds: float
+    features_seconds: float = 0.0
+    """Of ``seconds``: exact PoW verification and features."""
+    detection_seconds: float = 0.0
+    """Of ``seconds``: detectors, tiering and the challenge plan."""
 
 
 @dataclass
@@ -94,15 +98,18 @@ def process_epoch(
         rate = sample_verification_rate(con, epoch, policy.quality.min_sample_verification_rate)
         if quality_bars and not rate.passed:
             raise QualityBarFailed(epoch, [rate])
+        featured = time.perf_counter()
         evidence = collect_evidence(con, epoch, policy.build_detectors())
         tiers = assign_tiers(con, epoch, policy.tiering)
         build_plan(con, epoch)
+        detected = time.perf_counter()
         mark_processed(con, epoch)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return EpochSummary(epoch, devices, samples, bad, evidence.height, tiers, time.perf_counter() - started)
+    return EpochSummary(epoch, devices, samples, bad, evidence.height, tiers, time.perf_counter() - started,
+                        featured - started, detected - featured)  # fmt: skip
 
 
 def run(

@@ -1,0 +1,41 @@
+"""The GPU reference catalogue: complete, sourced, physically sensible, aliases unambiguous."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.catalogue import alias_table, load_catalogue
+
+REQUIRED = [
+    "rtx_3060", "rtx_3070", "rtx_3080", "rtx_3080_ti", "rtx_3090", "rtx_4060", "rtx_4070", "rtx_4080",
+    "rtx_4090", "rtx_5090", "t4", "a10", "a40", "l4", "l40s", "a100_40gb_pcie", "a100_40gb_sxm",
+    "a100_80gb_pcie", "a100_80gb_sxm", "h100_pcie", "h100_sxm", "h200", "b200",
+    *(f"apple_m{g}{v}" for g in range(1, 5) for v in ("", "_pro", "_max")),
+]  # fmt: skip
+
+
+def test_every_required_model_is_there_with_a_source() -> None:
+    cat = load_catalogue()
+    assert set(REQUIRED) <= set(cat["model_key"])
+    assert cat["source"].str.contains("https://").all()
+    for col in ("vram_mb", "fp16_tensor_tflops", "fp32_tflops", "mem_bw_gbs", "max_gpus_per_host"):
+        assert (cat[col] > 0).all(), col
+    assert (cat["reward_multiplier"] >= 0).all()
+
+
+def test_figures_are_physically_consistent() -> None:
+    cat = load_catalogue().filter(pl.col("vendor") == "nvidia")
+    # tensor cores beat plain FP32 on every NVIDIA part listed
+    assert (cat["fp16_tensor_tflops"] >= cat["fp32_tflops"]).all()
+    spec = dict(zip(cat["model_key"], cat["fp16_tensor_tflops"]))
+    # GeForce FP32-accumulate runs at half rate: a 4090 (165) is far below an H100 SXM (989)
+    assert spec["rtx_4090"] < spec["a100_80gb_sxm"] < spec["h100_sxm"] <= spec["h200"] < spec["b200"]
+    assert abs(spec["rtx_4090"] - 165.2) < 1
+
+
+def test_aliases_name_one_model_each_and_the_first_is_canonical() -> None:
+    aliases = alias_table()
+    assert aliases["alias"].is_unique().all()
+    cat = load_catalogue()
+    assert dict(zip(cat["model_key"], cat["name"]))["rtx_4090"] == "NVIDIA GeForce RTX 4090"
+    assert "Apple M2 Pro" in set(aliases["alias"])

@@ -1,0 +1,153 @@
+"""GPU-fraud detectors on hand-made evidence: spoofed models, virtualized cards, bursts, anomalies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detectors import AnomalyScore, Evidence, FleetBurst, SpoofedModel, VirtualizedGpu
+from pipelines import catalogue
+from pipelines.challenge_plan import build_plan, read_plan
+from pipelines.db import connect
+
+EPOCH = "2024-08-14T05"
+
+
+@pytest.fixture
+def con(tmp_path: Path):
+    with connect(tmp_path / "db.duckdb") as c:
+        catalogue.register(c)
+        yield c
+
+
+def feature(con, device: str, epoch: str = EPOCH, **cols: object) -> None:
+    base = dict(account_id=f"acc-{device}", ip=f"ip-{device}", host_fingerprint=f"host-{device}", asn=7922,
+                gpu_model="NVIDIA A100-SXM4-80GB", catalogue_model="a100_80gb_sxm", spec_tflops=312.0,
+                vram_total_mb=81920, hw_reports=1, pow_total=1, pow_ok=1, tflops_median=260.0)  # fmt: skip
+    base.update(cols)
+    names = ", ".join(["epoch", "device_id", *base])
+    con.execute(f"INSERT INTO device_features ({names}) VALUES ({', '.join(['?'] * (len(base) + 2))})", [epoch, device, *base.values()])
+
+
+def challenge(con, device: str, kind: str, status: str, tflops: float | None, batch: str, siblings: int = 0,
+              epoch: str = EPOCH, ip: str | None = None) -> None:  # fmt: skip
+    con.execute(
+        "INSERT INTO challenge_context VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'h', 'acc', 'a100_80gb_sxm', ?)",
+        [epoch, f"{device}-{kind}-{batch}", device, batch, kind, status, tflops, ip or f"ip-{device}", siblings],
+    )
+
+
+def peers(con, median: float, devices: int = 50) -> None:
+    con.execute("INSERT INTO model_peers VALUES (?, 'a100_80gb_sxm', ?, ?, ?)", [EPOCH, devices, median, median * 1.05])
+
+
+def test_spoofed_model_needs_slow_against_spec_and_peers(con) -> None:
+    peers(con, 265.0)
+    for d, speed in (("t4_as_a100", 52.0), ("honest", 262.0), ("throttled", 110.0)):
+        feature(con, d)
+        for h in range(3):
+            challenge(con, d, "matmul", "ok", speed, f"b{h}")
+    challenge(con, "t4_as_a100", "vram", "error", None, "v1")
+    challenge(con, "t4_as_a100", "vram", "error", None, "v2")
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["t4_as_a100"]
+    assert found["action"][0] == "reject" and "17% of the spec" in found["reason"][0]
+
+
+def test_spoofed_model_one_wrong_catalogue_figure_cannot_flag_a_model(con) -> None:
+    peers(con, 60.0)  # the whole honest fleet measures far below the catalogue figure
+    feature(con, "honest")
+    for h in range(3):
+        challenge(con, "honest", "matmul", "ok", 58.0, f"b{h}")
+    assert SpoofedModel().detect(Evidence(con, EPOCH)).is_empty()
+
+
+def test_spoofed_model_impossible_vram_and_vram_short(con) -> None:
+    peers(con, 265.0)
+    feature(con, "too_big", vram_total_mb=200_000)
+    feature(con, "short")
+    challenge(con, "short", "vram", "error", None, "v1")
+    challenge(con, "short", "vram", "error", None, "v2")
+    found = {r["device_id"]: r for r in SpoofedModel().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert found["too_big"]["action"] == "reject" and "claims 200000 MiB" in found["too_big"]["reason"]
+    assert found["short"]["action"] == "probation"
+
+
+def test_virtualized_gpu_contention_vram_all_but_one(con) -> None:
+    for d in ("s1", "s2", "s3"):
+        feature(con, d, ip="1.2.3.4")
+        challenge(con, d, "vram", "ok" if d == "s1" else "error", None, "v", siblings=2, ip="1.2.3.4")
+    for d in ("t1", "t2", "t3"):  # a card short of memory: every VRAM challenge fails, not contention
+        feature(con, d, ip="5.6.7.8")
+        challenge(con, d, "vram", "error", None, "w", siblings=2, ip="5.6.7.8")
+    for d in ("h1", "h2", "h3"):  # honest neighbours: all pass
+        feature(con, d, ip="9.9.9.9")
+        challenge(con, d, "vram", "ok", None, "x", siblings=2, ip="9.9.9.9")
+    found = VirtualizedGpu().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == ["s1", "s2", "s3"]
+    assert set(found["action"]) == {"probation"} and "2 VRAM challenge(s) failed, 1 passed" in found["reason"][0]
+
+
+def test_virtualized_gpu_matmul_slowdown_against_solo_speed(con) -> None:
+    for d in ("a", "b"):
+        feature(con, d, ip="1.1.1.1")
+        challenge(con, d, "matmul", "ok", 130.0, f"solo-{d}", epoch="2024-08-14T04", ip="1.1.1.1")
+        challenge(con, d, "matmul", "ok", 64.0, "together", siblings=1, ip="1.1.1.1")
+        challenge(con, d, "matmul", "ok", 66.0, "together-again", siblings=1, epoch="2024-08-14T03", ip="1.1.1.1")
+    for d in ("c", "e"):  # honest pair: same speed together
+        feature(con, d, ip="2.2.2.2")
+        challenge(con, d, "matmul", "ok", 130.0, f"solo-{d}", epoch="2024-08-14T04", ip="2.2.2.2")
+        challenge(con, d, "matmul", "ok", 128.0, "pair", siblings=1, ip="2.2.2.2")
+    found = VirtualizedGpu().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == ["a", "b"] and set(found["action"]) == {"reject"}
+
+
+def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
+    feature(con, "vgpu", virtualization_mode="VGPU")
+    feature(con, "mig", mig_mode=True)
+    feature(con, "pass", virtualization_mode="PASSTHROUGH")
+    for k in range(9):  # 9 SXM GPUs cannot sit in one machine
+        feature(con, f"rig{k}", host_fingerprint="bigbox", ip="3.3.3.3", pci_bus_id=f"00000000:{k:02X}:00.0")
+    for k in range(2):
+        feature(con, f"twin{k}", ip="4.4.4.4", gpu_uuid="GPU-same")
+    found = {r["device_id"]: r for r in VirtualizedGpu().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert found["vgpu"]["action"] == "reject" and found["mig"]["action"] == "probation"
+    assert "pass" not in found
+    assert "9 GPUs on one host" in found["rig0"]["reason"] and found["rig0"]["action"] == "probation"
+    assert found["twin0"]["action"] == "reject"
+
+
+def test_fleet_burst_flags_a_wave_but_not_the_first_hour(con) -> None:
+    for d in range(30):
+        feature(con, f"old{d}", epoch="2024-08-14T03")
+        feature(con, f"old{d}")
+    for d in range(25):
+        feature(con, f"new{d}", catalogue_model="rtx_4070", account_id="farm", asn=9009)
+    found = FleetBurst().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == sorted(f"new{d}" for d in range(25))
+    assert set(found["action"]) == {"probation"} and "25 devices with" in found["reason"][0]
+    assert FleetBurst().detect(Evidence(con, "2024-08-14T03")).is_empty()
+
+
+def test_anomaly_never_rejects_and_needs_persistence(con) -> None:
+    for h in (3, 4, 5):
+        epoch = f"2024-08-14T0{h}"
+        for d in range(200):
+            feature(con, f"d{d}", epoch=epoch, tflops_median=250.0 + d % 7, ping_total=4, ping_ok=4, heartbeat_ok=6)
+        feature(con, "odd", epoch=epoch, tflops_median=5.0, ping_total=4, ping_ok=0, heartbeat_ok=1, pow_timeout=1)
+        con.execute("INSERT INTO model_peers VALUES (?, 'a100_80gb_sxm', 200, 253, 256)", [epoch])
+        found = AnomalyScore(contamination=0.005).detect(Evidence(con, epoch))
+    assert found["device_id"].to_list() == ["odd"] and found["action"].to_list() == ["probation"]
+
+
+def test_challenge_plan_groups_siblings_and_skips_rejected(con) -> None:
+    for d in ("a", "b", "c"):
+        feature(con, d, ip="1.1.1.1")
+    feature(con, "alone", ip="2.2.2.2")
+    feature(con, "gone", ip="1.1.1.1")
+    for d in ("a", "b", "c", "alone", "gone"):
+        tier = "rejected" if d == "gone" else "standard"
+        con.execute("INSERT INTO device_tiers VALUES (?, ?, 'acc', ?, [], 0, '[]')", [EPOCH, d, tier])
+    assert build_plan(con, EPOCH) == 3
+    assert read_plan(con, EPOCH) == {"a": "ip:1.1.1.1", "b": "ip:1.1.1.1", "c": "ip:1.1.1.1"}
