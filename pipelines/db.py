@@ -153,6 +153,12 @@ CREATE TABLE IF NOT EXISTS challenge_context (
     catalogue_model VARCHAR,
     batch_siblings INTEGER NOT NULL     -- other devices in the same batch on the same IP or host
 );
+CREATE TABLE IF NOT EXISTS restart_gaps (
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    gap_start TIMESTAMP NOT NULL,       -- last heartbeat before a short silence (a restart)
+    gap_minutes DOUBLE NOT NULL
+);
 CREATE TABLE IF NOT EXISTS model_peers (
     epoch VARCHAR NOT NULL,
     catalogue_model VARCHAR NOT NULL,
@@ -202,6 +208,13 @@ CREATE TABLE IF NOT EXISTS device_tiers (
     score DOUBLE NOT NULL,
     reasons JSON NOT NULL,
     PRIMARY KEY (epoch, device_id)
+);
+CREATE TABLE IF NOT EXISTS sybil_clusters (
+    epoch VARCHAR NOT NULL,
+    cluster_id VARCHAR NOT NULL,
+    account_id VARCHAR NOT NULL,
+    score DOUBLE NOT NULL,
+    evidence JSON NOT NULL
 );
 CREATE TABLE IF NOT EXISTS processed_epochs (
     epoch VARCHAR PRIMARY KEY,

@@ -111,3 +111,34 @@ def gpu_fraud_tables(truth: pl.DataFrame, flagged: pl.DataFrame) -> tuple[pl.Dat
         .sort("population")
     )
     return overall, variants
+
+
+SYBIL_POPULATIONS = ("sybil_ring", "sybil_ring_jitter", "sybil_ring_small")
+SHARED_NETWORK_POPULATIONS = ("shared_nat_lab", "shared_nat_family", "datacenter")
+
+
+def _pairs(sizes: pl.Series) -> int:
+    return int((sizes * (sizes - 1) // 2).sum())
+
+
+def sybil_pairwise(truth_accounts: pl.DataFrame, clusters: pl.DataFrame) -> dict[str, float | int]:
+    """Pairwise precision/recall over account pairs: a predicted pair is two accounts in one
+    predicted cluster; a true pair is two accounts of one sybil ring. ``clusters`` has
+    ``cluster_id, account_id``. Also the share of honest shared-network accounts flagged."""
+    truth = truth_accounts.filter(pl.col("population").is_in(SYBIL_POPULATIONS)).select("account_id", "cluster")
+    joined = clusters.select("cluster_id", "account_id").join(truth, on="account_id", how="left")
+    tp = _pairs(joined.filter(pl.col("cluster").is_not_null()).group_by("cluster_id", "cluster").len()["len"])
+    predicted = _pairs(clusters.group_by("cluster_id").len()["len"])
+    actual = _pairs(truth.group_by("cluster").len()["len"])
+    shared = truth_accounts.filter(pl.col("population").is_in(SHARED_NETWORK_POPULATIONS))
+    shared_flagged = shared.join(clusters.select("account_id").unique(), on="account_id").height
+    return {
+        "true_pairs": actual,
+        "predicted_pairs": predicted,
+        "true_positive_pairs": tp,
+        "pair_precision": tp / predicted if predicted else float("nan"),
+        "pair_recall": tp / actual if actual else float("nan"),
+        "shared_network_accounts": shared.height,
+        "shared_network_flagged": shared_flagged,
+        "shared_network_flagged_share": shared_flagged / shared.height if shared.height else 0.0,
+    }

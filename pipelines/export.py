@@ -13,10 +13,10 @@ import duckdb
 
 from pipelines.contract import HOUR_RE
 
-PUBLISHED = ("device_tiers", "challenge_plan")
-"""Tables this version publishes: the contract's ``device_tiers`` and the ``challenge_plan`` for
-the backend (sybil_clusters, reward_allocations and slashing_events arrive with the stages
-that compute them)."""
+PUBLISHED = ("device_tiers", "sybil_clusters", "challenge_plan")
+"""Tables this version publishes: the contract's ``device_tiers`` and ``sybil_clusters``, and
+the ``challenge_plan`` for the backend (reward_allocations and slashing_events arrive with the
+stages that compute them)."""
 
 
 def export_epoch(con: duckdb.DuckDBPyConnection, out: str | Path, epoch: str, tables: tuple[str, ...] = PUBLISHED) -> list[Path]:

@@ -188,17 +188,36 @@ FROM per_device GROUP BY catalogue_model ORDER BY catalogue_model
 """
 PEER_WINDOW_HOURS = 24
 
+GAPS_SQL = """
+INSERT INTO restart_gaps
+WITH hb AS (
+    SELECT device_id, ts FROM uptime WHERE _hour = $epoch AND source = 'heartbeat' AND ok
+    UNION ALL  -- the previous hour's last heartbeat, so a silence across the hour boundary counts
+    SELECT device_id, max(ts) FROM uptime WHERE _hour = $prev AND source = 'heartbeat' AND ok GROUP BY device_id
+),
+g AS (SELECT device_id, ts, lag(ts) OVER (PARTITION BY device_id ORDER BY ts) AS before FROM hb)
+SELECT $epoch, device_id, before, date_diff('second', before, ts) / 60.0
+FROM g WHERE ts >= strptime($epoch, '%Y-%m-%dT%H')
+  AND ts - before BETWEEN to_minutes($min_gap) AND to_minutes($max_gap)
+ORDER BY device_id, before
+"""
+RESTART_GAP_MINUTES = (14, 40)
+"""Heartbeats come every 10 minutes: a silence of 14-40 minutes is a restart, not an outage."""
+
 
 def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
-    """Recompute the epoch's ``device_features``, ``challenge_context`` (each challenge with
+    """Recompute the epoch's ``device_features``, ``restart_gaps`` (short heartbeat silences),
+    ``challenge_context`` (each challenge with
     its device's network identity and how many siblings shared its batch) and ``model_peers``
     (robust throughput of each model across its honest fleet over the last day: devices in
     probation or rejected are left out); idempotent.
     Returns the device count."""
     catalogue.register(con)
-    for table in ("device_features", "challenge_context", "model_peers"):
+    for table in ("device_features", "challenge_context", "model_peers", "restart_gaps"):
         con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
     con.execute(FEATURES_SQL, {"epoch": epoch, "prev": previous_epoch(epoch)})
     con.execute(CONTEXT_SQL, {"epoch": epoch})
     con.execute(PEERS_SQL, {"epoch": epoch, "window": PEER_WINDOW_HOURS})
+    lo, hi = RESTART_GAP_MINUTES
+    con.execute(GAPS_SQL, {"epoch": epoch, "prev": previous_epoch(epoch), "min_gap": lo, "max_gap": hi})
     return int(scalar(con, "SELECT count(*) FROM device_features WHERE epoch = ?", [epoch]))

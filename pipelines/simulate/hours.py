@@ -386,19 +386,30 @@ def _stakes(net: Network, rng, base, hour_index: int) -> dict[str, pl.DataFrame]
     units = (required * BASE_UNITS_PER_IO).astype(np.int64)
     ts = rng.uniform(0, 3599, staked.height)
     kind = np.where(np.arange(staked.height) % 7 == 0, "delegate", "stake") if hour_index == 0 else "unstake"
-    return {
-        "stake_events": pl.DataFrame(
-            {
-                "event_id": [f"se{base:%Y%m%d%H}-{k:07d}" for k in range(staked.height)],
-                "ts": _stamp(base, ts),
-                "wallet": staked["wallet"],
-                "device_id": staked["device_id"],
-                "kind": kind if isinstance(kind, np.ndarray) else np.full(staked.height, kind),
-                "amount_io": _io(units),
-                "funder_wallet": staked["funder"],
-            }
-        ).sort("ts", "event_id")
-    }
+    events = pl.DataFrame(
+        {
+            "ts": _stamp(base, ts),
+            "wallet": staked["wallet"],
+            "device_id": staked["device_id"],
+            "kind": kind if isinstance(kind, np.ndarray) else np.full(staked.height, kind),
+            "amount_io": _io(units),
+            "funder_wallet": staked["funder"],
+        }
+    )
+    if hour_index == 0 and net.wallet_links.height:  # intermediate wallets delegate to the shared pool
+        links = net.wallet_links
+        events = pl.concat([events, pl.DataFrame({
+            "ts": _stamp(base, rng.uniform(0, 3599, links.height)),
+            "wallet": links["wallet"],
+            "device_id": pl.Series([None] * links.height, dtype=pl.String),
+            "kind": np.full(links.height, "delegate"),
+            "amount_io": _io(np.full(links.height, 1000 * BASE_UNITS_PER_IO, dtype=np.int64)),
+            "funder_wallet": links["funder"],
+        })])  # fmt: skip
+    events = events.sort("ts", "wallet").with_columns(
+        pl.format("se{}-{}", pl.lit(f"{base:%Y%m%d%H}"), pl.int_range(pl.len()).cast(pl.String).str.zfill(7)).alias("event_id")
+    )
+    return {"stake_events": events.select("event_id", pl.exclude("event_id"))}
 
 
 def _jobs(net: Network, dev: DeviceArrays, rng, base, online) -> dict[str, pl.DataFrame]:

@@ -67,6 +67,8 @@ class Builder:
         self.catalogue = {r["model_key"]: r for r in load_catalogue().iter_rows(named=True)}
         self._counter = 0
         self.exchanges = [self.wallet() for _ in range(6)]
+        self.wallet_links: list[tuple[str, str]] = []
+        """(wallet, the wallet that funded it) for intermediate wallets that own no account."""
 
     # identifiers -------------------------------------------------------------------------
     def hex(self, n: int) -> str:
@@ -394,6 +396,7 @@ def _sybil(b: Builder, count: int, population: str, accounts_per_ring: tuple[int
         ring = f"ring-{b.uniq()}"
         funder = b.wallet()
         middles = [b.wallet() for _ in range(3)]
+        b.wallet_links += [(m, funder) for m in middles]
         asn, country = PROXY_ASNS[int(b.rng.integers(len(PROXY_ASNS)))]
         restart = int(b.rng.integers(0, 60))
         restart_hour = int(b.rng.integers(0, 24))
@@ -402,10 +405,12 @@ def _sybil(b: Builder, count: int, population: str, accounts_per_ring: tuple[int
         signup_base = b.created_at((3, 20))
         n_acc = int(b.rng.integers(accounts_per_ring[0], accounts_per_ring[1] + 1))
         model = b.choose(HOME_MODELS)
+        cpu = str(b.rng.choice(["Intel Xeon E5-2680 v4", "Intel Xeon E5-2690 v3", "AMD EPYC 7302", "Intel Xeon Gold 6138"]))
+        ram, cores = int(b.rng.choice([32, 48, 64])), int(b.rng.choice([8, 14, 16]))
         referrer = None
-        for a in range(n_acc):
-            if len(block.devices) >= count:
-                break
+        a = 0
+        # a ring takes the rest when what would be left could not make a ring of its own
+        while len(block.devices) < count and (a < n_acc or count - len(block.devices) < 2 * accounts_per_ring[0]):
             if domain == "gmail.com" and a % 2:
                 local = ".".join(stem) + f"+{a}"
             else:
@@ -421,9 +426,10 @@ def _sybil(b: Builder, count: int, population: str, accounts_per_ring: tuple[int
             host = b.hex(32)
             for k in range(1 if b.rng.random() < 0.8 else 2):
                 _device(b, block, acct, model, host=host, index=k, kind="home", ip=ip, asn=asn,
-                        country=country, cpu="Intel Xeon E5-2680 v4", population=population,
+                        country=country, cpu=cpu, population=population,
                         fraud=["sybil"], cluster=ring, restart_minute=restart_hour * 60 + restart,
-                        restart_jitter=jitter, ram_gb=32, cpu_cores=14, worker_version="2.5.2")  # fmt: skip
+                        restart_jitter=jitter, ram_gb=ram, cpu_cores=cores, worker_version="2.5.2")  # fmt: skip
+            a += 1
     return block
 
 
@@ -500,6 +506,8 @@ class Network:
 
     accounts: pl.DataFrame
     devices: pl.DataFrame
+    wallet_links: pl.DataFrame
+    """Intermediate wallets and their funders (they delegate to the shared pool once)."""
 
 
 def build_network(scenario: Scenario, n_devices: int, seed: int, hours: int) -> Network:
@@ -546,4 +554,5 @@ def build_network(scenario: Scenario, n_devices: int, seed: int, hours: int) -> 
         (f"dev_{tag}" + pl.Series(dev_perm).cast(pl.String).str.zfill(7)).alias("device_id"),
         pl.col("slices").fill_null(1) if "slices" in devices.columns else pl.lit(1).alias("slices"),
     ).join(ids, on="account", how="left", maintain_order="left")
-    return Network(accounts=accounts, devices=devices)
+    links = pl.DataFrame(b.wallet_links, schema={"wallet": pl.String, "funder": pl.String}, orient="row")
+    return Network(accounts=accounts, devices=devices, wallet_links=links)

@@ -1,0 +1,52 @@
+"""``double_listed``: one GPU identity offered on another network from somewhere else.
+
+Policy: listing the same GPU on several networks from the same machine is legitimate (owners
+cross-list to fill idle time) and is not flagged. What is flagged is the same NVML UUID listed
+elsewhere, from another IP and another host, in the same hour the device reports it here: one
+card cannot be in two places, so one of the two listings is a borrowed or cloned identity.
+Seen in one hour suspects; in ``confirm_hours`` of the last ``window_hours`` establishes.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from detectors.base import Detector, Evidence
+
+
+class DoubleListed(Detector):
+    name = "double_listed"
+    fraud_type = "double_listed"
+
+    def __init__(self, threshold: float = 0.5, window_hours: int = 24, confirm_hours: int = 3):
+        super().__init__(threshold)
+        self.window_hours = window_hours
+        self.confirm_hours = confirm_hours
+
+    def score(self, evidence: Evidence) -> pl.DataFrame:
+        return evidence.sql(
+            """
+            WITH seen AS (
+                SELECT h._hour AS epoch, h.device_id, h.account_id, x.network, x.ip AS listed_ip, h.ip
+                FROM external_listings x
+                JOIN hardware h ON h.gpu_uuid = x.gpu_uuid AND h._hour = x._hour
+                WHERE x._hour > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
+                  AND x._hour <= $epoch AND x.gpu_uuid IS NOT NULL
+                  AND x.ip <> h.ip AND coalesce(x.host_fingerprint <> h.host_fingerprint, true)
+            ),
+            per_device AS (
+                SELECT device_id, any_value(account_id) AS account_id, count(DISTINCT epoch) AS hours,
+                       bool_or(epoch = $epoch) AS now, min(network) AS network, min(listed_ip) AS listed_ip, min(ip) AS ip
+                FROM seen GROUP BY device_id
+            )
+            SELECT device_id, account_id,
+                   CASE WHEN hours >= $confirm THEN 1.0 ELSE 0.8 END AS score,
+                   CASE WHEN hours >= $confirm THEN 'reject' ELSE 'probation' END AS action,
+                   format('its GPU UUID is listed on {} from {} (another host) while it reports from {}; in {} of the last {} hours',
+                          network, listed_ip, ip, hours, $window) AS reason,
+                   CAST(json_object('network', network, 'listed_ip', listed_ip, 'ip', ip, 'hours', hours) AS VARCHAR) AS details
+            FROM per_device
+            """,
+            window=self.window_hours,
+            confirm=self.confirm_hours,
+        )

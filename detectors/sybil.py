@@ -1,0 +1,72 @@
+"""``sybil``: many accounts run by one operator, found from many weak signals.
+
+Builds the account graph (``pipelines.sybil.links``: shared funders, mailboxes, bulk email
+patterns, synchronized restarts, hardware, IPs, referrals, each weighted by how rare the shared
+value is), finds communities (``pipelines.sybil.communities``: Louvain per component) and keeps
+those that only a sybil ring explains. Their accounts go to ``sybil_clusters`` with the evidence
+as a short story; every device of a member account gets this detector's evidence.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from detectors.base import SCORE_SCHEMA, Detector, Evidence
+from pipelines.sybil.communities import ClusterRules, communities, score_clusters
+from pipelines.sybil.links import build_account_graph
+
+
+class SybilRings(Detector):
+    name = "sybil"
+    fraud_type = "sybil"
+
+    def __init__(self, threshold: float = 0.5, window_hours: int = 24, min_edge_weight: float = 0.3,
+                 min_accounts: int = 3, min_score: float = 0.8, min_strong_kinds: int = 2,
+                 min_coverage: float = 0.5, reject_score: float = 0.9):  # fmt: skip
+        super().__init__(threshold)
+        self.window_hours = window_hours
+        self.min_edge_weight = min_edge_weight
+        self.min_accounts = min_accounts
+        self.min_score = min_score
+        self.min_strong_kinds = min_strong_kinds
+        self.min_coverage = min_coverage
+        self.reject_score = reject_score
+
+    def _rules(self) -> ClusterRules:
+        return ClusterRules(min_edge_weight=self.min_edge_weight, min_accounts=self.min_accounts, min_score=self.min_score,
+                            min_strong_kinds=self.min_strong_kinds, min_coverage=self.min_coverage)  # fmt: skip
+
+    def fit(self, evidence: Evidence) -> "SybilRings":
+        self.edges_ = build_account_graph(evidence.con, evidence.epoch, self.window_hours)
+        edges = pl.from_arrow(evidence.con.sql("SELECT * FROM account_edges").to_arrow_table())
+        self.clusters_ = score_clusters(edges, communities(edges, self._rules()), self._rules())  # type: ignore[arg-type]
+        rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
+        con = evidence.con
+        con.execute("DELETE FROM sybil_clusters WHERE epoch = ?", [evidence.epoch])
+        if rings.height:
+            con.register("rings_now", rings.select("cluster_id", "account_id", "score", "evidence").to_arrow())
+            con.execute(
+                "INSERT INTO sybil_clusters SELECT ?, cluster_id, account_id, score, CAST(evidence AS JSON) "
+                "FROM rings_now ORDER BY cluster_id, account_id",
+                [evidence.epoch],
+            )
+            con.unregister("rings_now")
+        return self
+
+    def score(self, evidence: Evidence) -> pl.DataFrame:
+        found = evidence.sql(
+            """
+            SELECT f.device_id, f.account_id, c.score,
+                   CASE WHEN c.score >= $reject THEN 'reject' ELSE 'probation' END AS action,
+                   format('account is one of {} in sybil cluster {}: {}', n.members, c.cluster_id,
+                          json_extract_string(c.evidence, '$.story')) AS reason,
+                   CAST(json_object('cluster_id', c.cluster_id, 'strong_kinds', c.evidence -> '$.strong_kinds') AS VARCHAR) AS details
+            FROM device_features f
+            JOIN sybil_clusters c ON c.account_id = f.account_id AND c.epoch = $epoch
+            JOIN (SELECT cluster_id, count(*) AS members FROM sybil_clusters WHERE epoch = $epoch GROUP BY cluster_id) n
+              USING (cluster_id)
+            WHERE f.epoch = $epoch
+            """,
+            reject=self.reject_score,
+        )
+        return found if found.height else pl.DataFrame(schema=SCORE_SCHEMA)

@@ -1,0 +1,87 @@
+"""``wash_trading``: owners hiring their own devices to inflate rental hours.
+
+A job is *self-dealing* when its client and the device's owner are one operator: the same
+account, the same sybil cluster, a shared funding wallet (or its funder), a referral between
+them, or the same signup IP. Short completed self-dealing jobs (under ``max_job_hours``) are
+what inflates rental time; ``suspect_jobs`` of them in the window suspect the device and
+``confirm_jobs`` establish it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from detectors.base import Detector, Evidence
+
+
+class WashTrading(Detector):
+    name = "wash_trading"
+    fraud_type = "wash_trading"
+
+    def __init__(self, threshold: float = 0.5, window_hours: int = 24, max_job_hours: float = 1.0,
+                 suspect_jobs: int = 2, confirm_jobs: int = 4):  # fmt: skip
+        super().__init__(threshold)
+        self.window_hours = window_hours
+        self.max_job_hours = max_job_hours
+        self.suspect_jobs = suspect_jobs
+        self.confirm_jobs = confirm_jobs
+
+    def score(self, evidence: Evidence) -> pl.DataFrame:
+        return evidence.sql(
+            """
+            WITH acc AS (
+                SELECT account_id, arg_max(wallet, _hour) AS wallet, arg_max(signup_ip, _hour) AS signup_ip,
+                       arg_max(referrer_account_id, _hour) AS referrer
+                FROM accounts WHERE _hour <= $epoch GROUP BY account_id
+            ),
+            funded AS (SELECT DISTINCT wallet, funder_wallet FROM stake_events WHERE _hour <= $epoch),
+            sources AS (  -- the wallets each account's money came from, one and two hops back
+                SELECT a.account_id, a.wallet AS source FROM acc a
+                UNION SELECT a.account_id, f.funder_wallet FROM acc a JOIN funded f ON f.wallet = a.wallet
+                UNION SELECT a.account_id, f2.funder_wallet FROM acc a JOIN funded f ON f.wallet = a.wallet
+                      JOIN funded f2 ON f2.wallet = f.funder_wallet
+            ),
+            owner AS (
+                SELECT device_id, arg_max(account_id, epoch) AS owner FROM device_features
+                WHERE epoch <= $epoch AND account_id IS NOT NULL GROUP BY device_id
+            ),
+            jobs_ AS (
+                SELECT j.job_id, j.device_id, o.owner, j.client_account_id AS client,
+                       date_diff('second', coalesce(j.started_at, j.created_at), j.ended_at) / 3600.0 AS hours
+                FROM jobs j JOIN owner o USING (device_id)
+                WHERE j._hour > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
+                  AND j._hour <= $epoch AND j.status = 'completed'
+            ),
+            judged AS (
+                SELECT j.*,
+                    concat_ws(', ',
+                      CASE WHEN j.client = j.owner THEN 'the same account' END,
+                      CASE WHEN EXISTS (SELECT 1 FROM sybil_clusters s1 JOIN sybil_clusters s2 USING (epoch, cluster_id)
+                                        WHERE s1.epoch = $epoch AND s1.account_id = j.owner AND s2.account_id = j.client)
+                           THEN 'one sybil cluster' END,
+                      CASE WHEN EXISTS (SELECT 1 FROM sources a JOIN sources b USING (source)
+                                        WHERE a.account_id = j.owner AND b.account_id = j.client)
+                           THEN 'a shared funding wallet' END,
+                      CASE WHEN co.referrer = j.owner OR oo.referrer = j.client THEN 'a referral' END,
+                      CASE WHEN co.signup_ip = oo.signup_ip THEN 'the same signup IP' END) AS ties
+                FROM jobs_ j LEFT JOIN acc oo ON oo.account_id = j.owner LEFT JOIN acc co ON co.account_id = j.client
+                WHERE j.hours < $max_hours
+            ),
+            per_device AS (
+                SELECT device_id, any_value(owner) AS owner, count(*) AS jobs, sum(hours) AS hours,
+                       min(ties) AS ties, any_value(client) AS client
+                FROM judged WHERE ties <> '' GROUP BY device_id
+            )
+            SELECT p.device_id, p.owner AS account_id,
+                   CASE WHEN p.jobs >= $confirm THEN 1.0 ELSE 0.75 END AS score,
+                   CASE WHEN p.jobs >= $confirm THEN 'reject' ELSE 'probation' END AS action,
+                   format('{} short completed jobs ({:.1f} rental hours) in the last {} hours hired by account {} tied to the owner by {}',
+                          p.jobs, p.hours, $window, p.client, p.ties) AS reason,
+                   CAST(json_object('jobs', p.jobs, 'hours', round(p.hours, 2), 'client', p.client, 'ties', p.ties) AS VARCHAR) AS details
+            FROM per_device p WHERE p.jobs >= $suspect
+            """,
+            window=self.window_hours,
+            max_hours=self.max_job_hours,
+            suspect=self.suspect_jobs,
+            confirm=self.confirm_jobs,
+        )

@@ -1,0 +1,1 @@
+"""Sybil detection: an account graph from many weak signals, communities, and scored clusters."""
