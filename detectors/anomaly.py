@@ -1,8 +1,9 @@
 """``anomaly``: an IsolationForest over per-device behaviour, for review only.
 
-Features per device over the last ``window_hours``: throughput relative to its model's peers
-and to its spec, ping and heartbeat health, timeout, error and VRAM-failure shares, identity
-changes and batch contention. The forest is fitted on the epoch's whole fleet
+Features per device over the last ``window_hours``: how much its throughput varies, a
+throughput shortfall far beyond honest throttling (below a quarter of its model's peers), ping
+and heartbeat health, timeout, error and VRAM-failure shares, identity changes and batch
+contention. Steady slowness alone is not unusual: throttled honest cards are common. The forest is fitted on the epoch's whole fleet
 (scikit-learn, ``random_state`` fixed, so runs are reproducible). A device is flagged only when
 its score is in the top ``contamination`` share and above ``min_score`` (the forest's score:
 about 0.5 is ordinary, towards 1 isolated) in at least ``persist_hours`` of the last
@@ -21,7 +22,7 @@ from sklearn.ensemble import IsolationForest
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
 
 FEATURES = [
-    "tflops_vs_peers", "tflops_vs_spec", "ping_ok_share", "heartbeats_per_hour", "timeout_share",
+    "tflops_variation", "tflops_vs_peers_low", "ping_ok_share", "heartbeats_per_hour", "timeout_share",
     "error_share", "vram_fail_share", "identity_changes", "contended_share",
 ]  # fmt: skip
 
@@ -56,8 +57,9 @@ class AnomalyScore(Detector):
                 GROUP BY device_id
             )
             SELECT w.device_id, any_value(w.account_id ORDER BY w.epoch DESC) AS account_id,
-                   coalesce(median(w.tflops_median) / any_value(p.median_tflops), 1.0) AS tflops_vs_peers,
-                   coalesce(median(w.tflops_median) / any_value(w.spec_tflops), 1.0) AS tflops_vs_spec,
+                   coalesce(stddev_samp(w.tflops_median) / nullif(avg(w.tflops_median), 0), 0) AS tflops_variation,
+                   -- only a shortfall far beyond honest throttling counts; a slow honest card is not odd
+                   greatest(0, 0.25 - coalesce(median(w.tflops_median) / any_value(p.median_tflops), 1.0)) AS tflops_vs_peers_low,
                    sum(w.ping_ok) / greatest(sum(w.ping_total), 1) AS ping_ok_share,
                    sum(w.heartbeat_ok) / count(*) AS heartbeats_per_hour,
                    sum(w.pow_timeout) / greatest(sum(w.pow_total), 1) AS timeout_share,

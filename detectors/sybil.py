@@ -22,7 +22,7 @@ class SybilRings(Detector):
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 24, min_edge_weight: float = 0.3,
                  min_accounts: int = 3, min_score: float = 0.8, min_strong_kinds: int = 2,
-                 min_coverage: float = 0.5, reject_score: float = 0.9):  # fmt: skip
+                 min_coverage: float = 0.5, reject_score: float = 0.85):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.min_edge_weight = min_edge_weight
@@ -37,7 +37,7 @@ class SybilRings(Detector):
                             min_strong_kinds=self.min_strong_kinds, min_coverage=self.min_coverage)  # fmt: skip
 
     def fit(self, evidence: Evidence) -> "SybilRings":
-        self.edges_ = build_account_graph(evidence.con, evidence.epoch, self.window_hours)
+        self.edges_ = build_account_graph(evidence.con, evidence.epoch, self.window_hours, self.min_edge_weight)
         edges = pl.from_arrow(evidence.con.sql("SELECT * FROM account_edges").to_arrow_table())
         self.clusters_ = score_clusters(edges, communities(edges, self._rules()), self._rules())  # type: ignore[arg-type]
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})

@@ -43,7 +43,8 @@ class WashTrading(Detector):
             ),
             owner AS (
                 SELECT device_id, arg_max(account_id, epoch) AS owner FROM device_features
-                WHERE epoch <= $epoch AND account_id IS NOT NULL GROUP BY device_id
+                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
+                  AND epoch <= $epoch AND account_id IS NOT NULL GROUP BY device_id
             ),
             jobs_ AS (
                 SELECT j.job_id, j.device_id, o.owner, j.client_account_id AS client,
@@ -51,21 +52,29 @@ class WashTrading(Detector):
                 FROM jobs j JOIN owner o USING (device_id)
                 WHERE j._hour > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
                   AND j._hour <= $epoch AND j.status = 'completed'
+                  AND date_diff('second', coalesce(j.started_at, j.created_at), j.ended_at) / 3600.0 < $max_hours
+            ),
+            same_cluster AS (
+                SELECT DISTINCT j.job_id FROM jobs_ j
+                JOIN sybil_clusters s1 ON s1.epoch = $epoch AND s1.account_id = j.owner
+                JOIN sybil_clusters s2 ON s2.epoch = $epoch AND s2.cluster_id = s1.cluster_id AND s2.account_id = j.client
+            ),
+            same_source AS (
+                SELECT DISTINCT j.job_id FROM jobs_ j
+                JOIN sources a ON a.account_id = j.owner JOIN sources b ON b.account_id = j.client AND b.source = a.source
             ),
             judged AS (
                 SELECT j.*,
                     concat_ws(', ',
                       CASE WHEN j.client = j.owner THEN 'the same account' END,
-                      CASE WHEN EXISTS (SELECT 1 FROM sybil_clusters s1 JOIN sybil_clusters s2 USING (epoch, cluster_id)
-                                        WHERE s1.epoch = $epoch AND s1.account_id = j.owner AND s2.account_id = j.client)
-                           THEN 'one sybil cluster' END,
-                      CASE WHEN EXISTS (SELECT 1 FROM sources a JOIN sources b USING (source)
-                                        WHERE a.account_id = j.owner AND b.account_id = j.client)
-                           THEN 'a shared funding wallet' END,
+                      CASE WHEN c.job_id IS NOT NULL THEN 'one sybil cluster' END,
+                      CASE WHEN f.job_id IS NOT NULL THEN 'a shared funding wallet' END,
                       CASE WHEN co.referrer = j.owner OR oo.referrer = j.client THEN 'a referral' END,
                       CASE WHEN co.signup_ip = oo.signup_ip THEN 'the same signup IP' END) AS ties
-                FROM jobs_ j LEFT JOIN acc oo ON oo.account_id = j.owner LEFT JOIN acc co ON co.account_id = j.client
-                WHERE j.hours < $max_hours
+                FROM jobs_ j
+                LEFT JOIN same_cluster c USING (job_id)
+                LEFT JOIN same_source f USING (job_id)
+                LEFT JOIN acc oo ON oo.account_id = j.owner LEFT JOIN acc co ON co.account_id = j.client
             ),
             per_device AS (
                 SELECT device_id, any_value(owner) AS owner, count(*) AS jobs, sum(hours) AS hours,

@@ -1,7 +1,7 @@
 """Communities in the account graph, and how strongly each one looks like one operator.
 
-A pair of accounts stays linked when it shares a strong kind of value or its links add up to
-``min_edge_weight``; the graph then splits into connected components. A dense component (edge
+The edges are the pairs ``build_account_graph`` kept (links adding up to ``min_edge_weight``,
+or two strong kinds shared); the graph splits into connected components. A dense component (edge
 density >= ``dense``: one ring, every member tied to every other) is one community; a sparse
 one is split with Louvain (networkx, fixed seed: the same graph gives the same clusters), so
 a weak bridge does not merge two groups. A community is scored by which kinds of link
@@ -30,6 +30,7 @@ from pipelines.sybil.links import KINDS, STRONG_KINDS
 @dataclass(frozen=True)
 class ClusterRules:
     min_edge_weight: float = 0.3
+    min_strong_pair: int = 2
     dense: float = 0.3
     min_accounts: int = 3
     min_score: float = 0.8
@@ -41,11 +42,8 @@ class ClusterRules:
 
 def communities(edges: pl.DataFrame, rules: ClusterRules) -> list[list[str]]:
     """Account communities (each sorted, the list sorted) from ``a, b, weight, kinds`` edges."""
-    kept = edges.filter(
-        (pl.col("weight") >= rules.min_edge_weight) | pl.col("kinds").list.set_intersection(list(STRONG_KINDS)).list.len().gt(0)
-    )
     graph = nx.Graph()
-    graph.add_weighted_edges_from(kept.select("a", "b", "weight").iter_rows())
+    graph.add_weighted_edges_from(edges.select("a", "b", "weight").iter_rows())
     found = []
     for component in nx.connected_components(graph):
         if len(component) < rules.min_accounts:

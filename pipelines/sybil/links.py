@@ -10,7 +10,7 @@ accounts (a cloud ASN, an exchange's hot wallet) link nobody.
 |---|---|---|---|
 | funding | the wallet that funded the account's wallet, and that wallet's own funder | 0.6 | 300 |
 | email | normalized address (gmail dots and +tags removed; +tags elsewhere) | 0.7 | 50 |
-| email_pattern | domain + leading letters + shape of the rest (bulk-made addresses) | 0.35 | 300 |
+| email_pattern | domain + leading letters + shape of the rest (bulk-made addresses) | 0.35 | 150 |
 | restart | a short heartbeat silence starting in the same 90-minute window (two offset grids) | 0.45 | 300 |
 | hw_fingerprint | worker version + CPU model + cores + RAM | 0.25 | 300 |
 | host | host fingerprint | 0.6 | 50 |
@@ -29,7 +29,7 @@ import duckdb
 KINDS: dict[str, tuple[float, int]] = {
     "funding": (0.6, 300),
     "email": (0.7, 50),
-    "email_pattern": (0.35, 300),
+    "email_pattern": (0.35, 150),
     "restart": (0.45, 300),
     "hw_fingerprint": (0.25, 300),
     "host": (0.6, 50),
@@ -124,16 +124,27 @@ pairs AS (
 ),
 per_kind AS (  -- one contribution per pair and kind: the rarest shared value
     SELECT a, b, kind, max(weight) AS weight, arg_max(value, weight) AS value, min(n) AS n FROM pairs GROUP BY a, b, kind
+),
+edges AS (
+    SELECT a, b, sum(weight) AS weight, count(*) FILTER (kind IN ({strong})) AS strong_kinds,
+           list(kind ORDER BY kind) AS kinds,
+           list(struct_pack(kind := kind, value := value, n := n, weight := round(weight, 3)) ORDER BY weight DESC) AS links
+    FROM per_kind GROUP BY a, b
 )
-SELECT a, b, sum(weight) AS weight, list(kind ORDER BY kind) AS kinds,
-       list(struct_pack(kind := kind, value := value, n := n, weight := round(weight, 3)) ORDER BY weight DESC) AS links
-FROM per_kind GROUP BY a, b
+SELECT * FROM edges WHERE weight >= $min_weight OR strong_kinds >= $min_strong
 """
 
 
-def build_account_graph(con: duckdb.DuckDBPyConnection, epoch: str, window_hours: int = 24) -> int:
-    """Temp tables ``account_attrs`` and ``account_edges`` for the epoch; returns the edge count."""
+def build_account_graph(
+    con: duckdb.DuckDBPyConnection, epoch: str, window_hours: int = 24, min_weight: float = 0.3, min_strong: int = 2
+) -> int:
+    """Temp tables ``account_attrs`` and ``account_edges`` for the epoch; returns the edge count.
+
+    A pair is kept when its links add up to ``min_weight`` or it shares ``min_strong`` strong
+    kinds (a large ring's funder is shared by so many accounts that each pair's weight is
+    small, but its members also share a mailbox pattern or a restart time)."""
     con.execute(ATTRS_SQL, {"epoch": epoch, "window": window_hours})
     kinds = ", ".join(f"('{k}', {s}, {n})" for k, (s, n) in KINDS.items())
-    con.execute(EDGES_SQL.format(kinds=kinds))
+    strong = ", ".join(f"'{k}'" for k in STRONG_KINDS)
+    con.execute(EDGES_SQL.format(kinds=kinds, strong=strong), {"min_weight": min_weight, "min_strong": min_strong})
     return int(con.execute("SELECT count(*) FROM account_edges").fetchall()[0][0])
