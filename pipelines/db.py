@@ -216,6 +216,71 @@ CREATE TABLE IF NOT EXISTS sybil_clusters (
     score DOUBLE NOT NULL,
     evidence JSON NOT NULL
 );
+CREATE TABLE IF NOT EXISTS stake_positions (
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    wallet VARCHAR NOT NULL,
+    active_units BIGINT NOT NULL,       -- counts towards the requirement and earns
+    cooling_units BIGINT NOT NULL       -- withdrawn within the cooldown: slashable only
+);
+CREATE TABLE IF NOT EXISTS reward_eligibility (
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    wallet VARCHAR,
+    tier VARCHAR,
+    measured_class VARCHAR,
+    measured_tflops DOUBLE,
+    multiplier_bp4 BIGINT,
+    tier_bp4 BIGINT,
+    connectivity_bp4 BIGINT,
+    down_mbps DOUBLE,
+    uptime_permille BIGINT,
+    hired_permille BIGINT,
+    up_hours BIGINT,
+    pow_passed BOOLEAN,
+    stake_units BIGINT,
+    stake_needed BIGINT,
+    status VARCHAR NOT NULL,            -- paid | held | ineligible
+    reason VARCHAR,
+    weight BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reward_allocations (
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    wallet VARCHAR,
+    amount_base_units BIGINT NOT NULL,
+    weight BIGINT NOT NULL,
+    components JSON NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epoch_pools (
+    epoch VARCHAR PRIMARY KEY,
+    policy_version VARCHAR NOT NULL,
+    pool_units BIGINT NOT NULL,
+    allocated_units BIGINT NOT NULL,
+    held_units BIGINT NOT NULL,
+    undistributed_units BIGINT NOT NULL  -- only when no device was eligible
+);
+CREATE TABLE IF NOT EXISTS slashing_events (
+    incident_id VARCHAR NOT NULL,
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    wallet VARCHAR NOT NULL,
+    amount_base_units BIGINT NOT NULL,
+    reason VARCHAR NOT NULL,
+    evidence JSON NOT NULL,
+    status VARCHAR NOT NULL             -- proposed | final | reversed
+);
+CREATE TABLE IF NOT EXISTS verdict_overrides (  -- a person's review: this tier for these epochs
+    device_id VARCHAR NOT NULL,
+    epoch_from VARCHAR NOT NULL,
+    epoch_to VARCHAR NOT NULL,
+    tier VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
 CREATE TABLE IF NOT EXISTS processed_epochs (
     epoch VARCHAR PRIMARY KEY,
     processed_at TIMESTAMP NOT NULL,

@@ -88,3 +88,25 @@ def ingest_bars(con: duckdb.DuckDBPyConnection, epoch: str, q: Quality) -> list[
         quarantine_share(con, epoch, q.max_quarantine_share),
         required_rows(con, epoch, q.min_rows),
     ]
+
+
+def allocations_sum_to_pool(con: duckdb.DuckDBPyConnection, epoch: str) -> Outcome:
+    """The epoch's allocations add up exactly to its pool (undistributed only if nobody was
+    eligible), in integer base units."""
+    row = one(
+        con,
+        "SELECT p.pool_units, p.undistributed_units, coalesce(sum(a.amount_base_units), 0), count(a.device_id) "
+        "FROM epoch_pools p LEFT JOIN reward_allocations a USING (epoch) WHERE p.epoch = ? "
+        "GROUP BY p.pool_units, p.undistributed_units",
+        [epoch],
+    )
+    if row is None:
+        return Outcome("allocations_sum_to_pool", False, f"{epoch} has no pool record", {"hour": epoch})
+    pool, undistributed, allocated, rows = (int(v) for v in row)
+    ok = allocated + undistributed == pool and (undistributed == 0 or rows == 0) and allocated >= 0
+    return Outcome(
+        "allocations_sum_to_pool",
+        ok,
+        None if ok else f"allocated {allocated} + undistributed {undistributed} != pool {pool}",
+        {"hour": epoch, "pool": pool, "allocated": allocated, "undistributed": undistributed, "rows": rows},
+    )

@@ -21,7 +21,11 @@ from pipelines.export import export_epoch
 from pipelines.features import build_features, verify_pow
 from pipelines.ingest import IngestResult, ingest_drops
 from pipelines.policy import DetectionPolicy, load_policy
-from pipelines.quality import Outcome, ingest_bars, sample_verification_rate
+from pipelines.quality import Outcome, allocations_sum_to_pool, ingest_bars, sample_verification_rate
+from pipelines.rewards import allocate
+from pipelines.rewards_policy import RewardsPolicy, load_rewards_policy
+from pipelines.slashing import slash
+from pipelines.staking import build_positions
 from pipelines.tiering import assign_tiers, collect_evidence
 
 
@@ -82,8 +86,26 @@ def mark_processed(con: duckdb.DuckDBPyConnection, epoch: str) -> None:
     )
 
 
+def compute_rewards(con: duckdb.DuckDBPyConnection, epoch: str, rewards: RewardsPolicy) -> dict[str, int]:
+    """Stage 'rewards': stake positions, allocations and slashing for one tiered epoch.
+    Raises QualityBarFailed if the allocations do not add up exactly to the pool."""
+    version = rewards.at(epoch)
+    build_positions(con, epoch, version)
+    figures = allocate(con, epoch, version)
+    figures["incidents"] = slash(con, epoch, version)
+    check = allocations_sum_to_pool(con, epoch)
+    if not check.passed:
+        raise QualityBarFailed(epoch, [check])
+    return figures
+
+
 def process_epoch(
-    con: duckdb.DuckDBPyConnection, epoch: str, policy: DetectionPolicy, *, quality_bars: bool = True
+    con: duckdb.DuckDBPyConnection,
+    epoch: str,
+    policy: DetectionPolicy,
+    *,
+    quality_bars: bool = True,
+    rewards: RewardsPolicy | None = None,
 ) -> EpochSummary:
     """Features, detectors and tiers for one ingested epoch, in one transaction; raises
     QualityBarFailed (nothing written) when the hour fails a quality bar."""
@@ -103,6 +125,7 @@ def process_epoch(
         tiers = assign_tiers(con, epoch, policy.tiering)
         build_plan(con, epoch)
         detected = time.perf_counter()
+        compute_rewards(con, epoch, rewards or load_rewards_policy())
         mark_processed(con, epoch)
         con.execute("COMMIT")
     except BaseException:
@@ -119,16 +142,18 @@ def run(
     policy: DetectionPolicy | None = None,
     progress=None,
     quality_bars: bool = True,
+    rewards: RewardsPolicy | None = None,
 ) -> RunSummary:
     """Ingest every complete hour not yet ingested, process stale epochs in order, export them.
     Stops at the first epoch that fails a quality bar (``summary.blocked`` says why)."""
     policy = policy or load_policy()
+    rewards = rewards or load_rewards_policy()
     summary = RunSummary()
     with connect(db) as con:
         summary.ingested = ingest_drops(con, drops)
         for epoch in stale_epochs(con):
             try:
-                result = process_epoch(con, epoch, policy, quality_bars=quality_bars)
+                result = process_epoch(con, epoch, policy, quality_bars=quality_bars, rewards=rewards)
             except QualityBarFailed as e:
                 summary.blocked = (e.epoch, e.failed)
                 break

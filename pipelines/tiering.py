@@ -85,6 +85,21 @@ def assign_tiers(con: duckdb.DuckDBPyConnection, epoch: str, policy: Tiering) ->
         f"CREATE OR REPLACE TEMP TABLE tiers_now AS {TIERS_SQL}",
         {"epoch": epoch, "release": policy.release_probation_after_clean_hours, "verify": policy.verify_after_clean_hours},
     )
+    # a person's review wins: the latest override covering the epoch sets the tier
+    con.execute(
+        """
+        UPDATE tiers_now t SET tier = o.tier,
+            fraud_types = CASE WHEN o.tier IN ('standard', 'verified') THEN [] ELSE t.fraud_types END,
+            score = CASE WHEN o.tier IN ('standard', 'verified') THEN 0 ELSE t.score END,
+            rejected_since = CASE WHEN o.tier = 'rejected' THEN coalesce(t.rejected_since, ?) END,
+            reasons = to_json([json_object('detector', 'review', 'reason', 'verdict set by review: ' || o.reason,
+                                           'tier', o.tier, 'previous', t.tier, 'previous_reasons', t.reasons)])
+        FROM (SELECT device_id, arg_max(tier, created_at) AS tier, arg_max(reason, created_at) AS reason
+              FROM verdict_overrides WHERE ? BETWEEN epoch_from AND epoch_to GROUP BY device_id) o
+        WHERE o.device_id = t.device_id
+        """,
+        [epoch, epoch],
+    )
     con.execute(
         "INSERT INTO device_state SELECT ?, device_id, tier, clean_streak, "
         "CASE WHEN tier = 'rejected' THEN fraud_types END, rejected_since, "

@@ -1,0 +1,228 @@
+"""Reward allocation per epoch: eligibility, integer weights, an exact split of the pool.
+
+Eligibility (policy version in force at the epoch): tier verified or standard (probation:
+held or redistributed per policy; rejected: nothing); PoW passed this epoch (an answered
+challenge, every sample right, no failed_pow evidence); up for the last
+``min_continuous_uptime_hours`` hours by the backend's own pings; a *measured* class (the
+claimed model if its measured throughput is consistent with honest peers, else the strongest
+model that throughput supports); and, where required, active stake of ``stake_per_gpu x
+max(1, multiplier)`` on the device.
+
+Weight (an integer): multiplier(measured class) x tier x connectivity x (1 + hired bonus x
+hired share) x uptime share, each factor in integer 1/10,000ths or 1/1,000ths. The epoch's
+pool (integer base units) is split by largest remainder: floor(pool x w / W) each, then one
+base unit to the largest remainders (ties by device id) until the pool is spent. A device's
+amount is split between its owner (``operator_share``) and its co-stakers pro rata to stake,
+the same way. Amounts of an epoch add up exactly to its pool.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipelines import catalogue
+from pipelines.rewards_policy import SCALE, PolicyVersion
+
+ELIGIBILITY_SQL = """
+INSERT INTO reward_eligibility
+WITH f AS (SELECT * FROM device_features WHERE epoch = $epoch),
+tiers AS (SELECT device_id, tier FROM device_tiers WHERE epoch = $epoch),
+owner_wallet AS (
+    SELECT account_id, arg_max(wallet, _hour) AS wallet FROM accounts WHERE _hour <= $epoch GROUP BY account_id
+),
+meas AS (
+    SELECT device_id, quantile_cont(tflops, 0.9) AS tflops FROM challenge_context
+    WHERE kind = 'matmul' AND tflops IS NOT NULL
+      AND epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - INTERVAL 24 HOUR, '%Y-%m-%dT%H') AND epoch <= $epoch
+    GROUP BY device_id
+),
+supported AS (  -- the strongest model of the same vendor that a measured throughput supports
+    SELECT m.device_id, arg_max(c.model_key, pm.bp4 * 1000000 + c.fp16_tensor_tflops) AS model
+    FROM meas m JOIN f USING (device_id)
+    JOIN gpu_catalogue claimed ON claimed.model_key = f.catalogue_model
+    JOIN gpu_catalogue c ON c.vendor = claimed.vendor AND c.fp16_tensor_tflops * 0.8 <= m.tflops
+    JOIN policy_multipliers pm ON pm.model_key = c.model_key
+    GROUP BY m.device_id
+),
+classed AS (
+    SELECT f.device_id, m.tflops,
+           CASE WHEN m.tflops >= 0.3 * coalesce(p.median_tflops, f.spec_tflops * 0.8) THEN f.catalogue_model
+                ELSE s.model END AS measured_class
+    FROM f LEFT JOIN meas m USING (device_id) LEFT JOIN supported s USING (device_id)
+    LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = f.catalogue_model
+),
+uptime AS (
+    SELECT device_id, count(*) FILTER (ping_total > 0 AND 2 * ping_ok >= ping_total AND heartbeat_ok >= 3) AS up_hours
+    FROM device_features
+    WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($min_up), '%Y-%m-%dT%H') AND epoch <= $epoch
+    GROUP BY device_id
+),
+bandwidth AS (
+    SELECT device_id, arg_max(bandwidth_down_mbps, ts) AS down FROM hardware
+    WHERE _hour > strftime(strptime($epoch, '%Y-%m-%dT%H') - INTERVAL 24 HOUR, '%Y-%m-%dT%H') AND _hour <= $epoch
+    GROUP BY device_id
+),
+conn AS (
+    SELECT b.device_id, b.down, arg_max(c.bp4, c.min_down) AS bp4 FROM bandwidth b
+    JOIN policy_connectivity c ON b.down >= c.min_down GROUP BY b.device_id, b.down
+),
+hired AS (  -- completed jobs reported this hour (jobs arrive when they end): their part in this hour
+    SELECT device_id, least(1000, CAST(sum(date_diff('millisecond',
+               greatest(coalesce(started_at, created_at), strptime($epoch, '%Y-%m-%dT%H')),
+               least(ended_at, strptime($epoch, '%Y-%m-%dT%H') + INTERVAL 1 HOUR))) / 3600 AS BIGINT)) AS permille
+    FROM jobs
+    WHERE status = 'completed' AND ended_at > strptime($epoch, '%Y-%m-%dT%H')
+      AND coalesce(started_at, created_at) < strptime($epoch, '%Y-%m-%dT%H') + INTERVAL 1 HOUR
+      AND _hour = $epoch
+    GROUP BY device_id
+),
+failed AS (SELECT DISTINCT device_id FROM evidence WHERE epoch = $epoch AND fraud_type = 'failed_pow'),
+stake AS (SELECT device_id, sum(active_units) AS units FROM stake_positions WHERE epoch = $epoch GROUP BY device_id),
+judged AS (
+    SELECT f.device_id, f.account_id, w.wallet, t.tier, k.measured_class, k.tflops,
+           coalesce(pm.bp4, 0) AS multiplier_bp4,
+           coalesce(tm.bp4, 0) AS tier_bp4,
+           coalesce(cn.bp4, 0) AS connectivity_bp4, cn.down AS down_mbps,
+           CASE WHEN f.ping_total > 0 THEN f.ping_ok * 1000 // f.ping_total ELSE 0 END AS uptime_permille,
+           coalesce(h.permille, 0) AS hired_permille,
+           coalesce(u.up_hours, 0) AS up_hours,
+           f.pow_ok > 0 AND f.samples_bad = 0 AND f.overclaimed_compute = 0 AND f.unverified_ok = 0
+             AND x.device_id IS NULL AS pow_passed,
+           coalesce(s.units, 0) AS stake_units,
+           $stake_per_gpu * greatest($scale, coalesce(pm.bp4, 0)) // $scale AS stake_needed
+    FROM f
+    LEFT JOIN tiers t USING (device_id)
+    LEFT JOIN owner_wallet w ON w.account_id = f.account_id
+    LEFT JOIN classed k USING (device_id)
+    LEFT JOIN policy_multipliers pm ON pm.model_key = k.measured_class
+    LEFT JOIN policy_tiers tm ON tm.tier = t.tier
+    LEFT JOIN conn cn USING (device_id)
+    LEFT JOIN hired h USING (device_id)
+    LEFT JOIN uptime u USING (device_id)
+    LEFT JOIN failed x USING (device_id)
+    LEFT JOIN stake s USING (device_id)
+),
+reasoned AS (
+    SELECT *, concat_ws('; ',
+        CASE WHEN tier = 'rejected' THEN 'rejected' END,
+        CASE WHEN tier = 'probation' AND $probation = 'redistribute' THEN 'in probation' END,
+        CASE WHEN NOT pow_passed THEN 'PoW not passed this hour' END,
+        CASE WHEN up_hours < $min_up THEN format('up {} of the last {} hours', up_hours, $min_up) END,
+        CASE WHEN measured_class IS NULL THEN 'no measured class (no consistent PoW throughput)' END,
+        CASE WHEN multiplier_bp4 = 0 AND measured_class IS NOT NULL THEN format('{} earns no multiplier', measured_class) END,
+        CASE WHEN connectivity_bp4 = 0 THEN 'no bandwidth report' END,
+        CASE WHEN $stake_required AND stake_units < stake_needed
+             THEN format('stake {} of {} base units required', stake_units, stake_needed) END,
+        CASE WHEN wallet IS NULL THEN 'owner has no wallet on record' END) AS why_not
+    FROM judged
+)
+SELECT $epoch, device_id, account_id, wallet, tier, measured_class, tflops, multiplier_bp4, tier_bp4,
+       connectivity_bp4, down_mbps, uptime_permille, hired_permille, up_hours, pow_passed, stake_units, stake_needed,
+       CASE WHEN why_not <> '' THEN 'ineligible' WHEN tier = 'probation' THEN 'held' ELSE 'paid' END AS status,
+       nullif(why_not, '') AS reason,
+       CASE WHEN why_not <> '' THEN 0 ELSE
+           multiplier_bp4 * tier_bp4 // $scale * connectivity_bp4 // $scale
+           * ($scale + $hired_bonus * hired_permille // 1000) // $scale * uptime_permille // 1000 END AS weight
+FROM reasoned ORDER BY device_id
+"""
+
+ALLOCATION_SQL = """
+INSERT INTO reward_allocations
+WITH e AS (SELECT * FROM reward_eligibility WHERE epoch = $epoch AND weight > 0),
+total AS (SELECT sum(CAST(weight AS HUGEINT)) AS w FROM e),
+shares AS (
+    SELECT e.*, CAST($pool AS HUGEINT) * weight // t.w AS base, CAST($pool AS HUGEINT) * weight % t.w AS rem
+    FROM e CROSS JOIN total t
+),
+ranked AS (
+    SELECT *, row_number() OVER (ORDER BY rem DESC, device_id) AS rank,
+           $pool - sum(base) OVER () AS leftover
+    FROM shares
+),
+device_amount AS (
+    SELECT device_id, account_id, wallet, status, weight, multiplier_bp4, tier_bp4, connectivity_bp4, uptime_permille,
+           hired_permille, measured_class, CAST(base + CASE WHEN rank <= leftover THEN 1 ELSE 0 END AS BIGINT) AS amount
+    FROM ranked
+),
+stakers AS (  -- co-stakers of each paid device, with their active stake
+    SELECT d.device_id, p.wallet, p.active_units FROM device_amount d
+    JOIN stake_positions p ON p.epoch = $epoch AND p.device_id = d.device_id AND p.active_units > 0
+),
+staked AS (SELECT device_id, sum(active_units) AS units FROM stakers GROUP BY device_id),
+split AS (  -- the owner's operator share, then the rest pro rata to stake (all to the owner if none)
+    SELECT d.*, CASE WHEN s.units IS NULL THEN d.amount ELSE d.amount * $operator // $scale END AS operator_part,
+           s.units AS staked_units
+    FROM device_amount d LEFT JOIN staked s USING (device_id)
+),
+staker_shares AS (
+    SELECT sp.device_id, st.wallet, st.active_units,
+           CAST(sp.amount - sp.operator_part AS HUGEINT) * st.active_units // sp.staked_units AS base,
+           CAST(sp.amount - sp.operator_part AS HUGEINT) * st.active_units % sp.staked_units AS rem,
+           sp.amount - sp.operator_part AS pot
+    FROM split sp JOIN stakers st USING (device_id)
+),
+staker_ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY device_id ORDER BY rem DESC, wallet) AS rank,
+           pot - sum(base) OVER (PARTITION BY device_id) AS leftover
+    FROM staker_shares
+),
+parts AS (
+    SELECT device_id, wallet, operator_part AS amount, 'operator' AS role, NULL::BIGINT AS stake FROM split
+    UNION ALL
+    SELECT device_id, wallet, CAST(base + CASE WHEN rank <= leftover THEN 1 ELSE 0 END AS BIGINT), 'staker', active_units
+    FROM staker_ranked
+),
+per_wallet AS (
+    SELECT device_id, wallet, sum(amount) AS amount,
+           list(struct_pack(role := role, amount := amount, stake := stake) ORDER BY role) AS roles
+    FROM parts GROUP BY device_id, wallet
+)
+SELECT $epoch, w.device_id, d.account_id, w.wallet, CAST(w.amount AS BIGINT), d.weight,
+       CAST(json_object('status', d.status, 'policy_version', $version, 'measured_class', d.measured_class,
+            'multiplier_bp4', d.multiplier_bp4, 'tier_bp4', d.tier_bp4, 'connectivity_bp4', d.connectivity_bp4,
+            'uptime_permille', d.uptime_permille, 'hired_permille', d.hired_permille,
+            'device_amount', d.amount, 'roles', w.roles) AS JSON)
+FROM per_wallet w JOIN device_amount d USING (device_id)
+WHERE w.amount > 0 OR w.wallet = d.wallet
+ORDER BY w.device_id, w.wallet
+"""
+
+
+def register_policy(con: duckdb.DuckDBPyConnection, version: PolicyVersion) -> None:
+    """The version's multipliers, tiers and connectivity tiers as temporary SQL tables."""
+    catalogue.register(con)
+    con.execute("CREATE OR REPLACE TEMP TABLE policy_multipliers (model_key VARCHAR, bp4 BIGINT)")
+    con.executemany("INSERT INTO policy_multipliers VALUES (?, ?)", version.multiplier_rows())
+    con.execute("CREATE OR REPLACE TEMP TABLE policy_tiers (tier VARCHAR, bp4 BIGINT)")
+    con.executemany("INSERT INTO policy_tiers VALUES (?, ?)", sorted(version.tier_multipliers.items()))
+    con.execute("CREATE OR REPLACE TEMP TABLE policy_connectivity (min_down DOUBLE, bp4 BIGINT)")
+    con.executemany("INSERT INTO policy_connectivity VALUES (?, ?)", list(version.connectivity))
+
+
+def allocate(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) -> dict[str, int]:
+    """Eligibility and allocations for one epoch (replacing any); returns the pool's figures."""
+    register_policy(con, version)
+    for table in ("reward_eligibility", "reward_allocations", "epoch_pools"):
+        con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
+    con.execute(
+        ELIGIBILITY_SQL,
+        {"epoch": epoch, "min_up": version.min_continuous_uptime_hours, "scale": SCALE,
+         "stake_per_gpu": version.stake_per_gpu, "stake_required": version.stake_required,
+         "hired_bonus": version.hired_bonus, "probation": version.probation},
+    )  # fmt: skip
+    con.execute(
+        ALLOCATION_SQL,
+        {"epoch": epoch, "pool": version.emission_per_epoch, "operator": version.operator_share,
+         "scale": SCALE, "version": version.id},
+    )  # fmt: skip
+    allocated, held = con.execute(
+        "SELECT coalesce(sum(amount_base_units), 0), "
+        "coalesce(sum(amount_base_units) FILTER (components ->> 'status' = 'held'), 0) "
+        "FROM reward_allocations WHERE epoch = ?",
+        [epoch],
+    ).fetchall()[0]
+    pool = version.emission_per_epoch
+    con.execute(
+        "INSERT INTO epoch_pools VALUES (?, ?, ?, ?, ?, ?)", [epoch, version.id, pool, int(allocated), int(held), pool - int(allocated)]
+    )
+    return {"pool": pool, "allocated": int(allocated), "held": int(held), "undistributed": pool - int(allocated)}

@@ -1,0 +1,131 @@
+"""The reward policy (``data/policy/rewards.toml``): versions with effective dates.
+
+Decimal amounts are parsed exactly into integer base units; fractional multipliers become
+integers in ten-thousandths (``bp4``) so every weight is an exact integer.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from pipelines.catalogue import DATA_DIR, load_catalogue
+from pipelines.contract import BASE_UNITS_PER_IO, HOUR_RE
+
+DEFAULT_REWARDS_POLICY = DATA_DIR / "policy" / "rewards.toml"
+SCALE = 10_000
+"""Multipliers are held as integers in 1/10,000ths."""
+
+
+def io_to_base_units(value: str) -> int:
+    """'2283.10502283' -> 228310502283; more than 8 decimals or a non-number is an error."""
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"not a decimal IO amount: {value!r}") from None
+    units = d * BASE_UNITS_PER_IO
+    if units != units.to_integral_value() or units < 0:
+        raise ValueError(f"IO amount {value!r} must be >= 0 with at most 8 decimals")
+    return int(units)
+
+
+def bp4(value: float | int | str) -> int:
+    """A multiplier as an exact integer in 1/10,000ths (1.25 -> 12500)."""
+    d = Decimal(str(value)) * SCALE
+    if d != d.to_integral_value():
+        raise ValueError(f"multiplier {value!r} has more than 4 decimals")
+    return int(d)
+
+
+@dataclass(frozen=True)
+class Slashing:
+    deliberate_rate: int = SCALE
+    downtime_rate: int = 500
+    accrual_days: int = 30
+    appeal_days: int = 30
+
+
+@dataclass(frozen=True)
+class PolicyVersion:
+    id: str
+    effective_from: str
+    emission_per_epoch: int
+    stake_required: bool
+    min_continuous_uptime_hours: int
+    operator_share: int
+    hired_bonus: int
+    probation: str
+    tier_multipliers: dict[str, int]
+    connectivity: tuple[tuple[float, int], ...]
+    stake_per_gpu: int
+    unstake_cooldown_days: int
+    device_multipliers: dict[str, int]
+    slashing: Slashing = field(default_factory=Slashing)
+
+    def multiplier_rows(self) -> list[tuple[str, int]]:
+        return sorted(self.device_multipliers.items())
+
+
+@dataclass(frozen=True)
+class RewardsPolicy:
+    versions: tuple[PolicyVersion, ...]
+
+    def at(self, epoch: str) -> PolicyVersion:
+        """The version in force for an epoch."""
+        found = [v for v in self.versions if v.effective_from <= epoch]
+        if not found:
+            raise ValueError(f"no reward policy version is in force at {epoch}")
+        return max(found, key=lambda v: v.effective_from)
+
+
+def _version(raw: dict) -> PolicyVersion:
+    if not HOUR_RE.match(raw["effective_from"]):
+        raise ValueError(f"effective_from must be YYYY-MM-DDTHH, got {raw['effective_from']!r}")
+    if raw.get("probation", "hold") not in ("hold", "redistribute"):
+        raise ValueError("probation must be 'hold' or 'redistribute'")
+    catalogue = {r["model_key"]: r["reward_multiplier"] for r in load_catalogue().iter_rows(named=True)}
+    multipliers = {k: bp4(v) for k, v in catalogue.items()}
+    unknown = set(raw.get("device_multipliers", {})) - set(catalogue)
+    if unknown:
+        raise ValueError(f"device_multipliers names models not in the catalogue: {sorted(unknown)}")
+    multipliers.update({k: bp4(v) for k, v in raw.get("device_multipliers", {}).items()})
+    tiers = {k: bp4(v) for k, v in raw["tier_multipliers"].items()}
+    if set(tiers) != {"verified", "standard", "probation", "rejected"} or tiers["rejected"] != 0:
+        raise ValueError("tier_multipliers needs verified, standard, probation and rejected (= 0)")
+    s = raw.get("slashing", {})
+    return PolicyVersion(
+        id=raw["id"],
+        effective_from=raw["effective_from"],
+        emission_per_epoch=io_to_base_units(raw["emission_per_epoch_io"]),
+        stake_required=bool(raw["stake_required"]),
+        min_continuous_uptime_hours=int(raw["min_continuous_uptime_hours"]),
+        operator_share=bp4(raw["operator_share"]),
+        hired_bonus=bp4(raw["hired_bonus"]),
+        probation=raw.get("probation", "hold"),
+        tier_multipliers=tiers,
+        connectivity=tuple(sorted((float(c["min_down_mbps"]), bp4(c["multiplier"])) for c in raw["connectivity"])),
+        stake_per_gpu=io_to_base_units(raw["stake_per_gpu_io"]),
+        unstake_cooldown_days=int(raw["unstake_cooldown_days"]),
+        device_multipliers=multipliers,
+        slashing=Slashing(
+            deliberate_rate=bp4(s.get("deliberate_rate", 1.0)),
+            downtime_rate=bp4(s.get("downtime_rate", 0.05)),
+            accrual_days=int(s.get("accrual_days", 30)),
+            appeal_days=int(s.get("appeal_days", 30)),
+        ),
+    )
+
+
+def load_rewards_policy(path: str | Path | None = None) -> RewardsPolicy:
+    raw = tomllib.loads(Path(path or DEFAULT_REWARDS_POLICY).read_text())
+    versions = tuple(_version(v) for v in raw.get("version", []))
+    if not versions:
+        raise ValueError("the reward policy has no [[version]]")
+    if len({v.effective_from for v in versions}) != len(versions):
+        raise ValueError("two reward policy versions take effect at the same hour")
+    for v in versions:
+        if not 0 <= v.operator_share <= SCALE or v.slashing.deliberate_rate > SCALE or v.slashing.downtime_rate > SCALE:
+            raise ValueError(f"version {v.id}: shares and slashing rates must be within 0..1")
+    return RewardsPolicy(versions)

@@ -1,0 +1,130 @@
+"""Slashing: incidents from rejections (deception) and long outages (downtime), exact shares.
+
+An incident opens once: when a device is first rejected (``device_state.rejected_since`` is
+the epoch; its id is a hash of device and that epoch, so a re-run slashes the same incident,
+never a second one), or when a staked device has been down ``downtime_hours`` in a row.
+Amount = rate x (accrued rewards + stake), rate ``deliberate_rate`` for deception and the
+smaller ``downtime_rate`` for downtime; it is taken from the device's rewards paid in the last
+``accrual_days`` first, then from stake (active and cooling), and shared among the wallets
+pro rata to what each holds of either, so it never exceeds what is there.
+Status: ``proposed``; after ``appeal_days`` ``final`` (burned); ``reversed`` when a person's
+verdict override clears the device for the incident's epoch.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipelines.rewards_policy import SCALE, PolicyVersion
+
+DOWNTIME_HOURS = 24
+
+INCIDENTS_SQL = """
+CREATE OR REPLACE TEMP TABLE new_incidents AS
+WITH rejected AS (
+    SELECT s.device_id, 'deception' AS kind, $deliberate AS rate,
+           format('rejected for {}', array_to_string(s.rejected_types, ', ')) AS reason,
+           t.reasons AS evidence
+    FROM device_state s JOIN device_tiers t USING (epoch, device_id)
+    WHERE s.epoch = $epoch AND s.tier = 'rejected' AND s.rejected_since = $epoch
+),
+down AS (  -- down hours in the last `hours` epochs, and whether the epoch before them was down too
+    SELECT device_id, count(*) FILTER (epoch > $window_start AND NOT up) AS down_recent,
+           bool_or(epoch = $window_start AND NOT up) AS down_before
+    FROM (SELECT device_id, epoch, ping_total > 0 AND 2 * ping_ok >= ping_total AS up FROM device_features
+          WHERE epoch >= $window_start AND epoch <= $epoch)
+    GROUP BY device_id
+),
+staked AS (SELECT DISTINCT device_id FROM stake_positions WHERE epoch = $epoch AND active_units > 0),
+downtime AS (  -- the outage reaches `hours` this epoch (once per outage)
+    SELECT d.device_id, 'downtime' AS kind, $downtime AS rate,
+           format('staked device down for {} hours in a row', $hours) AS reason, '[]'::JSON AS evidence
+    FROM down d JOIN staked USING (device_id)
+    WHERE d.down_recent = $hours AND NOT coalesce(d.down_before, false)
+      AND d.device_id NOT IN (SELECT device_id FROM rejected)
+)
+SELECT 'inc-' || substr(sha256(device_id || '|' || kind || '|' || $epoch), 1, 16) AS incident_id, *
+FROM (SELECT * FROM rejected UNION ALL SELECT * FROM downtime)
+"""
+
+AMOUNTS_SQL = """
+INSERT INTO slashing_events
+WITH accrued AS (
+    SELECT a.device_id, a.wallet, sum(a.amount_base_units) AS units
+    FROM reward_allocations a JOIN new_incidents i USING (device_id)
+    WHERE a.epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_days($accrual_days), '%Y-%m-%dT%H')
+      AND a.epoch <= $epoch AND a.components ->> 'status' = 'paid'
+    GROUP BY a.device_id, a.wallet
+),
+stake AS (
+    SELECT p.device_id, p.wallet, p.active_units + p.cooling_units AS units
+    FROM stake_positions p JOIN new_incidents i USING (device_id) WHERE p.epoch = $epoch
+),
+holdings AS (
+    SELECT coalesce(a.device_id, s.device_id) AS device_id, coalesce(a.wallet, s.wallet) AS wallet,
+           coalesce(a.units, 0) AS accrued, coalesce(s.units, 0) AS staked
+    FROM accrued a FULL JOIN stake s ON s.device_id = a.device_id AND s.wallet = a.wallet
+),
+sums AS (
+    SELECT i.incident_id, i.device_id, i.rate, coalesce(sum(h.accrued), 0) AS accrued, coalesce(sum(h.staked), 0) AS staked
+    FROM new_incidents i LEFT JOIN holdings h USING (device_id)
+    GROUP BY i.incident_id, i.device_id, i.rate
+),
+totals AS (SELECT *, CAST((CAST(accrued AS HUGEINT) + staked) * rate // $scale AS BIGINT) AS total FROM sums),
+parts AS (
+    SELECT t.incident_id, t.device_id, h.wallet, t.total, t.accrued, t.staked,
+           least(t.total, t.accrued) AS from_accrued, t.total - least(t.total, t.accrued) AS from_stake,
+           h.accrued AS w_accrued, h.staked AS w_staked
+    FROM totals t JOIN holdings h USING (device_id)
+),
+shares AS (  -- floor shares; the rounding leftover goes to the wallets holding the most
+    SELECT *, CASE WHEN accrued > 0 THEN CAST(from_accrued AS HUGEINT) * w_accrued // accrued ELSE 0 END
+              + CASE WHEN staked > 0 THEN CAST(from_stake AS HUGEINT) * w_staked // staked ELSE 0 END AS base
+    FROM parts
+),
+ranked AS (
+    SELECT *, total - sum(base) OVER (PARTITION BY incident_id) AS leftover,
+           row_number() OVER (PARTITION BY incident_id ORDER BY w_accrued + w_staked DESC, wallet) AS rank
+    FROM shares
+)
+SELECT r.incident_id, $epoch, r.device_id, f.account_id, r.wallet,
+       CAST(r.base + CASE WHEN r.rank <= r.leftover THEN 1 ELSE 0 END AS BIGINT),
+       i.reason,
+       CAST(json_object('kind', i.kind, 'rate_bp4', i.rate, 'from_accrued', r.from_accrued, 'from_stake', r.from_stake,
+            'wallet_accrued', r.w_accrued, 'wallet_stake', r.w_staked, 'verdict', i.evidence) AS JSON),
+       'proposed'
+FROM ranked r JOIN new_incidents i USING (incident_id)
+LEFT JOIN device_features f ON f.device_id = r.device_id AND f.epoch = $epoch
+ORDER BY r.incident_id, r.wallet
+"""
+
+STATUS_SQL = """
+UPDATE slashing_events s SET status = CASE
+    WHEN EXISTS (SELECT 1 FROM verdict_overrides o WHERE o.device_id = s.device_id AND o.tier <> 'rejected'
+                 AND s.epoch BETWEEN o.epoch_from AND o.epoch_to) THEN 'reversed'
+    WHEN s.epoch <= strftime(strptime($epoch, '%Y-%m-%dT%H') - to_days($appeal_days), '%Y-%m-%dT%H') THEN 'final'
+    ELSE 'proposed' END
+"""
+
+
+def slash(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) -> int:
+    """Open this epoch's incidents (replacing any from an earlier run of the epoch) and bring
+    every incident's status up to date; returns the number of new incidents."""
+    s = version.slashing
+    con.execute("DELETE FROM slashing_events WHERE epoch = ?", [epoch])
+    con.execute(
+        INCIDENTS_SQL,
+        {"epoch": epoch, "deliberate": s.deliberate_rate, "downtime": s.downtime_rate, "hours": DOWNTIME_HOURS,
+         "window_start": _hours_before(epoch, DOWNTIME_HOURS)},
+    )  # fmt: skip
+    con.execute(AMOUNTS_SQL, {"epoch": epoch, "accrual_days": s.accrual_days, "scale": SCALE})
+    con.execute(STATUS_SQL, {"epoch": epoch, "appeal_days": s.appeal_days})
+    n = int(con.execute("SELECT count(*) FROM new_incidents").fetchall()[0][0])
+    con.execute("DROP TABLE new_incidents")
+    return n
+
+
+def _hours_before(epoch: str, hours: int) -> str:
+    from datetime import datetime, timedelta
+
+    return f"{datetime.strptime(epoch, '%Y-%m-%dT%H') - timedelta(hours=hours):%Y-%m-%dT%H}"
