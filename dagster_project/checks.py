@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, Config, asset_check
 
-from dagster_project.assets import device_features, hourly_drop
+from dagster_project.assets import device_features, hourly_drop, reward_allocations
 from dagster_project.partitions import epoch_for_partition
 from dagster_project.resources import FleetproofStore
 from pipelines import quality
@@ -81,4 +81,11 @@ def sample_verification_rate(
         return _result(quality.sample_verification_rate(con, epoch_for_partition(context.partition_key), limit))
 
 
-ALL_CHECKS = [manifest_accepted, quarantine_share, required_rows, sample_verification_rate]
+@asset_check(asset=reward_allocations, blocking=True)
+def allocations_sum_to_pool(context: AssetCheckExecutionContext, store: FleetproofStore) -> AssetCheckResult:
+    """The hour's allocations add up exactly to its pool, in integer base units."""
+    with store.connect() as con:
+        return _result(quality.allocations_sum_to_pool(con, epoch_for_partition(context.partition_key)))
+
+
+ALL_CHECKS = [manifest_accepted, quarantine_share, required_rows, sample_verification_rate, allocations_sum_to_pool]

@@ -25,6 +25,7 @@ class FleetproofStore(ConfigurableResource):
     db_path: str
     out_dir: str
     policy_path: str | None = None
+    rewards_policy_path: str | None = None
 
     def connect(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """A connection under the database's inter-process writer lock (see ``pipelines.db``)."""
@@ -63,4 +64,5 @@ def store_from_env(env: Mapping[str, str] = os.environ) -> FleetproofStore:
         db_path=env.get("FLEETPROOF_DB", "var/dagster/fleetproof.duckdb"),
         out_dir=env.get("FLEETPROOF_OUT", "var/dagster/out"),
         policy_path=env.get("FLEETPROOF_POLICY") or None,
+        rewards_policy_path=env.get("FLEETPROOF_REWARDS_POLICY") or None,
     )

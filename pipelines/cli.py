@@ -55,7 +55,10 @@ def cmd_run(a: argparse.Namespace) -> int:
         print(f"{e.epoch}  devices {e.devices:>7}  samples {e.samples:>7} ({e.bad_samples} wrong)  "
               f"evidence {e.evidence:>5}  {tiers}  [{e.seconds:.1f}s]", flush=True)  # fmt: skip
 
-    summary = run(a.drops, a.db, a.out, load_policy(a.policy), progress=progress, quality_bars=not a.skip_quality_bars)
+    from pipelines.rewards_policy import load_rewards_policy
+
+    summary = run(a.drops, a.db, a.out, load_policy(a.policy), progress=progress, quality_bars=not a.skip_quality_bars,
+                  rewards=load_rewards_policy(a.rewards_policy))  # fmt: skip
     rejected = [r for r in summary.ingested if r.status == "rejected"]
     landed = [r for r in summary.ingested if r.status == "ingested"]
     print(f"hours ingested {len(landed)}, rejected {len(rejected)}, epochs computed {len(summary.epochs)}, "
@@ -90,6 +93,32 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recalc(a: argparse.Namespace) -> int:
+    from pipelines.db import connect
+    from pipelines.export import export_epoch
+    from pipelines.policy import load_policy
+    from pipelines.recalc import read_overrides, recalculate
+    from pipelines.rewards_policy import load_rewards_policy
+
+    overrides = read_overrides(a.overrides) if a.overrides else []
+    with connect(a.db) as con:
+        statements = recalculate(con, a.epoch_from, a.epoch_to, load_policy(a.policy), load_rewards_policy(a.rewards_policy),
+                                 overrides, apply=a.apply)  # fmt: skip
+        if a.apply:
+            epochs = [r[0] for r in con.execute("SELECT epoch FROM processed_epochs WHERE epoch >= ? ORDER BY epoch", [a.epoch_from]).fetchall()]
+            for epoch in epochs:
+                export_epoch(con, a.out, epoch)
+    folder = Path(a.out) / "recalc" / f"{a.epoch_from}_{a.epoch_to}"
+    folder.mkdir(parents=True, exist_ok=True)
+    statements.write_parquet(folder / "account_statements_diff.parquet")
+    statements.write_csv(folder / "account_statements_diff.csv")
+    moved = int(statements["delta_base_units"].abs().sum()) if statements.height else 0
+    print(f"{statements.height} account(s) changed between {a.epoch_from} and {a.epoch_to}; "
+          f"{moved / 10**8:.8f} IO moved; {'applied' if a.apply else 'dry run (nothing stored)'}; statements in {folder}")  # fmt: skip
+    _print_table(statements.head(10).select("account_id", "old_base_units", "new_base_units", "delta_base_units", "changes"))
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     """The embedded default: simulate a network, run the whole pipeline, print a summary."""
     work = Path(a.workdir)
@@ -99,7 +128,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print(f"== simulating {a.devices} devices for {a.hours} hours (seed {a.seed}) into {drops}")
     cmd_simulate(argparse.Namespace(out=drops, devices=a.devices, hours=a.hours, seed=a.seed, scenario=a.scenario))
     print(f"== running the pipeline: drops {drops} -> {db} -> {out}")
-    cmd_run(argparse.Namespace(drops=drops, db=db, out=out, policy=None, skip_quality_bars=False))
+    cmd_run(argparse.Namespace(drops=drops, db=db, out=out, policy=None, rewards_policy=None, skip_quality_bars=False))
     print("== status")
     cmd_status(argparse.Namespace(db=db, json=False))
     print("== detection quality against the simulator's ground truth")
@@ -133,8 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--db", required=True, type=Path)
     s.add_argument("--out", required=True, type=Path)
     s.add_argument("--policy", type=Path, help="detection policy TOML (default: data/policy/detection.toml)")
+    s.add_argument("--rewards-policy", type=Path, help="reward policy TOML (default: data/policy/rewards.toml)")
     s.add_argument("--skip-quality-bars", action="store_true", help="process hours that fail the [quality] bars")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("recalc", help="re-run a past period under new verdicts or policy; per-account diff statements")
+    s.add_argument("--db", required=True, type=Path)
+    s.add_argument("--out", required=True, type=Path, help="statements go to OUT/recalc/FROM_TO/")
+    s.add_argument("--from", dest="epoch_from", required=True, help="first epoch, YYYY-MM-DDTHH")
+    s.add_argument("--to", dest="epoch_to", required=True, help="last epoch of the period, YYYY-MM-DDTHH")
+    s.add_argument("--overrides", type=Path, help="CSV: device_id,tier,reason (a person's verdicts for the period)")
+    s.add_argument("--policy", type=Path, help="detection policy TOML")
+    s.add_argument("--rewards-policy", type=Path, help="reward policy TOML (e.g. a new version)")
+    s.add_argument("--apply", action="store_true", help="store the recomputation (default: dry run) and re-export")
+    s.set_defaults(func=cmd_recalc)
 
     s = sub.add_parser("status", help="hours in, rejected and quarantined, with reasons")
     s.add_argument("--db", required=True, type=Path)

@@ -199,17 +199,23 @@ def register_policy(con: duckdb.DuckDBPyConnection, version: PolicyVersion) -> N
     con.executemany("INSERT INTO policy_connectivity VALUES (?, ?)", list(version.connectivity))
 
 
-def allocate(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) -> dict[str, int]:
-    """Eligibility and allocations for one epoch (replacing any); returns the pool's figures."""
+def assess(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) -> None:
+    """Write ``reward_eligibility`` for the epoch: status, reasons and integer weight per device."""
     register_policy(con, version)
-    for table in ("reward_eligibility", "reward_allocations", "epoch_pools"):
-        con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
+    con.execute("DELETE FROM reward_eligibility WHERE epoch = ?", [epoch])
     con.execute(
         ELIGIBILITY_SQL,
         {"epoch": epoch, "min_up": version.min_continuous_uptime_hours, "scale": SCALE,
          "stake_per_gpu": version.stake_per_gpu, "stake_required": version.stake_required,
          "hired_bonus": version.hired_bonus, "probation": version.probation},
     )  # fmt: skip
+
+
+def split_pool(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) -> dict[str, int]:
+    """Split the epoch's pool over ``reward_eligibility`` into ``reward_allocations`` and record
+    the pool in ``epoch_pools``; returns its figures."""
+    for table in ("reward_allocations", "epoch_pools"):
+        con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
     con.execute(
         ALLOCATION_SQL,
         {"epoch": epoch, "pool": version.emission_per_epoch, "operator": version.operator_share,
@@ -226,3 +232,9 @@ def allocate(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion)
         "INSERT INTO epoch_pools VALUES (?, ?, ?, ?, ?, ?)", [epoch, version.id, pool, int(allocated), int(held), pool - int(allocated)]
     )
     return {"pool": pool, "allocated": int(allocated), "held": int(held), "undistributed": pool - int(allocated)}
+
+
+def allocate(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) -> dict[str, int]:
+    """Eligibility and allocations for one epoch (replacing any); returns the pool's figures."""
+    assess(con, epoch, version)
+    return split_pool(con, epoch, version)

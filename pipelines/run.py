@@ -107,30 +107,38 @@ def process_epoch(
     quality_bars: bool = True,
     rewards: RewardsPolicy | None = None,
 ) -> EpochSummary:
-    """Features, detectors and tiers for one ingested epoch, in one transaction; raises
-    QualityBarFailed (nothing written) when the hour fails a quality bar."""
-    started = time.perf_counter()
+    """Features, detectors, tiers, plan and rewards for one ingested epoch, in one transaction;
+    raises QualityBarFailed (nothing written) when the hour fails a quality bar."""
     if quality_bars:
         failed = [o for o in ingest_bars(con, epoch, policy.quality) if not o.passed]
         if failed:
             raise QualityBarFailed(epoch, failed)
     con.execute("BEGIN TRANSACTION")
     try:
-        samples, bad, devices = compute_features(con, epoch)
-        rate = sample_verification_rate(con, epoch, policy.quality.min_sample_verification_rate)
-        if quality_bars and not rate.passed:
-            raise QualityBarFailed(epoch, [rate])
-        featured = time.perf_counter()
-        evidence = collect_evidence(con, epoch, policy.build_detectors())
-        tiers = assign_tiers(con, epoch, policy.tiering)
-        build_plan(con, epoch)
-        detected = time.perf_counter()
-        compute_rewards(con, epoch, rewards or load_rewards_policy())
-        mark_processed(con, epoch)
+        summary = compute_epoch(con, epoch, policy, rewards or load_rewards_policy(), quality_bars=quality_bars)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    return summary
+
+
+def compute_epoch(
+    con: duckdb.DuckDBPyConnection, epoch: str, policy: DetectionPolicy, rewards: RewardsPolicy, *, quality_bars: bool = True
+) -> EpochSummary:
+    """Every stage after ingestion for one epoch, inside the caller's transaction."""
+    started = time.perf_counter()
+    samples, bad, devices = compute_features(con, epoch)
+    rate = sample_verification_rate(con, epoch, policy.quality.min_sample_verification_rate)
+    if quality_bars and not rate.passed:
+        raise QualityBarFailed(epoch, [rate])
+    featured = time.perf_counter()
+    evidence = collect_evidence(con, epoch, policy.build_detectors())
+    tiers = assign_tiers(con, epoch, policy.tiering)
+    build_plan(con, epoch)
+    detected = time.perf_counter()
+    compute_rewards(con, epoch, rewards)
+    mark_processed(con, epoch)
     return EpochSummary(epoch, devices, samples, bad, evidence.height, tiers, time.perf_counter() - started,
                         featured - started, detected - featured)  # fmt: skip
 

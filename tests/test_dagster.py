@@ -32,7 +32,7 @@ from pipelines.simulate.writer import write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 HOURS = ["2024-08-14T00", "2024-08-14T01", "2024-08-14T02"]
-ASSET_NAMES = {"hourly_drop", "device_features", "detector_evidence", "device_tiers", "challenge_plan", "published_tables"}
+ASSET_NAMES = {"hourly_drop", "device_features", "detector_evidence", "device_tiers", "challenge_plan", "reward_allocations", "published_tables"}
 
 
 @pytest.fixture(scope="module")

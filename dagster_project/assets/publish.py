@@ -8,7 +8,7 @@ from pipelines.export import export_epoch
 
 
 @asset(
-    partitions_def=hourly_partitions, group_name="publish", kinds={"parquet"}, deps=["device_tiers", "challenge_plan"]
+    partitions_def=hourly_partitions, group_name="publish", kinds={"parquet"}, deps=["device_tiers", "challenge_plan", "reward_allocations"]
 )
 def published_tables(context: AssetExecutionContext, store: FleetproofStore) -> MaterializeResult:
     """``<out>/<table>/epoch=<epoch>/part-0.parquet`` for every published table, replaced whole."""

@@ -8,7 +8,6 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from dagster_project.partitions import epoch_for_partition, hourly_partitions, previous_hour_of
 from dagster_project.resources import FleetproofStore
-from pipelines.run import mark_processed
 from pipelines.tiering import assign_tiers
 
 
@@ -19,11 +18,10 @@ from pipelines.tiering import assign_tiers
     deps=["detector_evidence", previous_hour_of("device_tiers")],
 )
 def device_tiers(context: AssetExecutionContext, store: FleetproofStore) -> MaterializeResult:
-    """Tier, fraud types, score and reasons per device; the epoch is then marked processed."""
+    """Tier, fraud types, score and reasons per device."""
     epoch = epoch_for_partition(context.partition_key)
     tiering = store.policy().tiering
     with store.transaction() as con:
         counts = assign_tiers(con, epoch, tiering)
-        mark_processed(con, epoch)
     tiers = {f"tier_{k}": v for k, v in sorted(counts.items())}
     return MaterializeResult(metadata={"devices": sum(counts.values()), **tiers})

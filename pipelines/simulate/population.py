@@ -21,7 +21,6 @@ HOME_MODELS = {
     "rtx_4090": 0.14, "rtx_5090": 0.05,
 }  # fmt: skip
 MAC_MODELS = {"apple_m1": 0.2, "apple_m2": 0.2, "apple_m2_pro": 0.2, "apple_m4": 0.25, "apple_m4_pro": 0.15}
-DATACENTER_MODELS = {"h100_sxm": 0.35, "a100_80gb_sxm": 0.25, "l40s": 0.15, "h200": 0.1, "a100_40gb_sxm": 0.15}
 LAB_MODELS = {"rtx_3090": 0.4, "rtx_4090": 0.4, "a40": 0.2}
 SLICED_MODELS = {"rtx_4090": 0.6, "rtx_3090": 0.4}
 
@@ -238,7 +237,7 @@ def datacenter(b: Builder, count: int) -> Block:
         acct = block.add_account(population="datacenter", cluster=op, created_s=b.created_at(),
                                  email=f"gpu-ops{b.uniq()}@{op}.example", wallet=wallet,
                                  funder=wallet, signup_ip=f"{subnet}.2", referrer=None)  # fmt: skip
-        model = b.choose(DATACENTER_MODELS)
+        model = b.choose(b.scenario.datacenter_models)
         cpu = str(b.rng.choice(CPU_SERVER))
         for h in range((size + 7) // 8):
             host, ip = b.hex(32), f"{subnet}.{10 + h % 240}"

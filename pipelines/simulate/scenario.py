@@ -87,6 +87,10 @@ class Scenario:
     burst_model: str = "rtx_4070"
     slices_per_card: tuple[int, int] = (4, 12)
     datacenter_operator_gpus: tuple[int, int] = (200, 600)
+    datacenter_models: dict[str, float] = field(
+        default_factory=lambda: {"h100_sxm": 0.3, "a100_80gb_sxm": 0.2, "l40s": 0.15, "h200": 0.1, "a100_40gb_sxm": 0.15, "rtx_4090": 0.1}
+    )
+    """Model mix of big operators (one model per operator); GPU farms of consumer cards exist too."""
     sybil_accounts_per_ring: tuple[int, int] = (40, 120)
     small_ring_accounts: tuple[int, int] = (5, 8)
     lab_accounts: tuple[int, int] = (30, 60)
@@ -128,6 +132,7 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
         return scenario
     raw = tomllib.loads(Path(path).read_text())
     mix = raw.pop("mix", None)
+    dc_models = raw.pop("datacenter_models", None)
     challenges = raw.pop("challenges", None)
     scenario = _merge(Scenario, scenario, raw)
     if mix is not None:
@@ -135,6 +140,8 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
         if unknown:
             raise ValueError(f"unknown populations in [mix]: {sorted(unknown)}")
         scenario = replace(scenario, mix={k: float(v) for k, v in mix.items()})
+    if dc_models is not None:
+        scenario = replace(scenario, datacenter_models={k: float(v) for k, v in dc_models.items()})
     if challenges is not None:
         scenario = replace(scenario, challenges=_merge(Challenges, Challenges(), challenges))
     return scenario

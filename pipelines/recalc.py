@@ -1,0 +1,133 @@
+"""Recalculation: re-run a past period under new verdicts or a new policy, and say what changed.
+
+Verdict overrides (a person's review, e.g. sybils removed after the fact) are added to
+``verdict_overrides``; every epoch from the start of the period on is recomputed in order
+(tiers carry state forward), and the allocations and slashing of the period are compared with
+what was stored before: one statement per account with the old and new amounts and, per
+device, what changed (tier, eligibility, weight, policy version). With ``apply=False`` the
+whole recomputation is rolled back and only the statements remain.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.contract import TIERS
+from pipelines.policy import DetectionPolicy
+from pipelines.rewards_policy import RewardsPolicy
+from pipelines.run import compute_epoch
+
+SNAPSHOT_SQL = """
+CREATE OR REPLACE TEMP TABLE {name} AS
+SELECT a.account_id, a.device_id, a.epoch, sum(a.amount_base_units) AS amount,
+       any_value(e.tier) AS tier, any_value(e.status) AS status, any_value(e.reason) AS why, any_value(e.weight) AS weight,
+       any_value(a.components ->> 'policy_version') AS policy_version
+FROM reward_allocations a
+LEFT JOIN reward_eligibility e USING (epoch, device_id)
+WHERE a.epoch BETWEEN $lo AND $hi GROUP BY ALL
+UNION ALL  -- devices paid nothing still have a tier and a reason
+SELECT e.account_id, e.device_id, e.epoch, 0, e.tier, e.status, e.reason, e.weight, NULL
+FROM reward_eligibility e
+WHERE e.epoch BETWEEN $lo AND $hi
+  AND NOT EXISTS (SELECT 1 FROM reward_allocations a WHERE a.epoch = e.epoch AND a.device_id = e.device_id)
+"""
+
+SLASH_SQL = """
+CREATE OR REPLACE TEMP TABLE {name} AS
+SELECT account_id, sum(amount_base_units) FILTER (status <> 'reversed') AS slashed
+FROM slashing_events WHERE epoch BETWEEN $lo AND $hi GROUP BY account_id
+"""
+
+DIFF_SQL = """
+WITH o AS (SELECT account_id, device_id, sum(amount) AS amount, list(DISTINCT tier) AS tiers,
+                  min(why) AS why, sum(weight) AS weight, list(DISTINCT policy_version) AS versions
+           FROM old_alloc GROUP BY ALL),
+n AS (SELECT account_id, device_id, sum(amount) AS amount, list(DISTINCT tier) AS tiers,
+             min(why) AS why, sum(weight) AS weight, list(DISTINCT policy_version) AS versions
+      FROM new_alloc GROUP BY ALL),
+d AS (
+    SELECT coalesce(n.account_id, o.account_id) AS account_id, coalesce(n.device_id, o.device_id) AS device_id,
+           coalesce(o.amount, 0) AS old_amount, coalesce(n.amount, 0) AS new_amount,
+           concat_ws('; ',
+             CASE WHEN o.tiers IS DISTINCT FROM n.tiers THEN format('tier {} -> {}', o.tiers, n.tiers) END,
+             CASE WHEN o.why IS DISTINCT FROM n.why THEN format('eligibility "{}" -> "{}"', coalesce(o.why, 'eligible'), coalesce(n.why, 'eligible')) END,
+             CASE WHEN o.weight IS DISTINCT FROM n.weight THEN format('weight {} -> {}', o.weight, n.weight) END,
+             CASE WHEN len(list_filter(o.versions, lambda x: x IS NOT NULL)) > 0
+                   AND len(list_filter(n.versions, lambda x: x IS NOT NULL)) > 0
+                   AND list_filter(o.versions, lambda x: x IS NOT NULL) <> list_filter(n.versions, lambda x: x IS NOT NULL)
+                  THEN format('policy {} -> {}', o.versions, n.versions) END,
+             CASE WHEN coalesce(o.amount, 0) <> coalesce(n.amount, 0) AND o.tiers IS NOT DISTINCT FROM n.tiers
+                   AND o.weight IS NOT DISTINCT FROM n.weight THEN 'other devices'' weights changed the split' END) AS what
+    FROM o FULL JOIN n ON n.account_id = o.account_id AND n.device_id = o.device_id
+)
+SELECT d.account_id, CAST(sum(d.old_amount) AS BIGINT) AS old_base_units, CAST(sum(d.new_amount) AS BIGINT) AS new_base_units,
+       CAST(sum(d.new_amount) - sum(d.old_amount) AS BIGINT) AS delta_base_units,
+       CAST(coalesce(any_value(so.slashed), 0) AS BIGINT) AS old_slashed_base_units,
+       CAST(coalesce(any_value(sn.slashed), 0) AS BIGINT) AS new_slashed_base_units,
+       to_json(list(json_object('device_id', d.device_id, 'old', d.old_amount, 'new', d.new_amount, 'why', d.what)
+                    ORDER BY d.device_id) FILTER (d.what <> '')) AS changes
+FROM d LEFT JOIN old_slash so USING (account_id) LEFT JOIN new_slash sn USING (account_id)
+GROUP BY d.account_id
+HAVING sum(d.old_amount) <> sum(d.new_amount) OR any_value(so.slashed) IS DISTINCT FROM any_value(sn.slashed)
+    OR count(*) FILTER (d.what <> '') > 0
+ORDER BY abs(sum(d.new_amount) - sum(d.old_amount)) DESC, d.account_id
+"""
+
+
+@dataclass(frozen=True)
+class Override:
+    device_id: str
+    tier: str
+    reason: str
+
+
+def read_overrides(path: str | Path) -> list[Override]:
+    """A CSV with ``device_id, tier, reason``; an unknown tier is an error."""
+    with Path(path).open(newline="") as f:
+        rows = [Override(r["device_id"], r["tier"], r.get("reason") or "review") for r in csv.DictReader(f)]
+    bad = [r.tier for r in rows if r.tier not in TIERS]
+    if bad:
+        raise ValueError(f"unknown tiers in overrides: {sorted(set(bad))}; expected one of {TIERS}")
+    return rows
+
+
+def recalculate(
+    con: duckdb.DuckDBPyConnection,
+    epoch_from: str,
+    epoch_to: str,
+    policy: DetectionPolicy,
+    rewards: RewardsPolicy,
+    overrides: list[Override] = (),  # type: ignore[assignment]
+    apply: bool = False,
+) -> pl.DataFrame:
+    """Recompute every processed epoch from ``epoch_from``; return per-account statements for
+    ``epoch_from..epoch_to`` (old vs new). Rolled back unless ``apply``."""
+    params = {"lo": epoch_from, "hi": epoch_to}
+    con.execute(SNAPSHOT_SQL.format(name="old_alloc"), params)
+    con.execute(SLASH_SQL.format(name="old_slash"), params)
+    epochs = [r[0] for r in con.execute("SELECT epoch FROM processed_epochs WHERE epoch >= ? ORDER BY epoch", [epoch_from]).fetchall()]
+    if not epochs:
+        raise ValueError(f"no processed epoch at or after {epoch_from}")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for o in overrides:
+            con.execute(
+                "INSERT INTO verdict_overrides VALUES (?, ?, ?, ?, ?, ?)", [o.device_id, epoch_from, epoch_to, o.tier, o.reason, now]
+            )
+        for epoch in epochs:
+            compute_epoch(con, epoch, policy, rewards, quality_bars=False)
+        con.execute(SNAPSHOT_SQL.format(name="new_alloc"), params)
+        con.execute(SLASH_SQL.format(name="new_slash"), params)
+        statements = pl.from_arrow(con.sql(DIFF_SQL).to_arrow_table())
+        con.execute("COMMIT" if apply else "ROLLBACK")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return statements.with_columns(pl.lit(epoch_from).alias("epoch_from"), pl.lit(epoch_to).alias("epoch_to"))  # type: ignore[union-attr]
