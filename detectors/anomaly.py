@@ -32,7 +32,7 @@ class AnomalyScore(Detector):
     fraud_type = "anomaly"
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 6, contamination: float = 0.001,
-                 persist_hours: int = 3, min_score: float = 0.6, n_estimators: int = 100,
+                 persist_hours: int = 4, min_score: float = 0.8, n_estimators: int = 100,
                  random_state: int = 0):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
@@ -51,7 +51,8 @@ class AnomalyScore(Detector):
             ),
             ctx AS (
                 SELECT device_id, avg((batch_siblings > 0)::INT) AS contended_share,
-                       count(*) FILTER (kind = 'vram' AND status = 'error') / greatest(count(*) FILTER (kind = 'vram'), 1) AS vram_fail_share
+                       -- rates are shrunk towards 0 by two pseudo-challenges: one unlucky error is not a pattern
+                       count(*) FILTER (kind = 'vram' AND status = 'error') / (count(*) FILTER (kind = 'vram') + 2) AS vram_fail_share
                 FROM challenge_context
                 WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
                 GROUP BY device_id
@@ -62,8 +63,8 @@ class AnomalyScore(Detector):
                    greatest(0, 0.25 - coalesce(median(w.tflops_median) / any_value(p.median_tflops), 1.0)) AS tflops_vs_peers_low,
                    sum(w.ping_ok) / greatest(sum(w.ping_total), 1) AS ping_ok_share,
                    sum(w.heartbeat_ok) / count(*) AS heartbeats_per_hour,
-                   sum(w.pow_timeout) / greatest(sum(w.pow_total), 1) AS timeout_share,
-                   sum(w.pow_error) / greatest(sum(w.pow_total), 1) AS error_share,
+                   sum(w.pow_timeout) / (sum(w.pow_total) + 2) AS timeout_share,
+                   sum(w.pow_error) / (sum(w.pow_total) + 2) AS error_share,
                    coalesce(any_value(c.vram_fail_share), 0) AS vram_fail_share,
                    sum(w.identity_changes) AS identity_changes,
                    coalesce(any_value(c.contended_share), 0) AS contended_share

@@ -101,22 +101,26 @@ def test_store_from_env_defaults_and_overrides() -> None:
 
 
 @pytest.mark.slow
-def test_three_partitions_give_the_command_lines_tiers(drops: Path, tmp_path: Path) -> None:
+def test_three_partitions_give_the_command_lines_tables(drops: Path, tmp_path: Path) -> None:
     store = store_for(drops, tmp_path)
     for hour in HOURS:
         result = materialize_hour(store, hour)
         assert result.success, hour
         assert materialized(result) == ASSET_NAMES
-        assert all(e.passed for e in checks(result).values()) and len(checks(result)) == 4
+        assert all(e.passed for e in checks(result).values()) and len(checks(result)) == 5
         assert (tmp_path / "out" / "device_tiers" / f"epoch={hour}" / "part-0.parquet").is_file()
 
     cli_drops = tmp_path / "cli_drops"
     shutil.copytree(drops, cli_drops)
     run(cli_drops, tmp_path / "cli.duckdb", tmp_path / "cli_out")
-    query = "SELECT * FROM device_tiers ORDER BY epoch, device_id"
-    ours, theirs = rows(store.db_path, query), rows(tmp_path / "cli.duckdb", query)
-    assert {r[0] for r in ours} == set(HOURS)
-    assert ours == theirs
+    for query in (
+        "SELECT * FROM device_tiers ORDER BY epoch, device_id",
+        "SELECT * FROM reward_allocations ORDER BY epoch, device_id, wallet",
+        "SELECT * FROM challenge_plan ORDER BY ALL",
+    ):
+        ours, theirs = rows(store.db_path, query), rows(tmp_path / "cli.duckdb", query)
+        assert {r[0] for r in ours} <= set(HOURS)
+        assert ours == theirs, query
 
 
 def test_broken_manifest_blocks_everything_downstream(drops: Path, tmp_path: Path) -> None:

@@ -131,7 +131,7 @@ def test_fleet_burst_flags_a_wave_but_not_the_first_hour(con) -> None:
 
 
 def test_anomaly_never_rejects_and_needs_persistence(con) -> None:
-    for h in (3, 4, 5):
+    for h in (2, 3, 4, 5):
         epoch = f"2024-08-14T0{h}"
         for d in range(200):
             feature(con, f"d{d}", epoch=epoch, tflops_median=250.0 + d % 7, ping_total=4, ping_ok=4, heartbeat_ok=6)
