@@ -4,7 +4,9 @@ Builds the account graph (``pipelines.sybil.links``: shared funders, mailboxes, 
 patterns, synchronized restarts, hardware, IPs, referrals, each weighted by how rare the shared
 value is), finds communities (``pipelines.sybil.communities``: Louvain per component) and keeps
 those that only a sybil ring explains. Their accounts go to ``sybil_clusters`` with the evidence
-as a short story; every device of a member account gets this detector's evidence.
+as a short story; every device of a member account gets this detector's evidence. The graph
+is rebuilt every ``refresh_hours`` (at hours divisible by it, or when the previous hour was not
+processed); in between, the rings found last stay in force.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import polars as pl
 
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
 from pipelines.sybil.communities import ClusterRules, communities, score_clusters
+from pipelines.features import previous_epoch
 from pipelines.sybil.links import build_account_graph
 
 
@@ -22,7 +25,7 @@ class SybilRings(Detector):
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 24, min_edge_weight: float = 0.3,
                  min_accounts: int = 3, min_score: float = 0.8, min_strong_kinds: int = 2,
-                 min_coverage: float = 0.5, reject_score: float = 0.85):  # fmt: skip
+                 min_coverage: float = 0.5, reject_score: float = 0.85, refresh_hours: int = 6):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.min_edge_weight = min_edge_weight
@@ -31,17 +34,29 @@ class SybilRings(Detector):
         self.min_strong_kinds = min_strong_kinds
         self.min_coverage = min_coverage
         self.reject_score = reject_score
+        self.refresh_hours = refresh_hours
 
     def _rules(self) -> ClusterRules:
         return ClusterRules(min_edge_weight=self.min_edge_weight, min_accounts=self.min_accounts, min_score=self.min_score,
                             min_strong_kinds=self.min_strong_kinds, min_coverage=self.min_coverage)  # fmt: skip
 
     def fit(self, evidence: Evidence) -> "SybilRings":
+        con, epoch = evidence.con, evidence.epoch
+        previous = previous_epoch(epoch)
+        due = int(epoch[-2:]) % self.refresh_hours == 0
+        if not due and con.execute("SELECT count(*) FROM processed_epochs WHERE epoch = ?", [previous]).fetchall()[0][0]:
+            # between refreshes the rings found last stay in force (the graph changes slowly)
+            con.execute("DELETE FROM sybil_clusters WHERE epoch = ?", [epoch])
+            con.execute(
+                "INSERT INTO sybil_clusters SELECT ?, cluster_id, account_id, score, evidence FROM sybil_clusters WHERE epoch = ?",
+                [epoch, previous],
+            )
+            self.edges_, self.clusters_ = None, None
+            return self
         self.edges_ = build_account_graph(evidence.con, evidence.epoch, self.window_hours, self.min_edge_weight)
         edges = pl.from_arrow(evidence.con.sql("SELECT * FROM account_edges").to_arrow_table())
         self.clusters_ = score_clusters(edges, communities(edges, self._rules()), self._rules())  # type: ignore[arg-type]
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
-        con = evidence.con
         con.execute("DELETE FROM sybil_clusters WHERE epoch = ?", [evidence.epoch])
         if rings.height:
             con.register("rings_now", rings.select("cluster_id", "account_id", "score", "evidence").to_arrow())
