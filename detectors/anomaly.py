@@ -47,14 +47,14 @@ class AnomalyScore(Detector):
             """
             WITH win AS (
                 SELECT * FROM device_features
-                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
             ),
             ctx AS (
                 SELECT device_id, avg((batch_siblings > 0)::INT) AS contended_share,
                        -- rates are shrunk towards 0 by two pseudo-challenges: one unlucky error is not a pattern
                        count(*) FILTER (kind = 'vram' AND status = 'error') / (count(*) FILTER (kind = 'vram') + 2) AS vram_fail_share
                 FROM challenge_context
-                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
                 GROUP BY device_id
             )
             SELECT w.device_id, any_value(w.account_id ORDER BY w.epoch DESC) AS account_id,
@@ -106,7 +106,7 @@ class AnomalyScore(Detector):
         persistent = evidence.sql(
             """
             SELECT device_id, count(*) AS hours FROM anomaly_top
-            WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+            WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
             GROUP BY device_id HAVING count(*) >= $persist
             """,
             window=self.window_hours,

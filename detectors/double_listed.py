@@ -30,7 +30,7 @@ class DoubleListed(Detector):
                 SELECT h._hour AS epoch, h.device_id, h.account_id, x.network, x.ip AS listed_ip, h.ip
                 FROM external_listings x
                 JOIN hardware h ON h.gpu_uuid = x.gpu_uuid AND h._hour = x._hour
-                WHERE x._hour > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
+                WHERE x._hour > hours_back($epoch, $window)
                   AND x._hour <= $epoch AND x.gpu_uuid IS NOT NULL
                   AND x.ip <> h.ip AND coalesce(x.host_fingerprint <> h.host_fingerprint, true)
             ),

@@ -49,7 +49,7 @@ class DuplicateHardware(Detector):
             history AS (
                 SELECT device_id, count(DISTINCT epoch) AS past_hours FROM evidence
                 WHERE detector = 'duplicate_hardware' AND epoch < $epoch
-                  AND epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
+                  AND epoch > hours_back($epoch, $window)
                 GROUP BY device_id
             )
             SELECT p.device_id, f.account_id,

@@ -42,7 +42,7 @@ class FailedPow(Detector):
             window_ AS (
                 SELECT device_id, sum(pow_timeout) AS timeouts, sum(pow_total) AS challenges
                 FROM device_features
-                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
+                WHERE epoch > hours_back($epoch, $window)
                   AND epoch <= $epoch
                 GROUP BY device_id
             ),

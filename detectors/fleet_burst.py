@@ -59,7 +59,7 @@ class FleetBurst(Detector):
                 FROM first_seen fs
                 CROSS JOIN LATERAL (VALUES ('model', fs.model), ('account', fs.account), ('asn', fs.asn)) AS d(dim, value)
                 WHERE fs.first_epoch > (SELECT e FROM history_start) AND d.value IS NOT NULL
-                  AND fs.first_epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
+                  AND fs.first_epoch > hours_back($epoch, $window)
             ),
             hourly AS (SELECT dim, value, first_epoch, count(*) AS n FROM arrivals GROUP BY ALL),
             bursts AS (  -- recent arrival hours far above the value's earlier arrival rate
@@ -67,12 +67,12 @@ class FleetBurst(Detector):
                        coalesce((SELECT sum(e.n) FROM hourly e WHERE e.dim = h.dim AND e.value = h.value
                                  AND e.first_epoch < h.first_epoch), 0) / $window AS per_hour
                 FROM hourly h
-                WHERE h.first_epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($recent), '%Y-%m-%dT%H')
+                WHERE h.first_epoch > hours_back($epoch, $recent)
                   AND h.n >= $min_devices
             ),
             ramps AS (
                 SELECT dim, value, sum(n) AS n, count(*) AS hours FROM hourly
-                WHERE first_epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($ramp_window), '%Y-%m-%dT%H')
+                WHERE first_epoch > hours_back($epoch, $ramp_window)
                 GROUP BY ALL HAVING count(*) >= $ramp_hours AND sum(n) >= $ramp_min AND max(first_epoch) = $epoch
             ),
             hits AS (
@@ -85,7 +85,7 @@ class FleetBurst(Detector):
                 SELECT a.device_id, r.dim, r.value,
                        format('one of {} devices added with {} {} over {} of the last {} hours', r.n, r.dim, r.value, r.hours, $ramp_window)
                 FROM ramps r JOIN arrivals a ON a.dim = r.dim AND a.value = r.value
-                 AND a.first_epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($ramp_window), '%Y-%m-%dT%H')
+                 AND a.first_epoch > hours_back($epoch, $ramp_window)
             )
             SELECT h.device_id, f.account_id, least(1.0, 0.55 + 0.1 * count(DISTINCT h.dim)) AS score, 'probation' AS action,
                    string_agg(DISTINCT h.what, '; ') AS reason,

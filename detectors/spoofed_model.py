@@ -46,12 +46,12 @@ class SpoofedModel(Detector):
             """
             WITH win AS (
                 SELECT * FROM device_features
-                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
             ),
             now AS (SELECT * FROM device_features WHERE epoch = $epoch AND catalogue_model IS NOT NULL),
             ctx AS (
                 SELECT * FROM challenge_context
-                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
             ),
             speed AS (
                 SELECT device_id, quantile_cont(tflops, 0.9) AS tflops, count(tflops) AS measurements

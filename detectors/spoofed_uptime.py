@@ -44,7 +44,7 @@ class SpoofedUptime(Detector):
                        AND ping_ok <= $ping_share * ping_total
                        AND pow_timeout > 0 AND pow_ok = 0 AS suspicious
                 FROM device_features
-                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
+                WHERE epoch > hours_back($epoch, $window)
                   AND epoch <= $epoch
             ),
             per_device AS (

@@ -42,7 +42,7 @@ class VirtualizedGpu(Detector):
             """
             WITH ctx AS (
                 SELECT * FROM challenge_context
-                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
             ),
             solo AS (  -- what each device does with no sibling in its batch
                 SELECT device_id, median(tflops) AS solo_tflops FROM ctx

@@ -43,14 +43,14 @@ class WashTrading(Detector):
             ),
             owner AS (
                 SELECT device_id, arg_max(account_id, epoch) AS owner FROM device_features
-                WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
+                WHERE epoch > hours_back($epoch, $window)
                   AND epoch <= $epoch AND account_id IS NOT NULL GROUP BY device_id
             ),
             jobs_ AS (
                 SELECT j.job_id, j.device_id, o.owner, j.client_account_id AS client,
                        date_diff('second', coalesce(j.started_at, j.created_at), j.ended_at) / 3600.0 AS hours
                 FROM jobs j JOIN owner o USING (device_id)
-                WHERE j._hour > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H')
+                WHERE j._hour > hours_back($epoch, $window)
                   AND j._hour <= $epoch AND j.status = 'completed'
                   AND date_diff('second', coalesce(j.started_at, j.created_at), j.ended_at) / 3600.0 < $max_hours
             ),

@@ -290,9 +290,18 @@ CREATE TABLE IF NOT EXISTS processed_epochs (
 )
 
 
+MACROS_SQL = """
+CREATE OR REPLACE TEMP MACRO hours_back(epoch, hours) AS
+    strftime(strptime(epoch, '%Y-%m-%dT%H') - to_hours(CAST(hours AS BIGINT)), '%Y-%m-%dT%H');
+"""
+"""``hours_back('2024-08-14T05', 3)`` = ``'2024-08-14T02'``: window bounds over epoch names."""
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every table the pipeline writes, if missing (safe to call on each connection)."""
+    """Create every table the pipeline writes, if missing, and the SQL macros the stages use
+    (safe to call on each connection)."""
     con.execute(SCHEMA_SQL)
+    con.execute(MACROS_SQL)
 
 
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple | None:

@@ -172,13 +172,13 @@ PEERS_SQL = """
 INSERT INTO model_peers
 WITH suspects AS (  -- devices already in probation or rejected are nobody's honest peer
     SELECT DISTINCT device_id FROM device_tiers
-    WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch < $epoch
+    WHERE epoch > hours_back($epoch, $window) AND epoch < $epoch
       AND tier IN ('probation', 'rejected')
 ),
 per_device AS (
     SELECT device_id, catalogue_model, median(tflops_median) AS tflops
     FROM device_features
-    WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch
+    WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
       AND tflops_median IS NOT NULL AND catalogue_model IS NOT NULL
       AND device_id NOT IN (SELECT device_id FROM suspects)
     GROUP BY device_id, catalogue_model

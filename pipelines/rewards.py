@@ -33,7 +33,7 @@ owner_wallet AS (
 meas AS (
     SELECT device_id, quantile_cont(tflops, 0.9) AS tflops FROM challenge_context
     WHERE kind = 'matmul' AND tflops IS NOT NULL
-      AND epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - INTERVAL 24 HOUR, '%Y-%m-%dT%H') AND epoch <= $epoch
+      AND epoch > hours_back($epoch, 24) AND epoch <= $epoch
     GROUP BY device_id
 ),
 supported AS (  -- the strongest model of the same vendor that a measured throughput supports
@@ -54,12 +54,12 @@ classed AS (
 uptime AS (
     SELECT device_id, count(*) FILTER (ping_total > 0 AND 2 * ping_ok >= ping_total AND heartbeat_ok >= 3) AS up_hours
     FROM device_features
-    WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($min_up), '%Y-%m-%dT%H') AND epoch <= $epoch
+    WHERE epoch > hours_back($epoch, $min_up) AND epoch <= $epoch
     GROUP BY device_id
 ),
 bandwidth AS (
     SELECT device_id, arg_max(bandwidth_down_mbps, ts) AS down FROM hardware
-    WHERE _hour > strftime(strptime($epoch, '%Y-%m-%dT%H') - INTERVAL 24 HOUR, '%Y-%m-%dT%H') AND _hour <= $epoch
+    WHERE _hour > hours_back($epoch, 24) AND _hour <= $epoch
     GROUP BY device_id
 ),
 conn AS (

@@ -29,10 +29,10 @@ WITH rejected AS (
     WHERE s.epoch = $epoch AND s.tier = 'rejected' AND s.rejected_since = $epoch
 ),
 down AS (  -- down hours in the last `hours` epochs, and whether the epoch before them was down too
-    SELECT device_id, count(*) FILTER (epoch > $window_start AND NOT up) AS down_recent,
-           bool_or(epoch = $window_start AND NOT up) AS down_before
+    SELECT device_id, count(*) FILTER (epoch > hours_back($epoch, $hours) AND NOT up) AS down_recent,
+           bool_or(epoch = hours_back($epoch, $hours) AND NOT up) AS down_before
     FROM (SELECT device_id, epoch, ping_total > 0 AND 2 * ping_ok >= ping_total AS up FROM device_features
-          WHERE epoch >= $window_start AND epoch <= $epoch)
+          WHERE epoch >= hours_back($epoch, $hours) AND epoch <= $epoch)
     GROUP BY device_id
 ),
 staked AS (SELECT DISTINCT device_id FROM stake_positions WHERE epoch = $epoch AND active_units > 0),
@@ -52,7 +52,7 @@ INSERT INTO slashing_events
 WITH accrued AS (
     SELECT a.device_id, a.wallet, sum(a.amount_base_units) AS units
     FROM reward_allocations a JOIN new_incidents i USING (device_id)
-    WHERE a.epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_days($accrual_days), '%Y-%m-%dT%H')
+    WHERE a.epoch > hours_back($epoch, 24 * $accrual_days)
       AND a.epoch <= $epoch AND a.components ->> 'status' = 'paid'
     GROUP BY a.device_id, a.wallet
 ),
@@ -102,7 +102,7 @@ STATUS_SQL = """
 UPDATE slashing_events s SET status = CASE
     WHEN EXISTS (SELECT 1 FROM verdict_overrides o WHERE o.device_id = s.device_id AND o.tier <> 'rejected'
                  AND s.epoch BETWEEN o.epoch_from AND o.epoch_to) THEN 'reversed'
-    WHEN s.epoch <= strftime(strptime($epoch, '%Y-%m-%dT%H') - to_days($appeal_days), '%Y-%m-%dT%H') THEN 'final'
+    WHEN s.epoch <= hours_back($epoch, 24 * $appeal_days) THEN 'final'
     ELSE 'proposed' END
 """
 
@@ -114,8 +114,7 @@ def slash(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) ->
     con.execute("DELETE FROM slashing_events WHERE epoch = ?", [epoch])
     con.execute(
         INCIDENTS_SQL,
-        {"epoch": epoch, "deliberate": s.deliberate_rate, "downtime": s.downtime_rate, "hours": DOWNTIME_HOURS,
-         "window_start": _hours_before(epoch, DOWNTIME_HOURS)},
+        {"epoch": epoch, "deliberate": s.deliberate_rate, "downtime": s.downtime_rate, "hours": DOWNTIME_HOURS},
     )  # fmt: skip
     con.execute(AMOUNTS_SQL, {"epoch": epoch, "accrual_days": s.accrual_days, "scale": SCALE})
     con.execute(STATUS_SQL, {"epoch": epoch, "appeal_days": s.appeal_days})
@@ -123,8 +122,3 @@ def slash(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) ->
     con.execute("DROP TABLE new_incidents")
     return n
 
-
-def _hours_before(epoch: str, hours: int) -> str:
-    from datetime import datetime, timedelta
-
-    return f"{datetime.strptime(epoch, '%Y-%m-%dT%H') - timedelta(hours=hours):%Y-%m-%dT%H}"

@@ -57,7 +57,7 @@ hw AS (
     SELECT DISTINCT account_id, ip, host_fingerprint, gpu_uuid,
            concat_ws('|', worker_version, cpu_model, cpu_cores, ram_gb) AS hw_fingerprint
     FROM hardware
-    WHERE _hour > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND _hour <= $epoch
+    WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch
 ),
 funded AS (SELECT DISTINCT wallet, funder_wallet FROM stake_events WHERE _hour <= $epoch AND funder_wallet <> wallet),
 email AS (
@@ -102,10 +102,10 @@ attrs AS (
            CAST(floor((extract('hour' FROM g.gap_start) * 60 + extract('minute' FROM g.gap_start) + offset_min) / 90) AS INTEGER)
     FROM restart_gaps g
     JOIN (SELECT DISTINCT device_id, account_id FROM device_features
-          WHERE epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND epoch <= $epoch) f
+          WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch) f
       USING (device_id)
     CROSS JOIN (VALUES ('a', 0), ('b', 45)) AS grids(grid, offset_min)
-    WHERE g.epoch > strftime(strptime($epoch, '%Y-%m-%dT%H') - to_hours($window), '%Y-%m-%dT%H') AND g.epoch <= $epoch
+    WHERE g.epoch > hours_back($epoch, $window) AND g.epoch <= $epoch
 )
 SELECT DISTINCT account_id, kind, value FROM attrs WHERE account_id IS NOT NULL AND value IS NOT NULL AND value <> ''
 """
