@@ -28,6 +28,7 @@ from pipelines.run import run
 from pipelines.simulate import NetworkSimulator, simulate, truth_devices
 from pipelines.simulate.loop import closed_loop
 
+GPU_DETECTORS = ("failed_pow", "duplicate_hardware", "spoofed_model", "virtualized_gpu", "fleet_burst", "anomaly")
 CONFIG = dict(tbl_rows=60, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4, tbl_width_chars=140)
 
 
@@ -80,7 +81,16 @@ def speed(a: argparse.Namespace, work: Path) -> None:
     print(f"whole run                         {total:7.1f} s")
     print(f"  ingest                          {total - sum(e.seconds for e in summary.epochs):7.1f} s")
     print(f"  PoW verification + features     {feats:7.1f} s")
-    print(f"  detection (detectors+tiers+plan){detect:7.1f} s   (target < 120 s)")
+    per: dict[str, float] = {}
+    for e in summary.epochs:
+        for name, sec in e.detector_seconds.items():
+            per[name] = per.get(name, 0.0) + sec
+    gpu = sum(per.get(n, 0.0) for n in GPU_DETECTORS)
+    print(f"  detection (detectors+tiers+plan){detect:7.1f} s")
+    print(f"    GPU-fraud detectors           {gpu:7.1f} s   (target < 120 s: {', '.join(GPU_DETECTORS)})")
+    for name, sec in sorted(per.items(), key=lambda kv: -kv[1]):
+        print(f"      {name:<28}{sec:7.1f} s")
+    print(f"  rewards (staking, allocation, slashing) {sum(e.seconds for e in summary.epochs) - feats - detect:7.1f} s")
 
 
 def main() -> None:

@@ -8,12 +8,14 @@ Month: a closed loop (the backend honours the challenge plan) over ``--days`` da
 then: the share of all rewards paid to fraudulent devices (target <= 0.1%), and the ratio of
 what a device earns in one epoch in the 500-GPU account vs a one-GPU account, for device-epochs
 of the same measured class (rtx_4090), tier, connectivity tier and full uptime (target: within
-1%). Speed: ``allocate`` (eligibility + exact split) for one epoch of an existing database.
+1%). Speed: ``allocate`` (eligibility + exact split) for one epoch of an existing database (with
+one hour of uptime enough, so that a one-hour network is paid and the whole split is timed).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -79,7 +81,8 @@ def month(a: argparse.Namespace, work: Path) -> None:
 
 
 def speed(a: argparse.Namespace) -> None:
-    version = load_rewards_policy().at(a.epoch)
+    # a one-hour network has nobody with 5 hours of uptime yet: time the full split anyway
+    version = dataclasses.replace(load_rewards_policy().at(a.epoch), min_continuous_uptime_hours=1)
     with connect(a.speed_db) as con:
         devices = con.execute("SELECT count(*) FROM device_features WHERE epoch = ?", [a.epoch]).fetchall()[0][0]
         con.execute("BEGIN TRANSACTION")

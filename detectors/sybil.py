@@ -5,8 +5,9 @@ patterns, synchronized restarts, hardware, IPs, referrals, each weighted by how 
 value is), finds communities (``pipelines.sybil.communities``: Louvain per component) and keeps
 those that only a sybil ring explains. Their accounts go to ``sybil_clusters`` with the evidence
 as a short story; every device of a member account gets this detector's evidence. The graph
-is rebuilt every ``refresh_hours`` (at hours divisible by it, or when the previous hour was not
-processed); in between, the rings found last stay in force.
+is rebuilt every ``refresh_hours`` (default every hour; at hours divisible by it, or when the
+previous hour was not processed); in between, the rings found last stay in force. A longer
+refresh saves time but a ring whose evidence appears between refreshes waits for the next one.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class SybilRings(Detector):
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 24, min_edge_weight: float = 0.3,
                  min_accounts: int = 3, min_score: float = 0.8, min_strong_kinds: int = 2,
-                 min_coverage: float = 0.5, reject_score: float = 0.85, refresh_hours: int = 6):  # fmt: skip
+                 min_coverage: float = 0.5, reject_score: float = 0.85, refresh_hours: int = 1):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.min_edge_weight = min_edge_weight

@@ -42,6 +42,8 @@ class EpochSummary:
     """Of ``seconds``: exact PoW verification and features."""
     detection_seconds: float = 0.0
     """Of ``seconds``: detectors, tiering and the challenge plan."""
+    detector_seconds: dict[str, float] = field(default_factory=dict)
+    """Of ``detection_seconds``: each detector's own time."""
 
 
 @dataclass
@@ -133,14 +135,15 @@ def compute_epoch(
     if quality_bars and not rate.passed:
         raise QualityBarFailed(epoch, [rate])
     featured = time.perf_counter()
-    evidence = collect_evidence(con, epoch, policy.build_detectors())
+    per_detector: dict[str, float] = {}
+    evidence = collect_evidence(con, epoch, policy.build_detectors(), per_detector)
     tiers = assign_tiers(con, epoch, policy.tiering)
     build_plan(con, epoch)
     detected = time.perf_counter()
     compute_rewards(con, epoch, rewards)
     mark_processed(con, epoch)
     return EpochSummary(epoch, devices, samples, bad, evidence.height, tiers, time.perf_counter() - started,
-                        featured - started, detected - featured)  # fmt: skip
+                        featured - started, detected - featured, per_detector)  # fmt: skip
 
 
 def run(
