@@ -8,6 +8,7 @@ process waits for the lock instead of failing with DuckDB's lock error.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,9 @@ from filelock import FileLock
 from pipelines.contract import FEEDS
 
 DEFAULT_LOCK_TIMEOUT_S = 3600.0
+DEFAULT_MEMORY_LIMIT = "6GB"
+"""DuckDB's memory cap (it spills to disk beyond it); ``FLEETPROOF_DUCKDB_MEMORY`` overrides.
+DuckDB's own default, 80% of the machine, would let one large join take all of it."""
 
 
 def lock_path(db_path: str | Path) -> Path:
@@ -34,6 +38,7 @@ def connect(
     with FileLock(lock_path(db_path), timeout=timeout_s):
         con = duckdb.connect(str(db_path))
         try:
+            con.execute(f"SET memory_limit = '{os.environ.get('FLEETPROOF_DUCKDB_MEMORY', DEFAULT_MEMORY_LIMIT)}'")
             if threads:
                 con.execute(f"SET threads = {int(threads)}")
             ensure_schema(con)

@@ -110,28 +110,42 @@ attrs AS (
 SELECT DISTINCT account_id, kind, value FROM attrs WHERE account_id IS NOT NULL AND value IS NOT NULL AND value <> ''
 """
 
+WEAK_KINDS = ("subnet", "created")
+"""Kinds so common that they only add weight to pairs already linked by something else."""
+
 EDGES_SQL = """
-CREATE OR REPLACE TEMP TABLE account_edges AS
+CREATE OR REPLACE TEMP TABLE account_pairs AS
 WITH k AS (SELECT * FROM (VALUES {kinds}) AS k(kind, strength, max_n)),
 holders AS (
-    SELECT a.kind, a.value, a.account_id, count(*) OVER (PARTITION BY a.kind, a.value) AS n, k.strength
+    SELECT a.kind, a.value, a.account_id, count(*) OVER (PARTITION BY a.kind, a.value) AS n, k.strength, k.max_n
     FROM account_attrs a JOIN k USING (kind)
 ),
-shared AS (SELECT * FROM holders h WHERE n BETWEEN 2 AND (SELECT max_n FROM k WHERE k.kind = h.kind)),
-pairs AS (
+shared AS (SELECT kind, value, account_id, n, strength FROM holders WHERE n BETWEEN 2 AND max_n),
+main AS (  -- pairs from the informative kinds
     SELECT x.account_id AS a, y.account_id AS b, x.kind, x.value, x.n, x.strength / log2(x.n + 1) AS weight
     FROM shared x JOIN shared y ON x.kind = y.kind AND x.value = y.value AND x.account_id < y.account_id
+    WHERE x.kind NOT IN ({weak})
 ),
-per_kind AS (  -- one contribution per pair and kind: the rarest shared value
-    SELECT a, b, kind, max(weight) AS weight, arg_max(value, weight) AS value, min(n) AS n FROM pairs GROUP BY a, b, kind
-),
-edges AS (
-    SELECT a, b, sum(weight) AS weight, count(*) FILTER (kind IN ({strong})) AS strong_kinds,
-           list(kind ORDER BY kind) AS kinds,
-           list(struct_pack(kind := kind, value := value, n := n, weight := round(weight, 3)) ORDER BY weight DESC) AS links
-    FROM per_kind GROUP BY a, b
+candidates AS (SELECT DISTINCT a, b FROM main),
+weak AS (  -- common kinds only strengthen pairs that are already candidates
+    SELECT c.a, c.b, x.kind, x.value, x.n, x.strength / log2(x.n + 1) AS weight
+    FROM candidates c
+    JOIN shared x ON x.account_id = c.a AND x.kind IN ({weak})
+    JOIN shared y ON y.account_id = c.b AND y.kind = x.kind AND y.value = x.value
 )
-SELECT * FROM edges WHERE weight >= $min_weight OR strong_kinds >= $min_strong
+SELECT a, b, kind, max(weight) AS weight, arg_max(value, weight) AS value, min(n) AS n  -- the rarest value per kind
+FROM (SELECT * FROM main UNION ALL SELECT * FROM weak) GROUP BY a, b, kind;
+
+CREATE OR REPLACE TEMP TABLE account_edges AS
+WITH kept AS (
+    SELECT a, b FROM account_pairs GROUP BY a, b
+    HAVING sum(weight) >= $min_weight OR count(*) FILTER (kind IN ({strong})) >= $min_strong
+)
+SELECT p.a, p.b, sum(p.weight) AS weight, count(*) FILTER (p.kind IN ({strong})) AS strong_kinds,
+       list(p.kind ORDER BY p.kind) AS kinds,
+       list(struct_pack(kind := p.kind, value := p.value, n := p.n, weight := round(p.weight, 3)) ORDER BY p.weight DESC) AS links
+FROM account_pairs p JOIN kept USING (a, b) GROUP BY p.a, p.b;
+DROP TABLE account_pairs;
 """
 
 
@@ -146,5 +160,9 @@ def build_account_graph(
     con.execute(ATTRS_SQL, {"epoch": epoch, "window": window_hours})
     kinds = ", ".join(f"('{k}', {s}, {n})" for k, (s, n) in KINDS.items())
     strong = ", ".join(f"'{k}'" for k in STRONG_KINDS)
-    con.execute(EDGES_SQL.format(kinds=kinds, strong=strong), {"min_weight": min_weight, "min_strong": min_strong})
+    weak = ", ".join(f"'{k}'" for k in WEAK_KINDS)
+    pairs_sql, edges_sql, drop_sql = (q for q in EDGES_SQL.format(kinds=kinds, strong=strong, weak=weak).split(";") if q.strip())
+    con.execute(pairs_sql)
+    con.execute(edges_sql, {"min_weight": min_weight, "min_strong": min_strong})
+    con.execute(drop_sql)
     return int(con.execute("SELECT count(*) FROM account_edges").fetchall()[0][0])
