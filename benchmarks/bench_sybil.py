@@ -2,7 +2,8 @@
 and the sybil stage's time and memory at scale.
 
     uv run python benchmarks/bench_sybil.py --devices 5000 --hours 24          # quality
-    uv run python benchmarks/bench_sybil.py --scale --devices 1000000 --hours 1 # speed, memory
+    uv run python benchmarks/bench_sybil.py --scale --devices 1000000 --hours 1 --workdir var/scale  # speed, memory
+    uv run python benchmarks/bench_sybil.py --scale --reuse --workdir var/scale  # the stage again, same network
 
 Quality: pairwise precision and recall over account pairs (two accounts in one predicted
 cluster vs. two accounts of one ring) for ours, Hop Protocol's attribute components and
@@ -82,15 +83,18 @@ def quality(a: argparse.Namespace, work: Path) -> None:
 def scale(a: argparse.Namespace, work: Path) -> None:
     drops, db = work / "drops", work / "fp.duckdb"
     started = time.perf_counter()
-    simulate(drops, a.devices, a.hours, seed=a.seed)
+    if not a.reuse:
+        simulate(drops, a.devices, a.hours, seed=a.seed)
     simulated = time.perf_counter()
-    run(drops, db, None, quality_bars=False)
+    if not a.reuse:
+        run(drops, db, None, quality_bars=False)
     processed = time.perf_counter()
     with connect(db) as con:
         epoch = con.execute("SELECT max(epoch) FROM processed_epochs").fetchall()[0][0]
     out = subprocess.run([sys.executable, "-c", STAGE, str(db), epoch], capture_output=True, text=True, check=True)
     m = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"simulate {simulated - started:.0f} s; pipeline {processed - simulated:.0f} s (sybil stage included)")
+    if not a.reuse:
+        print(f"simulate {simulated - started:.0f} s; pipeline {processed - simulated:.0f} s (sybil stage included)")
     print(f"accounts {m['accounts']}, devices {m['devices']}, account pairs kept {m['edges']}, communities {m['communities']}")
     print(f"sybil stage alone: {m['seconds']:.1f} s (target < 120 s), peak memory {m['peak_rss_mib'] / 1024:.2f} GiB (target < 8 GiB)")
 
@@ -102,10 +106,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--scale", action="store_true")
     p.add_argument("--workdir", type=Path)
+    p.add_argument("--reuse", action="store_true", help="with --scale and --workdir: time the stage on the network already there")
     a = p.parse_args()
+    if a.reuse and not (a.scale and a.workdir and (a.workdir / "fp.duckdb").exists()):
+        p.error("--reuse needs --scale and a --workdir holding a processed fp.duckdb")
     work = a.workdir or Path(tempfile.mkdtemp(prefix="fp-sybil-"))
-    shutil.rmtree(work / "drops", ignore_errors=True)
-    (work / "fp.duckdb").unlink(missing_ok=True)
+    if not a.reuse:
+        shutil.rmtree(work / "drops", ignore_errors=True)
+        (work / "fp.duckdb").unlink(missing_ok=True)
     (scale if a.scale else quality)(a, work)
     if a.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
