@@ -74,7 +74,7 @@ def quality(a: argparse.Namespace, work: Path) -> None:
     rings = truth.filter(pl.col("population").str.starts_with("sybil")).group_by("population").agg(
         pl.col("cluster").n_unique().alias("rings"), pl.len().alias("accounts")
     )
-    with pl.Config(tbl_rows=10, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4, tbl_width_chars=180):
+    with pl.Config(tbl_rows=10, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4, tbl_width_chars=220):
         print(f"network: {a.devices} devices x {a.hours} hours, seed {a.seed}; epoch {epoch}")
         print(rings.sort("population"))
         print(table)
