@@ -26,6 +26,17 @@ def drops_copy(small_drops: Path, tmp_path: Path) -> Path:
     return dest
 
 
+@pytest.fixture
+def catalogue_con(tmp_path: Path):
+    """A connection to a fresh database with the GPU catalogue views registered."""
+    from pipelines import catalogue
+    from pipelines.db import connect
+
+    with connect(tmp_path / "db.duckdb") as con:
+        catalogue.register(con)
+        yield con
+
+
 @pytest.fixture(scope="session")
 def day_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A simulated day (1,500 devices x 24 hours) run through the command line: (drops, db, out)."""

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from detectors import REGISTRY, DuplicateHardware, Evidence, FailedPow, SpoofedUptime
 from detectors.base import EVIDENCE_SCHEMA, Detector
-from pipelines import catalogue
-from pipelines.db import connect
 
 EPOCH = "2024-08-14T05"
 
 
 @pytest.fixture
-def con(tmp_path: Path):
-    with connect(tmp_path / "db.duckdb") as c:
-        catalogue.register(c)
-        yield c
+def con(catalogue_con):
+    return catalogue_con
 
 
 def feature(con: duckdb.DuckDBPyConnection, device: str, epoch: str = EPOCH, **cols: object) -> None:

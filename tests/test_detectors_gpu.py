@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from detectors import AnomalyScore, Evidence, FleetBurst, SpoofedModel, VirtualizedGpu
-from pipelines import catalogue
 from pipelines.challenge_plan import build_plan, read_plan
-from pipelines.db import connect
 
 EPOCH = "2024-08-14T05"
 
 
 @pytest.fixture
-def con(tmp_path: Path):
-    with connect(tmp_path / "db.duckdb") as c:
-        catalogue.register(c)
-        yield c
+def con(catalogue_con):
+    return catalogue_con
 
 
 def feature(con, device: str, epoch: str = EPOCH, **cols: object) -> None:
