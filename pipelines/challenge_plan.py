@@ -11,7 +11,6 @@ Batching honest neighbours together costs them nothing: each has its own card.
 from __future__ import annotations
 
 import duckdb
-import polars as pl
 
 PLAN_SQL = """
 WITH f AS (
@@ -51,6 +50,3 @@ def read_plan(con: duckdb.DuckDBPyConnection, epoch: str) -> dict[str, str]:
     rows = con.execute("SELECT device_id, group_id FROM challenge_plan WHERE epoch = ?", [epoch]).fetchall()
     return dict(rows)
 
-
-def plan_frame(con: duckdb.DuckDBPyConnection, epoch: str) -> pl.DataFrame:
-    return pl.from_arrow(con.sql("SELECT * FROM challenge_plan WHERE epoch = $e", params={"e": epoch}).to_arrow_table())  # type: ignore[return-value]
