@@ -85,7 +85,7 @@ def cmd_status(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from pipelines.evaluate import evaluate
 
-    per_type, per_pop = evaluate(a.db, a.drops, a.types or ISSUE2_TYPES)
+    per_type, per_pop = evaluate(a.db, a.drops, a.types or [*FRAUD_TYPES, "burst"])
     print("Detection quality by fraud type (device flagged in any epoch):")
     _print_table(per_type)
     print("Flagged share by population (honest populations: the false-positive rate):")
