@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from pipelines import catalogue
 from pipelines.db import scalar
@@ -52,8 +53,6 @@ def verify_pow(con: duckdb.DuckDBPyConnection, epoch: str) -> tuple[int, int]:
     bad = ~in_range | (expected != v)
     con.execute("DELETE FROM pow_checks WHERE _hour = ?", [epoch])
     if cid.size:
-        import pyarrow as pa
-
         table = pa.table({"challenge_id": cid, "i": i, "j": j, "v": v, "expected": expected, "bad": bad, "in_range": in_range})
         con.register("pow_samples_checked", table)
         con.execute(
