@@ -27,7 +27,9 @@ SCORE_SCHEMA = {
 """What ``score`` returns; ``details`` is a JSON object with the figures behind the reason."""
 
 EVIDENCE_SCHEMA = {"detector": pl.String, "fraud_type": pl.String, **SCORE_SCHEMA}
-ACTIONS = ("probation", "reject")
+ACTIONS = ("review", "probation", "reject")
+"""``review``: a lead for a person, stored with the evidence, no effect on the tier;
+``probation``: suspected, rewards held until the evidence expires; ``reject``: established."""
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,31 @@
-"""``failed_pow``: proof-of-work that is wrong, physically impossible, or never answered.
+"""``failed_pow``: proof-of-work that is wrong, physically impossible, or refused while online.
 
-Exact checks establish fraud (``reject``): a sampled product entry that differs from the
-recomputed one, a ``compute_ms`` longer than the round trip the backend itself observed, or a
-throughput above the physical ceiling of the claimed model (spec-sheet TFLOPS x a margin for
-overclocking and boost) that is also far above what the model's fleet peers reach (so one
-wrong catalogue figure cannot flag a whole model). Persistent timeouts only suspect (``probation``): an honest device
-on a bad link times out too, but not for most of its challenges over several hours. So does
-an answer without samples to check (the worker skipped the part that proves the work).
+Honest model: an honest card computes the exact product, so a wrong sampled entry is either
+fraud or a hardware fault (a flipped bit in failing memory). Its reported ``compute_ms`` can
+never exceed the round trip the backend itself observed (the worker cannot start before it has
+the seed), and it cannot run faster than the claimed model's physics (spec sheet x a margin for
+overclocking and boost) while also far above its fleet peers. Honest devices do miss
+challenges: they are switched off for the night, in maintenance, behind a failed ISP link, or
+restarting. Pings and heartbeats say when a device is down, so a timeout counts against PoW
+only when the device was seen alive just before *and* just after the challenge
+(``pow_reachable`` in the features); even then an honest worker loses a few (restarts,
+transient faults), modelled as at most ``honest_timeout_rate`` per reachable challenge.
+
+Decision rules (the ``proof`` in ``details`` says which kind each verdict rests on):
+- *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window, a
+  ``compute_ms`` longer than the observed round trip (+2 ms for timestamp rounding), or a
+  throughput above the physical ceiling;
+- *suspicion* (``probation``): a single wrong entry (a memory fault looks the same once), an
+  answer without samples to check, or reachable timeouts whose count is improbable for an
+  honest worker: binomial tail P(X >= timeouts | reachable challenges, honest_timeout_rate)
+  <= ``alpha``. With ``alpha`` = 1e-6 and one overlapping test per hour, an honest device that
+  meets the model is put in probation less than 0.1% of device-months.
 """
 
 from __future__ import annotations
 
 import polars as pl
+from scipy.stats import binom
 
 from detectors.base import Detector, Evidence
 
@@ -24,63 +38,133 @@ class FailedPow(Detector):
         self,
         threshold: float = 0.5,
         ceiling_factor: float = 1.5,
+        window_hours: int = 24,
+        confirm_wrong_samples: int = 2,
         timeout_window_hours: int = 6,
         min_timeouts: int = 3,
-        timeout_share: float = 0.5,
+        honest_timeout_rate: float = 0.02,
+        alpha: float = 1e-6,
     ):
         super().__init__(threshold)
         self.ceiling_factor = ceiling_factor
+        self.window_hours = window_hours
+        self.confirm_wrong_samples = confirm_wrong_samples
         self.timeout_window_hours = timeout_window_hours
         self.min_timeouts = min_timeouts
-        self.timeout_share = timeout_share
+        self.honest_timeout_rate = honest_timeout_rate
+        self.alpha = alpha
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
-        return evidence.sql(
+        judged = evidence.sql(
             """
             WITH f AS (SELECT * FROM device_features WHERE epoch = $epoch),
             fleet AS (SELECT max(fp16_tensor_tflops) AS top FROM gpu_catalogue),
-            window_ AS (
-                SELECT device_id, sum(pow_timeout) AS timeouts, sum(pow_total) AS challenges
+            wrong_ AS (
+                SELECT device_id, CAST(sum(samples_bad) AS BIGINT) AS wrong_window, CAST(sum(samples_total) AS BIGINT) AS samples_window,
+                       min(first_bad_sample) FILTER (samples_bad > 0) AS first_wrong
                 FROM device_features
-                WHERE epoch > hours_back($epoch, $window)
-                  AND epoch <= $epoch
-                GROUP BY device_id
+                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
+                GROUP BY device_id HAVING sum(samples_bad) > 0
             ),
-            judged AS (
-                SELECT f.device_id, f.account_id, f.samples_bad, f.samples_total, f.first_bad_sample,
-                       f.overclaimed_compute, f.max_compute_over_observed, f.tflops_max,
-                       coalesce(f.spec_tflops, fleet.top) * $ceiling AS ceiling,
-                       coalesce(f.catalogue_model, 'an unknown model (fleet ceiling used)') AS model,
-                       w.timeouts, w.challenges, f.unverified_ok,
-                       f.samples_bad > 0 AS wrong,
-                       f.overclaimed_compute > 0 AS longer_than_observed,
-                       f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
-                         AND f.tflops_max > coalesce(p.p90_tflops, 0) * $ceiling AS too_fast,
-                       w.timeouts >= $min_timeouts AND w.timeouts >= $share * w.challenges AS silent,
-                       f.unverified_ok > 0 AS unverified
-                FROM f CROSS JOIN fleet LEFT JOIN window_ w USING (device_id)
-                LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = f.catalogue_model
+            timeouts_ AS (
+                SELECT device_id, CAST(sum(pow_timeout_reachable) AS BIGINT) AS timeouts, CAST(sum(pow_reachable) AS BIGINT) AS reachable,
+                       CAST(sum(pow_timeout) AS BIGINT) AS timeouts_all, CAST(sum(pow_total) AS BIGINT) AS challenges
+                FROM device_features
+                WHERE epoch > hours_back($epoch, $timeout_window) AND epoch <= $epoch
+                GROUP BY device_id
             )
-            SELECT device_id, account_id,
-                   CASE WHEN wrong OR longer_than_observed OR too_fast THEN 1.0
-                        WHEN silent THEN 0.5 + 0.5 * timeouts / greatest(challenges, 1)
-                        ELSE 0.7 END AS score,
-                   CASE WHEN wrong OR longer_than_observed OR too_fast THEN 'reject' ELSE 'probation' END AS action,
-                   concat_ws('; ',
-                     CASE WHEN wrong THEN format('{} of {} PoW samples wrong ({})', samples_bad, samples_total, first_bad_sample) END,
-                     CASE WHEN longer_than_observed THEN format('{} challenge(s) report compute_ms longer than the backend-observed round trip (up to {:.2f}x)', overclaimed_compute, max_compute_over_observed) END,
-                     CASE WHEN too_fast THEN format('measured {:.1f} TFLOPS, above the physical ceiling {:.1f} for {}', tflops_max, ceiling, model) END,
-                     CASE WHEN silent THEN format('{} of {} challenges timed out over the last {} hours', timeouts, challenges, $window) END,
-                     CASE WHEN unverified THEN format('{} challenge(s) answered ok without samples to verify', unverified_ok) END
-                   ) AS reason,
-                   CAST(json_object('samples_bad', samples_bad, 'samples_total', samples_total,
-                        'first_bad_sample', first_bad_sample, 'overclaimed_compute', overclaimed_compute,
-                        'tflops_max', round(tflops_max, 2), 'ceiling_tflops', round(ceiling, 2),
-                        'timeouts', timeouts, 'challenges', challenges, 'unverified_ok', unverified_ok) AS VARCHAR) AS details
-            FROM judged WHERE wrong OR longer_than_observed OR too_fast OR silent OR unverified
+            SELECT f.device_id, f.account_id, f.samples_bad, f.samples_total,
+                   coalesce(w.wrong_window, 0) AS wrong_window, w.samples_window, w.first_wrong,
+                   f.overclaimed_compute, f.max_compute_over_observed, f.tflops_max,
+                   coalesce(f.spec_tflops, fleet.top) * $ceiling AS ceiling,
+                   coalesce(f.catalogue_model, 'an unknown model (fleet ceiling used)') AS model,
+                   coalesce(t.timeouts, 0) AS timeouts, coalesce(t.reachable, 0) AS reachable,
+                   coalesce(t.timeouts_all, 0) AS timeouts_all, coalesce(t.challenges, 0) AS challenges,
+                   f.unverified_ok,
+                   coalesce(w.wrong_window, 0) >= $confirm_wrong AS wrong,
+                   f.samples_bad > 0 AND coalesce(w.wrong_window, 0) < $confirm_wrong AS wrong_once,
+                   f.overclaimed_compute > 0 AS longer_than_observed,
+                   f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
+                     AND f.tflops_max > coalesce(p.p90_tflops, 0) * $ceiling AS too_fast,
+                   f.unverified_ok > 0 AS unverified
+            FROM f CROSS JOIN fleet
+            LEFT JOIN wrong_ w USING (device_id)
+            LEFT JOIN timeouts_ t USING (device_id)
+            LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = f.catalogue_model
+            WHERE f.samples_bad > 0 OR f.overclaimed_compute > 0 OR f.unverified_ok > 0
+               OR coalesce(t.timeouts, 0) >= $min_timeouts
+               OR f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
             """,
             ceiling=self.ceiling_factor,
-            window=self.timeout_window_hours,
+            window=self.window_hours,
+            confirm_wrong=self.confirm_wrong_samples,
+            timeout_window=self.timeout_window_hours,
             min_timeouts=self.min_timeouts,
-            share=self.timeout_share,
+        )
+        # binomial tail of the reachable timeouts under the honest model (vectorised)
+        p_value = binom.sf(judged["timeouts"].to_numpy() - 1, judged["reachable"].to_numpy(), self.honest_timeout_rate)
+        judged = judged.with_columns(
+            pl.Series("p_value", p_value, dtype=pl.Float64),
+        ).with_columns(
+            ((pl.col("timeouts") >= self.min_timeouts) & (pl.col("p_value") <= self.alpha)).alias("silent"),
+        )
+        exact = pl.col("wrong") | pl.col("longer_than_observed") | pl.col("too_fast")
+        reasons = pl.concat_str(
+            [
+                pl.when(pl.col("wrong")).then(
+                    pl.format("{} of {} PoW samples wrong over the last {} hours (e.g. {})",
+                              "wrong_window", "samples_window", pl.lit(self.window_hours), "first_wrong")  # fmt: skip
+                ),
+                pl.when(pl.col("wrong_once")).then(
+                    pl.format("1 of {} PoW samples wrong ({}); once can be a memory fault, twice is not",
+                              "samples_window", "first_wrong")  # fmt: skip
+                ),
+                pl.when(pl.col("longer_than_observed")).then(
+                    pl.format("{} challenge(s) report compute_ms longer than the backend-observed round trip (up to {}x)",
+                              "overclaimed_compute", pl.col("max_compute_over_observed").round(2))  # fmt: skip
+                ),
+                pl.when(pl.col("too_fast")).then(
+                    pl.format("measured {} TFLOPS, above the physical ceiling {} for {}",
+                              pl.col("tflops_max").round(1), pl.col("ceiling").round(1), "model")  # fmt: skip
+                ),
+                pl.when(pl.col("silent")).then(
+                    pl.format("{} of {} challenges timed out while pings or heartbeats showed the device alive "
+                              "(last {} hours; p = {} under an honest {}% timeout rate)",
+                              "timeouts", "reachable", pl.lit(self.timeout_window_hours),
+                              pl.col("p_value").round_sig_figs(2).cast(pl.String),
+                              pl.lit(round(100 * self.honest_timeout_rate, 2)))  # fmt: skip
+                ),
+                pl.when(pl.col("unverified")).then(
+                    pl.format("{} challenge(s) answered ok without samples to verify", "unverified_ok")
+                ),
+            ],
+            separator="; ",
+            ignore_nulls=True,
+        )
+        flagged = judged.filter(exact | pl.col("wrong_once") | pl.col("silent") | pl.col("unverified"))
+        return flagged.with_columns(
+            reason=reasons,
+        ).select(
+            "device_id",
+            "account_id",
+            pl.when(exact).then(1.0).when(pl.col("silent"))
+            .then(0.5 + 0.5 * pl.col("timeouts") / pl.max_horizontal(pl.col("reachable"), 1))
+            .otherwise(0.7).alias("score"),
+            pl.when(exact).then(pl.lit("reject")).otherwise(pl.lit("probation")).alias("action"),
+            "reason",
+            pl.struct(
+                pl.when(exact).then(pl.lit("exact")).otherwise(pl.lit("suspicion")).alias("proof"),
+                pl.col("wrong_window").alias("samples_wrong"),
+                pl.col("samples_window").alias("samples_checked"),
+                pl.col("first_wrong").alias("first_wrong_sample"),
+                "overclaimed_compute",
+                pl.col("tflops_max").round(2),
+                pl.col("ceiling").round(2).alias("ceiling_tflops"),
+                pl.col("timeouts").alias("timeouts_while_reachable"),
+                pl.col("reachable").alias("reachable_challenges"),
+                pl.col("timeouts_all").alias("timeouts_all"),
+                pl.col("challenges"),
+                pl.col("p_value"),
+                "unverified_ok",
+            ).struct.json_encode().alias("details"),
         )

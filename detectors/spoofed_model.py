@@ -1,5 +1,13 @@
 """``spoofed_model``: the card is not the model it claims (a T4 sold as an A100 80GB).
 
+Honest model: honest cards run slower than the spec sheet (thermal or power throttling takes a
+third, small cases and old paste more; 30-55% of spec is seen on healthy consumer cards) but not
+below 30% of both the spec and what their honest peers reach. Memory comes in configurations:
+Apple chips share unified memory of several sizes and report a share of it as GPU memory (an
+M2 with 16 GB reports ~10.9 GB where the base M2 has 8 GB), so a claim is judged against the
+model's largest configuration (``vram_max_mb``), and a claim that the device backs (its VRAM
+challenges pass) is never a spoof. Under-claiming memory gains nothing and is not judged.
+
 Three independent signs, each explained in ``reasons``:
 - *slow*: over the window even the device's best matmul throughput (90th percentile, so a
   card that is only slowed while sharing a batch is not slow) is below ``slow_ratio`` of BOTH
@@ -8,8 +16,11 @@ Three independent signs, each explained in ``reasons``:
   ``min_peers`` honest peers the spec alone decides);
 - *VRAM short*: VRAM challenges sized to a share of the claimed memory failed, none passed,
   and no sibling in the batch passed either (a virtualized card lets exactly one slice pass);
-- *impossible VRAM*: it claims more memory than the model is ever built with (or under half).
-Any sign suspects; slow and VRAM short together, or an impossible claim, establish it.
+- *impossible VRAM*: it claims more memory than any configuration of the model has.
+Any sign alone suspects (``probation``, proof ``suspicion``); VRAM short together with slow or
+with an impossible claim establishes it (``reject``, proof ``exact``: the device failed,
+repeatedly and alone, to hold the memory it claims, and its speed or claim does not fit the
+model either).
 """
 
 from __future__ import annotations
@@ -74,7 +85,8 @@ class SpoofedModel(Detector):
                        s.measurements >= $min_meas AND s.tflops < $slow * n.spec_tflops
                          AND (coalesce(p.devices, 0) < $min_peers OR s.tflops < $slow * p.median_tflops) AS slow,
                        coalesce(v.solo_failures >= $min_vram AND v.passed = 0, false) AS vram_short,
-                       n.vram_total_mb > c.vram_mb * (1 + $tol) OR n.vram_total_mb < c.vram_mb * 0.5 AS impossible_vram
+                       n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
+                       c.vram_max_mb
                 FROM now n
                 JOIN gpu_catalogue c ON c.model_key = n.catalogue_model
                 LEFT JOIN speed s USING (device_id)
@@ -82,8 +94,8 @@ class SpoofedModel(Detector):
                 LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = n.catalogue_model
             )
             SELECT device_id, account_id,
-                   CASE WHEN impossible_vram OR (slow AND vram_short) THEN 1.0 WHEN vram_short THEN 0.8 ELSE 0.7 END AS score,
-                   CASE WHEN impossible_vram OR (slow AND vram_short) THEN 'reject' ELSE 'probation' END AS action,
+                   CASE WHEN vram_short AND (slow OR impossible_vram) THEN 1.0 WHEN vram_short THEN 0.8 ELSE 0.7 END AS score,
+                   CASE WHEN vram_short AND (slow OR impossible_vram) THEN 'reject' ELSE 'probation' END AS action,
                    concat_ws('; ',
                      CASE WHEN slow THEN format('measures {:.1f} TFLOPS at best: {:.0f}% of the spec {:.1f} for {}{}',
                                                 tflops, 100 * tflops / spec, spec, model,
@@ -92,11 +104,13 @@ class SpoofedModel(Detector):
                                                      ELSE ' (too few honest peers to compare)' END) END,
                      CASE WHEN vram_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed, none passed (no batch sibling passed either)',
                                                       solo_failures, vram_total_mb) END,
-                     CASE WHEN impossible_vram THEN format('claims {} MiB; a {} has {} MiB', vram_total_mb, model, vram_mb) END
+                     CASE WHEN impossible_vram THEN format('claims {} MiB; no {} has more than {} MiB', vram_total_mb, model, vram_max_mb) END
                    ) AS reason,
-                   CAST(json_object('model', model, 'tflops', round(tflops, 2), 'peer_median_tflops', round(peers, 2),
+                   CAST(json_object('proof', CASE WHEN vram_short AND (slow OR impossible_vram) THEN 'exact' ELSE 'suspicion' END,
+                        'model', model, 'tflops', round(tflops, 2), 'peer_median_tflops', round(peers, 2),
                         'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
-                        'vram_passed', passed, 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb) AS VARCHAR) AS details
+                        'vram_passed', passed, 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb,
+                        'catalogue_vram_max_mb', vram_max_mb) AS VARCHAR) AS details
             FROM judged WHERE slow OR vram_short OR impossible_vram
             """,
             window=self.window_hours,

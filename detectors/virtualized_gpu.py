@@ -1,17 +1,29 @@
 """``virtualized_gpu``: one physical card registered as several GPUs.
 
-Signs, each explained in ``reasons``:
-- *contention*: devices on one IP or host challenged in the same batch behave like one card:
-  their matmul throughput falls towards 1/k of what each does alone, or their VRAM challenges
-  fail for all but exactly one (all failing is a card short of memory, ``spoofed_model``;
-  honest neighbours, a datacenter host or a lab behind NAT, each have a
-  card of their own and pass together). The challenge plan puts suspected siblings in one batch
-  so that this shows. Seen in one hour suspects; in ``confirm_hours`` hours establishes.
-- *shared identity on one machine*: devices on one IP or host reporting the same GPU UUID,
-  serial or bus id (establishes).
-- *too many GPUs*: more devices on one host than the claimed model fits in a machine (suspects).
-- *NVML virtualization*: ``virtualization_mode`` VGPU / HOST_VGPU / HOST_VSGA, a fraction of a
-  card sold as a whole one (establishes); MIG mode enabled (suspects).
+Honest model: neighbours share a lot without sharing a card. A datacenter host carries 8 GPUs,
+a lab or a family sits behind one NAT address, a home miner runs two cards in one case, and the
+challenge plan batches such neighbours together on purpose. Each has a card of its own, so
+together they still compute like k cards; what they do suffer is noise (a few percent per
+challenge) and throttling (a hot card loses up to a third of its speed for an hour). Honest
+operators may enable MIG on their own cards, and mining rigs hold up to ~19 cards per host.
+
+Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
+- *contention* (statistical): devices on one IP or host challenged in the same batch computed,
+  all together, like at most ``combined_max`` cards: the sum over members of (speed in the
+  batch / the member's own solo median) is <= ``combined_max`` (1.25) with every member
+  measured. k honest cards sum to ~k; k >= 2 cards each throttled by a third still sum to
+  >= 1.33. Or their VRAM challenges failed for all but exactly one while the failing members
+  never failed alone (for k = 2 only together with the slowdown in the same hour). One hour
+  proves nothing (noise and heat can line up once): ``suspect_hours`` (2) hours with contention
+  in the window suspect, ``confirm_hours`` (3) establish it.
+- *shared identity on one machine* (exact): devices on one IP or host reporting the same GPU
+  UUID, or one PCI bus id on one host.
+- *too many GPUs* (suspicion): more devices on one host than the claimed model fits in a
+  machine and more than ``host_gpu_floor`` (the largest PCIe mining boards hold 19 cards).
+- *NVML virtualization* (exact): ``virtualization_mode`` VGPU / HOST_VGPU / HOST_VSGA, a
+  fraction of a card sold as a whole one. MIG mode alone is an operator's own setting and is
+  only recorded in ``details``; MIG slices registered as cards show up as shared identity,
+  contention or a slow ``spoofed_model``.
 """
 
 from __future__ import annotations
@@ -29,13 +41,17 @@ class VirtualizedGpu(Detector):
         self,
         threshold: float = 0.5,
         window_hours: int = 24,
-        slowdown_slack: float = 1.5,
-        confirm_hours: int = 2,
+        combined_max: float = 1.25,
+        suspect_hours: int = 2,
+        confirm_hours: int = 3,
+        host_gpu_floor: int = 20,
     ):
         super().__init__(threshold)
         self.window_hours = window_hours
-        self.slowdown_slack = slowdown_slack
+        self.combined_max = combined_max
+        self.suspect_hours = suspect_hours
         self.confirm_hours = confirm_hours
+        self.host_gpu_floor = host_gpu_floor
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -45,34 +61,40 @@ class VirtualizedGpu(Detector):
                 WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
             ),
             solo AS (  -- what each device does with no sibling in its batch
-                SELECT device_id, median(tflops) AS solo_tflops FROM ctx
-                WHERE kind = 'matmul' AND status = 'ok' AND batch_siblings = 0 GROUP BY device_id
+                SELECT device_id, median(tflops) FILTER (kind = 'matmul' AND status = 'ok') AS solo_tflops,
+                       count(*) FILTER (kind = 'vram' AND status = 'error') AS solo_vram_errors
+                FROM ctx WHERE batch_siblings = 0 GROUP BY device_id
             ),
-            grouped AS (  -- co-batched sibling groups (same batch and IP), per kind
+            members AS (  -- co-batched siblings (same batch and IP), one row per challenge
+                SELECT c.epoch, c.batch_id, c.ip, c.kind, c.device_id, c.status,
+                       c.tflops / s.solo_tflops AS ratio, coalesce(s.solo_vram_errors, 0) AS solo_vram_errors
+                FROM ctx c LEFT JOIN solo s USING (device_id)
+                WHERE c.batch_siblings > 0 AND c.ip IS NOT NULL
+            ),
+            grouped AS (
                 SELECT epoch, batch_id, ip, kind, count(DISTINCT device_id) AS k,
+                       count(ratio) FILTER (status = 'ok') AS measured, sum(ratio) FILTER (status = 'ok') AS combined,
                        count(*) FILTER (status = 'ok') AS ok, count(*) FILTER (status = 'error') AS errors,
-                       median(tflops / s.solo_tflops) FILTER (status = 'ok') AS ratio,
-                       list(DISTINCT device_id) AS devices
-                FROM ctx LEFT JOIN solo s USING (device_id)
-                WHERE batch_siblings > 0 AND ip IS NOT NULL
-                GROUP BY ALL HAVING count(DISTINCT device_id) >= 2
+                       count(*) FILTER (status = 'error' AND solo_vram_errors > 0) AS errors_also_alone,
+                       list(DISTINCT device_id ORDER BY device_id) AS devices
+                FROM members GROUP BY ALL HAVING count(DISTINCT device_id) >= 2
             ),
-            slow AS (
-                SELECT epoch, ip, batch_id, k, ratio, devices FROM grouped
-                WHERE kind = 'matmul' AND ratio IS NOT NULL AND ratio <= $slack / k
+            slow AS (  -- all k measured, together no faster than combined_max cards
+                SELECT epoch, ip, batch_id, k, combined, devices FROM grouped
+                WHERE kind = 'matmul' AND measured = k AND combined <= $combined_max
             ),
-            vram_fail AS (
+            vram_fail AS (  -- exactly one of k held its VRAM challenge; the others never failed alone
                 SELECT g.epoch, g.ip, g.k, g.errors, g.ok, g.devices FROM grouped g
-                WHERE g.kind = 'vram' AND g.errors >= 1 AND g.ok = 1
+                WHERE g.kind = 'vram' AND g.errors >= 1 AND g.ok = 1 AND g.errors_also_alone = 0
                   AND (g.k >= 3 OR EXISTS (SELECT 1 FROM slow s WHERE s.epoch = g.epoch AND s.ip = g.ip))
             ),
             contention AS (
                 SELECT unnest(devices) AS device_id, epoch,
-                       format('{} devices on IP {} in one batch ran at {:.0f}% of their solo speed', k, ip, 100 * ratio) AS what
+                       format('{}: {} devices on one IP in one batch computed like {:.2f} cards', epoch, k, combined) AS what
                 FROM slow
                 UNION ALL
                 SELECT unnest(devices), epoch,
-                       format('{} devices on IP {} in one batch: {} VRAM challenge(s) failed, {} passed', k, ip, errors, ok)
+                       format('{}: {} devices on one IP in one batch: {} VRAM challenge(s) failed, exactly {} passed', epoch, k, errors, ok)
                 FROM vram_fail
             ),
             contended AS (
@@ -92,17 +114,17 @@ class VirtualizedGpu(Detector):
             crowded AS (
                 SELECT unnest(list(n.device_id)) AS device_id, count(*) AS on_host, min(c.max_gpus_per_host) AS fits
                 FROM now n JOIN gpu_catalogue c ON c.model_key = n.catalogue_model
-                WHERE n.hw_reports > 0 GROUP BY n.host_fingerprint HAVING count(*) > min(c.max_gpus_per_host)
+                WHERE n.hw_reports > 0 GROUP BY n.host_fingerprint
+                HAVING count(*) > greatest(min(c.max_gpus_per_host), $host_floor)
             ),
             judged AS (
                 SELECT n.device_id, n.account_id, n.virtualization_mode, n.mig_mode,
                        c.hours, c.example, i.sharing, w.on_host, w.fits,
-                       coalesce(c.hours, 0) > 0 AS contention,
+                       coalesce(c.hours, 0) >= $suspect AS contention,
                        coalesce(c.hours, 0) >= $confirm AS contention_confirmed,
                        i.sharing IS NOT NULL AS shared_identity,
                        w.on_host IS NOT NULL AS too_many,
-                       coalesce(n.virtualization_mode IN ('VGPU', 'HOST_VGPU', 'HOST_VSGA'), false) AS vgpu,
-                       coalesce(n.mig_mode, false) AS mig
+                       coalesce(n.virtualization_mode IN ('VGPU', 'HOST_VGPU', 'HOST_VSGA'), false) AS vgpu
                 FROM now n
                 LEFT JOIN contended c USING (device_id)
                 LEFT JOIN ident i USING (device_id)
@@ -113,17 +135,21 @@ class VirtualizedGpu(Detector):
                         WHEN contention THEN 0.85 ELSE 0.7 END AS score,
                    CASE WHEN contention_confirmed OR shared_identity OR vgpu THEN 'reject' ELSE 'probation' END AS action,
                    concat_ws('; ',
-                     CASE WHEN contention THEN format('contention in {} of the last {} hours ({})', hours, $window, example) END,
+                     CASE WHEN contention THEN format('contention in {} of the last {} hours (e.g. {})', hours, $window, example) END,
                      CASE WHEN shared_identity THEN format('{} devices on one machine report the same GPU identity', sharing) END,
                      CASE WHEN too_many THEN format('{} GPUs on one host; that model fits {} in a machine', on_host, fits) END,
-                     CASE WHEN vgpu THEN format('NVML reports virtualization mode {}', virtualization_mode) END,
-                     CASE WHEN mig THEN 'NVML reports MIG mode enabled' END
+                     CASE WHEN vgpu THEN format('NVML reports virtualization mode {}', virtualization_mode) END
                    ) AS reason,
-                   CAST(json_object('contention_hours', hours, 'devices_sharing_identity', sharing,
+                   CAST(json_object(
+                        'proof', CASE WHEN shared_identity OR vgpu THEN 'exact'
+                                      WHEN contention_confirmed THEN 'statistical' ELSE 'suspicion' END,
+                        'contention_hours', hours, 'devices_sharing_identity', sharing,
                         'gpus_on_host', on_host, 'virtualization_mode', virtualization_mode, 'mig_mode', mig_mode) AS VARCHAR) AS details
-            FROM judged WHERE contention OR shared_identity OR too_many OR vgpu OR mig
+            FROM judged WHERE contention OR shared_identity OR too_many OR vgpu
             """,
             window=self.window_hours,
-            slack=self.slowdown_slack,
+            combined_max=self.combined_max,
+            suspect=self.suspect_hours,
             confirm=self.confirm_hours,
+            host_floor=self.host_gpu_floor,
         )

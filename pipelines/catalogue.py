@@ -19,6 +19,7 @@ def load_catalogue(path: str | Path = CATALOGUE_CSV) -> pl.DataFrame:
     return df.with_columns(
         pl.col("aliases").str.split("|").list.first().str.strip_chars().alias("name"),
         pl.col("vram_mb").cast(pl.Int64),
+        pl.col("vram_max_mb").cast(pl.Int64),
         pl.col("fp16_tensor_tflops").cast(pl.Float64),
         pl.col("fp32_tflops").cast(pl.Float64),
         pl.col("mem_bw_gbs").cast(pl.Float64),

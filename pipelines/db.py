@@ -141,6 +141,8 @@ CREATE TABLE IF NOT EXISTS device_features (
     tflops_max DOUBLE,
     spec_tflops DOUBLE,
     catalogue_model VARCHAR,
+    pow_reachable INTEGER,              -- challenges issued while the device was seen alive on both sides
+    pow_timeout_reachable INTEGER,      -- of those, timed out: a timeout that downtime does not explain
     PRIMARY KEY (epoch, device_id)
 );
 CREATE TABLE IF NOT EXISTS challenge_context (

@@ -92,6 +92,20 @@ up AS (
            count(*) FILTER (source = 'heartbeat' AND ok) AS heartbeat_ok
     FROM uptime WHERE _hour = $epoch GROUP BY device_id
 ),
+signals AS (  -- moments the device was seen alive: a ping answered or a heartbeat sent
+    SELECT device_id, ts FROM uptime WHERE _hour IN ($epoch, $prev) AND ok
+),
+issued AS (SELECT challenge_id, device_id, issued_at FROM pow WHERE _hour = $epoch),
+reach AS (  -- a challenge is judged only if the device was alive just before AND just after it
+    SELECT b.challenge_id,
+           b.before_ts >= b.issued_at - to_minutes($reach_minutes)
+           AND a.after_ts <= b.issued_at + to_minutes($reach_minutes) AS reachable
+    FROM (SELECT i.challenge_id, i.issued_at, s.ts AS before_ts
+          FROM issued i ASOF LEFT JOIN signals s ON i.device_id = s.device_id AND s.ts <= i.issued_at) b
+    JOIN (SELECT i.challenge_id, s.ts AS after_ts
+          FROM issued i ASOF LEFT JOIN signals s ON i.device_id = s.device_id AND s.ts >= i.issued_at) a
+      USING (challenge_id)
+),
 pw AS (
     SELECT p.device_id,
            count(*) AS pow_total,
@@ -107,8 +121,11 @@ pw AS (
            count(*) FILTER (status = 'ok' AND compute_ms > epoch_ms(responded_at) - epoch_ms(issued_at) + 2) AS overclaimed_compute,
            max(compute_ms / greatest(epoch_ms(responded_at) - epoch_ms(issued_at), 1)) FILTER (status = 'ok') AS max_compute_over_observed,
            median(2 * pow(n, 3) / compute_ms / 1e9) FILTER (kind = 'matmul' AND status = 'ok' AND compute_ms > 0) AS tflops_median,
-           max(2 * pow(n, 3) / compute_ms / 1e9) FILTER (status = 'ok' AND compute_ms > 0) AS tflops_max
+           max(2 * pow(n, 3) / compute_ms / 1e9) FILTER (status = 'ok' AND compute_ms > 0) AS tflops_max,
+           count(*) FILTER (r.reachable) AS pow_reachable,
+           count(*) FILTER (status = 'timeout' AND r.reachable) AS pow_timeout_reachable
     FROM pow p LEFT JOIN pow_checks c ON c.challenge_id = p.challenge_id AND c._hour = p._hour
+    LEFT JOIN reach r ON r.challenge_id = p.challenge_id
     WHERE p._hour = $epoch GROUP BY p.device_id
 ),
 seen AS (SELECT device_id FROM hw UNION SELECT device_id FROM up UNION SELECT device_id FROM pw),
@@ -137,7 +154,8 @@ SELECT $epoch, s.device_id,
        coalesce(pw.unverified_ok, 0),
        coalesce(pw.overclaimed_compute, 0), pw.max_compute_over_observed,
        pw.tflops_median, pw.tflops_max,
-       cat.fp16_tensor_tflops, cat.model_key
+       cat.fp16_tensor_tflops, cat.model_key,
+       coalesce(pw.pow_reachable, 0), coalesce(pw.pow_timeout_reachable, 0)
 FROM seen s
 LEFT JOIN hw USING (device_id)
 LEFT JOIN up USING (device_id)
@@ -200,6 +218,9 @@ FROM g WHERE ts >= strptime($epoch, '%Y-%m-%dT%H')
   AND ts - before BETWEEN to_minutes($min_gap) AND to_minutes($max_gap)
 ORDER BY device_id, before
 """
+REACH_MINUTES = 12
+"""Heartbeats come every 10 minutes (pings every 15): a device alive within 12 minutes on both
+sides of a challenge was reachable when it was issued; a timeout then is its own doing."""
 RESTART_GAP_MINUTES = (14, 40)
 """Heartbeats come every 10 minutes: a silence of 14-40 minutes is a restart, not an outage."""
 
@@ -214,7 +235,7 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
     catalogue.register(con)
     for table in ("device_features", "challenge_context", "model_peers", "restart_gaps"):
         con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
-    con.execute(FEATURES_SQL, {"epoch": epoch, "prev": previous_epoch(epoch)})
+    con.execute(FEATURES_SQL, {"epoch": epoch, "prev": previous_epoch(epoch), "reach_minutes": REACH_MINUTES})
     con.execute(CONTEXT_SQL, {"epoch": epoch})
     con.execute(PEERS_SQL, {"epoch": epoch, "window": PEER_WINDOW_HOURS})
     lo, hi = RESTART_GAP_MINUTES

@@ -1,11 +1,14 @@
 """Detector evidence -> ``device_tiers``, with hysteresis.
 
 Per device and epoch, from the evidence and the device's last state:
-- any ``reject`` evidence, or an earlier rejection: ``rejected`` (final until a person reviews);
-- any ``probation`` evidence: ``probation`` (one bad hour demotes), clean streak reset;
-- otherwise the clean streak grows: ``probation`` returns to ``standard`` after
-  ``release_probation_after_clean_hours``, ``standard`` becomes ``verified`` after
-  ``verify_after_clean_hours``. New devices start at ``standard``.
+- any ``reject`` evidence (exact or overwhelming proof), or an earlier rejection: ``rejected``
+  (final until a person reviews);
+- any ``probation`` evidence now, or in the last ``release_probation_after_clean_hours`` epochs:
+  ``probation`` with a stated expiry (the epoch it ends unless new evidence comes). Expiry runs
+  on the clock, not on epochs the device was seen, so a device switched off for a day does not
+  stay suspected for ever; the carried row names the evidence it still rests on;
+- otherwise ``standard``, becoming ``verified`` after ``verify_after_clean_hours`` clean epochs.
+``review`` evidence (leads for a person) never changes a tier. New devices start at ``standard``.
 """
 
 from __future__ import annotations
@@ -46,13 +49,20 @@ def collect_evidence(
 
 TIERS_SQL = """
 WITH seen AS (SELECT device_id, account_id FROM device_features WHERE epoch = $epoch),
+judged AS (SELECT * FROM evidence WHERE action IN ('probation', 'reject')),
 ev AS (
     SELECT device_id, max(score) AS score, bool_or(action = 'reject') AS reject,
            list(DISTINCT fraud_type ORDER BY fraud_type) AS types,
            to_json(list(json_object('detector', detector, 'fraud_type', fraud_type, 'score', round(score, 4),
                                      'action', action, 'reason', reason, 'details', details)
                         ORDER BY score DESC, detector)) AS reasons
-    FROM evidence WHERE epoch = $epoch GROUP BY device_id
+    FROM judged WHERE epoch = $epoch GROUP BY device_id
+),
+held AS (  -- probation evidence of the last hours that has not expired yet
+    SELECT device_id, max(epoch) AS last_epoch, max(score) AS score,
+           list(DISTINCT fraud_type ORDER BY fraud_type) AS types,
+           arg_max(reason, epoch || detector) AS last_reason
+    FROM judged WHERE epoch < $epoch AND epoch > hours_back($epoch, $release) GROUP BY device_id
 ),
 last AS (
     SELECT device_id, arg_max(tier, epoch) AS tier, arg_max(clean_streak, epoch) AS clean_streak,
@@ -61,28 +71,41 @@ last AS (
     FROM device_state WHERE epoch < $epoch GROUP BY device_id
 ),
 decided AS (
-    SELECT s.device_id, s.account_id, ev.score, ev.types, ev.reasons,
+    SELECT s.device_id, s.account_id, ev.score, ev.types, ev.reasons, held.types AS held_types,
+           held.score AS held_score, held.last_epoch, held.last_reason,
            last.tier AS last_tier, last.rejected_types, last.rejected_since, last.rejected_score,
            CASE WHEN ev.reject OR last.tier = 'rejected' THEN 'rejected'
-                WHEN ev.device_id IS NOT NULL THEN 'probation'
-                WHEN last.tier = 'probation' AND coalesce(last.clean_streak, 0) + 1 >= $release THEN 'standard'
-                WHEN last.tier = 'probation' THEN 'probation'
+                WHEN ev.device_id IS NOT NULL OR held.device_id IS NOT NULL THEN 'probation'
                 WHEN last.tier = 'verified' THEN 'verified'
                 WHEN coalesce(last.clean_streak, 0) + 1 >= $verify THEN 'verified'
                 ELSE 'standard' END AS tier,
            CASE WHEN ev.device_id IS NOT NULL OR last.tier = 'rejected' THEN 0
-                ELSE coalesce(last.clean_streak, 0) + 1 END AS clean_streak
-    FROM seen s LEFT JOIN ev USING (device_id) LEFT JOIN last USING (device_id)
+                ELSE coalesce(last.clean_streak, 0) + 1 END AS clean_streak,
+           strftime(strptime(CASE WHEN ev.device_id IS NOT NULL THEN $epoch ELSE held.last_epoch END, '%Y-%m-%dT%H')
+                    + to_hours($release), '%Y-%m-%dT%H') AS expires
+    FROM seen s LEFT JOIN ev USING (device_id) LEFT JOIN held USING (device_id) LEFT JOIN last USING (device_id)
 )
 SELECT device_id, account_id, tier, clean_streak,
        CASE WHEN tier = 'rejected' THEN list_sort(list_distinct(list_concat(coalesce(rejected_types, []), coalesce(types, []))))
-            ELSE coalesce(types, []) END AS fraud_types,
+            WHEN tier = 'probation' THEN coalesce(types, held_types)
+            ELSE [] END AS fraud_types,
        CASE WHEN tier = 'rejected' THEN coalesce(rejected_since, $epoch) END AS rejected_since,
-       CASE WHEN tier = 'rejected' THEN greatest(coalesce(rejected_score, 0), coalesce(score, 0)) ELSE coalesce(score, 0) END AS score,
-       coalesce(reasons, CASE WHEN tier = 'rejected' THEN to_json([json_object(
-           'detector', 'tiering', 'action', 'reject', 'score', rejected_score,
-           'reason', format('rejected since {} for {}; final until reviewed', rejected_since, array_to_string(rejected_types, ', ')))])
-         ELSE '[]'::JSON END) AS reasons
+       CASE WHEN tier = 'rejected' THEN greatest(coalesce(rejected_score, 0), coalesce(score, 0))
+            WHEN tier = 'probation' THEN coalesce(score, held_score)
+            ELSE 0 END AS score,
+       CASE WHEN reasons IS NOT NULL AND tier = 'probation' THEN to_json(list_concat(
+                CAST(reasons AS JSON[]),
+                [json_object('detector', 'tiering', 'action', 'probation', 'expires', expires,
+                             'reason', format('probation until {} unless new evidence comes', expires))]))
+            WHEN reasons IS NOT NULL THEN reasons
+            WHEN tier = 'rejected' THEN to_json([json_object(
+                'detector', 'tiering', 'action', 'reject', 'score', rejected_score,
+                'reason', format('rejected since {} for {}; final until reviewed', rejected_since, array_to_string(rejected_types, ', ')))])
+            WHEN tier = 'probation' THEN to_json([json_object(
+                'detector', 'tiering', 'action', 'probation', 'score', held_score, 'expires', expires,
+                'reason', format('probation until {} for {} seen at {} ({}); no new evidence since',
+                                 expires, array_to_string(held_types, ', '), last_epoch, last_reason))])
+            ELSE '[]'::JSON END AS reasons
 FROM decided ORDER BY device_id
 """
 

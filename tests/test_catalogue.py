@@ -18,7 +18,7 @@ def test_every_required_model_is_there_with_a_source() -> None:
     cat = load_catalogue()
     assert set(REQUIRED) <= set(cat["model_key"])
     assert cat["source"].str.contains("https://").all()
-    for col in ("vram_mb", "fp16_tensor_tflops", "fp32_tflops", "mem_bw_gbs", "max_gpus_per_host"):
+    for col in ("vram_mb", "vram_max_mb", "fp16_tensor_tflops", "fp32_tflops", "mem_bw_gbs", "max_gpus_per_host"):
         assert (cat[col] > 0).all(), col
     assert (cat["reward_multiplier"] >= 0).all()
 
@@ -39,3 +39,11 @@ def test_aliases_name_one_model_each_and_the_first_is_canonical() -> None:
     cat = load_catalogue()
     assert dict(zip(cat["model_key"], cat["name"]))["rtx_4090"] == "NVIDIA GeForce RTX 4090"
     assert "Apple M2 Pro" in set(aliases["alias"])
+
+
+def test_max_memory_covers_the_base_configuration_and_apple_options() -> None:
+    cat = load_catalogue()
+    assert (cat["vram_max_mb"] >= cat["vram_mb"]).all()
+    top = dict(zip(cat["model_key"], cat["vram_max_mb"]))
+    assert top["apple_m2"] == 24 * 1024  # 8 GB base, configurable to 24 GB
+    assert top["rtx_4090"] == 24 * 1024  # a discrete card ships with one size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 
 import duckdb
 import pytest
@@ -34,6 +35,7 @@ def hour(h: int) -> str:
 
 def test_failed_pow_rejects_exact_failures_and_spares_honest(con) -> None:
     feature(con, "honest")
+    feature(con, "wrong", hour(3), samples_bad=1, first_bad_sample="c0: [3, 4] = 1, expected 2")
     feature(con, "wrong", samples_bad=1, first_bad_sample="c1: [1, 2] = 5, expected 7")
     feature(con, "too_fast", tflops_max=900.0)
     feature(con, "overclaimed", overclaimed_compute=2)
@@ -42,17 +44,40 @@ def test_failed_pow_rejects_exact_failures_and_spares_honest(con) -> None:
     by_device = {r["device_id"]: r for r in found.iter_rows(named=True)}
     assert set(by_device) == {"wrong", "too_fast", "overclaimed"}
     assert all(r["action"] == "reject" and r["score"] == 1.0 for r in by_device.values())
-    assert "expected 7" in by_device["wrong"]["reason"]
+    assert all(json.loads(r["details"])["proof"] == "exact" for r in by_device.values())
+    assert "2 of 4 PoW samples wrong" in by_device["wrong"]["reason"]
     assert "physical ceiling" in by_device["too_fast"]["reason"]
 
 
-def test_failed_pow_persistent_timeouts_only_suspect(con) -> None:
-    for h in range(2, 6):
-        feature(con, "silent", hour(h), pow_ok=0, pow_timeout=1, samples_total=0, unverified_ok=0)
-        feature(con, "flaky", hour(h), pow_timeout=1 if h == 5 else 0)
+def test_failed_pow_one_wrong_sample_is_a_possible_memory_fault(con) -> None:
+    feature(con, "bitflip", samples_bad=1, first_bad_sample="c1: [1, 2] = 5, expected 7")
+    found = FailedPow().detect(Evidence(con, EPOCH))
+    assert found["action"].to_list() == ["probation"]
+    assert "memory fault" in found["reason"][0]
+
+
+def test_failed_pow_suspects_timeouts_only_while_the_device_is_reachable(con) -> None:
+    for h in range(0, 6):
+        # answers pings and heartbeats but lets its challenges time out: suspicious
+        feature(con, "silent", hour(h), pow_total=2, pow_ok=0, pow_timeout=2, samples_total=0,
+                pow_reachable=2, pow_timeout_reachable=2)  # fmt: skip
+        # switched off: every challenge times out, but pings and heartbeats show it down
+        feature(con, "off", hour(h), pow_total=2, pow_ok=0, pow_timeout=2, samples_total=0, ping_ok=0,
+                heartbeat_ok=0, heartbeat_total=0, pow_reachable=0, pow_timeout_reachable=0)  # fmt: skip
+        # an honest worker losing a challenge now and then
+        feature(con, "flaky", hour(h), pow_total=2, pow_timeout=1 if h == 5 else 0,
+                pow_reachable=2, pow_timeout_reachable=1 if h == 5 else 0)  # fmt: skip
     found = FailedPow().detect(Evidence(con, EPOCH))
     assert found["device_id"].to_list() == ["silent"]
-    assert found["action"][0] == "probation" and "4 of 4 challenges timed out" in found["reason"][0]
+    assert found["action"][0] == "probation" and "12 of 12 challenges timed out while" in found["reason"][0]
+    assert json.loads(found["details"][0])["proof"] == "suspicion"
+
+
+def test_failed_pow_few_reachable_timeouts_are_within_the_honest_rate(con) -> None:
+    for h in range(0, 6):  # 3 timeouts in 60 reachable challenges: p ~ 0.12 at a 2% honest rate
+        feature(con, "busy", hour(h), pow_total=10, pow_ok=10 - (h % 2), pow_timeout=h % 2,
+                pow_reachable=10, pow_timeout_reachable=h % 2)  # fmt: skip
+    assert FailedPow().detect(Evidence(con, EPOCH)).is_empty()
 
 
 def test_failed_pow_suspects_answers_without_samples(con) -> None:

@@ -59,3 +59,39 @@ def test_rejected_reasons_stay_readable(con) -> None:
     step(con, 1, {})
     reasons = con.execute("SELECT reasons FROM device_tiers WHERE epoch = '2024-08-14T01' AND device_id = 'a'").fetchall()[0][0]
     assert "rejected since 2024-08-14T00 for failed_pow" in reasons
+
+
+def _seen(con, h: int, devices: str, evidence: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
+    epoch = f"2024-08-14T{h:02d}"
+    for d in devices:
+        con.execute("INSERT INTO device_features (epoch, device_id, account_id) VALUES (?, ?, 'acc')", [epoch, d])
+    for d, action in (evidence or {}).items():
+        con.execute(
+            "INSERT INTO evidence VALUES (?, ?, 'acc', 'anomaly', 'anomaly', 0.6, ?, 'odd', '{}')", [epoch, d, action]
+        )
+    assign_tiers(con, epoch, POLICY)
+    rows = con.execute("SELECT device_id, tier, reasons FROM device_tiers WHERE epoch = ?", [epoch]).fetchall()
+    return {d: (t, r) for d, t, r in rows}
+
+
+def test_probation_expires_on_the_clock_even_while_the_device_is_off(con) -> None:
+    step(con, 0, {"a": "probation"})
+    # a is switched off for hours 1-9 (no rows at all), then comes back clean
+    for h in range(1, 10):
+        _seen(con, h, "bc")
+    assert _seen(con, 10, "abc")["a"][0] == "standard"
+
+
+def test_carried_probation_names_its_evidence_and_expiry(con) -> None:
+    step(con, 0, {"a": "probation"})
+    tier, types = step(con, 1, {})["a"]
+    assert tier == "probation" and types == ["failed_pow"]
+    reasons = con.execute("SELECT reasons FROM device_tiers WHERE epoch = '2024-08-14T01' AND device_id = 'a'").fetchone()[0]
+    assert "probation until 2024-08-14T02 for failed_pow seen at 2024-08-14T00 (because)" in reasons
+    now = con.execute("SELECT reasons FROM device_tiers WHERE epoch = '2024-08-14T00' AND device_id = 'a'").fetchone()[0]
+    assert '"expires":"2024-08-14T02"' in now.replace(" ", "")
+
+
+def test_review_leads_never_change_a_tier(con) -> None:
+    got = _seen(con, 0, "ab", {"a": "review"})
+    assert got["a"][0] == "standard" and got["a"][1] == "[]"

@@ -50,6 +50,11 @@ class DeviceArrays:
     fake: np.ndarray
     operator_code: np.ndarray
     hb_phase: np.ndarray
+    off_start: np.ndarray
+    """Hour of day an owner switches the machine off (-1: never), for ``off_len`` hours."""
+    off_len: np.ndarray
+    ip_code: np.ndarray
+    """Home connection of each device (-1 for datacenter hosts): ISP outages hit a connection."""
     wash: np.ndarray
     double_list: np.ndarray
     cross_list: np.ndarray
@@ -103,7 +108,11 @@ def prepare(net: Network, seed: int) -> DeviceArrays:
         physical_gpu=d["physical_gpu"].to_numpy(),
         claimed_spec=np.array([spec[m] for m in d["claimed_model"]]),
         true_spec=np.array([spec[m] for m in d["true_model"]]),
-        true_vram_mb=np.array([vram[m] for m in d["true_model"]]),
+        true_vram_mb=np.where(
+            d["true_vram_mb"].is_null().to_numpy(),
+            np.array([vram[m] for m in d["true_model"]]),
+            d["true_vram_mb"].fill_null(0).to_numpy(),
+        ),
         vram_claimed_mb=d["vram_claimed_mb"].to_numpy(),
         efficiency=d["efficiency"].to_numpy(),
         first_hour=d["first_hour"].to_numpy(),
@@ -117,6 +126,9 @@ def prepare(net: Network, seed: int) -> DeviceArrays:
         fake=d["fake"].to_numpy(),
         operator_code=op_code,
         hb_phase=rng.integers(0, HEARTBEAT_EVERY_MIN, n),
+        off_start=d["off_start"].to_numpy(),
+        off_len=d["off_len"].to_numpy(),
+        ip_code=np.where(op_code >= 0, -1, np.unique(d["ip"].to_numpy(), return_inverse=True)[1]),
         wash=(pop == "wash_trader"),
         double_list=(pop == "double_lister"),
         cross_list=honest_home & (rng.random(n) < 0.03),
@@ -159,22 +171,46 @@ def simulate_hour(
     present = dev.first_hour <= hour_index
 
     online = rng.random(n) < dev.online_rate
-    ops = np.unique(dev.operator_code[dev.operator_code >= 0])
-    in_maintenance = ops[rng.random(ops.size) < scenario.maintenance_rate]
-    online &= ~np.isin(dev.operator_code, in_maintenance)
+    online &= ~_in_window(dev.operator_code, seed, 19, hour_index, scenario.maintenance_rate, scenario.maintenance_hours)
+    online &= ~_in_window(dev.ip_code, seed, 17, hour_index, scenario.outage_rate, scenario.outage_hours)
+    hour_of_day = base.hour
+    online &= ~((dev.off_start >= 0) & ((hour_of_day - dev.off_start) % 24 < dev.off_len))
     online &= present
+    # a consumer card running hot this hour (datacenter cooling keeps theirs steady)
+    lo, hi = scenario.throttle_depth
+    hot = (dev.operator_code < 0) & (rng.random(n) < scenario.throttle_rate)
+    hour_speed = np.where(hot, rng.uniform(lo, hi, n), 1.0)
     down_from = _down_minutes(dev, seed, hour_index, start)
     claims_online = present & (online | dev.spoof_uptime)
 
     uptime = _uptime(dev, rng, base, online, claims_online, present, down_from)
     hardware = _hardware(dev, rng, base, claims_online)
-    pow_ = _pow(dev, scenario, rng, base, online, claims_online, down_from, plan)
+    challenged = present if scenario.challenge_offline else claims_online
+    pow_ = _pow(dev, scenario, rng, base, online, challenged, down_from, plan, hour_speed)
     feeds = {"hardware": hardware, "pow": pow_, "uptime": uptime}
     feeds.update(_accounts(net, start, hour_index))
     feeds.update(_stakes(net, rng, base, hour_index))
     feeds.update(_jobs(net, dev, rng, base, online))
     feeds.update(_listings(dev, net, rng, base, online))
     return feeds
+
+
+def _in_window(code: np.ndarray, seed: int, stream: int, hour_index: int, rate: float,
+               length: tuple[int, int]) -> np.ndarray:
+    """Per device: is its group (operator, home connection; -1 = none) inside a window that
+    started in this or an earlier hour? Each start hour draws from its own generator, so any
+    hour can be simulated alone and the same windows come out."""
+    size = int(code.max(initial=-1)) + 1
+    inside = np.zeros(max(size, 1), bool)
+    if size == 0 or rate <= 0:
+        return np.zeros(code.size, bool)
+    lo, hi = length
+    for start in range(max(0, hour_index - hi + 1), hour_index + 1):
+        r = np.random.default_rng([seed, stream, start])
+        starts = r.random(size) < rate
+        lasts = r.integers(lo, hi + 1, size)
+        inside |= starts & (start + lasts > hour_index)
+    return np.where(code >= 0, inside[np.maximum(code, 0)], False)
 
 
 def _uptime(dev, rng, base, online, claims_online, present, down_from) -> pl.DataFrame:
@@ -228,9 +264,9 @@ def _batches(groups: np.ndarray, size: int, rng) -> np.ndarray:
     return batch
 
 
-def _pow(dev, scenario, rng, base, online, claims_online, down_from, plan) -> pl.DataFrame:
+def _pow(dev, scenario, rng, base, online, challenged, down_from, plan, hour_speed) -> pl.DataFrame:
     ch = scenario.challenges
-    idx = np.flatnonzero(claims_online)
+    idx = np.flatnonzero(challenged)
     hour_index = int((base - datetime.strptime(scenario.start, "%Y-%m-%dT%H")).total_seconds() // 3600)
     vram_due = (np.arange(dev.n) + hour_index) % ch.vram_every_hours == 0
     if plan:  # planned devices are also given a VRAM challenge, in their group's batch
@@ -249,11 +285,11 @@ def _pow(dev, scenario, rng, base, online, claims_online, down_from, plan) -> pl
         else:
             groups = np.arange(sel.size)
         batch = _batches(groups, ch.batch_size, rng)
-        frames.append(_challenges(dev, ch, rng, base, kind, sel, batch, online, down_from, scenario))
+        frames.append(_challenges(dev, ch, rng, base, kind, sel, batch, online, down_from, scenario, hour_speed))
     return pl.concat(frames).sort("issued_at", "challenge_id")
 
 
-def _challenges(dev, ch, rng, base, kind, sel, batch, online, down_from, scenario) -> pl.DataFrame:
+def _challenges(dev, ch, rng, base, kind, sel, batch, online, down_from, scenario, hour_speed) -> pl.DataFrame:
     m = sel.size
     n_batches = int(batch.max()) + 1
     batch_sec = rng.uniform(0, 3000, n_batches)
@@ -276,7 +312,7 @@ def _challenges(dev, ch, rng, base, kind, sel, batch, online, down_from, scenari
     first_of_card[np.unique(inv, return_index=True)[1]] = True
 
     ops = 2.0 * n.astype(float) ** 3
-    speed = dev.true_spec[sel] * 1e12 * dev.efficiency[sel] * rng.lognormal(0, 0.04, m)
+    speed = dev.true_spec[sel] * 1e12 * dev.efficiency[sel] * hour_speed[sel] * rng.lognormal(0, scenario.pow_noise, m)
     true_ms = ops / speed * 1000 * (k if kind == "matmul" else 1)
     overhead_ms = n.astype(float) ** 2 / 4e6 + rng.lognormal(np.log(60), 0.5, m)
     status = np.full(m, "ok", dtype=object)
@@ -304,7 +340,8 @@ def _challenges(dev, ch, rng, base, kind, sel, batch, online, down_from, scenari
     seeds = rng.integers(0, 2**64, m, dtype=np.uint64)
     i_idx = (rng.random(m) * n).astype(np.int64)
     j_idx = (rng.random((m, samples)) * n[:, None]).astype(np.int64)
-    honest = ok & ~fake & ~dev.cheat_samples[sel]
+    cheating = dev.cheat_samples[sel] & (rng.random(m) < scenario.cheat_share)
+    honest = ok & ~fake & ~cheating
     jobs = [(int(seeds[r]), int(n[r]), [(int(i_idx[r]), int(j)) for j in j_idx[r]]) for r in np.flatnonzero(honest)]
     values = np.zeros((m, samples), np.int64)
     if jobs:

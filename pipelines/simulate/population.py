@@ -66,6 +66,8 @@ class Builder:
         self.catalogue = {r["model_key"]: r for r in load_catalogue().iter_rows(named=True)}
         self._counter = 0
         self.exchanges = [self.wallet() for _ in range(6)]
+        self.hours = 1
+        """Simulated hours (set by ``build_network``): late arrivals are drawn inside them."""
         self.wallet_links: list[tuple[str, str]] = []
         """(wallet, the wallet that funded it) for intermediate wallets that own no account."""
 
@@ -116,9 +118,29 @@ class Builder:
     def funder(self, wallet: str) -> str:
         return wallet if self.rng.random() < 0.6 else str(self.rng.choice(self.exchanges))
 
+    def apple_memory(self, model_key: str) -> int:
+        """What an Apple chip reports as GPU memory: a share of one of its unified-memory sizes
+        (base, 1.5x, 2x, 3x, 4x of the base, up to the chip's largest configuration)."""
+        spec = self.catalogue[model_key]
+        base, top = int(spec["vram_mb"]), int(spec["vram_max_mb"])
+        sizes = [m for m in (base, base * 3 // 2, base * 2, base * 3, base * 4) if m <= top]
+        lo, hi = self.scenario.apple_memory_share
+        return int(int(self.rng.choice(sizes)) * self.rng.uniform(lo, hi))
+
     # devices ------------------------------------------------------------------------------
     def efficiency(self, lo: float = 0.72, hi: float = 0.9) -> float:
         return float(self.rng.uniform(lo, hi))
+
+    def habits(self) -> dict:
+        """An honest owner's schedule: some switch the machine off for hours every day, some
+        join during the run (new devices with no history)."""
+        out: dict[str, object] = {}
+        if self.rng.random() < self.scenario.daily_off_share:
+            lo, hi = self.scenario.daily_off_hours
+            out.update(off_start=int(self.rng.integers(0, 24)), off_len=int(self.rng.integers(lo, hi + 1)))
+        if self.hours > 2 and self.rng.random() < self.scenario.new_home_share:
+            out.update(first_hour=int(self.rng.integers(1, self.hours - 1)))
+        return out
 
     def gpu_fields(self, model_key: str, *, host: str, index: int, kind: str) -> dict:
         spec = self.catalogue[model_key]
@@ -168,6 +190,9 @@ def _device(b: Builder, block: Block, acct: int, model: str, *, host: str, index
         ping_loss=b.scenario.ping_loss,
         restart_minute=-1,
         restart_jitter=0,
+        off_start=-1,
+        off_len=0,
+        true_vram_mb=None,
         spoof_uptime=False,
         cheat=None,
         fake=False,
@@ -187,11 +212,11 @@ def _home_like(b: Builder, count: int, population: str, eff: tuple[float, float]
                                  signup_ip=None, referrer=None)  # fmt: skip
         ip, host, cpu = b.ip_in(), b.hex(32), str(b.rng.choice(CPU_CONSUMER))
         block.accounts[acct]["signup_ip"] = ip
-        model = b.choose(HOME_MODELS)
+        model, habits = b.choose(HOME_MODELS), b.habits()
         for k in range(1 if b.rng.random() < 0.7 else 2):
             _device(b, block, acct, model, host=host, index=k, kind="home", ip=ip, asn=asn,
                     country=country, cpu=cpu, population=population, fraud=[],
-                    efficiency=b.efficiency(*eff))  # fmt: skip
+                    efficiency=b.efficiency(*eff), **habits)  # fmt: skip
     return block
 
 
@@ -218,8 +243,11 @@ def mac_mini(b: Builder, count: int) -> Block:
         acct = block.add_account(population="mac_mini", cluster=None, created_s=b.created_at(),
                                  email=b.person_email(), wallet=wallet, funder=b.funder(wallet),
                                  signup_ip=ip, referrer=None)  # fmt: skip
-        _device(b, block, acct, b.choose(MAC_MODELS), host=b.hex(32), index=0, kind="mac",
-                ip=ip, asn=asn, country=country, cpu="Apple", population="mac_mini", fraud=[])  # fmt: skip
+        model = b.choose(MAC_MODELS)
+        reported = b.apple_memory(model)
+        _device(b, block, acct, model, host=b.hex(32), index=0, kind="mac", ip=ip, asn=asn,
+                country=country, cpu="Apple", population="mac_mini", fraud=[],
+                vram_claimed_mb=reported, true_vram_mb=reported, **b.habits())  # fmt: skip
     return block
 
 
@@ -239,12 +267,18 @@ def datacenter(b: Builder, count: int) -> Block:
                                  funder=wallet, signup_ip=f"{subnet}.2", referrer=None)  # fmt: skip
         model = b.choose(b.scenario.datacenter_models)
         cpu = str(b.rng.choice(CPU_SERVER))
-        for h in range((size + 7) // 8):
+        hosts = (size + 7) // 8
+        late_from, late_hour = hosts, 0  # an operator adding a rack mid-run: an honest wave
+        if b.hours > 2 and hosts >= 4 and b.rng.random() < b.scenario.late_rack_share:
+            late_from = hosts - int(b.rng.integers(2, max(3, hosts // 3) + 1))
+            late_hour = int(b.rng.integers(1, b.hours - 1))
+        for h in range(hosts):
             host, ip = b.hex(32), f"{subnet}.{10 + h % 240}"
             for k in range(min(8, size - 8 * h)):
                 _device(b, block, acct, model, host=host, index=k, kind="datacenter", ip=ip,
                         asn=asn, country=country, cpu=cpu, population="datacenter", fraud=[],
-                        operator=op, efficiency=b.efficiency(0.8, 0.92))  # fmt: skip
+                        operator=op, efficiency=b.efficiency(0.8, 0.92),
+                        first_hour=late_hour if h >= late_from else 0)  # fmt: skip
     return block
 
 
@@ -265,7 +299,8 @@ def shared_nat_lab(b: Builder, count: int) -> Block:
                                      referrer=None)  # fmt: skip
             _device(b, block, acct, b.choose(LAB_MODELS), host=b.hex(32), index=0, kind="lab",
                     ip=ip, asn=asn, country=country, cpu=str(b.rng.choice(CPU_CONSUMER)),
-                    population="shared_nat_lab", fraud=[], ping_loss=b.scenario.nat_ping_loss)  # fmt: skip
+                    population="shared_nat_lab", fraud=[], ping_loss=b.scenario.nat_ping_loss,
+                    **b.habits())  # fmt: skip
     return block
 
 
@@ -287,7 +322,8 @@ def shared_nat_family(b: Builder, count: int) -> Block:
             first = acct if first is None else first
             _device(b, block, acct, b.choose(HOME_MODELS), host=b.hex(32), index=0, kind="home",
                     ip=ip, asn=asn, country=country, cpu=str(b.rng.choice(CPU_CONSUMER)),
-                    population="shared_nat_family", fraud=[], ping_loss=b.scenario.nat_ping_loss)  # fmt: skip
+                    population="shared_nat_family", fraud=[], ping_loss=b.scenario.nat_ping_loss,
+                    **b.habits())  # fmt: skip
     return block
 
 
@@ -362,10 +398,10 @@ def _simple_attack(b: Builder, count: int, population: str, fraud: list[str],
 def spoofed_model(b: Builder, count: int) -> Block:
     """Cheap cards (a T4) claiming to be an A100 80GB."""
     block = _simple_attack(b, count, "spoofed_model", ["spoofed_model"], (1, 4))
-    a100 = b.catalogue["a100_80gb_sxm"]
+    claimed = b.scenario.spoofed_claimed_model
     for dev in block.devices:
-        dev.update(true_model=str(b.rng.choice(["t4", "rtx_3060"])), claimed_model="a100_80gb_sxm",
-                   vram_claimed_mb=int(a100["vram_mb"]))  # fmt: skip
+        dev.update(true_model=str(b.rng.choice(list(b.scenario.spoofed_true_models))), claimed_model=claimed,
+                   vram_claimed_mb=int(b.catalogue[claimed]["vram_mb"]))  # fmt: skip
     return block
 
 
@@ -512,6 +548,7 @@ class Network:
 def build_network(scenario: Scenario, n_devices: int, seed: int, hours: int) -> Network:
     """Draw every population's accounts and devices, then assign opaque shuffled ids."""
     b = Builder(scenario, seed)
+    b.hours = hours
     shares = scenario.populations
     counts = {k: int(round(v * n_devices)) for k, v in shares.items()}
     biggest = max(counts, key=counts.get)  # type: ignore[arg-type]

@@ -103,6 +103,32 @@ class Scenario:
     pow_timeout_rate: float = 0.005
     pow_error_rate: float = 0.003
     spoofer_online_rate: float = 0.25
+    # honest behaviour that looks like fraud to a careless detector ---------------------------
+    challenge_offline: bool = True
+    """The backend challenges every registered device each hour; one that is off times out."""
+    daily_off_share: float = 0.15
+    """Share of home-like devices (home, families, labs, Macs) switched off for hours every day."""
+    daily_off_hours: tuple[int, int] = (4, 10)
+    outage_rate: float = 0.002
+    """Chance per home connection (IP) and hour that an ISP outage starts."""
+    outage_hours: tuple[int, int] = (1, 6)
+    maintenance_hours: tuple[int, int] = (1, 6)
+    """A maintenance window (started with ``maintenance_rate`` per operator-hour) lasts this long."""
+    pow_noise: float = 0.04
+    """Log-normal sigma of one challenge's speed around the card's own."""
+    throttle_rate: float = 0.05
+    """Chance per device-hour that a consumer card runs hot and drops to ``throttle_depth``."""
+    throttle_depth: tuple[float, float] = (0.62, 0.85)
+    apple_memory_share: tuple[float, float] = (0.66, 0.75)
+    """Apple chips report this share of their unified memory (one of the chip's sizes) as VRAM."""
+    late_rack_share: float = 0.3
+    """Share of datacenter operators that add a rack of new GPUs in the middle of the run."""
+    new_home_share: float = 0.05
+    """Share of home devices that join during the run (new, no history)."""
+    cheat_share: float = 1.0
+    """Share of a sample cheater's answered challenges that carry wrong values."""
+    spoofed_true_models: tuple[str, ...] = ("t4", "rtx_3060")
+    spoofed_claimed_model: str = "a100_80gb_sxm"
     formats: str = "mixed"
     """``mixed`` (a deterministic mix per feed and hour) or one extension for every file."""
 
