@@ -1,0 +1,185 @@
+"""Benchmark: verdict quality on many randomized networks, worst case first.
+
+    uv run python benchmarks/bench_robustness.py --networks 20 --devices 3000 --hours 48 --jobs 2
+
+Each network draws every honest behaviour and attack parameter from a wide range
+(``pipelines/simulate/randomize_devices.py``, ``pipelines/simulate/randomize_sybil.py``) and
+holds one attack variant out (its parameters come from a range the thresholds were never
+looked at with), then runs the closed loop (the backend honours the challenge plan, as in
+production). Printed: per population the worst case and the median across networks of the
+flagged share (probation or rejected in any epoch) and the number of honest devices rejected;
+device precision and recall; sybil pair precision, recall and F1 (last epoch's clusters against
+the rings); the share of paid rewards that went to fraudulent devices; and per held-out variant
+the recall of its population. Targets (issue 8): precision >= 0.99, recall >= 0.97, every
+honest population <= 0.5% flagged, no honest device rejected, sybil pair F1 >= 0.95, fraud
+reward share <= 0.1%, all as worst cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from pipelines.simulate.randomize_devices import GPU_VARIANTS, VARIANT_POPULATIONS
+
+try:  # the account-level ring variants (sybil) live beside the device ones
+    from pipelines.simulate.randomize_sybil import SYBIL_VARIANTS, draw_sybil_params
+except ImportError:  # pragma: no cover - only before the sybil variants exist
+    SYBIL_VARIANTS, draw_sybil_params = {}, None
+
+
+def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, keep: Path | None) -> dict:
+    """Simulate, run the closed loop and measure one randomized network."""
+    from pipelines.db import connect
+    from pipelines.evaluate import flagged_devices, sybil_pairwise
+    from pipelines.simulate import NetworkSimulator, truth_accounts, truth_devices
+    from pipelines.simulate.loop import closed_loop
+    from pipelines.simulate.randomize_devices import draw_gpu_attack_params, draw_honest_params
+    from pipelines.simulate.scenario import HONEST_POPULATIONS, Scenario
+
+    rng = np.random.default_rng([seed, index])
+    params = {**draw_honest_params(rng), **draw_gpu_attack_params(rng, held_out if held_out in GPU_VARIANTS else None, hours)}
+    if draw_sybil_params is not None:
+        sybil = draw_sybil_params(rng, {held_out} if held_out in SYBIL_VARIANTS else set())
+        mix = {**params["mix"], **sybil.pop("mix", {})}
+        params = {**params, **sybil, "mix": mix}
+    scenario = replace(Scenario(), **params)
+    work = keep / f"net{index:02d}" if keep else Path(tempfile.mkdtemp(prefix=f"fp-robust-{index}-"))
+    started = time.perf_counter()
+    if not (keep and (work / "fp.duckdb").exists()):  # --keep: a network already run is only measured again
+        shutil.rmtree(work, ignore_errors=True)
+        sim = NetworkSimulator(work / "drops", devices, hours, seed=seed * 1000 + index, scenario=scenario)
+        closed_loop(sim, work / "fp.duckdb", None, hours)
+    truth = truth_devices(work / "drops").select("device_id", "population", "fraud_types")
+    with connect(work / "fp.duckdb") as con:
+        flagged = flagged_devices(con)
+        epoch = con.execute("SELECT max(epoch) FROM processed_epochs").fetchall()[0][0]
+        clusters = pl.from_arrow(con.sql(
+            f"SELECT cluster_id, account_id FROM sybil_clusters WHERE epoch = '{epoch}'").to_arrow_table())  # fmt: skip
+        paid = pl.from_arrow(con.sql(
+            "SELECT device_id, CAST(sum(amount_base_units) AS BIGINT) AS amount FROM reward_allocations "
+            "WHERE components ->> 'status' = 'paid' GROUP BY device_id").to_arrow_table())  # fmt: skip
+    df = truth.join(flagged, on="device_id", how="left").with_columns(
+        pl.col("flagged").fill_null(False),
+        pl.col("rejected").fill_null(False),
+        pl.col("fraud_types").list.len().gt(0).alias("fraud"),
+        pl.col("population").is_in(HONEST_POPULATIONS).alias("honest"),
+    )
+    per_pop = df.group_by("population", "honest").agg(
+        pl.len().alias("devices"), pl.col("flagged").sum().alias("flagged"), pl.col("rejected").sum().alias("rejected")
+    )
+    tp = df.filter(pl.col("fraud") & pl.col("flagged")).height
+    flagged_n = df.filter(pl.col("flagged")).height
+    fraud_n = df.filter(pl.col("fraud")).height
+    rewards = paid.join(df.select("device_id", "fraud"), on="device_id", how="left").with_columns(pl.col("fraud").fill_null(False))
+    total = int(rewards["amount"].sum() or 0)
+    sybil = sybil_pairwise(truth_accounts(work / "drops"), clusters)  # type: ignore[arg-type]
+    p, r = sybil["pair_precision"], sybil["pair_recall"]
+    f1 = 2 * p * r / (p + r) if p == p and r == r and p + r > 0 else float("nan")
+    result = {
+        "network": index,
+        "held_out": held_out,
+        "seconds": round(time.perf_counter() - started, 1),
+        "devices": df.height,
+        "precision": tp / flagged_n if flagged_n else float("nan"),
+        "recall": tp / fraud_n if fraud_n else float("nan"),
+        "honest_rejected": int(df.filter(pl.col("honest") & pl.col("rejected")).height),
+        "sybil_pair_precision": p,
+        "sybil_pair_recall": r,
+        "sybil_pair_f1": f1,
+        "fraud_reward_share": int(rewards.filter(pl.col("fraud"))["amount"].sum() or 0) / total if total else 0.0,
+        "populations": per_pop.to_dicts(),
+        "params": {k: v for k, v in params.items() if k != "mix"},
+    }
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def summarize(results: list[dict]) -> None:
+    nets = pl.DataFrame([{k: v for k, v in r.items() if k not in ("populations", "params")} for r in results]).sort("network")
+    pops = pl.concat(
+        [pl.DataFrame(r["populations"]).with_columns(pl.lit(r["network"]).alias("network")) for r in results]
+    ).with_columns((pl.col("flagged") / pl.col("devices")).alias("flagged_share"))
+    by_pop = pops.group_by("population", "honest").agg(
+        pl.len().alias("networks"),
+        pl.col("devices").sum().alias("devices"),
+        pl.when(pl.col("honest").first()).then(pl.col("flagged_share").max()).otherwise(pl.col("flagged_share").min()).alias("worst_flagged_share"),
+        pl.col("flagged_share").median().alias("median_flagged_share"),
+        pl.col("rejected").sum().alias("rejected_total"),
+    ).sort("honest", "population", descending=[True, False])  # fmt: skip
+    variants = []
+    for variant, population in {**VARIANT_POPULATIONS, **{k: v for k, v in _sybil_populations().items()}}.items():
+        held = [r for r in results if r["held_out"] == variant]
+        shares = [p["flagged"] / p["devices"] for r in held for p in r["populations"] if p["population"] == population and p["devices"]]
+        variants.append({"held_out_variant": variant, "population": population, "networks": len(held),
+                         "worst_recall": min(shares) if shares else None,
+                         "median_recall": float(np.median(shares)) if shares else None})  # fmt: skip
+    worst = nets.select(
+        pl.col("precision").min().alias("precision"),
+        pl.col("recall").min().alias("recall"),
+        pl.col("honest_rejected").max().alias("honest_rejected_in_one_network"),
+        pl.col("sybil_pair_f1").min().alias("sybil_pair_f1"),
+        pl.col("fraud_reward_share").max().alias("fraud_reward_share"),
+    )
+    honest_worst = by_pop.filter(pl.col("honest"))["worst_flagged_share"].max()
+    with pl.Config(tbl_rows=80, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
+                   float_precision=4, tbl_width_chars=200):  # fmt: skip
+        print("per network:")
+        print(nets)
+        print("per population across networks (honest: worst = highest flagged share; attacks: worst = lowest):")
+        print(by_pop)
+        print("held-out variants (recall of the variant's population in the networks that held it out):")
+        print(pl.DataFrame(variants))
+        print("worst case across networks:")
+        print(worst)
+        print(f"worst honest population flagged share: {honest_worst:.4%} (target <= 0.5%); "
+              f"honest devices rejected in all networks: {int(by_pop.filter(pl.col('honest'))['rejected_total'].sum())} (target 0)")  # fmt: skip
+
+
+def _sybil_populations() -> dict[str, str]:
+    try:
+        from pipelines.simulate.randomize_sybil import VARIANT_POPULATIONS as SYBIL_POPS
+    except ImportError:  # pragma: no cover
+        return {}
+    return dict(SYBIL_POPS)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--networks", type=int, default=20)
+    p.add_argument("--devices", type=int, default=3000)
+    p.add_argument("--hours", type=int, default=48)
+    p.add_argument("--seed", type=int, default=8)
+    p.add_argument("--jobs", type=int, default=1, help="networks run in parallel (each uses DuckDB threads too)")
+    p.add_argument("--keep", type=Path, help="keep each network's drops and database under this folder "
+                   "(a network already there is measured again, not re-run)")
+    p.add_argument("--json", type=Path, help="also write every network's figures to this file")
+    a = p.parse_args()
+    variants = [*GPU_VARIANTS, *SYBIL_VARIANTS]
+    started = time.perf_counter()
+    jobs = [(i, a.seed, a.devices, a.hours, variants[i % len(variants)], a.keep) for i in range(a.networks)]
+    results = []
+    with ProcessPoolExecutor(max_workers=a.jobs) as pool:
+        for r in pool.map(one_network, *zip(*jobs)):
+            print(f"network {r['network']:2d} (held out {r['held_out']}): precision {r['precision']:.4f} "
+                  f"recall {r['recall']:.4f} honest rejected {r['honest_rejected']} sybil F1 {r['sybil_pair_f1']:.3f} "
+                  f"fraud reward share {r['fraud_reward_share']:.4%} [{r['seconds']:.0f}s]", flush=True)  # fmt: skip
+            results.append(r)
+    print(f"{a.networks} networks of {a.devices} devices x {a.hours} hours in {time.perf_counter() - started:.0f} s")
+    summarize(results)
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
