@@ -10,12 +10,15 @@ operators may enable MIG on their own cards, and mining rigs hold up to ~19 card
 Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
 - *contention* (statistical): devices on one IP or host challenged in the same batch computed,
   all together, like at most ``combined_max`` cards: the sum over members of (speed in the
-  batch / the member's own solo median) is <= ``combined_max`` (1.25) with every member
-  measured. k honest cards sum to ~k; k >= 2 cards each throttled by a third still sum to
-  >= 1.33. Or their VRAM challenges failed for all but exactly one while the failing members
-  never failed alone (for k = 2 only together with the slowdown in the same hour). One hour
-  proves nothing (noise and heat can line up once): ``suspect_hours`` (2) hours with contention
-  in the window suspect, ``confirm_hours`` (3) establish it.
+  batch / the member's own solo median) is <= ``combined_max`` (1.15) with every member
+  measured. k honest cards sum to ~k; two cards each throttled by a third still sum to 1.33.
+  Or their VRAM challenges failed for all but exactly one while the failing members never
+  failed alone (for k = 2 only together with the slowdown in the same hour). One hour proves
+  nothing: heat and noise line up now and then, and a single solo measurement is a noisy
+  baseline. The honest model allows an honest co-batched group to look like one card in up to
+  ``honest_contention_rate`` (10%) of its co-batched hours; with x contended hours out of n
+  co-batched hours in the window, the binomial tail P(X >= x | n, 10%) <= ``alpha_suspect``
+  (1e-2, and x >= 2) suspects and <= ``alpha_confirm`` (1e-4, and x >= 3) establishes.
 - *shared identity on one machine* (exact): devices on one IP or host reporting the same GPU
   UUID, or one PCI bus id on one host.
 - *too many GPUs* (suspicion): more devices on one host than the claimed model fits in a
@@ -29,6 +32,7 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
 from __future__ import annotations
 
 import polars as pl
+from scipy.stats import binom
 
 from detectors.base import Detector, Evidence
 
@@ -41,20 +45,22 @@ class VirtualizedGpu(Detector):
         self,
         threshold: float = 0.5,
         window_hours: int = 24,
-        combined_max: float = 1.25,
-        suspect_hours: int = 2,
-        confirm_hours: int = 3,
+        combined_max: float = 1.15,
+        honest_contention_rate: float = 0.1,
+        alpha_suspect: float = 1e-2,
+        alpha_confirm: float = 1e-4,
         host_gpu_floor: int = 20,
     ):
         super().__init__(threshold)
         self.window_hours = window_hours
         self.combined_max = combined_max
-        self.suspect_hours = suspect_hours
-        self.confirm_hours = confirm_hours
+        self.honest_contention_rate = honest_contention_rate
+        self.alpha_suspect = alpha_suspect
+        self.alpha_confirm = alpha_confirm
         self.host_gpu_floor = host_gpu_floor
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
-        return evidence.sql(
+        judged = evidence.sql(
             """
             WITH ctx AS (
                 SELECT * FROM challenge_context
@@ -97,9 +103,15 @@ class VirtualizedGpu(Detector):
                        format('{}: {} devices on one IP in one batch: {} VRAM challenge(s) failed, exactly {} passed', epoch, k, errors, ok)
                 FROM vram_fail
             ),
+            cobatched AS (  -- hours in which the device was co-batched and could be judged
+                SELECT unnest(devices) AS device_id, epoch FROM grouped
+                WHERE (kind = 'matmul' AND measured = k) OR kind = 'vram'
+            ),
             contended AS (
-                SELECT device_id, count(DISTINCT epoch) AS hours, max(epoch) AS last, min(what) AS example
-                FROM contention GROUP BY device_id
+                SELECT b.device_id, count(DISTINCT b.epoch) AS cobatched_hours,
+                       count(DISTINCT c.epoch) AS hours, min(c.what) AS example
+                FROM cobatched b LEFT JOIN contention c ON c.device_id = b.device_id AND c.epoch = b.epoch
+                GROUP BY b.device_id HAVING count(DISTINCT c.epoch) > 0
             ),
             now AS (SELECT * FROM device_features WHERE epoch = $epoch),
             ident AS (  -- one physical identity on several devices of one machine
@@ -119,9 +131,8 @@ class VirtualizedGpu(Detector):
             ),
             judged AS (
                 SELECT n.device_id, n.account_id, n.virtualization_mode, n.mig_mode,
-                       c.hours, c.example, i.sharing, w.on_host, w.fits,
-                       coalesce(c.hours, 0) >= $suspect AS contention,
-                       coalesce(c.hours, 0) >= $confirm AS contention_confirmed,
+                       coalesce(c.hours, 0) AS hours, coalesce(c.cobatched_hours, 0) AS cobatched_hours,
+                       c.example, i.sharing, w.on_host, w.fits,
                        i.sharing IS NOT NULL AS shared_identity,
                        w.on_host IS NOT NULL AS too_many,
                        coalesce(n.virtualization_mode IN ('VGPU', 'HOST_VGPU', 'HOST_VSGA'), false) AS vgpu
@@ -130,26 +141,49 @@ class VirtualizedGpu(Detector):
                 LEFT JOIN ident i USING (device_id)
                 LEFT JOIN crowded w USING (device_id)
             )
-            SELECT device_id, account_id,
-                   CASE WHEN contention_confirmed OR shared_identity OR vgpu THEN 1.0
-                        WHEN contention THEN 0.85 ELSE 0.7 END AS score,
-                   CASE WHEN contention_confirmed OR shared_identity OR vgpu THEN 'reject' ELSE 'probation' END AS action,
-                   concat_ws('; ',
-                     CASE WHEN contention THEN format('contention in {} of the last {} hours (e.g. {})', hours, $window, example) END,
-                     CASE WHEN shared_identity THEN format('{} devices on one machine report the same GPU identity', sharing) END,
-                     CASE WHEN too_many THEN format('{} GPUs on one host; that model fits {} in a machine', on_host, fits) END,
-                     CASE WHEN vgpu THEN format('NVML reports virtualization mode {}', virtualization_mode) END
-                   ) AS reason,
-                   CAST(json_object(
-                        'proof', CASE WHEN shared_identity OR vgpu THEN 'exact'
-                                      WHEN contention_confirmed THEN 'statistical' ELSE 'suspicion' END,
-                        'contention_hours', hours, 'devices_sharing_identity', sharing,
-                        'gpus_on_host', on_host, 'virtualization_mode', virtualization_mode, 'mig_mode', mig_mode) AS VARCHAR) AS details
-            FROM judged WHERE contention OR shared_identity OR too_many OR vgpu
+            SELECT * FROM judged WHERE hours > 0 OR shared_identity OR too_many OR vgpu
             """,
             window=self.window_hours,
             combined_max=self.combined_max,
-            suspect=self.suspect_hours,
-            confirm=self.confirm_hours,
             host_floor=self.host_gpu_floor,
+        )
+        # binomial tail of the contended hours under the honest model (vectorised; the bounds are
+        # inclusive, so 2 of 2 hours at 10% is exactly 1e-2 despite floating-point rounding)
+        tail = binom.sf(judged["hours"].to_numpy() - 1, judged["cobatched_hours"].to_numpy(), self.honest_contention_rate)
+        judged = judged.with_columns(pl.Series("p_value", tail, dtype=pl.Float64)).with_columns(
+            ((pl.col("hours") >= 2) & (pl.col("p_value") <= self.alpha_suspect * (1 + 1e-9))).alias("contention"),
+            ((pl.col("hours") >= 3) & (pl.col("p_value") <= self.alpha_confirm * (1 + 1e-9))).alias("contention_confirmed"),
+        )
+        exact = pl.col("shared_identity") | pl.col("vgpu")
+        established = exact | pl.col("contention_confirmed")
+        reason = pl.concat_str(
+            [
+                pl.when(pl.col("contention")).then(pl.format(
+                    "contention in {} of {} co-batched hours of the last {} (p = {} under an honest {}% rate; e.g. {})",
+                    "hours", "cobatched_hours", pl.lit(self.window_hours), pl.col("p_value").round_sig_figs(2).cast(pl.String),
+                    pl.lit(round(100 * self.honest_contention_rate, 1)), "example")),  # fmt: skip
+                pl.when(pl.col("shared_identity")).then(pl.format("{} devices on one machine report the same GPU identity", "sharing")),
+                pl.when(pl.col("too_many")).then(pl.format("{} GPUs on one host; that model fits {} in a machine", "on_host", "fits")),
+                pl.when(pl.col("vgpu")).then(pl.format("NVML reports virtualization mode {}", "virtualization_mode")),
+            ],
+            separator="; ",
+            ignore_nulls=True,
+        )
+        return judged.filter(pl.col("contention") | exact | pl.col("too_many")).select(
+            "device_id",
+            "account_id",
+            pl.when(established).then(1.0).when(pl.col("contention")).then(0.85).otherwise(0.7).alias("score"),
+            pl.when(established).then(pl.lit("reject")).otherwise(pl.lit("probation")).alias("action"),
+            reason.alias("reason"),
+            pl.struct(
+                pl.when(exact).then(pl.lit("exact")).when(established).then(pl.lit("statistical"))
+                .otherwise(pl.lit("suspicion")).alias("proof"),
+                pl.col("hours").alias("contention_hours"),
+                "cobatched_hours",
+                "p_value",
+                pl.col("sharing").alias("devices_sharing_identity"),
+                pl.col("on_host").alias("gpus_on_host"),
+                "virtualization_mode",
+                "mig_mode",
+            ).struct.json_encode().alias("details"),
         )

@@ -107,6 +107,7 @@ def test_virtualized_gpu_contention_vram_all_but_one_in_two_hours(con) -> None:
     found = VirtualizedGpu().detect(Evidence(con, EPOCH))
     assert sorted(found["device_id"]) == ["s1", "s2", "s3"]
     assert set(found["action"]) == {"probation"} and "2 VRAM challenge(s) failed, exactly 1 passed" in found["reason"][0]
+    assert "contention in 2 of 2 co-batched hours" in found["reason"][0]
 
 
 def test_virtualized_gpu_one_hour_of_contention_is_not_evidence(con) -> None:
@@ -121,12 +122,12 @@ def test_virtualized_gpu_matmul_slowdown_against_solo_speed(con) -> None:
     for d in ("a", "b"):
         feature(con, d, ip="1.1.1.1")
         challenge(con, d, "matmul", "ok", 130.0, f"solo-{d}", epoch="2024-08-14T01", ip="1.1.1.1")
-        for h, speed in ((2, 66.0), (3, 63.0), (5, 64.0)):
+        for h, speed in ((2, 66.0), (3, 63.0), (4, 61.0), (5, 64.0)):
             challenge(con, d, "matmul", "ok", speed, f"together-{h}", siblings=1, epoch=hour(h), ip="1.1.1.1")
     for d in ("c", "e"):  # honest pair: same speed together
         feature(con, d, ip="2.2.2.2")
         challenge(con, d, "matmul", "ok", 130.0, f"solo-{d}", epoch="2024-08-14T01", ip="2.2.2.2")
-        for h in (2, 3, 5):
+        for h in (2, 3, 4, 5):
             challenge(con, d, "matmul", "ok", 128.0, f"pair-{h}", siblings=1, epoch=hour(h), ip="2.2.2.2")
     found = VirtualizedGpu().detect(Evidence(con, EPOCH))
     assert sorted(found["device_id"]) == ["a", "b"] and set(found["action"]) == {"reject"}
@@ -146,6 +147,12 @@ def test_virtualized_gpu_throttled_pair_behind_one_ip_is_not_contention(con) -> 
         challenge(con, d, "matmul", "ok", 130.0, f"solo-{d}", epoch="2024-08-14T01", ip="6.6.6.6")
         for h in (2, 3, 4, 5):
             challenge(con, d, "matmul", "ok", 87.0, f"warm-{h}", siblings=1, epoch=hour(h), ip="6.6.6.6")
+    # heat and noise line up once in four co-batched hours: one card's worth of work, once
+    for d, speeds in (("x1", (70.0, 120.0, 125.0, 118.0)), ("x2", (72.0, 110.0, 90.0, 121.0))):
+        feature(con, d, ip="5.5.5.5")
+        challenge(con, d, "matmul", "ok", 130.0, f"solo-{d}", epoch="2024-08-14T01", ip="5.5.5.5")
+        for h, speed in zip((2, 3, 4, 5), speeds):
+            challenge(con, d, "matmul", "ok", speed, f"x-{h}", siblings=1, epoch=hour(h), ip="5.5.5.5")
     assert VirtualizedGpu().detect(Evidence(con, EPOCH)).is_empty()
 
 

@@ -568,8 +568,8 @@ def build_network(scenario: Scenario, n_devices: int, seed: int, hours: int) -> 
         if dev is not None:
             dev_frames.append(dev.with_columns(pl.col("account").cast(pl.Int64) + acc_offset))
         acc_offset += acc.height
-    accounts = pl.concat(acc_frames, how="diagonal_relaxed").drop("acc_local")
-    devices = pl.concat(dev_frames, how="diagonal_relaxed")
+    accounts = pl.concat(acc_frames, how="diagonal_relaxed").drop("acc_local").with_columns(pl.col("cluster").cast(pl.String))
+    devices = pl.concat(dev_frames, how="diagonal_relaxed").with_columns(pl.col("cluster").cast(pl.String))
     burst_hour = min(max(scenario.burst_hour, 0), max(hours - 1, 0))
     devices = devices.with_columns(
         pl.when(pl.col("fake")).then(burst_hour).otherwise(pl.col("first_hour")).alias("first_hour")
