@@ -15,8 +15,10 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
 - *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window, a
   ``compute_ms`` longer than the observed round trip (+2 ms for timestamp rounding), or a
   throughput above the physical ceiling;
-- *suspicion* (``probation``): a single wrong entry (a memory fault looks the same once), an
-  answer without samples to check, or reachable timeouts whose count is improbable for an
+- *suspicion* (``probation``): a single wrong entry (a memory fault looks the same once), most
+  answers of the window (>= 3 and >= half) without samples to check (the backend may skip
+  sampling now and then; a worker that never proves its work is another matter), or reachable
+  timeouts whose count is improbable for an
   honest worker: binomial tail P(X >= timeouts | reachable challenges, honest_timeout_rate)
   <= ``alpha``. With ``alpha`` = 1e-6 and one overlapping test per hour, an honest device that
   meets the model is put in probation less than 0.1% of device-months.
@@ -68,7 +70,8 @@ class FailedPow(Detector):
             ),
             timeouts_ AS (
                 SELECT device_id, CAST(sum(pow_timeout_reachable) AS BIGINT) AS timeouts, CAST(sum(pow_reachable) AS BIGINT) AS reachable,
-                       CAST(sum(pow_timeout) AS BIGINT) AS timeouts_all, CAST(sum(pow_total) AS BIGINT) AS challenges
+                       CAST(sum(pow_timeout) AS BIGINT) AS timeouts_all, CAST(sum(pow_total) AS BIGINT) AS challenges,
+                       CAST(sum(unverified_ok) AS BIGINT) AS unverified_window, CAST(sum(pow_ok) AS BIGINT) AS ok_window
                 FROM device_features
                 WHERE epoch > hours_back($epoch, $timeout_window) AND epoch <= $epoch
                 GROUP BY device_id
@@ -86,7 +89,8 @@ class FailedPow(Detector):
                    f.overclaimed_compute > 0 AS longer_than_observed,
                    f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
                      AND f.tflops_max > coalesce(p.p90_tflops, 0) * $ceiling AS too_fast,
-                   f.unverified_ok > 0 AS unverified
+                   coalesce(t.unverified_window, 0) >= 3 AND t.unverified_window >= 0.5 * t.ok_window AS unverified,
+                   coalesce(t.unverified_window, 0) AS unverified_window
             FROM f CROSS JOIN fleet
             LEFT JOIN wrong_ w USING (device_id)
             LEFT JOIN timeouts_ t USING (device_id)
@@ -94,6 +98,7 @@ class FailedPow(Detector):
             WHERE f.samples_bad > 0 OR f.overclaimed_compute > 0 OR f.unverified_ok > 0
                OR coalesce(t.timeouts, 0) >= $min_timeouts
                OR f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
+               OR coalesce(t.unverified_window, 0) >= 3
             """,
             ceiling=self.ceiling_factor,
             window=self.window_hours,
@@ -135,7 +140,8 @@ class FailedPow(Detector):
                               pl.lit(round(100 * self.honest_timeout_rate, 2)))  # fmt: skip
                 ),
                 pl.when(pl.col("unverified")).then(
-                    pl.format("{} challenge(s) answered ok without samples to verify", "unverified_ok")
+                    pl.format("{} challenge(s) answered ok without samples to verify over the last {} hours",
+                              "unverified_window", pl.lit(self.timeout_window_hours))  # fmt: skip
                 ),
             ],
             separator="; ",
@@ -165,6 +171,6 @@ class FailedPow(Detector):
                 pl.col("timeouts_all").alias("timeouts_all"),
                 pl.col("challenges"),
                 pl.col("p_value"),
-                "unverified_ok",
+                pl.col("unverified_window").alias("unverified_ok"),
             ).struct.json_encode().alias("details"),
         )

@@ -1,9 +1,14 @@
 """``spoofed_uptime``: the device says it is alive while every backend probe says it is not.
 
 An hour is suspicious when heartbeats arrive (the device's own claim) while the backend's
-pings fail and its proof-of-work challenges go unanswered (two independent probes). Honest
-outages stop heartbeats too; honest NAT devices lose some pings but answer their PoW. A few
-suspicious hours in a window suspect; more establish it.
+pings fail and its proof-of-work challenges go unanswered (two independent probes).
+
+Honest model: honest outages stop heartbeats too; honest NAT devices lose some pings but answer
+their PoW. One honest device does look like this: a worker behind NAT whose GPU has hung (the
+worker heartbeats, the NAT eats pings, the GPU answers nothing). Holding its rewards while it
+does no work is right; slashing it is not, so ``suspect_hours`` such hours in the window put a
+device in probation (proof ``suspicion``), and only ``confirm_hours`` (a whole day of claiming
+to be online without a single answered probe) establish it.
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ class SpoofedUptime(Detector):
     def __init__(
         self,
         threshold: float = 0.5,
-        window_hours: int = 6,
+        window_hours: int = 24,
         min_heartbeats: int = 3,
         min_pings: int = 3,
         max_ping_ok_share: float = 0.25,
         suspect_hours: int = 2,
-        confirm_hours: int = 3,
+        confirm_hours: int = 24,
     ):
         super().__init__(threshold)
         self.window_hours = window_hours
@@ -60,7 +65,8 @@ class SpoofedUptime(Detector):
                    CASE WHEN p.bad_hours >= $confirm THEN 'reject' ELSE 'probation' END AS action,
                    format('in {} of the last {} hours heartbeats said online ({} ok) while pings failed ({} of {} ok) and {} PoW challenge(s) timed out',
                           p.bad_hours, $window, p.heartbeats, p.pings_ok, p.pings, p.timeouts) AS reason,
-                   CAST(json_object('suspicious_hours', p.bad_hours, 'heartbeats_ok', p.heartbeats,
+                   CAST(json_object('proof', CASE WHEN p.bad_hours >= $confirm THEN 'statistical' ELSE 'suspicion' END,
+                        'suspicious_hours', p.bad_hours, 'heartbeats_ok', p.heartbeats,
                         'pings_ok', p.pings_ok, 'pings', p.pings, 'pow_timeouts', p.timeouts) AS VARCHAR) AS details
             FROM per_device p
             JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch

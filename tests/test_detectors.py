@@ -80,11 +80,13 @@ def test_failed_pow_few_reachable_timeouts_are_within_the_honest_rate(con) -> No
     assert FailedPow().detect(Evidence(con, EPOCH)).is_empty()
 
 
-def test_failed_pow_suspects_answers_without_samples(con) -> None:
-    feature(con, "lazy", unverified_ok=1, samples_total=0)
+def test_failed_pow_suspects_a_worker_that_never_proves_its_work(con) -> None:
+    for h in range(2, 6):
+        feature(con, "lazy", hour(h), unverified_ok=1, samples_total=0)
+    feature(con, "unsampled_once", unverified_ok=1, samples_total=0)  # the backend skipped sampling once
     found = FailedPow().detect(Evidence(con, EPOCH))
     assert found["device_id"].to_list() == ["lazy"] and found["action"][0] == "probation"
-    assert "without samples" in found["reason"][0]
+    assert "4 challenge(s) answered ok without samples" in found["reason"][0]
 
 
 def test_spoofed_uptime_needs_both_probes_to_disagree_with_heartbeats(con) -> None:
@@ -94,7 +96,15 @@ def test_spoofed_uptime_needs_both_probes_to_disagree_with_heartbeats(con) -> No
         feature(con, "down", hour(h), heartbeat_ok=0, heartbeat_total=0, ping_ok=0, pow_total=0, pow_ok=0)
     found = SpoofedUptime().detect(Evidence(con, EPOCH))
     assert found["device_id"].to_list() == ["spoofer"]
-    assert found["action"][0] == "reject" and "heartbeats said online" in found["reason"][0]
+    # a hung GPU behind NAT looks the same for hours: held, not slashed
+    assert found["action"][0] == "probation" and "heartbeats said online" in found["reason"][0]
+
+
+def test_spoofed_uptime_a_whole_day_of_it_establishes(con) -> None:
+    for h in range(24):
+        feature(con, "spoofer", f"2024-08-{14 + h // 24}T{h % 24:02d}", ping_ok=0, pow_ok=0, pow_timeout=1)
+    found = SpoofedUptime().detect(Evidence(con, "2024-08-14T23"))
+    assert found["action"].to_list() == ["reject"]
 
 
 def test_spoofed_uptime_one_hour_is_not_enough(con) -> None:
