@@ -1,0 +1,104 @@
+"""The GPU path of the answerer: cuBLAS ``GemmEx`` through CuPy (the optional ``gpu`` extra).
+
+fp16 A and B go to the device, one ``GemmEx`` call multiplies them with FP32 compute
+(``CUBLAS_COMPUTE_32F``) into an fp32 product, the product becomes int32 on the device and
+comes back for the digest and the samples. CuPy exposes ``GemmEx`` directly, so the output
+can be fp32 while the inputs are fp16: the exact integer product needs it (entries reach
+64 * n, far beyond fp16's 65504), and it is the same tensor-core path the catalogue's dense
+fp16/fp32-accumulate figure describes.
+
+``compute_ms`` is the ``GemmEx`` call alone, timed with CUDA events on the stream.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+CUDA_R_16F = 2
+CUDA_R_32F = 0
+CUBLAS_COMPUTE_32F = 68
+CUBLAS_GEMM_DEFAULT = -1
+CUBLAS_OP_N, CUBLAS_OP_T = 0, 1
+"""cuBLAS enum values (``library_types.h``, ``cublas_api.h``); stable across CUDA 11-13."""
+
+
+class GpuUnavailable(RuntimeError):
+    """CuPy is not installed or no CUDA device works here."""
+
+
+def load_cupy() -> Any:
+    try:
+        import cupy
+        from cupy_backends.cuda.libs import cublas
+    except Exception as e:  # noqa: BLE001 - ImportError, or a CUDA library that fails to load
+        raise GpuUnavailable(f"CuPy is not usable ({type(e).__name__}: {e}); install the gpu extra") from e
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            raise GpuUnavailable("CuPy found no CUDA device")
+    except GpuUnavailable:
+        raise
+    except Exception as e:  # noqa: BLE001 - cudaErrorNoDevice, driver too old, ...
+        raise GpuUnavailable(f"no CUDA device is usable ({type(e).__name__}: {e})") from e
+    return cupy, cublas
+
+
+class CupyBackend:
+    """fp16 x fp16 -> fp32 on the current CUDA device."""
+
+    name = "gpu"
+
+    def __init__(self) -> None:
+        self.cp, self.cublas = load_cupy()
+        props = self.cp.cuda.runtime.getDeviceProperties(self.cp.cuda.Device().id)
+        name = props["name"]
+        self.device = name.decode() if isinstance(name, bytes) else str(name)
+        # the first cuBLAS call creates the handle and loads kernels: not part of any answer
+        warm = np.ones((256, 256), dtype=np.float16)
+        self.multiply(warm, warm)
+
+    def _gemm(self, a: Any, bt: Any, c: Any, n: int) -> None:
+        """Row-major C = A @ Bt.T: column-major C^T = op_T(Bt^T) @ A^T, i.e. GemmEx(T, N, Bt, A)."""
+        cublas = self.cublas
+        handle = self.cp.cuda.device.get_cublas_handle()
+        one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+        mode = cublas.getPointerMode(handle)
+        cublas.setPointerMode(handle, cublas.CUBLAS_POINTER_MODE_HOST)
+        try:
+            cublas.gemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n,
+                          one.ctypes.data, bt.data.ptr, CUDA_R_16F, n, a.data.ptr, CUDA_R_16F, n,
+                          zero.ctypes.data, c.data.ptr, CUDA_R_32F, n,
+                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT)  # fmt: skip
+        finally:
+            cublas.setPointerMode(handle, mode)
+
+    def multiply(self, a16: np.ndarray, bt16: np.ndarray) -> tuple[np.ndarray, float, float]:
+        from pipelines.worker.answer import OutOfMemory
+
+        cp = self.cp
+        n = a16.shape[0]
+        stream = cp.cuda.get_current_stream()
+        try:
+            started = time.perf_counter()
+            a, bt = cp.asarray(a16), cp.asarray(bt16)
+            c = cp.empty((n, n), dtype=cp.float32)
+            stream.synchronize()
+            upload_ms = (time.perf_counter() - started) * 1000
+            begin, end = cp.cuda.Event(), cp.cuda.Event()
+            begin.record(stream)
+            self._gemm(a, bt, c, n)
+            end.record(stream)
+            end.synchronize()
+            compute_ms = cp.cuda.get_elapsed_time(begin, end)
+            del a, bt
+            started = time.perf_counter()
+            product = cp.asnumpy(c.astype(cp.int32))
+            download_ms = (time.perf_counter() - started) * 1000
+            del c
+        except cp.cuda.memory.OutOfMemoryError as e:
+            raise OutOfMemory(f"the n={n} challenge does not fit in the GPU's free memory") from e
+        finally:
+            cp.get_default_memory_pool().free_all_blocks()
+        return product, upload_ms + download_ms, float(compute_ms)
