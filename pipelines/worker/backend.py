@@ -9,18 +9,21 @@ whole answer, so the pipeline's timing checks see real round trips.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
 
 from pipelines.contract import HARDWARE, POW, UPTIME
 from pipelines.simulate.writer import write_hour
-from pipelines.worker.answer import Answer, Challenge, OutOfMemory
+from pipelines.worker.answer import Answer, Backend, Challenge, OutOfMemory, answer
 
 SAMPLES_PER_CHALLENGE = 8
 
@@ -55,35 +58,100 @@ def hardware_frame(rows: Sequence[dict[str, Any]], view: BackendView) -> pl.Data
          "bandwidth_up_mbps": view.bandwidth_up_mbps}  # fmt: skip
         for row in rows
     ]
-    return pl.DataFrame(filled, infer_schema_length=None).select(HARDWARE.column_names)
+    df = pl.DataFrame(filled, infer_schema_length=None)
+    if df.schema["ts"] == pl.String:  # the report as sent: ISO 8601 UTC text
+        df = df.with_columns(pl.col("ts").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="us"))
+    return df.select(HARDWARE.column_names)
+
+
+class Worker(Protocol):
+    """A worker as the backend sees it: it commits to a challenge, then reveals samples."""
+
+    def commit(self, challenge: Challenge) -> dict[str, Any]:
+        """The commitment (``status``, ``compute_ms``, ``result_digest``, ...) or status ``error``."""
+        ...
+
+    def reveal(self, positions: list[list[int]]) -> list[list[int]]:
+        """``[[i, j, value], ...]`` for positions asked after the commitment."""
+        ...
+
+
+class InProcessWorker:
+    """The answerer called directly (keeps a GPU backend warm between challenges)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._answer: Answer | None = None
+
+    def commit(self, challenge: Challenge) -> dict[str, Any]:
+        try:
+            self._answer = answer(challenge, self.backend)
+        except OutOfMemory as e:
+            return {"status": "error", "reason": str(e)}
+        return self._answer.commitment()
+
+    def reveal(self, positions: list[list[int]]) -> list[list[int]]:
+        if self._answer is None:
+            raise RuntimeError("reveal before commit")
+        return self._answer.samples(positions)
+
+
+class CommandWorker:
+    """``fleetproof worker answer --samples-stdin`` as a separate process, one per challenge:
+    it prints its commitment, then reads the positions, as a real worker would."""
+
+    def __init__(self, backend: str = "cpu") -> None:
+        self.backend = backend
+        self._proc: subprocess.Popen | None = None
+
+    def commit(self, challenge: Challenge) -> dict[str, Any]:
+        argv = [sys.executable, "-m", "pipelines.cli", "worker", "answer", "--kind", challenge.kind,
+                "--n", str(challenge.n), "--seed", str(challenge.seed), "--backend", self.backend, "--samples-stdin"]  # fmt: skip
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self._proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            self._proc.wait()
+            raise RuntimeError(f"the worker exited ({self._proc.returncode}) without a commitment")
+        out = json.loads(line)
+        if out["status"] != "ok":
+            self._proc.wait()
+        return out
+
+    def reveal(self, positions: list[list[int]]) -> list[list[int]]:
+        proc = self._proc
+        if proc is None:
+            raise RuntimeError("reveal before commit")
+        out, _ = proc.communicate(json.dumps(positions) + "\n", timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the worker failed ({proc.returncode}) revealing samples")
+        return json.loads(out.splitlines()[-1])["samples"]
 
 
 def challenge_worker(
     device_id: str,
     challenges: Sequence[Challenge],
-    respond: Callable[[Challenge], Answer],
+    worker: Worker,
     rng: np.random.Generator,
     samples: int = SAMPLES_PER_CHALLENGE,
 ) -> pl.DataFrame:
-    """Issue each challenge, let the worker commit, then ask ``samples`` random positions
-    (chosen only after the digest, as the contract requires); one ``pow`` row each.
-    A worker that runs out of memory answers ``error``."""
+    """Issue each challenge, take the worker's commitment, then ask ``samples`` random
+    positions (chosen only after the digest, as the contract requires); one ``pow`` row each.
+    A worker that cannot fit the challenge answers ``error``."""
     rows = []
     for k, ch in enumerate(challenges):
         issued = _now()
         row = {"challenge_id": f"{device_id}-{issued:%Y%m%d%H%M%S}-{k:04d}", "batch_id": None,
                "device_id": device_id, "kind": ch.kind, "issued_at": issued, "n": ch.n, "seed": ch.seed}  # fmt: skip
-        try:
-            ans = respond(ch)
-        except OutOfMemory:
+        commitment = worker.commit(ch)
+        if commitment["status"] != "ok":
             rows.append({**row, "responded_at": _now(), "status": "error", "compute_ms": None,
                          "result_digest": None, "samples": None})  # fmt: skip
             continue
         positions = rng.integers(0, ch.n, size=(samples, 2)).tolist()
-        entries = ans.samples(positions)
+        entries = worker.reveal(positions)
         responded = _now()
-        rows.append({**row, "responded_at": responded, "status": "ok", "compute_ms": round(ans.compute_ms, 3),
-                     "result_digest": ans.result_digest,
+        rows.append({**row, "responded_at": responded, "status": "ok", "compute_ms": commitment["compute_ms"],
+                     "result_digest": commitment["result_digest"],
                      "samples": "[" + ",".join(f"[{i},{j},{v}]" for i, j, v in entries) + "]"})  # fmt: skip
     schema = {"seed": pl.UInt64, "issued_at": pl.Datetime("us"), "responded_at": pl.Datetime("us"),
               "compute_ms": pl.Float64, "batch_id": pl.String, "result_digest": pl.String, "samples": pl.String}  # fmt: skip
