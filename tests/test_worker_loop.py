@@ -114,3 +114,22 @@ def test_cpu_speed_claimed_as_an_h100_reads_as_a_spoofed_model(tmp_path, monkeyp
     assert bad == 0
     assert types == ["spoofed_model"] and tier == "probation"
     assert "of the spec 989.4 for h100_sxm" in reasons
+
+
+def test_gpu_benchmark_skips_cleanly_without_a_gpu(monkeypatch, capsys) -> None:
+    import runpy
+
+    from pipelines.worker import gpu
+
+    def unavailable():
+        raise gpu.GpuUnavailable("CuPy is not usable (ModuleNotFoundError: No module named 'cupy'); install the gpu extra")
+
+    monkeypatch.setattr(gpu, "load_cupy", unavailable)
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([], init_error=Exception("NVML Shared Library Not Found")))
+    monkeypatch.setattr(sys, "argv", ["bench_worker_gpu.py"])
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_worker_gpu.py"
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(script), run_name="__main__")
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "NVML: not available" in out and "GPU benchmark skipped" in out

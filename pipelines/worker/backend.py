@@ -82,13 +82,18 @@ class InProcessWorker:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._answer: Answer | None = None
+        self.commitments: list[dict[str, Any]] = []
+        """Every commitment so far, with its timing parts (for benchmarks)."""
 
     def commit(self, challenge: Challenge) -> dict[str, Any]:
         try:
             self._answer = answer(challenge, self.backend)
         except OutOfMemory as e:
-            return {"status": "error", "reason": str(e)}
-        return self._answer.commitment()
+            out = {"kind": challenge.kind, "n": challenge.n, "seed": challenge.seed, "status": "error", "reason": str(e)}
+        else:
+            out = self._answer.commitment()
+        self.commitments.append(out)
+        return out
 
     def reveal(self, positions: list[list[int]]) -> list[list[int]]:
         if self._answer is None:

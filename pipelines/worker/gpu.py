@@ -55,6 +55,8 @@ class CupyBackend:
         props = self.cp.cuda.runtime.getDeviceProperties(self.cp.cuda.Device().id)
         name = props["name"]
         self.device = name.decode() if isinstance(name, bytes) else str(name)
+        self.pci_bus_id = str(self.cp.cuda.Device().pci_bus_id)
+        """``0000:18:00.0``: matches NVML's ``pci_bus_id`` (CUDA and NVML may number GPUs differently)."""
         # the first cuBLAS call creates the handle and loads kernels: not part of any answer
         warm = np.ones((256, 256), dtype=np.float16)
         self.multiply(warm, warm)
