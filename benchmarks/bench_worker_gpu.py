@@ -26,7 +26,14 @@ from pipelines.policy import load_policy
 from pipelines.rewards_policy import load_rewards_policy
 from pipelines.run import run
 from pipelines.worker.answer import Challenge, CpuBackend
-from pipelines.worker.backend import BackendView, InProcessWorker, challenge_worker, hardware_frame, heartbeats, write_worker_hour
+from pipelines.worker.backend import (
+    BackendView,
+    InProcessWorker,
+    challenge_worker,
+    hardware_frame,
+    heartbeats,
+    write_worker_hour,
+)
 from pipelines.worker.report import collect_report, format_report
 
 TARGET_SHARE = 0.70

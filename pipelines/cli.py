@@ -158,7 +158,13 @@ def cmd_worker_answer(a: argparse.Namespace) -> int:
     """Answer one challenge: commit to the digest, then give the asked samples."""
     import json
 
-    from pipelines.worker.answer import Challenge, OutOfMemory, answer, parse_positions, select_backend
+    from pipelines.worker.answer import (
+        Challenge,
+        OutOfMemory,
+        answer,
+        parse_positions,
+        select_backend,
+    )
 
     challenge = Challenge(a.kind, a.n, a.seed)
     positions = parse_positions(json.loads(a.samples), a.n) if a.samples else None

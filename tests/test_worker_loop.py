@@ -83,7 +83,7 @@ def test_answers_from_the_worker_command_verify_through_the_pipeline(tmp_path, m
 
 def test_a_tampered_sample_is_caught_by_the_verifier(tmp_path, monkeypatch, capsys) -> None:
     worker = InProcessWorker(CpuBackend())
-    drops, pow_ = worker_drop(tmp_path, monkeypatch, capsys, GTX_1080_TI, worker, [Challenge("matmul", 48, SEEDS[2])])
+    drops, _ = worker_drop(tmp_path, monkeypatch, capsys, GTX_1080_TI, worker, [Challenge("matmul", 48, SEEDS[2])])
     (hour,) = [p for p in drops.iterdir()]
     pow_file = hour / "pow.jsonl"
     row = json.loads(pow_file.read_text())

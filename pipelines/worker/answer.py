@@ -175,7 +175,7 @@ def select_backend(name: str = "auto") -> Backend:
         raise ChallengeError(f"backend must be auto, cpu or gpu, got {name!r}")
     if name == "cpu":
         return CpuBackend()
-    from pipelines.worker.gpu import GpuUnavailable, CupyBackend
+    from pipelines.worker.gpu import CupyBackend, GpuUnavailable
 
     try:
         return CupyBackend()

@@ -33,14 +33,14 @@ def load_cupy() -> Any:
     try:
         import cupy
         from cupy_backends.cuda.libs import cublas
-    except Exception as e:  # noqa: BLE001 - ImportError, or a CUDA library that fails to load
+    except Exception as e:  # ImportError, or a CUDA library that fails to load
         raise GpuUnavailable(f"CuPy is not usable ({type(e).__name__}: {e}); install the gpu extra") from e
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             raise GpuUnavailable("CuPy found no CUDA device")
     except GpuUnavailable:
         raise
-    except Exception as e:  # noqa: BLE001 - cudaErrorNoDevice, driver too old, ...
+    except Exception as e:  # cudaErrorNoDevice, a driver too old for the runtime, ...
         raise GpuUnavailable(f"no CUDA device is usable ({type(e).__name__}: {e})") from e
     return cupy, cublas
 
