@@ -29,7 +29,8 @@ def test_rows_carry_every_nvml_field_in_contract_order(monkeypatch: pytest.Monke
     nv = fake_pynvml([H100, RTX_4090])
     use_nvml(monkeypatch, nv)
     r = collect_report(account_id="acct-1")
-    assert r.nvml == {"available": True, "error": None, "driver_version": "550.54.15", "cuda_version": "12.4"}
+    assert r.nvml == {"available": True, "error": None, "driver_version": "550.54.15", "cuda_version": "12.4",
+                      "unreadable": {}}  # fmt: skip
     assert [list(row) for row in r.hardware] == [HARDWARE.column_names] * 2
     h100, rtx = r.hardware
     assert h100["gpu_model"] == "NVIDIA H100 80GB HBM3" and h100["gpu_index"] == 0
@@ -99,8 +100,10 @@ def test_unreadable_driver_version_is_null(monkeypatch: pytest.MonkeyPatch) -> N
     nv = fake_pynvml([H100])
     nv.nvmlSystemGetDriverVersion = lambda: (_ for _ in ()).throw(NOT_SUPPORTED)
     use_nvml(monkeypatch, nv)
-    (row,) = collect_report().hardware
+    r = collect_report()
+    (row,) = r.hardware
     assert row["driver_version"] is None and row["cuda_version"] == "12.4"
+    assert r.nvml["unreadable"] == {"driver_version": "NVMLError: Not Supported"}
 
 
 def test_apple_silicon_reports_its_soc_with_nvml_fields_null(monkeypatch: pytest.MonkeyPatch) -> None:

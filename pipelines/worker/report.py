@@ -43,7 +43,8 @@ class Report:
 
     host: dict[str, Any]
     nvml: dict[str, Any]
-    """``available`` (bool), ``error`` (why not, or null), ``driver_version``, ``cuda_version``."""
+    """``available`` (bool), ``error`` (why not, or null), ``driver_version``, ``cuda_version``,
+    ``unreadable`` (system fields NVML refused, with its reason)."""
     hardware: list[dict[str, Any]] = field(default_factory=list)
     """Rows with exactly the contract's ``hardware`` columns, in contract order."""
     unreadable: list[dict[str, Any]] = field(default_factory=list)
@@ -214,7 +215,8 @@ def _cuda_version(raw: int) -> str:
 
 def collect_nvml(nv: Any) -> tuple[dict[str, Any], list[tuple[dict[str, Any], dict[str, str]]]]:
     """Initialise NVML, read every GPU, shut down. Returns (status, [(fields, errors)])."""
-    status: dict[str, Any] = {"available": False, "error": None, "driver_version": None, "cuda_version": None}
+    status: dict[str, Any] = {"available": False, "error": None, "driver_version": None, "cuda_version": None,
+                              "unreadable": {}}  # fmt: skip
     try:
         nv.nvmlInit()
     except Exception as e:  # noqa: BLE001 - NVMLError_LibraryNotFound, _DriverNotLoaded, ...
@@ -225,8 +227,8 @@ def collect_nvml(nv: Any) -> tuple[dict[str, Any], list[tuple[dict[str, Any], di
                           ("cuda_version", lambda: _cuda_version(int(nv.nvmlSystemGetCudaDriverVersion())))):  # fmt: skip
             try:
                 status[key] = read()
-            except Exception:  # noqa: BLE001 - an unreadable version is sent as null
-                pass
+            except Exception as e:  # noqa: BLE001 - an unreadable version is sent as null, with the reason
+                status["unreadable"][key] = _error_text(e)
         try:
             count = int(nv.nvmlDeviceGetCount())
         except Exception as e:  # noqa: BLE001
@@ -276,7 +278,7 @@ def collect_report(account_id: str | None = None, now: datetime | None = None) -
         nv = load_nvml()
     except ImportError as e:
         status = {"available": False, "error": f"pynvml is not installed ({e}); install nvidia-ml-py",
-                  "driver_version": None, "cuda_version": None}  # fmt: skip
+                  "driver_version": None, "cuda_version": None, "unreadable": {}}  # fmt: skip
         gpus = []
     else:
         status, gpus = collect_nvml(nv)
@@ -304,6 +306,8 @@ def format_report(report: Report) -> str:
              + (f", driver {nv['driver_version']}, CUDA {nv['cuda_version']}" if nv["available"] else "")]  # fmt: skip
     if nv["error"]:
         lines.append(f"  {nv['error']}")
+    for key, reason in nv["unreadable"].items():
+        lines.append(f"  {key} unreadable (sent as null): {reason}")
     lines.append("host: " + ", ".join(f"{k}={v}" for k, v in report.host.items()))
     if not report.hardware:
         lines.append("GPUs: none reported (no hardware rows would be sent)")
