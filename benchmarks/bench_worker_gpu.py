@@ -69,8 +69,9 @@ def main() -> int:
     if a.backend == "gpu":
         from pipelines.worker.gpu import CupyBackend, GpuUnavailable
 
+        first = report.hardware[0]["pci_bus_id"] if report.hardware else None
         try:
-            backend = CupyBackend()
+            backend = CupyBackend(first)  # NVML's GPU 0, found in CUDA by its PCI bus id
         except GpuUnavailable as e:
             print(f"\nno usable GPU here ({e}): GPU benchmark skipped")
             return 0

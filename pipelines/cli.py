@@ -168,8 +168,20 @@ def cmd_worker_answer(a: argparse.Namespace) -> int:
 
     challenge = Challenge(a.kind, a.n, a.seed)
     positions = parse_positions(json.loads(a.samples), a.n) if a.samples else None
+    bus_id = None
+    if a.gpu_index is not None and a.backend != "cpu":
+        from pipelines.worker.report import nvml_bus_id
+
+        bus_id = nvml_bus_id(a.gpu_index)
+    from pipelines.worker.gpu import GpuUnavailable
+
     try:
-        ans = answer(challenge, select_backend(a.backend))
+        backend = select_backend(a.backend, bus_id)
+    except GpuUnavailable as e:
+        print(f"fleetproof: error: --backend {a.backend}: {e}", file=sys.stderr)
+        return 2
+    try:
+        ans = answer(challenge, backend)
     except OutOfMemory as e:
         print(json.dumps({"kind": a.kind, "n": a.n, "seed": a.seed, "status": "error", "reason": str(e)}))
         return 1
@@ -246,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", required=True, type=int, help="64-bit unsigned")
     s.add_argument("--kind", default="matmul", choices=["matmul", "vram"])
     s.add_argument("--backend", default="auto", choices=["auto", "cpu", "gpu"], help="auto: the GPU when one works")
+    s.add_argument("--gpu-index", type=int, help="the GPU to use, numbered as in `worker report` (default: CUDA device 0)")
     s.add_argument("--samples", help="JSON [[i, j], ...]: positions to answer along with the commitment")
     s.add_argument("--samples-stdin", action="store_true",
                    help="after printing the commitment, read one JSON line of positions from stdin")

@@ -112,6 +112,15 @@ def test_auto_backend_falls_back_to_cpu_and_gpu_says_why(monkeypatch: pytest.Mon
         select_backend("gpu")
 
 
+def test_cli_backend_gpu_without_a_gpu_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    def unavailable():
+        raise gpu.GpuUnavailable("no CUDA device is usable (CUDARuntimeError: cudaErrorNoDevice)")
+
+    monkeypatch.setattr(gpu, "load_cupy", unavailable)
+    assert main(["worker", "answer", "--n", "8", "--seed", "1", "--backend", "gpu"]) == 2
+    assert "--backend gpu: no CUDA device is usable" in capsys.readouterr().err
+
+
 def test_cli_commits_before_reading_the_positions(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     positions = [[3, 4], [31, 0]]
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(positions) + "\n"))
@@ -135,10 +144,36 @@ def test_cli_answers_error_when_the_challenge_does_not_fit(monkeypatch: pytest.M
         def multiply(self, a16, bt16):
             raise OutOfMemory("the n=64 challenge does not fit in the GPU's free memory")
 
-    monkeypatch.setattr(answer_mod, "select_backend", lambda name: Full())
+    monkeypatch.setattr(answer_mod, "select_backend", lambda name, bus_id=None: Full())
     assert main(["worker", "answer", "--kind", "vram", "--n", "64", "--seed", "9"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["status"] == "error" and "does not fit" in out["reason"]
+
+
+def test_gpu_is_found_by_its_nvml_bus_id_whatever_cuda_calls_it() -> None:
+    cuda_sees = ["0000:3B:00.0", "0000:18:00.0"]  # CUDA puts the faster card first
+    assert gpu.cuda_ordinal("00000000:18:00.0", cuda_sees) == 1
+    assert gpu.cuda_ordinal("00000000:3b:00.0", cuda_sees) == 0
+    with pytest.raises(gpu.GpuUnavailable, match="no CUDA device at PCI bus 00000000:AF:00.0"):
+        gpu.cuda_ordinal("00000000:AF:00.0", cuda_sees)
+    with pytest.raises(ValueError, match="not a PCI bus id"):
+        gpu.normalize_bus_id("18")
+
+
+def test_cli_gpu_index_is_checked_against_nvml(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import sys
+
+    from worker_fakes import H100, RTX_4090, NVMLError, fake_pynvml
+
+    from pipelines.worker import report
+
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([H100, RTX_4090]))
+    assert report.nvml_bus_id(1) == "00000000:01:00.0"
+    assert main(["worker", "answer", "--n", "8", "--seed", "1", "--backend", "gpu", "--gpu-index", "2"]) == 2
+    assert "NVML sees 2 GPU(s) (0..1)" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([], init_error=NVMLError("Driver Not Loaded")))
+    assert main(["worker", "answer", "--n", "8", "--seed", "1", "--gpu-index", "0"]) == 2
+    assert "--gpu-index needs NVML" in capsys.readouterr().err
 
 
 def _gpu_works() -> bool:

@@ -169,8 +169,9 @@ class CpuBackend:
             raise OutOfMemory(f"the {a16.shape[0]} x {a16.shape[0]} product does not fit in host memory") from e
 
 
-def select_backend(name: str = "auto") -> Backend:
-    """``cpu``, ``gpu`` (CuPy; an error when it cannot start) or ``auto`` (GPU if one works)."""
+def select_backend(name: str = "auto", bus_id: str | None = None) -> Backend:
+    """``cpu``, ``gpu`` (CuPy; an error when it cannot start) or ``auto`` (GPU if one works).
+    ``bus_id`` picks the GPU (its NVML ``pci_bus_id``); default: CUDA device 0."""
     if name not in ("auto", "cpu", "gpu"):
         raise ChallengeError(f"backend must be auto, cpu or gpu, got {name!r}")
     if name == "cpu":
@@ -178,7 +179,7 @@ def select_backend(name: str = "auto") -> Backend:
     from pipelines.worker.gpu import CupyBackend, GpuUnavailable
 
     try:
-        return CupyBackend()
+        return CupyBackend(bus_id)
     except GpuUnavailable:
         if name == "gpu":
             raise

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.worker.answer import OutOfMemory
+
 CUDA_R_16F = 2
 CUDA_R_32F = 0
 CUBLAS_COMPUTE_32F = 68
@@ -45,18 +47,39 @@ def load_cupy() -> Any:
     return cupy, cublas
 
 
+def normalize_bus_id(bus_id: str) -> str:
+    """NVML's ``00000000:18:00.0`` and CUDA's ``0000:18:00.0`` as one form: ``0000:18:00.0``."""
+    domain, _, rest = bus_id.strip().lower().partition(":")
+    if not rest:
+        raise ValueError(f"not a PCI bus id: {bus_id!r}")
+    return f"{int(domain, 16):04x}:{rest}"
+
+
+def cuda_ordinal(bus_id: str, cuda_bus_ids: list[str]) -> int:
+    """The CUDA device number of the GPU at ``bus_id`` (CUDA and NVML may number GPUs
+    differently: CUDA puts the fastest first unless ``CUDA_DEVICE_ORDER=PCI_BUS_ID``)."""
+    want = normalize_bus_id(bus_id)
+    for ordinal, seen in enumerate(cuda_bus_ids):
+        if normalize_bus_id(seen) == want:
+            return ordinal
+    raise GpuUnavailable(f"no CUDA device at PCI bus {bus_id}; CUDA sees {cuda_bus_ids}")
+
+
 class CupyBackend:
-    """fp16 x fp16 -> fp32 on the current CUDA device."""
+    """fp16 x fp16 -> fp32 on one CUDA device: the one at ``bus_id`` (a GPU of the report),
+    else CUDA device 0."""
 
     name = "gpu"
 
-    def __init__(self) -> None:
+    def __init__(self, bus_id: str | None = None) -> None:
         self.cp, self.cublas = load_cupy()
-        props = self.cp.cuda.runtime.getDeviceProperties(self.cp.cuda.Device().id)
-        name = props["name"]
+        runtime = self.cp.cuda.runtime
+        buses = [str(self.cp.cuda.Device(k).pci_bus_id) for k in range(runtime.getDeviceCount())]
+        self.ordinal = cuda_ordinal(bus_id, buses) if bus_id else 0
+        name = runtime.getDeviceProperties(self.ordinal)["name"]
         self.device = name.decode() if isinstance(name, bytes) else str(name)
-        self.pci_bus_id = str(self.cp.cuda.Device().pci_bus_id)
-        """``0000:18:00.0``: matches NVML's ``pci_bus_id`` (CUDA and NVML may number GPUs differently)."""
+        self.pci_bus_id = buses[self.ordinal]
+        """``0000:18:00.0``: the key to this GPU's NVML row."""
         # the first cuBLAS call creates the handle and loads kernels: not part of any answer
         warm = np.ones((256, 256), dtype=np.float16)
         self.multiply(warm, warm)
@@ -77,8 +100,10 @@ class CupyBackend:
             cublas.setPointerMode(handle, mode)
 
     def multiply(self, a16: np.ndarray, bt16: np.ndarray) -> tuple[np.ndarray, float, float]:
-        from pipelines.worker.answer import OutOfMemory
+        with self.cp.cuda.Device(self.ordinal):
+            return self._multiply_here(a16, bt16)
 
+    def _multiply_here(self, a16: np.ndarray, bt16: np.ndarray) -> tuple[np.ndarray, float, float]:
         cp = self.cp
         n = a16.shape[0]
         stream = cp.cuda.get_current_stream()

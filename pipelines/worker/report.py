@@ -251,6 +251,23 @@ def collect_nvml(nv: Any) -> tuple[dict[str, Any], list[tuple[dict[str, Any], di
             pass
 
 
+def nvml_bus_id(gpu_index: int) -> str:
+    """The PCI bus id of the GPU the report numbers ``gpu_index`` (how ``worker answer
+    --gpu-index`` finds the same card in CUDA, which may number GPUs differently)."""
+    try:
+        nv = load_nvml()
+        nv.nvmlInit()
+    except Exception as e:  # noqa: BLE001 - ImportError, NVMLError_LibraryNotFound, ...
+        raise ValueError(f"--gpu-index needs NVML, which is not available here ({_error_text(e)})") from e
+    try:
+        count = int(nv.nvmlDeviceGetCount())
+        if not 0 <= gpu_index < count:
+            raise ValueError(f"--gpu-index {gpu_index}: NVML sees {count} GPU(s) (0..{count - 1})")
+        return _text(nv.nvmlDeviceGetPciInfo(nv.nvmlDeviceGetHandleByIndex(gpu_index)).busId)
+    finally:
+        nv.nvmlShutdown()
+
+
 def apple_soc() -> dict[str, Any] | None:
     """An Apple silicon Mac's GPU as the contract reports it: the chip name and its unified
     memory; every NVML field null. None on any other machine."""
