@@ -257,7 +257,7 @@ def nvml_bus_id(gpu_index: int) -> str:
     try:
         nv = load_nvml()
         nv.nvmlInit()
-    except Exception as e:  # noqa: BLE001 - ImportError, NVMLError_LibraryNotFound, ...
+    except Exception as e:  # ImportError, NVMLError_LibraryNotFound, ...
         raise ValueError(f"--gpu-index needs NVML, which is not available here ({_error_text(e)})") from e
     try:
         count = int(nv.nvmlDeviceGetCount())
