@@ -159,8 +159,8 @@ def cmd_worker_answer(a: argparse.Namespace) -> int:
     import json
 
     from pipelines.worker.answer import (
+        AnswerError,
         Challenge,
-        OutOfMemory,
         answer,
         parse_positions,
         select_backend,
@@ -182,7 +182,7 @@ def cmd_worker_answer(a: argparse.Namespace) -> int:
         return 2
     try:
         ans = answer(challenge, backend)
-    except OutOfMemory as e:
+    except AnswerError as e:
         print(json.dumps({"kind": a.kind, "n": a.n, "seed": a.seed, "status": "error", "reason": str(e)}))
         return 1
     out = ans.commitment()

@@ -19,6 +19,7 @@ from pipelines.worker.answer import (
     Challenge,
     ChallengeError,
     CpuBackend,
+    DeviceFault,
     OutOfMemory,
     answer,
     select_backend,
@@ -108,9 +109,13 @@ class WrongBackend:
         return product, copy_ms, compute_ms
 
 
-def test_a_device_product_that_disagrees_is_never_committed() -> None:
-    with pytest.raises(RuntimeError, match=r"wrong at \[0, 0\]"):
+def test_a_device_product_that_disagrees_is_never_committed(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    with pytest.raises(DeviceFault, match=r"wrong at \[0, 0\]"):
         answer(Challenge("matmul", 32, 5), WrongBackend())
+    monkeypatch.setattr(answer_mod, "select_backend", lambda name, bus_id=None: WrongBackend())
+    assert main(["worker", "answer", "--n", "32", "--seed", "5"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "error" and "wrong at [0, 0]" in out["reason"] and "result_digest" not in out
 
 
 def test_auto_backend_falls_back_to_cpu_and_gpu_says_why(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,9 +45,17 @@ class ChallengeError(ValueError):
     """A challenge or sample request that the contract does not allow."""
 
 
-class OutOfMemory(RuntimeError):
+class AnswerError(RuntimeError):
+    """The worker cannot answer correctly: it answers status ``error`` with the reason."""
+
+
+class OutOfMemory(AnswerError):
     """The challenge's matrices do not fit on the device (a ``vram`` challenge sized beyond
-    the card): the worker answers status ``error``."""
+    the card)."""
+
+
+class DeviceFault(AnswerError):
+    """The device's product disagrees with exact entries: a faulty card or driver."""
 
 
 @dataclass(frozen=True)
@@ -249,4 +257,4 @@ def self_check(challenge: Challenge, product: np.ndarray) -> None:
     for i, j in {(0, 0), (n - 1, n - 1), (0, n - 1), (n // 2, n // 3)}:
         expected = product_entry(challenge.seed, n, i, j)
         if int(product[i, j]) != expected:
-            raise RuntimeError(f"the device's product is wrong at [{i}, {j}]: {int(product[i, j])}, expected {expected}")
+            raise DeviceFault(f"the device's product is wrong at [{i}, {j}]: {int(product[i, j])}, expected {expected}")

@@ -23,7 +23,7 @@ import polars as pl
 
 from pipelines.contract import HARDWARE, POW, UPTIME
 from pipelines.simulate.writer import write_hour
-from pipelines.worker.answer import Answer, Backend, Challenge, OutOfMemory, answer
+from pipelines.worker.answer import Answer, AnswerError, Backend, Challenge, answer
 
 SAMPLES_PER_CHALLENGE = 8
 
@@ -88,7 +88,7 @@ class InProcessWorker:
     def commit(self, challenge: Challenge) -> dict[str, Any]:
         try:
             self._answer = answer(challenge, self.backend)
-        except OutOfMemory as e:
+        except AnswerError as e:
             out = {"kind": challenge.kind, "n": challenge.n, "seed": challenge.seed, "status": "error", "reason": str(e)}
         else:
             out = self._answer.commitment()
@@ -141,7 +141,7 @@ def challenge_worker(
 ) -> pl.DataFrame:
     """Issue each challenge, take the worker's commitment, then ask ``samples`` random
     positions (chosen only after the digest, as the contract requires); one ``pow`` row each.
-    A worker that cannot fit the challenge answers ``error``."""
+    A worker that cannot answer correctly (out of memory, a faulty device) answers ``error``."""
     rows = []
     for k, ch in enumerate(challenges):
         issued = _now()
