@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import types
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ OP_N, OP_T = 0, 1
 
 
 class FakeArray:
-    registry: dict[int, FakeArray] = {}
+    registry: ClassVar[dict[int, FakeArray]] = {}
     _ids = itertools.count(0x1000, 0x1000)
 
     def __init__(self, arr: np.ndarray) -> None:
