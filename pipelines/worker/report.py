@@ -326,10 +326,14 @@ def format_report(report: Report) -> str:
     for key, reason in nv["unreadable"].items():
         lines.append(f"  {key} unreadable (sent as null): {reason}")
     lines.append("host: " + ", ".join(f"{k}={v}" for k, v in report.host.items()))
+    if report.hardware:
+        account = report.hardware[0]["account_id"]
+        lines.append(f"account: {account if account else 'null (the backend fills it)'}")
     if not report.hardware:
         lines.append("GPUs: none reported (no hardware rows would be sent)")
     for row in report.hardware:
-        gpu = {k: v for k, v in row.items() if k not in report.host and k not in BACKEND_FIELDS and k != "ts"}
+        gpu = {k: v for k, v in row.items()
+               if k not in report.host and k not in BACKEND_FIELDS and k not in ("ts", "account_id", "gpu_index")}  # fmt: skip
         lines.append(f"GPU {row['gpu_index']}: " + ", ".join(f"{k}={'null' if v is None else v}" for k, v in gpu.items()))
     for u in report.unreadable:
         lines.append(f"  GPU {u['gpu_index']} unreadable (sent as null): "
