@@ -140,6 +140,65 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker_report(a: argparse.Namespace) -> int:
+    """What this host would send: NVML status, host fields and one hardware row per GPU."""
+    import json
+
+    from pipelines.worker.report import collect_report, format_report
+
+    report = collect_report(account_id=a.account)
+    if a.json:
+        print(json.dumps(report.as_dict(), indent=1, default=lambda v: f"{v:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def cmd_worker_answer(a: argparse.Namespace) -> int:
+    """Answer one challenge: commit to the digest, then give the asked samples."""
+    import json
+
+    from pipelines.worker.answer import (
+        AnswerError,
+        Challenge,
+        answer,
+        parse_positions,
+        select_backend,
+    )
+
+    challenge = Challenge(a.kind, a.n, a.seed)
+    positions = parse_positions(json.loads(a.samples), a.n) if a.samples else None
+    bus_id = None
+    if a.gpu_index is not None and a.backend != "cpu":
+        from pipelines.worker.report import nvml_bus_id
+
+        bus_id = nvml_bus_id(a.gpu_index)
+    from pipelines.worker.gpu import GpuUnavailable
+
+    try:
+        backend = select_backend(a.backend, bus_id)
+    except GpuUnavailable as e:
+        print(f"fleetproof: error: --backend {a.backend}: {e}", file=sys.stderr)
+        return 2
+    try:
+        ans = answer(challenge, backend)
+    except AnswerError as e:
+        print(json.dumps({"kind": a.kind, "n": a.n, "seed": a.seed, "status": "error", "reason": str(e)}))
+        return 1
+    out = ans.commitment()
+    if positions is not None:
+        out["samples"] = ans.samples([list(p) for p in positions])
+    print(json.dumps(out), flush=True)
+    if a.samples_stdin:
+        line = sys.stdin.readline()
+        try:
+            asked = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"sample positions on stdin must be a JSON list of [i, j] pairs: {e}") from e
+        print(json.dumps({"samples": ans.samples(asked)}), flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fleetproof", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -187,6 +246,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--drops", required=True, type=Path, help="the simulated drops (holds _truth/)")
     s.add_argument("--types", nargs="*", choices=sorted(set(FRAUD_TYPES) | {"burst"}))
     s.set_defaults(func=cmd_evaluate)
+
+    w = sub.add_parser("worker", help="the worker side: NVML report and proof-of-work answers").add_subparsers(
+        dest="worker_command", required=True)
+    s = w.add_parser("report", help="what this host reports: NVML fields per GPU and a host fingerprint")
+    s.add_argument("--json", action="store_true", help="print exactly what would be sent")
+    s.add_argument("--account", help="account id to put in the rows (default: null, the backend fills it)")
+    s.set_defaults(func=cmd_worker_report)
+    s = w.add_parser("answer", help="answer one proof-of-work challenge (JSON out)")
+    s.add_argument("--n", required=True, type=int)
+    s.add_argument("--seed", required=True, type=int, help="64-bit unsigned")
+    s.add_argument("--kind", default="matmul", choices=["matmul", "vram"])
+    s.add_argument("--backend", default="auto", choices=["auto", "cpu", "gpu"], help="auto: the GPU when one works")
+    s.add_argument("--gpu-index", type=int, help="the GPU to use, numbered as in `worker report` (default: CUDA device 0)")
+    s.add_argument("--samples", help="JSON [[i, j], ...]: positions to answer along with the commitment")
+    s.add_argument("--samples-stdin", action="store_true",
+                   help="after printing the commitment, read one JSON line of positions from stdin")
+    s.set_defaults(func=cmd_worker_answer)
 
     s = sub.add_parser("demo", help="simulate a network and run the whole pipeline on it")
     s.add_argument("--workdir", type=Path, default=Path("var/demo"))
