@@ -29,10 +29,13 @@ class ReportContext:
         return pl.from_arrow(self.con.sql(sql, params=used).to_arrow_table())  # type: ignore[return-value]
 
 
-def report_context(con: duckdb.DuckDBPyConnection, window_hours: int = 168) -> ReportContext:
-    """The latest processed epoch and the window of ``window_hours`` epochs ending at it."""
+def report_context(con: duckdb.DuckDBPyConnection, window_hours: int = 168, as_of: str | None = None) -> ReportContext:
+    """The latest processed epoch (at or before ``as_of``, when given) and the window of
+    ``window_hours`` epochs ending at it."""
     if window_hours < 1:
         raise ValueError(f"window_hours must be at least 1, got {window_hours}")
-    latest = scalar(con, "SELECT max(epoch) FROM processed_epochs")
+    if as_of is not None and scalar(con, "SELECT try_strptime(?, '%Y-%m-%dT%H') IS NULL", [as_of]):
+        raise ValueError(f"epoch {as_of!r} is not YYYY-MM-DDTHH")
+    latest = scalar(con, "SELECT max(epoch) FROM processed_epochs WHERE ? IS NULL OR epoch <= ?", [as_of, as_of])
     since = scalar(con, "SELECT hours_back(?, ?)", [latest, window_hours - 1]) if latest is not None else None
     return ReportContext(con, latest, since, window_hours)

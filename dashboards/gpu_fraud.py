@@ -32,10 +32,11 @@ def throughput_vs_spec(ctx: ReportContext) -> Panel:
         hovertext=[f"{n:,} devices" for n in boxes["devices"]],
     ))  # fmt: skip
     flagged = ctx.frame(
-        f"""SELECT f.catalogue_model AS model, f.tflops_median / f.spec_tflops AS ratio, f.device_id, t.tier
-            FROM device_features f JOIN device_tiers t USING (epoch, device_id)
-            WHERE f.epoch = $latest AND f.spec_tflops > 0 AND f.tflops_median IS NOT NULL
-              AND t.tier IN ('probation', 'rejected')
+        f"""SELECT * FROM (  -- filter first: USING SAMPLE applies before WHERE in its own SELECT
+                SELECT f.catalogue_model AS model, f.tflops_median / f.spec_tflops AS ratio, f.device_id, t.tier
+                FROM device_features f JOIN device_tiers t USING (epoch, device_id)
+                WHERE f.epoch = $latest AND f.spec_tflops > 0 AND f.tflops_median IS NOT NULL
+                  AND t.tier IN ('probation', 'rejected'))
             USING SAMPLE reservoir({SAMPLE_POINTS} ROWS) REPEATABLE (7)"""
     )
     for tier in ("probation", "rejected"):

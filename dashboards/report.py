@@ -47,15 +47,17 @@ def device_file(device_id: str) -> str:
 
 
 def build_report(con: duckdb.DuckDBPyConnection, out_dir: str | Path, *, devices: Sequence[str] = (),
-                 window_hours: int = 168, embed: bool = False, only: Sequence[str] | None = None) -> Report:  # fmt: skip
+                 window_hours: int = 168, as_of: str | None = None, embed: bool = False,
+                 only: Sequence[str] | None = None) -> Report:  # fmt: skip
     """Write every page and device pages for ``devices`` (default: the most suspicious devices of
-    the latest epoch) into ``out_dir``; ``only`` names the pages to write (no device pages then)."""
+    the latest epoch) into ``out_dir``; ``as_of`` reports an earlier epoch as the latest;
+    ``only`` names the pages to write (no device pages then)."""
     unknown = set(only or []) - {slug for slug, _, _ in PAGES}
     if unknown:
         raise ValueError(f"unknown page(s) {sorted(unknown)}; pages are {[s for s, _, _ in PAGES]}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = report_context(con, window_hours)
+    ctx = report_context(con, window_hours, as_of)
     report = Report(out)
     if not embed:
         write_plotly_js(out)

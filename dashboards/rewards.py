@@ -1,6 +1,7 @@
 """Rewards: who is paid how much, by tier and measured class; whether a GPU in a large account
 is paid like one in a one-GPU account; how much went to devices now known as fraud; slashing.
-Amounts are summed as exact integer base units in SQL and shown in IO (1 IO = 10^8 units)."""
+Amounts are summed as exact integer base units in SQL (BIGINT: an overflow is an error, not a
+rounding) and drawn in IO (1 IO = 10^8 units); hover texts carry the exact base units."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def pool_split(ctx: ReportContext) -> Panel:
     panel = Panel("pool", "Pool split by tier and measured class (window)",
                   "Base units paid to devices in the window, by the tier they held and the class they measured as.")  # fmt: skip
     df = ctx.frame(
-        """SELECT e.tier, coalesce(e.measured_class, 'unmeasured') AS class, sum(a.amount_base_units) AS units
+        """SELECT e.tier, coalesce(e.measured_class, 'unmeasured') AS class, CAST(sum(a.amount_base_units) AS BIGINT) AS units
            FROM reward_allocations a JOIN reward_eligibility e USING (epoch, device_id)
            WHERE a.epoch >= $since GROUP BY ALL HAVING sum(a.amount_base_units) > 0 ORDER BY units DESC"""
     )
@@ -69,8 +70,8 @@ def fraud_share(ctx: ReportContext) -> Panel:
                   "units paid that epoch: what fraud took before it was caught.")  # fmt: skip
     df = ctx.frame(
         """WITH bad AS (SELECT device_id FROM device_tiers WHERE epoch = $latest AND tier = 'rejected')
-           SELECT a.epoch, sum(a.amount_base_units) AS paid,
-                  coalesce(sum(a.amount_base_units) FILTER (a.device_id IN (SELECT device_id FROM bad)), 0) AS to_fraud
+           SELECT a.epoch, CAST(sum(a.amount_base_units) AS BIGINT) AS paid,
+                  CAST(coalesce(sum(a.amount_base_units) FILTER (a.device_id IN (SELECT device_id FROM bad)), 0) AS BIGINT) AS to_fraud
            FROM reward_allocations a WHERE a.epoch >= $since GROUP BY ALL HAVING sum(a.amount_base_units) > 0 ORDER BY epoch"""
     )
     if empty_or(panel, df, "nothing was paid in the window"):
@@ -88,7 +89,7 @@ def slashing(ctx: ReportContext) -> Panel:
                   "Stake and accrued rewards slashed per epoch (proposed within the appeal window, final, or "
                   "reversed on appeal), by reason.")  # fmt: skip
     df = ctx.frame(
-        """SELECT epoch, status || ': ' || reason AS what, count(*) AS incidents, sum(amount_base_units) AS units
+        """SELECT epoch, status || ': ' || reason AS what, count(*) AS incidents, CAST(sum(amount_base_units) AS BIGINT) AS units
            FROM slashing_events WHERE epoch >= $since GROUP BY ALL ORDER BY epoch"""
     )
     if empty_or(panel, df, "no slashing in the window"):

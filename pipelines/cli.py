@@ -127,7 +127,7 @@ def cmd_dashboard(a: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no database at {a.db} (run `fleetproof run` first)")
     started = time.perf_counter()
     with connect(a.db) as con:
-        report = build_report(con, a.out, devices=a.device or (), window_hours=a.window_hours, embed=a.embed)
+        report = build_report(con, a.out, devices=a.device or (), window_hours=a.window_hours, as_of=a.epoch, embed=a.embed)
     print(f"dashboard: {len(report.pages)} pages and {len(report.device_pages)} device pages in {a.out} "
           f"({time.perf_counter() - started:.1f}s); open {report.index.resolve().as_uri()}")  # fmt: skip
     return 0
@@ -152,7 +152,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
         files = sorted((out / table).glob("epoch=*/*.parquet"))
         print(f"  {table}: {len(files)} epoch file(s), e.g. {files[-1] if files else '-'}")
     print("== analyst dashboard")
-    cmd_dashboard(argparse.Namespace(db=db, out=work / "dashboard", device=None, window_hours=168, embed=False))
+    cmd_dashboard(argparse.Namespace(db=db, out=work / "dashboard", device=None, window_hours=168, epoch=None, embed=False))
     return 0
 
 
@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, type=Path, help="report folder (index.html, one page per topic, devices/)")
     s.add_argument("--device", action="append", help="also write this device's page (repeatable; default: the 10 most suspicious)")
     s.add_argument("--window-hours", type=int, default=168, help="hours of history the time series show (default 168)")
+    s.add_argument("--epoch", help="report as of this epoch, YYYY-MM-DDTHH (default: the latest processed)")
     s.add_argument("--embed", action="store_true", help="embed plotly.js in every page (default: one shared plotly.min.js)")
     s.set_defaults(func=cmd_dashboard)
 
