@@ -74,6 +74,12 @@ def pay(ctx: ReportContext, device_id: str) -> Panel:
     )
     if empty_or(panel, df, f"{device_id} was not considered for rewards in the window"):
         return panel
+    if df["units"].sum() == 0:
+        why = df.group_by("status", "reason").agg(pl.len().alias("epochs")).sort("epochs", descending=True)
+        panel.empty = f"{device_id} was paid nothing in the window: " + "; ".join(
+            f"{status} ({reason or 'no reason given'}) in {n} epoch(s)" for status, reason, n in why.rows()
+        )
+        return panel
     colours = {"paid": "#2e7d32", "held": "#ff9800", "ineligible": "#9e9e9e"}
     fig = go.Figure(go.Bar(x=df["epoch"].to_list(), y=df["units"].to_list(), marker_color=[colours.get(s, "#555") for s in df["status"]],
                            text=df["status"].to_list(), customdata=df.select(pl.col("reason").fill_null("")).to_series().to_list(),

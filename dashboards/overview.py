@@ -76,7 +76,10 @@ def since_yesterday(ctx: ReportContext) -> Panel:
         panel.empty = NOTHING
         return panel
     before = scalar(ctx.con, """SELECT coalesce(max(epoch) FILTER (epoch <= hours_back($1, 24)), min(epoch))
-                                FROM processed_epochs""", [ctx.latest])  # fmt: skip
+                                FROM processed_epochs WHERE epoch <= $1""", [ctx.latest])  # fmt: skip
+    if before == ctx.latest:
+        panel.empty = f"{ctx.latest} is the only processed epoch; there is nothing earlier to compare with"
+        return panel
     df = ctx.frame(
         """WITH t AS (SELECT * FROM device_tiers WHERE epoch IN ($latest, $before)),
            rows AS (
@@ -104,7 +107,7 @@ def headline(ctx: ReportContext) -> str:
 
 
 def build(ctx: ReportContext) -> Page:
-    latest = f"latest epoch {ctx.latest}, window from {ctx.since}" if ctx.latest else "nothing processed yet"
+    latest = f"latest epoch {ctx.latest}; time series go back up to {ctx.window_hours} hours" if ctx.latest else "nothing processed yet"
     page = Page("overview", "Fleet overview", f"Tiers, fraud and claimed models across the network ({latest}).")
     summary = Panel("headline", f"Devices in the latest epoch ({ctx.latest or '-'})", "Every device with a tier, by tier.")
     if ctx.latest is None:

@@ -112,6 +112,16 @@ def test_scatter_points_are_sampled_in_sql(demo: Path, monkeypatch: pytest.Monke
     assert sum(points) == 5  # sampled after filtering: exactly the cap, all of them flagged devices
 
 
+@pytest.mark.slow
+def test_a_report_as_of_the_first_epoch_has_nothing_to_compare_with(demo: Path, tmp_path: Path) -> None:
+    with connect(demo / "fleetproof.duckdb") as con:
+        first = con.execute("SELECT min(epoch) FROM processed_epochs").fetchall()[0][0]
+        build_report(con, tmp_path, as_of=first, only=["overview"])
+    page = (tmp_path / "overview.html").read_text()
+    assert f"latest epoch {first}" in page
+    assert f"No data: {first} is the only processed epoch" in page
+
+
 def test_an_empty_database_says_so_on_every_page(tmp_path: Path, browser) -> None:
     with connect(tmp_path / "empty.duckdb") as con:
         report = build_report(con, tmp_path / "report")
