@@ -7,9 +7,9 @@ import html
 import re
 import time
 from collections.abc import Sequence
-from types import ModuleType
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import duckdb
 
