@@ -125,6 +125,8 @@ def cmd_dashboard(a: argparse.Namespace) -> int:
 
     if not Path(a.db).exists():
         raise FileNotFoundError(f"no database at {a.db} (run `fleetproof run` first)")
+    if Path(a.out).exists() and not Path(a.out).is_dir():
+        raise ValueError(f"--out {a.out} is a file, not a folder")
     started = time.perf_counter()
     with connect(a.db) as con:
         report = build_report(con, a.out, devices=a.device or (), window_hours=a.window_hours, as_of=a.epoch, embed=a.embed)

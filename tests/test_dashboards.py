@@ -152,6 +152,11 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert "device(s) not in the database: dev_nope" in capsys.readouterr().err
     assert main(["dashboard", "--db", str(tmp_path / "db.duckdb"), "--out", str(tmp_path / "r"), "--window-hours", "0"]) == 2
     assert "window_hours must be at least 1" in capsys.readouterr().err
+    assert main(["dashboard", "--db", str(tmp_path / "db.duckdb"), "--out", str(tmp_path / "r"), "--epoch", "yesterday"]) == 2
+    assert "epoch 'yesterday' is not YYYY-MM-DDTHH" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["dashboard", "--db", str(tmp_path / "db.duckdb"), "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
 
 
 @pytest.mark.slow
