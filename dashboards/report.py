@@ -81,7 +81,9 @@ def build_report(con: duckdb.DuckDBPyConnection, out_dir: str | Path, *, devices
 
 
 def first_paragraph(doc: str | None) -> str:
-    return " ".join((doc or "").split("\n\n")[0].split())
+    """A page module's first docstring paragraph without its leading "Title: "."""
+    text = " ".join((doc or "").split("\n\n")[0].split())
+    return text.split(": ", 1)[-1]
 
 
 def index_page(ctx: ReportContext, report: Report, devices: Sequence[str]) -> Page:

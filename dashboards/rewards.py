@@ -1,5 +1,6 @@
 """Rewards: who is paid how much, by tier and measured class; whether a GPU in a large account
 is paid like one in a one-GPU account; how much went to devices now known as fraud; slashing.
+
 Amounts are summed as exact integer base units in SQL (BIGINT: an overflow is an error, not a
 rounding) and drawn in IO (1 IO = 10^8 units); hover texts carry the exact base units."""
 
