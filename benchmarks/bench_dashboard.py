@@ -23,7 +23,6 @@ from dashboards import build_report
 from dashboards.browser import check_page, chromium
 from pipelines.db import connect, scalar
 
-
 DEVICE_TABLES = ("device_tiers", "device_features", "reward_eligibility", "reward_allocations")
 
 
