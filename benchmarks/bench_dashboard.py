@@ -64,6 +64,7 @@ def bench(db: Path, repeats: int) -> None:
           + ", ".join(f"{k} {v:.2f}" for k, v in full.seconds.items()) + ")")
     if bad:
         print("NOT RENDERED:", [(c.rendered, c.figures, c.errors) for c in bad])
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def main() -> None:
