@@ -119,6 +119,22 @@ def cmd_recalc(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(a: argparse.Namespace) -> int:
+    from dashboards import build_report
+    from pipelines.db import connect
+
+    if not Path(a.db).exists():
+        raise FileNotFoundError(f"no database at {a.db} (run `fleetproof run` first)")
+    if Path(a.out).exists() and not Path(a.out).is_dir():
+        raise ValueError(f"--out {a.out} is a file, not a folder")
+    started = time.perf_counter()
+    with connect(a.db) as con:
+        report = build_report(con, a.out, devices=a.device or (), window_hours=a.window_hours, as_of=a.epoch, embed=a.embed)
+    print(f"dashboard: {len(report.pages)} pages and {len(report.device_pages)} device pages in {a.out} "
+          f"({time.perf_counter() - started:.1f}s); open {report.index.resolve().as_uri()}")  # fmt: skip
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     """The embedded default: simulate a network, run the whole pipeline, print a summary."""
     work = Path(a.workdir)
@@ -137,6 +153,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     for table in sorted(p.name for p in out.iterdir() if p.is_dir()):
         files = sorted((out / table).glob("epoch=*/*.parquet"))
         print(f"  {table}: {len(files)} epoch file(s), e.g. {files[-1] if files else '-'}")
+    print("== analyst dashboard")
+    cmd_dashboard(argparse.Namespace(db=db, out=work / "dashboard", device=None, window_hours=168, epoch=None, embed=False))
     return 0
 
 
@@ -263,6 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--samples-stdin", action="store_true",
                    help="after printing the commitment, read one JSON line of positions from stdin")
     s.set_defaults(func=cmd_worker_answer)
+
+    s = sub.add_parser("dashboard", help="write the analyst dashboard: static HTML pages that open offline")
+    s.add_argument("--db", required=True, type=Path)
+    s.add_argument("--out", required=True, type=Path, help="report folder (index.html, one page per topic, devices/)")
+    s.add_argument("--device", action="append", help="also write this device's page (repeatable; default: the 10 most suspicious)")
+    s.add_argument("--window-hours", type=int, default=168, help="hours of history the time series show (default 168)")
+    s.add_argument("--epoch", help="report as of this epoch, YYYY-MM-DDTHH (default: the latest processed)")
+    s.add_argument("--embed", action="store_true", help="embed plotly.js in every page (default: one shared plotly.min.js)")
+    s.set_defaults(func=cmd_dashboard)
 
     s = sub.add_parser("demo", help="simulate a network and run the whole pipeline on it")
     s.add_argument("--workdir", type=Path, default=Path("var/demo"))
