@@ -6,7 +6,7 @@ Each network draws every honest behaviour and attack parameter from a wide range
 (``pipelines/simulate/randomize_devices.py``, ``pipelines/simulate/randomize_sybil.py``) and
 holds one attack variant out (its parameters come from a range the thresholds were never
 looked at with), then runs the closed loop (the backend honours the challenge plan, as in
-production). Printed: per population the worst case and the median across networks of the
+production; ``--no-plan`` runs static drops instead, as an outside evaluation does). Printed: per population the worst case and the median across networks of the
 flagged share (probation or rejected in any epoch) and the number of honest devices rejected;
 device precision and recall; sybil pair precision, recall and F1 (last epoch's clusters against
 the rings); the share of paid rewards that went to fraudulent devices; and per held-out variant
@@ -37,7 +37,8 @@ except ImportError:  # pragma: no cover - only before the sybil variants exist
     SYBIL_VARIANTS, draw_sybil_params = {}, None
 
 
-def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, keep: Path | None) -> dict:
+def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, keep: Path | None,
+                use_plan: bool = True) -> dict:
     """Simulate, run the closed loop and measure one randomized network."""
     from pipelines.db import connect
     from pipelines.evaluate import flagged_devices, sybil_pairwise
@@ -58,7 +59,7 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
     if not (keep and (work / "fp.duckdb").exists()):  # --keep: a network already run is only measured again
         shutil.rmtree(work, ignore_errors=True)
         sim = NetworkSimulator(work / "drops", devices, hours, seed=seed * 1000 + index, scenario=scenario)
-        closed_loop(sim, work / "fp.duckdb", None, hours)
+        closed_loop(sim, work / "fp.duckdb", None, hours, use_plan=use_plan)
     truth = truth_devices(work / "drops").select("device_id", "population", "fraud_types")
     with connect(work / "fp.duckdb") as con:
         flagged = flagged_devices(con)
@@ -164,10 +165,12 @@ def main() -> None:
     p.add_argument("--keep", type=Path, help="keep each network's drops and database under this folder "
                    "(a network already there is measured again, not re-run)")
     p.add_argument("--json", type=Path, help="also write every network's figures to this file")
+    p.add_argument("--no-plan", action="store_true",
+                   help="the backend ignores the challenge plan (static drops, as an outside evaluation runs them)")
     a = p.parse_args()
     variants = [*GPU_VARIANTS, *SYBIL_VARIANTS]
     started = time.perf_counter()
-    jobs = [(i, a.seed, a.devices, a.hours, variants[i % len(variants)], a.keep) for i in range(a.networks)]
+    jobs = [(i, a.seed, a.devices, a.hours, variants[i % len(variants)], a.keep, not a.no_plan) for i in range(a.networks)]
     results = []
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:
         for r in pool.map(one_network, *zip(*jobs)):
