@@ -45,7 +45,7 @@ def sample_entries(seed: np.ndarray, n: np.ndarray, i: np.ndarray, j: np.ndarray
     ``(seed, n)`` share generated vectors. Seeds are unsigned 64-bit. Raises ``ValueError`` for
     a negative seed, an ``n`` outside 1..2**18 or an index outside ``0..n-1``.
     """
-    seed, n, i, j = _checked(seed, n, i, j)
+    seed, n, i, j = checked_samples(seed, n, i, j)
     out = np.zeros(seed.size, dtype=np.int64)
     if seed.size == 0:
         return out
@@ -61,7 +61,8 @@ def sample_entries(seed: np.ndarray, n: np.ndarray, i: np.ndarray, j: np.ndarray
     return out
 
 
-def _checked(seed, n, i, j) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def checked_samples(seed, n, i, j) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The four sample arrays as contiguous uint64/int64, or a ``ValueError`` saying what is wrong."""
     seed_in = np.asarray(seed)
     if seed_in.dtype.kind == "i" and seed_in.size and int(seed_in.min()) < 0:
         raise ValueError("seeds are unsigned 64-bit integers; got a negative seed")
