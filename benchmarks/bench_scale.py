@@ -3,7 +3,8 @@ bare DuckDB load of the same files; and a rewards-only recalculation.
 
     uv run python benchmarks/bench_scale.py --devices 100000 300000 --workdir var/scale
     uv run python benchmarks/bench_scale.py --devices 1000000 --workdir var/scale
-    uv run python benchmarks/bench_scale.py --recalc-devices 100000 --recalc-hours 3 --workdir var/scale
+    uv run python benchmarks/bench_scale.py --recalc-db var/scale/fp-100000.duckdb
+    uv run python benchmarks/bench_scale.py --pow-compare var/scale/fp-100000.duckdb
 
 Each size runs three processes in turn, each measured alone (wall time and its own peak RSS):
 ``fleetproof simulate`` of the hour, a bare load (DuckDB's default readers, no validation) and
@@ -12,6 +13,9 @@ Each size runs three processes in turn, each measured alone (wall time and its o
 stage's exponent (time ~ devices^k) between the smallest and the largest. Targets (issue 14):
 1M x 1 h end to end <= 60 s and <= 8 GiB on 2 cores, exponents <= 1.05, ingest <= 2x bare load,
 simulate <= 90 s; rewards-only recalculation of 720 epochs at 100k devices <= 10 min.
+``--recalc-db`` times a rewards-only recalculation of a database's epochs (``var/scale/fp-N.duckdb``
+from a size above) and projects it to 720 epochs; ``--pow-compare`` times the compiled kernel
+against numpy's generator on a database's PoW samples, in CPU seconds.
 """
 
 from __future__ import annotations
@@ -144,36 +148,75 @@ def report(work: Path) -> None:
         print(f"exponent {lo['devices']:,} -> {hi['devices']:,}: " + ", ".join(f"{c} {k:.2f}" for c, k in exps.items()))
 
 
-def recalc(devices: int, hours: int, work: Path, seed: int) -> None:
-    """Simulate and run ``hours`` hours of ``devices``, then time a rewards-only recalculation of
-    every epoch (dry run, rolled back) and project it to 720 epochs."""
-    import shutil
-
-    from pipelines.cli import main
+def recalc(db: Path) -> None:
+    """Time a rewards-only recalculation of every processed epoch of ``db`` (a dry run: rolled
+    back) and project it to 720 epochs (a month)."""
     from pipelines.db import connect
     from pipelines.recalc import recalculate_rewards
     from pipelines.rewards_policy import load_rewards_policy
-    from pipelines.run import run
 
-    drops, db = work / f"recalc-drops-{devices}x{hours}", work / f"recalc-{devices}x{hours}.duckdb"
-    if not (drops / "_truth").exists():
-        shutil.rmtree(drops, ignore_errors=True)
-        assert main(["simulate", "--out", str(drops), "--devices", str(devices), "--hours", str(hours), "--seed", str(seed)]) == 0
-    db.unlink(missing_ok=True)
-    started = time.perf_counter()
-    summary = run(drops, db, None)
-    full = time.perf_counter() - started
-    epochs = [e.epoch for e in summary.epochs]
     policy = load_rewards_policy()
     with connect(db) as con:
+        epochs = [r[0] for r in con.execute("SELECT epoch FROM processed_epochs ORDER BY epoch").fetchall()]
+        devices = con.execute("SELECT count(*) FROM device_features WHERE epoch = ?", [epochs[-1]]).fetchone()[0]
         started = time.perf_counter()
         statements = recalculate_rewards(con, epochs[0], epochs[-1], policy)
         seconds = time.perf_counter() - started
     per_epoch = seconds / len(epochs)
-    print(f"{devices:,} devices x {len(epochs)} epochs: full run {full:.1f} s ({full / len(epochs):.2f} s per epoch); "
-          f"rewards-only recalculation {seconds:.1f} s ({per_epoch:.2f} s per epoch, {statements.height} changed accounts)")  # fmt: skip
-    print(f"projected 720 epochs: rewards-only {per_epoch * 720 / 60:.1f} min (target <= 10 min), "
-          f"full recomputation {full / len(epochs) * 720 / 60:.1f} min")  # fmt: skip
+    print(f"rewards-only recalculation, {devices:,} devices x {len(epochs)} epoch(s): {seconds:.1f} s, "
+          f"{per_epoch:.2f} s per epoch ({statements.height} accounts changed, dry run)")  # fmt: skip
+    print(f"projected 720 epochs: {per_epoch * 720 / 60:.1f} min (target <= 10 min)")
+
+
+def pow_compare(db: Path, limit: int) -> None:
+    """The compiled kernel against numpy's generator (one generator per distinct vector of a
+    challenge, the contract's definition) on the first ``limit`` samples of ``db``'s last hour;
+    CPU seconds, so that other load on the machine does not count."""
+    import duckdb
+    import numpy as np
+
+    from pipelines.pow_math import a_row, b_col, sample_entries
+
+    con = duckdb.connect(str(db), read_only=True)
+    s = con.execute(
+        """
+        WITH s AS (SELECT seed, n, unnest(CAST(CAST(samples AS JSON) AS BIGINT[][])) AS t FROM pow
+                   WHERE _hour = (SELECT max(_hour) FROM pow) AND status = 'ok' AND samples IS NOT NULL)
+        SELECT seed, n, t[1] AS i, t[2] AS j FROM s WHERE t[1] BETWEEN 0 AND n - 1 AND t[2] BETWEEN 0 AND n - 1
+        ORDER BY seed, n, i, j LIMIT ?
+        """,
+        [limit],
+    ).fetchnumpy()
+    con.close()
+    seed, n, i, j = s["seed"], s["n"], s["i"], s["j"]
+    sample_entries(seed[:2], n[:2], i[:2], j[:2])  # load the compiled kernel before timing
+
+    def numpy_entries() -> np.ndarray:
+        out, rows, cols, key = np.empty(seed.size, np.int64), {}, {}, None
+        for k in range(seed.size):
+            if (seed[k], n[k]) != key:
+                key, rows, cols = (seed[k], n[k]), {}, {}
+            a = rows.get(i[k])
+            if a is None:
+                a = rows[i[k]] = a_row(int(seed[k]), int(i[k]), int(n[k]))
+            b = cols.get(j[k])
+            if b is None:
+                b = cols[j[k]] = b_col(int(seed[k]), int(j[k]), int(n[k]))
+            out[k] = int(a @ b)
+        return out
+
+    starts = np.flatnonzero(np.r_[True, (seed[1:] != seed[:-1]) | (n[1:] != n[:-1])])
+    ends = np.r_[starts[1:], seed.size]
+    values = sum(int(n[a]) * (len(set(i[a:b].tolist())) + len(set(j[a:b].tolist()))) for a, b in zip(starts, ends))
+    results = {}
+    for name, fn in (("numpy generator", numpy_entries), ("kernel, 1 thread", lambda: sample_entries(seed, n, i, j, threads=1)),
+                     ("kernel, all threads", lambda: sample_entries(seed, n, i, j))):  # fmt: skip
+        cpu, wall = time.process_time(), time.perf_counter()
+        results[name] = fn()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        print(f"{name:<20} {cpu:7.2f} s CPU {wall:7.2f} s wall  {cpu / values * 1e9:5.2f} ns CPU per generated value")
+    assert all(np.array_equal(results["numpy generator"], r) for r in results.values())
+    print(f"{seed.size:,} samples, {values:,} generated values (each distinct vector of a challenge once); identical entries")
 
 
 def main() -> None:
@@ -188,15 +231,18 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=Path("var/scale"))
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--reuse", action="store_true", help="reuse drops already simulated in the work folder")
-    p.add_argument("--recalc-devices", type=int, help="also time a rewards-only recalculation at this size")
-    p.add_argument("--recalc-hours", type=int, default=3)
+    p.add_argument("--recalc-db", type=Path, help="time a rewards-only recalculation of this database's epochs")
+    p.add_argument("--pow-compare", type=Path, help="kernel vs numpy's generator on this database's PoW samples")
+    p.add_argument("--pow-samples", type=int, default=20_000)
     a = p.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     for devices in a.devices:
         measure(devices, a.workdir, a.seed, a.reuse)
     report(a.workdir)
-    if a.recalc_devices:
-        recalc(a.recalc_devices, a.recalc_hours, a.workdir, a.seed)
+    if a.recalc_db:
+        recalc(a.recalc_db)
+    if a.pow_compare:
+        pow_compare(a.pow_compare, a.pow_samples)
 
 
 if __name__ == "__main__":
