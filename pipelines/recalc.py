@@ -68,7 +68,7 @@ d AS (
                   THEN format('policy {} -> {}', o.versions, n.versions) END,
              CASE WHEN coalesce(o.amount, 0) <> coalesce(n.amount, 0) AND o.tiers IS NOT DISTINCT FROM n.tiers
                    AND o.weight IS NOT DISTINCT FROM n.weight THEN 'other devices'' weights changed the split' END) AS what
-    FROM o FULL JOIN n ON n.account_id = o.account_id AND n.device_id = o.device_id
+    FROM o FULL JOIN n ON n.account_id IS NOT DISTINCT FROM o.account_id AND n.device_id = o.device_id  -- devices without an account too
 )
 SELECT d.account_id, CAST(sum(d.old_amount) AS BIGINT) AS old_base_units, CAST(sum(d.new_amount) AS BIGINT) AS new_base_units,
        CAST(sum(d.new_amount) - sum(d.old_amount) AS BIGINT) AS delta_base_units,

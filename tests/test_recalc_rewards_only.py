@@ -96,6 +96,19 @@ def test_rewards_only_dry_run_stores_nothing(processed, tmp_path: Path) -> None:
     assert _tables(db, REWARD_TABLES) == before
 
 
+def test_recalculation_under_the_same_policy_reports_no_change(processed, tmp_path: Path) -> None:
+    """Devices without an account on record included: nothing moved, no statement."""
+    from pipelines.recalc import recalculate_rewards
+    from pipelines.rewards_policy import load_rewards_policy
+
+    _, db = processed
+    with connect(db) as con:
+        unowned = con.execute("SELECT count(*) FROM reward_eligibility WHERE account_id IS NULL").fetchone()[0]
+        statements = recalculate_rewards(con, "2024-08-14T00", "2024-08-14T03", load_rewards_policy(_policy(tmp_path, "same.toml")))
+    assert unowned > 0
+    assert statements.height == 0
+
+
 def test_rewards_only_with_review_verdicts_is_a_clear_error(tmp_path: Path, capsys) -> None:
     overrides = tmp_path / "o.csv"
     overrides.write_text("device_id,tier,reason\nd1,rejected,review\n")
