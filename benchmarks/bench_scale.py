@@ -165,7 +165,8 @@ def recalc(db: Path) -> None:
     per_epoch = seconds / len(epochs)
     print(f"rewards-only recalculation, {devices:,} devices x {len(epochs)} epoch(s): {seconds:.1f} s wall, "
           f"{cpu:.1f} s CPU, {per_epoch:.2f} s per epoch ({statements.height} accounts changed, dry run)")  # fmt: skip
-    print(f"projected 720 epochs: {per_epoch * 720 / 60:.1f} min (target <= 10 min)")
+    print(f"projected 720 epochs: {per_epoch * 720 / 60:.1f} min wall (target <= 10 min), "
+          f"{cpu / len(epochs) * 720 / 60:.1f} min of CPU")  # fmt: skip
 
 
 def pow_compare(db: Path, limit: int) -> None:
