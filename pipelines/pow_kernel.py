@@ -4,15 +4,17 @@ bit for bit in numba and fused with the dot product.
 numpy's pieces, in order (numpy/random/bit_generator.pyx, _pcg64, distributions.c):
 
 - SeedSequence: the entropy ``[seed, side, index]`` becomes little-endian 32-bit words (0 is one
-  word), is hashed into a pool of 4 words (``_mix_pool``), and ``generate_state(4, uint64)``
+  word), is hashed into a pool of 4 words (``_seed_stream``), and ``generate_state(4, uint64)``
   draws 8 words from the pool.
 - PCG64 (XSL-RR 128/64): 128-bit LCG seeded with ``state=(w0, w1)``, ``inc=(w2, w3)``; each
   64-bit output is split into two 32-bit draws, low half first.
 - ``integers(-8, 9)``: Lemire's bounded draw on 32 bits with range 17: ``m = u32 * 17``, value
   ``(m >> 32) - 8``, redrawn while the low 32 bits of ``m`` are below ``(2**32 - 17) % 17 = 1``.
 
-Imported on demand (``pipelines.pow_math.sample_entries``): numba's import and the cached
-compilation cost about a second, which only PoW work should pay.
+numpy does not promise ``Generator`` streams across its versions (the contract pins today's);
+``tests/test_pow_kernel.py`` checks this copy against the installed numpy. Imported on demand
+(``pipelines.pow_math.sample_entries``): numba's import and loading the cached compiled kernel
+take one to two seconds, which only PoW work should pay.
 """
 
 from __future__ import annotations
