@@ -97,13 +97,19 @@ def cmd_recalc(a: argparse.Namespace) -> int:
     from pipelines.db import connect
     from pipelines.export import export_epoch
     from pipelines.policy import load_policy
-    from pipelines.recalc import read_overrides, recalculate
+    from pipelines.recalc import read_overrides, recalculate, recalculate_rewards
     from pipelines.rewards_policy import load_rewards_policy
 
     overrides = read_overrides(a.overrides) if a.overrides else []
+    if a.rewards_only and (overrides or a.policy):
+        raise ValueError("--rewards-only keeps the stored tiers: review verdicts (--overrides) and a detection "
+                         "--policy change them, so leave out --rewards-only")  # fmt: skip
     with connect(a.db) as con:
-        statements = recalculate(con, a.epoch_from, a.epoch_to, load_policy(a.policy), load_rewards_policy(a.rewards_policy),
-                                 overrides, apply=a.apply)  # fmt: skip
+        if a.rewards_only:
+            statements = recalculate_rewards(con, a.epoch_from, a.epoch_to, load_rewards_policy(a.rewards_policy), apply=a.apply)
+        else:
+            statements = recalculate(con, a.epoch_from, a.epoch_to, load_policy(a.policy), load_rewards_policy(a.rewards_policy),
+                                     overrides, apply=a.apply)  # fmt: skip
         if a.apply:
             epochs = [r[0] for r in con.execute("SELECT epoch FROM processed_epochs WHERE epoch >= ? ORDER BY epoch", [a.epoch_from]).fetchall()]
             for epoch in epochs:
@@ -252,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--policy", type=Path, help="detection policy TOML")
     s.add_argument("--rewards-policy", type=Path, help="reward policy TOML (e.g. a new version)")
     s.add_argument("--apply", action="store_true", help="store the recomputation (default: dry run) and re-export")
+    s.add_argument("--rewards-only", action="store_true",
+                   help="a reward policy change only: recompute staking, allocations and slashing on the stored tiers")  # fmt: skip
     s.set_defaults(func=cmd_recalc)
 
     s = sub.add_parser("status", help="hours in, rejected and quarantined, with reasons")

@@ -9,6 +9,8 @@ catalogue's spec for the claimed model.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import duckdb
@@ -17,15 +19,31 @@ import pyarrow as pa
 
 from pipelines import catalogue
 from pipelines.db import scalar
-from pipelines.pow_math import many_challenge_entries
+from pipelines.pow_math import sample_entries
+
+EntriesFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def previous_epoch(epoch: str) -> str:
     return f"{datetime.strptime(epoch, '%Y-%m-%dT%H') - timedelta(hours=1):%Y-%m-%dT%H}"
 
 
-def verify_pow(con: duckdb.DuckDBPyConnection, epoch: str) -> tuple[int, int]:
-    """Check every sample of the epoch's answered challenges; returns (samples, bad samples)."""
+def _entries_backend() -> EntriesFn:
+    """The compiled kernel in this process, or sharded across a Dask cluster when
+    ``FLEETPROOF_DASK_SCHEDULER`` names one (``pip install fleetproof[distributed]``)."""
+    address = os.environ.get("FLEETPROOF_DASK_SCHEDULER")
+    if not address:
+        return sample_entries
+    from pipelines.pow_distributed import entries_on_cluster
+
+    return lambda seed, n, i, j: entries_on_cluster(address, seed, n, i, j)
+
+
+def verify_pow(con: duckdb.DuckDBPyConnection, epoch: str, entries: EntriesFn | None = None) -> tuple[int, int]:
+    """Check every sample of the epoch's answered challenges; returns (samples, bad samples).
+
+    ``entries`` computes the expected product entries (``pow_math.sample_entries``'s signature);
+    by default the compiled kernel, see ``_entries_backend``."""
     samples = con.execute(
         """
         WITH s AS (
@@ -38,18 +56,9 @@ def verify_pow(con: duckdb.DuckDBPyConnection, epoch: str) -> tuple[int, int]:
     ).fetchnumpy()
     cid, seed, n = samples["challenge_id"], samples["seed"], samples["n"]
     i, j, v = samples["i"], samples["j"], samples["v"]
-    in_range = (i >= 0) & (j >= 0) & (i < n) & (j < n)
-    # one job per challenge with its in-range (i, j) pairs; out-of-range samples are bad outright
-    starts = np.flatnonzero(np.r_[True, cid[1:] != cid[:-1]]) if cid.size else np.array([], int)
-    bounds = np.r_[starts, cid.size]
-    jobs = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        ok = in_range[a:b]
-        jobs.append((int(seed[a]), int(n[a]), list(zip(i[a:b][ok].tolist(), j[a:b][ok].tolist()))))
-    entries = many_challenge_entries(jobs)
+    in_range = (i >= 0) & (j >= 0) & (i < n) & (j < n)  # out-of-range samples are bad outright
     expected = np.zeros(cid.size, dtype=np.int64)
-    for (a, b), values in zip(zip(bounds[:-1], bounds[1:]), entries):
-        expected[a:b][in_range[a:b]] = values
+    expected[in_range] = (entries or _entries_backend())(seed[in_range], n[in_range], i[in_range], j[in_range])
     bad = ~in_range | (expected != v)
     con.execute("DELETE FROM pow_checks WHERE _hour = ?", [epoch])
     if cid.size:

@@ -6,11 +6,15 @@ Verdict overrides (a person's review, e.g. sybils removed after the fact) are ad
 what was stored before: one statement per account with the old and new amounts and, per
 device, what changed (tier, eligibility, weight, policy version). With ``apply=False`` the
 whole recomputation is rolled back and only the statements remain.
+
+A rewards-only change (``recalculate_rewards``: a new reward policy, no new verdicts) re-runs
+only the reward stage; verification and detection, most of an epoch's cost, are skipped.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +25,7 @@ import polars as pl
 from pipelines.contract import TIERS
 from pipelines.policy import DetectionPolicy
 from pipelines.rewards_policy import RewardsPolicy
-from pipelines.run import compute_epoch
+from pipelines.run import compute_epoch, compute_rewards
 
 SNAPSHOT_SQL = """
 CREATE OR REPLACE TEMP TABLE {name} AS
@@ -64,7 +68,7 @@ d AS (
                   THEN format('policy {} -> {}', o.versions, n.versions) END,
              CASE WHEN coalesce(o.amount, 0) <> coalesce(n.amount, 0) AND o.tiers IS NOT DISTINCT FROM n.tiers
                    AND o.weight IS NOT DISTINCT FROM n.weight THEN 'other devices'' weights changed the split' END) AS what
-    FROM o FULL JOIN n ON n.account_id = o.account_id AND n.device_id = o.device_id
+    FROM o FULL JOIN n ON n.account_id IS NOT DISTINCT FROM o.account_id AND n.device_id = o.device_id  -- devices without an account too
 )
 SELECT d.account_id, CAST(sum(d.old_amount) AS BIGINT) AS old_base_units, CAST(sum(d.new_amount) AS BIGINT) AS new_base_units,
        CAST(sum(d.new_amount) - sum(d.old_amount) AS BIGINT) AS delta_base_units,
@@ -108,6 +112,40 @@ def recalculate(
 ) -> pl.DataFrame:
     """Recompute every processed epoch from ``epoch_from``; return per-account statements for
     ``epoch_from..epoch_to`` (old vs new). Rolled back unless ``apply``."""
+
+    def add_overrides() -> None:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        for o in overrides:
+            con.execute(
+                "INSERT INTO verdict_overrides VALUES (?, ?, ?, ?, ?, ?)", [o.device_id, epoch_from, epoch_to, o.tier, o.reason, now]
+            )
+
+    return _recompute_and_compare(
+        con, epoch_from, epoch_to, lambda epoch: compute_epoch(con, epoch, policy, rewards, quality_bars=False), add_overrides, apply
+    )
+
+
+def recalculate_rewards(
+    con: duckdb.DuckDBPyConnection, epoch_from: str, epoch_to: str, rewards: RewardsPolicy, apply: bool = False
+) -> pl.DataFrame:
+    """``recalculate`` for a rewards-only change (a new reward policy version): only stake
+    positions, allocations and slashing are recomputed, in order from ``epoch_from`` (slashing
+    carries accrued rewards and open incidents forward). PoW verification, features, detectors
+    and tiers are read as stored: none of them reads a reward table, so they cannot change.
+    Verdict overrides change tiers and need ``recalculate``."""
+    return _recompute_and_compare(con, epoch_from, epoch_to, lambda epoch: compute_rewards(con, epoch, rewards), None, apply)
+
+
+def _recompute_and_compare(
+    con: duckdb.DuckDBPyConnection,
+    epoch_from: str,
+    epoch_to: str,
+    recompute: Callable[[str], object],
+    before: Callable[[], None] | None,
+    apply: bool,
+) -> pl.DataFrame:
+    """Snapshot the period's allocations and slashing, run ``before`` then ``recompute`` for every
+    processed epoch from ``epoch_from`` in one transaction, diff, commit only if ``apply``."""
     params = {"lo": epoch_from, "hi": epoch_to}
     con.execute(SNAPSHOT_SQL.format(name="old_alloc"), params)
     con.execute(SLASH_SQL.format(name="old_slash"), params)
@@ -116,13 +154,10 @@ def recalculate(
         raise ValueError(f"no processed epoch at or after {epoch_from}")
     con.execute("BEGIN TRANSACTION")
     try:
-        now = datetime.now(UTC).replace(tzinfo=None)
-        for o in overrides:
-            con.execute(
-                "INSERT INTO verdict_overrides VALUES (?, ?, ?, ?, ?, ?)", [o.device_id, epoch_from, epoch_to, o.tier, o.reason, now]
-            )
+        if before is not None:
+            before()
         for epoch in epochs:
-            compute_epoch(con, epoch, policy, rewards, quality_bars=False)
+            recompute(epoch)
         con.execute(SNAPSHOT_SQL.format(name="new_alloc"), params)
         con.execute(SLASH_SQL.format(name="new_slash"), params)
         statements = pl.from_arrow(con.sql(DIFF_SQL).to_arrow_table())

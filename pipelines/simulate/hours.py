@@ -17,7 +17,7 @@ import polars as pl
 
 from pipelines.catalogue import load_catalogue
 from pipelines.contract import BASE_UNITS_PER_IO
-from pipelines.pow_math import many_challenge_entries
+from pipelines.pow_math import sample_entries
 from pipelines.simulate.population import Network
 from pipelines.simulate.scenario import Scenario
 
@@ -342,10 +342,12 @@ def _challenges(dev, ch, rng, base, kind, sel, batch, online, down_from, scenari
     j_idx = (rng.random((m, samples)) * n[:, None]).astype(np.int64)
     cheating = dev.cheat_samples[sel] & (rng.random(m) < scenario.cheat_share)
     honest = ok & ~fake & ~cheating
-    jobs = [(int(seeds[r]), int(n[r]), [(int(i_idx[r]), int(j)) for j in j_idx[r]]) for r in np.flatnonzero(honest)]
     values = np.zeros((m, samples), np.int64)
-    if jobs:
-        values[honest] = np.array(many_challenge_entries(jobs), dtype=np.int64)
+    if honest.any():  # one sample per (challenge, column), as flat arrays for the compiled kernel
+        rows = np.flatnonzero(honest)
+        flat = sample_entries(np.repeat(seeds[rows], samples), np.repeat(n[rows], samples),
+                              np.repeat(i_idx[rows], samples), j_idx[rows].ravel())  # fmt: skip
+        values[rows] = flat.reshape(rows.size, samples)
     wrong = ok & ~honest
     values[wrong] = rng.integers(-4000, 4000, (int(wrong.sum()), samples)) * 3 + 1
     sample_json = [
