@@ -58,7 +58,8 @@ def test_every_population_is_present_with_truth(small_drops: Path) -> None:
 
 
 def test_honest_timings_follow_the_spec_sheet(small_drops: Path) -> None:
-    """compute_ms = 2n^3 / (spec x efficiency): measured TFLOPS sit below spec and near it."""
+    """compute_ms = 2n^3 / (spec x efficiency x heat): measured TFLOPS sit near spec x efficiency,
+    an hour of heat takes at most 38% off, and nothing beats physics."""
     truth = truth_devices(small_drops).filter(pl.col("population") == "home")
     pow_ = pl.concat(
         [pl.read_parquet(p) for p in small_drops.glob("*/pow.parquet")]
@@ -71,7 +72,9 @@ def test_honest_timings_follow_the_spec_sheet(small_drops: Path) -> None:
         dict(zip(*[pl.read_csv("data/gpu_catalogue.csv")[c] for c in ("model_key", "fp16_tensor_tflops")]))
     )
     assert ok.height > 50
-    assert ((ratio / spec) - 1).abs().max() < 0.25
+    rel = ratio / spec
+    assert abs(rel.median() - 1) < 0.05
+    assert rel.min() > 0.62 * 0.85 and rel.max() < 1.2
 
 
 def test_scenario_file_overrides_and_rejects_unknown_keys(tmp_path: Path) -> None:
