@@ -16,7 +16,6 @@ hubs included, and scores it the same way.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -101,7 +100,6 @@ def main() -> None:
     with pl.Config(tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4, tbl_width_chars=220):
         print(f"against Hop's own groups ({hop['group'].n_unique()} groups, {hop.height} candidates):")
         print(pl.DataFrame(rows))
-    print(json.dumps({"ours_clusters": ours["cluster"].n_unique()}))
 
 
 if __name__ == "__main__":
