@@ -15,7 +15,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
-from pipelines.sybil.communities import ClusterRules, communities, score_clusters
+from pipelines.sybil.communities import ClusterRules, communities, core_members, score_clusters
 from pipelines.features import previous_epoch
 from pipelines.sybil.links import build_account_graph
 
@@ -63,7 +63,8 @@ class SybilRings(Detector):
                                           block=self.block, hub_min=self.hub_min, min_share=self.hub_min_share,
                                           min_lift=self.hub_min_lift)  # fmt: skip
         edges = pl.from_arrow(evidence.con.sql("SELECT * FROM account_edges").to_arrow_table())
-        self.clusters_ = score_clusters(edges, communities(edges, self._rules()), self._rules())  # type: ignore[arg-type]
+        rules = self._rules()
+        self.clusters_ = score_clusters(edges, core_members(edges, communities(edges, rules), rules), rules)  # type: ignore[arg-type]
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
         con.execute("DELETE FROM sybil_clusters WHERE epoch = ?", [evidence.epoch])
         if rings.height:
