@@ -139,21 +139,25 @@ def randomized(a: argparse.Namespace, work: Path) -> None:
         truth = truth_accounts(drops)
         with connect(db) as con:
             ours = pl.from_arrow(con.sql(f"SELECT cluster_id, account_id FROM sybil_clusters WHERE epoch = '{epoch}'").to_arrow_table())
+            build_account_graph(con, epoch)
+            baselines = {"hop_components": attribute_components(con), "arbitrum_funding_louvain": funding_louvain(con, epoch)}
         m = sybil_pairwise(truth, ours)  # type: ignore[arg-type]
+        others = {name: sybil_pairwise(truth, c) for name, c in baselines.items()}
         honest = truth.filter(~pl.col("population").is_in(SYBIL_POPULATIONS) & (pl.col("population") != "wash_trader"))
         flagged = honest.join(ours.select("account_id").unique(), on="account_id")  # type: ignore[union-attr]
         v = per_variant(truth, ours).with_columns(pl.lit(seed).alias("seed"))  # type: ignore[arg-type]
         variants.append(v)
         rows.append({"seed": seed, "pair_precision": m["pair_precision"], "pair_recall": m["pair_recall"],
                      "honest_accounts": honest.height, "honest_flagged": flagged.height,
-                     "flagged_populations": ", ".join(sorted(set(flagged["population"]))), **{k2: str(v2) for k2, v2 in drawn["sybil"].items() if k2 != "variants"}})  # fmt: skip
+                     "flagged_populations": ", ".join(sorted(set(flagged["population"]))),
+                     **{f"{name} P/R": f"{o['pair_precision']:.4f}/{o['pair_recall']:.4f}" for name, o in others.items()}})  # fmt: skip
         shutil.rmtree(drops, ignore_errors=True)
         db.unlink(missing_ok=True)
     table = pl.DataFrame(rows)
     by_variant = pl.concat(variants)
     with pl.Config(tbl_rows=100, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4, tbl_width_chars=250):
         print(f"{a.random} random networks, {a.devices} devices x {a.hours} hours, held-out recipes {sorted(held_out)}")
-        print(table.select("seed", "pair_precision", "pair_recall", "honest_accounts", "honest_flagged", "flagged_populations"))
+        print(table)
         print(by_variant.select("seed", "variant", "rings", "accounts", "pair_recall"))
         print("worst case: pair precision {:.4f}, pair recall {:.4f}, honest accounts flagged {} ({:.2%}); recall per recipe: {}".format(
             table["pair_precision"].fill_nan(None).min(), table["pair_recall"].fill_nan(None).min(), table["honest_flagged"].max(),
