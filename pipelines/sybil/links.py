@@ -16,7 +16,10 @@ when at least ``min_share`` of its holders also share one value of another opera
 network (``overlap x N / (n x n_other)``; 1 is independence). An exchange's customers or a
 popular desktop configuration overlap other values only as often as chance does; a ring's
 values overlap each other almost completely. A value failing this is a hub: it links nobody,
-and it is kept in ``account_hubs`` (with its best lift) for the record. Counting overlaps
+and it is kept in ``account_hubs`` (with its best lift) for the record. A value passing it
+links only holders that also hold its supporting co-value (the one covering most of its
+holders): a small exchange that funded a ring's wallets and a few honest customers links the
+ring's members, not the customers. Counting overlaps
 walks each large value's holders once: linear, no pairs.
 
 **Linear pair generation.** A value's holders are paired in full when there are at most
@@ -188,7 +191,7 @@ FROM candidates c
 JOIN account_shared x ON x.account_id = c.a
 JOIN account_shared y ON y.account_id = c.b AND y.kind = x.kind AND y.value = x.value;
 
-CREATE OR REPLACE TEMP TABLE account_hubs AS
+CREATE OR REPLACE TEMP TABLE account_support AS
 WITH total AS (SELECT count(DISTINCT account_id) AS accounts FROM account_attrs),
 co AS (  -- for every large value, how its holders' other operator values overlap it
     SELECT v.kind, v.value, v.n, u.kind AS other_kind, u.value AS other_value, u.n AS other_n, count(*) AS overlap
@@ -196,20 +199,36 @@ co AS (  -- for every large value, how its holders' other operator values overla
     WHERE v.n > $hub_min
     GROUP BY ALL
 ),
-support AS (
-    SELECT c.kind, c.value, c.n, max(c.overlap * t.accounts / (c.n * c.other_n)) AS lift,
-           arg_max(c.other_kind || ':' || c.other_value, c.overlap * t.accounts / (c.n * c.other_n)) AS with_value
-    FROM co c, total t WHERE c.overlap >= $min_share * c.n GROUP BY c.kind, c.value, c.n
+scored AS (
+    SELECT c.*, c.overlap * t.accounts / (c.n * c.other_n) AS lift FROM co c, total t WHERE c.overlap >= $min_share * c.n
+),
+best AS (  -- the co-value covering most of the value's holders among those far above chance
+    SELECT kind, value, arg_max(struct_pack(other_kind, other_value, lift), overlap * 1e6 + lift) AS s
+    FROM scored WHERE lift >= $min_lift GROUP BY kind, value
 )
-SELECT g.kind, g.value, g.n, s.lift, s.with_value
+SELECT g.kind, g.value, g.n, b.s.other_kind AS support_kind, b.s.other_value AS support_value, b.s.lift AS lift,
+       (SELECT max(lift) FROM scored x WHERE x.kind = g.kind AND x.value = g.value) AS best_lift
 FROM (SELECT kind, value, any_value(n) AS n FROM account_shared WHERE n > $hub_min GROUP BY kind, value) g
-LEFT JOIN support s USING (kind, value)
-WHERE s.lift IS NULL OR s.lift < $min_lift;
+LEFT JOIN best b USING (kind, value);
+
+CREATE OR REPLACE TEMP TABLE account_hubs AS
+SELECT kind, value, n, best_lift AS lift FROM account_support WHERE support_value IS NULL;
 
 CREATE OR REPLACE TEMP TABLE account_edges AS
-WITH p AS (
+WITH corroborated AS (  -- a large value links two accounts only if both also hold its supporting co-value
+    SELECT x.* FROM account_pairs x
+    JOIN account_support s USING (kind, value)
+    JOIN account_attrs sa ON sa.account_id = x.a AND sa.kind = s.support_kind AND sa.value = s.support_value
+    JOIN account_attrs sb ON sb.account_id = x.b AND sb.kind = s.support_kind AND sb.value = s.support_value
+    WHERE s.support_value IS NOT NULL
+),
+usable AS (
+    SELECT * FROM account_pairs ANTI JOIN account_support USING (kind, value)  -- small values: face value
+    UNION ALL SELECT * FROM corroborated
+),
+p AS (
     SELECT a, b, kind, max(weight) AS weight, arg_max(value, weight) AS value, min(n) AS n  -- the rarest value per kind
-    FROM account_pairs ANTI JOIN account_hubs USING (kind, value) GROUP BY a, b, kind
+    FROM usable GROUP BY a, b, kind
 ),
 kept AS (
     SELECT a, b FROM p GROUP BY a, b
@@ -226,6 +245,7 @@ SELECT (SELECT count(*) FROM account_links) AS block_pairs, (SELECT count(*) FRO
 
 DROP TABLE account_pairs;
 DROP TABLE account_links;
+DROP TABLE account_support;
 DROP TABLE account_shared;
 """
 
