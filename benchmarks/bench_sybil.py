@@ -54,7 +54,8 @@ with connect(sys.argv[1]) as con:
     seconds = time.perf_counter() - started
     accounts = con.execute("SELECT count(DISTINCT account_id) FROM accounts").fetchall()[0][0]
     devices = con.execute("SELECT count(*) FROM device_features WHERE epoch = ?", [sys.argv[2]]).fetchall()[0][0]
-print(json.dumps({"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    block_pairs, candidates, hubs = con.execute("SELECT block_pairs, candidates, hubs FROM account_graph_stats").fetchall()[0]
+print(json.dumps({"block_pairs": block_pairs, "candidates": candidates, "hubs": hubs, "seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "edges": d.edges_, "communities": d.clusters_.height, "sybil_devices": found.height,
                   "accounts": accounts, "devices": devices}))
 """
@@ -180,7 +181,8 @@ def scale(a: argparse.Namespace, work: Path) -> None:
     m = json.loads(out.stdout.strip().splitlines()[-1])
     if not a.reuse:
         print(f"simulate {simulated - started:.0f} s; pipeline {processed - simulated:.0f} s (sybil stage included)")
-    print(f"accounts {m['accounts']}, devices {m['devices']}, account pairs kept {m['edges']}, communities {m['communities']}")
+    print(f"accounts {m['accounts']}, devices {m['devices']}, pairs made in blocks {m['block_pairs']}, candidate pairs "
+          f"{m['candidates']}, hub values {m['hubs']}, account pairs kept {m['edges']}, communities {m['communities']}")
     print(f"sybil stage alone: {m['seconds']:.1f} s (target < 120 s), peak memory {m['peak_rss_mib'] / 1024:.2f} GiB (target < 8 GiB)")
 
 
