@@ -215,12 +215,14 @@ CREATE OR REPLACE TEMP TABLE account_hubs AS
 SELECT kind, value, n, best_lift AS lift FROM account_support WHERE support_value IS NULL;
 
 CREATE OR REPLACE TEMP TABLE account_edges AS
-WITH corroborated AS (  -- a large value links two accounts only if both also hold its supporting co-value
+WITH support_holders AS (  -- for each large value, the accounts holding its supporting co-value
+    SELECT s.kind, s.value, h.account_id FROM account_support s
+    JOIN account_attrs h ON h.kind = s.support_kind AND h.value = s.support_value
+),
+corroborated AS (  -- a large value links two accounts only if both also hold its supporting co-value
     SELECT x.* FROM account_pairs x
-    JOIN account_support s USING (kind, value)
-    JOIN account_attrs sa ON sa.account_id = x.a AND sa.kind = s.support_kind AND sa.value = s.support_value
-    JOIN account_attrs sb ON sb.account_id = x.b AND sb.kind = s.support_kind AND sb.value = s.support_value
-    WHERE s.support_value IS NOT NULL
+    SEMI JOIN support_holders ha ON ha.kind = x.kind AND ha.value = x.value AND ha.account_id = x.a
+    SEMI JOIN support_holders hb ON hb.kind = x.kind AND hb.value = x.value AND hb.account_id = x.b
 ),
 usable AS (
     SELECT * FROM account_pairs ANTI JOIN account_support USING (kind, value)  -- small values: face value
