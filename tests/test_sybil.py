@@ -193,8 +193,8 @@ def vendor_ring(con, n: int = 12) -> list[str]:
     """A ring the simulator's default rings do not resemble: random mailboxes of one length from a
     small vendor, funding through chains of two and three intermediate wallets, restarts
     jittered by +-35 minutes around 23:50 (across midnight), one VM template, one /24 each."""
-    funded(con, "m1", "boss"), funded(con, "m2", "m1"), funded(con, "m3", "m2")
-    funded(con, "n1", "boss"), funded(con, "n2", "n1")
+    for wallet, funder in (("m1", "boss"), ("m2", "m1"), ("m3", "m2"), ("n1", "boss"), ("n2", "n1")):
+        funded(con, wallet, funder)
     letters = "abcdefghijklmnopqrstuvwxyz0123456789"
     accounts = []
     for k in range(n):
