@@ -1,8 +1,8 @@
 """``sybil``: many accounts run by one operator, found from many weak signals.
 
-Builds the account graph (``pipelines.sybil.links``: shared funders, mailboxes, bulk email
-patterns, synchronized restarts, hardware, IPs, referrals, each weighted by how rare the shared
-value is), finds communities (``pipelines.sybil.communities``: Louvain per component) and keeps
+Builds the account graph (``pipelines.sybil.links``: shared funders up to three hops back,
+mailboxes and mailbox shapes, restart times of day, VM templates, hosts, IPs, referrals, sign-up
+times, each weighted by how rare the shared value is on this network, with hubs cut), finds communities (``pipelines.sybil.communities``: Louvain per component) and keeps
 those that only a sybil ring explains. Their accounts go to ``sybil_clusters`` with the evidence
 as a short story; every device of a member account gets this detector's evidence. The graph
 is rebuilt every ``refresh_hours`` (default every hour; at hours divisible by it, or when the
@@ -15,7 +15,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
-from pipelines.sybil.communities import ClusterRules, communities, score_clusters
+from pipelines.sybil.communities import ClusterRules, communities, core_members, score_clusters
 from pipelines.features import previous_epoch
 from pipelines.sybil.links import build_account_graph
 
@@ -26,7 +26,8 @@ class SybilRings(Detector):
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 24, min_edge_weight: float = 0.3,
                  min_accounts: int = 3, min_score: float = 0.8, min_strong_kinds: int = 2,
-                 min_coverage: float = 0.5, reject_score: float = 0.85, refresh_hours: int = 1):  # fmt: skip
+                 min_coverage: float = 0.5, reject_score: float = 0.85, refresh_hours: int = 1,
+                 block: int = 32, hub_min: int = 10, hub_min_share: float = 0.5, hub_min_lift: float = 3.0):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.min_edge_weight = min_edge_weight
@@ -36,6 +37,10 @@ class SybilRings(Detector):
         self.min_coverage = min_coverage
         self.reject_score = reject_score
         self.refresh_hours = refresh_hours
+        self.block = block
+        self.hub_min = hub_min
+        self.hub_min_share = hub_min_share
+        self.hub_min_lift = hub_min_lift
 
     def _rules(self) -> ClusterRules:
         return ClusterRules(min_edge_weight=self.min_edge_weight, min_accounts=self.min_accounts, min_score=self.min_score,
@@ -54,9 +59,12 @@ class SybilRings(Detector):
             )
             self.edges_, self.clusters_ = None, None
             return self
-        self.edges_ = build_account_graph(evidence.con, evidence.epoch, self.window_hours, self.min_edge_weight)
+        self.edges_ = build_account_graph(evidence.con, evidence.epoch, self.window_hours, self.min_edge_weight,
+                                          block=self.block, hub_min=self.hub_min, min_share=self.hub_min_share,
+                                          min_lift=self.hub_min_lift)  # fmt: skip
         edges = pl.from_arrow(evidence.con.sql("SELECT * FROM account_edges").to_arrow_table())
-        self.clusters_ = score_clusters(edges, communities(edges, self._rules()), self._rules())  # type: ignore[arg-type]
+        rules = self._rules()
+        self.clusters_ = score_clusters(edges, core_members(edges, communities(edges, rules), rules), rules)  # type: ignore[arg-type]
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
         con.execute("DELETE FROM sybil_clusters WHERE epoch = ?", [evidence.epoch])
         if rings.height:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -77,6 +78,20 @@ def lab(con, n: int = 12) -> list[str]:
     return accounts
 
 
+def background(con, n: int = 150) -> list[str]:
+    """Ordinary home users, each with their own wallet, mailbox, machine and connection: the base
+    rate a ring stands out from (a ring that is half of a network is not a coincidence against it)."""
+    cpus = ["AMD Ryzen 9 7950X", "AMD Ryzen 7 5800X", "Intel Core i9-13900K", "Intel Core i7-12700K", "AMD Ryzen 5 5600X"]
+    accounts = []
+    for k in range(n):
+        acc = f"home{k}"
+        account(con, acc, f"{['li', 'sam', 'eva'][k % 3]}.{['kim', 'costa', 'lopez', 'wang'][k % 4]}{k}@gmail.com", f"w-{acc}", f"77.{k}.1.2")
+        funded(con, f"w-{acc}", f"w-{acc}-own" if k % 3 else "big-exchange")
+        device(con, f"d-{acc}", acc, f"77.{k}.1.2", f"host-{acc}", cpu=cpus[k % 5])
+        accounts.append(acc)
+    return accounts
+
+
 def family(con) -> list[str]:
     accounts = []
     for k in range(3):
@@ -113,6 +128,7 @@ def test_normalized_gmail_and_weak_links_alone(con) -> None:
 def test_pairwise_metrics_and_baselines(con) -> None:
     members = ring(con, 25)
     lab(con, 30)
+    background(con)
     build_account_graph(con, EPOCH)
     hop = attribute_components(con)
     arbitrum = funding_louvain(con, EPOCH)
@@ -167,3 +183,81 @@ def test_double_listing_elsewhere_is_flagged_same_host_is_not(con) -> None:
     found = DoubleListed().detect(Evidence(con, EPOCH))
     assert found["device_id"].to_list() == ["moved"] and found["action"][0] == "probation"
     assert "listed on akash from 77.7.7.7" in found["reason"][0]
+
+
+def restart_at(con, dev: str, ts: datetime) -> None:
+    con.execute("INSERT INTO restart_gaps VALUES (?, ?, ?, 20.0)", [EPOCH, dev, ts])
+
+
+def vendor_ring(con, n: int = 12) -> list[str]:
+    """A ring the simulator's default rings do not resemble: random mailboxes of one length from a
+    small vendor, funding through chains of two and three intermediate wallets, restarts
+    jittered by +-35 minutes around 23:50 (across midnight), one VM template, one /24 each."""
+    for wallet, funder in (("m1", "boss"), ("m2", "m1"), ("m3", "m2"), ("n1", "boss"), ("n2", "n1")):
+        funded(con, wallet, funder)
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+    accounts = []
+    for k in range(n):
+        acc = f"vend{k}"
+        local = "".join(letters[(k * 7 + i * 13 + i * i * k) % 36] for i in range(11))
+        account(con, acc, f"{local}@inbox.lv", f"w-{acc}", f"91.{k}.3.9")
+        funded(con, f"w-{acc}", "m3" if k % 2 else "n2")
+        device(con, f"d-{acc}", acc, f"91.{k}.3.9", f"host-{acc}", cpu="AMD EPYC 7302")
+        restart_at(con, f"d-{acc}", datetime(2024, 8, 13, 23, 50) + timedelta(minutes=(k * 37) % 71 - 35))
+        accounts.append(acc)
+    return accounts
+
+
+def exchange_customers(con, n: int = 40) -> list[str]:
+    """Honest people who bought their stake on exchanges: 30 from one hot wallet, the rest from a
+    small exchange; common mailbox providers and shapes, one popular desktop, some nightly reboots."""
+    accounts = []
+    for k in range(n):
+        acc = f"cust{k}"
+        first, last = ["ana", "li", "omar", "yuki", "ivan"][k % 5], ["silva", "wang", "kim", "novak"][k % 4]
+        account(con, acc, f"{first}.{last}{k}@{['gmail.com', 'outlook.com'][k % 2]}", f"w-{acc}", f"84.{k}.7.1")
+        funded(con, f"w-{acc}", "binance-hot" if k < 30 else "small-exchange")
+        device(con, f"d-{acc}", acc, f"84.{k}.7.1", f"host-{acc}")
+        if k % 4 == 0:  # reboots for updates around 03:00 local time
+            restart(con, f"d-{acc}", 60 + k % 20)
+        accounts.append(acc)
+    return accounts
+
+
+def test_unseen_ring_shape_clustered_exchange_customers_not(con) -> None:
+    members = vendor_ring(con)
+    customers = exchange_customers(con)
+    lab(con)
+    SybilRings().detect(Evidence(con, EPOCH))
+    clusters = con.execute("SELECT cluster_id, list(account_id ORDER BY account_id) FROM sybil_clusters GROUP BY 1").fetchall()
+    assert [sorted(c) for _, c in clusters] == [sorted(members)]
+    assert not set(customers) & {a for _, c in clusters for a in c}
+    # the exchange's hot wallet and the popular desktop are hubs: they overlap each other only by chance
+    hubs = dict(con.execute("SELECT value, coalesce(lift, 0) FROM account_hubs WHERE kind IN ('funding', 'hw_fingerprint')").fetchall())
+    assert hubs.keys() >= {"binance-hot", "2.5.2|AMD Ryzen 9 7950X|16|64"} and max(hubs.values()) < 3
+
+
+def test_pairs_per_holder_bounded_by_block(con) -> None:
+    # a 120-account farm (one funder, one template, one restart time) among 300 strangers who share a template
+    for k in range(120):
+        account(con, f"t{k}", f"user{k}@x{k}.org", f"w{k}", f"10.{k}.0.1")
+        funded(con, f"w{k}", "farm")
+        device(con, f"d{k}", f"t{k}", f"10.{k}.0.1", f"h{k}", cpu="Intel Xeon Gold 6138")
+        restart(con, f"d{k}", 200 + k % 9)
+    for k in range(300):
+        account(con, f"s{k}", f"person{k}@y{k}.org", f"v{k}", f"11.{k % 250}.{k}.1")
+        device(con, f"e{k}", f"s{k}", f"11.{k % 250}.{k}.1", f"g{k}")
+    SybilRings().detect(Evidence(con, EPOCH))
+    block_pairs, candidates = con.execute("SELECT block_pairs, candidates FROM account_graph_stats").fetchall()[0]
+    # a full self-join gives n(n-1)/2 pairs per shared value; blocks of 32 give at most 31 / 2 per holder
+    held = con.execute("SELECT count(*) FROM account_attrs WHERE kind NOT IN ('subnet', 'created')").fetchall()[0][0]
+    full = con.execute(
+        "SELECT sum(n * (n - 1) // 2) FROM (SELECT count(*) AS n FROM account_attrs WHERE kind NOT IN ('subnet', 'created') "
+        "GROUP BY kind, value HAVING n <= 300)"
+    ).fetchall()[0][0]
+    assert block_pairs <= held * 31 // 2 and block_pairs * 4 < full and candidates <= block_pairs
+    members = con.execute("SELECT list(account_id) FROM sybil_clusters GROUP BY cluster_id").fetchall()
+    assert [sorted(m) for (m,) in members] == [sorted(f"t{k}" for k in range(120))]
+    # the strangers' common template overlaps nothing else: a hub, linking nobody
+    [(n, lift)] = con.execute("SELECT n, coalesce(lift, 0) FROM account_hubs WHERE value LIKE '%Ryzen%'").fetchall()
+    assert n == 300 and lift < 3

@@ -36,6 +36,14 @@ LAST = ["smith", "garcia", "wang", "kim", "muller", "rossi", "silva", "novak", "
         "kumar", "ivanova", "brown", "nguyen", "lopez", "fischer", "moreau", "costa"]  # fmt: skip
 EMAIL_DOMAINS = ["gmail.com", "outlook.com", "proton.me", "yahoo.com", "icloud.com", "gmx.de"]
 BULK_DOMAINS = ["outlook.com", "hotmail.com", "gmail.com"]
+HONEST_EXTRA_DOMAINS = ["hotmail.com", "yandex.ru", "mail.ru", "web.de", "naver.com", "qq.com", "aol.com",
+                        "zoho.com", "tutanota.com", "fastmail.com"]  # fmt: skip
+HANDLES = ["dark", "wolf", "pixel", "ghost", "neo", "crypto", "gamer", "lucky", "blue", "shadow", "nova", "turbo"]
+VENDOR_DOMAINS = ["rambler.ru", "inbox.lv", "onet.pl", "gmx.com", "mailfence.com", "seznam.cz", "o2.pl", "bk.ru"]
+ADJECTIVES = ["blue", "quick", "silent", "brave", "lucky", "cosmic", "golden", "wild", "iron", "swift", "calm", "red"]
+NOUNS = ["falcon", "river", "tiger", "comet", "maple", "pixel", "storm", "otter", "cedar", "raven", "lotus", "fox"]
+UTC_OFFSET_MIN = {"US": -300, "DE": 60, "CN": 480, "IN": 330, "BR": -180, "RU": 180, "KR": 540, "GB": 0,
+                  "FR": 60, "NL": 60, "TR": 180, "JP": 540, "AU": 600, "CA": -300}  # fmt: skip
 B58 = np.array(list("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"))
 CPU_CONSUMER = ["AMD Ryzen 9 7950X", "AMD Ryzen 7 5800X", "Intel Core i9-13900K",
                 "Intel Core i7-12700K", "AMD Ryzen 5 5600X"]  # fmt: skip
@@ -68,6 +76,11 @@ class Builder:
         self.exchanges = [self.wallet() for _ in range(6)]
         self.hours = 1
         """Simulated hours (set by ``build_network``): late arrivals are drawn inside them."""
+        self.exchange_p: np.ndarray | None = None
+        if scenario.sybil.small_exchanges:  # Zipf-like popularity: the smallest fund tens of accounts
+            self.exchanges += [self.wallet() for _ in range(scenario.sybil.small_exchanges)]
+            weights = 1.0 / np.arange(1, len(self.exchanges) + 1)
+            self.exchange_p = weights / weights.sum()
         self.wallet_links: list[tuple[str, str]] = []
         """(wallet, the wallet that funded it) for intermediate wallets that own no account."""
 
@@ -107,16 +120,39 @@ class Builder:
     def person_email(self, surname: str | None = None) -> str:
         first = str(self.rng.choice(FIRST))
         last = surname or str(self.rng.choice(LAST))
+        if self.scenario.sybil.honest_mail_vendors:
+            return self._varied_email(first, last)
         style = int(self.rng.integers(0, 3))
         local = [f"{first}.{last}", f"{first}{last}{int(self.rng.integers(1, 99))}", f"{first[0]}{last}"][style]
         return f"{local}{self.uniq()}@{self.rng.choice(EMAIL_DOMAINS)}"
+
+    def _varied_email(self, first: str, last: str) -> str:
+        """Honest mailboxes of many providers and shapes (handles, birth years, underscores)."""
+        year, n = int(self.rng.integers(1965, 2006)), int(self.rng.integers(1, 999))
+        handle = str(self.rng.choice(HANDLES)) + str(self.rng.choice(HANDLES))
+        styles = [f"{first}.{last}", f"{first}{last}{n}", f"{first[0]}{last}", f"{first}_{last}{year % 100:02d}",
+                  f"{handle}{year}", f"{last}.{first}{n}", f"{first}{year}"]  # fmt: skip
+        local = styles[int(self.rng.integers(len(styles)))]
+        domain = str(self.rng.choice(EMAIL_DOMAINS + HONEST_EXTRA_DOMAINS))
+        return f"{local}{self.uniq() if self.rng.random() < 0.5 else ''}@{domain}"
+
+    def nightly_restart(self, country: str) -> dict:
+        """Device fields of an honest machine that reboots around 03:00 local time (updates, cron)."""
+        if self.scenario.sybil.honest_restart_share <= 0 or self.rng.random() >= self.scenario.sybil.honest_restart_share:
+            return {}
+        minute = (180 + int(self.rng.integers(-30, 31)) - UTC_OFFSET_MIN.get(country, 0)) % 1440
+        return {"restart_minute": minute, "restart_jitter": int(self.rng.integers(5, 30))}
 
     def created_at(self, days_before: tuple[int, int] = (5, 400)) -> float:
         """Seconds before the simulation start."""
         return float(self.rng.uniform(days_before[0] * 86400, days_before[1] * 86400))
 
     def funder(self, wallet: str) -> str:
-        return wallet if self.rng.random() < 0.6 else str(self.rng.choice(self.exchanges))
+        if self.rng.random() < 0.6:
+            return wallet
+        if self.exchange_p is None:
+            return str(self.rng.choice(self.exchanges))
+        return str(self.rng.choice(self.exchanges, p=self.exchange_p))
 
     def apple_memory(self, model_key: str) -> int:
         """What an Apple chip reports as GPU memory: a share of one of its unified-memory sizes
@@ -213,10 +249,11 @@ def _home_like(b: Builder, count: int, population: str, eff: tuple[float, float]
         ip, host, cpu = b.ip_in(), b.hex(32), str(b.rng.choice(CPU_CONSUMER))
         block.accounts[acct]["signup_ip"] = ip
         model, habits = b.choose(HOME_MODELS), b.habits()
+        restart = b.nightly_restart(country)
         for k in range(1 if b.rng.random() < 0.7 else 2):
             _device(b, block, acct, model, host=host, index=k, kind="home", ip=ip, asn=asn,
                     country=country, cpu=cpu, population=population, fraud=[],
-                    efficiency=b.efficiency(*eff), **habits)  # fmt: skip
+                    efficiency=b.efficiency(*eff), **habits, **restart)  # fmt: skip
     return block
 
 
@@ -311,13 +348,17 @@ def shared_nat_family(b: Builder, count: int) -> Block:
         asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
         ip, surname = b.ip_in(), str(b.rng.choice(LAST))
         first = None
+        family_wallet = None
+        if b.scenario.sybil.family_shared_funder > 0 and b.rng.random() < b.scenario.sybil.family_shared_funder:
+            family_wallet = b.wallet()  # one parent's wallet funds everyone's stake
+            b.wallet_links.append((family_wallet, b.funder(family_wallet)))
         for _ in range(int(b.rng.integers(2, 5))):
             if len(block.devices) >= count:
                 break
             wallet = b.wallet()
             acct = block.add_account(population="shared_nat_family", cluster=None,
                                      created_s=b.created_at(), email=b.person_email(surname),
-                                     wallet=wallet, funder=b.funder(wallet), signup_ip=ip,
+                                     wallet=wallet, funder=family_wallet or b.funder(wallet), signup_ip=ip,
                                      referrer=first)  # fmt: skip
             first = acct if first is None else first
             _device(b, block, acct, b.choose(HOME_MODELS), host=b.hex(32), index=0, kind="home",
@@ -427,7 +468,12 @@ def _sybil(b: Builder, count: int, population: str, accounts_per_ring: tuple[int
            jitter: int) -> Block:  # fmt: skip
     """One operator posing as many small owners: bulk emails, one funder, proxy IPs."""
     block = Block()
+    variants = b.scenario.sybil.variants
     while len(block.devices) < count:
+        variant = b.choose(variants) if len(variants) > 1 else next(iter(variants))
+        if variant != "classic":
+            _recipe_ring(b, block, count, population, accounts_per_ring, jitter, variant)
+            continue
         ring = f"ring-{b.uniq()}"
         funder = b.wallet()
         middles = [b.wallet() for _ in range(3)]
@@ -466,6 +512,96 @@ def _sybil(b: Builder, count: int, population: str, accounts_per_ring: tuple[int
                         restart_jitter=jitter, ram_gb=ram, cpu_cores=cores, worker_version="2.5.2")  # fmt: skip
             a += 1
     return block
+
+
+def ring_mailbox_maker(b: Builder, variant: str):
+    """A function giving the ring's next mailbox: one vendor, one shape, per ring."""
+    if variant == "vendor_chain":  # random strings of one length from one bulk vendor
+        domain, length = str(b.rng.choice(VENDOR_DOMAINS)), int(b.rng.integers(8, 15))
+        chars = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789"))
+        return lambda: "".join(b.rng.choice(chars, size=length)) + "@" + domain
+    if variant == "word_split":  # adjective + noun + digits, one separator
+        domain, sep, digits = str(b.rng.choice(EMAIL_DOMAINS)), str(b.rng.choice(["", ".", "_"])), int(b.rng.integers(2, 5))
+        return lambda: (f"{b.rng.choice(ADJECTIVES)}{sep}{b.rng.choice(NOUNS)}"
+                        f"{int(b.rng.integers(10 ** (digits - 1), 10 ** digits))}@{domain}")  # fmt: skip
+    # human_template: names that look like people's, on mainstream providers
+    domains = list(b.rng.choice(EMAIL_DOMAINS, size=2, replace=False))
+    return lambda: (f"{b.rng.choice(FIRST)}.{b.rng.choice(LAST)}{int(b.rng.integers(1970, 2005))}"
+                    f"@{b.rng.choice(domains)}")  # fmt: skip
+
+
+def ring_funders(b: Builder, variant: str, n_acc: int) -> list[str]:
+    """The wallet that funds each of the ring's accounts; chains of intermediates go to ``wallet_links``."""
+    p = b.scenario.sybil
+    boss = b.wallet()
+    if variant == "vendor_chain":  # 1-3 chains boss -> m1 -> ... -> md, accounts at the chains' ends
+        ends = []
+        for _ in range(int(b.rng.integers(1, 4))):
+            up = boss
+            for _ in range(int(b.rng.integers(p.funding_depth[0], p.funding_depth[1] + 1))):
+                mid = b.wallet()
+                b.wallet_links.append((mid, up))
+                up = mid
+            ends.append(up)
+        return [ends[a % len(ends)] for a in range(n_acc)]
+    # word_split / human_template: many small funders (3-8 accounts each)
+    lo, hi = p.accounts_per_funder
+    source = boss
+    if variant == "word_split":  # boss -> one intermediate -> the small funders
+        source = b.wallet()
+        b.wallet_links.append((source, boss))
+    funders: list[str] = []
+    while len(funders) < n_acc:
+        f = b.wallet()
+        # human_template: each funder withdrawn from an exchange, so no common wallet above them
+        b.wallet_links.append((f, str(b.rng.choice(b.exchanges)) if variant == "human_template" else source))
+        funders += [f] * int(b.rng.integers(lo, hi + 1))
+    return funders[:n_acc]
+
+
+def _recipe_ring(b: Builder, block: Block, count: int, population: str, accounts_per_ring: tuple[int, int],
+                 jitter: int, variant: str) -> None:  # fmt: skip
+    """One ring made with a named recipe: its own mailbox vendor and shape, funding path, restart
+    jitter, sign-up bursts, one VM template, proxies over many /24s of a few ASNs, referrals."""
+    p = b.scenario.sybil
+    ring = f"ring-{variant}-{b.uniq()}"
+    n_acc = int(b.rng.integers(accounts_per_ring[0], accounts_per_ring[1] + 1))
+    mailbox = ring_mailbox_maker(b, variant)
+    funders = ring_funders(b, variant, n_acc + 2 * accounts_per_ring[0])
+    pool = PROXY_ASNS + HOSTING_ASNS
+    asns = [pool[int(i)] for i in b.rng.choice(len(pool), size=int(b.rng.integers(p.proxy_asns[0], p.proxy_asns[1] + 1)), replace=False)]
+    restart = int(b.rng.integers(0, 1440))
+    ring_jitter = max(jitter, int(b.rng.integers(p.restart_jitter_minutes[0], p.restart_jitter_minutes[1] + 1)))
+    bursts = [b.created_at((3, 30)) for _ in range(int(b.rng.integers(1, 5)))]
+    burst_s = 60.0 * int(b.rng.integers(p.signup_burst_minutes[0], p.signup_burst_minutes[1] + 1))
+    referral = str(b.rng.choice(["none", "star", "chain"]))
+    model = b.choose(HOME_MODELS)
+    cpu = str(b.rng.choice(CPU_CONSUMER + CPU_SERVER + ["Intel Xeon E5-2680 v4", "AMD EPYC 7302"]))
+    ram, cores, worker = int(b.rng.choice([16, 32, 48, 64])), int(b.rng.choice([4, 8, 12, 16])), str(b.rng.choice(["2.4.1", "2.5.0", "2.5.2"]))
+    first = previous = None
+    a = 0
+    while len(block.devices) < count and (a < n_acc or count - len(block.devices) < 2 * accounts_per_ring[0]):
+        asn, country = asns[int(b.rng.integers(len(asns)))]
+        ip = f"{b.subnet24()}.{int(b.rng.integers(2, 250))}"
+        referrer = {"none": None, "star": first, "chain": previous}[referral]
+        acct = block.add_account(population=population, cluster=ring,
+                                 created_s=bursts[int(b.rng.integers(len(bursts)))] - float(b.rng.uniform(0, burst_s)),
+                                 email=mailbox(), wallet=b.wallet(), funder=funders[min(a, len(funders) - 1)],
+                                 signup_ip=ip, referrer=referrer)  # fmt: skip
+        first = acct if first is None else first
+        previous = acct
+        host = b.hex(32)  # a cloned VM template gets a fresh machine-id: hosts differ, the template does not
+        for k in range(1 if b.rng.random() < 0.8 else 2):
+            _device(b, block, acct, model, host=host, index=k, kind="home", ip=ip, asn=asn, country=country,
+                    cpu=cpu, population=population, fraud=["sybil"], cluster=ring, restart_minute=restart,
+                    restart_jitter=ring_jitter, ram_gb=ram, cpu_cores=cores, worker_version=worker)  # fmt: skip
+        a += 1
+
+
+def ring_variant(cluster: str) -> str:
+    """The recipe of a simulated ring from its truth cluster id (``ring-<variant>-<n>``)."""
+    parts = cluster.split("-")
+    return parts[1] if len(parts) == 3 else "classic"
 
 
 def sybil_ring(b: Builder, count: int) -> Block:

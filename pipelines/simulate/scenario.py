@@ -75,6 +75,40 @@ class Challenges:
     timeout_s: float = 120.0
 
 
+RING_VARIANTS = ("classic", "vendor_chain", "word_split", "human_template")
+"""Named sybil ring recipes (``pipelines.simulate.population``); each can be held out."""
+
+
+@dataclass(frozen=True)
+class SybilParams:
+    """How sybil rings and the honest accounts that resemble them are made (``[sybil]`` table).
+
+    The defaults reproduce the original network exactly (classic rings only, no honest
+    restarts, six exchanges); ``pipelines.simulate.randomize.draw_sybil_params`` draws wide
+    ranges instead."""
+
+    variants: dict[str, float] = field(default_factory=lambda: {"classic": 1.0})
+    """Share of rings made with each recipe in ``RING_VARIANTS``."""
+    restart_jitter_minutes: tuple[int, int] = (0, 0)
+    """Non-classic rings: daily jitter of the restart script, drawn per ring (+- minutes)."""
+    funding_depth: tuple[int, int] = (1, 3)
+    """Non-classic rings: intermediate wallets between the operator's wallet and an account."""
+    accounts_per_funder: tuple[int, int] = (3, 8)
+    """``word_split`` rings: accounts funded by each of the operator's funding wallets."""
+    signup_burst_minutes: tuple[int, int] = (5, 120)
+    """Non-classic rings: accounts sign up in bursts of this many minutes."""
+    proxy_asns: tuple[int, int] = (1, 3)
+    """Non-classic rings: proxy ASNs per ring (each account on its own /24 of one of them)."""
+    honest_restart_share: float = 0.0
+    """Share of honest home accounts whose machines restart nightly (~03:00 local time)."""
+    small_exchanges: int = 0
+    """Extra exchange hot wallets with Zipf-like popularity: small ones fund tens of honest accounts."""
+    family_shared_funder: float = 0.0
+    """Chance that a family's accounts are all funded from one family wallet."""
+    honest_mail_vendors: bool = False
+    """Honest mailboxes from more providers and in more shapes (handles, years, underscores)."""
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Everything that shapes a simulated network, besides devices, hours and seed."""
@@ -129,6 +163,7 @@ class Scenario:
     """Share of a sample cheater's answered challenges that carry wrong values."""
     spoofed_true_models: tuple[str, ...] = ("t4", "rtx_3060")
     spoofed_claimed_model: str = "a100_80gb_sxm"
+    sybil: SybilParams = field(default_factory=SybilParams)
     formats: str = "mixed"
     """``mixed`` (a deterministic mix per feed and hour) or one extension for every file."""
 
@@ -160,6 +195,7 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
     mix = raw.pop("mix", None)
     dc_models = raw.pop("datacenter_models", None)
     challenges = raw.pop("challenges", None)
+    sybil = raw.pop("sybil", None)
     scenario = _merge(Scenario, scenario, raw)
     if mix is not None:
         unknown = set(mix) - set(HONEST_POPULATIONS) - set(ATTACK_POPULATIONS)
@@ -170,4 +206,19 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
         scenario = replace(scenario, datacenter_models={k: float(v) for k, v in dc_models.items()})
     if challenges is not None:
         scenario = replace(scenario, challenges=_merge(Challenges, Challenges(), challenges))
+    if sybil is not None:
+        scenario = replace(scenario, sybil=sybil_params(sybil))
     return scenario
+
+
+def sybil_params(raw: dict[str, Any]) -> SybilParams:
+    """``[sybil]`` overrides as ``SybilParams``; unknown keys or ring variants are errors."""
+    raw = dict(raw)
+    variants = raw.pop("variants", None)
+    params = _merge(SybilParams, SybilParams(), raw)
+    if variants is not None:
+        unknown = set(variants) - set(RING_VARIANTS)
+        if unknown or not any(float(v) > 0 for v in variants.values()):
+            raise ValueError(f"[sybil] variants: unknown {sorted(unknown)} or no positive share; known {RING_VARIANTS}")
+        params = replace(params, variants={k: float(v) for k, v in variants.items()})
+    return params

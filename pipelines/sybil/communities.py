@@ -5,7 +5,8 @@ or two strong kinds shared); the graph splits into connected components. A dense
 density >= ``dense``: one ring, every member tied to every other) is one community; a sparse
 one is split with Louvain (networkx, fixed seed: the same graph gives the same clusters), so
 a weak bridge does not merge two groups. A community is scored by which kinds of link
-hold it together and how much of it each covers:
+hold it together and how much of it each covers (after ``core_members`` has dropped accounts
+tied to it by fewer operator kinds than its typical member):
 
     score = 1 - prod_k (1 - strength_k * coverage_k)
 
@@ -57,6 +58,44 @@ def communities(edges: pl.DataFrame, rules: ClusterRules) -> list[list[str]]:
     return sorted(found)
 
 
+def _inside_links(edges: pl.DataFrame, clusters: list[list[str]]) -> pl.DataFrame:
+    """``ca, a, b, kind, value, n, weight``: the links of pairs whose two accounts share a community."""
+    membership = pl.DataFrame(
+        {"account": [a for c in clusters for a in c], "cluster": [i for i, c in enumerate(clusters) for _ in c]},
+        schema={"account": pl.String, "cluster": pl.Int64},
+    )
+    return (
+        edges.join(membership.rename({"account": "a", "cluster": "ca"}), on="a")
+        .join(membership.rename({"account": "b", "cluster": "cb"}), on="b")
+        .filter(pl.col("ca") == pl.col("cb"))
+        .drop("weight", "kinds")
+        .explode("links")
+        .unnest("links")
+    )
+
+
+def core_members(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRules) -> list[list[str]]:
+    """Each community without the accounts tied to it by fewer operator kinds than its typical member.
+
+    A ring's members share many operator signals with each other (funding, mailbox shape,
+    restarts, template); an honest account that happens to share a popular template and a
+    restart time with part of a ring is tied by two. A member stays with at least
+    ``min_strong_kinds`` operator kinds among its links inside, and at least the community's
+    median minus one."""
+    if not clusters:
+        return clusters
+    inside = _inside_links(edges, clusters).filter(pl.col("kind").is_in(STRONG_KINDS))
+    kinds = pl.concat([inside.select("ca", pl.col(c).alias("account"), "kind") for c in ("a", "b")]).unique()
+    per_member = kinds.group_by("ca", "account").agg(pl.len().alias("kinds"))
+    per_member = per_member.with_columns(pl.col("kinds").median().over("ca").alias("typical"))
+    keep = per_member.filter(
+        (pl.col("kinds") >= rules.min_strong_kinds) & (pl.col("kinds") >= pl.col("typical") - 1)
+    )  # fmt: skip
+    kept = keep.group_by("ca").agg(pl.col("account").sort())
+    pruned = {r["ca"]: r["account"] for r in kept.iter_rows(named=True)}
+    return sorted(m for i in range(len(clusters)) if len(m := pruned.get(i, [])) >= rules.min_accounts)
+
+
 def cluster_id(members: list[str]) -> str:
     return "syb-" + hashlib.sha256("\n".join(members).encode()).hexdigest()[:12]
 
@@ -66,17 +105,7 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
     if not clusters:
         return pl.DataFrame(schema={"cluster_id": pl.String, "members": pl.List(pl.String), "score": pl.Float64,
                                     "is_sybil": pl.Boolean, "evidence": pl.String})  # fmt: skip
-    membership = pl.DataFrame(
-        {"account": [a for c in clusters for a in c], "cluster": [i for i, c in enumerate(clusters) for _ in c]}
-    )
-    inside = (
-        edges.join(membership.rename({"account": "a", "cluster": "ca"}), on="a")
-        .join(membership.rename({"account": "b", "cluster": "cb"}), on="b")
-        .filter(pl.col("ca") == pl.col("cb"))
-        .drop("weight", "kinds")
-        .explode("links")
-        .unnest("links")
-    )
+    inside = _inside_links(edges, clusters)
     touched = pl.concat(
         [inside.select(pl.col("ca").alias("cluster"), "kind", pl.col(c).alias("account")) for c in ("a", "b")]
     ).unique()

@@ -1,25 +1,54 @@
-"""Account links: which accounts share which attribute values, weighted by how rare the value is.
+"""Account links: which accounts share which attribute values, scored against the network's own
+base rates, in time linear in the number of attribute values.
 
 Each account gets attribute values of several kinds (table below). Two accounts that share a
-value are linked with ``strength(kind) x rarity(n)``, where n is how many accounts hold the
-value and ``rarity = 1 / log2(n + 1)``: a pair sharing a funder wallet is a strong link, a
-university NAT shared by fifty accounts a weak one, and values held by more than ``max_n``
-accounts (a cloud ASN, an exchange's hot wallet) link nobody.
+value are linked with ``strength(kind) x rarity``, where ``rarity = log(N / n) / log(N)``: n is
+how many accounts hold the value and N how many accounts hold any value of that kind, so a
+value is weighed by how surprising it is *on this network* (a funder of 2 accounts out of 3,000
+is ~0.9, one of 120 is ~0.4), not by a fixed table. Values held by more than the kind's
+``max_n`` accounts (a cloud ASN, a big exchange's hot wallet) link nobody.
+
+**Hubs by co-occurrence.** Size alone cannot tell a ring's funder (120 accounts that also share
+a mailbox shape, a restart time and a VM template) from a small exchange's hot wallet (120
+strangers) or a campus NAT. A value held by more than ``hub_min`` accounts keeps its links only
+when at least ``min_share`` of its holders also share one value of another operator kind
+(``STRONG_KINDS``) *and* that overlap is at least ``min_lift`` times what chance gives on this
+network (``overlap x N / (n x n_other)``; 1 is independence). An exchange's customers or a
+popular desktop configuration overlap other values only as often as chance does; a ring's
+values overlap each other almost completely. A value failing this is a hub: it links nobody,
+and it is kept in ``account_hubs`` (with its best lift) for the record. A value passing it
+links only holders that also hold its supporting co-value (the one covering most of its
+holders): a small exchange that funded a ring's wallets and a few honest customers links the
+ring's members, not the customers. Counting overlaps
+walks each large value's holders once: linear, no pairs.
+
+**Linear pair generation.** A value's holders are paired in full when there are at most
+``block`` of them; a larger group is split into blocks of at most ``block`` holders by a hash
+of (account, kind, value) and paired within each block, so no value yields more than
+``block - 1`` pairs per holder however common it is (each kind and value blocks differently,
+so the union over a ring's kinds still ties the ring together). Every candidate pair then gets
+*every* value its two accounts share, so blocking loses no evidence on the pairs it keeps.
 
 | kind | value | strength | max_n |
 |---|---|---|---|
-| funding | the wallet that funded the account's wallet, and that wallet's own funder | 0.6 | 300 |
+| funding | a wallet one, two or three hops up the funding chain (``stake_events``) | 0.6 | 300 |
 | email | normalized address (gmail dots and +tags removed; +tags elsewhere) | 0.7 | 50 |
-| email_pattern | domain + leading letters + shape of the rest (bulk-made addresses) | 0.35 | 150 |
-| restart | a short heartbeat silence starting in the same 90-minute window (two offset grids) | 0.45 | 300 |
-| hw_fingerprint | worker version + CPU model + cores + RAM | 0.25 | 300 |
+| email_pattern | mailbox shape at five granularities (below) | 0.35 | 300 |
+| restart | circular mean time of day of short heartbeat silences, in 30/60/120-minute bins on two offsets | 0.45 | 300 |
+| hw_fingerprint | worker version + CPU model + cores + RAM (one VM template) | 0.3 | 300 |
 | host | host fingerprint | 0.6 | 50 |
 | gpu | GPU UUID | 0.6 | 20 |
 | ip | public IP | 0.15 | 100 |
 | subnet | IPv4 /24 | 0.05 | 300 |
 | signup_ip | IP at signup | 0.15 | 100 |
 | referral | referrer and referred account | 0.2 | 300 |
-| created | created in the same hour | 0.05 | 300 |
+| created | sign-up time in 15-minute and 60-minute bins | 0.05 | 300 |
+
+Mailbox shapes: ``p1`` domain + leading letters + class shape of the rest (``kai|9999aa9``),
+``p2`` domain + class shape of the whole local part, ``p3`` domain + runs of classes + length
+(``a9a|12``), ``p4`` runs + length on any domain, ``p5`` domain + length + which classes occur
+(a vendor's random strings). Coarse shapes are common among honest people, so the base rate
+makes them weak and cohesion makes the commonest hubs.
 """
 
 from __future__ import annotations
@@ -29,9 +58,9 @@ import duckdb
 KINDS: dict[str, tuple[float, int]] = {
     "funding": (0.6, 300),
     "email": (0.7, 50),
-    "email_pattern": (0.35, 150),
+    "email_pattern": (0.35, 300),
     "restart": (0.45, 300),
-    "hw_fingerprint": (0.25, 300),
+    "hw_fingerprint": (0.3, 300),
     "host": (0.6, 50),
     "gpu": (0.6, 20),
     "ip": (0.15, 100),
@@ -42,10 +71,14 @@ KINDS: dict[str, tuple[float, int]] = {
 }
 """kind -> (strength, max_n)."""
 
-STRONG_KINDS = ("funding", "email", "email_pattern", "restart", "host", "gpu")
-"""Kinds that can make a cluster a sybil ring; the rest only corroborate."""
+STRONG_KINDS = ("funding", "email", "email_pattern", "restart", "hw_fingerprint", "host", "gpu")
+"""Operator kinds: what one operator's automation leaves behind; they can make a cluster a ring.
+The rest (where accounts are, who referred whom, when they signed up) only corroborate."""
 
-ATTRS_SQL = """
+WEAK_KINDS = ("subnet", "created")
+"""Kinds so common that they only add weight to pairs other kinds found."""
+
+ATTRS_SQL = r"""
 CREATE OR REPLACE TEMP TABLE account_attrs AS
 WITH acc AS (  -- latest version of every account
     SELECT account_id, arg_max(email, _hour) AS email, arg_max(wallet, _hour) AS wallet,
@@ -60,25 +93,50 @@ hw AS (
     WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch
 ),
 funded AS (SELECT DISTINCT wallet, funder_wallet FROM stake_events WHERE _hour <= $epoch AND funder_wallet <> wallet),
+hop1 AS (SELECT a.account_id, f.funder_wallet AS w FROM acc a JOIN funded f ON f.wallet = a.wallet),
+hop2 AS (SELECT h.account_id, f.funder_wallet AS w FROM hop1 h JOIN funded f ON f.wallet = h.w),
+hop3 AS (SELECT h.account_id, f.funder_wallet AS w FROM hop2 h JOIN funded f ON f.wallet = h.w),
 email AS (
     SELECT account_id, lower(split_part(email, '@', 2)) AS domain,
-           regexp_replace(lower(split_part(email, '@', 1)), '\\+.*$', '') AS local
+           regexp_replace(lower(split_part(email, '@', 1)), '\+.*$', '') AS local
     FROM acc WHERE email LIKE '%@%'
 ),
+shaped AS (
+    SELECT account_id, domain, local, regexp_extract(local, '^[a-z]*') AS lead,
+           regexp_replace(regexp_replace(local, '[0-9]', '9', 'g'), '[a-z]', 'a', 'g') AS shape
+    FROM email
+),
+runs AS (
+    SELECT *, regexp_replace(regexp_replace(shape, 'a+', 'a', 'g'), '9+', '9', 'g') AS run,
+           concat_ws('', CASE WHEN shape LIKE '%a%' THEN 'a' END, CASE WHEN shape LIKE '%9%' THEN '9' END,
+                     regexp_replace(shape, '[a9]', '', 'g')) AS classes
+    FROM shaped
+),
+restarts AS (  -- circular mean time of day of each account's restarts
+    SELECT f.account_id,
+           (degrees(atan2(avg(sin(radians(m / 4.0))), avg(cos(radians(m / 4.0))))) * 4.0 + 1440) % 1440 AS minute
+    FROM (SELECT device_id, extract('hour' FROM gap_start) * 60 + extract('minute' FROM gap_start) AS m
+          FROM restart_gaps WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch) g
+    JOIN (SELECT DISTINCT device_id, account_id FROM device_features
+          WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch) f
+      USING (device_id)
+    GROUP BY f.account_id
+),
 attrs AS (
-    SELECT a.account_id, 'funding' AS kind, f.funder_wallet AS value FROM acc a JOIN funded f ON f.wallet = a.wallet
-    UNION ALL
-    SELECT a.account_id, 'funding', f2.funder_wallet FROM acc a JOIN funded f ON f.wallet = a.wallet
-    JOIN funded f2 ON f2.wallet = f.funder_wallet
+    SELECT account_id, 'funding' AS kind, w AS value FROM hop1
+    UNION ALL SELECT account_id, 'funding', w FROM hop2
+    UNION ALL SELECT account_id, 'funding', w FROM hop3
     UNION ALL
     SELECT account_id, 'email',
            CASE WHEN domain IN ('gmail.com', 'googlemail.com') THEN replace(local, '.', '') || '@gmail.com'
                 ELSE local || '@' || domain END FROM email
     UNION ALL
-    SELECT account_id, 'email_pattern',
-           domain || '|' || regexp_extract(local, '^[a-z]*') || '|' ||
-           regexp_replace(regexp_replace(substr(local, length(regexp_extract(local, '^[a-z]*')) + 1), '[0-9]', '9', 'g'), '[a-z]', 'a', 'g')
-    FROM email WHERE length(local) - length(regexp_extract(local, '^[a-z]*')) >= 3
+    SELECT account_id, 'email_pattern', 'p1|' || domain || '|' || lead || '|' || substr(shape, length(lead) + 1)
+    FROM runs WHERE length(local) - length(lead) >= 3
+    UNION ALL SELECT account_id, 'email_pattern', 'p2|' || domain || '|' || shape FROM runs
+    UNION ALL SELECT account_id, 'email_pattern', 'p3|' || domain || '|' || run || '|' || length(local) FROM runs
+    UNION ALL SELECT account_id, 'email_pattern', 'p4|' || run || '|' || length(local) FROM runs
+    UNION ALL SELECT account_id, 'email_pattern', 'p5|' || domain || '|' || length(local) || '|' || classes FROM runs
     UNION ALL
     SELECT account_id, 'hw_fingerprint', hw_fingerprint FROM hw
     UNION ALL
@@ -88,7 +146,7 @@ attrs AS (
     UNION ALL
     SELECT account_id, 'ip', ip FROM hw
     UNION ALL
-    SELECT account_id, 'subnet', regexp_extract(ip, '^(\\d+\\.\\d+\\.\\d+)\\.\\d+$', 1) FROM hw WHERE regexp_matches(ip, '^\\d+\\.\\d+\\.\\d+\\.\\d+$')
+    SELECT account_id, 'subnet', regexp_extract(ip, '^(\d+\.\d+\.\d+)\.\d+$', 1) FROM hw WHERE regexp_matches(ip, '^\d+\.\d+\.\d+\.\d+$')
     UNION ALL
     SELECT account_id, 'signup_ip', signup_ip FROM acc
     UNION ALL
@@ -96,73 +154,123 @@ attrs AS (
     UNION ALL
     SELECT referrer, 'referral', referrer FROM acc WHERE referrer IS NOT NULL
     UNION ALL
-    SELECT account_id, 'created', strftime(created_at, '%Y-%m-%dT%H') FROM acc
+    SELECT account_id, 'created', width || '|' || CAST(floor(epoch(created_at) / 60 / width) AS BIGINT)
+    FROM acc CROSS JOIN (VALUES (15), (60)) AS w(width) WHERE created_at IS NOT NULL
     UNION ALL
-    SELECT f.account_id, 'restart', strftime(g.gap_start, '%Y-%m-%d') || '|' || grid || '|' ||
-           CAST(floor((extract('hour' FROM g.gap_start) * 60 + extract('minute' FROM g.gap_start) + offset_min) / 90) AS INTEGER)
-    FROM restart_gaps g
-    JOIN (SELECT DISTINCT device_id, account_id FROM device_features
-          WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch) f
-      USING (device_id)
-    CROSS JOIN (VALUES ('a', 0), ('b', 45)) AS grids(grid, offset_min)
-    WHERE g.epoch > hours_back($epoch, $window) AND g.epoch <= $epoch
+    SELECT account_id, 'restart', width || '|' || half || '|' || CAST(floor(((minute + half * width / 2) % 1440) / width) AS INTEGER)
+    FROM restarts CROSS JOIN (VALUES (30), (60), (120)) AS w(width) CROSS JOIN (VALUES (0), (1)) AS o(half)
 )
 SELECT DISTINCT account_id, kind, value FROM attrs WHERE account_id IS NOT NULL AND value IS NOT NULL AND value <> ''
 """
 
-WEAK_KINDS = ("subnet", "created")
-"""Kinds so common that they only add weight to pairs already linked by something else."""
-
-EDGES_SQL = """
-CREATE OR REPLACE TEMP TABLE account_pairs AS
+PAIRS_SQL = """
+CREATE OR REPLACE TEMP TABLE account_shared AS  -- values held by 2..max_n accounts, with their base-rate weight
 WITH k AS (SELECT * FROM (VALUES {kinds}) AS k(kind, strength, max_n)),
-holders AS (
-    SELECT a.kind, a.value, a.account_id, count(*) OVER (PARTITION BY a.kind, a.value) AS n, k.strength, k.max_n
-    FROM account_attrs a JOIN k USING (kind)
-),
-shared AS (SELECT kind, value, account_id, n, strength FROM holders WHERE n BETWEEN 2 AND max_n),
-main AS (  -- pairs from the informative kinds
-    SELECT x.account_id AS a, y.account_id AS b, x.kind, x.value, x.n, x.strength / log2(x.n + 1) AS weight
-    FROM shared x JOIN shared y ON x.kind = y.kind AND x.value = y.value AND x.account_id < y.account_id
-    WHERE x.kind NOT IN ({weak})
-),
-candidates AS (SELECT DISTINCT a, b FROM main),
-weak AS (  -- common kinds only strengthen pairs that are already candidates
-    SELECT c.a, c.b, x.kind, x.value, x.n, x.strength / log2(x.n + 1) AS weight
-    FROM candidates c
-    JOIN shared x ON x.account_id = c.a AND x.kind IN ({weak})
-    JOIN shared y ON y.account_id = c.b AND y.kind = x.kind AND y.value = x.value
+totals AS (SELECT kind, count(DISTINCT account_id) AS total FROM account_attrs GROUP BY kind),
+groups AS (SELECT kind, value, count(*) AS n FROM account_attrs GROUP BY kind, value)
+SELECT a.account_id, a.kind, a.value, g.n,
+       k.strength * ln(greatest(t.total, 2) / g.n) / ln(greatest(t.total, 2)) AS weight
+FROM account_attrs a JOIN groups g USING (kind, value) JOIN k USING (kind) JOIN totals t USING (kind)
+WHERE g.n BETWEEN 2 AND k.max_n;
+
+CREATE OR REPLACE TEMP TABLE account_links AS
+WITH blocked AS (  -- large groups split into blocks of at most $block holders (a per-value hash order)
+    SELECT account_id, kind, value,
+           CASE WHEN n <= $block THEN 0
+                ELSE (row_number() OVER (PARTITION BY kind, value ORDER BY hash(account_id || kind || value), account_id))
+                     % CAST(ceil(n / $block) AS BIGINT) END AS part
+    FROM account_shared WHERE kind NOT IN ({weak})
 )
-SELECT a, b, kind, max(weight) AS weight, arg_max(value, weight) AS value, min(n) AS n  -- the rarest value per kind
-FROM (SELECT * FROM main UNION ALL SELECT * FROM weak) GROUP BY a, b, kind;
+SELECT x.kind, x.value, x.account_id AS a, y.account_id AS b
+FROM blocked x JOIN blocked y ON x.kind = y.kind AND x.value = y.value AND x.part = y.part AND x.account_id < y.account_id;
+
+CREATE OR REPLACE TEMP TABLE account_pairs AS
+WITH candidates AS (SELECT DISTINCT a, b FROM account_links)
+SELECT c.a, c.b, x.kind, x.value, x.n, x.weight     -- every value the pair shares
+FROM candidates c
+JOIN account_shared x ON x.account_id = c.a
+JOIN account_shared y ON y.account_id = c.b AND y.kind = x.kind AND y.value = x.value;
+
+CREATE OR REPLACE TEMP TABLE account_support AS
+WITH total AS (SELECT count(DISTINCT account_id) AS accounts FROM account_attrs),
+co AS (  -- for every large value, how its holders' other operator values overlap it
+    SELECT v.kind, v.value, v.n, u.kind AS other_kind, u.value AS other_value, u.n AS other_n, count(*) AS overlap
+    FROM account_shared v JOIN account_shared u ON u.account_id = v.account_id AND u.kind <> v.kind AND u.kind IN ({strong})
+    WHERE v.n > $hub_min
+    GROUP BY ALL
+),
+scored AS (
+    SELECT c.*, c.overlap * t.accounts / (c.n * c.other_n) AS lift FROM co c, total t WHERE c.overlap >= $min_share * c.n
+),
+best AS (  -- the co-value covering most of the value's holders among those far above chance
+    SELECT kind, value, arg_max(struct_pack(other_kind, other_value, lift), overlap * 1e6 + lift) AS s
+    FROM scored WHERE lift >= $min_lift GROUP BY kind, value
+)
+SELECT g.kind, g.value, g.n, b.s.other_kind AS support_kind, b.s.other_value AS support_value, b.s.lift AS lift,
+       (SELECT max(lift) FROM scored x WHERE x.kind = g.kind AND x.value = g.value) AS best_lift
+FROM (SELECT kind, value, any_value(n) AS n FROM account_shared WHERE n > $hub_min GROUP BY kind, value) g
+LEFT JOIN best b USING (kind, value);
+
+CREATE OR REPLACE TEMP TABLE account_hubs AS
+SELECT kind, value, n, best_lift AS lift FROM account_support WHERE support_value IS NULL;
 
 CREATE OR REPLACE TEMP TABLE account_edges AS
-WITH kept AS (
-    SELECT a, b FROM account_pairs GROUP BY a, b
+WITH support_holders AS (  -- for each large value, the accounts holding its supporting co-value
+    SELECT s.kind, s.value, h.account_id FROM account_support s
+    JOIN account_attrs h ON h.kind = s.support_kind AND h.value = s.support_value
+),
+corroborated AS (  -- a large value links two accounts only if both also hold its supporting co-value
+    SELECT x.* FROM account_pairs x
+    SEMI JOIN support_holders ha ON ha.kind = x.kind AND ha.value = x.value AND ha.account_id = x.a
+    SEMI JOIN support_holders hb ON hb.kind = x.kind AND hb.value = x.value AND hb.account_id = x.b
+),
+usable AS (
+    SELECT * FROM account_pairs ANTI JOIN account_support USING (kind, value)  -- small values: face value
+    UNION ALL SELECT * FROM corroborated
+),
+p AS (
+    SELECT a, b, kind, max(weight) AS weight, arg_max(value, weight) AS value, min(n) AS n  -- the rarest value per kind
+    FROM usable GROUP BY a, b, kind
+),
+kept AS (
+    SELECT a, b FROM p GROUP BY a, b
     HAVING sum(weight) >= $min_weight OR count(*) FILTER (kind IN ({strong})) >= $min_strong
 )
 SELECT p.a, p.b, sum(p.weight) AS weight, count(*) FILTER (p.kind IN ({strong})) AS strong_kinds,
        list(p.kind ORDER BY p.kind) AS kinds,
        list(struct_pack(kind := p.kind, value := p.value, n := p.n, weight := round(p.weight, 3)) ORDER BY p.weight DESC) AS links
-FROM account_pairs p JOIN kept USING (a, b) GROUP BY p.a, p.b;
+FROM p JOIN kept USING (a, b) GROUP BY p.a, p.b;
+
+CREATE OR REPLACE TEMP TABLE account_graph_stats AS
+SELECT (SELECT count(*) FROM account_links) AS block_pairs, (SELECT count(*) FROM (SELECT DISTINCT a, b FROM account_pairs)) AS candidates,
+       (SELECT count(*) FROM account_hubs) AS hubs, (SELECT count(*) FROM account_edges) AS edges;
+
 DROP TABLE account_pairs;
+DROP TABLE account_links;
+DROP TABLE account_support;
+DROP TABLE account_shared;
 """
 
 
 def build_account_graph(
-    con: duckdb.DuckDBPyConnection, epoch: str, window_hours: int = 24, min_weight: float = 0.3, min_strong: int = 2
-) -> int:
-    """Temp tables ``account_attrs`` and ``account_edges`` for the epoch; returns the edge count.
+    con: duckdb.DuckDBPyConnection, epoch: str, window_hours: int = 24, min_weight: float = 0.3, min_strong: int = 2,
+    block: int = 32, hub_min: int = 10, min_share: float = 0.5, min_lift: float = 3.0,
+) -> int:  # fmt: skip
+    """Temp tables ``account_attrs``, ``account_hubs``, ``account_edges`` and
+    ``account_graph_stats`` (pairs made in blocks, candidate pairs, hubs, edges) for the epoch;
+    returns the edge count.
 
-    A pair is kept when its links add up to ``min_weight`` or it shares ``min_strong`` strong
+    A pair is kept when its links add up to ``min_weight`` or it shares ``min_strong`` operator
     kinds (a large ring's funder is shared by so many accounts that each pair's weight is
-    small, but its members also share a mailbox pattern or a restart time)."""
+    small, but its members also share a mailbox shape or a restart time)."""
+    if block < 2 or hub_min < 2 or not 0 < min_share <= 1 or min_lift < 1:
+        raise ValueError(f"sybil graph: block ({block}) and hub_min ({hub_min}) must be >= 2, min_share in (0, 1], min_lift >= 1")
     con.execute(ATTRS_SQL, {"epoch": epoch, "window": window_hours})
     kinds = ", ".join(f"('{k}', {s}, {n})" for k, (s, n) in KINDS.items())
     strong = ", ".join(f"'{k}'" for k in STRONG_KINDS)
     weak = ", ".join(f"'{k}'" for k in WEAK_KINDS)
-    pairs_sql, edges_sql, drop_sql = (q for q in EDGES_SQL.format(kinds=kinds, strong=strong, weak=weak).split(";") if q.strip())
-    con.execute(pairs_sql)
-    con.execute(edges_sql, {"min_weight": min_weight, "min_strong": min_strong})
-    con.execute(drop_sql)
+    params = {"block": block, "hub_min": hub_min, "min_share": min_share, "min_lift": min_lift, "min_weight": min_weight, "min_strong": min_strong}
+    for sql in PAIRS_SQL.format(kinds=kinds, strong=strong, weak=weak).split(";"):
+        if sql.strip():
+            con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
     return int(con.execute("SELECT count(*) FROM account_edges").fetchall()[0][0])
