@@ -3,7 +3,7 @@
     uv run python benchmarks/bench_robustness.py --networks 20 --devices 3000 --hours 48 --jobs 2
 
 Each network draws every honest behaviour and attack parameter from a wide range
-(``pipelines/simulate/randomize_devices.py``, ``pipelines/simulate/randomize_sybil.py``) and
+(``pipelines/simulate/randomize_devices.py``, ``pipelines/simulate/randomize.py``) and
 holds one attack variant out (its parameters come from a range the thresholds were never
 looked at with), then runs the closed loop (the backend honours the challenge plan, as in
 production; ``--no-plan`` runs static drops instead, as an outside evaluation does). Printed: per population the worst case and the median across networks of the
@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from pipelines.simulate.randomize import draw_sybil_params
 from pipelines.simulate.randomize_devices import GPU_VARIANTS, VARIANT_POPULATIONS
+from pipelines.simulate.scenario import RING_VARIANTS, SybilParams
 
-try:  # the account-level ring variants (sybil) live beside the device ones
-    from pipelines.simulate.randomize_sybil import SYBIL_VARIANTS, draw_sybil_params
-except ImportError:  # pragma: no cover - only before the sybil variants exist
-    SYBIL_VARIANTS, draw_sybil_params = {}, None
+RING_HELD_OUT = [v for v in RING_VARIANTS if v != "classic"]
+"""Ring recipes held out in turn (``classic`` is the default network's own recipe)."""
 
 
 def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, keep: Path | None,
@@ -49,11 +49,11 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
 
     rng = np.random.default_rng([seed, index])
     params = {**draw_honest_params(rng), **draw_gpu_attack_params(rng, held_out if held_out in GPU_VARIANTS else None, hours)}
-    if draw_sybil_params is not None:
-        sybil = draw_sybil_params(rng, {held_out} if held_out in SYBIL_VARIANTS else set())
-        mix = {**params["mix"], **sybil.pop("mix", {})}
-        params = {**params, **sybil, "mix": mix}
-    scenario = replace(Scenario(), **params)
+    # a held-out ring recipe: every ring of this network is made with it; otherwise any recipe
+    ring = draw_sybil_params(rng, {held_out}, test=True) if held_out in RING_HELD_OUT else draw_sybil_params(rng)
+    params["sybil"] = ring["sybil"]
+    scenario = replace(Scenario(), **{k: v for k, v in params.items() if k != "sybil"},
+                       sybil=SybilParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in params["sybil"].items()}))
     work = keep / f"net{index:02d}" if keep else Path(tempfile.mkdtemp(prefix=f"fp-robust-{index}-"))
     started = time.perf_counter()
     if not (keep and (work / "fp.duckdb").exists()):  # --keep: a network already run is only measured again
@@ -119,9 +119,14 @@ def summarize(results: list[dict]) -> None:
         pl.col("rejected").sum().alias("rejected_total"),
     ).sort("honest", "population", descending=[True, False])  # fmt: skip
     variants = []
-    for variant, population in {**VARIANT_POPULATIONS, **{k: v for k, v in _sybil_populations().items()}}.items():
+    for variant, population in {**VARIANT_POPULATIONS, **{v: "sybil_*" for v in RING_HELD_OUT}}.items():
         held = [r for r in results if r["held_out"] == variant]
-        shares = [p["flagged"] / p["devices"] for r in held for p in r["populations"] if p["population"] == population and p["devices"]]
+        shares = []
+        for r in held:
+            pops = [p for p in r["populations"] if p["population"] == population
+                    or (population == "sybil_*" and p["population"].startswith("sybil"))]  # fmt: skip
+            if sum(p["devices"] for p in pops):
+                shares.append(sum(p["flagged"] for p in pops) / sum(p["devices"] for p in pops))
         variants.append({"held_out_variant": variant, "population": population, "networks": len(held),
                          "worst_recall": min(shares) if shares else None,
                          "median_recall": float(np.median(shares)) if shares else None})  # fmt: skip
@@ -147,14 +152,6 @@ def summarize(results: list[dict]) -> None:
               f"honest devices rejected in all networks: {int(by_pop.filter(pl.col('honest'))['rejected_total'].sum())} (target 0)")  # fmt: skip
 
 
-def _sybil_populations() -> dict[str, str]:
-    try:
-        from pipelines.simulate.randomize_sybil import VARIANT_POPULATIONS as SYBIL_POPS
-    except ImportError:  # pragma: no cover
-        return {}
-    return dict(SYBIL_POPS)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--networks", type=int, default=20)
@@ -168,7 +165,7 @@ def main() -> None:
     p.add_argument("--no-plan", action="store_true",
                    help="the backend ignores the challenge plan (static drops, as an outside evaluation runs them)")
     a = p.parse_args()
-    variants = [*GPU_VARIANTS, *SYBIL_VARIANTS]
+    variants = [*GPU_VARIANTS, *RING_HELD_OUT]
     started = time.perf_counter()
     jobs = [(i, a.seed, a.devices, a.hours, variants[i % len(variants)], a.keep, not a.no_plan) for i in range(a.networks)]
     results = []

@@ -10,10 +10,12 @@ in all: a steady linear build-up that stays under the burst bar each hour. The n
 the evidence (which wave, how big, against what baseline).
 
 Honest model: operators onboard whole racks at once and a popular new card arrives in waves,
-so a wave alone proves nothing. Waves only suspect, and only the devices of a wave that have
-not yet proven themselves: a device that answered a challenge in the window with every sampled
-entry verified correct is left out (it is a real GPU doing the work; if it is a virtualized
-slice or a misnamed card, the other detectors judge that). Fake devices never get there.
+so a wave alone proves nothing. Waves only suspect, and only the devices of a wave that had
+the chance to prove themselves and did not: a device challenged while reachable (seen alive
+around the challenge) that has not answered one challenge in the window with every sampled
+entry verified. A device that answered correctly is a real GPU doing the work (if it is a
+virtualized slice or a misnamed card, the other detectors judge that); a new rack still in
+maintenance has not been asked yet. Fake devices never get there.
 The first hour the database holds has no history and is never a burst.
 """
 
@@ -92,17 +94,19 @@ class FleetBurst(Detector):
                 FROM ramps r JOIN arrivals a ON a.dim = r.dim AND a.value = r.value
                  AND a.first_epoch > hours_back($epoch, $ramp_window)
             ),
-            proven AS (  -- answered with every sampled entry verified: a real GPU doing the work
+            unproven AS (  -- asked while reachable, never answered with every sampled entry verified
                 SELECT device_id FROM device_features
                 WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
-                GROUP BY device_id HAVING sum(pow_ok) > 0 AND sum(samples_total) > 0 AND sum(samples_bad) = 0
+                GROUP BY device_id
+                HAVING sum(pow_reachable) > 0
+                   AND NOT (sum(pow_ok) > 0 AND sum(samples_total) > 0 AND sum(samples_bad) = 0)
             )
             SELECT h.device_id, f.account_id, least(1.0, 0.55 + 0.1 * count(DISTINCT h.dim)) AS score, 'probation' AS action,
                    string_agg(DISTINCT h.what, '; ' ORDER BY h.what) AS reason,
                    CAST(json_object('proof', 'suspicion',
                         'waves', list(json_object('dimension', h.dim, 'value', h.value) ORDER BY h.dim, h.value)) AS VARCHAR) AS details
             FROM hits h LEFT JOIN device_features f ON f.device_id = h.device_id AND f.epoch = $epoch
-            WHERE h.device_id NOT IN (SELECT device_id FROM proven)
+            WHERE h.device_id IN (SELECT device_id FROM unproven)
             GROUP BY h.device_id, f.account_id
             """,
             window=self.window_hours,
