@@ -140,6 +140,38 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release(a: argparse.Namespace) -> int:
+    """Publish the signed public release, verify one, or make the release keys."""
+    from pipelines.release import manifest
+
+    if a.release_command == "keygen":
+        private, public, secret = manifest.generate_keys(a.out)
+        print(f"signing key {private} (keep private), public key {public} (publish it), "
+              f"pseudonymization secret {secret} (keep private)")  # fmt: skip
+        return 0
+    if a.release_command == "verify":
+        try:
+            epochs = manifest.verify_release(a.dir, manifest.load_public_key(a.key), a.epoch or None)
+        except manifest.ReleaseVerificationError as e:
+            print(f"fleetproof: {e}", file=sys.stderr)
+            return 1
+        print(f"release {a.dir}: {len(epochs)} epoch(s) verified ({epochs[0]} .. {epochs[-1]}): signatures, sha256, sizes and rows")
+        return 0
+    from pipelines.release.publish import publish
+
+    if not (a.db and a.out and a.signing_key):
+        raise ValueError("fleetproof release needs --db, --out and --signing-key (and --secret or $FLEETPROOF_RELEASE_SECRET)")
+
+    def progress(r) -> None:
+        print(f"{r.epoch}  season {r.season}  rows " + " ".join(f"{t}={n}" for t, n in r.rows.items() if n), flush=True)
+
+    written = publish(a.db, a.out, secret_file=a.secret, signing_key=a.signing_key, epoch_from=a.epoch_from,
+                      epoch_to=a.epoch_to, release_policy=a.release_policy, rewards_policy=a.rewards_policy,
+                      progress=progress)  # fmt: skip
+    print(f"released {len(written)} epoch(s) under {a.out}, each with a signed <epoch>.datapackage.json")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fleetproof", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -187,6 +219,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--drops", required=True, type=Path, help="the simulated drops (holds _truth/)")
     s.add_argument("--types", nargs="*", choices=sorted(set(FRAUD_TYPES) | {"burst"}))
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("release", help="publish the signed, pseudonymized public release (or: verify, keygen)")
+    s.add_argument("--db", type=Path)
+    s.add_argument("--out", type=Path, help="release folder")
+    s.add_argument("--secret", type=Path, help="pseudonymization secret file (default: $FLEETPROOF_RELEASE_SECRET)")
+    s.add_argument("--signing-key", type=Path, help="Ed25519 private key (PEM)")
+    s.add_argument("--from", dest="epoch_from", help="first epoch (default: the first processed)")
+    s.add_argument("--to", dest="epoch_to", help="last epoch (default: the last processed)")
+    s.add_argument("--release-policy", type=Path, help="release policy TOML (default: data/policy/release.toml)")
+    s.add_argument("--rewards-policy", type=Path, help="the reward policy TOML that paid the epochs")
+    s.set_defaults(func=cmd_release, release_command=None)
+    rsub = s.add_subparsers(dest="release_command")
+    v = rsub.add_parser("verify", help="check a release's signatures, hashes, sizes and row counts")
+    v.add_argument("dir", type=Path)
+    v.add_argument("--key", required=True, type=Path, help="the release's public key (PEM)")
+    v.add_argument("--epoch", action="append", help="only this epoch (repeatable)")
+    k = rsub.add_parser("keygen", help="make a signing key pair and a pseudonymization secret")
+    k.add_argument("--out", required=True, type=Path)
 
     s = sub.add_parser("demo", help="simulate a network and run the whole pipeline on it")
     s.add_argument("--workdir", type=Path, default=Path("var/demo"))
