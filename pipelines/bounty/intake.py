@@ -194,7 +194,7 @@ def _checks(con, report: dict, received_at: datetime, release: Path, public_key,
     claimed = {d for _, ds in earlier for d in ds}
     if claimed:
         ids = ", ".join(r for r, _ in earlier)
-        if claimed >= set(devices):
+        if claimed >= set(devices) - set(flagged):
             raise _Rejected("duplicate", f"duplicate: every device was already reported as {report['fraud_type']} by {ids} (first reporter wins)")
         steps.append(("duplicate", "note", f"{len(claimed)} device(s) already reported by {ids}: not credited to this report"))
     else:
