@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import duckdb
-import polars as pl
 
 from pipelines.cli import main
 from pipelines.db import connect

@@ -49,9 +49,9 @@ def _(Path, argparse):
 
 
 @app.cell
-def _(base64, hashlib, json, mo, release, serialization, args):
+def _(Path, args, base64, hashlib, json, mo, release, serialization):
     # 1. Verify: every manifest's Ed25519 signature, then every file's sha256 and size.
-    public = serialization.load_pem_public_key(open(args.key, "rb").read())
+    public = serialization.load_pem_public_key(Path(args.key).read_bytes())
     verified = []
     for desc_path in sorted(release.glob("*.datapackage.json")):
         data = desc_path.read_bytes()

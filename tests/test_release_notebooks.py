@@ -22,7 +22,7 @@ def test_hunt_notebook_verifies_recomputes_and_writes_a_report_the_intake_accept
     rel = released_network()
     out = tmp_path / "hunt"
     done = subprocess.run([sys.executable, str(NOTEBOOK), "--release", str(rel.release), "--key", str(rel.public_key),
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)  # fmt: skip
+                           "--out", str(out)], check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "epochs verified" in done.stdout or (out / "recompute.json").exists()
     checked = json.loads((out / "recompute.json").read_text())

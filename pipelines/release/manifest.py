@@ -156,8 +156,8 @@ def _check_epoch(root: Path, epoch: str, public: Ed25519PublicKey) -> list[str]:
     try:
         public.verify(base64.b64decode(sig.read_bytes().strip(), validate=True), data)
     except (InvalidSignature, ValueError):
-        return [f"{epoch}: the manifest's signature does not verify with key {key_id(public)} "
-                "(the manifest was changed, or it was signed by another key)"]  # fmt: skip
+        return [(f"{epoch}: the manifest's signature does not verify with key {key_id(public)} "
+                 "(the manifest was changed, or it was signed by another key)")]  # fmt: skip
     problems = []
     listed = set()
     for res in json.loads(data)["resources"]:
