@@ -24,13 +24,21 @@ EMAIL_PATTERN_RE = r"[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}\|[^|\"\s]+\|[^\"\s)]*"
 """``domain|local-part|digits``: the sybil stage's email-pattern signal, derived from an email."""
 
 
+PUBLIC_FORM_COLUMNS = frozenset({
+    "epoch", "device_id", "account_id", "host_fingerprint", "gpu_uuid", "gpu_serial", "ip_prefix", "signup_ip_prefix",
+    "email_class", "email_domain", "client_account_id", "referrer_account_id", "cluster_id",
+})  # fmt: skip
+"""Columns the release queries fill from the pseudonymization macros only: nothing to rewrite
+(the privacy scan still reads them)."""
+
+
 def rewrite_text(frame: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
-    """Every string (and list-of-string) column with each raw ``value`` replaced by its
+    """Every other string (and list-of-string) column with each raw ``value`` replaced by its
     ``replacement``, and any email-shaped or email-derived string masked."""
     ids = identifiers.filter(pl.col("value").str.len_bytes() > 0).sort(pl.col("value").str.len_bytes(), "value", descending=[True, False])
     patterns, replacements = ids["value"].to_list(), ids["replacement"].to_list()
-    strings = [c for c, t in frame.schema.items() if t == pl.String]
-    lists = [c for c, t in frame.schema.items() if t == pl.List(pl.String)]
+    strings = [c for c, t in frame.schema.items() if t == pl.String and c not in PUBLIC_FORM_COLUMNS]
+    lists = [c for c, t in frame.schema.items() if t == pl.List(pl.String) and c not in PUBLIC_FORM_COLUMNS]
     return frame.with_columns(
         *(pl.col(c).str.replace_many(patterns, replacements).str.replace_all(EMAIL_RE, "<email>")
           .str.replace_all(EMAIL_PATTERN_RE, "<email_pattern>") for c in strings),
@@ -46,18 +54,13 @@ class Finding:
     value: str
 
 
-def _values_as_text(path: Path) -> pl.DataFrame:
+def _values_as_text(con: duckdb.DuckDBPyConnection, path: Path) -> pl.Series:
     """One text row per Parquet row: every column's decoded value cast to VARCHAR, joined."""
-    con = duckdb.connect()
-    try:
-        described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
-        names = [r[0] for r in described]
-        if not names:
-            return pl.DataFrame({"text": []}, schema={"text": pl.String})
-        joined = " || chr(31) || ".join(f'coalesce(CAST("{n}" AS VARCHAR), \'\')' for n in names)
-        return pl.from_arrow(con.sql(f"SELECT {joined} AS text FROM read_parquet(?)", params=[str(path)]).to_arrow_table())
-    finally:
-        con.close()
+    names = [r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
+    if not names:
+        return pl.Series("text", [], dtype=pl.String)
+    joined = " || chr(31) || ".join(f'coalesce(CAST("{n}" AS VARCHAR), \'\')' for n in names)
+    return pl.from_arrow(con.sql(f"SELECT {joined} AS text FROM read_parquet(?)", params=[str(path)]).to_arrow_table())["text"]  # type: ignore[index]
 
 
 def _matches(texts: pl.Series, patterns: list[str]) -> set[str]:
@@ -68,18 +71,23 @@ def _matches(texts: pl.Series, patterns: list[str]) -> set[str]:
     return found
 
 
-def scan_release(root: str | Path, identifiers: pl.DataFrame) -> list[Finding]:
-    """Every raw identifier (``kind``, ``value`` rows) found anywhere under ``root``."""
+def scan_release(root: str | Path, identifiers: pl.DataFrame, folders: list[Path] | None = None) -> list[Finding]:
+    """Every raw identifier (``kind``, ``value`` rows) found anywhere under ``root`` (or only in
+    ``folders`` under it)."""
     root = Path(root)
     ids = identifiers.filter(pl.col("value").str.len_bytes() > 0).unique(["kind", "value"])
     patterns = ids["value"].unique().to_list()
     kind_of = dict(zip(ids["value"].to_list(), ids["kind"].to_list(), strict=True))
     findings: list[Finding] = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = str(path.relative_to(root))
-        raw = pl.Series([path.read_bytes().decode("latin-1")])
-        findings += [Finding(rel, "bytes", kind_of.get(v, "email"), v) for v in sorted(_matches(raw, patterns))]
-        if path.suffix == ".parquet":
-            texts = _values_as_text(path)["text"]
-            findings += [Finding(rel, "values", kind_of.get(v, "email"), v) for v in sorted(_matches(texts, patterns))]
+    con = duckdb.connect()
+    try:
+        for path in sorted(p for folder in (folders or [root]) for p in folder.rglob("*") if p.is_file()):
+            rel = str(path.relative_to(root))
+            raw = pl.Series([path.read_bytes().decode("latin-1")])
+            findings += [Finding(rel, "bytes", kind_of.get(v, "email"), v) for v in sorted(_matches(raw, patterns))]
+            if path.suffix == ".parquet":
+                texts = _values_as_text(con, path)
+                findings += [Finding(rel, "values", kind_of.get(v, "email"), v) for v in sorted(_matches(texts, patterns))]
+    finally:
+        con.close()
     return findings

@@ -58,7 +58,7 @@ TABLES: dict[str, str] = {
                fraud_types, score, CAST(reasons AS VARCHAR) AS reasons
         FROM device_tiers WHERE epoch = $epoch ORDER BY device_id""",
     "sybil_clusters": """
-        SELECT epoch, cluster_id, pseudo('account', account_id) AS account_id, score, CAST(evidence AS VARCHAR) AS evidence
+        SELECT epoch, pseudo('cluster', cluster_id) AS cluster_id, pseudo('account', account_id) AS account_id, score, CAST(evidence AS VARCHAR) AS evidence
         FROM sybil_clusters WHERE epoch = $epoch ORDER BY cluster_id, account_id""",
     "reward_inputs": """
         SELECT epoch, pseudo('device', device_id) AS device_id, pseudo('account', account_id) AS account_id,
@@ -110,6 +110,7 @@ WITH raw(kind, value) AS (
     UNION SELECT 'gpu', gpu_uuid FROM external_listings WHERE _hour <= $epoch
     UNION SELECT 'host', host_fingerprint FROM external_listings WHERE _hour <= $epoch
     UNION SELECT 'ip', ip FROM external_listings WHERE _hour <= $epoch
+    UNION SELECT 'cluster', cluster_id FROM sybil_clusters WHERE epoch = $epoch
     UNION SELECT 'wallet', wallet FROM accounts WHERE $keyed_wallets AND _hour <= $epoch
     UNION SELECT 'wallet', wallet FROM stake_events WHERE $keyed_wallets AND _hour <= $epoch
     UNION SELECT 'wallet', funder_wallet FROM stake_events WHERE $keyed_wallets AND _hour <= $epoch

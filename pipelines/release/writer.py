@@ -94,7 +94,7 @@ def write_epoch(
         path = root / table / f"epoch={epoch}" / "part-0.parquet"
         _write_parquet(frame, path)
         files[table], rows[table] = path, frame.height
-    leaks = [f for folder in root.glob(f"*/epoch={epoch}") for f in privacy.scan_release(folder, ids)]
+    leaks = privacy.scan_release(root, ids, [path.parent for path in files.values()])
     if leaks:
         _remove_epoch(root, epoch)
         kinds = sorted({f.kind for f in leaks})
