@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
+import polars as pl
 
 from pipelines.cli import main
 from pipelines.db import connect
@@ -64,13 +64,19 @@ def main_(argv: list[str] | None = None) -> int:
     for v in values:
         guesses |= {hashlib.sha256(v.encode()).hexdigest()[:20], hashlib.md5(v.encode()).hexdigest()}
         guesses |= {f"{p}-{hashlib.sha256(f'{k}:{v}'.encode()).hexdigest()[:20]}" for k, p in pseudonymize.KINDS.items()}
-    released = set(duckdb.sql(f"""SELECT DISTINCT v FROM (SELECT unnest([device_id, account_id, host_fingerprint, gpu_uuid,
-        gpu_serial, ip_prefix]) AS v FROM read_parquet('{rel}/hardware/*/part-0.parquet')) WHERE v IS NOT NULL""").pl()["v"])  # fmt: skip
+    released: set[str] = set()
+    for path in rel.glob("*/epoch=*/part-0.parquet"):  # every string value of every table
+        frame = pl.read_parquet(path)
+        for name, dtype in frame.schema.items():
+            if dtype == pl.String:
+                released |= set(frame[name].drop_nulls().unique())
+            elif dtype == pl.List(pl.String):
+                released |= set(frame[name].explode().drop_nulls().unique())
     counts = raw.group_by("kind").len().sort("kind")
     print(f"epochs released {len(epochs)}, files {len(files)}, {size / 2**20:.1f} MiB")
     print("raw identifiers looked for: " + ", ".join(f"{k} {n}" for k, n in counts.iter_rows()))
     print(f"privacy scan (every byte, decoded Parquet values) {scan_s:.1f} s: {len(findings)} finding(s)")
-    print(f"join-back: {len(guesses)} raw and unkeyed-hash guesses vs {len(released)} released identifier values: "
+    print(f"join-back: {len(guesses)} raw and unkeyed-hash guesses vs {len(released)} released string values: "
           f"{len(guesses & released)} match(es)")  # fmt: skip
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     for f in findings[:10]:
