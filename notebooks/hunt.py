@@ -90,6 +90,18 @@ def _(out, pl, px, tiers):
 
 
 @app.cell
+def _(duckdb, tiers):
+    # The evidence behind each verdict: detector, action and reason, from the reasons JSON.
+    evidence = duckdb.sql("""
+        SELECT r ->> 'detector' AS detector, r ->> 'action' AS action, count(*) AS verdicts,
+               any_value(r ->> 'reason') AS example
+        FROM (SELECT unnest(from_json(reasons, '["json"]')) AS r FROM tiers WHERE tier IN ('probation', 'rejected'))
+        GROUP BY ALL ORDER BY verdicts DESC""").pl()
+    evidence
+    return
+
+
+@app.cell
 def _(hardware, nx, pl, table, tiers):
     # 4. A sybil cluster from raw signals: accounts linked when they share a host, a referrer or a funder.
     accounts = table("accounts")

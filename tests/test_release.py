@@ -159,6 +159,9 @@ def test_sql_pseudonyms_are_hmac_sha256_under_the_season_key(catalogue_con) -> N
     assert got == (expected, pseudonymize.pseudonym(key, "gpu", "GPU-x"), "10.1.2.0/24", "2001:db8:aa::/48", "0:0:0::/48",
                    "free_mail", "own_domain", None)  # fmt: skip
     assert pseudonymize.pseudonym(pseudonymize.season_key(b"s" * 32, "2025-H1"), "device", "dev_1") != expected
+    assert catalogue_con.execute("SELECT wallet_out('W1')").fetchall()[0][0] == "W1"
+    pseudonymize.register(catalogue_con, key, wallets="keyed")
+    assert catalogue_con.execute("SELECT wallet_out('W1')").fetchall()[0][0] == pseudonymize.pseudonym(key, "wallet", "W1")
 
 
 def test_pseudonyms_are_stable_within_a_season_and_keep_the_signals(rel: Released) -> None:
