@@ -110,7 +110,7 @@ WITH raw(kind, value) AS (
     UNION SELECT 'gpu', gpu_uuid FROM external_listings WHERE _hour <= $epoch
     UNION SELECT 'host', host_fingerprint FROM external_listings WHERE _hour <= $epoch
     UNION SELECT 'ip', ip FROM external_listings WHERE _hour <= $epoch
-    UNION SELECT 'cluster', cluster_id FROM sybil_clusters WHERE epoch = $epoch
+    UNION SELECT 'cluster', cluster_id FROM sybil_clusters WHERE epoch BETWEEN hours_back($epoch, $lookback) AND $epoch
     UNION SELECT 'wallet', wallet FROM accounts WHERE $keyed_wallets AND _hour <= $epoch
     UNION SELECT 'wallet', wallet FROM stake_events WHERE $keyed_wallets AND _hour <= $epoch
     UNION SELECT 'wallet', funder_wallet FROM stake_events WHERE $keyed_wallets AND _hour <= $epoch
