@@ -239,6 +239,75 @@ def cmd_sybil_graph(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release(a: argparse.Namespace) -> int:
+    """Publish the signed public release, verify one, or make the release keys."""
+    from pipelines.release import manifest
+
+    if a.release_command == "keygen":
+        private, public, secret = manifest.generate_keys(a.out)
+        print(f"signing key {private} (keep private), public key {public} (publish it), "
+              f"pseudonymization secret {secret} (keep private)")  # fmt: skip
+        return 0
+    if a.release_command == "verify":
+        try:
+            epochs = manifest.verify_release(a.dir, manifest.load_public_key(a.key), a.epoch or None)
+        except manifest.ReleaseVerificationError as e:
+            print(f"fleetproof: {e}", file=sys.stderr)
+            return 1
+        print(f"release {a.dir}: {len(epochs)} epoch(s) verified ({epochs[0]} .. {epochs[-1]}): signatures, sha256, sizes and rows")
+        return 0
+    from pipelines.release.publish import publish
+
+    if not (a.db and a.out and a.signing_key):
+        raise ValueError("fleetproof release needs --db, --out and --signing-key (and --secret or $FLEETPROOF_RELEASE_SECRET)")
+
+    def progress(r) -> None:
+        print(f"{r.epoch}  season {r.season}  rows " + " ".join(f"{t}={n}" for t, n in r.rows.items() if n), flush=True)
+
+    written = publish(a.db, a.out, secret_file=a.secret, signing_key=a.signing_key, epoch_from=a.epoch_from,
+                      epoch_to=a.epoch_to, release_policy=a.release_policy, rewards_policy=a.rewards_policy,
+                      progress=progress)  # fmt: skip
+    print(f"released {len(written)} epoch(s) under {a.out}, each with a signed <epoch>.datapackage.json")
+    return 0
+
+
+def cmd_bounty(a: argparse.Namespace) -> int:
+    """Submit a hunter's report, review the queue, or show a report's decisions."""
+    from pipelines.bounty import intake, review
+    from pipelines.db import connect
+
+    bounty = intake.load_bounty_policy(a.bounty_policy)
+    with connect(a.db) as con:
+        if a.bounty_command == "submit":
+            d = intake.submit(con, a.report, a.release, a.key, bounty)
+            print(f"{d.report_id}: {d.status}: {d.reason}")
+            for step, outcome, reason in d.steps:
+                print(f"  {step:<10} {outcome:<6} {reason}")
+            return 0 if d.status == "queued" else 1
+        if a.bounty_command == "status":
+            _print_table(review.decisions(con, a.report_id))
+            return 0
+        if a.accept or a.dismiss:
+            if not a.reason:
+                raise ValueError("a review needs --reason (the reporter sees it)")
+            if a.dismiss:
+                review.dismiss(con, a.dismiss, a.reason)
+                print(f"{a.dismiss}: dismissed")
+                return 0
+            from pipelines.policy import load_policy
+            from pipelines.release.pseudonymize import load_release_policy, read_secret
+            from pipelines.rewards_policy import load_rewards_policy
+
+            p = review.accept(con, a.accept, a.reason, secret=read_secret(a.secret), release_policy=load_release_policy(a.release_policy),
+                              detection=load_policy(a.policy), rewards=load_rewards_policy(a.rewards_policy), bounty=bounty,
+                              tier=a.tier)  # fmt: skip
+            print(f"{p.report_id}: accepted; {len(p.devices)} device(s) overridden; stopped {p.stopped_base_units} base units; "
+                  f"bounty {p.amount_base_units} base units ({p.amount_base_units / 10**8:.8f} IO) to {p.reward_wallet}")  # fmt: skip
+            return 0
+        _print_table(review.queue(con))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fleetproof", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -322,6 +391,45 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-hub-degree", type=int, default=50)
     s.add_argument("--max-cluster", type=int, default=1000, help="larger components are peeled")
     s.set_defaults(func=cmd_sybil_graph)
+
+    s = sub.add_parser("release", help="publish the signed, pseudonymized public release (or: verify, keygen)")
+    s.add_argument("--db", type=Path)
+    s.add_argument("--out", type=Path, help="release folder")
+    s.add_argument("--secret", type=Path, help="pseudonymization secret file (default: $FLEETPROOF_RELEASE_SECRET)")
+    s.add_argument("--signing-key", type=Path, help="Ed25519 private key (PEM)")
+    s.add_argument("--from", dest="epoch_from", help="first epoch (default: the first processed)")
+    s.add_argument("--to", dest="epoch_to", help="last epoch (default: the last processed)")
+    s.add_argument("--release-policy", type=Path, help="release policy TOML (default: data/policy/release.toml)")
+    s.add_argument("--rewards-policy", type=Path, help="the reward policy TOML that paid the epochs")
+    s.set_defaults(func=cmd_release, release_command=None)
+    rsub = s.add_subparsers(dest="release_command")
+    v = rsub.add_parser("verify", help="check a release's signatures, hashes, sizes and row counts")
+    v.add_argument("dir", type=Path)
+    v.add_argument("--key", required=True, type=Path, help="the release's public key (PEM)")
+    v.add_argument("--epoch", action="append", help="only this epoch (repeatable)")
+    k = rsub.add_parser("keygen", help="make a signing key pair and a pseudonymization secret")
+    k.add_argument("--out", required=True, type=Path)
+
+    s = sub.add_parser("bounty", help="hunters' reports: submit, review (accept / dismiss), status")
+    s.add_argument("--db", required=True, type=Path)
+    s.add_argument("--bounty-policy", type=Path, help="bounty policy TOML (default: data/policy/bounty.toml)")
+    bsub = s.add_subparsers(dest="bounty_command", required=True)
+    b = bsub.add_parser("submit", help="receive a report and run the automatic checks")
+    b.add_argument("report", type=Path, help="report JSON (pipelines/bounty/report.schema.json)")
+    b.add_argument("--release", required=True, type=Path, help="the public release the report's ids come from")
+    b.add_argument("--key", required=True, type=Path, help="the release's public key (PEM)")
+    b = bsub.add_parser("review", help="list queued reports, or --accept / --dismiss one")
+    b.add_argument("--accept", metavar="REPORT_ID")
+    b.add_argument("--dismiss", metavar="REPORT_ID")
+    b.add_argument("--reason", help="why (kept, and shown to the reporter)")
+    b.add_argument("--tier", default="rejected", choices=["rejected", "probation"], help="verdict for the credited devices")
+    b.add_argument("--secret", type=Path, help="pseudonymization secret (default: $FLEETPROOF_RELEASE_SECRET)")
+    b.add_argument("--release-policy", type=Path)
+    b.add_argument("--policy", type=Path, help="detection policy TOML")
+    b.add_argument("--rewards-policy", type=Path)
+    b = bsub.add_parser("status", help="every decision about a report, with its reason")
+    b.add_argument("report_id")
+    s.set_defaults(func=cmd_bounty)
 
     s = sub.add_parser("demo", help="simulate a network and run the whole pipeline on it")
     s.add_argument("--workdir", type=Path, default=Path("var/demo"))
