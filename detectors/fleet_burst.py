@@ -88,8 +88,8 @@ class FleetBurst(Detector):
                  AND a.first_epoch > hours_back($epoch, $ramp_window)
             )
             SELECT h.device_id, f.account_id, least(1.0, 0.55 + 0.1 * count(DISTINCT h.dim)) AS score, 'probation' AS action,
-                   string_agg(DISTINCT h.what, '; ') AS reason,
-                   CAST(json_object('dimensions', list(DISTINCT h.dim), 'values', list(DISTINCT h.value)) AS VARCHAR) AS details
+                   string_agg(DISTINCT h.what, '; ' ORDER BY h.what) AS reason,
+                   CAST(json_object('matches', list(DISTINCT {'dimension': h.dim, 'value': h.value} ORDER BY {'dimension': h.dim, 'value': h.value})) AS VARCHAR) AS details
             FROM hits h LEFT JOIN device_features f ON f.device_id = h.device_id AND f.epoch = $epoch
             GROUP BY h.device_id, f.account_id
             """,
