@@ -65,7 +65,7 @@ def _sha256(path: Path) -> str:
 
 def export_epoch(con: duckdb.DuckDBPyConnection, out: str | Path, epoch: str, tables: tuple[str, ...] = PUBLISHED) -> list[Path]:
     """Write the epoch's files and record them; returns the paths written."""
-    if not HOUR_RE.match(epoch):
+    if not isinstance(epoch, str) or not HOUR_RE.match(epoch):
         raise ValueError(f"not an epoch: {epoch!r}")
     out = Path(out)
     written = []
