@@ -283,7 +283,8 @@ def _typed(type_: str, raw: str) -> str:
         cast = f"TRY_CAST({raw} AS {type_})"
     if pattern is None:
         return cast
-    return f"CASE WHEN regexp_full_match({raw}, {_sql_str(pattern[0])}) THEN {cast} END"
+    finite = f" AND isfinite({cast})" if type_ == "DOUBLE" else ""  # '1e999' reads as infinity
+    return f"CASE WHEN regexp_full_match({raw}, {_sql_str(pattern[0])}){finite} THEN {cast} END"
 
 
 def _casts(feed: Feed, raw_table: str) -> str:

@@ -36,8 +36,9 @@ def pow_row(i: int, **changes: object) -> dict:
 
 
 def uptime_row(i: int, **changes: object) -> dict:
-    row = {"ts": f"2024-08-14T07:{i % 60:02d}:30Z", "device_id": DEVICES[i % len(DEVICES)], "source": "ping",
-           "ok": True, "latency_ms": 12.5}  # fmt: skip
+    # the seconds make (device, source, ts) unique for every i below 1,800
+    row = {"ts": f"2024-08-14T07:{i % 60:02d}:{30 + (i // 60) % 30:02d}Z", "device_id": DEVICES[i % len(DEVICES)],
+           "source": "ping", "ok": True, "latency_ms": 12.5}  # fmt: skip
     return {**row, **changes}
 
 
