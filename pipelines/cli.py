@@ -54,9 +54,9 @@ def _writable_db(path: Path) -> Path:
 
 def _drops_with_hours(drops: Path) -> Path:
     """A drops folder holding at least one complete hour folder; UserError otherwise."""
-    from pipelines.ingest import complete_hours
+    from pipelines.ingest import complete_hours, false_hours
 
-    if not complete_hours(drops):
+    if not complete_hours(drops) and not false_hours(drops):
         raise UserError(f"no complete hour folders (YYYY-MM-DDTHH/ with _manifest.json) in {drops}; nothing to do")
     return drops
 

@@ -69,14 +69,22 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def complete_hours(drops: str | Path) -> list[Path]:
-    """Hour-named folders that hold a manifest (complete), oldest first; anything else is
-    ignored. A name that only looks like an hour (``2024-08-13T99``) is returned too, so that
-    ingestion rejects it with a reason instead of skipping it without a word."""
+def _hour_like_folders(drops: str | Path) -> list[Path]:
     root = Path(drops)
     if not root.is_dir():
         raise FileNotFoundError(f"drops folder {root} does not exist")
     return sorted(p for p in root.iterdir() if HOUR_RE.match(p.name) and p.is_dir() and (p / MANIFEST).is_file())
+
+
+def complete_hours(drops: str | Path) -> list[Path]:
+    """Hour folders that hold a manifest (complete), oldest first; anything else is ignored."""
+    return [p for p in _hour_like_folders(drops) if parse_hour(p.name) is not None]
+
+
+def false_hours(drops: str | Path) -> list[Path]:
+    """Folders with a manifest whose name only looks like an hour (``2024-08-13T99``):
+    ``ingest_drops`` rejects them with a reason instead of skipping them without a word."""
+    return [p for p in _hour_like_folders(drops) if parse_hour(p.name) is None]
 
 
 def delivery_fingerprint(manifest_sha: str, folder: Path) -> str:
@@ -616,5 +624,5 @@ def _record_rejection(
 
 def ingest_drops(con: duckdb.DuckDBPyConnection, drops: str | Path) -> list[IngestResult]:
     """Ingest every complete hour folder under ``drops`` (new or changed ones), oldest first."""
-    return [ingest_hour(con, folder) for folder in complete_hours(drops)]
+    return [ingest_hour(con, folder) for folder in false_hours(drops) + complete_hours(drops)]
 
