@@ -99,7 +99,7 @@ def delivery_fingerprint(manifest_sha: str, folder: Path) -> str:
 def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
     keys = [k for k, _ in pairs]
     if len(keys) != len(set(keys)):
-        raise HourRejected(f"{MANIFEST} repeats a key ({sorted(k for k in set(keys) if keys.count(k) > 1)[0]!r})")
+        raise HourRejected(f"{MANIFEST} repeats a key ({min(k for k in set(keys) if keys.count(k) > 1)!r})")
     return dict(pairs)
 
 

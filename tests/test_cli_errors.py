@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from hostile_hours import make_hour
+
 from pipelines.cli import DEMO_MARKER, main
 from pipelines.db import connect
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from fault_targets import run_and_die_at, run_pipeline
+
 from pipelines.simulate import simulate
 
 MIN_RANDOM_KILLS = 20

@@ -17,8 +17,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hostile_hours import gz, jsonl, uptime_row, write_manifest
 
-from hostile_hours import gz, jsonl, stake_row, uptime_row, write_manifest
 from pipelines.db import connect
 from pipelines.export import CSV_TOO, PUBLISHED, export_epoch
 from pipelines.rewards_policy import load_rewards_policy

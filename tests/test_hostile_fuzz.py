@@ -13,10 +13,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hostile_hours import (
+    HOUR,
+    csv_bytes,
+    gz,
+    jsonl,
+    make_hour,
+    pow_row,
+    stake_row,
+    uptime_row,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostile_hours import HOUR, csv_bytes, gz, jsonl, make_hour, pow_row, stake_row, uptime_row, write_manifest
 from pipelines.contract import FEEDS
 from pipelines.db import connect, scalar
 from pipelines.ingest import ingest_hour

@@ -12,7 +12,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from hostile_hours import (
     DEVICES,
     HOUR,
@@ -26,6 +25,7 @@ from hostile_hours import (
     uptime_row,
     write_manifest,
 )
+
 from pipelines import ingest
 from pipelines.db import connect, scalar
 from pipelines.ingest import ingest_drops, ingest_hour
@@ -333,7 +333,7 @@ def test_redelivery_with_changed_content_but_same_sizes_and_mtimes_is_ingested(c
         os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
     result = ingest_hour(con, folder)
     assert result.status == "ingested"
-    assert sorted(r[0] for r in con.execute("SELECT challenge_id FROM pow").fetchall())[-1] == "c7"
+    assert max(r[0] for r in con.execute("SELECT challenge_id FROM pow").fetchall()) == "c7"
     assert ingest_hour(con, folder).status == "unchanged"
 
 
