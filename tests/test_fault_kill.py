@@ -19,6 +19,8 @@ from fault_targets import run_and_die_at, run_pipeline
 
 from pipelines.simulate import simulate
 
+pytestmark = pytest.mark.slow
+
 MIN_RANDOM_KILLS = 20
 WALL_CLOCK_COLUMNS = {
     "ingest_log": ["ingested_at"],
@@ -108,12 +110,13 @@ def test_kill_at_random_points_then_rerun_equals_an_uninterrupted_run(ctx, tiny_
             p.join()
             kills += 1
         _finish_and_compare(ctx, tiny_drops, db, out, ref_db, ref_out)
+    print(f"{kills} random kills over {rounds} rounds; every rerun equal to the uninterrupted run")
     assert kills >= MIN_RANDOM_KILLS
 
 
 @pytest.mark.parametrize(
     "point, nth",
-    [("ingest_commit", 2), ("before_export", 1), ("before_export", 3), ("before_export_record", 2), ("missing_export_pass", 1)],
+    [("ingest_commit", 2), ("before_export", 2), ("before_export_record", 2), ("missing_export_pass", 1)],
 )
 def test_kill_between_commit_and_export_loses_no_export(
     ctx, tiny_drops: Path, reference, tmp_path: Path, point: str, nth: int

@@ -13,6 +13,9 @@ from pipelines.simulate import simulate
 from pipelines.status import status_data, status_report
 
 
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def drops(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("stage") / "drops"

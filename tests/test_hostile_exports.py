@@ -25,6 +25,8 @@ from pipelines.rewards_policy import load_rewards_policy
 from pipelines.run import run
 from pipelines.simulate import simulate
 
+pytestmark = pytest.mark.slow  # runs the pipeline on a tiny network
+
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 JSON_COLUMNS = {"device_tiers": "reasons", "sybil_clusters": "evidence", "reward_allocations": "components", "slashing_events": "evidence"}
 
@@ -112,18 +114,29 @@ def test_money_is_integer_in_parquet_and_csv(tiny) -> None:
 
 
 @pytest.mark.parametrize("table", sorted(JSON_COLUMNS))
-def test_json_columns_read_as_text_in_polars_pandas_and_duckdb(tiny, table: str) -> None:
+def test_json_columns_read_as_text_in_polars_pandas_and_duckdb(tiny, tmp_path: Path, table: str) -> None:
+    """On the tiny run's files, plus one row written here (the tiny network has no sybil ring)."""
     _, a, _ = tiny
-    files = [f for f in sorted((a / "out" / table).glob("epoch=*/part-0.parquet")) if pq.read_metadata(f).num_rows]
-    if not files:
-        pytest.skip(f"no {table} rows in the tiny network")
+    db = tmp_path / "db.duckdb"
+    shutil.copy(a / "db.duckdb", db)
     column = JSON_COLUMNS[table]
-    assert pl.read_parquet(files[-1]).schema[column] == pl.String
-    frame = pd.read_parquet(files[-1])
-    assert all(isinstance(v, str) for v in frame[column].dropna())
-    con = duckdb.connect()
-    assert con.execute(f"SELECT typeof({column}) FROM read_parquet('{files[-1]}') LIMIT 1").fetchall()[0][0] == "VARCHAR"
-    assert all(json.loads(v) is not None for v in frame[column].dropna())
+    with connect(db) as con:
+        epoch = con.execute("SELECT max(epoch) FROM processed_epochs").fetchall()[0][0]
+        names = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+        values = {n: ("{\"story\": \"two accounts\", \"n\": 2}" if n == column else epoch if n == "epoch" else
+                      ["sybil"] if n == "fraud_types" else 0 if n in ("score", "amount_base_units", "weight") else "x")
+                  for n in names}  # fmt: skip
+        con.execute(f"INSERT INTO {table} VALUES ({', '.join('?' for _ in names)})", [values[n] for n in names])
+        export_epoch(con, tmp_path / "out", epoch)
+    files = [tmp_path / "out" / table / f"epoch={epoch}" / "part-0.parquet"]
+    files += [f for f in sorted((a / "out" / table).glob("epoch=*/part-0.parquet")) if pq.read_metadata(f).num_rows]
+    for f in files:
+        assert pl.read_parquet(f).schema[column] == pl.String
+        frame = pd.read_parquet(f)
+        assert len(frame) and all(isinstance(v, str) for v in frame[column].dropna())
+        assert all(json.loads(v) is not None for v in frame[column].dropna())
+        con = duckdb.connect()
+        assert con.execute(f"SELECT DISTINCT typeof({column}) FROM read_parquet('{f}')").fetchall() == [("VARCHAR",)]
 
 
 def test_two_clean_runs_write_byte_identical_exports(tiny) -> None:
