@@ -9,10 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 DEATH_POINTS = {
-    "ingest_commit": ("pipelines.ingest", "_log"),  # inside an hour's transaction, before COMMIT
     "before_export": ("pipelines.run", "export_epoch"),  # epoch committed, nothing exported
     "before_export_record": ("pipelines.export", "_record"),  # files written, not recorded
-    "missing_export_pass": ("pipelines.run", "missing_exports"),  # after every epoch, before the catch-up pass
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import random
 import time
 from pathlib import Path
@@ -77,7 +78,7 @@ def reference(ctx, tiny_drops: Path, tmp_path_factory: pytest.TempPathFactory) -
     """An uninterrupted run: (database, exports, seconds it took)."""
     root = tmp_path_factory.mktemp("reference")
     db, out = root / "ref.duckdb", root / "ref_out"
-    _start(ctx, run_pipeline, tiny_drops, root / "warm.duckdb", None).join(300)  # starts the forkserver
+    _start(ctx, os.getpid).join(300)  # starts the forkserver (it imports the pipeline once)
     started = time.perf_counter()
     p = _start(ctx, run_pipeline, tiny_drops, db, out)
     p.join(300)
@@ -102,7 +103,7 @@ def test_kill_at_random_points_then_rerun_equals_an_uninterrupted_run(ctx, tiny_
         db, out = tmp_path / f"r{rounds}.duckdb", tmp_path / f"r{rounds}_out"
         for _ in range(8):  # kill the same database's runs again and again, each further along
             p = _start(ctx, run_pipeline, tiny_drops, db, out)
-            p.join(rng.uniform(0.02, seconds))
+            p.join(rng.uniform(0.02, 0.8 * seconds))
             if p.exitcode is not None:  # finished before the kill
                 assert p.exitcode == 0
                 break
@@ -110,13 +111,13 @@ def test_kill_at_random_points_then_rerun_equals_an_uninterrupted_run(ctx, tiny_
             p.join()
             kills += 1
         _finish_and_compare(ctx, tiny_drops, db, out, ref_db, ref_out)
-    print(f"{kills} random kills over {rounds} rounds; every rerun equal to the uninterrupted run")
+    print(f"{kills} random kills over {rounds} rounds (an uninterrupted run: {seconds:.1f} s); every rerun equal to it")
     assert kills >= MIN_RANDOM_KILLS
 
 
 @pytest.mark.parametrize(
     "point, nth",
-    [("ingest_commit", 2), ("before_export", 2), ("before_export_record", 2), ("missing_export_pass", 1)],
+    [("before_export", 2), ("before_export_record", 2)],
 )
 def test_kill_between_commit_and_export_loses_no_export(
     ctx, tiny_drops: Path, reference, tmp_path: Path, point: str, nth: int

@@ -1,7 +1,7 @@
 """Property-based hostile input: generated malformed values and damaged files.
 
-Per CI run: 100 hours x 20..25 malformed rows (>= 2,000 rows, every value in a form the
-contract refuses) plus 150 damaged or random files. Properties: ingestion never raises; each
+Per CI run: 50 hours x 40..45 malformed rows (>= 2,000 rows, every value in a form the
+contract refuses) plus 60 damaged or random files. Properties: ingestion never raises; each
 malformed row is quarantined with a reason naming its column; every good row of the same hour
 lands; a damaged file costs at most itself (or rejects the hour with a reason naming it)."""
 
@@ -30,9 +30,9 @@ from pipelines.contract import FEEDS
 from pipelines.db import connect, scalar
 from pipelines.ingest import ingest_hour
 
-ROWS_PER_HOUR = 20
-EXAMPLES = 100
-FILES = 150
+ROWS_PER_HOUR = 40
+EXAMPLES = 50
+FILES = 60
 HOUR_START = datetime(2024, 8, 14, 7)
 
 _text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30)
