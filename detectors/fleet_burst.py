@@ -104,7 +104,7 @@ class FleetBurst(Detector):
             SELECT h.device_id, f.account_id, least(1.0, 0.55 + 0.1 * count(DISTINCT h.dim)) AS score, 'probation' AS action,
                    string_agg(DISTINCT h.what, '; ' ORDER BY h.what) AS reason,
                    CAST(json_object('proof', 'suspicion',
-                        'waves', list(json_object('dimension', h.dim, 'value', h.value) ORDER BY h.dim, h.value)) AS VARCHAR) AS details
+                        'matches', list(DISTINCT {'dimension': h.dim, 'value': h.value} ORDER BY {'dimension': h.dim, 'value': h.value})) AS VARCHAR) AS details
             FROM hits h LEFT JOIN device_features f ON f.device_id = h.device_id AND f.epoch = $epoch
             WHERE h.device_id IN (SELECT device_id FROM unproven)
             GROUP BY h.device_id, f.account_id

@@ -34,11 +34,47 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     return 0
 
 
+class UserError(Exception):
+    """A mistake in how the command was called: one line on stderr, exit status 2."""
+
+
+def _existing_db(path: Path) -> Path:
+    """An existing fleetproof database (nothing is created); UserError otherwise."""
+    from pipelines.db import check_database_file
+
+    return check_database_file(path)
+
+
+def _writable_db(path: Path) -> Path:
+    """A database path to write: a missing file is created, an existing one must be DuckDB."""
+    if path.exists():
+        _existing_db(path)
+    return path
+
+
+def _drops_with_hours(drops: Path) -> Path:
+    """A drops folder holding at least one complete hour folder; UserError otherwise."""
+    from pipelines.ingest import complete_hours, false_hours
+
+    if not complete_hours(drops) and not false_hours(drops):
+        raise UserError(f"no complete hour folders (YYYY-MM-DDTHH/ with _manifest.json) in {drops}; nothing to do")
+    return drops
+
+
+def _hour(value: str, option: str) -> str:
+    from pipelines.contract import parse_hour
+
+    if parse_hour(value) is None:
+        raise UserError(f"{option} {value!r} is not an hour: use YYYY-MM-DDTHH, e.g. 2024-08-14T07")
+    return value
+
+
 def cmd_ingest(a: argparse.Namespace) -> int:
     from pipelines.db import connect
     from pipelines.ingest import ingest_drops
 
-    with connect(a.db) as con:
+    _drops_with_hours(a.drops)
+    with connect(_writable_db(a.db)) as con:
         results = ingest_drops(con, a.drops)
     for r in results:
         extra = f" ({r.reason})" if r.reason else ""
@@ -57,8 +93,10 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     from pipelines.rewards_policy import load_rewards_policy
 
-    summary = run(a.drops, a.db, a.out, load_policy(a.policy), progress=progress, quality_bars=not a.skip_quality_bars,
-                  rewards=load_rewards_policy(a.rewards_policy))  # fmt: skip
+    policy, rewards = load_policy(a.policy), load_rewards_policy(a.rewards_policy)
+    _drops_with_hours(a.drops)
+    summary = run(a.drops, _writable_db(a.db), a.out, policy, progress=progress, quality_bars=not a.skip_quality_bars,
+                  rewards=rewards)  # fmt: skip
     rejected = [r for r in summary.ingested if r.status == "rejected"]
     landed = [r for r in summary.ingested if r.status == "ingested"]
     print(f"hours ingested {len(landed)}, rejected {len(rejected)}, epochs computed {len(summary.epochs)}, "
@@ -71,6 +109,11 @@ def cmd_run(a: argparse.Namespace) -> int:
               "(fix the drop, or change [quality] in the policy, or pass --skip-quality-bars):")  # fmt: skip
         for o in failed:
             print(f"  {o.name}: {o.description}")
+        return 1
+    if summary.failed:
+        f = summary.failed
+        print(f"STOPPED at {f.epoch}: stage {f.stage} failed ({f.reason}); it and later epochs wait. "
+              "The failure is recorded (see `fleetproof status`); run again to retry.", file=sys.stderr)  # fmt: skip
         return 1
     return 0
 
@@ -85,6 +128,7 @@ def cmd_status(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from pipelines.evaluate import evaluate
 
+    _existing_db(a.db)
     per_type, per_pop = evaluate(a.db, a.drops, a.types or [*FRAUD_TYPES, "burst"])
     print("Detection quality by fraud type (device flagged in any epoch):")
     _print_table(per_type)
@@ -100,16 +144,20 @@ def cmd_recalc(a: argparse.Namespace) -> int:
     from pipelines.recalc import read_overrides, recalculate, recalculate_rewards
     from pipelines.rewards_policy import load_rewards_policy
 
+    _hour(a.epoch_from, "--from")
+    _hour(a.epoch_to, "--to")
+    if a.epoch_from > a.epoch_to:
+        raise UserError(f"--from {a.epoch_from} is after --to {a.epoch_to}: the period must start before it ends")
+    policy, rewards = load_policy(a.policy), load_rewards_policy(a.rewards_policy)
     overrides = read_overrides(a.overrides) if a.overrides else []
     if a.rewards_only and (overrides or a.policy):
-        raise ValueError("--rewards-only keeps the stored tiers: review verdicts (--overrides) and a detection "
-                         "--policy change them, so leave out --rewards-only")  # fmt: skip
-    with connect(a.db) as con:
+        raise UserError("--rewards-only keeps the stored tiers: review verdicts (--overrides) and a detection "
+                        "--policy change them, so leave out --rewards-only")  # fmt: skip
+    with connect(_existing_db(a.db)) as con:
         if a.rewards_only:
-            statements = recalculate_rewards(con, a.epoch_from, a.epoch_to, load_rewards_policy(a.rewards_policy), apply=a.apply)
+            statements = recalculate_rewards(con, a.epoch_from, a.epoch_to, rewards, apply=a.apply)
         else:
-            statements = recalculate(con, a.epoch_from, a.epoch_to, load_policy(a.policy), load_rewards_policy(a.rewards_policy),
-                                     overrides, apply=a.apply)  # fmt: skip
+            statements = recalculate(con, a.epoch_from, a.epoch_to, policy, rewards, overrides, apply=a.apply)
         if a.apply:
             epochs = [r[0] for r in con.execute("SELECT epoch FROM processed_epochs WHERE epoch >= ? ORDER BY epoch", [a.epoch_from]).fetchall()]
             for epoch in epochs:
@@ -123,6 +171,16 @@ def cmd_recalc(a: argparse.Namespace) -> int:
           f"{moved / 10**8:.8f} IO moved; {'applied' if a.apply else 'dry run (nothing stored)'}; statements in {folder}")  # fmt: skip
     _print_table(statements.head(10).select("account_id", "old_base_units", "new_base_units", "delta_base_units", "changes"))
     return 0
+
+
+DEMO_MARKER = ".fleetproof-demo"
+"""Written into a workdir the demo created: only such a folder is ever deleted by the demo."""
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    return input(question).strip().lower() in ("y", "yes")
 
 
 def cmd_dashboard(a: argparse.Namespace) -> int:
@@ -144,13 +202,21 @@ def cmd_dashboard(a: argparse.Namespace) -> int:
 def cmd_demo(a: argparse.Namespace) -> int:
     """The embedded default: simulate a network, run the whole pipeline, print a summary."""
     work = Path(a.workdir)
+    marker = work / DEMO_MARKER
     if work.exists() and not a.keep:
+        if not work.is_dir() or (any(work.iterdir()) and not marker.is_file()):
+            raise UserError(f"{work} exists and was not made by `fleetproof demo`; choose another --workdir or remove it yourself")
+        if any(work.iterdir()) and not a.yes and not _confirm(f"delete the earlier demo in {work}? [y/N] "):
+            raise UserError(f"kept {work}; pass --keep to reuse it or --yes to replace it")
         shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by fleetproof demo; `fleetproof demo` may delete this folder\n")
     drops, db, out = work / "drops", work / "fleetproof.duckdb", work / "out"
     print(f"== simulating {a.devices} devices for {a.hours} hours (seed {a.seed}) into {drops}")
     cmd_simulate(argparse.Namespace(out=drops, devices=a.devices, hours=a.hours, seed=a.seed, scenario=a.scenario))
     print(f"== running the pipeline: drops {drops} -> {db} -> {out}")
-    cmd_run(argparse.Namespace(drops=drops, db=db, out=out, policy=None, rewards_policy=None, skip_quality_bars=False))
+    if cmd_run(argparse.Namespace(drops=drops, db=db, out=out, policy=None, rewards_policy=None, skip_quality_bars=False)):
+        print("== the run stopped early (see above); the summary covers what was computed")
     print("== status")
     cmd_status(argparse.Namespace(db=db, json=False))
     print("== detection quality against the simulator's ground truth")
@@ -438,16 +504,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--scenario", type=Path)
     s.add_argument("--keep", action="store_true", help="keep an existing workdir (process only what is new)")
+    s.add_argument("--yes", action="store_true", help="replace an earlier demo's workdir without asking")
     s.set_defaults(func=cmd_demo)
     return p
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the input or the call is wrong (a one-line message, no traceback)."""
+    import duckdb
+    from filelock import Timeout
+
+    from pipelines.db import DatabaseBusy, NotADatabase
+
+    return (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError,
+            DatabaseBusy, NotADatabase, Timeout, duckdb.IOException)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"fleetproof: error: {e}", file=sys.stderr)
+    except _user_errors() as e:
+        message = " ".join(str(e).split()) or type(e).__name__
+        print(f"fleetproof: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 HOUR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
 """A drop folder / epoch name: the UTC hour ``YYYY-MM-DDTHH``."""
@@ -20,6 +21,43 @@ _TRIPLE = r"\[\s*\d{1,9}\s*,\s*\d{1,9}\s*,\s*-?\d{1,18}\s*\]"
 SAMPLES_RE = rf"\s*\[\s*({_TRIPLE}\s*(,\s*{_TRIPLE}\s*)*)?\]\s*"
 """``samples``: a JSON list of ``[i, j, value]`` integer triples (checked before parsing)."""
 BASE_UNITS_PER_IO = 10**8
+
+# --- limits and text forms: what a value must look like before it is cast -------------------
+
+TIME_TOLERANCE_S = 120
+"""A row's time column must lie inside its hour, give or take this many seconds of clock skew."""
+EARLIEST_TIMESTAMP = "2000-01-01 00:00:00"
+"""No timestamp in any feed may be earlier than this (nor later than its hour plus tolerance)."""
+MAX_TEXT_CHARS = 4096
+"""Longest string value accepted in any column except ``samples`` (bounded by the line size)."""
+MAX_LINE_BYTES = 1 << 20
+"""Longest CSV or JSONL line; a longer line is quarantined, the rest of the file is read."""
+MAX_DECOMPRESSED_BYTES = 1 << 30
+"""A ``.gz`` file that inflates past this is quarantined unread (a decompression bomb)."""
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_MANIFEST_DEPTH = 4
+MONEY_MAX_INTEGER_DIGITS = 9
+MONEY_MAX_SCALE = 8
+"""Decimal amounts (``amount_io``, ``paid_usd``): at most 9 integer digits (below the token's
+total supply) and 8 decimals, plain notation only; so every amount fits in int64 base units."""
+
+TEXT_FORMS: dict[str, tuple[str, str]] = {
+    "TIMESTAMP": (
+        r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}(:?\d{2})?)?",
+        "an ISO 8601 timestamp (offsets are converted to UTC)",
+    ),
+    "BIGINT": (r"-?\d{1,19}", "a whole number in plain digits"),
+    "INTEGER": (r"-?\d{1,10}", "a whole number in plain digits"),
+    "UBIGINT": (r"\d{1,20}", "an unsigned 64-bit whole number in plain digits"),
+    "DOUBLE": (r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,3})?", "a finite number"),
+    "BOOLEAN": (r"(?i)(true|false)", "true or false"),
+    "DECIMAL(38,8)": (
+        rf"-?\d{{1,{MONEY_MAX_INTEGER_DIGITS}}}(\.\d{{1,{MONEY_MAX_SCALE}}})?",
+        f"a plain decimal with at most {MONEY_MAX_INTEGER_DIGITS} integer digits and {MONEY_MAX_SCALE} decimals",
+    ),
+}
+"""Per DuckDB type: (RE2 pattern the raw text must match in full, what the reason says).
+Strict on purpose: no float, hex, underscore or exponent forms for integers and money."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +81,8 @@ class Feed:
     key: tuple[str, ...] = ()
     """Columns that identify a row; a repeated key within one hour is quarantined."""
     time_column: str | None = None
+    """The column that must fall inside the row's hour (``TIME_TOLERANCE_S``); every other
+    timestamp must lie between ``EARLIEST_TIMESTAMP`` and the hour's end plus tolerance."""
     extra_checks: tuple[tuple[str, str], ...] = field(default=())
     """(SQL predicate over the typed row that must hold, reason shown when it does not)."""
 
@@ -130,6 +170,10 @@ POW = Feed(
             "responded_at IS NULL OR responded_at >= issued_at",
             "responded_at is before issued_at",
         ),
+        (
+            "responded_at IS NULL OR responded_at <= issued_at + INTERVAL 1 HOUR",
+            "responded_at is more than an hour after issued_at",
+        ),
     ),
 )
 
@@ -159,7 +203,7 @@ ACCOUNTS = Feed(
     ),
     required=False,
     key=("account_id",),
-    time_column="created_at",
+    time_column=None,  # accounts that existed before the first drop arrive with old dates
 )
 
 STAKE_EVENTS = Feed(
@@ -198,7 +242,12 @@ JOBS = Feed(
     required=False,
     key=("job_id",),
     time_column="ended_at",
-    extra_checks=(("paid_usd >= 0", "paid_usd must be >= 0"),),
+    extra_checks=(
+        ("paid_usd >= 0", "paid_usd must be >= 0"),
+        ("ended_at >= created_at", "ended_at is before created_at"),
+        ("started_at IS NULL OR (started_at >= created_at AND started_at <= ended_at)",
+         "started_at is not between created_at and ended_at"),
+    ),
 )
 
 EXTERNAL_LISTINGS = Feed(
@@ -230,6 +279,16 @@ FRAUD_TYPES = (
     "wash_trading",
 )
 TIERS = ("verified", "standard", "probation", "rejected")
+
+
+def parse_hour(name: str) -> datetime | None:
+    """``2024-08-14T07`` -> its start; None unless the name is a real UTC hour (``T99`` is not)."""
+    if not HOUR_RE.match(name):
+        return None
+    try:
+        return datetime.strptime(name, "%Y-%m-%dT%H")
+    except ValueError:
+        return None
 
 
 def split_name(filename: str) -> tuple[str, str] | None:

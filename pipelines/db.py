@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from pipelines.contract import FEEDS
 
@@ -28,6 +29,58 @@ def lock_path(db_path: str | Path) -> Path:
     return Path(str(db_path) + ".lock")
 
 
+def holder_path(db_path: str | Path) -> Path:
+    """Beside the lock: who holds the database and since when (for ``fleetproof status``)."""
+    return Path(str(db_path) + ".holder")
+
+
+class DatabaseBusy(Exception):
+    """Another process holds the database (the message says which and since when)."""
+
+
+class NotADatabase(Exception):
+    """The path exists but is not a DuckDB database file."""
+
+
+def check_database_file(db_path: str | Path) -> Path:
+    """The path of an existing DuckDB file; FileNotFoundError or NotADatabase otherwise
+    (nothing is created)."""
+    path = Path(db_path)
+    if not path.exists():
+        raise FileNotFoundError(f"database {path} does not exist")
+    if not path.is_file():
+        raise NotADatabase(f"{path} is not a file")
+    with path.open("rb") as f:
+        header = f.read(16)
+    if header[8:12] != b"DUCK":
+        raise NotADatabase(f"{path} is not a DuckDB database")
+    return path
+
+
+@contextmanager
+def connect_for_reading(db_path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to an existing database, without waiting: if a run holds the
+    database, DatabaseBusy says so at once (with the holder's pid and start time)."""
+    path = check_database_file(db_path)
+    lock = FileLock(lock_path(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            since = holder_path(path).read_text().strip()
+        except OSError:
+            since = "an unknown time"
+        raise DatabaseBusy(f"a run holds {path} ({since}); try again when it ends") from None
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+    finally:
+        lock.release()
+
+
 @contextmanager
 def connect(
     db_path: str | Path, *, timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, threads: int | None = None
@@ -36,8 +89,11 @@ def connect(
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(lock_path(db_path), timeout=timeout_s):
+        since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        holder_path(db_path).write_text(f"pid {os.getpid()} since {since}\n")
         con = duckdb.connect(str(db_path))
         try:
+            con.execute("SET TimeZone = 'UTC'")  # TIMESTAMPTZ -> TIMESTAMP conversions are UTC
             con.execute(f"SET memory_limit = '{os.environ.get('FLEETPROOF_DUCKDB_MEMORY', DEFAULT_MEMORY_LIMIT)}'")
             if threads:
                 con.execute(f"SET threads = {int(threads)}")
@@ -75,7 +131,7 @@ CREATE TABLE IF NOT EXISTS ingest_log (
 CREATE TABLE IF NOT EXISTS ingest_attempts (
     hour VARCHAR NOT NULL,
     manifest_sha256 VARCHAR NOT NULL,
-    fingerprint VARCHAR NOT NULL,       -- names, sizes and mtimes of the delivered files
+    fingerprint VARCHAR NOT NULL,       -- manifest sha256 (pins listed content) + other names
     status VARCHAR NOT NULL,            -- ingested | rejected
     reason VARCHAR,
     attempted_at TIMESTAMP NOT NULL
@@ -287,6 +343,20 @@ CREATE TABLE IF NOT EXISTS verdict_overrides (  -- a person's review: this tier 
     tier VARCHAR NOT NULL,
     reason VARCHAR NOT NULL,
     created_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epoch_exports (  -- an epoch is done only once exported and recorded here
+    out_dir VARCHAR NOT NULL,
+    epoch VARCHAR NOT NULL,
+    processed_at TIMESTAMP NOT NULL,    -- the computation that was exported
+    files JSON NOT NULL,                -- relative path -> sha256
+    exported_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (out_dir, epoch)
+);
+CREATE TABLE IF NOT EXISTS stage_failures (  -- a stage that failed on one epoch, until it succeeds
+    epoch VARCHAR PRIMARY KEY,
+    stage VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    failed_at TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS processed_epochs (
     epoch VARCHAR PRIMARY KEY,

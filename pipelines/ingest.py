@@ -14,14 +14,32 @@ import csv
 import gzip
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
+from pipelines.contract import (
+    EARLIEST_TIMESTAMP,
+    FEEDS,
+    HOUR_RE,
+    MANIFEST,
+    MAX_DECOMPRESSED_BYTES,
+    MAX_LINE_BYTES,
+    MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_DEPTH,
+    MAX_TEXT_CHARS,
+    REQUIRED_FEEDS,
+    TEXT_FORMS,
+    TIME_TOLERANCE_S,
+    Feed,
+    parse_hour,
+    split_name,
+)
 from pipelines.db import one, scalar
-from pipelines.contract import FEEDS, HOUR_RE, MANIFEST, REQUIRED_FEEDS, Feed, split_name
 
 
 class HourRejected(Exception):
@@ -51,39 +69,87 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def complete_hours(drops: str | Path) -> list[Path]:
-    """Hour folders that hold a manifest (complete), oldest first; anything else is ignored."""
+def _hour_like_folders(drops: str | Path) -> list[Path]:
     root = Path(drops)
     if not root.is_dir():
         raise FileNotFoundError(f"drops folder {root} does not exist")
-    return sorted(p for p in root.iterdir() if p.is_dir() and HOUR_RE.match(p.name) and (p / MANIFEST).is_file())
+    return sorted(p for p in root.iterdir() if HOUR_RE.match(p.name) and p.is_dir() and (p / MANIFEST).is_file())
 
 
-def delivery_fingerprint(folder: Path) -> str:
-    """Name, size and mtime of every file in the folder: a cheap test for 'delivered again
-    unchanged' (anything that differs gets the full sha256 check)."""
-    h = hashlib.sha256()
-    for p in sorted(folder.iterdir()):
-        if p.is_file():
-            st = p.stat()
-            h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+def complete_hours(drops: str | Path) -> list[Path]:
+    """Hour folders that hold a manifest (complete), oldest first; anything else is ignored."""
+    return [p for p in _hour_like_folders(drops) if parse_hour(p.name) is not None]
+
+
+def false_hours(drops: str | Path) -> list[Path]:
+    """Folders with a manifest whose name only looks like an hour (``2024-08-13T99``):
+    ``ingest_drops`` rejects them with a reason instead of skipping them without a word."""
+    return [p for p in _hour_like_folders(drops) if parse_hour(p.name) is None]
+
+
+def delivery_fingerprint(manifest_sha: str, folder: Path) -> str:
+    """What was delivered: the manifest's sha256 (which pins every listed file's content once
+    their hashes are checked) and the names of everything else in the folder (never read)."""
+    h = hashlib.sha256(manifest_sha.encode())
+    for name in sorted(p.name for p in folder.iterdir()):
+        h.update(b"\0" + name.encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
-def read_manifest(folder: Path) -> tuple[dict, str]:
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise HourRejected(f"{MANIFEST} repeats a key ({min(k for k in set(keys) if keys.count(k) > 1)!r})")
+    return dict(pairs)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def is_plain_file_name(name: object) -> bool:
+    """A bare file name inside the hour folder: no separators, no ``..``, no hidden names."""
+    return (
+        isinstance(name, str) and 0 < len(name) <= 255 and "/" not in name and "\\" not in name
+        and "\0" not in name and not name.startswith(".") and name.isprintable()
+    )  # fmt: skip
+
+
+def read_manifest_bytes(folder: Path) -> bytes:
+    """The manifest's bytes, refusing a link or an oversized file (HourRejected)."""
+    path = folder / MANIFEST
+    if path.is_symlink():
+        raise HourRejected(f"{MANIFEST} is a symbolic link; links are not followed")
+    size = path.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise HourRejected(f"{MANIFEST} is {size} bytes; the limit is {MAX_MANIFEST_BYTES}")
+    return path.read_bytes()
+
+
+def read_manifest(folder: Path, raw: bytes | None = None) -> tuple[dict, str]:
     """The manifest and its sha256; raises HourRejected when it cannot be used."""
-    raw = (folder / MANIFEST).read_bytes()
+    raw = read_manifest_bytes(folder) if raw is None else raw
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        manifest = json.loads(raw)
+        manifest = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise HourRejected(f"{MANIFEST} is not valid JSON ({e})") from None
+    except RecursionError:
+        raise HourRejected(f"{MANIFEST} is nested deeper than {MAX_MANIFEST_DEPTH} levels") from None
+    if _depth(manifest) > MAX_MANIFEST_DEPTH:
+        raise HourRejected(f"{MANIFEST} is nested deeper than {MAX_MANIFEST_DEPTH} levels")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
         raise HourRejected(f'{MANIFEST} must be an object with "hour" and a "files" object')
     if manifest.get("hour") != folder.name:
-        raise HourRejected(f'{MANIFEST} says hour {manifest.get("hour")!r} but the folder is {folder.name!r}')
+        raise HourRejected(f"{MANIFEST} says hour {str(manifest.get('hour'))[:40]!r} but the folder is {folder.name!r}")
     for name, entry in manifest["files"].items():
-        ok = isinstance(entry, dict) and isinstance(entry.get("rows"), int) and isinstance(entry.get("sha256"), str)
+        if not is_plain_file_name(name) or name == MANIFEST:
+            raise HourRejected(f"{MANIFEST} lists {name[:80]!r}: entries must be plain file names in the hour folder")
+        ok = isinstance(entry, dict) and type(entry.get("rows")) is int and isinstance(entry.get("sha256"), str)
         if not ok or entry["rows"] < 0:
             raise HourRejected(f'{MANIFEST}: entry for {name!r} needs "rows" (int >= 0) and "sha256" (hex)')
     return manifest, digest
@@ -92,63 +158,113 @@ def read_manifest(folder: Path) -> tuple[dict, str]:
 # --- staging: every format becomes one table of raw values per feed ---------------------------
 
 
+def _check_inflated_size(path: Path) -> None:
+    """Refuse a gzip file that is corrupt or inflates past ``MAX_DECOMPRESSED_BYTES``, before
+    DuckDB reads it (streamed: memory stays small whatever the file claims)."""
+    inflated = 0
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                inflated += len(chunk)
+                if inflated > MAX_DECOMPRESSED_BYTES:
+                    raise ValueError(f"inflates past {MAX_DECOMPRESSED_BYTES} bytes (decompression limit); not read further")
+    except (OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"corrupt gzip data ({e})") from None
+
+
 def _csv_header(path: Path) -> list[str]:
+    """The header row, read as bytes (a bad byte further down must not spoil it); a UTF-8 BOM
+    is dropped."""
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", newline="", encoding="utf-8") as f:  # type: ignore[operator]
-        return next(csv.reader(f), [])
+    with opener(path, "rb") as f:  # type: ignore[operator]
+        first = f.readline(MAX_LINE_BYTES + 1)
+    if len(first) > MAX_LINE_BYTES:
+        raise ValueError(f"CSV header is longer than {MAX_LINE_BYTES} bytes")
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("CSV header is not UTF-8") from None
+    return next(csv.reader([text]), [])
 
 
-def _stage_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, tag: str) -> list[tuple[int, str, str]]:
-    header = _csv_header(path)
-    missing = [c for c in feed.column_names if c not in header]
-    if missing:
-        raise ValueError(f"CSV header lacks required columns {missing}")
-    if len(set(header)) != len(header):
-        raise ValueError("CSV header repeats a column name")
-    columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in header) + "}"
-    src = (
-        f"read_csv({_sql_str(str(path))}, header=true, auto_detect=false, columns={columns}, "
-        f"delim=',', quote='\"', escape='\"', store_rejects=true, "
-        f"rejects_table='rej_{tag}', rejects_scan='rejscan_{tag}', max_line_size=10000000)"
-    )
-    cols = ", ".join(f'"{c}"' for c in feed.column_names)
-    con.execute(f"CREATE TEMP TABLE raw_{tag} AS SELECT row_number() OVER () AS _row, {cols} FROM {src}")
+def _rejected_lines(con: duckdb.DuckDBPyConnection, tag: str, what: str) -> list[tuple[int, str, str]]:
+    """Lines DuckDB's reader refused (bad bytes, over-long, malformed), one reason per line."""
     rejects = con.execute(
-        f"SELECT line, error_message, csv_line FROM rej_{tag} ORDER BY line, column_idx"
+        f"SELECT line, error_message, left(csv_line, {MAX_TEXT_CHARS}) FROM rej_{tag} ORDER BY line, column_idx"
     ).fetchall()
     con.execute(f"DROP TABLE IF EXISTS rej_{tag}; DROP TABLE IF EXISTS rejscan_{tag}")
     seen, out = set(), []
     for line, message, text in rejects:
         if line not in seen:
             seen.add(line)
-            out.append((int(line), f"line {line} is not valid CSV: {message}", text))
+            out.append((int(line), f"line {line} is not valid {what}: {message[:200]}", text))
     return out
 
 
+def _reader_options(tag: str) -> str:
+    return (
+        f"store_rejects=true, rejects_table='rej_{tag}', rejects_scan='rejscan_{tag}', "
+        f"max_line_size={MAX_LINE_BYTES}, strict_mode=true"
+    )
+
+
+def _stage_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, tag: str) -> list[tuple[int, str, str]]:
+    if path.name.endswith(".gz"):
+        _check_inflated_size(path)
+    header = _csv_header(path)
+    missing = [c for c in feed.column_names if c not in header]
+    if missing:
+        raise ValueError(f"CSV header lacks required columns {missing}")
+    if len({h.lower() for h in header}) != len(header):
+        raise ValueError("CSV header repeats a column name")
+    columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in header) + "}"
+    src = (
+        f"read_csv({_sql_str(str(path))}, header=true, auto_detect=false, columns={columns}, "
+        f"delim=',', quote='\"', escape='\"', {_reader_options(tag)})"
+    )
+    cols = ", ".join(f'"{c}"' for c in feed.column_names)
+    con.execute(f"CREATE TEMP TABLE raw_{tag} AS SELECT row_number() OVER () AS _row, {cols} FROM {src}")
+    return _rejected_lines(con, tag, "CSV")
+
+
 def _stage_jsonl(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, tag: str) -> list[tuple[int, str, str]]:
+    if path.name.endswith(".gz"):
+        _check_inflated_size(path)
     src = (
         f"read_csv({_sql_str(str(path))}, columns={{'line': 'VARCHAR'}}, header=false, "
-        "auto_detect=false, delim='\x01', quote='', escape='', max_line_size=10000000)"
+        f"auto_detect=false, delim='\x01', quote='', escape='', {_reader_options(tag)})"
     )
     con.execute(
         f"CREATE TEMP TABLE lines_{tag} AS SELECT row_number() OVER () AS _row, line, "
-        "CASE WHEN json_valid(line) THEN json_type(line::JSON) = 'OBJECT' ELSE false END AS _ok "
+        "CASE WHEN NOT json_valid(line) THEN 'is not a JSON object' "
+        "     WHEN json_type(line::JSON) <> 'OBJECT' THEN 'is not a JSON object' "
+        "     WHEN len(json_keys(line)) <> len(list_distinct(json_keys(line))) THEN 'repeats a key' "
+        "END AS _problem "
         f"FROM {src} WHERE trim(line) <> ''"
     )
     extract = ", ".join(f"json_extract_string(line, {_sql_str('$.' + c)}) AS \"{c}\"" for c in feed.column_names)
-    con.execute(f"CREATE TEMP TABLE raw_{tag} AS SELECT _row, {extract} FROM lines_{tag} WHERE _ok")
-    bad = con.execute(f"SELECT _row, line FROM lines_{tag} WHERE NOT _ok ORDER BY _row").fetchall()
+    con.execute(f"CREATE TEMP TABLE raw_{tag} AS SELECT _row, {extract} FROM lines_{tag} WHERE _problem IS NULL")
+    bad = con.execute(
+        f"SELECT _row, _problem, left(line, {MAX_TEXT_CHARS}) FROM lines_{tag} WHERE _problem IS NOT NULL ORDER BY _row"
+    ).fetchall()
     con.execute(f"DROP TABLE lines_{tag}")
-    return [(int(r), f"line {r} is not a JSON object", text) for r, text in bad]
+    return _rejected_lines(con, tag, "JSONL") + [(int(r), f"line {r} {problem}", text) for r, problem, text in bad]
 
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, tag: str) -> list[tuple[int, str, str]]:
-    src = f"read_parquet({_sql_str(str(path))}, file_row_number=true)"
-    names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
+    """Every column is read as text, so one set of text-form checks covers every format (a
+    float64 seed shows as ``7.16e+18`` and is refused, never rounded)."""
+    try:
+        names = pq.read_schema(path).names
+    except Exception as e:
+        raise ValueError(f"not a readable Parquet file ({str(e)[:200]})") from None
+    if len({n.lower() for n in names}) != len(names):
+        raise ValueError("Parquet file repeats a column name")
     missing = [c for c in feed.column_names if c not in names]
     if missing:
         raise ValueError(f"Parquet file lacks required columns {missing}")
-    cols = ", ".join(f'"{c}"' for c in feed.column_names)
+    src = f"read_parquet({_sql_str(str(path))}, file_row_number=true)"
+    cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in feed.column_names)
     con.execute(f"CREATE TEMP TABLE raw_{tag} AS SELECT file_row_number + 1 AS _row, {cols} FROM {src}")
     return []
 
@@ -162,37 +278,83 @@ STAGERS = {"csv": _stage_csv, "csv.gz": _stage_csv, "jsonl": _stage_jsonl, "json
 # as JSON) are built afterwards for the bad rows alone, so a clean hour pays little for them.
 
 
+def _quoted(column: str) -> str:
+    return f'"{column}"'
+
+
+def _typed(type_: str, raw: str) -> str:
+    """SQL for one column's typed value: NULL unless the raw text has the type's exact form."""
+    pattern = TEXT_FORMS.get(type_)
+    if type_ == "TIMESTAMP":  # offsets honoured: read as TIMESTAMPTZ, stored as UTC
+        cast = f"TRY_CAST(TRY_CAST({raw} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    else:
+        cast = f"TRY_CAST({raw} AS {type_})"
+    if pattern is None:
+        return cast
+    finite = f" AND isfinite({cast})" if type_ == "DOUBLE" else ""  # '1e999' reads as infinity
+    return f"CASE WHEN regexp_full_match({raw}, {_sql_str(pattern[0])}){finite} THEN {cast} END"
+
+
 def _casts(feed: Feed, raw_table: str) -> str:
-    casts = ", ".join(f'TRY_CAST("{c.name}" AS {c.type}) AS "{c.name}", "{c.name}" AS "raw_{c.name}"' for c in feed.columns)
+    casts = ", ".join(f'{_typed(c.type, _quoted(c.name))} AS "{c.name}", "{c.name}" AS "raw_{c.name}"' for c in feed.columns)
     return f"(SELECT _file, _file_order, _row, {casts} FROM {raw_table})"
 
 
-def _problems(feed: Feed) -> list[tuple[str, str]]:
+def hour_bounds(hour: str) -> tuple[str, str]:
+    """SQL timestamp literals: the earliest and (exclusive) latest time a row of the hour may
+    carry; other timestamps may be older (down to ``EARLIEST_TIMESTAMP``) but never later."""
+    start = parse_hour(hour)
+    if start is None:
+        raise ValueError(f"not an hour: {hour!r}")
+    tol = timedelta(seconds=TIME_TOLERANCE_S)
+    fmt = "TIMESTAMP '%Y-%m-%d %H:%M:%S'"
+    return (start - tol).strftime(fmt), (start + timedelta(hours=1) + tol).strftime(fmt)
+
+
+def _problems(feed: Feed, hour: str) -> list[tuple[str, str]]:
     """(SQL condition over raw_* and typed columns that makes a row bad, SQL reason text)."""
+    lo, hi = hour_bounds(hour)
     out = []
     for c in feed.columns:
         raw, typed = f'"raw_{c.name}"', f'"{c.name}"'
+        form = TEXT_FORMS.get(c.type, (None, c.type))[1]
         out.append(
             (f"({raw} IS NOT NULL AND {typed} IS NULL)",
-             f"'{c.name}: cannot read ' || left(CAST({raw} AS VARCHAR), 60) || ' as {c.type}'")
+             f"'{c.name}: cannot read ' || left(CAST({raw} AS VARCHAR), 60) || ' as {form}'")
         )  # fmt: skip
         if not c.nullable:
             out.append((f"{raw} IS NULL", f"'{c.name} is required'"))
+        if c.type == "VARCHAR" and c.name != "samples":
+            out.append(
+                (f"coalesce(length({raw}) > {MAX_TEXT_CHARS}, false)",
+                 f"'{c.name}: longer than {MAX_TEXT_CHARS} characters'")
+            )  # fmt: skip
+        if c.type == "TIMESTAMP" and c.name == feed.time_column:
+            out.append(
+                (f"coalesce({typed} < {lo} OR {typed} >= {hi}, false)",
+                 f"'{c.name}: ' || CAST({typed} AS VARCHAR) || ' is outside the hour {hour} "
+                 f"(tolerance {TIME_TOLERANCE_S} s)'")
+            )  # fmt: skip
+        elif c.type == "TIMESTAMP":
+            out.append(
+                (f"coalesce({typed} < TIMESTAMP '{EARLIEST_TIMESTAMP}' OR {typed} >= {hi}, false)",
+                 f"'{c.name}: ' || CAST({typed} AS VARCHAR) || ' is before {EARLIEST_TIMESTAMP[:10]} or after the hour {hour}'")
+            )  # fmt: skip
         if c.allowed:
             allowed = ", ".join(_sql_str(a) for a in c.allowed)
             out.append(
                 (f"coalesce({typed} NOT IN ({allowed}), false)",
-                 f"'{c.name}: ' || {typed} || ' is not one of {'/'.join(c.allowed)}'")
+                 f"'{c.name}: ' || left({typed}, 60) || ' is not one of {'/'.join(c.allowed)}'")
             )  # fmt: skip
     for predicate, reason in feed.extra_checks:
         out.append((f"NOT coalesce(({predicate}), true)", _sql_str(reason)))
     return out
 
 
-def _checked_select(feed: Feed, raw_table: str) -> str:
+def _checked_select(feed: Feed, raw_table: str, hour: str) -> str:
     """Typed columns plus ``_bad`` for every staged row."""
     cols = ", ".join(f'"{c.name}"' for c in feed.columns)
-    bad = " OR ".join(cond for cond, _ in _problems(feed))
+    bad = " OR ".join(cond for cond, _ in _problems(feed, hour))
     return f"SELECT _file, _file_order, _row, {cols}, ({bad}) AS _bad FROM {_casts(feed, raw_table)}"
 
 
@@ -210,9 +372,9 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed, checked: str) -
     con.execute(f"UPDATE {checked} SET _bad = true FROM dups_{feed.name} d WHERE {checked}._file_order = d._file_order AND {checked}._row = d._row")
 
 
-def _quarantine_select(feed: Feed, raw_table: str, checked: str) -> str:
+def _quarantine_select(feed: Feed, raw_table: str, checked: str, hour: str) -> str:
     """(file, row, reason, raw values as JSON) for the rows flagged bad."""
-    reasons = ", ".join(f"CASE WHEN {cond} THEN {text} END" for cond, text in _problems(feed))
+    reasons = ", ".join(f"CASE WHEN {cond} THEN {text} END" for cond, text in _problems(feed, hour))
     dup = "NULL"
     if feed.key:
         label = " || ', ' || ".join(f"coalesce(CAST(\"{k}\" AS VARCHAR), 'null')" for k in feed.key)
@@ -234,14 +396,14 @@ def _land_feed(con: duckdb.DuckDBPyConnection, feed: Feed, tags: list[str], hour
     """Validate one feed's staged files; good rows into the feed table, the rest to quarantine."""
     union = "(" + " UNION ALL BY NAME ".join(f"SELECT * FROM raw_{t}" for t in tags) + ")"
     checked = f"checked_{feed.name}"
-    con.execute(f"CREATE TEMP TABLE {checked} AS {_checked_select(feed, union)}")
+    con.execute(f"CREATE TEMP TABLE {checked} AS {_checked_select(feed, union, hour)}")
     _mark_duplicates(con, feed, checked)
     cols = ", ".join(f'"{c}"' for c in feed.column_names)
     con.execute(
         f"INSERT INTO {feed.name} SELECT {cols}, ?, _file, _row FROM {checked} WHERE NOT _bad ORDER BY _file_order, _row",
         [hour],
     )
-    con.execute(f"INSERT INTO quarantine SELECT ?, ?, _file, _row, reason, raw FROM ({_quarantine_select(feed, union, checked)})", [hour, feed.name])
+    con.execute(f"INSERT INTO quarantine SELECT ?, ?, _file, _row, reason, raw FROM ({_quarantine_select(feed, union, checked, hour)})", [hour, feed.name])
     for name, landed, bad in con.execute(
         f"SELECT _file, count(*) FILTER (NOT _bad), count(*) FILTER (_bad) FROM {checked} GROUP BY _file"
     ).fetchall():
@@ -252,7 +414,8 @@ def _land_feed(con: duckdb.DuckDBPyConnection, feed: Feed, tags: list[str], hour
 
 
 def _check_files(folder: Path, manifest: dict) -> None:
-    """Reject the hour unless every listed file is there with the declared sha256."""
+    """Reject the hour unless every listed file is a regular file (not a link) in the folder
+    with the declared sha256."""
     listed = manifest["files"]
     feeds_listed = {split_name(n)[0] for n in listed if split_name(n)}
     missing_required = [f for f in REQUIRED_FEEDS if f not in feeds_listed]
@@ -260,30 +423,60 @@ def _check_files(folder: Path, manifest: dict) -> None:
         raise HourRejected(f"required feeds missing from the manifest: {', '.join(missing_required)}")
     for name, entry in sorted(listed.items()):
         path = folder / name
+        if path.is_symlink():
+            raise HourRejected(f"{name} is a symbolic link; links are not followed")
         if not path.is_file():
             raise HourRejected(f"{name} is listed in the manifest but missing")
-        actual = sha256_file(path)
-        if actual != entry["sha256"].lower():
-            raise HourRejected(f"{name}: sha256 {actual[:12]}… differs from the manifest's {entry['sha256'][:12]}…")
+        if sha256_file(path) != entry["sha256"].lower():
+            raise HourRejected(f"{name}: sha256 differs from the manifest's")
+
+
+def _rejected_fingerprint(folder: Path) -> tuple[str, str]:
+    """(manifest sha256, delivery fingerprint) for an hour being rejected, however broken: the
+    manifest's bytes, the content of the regular files it lists (it may not match them) and
+    the names of everything else."""
+    try:
+        raw = read_manifest_bytes(folder)
+    except (HourRejected, OSError):
+        raw = b""
+    manifest_sha = hashlib.sha256(raw).hexdigest()
+    try:
+        listed = sorted(read_manifest(folder, raw)[0]["files"])
+    except (HourRejected, OSError):
+        listed = []
+    h = hashlib.sha256(delivery_fingerprint(manifest_sha, folder).encode())
+    for name in listed:
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            h.update(f"{name}\0{sha256_file(path)}\n".encode())
+    return manifest_sha, h.hexdigest()
 
 
 def ingest_hour(con: duckdb.DuckDBPyConnection, folder: str | Path, *, force: bool = False) -> IngestResult:
-    """Land one complete hour folder (or reject it); safe to call any number of times."""
+    """Land one complete hour folder (or reject it); safe to call any number of times.
+
+    A delivery is identified by content (the manifest's sha256, every listed file checked
+    against it, and the names of anything else in the folder): the same content again is
+    ``unchanged``, changed content is landed anew whatever its sizes and mtimes."""
     folder = Path(folder)
     hour = folder.name
-    fingerprint = delivery_fingerprint(folder)
-    seen = one(
-        con,
-        "SELECT status, reason FROM ingest_attempts WHERE hour = ? AND fingerprint = ? ORDER BY attempted_at DESC LIMIT 1",
-        [hour, fingerprint],
-    )
-    if seen and not force:
-        return IngestResult(hour, "unchanged", seen[1])
     try:
+        if parse_hour(hour) is None:
+            raise HourRejected(f"folder name {hour!r} is not a real UTC hour (YYYY-MM-DDTHH)")
+        if folder.is_symlink():
+            raise HourRejected("the hour folder is a symbolic link; links are not followed")
         manifest, manifest_sha = read_manifest(folder)
         _check_files(folder, manifest)
     except HourRejected as e:
-        return _record_rejection(con, hour, sha256_file(folder / MANIFEST), fingerprint, str(e))
+        manifest_sha, fingerprint = _rejected_fingerprint(folder)
+        seen = _seen(con, hour, fingerprint)
+        if seen and not force:
+            return IngestResult(hour, "unchanged", seen[1])
+        return _record_rejection(con, hour, manifest_sha, fingerprint, str(e))
+    fingerprint = delivery_fingerprint(manifest_sha, folder)
+    seen = _seen(con, hour, fingerprint)
+    if seen and not force:
+        return IngestResult(hour, "unchanged", seen[1])
 
     result = IngestResult(hour, "ingested")
     try:
@@ -312,7 +505,7 @@ def ingest_hour(con: duckdb.DuckDBPyConnection, folder: str | Path, *, force: bo
                 "INSERT INTO quarantine VALUES (?, ?, ?, NULL, ?, NULL)",
                 [(hour, feed, name, reason) for feed, name, reason in file_quarantine],
             )
-            _keep_files(con, hour, folder, [name for _, name, _ in file_quarantine])
+            _keep_files(con, hour, folder, [name for _, name, _ in file_quarantine if name in manifest["files"]])
             for feed, name, reason in file_quarantine:
                 entry = manifest["files"].get(name, {})
                 result.files[name] = {"feed": feed, "rows": entry.get("rows"), "landed": 0, "file_quarantined": reason}
@@ -327,6 +520,14 @@ def ingest_hour(con: duckdb.DuckDBPyConnection, folder: str | Path, *, force: bo
         _drop_temp(con)
         raise
     return result
+
+
+def _seen(con: duckdb.DuckDBPyConnection, hour: str, fingerprint: str) -> tuple | None:
+    return one(
+        con,
+        "SELECT status, reason FROM ingest_attempts WHERE hour = ? AND fingerprint = ? ORDER BY attempted_at DESC LIMIT 1",
+        [hour, fingerprint],
+    )
 
 
 def _stage_hour(
@@ -348,7 +549,8 @@ def _stage_hour(
         try:
             bad_lines = STAGERS[parts[1]](con, feed, folder / name, tag)
         except Exception as e:  # untrusted bytes: any failure to read means the file is unreadable
-            con.execute(f"DROP TABLE IF EXISTS raw_{tag}")
+            con.execute(f"DROP TABLE IF EXISTS raw_{tag}; DROP TABLE IF EXISTS lines_{tag}")
+            con.execute(f"DROP TABLE IF EXISTS rej_{tag}; DROP TABLE IF EXISTS rejscan_{tag}")
             message = (str(e).splitlines() or [type(e).__name__])[0][:300]
             file_quarantine.append((feed.name, name, f"unreadable {parts[1]} file: {message}"))
             continue
@@ -360,7 +562,11 @@ def _stage_hour(
         con.execute(f"ALTER TABLE raw_{tag} ADD COLUMN _file_order INTEGER DEFAULT {order}")
         staged.setdefault(feed.name, []).append(tag)
         result.files[name] = {"feed": feed.name, "rows": int(entry["rows"])}
-    unlisted = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in manifest["files"] and p.name != MANIFEST)
+    unlisted = sorted(
+        p.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        for p in folder.iterdir()
+        if p.name not in manifest["files"] and p.name != MANIFEST and not (p.is_dir() and not p.is_symlink())
+    )
     file_quarantine += [(None, n, "file is not listed in the manifest; not read") for n in unlisted]
     return staged, row_quarantine, file_quarantine
 
@@ -369,8 +575,9 @@ KEEP_FILE_MAX_BYTES = 64 << 20
 
 
 def _keep_files(con: duckdb.DuckDBPyConnection, hour: str, folder: Path, names: list[str]) -> None:
-    """Keep the bytes of quarantined files in the database, so nothing is lost if the drop
-    folder is cleaned up (files over 64 MiB keep their sha256 only)."""
+    """Keep the bytes of quarantined listed files (regular files in the hour folder, checked
+    against the manifest) in the database, so nothing is lost if the drop folder is cleaned up
+    (files over 64 MiB keep their sha256 only). Unlisted files are never read."""
     for name in names:
         path = folder / name
         size = path.stat().st_size
@@ -381,7 +588,8 @@ def _keep_files(con: duckdb.DuckDBPyConnection, hour: str, folder: Path, names: 
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
     for (name,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary AND "
-        "(table_name LIKE 'raw_%' OR table_name LIKE 'checked_%' OR table_name LIKE 'dups_%' OR table_name LIKE 'rej%')"
+        "(table_name LIKE 'raw_%' OR table_name LIKE 'checked_%' OR table_name LIKE 'dups_%' OR table_name LIKE 'rej%' "
+        "OR table_name LIKE 'lines_%')"
     ).fetchall():
         con.execute(f'DROP TABLE IF EXISTS "{name}"')
 
@@ -416,5 +624,5 @@ def _record_rejection(
 
 def ingest_drops(con: duckdb.DuckDBPyConnection, drops: str | Path) -> list[IngestResult]:
     """Ingest every complete hour folder under ``drops`` (new or changed ones), oldest first."""
-    return [ingest_hour(con, folder) for folder in complete_hours(drops)]
+    return [ingest_hour(con, folder) for folder in false_hours(drops) + complete_hours(drops)]
 

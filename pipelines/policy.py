@@ -1,35 +1,48 @@
-"""The detection policy (``data/policy/detection.toml``): detectors, tiering, quality bars."""
+"""The detection policy (``data/policy/detection.toml``): detectors, tiering, quality bars.
+
+The file is validated with pydantic in strict mode: an unknown section or key, or a value
+of the wrong type (``max_quarantine_share = "lots"``), is a PolicyError naming the file, the
+key and what was expected, before anything runs. Detector parameters are checked against the
+detector's own ``__init__`` signature and type hints.
+"""
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, field
+import inspect
+import typing
 from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from detectors import REGISTRY, Detector
 from pipelines.catalogue import DATA_DIR
+from pipelines.contract import FEEDS
+from pipelines.policy_errors import PolicyError, explain, read_toml
 
 DEFAULT_POLICY = DATA_DIR / "policy" / "detection.toml"
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-@dataclass(frozen=True)
-class Tiering:
-    verify_after_clean_hours: int = 24
-    release_probation_after_clean_hours: int = 6
+class Tiering(BaseModel):
+    model_config = _STRICT
+    verify_after_clean_hours: int = Field(24, ge=1)
+    release_probation_after_clean_hours: int = Field(6, ge=1)
 
 
-@dataclass(frozen=True)
-class Quality:
-    max_quarantine_share: float = 0.01
-    min_sample_verification_rate: float = 0.99
-    min_rows: dict[str, int] = field(default_factory=lambda: {"hardware": 1, "pow": 1, "uptime": 1})
+class Quality(BaseModel):
+    model_config = _STRICT
+    max_quarantine_share: float = Field(0.01, ge=0, le=1)
+    min_sample_verification_rate: float = Field(0.99, ge=0, le=1)
+    min_rows: dict[typing.Literal[tuple(FEEDS)], int] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: {"hardware": 1, "pow": 1, "uptime": 1}
+    )
 
 
-@dataclass(frozen=True)
-class DetectionPolicy:
-    tiering: Tiering = field(default_factory=Tiering)
-    quality: Quality = field(default_factory=Quality)
-    detectors: dict[str, dict] = field(default_factory=lambda: {name: {} for name in REGISTRY})
+class DetectionPolicy(BaseModel):
+    model_config = _STRICT
+    tiering: Tiering = Field(default_factory=Tiering)
+    quality: Quality = Field(default_factory=Quality)
+    detectors: dict[str, dict] = Field(default_factory=lambda: {name: {} for name in REGISTRY})
 
     def build_detectors(self) -> list[Detector]:
         """Instantiate every enabled detector with its parameters, in registry order."""
@@ -41,20 +54,36 @@ class DetectionPolicy:
         return out
 
 
+def detector_params_model(cls: type[Detector]) -> type[BaseModel]:
+    """A strict pydantic model of a detector's parameters, from its ``__init__`` signature."""
+    hints = typing.get_type_hints(cls.__init__)
+    fields: dict[str, tuple] = {"enabled": (bool, True)}
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        default = ... if param.default is param.empty else param.default
+        fields[name] = (hints.get(name, typing.Any), default)
+    return create_model(f"{cls.__name__}Params", __config__=ConfigDict(extra="forbid", strict=True), **fields)
+
+
 def load_policy(path: str | Path | None = None) -> DetectionPolicy:
-    """Read a detection policy TOML; unknown sections or detectors are an error, not ignored."""
-    raw = tomllib.loads(Path(path or DEFAULT_POLICY).read_text())
-    unknown = set(raw) - {"tiering", "quality", "detectors"}
-    if unknown:
-        raise ValueError(f"unknown policy sections: {sorted(unknown)}")
+    """Read and validate a detection policy TOML (PolicyError names the file and key)."""
+    path = Path(path or DEFAULT_POLICY)
+    raw = read_toml(path)
     detectors = raw.get("detectors", {})
-    bad = set(detectors) - set(REGISTRY)
-    if bad:
-        raise ValueError(f"unknown detectors in policy: {sorted(bad)}; known: {sorted(REGISTRY)}")
-    policy = DetectionPolicy(
-        tiering=Tiering(**raw.get("tiering", {})),
-        quality=Quality(**raw.get("quality", {})),
-        detectors={name: detectors.get(name, {}) for name in REGISTRY},
-    )
-    policy.build_detectors()  # fail early on unknown detector parameters
+    if not isinstance(detectors, dict):
+        raise PolicyError(f"policy file {path}: detectors: must be a table of [detectors.<name>] sections")
+    unknown = sorted(set(detectors) - set(REGISTRY))
+    if unknown:
+        raise PolicyError(f"policy file {path}: detectors.{unknown[0]}: unknown detector; known: {sorted(REGISTRY)}")
+    for name, params in detectors.items():
+        try:
+            detector_params_model(REGISTRY[name]).model_validate(params)
+        except ValidationError as e:
+            raise explain(path, e, ("detectors", name)) from None
+    try:
+        policy = DetectionPolicy.model_validate({**raw, "detectors": {name: detectors.get(name, {}) for name in REGISTRY}})
+    except ValidationError as e:
+        raise explain(path, e) from None
+    policy.build_detectors()
     return policy

@@ -6,13 +6,16 @@ integers in ten-thousandths (``bp4``) so every weight is an exact integer.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipelines.catalogue import DATA_DIR, load_catalogue
 from pipelines.contract import BASE_UNITS_PER_IO, HOUR_RE
+from pipelines.policy_errors import PolicyError, explain, read_toml
 
 DEFAULT_REWARDS_POLICY = DATA_DIR / "policy" / "rewards.toml"
 SCALE = 10_000
@@ -118,14 +121,62 @@ def _version(raw: dict) -> PolicyVersion:
     )
 
 
+_STRICT = ConfigDict(extra="forbid", strict=True)
+_DECIMAL_IO = r"^\d{1,12}(\.\d{1,8})?$"
+
+
+class _ConnectivityFile(BaseModel):
+    model_config = _STRICT
+    min_down_mbps: float = Field(ge=0)
+    multiplier: float = Field(ge=0)
+
+
+class _SlashingFile(BaseModel):
+    model_config = _STRICT
+    deliberate_rate: float = Field(1.0, ge=0, le=1)
+    downtime_rate: float = Field(0.05, ge=0, le=1)
+    accrual_days: int = Field(30, ge=0)
+    appeal_days: int = Field(30, ge=0)
+
+
+class _VersionFile(BaseModel):
+    """One ``[[version]]`` as written in the file (types checked; units converted later)."""
+
+    model_config = _STRICT
+    id: str
+    effective_from: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}$")
+    emission_per_epoch_io: str = Field(pattern=_DECIMAL_IO)
+    stake_required: bool
+    min_continuous_uptime_hours: int = Field(ge=0)
+    operator_share: float = Field(ge=0, le=1)
+    hired_bonus: float = Field(ge=0)
+    probation: Literal["hold", "redistribute"] = "hold"
+    tier_multipliers: dict[str, float]
+    connectivity: list[_ConnectivityFile] = Field(min_length=1)
+    stake_per_gpu_io: str = Field(pattern=_DECIMAL_IO)
+    unstake_cooldown_days: int = Field(ge=0)
+    device_multipliers: dict[str, float] = Field(default_factory=dict)
+    slashing: _SlashingFile = Field(default_factory=_SlashingFile)
+
+
+class _RewardsFile(BaseModel):
+    model_config = _STRICT
+    version: list[_VersionFile] = Field(min_length=1)
+
+
 def load_rewards_policy(path: str | Path | None = None) -> RewardsPolicy:
-    raw = tomllib.loads(Path(path or DEFAULT_REWARDS_POLICY).read_text())
-    versions = tuple(_version(v) for v in raw.get("version", []))
-    if not versions:
-        raise ValueError("the reward policy has no [[version]]")
+    """Read and validate a reward policy TOML (PolicyError names the file and key)."""
+    path = Path(path or DEFAULT_REWARDS_POLICY)
+    try:
+        parsed = _RewardsFile.model_validate(read_toml(path))
+    except ValidationError as e:
+        raise explain(path, e) from None
+    versions = []
+    for i, v in enumerate(parsed.version):
+        try:
+            versions.append(_version(v.model_dump()))
+        except ValueError as e:
+            raise PolicyError(f"policy file {path}: version.{i}: {e}") from None
     if len({v.effective_from for v in versions}) != len(versions):
-        raise ValueError("two reward policy versions take effect at the same hour")
-    for v in versions:
-        if not 0 <= v.operator_share <= SCALE or v.slashing.deliberate_rate > SCALE or v.slashing.downtime_rate > SCALE:
-            raise ValueError(f"version {v.id}: shares and slashing rates must be within 0..1")
-    return RewardsPolicy(versions)
+        raise PolicyError(f"policy file {path}: two reward policy versions take effect at the same hour")
+    return RewardsPolicy(tuple(versions))

@@ -9,6 +9,8 @@ whatever order the drops arrived in.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +19,7 @@ import duckdb
 
 from pipelines.challenge_plan import build_plan
 from pipelines.db import connect
-from pipelines.export import export_epoch
+from pipelines.export import export_epoch, missing_exports
 from pipelines.features import build_features, verify_pow
 from pipelines.ingest import IngestResult, ingest_drops
 from pipelines.policy import DetectionPolicy, load_policy
@@ -53,12 +55,42 @@ class RunSummary:
     exported: list[Path] = field(default_factory=list)
     blocked: tuple[str, list[Outcome]] | None = None
     """The epoch a quality bar stopped at, with the failing bars (later epochs wait too)."""
+    failed: StageFailed | None = None
+    """The epoch a stage failed on (recorded in ``stage_failures``; later epochs wait too)."""
 
 
 class QualityBarFailed(Exception):
     def __init__(self, epoch: str, failed: list[Outcome]):
         super().__init__(f"{epoch}: " + "; ".join(f"{o.name}: {o.description}" for o in failed))
         self.epoch, self.failed = epoch, failed
+
+
+class StageFailed(Exception):
+    """A stage raised on one epoch; the epoch's transaction is rolled back and the failure kept."""
+
+    def __init__(self, epoch: str, stage: str, cause: BaseException):
+        reason = (str(cause).splitlines() or [""])[0][:500]
+        super().__init__(f"{epoch}: stage {stage} failed: {type(cause).__name__}: {reason}")
+        self.epoch, self.stage, self.reason = epoch, stage, f"{type(cause).__name__}: {reason}"
+
+
+@contextmanager
+def stage(epoch: str, name: str) -> Iterator[None]:
+    """Name the stage in any error it raises (quality bars pass through unchanged)."""
+    try:
+        yield
+    except (QualityBarFailed, StageFailed, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        raise StageFailed(epoch, name, e) from e
+
+
+def record_failure(con: duckdb.DuckDBPyConnection, failure: StageFailed) -> None:
+    """Keep the failure (after the epoch's rollback) so ``status`` shows it until a rerun succeeds."""
+    con.execute(
+        "INSERT OR REPLACE INTO stage_failures VALUES (?, ?, ?, ?)",
+        [failure.epoch, failure.stage, failure.reason, datetime.now(UTC).replace(tzinfo=None)],
+    )
 
 
 def stale_epochs(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -130,18 +162,24 @@ def compute_epoch(
 ) -> EpochSummary:
     """Every stage after ingestion for one epoch, inside the caller's transaction."""
     started = time.perf_counter()
-    samples, bad, devices = compute_features(con, epoch)
-    rate = sample_verification_rate(con, epoch, policy.quality.min_sample_verification_rate)
+    with stage(epoch, "features"):
+        samples, bad, devices = compute_features(con, epoch)
+        rate = sample_verification_rate(con, epoch, policy.quality.min_sample_verification_rate)
     if quality_bars and not rate.passed:
         raise QualityBarFailed(epoch, [rate])
     featured = time.perf_counter()
     per_detector: dict[str, float] = {}
-    evidence = collect_evidence(con, epoch, policy.build_detectors(), per_detector)
-    tiers = assign_tiers(con, epoch, policy.tiering)
-    build_plan(con, epoch)
+    with stage(epoch, "detect"):
+        evidence = collect_evidence(con, epoch, policy.build_detectors(), per_detector)
+    with stage(epoch, "tier"):
+        tiers = assign_tiers(con, epoch, policy.tiering)
+    with stage(epoch, "plan"):
+        build_plan(con, epoch)
     detected = time.perf_counter()
-    compute_rewards(con, epoch, rewards)
+    with stage(epoch, "rewards"):
+        compute_rewards(con, epoch, rewards)
     mark_processed(con, epoch)
+    con.execute("DELETE FROM stage_failures WHERE epoch = ?", [epoch])
     return EpochSummary(epoch, devices, samples, bad, evidence.height, tiers, time.perf_counter() - started,
                         featured - started, detected - featured, per_detector)  # fmt: skip
 
@@ -156,7 +194,10 @@ def run(
     rewards: RewardsPolicy | None = None,
 ) -> RunSummary:
     """Ingest every complete hour not yet ingested, process stale epochs in order, export them.
-    Stops at the first epoch that fails a quality bar (``summary.blocked`` says why)."""
+    Stops at the first epoch that fails a quality bar (``summary.blocked`` says why) or whose
+    stage fails (``summary.failed``, also kept in ``stage_failures``). An epoch counts as done
+    only once its exports are written and recorded: any processed epoch whose exports under
+    ``out`` are missing or older than its computation is exported again."""
     policy = policy or load_policy()
     rewards = rewards or load_rewards_policy()
     summary = RunSummary()
@@ -168,9 +209,16 @@ def run(
             except QualityBarFailed as e:
                 summary.blocked = (e.epoch, e.failed)
                 break
+            except StageFailed as e:
+                record_failure(con, e)
+                summary.failed = e
+                break
             summary.epochs.append(result)
             if out is not None:
                 summary.exported += export_epoch(con, out, epoch)
             if progress:
                 progress(result)
+        if out is not None:
+            for epoch in missing_exports(con, out):
+                summary.exported += export_epoch(con, out, epoch)
     return summary

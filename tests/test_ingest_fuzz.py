@@ -211,7 +211,9 @@ def test_unreadable_files_are_quarantined_whole_and_the_rest_lands(damage: str, 
             kept = scalar(con, "SELECT count(*) FROM quarantine_files WHERE file = ? AND content = ?", [name, data])
             if damage == "missing_column" and fmt.startswith("jsonl"):  # JSON rows are checked one by one
                 assert (landed, row_q) == (0, jobs.height)
-            elif damage in ("unknown_feed", "unlisted", "missing_column"):
+            elif damage == "unlisted":  # named in the quarantine, never read nor copied
+                assert (landed, file_q, kept) == (0, 1, 0)
+            elif damage in ("unknown_feed", "missing_column"):
                 assert (landed, file_q, kept) == (0, 1, 1)
             else:  # a damaged file: either unreadable (quarantined whole, bytes kept) or read row by row
                 assert (file_q == 1 and kept == 1 and landed == 0) or landed + row_q == jobs.height

@@ -111,7 +111,7 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
     ).unique()
     coverage = touched.group_by("cluster", "kind").agg(pl.len().alias("covered"))
     examples = (
-        inside.sort("weight", descending=True)
+        inside.sort(["weight", "value"], descending=[True, False])  # ties broken by value: stable text
         .group_by("ca", "kind")
         .agg(pl.len().alias("pairs"), pl.col("value").first().alias("value"), pl.col("n").first().alias("n"))
         .rename({"ca": "cluster"})
@@ -127,7 +127,7 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
         strong = [k for k in STRONG_KINDS if cov.get(k, 0) >= rules.min_coverage]
         is_sybil = size >= rules.min_accounts and score >= rules.min_score and len(strong) >= rules.min_strong_kinds
         links = []
-        for r in examples.filter(pl.col("cluster") == i).sort("pairs", descending=True).iter_rows(named=True):
+        for r in examples.filter(pl.col("cluster") == i).sort(["pairs", "kind"], descending=[True, False]).iter_rows(named=True):
             links.append({"kind": r["kind"], "pairs": r["pairs"], "coverage": round(cov.get(r["kind"], 0), 2),
                           "example": r["value"], "accounts_holding_it": r["n"]})  # fmt: skip
         story = (

@@ -1,0 +1,345 @@
+"""Each named poison input of the hard-edges review, as its own test: no crash, no read
+outside the drops, the poison quarantined (or the hour rejected) with a reason, every good
+row of the same hour lands, and later hours keep flowing."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hostile_hours import (
+    DEVICES,
+    HOUR,
+    csv_bytes,
+    gz,
+    hardware_row,
+    jsonl,
+    make_hour,
+    pow_row,
+    stake_row,
+    uptime_row,
+    write_manifest,
+)
+
+from pipelines import ingest
+from pipelines.db import connect, scalar
+from pipelines.ingest import ingest_drops, ingest_hour
+
+SECRET = b"outside-the-drops secret bytes\n"
+
+
+@pytest.fixture
+def con(tmp_path: Path):
+    with connect(tmp_path / "db.duckdb") as c:
+        yield c
+
+
+def quarantined(con, feed: str | None = None) -> list[tuple]:
+    sql = "SELECT feed, file, row_number, reason, raw FROM quarantine"
+    return con.execute(sql + (" WHERE feed = ?" if feed else "") + " ORDER BY ALL", [feed] if feed else None).fetchall()
+
+
+def count(con, table: str) -> int:
+    return int(scalar(con, f"SELECT count(*) FROM {table}"))
+
+
+def add_file(folder: Path, name: str, data: bytes, rows: int) -> None:
+    (folder / name).write_bytes(data)
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    write_manifest(folder, {**{n: e["rows"] for n, e in manifest["files"].items()}, name: rows})
+
+
+def no_outside_bytes(con) -> None:
+    """Nothing from outside the hour folder reached the database."""
+    for table in ("quarantine_files", "quarantine", "ingest_log", "ingest_attempts"):
+        for row in con.execute(f"SELECT * FROM {table}").fetchall():
+            assert all(SECRET not in (v if isinstance(v, bytes) else str(v).encode()) for v in row), (table, row)
+
+
+# --- poisons that used to stop the network ------------------------------------------------------
+
+
+def test_hour_folder_that_is_not_a_real_hour_is_rejected_and_later_hours_flow(con, tmp_path: Path) -> None:
+    make_hour(tmp_path / "drops", "2024-08-13T99")
+    make_hour(tmp_path / "drops", HOUR)
+    results = {r.hour: r for r in ingest_drops(con, tmp_path / "drops")}
+    assert results["2024-08-13T99"].status == "rejected"
+    assert "not a real UTC hour" in results["2024-08-13T99"].reason
+    assert results[HOUR].status == "ingested" and count(con, "pow") == 6
+
+
+def test_manifest_of_deeply_nested_brackets_is_rejected_without_a_recursion_error(con, tmp_path: Path) -> None:
+    folder = make_hour(tmp_path / "drops")
+    (folder / "_manifest.json").write_bytes(b"[" * 200_000 + b"]" * 200_000)
+    result = ingest_hour(con, folder)
+    assert result.status == "rejected" and "nested deeper" in result.reason
+
+
+def test_manifest_larger_than_the_limit_is_rejected_unparsed(con, tmp_path: Path) -> None:
+    folder = make_hour(tmp_path / "drops")
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    manifest["padding"] = "x" * (ingest.MAX_MANIFEST_BYTES + 1)
+    (folder / "_manifest.json").write_text(json.dumps(manifest))
+    result = ingest_hour(con, folder)
+    assert result.status == "rejected" and "the limit is" in result.reason
+
+
+def test_manifest_repeating_a_key_is_rejected(con, tmp_path: Path) -> None:
+    folder = make_hour(tmp_path / "drops")
+    text = (folder / "_manifest.json").read_text()
+    (folder / "_manifest.json").write_text(text[:-1] + f', "hour": "{HOUR}"}}')
+    result = ingest_hour(con, folder)
+    assert result.status == "rejected" and "repeats a key" in result.reason
+
+
+def test_infinite_uptime_timestamp_is_quarantined(con, tmp_path: Path) -> None:
+    folder = make_hour(tmp_path / "drops", extra={"uptime.csv": (csv_bytes([uptime_row(40), uptime_row(41, ts="infinity")]), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 7
+    [q] = quarantined(con, "uptime")
+    assert q[1] == "uptime.csv" and "infinity" in q[3]
+
+
+def test_stake_amount_beyond_int64_base_units_is_quarantined(con, tmp_path: Path) -> None:
+    rows = [stake_row(0), stake_row(1, amount_io="100000000000"), stake_row(2, amount_io="999999999.99999999")]
+    folder = make_hour(tmp_path / "drops", extra={"stake_events.jsonl": (jsonl(rows), 3)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert con.execute("SELECT event_id, amount_io FROM stake_events ORDER BY 1").fetchall()[0][0] == "se0"
+    assert count(con, "stake_events") == 2
+    [q] = quarantined(con, "stake_events")
+    assert "amount_io: cannot read 100000000000" in q[3] and "9 integer digits" in q[3]
+
+
+# --- reads only its own files ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../../../x/pow.jsonl", "/tmp/pow.jsonl", "sub/pow.jsonl", "..", ".hidden.jsonl"])
+def test_manifest_naming_a_path_outside_the_hour_folder_is_rejected_unread(con, tmp_path: Path, name: str) -> None:
+    outside = tmp_path / "x"
+    outside.mkdir()
+    (outside / "pow.jsonl").write_bytes(SECRET)
+    folder = make_hour(tmp_path / "drops" / "a" / "b")
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    manifest["files"][name] = {"rows": 1, "sha256": "0" * 64}
+    (folder / "_manifest.json").write_text(json.dumps(manifest))
+    result = ingest_hour(con, folder)
+    assert result.status == "rejected" and "plain file names" in result.reason
+    assert count(con, "pow") == 0
+    no_outside_bytes(con)
+
+
+def test_listed_symlink_is_not_followed(con, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.jsonl"
+    secret.write_bytes(jsonl([pow_row(99)]))
+    folder = make_hour(tmp_path / "drops")
+    (folder / "pow.jsonl").unlink()
+    (folder / "pow.jsonl").symlink_to(secret)
+    write_manifest(folder, {"hardware.jsonl": 3, "pow.jsonl": 1, "uptime.jsonl": 6})
+    result = ingest_hour(con, folder)
+    assert result.status == "rejected" and "symbolic link" in result.reason
+    assert count(con, "pow") == 0
+
+
+def test_unlisted_symlink_is_named_but_never_copied(con, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(SECRET)
+    folder = make_hour(tmp_path / "drops")
+    (folder / "notes.txt").symlink_to(secret)
+    (folder / "extra.csv").write_bytes(SECRET)
+    assert ingest_hour(con, folder).status == "ingested"
+    names = {q[1]: q[3] for q in quarantined(con)}
+    assert "not listed" in names["notes.txt"] and "not listed" in names["extra.csv"]
+    assert count(con, "quarantine_files") == 0
+    no_outside_bytes(con)
+
+
+def test_wrong_hash_error_shows_no_hash(con, tmp_path: Path) -> None:
+    folder = make_hour(tmp_path / "drops")
+    (folder / "pow.jsonl").write_bytes(jsonl([pow_row(i) for i in range(6)]).replace(b"c0", b"c9"))
+    result = ingest_hour(con, folder)
+    assert result.status == "rejected" and result.reason == "pow.jsonl: sha256 differs from the manifest's"
+
+
+# --- one bad byte costs one line ------------------------------------------------------------------
+
+
+def test_csv_with_a_utf8_bom_lands_every_row(con, tmp_path: Path) -> None:
+    data = b"\xef\xbb\xbf" + csv_bytes([uptime_row(i) for i in range(40, 50)])
+    folder = make_hour(tmp_path / "drops", extra={"uptime.csv": (data, 10)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 16 and quarantined(con) == []
+
+
+@pytest.mark.parametrize("suffix", ["csv", "csv.gz"])
+def test_csv_non_utf8_byte_in_the_first_kilobytes_costs_only_its_line(con, tmp_path: Path, suffix: str) -> None:
+    lines = csv_bytes([uptime_row(i) for i in range(40, 50)]).split(b"\n")
+    lines[2] = lines[2].replace(b"dev", b"d\xffv")
+    data = b"\n".join(lines)
+    folder = make_hour(tmp_path / "drops", extra={f"uptime.{suffix}": (gz(data) if suffix.endswith("gz") else data, 10)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 6 + 9
+    [q] = quarantined(con, "uptime")
+    assert "not valid CSV" in q[3] and q[2] == 3
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "jsonl.gz"])
+def test_jsonl_bad_byte_costs_only_its_line(con, tmp_path: Path, suffix: str) -> None:
+    lines = jsonl([uptime_row(i) for i in range(40, 50)]).split(b"\n")
+    lines[4] = lines[4].replace(b"dev", b"\xc3\x28ev")
+    data = b"\n".join(lines)
+    name = f"uptime.{suffix}"  # uptime.jsonl replaces the hour's own uptime file
+    folder = make_hour(tmp_path / "drops", extra={name: (gz(data) if suffix.endswith("gz") else data, 10)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 9 + (0 if name == "uptime.jsonl" else 6)
+    [q] = quarantined(con, "uptime")
+    assert "not valid JSONL" in q[3]
+
+
+def test_jsonl_over_long_line_costs_only_its_line(con, tmp_path: Path) -> None:
+    rows = [uptime_row(i) for i in range(40, 50)]
+    rows[3]["device_id"] = "d" * (ingest.MAX_LINE_BYTES + 10)
+    folder = make_hour(tmp_path / "drops", extra={"uptime.jsonl.gz": (gz(jsonl(rows)), 10)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 6 + 9
+    [q] = quarantined(con, "uptime")
+    assert "Maximum line size" in q[3] and len(q[4]) <= ingest.MAX_TEXT_CHARS
+
+
+def test_gzip_bomb_is_refused_at_the_stated_size_and_the_rest_lands(con, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(ingest, "MAX_DECOMPRESSED_BYTES", 4 << 20)
+    bomb = gzip.compress(b"\n" * (16 << 20), compresslevel=9)
+    folder = make_hour(tmp_path / "drops", extra={"uptime.csv.gz": (bomb, 0)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 6
+    [q] = quarantined(con, "uptime")
+    assert q[2] is None and "decompression limit" in q[3]
+
+
+def test_corrupt_gzip_is_quarantined_whole_and_the_rest_lands(con, tmp_path: Path) -> None:
+    data = gz(jsonl([uptime_row(40)]))[:-6]
+    folder = make_hour(tmp_path / "drops", extra={"uptime.jsonl.gz": (data, 1)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 6
+    assert "corrupt gzip" in quarantined(con, "uptime")[0][3]
+
+
+# --- no value silently changed ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ts", ["1970-01-01T00:00:00Z", "2099-08-14T07:10:00Z", "2024-08-14T06:30:00Z", "2024-08-14T08:05:00Z", "2024-08-14T07:00:00+05:00"]
+)
+def test_timestamp_outside_its_hour_is_quarantined(con, tmp_path: Path, ts: str) -> None:
+    folder = make_hour(tmp_path / "drops", extra={"uptime.csv": (csv_bytes([uptime_row(40), uptime_row(41, ts=ts)]), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 7
+    [q] = quarantined(con, "uptime")
+    assert "is outside the hour 2024-08-14T07" in q[3]
+
+
+def test_timestamp_offset_is_honoured_as_utc(con, tmp_path: Path) -> None:
+    rows = [uptime_row(40, ts="2024-08-14T12:30:00+05:00"), uptime_row(41, ts="2024-08-14T07:59:59.999-00:00")]
+    folder = make_hour(tmp_path / "drops", extra={"uptime.csv": (csv_bytes(rows), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    got = con.execute("SELECT strftime(ts, '%H:%M:%S.%g') FROM uptime WHERE _file = 'uptime.csv' ORDER BY ts").fetchall()
+    assert got == [("07:30:00.000",), ("07:59:59.999",)]
+
+
+def test_timestamp_within_the_stated_tolerance_lands(con, tmp_path: Path) -> None:
+    rows = [uptime_row(40, ts="2024-08-14T06:58:30Z"), uptime_row(41, ts="2024-08-14T08:01:30Z")]
+    folder = make_hour(tmp_path / "drops", extra={"uptime.csv": (csv_bytes(rows), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 8
+
+
+def test_float64_seed_in_parquet_is_quarantined_not_rounded(con, tmp_path: Path) -> None:
+    rows = [pow_row(40 + i) for i in range(3)]
+    table = pa.Table.from_pylist([{**r, "seed": float(7166312637941706893 + i)} for i, r in enumerate(rows)])
+    pq.write_table(table, tmp_path / "p.parquet")
+    folder = make_hour(tmp_path / "drops", extra={"pow.parquet": ((tmp_path / "p.parquet").read_bytes(), 3)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "pow") == 6
+    assert len(quarantined(con, "pow")) == 3
+    assert all("seed: cannot read 7.16631263794" in q[3] for q in quarantined(con, "pow"))
+
+
+def test_unsigned_seed_above_two_to_the_63_lands_exactly(con, tmp_path: Path) -> None:
+    folder = make_hour(tmp_path / "drops")
+    assert ingest_hour(con, folder).status == "ingested"
+    assert scalar(con, "SELECT seed FROM pow WHERE challenge_id = 'c0'") == 2**64 - 1
+
+
+@pytest.mark.parametrize("seed", ["7.5", "0x10", "1_000", "1e19", "+5", " 12", "18446744073709551616", "-1"])
+def test_seed_in_a_non_integer_form_is_quarantined(con, tmp_path: Path, seed: str) -> None:
+    rows = [pow_row(40), pow_row(41, seed=seed)]
+    folder = make_hour(tmp_path / "drops", extra={"pow.csv": (csv_bytes(rows), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "pow") == 7
+    [q] = quarantined(con, "pow")
+    assert q[3].startswith("seed: cannot read")
+
+
+@pytest.mark.parametrize("amount", ["0.123456789", "1e3", "1_000", "0x10", "NaN", "Infinity", "1,5"])
+def test_money_in_an_inexact_form_is_quarantined(con, tmp_path: Path, amount: str) -> None:
+    rows = [stake_row(0), stake_row(1, amount_io=amount)]
+    folder = make_hour(tmp_path / "drops", extra={"stake_events.csv": (csv_bytes(rows), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "stake_events") == 1
+    [q] = quarantined(con, "stake_events")
+    assert q[3].startswith("amount_io: cannot read")
+
+
+def test_money_at_the_stated_scale_lands_exactly(con, tmp_path: Path) -> None:
+    rows = [stake_row(0, amount_io="0.12345678"), stake_row(1, amount_io="999999999.99999999")]
+    folder = make_hour(tmp_path / "drops", extra={"stake_events.csv": (csv_bytes(rows), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    got = con.execute("SELECT CAST(amount_io * 100000000 AS BIGINT) FROM stake_events ORDER BY event_id").fetchall()
+    assert got == [(12345678,), (99999999999999999,)]
+
+
+def test_duplicate_json_key_is_quarantined(con, tmp_path: Path) -> None:
+    line = json.dumps(uptime_row(40)).replace('"ts"', '"ok": false, "ts"', 1).encode() + b"\n"
+    folder = make_hour(tmp_path / "drops", extra={"uptime.jsonl.gz": (gz(jsonl([uptime_row(41)]) + line), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 7
+    [q] = quarantined(con, "uptime")
+    assert "repeats a key" in q[3]
+
+
+def test_duplicate_parquet_column_quarantines_the_file_and_the_rest_lands(con, tmp_path: Path) -> None:
+    base = pa.Table.from_pylist([uptime_row(40)])
+    table = pa.Table.from_arrays([*base.columns, pa.array([False])], names=[*base.column_names, "ok"])
+    pq.write_table(table, tmp_path / "u.parquet")
+    folder = make_hour(tmp_path / "drops", extra={"uptime.parquet": ((tmp_path / "u.parquet").read_bytes(), 1)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 6
+    [q] = quarantined(con, "uptime")
+    assert q[2] is None and "repeats a column" in q[3]
+
+
+def test_redelivery_with_changed_content_but_same_sizes_and_mtimes_is_ingested(con, tmp_path: Path) -> None:
+    folder = make_hour(tmp_path / "drops")
+    assert ingest_hour(con, folder).status == "ingested"
+    path = folder / "pow.jsonl"
+    st = path.stat()
+    path.write_bytes(path.read_bytes().replace(b'"c5"', b'"c7"'))
+    write_manifest(folder, {"hardware.jsonl": 3, "pow.jsonl": 6, "uptime.jsonl": 6})
+    for p in folder.iterdir():
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    result = ingest_hour(con, folder)
+    assert result.status == "ingested"
+    assert max(r[0] for r in con.execute("SELECT challenge_id FROM pow").fetchall()) == "c7"
+    assert ingest_hour(con, folder).status == "unchanged"
+
+
+def test_text_longer_than_the_limit_is_quarantined(con, tmp_path: Path) -> None:
+    rows = [hardware_row("dev9", gpu_model="G" * (ingest.MAX_TEXT_CHARS + 1))]
+    folder = make_hour(tmp_path / "drops", extra={"hardware.csv": (csv_bytes(rows), 1)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "hardware") == len(DEVICES)
+    assert "longer than" in quarantined(con, "hardware")[0][3]
