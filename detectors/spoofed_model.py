@@ -13,7 +13,9 @@ Three independent signs, each explained in ``reasons``:
   card that is only slowed while sharing a batch is not slow) is below ``slow_ratio`` of BOTH
   its honest fleet peers' median (same claimed model, devices under suspicion left out) AND
   the catalogue spec, so one wrong catalogue figure cannot flag a whole model (with fewer than
-  ``min_peers`` honest peers the spec alone decides);
+  ``min_peers`` honest peers the spec alone decides, and so it does when the peers' own median
+  is below ``slow_ratio`` of the spec: a catalogue figure is not wrong by 3x, but a model
+  claimed only by a farm of misnamed cards has no honest peers to speak for it);
 - *VRAM short*: VRAM challenges sized to a share of the claimed memory failed, none passed,
   and no sibling in the batch passed either (a virtualized card lets exactly one slice pass);
 - *impossible VRAM*: it claims more memory than any configuration of the model has.
@@ -83,7 +85,8 @@ class SpoofedModel(Detector):
                        s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
                        v.solo_failures, v.passed,
                        s.measurements >= $min_meas AND s.tflops < $slow * n.spec_tflops
-                         AND (coalesce(p.devices, 0) < $min_peers OR s.tflops < $slow * p.median_tflops) AS slow,
+                         AND (coalesce(p.devices, 0) < $min_peers OR p.median_tflops < $slow * n.spec_tflops
+                              OR s.tflops < $slow * p.median_tflops) AS slow,
                        coalesce(v.solo_failures >= $min_vram AND v.passed = 0, false) AS vram_short,
                        n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
                        c.vram_max_mb

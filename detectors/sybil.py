@@ -8,6 +8,11 @@ as a short story; every device of a member account gets this detector's evidence
 is rebuilt every ``refresh_hours`` (default every hour; at hours divisible by it, or when the
 previous hour was not processed); in between, the rings found last stay in force. A longer
 refresh saves time but a ring whose evidence appears between refreshes waits for the next one.
+
+Proof: a cluster is statistical evidence about a group, and one hour's graph can glue an honest
+account to a ring through coincidences that do not recur. An account goes to ``reject`` only
+after ``confirm_hours`` epochs of the window in a cluster scoring >= ``reject_score``; before
+that its devices are in probation (rewards held, expiring if the cluster dissolves).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ class SybilRings(Detector):
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 24, min_edge_weight: float = 0.3,
                  min_accounts: int = 3, min_score: float = 0.8, min_strong_kinds: int = 2,
-                 min_coverage: float = 0.5, reject_score: float = 0.85, refresh_hours: int = 1,
+                 min_coverage: float = 0.5, reject_score: float = 0.85, confirm_hours: int = 6, refresh_hours: int = 1,
                  block: int = 32, hub_min: int = 10, hub_min_share: float = 0.5, hub_min_lift: float = 3.0):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
@@ -36,6 +41,7 @@ class SybilRings(Detector):
         self.min_strong_kinds = min_strong_kinds
         self.min_coverage = min_coverage
         self.reject_score = reject_score
+        self.confirm_hours = confirm_hours
         self.refresh_hours = refresh_hours
         self.block = block
         self.hub_min = hub_min
@@ -81,16 +87,25 @@ class SybilRings(Detector):
         found = evidence.sql(
             """
             SELECT f.device_id, f.account_id, c.score,
-                   CASE WHEN c.score >= $reject THEN 'reject' ELSE 'probation' END AS action,
+                   CASE WHEN coalesce(h.hours, 0) >= $confirm THEN 'reject' ELSE 'probation' END AS action,
                    format('account is one of {} in sybil cluster {}: {}', n.members, c.cluster_id,
                           json_extract_string(c.evidence, '$.story')) AS reason,
-                   CAST(json_object('cluster_id', c.cluster_id, 'strong_kinds', c.evidence -> '$.strong_kinds') AS VARCHAR) AS details
+                   CAST(json_object('proof', CASE WHEN coalesce(h.hours, 0) >= $confirm THEN 'statistical' ELSE 'suspicion' END,
+                        'cluster_id', c.cluster_id, 'strong_kinds', c.evidence -> '$.strong_kinds',
+                        'hours_in_a_ring', coalesce(h.hours, 0)) AS VARCHAR) AS details
             FROM device_features f
             JOIN sybil_clusters c ON c.account_id = f.account_id AND c.epoch = $epoch
             JOIN (SELECT cluster_id, count(*) AS members FROM sybil_clusters WHERE epoch = $epoch GROUP BY cluster_id) n
               USING (cluster_id)
+            LEFT JOIN (  -- epochs of the window this account sat in a cluster scoring >= reject_score
+                SELECT account_id, count(DISTINCT epoch) AS hours FROM sybil_clusters
+                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch AND score >= $reject
+                GROUP BY account_id
+            ) h ON h.account_id = f.account_id
             WHERE f.epoch = $epoch
             """,
             reject=self.reject_score,
+            confirm=self.confirm_hours,
+            window=self.window_hours,
         )
         return found if found.height else pl.DataFrame(schema=SCORE_SCHEMA)

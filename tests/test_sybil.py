@@ -261,3 +261,15 @@ def test_pairs_per_holder_bounded_by_block(con) -> None:
     # the strangers' common template overlaps nothing else: a hub, linking nobody
     [(n, lift)] = con.execute("SELECT n, coalesce(lift, 0) FROM account_hubs WHERE value LIKE '%Ryzen%'").fetchall()
     assert n == 300 and lift < 3
+
+
+def test_a_ring_is_rejected_only_after_it_persists(con) -> None:
+    """One hour in a high-scoring cluster suspects (probation); six hours of 24 establish it."""
+    story = '{"story": "3 accounts; funding links", "strong_kinds": ["funding", "email_pattern"]}'
+    for acc, hours in (("fleeting", [5]), ("steady", range(0, 6))):
+        con.execute("INSERT INTO device_features (epoch, device_id, account_id) VALUES (?, ?, ?)", [EPOCH, f"gpu-{acc}", acc])
+        for h in hours:
+            con.execute("INSERT INTO sybil_clusters VALUES (?, ?, ?, 0.93, ?)", [f"2024-08-14T{h:02d}", f"c-{acc}", acc, story])
+    found = {r["device_id"]: r for r in SybilRings().score(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert found["gpu-fleeting"]["action"] == "probation" and '"proof":"suspicion"' in found["gpu-fleeting"]["details"]
+    assert found["gpu-steady"]["action"] == "reject" and '"hours_in_a_ring":6' in found["gpu-steady"]["details"]
