@@ -55,11 +55,20 @@ def test_spoofed_model_needs_slow_against_spec_and_peers(con) -> None:
 
 
 def test_spoofed_model_one_wrong_catalogue_figure_cannot_flag_a_model(con) -> None:
-    peers(con, 60.0)  # the whole honest fleet measures far below the catalogue figure
+    peers(con, 110.0)  # the whole honest fleet measures at 35% of the catalogue figure
     feature(con, "honest")
     for h in range(3):
-        challenge(con, "honest", "matmul", "ok", 58.0, f"b{h}")
+        challenge(con, "honest", "matmul", "ok", 88.0, f"b{h}")  # 28% of spec, 80% of its peers
     assert SpoofedModel().detect(Evidence(con, EPOCH)).is_empty()
+
+
+def test_spoofed_model_a_model_claimed_only_by_slow_cards_has_no_peers_to_hide_behind(con) -> None:
+    peers(con, 60.0, devices=15)  # every "A100" on the network is a consumer card at 19% of spec
+    feature(con, "farm")
+    for h in range(3):
+        challenge(con, "farm", "matmul", "ok", 58.0, f"b{h}")
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["farm"] and found["action"][0] == "probation"
 
 
 def test_spoofed_model_impossible_claim_suspects_and_unbacked_claim_rejects(con) -> None:
