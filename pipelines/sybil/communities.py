@@ -111,8 +111,11 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
     ).unique()
     coverage = touched.group_by("cluster", "kind").agg(pl.len().alias("covered"))
     examples = (
-        inside.sort(["weight", "value"], descending=[True, False])  # ties broken by value: stable text
-        .group_by("ca", "kind")
+        # weights are float sums whose last bits depend on summation order: round them, and break
+        # ties by value, so the example (and the evidence text) is the same run to run
+        inside.with_columns(pl.col("weight").round(9).alias("weight_key"))
+        .sort(["weight_key", "value"], descending=[True, False], maintain_order=True)
+        .group_by("ca", "kind", maintain_order=True)
         .agg(pl.len().alias("pairs"), pl.col("value").first().alias("value"), pl.col("n").first().alias("n"))
         .rename({"ca": "cluster"})
     )

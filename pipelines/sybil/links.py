@@ -203,7 +203,8 @@ scored AS (
     SELECT c.*, c.overlap * t.accounts / (c.n * c.other_n) AS lift FROM co c, total t WHERE c.overlap >= $min_share * c.n
 ),
 best AS (  -- the co-value covering most of the value's holders among those far above chance
-    SELECT kind, value, arg_max(struct_pack(other_kind, other_value, lift), overlap * 1e6 + lift) AS s
+    SELECT kind, value, first(struct_pack(other_kind, other_value, lift)
+                              ORDER BY overlap DESC, lift DESC, other_kind, other_value) AS s  -- ties: stable
     FROM scored WHERE lift >= $min_lift GROUP BY kind, value
 )
 SELECT g.kind, g.value, g.n, b.s.other_kind AS support_kind, b.s.other_value AS support_value, b.s.lift AS lift,
@@ -229,16 +230,17 @@ usable AS (
     UNION ALL SELECT * FROM corroborated
 ),
 p AS (
-    SELECT a, b, kind, max(weight) AS weight, arg_max(value, weight) AS value, min(n) AS n  -- the rarest value per kind
+    -- the rarest value per kind, ties (granularities of one shape) broken by value so runs agree
+    SELECT a, b, kind, max(weight) AS weight, first(value ORDER BY weight DESC, value) AS value, min(n) AS n
     FROM usable GROUP BY a, b, kind
 ),
 kept AS (
     SELECT a, b FROM p GROUP BY a, b
-    HAVING sum(weight) >= $min_weight OR count(*) FILTER (kind IN ({strong})) >= $min_strong
+    HAVING round(sum(weight), 9) >= $min_weight OR count(*) FILTER (kind IN ({strong})) >= $min_strong
 )
-SELECT p.a, p.b, sum(p.weight) AS weight, count(*) FILTER (p.kind IN ({strong})) AS strong_kinds,
+SELECT p.a, p.b, round(sum(p.weight), 9) AS weight, count(*) FILTER (p.kind IN ({strong})) AS strong_kinds,
        list(p.kind ORDER BY p.kind) AS kinds,
-       list(struct_pack(kind := p.kind, value := p.value, n := p.n, weight := round(p.weight, 3)) ORDER BY p.weight DESC) AS links
+       list(struct_pack(kind := p.kind, value := p.value, n := p.n, weight := round(p.weight, 3)) ORDER BY p.weight DESC, p.kind) AS links
 FROM p JOIN kept USING (a, b) GROUP BY p.a, p.b;
 
 CREATE OR REPLACE TEMP TABLE account_graph_stats AS
