@@ -10,9 +10,11 @@ previous hour was not processed); in between, the rings found last stay in force
 refresh saves time but a ring whose evidence appears between refreshes waits for the next one.
 
 Proof: a cluster is statistical evidence about a group, and one hour's graph can glue an honest
-account to a ring through coincidences that do not recur. An account goes to ``reject`` only
-after ``confirm_hours`` epochs of the window in a cluster scoring >= ``reject_score``; before
-that its devices are in probation (rewards held, expiring if the cluster dissolves).
+account to a ring through coincidences that do not recur, or through one neighbourly link (a
+referral, a popular CPU). An account goes to ``reject`` only after ``confirm_hours`` epochs of
+the window in a cluster scoring >= ``reject_score`` *and* when it is itself tied to other
+members by >= ``min_strong_kinds`` operator kinds (``member_strong_kinds`` in the evidence);
+otherwise its devices are in probation (rewards held, expiring if the cluster dissolves).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import polars as pl
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
 from pipelines.sybil.communities import ClusterRules, communities, core_members, score_clusters
 from pipelines.features import previous_epoch
-from pipelines.sybil.links import build_account_graph
+from pipelines.sybil.links import STRONG_KINDS, build_account_graph
 
 
 class SybilRings(Detector):
@@ -72,11 +74,15 @@ class SybilRings(Detector):
         rules = self._rules()
         self.clusters_ = score_clusters(edges, core_members(edges, communities(edges, rules), rules), rules)  # type: ignore[arg-type]
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
+        rings = rings.join(_member_kinds(edges, rings), on=["cluster_id", "account_id"], how="left").with_columns(
+            pl.col("member_strong_kinds").fill_null(pl.lit([], dtype=pl.List(pl.String)))
+        )
         con.execute("DELETE FROM sybil_clusters WHERE epoch = ?", [evidence.epoch])
         if rings.height:
-            con.register("rings_now", rings.select("cluster_id", "account_id", "score", "evidence").to_arrow())
+            con.register("rings_now", rings.select("cluster_id", "account_id", "score", "evidence", "member_strong_kinds").to_arrow())
             con.execute(
-                "INSERT INTO sybil_clusters SELECT ?, cluster_id, account_id, score, CAST(evidence AS JSON) "
+                "INSERT INTO sybil_clusters SELECT ?, cluster_id, account_id, score, "
+                "json_merge_patch(CAST(evidence AS JSON), json_object('member_strong_kinds', member_strong_kinds)) "
                 "FROM rings_now ORDER BY cluster_id, account_id",
                 [evidence.epoch],
             )
@@ -87,10 +93,15 @@ class SybilRings(Detector):
         found = evidence.sql(
             """
             SELECT f.device_id, f.account_id, c.score,
-                   CASE WHEN coalesce(h.hours, 0) >= $confirm THEN 'reject' ELSE 'probation' END AS action,
+                   CASE WHEN coalesce(h.hours, 0) >= $confirm
+                         AND coalesce(json_array_length(c.evidence -> '$.member_strong_kinds'), 0) >= $member_kinds
+                        THEN 'reject' ELSE 'probation' END AS action,
                    format('account is one of {} in sybil cluster {}: {}', n.members, c.cluster_id,
                           json_extract_string(c.evidence, '$.story')) AS reason,
-                   CAST(json_object('proof', CASE WHEN coalesce(h.hours, 0) >= $confirm THEN 'statistical' ELSE 'suspicion' END,
+                   CAST(json_object('proof', CASE WHEN coalesce(h.hours, 0) >= $confirm
+                         AND coalesce(json_array_length(c.evidence -> '$.member_strong_kinds'), 0) >= $member_kinds
+                        THEN 'statistical' ELSE 'suspicion' END,
+                        'member_strong_kinds', c.evidence -> '$.member_strong_kinds',
                         'cluster_id', c.cluster_id, 'strong_kinds', c.evidence -> '$.strong_kinds',
                         'hours_in_a_ring', coalesce(h.hours, 0)) AS VARCHAR) AS details
             FROM device_features f
@@ -107,5 +118,24 @@ class SybilRings(Detector):
             reject=self.reject_score,
             confirm=self.confirm_hours,
             window=self.window_hours,
+            member_kinds=self.min_strong_kinds,
         )
         return found if found.height else pl.DataFrame(schema=SCORE_SCHEMA)
+
+
+def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
+    """Per ring member: the operator kinds that tie it to other members of its own cluster."""
+    members = rings.select("cluster_id", "account_id")
+    inside = (
+        edges.select("a", "b", "kinds")
+        .join(members.rename({"account_id": "a"}), on="a")
+        .join(members.rename({"account_id": "b", "cluster_id": "cluster_b"}), on="b")
+        .filter(pl.col("cluster_id") == pl.col("cluster_b"))
+    )
+    return (
+        pl.concat([inside.select("cluster_id", pl.col(side).alias("account_id"), "kinds") for side in ("a", "b")])
+        .explode("kinds")
+        .filter(pl.col("kinds").is_in(STRONG_KINDS))
+        .group_by("cluster_id", "account_id")
+        .agg(pl.col("kinds").unique().sort().alias("member_strong_kinds"))
+    )
