@@ -11,9 +11,9 @@ the evidence (which wave, how big, against what baseline).
 
 Honest model: operators onboard whole racks at once and a popular new card arrives in waves,
 so a wave alone proves nothing. Waves only suspect, and only the devices of a wave that had
-the chance to prove themselves and did not: a device challenged while reachable (seen alive
-around the challenge) that has not answered one challenge in the window with every sampled
-entry verified. A device that answered correctly is a real GPU doing the work (if it is a
+the chance to prove themselves and did not: a device challenged at least twice while
+reachable (seen alive around the challenge) that has not answered one challenge in the window
+with every sampled entry verified (one lost challenge is an honest worker's bad luck). A device that answered correctly is a real GPU doing the work (if it is a
 virtualized slice or a misnamed card, the other detectors judge that); a new rack still in
 maintenance has not been asked yet. Fake devices never get there.
 The first hour the database holds has no history and is never a burst.
@@ -98,7 +98,7 @@ class FleetBurst(Detector):
                 SELECT device_id FROM device_features
                 WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
                 GROUP BY device_id
-                HAVING sum(pow_reachable) > 0
+                HAVING sum(pow_reachable) >= 2  -- one lost challenge is an honest worker's bad luck
                    AND NOT (sum(pow_ok) > 0 AND sum(samples_total) > 0 AND sum(samples_bad) = 0)
             )
             SELECT h.device_id, f.account_id, least(1.0, 0.55 + 0.1 * count(DISTINCT h.dim)) AS score, 'probation' AS action,

@@ -188,7 +188,7 @@ def test_fleet_burst_flags_a_wave_but_not_the_first_hour(con) -> None:
         feature(con, f"old{d}")
     for d in range(25):  # a wave asked while reachable that has not proven a single answer
         feature(con, f"new{d}", catalogue_model="rtx_4070", account_id="farm", asn=9009, pow_ok=0, samples_total=0,
-                pow_timeout=1, pow_reachable=1, pow_timeout_reachable=1)  # fmt: skip
+                pow_timeout=2, pow_reachable=2, pow_timeout_reachable=2)  # fmt: skip
     found = FleetBurst().detect(Evidence(con, EPOCH))
     assert sorted(found["device_id"]) == sorted(f"new{d}" for d in range(25))
     assert set(found["action"]) == {"probation"} and "25 devices with" in found["reason"][0]
@@ -202,6 +202,9 @@ def test_fleet_burst_spares_honest_racks_that_answered_or_were_never_reachable(c
     for d in range(40):  # an operator adds a rack: every answer's samples check out
         feature(con, f"rack{d}", catalogue_model="h100_sxm", account_id="operator", samples_total=2, samples_bad=0,
                 pow_reachable=1)  # fmt: skip
+    for d in range(25):  # a third rack: its first challenge timed out by bad luck, the next hour will tell
+        feature(con, f"unlucky{d}", catalogue_model="a100_40gb_sxm", account_id="operator3", pow_ok=0,
+                pow_timeout=1, samples_total=0, pow_reachable=1, pow_timeout_reachable=1)  # fmt: skip
     for d in range(30):  # another rack still in maintenance: challenged, but down, so never asked
         feature(con, f"dark{d}", catalogue_model="l40s", account_id="operator2", pow_ok=0, pow_timeout=1,
                 samples_total=0, pow_reachable=0, heartbeat_ok=0, ping_ok=0)  # fmt: skip
