@@ -54,24 +54,11 @@ def _child(args: list[str]) -> tuple[float, float, str]:
 
 
 def bare_load(folder: Path, db: Path) -> float:
-    """CREATE TABLE AS SELECT * from each file with DuckDB's default readers."""
-    import duckdb
+    """bench_ingest's bare DuckDB load of the hour's files, in a fresh database removed after."""
+    from bench_ingest import bare_load as load  # benchmarks/ is on sys.path when run as a script
 
     db.unlink(missing_ok=True)
-    con = duckdb.connect(str(db))
-    started = time.perf_counter()
-    for k, f in enumerate(sorted(folder.iterdir())):
-        if f.name.startswith("_"):
-            continue
-        if ".csv" in f.name:
-            src = f"read_csv('{f}')"
-        elif ".jsonl" in f.name:
-            src = f"read_json('{f}', format='newline_delimited')"
-        else:
-            src = f"read_parquet('{f}')"
-        con.execute(f"CREATE TABLE t{k} AS SELECT * FROM {src}")
-    con.close()
-    elapsed = time.perf_counter() - started
+    elapsed = load(folder, db)
     db.unlink(missing_ok=True)
     return elapsed
 

@@ -21,6 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from pipelines.ingest import sha256_file
+
 PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 PARQUET_MEDIATYPE = "application/vnd.apache.parquet"
 FORMAT_VERSION = 1
@@ -36,14 +38,6 @@ def descriptor_path(root: Path, epoch: str) -> Path:
 
 def signature_path(root: Path, epoch: str) -> Path:
     return root / f"{epoch}.datapackage.json.sig"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _field_type(dtype: pl.DataType) -> str:
