@@ -34,7 +34,8 @@ class SybilRings(Detector):
     def __init__(self, threshold: float = 0.5, window_hours: int = 24, min_edge_weight: float = 0.3,
                  min_accounts: int = 3, min_score: float = 0.8, min_strong_kinds: int = 2,
                  min_coverage: float = 0.5, reject_score: float = 0.85, confirm_hours: int = 6, refresh_hours: int = 1,
-                 block: int = 32, hub_min: int = 10, hub_min_share: float = 0.5, hub_min_lift: float = 3.0):  # fmt: skip
+                 block: int = 32, hub_min: int = 10, hub_min_share: float = 0.5, hub_min_lift: float = 3.0,
+                 cohesion_max_n: int = 30):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.min_edge_weight = min_edge_weight
@@ -49,6 +50,7 @@ class SybilRings(Detector):
         self.hub_min = hub_min
         self.hub_min_share = hub_min_share
         self.hub_min_lift = hub_min_lift
+        self.cohesion_max_n = cohesion_max_n
 
     def _rules(self) -> ClusterRules:
         return ClusterRules(min_edge_weight=self.min_edge_weight, min_accounts=self.min_accounts, min_score=self.min_score,
@@ -69,7 +71,7 @@ class SybilRings(Detector):
             return self
         self.edges_ = build_account_graph(evidence.con, evidence.epoch, self.window_hours, self.min_edge_weight,
                                           block=self.block, hub_min=self.hub_min, min_share=self.hub_min_share,
-                                          min_lift=self.hub_min_lift)  # fmt: skip
+                                          min_lift=self.hub_min_lift, cohesion_max_n=self.cohesion_max_n)  # fmt: skip
         edges = pl.from_arrow(evidence.con.sql("SELECT * FROM account_edges").to_arrow_table())
         rules = self._rules()
         self.clusters_ = score_clusters(edges, core_members(edges, communities(edges, rules), rules), rules)  # type: ignore[arg-type]

@@ -277,3 +277,32 @@ def test_a_ring_is_rejected_only_after_it_persists(con) -> None:
     assert found["gpu-steady"]["action"] == "reject" and '"hours_in_a_ring":6' in found["gpu-steady"]["details"]
     # in a ring for hours, but tied to it by one operator kind only (a popular CPU): held, not slashed
     assert found["gpu-neighbour"]["action"] == "probation"
+
+
+def template_ring(con, n: int = 24) -> list[str]:
+    """A ring whose one large shared value is its VM template: funding split over six unrelated
+    funders of four accounts each, human-looking mailboxes at several providers, no restarts yet
+    (its first hour), its own /24 per account."""
+    names = ["maria.costa", "tom_ivanov", "li.wang", "zoe.kim", "omar.haddad", "eva.novak"]
+    accounts = []
+    for k in range(n):
+        acc = f"tmpl{k}"
+        account(con, acc, f"{names[k % 6]}{1970 + k}@{['yahoo.com', 'proton.me', 'gmx.de'][k % 3]}", f"w-{acc}", f"45.{k}.8.1")
+        funded(con, f"w-{acc}", f"funder-{k // 4}")
+        device(con, f"d-{acc}", acc, f"45.{k}.8.1", f"host-{acc}", cpu="AMD EPYC 7302")
+        accounts.append(acc)
+    return accounts
+
+
+def test_one_template_ring_with_split_funding_clustered_honest_not(con) -> None:
+    """The template is held by 24 accounts, more than a face-value group: it keeps its links
+    because its holders are tied to each other (their small funders) far beyond what random
+    accounts of this network are; the exchange's customers and the home users are not."""
+    members = template_ring(con)
+    honest = background(con, 300) + exchange_customers(con)
+    SybilRings().detect(Evidence(con, EPOCH))
+    cohesive = con.execute("SELECT value, lift FROM cohesion_pass WHERE kind = 'hw_fingerprint'").fetchall()
+    assert [v for v, _ in cohesive] == ["2.5.2|AMD EPYC 7302|16|64"] and cohesive[0][1] >= 3
+    flagged = {a for (a,) in con.execute("SELECT account_id FROM sybil_clusters").fetchall()}
+    assert flagged == set(members)
+    assert not flagged & set(honest)

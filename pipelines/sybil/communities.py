@@ -79,13 +79,29 @@ def core_members(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterR
 
     A ring's members share many operator signals with each other (funding, mailbox shape,
     restarts, template); an honest account that happens to share a popular template and a
-    restart time with part of a ring is tied by two. A member stays with at least
-    ``min_strong_kinds`` operator kinds among its links inside, and at least the community's
-    median minus one."""
+    restart time with part of a ring is tied by two. A kind counts for a member when it ties
+    the member to at least two others. A member stays with at least
+    ``min_strong_kinds`` such operator kinds among its links inside, and at least the community's
+    median minus one; the peeling repeats until no member drops, so nobody stays on the
+    strength of links to accounts that were dropped."""
+    kept = [list(c) for c in clusters]
+    while True:  # peel until stable: dropping one account can leave another tied by fewer kinds
+        pruned = _peel_once(edges, kept, rules)
+        if pruned == kept:
+            return pruned
+        kept = pruned
+
+
+def _peel_once(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRules) -> list[list[str]]:
     if not clusters:
         return clusters
     inside = _inside_links(edges, clusters).filter(pl.col("kind").is_in(STRONG_KINDS))
-    kinds = pl.concat([inside.select("ca", pl.col(c).alias("account"), "kind") for c in ("a", "b")]).unique()
+    ties = pl.concat(
+        [inside.select("ca", pl.col(c).alias("account"), "kind", pl.col(o).alias("partner")) for c, o in (("a", "b"), ("b", "a"))]
+    ).unique()
+    # a kind counts for a member when it ties it to two other members: one shared value with one
+    # neighbour is what households and popular configurations give
+    kinds = ties.group_by("ca", "account", "kind").agg(pl.len().alias("partners")).filter(pl.col("partners") >= 2)
     per_member = kinds.group_by("ca", "account").agg(pl.len().alias("kinds"))
     per_member = per_member.with_columns(pl.col("kinds").median().over("ca").alias("typical"))
     keep = per_member.filter(

@@ -212,31 +212,74 @@ SELECT g.kind, g.value, g.n, b.s.other_kind AS support_kind, b.s.other_value AS 
 FROM (SELECT kind, value, any_value(n) AS n FROM account_shared WHERE n > $hub_min GROUP BY kind, value) g
 LEFT JOIN best b USING (kind, value);
 
+CREATE OR REPLACE TEMP TABLE account_nested AS  -- small operator values of other kinds held by 2+ holders of a large value
+WITH small AS (SELECT account_id, kind, value FROM account_shared WHERE kind IN ({strong}) AND n <= $cohesion_max_n),
+nested AS (
+    SELECT l.kind, l.value, l.account_id, s.kind AS other_kind, s.value AS other_value
+    FROM account_shared l JOIN small s ON s.account_id = l.account_id AND s.kind <> l.kind
+    WHERE l.n > $hub_min
+)
+SELECT *, count(*) OVER (PARTITION BY kind, value, other_kind, other_value) AS m FROM nested;
+
+CREATE OR REPLACE TEMP TABLE account_covered AS  -- holders tied to two other holders through such values
+SELECT x.kind, x.value, x.account_id
+FROM account_nested x JOIN account_nested y USING (kind, value, other_kind, other_value)
+WHERE x.m >= 2 AND y.account_id <> x.account_id
+GROUP BY ALL HAVING count(DISTINCT y.account_id) >= 2;
+
+CREATE OR REPLACE TEMP TABLE account_cohesion AS  -- ties among a value's holders against what random accounts give
+WITH total AS (SELECT count(DISTINCT account_id) AS accounts FROM account_attrs),
+small AS (SELECT account_id, kind, n FROM account_shared WHERE kind IN ({strong}) AND n <= $cohesion_max_n),
+reach AS (SELECT account_id, kind, sum(n - 1) AS co FROM small GROUP BY ALL),
+reach_total AS (SELECT account_id, sum(co) AS co FROM reach GROUP BY ALL),
+chance AS (  -- holder i has co-holders through small values of other kinds, each among the value's other
+             -- holders with probability (n - 1) / (N - 1) were the holders random accounts of this network
+    SELECT l.kind, l.value, any_value(l.n) AS n,
+           sum((coalesce(rt.co, 0) - coalesce(r.co, 0)) * (l.n - 1) / greatest(t.accounts - 1, 1)) AS expected_ties
+    FROM account_shared l CROSS JOIN total t
+    LEFT JOIN reach_total rt ON rt.account_id = l.account_id
+    LEFT JOIN reach r ON r.account_id = l.account_id AND r.kind = l.kind
+    WHERE l.n > $hub_min
+    GROUP BY l.kind, l.value
+),
+ties AS (SELECT kind, value, sum(m - 1) AS ties FROM account_nested GROUP BY ALL),
+covered AS (SELECT kind, value, count(*) AS covered FROM account_covered GROUP BY ALL)
+SELECT c.kind, c.value, c.n, c.expected_ties, coalesce(t.ties, 0) AS ties, coalesce(v.covered, 0) AS covered,
+       coalesce(t.ties, 0) / greatest(c.expected_ties, 1e-9) AS lift
+FROM chance c LEFT JOIN ties t USING (kind, value) LEFT JOIN covered v USING (kind, value)
+"""
+
+
+EDGES_SQL = """
 CREATE OR REPLACE TEMP TABLE account_hubs AS
-SELECT kind, value, n, best_lift AS lift FROM account_support WHERE support_value IS NULL;
+SELECT kind, value, n, best_lift AS lift FROM account_support ANTI JOIN cohesion_pass USING (kind, value)
+WHERE support_value IS NULL;
 
 CREATE OR REPLACE TEMP TABLE account_edges AS
 WITH support_holders AS (  -- for each large value, the accounts holding its supporting co-value
     SELECT s.kind, s.value, h.account_id FROM account_support s
     JOIN account_attrs h ON h.kind = s.support_kind AND h.value = s.support_value
+    UNION  -- or, for a cohesive value, the holders tied to other holders
+    SELECT kind, value, account_id FROM account_covered SEMI JOIN cohesion_pass USING (kind, value)
 ),
 corroborated AS (  -- a large value links two accounts only if both also hold its supporting co-value
     SELECT x.* FROM account_pairs x
     SEMI JOIN support_holders ha ON ha.kind = x.kind AND ha.value = x.value AND ha.account_id = x.a
     SEMI JOIN support_holders hb ON hb.kind = x.kind AND hb.value = x.value AND hb.account_id = x.b
 ),
-usable AS (
-    SELECT * FROM account_pairs ANTI JOIN account_support USING (kind, value)  -- small values: face value
-    UNION ALL SELECT * FROM corroborated
+usable AS (  -- grouped: an operator value shown to mark a group (supported or cohesive), not a coincidence
+    SELECT *, false AS grouped FROM account_pairs ANTI JOIN account_support USING (kind, value)  -- small values: face value
+    UNION ALL SELECT *, kind IN ({strong}) AS grouped FROM corroborated
 ),
 p AS (
     -- the rarest value per kind, ties (granularities of one shape) broken by value so runs agree
-    SELECT a, b, kind, max(weight) AS weight, first(value ORDER BY weight DESC, value) AS value, min(n) AS n
+    SELECT a, b, kind, max(weight) AS weight, first(value ORDER BY weight DESC, value) AS value, min(n) AS n,
+           bool_or(grouped) AS grouped
     FROM usable GROUP BY a, b, kind
 ),
 kept AS (
     SELECT a, b FROM p GROUP BY a, b
-    HAVING round(sum(weight), 9) >= $min_weight OR count(*) FILTER (kind IN ({strong})) >= $min_strong
+    HAVING round(sum(weight), 9) >= $min_weight OR count(*) FILTER (kind IN ({strong})) >= $min_strong OR bool_or(grouped)
 )
 SELECT p.a, p.b, round(sum(p.weight), 9) AS weight, count(*) FILTER (p.kind IN ({strong})) AS strong_kinds,
        list(p.kind ORDER BY p.kind) AS kinds,
@@ -251,12 +294,33 @@ DROP TABLE account_pairs;
 DROP TABLE account_links;
 DROP TABLE account_support;
 DROP TABLE account_shared;
+DROP TABLE account_covered;
+DROP TABLE account_nested;
+
 """
+
+
+def _run_script(con: duckdb.DuckDBPyConnection, script: str, params: dict[str, object]) -> None:
+    for sql in script.split(";"):
+        if sql.strip():
+            con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+
+
+def _cohesion_pass(con: duckdb.DuckDBPyConnection, min_share: float, min_lift: float) -> None:
+    """Temp table ``cohesion_pass`` (kind, value, lift): large values at least ``min_share`` of whose
+    holders are tied to other holders by small operator values, with ``min_lift`` times the ties
+    random accounts of this network would have."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE cohesion_pass AS SELECT kind, value, lift FROM account_cohesion "
+        "WHERE covered >= $share * n AND lift >= $lift",
+        {"share": min_share, "lift": min_lift},
+    )
 
 
 def build_account_graph(
     con: duckdb.DuckDBPyConnection, epoch: str, window_hours: int = 24, min_weight: float = 0.3, min_strong: int = 2,
     block: int = 32, hub_min: int = 10, min_share: float = 0.5, min_lift: float = 3.0,
+    cohesion_max_n: int = 30,
 ) -> int:  # fmt: skip
     """Temp tables ``account_attrs``, ``account_hubs``, ``account_edges`` and
     ``account_graph_stats`` (pairs made in blocks, candidate pairs, hubs, edges) for the epoch;
@@ -271,8 +335,9 @@ def build_account_graph(
     kinds = ", ".join(f"('{k}', {s}, {n})" for k, (s, n) in KINDS.items())
     strong = ", ".join(f"'{k}'" for k in STRONG_KINDS)
     weak = ", ".join(f"'{k}'" for k in WEAK_KINDS)
-    params = {"block": block, "hub_min": hub_min, "min_share": min_share, "min_lift": min_lift, "min_weight": min_weight, "min_strong": min_strong}
-    for sql in PAIRS_SQL.format(kinds=kinds, strong=strong, weak=weak).split(";"):
-        if sql.strip():
-            con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+    params = {"block": block, "hub_min": hub_min, "min_share": min_share, "min_lift": min_lift, "min_weight": min_weight,
+              "min_strong": min_strong, "cohesion_max_n": cohesion_max_n}  # fmt: skip
+    _run_script(con, PAIRS_SQL.format(kinds=kinds, strong=strong, weak=weak), params)
+    _cohesion_pass(con, min_share, min_lift)
+    _run_script(con, EDGES_SQL.format(kinds=kinds, strong=strong, weak=weak), params)
     return int(con.execute("SELECT count(*) FROM account_edges").fetchall()[0][0])
