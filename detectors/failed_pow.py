@@ -14,8 +14,10 @@ transient faults), modelled as at most ``honest_timeout_rate`` per reachable cha
 Decision rules (the ``proof`` in ``details`` says which kind each verdict rests on):
 - *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window, a
   ``compute_ms`` longer than the observed round trip (+2 ms for timestamp rounding), or a
-  throughput above the physical ceiling;
-- *suspicion* (``probation``): a single wrong entry (a memory fault looks the same once), most
+  throughput above the physical ceiling in >= ``confirm_fast_hours`` hours of the window;
+- *suspicion* (``probation``): a single wrong entry (a memory fault looks the same once), a
+  single hour above the ceiling (a product of n = 4096 takes ~2 ms on a fast consumer card, so
+  timer jitter of a millisecond, with an overclock, can cross 1.5x once), most
   answers of the window (>= 3 and >= half) without samples to check (the backend may skip
   sampling now and then; a worker that never proves its work is another matter), or reachable
   timeouts whose count is improbable for an
@@ -46,6 +48,7 @@ class FailedPow(Detector):
         min_timeouts: int = 3,
         honest_timeout_rate: float = 0.02,
         alpha: float = 1e-6,
+        confirm_fast_hours: int = 2,
     ):
         super().__init__(threshold)
         self.ceiling_factor = ceiling_factor
@@ -55,6 +58,7 @@ class FailedPow(Detector):
         self.min_timeouts = min_timeouts
         self.honest_timeout_rate = honest_timeout_rate
         self.alpha = alpha
+        self.confirm_fast_hours = confirm_fast_hours
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         judged = evidence.sql(
@@ -67,6 +71,13 @@ class FailedPow(Detector):
                 FROM device_features
                 WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
                 GROUP BY device_id HAVING sum(samples_bad) > 0
+            ),
+            fast_ AS (  -- hours of the window with a throughput above the physical ceiling
+                SELECT d.device_id, count(*) AS fast_hours
+                FROM device_features d CROSS JOIN (SELECT max(fp16_tensor_tflops) AS top FROM gpu_catalogue) fl
+                WHERE d.epoch > hours_back($epoch, $window) AND d.epoch <= $epoch
+                  AND d.tflops_max > coalesce(d.spec_tflops, fl.top) * $ceiling
+                GROUP BY d.device_id
             ),
             timeouts_ AS (
                 SELECT device_id, CAST(sum(pow_timeout_reachable) AS BIGINT) AS timeouts, CAST(sum(pow_reachable) AS BIGINT) AS reachable,
@@ -88,12 +99,18 @@ class FailedPow(Detector):
                    f.samples_bad > 0 AND coalesce(w.wrong_window, 0) < $confirm_wrong AS wrong_once,
                    f.overclaimed_compute > 0 AS longer_than_observed,
                    f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
-                     AND f.tflops_max > coalesce(p.p90_tflops, 0) * $ceiling AS too_fast,
+                     AND f.tflops_max > coalesce(p.p90_tflops, 0) * $ceiling
+                     AND coalesce(x.fast_hours, 0) >= $confirm_fast AS too_fast,
+                   f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
+                     AND f.tflops_max > coalesce(p.p90_tflops, 0) * $ceiling
+                     AND coalesce(x.fast_hours, 0) < $confirm_fast AS fast_once,
+                   coalesce(x.fast_hours, 0) AS fast_hours,
                    coalesce(t.unverified_window, 0) >= 3 AND t.unverified_window >= 0.5 * t.ok_window AS unverified,
                    coalesce(t.unverified_window, 0) AS unverified_window
             FROM f CROSS JOIN fleet
             LEFT JOIN wrong_ w USING (device_id)
             LEFT JOIN timeouts_ t USING (device_id)
+            LEFT JOIN fast_ x USING (device_id)
             LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = f.catalogue_model
             WHERE f.samples_bad > 0 OR f.overclaimed_compute > 0 OR f.unverified_ok > 0
                OR coalesce(t.timeouts, 0) >= $min_timeouts
@@ -103,6 +120,7 @@ class FailedPow(Detector):
             ceiling=self.ceiling_factor,
             window=self.window_hours,
             confirm_wrong=self.confirm_wrong_samples,
+            confirm_fast=self.confirm_fast_hours,
             timeout_window=self.timeout_window_hours,
             min_timeouts=self.min_timeouts,
         )
@@ -129,8 +147,15 @@ class FailedPow(Detector):
                               "overclaimed_compute", pl.col("max_compute_over_observed").round(2))  # fmt: skip
                 ),
                 pl.when(pl.col("too_fast")).then(
-                    pl.format("measured {} TFLOPS, above the physical ceiling {} for {}",
-                              pl.col("tflops_max").round(1), pl.col("ceiling").round(1), "model")  # fmt: skip
+                    pl.format("measured {} TFLOPS, above the physical ceiling {} for {} ({} hours of the last {})",
+                              pl.col("tflops_max").round(1), pl.col("ceiling").round(1), "model", "fast_hours",
+                              pl.lit(self.window_hours))  # fmt: skip
+                ),
+                pl.when(pl.col("fast_once")).then(
+                    pl.format("measured {} TFLOPS, above the physical ceiling {} for {} once; at millisecond compute "
+                              "times once can be timer jitter, {} hours are not",
+                              pl.col("tflops_max").round(1), pl.col("ceiling").round(1), "model",
+                              pl.lit(self.confirm_fast_hours))  # fmt: skip
                 ),
                 pl.when(pl.col("silent")).then(
                     pl.format("{} of {} challenges timed out while pings or heartbeats showed the device alive "
@@ -147,7 +172,7 @@ class FailedPow(Detector):
             separator="; ",
             ignore_nulls=True,
         )
-        flagged = judged.filter(exact | pl.col("wrong_once") | pl.col("silent") | pl.col("unverified"))
+        flagged = judged.filter(exact | pl.col("wrong_once") | pl.col("fast_once") | pl.col("silent") | pl.col("unverified"))
         return flagged.with_columns(
             reason=reasons,
         ).select(
@@ -166,6 +191,7 @@ class FailedPow(Detector):
                 "overclaimed_compute",
                 pl.col("tflops_max").round(2),
                 pl.col("ceiling").round(2).alias("ceiling_tflops"),
+                "fast_hours",
                 pl.col("timeouts").alias("timeouts_while_reachable"),
                 pl.col("reachable").alias("reachable_challenges"),
                 pl.col("timeouts_all").alias("timeouts_all"),

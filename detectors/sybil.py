@@ -13,7 +13,9 @@ Proof: a cluster is statistical evidence about a group, and one hour's graph can
 account to a ring through coincidences that do not recur, or through one neighbourly link (a
 referral, a popular CPU). An account goes to ``reject`` only after ``confirm_hours`` epochs of
 the window in a cluster scoring >= ``reject_score`` *and* when it is itself tied to other
-members by >= ``min_strong_kinds`` operator kinds (``member_strong_kinds`` in the evidence);
+members by >= ``reject_member_kinds`` (3) operator kinds (``member_strong_kinds`` in the evidence:
+honest accounts caught in rings by coincidence were tied by two, a mailbox shape and a restart
+hour, ring members mostly by three to five);
 otherwise its devices are in probation (rewards held, expiring if the cluster dissolves).
 """
 
@@ -33,7 +35,8 @@ class SybilRings(Detector):
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 24, min_edge_weight: float = 0.3,
                  min_accounts: int = 3, min_score: float = 0.8, min_strong_kinds: int = 2,
-                 min_coverage: float = 0.5, reject_score: float = 0.85, confirm_hours: int = 6, refresh_hours: int = 1,
+                 min_coverage: float = 0.5, reject_score: float = 0.85, confirm_hours: int = 6, reject_member_kinds: int = 3,
+                 refresh_hours: int = 1,
                  block: int = 32, hub_min: int = 10, hub_min_share: float = 0.5, hub_min_lift: float = 3.0,
                  cohesion_max_n: int = 30):  # fmt: skip
         super().__init__(threshold)
@@ -45,6 +48,7 @@ class SybilRings(Detector):
         self.min_coverage = min_coverage
         self.reject_score = reject_score
         self.confirm_hours = confirm_hours
+        self.reject_member_kinds = reject_member_kinds
         self.refresh_hours = refresh_hours
         self.block = block
         self.hub_min = hub_min
@@ -120,7 +124,7 @@ class SybilRings(Detector):
             reject=self.reject_score,
             confirm=self.confirm_hours,
             window=self.window_hours,
-            member_kinds=self.min_strong_kinds,
+            member_kinds=self.reject_member_kinds,
         )
         return found if found.height else pl.DataFrame(schema=SCORE_SCHEMA)
 

@@ -37,6 +37,7 @@ def test_failed_pow_rejects_exact_failures_and_spares_honest(con) -> None:
     feature(con, "honest")
     feature(con, "wrong", hour(3), samples_bad=1, first_bad_sample="c0: [3, 4] = 1, expected 2")
     feature(con, "wrong", samples_bad=1, first_bad_sample="c1: [1, 2] = 5, expected 7")
+    feature(con, "too_fast", hour(2), tflops_max=700.0)
     feature(con, "too_fast", tflops_max=900.0)
     feature(con, "overclaimed", overclaimed_compute=2)
     found = FailedPow().detect(Evidence(con, EPOCH))
@@ -47,6 +48,15 @@ def test_failed_pow_rejects_exact_failures_and_spares_honest(con) -> None:
     assert all(json.loads(r["details"])["proof"] == "exact" for r in by_device.values())
     assert "2 of 4 PoW samples wrong" in by_device["wrong"]["reason"]
     assert "physical ceiling" in by_device["too_fast"]["reason"]
+
+
+def test_failed_pow_one_hour_above_the_ceiling_is_possible_timer_jitter(con) -> None:
+    """An overclocked card with a millisecond of timer jitter on a ~2 ms product crosses 1.5x once."""
+    feature(con, "overclocked", hour(1), tflops_max=170.0)
+    feature(con, "overclocked", tflops_max=250.0)
+    found = FailedPow().detect(Evidence(con, EPOCH))
+    assert found["action"].to_list() == ["probation"]
+    assert "timer jitter" in found["reason"][0] and json.loads(found["details"][0])["proof"] == "suspicion"
 
 
 def test_failed_pow_one_wrong_sample_is_a_possible_memory_fault(con) -> None:
