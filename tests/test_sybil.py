@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -310,3 +311,22 @@ def test_one_template_ring_with_split_funding_clustered_honest_not(con) -> None:
     flagged = {a for (a,) in con.execute("SELECT account_id FROM sybil_clusters").fetchall()}
     assert flagged == set(members)
     assert not flagged & set(honest)
+
+
+def test_values_held_only_inside_a_group_mark_it_a_common_crowd_does_not(con) -> None:
+    """Two operator values held by the group and nobody else (its VM template, a mailbox shape of
+    its vendor) mark it as one operator's even before restarts add a third signal; a small
+    exchange's customers share its funder with outsiders and are not marked."""
+    for k in range(6):
+        acc = f"mark{k}"
+        account(con, acc, f"omar{1400 + k}c{k}@hotmail.com", f"w-{acc}", f"62.{k}.1.5")
+        funded(con, f"w-{acc}", f"own-{acc}")
+        device(con, f"d-{acc}", acc, f"62.{k}.1.5", f"host-{acc}", cpu="AMD EPYC 7302")
+    honest = background(con) + exchange_customers(con)
+    detector = SybilRings()
+    detector.fit(Evidence(con, EPOCH))
+    marked = detector.clusters_.filter(pl.col("is_sybil"))
+    assert [sorted(m) for m in marked["members"]] == [[f"mark{k}" for k in range(6)]]
+    evidence = json.loads(marked["evidence"][0])
+    assert marked["score"][0] < 0.8 and evidence["exclusive_kinds"] == ["email_pattern", "hw_fingerprint"]
+    assert not {a for m in detector.clusters_.filter(pl.col("is_sybil"))["members"] for a in m} & set(honest)

@@ -37,6 +37,8 @@ class ClusterRules:
     min_score: float = 0.8
     min_strong_kinds: int = 2
     min_coverage: float = 0.5
+    exclusive_share: float = 0.8
+    exclusive_coverage: float = 0.8
     resolution: float = 1.0
     seed: int = 0
 
@@ -126,6 +128,19 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
         [inside.select(pl.col("ca").alias("cluster"), "kind", pl.col(c).alias("account")) for c in ("a", "b")]
     ).unique()
     coverage = touched.group_by("cluster", "kind").agg(pl.len().alias("covered"))
+    # values held (almost) only inside the community: an operator's mark, not a crowd's habit
+    holders = pl.concat(
+        [inside.select(pl.col("ca").alias("cluster"), "kind", "value", "n", pl.col(c).alias("account")) for c in ("a", "b")]
+    ).unique()
+    exclusive = (
+        holders.group_by("cluster", "kind", "value")
+        .agg(pl.col("account").n_unique().alias("inside"), pl.col("n").first())
+        .filter(pl.col("inside") >= rules.exclusive_share * pl.col("n"))
+        .join(holders, on=["cluster", "kind", "value"])
+        .filter(pl.col("kind").is_in(STRONG_KINDS))
+        .group_by("cluster", "kind")
+        .agg(pl.col("account").n_unique().alias("covered"))
+    )
     examples = (
         # weights are float sums whose last bits depend on summation order: round them, and break
         # ties by value, so the example (and the evidence text) is the same run to run
@@ -144,7 +159,11 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
             score *= 1 - KINDS[kind][0] * share
         score = 1 - score
         strong = [k for k in STRONG_KINDS if cov.get(k, 0) >= rules.min_coverage]
-        is_sybil = size >= rules.min_accounts and score >= rules.min_score and len(strong) >= rules.min_strong_kinds
+        excl = {r["kind"]: r["covered"] / size for r in exclusive.filter(pl.col("cluster") == i).iter_rows(named=True)}
+        marked = sorted(k for k, share in excl.items() if share >= rules.exclusive_coverage)
+        is_sybil = size >= rules.min_accounts and len(strong) >= rules.min_strong_kinds and (
+            score >= rules.min_score or len(marked) >= rules.min_strong_kinds
+        )
         links = []
         for r in examples.filter(pl.col("cluster") == i).sort(["pairs", "kind"], descending=[True, False]).iter_rows(named=True):
             links.append({"kind": r["kind"], "pairs": r["pairs"], "coverage": round(cov.get(r["kind"], 0), 2),
@@ -154,7 +173,7 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
             + "; ".join(f"{l['kind']} links {l['pairs']} pairs covering {l['coverage']:.0%} "
                         f"(e.g. {l['example']!s:.40} held by {l['accounts_holding_it']} accounts)" for l in links[:5])  # fmt: skip
         )
-        evidence = {"story": story, "strong_kinds": strong, "links": links, "accounts": members[:50]}
+        evidence = {"story": story, "strong_kinds": strong, "exclusive_kinds": marked, "links": links, "accounts": members[:50]}
         rows.append({"cluster_id": cluster_id(members), "members": members, "score": round(score, 4),
                      "is_sybil": is_sybil, "evidence": json.dumps(evidence)})  # fmt: skip
     return pl.DataFrame(rows)
