@@ -15,9 +15,10 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
 - *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window, a
   ``compute_ms`` longer than the observed round trip (+2 ms for timestamp rounding), or a
   throughput above the physical ceiling in >= ``confirm_fast_hours`` hours of the window;
-- *suspicion* (``probation``): a single wrong entry (a memory fault looks the same once), a
-  single hour above the ceiling (a product of n = 4096 takes ~2 ms on a fast consumer card, so
-  timer jitter of a millisecond, with an overclock, can cross 1.5x once), most
+- *suspicion* (``review``, a lead that changes no tier): a single hour above the ceiling (a
+  product of n = 4096 takes ~2 ms on a fast consumer card, so timer jitter of a millisecond,
+  with an overclock, crossed 1.5x once on honest cards of random networks);
+- *suspicion* (``probation``): a single wrong entry (a memory fault looks the same once), most
   answers of the window (>= 3 and >= half) without samples to check (the backend may skip
   sampling now and then; a worker that never proves its work is another matter), or reachable
   timeouts whose count is improbable for an
@@ -181,7 +182,9 @@ class FailedPow(Detector):
             pl.when(exact).then(1.0).when(pl.col("silent"))
             .then(0.5 + 0.5 * pl.col("timeouts") / pl.max_horizontal(pl.col("reachable"), 1))
             .otherwise(0.7).alias("score"),
-            pl.when(exact).then(pl.lit("reject")).otherwise(pl.lit("probation")).alias("action"),
+            pl.when(exact).then(pl.lit("reject"))
+            .when(pl.col("wrong_once") | pl.col("silent") | pl.col("unverified")).then(pl.lit("probation"))
+            .otherwise(pl.lit("review")).alias("action"),  # one fast hour alone: a lead for a person, no tier change
             "reason",
             pl.struct(
                 pl.when(exact).then(pl.lit("exact")).otherwise(pl.lit("suspicion")).alias("proof"),

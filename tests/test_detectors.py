@@ -55,7 +55,7 @@ def test_failed_pow_one_hour_above_the_ceiling_is_possible_timer_jitter(con) -> 
     feature(con, "overclocked", hour(1), tflops_max=170.0)
     feature(con, "overclocked", tflops_max=250.0)
     found = FailedPow().detect(Evidence(con, EPOCH))
-    assert found["action"].to_list() == ["probation"]
+    assert found["action"].to_list() == ["review"]
     assert "timer jitter" in found["reason"][0] and json.loads(found["details"][0])["proof"] == "suspicion"
 
 
