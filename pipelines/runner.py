@@ -122,6 +122,16 @@ def processed_at(con: duckdb.DuckDBPyConnection, epochs: Iterable[str] | None = 
     return {e: t for e, t in rows if wanted is None or e in wanted}
 
 
+def current_deliveries(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Epochs computed from their latest delivery and not stale -> that delivery's manifest sha256."""
+    stale = set(stale_epochs(con))
+    rows = con.execute(
+        "SELECT l.hour, l.manifest_sha256 FROM ingest_log l JOIN processed_epochs p ON p.epoch = l.hour "
+        "WHERE l.status = 'ingested' ORDER BY l.hour"
+    ).fetchall()
+    return {hour: sha for hour, sha in rows if hour not in stale}
+
+
 def _mark_processed(con: duckdb.DuckDBPyConnection, epoch: str) -> None:
     """Record that the epoch's outputs reflect the hour as ingested now."""
     con.execute(
