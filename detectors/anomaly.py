@@ -33,6 +33,7 @@ FEATURES = [
 class AnomalyScore(Detector):
     name = "anomaly"
     fraud_type = "anomaly"
+    writes = ("anomaly_top",)
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 6, contamination: float = 0.001,
                  persist_hours: int = 4, min_score: float = 0.8, n_estimators: int = 100,

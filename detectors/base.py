@@ -4,11 +4,14 @@ Modelled on pyod and scikit-learn: parameters are set in ``__init__`` and never 
 running; ``fit`` learns whatever state a detector needs (``*_`` attributes) from the evidence
 of an epoch; ``score`` returns one row per device it holds something against, with a score in
 0..1 (higher is more suspicious), an action (``probation`` suspects, ``reject`` establishes
-fraud) and a reason a person can read. ``detect`` keeps the rows at or above ``threshold``.
+fraud) and a reason a person can read. ``detect`` keeps the rows at or above ``threshold``
+(0..1) and refuses a ``fit`` that changed a parameter. ``get_params`` reads the parameters
+from the ``__init__`` signature, as scikit-learn does.
 """
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Self
@@ -52,8 +55,14 @@ class Detector(ABC):
 
     name: ClassVar[str]
     fraud_type: ClassVar[str]
+    writes: ClassVar[tuple[str, ...]] = ()
+    """Tables of its own it keeps (its memory, or what other detectors read)."""
+    needs: ClassVar[tuple[str, ...]] = ()
+    """Detectors whose tables this one reads for the same epoch: they must run before it."""
 
     def __init__(self, threshold: float = 0.5):
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"{self.name}: threshold {threshold} is outside 0..1 (scores are 0..1)")
         self.threshold = threshold
 
     def fit(self, evidence: Evidence) -> Self:
@@ -66,7 +75,11 @@ class Detector(ABC):
 
     def detect(self, evidence: Evidence) -> pl.DataFrame:
         """``fit`` then ``score``, keeping rows at or above the threshold (EVIDENCE_SCHEMA)."""
-        scored = self.fit(evidence).score(evidence)
+        params = self.get_params()
+        self.fit(evidence)
+        if self.get_params() != params:
+            raise RuntimeError(f"{self.name}.fit changed its parameters; learned state belongs in attributes ending in _")
+        scored = self.score(evidence)
         missing = set(SCORE_SCHEMA) - set(scored.columns)
         if missing:
             raise ValueError(f"{self.name}.score() did not return columns {sorted(missing)}")
@@ -82,8 +95,24 @@ class Detector(ABC):
             .sort("device_id")
         )
 
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The parameters: every named argument of ``__init__`` (scikit-learn's convention)."""
+        kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        return [n for n, p in inspect.signature(cls.__init__).parameters.items() if n != "self" and p.kind not in kinds]
+
     def get_params(self) -> dict[str, object]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+        """Each ``__init__`` argument's current value, read from the attribute of the same name."""
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    def set_params(self, **params: object) -> Self:
+        """Change parameters by name; an unknown name is an error."""
+        unknown = set(params) - set(self.param_names())
+        if unknown:
+            raise ValueError(f"{self.name}: unknown parameters {sorted(unknown)}; known: {self.param_names()}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

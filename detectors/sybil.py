@@ -30,6 +30,7 @@ from pipelines.sybil.links import STRONG_KINDS, build_account_graph
 class SybilRings(Detector):
     name = "sybil"
     fraud_type = "sybil"
+    writes = ("sybil_clusters",)
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 24, min_edge_weight: float = 0.3,
                  min_accounts: int = 3, min_score: float = 0.8, min_strong_kinds: int = 2,
@@ -51,7 +52,7 @@ class SybilRings(Detector):
         self.hub_min_lift = hub_min_lift
 
     def _rules(self) -> ClusterRules:
-        return ClusterRules(min_edge_weight=self.min_edge_weight, min_accounts=self.min_accounts, min_score=self.min_score,
+        return ClusterRules(min_accounts=self.min_accounts, min_score=self.min_score,
                             min_strong_kinds=self.min_strong_kinds, min_coverage=self.min_coverage)  # fmt: skip
 
     def fit(self, evidence: Evidence) -> "SybilRings":

@@ -1,11 +1,13 @@
 """Stage ``detect``: every detector of the policy on the epoch; their rows go to ``evidence``
 (``pipelines.tiering.collect_evidence``). Detectors with memory keep it in their own tables:
-``anomaly_top`` (anomaly), ``sybil_clusters`` (sybil; read by ``wash_trading``, which the
-policy lists after it)."""
+``anomaly_top`` (anomaly), ``sybil_clusters`` (sybil). A detector that reads another's table
+declares it (``needs``: ``wash_trading`` needs ``sybil``) and must run after it."""
 
 from __future__ import annotations
 
 import duckdb
+
+from detectors.base import Detector
 
 from pipelines.stages.context import StageContext
 from pipelines.tiering import collect_evidence
@@ -40,6 +42,18 @@ CREATE TABLE IF NOT EXISTS sybil_clusters (
 """
 
 
+def check_order(detectors: list[Detector]) -> None:
+    """Every detector runs after the detectors it ``needs`` (a disabled one leaves its tables
+    empty for the epoch); ValueError naming the pair otherwise."""
+    position = {d.name: i for i, d in enumerate(detectors)}
+    for i, d in enumerate(detectors):
+        late = [n for n in d.needs if position.get(n, -1) > i]
+        if late:
+            raise ValueError(f"detector {d.name} reads what {', '.join(late)} writes, so must run after it")
+
+
 def run(con: duckdb.DuckDBPyConnection, epoch: str, ctx: StageContext) -> dict[str, int]:
-    evidence = collect_evidence(con, epoch, ctx.policy.build_detectors(), ctx.detector_seconds)
+    detectors = ctx.policy.build_detectors()
+    check_order(detectors)
+    evidence = collect_evidence(con, epoch, detectors, ctx.detector_seconds)
     return {"evidence": evidence.height}
