@@ -212,29 +212,21 @@ def _http(url: str, body: dict | None = None, timeout: float = 30) -> dict:
 
 @pytest.fixture
 def webserver(drops: Path, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
-    """The README's UI command (``dg dev``: webserver and daemon) on a free port over a private
-    instance, after ``fleetproof run`` computed the first hour into the same database; yields
-    (url, db, log)."""
+    """The README's UI command (``fleetproof ui``: ``dg dev``, webserver and daemon) on a free
+    port over a private instance, after ``fleetproof run`` computed the first hour into the same
+    database; yields (url, db, log)."""
     home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     db = tmp_path / "ui.duckdb"
     run(drops, db, tmp_path / "ui_out", until=HOURS[0])
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "FLEETPROOF_ENV": "local",
-        "FLEETPROOF_DROPS": str(drops),
-        "FLEETPROOF_DB": str(db),
-        "FLEETPROOF_OUT": str(tmp_path / "ui_out"),
-    }
+    env = {**os.environ, "FLEETPROOF_ENV": "local"}
     env.pop("FLEETPROOF_POLICY", None)
     port = _free_port()
-    exe = Path(sys.executable).parent / "dg"
+    exe = Path(sys.executable).parent / "fleetproof"
     log = (tmp_path / "webserver.log").open("wb")
     proc = subprocess.Popen(
-        [str(exe), "dev", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [str(exe), "ui", "--drops", str(drops), "--db", str(db), "--out", str(tmp_path / "ui_out"), "--home", str(home),
+         "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
 
