@@ -10,7 +10,7 @@ from pipelines.stages.context import StageContext
 
 NAME = "features"
 WRITES = ("device_features", "challenge_context", "restart_gaps", "model_peers")
-READS = ("hardware", "uptime", "pow", "pow_checks", "device_features", "gpu_catalogue")
+READS = ("hardware", "uptime", "pow", "pow_checks", "device_features", "device_tiers")
 DDL = """
 CREATE TABLE IF NOT EXISTS device_features (
     epoch VARCHAR NOT NULL,

@@ -10,7 +10,7 @@ from pipelines.stages.context import StageContext
 
 NAME = "plan"
 WRITES = ("challenge_plan",)
-READS = ("device_features", "challenge_context", "device_tiers")
+READS = ("device_features", "device_tiers", "evidence")
 DDL = """
 CREATE TABLE IF NOT EXISTS challenge_plan (
     epoch VARCHAR NOT NULL,             -- the epoch whose evidence made the plan (for epoch + 1)

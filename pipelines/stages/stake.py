@@ -10,7 +10,7 @@ from pipelines.staking import build_positions
 
 NAME = "stake"
 WRITES = ("stake_positions",)
-READS = ("staking",)
+READS = ("stake_events",)
 DDL = """
 CREATE TABLE IF NOT EXISTS stake_positions (
     epoch VARCHAR NOT NULL,
