@@ -38,8 +38,8 @@ ACTIONS = ("review", "probation", "reject")
 @dataclass(frozen=True)
 class Evidence:
     """What a detector may look at: the database (features, raw feeds, its own past evidence)
-    as of one epoch. The pipeline writes the findings; a detector that needs memory of its own
-    between epochs keeps it in a table named after it (``anomaly_top``)."""
+    as of one epoch. Detectors only read it: the pipeline writes the findings, and the rows of a
+    detector's own tables (``writes``: ``anomaly_top``, ``sybil_clusters``) that ``fit`` returns."""
 
     con: duckdb.DuckDBPyConnection
     epoch: str
@@ -50,13 +50,28 @@ class Evidence:
         return pl.from_arrow(table)  # type: ignore[return-value]
 
 
+def store_tables(evidence: Evidence, detector: Detector) -> None:
+    """Replace the epoch's rows of each table the detector ``writes`` with its ``tables_`` frame."""
+    for table in detector.writes:
+        frame = detector.tables_.get(table)
+        if frame is None:
+            raise ValueError(f"{detector.name}.fit did not return its table {table} in tables_")
+        evidence.con.execute(f"DELETE FROM {table} WHERE epoch = ?", [evidence.epoch])
+        if frame.height:
+            evidence.con.register("detector_rows", frame.to_arrow())
+            evidence.con.execute(f"INSERT INTO {table} SELECT ?, * FROM detector_rows", [evidence.epoch])
+            evidence.con.unregister("detector_rows")
+
+
 class Detector(ABC):
     """Base class: subclasses set ``name`` and ``fraud_type`` and implement ``score``."""
 
     name: ClassVar[str]
     fraud_type: ClassVar[str]
     writes: ClassVar[tuple[str, ...]] = ()
-    """Tables of its own it keeps (its memory, or what other detectors read)."""
+    """Tables of its own (its memory, or what other detectors read): ``fit`` returns the epoch's
+    rows of each in ``tables_`` (a frame of the table's columns after ``epoch``, in order), and
+    ``detect`` stores them before ``score`` runs."""
     needs: ClassVar[tuple[str, ...]] = ()
     """Detectors whose tables this one reads for the same epoch: they must run before it."""
 
@@ -76,9 +91,11 @@ class Detector(ABC):
     def detect(self, evidence: Evidence) -> pl.DataFrame:
         """``fit`` then ``score``, keeping rows at or above the threshold (EVIDENCE_SCHEMA)."""
         params = self.get_params()
+        self.tables_: dict[str, pl.DataFrame] = {}
         self.fit(evidence)
         if self.get_params() != params:
             raise RuntimeError(f"{self.name}.fit changed its parameters; learned state belongs in attributes ending in _")
+        store_tables(evidence, self)
         scored = self.score(evidence)
         missing = set(SCORE_SCHEMA) - set(scored.columns)
         if missing:

@@ -9,6 +9,7 @@ import pytest
 
 from detectors import REGISTRY, SybilRings, WashTrading
 from detectors.base import Detector, Evidence
+from pipelines.db import ensure_schema
 from pipelines.policy import load_policy
 from pipelines.stages.detect import check_order
 
@@ -76,3 +77,37 @@ def test_a_detector_runs_after_the_detectors_it_needs() -> None:
     with pytest.raises(ValueError, match="wash_trading reads what sybil writes"):
         check_order([WashTrading(), SybilRings()])
     check_order([WashTrading()])  # sybil disabled: its table is empty for the epoch
+
+
+class Remembers(Detector):
+    """Keeps the devices it scored in ``anomaly_top`` (as a frame from ``fit``); scores them from there."""
+
+    name = "remembers"
+    fraud_type = "test"
+    writes = ("anomaly_top",)
+
+    def __init__(self, threshold: float = 0.5, forget: bool = False):
+        super().__init__(threshold)
+        self.forget = forget
+
+    def fit(self, evidence: Evidence) -> Remembers:
+        if not self.forget:
+            self.tables_ = {"anomaly_top": pl.DataFrame({"device_id": ["d1", "d2"], "score": [0.7, 0.8]})}
+        return self
+
+    def score(self, evidence: Evidence) -> pl.DataFrame:
+        return evidence.sql(
+            "SELECT device_id, NULL AS account_id, score, 'probation' AS action, 'kept' AS reason, '{}' AS details "
+            "FROM anomaly_top WHERE epoch = $epoch ORDER BY device_id"
+        )
+
+
+def test_the_rows_fit_returns_are_stored_before_score_reads_them() -> None:
+    con = duckdb.connect()
+    ensure_schema(con)
+    evidence = Evidence(con, "2024-08-14T05")
+    con.execute("INSERT INTO anomaly_top VALUES ('2024-08-14T05', 'stale', 0.9)")  # replaced, not kept
+    assert Remembers().detect(evidence)["device_id"].to_list() == ["d1", "d2"]
+    assert con.execute("SELECT device_id FROM anomaly_top ORDER BY 1").fetchall() == [("d1",), ("d2",)]
+    with pytest.raises(ValueError, match="did not return its table anomaly_top"):
+        Remembers(forget=True).detect(evidence)

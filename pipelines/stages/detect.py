@@ -1,6 +1,7 @@
 """Stage ``detect``: every detector of the policy on the epoch; their rows go to ``evidence``
-(``pipelines.tiering.collect_evidence``). Detectors with memory keep it in their own tables:
-``anomaly_top`` (anomaly), ``sybil_clusters`` (sybil). A detector that reads another's table
+(``pipelines.tiering.collect_evidence``). Detectors only read; the rows of their own tables
+(``anomaly_top`` of anomaly, ``sybil_clusters`` of sybil) come back from ``fit`` as frames and
+are stored before ``score`` (``detectors.base.store_tables``). A detector that reads another's table
 declares it (``needs``: ``wash_trading`` needs ``sybil``) and must run after it."""
 
 from __future__ import annotations
