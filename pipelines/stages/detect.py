@@ -1,17 +1,19 @@
 """Stage ``detect``: every detector of the policy on the epoch; their rows go to ``evidence``
-(``pipelines.tiering.collect_evidence``). Detectors only read; the rows of their own tables
+(``collect_evidence``). Detectors only read; the rows of their own tables
 (``anomaly_top`` of anomaly, ``sybil_clusters`` of sybil) come back from ``fit`` as frames and
 are stored before ``score`` (``detectors.base.store_tables``). A detector that reads another's table
 declares it (``needs``: ``wash_trading`` needs ``sybil``) and must run after it."""
 
 from __future__ import annotations
 
+import time
+
 import duckdb
+import polars as pl
 
-from detectors.base import Detector
-
+from detectors.base import EVIDENCE_SCHEMA, Detector, Evidence
+from pipelines import catalogue
 from pipelines.stages.context import StageContext
-from pipelines.tiering import collect_evidence
 
 NAME = "detect"
 WRITES = ("evidence", "anomaly_top", "sybil_clusters")
@@ -42,6 +44,30 @@ CREATE TABLE IF NOT EXISTS sybil_clusters (
     evidence JSON NOT NULL
 );
 """
+
+
+def collect_evidence(
+    con: duckdb.DuckDBPyConnection, epoch: str, detectors: list[Detector], seconds: dict[str, float] | None = None
+) -> pl.DataFrame:
+    """Run every detector on the epoch and store its findings in ``evidence`` (replacing any);
+    ``seconds``, when given, accumulates each detector's wall time."""
+    catalogue.register(con)  # detectors may read gpu_catalogue / gpu_alias
+    found = []
+    for d in detectors:
+        started = time.perf_counter()
+        found.append(d.detect(Evidence(con, epoch)))
+        if seconds is not None:
+            seconds[d.name] = seconds.get(d.name, 0.0) + time.perf_counter() - started
+    evidence = pl.concat(found) if found else pl.DataFrame(schema=EVIDENCE_SCHEMA)
+    con.execute("DELETE FROM evidence WHERE epoch = ?", [epoch])
+    con.register("new_evidence", evidence.to_arrow())
+    con.execute(
+        "INSERT INTO evidence SELECT ?, device_id, account_id, detector, fraud_type, score, action, reason, "
+        "CAST(details AS JSON) FROM new_evidence ORDER BY device_id, detector",
+        [epoch],
+    )
+    con.unregister("new_evidence")
+    return evidence
 
 
 def check_order(detectors: list[Detector]) -> None:
