@@ -1,4 +1,4 @@
-"""``epoch``: one multi-asset per hour partition, one spec per published table, computed by
+"""``epoch``: one multi-asset partitioned by hour, one asset per published table, computed by
 ``pipelines.runner`` exactly as ``fleetproof run`` computes it.
 
 Tiers carry state from hour to hour, so a partition asked for before earlier hours are computed
