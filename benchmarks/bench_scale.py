@@ -8,7 +8,7 @@ bare DuckDB load of the same files; and a rewards-only recalculation.
 
 Each size runs three processes in turn, each measured alone (wall time and its own peak RSS):
 ``fleetproof simulate`` of the hour, a bare load (DuckDB's default readers, no validation) and
-``pipelines.run.run`` with a timer around each stage function. Results are kept in
+``pipelines.run.run`` with a timer around each stage (``pipelines.stages``). Results are kept in
 ``WORKDIR/scale-N.json``; the table shows every size measured in the work folder and each
 stage's exponent (time ~ devices^k) between the smallest and the largest. Targets (issue 14):
 1M x 1 h end to end <= 60 s and <= 8 GiB on 2 cores, exponents <= 1.05, ingest <= 2x bare load,
@@ -29,15 +29,17 @@ import sys
 import time
 from pathlib import Path
 
-STAGES = {  # stage -> the function `pipelines.run` calls for it
-    "ingest": "ingest_drops",
-    "pow_verify": "verify_pow",
-    "features": "build_features",
-    "detection": "collect_evidence",
-    "tiers": "assign_tiers",
-    "plan": "build_plan",
-    "rewards": "compute_rewards",
-    "export": "export_epoch",
+STAGES = {  # stage -> the function of its module (`pipelines.stages`) the runner calls
+    "ingest": "land",
+    "verify": "run",
+    "features": "run",
+    "detect": "run",
+    "tier": "run",
+    "plan": "run",
+    "stake": "run",
+    "reward": "run",
+    "slash": "run",
+    "publish": "write",
 }
 
 
@@ -67,6 +69,8 @@ def pipeline(drops: Path, db: Path, out: Path) -> dict:
     """`fleetproof run` on the drops with a timer around each stage function; seconds per stage."""
     import shutil
 
+    import importlib
+
     import pipelines.run as run_module
 
     db.unlink(missing_ok=True)
@@ -84,8 +88,8 @@ def pipeline(drops: Path, db: Path, out: Path) -> dict:
         return wrapper
 
     for stage, name in STAGES.items():
-        if hasattr(run_module, name):
-            setattr(run_module, name, timed(stage, getattr(run_module, name)))
+        module = importlib.import_module(f"pipelines.stages.{stage}")
+        setattr(module, name, timed(stage, getattr(module, name)))
     started = time.perf_counter()
     summary = run_module.run(drops, db, out)
     total = time.perf_counter() - started
@@ -120,7 +124,7 @@ def report(work: Path) -> None:
     results = sorted((json.loads(p.read_text()) for p in work.glob("scale-*.json")), key=lambda r: r["devices"])
     if not results:
         return
-    cols = ["total", "ingest", "bare_load", "pow_verify", "features", "detection", "sybil", "tiers", "plan", "rewards", "export", "other"]
+    cols = ["total", "ingest", "bare_load", "verify", "features", "detect", "sybil", "tier", "plan", "stake", "reward", "slash", "publish", "other"]
     print(f"{'devices x 1 h':>14} " + " ".join(f"{c:>10}" for c in cols) + f" {'peak GiB':>9} {'simulate':>9}")
     for r in results:
         sim = f"{r['simulate']:9.1f}" if "simulate" in r else f"{'reused':>9}"

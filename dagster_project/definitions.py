@@ -1,27 +1,18 @@
-"""The code location: ``dagster dev -m dagster_project.definitions``.
+"""The code location ``fleetproof`` (``dg dev``; ``[tool.dg]`` in pyproject.toml): every
+definition under ``dagster_project/defs/``, loaded with ``load_from_defs_folder``.
 
-Paths come from the environment (``FLEETPROOF_ENV``, ``FLEETPROOF_DROPS``, ``FLEETPROOF_DB``,
-``FLEETPROOF_OUT``, ``FLEETPROOF_POLICY``; see ``resources.store_from_env``).
+Paths come from the environment (``FLEETPROOF_DROPS``, ``FLEETPROOF_DB``, ``FLEETPROOF_OUT``,
+``FLEETPROOF_POLICY``, ``FLEETPROOF_REWARDS_POLICY``; see ``defs/resources.py``); by default
+the demo's, so ``fleetproof demo`` results show in the UI.
 """
 
 from __future__ import annotations
 
-from dagster import Definitions
+from pathlib import Path
 
-from dagster_project.assets import ALL_ASSETS
-from dagster_project.assets.dashboard import dashboard_report
-from dagster_project.assets.release import public_release
-from dagster_project.checks import ALL_CHECKS
-from dagster_project.jobs import hourly_pipeline
-from dagster_project.resources import store_from_env
-from dagster_project.schedules import hourly_schedule
-from dagster_project.sensors import drops_sensor
+import dagster as dg
 
-defs = Definitions(
-    assets=[*ALL_ASSETS, dashboard_report, public_release],
-    asset_checks=ALL_CHECKS,
-    jobs=[hourly_pipeline],
-    schedules=[hourly_schedule],
-    sensors=[drops_sensor],
-    resources={"store": store_from_env()},
-)
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.load_from_defs_folder(project_root=Path(__file__).resolve().parents[1])

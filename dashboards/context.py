@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from pipelines import epoch
 from pipelines.db import scalar
 
 SAMPLE_POINTS = 20_000
@@ -34,7 +35,7 @@ def report_context(con: duckdb.DuckDBPyConnection, window_hours: int = 168, as_o
     ``window_hours`` epochs ending at it."""
     if window_hours < 1:
         raise ValueError(f"window_hours must be at least 1, got {window_hours}")
-    if as_of is not None and scalar(con, "SELECT try_strptime(?, '%Y-%m-%dT%H') IS NULL", [as_of]):
+    if as_of is not None and epoch.try_parse(as_of) is None:
         raise ValueError(f"epoch {as_of!r} is not YYYY-MM-DDTHH")
     latest = scalar(con, "SELECT max(epoch) FROM processed_epochs WHERE ? IS NULL OR epoch <= ?", [as_of, as_of])
     since = scalar(con, "SELECT hours_back(?, ?)", [latest, window_hours - 1]) if latest is not None else None

@@ -33,6 +33,7 @@ FEATURES = [
 class AnomalyScore(Detector):
     name = "anomaly"
     fraud_type = "anomaly"
+    writes = ("anomaly_top",)
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 6, contamination: float = 0.001,
                  persist_hours: int = 4, min_score: float = 0.8, n_estimators: int = 100,
@@ -88,7 +89,7 @@ class AnomalyScore(Detector):
             self.scores_ = np.zeros(frame.height)
             self.cutoff_ = np.inf
             self.features_ = frame
-            return self
+            return self._flag()
         forest = IsolationForest(n_estimators=self.n_estimators, contamination=self.contamination,
                                  random_state=self.random_state).fit(x)  # fmt: skip
         self.scores_ = -forest.score_samples(x)  # higher = more anomalous
@@ -96,16 +97,17 @@ class AnomalyScore(Detector):
         # towards 1 is anomalous); strictly above the quantile, so ties of ordinary devices stay out
         self.cutoff_ = max(float(np.quantile(self.scores_, 1 - self.contamination)), self.min_score)
         self.features_ = frame
+        return self._flag()
+
+    def _flag(self) -> "AnomalyScore":
+        """The epoch's top-scored devices, and them as this epoch's ``anomaly_top`` rows."""
+        top = self.scores_ > self.cutoff_
+        self.flagged_ = self.features_.filter(pl.Series(top)).with_columns(pl.Series("raw", self.scores_[top]))
+        self.tables_ = {"anomaly_top": self.flagged_.select("device_id", "raw")}
         return self
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
-        top = self.scores_ > self.cutoff_
-        flagged_now = self.features_.filter(pl.Series(top)).with_columns(pl.Series("raw", self.scores_[top]))
-        evidence.con.execute("DELETE FROM anomaly_top WHERE epoch = ?", [evidence.epoch])
-        if flagged_now.height:
-            evidence.con.register("anomaly_now", flagged_now.select("device_id", "raw").to_arrow())
-            evidence.con.execute("INSERT INTO anomaly_top SELECT ?, device_id, raw FROM anomaly_now", [evidence.epoch])
-            evidence.con.unregister("anomaly_now")
+        flagged_now = self.flagged_
         persistent = evidence.sql(
             """
             SELECT device_id, count(*) AS hours FROM anomaly_top

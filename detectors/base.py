@@ -4,11 +4,14 @@ Modelled on pyod and scikit-learn: parameters are set in ``__init__`` and never 
 running; ``fit`` learns whatever state a detector needs (``*_`` attributes) from the evidence
 of an epoch; ``score`` returns one row per device it holds something against, with a score in
 0..1 (higher is more suspicious), an action (``probation`` suspects, ``reject`` establishes
-fraud) and a reason a person can read. ``detect`` keeps the rows at or above ``threshold``.
+fraud) and a reason a person can read. ``detect`` keeps the rows at or above ``threshold``
+(0..1) and refuses a ``fit`` that changed a parameter. ``get_params`` reads the parameters
+from the ``__init__`` signature, as scikit-learn does.
 """
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Self
@@ -35,8 +38,8 @@ ACTIONS = ("review", "probation", "reject")
 @dataclass(frozen=True)
 class Evidence:
     """What a detector may look at: the database (features, raw feeds, its own past evidence)
-    as of one epoch. The pipeline writes the findings; a detector that needs memory of its own
-    between epochs keeps it in a table named after it (``anomaly_top``)."""
+    as of one epoch. Detectors only read it: the pipeline writes the findings, and the rows of a
+    detector's own tables (``writes``: ``anomaly_top``, ``sybil_clusters``) that ``fit`` returns."""
 
     con: duckdb.DuckDBPyConnection
     epoch: str
@@ -47,13 +50,34 @@ class Evidence:
         return pl.from_arrow(table)  # type: ignore[return-value]
 
 
+def store_tables(evidence: Evidence, detector: Detector) -> None:
+    """Replace the epoch's rows of each table the detector ``writes`` with its ``tables_`` frame."""
+    for table in detector.writes:
+        frame = detector.tables_.get(table)
+        if frame is None:
+            raise ValueError(f"{detector.name}.fit did not return its table {table} in tables_")
+        evidence.con.execute(f"DELETE FROM {table} WHERE epoch = ?", [evidence.epoch])
+        if frame.height:
+            evidence.con.register("detector_rows", frame.to_arrow())
+            evidence.con.execute(f"INSERT INTO {table} SELECT ?, * FROM detector_rows", [evidence.epoch])
+            evidence.con.unregister("detector_rows")
+
+
 class Detector(ABC):
     """Base class: subclasses set ``name`` and ``fraud_type`` and implement ``score``."""
 
     name: ClassVar[str]
     fraud_type: ClassVar[str]
+    writes: ClassVar[tuple[str, ...]] = ()
+    """Tables of its own (its memory, or what other detectors read): ``fit`` returns the epoch's
+    rows of each in ``tables_`` (a frame of the table's columns after ``epoch``, in order), and
+    ``detect`` stores them before ``score`` runs."""
+    needs: ClassVar[tuple[str, ...]] = ()
+    """Detectors whose tables this one reads for the same epoch: they must run before it."""
 
     def __init__(self, threshold: float = 0.5):
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"{self.name}: threshold {threshold} is outside 0..1 (scores are 0..1)")
         self.threshold = threshold
 
     def fit(self, evidence: Evidence) -> Self:
@@ -66,7 +90,13 @@ class Detector(ABC):
 
     def detect(self, evidence: Evidence) -> pl.DataFrame:
         """``fit`` then ``score``, keeping rows at or above the threshold (EVIDENCE_SCHEMA)."""
-        scored = self.fit(evidence).score(evidence)
+        params = self.get_params()
+        self.tables_: dict[str, pl.DataFrame] = {}
+        self.fit(evidence)
+        if self.get_params() != params:
+            raise RuntimeError(f"{self.name}.fit changed its parameters; learned state belongs in attributes ending in _")
+        store_tables(evidence, self)
+        scored = self.score(evidence)
         missing = set(SCORE_SCHEMA) - set(scored.columns)
         if missing:
             raise ValueError(f"{self.name}.score() did not return columns {sorted(missing)}")
@@ -82,8 +112,24 @@ class Detector(ABC):
             .sort("device_id")
         )
 
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The parameters: every named argument of ``__init__`` (scikit-learn's convention)."""
+        kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        return [n for n, p in inspect.signature(cls.__init__).parameters.items() if n != "self" and p.kind not in kinds]
+
     def get_params(self) -> dict[str, object]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+        """Each ``__init__`` argument's current value, read from the attribute of the same name."""
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    def set_params(self, **params: object) -> Self:
+        """Change parameters by name; an unknown name is an error."""
+        unknown = set(params) - set(self.param_names())
+        if unknown:
+            raise ValueError(f"{self.name}: unknown parameters {sorted(unknown)}; known: {self.param_names()}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -32,6 +32,7 @@ from pipelines.sybil.links import STRONG_KINDS, build_account_graph
 class SybilRings(Detector):
     name = "sybil"
     fraud_type = "sybil"
+    writes = ("sybil_clusters",)
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 24, min_edge_weight: float = 0.3,
                  min_accounts: int = 3, min_score: float = 0.8, min_strong_kinds: int = 2,
@@ -59,7 +60,7 @@ class SybilRings(Detector):
         self.exclusive_coverage = exclusive_coverage
 
     def _rules(self) -> ClusterRules:
-        return ClusterRules(min_edge_weight=self.min_edge_weight, min_accounts=self.min_accounts, min_score=self.min_score,
+        return ClusterRules(min_accounts=self.min_accounts, min_score=self.min_score,
                             min_strong_kinds=self.min_strong_kinds, min_coverage=self.min_coverage,
                             exclusive_share=self.exclusive_share, exclusive_coverage=self.exclusive_coverage)  # fmt: skip
 
@@ -69,11 +70,9 @@ class SybilRings(Detector):
         due = int(epoch[-2:]) % self.refresh_hours == 0
         if not due and con.execute("SELECT count(*) FROM processed_epochs WHERE epoch = ?", [previous]).fetchall()[0][0]:
             # between refreshes the rings found last stay in force (the graph changes slowly)
-            con.execute("DELETE FROM sybil_clusters WHERE epoch = ?", [epoch])
-            con.execute(
-                "INSERT INTO sybil_clusters SELECT ?, cluster_id, account_id, score, evidence FROM sybil_clusters WHERE epoch = ?",
-                [epoch, previous],
-            )
+            kept = con.sql("SELECT cluster_id, account_id, score, evidence FROM sybil_clusters WHERE epoch = $previous",
+                           params={"previous": previous})  # fmt: skip
+            self.tables_ = {"sybil_clusters": pl.from_arrow(kept.to_arrow_table())}
             self.edges_, self.clusters_ = None, None
             return self
         self.edges_ = build_account_graph(evidence.con, evidence.epoch, self.window_hours, self.min_edge_weight,
@@ -86,16 +85,16 @@ class SybilRings(Detector):
         rings = rings.join(_member_kinds(edges, rings), on=["cluster_id", "account_id"], how="left").with_columns(
             pl.col("member_strong_kinds").fill_null(pl.lit([], dtype=pl.List(pl.String)))
         )
-        con.execute("DELETE FROM sybil_clusters WHERE epoch = ?", [evidence.epoch])
-        if rings.height:
+        found: pl.DataFrame = pl.DataFrame()
+        if rings.height:  # the epoch's sybil_clusters rows; the detect stage stores them
             con.register("rings_now", rings.select("cluster_id", "account_id", "score", "evidence", "member_strong_kinds").to_arrow())
-            con.execute(
-                "INSERT INTO sybil_clusters SELECT ?, cluster_id, account_id, score, "
-                "json_merge_patch(CAST(evidence AS JSON), json_object('member_strong_kinds', member_strong_kinds)) "
-                "FROM rings_now ORDER BY cluster_id, account_id",
-                [evidence.epoch],
-            )
+            found = pl.from_arrow(con.sql(
+                "SELECT cluster_id, account_id, score, "
+                "json_merge_patch(CAST(evidence AS JSON), json_object('member_strong_kinds', member_strong_kinds)) AS evidence "
+                "FROM rings_now ORDER BY cluster_id, account_id"
+            ).to_arrow_table())  # fmt: skip
             con.unregister("rings_now")
+        self.tables_ = {"sybil_clusters": found}
         return self
 
     def score(self, evidence: Evidence) -> pl.DataFrame:

@@ -17,6 +17,7 @@ from detectors.base import Detector, Evidence
 class WashTrading(Detector):
     name = "wash_trading"
     fraud_type = "wash_trading"
+    needs = ("sybil",)  # reads the epoch's sybil_clusters
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 24, max_job_hours: float = 1.0,
                  suspect_jobs: int = 2, confirm_jobs: int = 4):  # fmt: skip

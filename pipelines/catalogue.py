@@ -8,7 +8,19 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+
+
+def _data_dir() -> Path:
+    """The catalogue, policies and scenarios: ``pipelines/data`` in an installed wheel (shipped
+    as package data), ``data/`` beside the packages in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "data", here.parent / "data"):
+        if (candidate / "policy").is_dir():
+            return candidate
+    raise FileNotFoundError(f"fleetproof's data folder is missing: neither {here / 'data'} nor {here.parent / 'data'}")
+
+
+DATA_DIR = _data_dir()
 CATALOGUE_CSV = DATA_DIR / "gpu_catalogue.csv"
 
 

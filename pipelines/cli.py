@@ -230,6 +230,31 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(a: argparse.Namespace) -> int:
+    """The Dagster UI (``dg dev``: webserver and daemon) over these drops and this database, with
+    its instance in ``--home`` (never a temporary folder in the working tree)."""
+    import os
+    import shutil
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():
+        raise UserError(f"fleetproof ui runs from a source checkout: dg dev needs {root / 'pyproject.toml'}")
+    home = a.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(root / "dagster_project" / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "FLEETPROOF_DROPS": str(a.drops.resolve()),
+           "FLEETPROOF_DB": str(a.db.resolve()), "FLEETPROOF_OUT": str(a.out.resolve())}  # fmt: skip
+    dg = shutil.which("dg", path=str(Path(sys.executable).parent)) or shutil.which("dg")
+    if dg is None:
+        raise UserError("dg not found: install the project (uv sync) so dagster-dg-cli is there")
+    print(f"Dagster UI on http://{a.host}:{a.port} over {a.drops} and {a.db} (instance {home})", flush=True)
+    os.chdir(root)
+    os.execve(dg, [dg, "dev", "--host", a.host, "--port", str(a.port)], env)
+    return 0  # not reached: exec replaces this process
+
+
 def cmd_worker_report(a: argparse.Namespace) -> int:
     """What this host would send: NVML status, host fields and one hardware row per GPU."""
     import json
@@ -506,6 +531,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keep", action="store_true", help="keep an existing workdir (process only what is new)")
     s.add_argument("--yes", action="store_true", help="replace an earlier demo's workdir without asking")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("ui", help="the Dagster UI (dg dev) over the demo's (or the given) drops and database")
+    s.add_argument("--drops", type=Path, default=Path("var/demo/drops"))
+    s.add_argument("--db", type=Path, default=Path("var/demo/fleetproof.duckdb"))
+    s.add_argument("--out", type=Path, default=Path("var/demo/out"))
+    s.add_argument("--home", type=Path, default=Path("var/dagster"), help="the Dagster instance (runs, history)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=3000)
+    s.set_defaults(func=cmd_ui)
     return p
 
 

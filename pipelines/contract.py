@@ -10,7 +10,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-HOUR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}$")
+from pipelines import epoch as epochs
+
+HOUR_RE = epochs.PATTERN
 """A drop folder / epoch name: the UTC hour ``YYYY-MM-DDTHH``."""
 
 FORMATS = ("parquet", "csv.gz", "csv", "jsonl.gz", "jsonl")
@@ -283,12 +285,7 @@ TIERS = ("verified", "standard", "probation", "rejected")
 
 def parse_hour(name: str) -> datetime | None:
     """``2024-08-14T07`` -> its start; None unless the name is a real UTC hour (``T99`` is not)."""
-    if not HOUR_RE.match(name):
-        return None
-    try:
-        return datetime.strptime(name, "%Y-%m-%dT%H")
-    except ValueError:
-        return None
+    return epochs.try_parse(name)
 
 
 def split_name(filename: str) -> tuple[str, str] | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import datetime, timedelta
 
 import duckdb
 import numpy as np
@@ -19,13 +18,11 @@ import pyarrow as pa
 
 from pipelines import catalogue
 from pipelines.db import scalar
+from pipelines.epoch import previous as previous_epoch
 from pipelines.pow_math import sample_entries
 
 EntriesFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
-
-def previous_epoch(epoch: str) -> str:
-    return f"{datetime.strptime(epoch, '%Y-%m-%dT%H') - timedelta(hours=1):%Y-%m-%dT%H}"
 
 
 def _entries_backend() -> EntriesFn:
@@ -223,7 +220,7 @@ WITH hb AS (
 ),
 g AS (SELECT device_id, ts, lag(ts) OVER (PARTITION BY device_id ORDER BY ts) AS before FROM hb)
 SELECT $epoch, device_id, before, date_diff('second', before, ts) / 60.0
-FROM g WHERE ts >= strptime($epoch, '%Y-%m-%dT%H')
+FROM g WHERE ts >= epoch_start($epoch)
   AND ts - before BETWEEN to_minutes($min_gap) AND to_minutes($max_gap)
 ORDER BY device_id, before
 """

@@ -110,3 +110,17 @@ def allocations_sum_to_pool(con: duckdb.DuckDBPyConnection, epoch: str) -> Outco
         None if ok else f"allocated {allocated} + undistributed {undistributed} != pool {pool}",
         {"hour": epoch, "pool": pool, "allocated": allocated, "undistributed": undistributed, "rows": rows},
     )
+
+
+EPOCH_BARS = ("manifest_accepted", "quarantine_share", "required_rows", "sample_verification_rate", "allocations_sum_to_pool")
+"""Every bar an epoch is held to, in the order the runner applies them."""
+
+
+def epoch_outcomes(con: duckdb.DuckDBPyConnection, epoch: str, q: Quality, *, computed: bool) -> list[Outcome]:
+    """Every bar of ``EPOCH_BARS`` as measured now; the two measured on computed tables fail
+    with "not computed" when the epoch was not (``computed=False``)."""
+    outcomes = ingest_bars(con, epoch, q)
+    if computed:
+        return [*outcomes, sample_verification_rate(con, epoch, q.min_sample_verification_rate), allocations_sum_to_pool(con, epoch)]
+    missing = [Outcome(name, False, f"{epoch} was not computed", {"hour": epoch}) for name in EPOCH_BARS[3:]]
+    return [*outcomes, *missing]

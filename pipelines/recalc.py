@@ -25,7 +25,20 @@ import polars as pl
 from pipelines.contract import TIERS
 from pipelines.policy import DetectionPolicy
 from pipelines.rewards_policy import RewardsPolicy
-from pipelines.run import compute_epoch, compute_rewards
+from pipelines.runner import compute
+from pipelines.stages import REWARD_STAGES
+from pipelines.stages.context import StageContext
+
+DDL = """
+CREATE TABLE IF NOT EXISTS verdict_overrides (  -- a person's review: this tier for these epochs
+    device_id VARCHAR NOT NULL,
+    epoch_from VARCHAR NOT NULL,
+    epoch_to VARCHAR NOT NULL,
+    tier VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+"""
 
 SNAPSHOT_SQL = """
 CREATE OR REPLACE TEMP TABLE {name} AS
@@ -121,7 +134,7 @@ def recalculate(
             )
 
     return _recompute_and_compare(
-        con, epoch_from, epoch_to, lambda epoch: compute_epoch(con, epoch, policy, rewards, quality_bars=False), add_overrides, apply
+        con, epoch_from, epoch_to, lambda epoch: compute(con, epoch, StageContext(rewards, policy, quality_bars=False)), add_overrides, apply
     )
 
 
@@ -133,7 +146,7 @@ def recalculate_rewards(
     carries accrued rewards and open incidents forward). PoW verification, features, detectors
     and tiers are read as stored: none of them reads a reward table, so they cannot change.
     Verdict overrides change tiers and need ``recalculate``."""
-    return _recompute_and_compare(con, epoch_from, epoch_to, lambda epoch: compute_rewards(con, epoch, rewards), None, apply)
+    return _recompute_and_compare(con, epoch_from, epoch_to, lambda epoch: compute(con, epoch, StageContext(rewards), REWARD_STAGES, mark=False), None, apply)
 
 
 def _recompute_and_compare(

@@ -68,11 +68,11 @@ conn AS (
 ),
 hired AS (  -- completed jobs reported this hour (jobs arrive when they end): their part in this hour
     SELECT device_id, least(1000, CAST(sum(date_diff('millisecond',
-               greatest(coalesce(started_at, created_at), strptime($epoch, '%Y-%m-%dT%H')),
-               least(ended_at, strptime($epoch, '%Y-%m-%dT%H') + INTERVAL 1 HOUR))) / 3600 AS BIGINT)) AS permille
+               greatest(coalesce(started_at, created_at), epoch_start($epoch)),
+               least(ended_at, epoch_start($epoch) + INTERVAL 1 HOUR))) / 3600 AS BIGINT)) AS permille
     FROM jobs
-    WHERE status = 'completed' AND ended_at > strptime($epoch, '%Y-%m-%dT%H')
-      AND coalesce(started_at, created_at) < strptime($epoch, '%Y-%m-%dT%H') + INTERVAL 1 HOUR
+    WHERE status = 'completed' AND ended_at > epoch_start($epoch)
+      AND coalesce(started_at, created_at) < epoch_start($epoch) + INTERVAL 1 HOUR
       AND _hour = $epoch
     GROUP BY device_id
 ),

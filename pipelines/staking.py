@@ -19,12 +19,12 @@ INSERT INTO stake_positions
 WITH ev AS (
     SELECT device_id, wallet, kind, ts, CAST(amount_io * 100000000 AS BIGINT) AS units
     FROM stake_events
-    WHERE device_id IS NOT NULL AND ts < strptime($epoch, '%Y-%m-%dT%H') + INTERVAL 1 HOUR
+    WHERE device_id IS NOT NULL AND ts < epoch_start($epoch) + INTERVAL 1 HOUR
 )
 SELECT $epoch, device_id, wallet,
        greatest(0, sum(CASE WHEN kind IN ('stake', 'delegate') THEN units ELSE -units END)) AS active_units,
        coalesce(sum(units) FILTER (kind IN ('unstake', 'undelegate')
-                AND ts >= strptime($epoch, '%Y-%m-%dT%H') + INTERVAL 1 HOUR - to_days($cooldown)), 0) AS cooling_units
+                AND ts >= epoch_start($epoch) + INTERVAL 1 HOUR - to_days($cooldown)), 0) AS cooling_units
 FROM ev GROUP BY device_id, wallet
 HAVING active_units > 0 OR cooling_units > 0
 ORDER BY device_id, wallet

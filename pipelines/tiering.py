@@ -13,39 +13,9 @@ Per device and epoch, from the evidence and the device's last state:
 
 from __future__ import annotations
 
-import time
-
 import duckdb
-import polars as pl
 
-from detectors.base import EVIDENCE_SCHEMA, Detector, Evidence
-from pipelines import catalogue
 from pipelines.policy import Tiering
-
-
-def collect_evidence(
-    con: duckdb.DuckDBPyConnection, epoch: str, detectors: list[Detector], seconds: dict[str, float] | None = None
-) -> pl.DataFrame:
-    """Run every detector on the epoch and store its findings in ``evidence`` (replacing any);
-    ``seconds``, when given, accumulates each detector's wall time."""
-    catalogue.register(con)  # detectors may read gpu_catalogue / gpu_alias
-    found = []
-    for d in detectors:
-        started = time.perf_counter()
-        found.append(d.detect(Evidence(con, epoch)))
-        if seconds is not None:
-            seconds[d.name] = seconds.get(d.name, 0.0) + time.perf_counter() - started
-    evidence = pl.concat(found) if found else pl.DataFrame(schema=EVIDENCE_SCHEMA)
-    con.execute("DELETE FROM evidence WHERE epoch = ?", [epoch])
-    con.register("new_evidence", evidence.to_arrow())
-    con.execute(
-        "INSERT INTO evidence SELECT ?, device_id, account_id, detector, fraud_type, score, action, reason, "
-        "CAST(details AS JSON) FROM new_evidence ORDER BY device_id, detector",
-        [epoch],
-    )
-    con.unregister("new_evidence")
-    return evidence
-
 
 TIERS_SQL = """
 WITH seen AS (SELECT device_id, account_id FROM device_features WHERE epoch = $epoch),

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 DEATH_POINTS = {
-    "before_export": ("pipelines.run", "export_epoch"),  # epoch committed, nothing exported
+    "before_export": ("pipelines.stages.publish", "export_epoch"),  # epoch committed, nothing exported
     "before_export_record": ("pipelines.export", "_record"),  # files written, not recorded
 }
 

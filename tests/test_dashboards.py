@@ -163,13 +163,14 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFi
 def test_the_dagster_asset_writes_the_report_as_of_its_hour(demo: Path, tmp_path: Path) -> None:
     from dagster import DagsterInstance, materialize
 
-    from dagster_project.assets.dashboard import dashboard_report
-    from dagster_project.partitions import partition_for_epoch
-    from dagster_project.resources import FleetproofStore
+    from dagster_project.defs.dashboard import dashboard_report
+    from dagster_project.defs.partitions import hours
+    from dagster_project.defs.resources import FleetproofStore
 
     store = FleetproofStore(drops_dir=str(demo / "drops"), db_path=str(demo / "fleetproof.duckdb"), out_dir=str(tmp_path))
-    result = materialize([dashboard_report], partition_key=partition_for_epoch("2024-08-14T02"), resources={"store": store},
-                         instance=DagsterInstance.ephemeral())  # fmt: skip
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(hours.name, ["2024-08-14T02"])
+    result = materialize([dashboard_report], partition_key="2024-08-14T02", resources={"store": store}, instance=instance)
     assert result.success
     overview = (tmp_path / "dashboard" / "epoch=2024-08-14T02" / "overview.html").read_text()
     assert "latest epoch 2024-08-14T02" in overview

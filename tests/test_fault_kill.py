@@ -37,7 +37,7 @@ WALL_CLOCK_COLUMNS = {
 @pytest.fixture(scope="module")
 def ctx():
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["pipelines.run", "fault_targets"])
+    context.set_forkserver_preload(["pipelines.run", "pipelines.stages.publish", "fault_targets"])
     return context
 
 

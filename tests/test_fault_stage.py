@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import run as run_module
+from pipelines.stages import tier
 from pipelines.cli import main
 from pipelines.simulate import simulate
 from pipelines.status import status_data, status_report
@@ -25,14 +25,14 @@ def drops(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_failing_stage_is_recorded_visible_and_retried(drops: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     epochs = sorted(p.name for p in drops.iterdir() if p.name.startswith("2024"))
-    real = run_module.assign_tiers
+    real = tier.assign_tiers
 
     def breaks_on_the_second_epoch(con, epoch, *args, **kwargs):
         if epoch == epochs[1]:
             raise RuntimeError("disk full while tiering")
         return real(con, epoch, *args, **kwargs)
 
-    monkeypatch.setattr(run_module, "assign_tiers", breaks_on_the_second_epoch)
+    monkeypatch.setattr(tier, "assign_tiers", breaks_on_the_second_epoch)
     argv = ["run", "--drops", str(drops), "--db", str(tmp_path / "db.duckdb"), "--out", str(tmp_path / "out")]
     assert main(argv) == 1
     err = capsys.readouterr().err
@@ -44,7 +44,7 @@ def test_a_failing_stage_is_recorded_visible_and_retried(drops: Path, tmp_path: 
     assert data["epochs"]["processed"] == 1  # the failed epoch rolled back; the later one waits
     assert f"FAILED {epochs[1]} at stage tier" in status_report(tmp_path / "db.duckdb")
 
-    monkeypatch.setattr(run_module, "assign_tiers", real)
+    monkeypatch.setattr(tier, "assign_tiers", real)
     assert main(argv) == 0
     data = status_data(tmp_path / "db.duckdb")
     assert data["stage_failures"] == [] and data["epochs"]["processed"] == 3 and data["epochs_not_exported"] == []

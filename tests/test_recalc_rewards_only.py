@@ -57,7 +57,7 @@ def processed(processed_once: Path, tmp_path: Path) -> tuple[Path, Path]:
 def test_rewards_only_recalculation_equals_the_full_one_byte_for_byte(processed, tmp_path: Path, monkeypatch) -> None:
     """A new multiplier and emission for the period: same statements, exports and reward tables
     as a full recalculation; verification and detection are never called and stay as stored."""
-    import pipelines.run as run_module
+    from pipelines.stages import detect, features, verify
 
     full_db, rewards_db = processed
     new = _policy(tmp_path, "new.toml", **{"rtx_4090 = 1.25": "rtx_4090 = 3", 'emission_per_epoch_io = "2283.10502283"   #': 'emission_per_epoch_io = "1000"   #'})
@@ -68,8 +68,8 @@ def test_rewards_only_recalculation_equals_the_full_one_byte_for_byte(processed,
     def not_called(*_a, **_k):
         raise AssertionError("a rewards-only recalculation must not verify or detect")
 
-    monkeypatch.setattr(run_module, "compute_features", not_called)
-    monkeypatch.setattr(run_module, "collect_evidence", not_called)
+    for stage in (verify, features, detect):
+        monkeypatch.setattr(stage, "run", not_called)
     assert main([*args, "--rewards-only", "--db", str(rewards_db), "--out", str(tmp_path / "rewards_out")]) == 0
 
     full_files, rewards_files = _tree_bytes(tmp_path / "full_out"), _tree_bytes(tmp_path / "rewards_out")

@@ -259,11 +259,11 @@ def test_signature_file_is_base64_ed25519_over_the_manifest_bytes(rel: Released)
 
 
 def test_dagster_public_release_asset_publishes_one_signed_epoch(rel: Released, tmp_path: Path, monkeypatch) -> None:
-    from dagster import materialize
+    from dagster import DagsterInstance, materialize
 
-    from dagster_project.assets.release import public_release
-    from dagster_project.partitions import partition_for_epoch
-    from dagster_project.resources import FleetproofStore
+    from dagster_project.defs.partitions import hours
+    from dagster_project.defs.release import public_release
+    from dagster_project.defs.resources import FleetproofStore
 
     db = tmp_path / "db.duckdb"
     shutil.copy(rel.db, db)
@@ -271,7 +271,9 @@ def test_dagster_public_release_asset_publishes_one_signed_epoch(rel: Released, 
     monkeypatch.setenv("FLEETPROOF_RELEASE_SIGNING_KEY", str(rel.keys / "release_signing.pem"))
     monkeypatch.setenv("FLEETPROOF_RELEASE_DIR", str(tmp_path / "release"))
     store = FleetproofStore(drops_dir=str(rel.drops), db_path=str(db), out_dir=str(tmp_path / "out"))
-    result = materialize([public_release], partition_key=partition_for_epoch("2024-08-14T05"), resources={"store": store})
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(hours.name, ["2024-08-14T05"])
+    result = materialize([public_release], partition_key="2024-08-14T05", resources={"store": store}, instance=instance)
     assert result.success
     assert manifest.verify_release(tmp_path / "release", manifest.load_public_key(rel.public_key)) == ["2024-08-14T05"]
     published = tmp_path / "release" / "reward_allocations" / "epoch=2024-08-14T05" / "part-0.parquet"

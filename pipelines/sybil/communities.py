@@ -30,8 +30,6 @@ from pipelines.sybil.links import KINDS, STRONG_KINDS
 
 @dataclass(frozen=True)
 class ClusterRules:
-    min_edge_weight: float = 0.3
-    min_strong_pair: int = 2
     dense: float = 0.3
     min_accounts: int = 3
     min_score: float = 0.8

@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.contract import HARDWARE, POW, UPTIME
+from pipelines.epoch import name as epoch_name
 from pipelines.simulate.writer import write_hour
 from pipelines.worker.answer import Answer, AnswerError, Backend, Challenge, answer
 
@@ -174,7 +175,7 @@ def write_worker_hour(drops: str | Path, hardware: pl.DataFrame, pow_: pl.DataFr
                       fmt: str = "parquet") -> Path:  # fmt: skip
     """One complete contract hour (manifest last), named after the hour of the first challenge."""
     first = pow_["issued_at"].min() if pow_.height else hardware["ts"].min()
-    hour = f"{first:%Y-%m-%dT%H}"
+    hour = epoch_name(first)
     folder = Path(drops) / hour
     write_hour(folder, hour, {"hardware": hardware, "pow": pow_, "uptime": uptime}, fmt)
     return folder

@@ -8,23 +8,26 @@ metadata, so the hourly job still runs where no release is wanted.
 
 import os
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
-from dagster_project.partitions import epoch_for_partition, hourly_partitions
-from dagster_project.resources import FleetproofStore
+from dagster_project.defs.partitions import hours
+
+from dagster_project.defs.resources import FleetproofStore
 from pipelines.release import manifest, pseudonymize
 from pipelines.release.writer import write_epoch
+from pipelines.export import PUBLISHED
 from pipelines.rewards_policy import load_rewards_policy
 
 
-@asset(partitions_def=hourly_partitions, group_name="publish", kinds={"parquet"}, deps=["published_tables"])
+@asset(partitions_def=hours, group_name="publish", kinds={"parquet"}, deps=list(PUBLISHED),
+       automation_condition=AutomationCondition.eager())
 def public_release(context: AssetExecutionContext, store: FleetproofStore) -> MaterializeResult:
     """``<release>/<table>/epoch=<epoch>/`` and the signed ``<epoch>.datapackage.json``."""
     key_path = os.environ.get("FLEETPROOF_RELEASE_SIGNING_KEY")
     if not key_path or not os.environ.get(pseudonymize.SECRET_ENV):
         context.log.warning("public release not configured (FLEETPROOF_RELEASE_SIGNING_KEY, FLEETPROOF_RELEASE_SECRET)")
         return MaterializeResult(metadata={"published": False, "why": "release keys not configured"})
-    epoch = epoch_for_partition(context.partition_key)
+    epoch = context.partition_key
     root = os.environ.get("FLEETPROOF_RELEASE_DIR", "var/dagster/release")
     with store.connect() as con:
         done = write_epoch(con, root, epoch, pseudonymize.read_secret(), manifest.load_private_key(key_path),

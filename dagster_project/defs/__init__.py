@@ -1,0 +1,1 @@
+"""Dagster wiring over ``pipelines.runner``: no SQL, no transactions, no polling here."""

@@ -1,0 +1,62 @@
+"""Stage ``reward``: eligibility, weights and the exact largest-remainder split of the hour's
+pool (``pipelines.rewards.allocate``), then the bar that allocations add up to the pool."""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipelines.quality import allocations_sum_to_pool
+from pipelines.rewards import allocate
+from pipelines.stages.context import StageContext, require
+
+NAME = "reward"
+WRITES = ("reward_eligibility", "reward_allocations", "epoch_pools")
+READS = ("device_tiers", "device_features", "evidence", "challenge_context", "model_peers", "stake_positions", "accounts",
+         "hardware", "uptime", "jobs")
+DDL = """
+CREATE TABLE IF NOT EXISTS reward_eligibility (
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    wallet VARCHAR,
+    tier VARCHAR,
+    measured_class VARCHAR,
+    measured_tflops DOUBLE,
+    multiplier_bp4 BIGINT,
+    tier_bp4 BIGINT,
+    connectivity_bp4 BIGINT,
+    down_mbps DOUBLE,
+    uptime_permille BIGINT,
+    hired_permille BIGINT,
+    up_hours BIGINT,
+    pow_passed BOOLEAN,
+    stake_units BIGINT,
+    stake_needed BIGINT,
+    status VARCHAR NOT NULL,            -- paid | held | ineligible
+    reason VARCHAR,
+    weight BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reward_allocations (
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    wallet VARCHAR,
+    amount_base_units BIGINT NOT NULL,
+    weight BIGINT NOT NULL,
+    components JSON NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epoch_pools (
+    epoch VARCHAR PRIMARY KEY,
+    policy_version VARCHAR NOT NULL,
+    pool_units BIGINT NOT NULL,
+    allocated_units BIGINT NOT NULL,
+    held_units BIGINT NOT NULL,
+    undistributed_units BIGINT NOT NULL  -- only when no device was eligible
+);
+"""
+
+
+def run(con: duckdb.DuckDBPyConnection, epoch: str, ctx: StageContext) -> dict[str, int]:
+    figures = allocate(con, epoch, ctx.rewards.at(epoch))
+    require(epoch, [allocations_sum_to_pool(con, epoch)])
+    return figures

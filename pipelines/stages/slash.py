@@ -1,0 +1,31 @@
+"""Stage ``slash``: graduated slashing incidents with an appeal window
+(``pipelines.slashing.slash``)."""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipelines.slashing import slash
+from pipelines.stages.context import StageContext
+
+NAME = "slash"
+WRITES = ("slashing_events",)
+READS = ("device_tiers", "device_state", "device_features", "reward_allocations", "stake_positions", "slashing_events",
+         "verdict_overrides")
+DDL = """
+CREATE TABLE IF NOT EXISTS slashing_events (
+    incident_id VARCHAR NOT NULL,
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    wallet VARCHAR NOT NULL,
+    amount_base_units BIGINT NOT NULL,
+    reason VARCHAR NOT NULL,
+    evidence JSON NOT NULL,
+    status VARCHAR NOT NULL             -- proposed | final | reversed
+);
+"""
+
+
+def run(con: duckdb.DuckDBPyConnection, epoch: str, ctx: StageContext) -> dict[str, int]:
+    return {"incidents": slash(con, epoch, ctx.rewards.at(epoch))}

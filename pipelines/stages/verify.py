@@ -1,0 +1,30 @@
+"""Stage ``verify``: every sampled PoW product entry of the epoch recomputed exactly
+(``pipelines.features.verify_pow``), then the sample verification rate bar."""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipelines.features import verify_pow
+from pipelines.quality import sample_verification_rate
+from pipelines.stages.context import StageContext, require
+
+NAME = "verify"
+WRITES = ("pow_checks",)
+READS = ("pow",)
+DDL = """
+CREATE TABLE IF NOT EXISTS pow_checks (
+    challenge_id VARCHAR NOT NULL,
+    _hour VARCHAR NOT NULL,
+    samples_total INTEGER NOT NULL,
+    samples_bad INTEGER NOT NULL,
+    first_bad VARCHAR                   -- e.g. "[12, 40] = 17, expected 23"
+);
+"""
+
+
+def run(con: duckdb.DuckDBPyConnection, epoch: str, ctx: StageContext) -> dict[str, int]:
+    samples, bad = verify_pow(con, epoch)
+    if ctx.quality_bars:
+        require(epoch, [sample_verification_rate(con, epoch, ctx.policy.quality.min_sample_verification_rate)])
+    return {"samples": samples, "bad_samples": bad}
