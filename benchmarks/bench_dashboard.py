@@ -59,9 +59,14 @@ def bench(db: Path, repeats: int) -> None:
     print(f"build overview        {min(builds):6.2f} s  (best of {repeats}; all {', '.join(f'{b:.2f}' for b in builds)})")
     print(f"open overview         {min(c.seconds for c in checks):6.2f} s  (best of {repeats}, until all "
           f"{checks[0].figures} figures rendered; all {', '.join(f'{c.seconds:.2f}' for c in checks)})")  # fmt: skip
-    print(f"overview.html         {page.stat().st_size / 1024:6.0f} KiB (+ plotly.min.js {(out / 'overview' / 'plotly.min.js').stat().st_size / 2**20:.1f} MiB)")
-    print(f"build whole report    {full_s:6.2f} s  ({len(full.pages)} pages + {len(full.device_pages)} device pages; "
-          + ", ".join(f"{k} {v:.2f}" for k, v in full.seconds.items()) + ")")
+    print(
+        f"overview.html         {page.stat().st_size / 1024:6.0f} KiB (+ plotly.min.js {(out / 'overview' / 'plotly.min.js').stat().st_size / 2**20:.1f} MiB)"
+    )
+    print(
+        f"build whole report    {full_s:6.2f} s  ({len(full.pages)} pages + {len(full.device_pages)} device pages; "
+        + ", ".join(f"{k} {v:.2f}" for k, v in full.seconds.items())
+        + ")"
+    )
     if bad:
         print("NOT RENDERED:", [(c.rendered, c.figures, c.errors) for c in bad])
     shutil.rmtree(out, ignore_errors=True)

@@ -44,9 +44,13 @@ def main() -> None:
     per_type, per_pop = evaluate(work / "fp.duckdb", work / "drops", ISSUE2_TYPES)
     stage = sum(e.seconds for e in summary.epochs)
 
-    with pl.Config(tbl_rows=60, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4, tbl_width_chars=140):
+    with pl.Config(
+        tbl_rows=60, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4, tbl_width_chars=140
+    ):
         print(f"network: {a.devices} devices x {a.hours} hours, seed {a.seed}")
-        print(f"simulate {t1 - t0:.1f} s; run (ingest + detect + tier + export) {t2 - t1:.1f} s, of which per-epoch processing {stage:.1f} s")
+        print(
+            f"simulate {t1 - t0:.1f} s; run (ingest + detect + tier + export) {t2 - t1:.1f} s, of which per-epoch processing {stage:.1f} s"
+        )
         print(per_type)
         print(per_pop)
     if a.workdir is None:

@@ -97,7 +97,9 @@ def main() -> None:
         parts, seconds = louvain(edges)
         print(f"networkx Louvain on the same graph: {seconds:.1f} s, {parts['cluster'].n_unique()} communities of >= 3")
         rows.append({"method": "networkx louvain", **agreement(parts, hop)})
-    with pl.Config(tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4, tbl_width_chars=220):
+    with pl.Config(
+        tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4, tbl_width_chars=220
+    ):
         print(f"against Hop's own groups ({hop['group'].n_unique()} groups, {hop.height} candidates):")
         print(pl.DataFrame(rows))
 

@@ -48,7 +48,9 @@ def main() -> None:
             result = ingest_hour(con, folder)
             [(reason,)] = con.execute("SELECT reason FROM quarantine WHERE file = 'uptime.csv.gz'").fetchall()
         seconds = time.perf_counter() - started
-    print(f"gzip bomb           {size / 2**20:.1f} MiB -> {inflated / 2**30:.1f} GiB (limit {MAX_DECOMPRESSED_BYTES / 2**30:.0f} GiB)")
+    print(
+        f"gzip bomb           {size / 2**20:.1f} MiB -> {inflated / 2**30:.1f} GiB (limit {MAX_DECOMPRESSED_BYTES / 2**30:.0f} GiB)"
+    )
     print(f"hour                {result.status}, {result.rows_landed} good rows landed")
     print(f"bomb                {reason}")
     print(f"ingest              {seconds:.1f} s, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB")

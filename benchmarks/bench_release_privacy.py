@@ -43,7 +43,12 @@ def main_(argv: list[str] | None = None) -> int:
     work = a.workdir or Path(tempfile.mkdtemp(prefix="fp-bench-release-"))
     drops, db, out, rel, keys = work / "drops", work / "fp.duckdb", work / "out", work / "release", work / "keys"
     hours = 24 * a.days
-    _timed("simulate", lambda: main(["simulate", "--out", str(drops), "--devices", str(a.devices), "--hours", str(hours), "--seed", str(a.seed)]))
+    _timed(
+        "simulate",
+        lambda: main(
+            ["simulate", "--out", str(drops), "--devices", str(a.devices), "--hours", str(hours), "--seed", str(a.seed)]
+        ),
+    )
     _timed("run", lambda: main(["run", "--drops", str(drops), "--db", str(db), "--out", str(out)]))
     _timed("keygen", lambda: main(["release", "keygen", "--out", str(keys)]))
     _timed("release (all epochs)", lambda: main(["release", "--db", str(db), "--out", str(rel), "--secret", str(keys / "release_secret.hex"),

@@ -43,7 +43,9 @@ def month(a: argparse.Namespace, work: Path) -> None:
         paid = pl.from_arrow(con.sql(
             "SELECT device_id, sum(amount_base_units) AS amount FROM reward_allocations "
             "WHERE components ->> 'status' = 'paid' GROUP BY device_id").to_arrow_table())  # fmt: skip
-        pools = con.execute("SELECT sum(pool_units), sum(allocated_units), sum(held_units), sum(undistributed_units), count(*) FROM epoch_pools").fetchall()[0]
+        pools = con.execute(
+            "SELECT sum(pool_units), sum(allocated_units), sum(held_units), sum(undistributed_units), count(*) FROM epoch_pools"
+        ).fetchall()[0]
         fair = pl.from_arrow(con.sql(
             """
             SELECT CASE WHEN owners.devices >= 100 THEN 'big' ELSE 'single' END AS account, e.epoch, e.tier,
@@ -62,11 +64,13 @@ def month(a: argparse.Namespace, work: Path) -> None:
     )
     total = by_pop["amount"].sum()
     fraud_share = by_pop.filter(pl.col("fraud"))["amount"].sum() / total
-    per_epoch = fair.group_by("epoch", "tier", "account").agg(pl.col("amount").mean()).pivot(
-        "account", index=["epoch", "tier"], values="amount"
+    per_epoch = (
+        fair.group_by("epoch", "tier", "account")
+        .agg(pl.col("amount").mean())
+        .pivot("account", index=["epoch", "tier"], values="amount")
     )
     if {"big", "single"} <= set(per_epoch.columns):
-        ratio = (per_epoch.drop_nulls()["big"] / per_epoch.drop_nulls()["single"])
+        ratio = per_epoch.drop_nulls()["big"] / per_epoch.drop_nulls()["single"]
     else:
         ratio = pl.Series([], dtype=pl.Float64)
     with pl.Config(tbl_rows=30, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=6):

@@ -37,8 +37,7 @@ RING_HELD_OUT = [v for v in RING_VARIANTS if v != "classic"]
 """Ring recipes held out in turn (``classic`` is the default network's own recipe)."""
 
 
-def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, keep: Path | None,
-                use_plan: bool = True) -> dict:
+def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, keep: Path | None, use_plan: bool = True) -> dict:
     """Simulate, run the closed loop and measure one randomized network."""
     from pipelines.db import connect
     from pipelines.evaluate import flagged_devices, sybil_pairwise
@@ -52,8 +51,11 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
     # a held-out ring recipe: every ring of this network is made with it; otherwise any recipe
     ring = draw_sybil_params(rng, {held_out}, test=True) if held_out in RING_HELD_OUT else draw_sybil_params(rng)
     params["sybil"] = ring["sybil"]
-    scenario = replace(Scenario(), **{k: v for k, v in params.items() if k != "sybil"},
-                       sybil=SybilParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in params["sybil"].items()}))
+    scenario = replace(
+        Scenario(),
+        **{k: v for k, v in params.items() if k != "sybil"},
+        sybil=SybilParams(**{k: tuple(v) if isinstance(v, list) else v for k, v in params["sybil"].items()}),
+    )
     work = keep / f"net{index:02d}" if keep else Path(tempfile.mkdtemp(prefix=f"fp-robust-{index}-"))
     started = time.perf_counter()
     if not (keep and (work / "fp.duckdb").exists()):  # --keep: a network already run is only measured again
@@ -81,7 +83,9 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
     tp = df.filter(pl.col("fraud") & pl.col("flagged")).height
     flagged_n = df.filter(pl.col("flagged")).height
     fraud_n = df.filter(pl.col("fraud")).height
-    rewards = paid.join(df.select("device_id", "fraud"), on="device_id", how="left").with_columns(pl.col("fraud").fill_null(False))
+    rewards = paid.join(df.select("device_id", "fraud"), on="device_id", how="left").with_columns(
+        pl.col("fraud").fill_null(False)
+    )
     total = int(rewards["amount"].sum() or 0)
     sybil = sybil_pairwise(truth_accounts(work / "drops"), clusters)  # type: ignore[arg-type]
     p, r = sybil["pair_precision"], sybil["pair_recall"]
@@ -159,11 +163,17 @@ def main() -> None:
     p.add_argument("--hours", type=int, default=48)
     p.add_argument("--seed", type=int, default=8)
     p.add_argument("--jobs", type=int, default=1, help="networks run in parallel (each uses DuckDB threads too)")
-    p.add_argument("--keep", type=Path, help="keep each network's drops and database under this folder "
-                   "(a network already there is measured again, not re-run)")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        help="keep each network's drops and database under this folder (a network already there is measured again, not re-run)",
+    )
     p.add_argument("--json", type=Path, help="also write every network's figures to this file")
-    p.add_argument("--no-plan", action="store_true",
-                   help="the backend ignores the challenge plan (static drops, as an outside evaluation runs them)")
+    p.add_argument(
+        "--no-plan",
+        action="store_true",
+        help="the backend ignores the challenge plan (static drops, as an outside evaluation runs them)",
+    )
     a = p.parse_args()
     variants = [*GPU_VARIANTS, *RING_HELD_OUT]
     started = time.perf_counter()

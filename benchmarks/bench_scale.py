@@ -67,9 +67,8 @@ def bare_load(folder: Path, db: Path) -> float:
 
 def pipeline(drops: Path, db: Path, out: Path) -> dict:
     """`fleetproof run` on the drops with a timer around each stage function; seconds per stage."""
-    import shutil
-
     import importlib
+    import shutil
 
     import pipelines.run as run_module
 
@@ -114,7 +113,9 @@ def measure(devices: int, work: Path, seed: int, reuse: bool) -> dict:
     result["hour_mib"] = sum(f.stat().st_size for f in hour.iterdir()) / 2**20
     wall, _, out = _child([__file__, "--bare-child", str(hour), str(work / "bare.duckdb")])
     result["bare_load"] = float(out.strip().splitlines()[-1])
-    wall, rss, out = _child([__file__, "--run-child", str(drops), str(work / f"fp-{devices}.duckdb"), str(work / f"out-{devices}")])
+    wall, rss, out = _child(
+        [__file__, "--run-child", str(drops), str(work / f"fp-{devices}.duckdb"), str(work / f"out-{devices}")]
+    )
     result |= json.loads(out.strip().splitlines()[-1]) | {"run_rss_gib": rss, "run_process_wall": wall}
     (work / f"scale-{devices}.json").write_text(json.dumps(result, indent=1))
     return result
@@ -124,7 +125,22 @@ def report(work: Path) -> None:
     results = sorted((json.loads(p.read_text()) for p in work.glob("scale-*.json")), key=lambda r: r["devices"])
     if not results:
         return
-    cols = ["total", "ingest", "bare_load", "verify", "features", "detect", "sybil", "tier", "plan", "stake", "reward", "slash", "publish", "other"]
+    cols = [
+        "total",
+        "ingest",
+        "bare_load",
+        "verify",
+        "features",
+        "detect",
+        "sybil",
+        "tier",
+        "plan",
+        "stake",
+        "reward",
+        "slash",
+        "publish",
+        "other",
+    ]
     print(f"{'devices x 1 h':>14} " + " ".join(f"{c:>10}" for c in cols) + f" {'peak GiB':>9} {'simulate':>9}")
     for r in results:
         sim = f"{r['simulate']:9.1f}" if "simulate" in r else f"{'reused':>9}"

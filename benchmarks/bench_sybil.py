@@ -68,7 +68,9 @@ def quality(a: argparse.Namespace, work: Path) -> None:
     truth = truth_accounts(drops)
     with connect(db) as con:
         epoch = con.execute("SELECT max(epoch) FROM processed_epochs").fetchall()[0][0]
-        ours = pl.from_arrow(con.sql(f"SELECT cluster_id, account_id FROM sybil_clusters WHERE epoch = '{epoch}'").to_arrow_table())
+        ours = pl.from_arrow(
+            con.sql(f"SELECT cluster_id, account_id FROM sybil_clusters WHERE epoch = '{epoch}'").to_arrow_table()
+        )
         build_account_graph(con, epoch)
         hop = attribute_components(con)
         arbitrum = funding_louvain(con, epoch)
@@ -80,10 +82,19 @@ def quality(a: argparse.Namespace, work: Path) -> None:
         "method", "clusters", "predicted_pairs", "true_positive_pairs", "true_pairs", "pair_precision", "pair_recall",
         "shared_network_flagged", "shared_network_flagged_share",
     )  # fmt: skip
-    rings = truth.filter(pl.col("population").str.starts_with("sybil")).group_by("population").agg(
-        pl.col("cluster").n_unique().alias("rings"), pl.len().alias("accounts")
+    rings = (
+        truth.filter(pl.col("population").str.starts_with("sybil"))
+        .group_by("population")
+        .agg(pl.col("cluster").n_unique().alias("rings"), pl.len().alias("accounts"))
     )
-    with pl.Config(tbl_rows=10, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4, tbl_width_chars=220):
+    with pl.Config(
+        tbl_rows=10,
+        tbl_cols=20,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        float_precision=4,
+        tbl_width_chars=220,
+    ):
         print(f"network: {a.devices} devices x {a.hours} hours, seed {a.seed}; epoch {epoch}")
         print(rings.sort("population"))
         print(table)
@@ -112,11 +123,20 @@ def per_variant(truth: pl.DataFrame, clusters: pl.DataFrame) -> pl.DataFrame:
         pl.col("cluster").map_elements(ring_variant, return_dtype=pl.String).alias("variant")
     )
     joined = clusters.join(rings.select("account_id", "cluster", "variant"), on="account_id")
-    tp = joined.group_by("cluster_id", "cluster", "variant").len().group_by("variant").agg((pl.col("len") * (pl.col("len") - 1) // 2).sum().alias("tp"))
+    tp = (
+        joined.group_by("cluster_id", "cluster", "variant")
+        .len()
+        .group_by("variant")
+        .agg((pl.col("len") * (pl.col("len") - 1) // 2).sum().alias("tp"))
+    )
     true = rings.group_by("cluster", "variant").len().group_by("variant").agg(
         (pl.col("len") * (pl.col("len") - 1) // 2).sum().alias("true_pairs"), pl.len().alias("rings"), pl.col("len").sum().alias("accounts")
     )  # fmt: skip
-    return true.join(tp, on="variant", how="left").with_columns((pl.col("tp").fill_null(0) / pl.col("true_pairs")).alias("pair_recall")).sort("variant")
+    return (
+        true.join(tp, on="variant", how="left")
+        .with_columns((pl.col("tp").fill_null(0) / pl.col("true_pairs")).alias("pair_recall"))
+        .sort("variant")
+    )
 
 
 def randomized(a: argparse.Namespace, work: Path) -> None:
@@ -139,7 +159,9 @@ def randomized(a: argparse.Namespace, work: Path) -> None:
         epoch = sybil_only(drops, db)
         truth = truth_accounts(drops)
         with connect(db) as con:
-            ours = pl.from_arrow(con.sql(f"SELECT cluster_id, account_id FROM sybil_clusters WHERE epoch = '{epoch}'").to_arrow_table())
+            ours = pl.from_arrow(
+                con.sql(f"SELECT cluster_id, account_id FROM sybil_clusters WHERE epoch = '{epoch}'").to_arrow_table()
+            )
             build_account_graph(con, epoch)
             baselines = {"hop_components": attribute_components(con), "arbitrum_funding_louvain": funding_louvain(con, epoch)}
         m = sybil_pairwise(truth, ours)  # type: ignore[arg-type]
@@ -156,7 +178,14 @@ def randomized(a: argparse.Namespace, work: Path) -> None:
         db.unlink(missing_ok=True)
     table = pl.DataFrame(rows)
     by_variant = pl.concat(variants)
-    with pl.Config(tbl_rows=100, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4, tbl_width_chars=250):
+    with pl.Config(
+        tbl_rows=100,
+        tbl_cols=20,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        float_precision=4,
+        tbl_width_chars=250,
+    ):
         print(f"{a.random} random networks, {a.devices} devices x {a.hours} hours, held-out recipes {sorted(held_out)}")
         print(table)
         print(by_variant.select("seed", "variant", "rings", "accounts", "pair_recall"))
@@ -181,9 +210,13 @@ def scale(a: argparse.Namespace, work: Path) -> None:
     m = json.loads(out.stdout.strip().splitlines()[-1])
     if not a.reuse:
         print(f"simulate {simulated - started:.0f} s; pipeline {processed - simulated:.0f} s (sybil stage included)")
-    print(f"accounts {m['accounts']}, devices {m['devices']}, pairs made in blocks {m['block_pairs']}, candidate pairs "
-          f"{m['candidates']}, hub values {m['hubs']}, account pairs kept {m['edges']}, communities {m['communities']}")
-    print(f"sybil stage alone: {m['seconds']:.1f} s (target < 120 s), peak memory {m['peak_rss_mib'] / 1024:.2f} GiB (target < 8 GiB)")
+    print(
+        f"accounts {m['accounts']}, devices {m['devices']}, pairs made in blocks {m['block_pairs']}, candidate pairs "
+        f"{m['candidates']}, hub values {m['hubs']}, account pairs kept {m['edges']}, communities {m['communities']}"
+    )
+    print(
+        f"sybil stage alone: {m['seconds']:.1f} s (target < 120 s), peak memory {m['peak_rss_mib'] / 1024:.2f} GiB (target < 8 GiB)"
+    )
 
 
 def main() -> None:

@@ -78,7 +78,9 @@ def materialize(url: str, selector: dict, hour: str) -> float:
     if launched["__typename"] != "LaunchRunSuccess":
         raise SystemExit(f"launch failed: {launched}")
     run_id = launched["run"]["runId"]
-    status = wait("run", 600, lambda: (s := gql(url, STATUS, id=run_id)["runOrError"]["status"]) in {"SUCCESS", "FAILURE", "CANCELED"} and s)
+    status = wait(
+        "run", 600, lambda: (s := gql(url, STATUS, id=run_id)["runOrError"]["status"]) in {"SUCCESS", "FAILURE", "CANCELED"} and s
+    )
     if status != "SUCCESS":
         raise SystemExit(f"run {run_id} ended {status}")
     return time.perf_counter() - started
@@ -128,7 +130,13 @@ def main() -> None:
             return [x["name"] for s in sets for x in s["partitionsOrError"]["results"]]
 
         wait("partitions", 300, lambda: partitions() == hours[:-1])
-        shown = wait("CLI results", 120, lambda: len(m := gql(url, MATERIALIZED, p=hours[:-1])["assetOrError"]["assetMaterializations"]) == len(hours) - 1 and m)
+        shown = wait(
+            "CLI results",
+            120,
+            lambda: (
+                len(m := gql(url, MATERIALIZED, p=hours[:-1])["assetOrError"]["assetMaterializations"]) == len(hours) - 1 and m
+            ),
+        )
         print(f"dg dev up, {len(partitions())} partitions (the hours in the drops), command line results shown for "
               f"{len({m['partition'] for m in shown})} of {len(hours) - 1} hours: {time.perf_counter() - started:.1f} s")  # fmt: skip
         sensor = gql(url, SENSOR, s={**selector, "sensorName": "drops_sensor"})["sensorOrError"]

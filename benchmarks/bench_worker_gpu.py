@@ -96,7 +96,9 @@ def main() -> int:
             print(f"{k:>9} error: {c['reason']}")
             continue
         tflops.append(ops / c["compute_ms"] / 1e9)
-        print(f"{k:>9} {c['generate_ms']:>12.1f} {c['copy_ms']:>9.1f} {c['compute_ms']:>11.3f} {c['digest_ms']:>10.1f} {tflops[-1]:>8.4g}")
+        print(
+            f"{k:>9} {c['generate_ms']:>12.1f} {c['copy_ms']:>9.1f} {c['compute_ms']:>11.3f} {c['digest_ms']:>10.1f} {tflops[-1]:>8.4g}"
+        )
     if not tflops:
         return 1
     median = statistics.median(tflops)

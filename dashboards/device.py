@@ -27,7 +27,9 @@ def unknown(ctx: ReportContext, device_ids: Sequence[str]) -> list[str]:
     """The ids among ``device_ids`` that no device_features row names."""
     if not device_ids:
         return []
-    known = ctx.frame("SELECT DISTINCT device_id FROM device_features WHERE list_contains($ids, device_id)", {"ids": list(device_ids)})
+    known = ctx.frame(
+        "SELECT DISTINCT device_id FROM device_features WHERE list_contains($ids, device_id)", {"ids": list(device_ids)}
+    )
     return sorted(set(device_ids) - set(known["device_id"].to_list()))
 
 

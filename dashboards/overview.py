@@ -107,7 +107,11 @@ def headline(ctx: ReportContext) -> str:
 
 
 def build(ctx: ReportContext) -> Page:
-    latest = f"latest epoch {ctx.latest}; time series go back up to {ctx.window_hours} hours" if ctx.latest else "nothing processed yet"
+    latest = (
+        f"latest epoch {ctx.latest}; time series go back up to {ctx.window_hours} hours"
+        if ctx.latest
+        else "nothing processed yet"
+    )
     page = Page("overview", "Fleet overview", f"Tiers, fraud and claimed models across the network ({latest}).")
     summary = Panel("headline", f"Devices in the latest epoch ({ctx.latest or '-'})", "Every device with a tier, by tier.")
     if ctx.latest is None:

@@ -31,7 +31,9 @@ def hours_in(ctx: ReportContext) -> Panel:
 
 
 def rejected_hours(ctx: ReportContext) -> Panel:
-    panel = Panel("rejected", "Rejected hours and why", "Every delivered hour the pipeline refused, with the reason and the attempts.")
+    panel = Panel(
+        "rejected", "Rejected hours and why", "Every delivered hour the pipeline refused, with the reason and the attempts."
+    )
     df = ctx.frame(
         """SELECT a.hour, count(*) AS attempts, arg_max(a.reason, a.attempted_at) AS last_reason, max(a.attempted_at) AS last_attempt,
                   any_value(l.status) AS status_now

@@ -59,9 +59,11 @@ class Panel:
             return f'<p class="empty" data-empty="{self.slug}">No data: {html.escape(self.empty)}</p>'
         if self.figure is not None:
             self.figure.update_layout(margin={"l": 60, "r": 20, "t": 30, "b": 50}, template="plotly_white")
-            return '<div class="figure">' + self.figure.to_html(
-                full_html=False, include_plotlyjs=False, config=PLOT_CONFIG, div_id=f"fig-{self.slug}"
-            ) + "</div>"
+            return (
+                '<div class="figure">'
+                + self.figure.to_html(full_html=False, include_plotlyjs=False, config=PLOT_CONFIG, div_id=f"fig-{self.slug}")
+                + "</div>"
+            )
         if self.table is not None:
             return table_html(self.table)
         return self.html_body or ""
@@ -97,7 +99,7 @@ def table_html(frame: pl.DataFrame, max_rows: int = 200) -> str:
             else:
                 cells.append(f"<td>{html.escape('' if v is None else str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    more = f"<p class=\"answers\">{frame.height - max_rows:,} more rows not shown.</p>" if frame.height > max_rows else ""
+    more = f'<p class="answers">{frame.height - max_rows:,} more rows not shown.</p>' if frame.height > max_rows else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
 
 
@@ -111,9 +113,7 @@ def write_page(page: Page, path: Path, nav: list[tuple[str, str]], *, root: str 
     """Write the page to ``path``; ``nav`` is (href relative to the report root, title);
     ``root`` is the prefix from the page's folder back to the report root."""
     here = f"{page.slug}.html"
-    links = " ".join(
-        f'<a href="{root}{href}" class="{"here" if href == here else ""}">{html.escape(t)}</a>' for href, t in nav
-    )
+    links = " ".join(f'<a href="{root}{href}" class="{"here" if href == here else ""}">{html.escape(t)}</a>' for href, t in nav)
     script = f"<script>{get_plotlyjs()}</script>" if embed else f'<script src="{root}{PLOTLY_JS}"></script>'
     sections = "\n".join(
         f'<section class="panel" id="{p.slug}"><h2>{html.escape(p.title)}</h2>'

@@ -90,10 +90,14 @@ def index_page(ctx: ReportContext, report: Report, devices: Sequence[str]) -> Pa
     page = Page("index", "fleetproof dashboards",
                 f"Latest epoch {ctx.latest or '-'}; time series cover the {ctx.window_hours} hours up to it.")  # fmt: skip
     pages = Panel("pages", "Pages", "One page per question analysts ask; each chart says what it answers.")
-    pages.html_body = "<ul>" + "".join(
-        f'<li><a href="{slug}.html">{html.escape(title)}</a>: {html.escape(first_paragraph(module.__doc__))}</li>'
-        for slug, title, module in PAGES
-    ) + "</ul>"
+    pages.html_body = (
+        "<ul>"
+        + "".join(
+            f'<li><a href="{slug}.html">{html.escape(title)}</a>: {html.escape(first_paragraph(module.__doc__))}</li>'
+            for slug, title, module in PAGES
+        )
+        + "</ul>"
+    )
     dev = Panel("devices", "Device pages", "Tier history, evidence and pay of single devices (the most suspicious "
                 "of the latest epoch unless named with `--device`).")  # fmt: skip
     if devices:

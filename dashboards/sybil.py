@@ -33,7 +33,9 @@ def cluster_sizes(ctx: ReportContext, clusters: pl.DataFrame) -> Panel:
     fig = go.Figure()
     for col, colour in (("accounts", "#9467bd"), ("devices", "#ff7f0e")):
         counts = clusters.group_by(col).agg(pl.len().alias("clusters")).sort(col)
-        fig.add_trace(go.Bar(x=[str(v) for v in counts[col]], y=counts["clusters"].to_list(), name=f"by {col}", marker_color=colour))
+        fig.add_trace(
+            go.Bar(x=[str(v) for v in counts[col]], y=counts["clusters"].to_list(), name=f"by {col}", marker_color=colour)
+        )
     fig.update_layout(height=320, barmode="group", xaxis={"title": "cluster size", "type": "category", "categoryorder": "array",
                       "categoryarray": [str(v) for v in sorted(set(clusters["accounts"]) | set(clusters["devices"]))]}, yaxis_title="clusters")  # fmt: skip
     return panel.show(fig)

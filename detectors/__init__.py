@@ -14,8 +14,18 @@ from detectors.wash_trading import WashTrading
 
 REGISTRY: dict[str, type[Detector]] = {
     d.name: d
-    for d in (FailedPow, DuplicateHardware, SpoofedUptime, SpoofedModel, VirtualizedGpu, FleetBurst, AnomalyScore,
-              SybilRings, WashTrading, DoubleListed)
+    for d in (
+        FailedPow,
+        DuplicateHardware,
+        SpoofedUptime,
+        SpoofedModel,
+        VirtualizedGpu,
+        FleetBurst,
+        AnomalyScore,
+        SybilRings,
+        WashTrading,
+        DoubleListed,
+    )
 }
 """Every shipped detector by name, in the order the pipeline runs them (wash trading reads the
 sybil clusters of the same epoch); the policy says which are enabled."""

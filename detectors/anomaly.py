@@ -81,7 +81,7 @@ class AnomalyScore(Detector):
             window=self.window_hours,
         )
 
-    def fit(self, evidence: Evidence) -> "AnomalyScore":
+    def fit(self, evidence: Evidence) -> AnomalyScore:
         frame = self._frame(evidence)
         self.devices_ = frame.select("device_id", "account_id")
         x = frame.select(FEATURES).fill_null(0).to_numpy()
@@ -99,7 +99,7 @@ class AnomalyScore(Detector):
         self.features_ = frame
         return self._flag()
 
-    def _flag(self) -> "AnomalyScore":
+    def _flag(self) -> AnomalyScore:
         """The epoch's top-scored devices, and them as this epoch's ``anomaly_top`` rows."""
         top = self.scores_ > self.cutoff_
         self.flagged_ = self.features_.filter(pl.Series(top)).with_columns(pl.Series("raw", self.scores_[top]))
@@ -125,8 +125,13 @@ class AnomalyScore(Detector):
             "account_id",
             pl.lit(0.6).alias("score"),
             pl.lit("review").alias("action"),
-            pl.format("unusual behaviour (isolation forest, top {}% of the fleet in {} of the last {} hours); review",
-                      pl.lit(round(100 * self.contamination, 2)), pl.col("hours"), pl.lit(self.window_hours)).alias("reason"),  # fmt: skip
-            pl.struct(FEATURES).map_elements(lambda s: json.dumps({k: round(float(v or 0), 3) for k, v in s.items()}),
-                                             return_dtype=pl.String).alias("details"),  # fmt: skip
+            pl.format(
+                "unusual behaviour (isolation forest, top {}% of the fleet in {} of the last {} hours); review",
+                pl.lit(round(100 * self.contamination, 2)),
+                pl.col("hours"),
+                pl.lit(self.window_hours),
+            ).alias("reason"),  # fmt: skip
+            pl.struct(FEATURES)
+            .map_elements(lambda s: json.dumps({k: round(float(v or 0), 3) for k, v in s.items()}), return_dtype=pl.String)
+            .alias("details"),  # fmt: skip
         )

@@ -136,38 +136,65 @@ class FailedPow(Detector):
         reasons = pl.concat_str(
             [
                 pl.when(pl.col("wrong")).then(
-                    pl.format("{} of {} PoW samples wrong over the last {} hours (e.g. {})",
-                              "wrong_window", "samples_window", pl.lit(self.window_hours), "first_wrong")  # fmt: skip
+                    pl.format(
+                        "{} of {} PoW samples wrong over the last {} hours (e.g. {})",
+                        "wrong_window",
+                        "samples_window",
+                        pl.lit(self.window_hours),
+                        "first_wrong",
+                    )  # fmt: skip
                 ),
                 pl.when(pl.col("wrong_once")).then(
-                    pl.format("1 of {} PoW samples wrong ({}); once can be a memory fault, twice is not",
-                              "samples_window", "first_wrong")  # fmt: skip
+                    pl.format(
+                        "1 of {} PoW samples wrong ({}); once can be a memory fault, twice is not",
+                        "samples_window",
+                        "first_wrong",
+                    )  # fmt: skip
                 ),
                 pl.when(pl.col("longer_than_observed")).then(
-                    pl.format("{} challenge(s) report compute_ms longer than the backend-observed round trip (up to {}x)",
-                              "overclaimed_compute", pl.col("max_compute_over_observed").round(2))  # fmt: skip
+                    pl.format(
+                        "{} challenge(s) report compute_ms longer than the backend-observed round trip (up to {}x)",
+                        "overclaimed_compute",
+                        pl.col("max_compute_over_observed").round(2),
+                    )  # fmt: skip
                 ),
                 pl.when(pl.col("too_fast")).then(
-                    pl.format("measured {} TFLOPS, above the physical ceiling {} for {} ({} hours of the last {})",
-                              pl.col("tflops_max").round(1), pl.col("ceiling").round(1), "model", "fast_hours",
-                              pl.lit(self.window_hours))  # fmt: skip
+                    pl.format(
+                        "measured {} TFLOPS, above the physical ceiling {} for {} ({} hours of the last {})",
+                        pl.col("tflops_max").round(1),
+                        pl.col("ceiling").round(1),
+                        "model",
+                        "fast_hours",
+                        pl.lit(self.window_hours),
+                    )  # fmt: skip
                 ),
                 pl.when(pl.col("fast_once")).then(
-                    pl.format("measured {} TFLOPS, above the physical ceiling {} for {} once; at millisecond compute "
-                              "times once can be timer jitter, {} hours are not",
-                              pl.col("tflops_max").round(1), pl.col("ceiling").round(1), "model",
-                              pl.lit(self.confirm_fast_hours))  # fmt: skip
+                    pl.format(
+                        "measured {} TFLOPS, above the physical ceiling {} for {} once; at millisecond compute "
+                        "times once can be timer jitter, {} hours are not",
+                        pl.col("tflops_max").round(1),
+                        pl.col("ceiling").round(1),
+                        "model",
+                        pl.lit(self.confirm_fast_hours),
+                    )  # fmt: skip
                 ),
                 pl.when(pl.col("silent")).then(
-                    pl.format("{} of {} challenges timed out while pings or heartbeats showed the device alive "
-                              "(last {} hours; p = {} under an honest {}% timeout rate)",
-                              "timeouts", "reachable", pl.lit(self.timeout_window_hours),
-                              pl.col("p_value").round_sig_figs(2).cast(pl.String),
-                              pl.lit(round(100 * self.honest_timeout_rate, 2)))  # fmt: skip
+                    pl.format(
+                        "{} of {} challenges timed out while pings or heartbeats showed the device alive "
+                        "(last {} hours; p = {} under an honest {}% timeout rate)",
+                        "timeouts",
+                        "reachable",
+                        pl.lit(self.timeout_window_hours),
+                        pl.col("p_value").round_sig_figs(2).cast(pl.String),
+                        pl.lit(round(100 * self.honest_timeout_rate, 2)),
+                    )  # fmt: skip
                 ),
                 pl.when(pl.col("unverified")).then(
-                    pl.format("{} challenge(s) answered ok without samples to verify over the last {} hours",
-                              "unverified_window", pl.lit(self.timeout_window_hours))  # fmt: skip
+                    pl.format(
+                        "{} challenge(s) answered ok without samples to verify over the last {} hours",
+                        "unverified_window",
+                        pl.lit(self.timeout_window_hours),
+                    )  # fmt: skip
                 ),
             ],
             separator="; ",
@@ -179,12 +206,18 @@ class FailedPow(Detector):
         ).select(
             "device_id",
             "account_id",
-            pl.when(exact).then(1.0).when(pl.col("silent"))
+            pl.when(exact)
+            .then(1.0)
+            .when(pl.col("silent"))
             .then(0.5 + 0.5 * pl.col("timeouts") / pl.max_horizontal(pl.col("reachable"), 1))
-            .otherwise(0.7).alias("score"),
-            pl.when(exact).then(pl.lit("reject"))
-            .when(pl.col("wrong_once") | pl.col("silent") | pl.col("unverified")).then(pl.lit("probation"))
-            .otherwise(pl.lit("review")).alias("action"),  # one fast hour alone: a lead for a person, no tier change
+            .otherwise(0.7)
+            .alias("score"),
+            pl.when(exact)
+            .then(pl.lit("reject"))
+            .when(pl.col("wrong_once") | pl.col("silent") | pl.col("unverified"))
+            .then(pl.lit("probation"))
+            .otherwise(pl.lit("review"))
+            .alias("action"),  # one fast hour alone: a lead for a person, no tier change
             "reason",
             pl.struct(
                 pl.when(exact).then(pl.lit("exact")).otherwise(pl.lit("suspicion")).alias("proof"),
@@ -201,5 +234,7 @@ class FailedPow(Detector):
                 pl.col("challenges"),
                 pl.col("p_value"),
                 pl.col("unverified_window").alias("unverified_ok"),
-            ).struct.json_encode().alias("details"),
+            )
+            .struct.json_encode()
+            .alias("details"),
         )

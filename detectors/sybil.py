@@ -24,8 +24,8 @@ from __future__ import annotations
 import polars as pl
 
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
-from pipelines.sybil.communities import ClusterRules, communities, core_members, score_clusters
 from pipelines.features import previous_epoch
+from pipelines.sybil.communities import ClusterRules, communities, core_members, score_clusters
 from pipelines.sybil.links import STRONG_KINDS, build_account_graph
 
 
@@ -64,7 +64,7 @@ class SybilRings(Detector):
                             min_strong_kinds=self.min_strong_kinds, min_coverage=self.min_coverage,
                             exclusive_share=self.exclusive_share, exclusive_coverage=self.exclusive_coverage)  # fmt: skip
 
-    def fit(self, evidence: Evidence) -> "SybilRings":
+    def fit(self, evidence: Evidence) -> SybilRings:
         con, epoch = evidence.con, evidence.epoch
         previous = previous_epoch(epoch)
         due = int(epoch[-2:]) % self.refresh_hours == 0
@@ -87,7 +87,9 @@ class SybilRings(Detector):
         )
         found: pl.DataFrame = pl.DataFrame()
         if rings.height:  # the epoch's sybil_clusters rows; the detect stage stores them
-            con.register("rings_now", rings.select("cluster_id", "account_id", "score", "evidence", "member_strong_kinds").to_arrow())
+            con.register(
+                "rings_now", rings.select("cluster_id", "account_id", "score", "evidence", "member_strong_kinds").to_arrow()
+            )
             found = pl.from_arrow(con.sql(
                 "SELECT cluster_id, account_id, score, "
                 "json_merge_patch(CAST(evidence AS JSON), json_object('member_strong_kinds', member_strong_kinds)) AS evidence "

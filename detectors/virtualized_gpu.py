@@ -158,12 +158,23 @@ class VirtualizedGpu(Detector):
         established = exact | pl.col("contention_confirmed")
         reason = pl.concat_str(
             [
-                pl.when(pl.col("contention")).then(pl.format(
-                    "contention in {} of {} co-batched hours of the last {} (p = {} under an honest {}% rate; e.g. {})",
-                    "hours", "cobatched_hours", pl.lit(self.window_hours), pl.col("p_value").round_sig_figs(2).cast(pl.String),
-                    pl.lit(round(100 * self.honest_contention_rate, 1)), "example")),  # fmt: skip
-                pl.when(pl.col("shared_identity")).then(pl.format("{} devices on one machine report the same GPU identity", "sharing")),
-                pl.when(pl.col("too_many")).then(pl.format("{} GPUs on one host; that model fits {} in a machine", "on_host", "fits")),
+                pl.when(pl.col("contention")).then(
+                    pl.format(
+                        "contention in {} of {} co-batched hours of the last {} (p = {} under an honest {}% rate; e.g. {})",
+                        "hours",
+                        "cobatched_hours",
+                        pl.lit(self.window_hours),
+                        pl.col("p_value").round_sig_figs(2).cast(pl.String),
+                        pl.lit(round(100 * self.honest_contention_rate, 1)),
+                        "example",
+                    )
+                ),  # fmt: skip
+                pl.when(pl.col("shared_identity")).then(
+                    pl.format("{} devices on one machine report the same GPU identity", "sharing")
+                ),
+                pl.when(pl.col("too_many")).then(
+                    pl.format("{} GPUs on one host; that model fits {} in a machine", "on_host", "fits")
+                ),
                 pl.when(pl.col("vgpu")).then(pl.format("NVML reports virtualization mode {}", "virtualization_mode")),
             ],
             separator="; ",
@@ -176,8 +187,12 @@ class VirtualizedGpu(Detector):
             pl.when(established).then(pl.lit("reject")).otherwise(pl.lit("probation")).alias("action"),
             reason.alias("reason"),
             pl.struct(
-                pl.when(exact).then(pl.lit("exact")).when(established).then(pl.lit("statistical"))
-                .otherwise(pl.lit("suspicion")).alias("proof"),
+                pl.when(exact)
+                .then(pl.lit("exact"))
+                .when(established)
+                .then(pl.lit("statistical"))
+                .otherwise(pl.lit("suspicion"))
+                .alias("proof"),
                 pl.col("hours").alias("contention_hours"),
                 "cobatched_hours",
                 "p_value",
@@ -185,5 +200,7 @@ class VirtualizedGpu(Detector):
                 pl.col("on_host").alias("gpus_on_host"),
                 "virtualization_mode",
                 "mig_mode",
-            ).struct.json_encode().alias("details"),
+            )
+            .struct.json_encode()
+            .alias("details"),
         )

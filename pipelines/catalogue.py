@@ -9,7 +9,6 @@ import duckdb
 import polars as pl
 
 
-
 def _data_dir() -> Path:
     """The catalogue, policies and scenarios: ``pipelines/data`` in an installed wheel (shipped
     as package data), ``data/`` beside the packages in a source checkout."""

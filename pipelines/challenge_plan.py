@@ -49,4 +49,3 @@ def read_plan(con: duckdb.DuckDBPyConnection, epoch: str) -> dict[str, str]:
     """device_id -> group for the plan made from ``epoch`` (what the backend consumes)."""
     rows = con.execute("SELECT device_id, group_id FROM challenge_plan WHERE epoch = ?", [epoch]).fetchall()
     return dict(rows)
-

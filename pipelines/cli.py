@@ -78,7 +78,9 @@ def cmd_ingest(a: argparse.Namespace) -> int:
         results = ingest_drops(con, a.drops)
     for r in results:
         extra = f" ({r.reason})" if r.reason else ""
-        print(f"{r.hour}  {r.status:<9} rows {r.rows_in:>9}  landed {r.rows_landed:>9}  quarantined {r.rows_quarantined:>7}{extra}")
+        print(
+            f"{r.hour}  {r.status:<9} rows {r.rows_in:>9}  landed {r.rows_landed:>9}  quarantined {r.rows_quarantined:>7}{extra}"
+        )
     return 0
 
 
@@ -159,7 +161,12 @@ def cmd_recalc(a: argparse.Namespace) -> int:
         else:
             statements = recalculate(con, a.epoch_from, a.epoch_to, policy, rewards, overrides, apply=a.apply)
         if a.apply:
-            epochs = [r[0] for r in con.execute("SELECT epoch FROM processed_epochs WHERE epoch >= ? ORDER BY epoch", [a.epoch_from]).fetchall()]
+            epochs = [
+                r[0]
+                for r in con.execute(
+                    "SELECT epoch FROM processed_epochs WHERE epoch >= ? ORDER BY epoch", [a.epoch_from]
+                ).fetchall()
+            ]
             for epoch in epochs:
                 export_epoch(con, a.out, epoch)
     folder = Path(a.out) / "recalc" / f"{a.epoch_from}_{a.epoch_to}"
@@ -205,7 +212,9 @@ def cmd_demo(a: argparse.Namespace) -> int:
     marker = work / DEMO_MARKER
     if work.exists() and not a.keep:
         if not work.is_dir() or (any(work.iterdir()) and not marker.is_file()):
-            raise UserError(f"{work} exists and was not made by `fleetproof demo`; choose another --workdir or remove it yourself")
+            raise UserError(
+                f"{work} exists and was not made by `fleetproof demo`; choose another --workdir or remove it yourself"
+            )
         if any(work.iterdir()) and not a.yes and not _confirm(f"delete the earlier demo in {work}? [y/N] "):
             raise UserError(f"kept {work}; pass --keep to reuse it or --yes to replace it")
         shutil.rmtree(work)
@@ -345,7 +354,9 @@ def cmd_release(a: argparse.Namespace) -> int:
         except manifest.ReleaseVerificationError as e:
             print(f"fleetproof: {e}", file=sys.stderr)
             return 1
-        print(f"release {a.dir}: {len(epochs)} epoch(s) verified ({epochs[0]} .. {epochs[-1]}): signatures, sha256, sizes and rows")
+        print(
+            f"release {a.dir}: {len(epochs)} epoch(s) verified ({epochs[0]} .. {epochs[-1]}): signatures, sha256, sizes and rows"
+        )
         return 0
     from pipelines.release.publish import publish
 
@@ -450,7 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_evaluate)
 
     w = sub.add_parser("worker", help="the worker side: NVML report and proof-of-work answers").add_subparsers(
-        dest="worker_command", required=True)
+        dest="worker_command", required=True
+    )
     s = w.add_parser("report", help="what this host reports: NVML fields per GPU and a host fingerprint")
     s.add_argument("--json", action="store_true", help="print exactly what would be sent")
     s.add_argument("--account", help="account id to put in the rows (default: null, the backend fills it)")
@@ -462,14 +474,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", default="auto", choices=["auto", "cpu", "gpu"], help="auto: the GPU when one works")
     s.add_argument("--gpu-index", type=int, help="the GPU to use, numbered as in `worker report` (default: CUDA device 0)")
     s.add_argument("--samples", help="JSON [[i, j], ...]: positions to answer along with the commitment")
-    s.add_argument("--samples-stdin", action="store_true",
-                   help="after printing the commitment, read one JSON line of positions from stdin")
+    s.add_argument(
+        "--samples-stdin", action="store_true", help="after printing the commitment, read one JSON line of positions from stdin"
+    )
     s.set_defaults(func=cmd_worker_answer)
 
     s = sub.add_parser("dashboard", help="write the analyst dashboard: static HTML pages that open offline")
     s.add_argument("--db", required=True, type=Path)
     s.add_argument("--out", required=True, type=Path, help="report folder (index.html, one page per topic, devices/)")
-    s.add_argument("--device", action="append", help="also write this device's page (repeatable; default: the 10 most suspicious)")
+    s.add_argument(
+        "--device", action="append", help="also write this device's page (repeatable; default: the 10 most suspicious)"
+    )
     s.add_argument("--window-hours", type=int, default=168, help="hours of history the time series show (default 168)")
     s.add_argument("--epoch", help="report as of this epoch, YYYY-MM-DDTHH (default: the latest processed)")
     s.add_argument("--embed", action="store_true", help="embed plotly.js in every page (default: one shared plotly.min.js)")

@@ -6,7 +6,6 @@ contract is a change here and nowhere else.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -247,8 +246,10 @@ JOBS = Feed(
     extra_checks=(
         ("paid_usd >= 0", "paid_usd must be >= 0"),
         ("ended_at >= created_at", "ended_at is before created_at"),
-        ("started_at IS NULL OR (started_at >= created_at AND started_at <= ended_at)",
-         "started_at is not between created_at and ended_at"),
+        (
+            "started_at IS NULL OR (started_at >= created_at AND started_at <= ended_at)",
+            "started_at is not between created_at and ended_at",
+        ),
     ),
 )
 
@@ -265,9 +266,7 @@ EXTERNAL_LISTINGS = Feed(
     time_column="ts",
 )
 
-FEEDS: dict[str, Feed] = {
-    f.name: f for f in (HARDWARE, POW, UPTIME, ACCOUNTS, STAKE_EVENTS, JOBS, EXTERNAL_LISTINGS)
-}
+FEEDS: dict[str, Feed] = {f.name: f for f in (HARDWARE, POW, UPTIME, ACCOUNTS, STAKE_EVENTS, JOBS, EXTERNAL_LISTINGS)}
 REQUIRED_FEEDS = tuple(name for name, f in FEEDS.items() if f.required)
 
 FRAUD_TYPES = (

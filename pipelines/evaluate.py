@@ -92,10 +92,14 @@ def gpu_fraud_tables(truth: pl.DataFrame, flagged: pl.DataFrame) -> tuple[pl.Dat
     A device is GPU fraud when its truth holds a GPU fraud type, and caught when any epoch
     flagged it for a GPU fraud type; precision counts every device flagged for a GPU type."""
     gpu = pl.lit(GPU_FRAUD_TYPES)
-    df = truth.join(flagged, on="device_id", how="left").with_columns(
-        pl.col("flagged_types").fill_null(pl.lit([], dtype=pl.List(pl.String))),
-        pl.col("fraud_types").list.set_intersection(gpu).list.len().gt(0).alias("is_gpu_fraud"),
-    ).with_columns(pl.col("flagged_types").list.set_intersection(gpu).list.len().gt(0).alias("caught"))
+    df = (
+        truth.join(flagged, on="device_id", how="left")
+        .with_columns(
+            pl.col("flagged_types").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+            pl.col("fraud_types").list.set_intersection(gpu).list.len().gt(0).alias("is_gpu_fraud"),
+        )
+        .with_columns(pl.col("flagged_types").list.set_intersection(gpu).list.len().gt(0).alias("caught"))
+    )
     overall = df.select(
         pl.col("is_gpu_fraud").sum().alias("gpu_fraud_devices"),
         pl.col("caught").sum().alias("flagged"),

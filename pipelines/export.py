@@ -45,7 +45,9 @@ GROUP BY a.epoch, a.account_id
 
 def _query(con: duckdb.DuckDBPyConnection, table: str, epoch: str, *, csv: bool) -> str:
     """The export query: JSON as text; for CSV, text cells neutralized against formulas."""
-    base = STATEMENTS_SQL.format(epoch=epoch) if table == "account_statements" else f"SELECT * FROM {table} WHERE epoch = '{epoch}'"
+    base = (
+        STATEMENTS_SQL.format(epoch=epoch) if table == "account_statements" else f"SELECT * FROM {table} WHERE epoch = '{epoch}'"
+    )
     columns = con.execute(f"DESCRIBE {base}").fetchall()
     exprs = []
     for name, type_, *_ in columns:
@@ -90,8 +92,7 @@ def export_epoch(con: duckdb.DuckDBPyConnection, out: str | Path, epoch: str, ta
 def _record(con: duckdb.DuckDBPyConnection, out: Path, epoch: str, written: list[Path]) -> None:
     files = {str(p.relative_to(out)): _sha256(p) for p in written}
     con.execute(
-        "INSERT OR REPLACE INTO epoch_exports "
-        "SELECT ?, epoch, processed_at, ?, ? FROM processed_epochs WHERE epoch = ?",
+        "INSERT OR REPLACE INTO epoch_exports SELECT ?, epoch, processed_at, ?, ? FROM processed_epochs WHERE epoch = ?",
         [str(out.resolve()), json.dumps(files, sort_keys=True), datetime.now(UTC).replace(tzinfo=None), epoch],
     )
 

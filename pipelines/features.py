@@ -24,7 +24,6 @@ from pipelines.pow_math import sample_entries
 EntriesFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-
 def _entries_backend() -> EntriesFn:
     """The compiled kernel in this process, or sharded across a Dask cluster when
     ``FLEETPROOF_DASK_SCHEDULER`` names one (``pip install fleetproof[distributed]``)."""

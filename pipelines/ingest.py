@@ -242,7 +242,7 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, tag: st
         "END AS _problem "
         f"FROM {src} WHERE trim(line) <> ''"
     )
-    extract = ", ".join(f"json_extract_string(line, {_sql_str('$.' + c)}) AS \"{c}\"" for c in feed.column_names)
+    extract = ", ".join(f'json_extract_string(line, {_sql_str("$." + c)}) AS "{c}"' for c in feed.column_names)
     con.execute(f"CREATE TEMP TABLE raw_{tag} AS SELECT _row, {extract} FROM lines_{tag} WHERE _problem IS NULL")
     bad = con.execute(
         f"SELECT _row, _problem, left(line, {MAX_TEXT_CHARS}) FROM lines_{tag} WHERE _problem IS NOT NULL ORDER BY _row"
@@ -369,7 +369,9 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed, checked: str) -
         f"  FROM {checked} WHERE NOT _bad AND ({key}) IN (SELECT ({key}) FROM {checked} WHERE NOT _bad GROUP BY ALL HAVING count(*) > 1)"
         ") WHERE n > 1"
     )
-    con.execute(f"UPDATE {checked} SET _bad = true FROM dups_{feed.name} d WHERE {checked}._file_order = d._file_order AND {checked}._row = d._row")
+    con.execute(
+        f"UPDATE {checked} SET _bad = true FROM dups_{feed.name} d WHERE {checked}._file_order = d._file_order AND {checked}._row = d._row"
+    )
 
 
 def _quarantine_select(feed: Feed, raw_table: str, checked: str, hour: str) -> str:
@@ -403,7 +405,10 @@ def _land_feed(con: duckdb.DuckDBPyConnection, feed: Feed, tags: list[str], hour
         f"INSERT INTO {feed.name} SELECT {cols}, ?, _file, _row FROM {checked} WHERE NOT _bad ORDER BY _file_order, _row",
         [hour],
     )
-    con.execute(f"INSERT INTO quarantine SELECT ?, ?, _file, _row, reason, raw FROM ({_quarantine_select(feed, union, checked, hour)})", [hour, feed.name])
+    con.execute(
+        f"INSERT INTO quarantine SELECT ?, ?, _file, _row, reason, raw FROM ({_quarantine_select(feed, union, checked, hour)})",
+        [hour, feed.name],
+    )
     for name, landed, bad in con.execute(
         f"SELECT _file, count(*) FILTER (NOT _bad), count(*) FILTER (_bad) FROM {checked} GROUP BY _file"
     ).fetchall():
@@ -495,9 +500,7 @@ def ingest_hour(con: duckdb.DuckDBPyConnection, folder: str | Path, *, force: bo
         for feed_name, tags in staged.items():
             _land_feed(con, FEEDS[feed_name], tags, hour, result)
         if row_quarantine:
-            con.executemany(
-                "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?)", [(hour, *q) for q in row_quarantine]
-            )
+            con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?)", [(hour, *q) for q in row_quarantine])
             for _, name, *_ in row_quarantine:
                 result.files[name]["quarantined"] = result.files[name].get("quarantined", 0) + 1
         if file_quarantine:
@@ -625,4 +628,3 @@ def _record_rejection(
 def ingest_drops(con: duckdb.DuckDBPyConnection, drops: str | Path) -> list[IngestResult]:
     """Ingest every complete hour folder under ``drops`` (new or changed ones), oldest first."""
     return [ingest_hour(con, folder) for folder in false_hours(drops) + complete_hours(drops)]
-

@@ -121,6 +121,10 @@ def epoch_outcomes(con: duckdb.DuckDBPyConnection, epoch: str, q: Quality, *, co
     with "not computed" when the epoch was not (``computed=False``)."""
     outcomes = ingest_bars(con, epoch, q)
     if computed:
-        return [*outcomes, sample_verification_rate(con, epoch, q.min_sample_verification_rate), allocations_sum_to_pool(con, epoch)]
+        return [
+            *outcomes,
+            sample_verification_rate(con, epoch, q.min_sample_verification_rate),
+            allocations_sum_to_pool(con, epoch),
+        ]
     missing = [Outcome(name, False, f"{epoch} was not computed", {"hour": epoch}) for name in EPOCH_BARS[3:]]
     return [*outcomes, *missing]

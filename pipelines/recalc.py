@@ -130,11 +130,17 @@ def recalculate(
         now = datetime.now(UTC).replace(tzinfo=None)
         for o in overrides:
             con.execute(
-                "INSERT INTO verdict_overrides VALUES (?, ?, ?, ?, ?, ?)", [o.device_id, epoch_from, epoch_to, o.tier, o.reason, now]
+                "INSERT INTO verdict_overrides VALUES (?, ?, ?, ?, ?, ?)",
+                [o.device_id, epoch_from, epoch_to, o.tier, o.reason, now],
             )
 
     return _recompute_and_compare(
-        con, epoch_from, epoch_to, lambda epoch: compute(con, epoch, StageContext(rewards, policy, quality_bars=False)), add_overrides, apply
+        con,
+        epoch_from,
+        epoch_to,
+        lambda epoch: compute(con, epoch, StageContext(rewards, policy, quality_bars=False)),
+        add_overrides,
+        apply,
     )
 
 
@@ -146,7 +152,14 @@ def recalculate_rewards(
     carries accrued rewards and open incidents forward). PoW verification, features, detectors
     and tiers are read as stored: none of them reads a reward table, so they cannot change.
     Verdict overrides change tiers and need ``recalculate``."""
-    return _recompute_and_compare(con, epoch_from, epoch_to, lambda epoch: compute(con, epoch, StageContext(rewards), REWARD_STAGES, mark=False), None, apply)
+    return _recompute_and_compare(
+        con,
+        epoch_from,
+        epoch_to,
+        lambda epoch: compute(con, epoch, StageContext(rewards), REWARD_STAGES, mark=False),
+        None,
+        apply,
+    )
 
 
 def _recompute_and_compare(
@@ -162,7 +175,9 @@ def _recompute_and_compare(
     params = {"lo": epoch_from, "hi": epoch_to}
     con.execute(SNAPSHOT_SQL.format(name="old_alloc"), params)
     con.execute(SLASH_SQL.format(name="old_slash"), params)
-    epochs = [r[0] for r in con.execute("SELECT epoch FROM processed_epochs WHERE epoch >= ? ORDER BY epoch", [epoch_from]).fetchall()]
+    epochs = [
+        r[0] for r in con.execute("SELECT epoch FROM processed_epochs WHERE epoch >= ? ORDER BY epoch", [epoch_from]).fetchall()
+    ]
     if not epochs:
         raise ValueError(f"no processed epoch at or after {epoch_from}")
     con.execute("BEGIN TRANSACTION")

@@ -229,7 +229,8 @@ def split_pool(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersio
     ).fetchall()[0]
     pool = version.emission_per_epoch
     con.execute(
-        "INSERT INTO epoch_pools VALUES (?, ?, ?, ?, ?, ?)", [epoch, version.id, pool, int(allocated), int(held), pool - int(allocated)]
+        "INSERT INTO epoch_pools VALUES (?, ?, ?, ?, ?, ?)",
+        [epoch, version.id, pool, int(allocated), int(held), pool - int(allocated)],
     )
     return {"pool": pool, "allocated": int(allocated), "held": int(held), "undistributed": pool - int(allocated)}
 

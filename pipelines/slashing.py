@@ -121,4 +121,3 @@ def slash(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) ->
     n = int(con.execute("SELECT count(*) FROM new_incidents").fetchall()[0][0])
     con.execute("DROP TABLE new_incidents")
     return n
-

@@ -90,7 +90,12 @@ def test_a_report_naming_unknown_ids_is_rejected_with_them(rel: Released, db: Pa
 def test_a_report_about_honest_devices_is_rejected_with_the_reason(rel: Released, db: Path, tmp_path: Path) -> None:
     truth = pl.read_parquet(rel.drops / "_truth" / "devices.parquet")
     honest = truth.filter(pl.col("population") == "home").unique("account_id").sort("device_id").head(5)["device_id"].to_list()
-    d = _submit(rel, db, _report(tmp_path, "honest", _pseudo(rel, honest), fraud_type="sybil", signals=["host_fingerprint", "gpu_uuid"]), T0)
+    d = _submit(
+        rel,
+        db,
+        _report(tmp_path, "honest", _pseudo(rel, honest), fraud_type="sybil", signals=["host_fingerprint", "gpu_uuid"]),
+        T0,
+    )
     assert d.status == "rejected" and d.steps[-1][0] == "coherence"
     assert "does not cohere on the signals it cites: gpu_uuid ties 0 of 5, host_fingerprint ties 0 of 5" in d.reason
     with connect(db) as con:  # the reporter can see why

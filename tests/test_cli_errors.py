@@ -74,7 +74,11 @@ def test_run_on_an_empty_drops_folder_is_an_error(capsys, tmp_path: Path) -> Non
 
 
 def test_run_on_a_missing_drops_folder_is_an_error(capsys, tmp_path: Path) -> None:
-    fails_with(capsys, ["run", "--drops", str(tmp_path / "nope"), "--db", str(tmp_path / "db"), "--out", str(tmp_path / "o")], "does not exist")
+    fails_with(
+        capsys,
+        ["run", "--drops", str(tmp_path / "nope"), "--db", str(tmp_path / "db"), "--out", str(tmp_path / "o")],
+        "does not exist",
+    )
 
 
 def test_run_with_a_non_duckdb_database_file_is_an_error(capsys, tmp_path: Path) -> None:
@@ -92,18 +96,30 @@ def test_run_with_a_non_duckdb_database_file_is_an_error(capsys, tmp_path: Path)
         ("[quality]\nmax_quarantine_share = 2.0\n", ["quality.max_quarantine_share", "less than or equal to 1"]),
         ("[tiering]\nverify_after_clean_hours = 1.5\n", ["tiering.verify_after_clean_hours", "valid integer"]),
         ("[quality]\nmin_rows = { hardwre = 1 }\n", ["quality.min_rows.hardwre"]),
-        ("[detectors.failed_pow]\nthreshold = \"high\"\n", ["detectors.failed_pow.threshold", "valid number"]),
+        ('[detectors.failed_pow]\nthreshold = "high"\n', ["detectors.failed_pow.threshold", "valid number"]),
         ("[detectors.failed_pow]\nthreshhold = 0.5\n", ["detectors.failed_pow.threshhold", "Extra inputs"]),
         ("[detectors.no_such]\n", ["detectors.no_such", "unknown detector"]),
         ("[surprise]\nx = 1\n", ["surprise", "Extra inputs"]),
         ("[quality\n", ["not valid TOML"]),
     ],
 )
-def test_a_broken_detection_policy_names_the_file_the_key_and_the_type(capsys, tmp_path: Path, toml: str, fragments: list[str]) -> None:
+def test_a_broken_detection_policy_names_the_file_the_key_and_the_type(
+    capsys, tmp_path: Path, toml: str, fragments: list[str]
+) -> None:
     make_hour(tmp_path / "drops")
     policy = tmp_path / "policy.toml"
     policy.write_text(toml)
-    argv = ["run", "--drops", str(tmp_path / "drops"), "--db", str(tmp_path / "db.duckdb"), "--out", str(tmp_path / "o"), "--policy", str(policy)]
+    argv = [
+        "run",
+        "--drops",
+        str(tmp_path / "drops"),
+        "--db",
+        str(tmp_path / "db.duckdb"),
+        "--out",
+        str(tmp_path / "o"),
+        "--policy",
+        str(policy),
+    ]
     fails_with(capsys, argv, str(policy), *fragments)
     assert not (tmp_path / "db.duckdb").exists()  # refused before anything ran
 
@@ -120,7 +136,17 @@ def test_a_broken_rewards_policy_names_the_file_the_key_and_the_type(capsys, tmp
 
 def test_a_missing_policy_file_is_one_line(capsys, tmp_path: Path) -> None:
     make_hour(tmp_path / "drops")
-    argv = ["run", "--drops", str(tmp_path / "drops"), "--db", str(tmp_path / "db"), "--out", str(tmp_path / "o"), "--policy", str(tmp_path / "x.toml")]
+    argv = [
+        "run",
+        "--drops",
+        str(tmp_path / "drops"),
+        "--db",
+        str(tmp_path / "db"),
+        "--out",
+        str(tmp_path / "o"),
+        "--policy",
+        str(tmp_path / "x.toml"),
+    ]
     fails_with(capsys, argv, "x.toml does not exist")
 
 
@@ -136,11 +162,23 @@ def test_a_missing_policy_file_is_one_line(capsys, tmp_path: Path) -> None:
 def test_recalc_refuses_a_period_that_is_not_hours_in_order(capsys, tmp_path: Path, frm: str, to: str, fragment: str) -> None:
     with connect(tmp_path / "db.duckdb"):
         pass
-    fails_with(capsys, ["recalc", "--db", str(tmp_path / "db.duckdb"), "--out", str(tmp_path / "o"), "--from", frm, "--to", to], fragment)
+    fails_with(
+        capsys, ["recalc", "--db", str(tmp_path / "db.duckdb"), "--out", str(tmp_path / "o"), "--from", frm, "--to", to], fragment
+    )
 
 
 def test_recalc_on_a_missing_database_creates_nothing(capsys, tmp_path: Path) -> None:
-    argv = ["recalc", "--db", str(tmp_path / "db.duckdb"), "--out", str(tmp_path / "o"), "--from", "2024-08-14T00", "--to", "2024-08-14T01"]
+    argv = [
+        "recalc",
+        "--db",
+        str(tmp_path / "db.duckdb"),
+        "--out",
+        str(tmp_path / "o"),
+        "--from",
+        "2024-08-14T00",
+        "--to",
+        "2024-08-14T01",
+    ]
     fails_with(capsys, argv, "does not exist")
     assert list(tmp_path.iterdir()) == []
 

@@ -180,7 +180,9 @@ def test_sensor_reports_what_the_command_line_computed_once(drops: Path, tmp_pat
     assert list(instance.get_dynamic_partitions(hours.name)) == HOURS
 
     def recorded(hour: str) -> int:
-        found = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey("device_tiers"), asset_partitions=[hour]), limit=10)
+        found = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("device_tiers"), asset_partitions=[hour]), limit=10
+        )
         return len(found.records)
 
     assert [recorded(h) for h in HOURS] == [1, 1, 1]
@@ -336,7 +338,9 @@ def test_ui_shows_the_existing_hours_and_cli_results_and_runs_a_partition(webser
     # the sensor runs from the start: the hours of the drops, and only those, become partitions
     assert _until("partitions from the drops", 120, lambda: partition_keys() == HOURS or None)
     # the hour the command line computed shows as materialized (reported by the sensor)
-    cli = _until("CLI result reported", 60, lambda: gql(MATERIALIZED_QUERY, partitions=[HOURS[0]])["assetOrError"]["assetMaterializations"])
+    cli = _until(
+        "CLI result reported", 60, lambda: gql(MATERIALIZED_QUERY, partitions=[HOURS[0]])["assetOrError"]["assetMaterializations"]
+    )
     assert cli[0]["partition"] == HOURS[0] and not cli[0]["runId"]
 
     params = {
@@ -347,6 +351,10 @@ def test_ui_shows_the_existing_hours_and_cli_results_and_runs_a_partition(webser
     launched = gql(LAUNCH_RUN, params=params)["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
-    status = _until("run finished", 300, lambda: (s := gql(RUN_STATUS, runId=run_id)["runOrError"]["status"]) in {"SUCCESS", "FAILURE", "CANCELED"} and s)
+    status = _until(
+        "run finished",
+        300,
+        lambda: (s := gql(RUN_STATUS, runId=run_id)["runOrError"]["status"]) in {"SUCCESS", "FAILURE", "CANCELED"} and s,
+    )
     assert status == "SUCCESS", log.read_text(errors="replace")[-5000:]
     assert rows(db, f"SELECT count(*) > 0 FROM device_tiers WHERE epoch = '{HOURS[1]}'") == [(True,)]

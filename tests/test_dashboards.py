@@ -17,7 +17,10 @@ from dashboards.context import report_context
 from pipelines.cli import main
 from pipelines.db import connect
 
-ARTIFACTS = Path(os.environ.get("FLEETPROOF_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "var" / "test-artifacts")) / "dashboards"
+ARTIFACTS = (
+    Path(os.environ.get("FLEETPROOF_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "var" / "test-artifacts"))
+    / "dashboards"
+)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from detectors import AnomalyScore, Evidence, FleetBurst, SpoofedModel, VirtualizedGpu
@@ -22,7 +21,9 @@ def feature(con, device: str, epoch: str = EPOCH, **cols: object) -> None:
                 vram_total_mb=81920, hw_reports=1, pow_total=1, pow_ok=1, tflops_median=260.0)  # fmt: skip
     base.update(cols)
     names = ", ".join(["epoch", "device_id", *base])
-    con.execute(f"INSERT INTO device_features ({names}) VALUES ({', '.join(['?'] * (len(base) + 2))})", [epoch, device, *base.values()])
+    con.execute(
+        f"INSERT INTO device_features ({names}) VALUES ({', '.join(['?'] * (len(base) + 2))})", [epoch, device, *base.values()]
+    )
 
 
 def challenge(con, device: str, kind: str, status: str, tflops: float | None, batch: str, siblings: int = 0,

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.stages import tier
 from pipelines.cli import main
 from pipelines.simulate import simulate
+from pipelines.stages import tier
 from pipelines.status import status_data, status_report
-
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +38,12 @@ def test_a_failing_stage_is_recorded_visible_and_retried(drops: Path, tmp_path: 
     assert f"STOPPED at {epochs[1]}: stage tier failed (RuntimeError: disk full while tiering)" in err
     data = status_data(tmp_path / "db.duckdb")
     assert data["stage_failures"] == [
-        {"epoch": epochs[1], "stage": "tier", "reason": "RuntimeError: disk full while tiering", "failed_at": data["stage_failures"][0]["failed_at"]}
+        {
+            "epoch": epochs[1],
+            "stage": "tier",
+            "reason": "RuntimeError: disk full while tiering",
+            "failed_at": data["stage_failures"][0]["failed_at"],
+        }
     ]
     assert data["epochs"]["processed"] == 1  # the failed epoch rolled back; the later one waits
     assert f"FAILED {epochs[1]} at stage tier" in status_report(tmp_path / "db.duckdb")

@@ -25,8 +25,15 @@ from pipelines.simulate.scenario import HONEST_POPULATIONS, Scenario
 
 HARD = replace(
     Scenario(),
-    mix={"home": 0.35, "home_throttled": 0.1, "home_overclocked": 0.05, "mac_mini": 0.2, "datacenter": 0.15,
-         "shared_nat_lab": 0.07, "shared_nat_family": 0.08},  # fmt: skip
+    mix={
+        "home": 0.35,
+        "home_throttled": 0.1,
+        "home_overclocked": 0.05,
+        "mac_mini": 0.2,
+        "datacenter": 0.15,
+        "shared_nat_lab": 0.07,
+        "shared_nat_family": 0.08,
+    },  # fmt: skip
     daily_off_share=0.6,
     daily_off_hours=(3, 10),
     outage_rate=0.02,
@@ -65,8 +72,7 @@ def test_the_hard_honest_network_has_every_behaviour_it_claims(hard_run) -> None
             "SELECT count(DISTINCT vram_total_mb) FROM device_features WHERE catalogue_model LIKE 'apple_%'"
         ).fetchall()[0][0]
         late = con.execute(
-            "SELECT count(*) FROM (SELECT device_id, min(epoch) AS e FROM device_features GROUP BY 1) "
-            "WHERE e > '2024-08-14T00'"
+            "SELECT count(*) FROM (SELECT device_id, min(epoch) AS e FROM device_features GROUP BY 1) WHERE e > '2024-08-14T00'"
         ).fetchall()[0][0]
     assert offline_timeouts > 500 and reachable_timeouts < offline_timeouts / 10  # downtime, not refusal
     assert mac_claims > 10 and late > 20

@@ -28,7 +28,12 @@ from pipelines.simulate import simulate
 pytestmark = pytest.mark.slow  # runs the pipeline on a tiny network
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
-JSON_COLUMNS = {"device_tiers": "reasons", "sybil_clusters": "evidence", "reward_allocations": "components", "slashing_events": "evidence"}
+JSON_COLUMNS = {
+    "device_tiers": "reasons",
+    "sybil_clusters": "evidence",
+    "reward_allocations": "components",
+    "slashing_events": "evidence",
+}
 
 
 def short_uptime_rewards(folder: Path):
@@ -143,7 +148,9 @@ def test_two_clean_runs_write_byte_identical_exports(tiny) -> None:
     _, a, b = tiny
 
     def digests(out: Path) -> dict[str, str]:
-        return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*")) if p.is_file()}
+        return {
+            str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*")) if p.is_file()
+        }
 
     da, db_ = digests(a / "out"), digests(b / "out")
     assert len(da) == 3 * (len(PUBLISHED) + len(CSV_TOO)) and da == db_

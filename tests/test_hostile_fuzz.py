@@ -142,7 +142,12 @@ def con(tmp_path_factory: pytest.TempPathFactory):
         yield c
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(spec=hostile_file())
 def test_malformed_values_are_quarantined_and_every_good_row_lands(con, spec) -> None:
     feed, fmt, rows, broken = spec
@@ -154,7 +159,9 @@ def test_malformed_values_are_quarantined_and_every_good_row_lands(con, spec) ->
         assert result.status == "ingested", result.reason
         landed = scalar(con, f"SELECT count(*) FROM {feed} WHERE _hour = ?", [HOUR])
         assert landed == BASE_ROWS[feed] + len(rows) - len(broken)
-        reasons = con.execute("SELECT row_number, reason FROM quarantine WHERE hour = ? AND file = ? ORDER BY 1", [HOUR, name]).fetchall()
+        reasons = con.execute(
+            "SELECT row_number, reason FROM quarantine WHERE hour = ? AND file = ? ORDER BY 1", [HOUR, name]
+        ).fetchall()
         assert len(reasons) == len(broken)
         assert scalar(con, "SELECT count(*) FROM quarantine WHERE hour = ? AND file <> ?", [HOUR, name]) == 0
         by_row = dict(reasons)
@@ -187,7 +194,12 @@ def damaged_bytes(draw):
     return fmt, bytes(data), draw(st.integers(0, 14))
 
 
-@settings(max_examples=FILES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=FILES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(spec=damaged_bytes())
 def test_damaged_files_never_crash_and_cost_at_most_themselves(con, spec) -> None:
     fmt, data, declared_rows = spec
@@ -205,7 +217,9 @@ def test_damaged_files_never_crash_and_cost_at_most_themselves(con, spec) -> Non
         assert scalar(con, "SELECT count(*) FROM uptime WHERE _hour = ? AND _file = 'uptime.jsonl'", [HOUR]) == 6
         from_file = scalar(con, "SELECT count(*) FROM uptime WHERE _hour = ? AND _file = ?", [HOUR, name])
         whole = scalar(con, "SELECT count(*) FROM quarantine WHERE hour = ? AND file = ? AND row_number IS NULL", [HOUR, name])
-        rows_q = scalar(con, "SELECT count(*) FROM quarantine WHERE hour = ? AND file = ? AND row_number IS NOT NULL", [HOUR, name])
+        rows_q = scalar(
+            con, "SELECT count(*) FROM quarantine WHERE hour = ? AND file = ? AND row_number IS NOT NULL", [HOUR, name]
+        )
         assert (whole == 1 and from_file == 0) or (whole == 0 and from_file + rows_q == declared_rows)
         assert result.rows_in == result.rows_landed + result.rows_quarantined
         assert json.dumps(result.files)  # the per-file report is plain data

@@ -232,7 +232,8 @@ def test_corrupt_gzip_is_quarantined_whole_and_the_rest_lands(con, tmp_path: Pat
 
 
 @pytest.mark.parametrize(
-    "ts", ["1970-01-01T00:00:00Z", "2099-08-14T07:10:00Z", "2024-08-14T06:30:00Z", "2024-08-14T08:05:00Z", "2024-08-14T07:00:00+05:00"]
+    "ts",
+    ["1970-01-01T00:00:00Z", "2099-08-14T07:10:00Z", "2024-08-14T06:30:00Z", "2024-08-14T08:05:00Z", "2024-08-14T07:00:00+05:00"],
 )
 def test_timestamp_outside_its_hour_is_quarantined(con, tmp_path: Path, ts: str) -> None:
     folder = make_hour(tmp_path / "drops", extra={"uptime.csv": (csv_bytes([uptime_row(40), uptime_row(41, ts=ts)]), 2)})

@@ -159,4 +159,3 @@ def _edit_manifest(folder: Path, change) -> None:
     manifest = json.loads((folder / "_manifest.json").read_text())
     change(manifest)
     write_manifest(folder, manifest)
-

@@ -48,7 +48,9 @@ def test_exports_follow_the_contract(day_run) -> None:
 
 def _tiers_digest(db: Path) -> str:
     with connect(db) as con:
-        rows = con.execute("SELECT epoch, device_id, account_id, tier, fraud_types, score, reasons FROM device_tiers ORDER BY ALL").fetchall()
+        rows = con.execute(
+            "SELECT epoch, device_id, account_id, tier, fraud_types, score, reasons FROM device_tiers ORDER BY ALL"
+        ).fetchall()
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
@@ -106,4 +108,20 @@ def test_run_stops_at_an_hour_that_fails_a_quality_bar(small_drops: Path, tmp_pa
     assert code == 1 and "STOPPED at 2024-08-14T00" in out and "too few rows in uptime" in out
     with connect(db) as con:
         assert con.execute("SELECT count(*) FROM device_tiers").fetchall()[0][0] == 0
-    assert main(["run", "--drops", str(small_drops), "--db", str(db), "--out", str(tmp_path / "o"), "--policy", str(policy), "--skip-quality-bars"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--drops",
+                str(small_drops),
+                "--db",
+                str(db),
+                "--out",
+                str(tmp_path / "o"),
+                "--policy",
+                str(policy),
+                "--skip-quality-bars",
+            ]
+        )
+        == 0
+    )

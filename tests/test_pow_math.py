@@ -14,14 +14,18 @@ def test_entries_match_a_full_matrix_product() -> None:
     full = a @ b
     pairs = [(0, 0), (5, 63), (63, 5), (17, 17), (5, 0)]
     rows, cols = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-    assert sample_entries(np.full(len(pairs), seed, np.uint64), np.full(len(pairs), n), rows, cols).tolist() == [int(full[i, j]) for i, j in pairs]
+    assert sample_entries(np.full(len(pairs), seed, np.uint64), np.full(len(pairs), n), rows, cols).tolist() == [
+        int(full[i, j]) for i, j in pairs
+    ]
     assert product_entry(seed, n, 63, 5) == int(full[63, 5])
 
 
 def test_fp16_inputs_with_fp32_accumulation_are_exact() -> None:
     seed, n = 12345, 4096
     exact = int(a_row(seed, 7, n) @ b_col(seed, 9, n))
-    fp32 = np.dot(a_row(seed, 7, n).astype(np.float16).astype(np.float32), b_col(seed, 9, n).astype(np.float16).astype(np.float32))
+    fp32 = np.dot(
+        a_row(seed, 7, n).astype(np.float16).astype(np.float32), b_col(seed, 9, n).astype(np.float16).astype(np.float32)
+    )
     assert float(fp32) == exact
 
 

@@ -16,7 +16,9 @@ REWARD_TABLES = ("stake_positions", "reward_eligibility", "reward_allocations", 
 
 def _policy(tmp_path: Path, name: str, **replace: str) -> Path:
     """The shipped reward policy with 1 hour of continuous uptime (a 4-hour network) and edits."""
-    text = Path("data/policy/rewards.toml").read_text().replace("min_continuous_uptime_hours = 5", "min_continuous_uptime_hours = 1")
+    text = (
+        Path("data/policy/rewards.toml").read_text().replace("min_continuous_uptime_hours = 5", "min_continuous_uptime_hours = 1")
+    )
     for old, new in replace.items():
         assert old in text
         text = text.replace(old, new)
@@ -60,7 +62,14 @@ def test_rewards_only_recalculation_equals_the_full_one_byte_for_byte(processed,
     from pipelines.stages import detect, features, verify
 
     full_db, rewards_db = processed
-    new = _policy(tmp_path, "new.toml", **{"rtx_4090 = 1.25": "rtx_4090 = 3", 'emission_per_epoch_io = "2283.10502283"   #': 'emission_per_epoch_io = "1000"   #'})
+    new = _policy(
+        tmp_path,
+        "new.toml",
+        **{
+            "rtx_4090 = 1.25": "rtx_4090 = 3",
+            'emission_per_epoch_io = "2283.10502283"   #': 'emission_per_epoch_io = "1000"   #',
+        },
+    )
     detection_before = _tables(rewards_db, DETECTION_TABLES)
     args = ["recalc", "--from", "2024-08-14T01", "--to", "2024-08-14T02", "--rewards-policy", str(new), "--apply"]
     assert main([*args, "--db", str(full_db), "--out", str(tmp_path / "full_out")]) == 0
@@ -104,7 +113,9 @@ def test_recalculation_under_the_same_policy_reports_no_change(processed, tmp_pa
     _, db = processed
     with connect(db) as con:
         unowned = con.execute("SELECT count(*) FROM reward_eligibility WHERE account_id IS NULL").fetchone()[0]
-        statements = recalculate_rewards(con, "2024-08-14T00", "2024-08-14T03", load_rewards_policy(_policy(tmp_path, "same.toml")))
+        statements = recalculate_rewards(
+            con, "2024-08-14T00", "2024-08-14T03", load_rewards_policy(_policy(tmp_path, "same.toml"))
+        )
     assert unowned > 0
     assert statements.height == 0
 

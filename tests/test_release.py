@@ -133,7 +133,9 @@ def test_verify_fails_clearly_on_a_wrong_key_and_on_an_edited_manifest(rel: Rele
 
 
 def test_verify_rejects_a_file_slipped_into_an_epoch(rel: Released, release_copy: Path) -> None:
-    shutil.copy(release_copy / "uptime/epoch=2024-08-14T02/part-0.parquet", release_copy / "uptime/epoch=2024-08-14T02/extra.parquet")
+    shutil.copy(
+        release_copy / "uptime/epoch=2024-08-14T02/part-0.parquet", release_copy / "uptime/epoch=2024-08-14T02/extra.parquet"
+    )
     code, err = _verify(release_copy, rel.public_key)
     assert code == 1 and "uptime/epoch=2024-08-14T02/extra.parquet is not in the manifest" in err
 
@@ -219,7 +221,9 @@ def test_join_back_with_the_simulators_identifiers_reidentifies_nobody_without_t
 
 
 def test_rewards_recompute_from_the_release_alone_byte_for_byte(rel: Released) -> None:
-    paid_epochs = [e for e in rel.epochs() if pl.read_parquet(rel.release / f"reward_allocations/epoch={e}/part-0.parquet").height]
+    paid_epochs = [
+        e for e in rel.epochs() if pl.read_parquet(rel.release / f"reward_allocations/epoch={e}/part-0.parquet").height
+    ]
     assert paid_epochs
     for epoch in paid_epochs:
         published = rel.release / f"reward_allocations/epoch={epoch}/part-0.parquet"
@@ -235,7 +239,10 @@ def test_rewards_recompute_from_the_release_alone_byte_for_byte(rel: Released) -
                     for d, a, w, amt, wt, c in internal)  # fmt: skip
     again = recompute_allocations(rel.release, epoch)
     assert sorted(again.drop("epoch").rows()) == mapped
-    assert again["amount_base_units"].sum() == pl.read_parquet(rel.release / f"reward_pool/epoch={epoch}/part-0.parquet")["pool_units"][0]
+    assert (
+        again["amount_base_units"].sum()
+        == pl.read_parquet(rel.release / f"reward_pool/epoch={epoch}/part-0.parquet")["pool_units"][0]
+    )
 
 
 def test_a_release_that_would_leak_is_refused_and_removed(rel: Released, tmp_path: Path, monkeypatch) -> None:

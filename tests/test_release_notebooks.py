@@ -34,4 +34,9 @@ def test_hunt_notebook_verifies_recomputes_and_writes_a_report_the_intake_accept
     db.write_bytes(rel.db.read_bytes())
     with connect(db) as con:
         decision = intake.submit(con, out / "bounty_report.json", rel.release, rel.public_key, intake.load_bounty_policy())
-    assert [s[:2] for s in decision.steps[:4]] == [("schema", "pass"), ("rate_limit", "pass"), ("release", "pass"), ("ids", "pass")]
+    assert [s[:2] for s in decision.steps[:4]] == [
+        ("schema", "pass"),
+        ("rate_limit", "pass"),
+        ("release", "pass"),
+        ("ids", "pass"),
+    ]

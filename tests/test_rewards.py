@@ -48,9 +48,13 @@ def test_any_epoch_sums_exactly_to_the_pool_and_pays_no_ineligible(devices, pool
     with tempfile.TemporaryDirectory() as tmp, connect(Path(tmp) / "db.duckdb") as con:
         load_epoch(con, devices)
         figures = split_pool(con, EPOCH, version)
-        rows = con.execute("SELECT device_id, wallet, amount_base_units, components ->> 'status' FROM reward_allocations").fetchall()
+        rows = con.execute(
+            "SELECT device_id, wallet, amount_base_units, components ->> 'status' FROM reward_allocations"
+        ).fetchall()
         again = split_pool(con, EPOCH, version)
-        rerun = con.execute("SELECT device_id, wallet, amount_base_units, components ->> 'status' FROM reward_allocations").fetchall()
+        rerun = con.execute(
+            "SELECT device_id, wallet, amount_base_units, components ->> 'status' FROM reward_allocations"
+        ).fetchall()
     eligible = [d for d in devices if d["status"] != "ineligible" and d["weight"] > 0]
     total = sum(r[2] for r in rows)
     if eligible:
@@ -109,7 +113,9 @@ def test_slashing_never_exceeds_stake_plus_accrued_and_happens_once(case) -> Non
         assert slash(con, EPOCH, version) == 1  # the same epoch again: the same incident, not a second
         assert con.execute("SELECT incident_id, wallet, amount_base_units FROM slashing_events ORDER BY ALL").fetchall() == first
         _reject(con, "dev", "2024-08-14T06", EPOCH)  # still rejected next hour: no new incident
-        con.execute("INSERT INTO stake_positions SELECT '2024-08-14T06', device_id, wallet, active_units, cooling_units FROM stake_positions")
+        con.execute(
+            "INSERT INTO stake_positions SELECT '2024-08-14T06', device_id, wallet, active_units, cooling_units FROM stake_positions"
+        )
         assert slash(con, "2024-08-14T06", version) == 0
     held = sum(accrued) + sum(a + c for a, c in stake)
     taken = sum(r[2] for r in first)
@@ -121,7 +127,10 @@ def test_policy_versions_take_effect_on_their_date() -> None:
     policy = load_rewards_policy()
     assert not policy.at("2024-08-31T23").stake_required and policy.at("2024-09-01T00").stake_required
     assert policy.at("2024-08-14T00").emission_per_epoch == 228310502283
-    assert policy.at("2024-08-14T00").stake_per_gpu * max(SCALE, policy.at("2024-08-14T00").device_multipliers["h100_sxm"]) // SCALE == 2000 * 10**8
+    assert (
+        policy.at("2024-08-14T00").stake_per_gpu * max(SCALE, policy.at("2024-08-14T00").device_multipliers["h100_sxm"]) // SCALE
+        == 2000 * 10**8
+    )
     with pytest.raises(ValueError):
         load_rewards_policy().at("2023-01-01T00")
     with pytest.raises(ValueError, match="8 decimals"):
@@ -151,17 +160,25 @@ def test_a_simulated_day_pays_exactly_and_exports_per_schema(day_run) -> None:
             "SELECT count(*) FROM reward_allocations a JOIN device_tiers t USING (epoch, device_id) "
             "WHERE t.tier = 'rejected' AND a.amount_base_units > 0"
         ).fetchall()[0][0]
-        incidents = con.execute("SELECT count(DISTINCT incident_id), count(DISTINCT device_id) FROM slashing_events").fetchall()[0]
+        incidents = con.execute("SELECT count(DISTINCT incident_id), count(DISTINCT device_id) FROM slashing_events").fetchall()[
+            0
+        ]
     assert len(pools) == 24 and all(alloc + undist == pool for _, pool, undist, alloc in pools)
     assert any(alloc == pool for _, pool, _, alloc in pools)
     assert rejected_paid == 0 and incidents[0] == incidents[1] > 0
     for table in ("reward_allocations", "slashing_events", "account_statements"):
         files = sorted((out / table).glob("epoch=*/part-0.parquet"))
         assert len(files) == 24 and all(f.with_suffix(".csv").exists() for f in files)
-        rows = duckdb.sql(f"SELECT * FROM read_parquet('{out}/{table}/*/*.parquet', hive_partitioning=false) LIMIT 50").pl().to_dicts()
+        rows = (
+            duckdb.sql(f"SELECT * FROM read_parquet('{out}/{table}/*/*.parquet', hive_partitioning=false) LIMIT 50")
+            .pl()
+            .to_dicts()
+        )
         _rows_match_schema(rows, table)
     truth = pl.read_parquet(drops / "_truth" / "devices.parquet")
-    paid = duckdb.sql(f"SELECT device_id, sum(amount_base_units) AS amount FROM read_parquet('{out}/reward_allocations/*/*.parquet') GROUP BY 1").pl()
+    paid = duckdb.sql(
+        f"SELECT device_id, sum(amount_base_units) AS amount FROM read_parquet('{out}/reward_allocations/*/*.parquet') GROUP BY 1"
+    ).pl()
     share = paid.join(truth, on="device_id").group_by(pl.col("fraud_types").list.len() > 0).agg(pl.col("amount").sum())
     fraud = share.filter(pl.col("fraud_types"))["amount"].sum() / share["amount"].sum()
     assert fraud < 0.05, fraud  # a day: fraud is paid only until caught (the month benchmark measures <= 0.1%)
@@ -169,7 +186,9 @@ def test_a_simulated_day_pays_exactly_and_exports_per_schema(day_run) -> None:
 
 def quick_policy(tmp_path: Path, **replace: str) -> Path:
     """The shipped policy with 1 hour of continuous uptime (the 4-hour test network) and edits."""
-    text = Path("data/policy/rewards.toml").read_text().replace("min_continuous_uptime_hours = 5", "min_continuous_uptime_hours = 1")
+    text = (
+        Path("data/policy/rewards.toml").read_text().replace("min_continuous_uptime_hours = 5", "min_continuous_uptime_hours = 1")
+    )
     for old, new in replace.items():
         text = text.replace(old, new)
     path = tmp_path / "rewards.toml"
@@ -190,7 +209,9 @@ def test_stake_requirement_from_its_effective_date(small_drops: Path, tmp_path: 
             "SELECT count(*) FROM reward_eligibility WHERE epoch = '2024-08-14T01' AND status = 'paid' AND stake_units < stake_needed"
         ).fetchall()[0][0]
         versions = dict(con.execute("SELECT epoch, policy_version FROM epoch_pools").fetchall())
-        reasons = con.execute("SELECT count(*) FROM reward_eligibility WHERE reason LIKE '%base units required%'").fetchall()[0][0]
+        reasons = con.execute("SELECT count(*) FROM reward_eligibility WHERE reason LIKE '%base units required%'").fetchall()[0][
+            0
+        ]
     assert unstaked_paid == 0 and reasons > 0 and unstaked_paid_before > 0
     assert versions["2024-08-14T01"] == "2024-08" and versions["2024-08-14T02"] == "2024-09"
 
@@ -204,7 +225,7 @@ def test_recalculation_with_a_review_verdict_moves_money_and_explains_it(small_d
     rewards = load_rewards_policy(quick_policy(tmp_path))
     run(small_drops, db, None, rewards=rewards)
     with connect(db) as con:
-        (device, account), = con.execute(
+        ((device, account),) = con.execute(
             "SELECT device_id, account_id FROM reward_allocations WHERE epoch = '2024-08-14T03' AND amount_base_units > 0 "
             "ORDER BY device_id LIMIT 1"
         ).fetchall()
@@ -214,7 +235,10 @@ def test_recalculation_with_a_review_verdict_moves_money_and_explains_it(small_d
         assert con.execute("SELECT count(*), sum(amount_base_units) FROM reward_allocations").fetchall() == before
         applied = recalculate(con, "2024-08-14T03", "2024-08-14T03", load_policy(), rewards,
                               [Override(device, "rejected", "review: borrowed identity")], apply=True)  # fmt: skip
-        paid_after = con.execute("SELECT coalesce(sum(amount_base_units), 0) FROM reward_allocations WHERE device_id = ? AND epoch = '2024-08-14T03'", [device]).fetchall()[0][0]
+        paid_after = con.execute(
+            "SELECT coalesce(sum(amount_base_units), 0) FROM reward_allocations WHERE device_id = ? AND epoch = '2024-08-14T03'",
+            [device],
+        ).fetchall()[0][0]
     assert dry.equals(applied) and int(dry["delta_base_units"].sum()) == 0
     row = dry.filter(dry["account_id"] == account).row(0, named=True)
     assert row["new_base_units"] < row["old_base_units"] and "-> [rejected]" in row["changes"]

@@ -86,7 +86,13 @@ def background(con, n: int = 150) -> list[str]:
     accounts = []
     for k in range(n):
         acc = f"home{k}"
-        account(con, acc, f"{['li', 'sam', 'eva'][k % 3]}.{['kim', 'costa', 'lopez', 'wang'][k % 4]}{k}@gmail.com", f"w-{acc}", f"77.{k}.1.2")
+        account(
+            con,
+            acc,
+            f"{['li', 'sam', 'eva'][k % 3]}.{['kim', 'costa', 'lopez', 'wang'][k % 4]}{k}@gmail.com",
+            f"w-{acc}",
+            f"77.{k}.1.2",
+        )
         funded(con, f"w-{acc}", f"w-{acc}-own" if k % 3 else "big-exchange")
         device(con, f"d-{acc}", acc, f"77.{k}.1.2", f"host-{acc}", cpu=cpus[k % 5])
         accounts.append(acc)
@@ -234,7 +240,9 @@ def test_unseen_ring_shape_clustered_exchange_customers_not(con) -> None:
     assert [sorted(c) for _, c in clusters] == [sorted(members)]
     assert not set(customers) & {a for _, c in clusters for a in c}
     # the exchange's hot wallet and the popular desktop are hubs: they overlap each other only by chance
-    hubs = dict(con.execute("SELECT value, coalesce(lift, 0) FROM account_hubs WHERE kind IN ('funding', 'hw_fingerprint')").fetchall())
+    hubs = dict(
+        con.execute("SELECT value, coalesce(lift, 0) FROM account_hubs WHERE kind IN ('funding', 'hw_fingerprint')").fetchall()
+    )
     assert hubs.keys() >= {"binance-hot", "2.5.2|AMD Ryzen 9 7950X|16|64"} and max(hubs.values()) < 3
 
 
@@ -274,7 +282,9 @@ def test_a_ring_is_rejected_only_after_it_persists(con) -> None:
                               ("coincidence", range(0, 6), '["email_pattern", "restart"]')):  # fmt: skip
         con.execute("INSERT INTO device_features (epoch, device_id, account_id) VALUES (?, ?, ?)", [EPOCH, f"gpu-{acc}", acc])
         for h in hours:
-            con.execute("INSERT INTO sybil_clusters VALUES (?, ?, ?, 0.93, ?)", [f"2024-08-14T{h:02d}", f"c-{acc}", acc, story % kinds])
+            con.execute(
+                "INSERT INTO sybil_clusters VALUES (?, ?, ?, 0.93, ?)", [f"2024-08-14T{h:02d}", f"c-{acc}", acc, story % kinds]
+            )
     found = {r["device_id"]: r for r in SybilRings().score(Evidence(con, EPOCH)).iter_rows(named=True)}
     assert found["gpu-fleeting"]["action"] == "probation" and '"proof":"suspicion"' in found["gpu-fleeting"]["details"]
     assert found["gpu-steady"]["action"] == "reject" and '"hours_in_a_ring":6' in found["gpu-steady"]["details"]

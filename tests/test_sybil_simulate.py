@@ -51,7 +51,9 @@ def test_word_split_and_human_rings_spread_funding_over_small_funders() -> None:
 
 
 def test_honest_look_alikes_only_when_asked() -> None:
-    params = sybil_params({"small_exchanges": 20, "honest_restart_share": 0.5, "family_shared_funder": 1.0, "honest_mail_vendors": True})
+    params = sybil_params(
+        {"small_exchanges": 20, "honest_restart_share": 0.5, "family_shared_funder": 1.0, "honest_mail_vendors": True}
+    )
     net = build_network(replace(Scenario(), sybil=params), 2000, seed=4, hours=24)
     home = net.devices.filter(pl.col("population") == "home")
     assert 0.3 < (home["restart_minute"] >= 0).mean() < 0.7  # type: ignore[operator]
@@ -76,9 +78,9 @@ def test_draw_sybil_params_holds_out_recipes() -> None:
 
 def test_sybil_table_in_a_scenario_file(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
-    path.write_text('[sybil]\nrestart_jitter_minutes = [10, 40]\n[sybil.variants]\nword_split = 1.0\n')
+    path.write_text("[sybil]\nrestart_jitter_minutes = [10, 40]\n[sybil.variants]\nword_split = 1.0\n")
     scenario = load_scenario(path)
     assert scenario.sybil.variants == {"word_split": 1.0} and scenario.sybil.restart_jitter_minutes == (10, 40)
-    path.write_text('[sybil.variants]\nmystery = 1.0\n')
+    path.write_text("[sybil.variants]\nmystery = 1.0\n")
     with pytest.raises(ValueError, match="unknown"):
         load_scenario(path)

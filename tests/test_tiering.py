@@ -66,9 +66,7 @@ def _seen(con, h: int, devices: str, evidence: dict[str, str] | None = None) -> 
     for d in devices:
         con.execute("INSERT INTO device_features (epoch, device_id, account_id) VALUES (?, ?, 'acc')", [epoch, d])
     for d, action in (evidence or {}).items():
-        con.execute(
-            "INSERT INTO evidence VALUES (?, ?, 'acc', 'anomaly', 'anomaly', 0.6, ?, 'odd', '{}')", [epoch, d, action]
-        )
+        con.execute("INSERT INTO evidence VALUES (?, ?, 'acc', 'anomaly', 'anomaly', 0.6, ?, 'odd', '{}')", [epoch, d, action])
     assign_tiers(con, epoch, POLICY)
     rows = con.execute("SELECT device_id, tier, reasons FROM device_tiers WHERE epoch = ?", [epoch]).fetchall()
     return {d: (t, r) for d, t, r in rows}

@@ -122,7 +122,9 @@ def test_fingerprint_hashes_identifiers_without_sending_them(monkeypatch: pytest
     monkeypatch.setattr(report, "physical_macs", lambda: ["0c:42:a1:11:22:33", "0c:42:a1:11:22:34"])
     use_nvml(monkeypatch, fake_pynvml([H100]))
     r = collect_report()
-    expected = hashlib.sha256(b"5f0c2e9a1b7d4c3e8f6a0b1c2d3e4f50|AMD EPYC 7763 64-Core Processor|0c:42:a1:11:22:33,0c:42:a1:11:22:34")
+    expected = hashlib.sha256(
+        b"5f0c2e9a1b7d4c3e8f6a0b1c2d3e4f50|AMD EPYC 7763 64-Core Processor|0c:42:a1:11:22:33,0c:42:a1:11:22:34"
+    )
     assert r.host["host_fingerprint"] == expected.hexdigest()
     sent = json.dumps(r.as_dict(), default=str)
     assert "5f0c2e9a" not in sent and "0c:42:a1" not in sent

@@ -8,8 +8,13 @@ from dagster_project.defs.resources import FleetproofStore
 from dashboards import build_report
 
 
-@dg.asset(partitions_def=hours, group_name="publish", kinds={"html"}, deps=["device_tiers", "reward_allocations"],
-          automation_condition=dg.AutomationCondition.eager())
+@dg.asset(
+    partitions_def=hours,
+    group_name="publish",
+    kinds={"html"},
+    deps=["device_tiers", "reward_allocations"],
+    automation_condition=dg.AutomationCondition.eager(),
+)
 def dashboard_report(context: dg.AssetExecutionContext, store: FleetproofStore) -> dg.MaterializeResult:
     """Static HTML pages (overview, GPU fraud, sybil, rewards, data quality, devices) as of the hour."""
     hour = context.partition_key

@@ -71,6 +71,7 @@ def epoch(context: dg.AssetExecutionContext, store: FleetproofStore) -> Iterator
             yield dg.MaterializeResult(asset_key=key, metadata={
                 "processed_at": str(done[hour]), "computed_now": bool(figures), **flat})  # fmt: skip
 
+
 epoch_job = dg.define_asset_job(
     "epoch_job",
     selection=dg.AssetSelection.assets(epoch),

@@ -11,16 +11,20 @@ import os
 from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
 from dagster_project.defs.partitions import hours
-
 from dagster_project.defs.resources import FleetproofStore
+from pipelines.export import PUBLISHED
 from pipelines.release import manifest, pseudonymize
 from pipelines.release.writer import write_epoch
-from pipelines.export import PUBLISHED
 from pipelines.rewards_policy import load_rewards_policy
 
 
-@asset(partitions_def=hours, group_name="publish", kinds={"parquet"}, deps=list(PUBLISHED),
-       automation_condition=AutomationCondition.eager())
+@asset(
+    partitions_def=hours,
+    group_name="publish",
+    kinds={"parquet"},
+    deps=list(PUBLISHED),
+    automation_condition=AutomationCondition.eager(),
+)
 def public_release(context: AssetExecutionContext, store: FleetproofStore) -> MaterializeResult:
     """``<release>/<table>/epoch=<epoch>/`` and the signed ``<epoch>.datapackage.json``."""
     key_path = os.environ.get("FLEETPROOF_RELEASE_SIGNING_KEY")

@@ -11,9 +11,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from pipelines.contract import MANIFEST
 from pipelines.db import connect
 from pipelines.ingest import complete_hours, sha256_file
-from pipelines.contract import MANIFEST
 from pipelines.policy import DetectionPolicy, load_policy
 from pipelines.rewards_policy import load_rewards_policy
 from pipelines.stages.context import StageContext

@@ -44,9 +44,7 @@ def _requests(deliveries: dict[str, str], seen: dict[str, str], current: dict[st
 
 def _recorded(instance: dg.DagsterInstance, epoch: str, at: str) -> bool:
     """Whether this computation of the epoch already has a materialization (from a run or a report)."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=KEYS[0], asset_partitions=[epoch]), limit=1
-    ).records
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=KEYS[0], asset_partitions=[epoch]), limit=1).records
     meta = records[0].asset_materialization.metadata if records and records[0].asset_materialization else {}
     return "processed_at" in meta and meta["processed_at"].value == at
 

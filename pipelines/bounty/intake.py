@@ -69,7 +69,9 @@ class BountyPolicy:
 
 def load_bounty_policy(path: str | Path | None = None) -> BountyPolicy:
     raw = tomllib.loads(Path(path or DEFAULT_BOUNTY_POLICY).read_text())
-    policy = BountyPolicy(bp4(raw["share"]), int(raw["max_reports_per_day"]), float(raw["min_coherence"]), int(raw["max_devices"]))
+    policy = BountyPolicy(
+        bp4(raw["share"]), int(raw["max_reports_per_day"]), float(raw["min_coherence"]), int(raw["max_devices"])
+    )
     if not 0 <= policy.share_bp4 <= 10_000 or policy.max_reports_per_day < 1 or not 0 < policy.min_coherence <= 1:
         raise ValueError("bounty policy: share in 0..1, max_reports_per_day >= 1, min_coherence in (0, 1]")
     return policy
@@ -111,11 +113,14 @@ shared AS (  -- a device is tied in by a signal when another claimed device has 
        OR EXISTS (SELECT 1 FROM mine b WHERE b.signal = a.signal AND b.value = a.value AND b.device_id <> a.device_id)
 )
 """
-PER_SIGNAL_SQL = SIGNAL_CTES + """
+PER_SIGNAL_SQL = (
+    SIGNAL_CTES
+    + """
 SELECT s.signal, count(DISTINCT sh.device_id) AS devices
 FROM (SELECT unnest($signals::VARCHAR[]) AS signal) s LEFT JOIN shared sh USING (signal)
 GROUP BY s.signal ORDER BY s.signal
 """
+)
 TIED_SQL = SIGNAL_CTES + "SELECT count(DISTINCT device_id) FROM shared"
 
 
@@ -183,7 +188,9 @@ def _checks(con, report: dict, received_at: datetime, release: Path, public_key,
     present, flagged = _tiers(release, epochs, devices)
     unknown = sorted(set(devices) - present)
     if unknown:
-        raise _Rejected("ids", f"{len(unknown)} device id(s) are not in the release for the cited epochs: {', '.join(unknown[:10])}")
+        raise _Rejected(
+            "ids", f"{len(unknown)} device id(s) are not in the release for the cited epochs: {', '.join(unknown[:10])}"
+        )
     steps.append(("ids", "pass", f"all {len(devices)} device ids exist in the cited epochs"))
     earlier = con.execute(
         "SELECT report_id, list_intersect(credited_devices, $devices::VARCHAR[]) FROM bounty_reports "
@@ -195,7 +202,10 @@ def _checks(con, report: dict, received_at: datetime, release: Path, public_key,
     if claimed:
         ids = ", ".join(r for r, _ in earlier)
         if claimed >= set(devices) - set(flagged):
-            raise _Rejected("duplicate", f"duplicate: every device was already reported as {report['fraud_type']} by {ids} (first reporter wins)")
+            raise _Rejected(
+                "duplicate",
+                f"duplicate: every device was already reported as {report['fraud_type']} by {ids} (first reporter wins)",
+            )
         steps.append(("duplicate", "note", f"{len(claimed)} device(s) already reported by {ids}: not credited to this report"))
     else:
         steps.append(("duplicate", "pass", "no earlier report claims these devices"))

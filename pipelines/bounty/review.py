@@ -64,7 +64,10 @@ def _queued(con: duckdb.DuckDBPyConnection, report_id: str) -> tuple:
 def dismiss(con: duckdb.DuckDBPyConnection, report_id: str, reason: str, now: datetime | None = None) -> None:
     _queued(con, report_id)
     now = now or datetime.now(UTC).replace(tzinfo=None)
-    con.execute("UPDATE bounty_reports SET status = 'dismissed', reason = ? WHERE report_id = ?", [f"dismissed in review: {reason}", report_id])
+    con.execute(
+        "UPDATE bounty_reports SET status = 'dismissed', reason = ? WHERE report_id = ?",
+        [f"dismissed in review: {reason}", report_id],
+    )
     con.execute("INSERT INTO bounty_decisions VALUES (?, ?, 'review', 'dismiss', ?)", [report_id, now, reason])
 
 
@@ -115,7 +118,9 @@ def accept(
     amount = stopped * bounty.share_bp4 // SCALE
     con.execute("UPDATE bounty_reports SET status = 'accepted', reason = ? WHERE report_id = ?",
                 [f"accepted in review: {reason}; bounty {amount} base units", report_id])  # fmt: skip
-    con.execute("INSERT INTO bounty_payouts VALUES (?, ?, ?, ?, ?, ?)", [report_id, wallet, stopped, bounty.share_bp4, amount, now])
+    con.execute(
+        "INSERT INTO bounty_payouts VALUES (?, ?, ?, ?, ?, ?)", [report_id, wallet, stopped, bounty.share_bp4, amount, now]
+    )
     con.executemany("INSERT INTO bounty_decisions VALUES (?, ?, ?, ?, ?)", [
         [report_id, now, "review", "accept", f"{reason}; {len(devices)} device(s) set to {tier} for {lo}..{hi}, reporter credited"],
         [report_id, now, "payout", "pay", f"stopped {stopped} base units x {bounty.share_bp4}/{SCALE} = {amount} base units to {wallet}"],

@@ -35,13 +35,20 @@ PUBLIC_FORM_COLUMNS = frozenset({
 def rewrite_text(frame: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
     """Every other string (and list-of-string) column with each raw ``value`` replaced by its
     ``replacement``, and any email-shaped or email-derived string masked."""
-    ids = identifiers.filter(pl.col("value").str.len_bytes() > 0).sort(pl.col("value").str.len_bytes(), "value", descending=[True, False])
+    ids = identifiers.filter(pl.col("value").str.len_bytes() > 0).sort(
+        pl.col("value").str.len_bytes(), "value", descending=[True, False]
+    )
     patterns, replacements = ids["value"].to_list(), ids["replacement"].to_list()
     strings = [c for c, t in frame.schema.items() if t == pl.String and c not in PUBLIC_FORM_COLUMNS]
     lists = [c for c, t in frame.schema.items() if t == pl.List(pl.String) and c not in PUBLIC_FORM_COLUMNS]
     return frame.with_columns(
-        *(pl.col(c).str.replace_many(patterns, replacements).str.replace_all(EMAIL_RE, "<email>")
-          .str.replace_all(EMAIL_PATTERN_RE, "<email_pattern>") for c in strings),
+        *(
+            pl.col(c)
+            .str.replace_many(patterns, replacements)
+            .str.replace_all(EMAIL_RE, "<email>")
+            .str.replace_all(EMAIL_PATTERN_RE, "<email_pattern>")
+            for c in strings
+        ),
         *(pl.col(c).list.eval(pl.element().str.replace_many(patterns, replacements)) for c in lists),
     )
 
@@ -59,7 +66,7 @@ def _values_as_text(con: duckdb.DuckDBPyConnection, path: Path) -> pl.Series:
     names = [r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()]
     if not names:
         return pl.Series("text", [], dtype=pl.String)
-    joined = " || chr(31) || ".join(f'coalesce(CAST("{n}" AS VARCHAR), \'\')' for n in names)
+    joined = " || chr(31) || ".join(f"coalesce(CAST(\"{n}\" AS VARCHAR), '')" for n in names)
     return pl.from_arrow(con.sql(f"SELECT {joined} AS text FROM read_parquet(?)", params=[str(path)]).to_arrow_table())["text"]  # type: ignore[index]
 
 

@@ -27,7 +27,16 @@ from pipelines.contract import HOUR_RE
 DEFAULT_RELEASE_POLICY = DATA_DIR / "policy" / "release.toml"
 SECRET_ENV = "FLEETPROOF_RELEASE_SECRET"
 PSEUDONYM_HEX = 20
-KINDS = {"device": "d", "account": "a", "host": "h", "gpu": "g", "serial": "s", "email_domain": "m", "wallet": "w", "cluster": "c"}
+KINDS = {
+    "device": "d",
+    "account": "a",
+    "host": "h",
+    "gpu": "g",
+    "serial": "s",
+    "email_domain": "m",
+    "wallet": "w",
+    "cluster": "c",
+}
 """Identifier kinds and the prefix of their pseudonyms."""
 FREE_MAIL = (
     "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",

@@ -103,7 +103,9 @@ ORDER BY w.device_id, w.wallet
 def recompute_allocations(release: str | Path, epoch: str) -> pl.DataFrame:
     """The epoch's ``reward_allocations`` recomputed from ``release``."""
     root = Path(release)
-    files = {name: root / name / f"epoch={epoch}" / "part-0.parquet" for name in ("reward_pool", "reward_inputs", "stake_positions")}
+    files = {
+        name: root / name / f"epoch={epoch}" / "part-0.parquet" for name in ("reward_pool", "reward_inputs", "stake_positions")
+    }
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"release lacks {', '.join(missing)}")

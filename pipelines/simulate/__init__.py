@@ -36,9 +36,9 @@ def write_truth(out: Path, net: Network, scenario: Scenario, seed: int, hours: i
         "device_id", "account_id", "population", "fraud_types", "cluster", "claimed_model",
         "true_model", "physical_gpu", "efficiency", "first_hour",
     ).write_parquet(truth / "devices.parquet")  # fmt: skip
-    net.accounts.select(
-        "account_id", "population", "cluster", "role", "wallet", "funder"
-    ).write_parquet(truth / "accounts.parquet")
+    net.accounts.select("account_id", "population", "cluster", "role", "wallet", "funder").write_parquet(
+        truth / "accounts.parquet"
+    )
     meta = {"seed": seed, "hours": hours, "devices": net.devices.height, "scenario": asdict(scenario)}
     (truth / "scenario.json").write_text(json.dumps(meta, indent=1, default=list))
 

@@ -195,8 +195,7 @@ def simulate_hour(
     return feeds
 
 
-def _in_window(code: np.ndarray, seed: int, stream: int, hour_index: int, rate: float,
-               length: tuple[int, int]) -> np.ndarray:
+def _in_window(code: np.ndarray, seed: int, stream: int, hour_index: int, rate: float, length: tuple[int, int]) -> np.ndarray:
     """Per device: is its group (operator, home connection; -1 = none) inside a window that
     started in this or an earlier hour? Each start hour draws from its own generator, so any
     hour can be simulated alone and the same windows come out."""
@@ -249,9 +248,7 @@ def _hardware(dev, rng, base, claims_online) -> pl.DataFrame:
     rows = np.concatenate([idx, twice])
     sec = rng.uniform(0, 3599, rows.size)
     order = np.argsort(sec, kind="stable")
-    return dev.hardware[rows[order]].with_columns(ts=_stamp(base, sec[order])).select(
-        "ts", pl.exclude("ts")
-    )
+    return dev.hardware[rows[order]].with_columns(ts=_stamp(base, sec[order])).select("ts", pl.exclude("ts"))
 
 
 def _batches(groups: np.ndarray, size: int, rng) -> np.ndarray:
@@ -355,8 +352,7 @@ def _challenges(dev, ch, rng, base, kind, sel, batch, online, down_from, scenari
         for r in range(m)
     ]
     digest = [
-        hashlib.sha256(f"{seeds[r]}:{n[r]}:{dev.device_id[sel[r]]}".encode()).hexdigest() if ok[r] else None
-        for r in range(m)
+        hashlib.sha256(f"{seeds[r]}:{n[r]}:{dev.device_id[sel[r]]}".encode()).hexdigest() if ok[r] else None for r in range(m)
     ]
     prefix = f"{kind[0]}{base:%Y%m%d%H}"
     challenge_id = [f"{prefix}-{c:07d}" for c in range(m)]

@@ -569,7 +569,10 @@ def _recipe_ring(b: Builder, block: Block, count: int, population: str, accounts
     mailbox = ring_mailbox_maker(b, variant)
     funders = ring_funders(b, variant, n_acc + 2 * accounts_per_ring[0])
     pool = PROXY_ASNS + HOSTING_ASNS
-    asns = [pool[int(i)] for i in b.rng.choice(len(pool), size=int(b.rng.integers(p.proxy_asns[0], p.proxy_asns[1] + 1)), replace=False)]
+    asns = [
+        pool[int(i)]
+        for i in b.rng.choice(len(pool), size=int(b.rng.integers(p.proxy_asns[0], p.proxy_asns[1] + 1)), replace=False)
+    ]
     restart = int(b.rng.integers(0, 1440))
     ring_jitter = max(jitter, int(b.rng.integers(p.restart_jitter_minutes[0], p.restart_jitter_minutes[1] + 1)))
     bursts = [b.created_at((3, 30)) for _ in range(int(b.rng.integers(1, 5)))]
@@ -577,7 +580,11 @@ def _recipe_ring(b: Builder, block: Block, count: int, population: str, accounts
     referral = str(b.rng.choice(["none", "star", "chain"]))
     model = b.choose(HOME_MODELS)
     cpu = str(b.rng.choice(CPU_CONSUMER + CPU_SERVER + ["Intel Xeon E5-2680 v4", "AMD EPYC 7302"]))
-    ram, cores, worker = int(b.rng.choice([16, 32, 48, 64])), int(b.rng.choice([4, 8, 12, 16])), str(b.rng.choice(["2.4.1", "2.5.0", "2.5.2"]))
+    ram, cores, worker = (
+        int(b.rng.choice([16, 32, 48, 64])),
+        int(b.rng.choice([4, 8, 12, 16])),
+        str(b.rng.choice(["2.4.1", "2.5.0", "2.5.2"])),
+    )
     first = previous = None
     a = 0
     while len(block.devices) < count and (a < n_acc or count - len(block.devices) < 2 * accounts_per_ring[0]):
@@ -664,10 +671,27 @@ def burst(b: Builder, count: int) -> Block:
 
 BUILDERS = {
     f.__name__: f
-    for f in (home, home_throttled, home_overclocked, mac_mini, datacenter, shared_nat_lab,
-              shared_nat_family, virtualized_naive, virtualized_spoofed, spoofed_model,
-              pow_cheat_samples, pow_cheat_timing, uptime_spoofer, sybil_ring, sybil_ring_jitter,
-              sybil_ring_small, wash_trader, double_lister, burst)  # fmt: skip
+    for f in (
+        home,
+        home_throttled,
+        home_overclocked,
+        mac_mini,
+        datacenter,
+        shared_nat_lab,
+        shared_nat_family,
+        virtualized_naive,
+        virtualized_spoofed,
+        spoofed_model,
+        pow_cheat_samples,
+        pow_cheat_timing,
+        uptime_spoofer,
+        sybil_ring,
+        sybil_ring_jitter,
+        sybil_ring_small,
+        wash_trader,
+        double_lister,
+        burst,
+    )  # fmt: skip
 }
 
 
@@ -707,9 +731,7 @@ def build_network(scenario: Scenario, n_devices: int, seed: int, hours: int) -> 
     accounts = pl.concat(acc_frames, how="diagonal_relaxed").drop("acc_local").with_columns(pl.col("cluster").cast(pl.String))
     devices = pl.concat(dev_frames, how="diagonal_relaxed").with_columns(pl.col("cluster").cast(pl.String))
     burst_hour = min(max(scenario.burst_hour, 0), max(hours - 1, 0))
-    devices = devices.with_columns(
-        pl.when(pl.col("fake")).then(burst_hour).otherwise(pl.col("first_hour")).alias("first_hour")
-    )
+    devices = devices.with_columns(pl.when(pl.col("fake")).then(burst_hour).otherwise(pl.col("first_hour")).alias("first_hour"))
     # opaque ids: shuffle so that id order says nothing about population
     acc_perm = b.rng.permutation(accounts.height)
     dev_perm = b.rng.permutation(devices.height)

@@ -21,7 +21,9 @@ import numpy as np
 from pipelines.simulate.scenario import RING_VARIANTS
 
 
-def draw_sybil_params(rng: np.random.Generator, held_out: set[str] | frozenset[str] = frozenset(), test: bool = False) -> dict[str, Any]:
+def draw_sybil_params(
+    rng: np.random.Generator, held_out: set[str] | frozenset[str] = frozenset(), test: bool = False
+) -> dict[str, Any]:
     """Scenario overrides ``{"sybil": {...}}`` for one random network.
 
     ``held_out``: ring recipes left out of the draw (tuning networks); with ``test=True`` the

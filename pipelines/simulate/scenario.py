@@ -122,7 +122,14 @@ class Scenario:
     slices_per_card: tuple[int, int] = (4, 12)
     datacenter_operator_gpus: tuple[int, int] = (200, 600)
     datacenter_models: dict[str, float] = field(
-        default_factory=lambda: {"h100_sxm": 0.3, "a100_80gb_sxm": 0.2, "l40s": 0.15, "h200": 0.1, "a100_40gb_sxm": 0.15, "rtx_4090": 0.1}
+        default_factory=lambda: {
+            "h100_sxm": 0.3,
+            "a100_80gb_sxm": 0.2,
+            "l40s": 0.15,
+            "h200": 0.1,
+            "a100_40gb_sxm": 0.15,
+            "rtx_4090": 0.1,
+        }
     )
     """Model mix of big operators (one model per operator); GPU farms of consumer cards exist too."""
     sybil_accounts_per_ring: tuple[int, int] = (40, 120)

@@ -17,8 +17,21 @@ from pipelines.stages.context import StageContext
 
 NAME = "detect"
 WRITES = ("evidence", "anomaly_top", "sybil_clusters")
-READS = ("device_features", "challenge_context", "restart_gaps", "model_peers", "evidence", "anomaly_top", "sybil_clusters",
-         "processed_epochs", "hardware", "accounts", "stake_events", "jobs", "external_listings")
+READS = (
+    "device_features",
+    "challenge_context",
+    "restart_gaps",
+    "model_peers",
+    "evidence",
+    "anomaly_top",
+    "sybil_clusters",
+    "processed_epochs",
+    "hardware",
+    "accounts",
+    "stake_events",
+    "jobs",
+    "external_listings",
+)
 DDL = """
 CREATE TABLE IF NOT EXISTS evidence (
     epoch VARCHAR NOT NULL,

@@ -33,7 +33,9 @@ def _feed_ddl() -> str:
     return "\n".join(parts)
 
 
-DDL = _feed_ddl() + """
+DDL = (
+    _feed_ddl()
+    + """
 CREATE TABLE IF NOT EXISTS ingest_log (
     hour VARCHAR PRIMARY KEY,
     status VARCHAR NOT NULL,            -- ingested | rejected
@@ -69,6 +71,7 @@ CREATE TABLE IF NOT EXISTS quarantine_files (
     content BLOB                        -- NULL for files over 64 MiB (sha256 identifies them)
 );
 """
+)
 
 
 def land(con: duckdb.DuckDBPyConnection, drops: str | Path, until: str | None = None) -> list[IngestResult]:

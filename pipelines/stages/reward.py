@@ -11,8 +11,18 @@ from pipelines.stages.context import StageContext, require
 
 NAME = "reward"
 WRITES = ("reward_eligibility", "reward_allocations", "epoch_pools")
-READS = ("device_tiers", "device_features", "evidence", "challenge_context", "model_peers", "stake_positions", "accounts",
-         "hardware", "uptime", "jobs")
+READS = (
+    "device_tiers",
+    "device_features",
+    "evidence",
+    "challenge_context",
+    "model_peers",
+    "stake_positions",
+    "accounts",
+    "hardware",
+    "uptime",
+    "jobs",
+)
 DDL = """
 CREATE TABLE IF NOT EXISTS reward_eligibility (
     epoch VARCHAR NOT NULL,

@@ -10,8 +10,15 @@ from pipelines.stages.context import StageContext
 
 NAME = "slash"
 WRITES = ("slashing_events",)
-READS = ("device_tiers", "device_state", "device_features", "reward_allocations", "stake_positions", "slashing_events",
-         "verdict_overrides")
+READS = (
+    "device_tiers",
+    "device_state",
+    "device_features",
+    "reward_allocations",
+    "stake_positions",
+    "slashing_events",
+    "verdict_overrides",
+)
 DDL = """
 CREATE TABLE IF NOT EXISTS slashing_events (
     incident_id VARCHAR NOT NULL,

@@ -159,8 +159,10 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
         strong = [k for k in STRONG_KINDS if cov.get(k, 0) >= rules.min_coverage]
         excl = {r["kind"]: r["covered"] / size for r in exclusive.filter(pl.col("cluster") == i).iter_rows(named=True)}
         marked = sorted(k for k, share in excl.items() if share >= rules.exclusive_coverage)
-        is_sybil = size >= rules.min_accounts and len(strong) >= rules.min_strong_kinds and (
-            score >= rules.min_score or len(marked) >= rules.min_strong_kinds
+        is_sybil = (
+            size >= rules.min_accounts
+            and len(strong) >= rules.min_strong_kinds
+            and (score >= rules.min_score or len(marked) >= rules.min_strong_kinds)
         )
         links = []
         for r in examples.filter(pl.col("cluster") == i).sort(["pairs", "kind"], descending=[True, False]).iter_rows(named=True):
@@ -168,8 +170,11 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
                           "example": r["value"], "accounts_holding_it": r["n"]})  # fmt: skip
         story = (
             f"{size} accounts; "
-            + "; ".join(f"{l['kind']} links {l['pairs']} pairs covering {l['coverage']:.0%} "
-                        f"(e.g. {l['example']!s:.40} held by {l['accounts_holding_it']} accounts)" for l in links[:5])  # fmt: skip
+            + "; ".join(
+                f"{l['kind']} links {l['pairs']} pairs covering {l['coverage']:.0%} "
+                f"(e.g. {l['example']!s:.40} held by {l['accounts_holding_it']} accounts)"
+                for l in links[:5]
+            )  # fmt: skip
         )
         evidence = {"story": story, "strong_kinds": strong, "exclusive_kinds": marked, "links": links, "accounts": members[:50]}
         rows.append({"cluster_id": cluster_id(members), "members": members, "score": round(score, 4),

@@ -147,10 +147,14 @@ def cluster_transfer_graph(edges: pl.DataFrame, rules: GraphRules = GraphRules()
         by_size.select("size", "size_rank"), on="size"
     )
     label_of = frame.select("i", "label", "hub")
-    e = coded.select("i", "j").join(label_of.rename({"i": "i", "label": "li", "hub": "hi"}), on="i").join(
-        label_of.rename({"i": "j", "label": "lj", "hub": "hj"}), on="j"
+    e = (
+        coded.select("i", "j")
+        .join(label_of.rename({"i": "i", "label": "li", "hub": "hi"}), on="i")
+        .join(label_of.rename({"i": "j", "label": "lj", "hub": "hj"}), on="j")
     )
-    inside = e.filter(~pl.col("hi") & ~pl.col("hj") & (pl.col("li") == pl.col("lj"))).select(pl.col("li").alias("label"), "i", "j")
+    inside = e.filter(~pl.col("hi") & ~pl.col("hj") & (pl.col("li") == pl.col("lj"))).select(
+        pl.col("li").alias("label"), "i", "j"
+    )
     ends = pl.concat([inside.select("label", pl.col("i").alias("node")), inside.select("label", pl.col("j").alias("node"))])
     star = (
         ends.group_by("label", "node").len()
@@ -201,7 +205,8 @@ def cluster_transfer_graph(edges: pl.DataFrame, rules: GraphRules = GraphRules()
         "clusters": clusters.height,
         "clustered_addresses": out.height,
         "cluster_size_quantiles": {str(q): int(sizes_out.quantile(q, "nearest")) for q in (0.5, 0.9, 0.99, 1.0)}  # type: ignore[arg-type]
-        if clusters.height else {},
+        if clusters.height
+        else {},
         "cluster_size_buckets": {
             label: int(((sizes_out >= lo) & (sizes_out <= hi)).sum())
             for label, lo, hi in (("3-5", 3, 5), ("6-20", 6, 20), ("21-100", 21, 100), ("101-1000", 101, 1000))

@@ -54,9 +54,16 @@ def hardware_frame(rows: Sequence[dict[str, Any]], view: BackendView) -> pl.Data
     if not rows:
         raise ValueError("the worker reported no GPU: there is no hardware row to send")
     filled = [
-        {**row, "device_id": view.device_id(row["gpu_index"]), "account_id": view.account_id, "ip": view.ip,
-         "asn": view.asn, "country": view.country, "bandwidth_down_mbps": view.bandwidth_down_mbps,
-         "bandwidth_up_mbps": view.bandwidth_up_mbps}
+        {
+            **row,
+            "device_id": view.device_id(row["gpu_index"]),
+            "account_id": view.account_id,
+            "ip": view.ip,
+            "asn": view.asn,
+            "country": view.country,
+            "bandwidth_down_mbps": view.bandwidth_down_mbps,
+            "bandwidth_up_mbps": view.bandwidth_up_mbps,
+        }
         for row in rows
     ]
     df = pl.DataFrame(filled, infer_schema_length=None)
