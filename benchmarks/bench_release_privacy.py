@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -39,17 +40,16 @@ def main_(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--workdir", type=Path, help="default: a temporary folder")
+    p.add_argument("--reuse", action="store_true", help="with --workdir: keep its simulated and processed network, release again")
     a = p.parse_args(argv)
     work = a.workdir or Path(tempfile.mkdtemp(prefix="fp-bench-release-"))
     drops, db, out, rel, keys = work / "drops", work / "fp.duckdb", work / "out", work / "release", work / "keys"
     hours = 24 * a.days
-    _timed(
-        "simulate",
-        lambda: main(
-            ["simulate", "--out", str(drops), "--devices", str(a.devices), "--hours", str(hours), "--seed", str(a.seed)]
-        ),
-    )
-    _timed("run", lambda: main(["run", "--drops", str(drops), "--db", str(db), "--out", str(out)]))
+    if not (a.reuse and db.exists()):
+        _timed("simulate", lambda: main(["simulate", "--out", str(drops), "--devices", str(a.devices), "--hours", str(hours),
+                                         "--seed", str(a.seed)]))  # fmt: skip
+        _timed("run", lambda: main(["run", "--drops", str(drops), "--db", str(db), "--out", str(out)]))
+    shutil.rmtree(rel, ignore_errors=True)
     _timed("keygen", lambda: main(["release", "keygen", "--out", str(keys)]))
     _timed("release (all epochs)", lambda: main(["release", "--db", str(db), "--out", str(rel), "--secret", str(keys / "release_secret.hex"),
                                                   "--signing-key", str(keys / "release_signing.pem")]))  # fmt: skip

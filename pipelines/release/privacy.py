@@ -70,11 +70,15 @@ def _values_as_text(con: duckdb.DuckDBPyConnection, path: Path) -> pl.Series:
     return pl.from_arrow(con.sql(f"SELECT {joined} AS text FROM read_parquet(?)", params=[str(path)]).to_arrow_table())["text"]  # type: ignore[index]
 
 
-def _matches(texts: pl.Series, patterns: list[str]) -> set[str]:
+def _matches(texts: pl.Series, patterns: list[str], shapes: bool = True) -> set[str]:
+    """Raw identifiers in ``texts``, and with ``shapes`` anything shaped like an email. Shapes
+    are looked for in text only: compressed Parquet pages are random bytes, and over a month of
+    files ``x@ab.cd`` turns up in them by chance (the decoded values are still checked)."""
     found = set()
     if patterns:
         found |= set(texts.str.extract_many(patterns, overlapping=True).explode().drop_nulls().unique().to_list())
-    found |= {f"email-shaped: {v}" for v in texts.str.extract_all(EMAIL_RE).explode().drop_nulls().unique().to_list()}
+    if shapes:
+        found |= {f"email-shaped: {v}" for v in texts.str.extract_all(EMAIL_RE).explode().drop_nulls().unique().to_list()}
     return found
 
 
@@ -91,7 +95,8 @@ def scan_release(root: str | Path, identifiers: pl.DataFrame, folders: list[Path
         for path in sorted(p for folder in (folders or [root]) for p in folder.rglob("*") if p.is_file()):
             rel = str(path.relative_to(root))
             raw = pl.Series([path.read_bytes().decode("latin-1")])
-            findings += [Finding(rel, "bytes", kind_of.get(v, "email"), v) for v in sorted(_matches(raw, patterns))]
+            binary = path.suffix == ".parquet"
+            findings += [Finding(rel, "bytes", kind_of.get(v, "email"), v) for v in sorted(_matches(raw, patterns, not binary))]
             if path.suffix == ".parquet":
                 texts = _values_as_text(con, path)
                 findings += [Finding(rel, "values", kind_of.get(v, "email"), v) for v in sorted(_matches(texts, patterns))]
