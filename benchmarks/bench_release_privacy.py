@@ -50,7 +50,8 @@ def main_(argv: list[str] | None = None) -> int:
                                          "--seed", str(a.seed)]))  # fmt: skip
         _timed("run", lambda: main(["run", "--drops", str(drops), "--db", str(db), "--out", str(out)]))
     shutil.rmtree(rel, ignore_errors=True)
-    _timed("keygen", lambda: main(["release", "keygen", "--out", str(keys)]))
+    if not (keys / "release_signing.pem").exists():  # --reuse keeps the keys too
+        _timed("keygen", lambda: main(["release", "keygen", "--out", str(keys)]))
     _timed("release (all epochs)", lambda: main(["release", "--db", str(db), "--out", str(rel), "--secret", str(keys / "release_secret.hex"),
                                                   "--signing-key", str(keys / "release_signing.pem")]))  # fmt: skip
     _timed("verify", lambda: main(["release", "verify", str(rel), "--key", str(keys / "release_signing.pub")]))
