@@ -46,6 +46,8 @@ SQL_MACROS = f"""
 CREATE OR REPLACE TEMP MACRO epoch_start(epoch) AS strptime(epoch, '{FORMAT}');
 CREATE OR REPLACE TEMP MACRO hours_back(epoch, hours) AS
     strftime(strptime(epoch, '{FORMAT}') - to_hours(CAST(hours AS BIGINT)), '{FORMAT}');
+CREATE OR REPLACE TEMP MACRO epoch_shift(epoch, hours) AS
+    strftime(strptime(epoch, '{FORMAT}') + to_hours(CAST(hours AS BIGINT)), '{FORMAT}');
 """
 """``epoch_start('2024-08-14T05')`` = its first instant; ``hours_back('2024-08-14T05', 3)`` =
 ``'2024-08-14T02'`` (window bounds over epoch names)."""

@@ -51,8 +51,7 @@ decided AS (
                 ELSE 'standard' END AS tier,
            CASE WHEN ev.device_id IS NOT NULL OR last.tier = 'rejected' THEN 0
                 ELSE coalesce(last.clean_streak, 0) + 1 END AS clean_streak,
-           strftime(strptime(CASE WHEN ev.device_id IS NOT NULL THEN $epoch ELSE held.last_epoch END, '%Y-%m-%dT%H')
-                    + to_hours($release), '%Y-%m-%dT%H') AS expires
+           epoch_shift(CASE WHEN ev.device_id IS NOT NULL THEN $epoch ELSE held.last_epoch END, $release) AS expires
     FROM seen s LEFT JOIN ev USING (device_id) LEFT JOIN held USING (device_id) LEFT JOIN last USING (device_id)
 )
 SELECT device_id, account_id, tier, clean_streak,

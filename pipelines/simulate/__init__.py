@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
+from pipelines import epoch as epochs
 from pipelines.simulate.hours import prepare, simulate_hour
 from pipelines.simulate.population import Network, build_network
 from pipelines.simulate.scenario import Scenario, load_scenario
@@ -25,8 +25,7 @@ TRUTH_DIR = "_truth"
 
 
 def hour_name(scenario: Scenario, hour_index: int) -> str:
-    start = datetime.strptime(scenario.start, "%Y-%m-%dT%H")
-    return f"{start + timedelta(hours=hour_index):%Y-%m-%dT%H}"
+    return epochs.shift(scenario.start, hour_index)
 
 
 def write_truth(out: Path, net: Network, scenario: Scenario, seed: int, hours: int) -> None:

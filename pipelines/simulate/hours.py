@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
+from pipelines import epoch as epochs
 from pipelines.catalogue import load_catalogue
 from pipelines.contract import BASE_UNITS_PER_IO
 from pipelines.pow_math import sample_entries
@@ -164,7 +165,7 @@ def simulate_hour(
     plan: dict[str, str] | None = None,
 ) -> dict[str, pl.DataFrame]:
     """All feeds for one hour. ``plan`` maps device_id -> group: a group is challenged together."""
-    start = datetime.strptime(scenario.start, "%Y-%m-%dT%H")
+    start = epochs.parse(scenario.start)
     base = start + timedelta(hours=hour_index)
     rng = np.random.default_rng([seed, 11, hour_index])
     n = dev.n
@@ -264,7 +265,7 @@ def _batches(groups: np.ndarray, size: int, rng) -> np.ndarray:
 def _pow(dev, scenario, rng, base, online, challenged, down_from, plan, hour_speed) -> pl.DataFrame:
     ch = scenario.challenges
     idx = np.flatnonzero(challenged)
-    hour_index = int((base - datetime.strptime(scenario.start, "%Y-%m-%dT%H")).total_seconds() // 3600)
+    hour_index = int((base - epochs.parse(scenario.start)).total_seconds() // 3600)
     vram_due = (np.arange(dev.n) + hour_index) % ch.vram_every_hours == 0
     if plan:  # planned devices are also given a VRAM challenge, in their group's batch
         vram_due |= np.isin(dev.device_id, np.array(list(plan), dtype=object))
