@@ -62,11 +62,11 @@ FROM slashing_events WHERE epoch BETWEEN $lo AND $hi GROUP BY account_id
 """
 
 DIFF_SQL = """
-WITH o AS (SELECT account_id, device_id, sum(amount) AS amount, list(DISTINCT tier) AS tiers,
-                  min(why) AS why, sum(weight) AS weight, list(DISTINCT policy_version) AS versions
+WITH o AS (SELECT account_id, device_id, sum(amount) AS amount, list(DISTINCT tier ORDER BY tier) AS tiers,
+                  min(why) AS why, sum(weight) AS weight, list(DISTINCT policy_version ORDER BY policy_version) AS versions
            FROM old_alloc GROUP BY ALL),
-n AS (SELECT account_id, device_id, sum(amount) AS amount, list(DISTINCT tier) AS tiers,
-             min(why) AS why, sum(weight) AS weight, list(DISTINCT policy_version) AS versions
+n AS (SELECT account_id, device_id, sum(amount) AS amount, list(DISTINCT tier ORDER BY tier) AS tiers,
+             min(why) AS why, sum(weight) AS weight, list(DISTINCT policy_version ORDER BY policy_version) AS versions
       FROM new_alloc GROUP BY ALL),
 d AS (
     SELECT coalesce(n.account_id, o.account_id) AS account_id, coalesce(n.device_id, o.device_id) AS device_id,

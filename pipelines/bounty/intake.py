@@ -151,7 +151,8 @@ def _tiers(release: Path, epochs: list[str], devices: list[str]) -> tuple[set[st
     if not files:
         return set(), {}
     rows = duckdb.sql(
-        "SELECT device_id, string_agg(DISTINCT tier || ' (' || array_to_string(fraud_types, ', ') || ')', '; ') "
+        "SELECT device_id, string_agg(DISTINCT tier || ' (' || array_to_string(fraud_types, ', ') || ')', '; ' "
+        "ORDER BY tier || ' (' || array_to_string(fraud_types, ', ') || ')') "
         "FILTER (tier IN ('rejected', 'probation')) FROM read_parquet($files) WHERE list_contains($devices, device_id) GROUP BY device_id",
         params={"files": files, "devices": devices},
     ).fetchall()
