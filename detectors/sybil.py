@@ -78,7 +78,7 @@ class SybilRings(Detector):
         self.edges_ = build_account_graph(evidence.con, evidence.epoch, self.window_hours, self.min_edge_weight,
                                           block=self.block, hub_min=self.hub_min, min_share=self.hub_min_share,
                                           min_lift=self.hub_min_lift, cohesion_max_n=self.cohesion_max_n)  # fmt: skip
-        edges = pl.from_arrow(evidence.con.sql("SELECT * FROM account_edges").to_arrow_table())
+        edges = pl.from_arrow(evidence.con.sql("SELECT * FROM account_edges ORDER BY a, b").to_arrow_table())
         rules = self._rules()
         self.clusters_ = score_clusters(edges, core_members(edges, communities(edges, rules), rules), rules)  # type: ignore[arg-type]
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -340,3 +341,36 @@ def test_values_held_only_inside_a_group_mark_it_a_common_crowd_does_not(con) ->
     evidence = json.loads(marked["evidence"][0])
     assert marked["score"][0] < 0.8 and evidence["exclusive_kinds"] == ["email_pattern", "hw_fingerprint"]
     assert not {a for m in detector.clusters_.filter(pl.col("is_sybil"))["members"] for a in m} & set(honest)
+
+
+def test_communities_are_the_same_whatever_the_process_hash_salt(tmp_path: Path) -> None:
+    """Louvain walks sets, and a set of strings is ordered by a hash salted per process; the
+    clusters (and the evidence naming them) must not depend on it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "louvain.py"
+    script.write_text(
+        "import json, random\n"
+        "import polars as pl\n"
+        "from pipelines.sybil.communities import ClusterRules, communities\n"
+        "rng = random.Random(3)\n"
+        "rows = []\n"
+        "for ring in range(60):  # sparse rings of 10, equal weights: Louvain's cut is a tie that order decides\n"
+        "    names = [f'acc_{rng.randrange(10**9):09d}' for _ in range(10)]\n"
+        "    rows += [(min(x, y), max(x, y), 0.5) for x, y in zip(names, names[1:] + names[:1])]\n"
+        "edges = pl.DataFrame(rows, schema=['a', 'b', 'weight'], orient='row')\n"
+        "print(json.dumps(communities(edges, ClusterRules())))\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path.cwd(),
+            env={**os.environ, "PYTHONHASHSEED": salt},
+        ).stdout  # fmt: skip
+        for salt in ("1", "2", "3")
+    }
+    assert len(outputs) == 1 and json.loads(outputs.pop())

@@ -42,19 +42,27 @@ class ClusterRules:
 
 
 def communities(edges: pl.DataFrame, rules: ClusterRules) -> list[list[str]]:
-    """Account communities (each sorted, the list sorted) from ``a, b, weight, kinds`` edges."""
+    """Account communities (each sorted, the list sorted) from ``a, b, weight, kinds`` edges.
+
+    Louvain walks sets of nodes, and Python orders a set of strings by a hash salted per
+    process: the graph is built over integer node ids (sorted accounts, sorted edges), so the
+    same edges give the same clusters in every run."""
+    names = sorted(set(edges["a"].to_list()) | set(edges["b"].to_list()))
+    index = {name: i for i, name in enumerate(names)}
     graph = nx.Graph()
-    graph.add_weighted_edges_from(edges.select("a", "b", "weight").iter_rows())
+    graph.add_weighted_edges_from(
+        (index[a], index[b], w) for a, b, w in edges.select("a", "b", "weight").sort("a", "b").iter_rows()
+    )
     found = []
     for component in nx.connected_components(graph):
         if len(component) < rules.min_accounts:
             continue
-        sub = graph.subgraph(component)
+        sub = graph.subgraph(sorted(component))
         if nx.density(sub) >= rules.dense:
-            found.append(sorted(component))
+            found.append(sorted(names[i] for i in component))
             continue
         parts = nx.community.louvain_communities(sub, weight="weight", resolution=rules.resolution, seed=rules.seed)
-        found += [sorted(p) for p in parts if len(p) >= rules.min_accounts]
+        found += [sorted(names[i] for i in p) for p in parts if len(p) >= rules.min_accounts]
     return sorted(found)
 
 
@@ -84,12 +92,14 @@ def core_members(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterR
     ``min_strong_kinds`` such operator kinds among its links inside, and at least the community's
     median minus one; the peeling repeats until no member drops, so nobody stays on the
     strength of links to accounts that were dropped."""
-    kept = [list(c) for c in clusters]
-    while True:  # peel until stable: dropping one account can leave another tied by fewer kinds
-        pruned = _peel_once(edges, kept, rules)
-        if pruned == kept:
-            return pruned
-        kept = pruned
+    stable: list[list[str]] = []
+    todo = [list(c) for c in clusters]
+    while todo:  # peel until stable: dropping one account can leave another tied by fewer kinds
+        before = {tuple(c) for c in todo}
+        pruned = _peel_once(edges, todo, rules)  # each community is peeled on its own links only
+        stable += [c for c in pruned if tuple(c) in before]
+        todo = [c for c in pruned if tuple(c) not in before]
+    return sorted(stable)
 
 
 def _peel_once(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRules) -> list[list[str]]:

@@ -245,7 +245,7 @@ chance AS (  -- holder i has co-holders through small values of other kinds, eac
 ties AS (SELECT kind, value, sum(m - 1) AS ties FROM account_nested GROUP BY ALL),
 covered AS (SELECT kind, value, count(*) AS covered FROM account_covered GROUP BY ALL)
 SELECT c.kind, c.value, c.n, c.expected_ties, coalesce(t.ties, 0) AS ties, coalesce(v.covered, 0) AS covered,
-       coalesce(t.ties, 0) / greatest(c.expected_ties, 1e-9) AS lift
+       round(coalesce(t.ties, 0) / greatest(c.expected_ties, 1e-9), 9) AS lift
 FROM chance c LEFT JOIN ties t USING (kind, value) LEFT JOIN covered v USING (kind, value)
 """
 
