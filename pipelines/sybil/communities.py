@@ -1,7 +1,7 @@
 """Communities in the account graph, and how strongly each one looks like one operator.
 
 The edges are the pairs ``build_account_graph`` kept (links adding up to ``min_edge_weight``,
-or two strong kinds shared); the graph splits into connected components. A dense component (edge
+two strong kinds shared, or a value shown to mark a group); the graph splits into connected components. A dense component (edge
 density >= ``dense``: one ring, every member tied to every other) is one community; a sparse
 one is split with Louvain (networkx, fixed seed: the same graph gives the same clusters), so
 a weak bridge does not merge two groups. A community is scored by which kinds of link
@@ -13,7 +13,10 @@ tied to it by fewer operator kinds than its typical member):
 where coverage_k is the share of members with a link of kind k inside the community. It is a
 sybil ring only with ``min_strong_kinds`` strong kinds (funding, email, bulk email pattern,
 restarts, host, GPU) each covering at least ``min_coverage`` of it, and ``score >=
-min_score``: sharing an IP, an ASN or a referral never suffices (NAT, families, labs).
+min_score`` or ``min_strong_kinds`` operator kinds that *mark* it (values held at least
+``exclusive_share`` inside it, covering ``exclusive_coverage`` of its members: its own
+template, its vendor's mailbox shape; honest crowds share their popular values with many
+outsiders). Sharing an IP, an ASN or a referral never suffices (NAT, families, labs).
 """
 
 from __future__ import annotations

@@ -22,6 +22,16 @@ holders): a small exchange that funded a ring's wallets and a few honest custome
 ring's members, not the customers. Counting overlaps
 walks each large value's holders once: linear, no pairs.
 
+**Cohesion**, the second way a large value keeps its links: a ring may share one VM template
+while its funding is split over small funders and its mailboxes look human, so no single
+co-value covers half of it. The value keeps its links when at least ``min_share`` of its
+holders are each tied to two other holders by small operator values (held by at most
+``cohesion_max_n``) and those ties are at least ``min_lift`` times what random accounts of
+this network would have: each holder's co-holders through its small values, times the chance
+(n - 1) / (N - 1) that one is among the value's other holders. It links only those tied
+holders (``cohesion_pass`` keeps each passing value with its lift), and a pair sharing such a
+grouped value is kept as an edge even when it is the pair's only link.
+
 **Linear pair generation.** A value's holders are paired in full when there are at most
 ``block`` of them; a larger group is split into blocks of at most ``block`` holders by a hash
 of (account, kind, value) and paired within each block, so no value yields more than
@@ -322,7 +332,7 @@ def build_account_graph(
     block: int = 32, hub_min: int = 10, min_share: float = 0.5, min_lift: float = 3.0,
     cohesion_max_n: int = 30,
 ) -> int:  # fmt: skip
-    """Temp tables ``account_attrs``, ``account_hubs``, ``account_edges`` and
+    """Temp tables ``account_attrs``, ``account_hubs``, ``cohesion_pass``, ``account_edges`` and
     ``account_graph_stats`` (pairs made in blocks, candidate pairs, hubs, edges) for the epoch;
     returns the edge count.
 
