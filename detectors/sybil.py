@@ -39,7 +39,8 @@ class SybilRings(Detector):
                  min_coverage: float = 0.5, reject_score: float = 0.85, confirm_hours: int = 6, reject_member_kinds: int = 3,
                  refresh_hours: int = 1,
                  block: int = 32, hub_min: int = 10, hub_min_share: float = 0.5, hub_min_lift: float = 3.0,
-                 cohesion_max_n: int = 30, exclusive_share: float = 0.8, exclusive_coverage: float = 0.8):  # fmt: skip
+                 cohesion_max_n: int = 30, exclusive_share: float = 0.8, exclusive_coverage: float = 0.8,
+                 marks_min_accounts: int = 10):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.min_edge_weight = min_edge_weight
@@ -58,11 +59,13 @@ class SybilRings(Detector):
         self.cohesion_max_n = cohesion_max_n
         self.exclusive_share = exclusive_share
         self.exclusive_coverage = exclusive_coverage
+        self.marks_min_accounts = marks_min_accounts
 
     def _rules(self) -> ClusterRules:
         return ClusterRules(min_accounts=self.min_accounts, min_score=self.min_score,
                             min_strong_kinds=self.min_strong_kinds, min_coverage=self.min_coverage,
-                            exclusive_share=self.exclusive_share, exclusive_coverage=self.exclusive_coverage)  # fmt: skip
+                            exclusive_share=self.exclusive_share, exclusive_coverage=self.exclusive_coverage,
+                            marks_min_accounts=self.marks_min_accounts)  # fmt: skip
 
     def fit(self, evidence: Evidence) -> SybilRings:
         con, epoch = evidence.con, evidence.epoch

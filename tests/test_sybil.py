@@ -326,21 +326,28 @@ def test_one_template_ring_with_split_funding_clustered_honest_not(con) -> None:
 
 def test_values_held_only_inside_a_group_mark_it_a_common_crowd_does_not(con) -> None:
     """Two operator values held by the group and nobody else (its VM template, a mailbox shape of
-    its vendor) mark it as one operator's even before restarts add a third signal; a small
-    exchange's customers share its funder with outsiders and are not marked."""
-    for k in range(6):
+    its vendor) mark a group of ten or more as one operator's even before restarts add a third
+    signal; a small exchange's customers share its funder with outsiders and are not marked, and
+    three accounts with one server model and one mailbox style are too few to be marked."""
+    for k in range(3):  # three datacenter operators: one server model, one mailbox style
+        acc = f"dc{k}"
+        account(con, acc, f"ops-dc{k}x{k}@hosting{k}.net", f"w-{acc}", f"203.0.{k}.10")
+        funded(con, f"w-{acc}", f"own-{acc}")
+        device(con, f"d-{acc}", acc, f"203.0.{k}.10", f"host-{acc}", cpu="AMD EPYC 7763 64-Core")
+    for k in range(12):
         acc = f"mark{k}"
-        account(con, acc, f"omar{1400 + k}c{k}@hotmail.com", f"w-{acc}", f"62.{k}.1.5")
+        account(con, acc, f"omar{1400 + k}c{k % 10}@hotmail.com", f"w-{acc}", f"62.{k}.1.5")
         funded(con, f"w-{acc}", f"own-{acc}")
         device(con, f"d-{acc}", acc, f"62.{k}.1.5", f"host-{acc}", cpu="AMD EPYC 7302")
     honest = background(con) + exchange_customers(con)
     detector = SybilRings()
     detector.fit(Evidence(con, EPOCH))
     marked = detector.clusters_.filter(pl.col("is_sybil"))
-    assert [sorted(m) for m in marked["members"]] == [[f"mark{k}" for k in range(6)]]
+    assert [sorted(m) for m in marked["members"]] == [sorted(f"mark{k}" for k in range(12))]
     evidence = json.loads(marked["evidence"][0])
     assert marked["score"][0] < 0.8 and evidence["exclusive_kinds"] == ["email_pattern", "hw_fingerprint"]
-    assert not {a for m in detector.clusters_.filter(pl.col("is_sybil"))["members"] for a in m} & set(honest)
+    flagged = {a for m in detector.clusters_.filter(pl.col("is_sybil"))["members"] for a in m}
+    assert not flagged & (set(honest) | {"dc0", "dc1", "dc2"})
 
 
 def test_communities_are_the_same_whatever_the_process_hash_salt(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ tied to it by fewer operator kinds than its typical member):
 where coverage_k is the share of members with a link of kind k inside the community. It is a
 sybil ring only with ``min_strong_kinds`` strong kinds (funding, email, bulk email pattern,
 restarts, host, GPU) each covering at least ``min_coverage`` of it, and ``score >=
-min_score`` or ``min_strong_kinds`` operator kinds that *mark* it (values held at least
-``exclusive_share`` inside it, covering ``exclusive_coverage`` of its members: its own
+min_score`` or, in a community of at least ``marks_min_accounts``, ``min_strong_kinds``
+operator kinds that *mark* it (values held ``exclusive_share`` or more inside it, covering
+``exclusive_coverage`` of its members: its own
 template, its vendor's mailbox shape; honest crowds share their popular values with many
 outsiders). Sharing an IP, an ASN or a referral never suffices (NAT, families, labs).
 """
@@ -40,6 +41,7 @@ class ClusterRules:
     min_coverage: float = 0.5
     exclusive_share: float = 0.8
     exclusive_coverage: float = 0.8
+    marks_min_accounts: int = 10
     resolution: float = 1.0
     seed: int = 0
 
@@ -171,7 +173,13 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
         score = 1 - score
         strong = [k for k in STRONG_KINDS if cov.get(k, 0) >= rules.min_coverage]
         excl = {r["kind"]: r["covered"] / size for r in exclusive.filter(pl.col("cluster") == i).iter_rows(named=True)}
-        marked = sorted(k for k, share in excl.items() if share >= rules.exclusive_coverage)
+        # in a community of a few, values held only inside it are how the community was found,
+        # not evidence beyond it (three datacenter operators with one email style and one server model)
+        marked = (
+            sorted(k for k, share in excl.items() if share >= rules.exclusive_coverage)
+            if size >= rules.marks_min_accounts
+            else []
+        )
         is_sybil = (
             size >= rules.min_accounts
             and len(strong) >= rules.min_strong_kinds
