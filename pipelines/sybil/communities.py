@@ -137,20 +137,17 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
         return pl.DataFrame(schema={"cluster_id": pl.String, "members": pl.List(pl.String), "score": pl.Float64,
                                     "is_sybil": pl.Boolean, "evidence": pl.String})  # fmt: skip
     inside = _inside_links(edges, clusters)
-    touched = pl.concat(
-        [inside.select(pl.col("ca").alias("cluster"), "kind", pl.col(c).alias("account")) for c in ("a", "b")]
-    ).unique()
-    coverage = touched.group_by("cluster", "kind").agg(pl.len().alias("covered"))
-    # values held (almost) only inside the community: an operator's mark, not a crowd's habit
-    holders = pl.concat(
+    holders = pl.concat(  # who holds which linking value inside each community
         [inside.select(pl.col("ca").alias("cluster"), "kind", "value", "n", pl.col(c).alias("account")) for c in ("a", "b")]
     ).unique()
+    coverage = holders.select("cluster", "kind", "account").unique().group_by("cluster", "kind").agg(pl.len().alias("covered"))
+    # values held (almost) only inside the community: an operator's mark, not a crowd's habit
+    strong_holders = holders.filter(pl.col("kind").is_in(STRONG_KINDS))
     exclusive = (
-        holders.group_by("cluster", "kind", "value")
-        .agg(pl.col("account").n_unique().alias("inside"), pl.col("n").first())
+        strong_holders.group_by("cluster", "kind", "value")
+        .agg(pl.len().alias("inside"), pl.col("n").first())
         .filter(pl.col("inside") >= rules.exclusive_share * pl.col("n"))
-        .join(holders, on=["cluster", "kind", "value"])
-        .filter(pl.col("kind").is_in(STRONG_KINDS))
+        .join(strong_holders, on=["cluster", "kind", "value"])
         .group_by("cluster", "kind")
         .agg(pl.col("account").n_unique().alias("covered"))
     )

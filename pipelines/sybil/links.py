@@ -222,11 +222,13 @@ SELECT g.kind, g.value, g.n, b.s.other_kind AS support_kind, b.s.other_value AS 
 FROM (SELECT kind, value, any_value(n) AS n FROM account_shared WHERE n > $hub_min GROUP BY kind, value) g
 LEFT JOIN best b USING (kind, value);
 
+CREATE OR REPLACE TEMP TABLE account_small AS  -- operator values small enough to tie holders of a large one
+SELECT account_id, kind, value, n FROM account_shared WHERE kind IN ({strong}) AND n <= $cohesion_max_n;
+
 CREATE OR REPLACE TEMP TABLE account_nested AS  -- small operator values of other kinds held by 2+ holders of a large value
-WITH small AS (SELECT account_id, kind, value FROM account_shared WHERE kind IN ({strong}) AND n <= $cohesion_max_n),
-nested AS (
+WITH nested AS (
     SELECT l.kind, l.value, l.account_id, s.kind AS other_kind, s.value AS other_value
-    FROM account_shared l JOIN small s ON s.account_id = l.account_id AND s.kind <> l.kind
+    FROM account_shared l JOIN account_small s ON s.account_id = l.account_id AND s.kind <> l.kind
     WHERE l.n > $hub_min
 )
 SELECT *, count(*) OVER (PARTITION BY kind, value, other_kind, other_value) AS m FROM nested;
@@ -239,8 +241,7 @@ GROUP BY ALL HAVING count(DISTINCT y.account_id) >= 2;
 
 CREATE OR REPLACE TEMP TABLE account_cohesion AS  -- ties among a value's holders against what random accounts give
 WITH total AS (SELECT count(DISTINCT account_id) AS accounts FROM account_attrs),
-small AS (SELECT account_id, kind, n FROM account_shared WHERE kind IN ({strong}) AND n <= $cohesion_max_n),
-reach AS (SELECT account_id, kind, sum(n - 1) AS co FROM small GROUP BY ALL),
+reach AS (SELECT account_id, kind, sum(n - 1) AS co FROM account_small GROUP BY ALL),
 reach_total AS (SELECT account_id, sum(co) AS co FROM reach GROUP BY ALL),
 chance AS (  -- holder i has co-holders through small values of other kinds, each among the value's other
              -- holders with probability (n - 1) / (N - 1) were the holders random accounts of this network
@@ -306,6 +307,7 @@ DROP TABLE account_support;
 DROP TABLE account_shared;
 DROP TABLE account_covered;
 DROP TABLE account_nested;
+DROP TABLE account_small;
 
 """
 
