@@ -2,7 +2,7 @@
 
 Builds the account graph (``pipelines.sybil.links``: shared funders up to three hops back,
 mailboxes and mailbox shapes, restart times of day, VM templates, hosts, IPs, referrals, sign-up
-times, each weighted by how rare the shared value is on this network, with hubs cut), finds communities (``pipelines.sybil.communities``: Louvain per component) and keeps
+times, each weighted by how rare the shared value is on this network, with hubs cut), finds communities (``pipelines.sybil.communities``: Louvain per component, pieces of one near-clique joined again) and keeps
 those that only a sybil ring explains. Their accounts go to ``sybil_clusters`` with the evidence
 as a short story; every device of a member account gets this detector's evidence. The graph
 is rebuilt every ``refresh_hours`` (default every hour; at hours divisible by it, or when the
@@ -40,7 +40,7 @@ class SybilRings(Detector):
                  refresh_hours: int = 1,
                  block: int = 32, hub_min: int = 10, hub_min_share: float = 0.5, hub_min_lift: float = 3.0,
                  cohesion_max_n: int = 30, exclusive_share: float = 0.8, exclusive_coverage: float = 0.8,
-                 marks_min_accounts: int = 10):  # fmt: skip
+                 marks_min_accounts: int = 10, merge_ratio: float = 0.3):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.min_edge_weight = min_edge_weight
@@ -60,12 +60,13 @@ class SybilRings(Detector):
         self.exclusive_share = exclusive_share
         self.exclusive_coverage = exclusive_coverage
         self.marks_min_accounts = marks_min_accounts
+        self.merge_ratio = merge_ratio
 
     def _rules(self) -> ClusterRules:
         return ClusterRules(min_accounts=self.min_accounts, min_score=self.min_score,
                             min_strong_kinds=self.min_strong_kinds, min_coverage=self.min_coverage,
                             exclusive_share=self.exclusive_share, exclusive_coverage=self.exclusive_coverage,
-                            marks_min_accounts=self.marks_min_accounts)  # fmt: skip
+                            marks_min_accounts=self.marks_min_accounts, merge_ratio=self.merge_ratio)  # fmt: skip
 
     def fit(self, evidence: Evidence) -> SybilRings:
         con, epoch = evidence.con, evidence.epoch

@@ -381,3 +381,53 @@ def test_communities_are_the_same_whatever_the_process_hash_salt(tmp_path: Path)
         for salt in ("1", "2", "3")
     }
     assert len(outputs) == 1 and json.loads(outputs.pop())
+
+
+def test_louvain_ends_on_the_five_edge_graph_where_float_weights_looped_forever(tmp_path: Path) -> None:
+    """networkx Louvain never returned on this component of a simulated 3,000-account network
+    (a triangle and two tails, weights as the graph wrote them): float degree sums drift and a
+    node moves back and forth on gains of 1e-17. On the exact integer weights it ends. Run in a
+    child process so a regression fails on the timeout instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "hang.py"
+    script.write_text(
+        "import json\n"
+        "import polars as pl\n"
+        "from pipelines.sybil.communities import ClusterRules, communities\n"
+        "rows = [('a522', 'a671', 0.460339508), ('a522', 'a913', 0.460339508), ('a671', 'a843', 0.317256439),\n"
+        "        ('a671', 'a913', 0.460339508), ('a395', 'a913', 0.317256439)]\n"
+        "edges = pl.DataFrame(rows, schema=['a', 'b', 'weight'], orient='row')\n"
+        "print(json.dumps(communities(edges, ClusterRules())))\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=Path.cwd())
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [["a395", "a522", "a671", "a843", "a913"]]
+
+
+def _clique(names: list[str], weight: float) -> list[tuple[str, str, float]]:
+    return [(x, y, weight) for i, x in enumerate(names) for y in names[i + 1 :]]
+
+
+def test_two_rings_bridged_by_a_few_links_are_two_communities_one_blocked_ring_is_one() -> None:
+    """Two cliques (41 and 79 accounts) bridged by a few coincidences are two rings, though the
+    whole is dense; a ring of 90 whose pairs were made in blocks (three kinds, each in random
+    blocks of 30) is one, however Louvain cuts it."""
+    import random
+
+    from pipelines.sybil.communities import ClusterRules, communities
+
+    small, large = [f"s{k:03d}" for k in range(41)], [f"l{k:03d}" for k in range(79)]
+    bridged = _clique(small, 1.2) + _clique(large, 1.2) + [(small[k], large[k], 0.35) for k in range(0, 40, 3)]
+    rng = random.Random(5)
+    ring = [f"r{k:03d}" for k in range(90)]
+    blocked: dict[tuple[str, str], float] = {}
+    for _kind in range(3):
+        order = rng.sample(ring, len(ring))
+        for start in range(0, 90, 30):
+            for x, y, w in _clique(sorted(order[start : start + 30]), 0.4):
+                blocked[(x, y)] = blocked.get((x, y), 0.0) + w
+    rows = bridged + [(x, y, w) for (x, y), w in blocked.items()]
+    edges = pl.DataFrame(rows, schema=["a", "b", "weight"], orient="row")
+    assert communities(edges, ClusterRules()) == [sorted(large), sorted(ring), sorted(small)]
