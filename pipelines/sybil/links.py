@@ -90,39 +90,39 @@ WEAK_KINDS = ("subnet", "created")
 
 ATTRS_SQL = r"""
 CREATE OR REPLACE TEMP TABLE account_attrs AS
-WITH acc AS (  -- latest version of every account
+WITH acc AS MATERIALIZED (  -- latest version of every account
     SELECT account_id, arg_max(email, _hour) AS email, arg_max(wallet, _hour) AS wallet,
            arg_max(signup_ip, _hour) AS signup_ip, arg_max(referrer_account_id, _hour) AS referrer,
            arg_max(created_at, _hour) AS created_at
     FROM accounts WHERE _hour <= $epoch GROUP BY account_id
 ),
-hw AS (
+hw AS MATERIALIZED (
     SELECT DISTINCT account_id, ip, host_fingerprint, gpu_uuid,
            concat_ws('|', worker_version, cpu_model, cpu_cores, ram_gb) AS hw_fingerprint
     FROM hardware
     WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch
 ),
 funded AS (SELECT DISTINCT wallet, funder_wallet FROM stake_events WHERE _hour <= $epoch AND funder_wallet <> wallet),
-hop1 AS (SELECT a.account_id, f.funder_wallet AS w FROM acc a JOIN funded f ON f.wallet = a.wallet),
-hop2 AS (SELECT h.account_id, f.funder_wallet AS w FROM hop1 h JOIN funded f ON f.wallet = h.w),
+hop1 AS MATERIALIZED (SELECT a.account_id, f.funder_wallet AS w FROM acc a JOIN funded f ON f.wallet = a.wallet),
+hop2 AS MATERIALIZED (SELECT h.account_id, f.funder_wallet AS w FROM hop1 h JOIN funded f ON f.wallet = h.w),
 hop3 AS (SELECT h.account_id, f.funder_wallet AS w FROM hop2 h JOIN funded f ON f.wallet = h.w),
-email AS (
+email AS MATERIALIZED (
     SELECT account_id, lower(split_part(email, '@', 2)) AS domain,
            regexp_replace(lower(split_part(email, '@', 1)), '\+.*$', '') AS local
     FROM acc WHERE email LIKE '%@%'
 ),
 shaped AS (
     SELECT account_id, domain, local, regexp_extract(local, '^[a-z]*') AS lead,
-           regexp_replace(regexp_replace(local, '[0-9]', '9', 'g'), '[a-z]', 'a', 'g') AS shape
+           translate(local, 'abcdefghijklmnopqrstuvwxyz0123456789', 'aaaaaaaaaaaaaaaaaaaaaaaaaa9999999999') AS shape
     FROM email
 ),
-runs AS (
+runs AS MATERIALIZED (
     SELECT *, regexp_replace(regexp_replace(shape, 'a+', 'a', 'g'), '9+', '9', 'g') AS run,
            concat_ws('', CASE WHEN shape LIKE '%a%' THEN 'a' END, CASE WHEN shape LIKE '%9%' THEN '9' END,
-                     regexp_replace(shape, '[a9]', '', 'g')) AS classes
+                     replace(replace(shape, 'a', ''), '9', '')) AS classes
     FROM shaped
 ),
-restarts AS (  -- circular mean time of day of each account's restarts
+restarts AS MATERIALIZED (  -- circular mean time of day of each account's restarts
     SELECT f.account_id,
            (degrees(atan2(avg(sin(radians(m / 4.0))), avg(cos(radians(m / 4.0))))) * 4.0 + 1440) % 1440 AS minute
     FROM (SELECT device_id, extract('hour' FROM gap_start) * 60 + extract('minute' FROM gap_start) AS m
@@ -194,10 +194,11 @@ WITH blocked AS (  -- large groups split into blocks of at most $block holders (
 SELECT x.kind, x.value, x.account_id AS a, y.account_id AS b
 FROM blocked x JOIN blocked y ON x.kind = y.kind AND x.value = y.value AND x.part = y.part AND x.account_id < y.account_id;
 
+CREATE OR REPLACE TEMP TABLE account_candidates AS SELECT DISTINCT a, b FROM account_links;
+
 CREATE OR REPLACE TEMP TABLE account_pairs AS
-WITH candidates AS (SELECT DISTINCT a, b FROM account_links)
 SELECT c.a, c.b, x.kind, x.value, x.n, x.weight     -- every value the pair shares
-FROM candidates c
+FROM account_candidates c
 JOIN account_shared x ON x.account_id = c.a
 JOIN account_shared y ON y.account_id = c.b AND y.kind = x.kind AND y.value = x.value;
 
@@ -298,10 +299,11 @@ SELECT p.a, p.b, round(sum(p.weight), 9) AS weight, count(*) FILTER (p.kind IN (
 FROM p JOIN kept USING (a, b) GROUP BY p.a, p.b;
 
 CREATE OR REPLACE TEMP TABLE account_graph_stats AS
-SELECT (SELECT count(*) FROM account_links) AS block_pairs, (SELECT count(*) FROM (SELECT DISTINCT a, b FROM account_pairs)) AS candidates,
+SELECT (SELECT count(*) FROM account_links) AS block_pairs, (SELECT count(*) FROM account_candidates) AS candidates,
        (SELECT count(*) FROM account_hubs) AS hubs, (SELECT count(*) FROM account_edges) AS edges;
 
 DROP TABLE account_pairs;
+DROP TABLE account_candidates;
 DROP TABLE account_links;
 DROP TABLE account_support;
 DROP TABLE account_shared;
