@@ -29,8 +29,10 @@ holders are each tied to two other holders by small operator values (held by at 
 ``cohesion_max_n``) and those ties are at least ``min_lift`` times what random accounts of
 this network would have: each holder's co-holders through its small values, times the chance
 (n - 1) / (N - 1) that one is among the value's other holders. It links only those tied
-holders (``cohesion_pass`` keeps each passing value with its lift), and a pair sharing such a
-grouped value is kept as an edge even when it is the pair's only link.
+holders, and only within a group their ties connect (``cohesion_pass`` keeps each passing value
+with its lift, ``cohesion_groups`` the groups): two rings restarting in the same two-hour bin
+share that value, but not one group. A pair sharing such a grouped value is kept as an edge
+even when it is the pair's only link.
 
 **Linear pair generation.** A value's holders are paired in full when there are at most
 ``block`` of them; a larger group is split into blocks of at most ``block`` holders by a hash
@@ -268,16 +270,16 @@ SELECT kind, value, n, best_lift AS lift FROM account_support ANTI JOIN cohesion
 WHERE support_value IS NULL;
 
 CREATE OR REPLACE TEMP TABLE account_edges AS
-WITH support_holders AS (  -- for each large value, the accounts holding its supporting co-value
-    SELECT s.kind, s.value, h.account_id FROM account_support s
+WITH support_holders AS (  -- for each large value, the accounts holding its supporting co-value (one group)
+    SELECT s.kind, s.value, h.account_id, '' AS grp FROM account_support s
     JOIN account_attrs h ON h.kind = s.support_kind AND h.value = s.support_value
-    UNION  -- or, for a cohesive value, the holders tied to other holders
-    SELECT kind, value, account_id FROM account_covered SEMI JOIN cohesion_pass USING (kind, value)
+    UNION  -- or, for a cohesive value, the holders tied to other holders, by the group their ties form
+    SELECT kind, value, account_id, grp FROM account_covered JOIN cohesion_groups USING (kind, value, account_id)
 ),
-corroborated AS (  -- a large value links two accounts only if both also hold its supporting co-value
-    SELECT x.* FROM account_pairs x
-    SEMI JOIN support_holders ha ON ha.kind = x.kind AND ha.value = x.value AND ha.account_id = x.a
-    SEMI JOIN support_holders hb ON hb.kind = x.kind AND hb.value = x.value AND hb.account_id = x.b
+corroborated AS (  -- a large value links two accounts only if both are in one of its groups
+    SELECT DISTINCT x.* FROM account_pairs x
+    JOIN support_holders ha ON ha.kind = x.kind AND ha.value = x.value AND ha.account_id = x.a
+    SEMI JOIN support_holders hb ON hb.kind = x.kind AND hb.value = x.value AND hb.account_id = x.b AND hb.grp = ha.grp
 ),
 usable AS (  -- grouped: an operator value shown to mark a group (supported or cohesive), not a coincidence
     SELECT *, false AS grouped FROM account_pairs ANTI JOIN account_support USING (kind, value)  -- small values: face value
@@ -310,6 +312,7 @@ DROP TABLE account_shared;
 DROP TABLE account_covered;
 DROP TABLE account_nested;
 DROP TABLE account_small;
+DROP TABLE cohesion_groups;
 
 """
 
@@ -323,12 +326,51 @@ def _run_script(con: duckdb.DuckDBPyConnection, script: str, params: dict[str, o
 def _cohesion_pass(con: duckdb.DuckDBPyConnection, min_share: float, min_lift: float) -> None:
     """Temp table ``cohesion_pass`` (kind, value, lift): large values at least ``min_share`` of whose
     holders are tied to other holders by small operator values, with ``min_lift`` times the ties
-    random accounts of this network would have."""
+    random accounts of this network would have; and ``cohesion_groups`` (kind, value, account_id,
+    grp): those tied holders, labelled by the group their ties connect them into."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE cohesion_pass AS SELECT kind, value, lift FROM account_cohesion "
         "WHERE covered >= $share * n AND lift >= $lift",
         {"share": min_share, "lift": min_lift},
     )
+    _cohesion_groups(con)
+
+
+def _cohesion_groups(con: duckdb.DuckDBPyConnection) -> None:
+    """Connected groups of a cohesive value's holders, by their small-value ties (label propagation
+    in SQL: each holder takes the least label among itself and the holders it is tied to, until
+    nothing changes; labels only fall, so it ends within the groups' diameter).
+
+    Two rings that restart in the same two-hour bin share that restart value, and each ring's
+    holders are tied among themselves: the value is cohesive, but it links holders only within
+    one group, not the two rings to each other (they were merged into one community before)."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE cohesion_ties AS
+        SELECT DISTINCT x.kind, x.value, x.account_id AS a, y.account_id AS b
+        FROM account_nested x JOIN account_nested y USING (kind, value, other_kind, other_value)
+        SEMI JOIN cohesion_pass c ON c.kind = x.kind AND c.value = x.value
+        WHERE x.account_id <> y.account_id
+    """)  # fmt: skip
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE cohesion_groups AS SELECT DISTINCT kind, value, a AS account_id, a AS grp FROM cohesion_ties"
+    )
+    while True:
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE cohesion_next AS
+            SELECT l.kind, l.value, l.account_id, least(l.grp, coalesce(min(n.grp), l.grp)) AS grp
+            FROM cohesion_groups l
+            LEFT JOIN cohesion_ties t ON t.kind = l.kind AND t.value = l.value AND t.a = l.account_id
+            LEFT JOIN cohesion_groups n ON n.kind = t.kind AND n.value = t.value AND n.account_id = t.b
+            GROUP BY l.kind, l.value, l.account_id, l.grp
+        """)  # fmt: skip
+        changed = con.execute(
+            "SELECT count(*) FROM cohesion_next n JOIN cohesion_groups g USING (kind, value, account_id) WHERE n.grp <> g.grp"
+        ).fetchall()[0][0]
+        con.execute("CREATE OR REPLACE TEMP TABLE cohesion_groups AS SELECT * FROM cohesion_next")
+        if not changed:
+            break
+    con.execute("DROP TABLE cohesion_next")
+    con.execute("DROP TABLE cohesion_ties")
 
 
 def build_account_graph(
