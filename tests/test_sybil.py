@@ -295,17 +295,18 @@ def test_a_ring_is_rejected_only_after_it_persists(con) -> None:
     assert found["gpu-coincidence"]["action"] == "probation"
 
 
-def template_ring(con, n: int = 24) -> list[str]:
+def template_ring(con, n: int = 24, prefix: str = "tmpl", names: tuple[str, ...] = (), net: int = 45) -> list[str]:
     """A ring whose one large shared value is its VM template: funding split over six unrelated
     funders of four accounts each, human-looking mailboxes at several providers, no restarts yet
     (its first hour), its own /24 per account."""
-    names = ["maria.costa", "tom_ivanov", "li.wang", "zoe.kim", "omar.haddad", "eva.novak"]
+    names = names or ("maria.costa", "tom_ivanov", "li.wang", "zoe.kim", "omar.haddad", "eva.novak")
     accounts = []
     for k in range(n):
-        acc = f"tmpl{k}"
-        account(con, acc, f"{names[k % 6]}{1970 + k}@{['yahoo.com', 'proton.me', 'gmx.de'][k % 3]}", f"w-{acc}", f"45.{k}.8.1")
-        funded(con, f"w-{acc}", f"funder-{k // 4}")
-        device(con, f"d-{acc}", acc, f"45.{k}.8.1", f"host-{acc}", cpu="AMD EPYC 7302")
+        acc = f"{prefix}{k}"
+        email = f"{names[k % 6]}{1970 + k}@{['yahoo.com', 'proton.me', 'gmx.de'][k % 3]}"
+        account(con, acc, email, f"w-{acc}", f"{net}.{k}.8.1")
+        funded(con, f"w-{acc}", f"{prefix}-funder-{k // 4}")
+        device(con, f"d-{acc}", acc, f"{net}.{k}.8.1", f"host-{acc}", cpu="AMD EPYC 7302")
         accounts.append(acc)
     return accounts
 
@@ -322,6 +323,25 @@ def test_one_template_ring_with_split_funding_clustered_honest_not(con) -> None:
     flagged = {a for (a,) in con.execute("SELECT account_id FROM sybil_clusters").fetchall()}
     assert flagged == set(members)
     assert not flagged & set(honest)
+
+
+def test_two_rings_on_one_template_are_two_rings_not_one(con) -> None:
+    """Two operators that happen to use the same VM template: the template is cohesive (each
+    ring's holders are tied by their small funders and mailbox shapes), but the ties form two
+    groups, so it links each ring's members among themselves and not the rings to each other."""
+    first = template_ring(con)
+    second = template_ring(
+        con, prefix="bulk", names=("jon.berg", "ana_melo", "raj.iyer", "kim.ho", "leo.ruiz", "ida.holm"), net=46
+    )
+    honest = background(con, 300)
+    SybilRings().detect(Evidence(con, EPOCH))
+    groups = con.execute("SELECT count(DISTINCT grp) FROM cohesion_groups WHERE kind = 'hw_fingerprint'").fetchall()[0][0]
+    rings = con.execute(
+        "SELECT list(account_id ORDER BY account_id) FROM sybil_clusters GROUP BY cluster_id ORDER BY 1"
+    ).fetchall()
+    assert groups == 2
+    assert [sorted(r) for (r,) in rings] == [sorted(second), sorted(first)]
+    assert not {a for (r,) in rings for a in r} & set(honest)
 
 
 def test_values_held_only_inside_a_group_mark_it_a_common_crowd_does_not(con) -> None:

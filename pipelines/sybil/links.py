@@ -312,7 +312,6 @@ DROP TABLE account_shared;
 DROP TABLE account_covered;
 DROP TABLE account_nested;
 DROP TABLE account_small;
-DROP TABLE cohesion_groups;
 
 """
 
@@ -378,7 +377,7 @@ def build_account_graph(
     block: int = 32, hub_min: int = 10, min_share: float = 0.5, min_lift: float = 3.0,
     cohesion_max_n: int = 30,
 ) -> int:  # fmt: skip
-    """Temp tables ``account_attrs``, ``account_hubs``, ``cohesion_pass``, ``account_edges`` and
+    """Temp tables ``account_attrs``, ``account_hubs``, ``cohesion_pass``, ``cohesion_groups``, ``account_edges`` and
     ``account_graph_stats`` (pairs made in blocks, candidate pairs, hubs, edges) for the epoch;
     returns the edge count.
 
