@@ -4,8 +4,11 @@ A virtualized card hides while its slices are challenged at different times; cha
 one synchronized batch (matmul and a VRAM challenge each) the slices contend for the one card
 and show it (``detectors.virtualized_gpu``). The plan groups suspected siblings: devices that
 share an IP (one group if it fits a batch; otherwise split by host), and new devices that
-arrived in a burst, per account. Rejected devices need no more proof and are left out.
-Batching honest neighbours together costs them nothing: each has its own card.
+arrived in a burst, per account. A rejected device needs no more proof of its own, but stays
+in its group as a witness while a device of the group is not rejected: the last slice of a
+card whose siblings were rejected would otherwise be challenged alone, run at full speed and
+age out of probation. Groups of rejected devices only are left out. Batching honest
+neighbours together costs them nothing: each has its own card.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ import duckdb
 
 PLAN_SQL = """
 WITH f AS (
-    SELECT d.device_id, d.ip, d.host_fingerprint, d.account_id
+    SELECT d.device_id, d.ip, d.host_fingerprint, d.account_id, t.tier = 'rejected' AS rejected
     FROM device_features d JOIN device_tiers t USING (epoch, device_id)
-    WHERE d.epoch = $epoch AND t.tier <> 'rejected' AND d.hw_reports > 0
+    WHERE d.epoch = $epoch AND d.hw_reports > 0
 ),
 by_ip AS (SELECT ip, count(*) AS n FROM f GROUP BY ip),
 by_host AS (SELECT host_fingerprint, count(*) AS n FROM f GROUP BY host_fingerprint),
@@ -31,9 +34,16 @@ groups AS (
     SELECT 'burst:' || f.account_id || ':' || (row_number() OVER (PARTITION BY f.account_id ORDER BY f.device_id) - 1) // $batch,
            f.device_id, 'arrived in a burst with its account''s other new devices', 3
     FROM f JOIN evidence e ON e.epoch = $epoch AND e.device_id = f.device_id AND e.detector = 'fleet_burst'
+),
+chosen AS (
+    SELECT device_id, arg_min(group_id, priority) AS group_id, arg_min(reason, priority) AS reason
+    FROM groups GROUP BY device_id
+),
+open_groups AS (
+    SELECT c.group_id FROM chosen c JOIN f USING (device_id) GROUP BY c.group_id HAVING bool_or(NOT f.rejected)
 )
-SELECT $epoch AS epoch, arg_min(group_id, priority) AS group_id, device_id, arg_min(reason, priority) AS reason
-FROM groups GROUP BY device_id ORDER BY group_id, device_id
+SELECT $epoch AS epoch, group_id, device_id, reason
+FROM chosen SEMI JOIN open_groups USING (group_id) ORDER BY group_id, device_id
 """
 
 

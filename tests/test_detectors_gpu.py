@@ -223,13 +223,18 @@ def test_anomaly_is_a_review_lead_that_needs_persistence(con) -> None:
     assert found["device_id"].to_list() == ["odd"] and found["action"].to_list() == ["review"]
 
 
-def test_challenge_plan_groups_siblings_and_skips_rejected(con) -> None:
-    for d in ("a", "b", "c"):
+def test_challenge_plan_keeps_a_rejected_sibling_as_witness_and_skips_rejected_only_groups(con) -> None:
+    for d in ("a", "b", "c", "gone"):
         feature(con, d, ip="1.1.1.1")
     feature(con, "alone", ip="2.2.2.2")
-    feature(con, "gone", ip="1.1.1.1")
-    for d in ("a", "b", "c", "alone", "gone"):
-        tier = "rejected" if d == "gone" else "standard"
+    for d in ("x", "y"):  # two rejected slices with nobody left to prove
+        feature(con, d, ip="3.3.3.3")
+    for d in ("last", "sib1", "sib2"):  # the last slice of a card whose siblings were rejected
+        feature(con, d, ip="4.4.4.4")
+    rejected = {"gone", "x", "y", "sib1", "sib2"}
+    for d in ("a", "b", "c", "gone", "alone", "x", "y", "last", "sib1", "sib2"):
+        tier = "rejected" if d in rejected else "standard"
         con.execute("INSERT INTO device_tiers VALUES (?, ?, 'acc', ?, [], 0, '[]')", [EPOCH, d, tier])
-    assert build_plan(con, EPOCH) == 3
-    assert read_plan(con, EPOCH) == {"a": "ip:1.1.1.1", "b": "ip:1.1.1.1", "c": "ip:1.1.1.1"}
+    assert build_plan(con, EPOCH) == 7
+    plan = read_plan(con, EPOCH)
+    assert plan == {d: "ip:1.1.1.1" for d in ("a", "b", "c", "gone")} | {d: "ip:4.4.4.4" for d in ("last", "sib1", "sib2")}
