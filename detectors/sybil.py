@@ -26,7 +26,7 @@ import polars as pl
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
 from pipelines.features import previous_epoch
 from pipelines.sybil.communities import ClusterRules, communities, core_members, score_clusters
-from pipelines.sybil.links import STRONG_KINDS, build_account_graph
+from pipelines.sybil.links import SOURCES, STRONG_KINDS, build_account_graph
 
 
 class SybilRings(Detector):
@@ -40,7 +40,7 @@ class SybilRings(Detector):
                  refresh_hours: int = 1,
                  block: int = 32, hub_min: int = 10, hub_min_share: float = 0.5, hub_min_lift: float = 3.0,
                  cohesion_max_n: int = 30, exclusive_share: float = 0.8, exclusive_coverage: float = 0.8,
-                 marks_min_accounts: int = 10, merge_ratio: float = 0.3):  # fmt: skip
+                 marks_min_accounts: int = 10, merge_ratio: float = 0.3, broad_share: float = 0.8):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.min_edge_weight = min_edge_weight
@@ -61,12 +61,14 @@ class SybilRings(Detector):
         self.exclusive_coverage = exclusive_coverage
         self.marks_min_accounts = marks_min_accounts
         self.merge_ratio = merge_ratio
+        self.broad_share = broad_share
 
     def _rules(self) -> ClusterRules:
         return ClusterRules(min_accounts=self.min_accounts, min_score=self.min_score,
                             min_strong_kinds=self.min_strong_kinds, min_coverage=self.min_coverage,
                             exclusive_share=self.exclusive_share, exclusive_coverage=self.exclusive_coverage,
-                            marks_min_accounts=self.marks_min_accounts, merge_ratio=self.merge_ratio)  # fmt: skip
+                            marks_min_accounts=self.marks_min_accounts, merge_ratio=self.merge_ratio,
+                            broad_share=self.broad_share)  # fmt: skip
 
     def fit(self, evidence: Evidence) -> SybilRings:
         con, epoch = evidence.con, evidence.epoch
@@ -138,7 +140,9 @@ class SybilRings(Detector):
 
 
 def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
-    """Per ring member: the operator kinds that tie it to other members of its own cluster."""
+    """Per ring member: the operator kinds that tie it to other members of its own cluster, a kind
+    derived from another (a mailbox's shape) left out when its source ties the member too: one
+    mailbox shared with the ring is one fact, not two, for the reject rule."""
     members = rings.select("cluster_id", "account_id")
     inside = (
         edges.select("a", "b", "kinds")
@@ -152,4 +156,11 @@ def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
         .filter(pl.col("kinds").is_in(STRONG_KINDS))
         .group_by("cluster_id", "account_id")
         .agg(pl.col("kinds").unique().sort().alias("member_strong_kinds"))
+        .with_columns(
+            pl.col("member_strong_kinds").list.eval(
+                pl.element().filter(
+                    ~pl.element().replace_strict(SOURCES, default=None).is_in(pl.element().implode()).fill_null(False)
+                )
+            )
+        )
     )

@@ -129,8 +129,53 @@ def test_normalized_gmail_and_weak_links_alone(con) -> None:
     build_account_graph(con, EPOCH)
     values = con.execute("SELECT DISTINCT value FROM account_attrs WHERE kind = 'email'").fetchall()
     assert values == [("john@gmail.com",)]
-    # one shared mailbox is one strong kind: not enough for a ring
+
+
+def test_one_shared_mailbox_and_its_shapes_are_one_signal_not_a_ring(con) -> None:
+    """Three accounts with one mailbox (a name that collides, or one person's) and nothing else
+    in common: the mailbox and its shapes are one fact, so no ring (it scored 0.805 as two)."""
+    background(con, 150)
+    for k in range(3):
+        account(con, f"o{k}", "orossi@hotmail.com", f"w-o{k}", f"91.{k}.7.8")
+        funded(con, f"w-o{k}", f"w-o{k}-own")
+        device(
+            con,
+            f"d-o{k}",
+            f"o{k}",
+            f"91.{k}.7.8",
+            f"host-o{k}",
+            cpu=["AMD Ryzen 9 7950X", "Intel Core i9-13900K", "AMD Ryzen 7 5800X"][k],
+        )
     assert SybilRings().detect(Evidence(con, EPOCH)).is_empty()
+    kinds = con.execute("SELECT DISTINCT unnest(kinds) FROM account_edges WHERE a LIKE 'o%' ORDER BY 1").fetchall()
+    assert kinds == [("email",), ("email_pattern",)]  # the pair is linked, and the evidence keeps both
+
+
+def test_one_mailbox_behind_sixty_accounts_links_them_a_placeholder_shared_by_strangers_does_not(con) -> None:
+    background(con, 300)
+    members = []
+    for k in range(60):  # one gmail mailbox, told apart by +tags and dots: more holders than any cap of 50
+        acc = f"tag{k}"
+        account(con, acc, f"{'a.n.a' if k % 2 else 'an.a'}+{k}@gmail.com", f"w-{acc}", f"45.{k}.3.4")
+        funded(con, f"w-{acc}", f"w-{acc}-own")
+        device(con, f"d-{acc}", acc, f"45.{k}.3.4", f"host-{acc}", cpu="Intel Xeon E5-2690 v3")
+        members.append(acc)
+    strangers = []
+    for k in range(40):  # sign-ups that typed a placeholder address, on ordinary machines
+        acc = f"anon{k}"
+        account(con, acc, "test@test.com", f"w-{acc}", f"88.{k}.5.6")
+        funded(con, f"w-{acc}", f"w-{acc}-own")
+        device(con, f"d-{acc}", acc, f"88.{k}.5.6", f"host-{acc}", cpu=["AMD Ryzen 9 7950X", "Intel Core i9-13900K"][k % 2])
+        strangers.append(acc)
+    SybilRings().detect(Evidence(con, EPOCH))
+    linked = {v for (v,) in con.execute(
+        "SELECT DISTINCT l.value FROM (SELECT unnest(links) AS l FROM account_edges) WHERE l.kind = 'email'").fetchall()}  # fmt: skip
+    assert linked == {"ana@gmail.com"}
+    assert ("email", "test@test.com") in set(con.execute("SELECT kind, value FROM account_hubs").fetchall())
+    clustered = [
+        a for (a,) in con.execute("SELECT account_id FROM sybil_clusters WHERE epoch = ? ORDER BY 1", [EPOCH]).fetchall()
+    ]
+    assert clustered == sorted(members)
 
 
 def test_pairwise_metrics_and_baselines(con) -> None:
@@ -451,3 +496,28 @@ def test_two_rings_bridged_by_a_few_links_are_two_communities_one_blocked_ring_i
     rows = bridged + [(x, y, w) for (x, y), w in blocked.items()]
     edges = pl.DataFrame(rows, schema=["a", "b", "weight"], orient="row")
     assert communities(edges, ClusterRules()) == [sorted(large), sorted(ring), sorted(small)]
+
+
+def _linked(pairs: list[tuple[str, str]], kinds: list[str]) -> list[dict]:
+    links = [{"kind": k, "value": f"{k}-v", "n": 40, "weight": 0.2} for k in kinds]
+    return [
+        {"a": min(x, y), "b": max(x, y), "weight": 0.2 * len(kinds), "kinds": sorted(kinds), "links": links} for x, y in pairs
+    ]
+
+
+def test_peel_keeps_a_member_tied_to_nearly_all_by_two_kinds_and_drops_one_tied_to_a_part() -> None:
+    """A ring of 30 tied by four operator kinds; a member whose mailbox and funding look like
+    nobody's but who shares the ring's template and restart time with all of it stays; an
+    honest account sharing a template and a restart bin with a third of the ring goes."""
+    from pipelines.sybil.communities import ClusterRules, core_members
+
+    ring = [f"r{k:02d}" for k in range(30)]
+    rows = _linked(
+        [(x, y) for i, x in enumerate(ring) for y in ring[i + 1 :]], ["email_pattern", "funding", "hw_fingerprint", "restart"]
+    )
+    rows += _linked([("quiet", r) for r in ring], ["hw_fingerprint", "restart"])
+    rows += _linked([("honest", r) for r in ring[:10]], ["hw_fingerprint", "restart"])
+    edges = pl.DataFrame(rows)
+    community = [sorted([*ring, "quiet", "honest"])]
+    assert core_members(edges, community, ClusterRules()) == [sorted([*ring, "quiet"])]
+    assert core_members(edges, community, ClusterRules(broad_share=1.01)) == [sorted(ring)]

@@ -35,12 +35,13 @@ from dataclasses import dataclass
 import networkx as nx
 import polars as pl
 
-from pipelines.sybil.links import KINDS, STRONG_KINDS
+from pipelines.sybil.links import KINDS, SOURCES, STRONG_KINDS
 
 
 @dataclass(frozen=True)
 class ClusterRules:
     merge_ratio: float = 0.3
+    broad_share: float = 0.8
     min_accounts: int = 3
     min_score: float = 0.8
     min_strong_kinds: int = 2
@@ -168,7 +169,11 @@ def core_members(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterR
     restart time with part of a ring is tied by two. A kind counts for a member when it ties
     the member to at least two others. A member stays with at least
     ``min_strong_kinds`` such operator kinds among its links inside, and at least the community's
-    median minus one; the peeling repeats until no member drops, so nobody stays on the
+    median minus one, or ``min_strong_kinds`` kinds that each tie it to ``broad_share`` of the
+    other members (a ring member whose mailbox and funding look like nobody's but who shares the
+    ring's template and restart time with nearly all of it; a coincidence ties an honest account
+    to the part of a ring that shares its restart bin and popular values, not to nearly all of
+    it); the peeling repeats until no member drops, so nobody stays on the
     strength of links to accounts that were dropped."""
     stable: list[list[str]] = []
     todo = [list(c) for c in clusters]
@@ -190,11 +195,18 @@ def _peel_once(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRul
     # a kind counts for a member when it ties it to two other members: one shared value with one
     # neighbour is what households and popular configurations give
     kinds = ties.group_by("ca", "account", "kind").agg(pl.len().alias("partners")).filter(pl.col("partners") >= 2)
-    per_member = kinds.group_by("ca", "account").agg(pl.len().alias("kinds"))
+    sizes = pl.DataFrame(
+        {"ca": range(len(clusters)), "size": [len(c) for c in clusters]}, schema={"ca": pl.Int64, "size": pl.Int64}
+    )
+    kinds = kinds.join(sizes, on="ca").with_columns(
+        (pl.col("partners") >= rules.broad_share * (pl.col("size") - 1)).alias("broad")
+    )
+    per_member = kinds.group_by("ca", "account").agg(pl.len().alias("kinds"), pl.col("broad").sum().alias("broad"))
     per_member = per_member.with_columns(pl.col("kinds").median().over("ca").alias("typical"))
     keep = per_member.filter(
-        (pl.col("kinds") >= rules.min_strong_kinds) & (pl.col("kinds") >= pl.col("typical") - 1)
-    )  # fmt: skip
+        (pl.col("kinds") >= rules.min_strong_kinds)
+        & ((pl.col("kinds") >= pl.col("typical") - 1) | (pl.col("broad") >= rules.min_strong_kinds))
+    )
     kept = keep.group_by("ca").agg(pl.col("account").sort())
     pruned = {r["ca"]: r["account"] for r in kept.iter_rows(named=True)}
     return sorted(m for i in range(len(clusters)) if len(m := pruned.get(i, [])) >= rules.min_accounts)
@@ -237,9 +249,13 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
     for i, members in enumerate(clusters):
         size = len(members)
         cov = {r["kind"]: r["covered"] / size for r in coverage.filter(pl.col("cluster") == i).iter_rows(named=True)}
-        score = 1.0
+        # kinds derived from one attribute (a mailbox and its shapes) are one signal: the strongest counts
+        by_source: dict[str, float] = {}
         for kind, share in cov.items():
-            score *= 1 - KINDS[kind][0] * share
+            by_source[SOURCES.get(kind, kind)] = max(by_source.get(SOURCES.get(kind, kind), 0.0), KINDS[kind][0] * share)
+        score = 1.0
+        for signal in by_source.values():
+            score *= 1 - signal
         score = 1 - score
         strong = [k for k in STRONG_KINDS if cov.get(k, 0) >= rules.min_coverage]
         excl = {r["kind"]: r["covered"] / size for r in exclusive.filter(pl.col("cluster") == i).iter_rows(named=True)}
@@ -252,8 +268,8 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
         )
         is_sybil = (
             size >= rules.min_accounts
-            and len(strong) >= rules.min_strong_kinds
-            and (score >= rules.min_score or len(marked) >= rules.min_strong_kinds)
+            and len({SOURCES.get(k, k) for k in strong}) >= rules.min_strong_kinds
+            and (score >= rules.min_score or len({SOURCES.get(k, k) for k in marked}) >= rules.min_strong_kinds)
         )
         links = []
         for r in examples.filter(pl.col("cluster") == i).sort(["pairs", "kind"], descending=[True, False]).iter_rows(named=True):

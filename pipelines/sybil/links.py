@@ -44,7 +44,7 @@ so the union over a ring's kinds still ties the ring together). Every candidate 
 | kind | value | strength | max_n |
 |---|---|---|---|
 | funding | a wallet one, two or three hops up the funding chain (``stake_events``) | 0.6 | 300 |
-| email | normalized address (gmail dots and +tags removed; +tags elsewhere) | 0.7 | 50 |
+| email | normalized address (gmail dots and +tags removed; +tags elsewhere) | 0.7 | 300 |
 | email_pattern | mailbox shape at five granularities (below) | 0.35 | 300 |
 | restart | circular mean time of day of short heartbeat silences, in 30/60/120-minute bins on two offsets | 0.45 | 300 |
 | hw_fingerprint | worker version + CPU model + cores + RAM (one VM template) | 0.3 | 300 |
@@ -69,7 +69,7 @@ import duckdb
 
 KINDS: dict[str, tuple[float, int]] = {
     "funding": (0.6, 300),
-    "email": (0.7, 50),
+    "email": (0.7, 300),
     "email_pattern": (0.35, 300),
     "restart": (0.45, 300),
     "hw_fingerprint": (0.3, 300),
@@ -86,6 +86,12 @@ KINDS: dict[str, tuple[float, int]] = {
 STRONG_KINDS = ("funding", "email", "email_pattern", "restart", "hw_fingerprint", "host", "gpu")
 """Operator kinds: what one operator's automation leaves behind; they can make a cluster a ring.
 The rest (where accounts are, who referred whom, when they signed up) only corroborate."""
+
+SOURCES: dict[str, str] = {"email_pattern": "email"}
+"""Kinds derived from another kind's attribute: a value and its derived values are one fact, so
+one can never be the co-value that shows the other marks a group (every holder of
+``test@test.com`` also holds its shape ``p2|test.com|aaaa``; 40 strangers who typed that
+placeholder share nothing else)."""
 
 WEAK_KINDS = ("subnet", "created")
 """Kinds so common that they only add weight to pairs other kinds found."""
@@ -208,7 +214,8 @@ CREATE OR REPLACE TEMP TABLE account_support AS
 WITH total AS (SELECT count(DISTINCT account_id) AS accounts FROM account_attrs),
 co AS (  -- for every large value, how its holders' other operator values overlap it
     SELECT v.kind, v.value, v.n, u.kind AS other_kind, u.value AS other_value, u.n AS other_n, count(*) AS overlap
-    FROM account_shared v JOIN account_shared u ON u.account_id = v.account_id AND u.kind <> v.kind AND u.kind IN ({strong})
+    FROM account_shared v JOIN account_shared u ON u.account_id = v.account_id AND u.kind IN ({strong})
+     AND {source_u} <> {source_v}  -- a mailbox's own shapes cannot corroborate it
     WHERE v.n > $hub_min
     GROUP BY ALL
 ),
@@ -390,9 +397,13 @@ def build_account_graph(
     kinds = ", ".join(f"('{k}', {s}, {n})" for k, (s, n) in KINDS.items())
     strong = ", ".join(f"'{k}'" for k in STRONG_KINDS)
     weak = ", ".join(f"'{k}'" for k in WEAK_KINDS)
+    source = {
+        c: "CASE " + " ".join(f"WHEN {c}.kind = '{k}' THEN '{v}'" for k, v in SOURCES.items()) + f" ELSE {c}.kind END"
+        for c in "uv"
+    }
     params = {"block": block, "hub_min": hub_min, "min_share": min_share, "min_lift": min_lift, "min_weight": min_weight,
               "min_strong": min_strong, "cohesion_max_n": cohesion_max_n}  # fmt: skip
-    _run_script(con, PAIRS_SQL.format(kinds=kinds, strong=strong, weak=weak), params)
+    _run_script(con, PAIRS_SQL.format(kinds=kinds, strong=strong, weak=weak, source_u=source["u"], source_v=source["v"]), params)
     _cohesion_pass(con, min_share, min_lift)
     _run_script(con, EDGES_SQL.format(kinds=kinds, strong=strong, weak=weak), params)
     return int(con.execute("SELECT count(*) FROM account_edges").fetchall()[0][0])
