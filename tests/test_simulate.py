@@ -92,3 +92,22 @@ def test_default_scenario_file_matches_the_code() -> None:
     from pipelines.simulate.scenario import Scenario
 
     assert load_scenario("data/scenarios/default.toml") == Scenario()
+
+
+def test_builder_draws_are_numpys_own_choice_draws_so_networks_do_not_change() -> None:
+    """``Builder.pick`` and ``Builder.choose`` skip numpy's per-call array conversion; each must
+    consume the generator exactly as ``rng.choice`` does, or every simulated network changes."""
+    import numpy as np
+
+    from pipelines.simulate.population import Builder
+    from pipelines.simulate.scenario import Scenario
+
+    fast, slow = Builder(Scenario(), 5), Builder(Scenario(), 5)
+    weights = {"a": 0.3, "b": 0.5, "c": 0.15, "d": 0.05}
+    options = [["x", "y", "z"], [1755, 1980, 2520, 2610], list("abcdefghijklmnopqrstuvwxyz"), ["only"]]
+    for i in range(5000):
+        seq = options[i % len(options)]
+        assert fast.pick(seq) == slow.rng.choice(seq)
+        p = np.array(list(weights.values()))
+        assert fast.choose(weights) == list(weights)[int(slow.rng.choice(len(weights), p=p / p.sum()))]
+    assert fast.rng.random() == slow.rng.random()

@@ -73,6 +73,7 @@ class Builder:
         self.rng = np.random.default_rng([seed, 7])
         self.catalogue = {r["model_key"]: r for r in load_catalogue().iter_rows(named=True)}
         self._counter = 0
+        self._cdfs: dict[tuple, tuple[list[str], np.ndarray]] = {}
         self.exchanges = [self.wallet() for _ in range(6)]
         self.hours = 1
         """Simulated hours (set by ``build_network``): late arrivals are drawn inside them."""
@@ -87,6 +88,12 @@ class Builder:
     # identifiers -------------------------------------------------------------------------
     def hex(self, n: int) -> str:
         return self.rng.bytes(n // 2 + 1).hex()[:n]
+
+    def pick(self, options):
+        """One of ``options``, uniformly: the draw ``rng.choice(options)`` makes (one bounded
+        integer from the same stream, so networks stay identical) without converting the list to
+        an array on every call, which was the simulator's largest cost per device."""
+        return options[int(self.rng.integers(0, len(options)))]
 
     def gpu_uuid(self) -> str:
         h = self.hex(32)
@@ -103,37 +110,45 @@ class Builder:
         return self._counter
 
     def choose(self, weights: dict[str, float]) -> str:
-        keys = list(weights)
-        p = np.array([weights[k] for k in keys], dtype=float)
-        return keys[int(self.rng.choice(len(keys), p=p / p.sum()))]
+        """A key of ``weights`` drawn in proportion to its weight: the draw
+        ``rng.choice(len(keys), p=p / p.sum())`` makes (one uniform against the same cumulative
+        sums), with the sums computed once per weight table instead of on every call."""
+        table = tuple(weights.items())
+        if (cached := self._cdfs.get(table)) is None:
+            p = np.array([w for _, w in table], dtype=float)
+            cdf = (p / p.sum()).cumsum()
+            cdf /= cdf[-1]
+            cached = self._cdfs[table] = ([k for k, _ in table], cdf)
+        keys, cdf = cached
+        return keys[int(cdf.searchsorted(self.rng.random(), side="right"))]
 
     def ip_in(self, first_octets: list[int] | None = None) -> str:
-        a = int(self.rng.choice(first_octets)) if first_octets else int(self.rng.integers(11, 223))
+        a = int(self.pick(first_octets)) if first_octets else int(self.rng.integers(11, 223))
         b, c, d = (int(x) for x in self.rng.integers(0, 256, 3))
         return f"{a}.{b}.{c}.{max(d, 1)}"
 
     def subnet24(self) -> str:
-        a = int(self.rng.choice([45, 62, 91, 103, 146, 185, 193, 194, 212]))
+        a = int(self.pick([45, 62, 91, 103, 146, 185, 193, 194, 212]))
         b, c = (int(x) for x in self.rng.integers(0, 256, 2))
         return f"{a}.{b}.{c}"
 
     def person_email(self, surname: str | None = None) -> str:
-        first = str(self.rng.choice(FIRST))
-        last = surname or str(self.rng.choice(LAST))
+        first = str(self.pick(FIRST))
+        last = surname or str(self.pick(LAST))
         if self.scenario.sybil.honest_mail_vendors:
             return self._varied_email(first, last)
         style = int(self.rng.integers(0, 3))
         local = [f"{first}.{last}", f"{first}{last}{int(self.rng.integers(1, 99))}", f"{first[0]}{last}"][style]
-        return f"{local}{self.uniq()}@{self.rng.choice(EMAIL_DOMAINS)}"
+        return f"{local}{self.uniq()}@{self.pick(EMAIL_DOMAINS)}"
 
     def _varied_email(self, first: str, last: str) -> str:
         """Honest mailboxes of many providers and shapes (handles, birth years, underscores)."""
         year, n = int(self.rng.integers(1965, 2006)), int(self.rng.integers(1, 999))
-        handle = str(self.rng.choice(HANDLES)) + str(self.rng.choice(HANDLES))
+        handle = str(self.pick(HANDLES)) + str(self.pick(HANDLES))
         styles = [f"{first}.{last}", f"{first}{last}{n}", f"{first[0]}{last}", f"{first}_{last}{year % 100:02d}",
                   f"{handle}{year}", f"{last}.{first}{n}", f"{first}{year}"]  # fmt: skip
         local = styles[int(self.rng.integers(len(styles)))]
-        domain = str(self.rng.choice(EMAIL_DOMAINS + HONEST_EXTRA_DOMAINS))
+        domain = str(self.pick(EMAIL_DOMAINS + HONEST_EXTRA_DOMAINS))
         return f"{local}{self.uniq() if self.rng.random() < 0.5 else ''}@{domain}"
 
     def nightly_restart(self, country: str) -> dict:
@@ -151,7 +166,7 @@ class Builder:
         if self.rng.random() < 0.6:
             return wallet
         if self.exchange_p is None:
-            return str(self.rng.choice(self.exchanges))
+            return str(self.pick(self.exchanges))
         return str(self.rng.choice(self.exchanges, p=self.exchange_p))
 
     def apple_memory(self, model_key: str) -> int:
@@ -161,7 +176,7 @@ class Builder:
         base, top = int(spec["vram_mb"]), int(spec["vram_max_mb"])
         sizes = [m for m in (base, base * 3 // 2, base * 2, base * 3, base * 4) if m <= top]
         lo, hi = self.scenario.apple_memory_share
-        return int(int(self.rng.choice(sizes)) * self.rng.uniform(lo, hi))
+        return int(int(self.pick(sizes)) * self.rng.uniform(lo, hi))
 
     # devices ------------------------------------------------------------------------------
     def efficiency(self, lo: float = 0.72, hi: float = 0.9) -> float:
@@ -192,12 +207,12 @@ class Builder:
             pci_bus_id=None if apple else f"00000000:{[0x01, 0x21, 0x41, 0x61, 0x81, 0xA1, 0xC1, 0xE1][index % 8]:02X}:00.0",
             host_fingerprint=host,
             os="macos" if apple else ("linux" if dc or self.rng.random() < 0.6 else "windows"),
-            driver_version=None if apple else str(self.rng.choice(["550.54.15", "555.42.06", "560.35.03"])),
-            cuda_version=None if apple else str(self.rng.choice(["12.4", "12.5", "12.6"])),
+            driver_version=None if apple else str(self.pick(["550.54.15", "555.42.06", "560.35.03"])),
+            cuda_version=None if apple else str(self.pick(["12.4", "12.5", "12.6"])),
             virtualization_mode=None if apple else "NONE",
             mig_mode=None if apple else (False if dc else None),
             power_limit_w=None if apple else int(350 if not dc else 700),
-            sm_clock_max_mhz=None if apple else int(self.rng.choice([1755, 1980, 2520, 2610])),
+            sm_clock_max_mhz=None if apple else int(self.pick([1755, 1980, 2520, 2610])),
         )
 
 
@@ -214,11 +229,11 @@ def _device(b: Builder, block: Block, acct: int, model: str, *, host: str, index
         asn=asn,
         country=country,
         cpu_model=cpu,
-        cpu_cores=64 if kind == "datacenter" else int(b.rng.choice([8, 12, 16, 24])),
-        ram_gb=1024 if kind == "datacenter" else int(b.rng.choice([16, 32, 64])),
+        cpu_cores=64 if kind == "datacenter" else int(b.pick([8, 12, 16, 24])),
+        ram_gb=1024 if kind == "datacenter" else int(b.pick([16, 32, 64])),
         bw_down=float(b.rng.uniform(5000, 10000) if kind == "datacenter" else b.rng.uniform(50, 1000)),
         bw_up=float(b.rng.uniform(5000, 10000) if kind == "datacenter" else b.rng.uniform(10, 500)),
-        worker_version=str(b.rng.choice(["2.4.1", "2.5.0", "2.5.2"])),
+        worker_version=str(b.pick(["2.4.1", "2.5.0", "2.5.2"])),
         efficiency=b.efficiency(),
         physical_gpu=b.uniq(),
         first_hour=0,
@@ -246,7 +261,7 @@ def _home_like(b: Builder, count: int, population: str, eff: tuple[float, float]
         acct = block.add_account(population=population, cluster=None, created_s=b.created_at(),
                                  email=b.person_email(), wallet=wallet, funder=b.funder(wallet),
                                  signup_ip=None, referrer=None)  # fmt: skip
-        ip, host, cpu = b.ip_in(), b.hex(32), str(b.rng.choice(CPU_CONSUMER))
+        ip, host, cpu = b.ip_in(), b.hex(32), str(b.pick(CPU_CONSUMER))
         block.accounts[acct]["signup_ip"] = ip
         model, habits = b.choose(HOME_MODELS), b.habits()
         restart = b.nightly_restart(country)
@@ -303,7 +318,7 @@ def datacenter(b: Builder, count: int) -> Block:
                                  email=f"gpu-ops{b.uniq()}@{op}.example", wallet=wallet,
                                  funder=wallet, signup_ip=f"{subnet}.2", referrer=None)  # fmt: skip
         model = b.choose(b.scenario.datacenter_models)
-        cpu = str(b.rng.choice(CPU_SERVER))
+        cpu = str(b.pick(CPU_SERVER))
         hosts = (size + 7) // 8
         late_from, late_hour = hosts, 0  # an operator adding a rack mid-run: an honest wave
         if b.hours > 2 and hosts >= 4 and b.rng.random() < b.scenario.late_rack_share:
@@ -335,7 +350,7 @@ def shared_nat_lab(b: Builder, count: int) -> Block:
                                      wallet=wallet, funder=b.funder(wallet), signup_ip=ip,
                                      referrer=None)  # fmt: skip
             _device(b, block, acct, b.choose(LAB_MODELS), host=b.hex(32), index=0, kind="lab",
-                    ip=ip, asn=asn, country=country, cpu=str(b.rng.choice(CPU_CONSUMER)),
+                    ip=ip, asn=asn, country=country, cpu=str(b.pick(CPU_CONSUMER)),
                     population="shared_nat_lab", fraud=[], ping_loss=b.scenario.nat_ping_loss,
                     **b.habits())  # fmt: skip
     return block
@@ -346,7 +361,7 @@ def shared_nat_family(b: Builder, count: int) -> Block:
     block = Block()
     while len(block.devices) < count:
         asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
-        ip, surname = b.ip_in(), str(b.rng.choice(LAST))
+        ip, surname = b.ip_in(), str(b.pick(LAST))
         first = None
         family_wallet = None
         if b.scenario.sybil.family_shared_funder > 0 and b.rng.random() < b.scenario.sybil.family_shared_funder:
@@ -362,7 +377,7 @@ def shared_nat_family(b: Builder, count: int) -> Block:
                                      referrer=first)  # fmt: skip
             first = acct if first is None else first
             _device(b, block, acct, b.choose(HOME_MODELS), host=b.hex(32), index=0, kind="home",
-                    ip=ip, asn=asn, country=country, cpu=str(b.rng.choice(CPU_CONSUMER)),
+                    ip=ip, asn=asn, country=country, cpu=str(b.pick(CPU_CONSUMER)),
                     population="shared_nat_family", fraud=[], ping_loss=b.scenario.nat_ping_loss,
                     **b.habits())  # fmt: skip
     return block
@@ -391,7 +406,7 @@ def _virtualized(b: Builder, count: int, population: str, spoofed: bool) -> Bloc
                                               funder=b.funder(wallet), signup_ip=ip,
                                               referrer=None))  # fmt: skip
         eff = b.efficiency()
-        cpu = str(b.rng.choice(CPU_CONSUMER))
+        cpu = str(b.pick(CPU_CONSUMER))
         for s in range(k):
             extra: dict[str, object] = dict(physical_gpu=card, efficiency=eff, slices=k)
             if spoofed:
@@ -429,7 +444,7 @@ def _simple_attack(b: Builder, count: int, population: str, fraud: list[str],
                 break
             _device(b, block, acct, model or b.choose(HOME_MODELS), host=host, index=k,
                     kind="home", ip=ip, asn=asn, country=country,
-                    cpu=str(b.rng.choice(CPU_CONSUMER)), population=population, fraud=fraud,
+                    cpu=str(b.pick(CPU_CONSUMER)), population=population, fraud=fraud,
                     **extra)  # fmt: skip
             if model:
                 extra["model"] = model
@@ -441,7 +456,7 @@ def spoofed_model(b: Builder, count: int) -> Block:
     block = _simple_attack(b, count, "spoofed_model", ["spoofed_model"], (1, 4))
     claimed = b.scenario.spoofed_claimed_model
     for dev in block.devices:
-        dev.update(true_model=str(b.rng.choice(list(b.scenario.spoofed_true_models))), claimed_model=claimed,
+        dev.update(true_model=str(b.pick(list(b.scenario.spoofed_true_models))), claimed_model=claimed,
                    vram_claimed_mb=int(b.catalogue[claimed]["vram_mb"]))  # fmt: skip
     return block
 
@@ -481,13 +496,13 @@ def _sybil(b: Builder, count: int, population: str, accounts_per_ring: tuple[int
         asn, country = PROXY_ASNS[int(b.rng.integers(len(PROXY_ASNS)))]
         restart = int(b.rng.integers(0, 60))
         restart_hour = int(b.rng.integers(0, 24))
-        domain = str(b.rng.choice(BULK_DOMAINS))
-        stem = str(b.rng.choice(FIRST))
+        domain = str(b.pick(BULK_DOMAINS))
+        stem = str(b.pick(FIRST))
         signup_base = b.created_at((3, 20))
         n_acc = int(b.rng.integers(accounts_per_ring[0], accounts_per_ring[1] + 1))
         model = b.choose(HOME_MODELS)
-        cpu = str(b.rng.choice(["Intel Xeon E5-2680 v4", "Intel Xeon E5-2690 v3", "AMD EPYC 7302", "Intel Xeon Gold 6138"]))
-        ram, cores = int(b.rng.choice([32, 48, 64])), int(b.rng.choice([8, 14, 16]))
+        cpu = str(b.pick(["Intel Xeon E5-2680 v4", "Intel Xeon E5-2690 v3", "AMD EPYC 7302", "Intel Xeon Gold 6138"]))
+        ram, cores = int(b.pick([32, 48, 64])), int(b.pick([8, 14, 16]))
         referrer = None
         a = 0
         # a ring takes the rest when what would be left could not make a ring of its own
@@ -517,17 +532,17 @@ def _sybil(b: Builder, count: int, population: str, accounts_per_ring: tuple[int
 def ring_mailbox_maker(b: Builder, variant: str):
     """A function giving the ring's next mailbox: one vendor, one shape, per ring."""
     if variant == "vendor_chain":  # random strings of one length from one bulk vendor
-        domain, length = str(b.rng.choice(VENDOR_DOMAINS)), int(b.rng.integers(8, 15))
+        domain, length = str(b.pick(VENDOR_DOMAINS)), int(b.rng.integers(8, 15))
         chars = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789"))
         return lambda: "".join(b.rng.choice(chars, size=length)) + "@" + domain
     if variant == "word_split":  # adjective + noun + digits, one separator
-        domain, sep, digits = str(b.rng.choice(EMAIL_DOMAINS)), str(b.rng.choice(["", ".", "_"])), int(b.rng.integers(2, 5))
-        return lambda: (f"{b.rng.choice(ADJECTIVES)}{sep}{b.rng.choice(NOUNS)}"
+        domain, sep, digits = str(b.pick(EMAIL_DOMAINS)), str(b.pick(["", ".", "_"])), int(b.rng.integers(2, 5))
+        return lambda: (f"{b.pick(ADJECTIVES)}{sep}{b.pick(NOUNS)}"
                         f"{int(b.rng.integers(10 ** (digits - 1), 10 ** digits))}@{domain}")  # fmt: skip
     # human_template: names that look like people's, on mainstream providers
     domains = list(b.rng.choice(EMAIL_DOMAINS, size=2, replace=False))
-    return lambda: (f"{b.rng.choice(FIRST)}.{b.rng.choice(LAST)}{int(b.rng.integers(1970, 2005))}"
-                    f"@{b.rng.choice(domains)}")  # fmt: skip
+    return lambda: (f"{b.pick(FIRST)}.{b.pick(LAST)}{int(b.rng.integers(1970, 2005))}"
+                    f"@{b.pick(domains)}")  # fmt: skip
 
 
 def ring_funders(b: Builder, variant: str, n_acc: int) -> list[str]:
@@ -554,7 +569,7 @@ def ring_funders(b: Builder, variant: str, n_acc: int) -> list[str]:
     while len(funders) < n_acc:
         f = b.wallet()
         # human_template: each funder withdrawn from an exchange, so no common wallet above them
-        b.wallet_links.append((f, str(b.rng.choice(b.exchanges)) if variant == "human_template" else source))
+        b.wallet_links.append((f, str(b.pick(b.exchanges)) if variant == "human_template" else source))
         funders += [f] * int(b.rng.integers(lo, hi + 1))
     return funders[:n_acc]
 
@@ -577,13 +592,13 @@ def _recipe_ring(b: Builder, block: Block, count: int, population: str, accounts
     ring_jitter = max(jitter, int(b.rng.integers(p.restart_jitter_minutes[0], p.restart_jitter_minutes[1] + 1)))
     bursts = [b.created_at((3, 30)) for _ in range(int(b.rng.integers(1, 5)))]
     burst_s = 60.0 * int(b.rng.integers(p.signup_burst_minutes[0], p.signup_burst_minutes[1] + 1))
-    referral = str(b.rng.choice(["none", "star", "chain"]))
+    referral = str(b.pick(["none", "star", "chain"]))
     model = b.choose(HOME_MODELS)
-    cpu = str(b.rng.choice(CPU_CONSUMER + CPU_SERVER + ["Intel Xeon E5-2680 v4", "AMD EPYC 7302"]))
+    cpu = str(b.pick(CPU_CONSUMER + CPU_SERVER + ["Intel Xeon E5-2680 v4", "AMD EPYC 7302"]))
     ram, cores, worker = (
-        int(b.rng.choice([16, 32, 48, 64])),
-        int(b.rng.choice([4, 8, 12, 16])),
-        str(b.rng.choice(["2.4.1", "2.5.0", "2.5.2"])),
+        int(b.pick([16, 32, 48, 64])),
+        int(b.pick([4, 8, 12, 16])),
+        str(b.pick(["2.4.1", "2.5.0", "2.5.2"])),
     )
     first = previous = None
     a = 0
@@ -657,14 +672,14 @@ def burst(b: Builder, count: int) -> Block:
         wallet = b.wallet()
         subnet = b.subnet24()
         acct = block.add_account(population="burst", cluster="burst", created_s=-hour * 3600.0,
-                                 email=f"{b.hex(10)}@{b.rng.choice(BULK_DOMAINS)}", wallet=wallet,
+                                 email=f"{b.hex(10)}@{b.pick(BULK_DOMAINS)}", wallet=wallet,
                                  funder=b.funder(wallet), signup_ip=f"{subnet}.9", referrer=None)  # fmt: skip
         for k in range(int(b.rng.integers(20, 80))):
             if len(block.devices) >= count:
                 break
             _device(b, block, acct, b.scenario.burst_model, host=b.hex(32), index=k % 8,
                     kind="home", ip=f"{subnet}.{10 + k % 200}", asn=asn, country=country,
-                    cpu=str(b.rng.choice(CPU_CONSUMER)), population="burst",
+                    cpu=str(b.pick(CPU_CONSUMER)), population="burst",
                     fraud=["failed_pow", "burst"], cluster="burst", fake=True, first_hour=hour)  # fmt: skip
     return block
 
