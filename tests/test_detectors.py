@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import polars as pl
 import pytest
 
 from detectors import REGISTRY, DuplicateHardware, Evidence, FailedPow, SpoofedUptime
@@ -57,6 +58,21 @@ def test_failed_pow_one_hour_above_the_ceiling_is_possible_timer_jitter(con) -> 
     found = FailedPow().detect(Evidence(con, EPOCH))
     assert found["action"].to_list() == ["review"]
     assert "timer jitter" in found["reason"][0] and json.loads(found["details"][0])["proof"] == "suspicion"
+
+
+def test_failed_pow_two_noisy_fast_hours_among_many_are_a_lead_a_card_fast_every_hour_is_rejected(con) -> None:
+    """Speed noise on an overclocked card crossed 1.53x in 2 hours of 24 (an honest RTX 3060 was
+    rejected for it); a card faster than physics, or faked timings, is fast in every hour."""
+    for h in range(0, 6):
+        feature(con, "overclocked", hour(h), tflops_max=255.0 if h in (1, 4) else 180.0)
+        feature(con, "faster_than_physics", hour(h), tflops_max=900.0)
+    found = {r["device_id"]: r for r in FailedPow().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert found["faster_than_physics"]["action"] == "reject"
+    assert "6 of 6 measured hours" in found["faster_than_physics"]["reason"]
+    assert "overclocked" not in found  # its fast hours are not this hour
+    feature(con, "overclocked", hour(6), tflops_max=256.0)
+    lead = FailedPow().detect(Evidence(con, hour(6))).filter(pl.col("device_id") == "overclocked")
+    assert lead["action"].to_list() == ["review"] and "3 of 7 measured hours" in lead["reason"][0]
 
 
 def test_failed_pow_one_wrong_sample_is_a_possible_memory_fault(con) -> None:
