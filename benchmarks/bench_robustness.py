@@ -169,6 +169,7 @@ def main() -> None:
         help="keep each network's drops and database under this folder (a network already there is measured again, not re-run)",
     )
     p.add_argument("--json", type=Path, help="also write every network's figures to this file")
+    p.add_argument("--only", type=int, nargs="+", help="run only these network indices (as drawn for --networks and --seed)")
     p.add_argument(
         "--no-plan",
         action="store_true",
@@ -177,7 +178,8 @@ def main() -> None:
     a = p.parse_args()
     variants = [*GPU_VARIANTS, *RING_HELD_OUT]
     started = time.perf_counter()
-    jobs = [(i, a.seed, a.devices, a.hours, variants[i % len(variants)], a.keep, not a.no_plan) for i in range(a.networks)]
+    indices = [i for i in range(a.networks) if not a.only or i in a.only]
+    jobs = [(i, a.seed, a.devices, a.hours, variants[i % len(variants)], a.keep, not a.no_plan) for i in indices]
     results = []
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:
         for r in pool.map(one_network, *zip(*jobs)):
@@ -185,7 +187,7 @@ def main() -> None:
                   f"recall {r['recall']:.4f} honest rejected {r['honest_rejected']} sybil F1 {r['sybil_pair_f1']:.3f} "
                   f"fraud reward share {r['fraud_reward_share']:.4%} [{r['seconds']:.0f}s]", flush=True)  # fmt: skip
             results.append(r)
-    print(f"{a.networks} networks of {a.devices} devices x {a.hours} hours in {time.perf_counter() - started:.0f} s")
+    print(f"{len(indices)} networks of {a.devices} devices x {a.hours} hours in {time.perf_counter() - started:.0f} s")
     summarize(results)
     if a.json:
         a.json.write_text(json.dumps(results, indent=1, default=str))
