@@ -82,7 +82,8 @@ class FailedPow(Detector):
             ),
             fast_ AS (  -- hours of the window with a throughput above the physical ceiling, of the hours measured
                 SELECT d.device_id, count(*) FILTER (d.tflops_max > coalesce(d.spec_tflops, fl.top) * $ceiling) AS fast_hours,
-                       count(d.tflops_max) AS measured_hours
+                       count(d.tflops_max) AS measured_hours,
+                       fast_hours >= $confirm_fast AND fast_hours >= $fast_share * measured_hours AS fast_confirmed
                 FROM device_features d CROSS JOIN (SELECT max(fp16_tensor_tflops) AS top FROM gpu_catalogue) fl
                 WHERE d.epoch > hours_back($epoch, $window) AND d.epoch <= $epoch
                 GROUP BY d.device_id
@@ -108,12 +109,10 @@ class FailedPow(Detector):
                    f.overclaimed_compute > 0 AS longer_than_observed,
                    f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
                      AND f.tflops_max > coalesce(p.p90_tflops, 0) * $ceiling
-                     AND coalesce(x.fast_hours, 0) >= $confirm_fast
-                     AND x.fast_hours >= $fast_share * x.measured_hours AS too_fast,
+                     AND coalesce(x.fast_confirmed, false) AS too_fast,
                    f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
                      AND f.tflops_max > coalesce(p.p90_tflops, 0) * $ceiling
-                     AND NOT (coalesce(x.fast_hours, 0) >= $confirm_fast
-                              AND x.fast_hours >= $fast_share * x.measured_hours) AS fast_once,
+                     AND NOT coalesce(x.fast_confirmed, false) AS fast_once,
                    coalesce(x.fast_hours, 0) AS fast_hours, coalesce(x.measured_hours, 0) AS measured_hours,
                    coalesce(t.unverified_window, 0) >= 3 AND t.unverified_window >= 0.5 * t.ok_window AS unverified,
                    coalesce(t.unverified_window, 0) AS unverified_window

@@ -7,13 +7,17 @@ reveals which population it came from.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
 
 from pipelines.catalogue import load_catalogue
 from pipelines.simulate.scenario import Scenario
+
+T = TypeVar("T")
 
 HOME_MODELS = {
     "rtx_3060": 0.11, "rtx_3070": 0.11, "rtx_3080": 0.11, "rtx_3080_ti": 0.08,
@@ -89,7 +93,7 @@ class Builder:
     def hex(self, n: int) -> str:
         return self.rng.bytes(n // 2 + 1).hex()[:n]
 
-    def pick(self, options):
+    def pick(self, options: Sequence[T]) -> T:
         """One of ``options``, uniformly: the draw ``rng.choice(options)`` makes (one bounded
         integer from the same stream, so networks stay identical) without converting the list to
         an array on every call, which was the simulator's largest cost per device."""

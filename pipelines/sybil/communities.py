@@ -212,6 +212,11 @@ def _peel_once(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRul
     return sorted(m for i in range(len(clusters)) if len(m := pruned.get(i, [])) >= rules.min_accounts)
 
 
+def _source(kind: str) -> str:
+    """The attribute a kind is read from: a mailbox's shapes are the mailbox (``SOURCES``)."""
+    return SOURCES.get(kind, kind)
+
+
 def cluster_id(members: list[str]) -> str:
     return "syb-" + hashlib.sha256("\n".join(members).encode()).hexdigest()[:12]
 
@@ -252,7 +257,7 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
         # kinds derived from one attribute (a mailbox and its shapes) are one signal: the strongest counts
         by_source: dict[str, float] = {}
         for kind, share in cov.items():
-            by_source[SOURCES.get(kind, kind)] = max(by_source.get(SOURCES.get(kind, kind), 0.0), KINDS[kind][0] * share)
+            by_source[_source(kind)] = max(by_source.get(_source(kind), 0.0), KINDS[kind][0] * share)
         score = 1.0
         for signal in by_source.values():
             score *= 1 - signal
@@ -268,8 +273,8 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
         )
         is_sybil = (
             size >= rules.min_accounts
-            and len({SOURCES.get(k, k) for k in strong}) >= rules.min_strong_kinds
-            and (score >= rules.min_score or len({SOURCES.get(k, k) for k in marked}) >= rules.min_strong_kinds)
+            and len({_source(k) for k in strong}) >= rules.min_strong_kinds
+            and (score >= rules.min_score or len({_source(k) for k in marked}) >= rules.min_strong_kinds)
         )
         links = []
         for r in examples.filter(pl.col("cluster") == i).sort(["pairs", "kind"], descending=[True, False]).iter_rows(named=True):
