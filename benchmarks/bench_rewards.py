@@ -5,7 +5,8 @@
 
 Month: a closed loop (the backend honours the challenge plan) over ``--days`` days of the
 ``month`` scenario (a 500-GPU operator of RTX 4090s beside home miners with the same card),
-then: the share of all rewards paid to fraudulent devices (target <= 0.1%), and the ratio of
+then: the share of all rewards paid to fraudulent devices (paid when earned, or held and released
+later; target <= 0.1%), and the ratio of
 what a device earns in one epoch in the 500-GPU account vs a one-GPU account, for device-epochs
 of the same measured class (rtx_4090), tier, connectivity tier and full uptime (target: within
 1%). Speed: ``allocate`` (eligibility + exact split) for one epoch of an existing database (with
@@ -24,6 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.db import connect
+from pipelines.evaluate import PAID_PER_DEVICE_SQL
 from pipelines.rewards import allocate
 from pipelines.rewards_policy import load_rewards_policy
 from pipelines.simulate import NetworkSimulator, load_scenario, truth_devices
@@ -40,9 +42,7 @@ def month(a: argparse.Namespace, work: Path) -> None:
     seconds = time.perf_counter() - started
     truth = truth_devices(work / "drops").select("device_id", "population", "fraud_types")
     with connect(work / "fp.duckdb") as con:
-        paid = pl.from_arrow(con.sql(
-            "SELECT device_id, sum(amount_base_units) AS amount FROM reward_allocations "
-            "WHERE components ->> 'status' = 'paid' GROUP BY device_id").to_arrow_table())  # fmt: skip
+        paid = pl.from_arrow(con.sql(PAID_PER_DEVICE_SQL).to_arrow_table())
         pools = con.execute(
             "SELECT sum(pool_units), sum(allocated_units), sum(held_units), sum(undistributed_units), count(*) FROM epoch_pools"
         ).fetchall()[0]

@@ -9,7 +9,8 @@ looked at with), then runs the closed loop (the backend honours the challenge pl
 production; ``--no-plan`` runs static drops instead, as an outside evaluation does). Printed: per population the worst case and the median across networks of the
 flagged share (probation or rejected in any epoch) and the number of honest devices rejected;
 device precision and recall; sybil pair precision, recall and F1 (last epoch's clusters against
-the rings); the share of paid rewards that went to fraudulent devices; and per held-out variant
+the rings); the share of paid rewards (allocations paid, and held shares released later) that
+went to fraudulent devices; and per held-out variant
 the recall of its population. Targets (issue 8): precision >= 0.99, recall >= 0.97, every
 honest population <= 0.5% flagged, no honest device rejected, sybil pair F1 >= 0.95, fraud
 reward share <= 0.1%, all as worst cases.
@@ -40,7 +41,7 @@ RING_HELD_OUT = [v for v in RING_VARIANTS if v != "classic"]
 def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, keep: Path | None, use_plan: bool = True) -> dict:
     """Simulate, run the closed loop and measure one randomized network."""
     from pipelines.db import connect
-    from pipelines.evaluate import flagged_devices, sybil_pairwise
+    from pipelines.evaluate import PAID_PER_DEVICE_SQL, flagged_devices, sybil_pairwise
     from pipelines.simulate import NetworkSimulator, truth_accounts, truth_devices
     from pipelines.simulate.loop import closed_loop
     from pipelines.simulate.randomize_devices import draw_gpu_attack_params, draw_honest_params
@@ -68,9 +69,7 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
         epoch = con.execute("SELECT max(epoch) FROM processed_epochs").fetchall()[0][0]
         clusters = pl.from_arrow(con.sql(
             f"SELECT cluster_id, account_id FROM sybil_clusters WHERE epoch = '{epoch}'").to_arrow_table())  # fmt: skip
-        paid = pl.from_arrow(con.sql(
-            "SELECT device_id, CAST(sum(amount_base_units) AS BIGINT) AS amount FROM reward_allocations "
-            "WHERE components ->> 'status' = 'paid' GROUP BY device_id").to_arrow_table())  # fmt: skip
+        paid = pl.from_arrow(con.sql(PAID_PER_DEVICE_SQL).to_arrow_table())
     df = truth.join(flagged, on="device_id", how="left").with_columns(
         pl.col("flagged").fill_null(False),
         pl.col("rejected").fill_null(False),

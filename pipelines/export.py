@@ -23,31 +23,61 @@ import duckdb
 
 from pipelines.contract import HOUR_RE
 
-PUBLISHED = ("device_tiers", "sybil_clusters", "reward_allocations", "slashing_events", "account_statements", "challenge_plan")
-"""Tables published per epoch: the contract's four, the per-account statements for the rewards
-engine, and the ``challenge_plan`` for the backend."""
-CSV_TOO = ("reward_allocations", "slashing_events", "account_statements")
+PUBLISHED = (
+    "device_tiers",
+    "sybil_clusters",
+    "reward_allocations",
+    "slashing_events",
+    "account_statements",
+    "held_settlements",
+    "challenge_plan",
+)
+"""Tables published per epoch: the contract's four, the per-account statements and the held
+shares settled this epoch for the rewards engine, and the ``challenge_plan`` for the backend."""
+CSV_TOO = ("reward_allocations", "slashing_events", "account_statements", "held_settlements")
 """Also written as CSV beside the Parquet file (the rewards engine's formats)."""
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 STATEMENTS_SQL = """
-SELECT a.epoch, a.account_id, CAST(count(DISTINCT a.device_id) AS BIGINT) AS devices,
-       CAST(coalesce(sum(a.amount_base_units) FILTER (a.components ->> 'status' = 'paid'), 0) AS BIGINT) AS paid_base_units,
-       CAST(coalesce(sum(a.amount_base_units) FILTER (a.components ->> 'status' = 'held'), 0) AS BIGINT) AS held_base_units,
-       CAST(coalesce(any_value(s.slashed), 0) AS BIGINT) AS slashed_base_units
-FROM reward_allocations a
-LEFT JOIN (SELECT account_id, sum(amount_base_units) AS slashed FROM slashing_events WHERE epoch = '{epoch}' GROUP BY account_id) s
-  USING (account_id)
-WHERE a.epoch = '{epoch}' AND a.account_id IS NOT NULL
-GROUP BY a.epoch, a.account_id
+WITH alloc AS (
+    SELECT account_id, count(DISTINCT device_id) AS devices,
+           sum(amount_base_units) FILTER (components ->> 'status' = 'paid') AS paid,
+           sum(amount_base_units) FILTER (components ->> 'status' = 'held') AS held
+    FROM reward_allocations WHERE epoch = '{epoch}' AND account_id IS NOT NULL GROUP BY account_id
+),
+settled AS (
+    SELECT account_id, sum(amount_base_units) FILTER (outcome = 'released') AS released,
+           sum(amount_base_units) FILTER (outcome = 'forfeited') AS forfeited
+    FROM held_rewards WHERE settled_epoch = '{epoch}' AND account_id IS NOT NULL GROUP BY account_id
+),
+slashed AS (
+    SELECT account_id, sum(amount_base_units) AS slashed
+    FROM slashing_events WHERE epoch = '{epoch}' AND account_id IS NOT NULL GROUP BY account_id
+),
+accounts AS (SELECT account_id FROM alloc UNION SELECT account_id FROM settled UNION SELECT account_id FROM slashed)
+SELECT '{epoch}' AS epoch, account_id, CAST(coalesce(a.devices, 0) AS BIGINT) AS devices,
+       CAST(coalesce(a.paid, 0) AS BIGINT) AS paid_base_units, CAST(coalesce(a.held, 0) AS BIGINT) AS held_base_units,
+       CAST(coalesce(x.slashed, 0) AS BIGINT) AS slashed_base_units,
+       CAST(coalesce(s.released, 0) AS BIGINT) AS released_base_units,
+       CAST(coalesce(s.forfeited, 0) AS BIGINT) AS forfeited_base_units
+FROM accounts LEFT JOIN alloc a USING (account_id) LEFT JOIN settled s USING (account_id) LEFT JOIN slashed x USING (account_id)
 """
+"""Per account: devices allocated to, paid and held this epoch, slashed, and earlier held shares
+released or forfeited this epoch (an account with no allocation still gets its row)."""
+
+SETTLEMENTS_SQL = """
+SELECT settled_epoch AS epoch, held_epoch, device_id, account_id, wallet, amount_base_units, outcome
+FROM held_rewards WHERE settled_epoch = '{epoch}'
+"""
+"""Held shares settled this epoch, per (held epoch, device, wallet): what the rewards engine pays
+out (``released``) or drops (``forfeited``)."""
+
+DERIVED = {"account_statements": STATEMENTS_SQL, "held_settlements": SETTLEMENTS_SQL}
 
 
 def _query(con: duckdb.DuckDBPyConnection, table: str, epoch: str, *, csv: bool) -> str:
     """The export query: JSON as text; for CSV, text cells neutralized against formulas."""
-    base = (
-        STATEMENTS_SQL.format(epoch=epoch) if table == "account_statements" else f"SELECT * FROM {table} WHERE epoch = '{epoch}'"
-    )
+    base = DERIVED[table].format(epoch=epoch) if table in DERIVED else f"SELECT * FROM {table} WHERE epoch = '{epoch}'"
     columns = con.execute(f"DESCRIBE {base}").fetchall()
     exprs = []
     for name, type_, *_ in columns:

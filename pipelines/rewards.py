@@ -14,6 +14,10 @@ pool (integer base units) is split by largest remainder: floor(pool x w / W) eac
 base unit to the largest remainders (ties by device id) until the pool is spent. A device's
 amount is split between its owner (``operator_share``) and its co-stakers pro rata to stake,
 the same way. Amounts of an epoch add up exactly to its pool.
+
+A held share (probation under the ``hold`` policy) goes into the ``held_rewards`` ledger and
+stays there until the device's tier settles it: released to the wallet it was held for when
+the device is cleared (standard or verified), forfeited when it is rejected.
 """
 
 from __future__ import annotations
@@ -235,7 +239,44 @@ def split_pool(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersio
     return {"pool": pool, "allocated": int(allocated), "held": int(held), "undistributed": pool - int(allocated)}
 
 
+HOLD_SQL = """
+INSERT INTO held_rewards
+SELECT epoch, device_id, account_id, wallet, amount_base_units, NULL, NULL FROM reward_allocations
+WHERE epoch = $epoch AND components ->> 'status' = 'held' AND amount_base_units > 0
+"""
+
+SETTLE_SQL = """
+UPDATE held_rewards h
+SET settled_epoch = $epoch, outcome = CASE WHEN t.tier = 'rejected' THEN 'forfeited' ELSE 'released' END
+FROM device_tiers t
+WHERE t.epoch = $epoch AND t.device_id = h.device_id AND t.tier <> 'probation'
+  AND h.settled_epoch IS NULL AND h.held_epoch < $epoch
+"""
+
+
+def settle_held(con: duckdb.DuckDBPyConnection, epoch: str) -> dict[str, int]:
+    """Record the epoch's held shares in ``held_rewards`` and settle earlier ones by the tier
+    each device has now: ``released`` when cleared, ``forfeited`` when rejected; a device still
+    in probation, or not seen this epoch, stays held.
+
+    The ledger is put back to its state after the previous epoch first (an epoch is only ever
+    recomputed together with every later one), so a re-run settles exactly what it did before.
+    """
+    con.execute("DELETE FROM held_rewards WHERE held_epoch >= ?", [epoch])
+    con.execute("UPDATE held_rewards SET settled_epoch = NULL, outcome = NULL WHERE settled_epoch >= ?", [epoch])
+    con.execute(HOLD_SQL, {"epoch": epoch})
+    con.execute(SETTLE_SQL, {"epoch": epoch})
+    released, forfeited = con.execute(
+        "SELECT coalesce(sum(amount_base_units) FILTER (outcome = 'released'), 0), "
+        "coalesce(sum(amount_base_units) FILTER (outcome = 'forfeited'), 0) FROM held_rewards WHERE settled_epoch = ?",
+        [epoch],
+    ).fetchall()[0]
+    return {"released": int(released), "forfeited": int(forfeited)}
+
+
 def allocate(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) -> dict[str, int]:
-    """Eligibility and allocations for one epoch (replacing any); returns the pool's figures."""
+    """Eligibility, allocations and the held-rewards ledger for one epoch (replacing any);
+    returns the pool's figures and what was released or forfeited."""
     assess(con, epoch, version)
-    return split_pool(con, epoch, version)
+    figures = split_pool(con, epoch, version)
+    return figures | settle_held(con, epoch)

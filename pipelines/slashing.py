@@ -5,8 +5,9 @@ the epoch; its id is a hash of device and that epoch, so a re-run slashes the sa
 never a second one), or when a staked device has been down ``downtime_hours`` in a row.
 Amount = rate x (accrued rewards + stake), rate ``deliberate_rate`` for deception and the
 smaller ``downtime_rate`` for downtime; it is taken from the device's rewards paid in the last
-``accrual_days`` first, then from stake (active and cooling), and shared among the wallets
-pro rata to what each holds of either, so it never exceeds what is there.
+``accrual_days`` (a held share counts from the epoch it was released) first, then from stake
+(active and cooling), and shared among the wallets pro rata to what each holds of either, so
+it never exceeds what is there.
 Status: ``proposed``; after ``appeal_days`` ``final`` (burned); ``reversed`` when a person's
 verdict override clears the device for the incident's epoch.
 """
@@ -49,12 +50,18 @@ FROM (SELECT * FROM rejected UNION ALL SELECT * FROM downtime)
 
 AMOUNTS_SQL = """
 INSERT INTO slashing_events
-WITH accrued AS (
-    SELECT a.device_id, a.wallet, sum(a.amount_base_units) AS units
-    FROM reward_allocations a JOIN new_incidents i USING (device_id)
-    WHERE a.epoch > hours_back($epoch, 24 * $accrual_days)
-      AND a.epoch <= $epoch AND a.components ->> 'status' = 'paid'
-    GROUP BY a.device_id, a.wallet
+WITH accrued AS (  -- paid in the window: allocations paid, and held shares released
+    SELECT device_id, wallet, sum(units) AS units FROM (
+        SELECT a.device_id, a.wallet, a.amount_base_units AS units
+        FROM reward_allocations a JOIN new_incidents i USING (device_id)
+        WHERE a.epoch > hours_back($epoch, 24 * $accrual_days)
+          AND a.epoch <= $epoch AND a.components ->> 'status' = 'paid'
+        UNION ALL
+        SELECT h.device_id, h.wallet, h.amount_base_units
+        FROM held_rewards h JOIN new_incidents i USING (device_id)
+        WHERE h.outcome = 'released' AND h.settled_epoch > hours_back($epoch, 24 * $accrual_days)
+          AND h.settled_epoch <= $epoch)
+    GROUP BY device_id, wallet
 ),
 stake AS (
     SELECT p.device_id, p.wallet, p.active_units + p.cooling_units AS units

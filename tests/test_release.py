@@ -85,7 +85,7 @@ def _verify(release: Path, key: Path) -> tuple[int, str]:
 def test_release_writes_every_table_per_epoch_and_verifies(rel: Released) -> None:
     assert rel.epochs() == [f"2024-08-14T{h:02d}" for h in range(EPOCHS)]
     for table in ("pow_challenges", "uptime", "hardware", "device_tiers", "sybil_clusters", "reward_inputs",
-                  "reward_allocations", "slashing_events", "stake_positions", "reward_pool"):  # fmt: skip
+                  "reward_allocations", "held_settlements", "slashing_events", "stake_positions", "reward_pool"):  # fmt: skip
         assert len(list(rel.release.glob(f"{table}/epoch=*/part-0.parquet"))) == EPOCHS, table
     assert _verify(rel.release, rel.public_key) == (0, "")
 

@@ -6,12 +6,14 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.db import connect
-from pipelines.rewards import split_pool
+from pipelines.export import export_epoch
+from pipelines.rewards import settle_held, split_pool
 from pipelines.rewards_policy import SCALE, bp4, io_to_base_units, load_rewards_policy
 from pipelines.slashing import slash
 
@@ -79,6 +81,68 @@ def test_equal_weights_earn_equal_amounts_whatever_the_account_size(tmp_path: Pa
         split_pool(con, EPOCH, VERSION)
         amounts = [r[0] for r in con.execute("SELECT amount_base_units FROM reward_allocations ORDER BY device_id").fetchall()]
     assert max(amounts) - min(amounts) <= 1 and sum(amounts) == VERSION.emission_per_epoch
+
+
+def _tiers(con, epoch: str, tiers: dict[str, str]) -> None:
+    for device, tier in tiers.items():
+        con.execute("INSERT INTO device_tiers VALUES (?, ?, ?, ?, [], 0.0, '[]')", [epoch, device, f"acc-{device}", tier])
+
+
+def _held(con, epoch: str, device: str, wallet: str, units: int) -> None:
+    con.execute(
+        'INSERT INTO reward_allocations VALUES (?, ?, ?, ?, ?, 1, \'{"status": "held"}\')',
+        [epoch, device, f"acc-{device}", wallet, units],
+    )
+
+
+def test_held_shares_are_released_when_cleared_forfeited_when_rejected_and_kept_while_unsettled(tmp_path: Path) -> None:
+    """Three devices held for two hours: one cleared, one rejected, one still in probation (and
+    one not seen at all in the third hour). Re-running an hour settles exactly the same."""
+    hours = ["2024-08-14T05", "2024-08-14T06", "2024-08-14T07"]
+    with connect(tmp_path / "db.duckdb") as con:
+        for hour in hours[:2]:
+            _tiers(con, hour, {"cleared": "probation", "cheat": "probation", "pending": "probation", "gone": "probation"})
+            for device in ("cleared", "cheat", "pending", "gone"):
+                _held(con, hour, device, f"owner-{device}", 700)
+            _held(con, hour, "cleared", "backer", 300)  # a co-staker's part is held for the co-staker
+        _tiers(con, hours[2], {"cleared": "standard", "cheat": "rejected", "pending": "probation"})
+        figures = [settle_held(con, hour) for hour in hours]
+        assert figures[:2] == [{"released": 0, "forfeited": 0}] * 2
+        assert figures[2] == {"released": 2 * (700 + 300), "forfeited": 2 * 700}
+        ledger = "SELECT held_epoch, device_id, wallet, amount_base_units, settled_epoch, outcome FROM held_rewards ORDER BY ALL"
+        before = con.execute(ledger).fetchall()
+        by_device = {(d, w): (s, o) for _, d, w, _, s, o in before}
+        assert by_device[("cleared", "backer")] == (hours[2], "released")
+        assert by_device[("cheat", "owner-cheat")] == (hours[2], "forfeited")
+        assert by_device[("pending", "owner-pending")] == by_device[("gone", "owner-gone")] == (None, None)
+        assert settle_held(con, hours[1]) == {"released": 0, "forfeited": 0}  # recomputed from hour 6 on
+        assert settle_held(con, hours[2]) == figures[2] and con.execute(ledger).fetchall() == before
+        export_epoch(con, tmp_path / "out", hours[2], ("held_settlements", "account_statements"))
+        settled = pl.read_parquet(tmp_path / "out" / "held_settlements" / f"epoch={hours[2]}" / "part-0.parquet")
+        statements = pl.read_parquet(tmp_path / "out" / "account_statements" / f"epoch={hours[2]}" / "part-0.parquet")
+    assert settled.height == 6 and set(settled["outcome"]) == {"released", "forfeited"}
+    rows = {r["account_id"]: r for r in statements.to_dicts()}  # no allocation this hour, still a statement
+    assert rows["acc-cleared"]["released_base_units"] == 2000 and rows["acc-cleared"]["devices"] == 0
+    assert rows["acc-cheat"]["forfeited_base_units"] == 1400 and rows["acc-cheat"]["released_base_units"] == 0
+    assert "acc-pending" not in rows
+
+
+def test_a_released_share_counts_as_accrued_for_a_later_slashing(tmp_path: Path) -> None:
+    with connect(tmp_path / "db.duckdb") as con:
+        _tiers(con, "2024-08-14T03", {"dev": "probation"})
+        _held(con, "2024-08-14T03", "dev", "w0", 1_000_000)
+        _tiers(con, "2024-08-14T04", {"dev": "standard"})
+        for hour in ("2024-08-14T03", "2024-08-14T04"):
+            settle_held(con, hour)
+        _reject(con, "dev", EPOCH, EPOCH)
+        slash(con, EPOCH, VERSION)
+        taken = con.execute(
+            "SELECT sum(amount_base_units), any_value(evidence ->> 'from_accrued') FROM slashing_events"
+        ).fetchall()[0]
+    assert taken == (
+        1_000_000 * VERSION.slashing.deliberate_rate // SCALE,
+        str(1_000_000 * VERSION.slashing.deliberate_rate // SCALE),
+    )
 
 
 @st.composite

@@ -80,6 +80,10 @@ TABLES: dict[str, str] = {
         SELECT epoch, pseudo('device', device_id) AS device_id, pseudo('account', account_id) AS account_id,
                wallet_out(wallet) AS wallet, amount_base_units, weight, CAST(components AS VARCHAR) AS components
         FROM reward_allocations WHERE epoch = $epoch ORDER BY device_id, wallet""",
+    "held_settlements": """
+        SELECT settled_epoch AS epoch, held_epoch, pseudo('device', device_id) AS device_id,
+               pseudo('account', account_id) AS account_id, wallet_out(wallet) AS wallet, amount_base_units, outcome
+        FROM held_rewards WHERE settled_epoch = $epoch ORDER BY held_epoch, device_id, wallet""",
     "slashing_events": """
         SELECT incident_id, epoch, pseudo('device', device_id) AS device_id, pseudo('account', account_id) AS account_id,
                wallet_out(wallet) AS wallet, amount_base_units, reason, CAST(evidence AS VARCHAR) AS evidence, status

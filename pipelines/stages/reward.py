@@ -1,5 +1,6 @@
 """Stage ``reward``: eligibility, weights and the exact largest-remainder split of the hour's
-pool (``pipelines.rewards.allocate``), then the bar that allocations add up to the pool."""
+pool (``pipelines.rewards.allocate``), the held-rewards ledger (probation shares released or
+forfeited when the device's tier settles), then the bar that allocations add up to the pool."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pipelines.rewards import allocate
 from pipelines.stages.context import StageContext, require
 
 NAME = "reward"
-WRITES = ("reward_eligibility", "reward_allocations", "epoch_pools")
+WRITES = ("reward_eligibility", "reward_allocations", "epoch_pools", "held_rewards")
 READS = (
     "device_tiers",
     "device_features",
@@ -22,6 +23,7 @@ READS = (
     "hardware",
     "uptime",
     "jobs",
+    "held_rewards",
 )
 DDL = """
 CREATE TABLE IF NOT EXISTS reward_eligibility (
@@ -62,6 +64,15 @@ CREATE TABLE IF NOT EXISTS epoch_pools (
     allocated_units BIGINT NOT NULL,
     held_units BIGINT NOT NULL,
     undistributed_units BIGINT NOT NULL  -- only when no device was eligible
+);
+CREATE TABLE IF NOT EXISTS held_rewards (  -- a probation device's held share, until its tier settles it
+    held_epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    wallet VARCHAR,
+    amount_base_units BIGINT NOT NULL,
+    settled_epoch VARCHAR,              -- the first later epoch with the device out of probation
+    outcome VARCHAR                     -- released (standard or verified) | forfeited (rejected)
 );
 """
 

@@ -15,6 +15,7 @@ READS = (
     "device_state",
     "device_features",
     "reward_allocations",
+    "held_rewards",
     "stake_positions",
     "slashing_events",
     "verdict_overrides",
