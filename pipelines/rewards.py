@@ -16,8 +16,9 @@ amount is split between its owner (``operator_share``) and its co-stakers pro ra
 the same way. Amounts of an epoch add up exactly to its pool.
 
 A held share (probation under the ``hold`` policy) goes into the ``held_rewards`` ledger and
-stays there until the device's tier settles it: released to the wallet it was held for when
-the device is cleared (standard or verified), forfeited when it is rejected.
+stays there until the device's tier settles it: released to the wallet it was held for once
+the device has been out of probation for ``release_after_hours``, forfeited when it is
+rejected.
 """
 
 from __future__ import annotations
@@ -251,13 +252,17 @@ SET settled_epoch = $epoch, outcome = CASE WHEN t.tier = 'rejected' THEN 'forfei
 FROM device_tiers t
 WHERE t.epoch = $epoch AND t.device_id = h.device_id AND t.tier <> 'probation'
   AND h.settled_epoch IS NULL AND h.held_epoch < $epoch
+  AND (t.tier = 'rejected' OR NOT EXISTS (
+        SELECT 1 FROM device_tiers p WHERE p.device_id = h.device_id AND p.tier = 'probation'
+        AND p.epoch > hours_back($epoch, $clear_hours) AND p.epoch <= $epoch))
 """
 
 
-def settle_held(con: duckdb.DuckDBPyConnection, epoch: str) -> dict[str, int]:
+def settle_held(con: duckdb.DuckDBPyConnection, epoch: str, clear_hours: int) -> dict[str, int]:
     """Record the epoch's held shares in ``held_rewards`` and settle earlier ones by the tier
-    each device has now: ``released`` when cleared, ``forfeited`` when rejected; a device still
-    in probation, or not seen this epoch, stays held.
+    each device has now: ``forfeited`` when rejected; ``released`` when standard or verified and
+    in no probation for the last ``clear_hours`` epochs (a device flagged again meanwhile keeps
+    its shares held); a device still in probation, or not seen this epoch, stays held.
 
     The ledger is put back to its state after the previous epoch first (an epoch is only ever
     recomputed together with every later one), so a re-run settles exactly what it did before.
@@ -265,7 +270,7 @@ def settle_held(con: duckdb.DuckDBPyConnection, epoch: str) -> dict[str, int]:
     con.execute("DELETE FROM held_rewards WHERE held_epoch >= ?", [epoch])
     con.execute("UPDATE held_rewards SET settled_epoch = NULL, outcome = NULL WHERE settled_epoch >= ?", [epoch])
     con.execute(HOLD_SQL, {"epoch": epoch})
-    con.execute(SETTLE_SQL, {"epoch": epoch})
+    con.execute(SETTLE_SQL, {"epoch": epoch, "clear_hours": clear_hours})
     released, forfeited = con.execute(
         "SELECT coalesce(sum(amount_base_units) FILTER (outcome = 'released'), 0), "
         "coalesce(sum(amount_base_units) FILTER (outcome = 'forfeited'), 0) FROM held_rewards WHERE settled_epoch = ?",
@@ -279,4 +284,4 @@ def allocate(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion)
     returns the pool's figures and what was released or forfeited."""
     assess(con, epoch, version)
     figures = split_pool(con, epoch, version)
-    return figures | settle_held(con, epoch)
+    return figures | settle_held(con, epoch, version.release_after_hours)

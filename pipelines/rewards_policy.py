@@ -60,6 +60,7 @@ class PolicyVersion:
     operator_share: int
     hired_bonus: int
     probation: str
+    release_after_hours: int
     tier_multipliers: dict[str, int]
     connectivity: tuple[tuple[float, int], ...]
     stake_per_gpu: int
@@ -107,6 +108,7 @@ def _version(raw: dict) -> PolicyVersion:
         operator_share=bp4(raw["operator_share"]),
         hired_bonus=bp4(raw["hired_bonus"]),
         probation=raw.get("probation", "hold"),
+        release_after_hours=int(raw.get("release_after_hours", 24)),
         tier_multipliers=tiers,
         connectivity=tuple(sorted((float(c["min_down_mbps"]), bp4(c["multiplier"])) for c in raw["connectivity"])),
         stake_per_gpu=io_to_base_units(raw["stake_per_gpu_io"]),
@@ -151,6 +153,7 @@ class _VersionFile(BaseModel):
     operator_share: float = Field(ge=0, le=1)
     hired_bonus: float = Field(ge=0)
     probation: Literal["hold", "redistribute"] = "hold"
+    release_after_hours: int = Field(24, ge=0)
     tier_multipliers: dict[str, float]
     connectivity: list[_ConnectivityFile] = Field(min_length=1)
     stake_per_gpu_io: str = Field(pattern=_DECIMAL_IO)

@@ -95,36 +95,44 @@ def _held(con, epoch: str, device: str, wallet: str, units: int) -> None:
     )
 
 
-def test_held_shares_are_released_when_cleared_forfeited_when_rejected_and_kept_while_unsettled(tmp_path: Path) -> None:
-    """Three devices held for two hours: one cleared, one rejected, one still in probation (and
-    one not seen at all in the third hour). Re-running an hour settles exactly the same."""
-    hours = ["2024-08-14T05", "2024-08-14T06", "2024-08-14T07"]
+def test_held_shares_are_released_after_a_clear_stretch_forfeited_when_rejected_and_kept_while_flagged(
+    tmp_path: Path,
+) -> None:
+    """Four devices held at hours 5 and 6. Then one is cleared for good, one rejected, one
+    cleared but flagged again at hour 8, one never seen again. Recomputing settles the same."""
+    clear = 3  # hours out of probation before a release (the shipped policy: 24)
+    hours = [f"2024-08-14T{h:02d}" for h in range(5, 12)]
     with connect(tmp_path / "db.duckdb") as con:
         for hour in hours[:2]:
-            _tiers(con, hour, {"cleared": "probation", "cheat": "probation", "pending": "probation", "gone": "probation"})
-            for device in ("cleared", "cheat", "pending", "gone"):
+            _tiers(con, hour, {"cleared": "probation", "cheat": "probation", "again": "probation", "gone": "probation"})
+            for device in ("cleared", "cheat", "again", "gone"):
                 _held(con, hour, device, f"owner-{device}", 700)
             _held(con, hour, "cleared", "backer", 300)  # a co-staker's part is held for the co-staker
-        _tiers(con, hours[2], {"cleared": "standard", "cheat": "rejected", "pending": "probation"})
-        figures = [settle_held(con, hour) for hour in hours]
-        assert figures[:2] == [{"released": 0, "forfeited": 0}] * 2
-        assert figures[2] == {"released": 2 * (700 + 300), "forfeited": 2 * 700}
+        for hour in hours[2:]:
+            _tiers(
+                con, hour, {"cleared": "standard", "cheat": "rejected", "again": "probation" if hour == hours[3] else "standard"}
+            )
+        _held(con, hours[3], "again", "owner-again", 700)
+        figures = {hour: settle_held(con, hour, clear) for hour in hours}
+        assert figures[hours[2]] == {"released": 0, "forfeited": 2 * 700}  # rejected: at once; cleared: not yet
+        assert figures[hours[4]] == {"released": 2 * (700 + 300), "forfeited": 0}  # no probation in hours 7-9
+        assert figures[hours[5]] == {"released": 0, "forfeited": 0}  # "again" was flagged at hour 8
+        assert figures[hours[6]] == {"released": 3 * 700, "forfeited": 0}  # ... and is clear in hours 9-11
         ledger = "SELECT held_epoch, device_id, wallet, amount_base_units, settled_epoch, outcome FROM held_rewards ORDER BY ALL"
         before = con.execute(ledger).fetchall()
-        by_device = {(d, w): (s, o) for _, d, w, _, s, o in before}
-        assert by_device[("cleared", "backer")] == (hours[2], "released")
-        assert by_device[("cheat", "owner-cheat")] == (hours[2], "forfeited")
-        assert by_device[("pending", "owner-pending")] == by_device[("gone", "owner-gone")] == (None, None)
-        assert settle_held(con, hours[1]) == {"released": 0, "forfeited": 0}  # recomputed from hour 6 on
-        assert settle_held(con, hours[2]) == figures[2] and con.execute(ledger).fetchall() == before
-        export_epoch(con, tmp_path / "out", hours[2], ("held_settlements", "account_statements"))
-        settled = pl.read_parquet(tmp_path / "out" / "held_settlements" / f"epoch={hours[2]}" / "part-0.parquet")
-        statements = pl.read_parquet(tmp_path / "out" / "account_statements" / f"epoch={hours[2]}" / "part-0.parquet")
-    assert settled.height == 6 and set(settled["outcome"]) == {"released", "forfeited"}
+        settled = {(d, w): (s, o) for _, d, w, _, s, o in before}
+        assert settled[("cleared", "backer")] == (hours[4], "released")
+        assert settled[("cheat", "owner-cheat")] == (hours[2], "forfeited")
+        assert settled[("gone", "owner-gone")] == (None, None)
+        assert [settle_held(con, hour, clear) for hour in hours[3:]] == [figures[h] for h in hours[3:]]  # from hour 8 on
+        assert con.execute(ledger).fetchall() == before
+        export_epoch(con, tmp_path / "out", hours[4], ("held_settlements", "account_statements"))
+        shares = pl.read_parquet(tmp_path / "out" / "held_settlements" / f"epoch={hours[4]}" / "part-0.parquet")
+        statements = pl.read_parquet(tmp_path / "out" / "account_statements" / f"epoch={hours[4]}" / "part-0.parquet")
+    assert shares.height == 4 and set(shares["outcome"]) == {"released"}
     rows = {r["account_id"]: r for r in statements.to_dicts()}  # no allocation this hour, still a statement
     assert rows["acc-cleared"]["released_base_units"] == 2000 and rows["acc-cleared"]["devices"] == 0
-    assert rows["acc-cheat"]["forfeited_base_units"] == 1400 and rows["acc-cheat"]["released_base_units"] == 0
-    assert "acc-pending" not in rows
+    assert "acc-again" not in rows and "acc-gone" not in rows
 
 
 def test_a_released_share_counts_as_accrued_for_a_later_slashing(tmp_path: Path) -> None:
@@ -133,7 +141,7 @@ def test_a_released_share_counts_as_accrued_for_a_later_slashing(tmp_path: Path)
         _held(con, "2024-08-14T03", "dev", "w0", 1_000_000)
         _tiers(con, "2024-08-14T04", {"dev": "standard"})
         for hour in ("2024-08-14T03", "2024-08-14T04"):
-            settle_held(con, hour)
+            settle_held(con, hour, 0)
         _reject(con, "dev", EPOCH, EPOCH)
         slash(con, EPOCH, VERSION)
         taken = con.execute(
