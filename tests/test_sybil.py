@@ -505,6 +505,34 @@ def _linked(pairs: list[tuple[str, str]], kinds: list[str]) -> list[dict]:
     ]
 
 
+def _tied(pairs: list[tuple[str, str]], values: dict[str, tuple[str, int]]) -> list[dict]:
+    """Edges whose links carry the given ``kind -> (value, holders)``."""
+    links = [{"kind": k, "value": v, "n": n, "weight": 0.2} for k, (v, n) in values.items()]
+    return [{"a": min(x, y), "b": max(x, y), "weight": 0.2 * len(links), "kinds": sorted(values), "links": links} for x, y in pairs]
+
+
+def test_peel_keeps_a_two_kind_member_holding_the_rings_mark_and_drops_two_coincidences() -> None:
+    """A loosely tied ring of 12 (its template, a restart bin and a popular mailbox shape). A
+    member tied to part of it by the template, which almost only the ring holds, and by the
+    shape stays; an honest account tied to parts of it by the shape and the restart bin, both
+    shared with many outsiders, goes, though two kinds is the typical member's three minus one."""
+    from pipelines.sybil.communities import ClusterRules, core_members
+
+    template, restart, shape = ("tmpl", 14), ("bin-3", 60), ("p2|gmail.com|aaaa.aaaa9999", 500)
+    ring = [f"r{k:02d}" for k in range(12)]
+    rows = _tied([(x, y) for i, x in enumerate(ring) for y in ring[i + 1 :]],
+                 {"hw_fingerprint": template, "restart": restart, "email_pattern": shape})  # fmt: skip
+    rows += _tied([("member", r) for r in ring[:5]], {"hw_fingerprint": template})
+    rows += _tied([("member", r) for r in ring[5:8]], {"email_pattern": shape})
+    rows += _tied([("honest", r) for r in ring[:3]], {"email_pattern": shape})
+    rows += _tied([("honest", r) for r in ring[6:9]], {"restart": restart})
+    edges = pl.DataFrame(rows)
+    community = [sorted([*ring, "member", "honest"])]
+    assert core_members(edges, community, ClusterRules()) == [sorted([*ring, "member"])]
+    # without the mark (the template held by many outsiders too) the member is two coincidences as well
+    assert core_members(edges, community, ClusterRules(marks_min_accounts=100)) == [ring]
+
+
 def test_peel_keeps_a_member_tied_to_nearly_all_by_two_kinds_and_drops_one_tied_to_a_part() -> None:
     """A ring of 30 tied by four operator kinds; a member whose mailbox and funding look like
     nobody's but who shares the ring's template and restart time with all of it stays; an

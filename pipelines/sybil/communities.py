@@ -173,8 +173,12 @@ def core_members(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterR
     other members (a ring member whose mailbox and funding look like nobody's but who shares the
     ring's template and restart time with nearly all of it; a coincidence ties an honest account
     to the part of a ring that shares its restart bin and popular values, not to nearly all of
-    it); the peeling repeats until no member drops, so nobody stays on the
-    strength of links to accounts that were dropped."""
+    it). A member tied by only ``min_strong_kinds`` kinds also needs one of them to be *broad*
+    or to be one of the community's marks (a value of ``marks_min_accounts`` or more holders,
+    ``exclusive_share`` of them inside): two coincidences with part of a ring, a popular mailbox
+    shape and a restart bin, are what an honest neighbour of a loosely tied ring has. The peeling
+    repeats until no member drops, so nobody stays on the strength of links to accounts that
+    were dropped."""
     stable: list[list[str]] = []
     todo = [list(c) for c in clusters]
     while todo:  # peel until stable: dropping one account can leave another tied by fewer kinds
@@ -203,9 +207,24 @@ def _peel_once(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRul
     )
     per_member = kinds.group_by("ca", "account").agg(pl.len().alias("kinds"), pl.col("broad").sum().alias("broad"))
     per_member = per_member.with_columns(pl.col("kinds").median().over("ca").alias("typical"))
+    # the community's marks: values of at least marks_min_accounts holders, exclusive_share of them inside
+    holders = pl.concat([inside.select("ca", "kind", "value", "n", pl.col(c).alias("account")) for c in ("a", "b")]).unique()
+    marks = (
+        holders.group_by("ca", "kind", "value")
+        .agg(pl.len().alias("inside"), pl.col("n").first())
+        .filter((pl.col("n") >= rules.marks_min_accounts) & (pl.col("inside") >= rules.exclusive_share * pl.col("n")))
+    )
+    marked = (
+        holders.join(marks.select("ca", "kind", "value"), on=["ca", "kind", "value"])
+        .group_by("ca", "account")
+        .agg(pl.len().alias("marks"))
+    )
+    per_member = per_member.join(marked, on=["ca", "account"], how="left").with_columns(pl.col("marks").fill_null(0))
+    near_typical = (pl.col("kinds") >= pl.col("typical") - 1) & (
+        (pl.col("kinds") > rules.min_strong_kinds) | (pl.col("broad") >= 1) | (pl.col("marks") >= 1)
+    )
     keep = per_member.filter(
-        (pl.col("kinds") >= rules.min_strong_kinds)
-        & ((pl.col("kinds") >= pl.col("typical") - 1) | (pl.col("broad") >= rules.min_strong_kinds))
+        (pl.col("kinds") >= rules.min_strong_kinds) & (near_typical | (pl.col("broad") >= rules.min_strong_kinds))
     )
     kept = keep.group_by("ca").agg(pl.col("account").sort())
     pruned = {r["ca"]: r["account"] for r in kept.iter_rows(named=True)}
