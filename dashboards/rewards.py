@@ -1,5 +1,6 @@
 """Rewards: who is paid how much, by tier and measured class; whether a GPU in a large account
-is paid like one in a one-GPU account; how much went to devices now known as fraud; slashing.
+is paid like one in a one-GPU account; how much went to devices now known as fraud; what
+probation held, released and forfeited; slashing.
 
 Amounts are summed as exact integer base units in SQL (BIGINT: an overflow is an error, not a
 rounding) and drawn in IO (1 IO = 10^8 units); hover texts carry the exact base units."""
@@ -20,7 +21,8 @@ SIZE_ORDER = ["1", "2-4", "5-19", "20-99", "100-499", "500+"]
 
 def pool_split(ctx: ReportContext) -> Panel:
     panel = Panel("pool", "Pool split by tier and measured class (window)",
-                  "Base units paid to devices in the window, by the tier they held and the class they measured as.")  # fmt: skip
+                  "Base units allocated to devices in the window, by the tier they held (probation: held, not yet "
+                  "paid) and the class they measured as.")  # fmt: skip
     df = ctx.frame(
         """SELECT e.tier, coalesce(e.measured_class, 'unmeasured') AS class, CAST(sum(a.amount_base_units) AS BIGINT) AS units
            FROM reward_allocations a JOIN reward_eligibility e USING (epoch, device_id)
@@ -66,14 +68,20 @@ def pay_by_account_size(ctx: ReportContext) -> Panel:
 
 
 def fraud_share(ctx: ReportContext) -> Panel:
-    panel = Panel("fraud-share", "Share of each hour's rewards paid to devices now rejected",
-                  "Base units paid in each epoch to devices that are rejected in the latest epoch, over all base "
-                  "units paid that epoch: what fraud took before it was caught.")  # fmt: skip
+    panel = Panel("fraud-share", "Share of each hour's payouts that went to devices now rejected",
+                  "Base units paid out in each epoch (allocations paid, and held shares released) to devices that "
+                  "are rejected in the latest epoch, over all base units paid out that epoch: what fraud took "
+                  "before it was caught. Held shares of a device later rejected were forfeited, never paid.")  # fmt: skip
     df = ctx.frame(
-        """WITH bad AS (SELECT device_id FROM device_tiers WHERE epoch = $latest AND tier = 'rejected')
-           SELECT a.epoch, CAST(sum(a.amount_base_units) AS BIGINT) AS paid,
-                  CAST(coalesce(sum(a.amount_base_units) FILTER (a.device_id IN (SELECT device_id FROM bad)), 0) AS BIGINT) AS to_fraud
-           FROM reward_allocations a WHERE a.epoch >= $since GROUP BY ALL HAVING sum(a.amount_base_units) > 0 ORDER BY epoch"""
+        """WITH bad AS (SELECT device_id FROM device_tiers WHERE epoch = $latest AND tier = 'rejected'),
+           out AS (SELECT epoch, device_id, amount_base_units AS units FROM reward_allocations
+                   WHERE epoch >= $since AND components ->> 'status' = 'paid'
+                   UNION ALL
+                   SELECT settled_epoch, device_id, amount_base_units FROM held_rewards
+                   WHERE settled_epoch >= $since AND outcome = 'released')
+           SELECT epoch, CAST(sum(units) AS BIGINT) AS paid,
+                  CAST(coalesce(sum(units) FILTER (device_id IN (SELECT device_id FROM bad)), 0) AS BIGINT) AS to_fraud
+           FROM out GROUP BY ALL HAVING sum(units) > 0 ORDER BY epoch"""
     )
     if empty_or(panel, df, "nothing was paid in the window"):
         return panel
@@ -82,6 +90,34 @@ def fraud_share(ctx: ReportContext) -> Panel:
                                customdata=df.select("to_fraud", "paid").rows(),
                                hovertemplate="%{y:.4f}%<br>%{customdata[0]:,} of %{customdata[1]:,} base units<extra></extra>"))  # fmt: skip
     fig.update_layout(height=300, yaxis_title="% of paid rewards", xaxis_title="epoch (UTC hour)")
+    return panel.show(fig)
+
+
+HELD_COLOURS = {"held": "#ff9800", "released": "#2e7d32", "forfeited": "#9e9e9e"}
+
+
+def held_shares(ctx: ReportContext) -> Panel:
+    panel = Panel("held", "Held shares: held, released and forfeited per epoch (window)",
+                  "Probation holds a device's share; it is released once the device has been out of probation for "
+                  "the policy's release_after_hours, and forfeited when the device is rejected.")  # fmt: skip
+    df = ctx.frame(
+        """SELECT held_epoch AS epoch, 'held' AS what, CAST(sum(amount_base_units) AS BIGINT) AS units
+           FROM held_rewards WHERE held_epoch >= $since GROUP BY ALL
+           UNION ALL
+           SELECT settled_epoch, outcome, CAST(sum(amount_base_units) AS BIGINT)
+           FROM held_rewards WHERE settled_epoch >= $since GROUP BY ALL
+           ORDER BY epoch, what"""
+    )
+    if empty_or(panel, df, "nothing was held in the window"):
+        return panel
+    fig = go.Figure()
+    for what, colour in HELD_COLOURS.items():
+        part = df.filter(pl.col("what") == what)
+        if part.height:
+            fig.add_trace(go.Bar(x=part["epoch"].to_list(), y=[u / UNITS_PER_IO for u in part["units"]], name=what,
+                                 marker_color=colour, customdata=part["units"].to_list(),
+                                 hovertemplate="%{x}: %{customdata:,} base units<extra>" + what + "</extra>"))  # fmt: skip
+    fig.update_layout(height=320, barmode="group", yaxis_title="IO", xaxis_title="epoch (UTC hour)")
     return panel.show(fig)
 
 
@@ -106,5 +142,5 @@ def slashing(ctx: ReportContext) -> Panel:
 
 def build(ctx: ReportContext) -> Page:
     page = Page("rewards", "Rewards", "Who is paid how much, is pay fair across account sizes, and what did slashing take back?")
-    page.panels = [pool_split(ctx), pay_by_account_size(ctx), fraud_share(ctx), slashing(ctx)]
+    page.panels = [pool_split(ctx), pay_by_account_size(ctx), fraud_share(ctx), held_shares(ctx), slashing(ctx)]
     return page

@@ -102,6 +102,19 @@ def test_reward_figures_carry_exact_base_units(demo: Path) -> None:
 
 
 @pytest.mark.slow
+def test_held_shares_panel_draws_the_ledgers_exact_base_units(demo: Path) -> None:
+    with connect(demo / "fleetproof.duckdb") as con:
+        ctx = report_context(con)
+        panel = rewards.held_shares(ctx)
+        ledger = dict(con.execute(
+            """SELECT 'held', sum(amount_base_units) FROM held_rewards WHERE held_epoch >= $since
+               UNION ALL SELECT outcome, sum(amount_base_units) FROM held_rewards WHERE settled_epoch >= $since GROUP BY 1""",
+            {"since": ctx.since}).fetchall())  # fmt: skip
+    drawn = {trace.name: sum(int(u) for u in trace.customdata) for trace in panel.figure.data}
+    assert drawn == {k: int(v) for k, v in ledger.items() if v} and drawn["held"] > 0
+
+
+@pytest.mark.slow
 def test_scatter_points_are_sampled_in_sql(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with connect(demo / "fleetproof.duckdb") as con:
         ctx = report_context(con)

@@ -508,7 +508,9 @@ def _linked(pairs: list[tuple[str, str]], kinds: list[str]) -> list[dict]:
 def _tied(pairs: list[tuple[str, str]], values: dict[str, tuple[str, int]]) -> list[dict]:
     """Edges whose links carry the given ``kind -> (value, holders)``."""
     links = [{"kind": k, "value": v, "n": n, "weight": 0.2} for k, (v, n) in values.items()]
-    return [{"a": min(x, y), "b": max(x, y), "weight": 0.2 * len(links), "kinds": sorted(values), "links": links} for x, y in pairs]
+    return [
+        {"a": min(x, y), "b": max(x, y), "weight": 0.2 * len(links), "kinds": sorted(values), "links": links} for x, y in pairs
+    ]
 
 
 def test_peel_keeps_a_two_kind_member_holding_the_rings_mark_and_drops_two_coincidences() -> None:
