@@ -103,10 +103,14 @@ def record_failure(con: duckdb.DuckDBPyConnection, failure: StageFailed) -> None
 
 def stale_epochs(con: duckdb.DuckDBPyConnection, until: str | None = None) -> list[str]:
     """Ingested epochs to (re)compute: from the earliest new or re-ingested one onwards
-    (with ``until``, only up to that epoch)."""
+    (with ``until``, only up to that epoch). An epoch computed before an earlier one was last
+    computed is stale too: a re-delivered hour recomputed alone (``until`` it, or a Dagster
+    partition) leaves every later epoch to be recomputed from its new state, not forgotten."""
     rows = con.execute(
         """
-        SELECT l.hour, p.epoch IS NULL OR l.ingested_at > p.inputs_ingested_at AS stale
+        SELECT l.hour, p.epoch IS NULL OR l.ingested_at > p.inputs_ingested_at
+                       OR p.processed_at < max(p.processed_at) OVER (
+                            ORDER BY l.hour ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS stale
         FROM ingest_log l LEFT JOIN processed_epochs p ON p.epoch = l.hour
         WHERE l.status = 'ingested' ORDER BY l.hour
         """

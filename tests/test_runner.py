@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from pipelines import epoch, schema
+from pipelines.contract import MANIFEST
 from pipelines.db import connect, ensure_schema
 from pipelines.run import run
 from pipelines.runner import current_deliveries, processed_at, stale_epochs
@@ -57,6 +60,26 @@ def test_until_stops_at_that_epoch_and_the_rest_stays_stale(drops: Path, tmp_pat
     rest = run(drops, db, out)
     assert [e.epoch for e in rest.epochs] == hours[1:]
     assert set(rest.epochs[0].figures) == set(ORDER)  # every stage reported its figures
+
+
+def test_a_redelivered_hour_recomputed_alone_leaves_every_later_epoch_stale(drops: Path, tmp_path: Path) -> None:
+    """Hour 1 re-delivered and recomputed ``until`` it (as a Dagster partition run does): hour 2
+    was computed from hour 1's old state, so it stays stale until a run recomputes it."""
+    local = tmp_path / "drops"
+    shutil.copytree(drops, local)
+    hours = sorted(p.name for p in local.iterdir() if epoch.PATTERN.match(p.name))
+    db, out = tmp_path / "db.duckdb", tmp_path / "out"
+    run(local, db, out)
+    manifest = local / hours[1] / MANIFEST
+    manifest.write_text(json.dumps(json.loads(manifest.read_text())))  # re-delivered with other bytes
+    again = run(local, db, out, until=hours[1])
+    assert [e.epoch for e in again.epochs] == [hours[1]]
+    with connect(db) as con:
+        assert stale_epochs(con) == hours[2:]
+    rest = run(local, db, out)
+    assert [e.epoch for e in rest.epochs] == hours[2:]
+    with connect(db) as con:
+        assert stale_epochs(con) == []
 
 
 def test_epoch_names_parse_shift_and_refuse_anything_else() -> None:

@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS held_rewards (  -- a probation device's held share, u
     account_id VARCHAR,
     wallet VARCHAR,
     amount_base_units BIGINT NOT NULL,
-    settled_epoch VARCHAR,              -- the first later epoch with the device out of probation
+    settled_epoch VARCHAR,              -- when it was released (release_after_hours out of probation) or forfeited
     outcome VARCHAR                     -- released (standard or verified) | forfeited (rejected)
 );
 """
