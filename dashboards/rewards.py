@@ -73,15 +73,11 @@ def fraud_share(ctx: ReportContext) -> Panel:
                   "are rejected in the latest epoch, over all base units paid out that epoch: what fraud took "
                   "before it was caught. Held shares of a device later rejected were forfeited, never paid.")  # fmt: skip
     df = ctx.frame(
-        """WITH bad AS (SELECT device_id FROM device_tiers WHERE epoch = $latest AND tier = 'rejected'),
-           out AS (SELECT epoch, device_id, amount_base_units AS units FROM reward_allocations
-                   WHERE epoch >= $since AND components ->> 'status' = 'paid'
-                   UNION ALL
-                   SELECT settled_epoch, device_id, amount_base_units FROM held_rewards
-                   WHERE settled_epoch >= $since AND outcome = 'released')
-           SELECT epoch, CAST(sum(units) AS BIGINT) AS paid,
-                  CAST(coalesce(sum(units) FILTER (device_id IN (SELECT device_id FROM bad)), 0) AS BIGINT) AS to_fraud
-           FROM out GROUP BY ALL HAVING sum(units) > 0 ORDER BY epoch"""
+        """WITH bad AS (SELECT device_id FROM device_tiers WHERE epoch = $latest AND tier = 'rejected')
+           SELECT epoch, CAST(sum(amount_base_units) AS BIGINT) AS paid,
+                  CAST(coalesce(sum(amount_base_units) FILTER (device_id IN (SELECT device_id FROM bad)), 0) AS BIGINT)
+                    AS to_fraud
+           FROM payouts WHERE epoch >= $since GROUP BY ALL HAVING sum(amount_base_units) > 0 ORDER BY epoch"""
     )
     if empty_or(panel, df, "nothing was paid in the window"):
         return panel

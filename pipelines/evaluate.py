@@ -16,15 +16,9 @@ import polars as pl
 
 from pipelines.simulate.scenario import HONEST_POPULATIONS as HONEST
 
-PAID_PER_DEVICE_SQL = """
-SELECT device_id, CAST(sum(amount) AS BIGINT) AS amount FROM (
-    SELECT device_id, amount_base_units AS amount FROM reward_allocations WHERE components ->> 'status' = 'paid'
-    UNION ALL
-    SELECT device_id, amount_base_units FROM held_rewards WHERE outcome = 'released')
-GROUP BY device_id
-"""
-"""Per device, everything paid out: allocations paid when earned, and held shares released
-later (a held share still unsettled, or forfeited, was not paid)."""
+PAID_PER_DEVICE_SQL = "SELECT device_id, CAST(sum(amount_base_units) AS BIGINT) AS amount FROM payouts GROUP BY device_id"
+"""Per device, everything paid out (the ``payouts`` view: allocations paid when earned, and held
+shares released later; a held share still unsettled, or forfeited, was not paid)."""
 
 
 def flagged_devices(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:

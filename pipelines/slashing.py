@@ -50,18 +50,11 @@ FROM (SELECT * FROM rejected UNION ALL SELECT * FROM downtime)
 
 AMOUNTS_SQL = """
 INSERT INTO slashing_events
-WITH accrued AS (  -- paid in the window: allocations paid, and held shares released
-    SELECT device_id, wallet, sum(units) AS units FROM (
-        SELECT a.device_id, a.wallet, a.amount_base_units AS units
-        FROM reward_allocations a JOIN new_incidents i USING (device_id)
-        WHERE a.epoch > hours_back($epoch, 24 * $accrual_days)
-          AND a.epoch <= $epoch AND a.components ->> 'status' = 'paid'
-        UNION ALL
-        SELECT h.device_id, h.wallet, h.amount_base_units
-        FROM held_rewards h JOIN new_incidents i USING (device_id)
-        WHERE h.outcome = 'released' AND h.settled_epoch > hours_back($epoch, 24 * $accrual_days)
-          AND h.settled_epoch <= $epoch)
-    GROUP BY device_id, wallet
+WITH accrued AS (  -- paid out in the window: allocations paid, and held shares released
+    SELECT p.device_id, p.wallet, sum(p.amount_base_units) AS units
+    FROM payouts p JOIN new_incidents i USING (device_id)
+    WHERE p.epoch > hours_back($epoch, 24 * $accrual_days) AND p.epoch <= $epoch
+    GROUP BY p.device_id, p.wallet
 ),
 stake AS (
     SELECT p.device_id, p.wallet, p.active_units + p.cooling_units AS units

@@ -499,10 +499,8 @@ def test_two_rings_bridged_by_a_few_links_are_two_communities_one_blocked_ring_i
 
 
 def _linked(pairs: list[tuple[str, str]], kinds: list[str]) -> list[dict]:
-    links = [{"kind": k, "value": f"{k}-v", "n": 40, "weight": 0.2} for k in kinds]
-    return [
-        {"a": min(x, y), "b": max(x, y), "weight": 0.2 * len(kinds), "kinds": sorted(kinds), "links": links} for x, y in pairs
-    ]
+    """Edges linked by each kind through one value held by 40 accounts."""
+    return _tied(pairs, {k: (f"{k}-v", 40) for k in kinds})
 
 
 def _tied(pairs: list[tuple[str, str]], values: dict[str, tuple[str, int]]) -> list[dict]:

@@ -74,6 +74,10 @@ CREATE TABLE IF NOT EXISTS held_rewards (  -- a probation device's held share, u
     settled_epoch VARCHAR,              -- when it was released (release_after_hours out of probation) or forfeited
     outcome VARCHAR                     -- released (standard or verified) | forfeited (rejected)
 );
+CREATE VIEW IF NOT EXISTS payouts AS  -- what was paid out, per epoch: allocations paid, held shares released
+SELECT epoch, device_id, account_id, wallet, amount_base_units FROM reward_allocations WHERE components ->> 'status' = 'paid'
+UNION ALL
+SELECT settled_epoch, device_id, account_id, wallet, amount_base_units FROM held_rewards WHERE outcome = 'released';
 """
 
 
