@@ -17,7 +17,14 @@ Three independent signs, each explained in ``reasons``:
   is below ``slow_ratio`` of the spec: a catalogue figure is not wrong by 3x, but a model
   claimed only by a farm of misnamed cards has no honest peers to speak for it);
 - *VRAM short*: VRAM challenges sized to a share of the claimed memory failed, none passed,
-  and no sibling in the batch passed either (a virtualized card lets exactly one slice pass);
+  and no sibling in the batch passed either (a virtualized card lets exactly one slice pass).
+  Honest workers fail a challenge now and then (a restart, a driver hiccup): at the fleet's own
+  error rate e, measured each window on matmul challenges (which a short memory does not fail),
+  k failures in a row happen by chance with probability e^k, so VRAM short needs the smallest
+  k >= ``min_vram_failures`` with e^k <= ``vram_false_alarm`` (2 failures at e = 0.3%, 3 at 1%,
+  4 at 5%; one run of failures per VRAM challenge, ~120 a month at one every 6 h, so <= 0.12%
+  of honest device-months). Two chance errors in a row held an honest Mac and two RTX 4090s for
+  10-11 hours on random networks (seed 15) when two failures were always enough;
 - *impossible VRAM*: it claims more memory than any configuration of the model has.
 Any sign alone suspects (``probation``, proof ``suspicion``); VRAM short together with slow or
 with an impossible claim establishes it (``reject``, proof ``exact``: the device failed,
@@ -45,6 +52,7 @@ class SpoofedModel(Detector):
         min_peers: int = 10,
         min_vram_failures: int = 2,
         vram_tolerance: float = 0.06,
+        vram_false_alarm: float = 1e-5,
     ):
         super().__init__(threshold)
         self.window_hours = window_hours
@@ -53,6 +61,7 @@ class SpoofedModel(Detector):
         self.min_peers = min_peers
         self.min_vram_failures = min_vram_failures
         self.vram_tolerance = vram_tolerance
+        self.vram_false_alarm = vram_false_alarm
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -73,6 +82,17 @@ class SpoofedModel(Detector):
             batch_ok AS (  -- VRAM challenges passed per batch and IP
                 SELECT batch_id, ip, count(*) FILTER (status = 'ok') AS ok FROM ctx WHERE kind = 'vram' GROUP BY ALL
             ),
+            chance AS (  -- random challenge errors: the fleet's error share of answered matmul challenges
+                SELECT coalesce(count(*) FILTER (status = 'error') / nullif(count(*) FILTER (status IN ('ok', 'error')), 0), 0)
+                         AS error_rate
+                FROM ctx WHERE kind = 'matmul'
+            ),
+            needed AS (  -- failures in a row that chance explains with probability <= vram_false_alarm
+                SELECT error_rate,
+                       CAST(greatest($min_vram, CASE WHEN error_rate <= 0 THEN 0
+                            ELSE ceil(ln($alarm) / ln(least(error_rate, 0.5))) END) AS INTEGER) AS vram_needed
+                FROM chance
+            ),
             vram AS (
                 SELECT c.device_id,
                        count(*) FILTER (c.status = 'error' AND coalesce(b.ok, 0) = 0) AS solo_failures,
@@ -83,11 +103,11 @@ class SpoofedModel(Detector):
             judged AS (
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
                        s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
-                       v.solo_failures, v.passed,
+                       v.solo_failures, v.passed, q.error_rate, q.vram_needed,
                        s.measurements >= $min_meas AND s.tflops < $slow * n.spec_tflops
                          AND (coalesce(p.devices, 0) < $min_peers OR p.median_tflops < $slow * n.spec_tflops
                               OR s.tflops < $slow * p.median_tflops) AS slow,
-                       coalesce(v.solo_failures >= $min_vram AND v.passed = 0, false) AS vram_short,
+                       coalesce(v.solo_failures >= q.vram_needed AND v.passed = 0, false) AS vram_short,
                        n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
                        c.vram_max_mb
                 FROM now n
@@ -95,6 +115,7 @@ class SpoofedModel(Detector):
                 LEFT JOIN speed s USING (device_id)
                 LEFT JOIN vram v USING (device_id)
                 LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = n.catalogue_model
+                CROSS JOIN needed q
             )
             SELECT device_id, account_id,
                    CASE WHEN vram_short AND (slow OR impossible_vram) THEN 1.0 WHEN vram_short THEN 0.8 ELSE 0.7 END AS score,
@@ -105,14 +126,16 @@ class SpoofedModel(Detector):
                                                 CASE WHEN coalesce(peer_devices, 0) >= $min_peers
                                                      THEN format(' and {:.0f}% of its {} honest peers'' median {:.1f}', 100 * tflops / peers, peer_devices, peers)
                                                      ELSE ' (too few honest peers to compare)' END) END,
-                     CASE WHEN vram_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed, none passed (no batch sibling passed either)',
-                                                      solo_failures, vram_total_mb) END,
+                     CASE WHEN vram_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed, none passed (no batch sibling passed either; '
+                                                      '{} needed at the fleet''s {:.2f}% error rate)',
+                                                      solo_failures, vram_total_mb, vram_needed, 100 * error_rate) END,
                      CASE WHEN impossible_vram THEN format('claims {} MiB; no {} has more than {} MiB', vram_total_mb, model, vram_max_mb) END
                    ) AS reason,
                    CAST(json_object('proof', CASE WHEN vram_short AND (slow OR impossible_vram) THEN 'exact' ELSE 'suspicion' END,
                         'model', model, 'tflops', round(tflops, 2), 'peer_median_tflops', round(peers, 2),
                         'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
-                        'vram_passed', passed, 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb,
+                        'vram_passed', passed, 'vram_failures_needed', vram_needed,
+                        'fleet_error_rate', round(error_rate, 5), 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb,
                         'catalogue_vram_max_mb', vram_max_mb) AS VARCHAR) AS details
             FROM judged WHERE slow OR vram_short OR impossible_vram
             """,
@@ -122,4 +145,5 @@ class SpoofedModel(Detector):
             min_peers=self.min_peers,
             min_vram=self.min_vram_failures,
             tol=self.vram_tolerance,
+            alarm=self.vram_false_alarm,
         )

@@ -86,6 +86,22 @@ def test_spoofed_model_impossible_claim_suspects_and_unbacked_claim_rejects(con)
     assert found["short"]["action"] == "probation"
 
 
+def test_spoofed_model_vram_failures_must_beat_the_fleets_chance_error_rate(con) -> None:
+    # the fleet errs on 1 matmul challenge in 100 (restarts, driver hiccups): two VRAM errors in a
+    # row happen to an honest card with probability 1e-4, three with 1e-6 (vram_false_alarm 1e-5)
+    peers(con, 265.0)
+    for i in range(100):
+        challenge(con, f"fleet{i % 10}", "matmul", "error" if i == 0 else "ok", 260.0, f"f{i}")
+    for d, failures in (("two_errors", 2), ("three_errors", 3)):
+        feature(con, d)
+        for k in range(failures):
+            challenge(con, d, "vram", "error", None, f"v{k}")
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["three_errors"] and found["action"][0] == "probation"
+    assert "3 needed at the fleet's 1.00% error rate" in found["reason"][0]
+    # (on a fleet that never errs two are enough: test_spoofed_model_impossible_claim_suspects_...)
+
+
 def test_spoofed_model_apple_unified_memory_sizes_are_not_spoofs(con) -> None:
     # an M2 with 16 GB reports about two thirds of it; the base M2 has 8 GB, the largest 24 GB
     apple = dict(gpu_model="Apple M2", catalogue_model="apple_m2", spec_tflops=3.6, tflops_median=3.1)
