@@ -498,6 +498,27 @@ def test_two_rings_bridged_by_a_few_links_are_two_communities_one_blocked_ring_i
     assert communities(edges, ClusterRules()) == [sorted(large), sorted(ring), sorted(small)]
 
 
+def test_two_rings_restarting_in_one_half_hour_stay_two_though_nearly_every_pair_between_is_linked() -> None:
+    """Two rings (60 and 40 accounts), each tied by its own template, funders and mailbox shape,
+    whose scripts restart in the same half hour: a restart link joins nearly every pair between
+    them, so by link counts they look like pieces of one near-clique (seed 15, network 7: rings
+    of 104 and 74 came out as one, pair F1 0.67). The clock is shared by unrelated operators: it
+    corroborates, it does not join. A ring cut by Louvain along its funders, whose pieces share
+    its template, is still one."""
+    from pipelines.sybil.communities import ClusterRules, communities
+
+    own = ["email_pattern", "funding", "hw_fingerprint", "restart"]
+    first, second = [f"a{k:03d}" for k in range(60)], [f"b{k:03d}" for k in range(40)]
+    rows = [(x, y, 1.0, own) for x, y, _ in _clique(first, 1.0) + _clique(second, 1.0)]
+    rows += [(x, y, 0.15, ["restart"]) for i, x in enumerate(first) for j, y in enumerate(second) if (i + j) % 10]
+    edges = pl.DataFrame(rows, schema=["a", "b", "weight", "kinds"], orient="row")
+    assert communities(edges, ClusterRules()) == [sorted(first), sorted(second)]
+    # the same links, the one between the rings a template instead of a time: one ring
+    template = pl.when(pl.col("kinds").list.len() == 1).then(pl.lit(["hw_fingerprint"])).otherwise("kinds")
+    joined = edges.with_columns(template.alias("kinds"))
+    assert communities(joined, ClusterRules()) == [sorted(first + second)]
+
+
 def _linked(pairs: list[tuple[str, str]], kinds: list[str]) -> list[dict]:
     """Edges linked by each kind through one value held by 40 accounts."""
     return _tied(pairs, {k: (f"{k}-v", 40) for k in kinds})

@@ -7,9 +7,11 @@ clusters), so a weak bridge does not merge two groups. Louvain also cuts one rin
 when that raises modularity a little (a ring of 68 accounts with 90% of its pairs linked came
 out in four parts with 83-93% of the pairs *between* them linked; a ring of 112 whose pairs are
 made in blocks, in seven): two parts are joined again, densest link first, while the density
-of links between them is at least ``merge_ratio`` of the denser part's own. Pieces of one ring
-measured 0.2-1.0 (most above 0.3), two rings bridged by a few coincidences 0.04, and rings
-sharing a template or honest accounts next to a ring 0.15-0.47: the last are what peeling
+of links between them is at least ``merge_ratio`` of the denser part's own, counting only links
+with more than a time in common (``CLOCK_KINDS``: two rings with their own templates whose
+scripts restart in the same half hour are linked by nearly every pair between them). Pieces of
+one ring measured 0.2-1.0 (most above 0.3), two rings bridged by a few coincidences 0.04, and
+rings sharing a template or honest accounts next to a ring 0.15-0.47: the last are what peeling
 (``core_members``) and the reject rule are for. A community is scored by which kinds of link
 hold it together and how much of it each covers (after ``core_members`` has dropped accounts
 tied to it by fewer operator kinds than its typical member):
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 import networkx as nx
 import polars as pl
 
-from pipelines.sybil.links import KINDS, SOURCES, STRONG_KINDS
+from pipelines.sybil.links import CLOCK_KINDS, KINDS, SOURCES, STRONG_KINDS
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,14 @@ def communities(edges: pl.DataFrame, rules: ClusterRules) -> list[list[str]]:
     same edges give the same clusters in every run."""
     names = sorted(set(edges["a"].to_list()) | set(edges["b"].to_list()))
     index = {name: i for i, name in enumerate(names)}
+    if "kinds" in edges.columns:  # a pair tied by more than the clock can join two Louvain parts
+        edges = edges.with_columns(owned=pl.col("kinds").list.set_difference(list(CLOCK_KINDS)).list.len() > 0)
+    else:
+        edges = edges.with_columns(owned=pl.lit(True))
     graph = nx.Graph()
-    graph.add_weighted_edges_from(
-        (index[a], index[b], w) for a, b, w in edges.select("a", "b", "weight").sort("a", "b").iter_rows()
+    graph.add_edges_from(
+        (index[a], index[b], {"weight": w, "owned": o})
+        for a, b, w, o in edges.select("a", "b", "weight", "owned").sort("a", "b").iter_rows()
     )
     found = []
     for component in nx.connected_components(graph):
@@ -106,12 +113,15 @@ def _louvain(graph: nx.Graph, resolution: float, seed: int) -> list[set[int]]:
 def _merge_parts(graph: nx.Graph, parts: list[list[int]], ratio: float) -> list[list[int]]:
     """Join Louvain parts, densest link first, while the links between two parts are at least
     ``ratio`` times as dense as inside the denser of the two (pieces of one near-clique).
-    Link counts between parts are taken once and updated as parts merge."""
+    Only links with more than a time in common count (``owned``; see ``CLOCK_KINDS``). Link
+    counts between parts are taken once and updated as parts merge."""
     members = {i: sorted(p) for i, p in enumerate(sorted(parts))}
     where = {node: i for i, part in members.items() for node in part}
     inside = dict.fromkeys(members, 0)
     between: dict[int, dict[int, int]] = {i: {} for i in members}
-    for u, v in graph.edges():
+    for u, v, owned in graph.edges(data="owned", default=True):
+        if not owned:
+            continue
         i, j = where[u], where[v]
         if i == j:
             inside[i] += 1
@@ -129,7 +139,8 @@ def _merge_parts(graph: nx.Graph, parts: list[list[int]], ratio: float) -> list[
             for j, n in sorted(between[i].items()):
                 if j <= i:
                     continue
-                rel = n / (len(members[i]) * len(members[j])) / max(density(i), density(j))
+                reference = max(density(i), density(j))  # 0: both parts are held together by the clock alone
+                rel = n / (len(members[i]) * len(members[j])) / reference if reference > 0 else 1.0
                 if rel >= ratio and (best is None or rel > best[0]):
                     best = (rel, i, j)
         if best is None:

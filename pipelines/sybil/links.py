@@ -96,6 +96,12 @@ placeholder share nothing else)."""
 WEAK_KINDS = ("subnet", "created")
 """Kinds so common that they only add weight to pairs other kinds found."""
 
+CLOCK_KINDS = ("restart", "created")
+"""Kinds that are a time (of day, of sign-up): unrelated operators share the clock (cron jobs
+at round hours, one launch day), so these corroborate a community but never join two
+(``communities._merge_parts``): two rings with their own templates whose scripts restart in the
+same half hour were merged into one by restart links between nearly every pair of them."""
+
 ATTRS_SQL = r"""
 CREATE OR REPLACE TEMP TABLE account_attrs AS
 WITH acc AS MATERIALIZED (  -- latest version of every account
