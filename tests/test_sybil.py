@@ -532,6 +532,33 @@ def _tied(pairs: list[tuple[str, str]], values: dict[str, tuple[str, int]]) -> l
     ]
 
 
+def test_one_mark_with_three_operator_kinds_is_a_ring_before_its_first_restart() -> None:
+    """A ring of 12 in its first hours: its own VM template (held by nobody else: a mark), split
+    funding over small funders of its own covering two thirds, human mailbox shapes shared with
+    outsiders covering three quarters. Partial coverage keeps the score below 0.8, yet three
+    operator kinds, one of them the ring's own, are beyond what honest groups showed (seed 15:
+    rings of 68 and 74 accounts paid until their first restart, hours 23 and 16). The same
+    community with a template that 100 outsiders share too is not a ring."""
+    from pipelines.sybil.communities import ClusterRules, score_clusters
+
+    ring = [f"r{k:02d}" for k in range(12)]
+
+    def edges(template_holders: int) -> pl.DataFrame:
+        rows = _tied([(x, y) for i, x in enumerate(ring) for y in ring[i + 1 :]], {"hw_fingerprint": ("tmpl", template_holders)})
+        for funder, group in (("f0", ring[0:4]), ("f1", ring[4:8])):
+            rows += _tied([(x, y) for i, x in enumerate(group) for y in group[i + 1 :]], {"funding": (funder, 4)})
+        shaped = ring[0:9]
+        rows += _tied([(x, y) for i, x in enumerate(shaped) for y in shaped[i + 1 :]], {"email_pattern": ("p2|gmx.de|a.a9", 40)})
+        return pl.DataFrame(rows)
+
+    own = score_clusters(edges(12), [ring], ClusterRules()).row(0, named=True)
+    assert own["score"] < 0.8 and own["is_sybil"]
+    assert '"exclusive_kinds": ["hw_fingerprint"]' in own["evidence"]
+    shared = score_clusters(edges(100), [ring], ClusterRules()).row(0, named=True)
+    assert not shared["is_sybil"]
+    assert not score_clusters(edges(12), [ring], ClusterRules(marked_strong_kinds=4)).row(0, named=True)["is_sybil"]
+
+
 def test_peel_keeps_a_two_kind_member_holding_the_rings_mark_and_drops_two_coincidences() -> None:
     """A loosely tied ring of 12 (its template, a restart bin and a popular mailbox shape). A
     member tied to part of it by the template, which almost only the ring holds, and by the

@@ -25,7 +25,10 @@ min_score`` or, in a community of at least ``marks_min_accounts``, ``min_strong_
 operator kinds that *mark* it (values held ``exclusive_share`` or more inside it, covering
 ``exclusive_coverage`` of its members: its own
 template, its vendor's mailbox shape; honest crowds share their popular values with many
-outsiders). Sharing an IP, an ASN or a referral never suffices (NAT, families, labs).
+outsiders), or one mark and ``marked_strong_kinds`` strong kinds each covering
+``min_coverage`` (a template ring before its first restart: its funders and mailbox shapes
+cover part of it, so the score stays below ``min_score``). Sharing an IP, an ASN or a referral
+never suffices (NAT, families, labs).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class ClusterRules:
     exclusive_share: float = 0.8
     exclusive_coverage: float = 0.8
     marks_min_accounts: int = 10
+    marked_strong_kinds: int = 3
     resolution: float = 1.0
     seed: int = 0
 
@@ -304,7 +308,11 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
         is_sybil = (
             size >= rules.min_accounts
             and len({_source(k) for k in strong}) >= rules.min_strong_kinds
-            and (score >= rules.min_score or len({_source(k) for k in marked}) >= rules.min_strong_kinds)
+            and (
+                score >= rules.min_score
+                or len({_source(k) for k in marked}) >= rules.min_strong_kinds
+                or (bool(marked) and len({_source(k) for k in strong}) >= rules.marked_strong_kinds)
+            )
         )
         links = []
         for r in examples.filter(pl.col("cluster") == i).sort(["pairs", "kind"], descending=[True, False]).iter_rows(named=True):
