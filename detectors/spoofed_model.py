@@ -55,6 +55,8 @@ class SpoofedModel(Detector):
         vram_false_alarm: float = 1e-5,
     ):
         super().__init__(threshold)
+        if not 0 < vram_false_alarm <= 1:
+            raise ValueError(f"{self.name}: vram_false_alarm {vram_false_alarm} is outside (0, 1] (a probability)")
         self.window_hours = window_hours
         self.slow_ratio = slow_ratio
         self.min_measurements = min_measurements

@@ -102,6 +102,13 @@ def test_spoofed_model_vram_failures_must_beat_the_fleets_chance_error_rate(con)
     # (on a fleet that never errs two are enough: test_spoofed_model_impossible_claim_suspects_...)
 
 
+def test_spoofed_model_refuses_a_vram_false_alarm_rate_that_is_not_a_probability() -> None:
+    # 0 would need infinitely many failures (ln 0) and fail inside the detect stage instead
+    for bad in (0.0, -1e-5, 1.5):
+        with pytest.raises(ValueError, match="vram_false_alarm"):
+            SpoofedModel(vram_false_alarm=bad)
+
+
 def test_spoofed_model_apple_unified_memory_sizes_are_not_spoofs(con) -> None:
     # an M2 with 16 GB reports about two thirds of it; the base M2 has 8 GB, the largest 24 GB
     apple = dict(gpu_model="Apple M2", catalogue_model="apple_m2", spec_tflops=3.6, tflops_median=3.1)
