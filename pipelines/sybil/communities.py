@@ -305,13 +305,14 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
             if size >= rules.marks_min_accounts
             else []
         )
+        strong_sources = len({_source(k) for k in strong})
         is_sybil = (
             size >= rules.min_accounts
-            and len({_source(k) for k in strong}) >= rules.min_strong_kinds
+            and strong_sources >= rules.min_strong_kinds
             and (
                 score >= rules.min_score
                 or len({_source(k) for k in marked}) >= rules.min_strong_kinds
-                or (bool(marked) and len({_source(k) for k in strong}) >= rules.marked_strong_kinds)
+                or (bool(marked) and strong_sources >= rules.marked_strong_kinds)
             )
         )
         links = []
