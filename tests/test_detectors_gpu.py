@@ -55,6 +55,25 @@ def test_spoofed_model_needs_slow_against_spec_and_peers(con) -> None:
     assert found["action"][0] == "reject" and "17% of the spec" in found["reason"][0]
 
 
+def test_spoofed_model_a_hot_card_at_a_quarter_of_spec_is_not_suspected_on_speed_alone(con) -> None:
+    # throttling takes 45-70% off, heat a third more: an honest card at 23% of spec and 27% of its
+    # peers is inside the honest model; the same speed backs a VRAM short into a rejection
+    peers(con, 265.0)
+    for d, speed in (("hot", 72.0), ("hot_short", 72.0), ("t4_as_a100", 52.0)):
+        feature(con, d)
+        for h in range(3):
+            challenge(con, d, "matmul", "ok", speed, f"b{h}")
+    challenge(con, "hot", "vram", "ok", None, "v1")
+    for k in range(2):
+        challenge(con, "hot_short", "vram", "error", None, f"v{k}")
+    found = {r["device_id"]: r for r in SpoofedModel().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert sorted(found) == ["hot_short", "t4_as_a100"]
+    assert found["hot_short"]["action"] == "reject" and "23% of the spec" in found["hot_short"]["reason"]
+    assert found["t4_as_a100"]["action"] == "probation" and "17% of the spec" in found["t4_as_a100"]["reason"]
+    with pytest.raises(ValueError, match="slow_alone_ratio"):
+        SpoofedModel(slow_ratio=0.3, slow_alone_ratio=0.35)
+
+
 def test_spoofed_model_one_wrong_catalogue_figure_cannot_flag_a_model(con) -> None:
     peers(con, 110.0)  # the whole honest fleet measures at 35% of the catalogue figure
     feature(con, "honest")
