@@ -597,3 +597,59 @@ def test_peel_keeps_a_member_tied_to_nearly_all_by_two_kinds_and_drops_one_tied_
     community = [sorted([*ring, "quiet", "honest"])]
     assert core_members(edges, community, ClusterRules()) == [sorted([*ring, "quiet"])]
     assert core_members(edges, community, ClusterRules(broad_share=1.01)) == [sorted(ring)]
+
+
+def _communities_through_subgraph_views(edges: pl.DataFrame, rules) -> list[list[str]]:
+    """The communities as computed before components were built on their own: Louvain on
+    networkx subgraph views of the whole graph (the reference the faster path must match)."""
+    import networkx as nx
+
+    from pipelines.sybil.communities import CLOCK_KINDS, _louvain, _merge_parts
+
+    names = sorted(set(edges["a"].to_list()) | set(edges["b"].to_list()))
+    index = {name: i for i, name in enumerate(names)}
+    edges = edges.with_columns(owned=pl.col("kinds").list.set_difference(list(CLOCK_KINDS)).list.len() > 0)
+    graph = nx.Graph()
+    graph.add_edges_from(
+        (index[a], index[b], {"weight": w, "owned": o})
+        for a, b, w, o in edges.select("a", "b", "weight", "owned").sort("a", "b").iter_rows()
+    )
+    found = []
+    for component in nx.connected_components(graph):
+        if len(component) < rules.min_accounts:
+            continue
+        sub = graph.subgraph(sorted(component))
+        parts = _merge_parts(sub, [sorted(p) for p in _louvain(sub, rules.resolution, rules.seed)], rules.merge_ratio)
+        found += [sorted(names[i] for i in p) for p in parts if len(p) >= rules.min_accounts]
+    return sorted(found)
+
+
+@pytest.mark.parametrize("giant", [0, 2000])
+def test_communities_match_louvain_on_subgraph_views_of_the_whole_graph(giant: int) -> None:
+    """Louvain breaks ties by the order it walks nodes and neighbours, so each component is
+    built in the order the subgraph view walked it: the clusters are the same, with and without
+    a component holding more than half the accounts (the view then walks another order)."""
+    import random
+
+    from pipelines.sybil.communities import ClusterRules, communities
+
+    rng = random.Random(giant + 11)
+    names = [f"acc_{rng.randrange(10**6):06d}" for _ in range(3000)]
+    rows, at = [], 0
+    groups = [giant] if giant else []
+    while at + sum(groups) < len(names) - 10:
+        groups.append(rng.randint(2, 12))
+    for size in groups:
+        members = names[at : at + size]
+        at += size
+        pairs = {(x, y) for x in members for y in members if x < y and rng.random() < min(1.0, 6 / size)}
+        pairs |= {tuple(sorted((members[i], members[i + 1]))) for i in range(size - 1)}  # connected
+        for x, y in sorted(pairs):
+            kinds = rng.choice([["restart"], ["funding"], ["created", "restart"], ["email_pattern", "funding"]])
+            weight = 0.5 if size == giant else rng.choice([0.3, 0.35, 0.5, 0.85, 1.0])  # equal weights: ties
+            rows.append({"a": x, "b": y, "weight": weight, "kinds": kinds})
+    edges = pl.DataFrame(rows).sample(fraction=1.0, shuffle=True, seed=giant)
+    rules = ClusterRules()
+    found = communities(edges, rules)
+    assert found == _communities_through_subgraph_views(edges, rules)
+    assert len(found) > 100 and (not giant or max(len(c) for c in found) > 3)

@@ -35,10 +35,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import networkx as nx
+import numpy as np
 import polars as pl
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from pipelines.sybil.links import CLOCK_KINDS, KINDS, SOURCES, STRONG_KINDS
 
@@ -66,25 +70,62 @@ def communities(edges: pl.DataFrame, rules: ClusterRules) -> list[list[str]]:
     process: the graph is built over integer node ids (sorted accounts, sorted edges), so the
     same edges give the same clusters in every run."""
     names = sorted(set(edges["a"].to_list()) | set(edges["b"].to_list()))
-    index = {name: i for i, name in enumerate(names)}
+    if not names:
+        return []
     if "kinds" in edges.columns:  # a pair tied by more than the clock can join two Louvain parts
         edges = edges.with_columns(owned=pl.col("kinds").list.set_difference(list(CLOCK_KINDS)).list.len() > 0)
     else:
         edges = edges.with_columns(owned=pl.lit(True))
-    graph = nx.Graph()
-    graph.add_edges_from(
-        (index[a], index[b], {"weight": w, "owned": o})
-        for a, b, w, o in edges.select("a", "b", "weight", "owned").sort("a", "b").iter_rows()
+    index = pl.DataFrame({"name": names, "i": range(len(names))}, schema={"name": pl.String, "i": pl.Int64})
+    ids = (
+        edges.select("a", "b", "weight", "owned")
+        .sort("a", "b")
+        .join(index.rename({"name": "a", "i": "u"}), on="a", maintain_order="left")
+        .join(index.rename({"name": "b", "i": "v"}), on="b", maintain_order="left")
     )
     found = []
-    for component in nx.connected_components(graph):
-        if len(component) < rules.min_accounts:
-            continue
-        sub = graph.subgraph(sorted(component))
+    for nodes, rows in _components(ids, len(names), rules.min_accounts):
+        sub = nx.Graph()
+        sub.add_nodes_from(nodes)
+        sub.add_edges_from((u, v, {"weight": w, "owned": o}) for u, v, w, o in rows)
         parts = _louvain(sub, rules.resolution, rules.seed)
         parts = _merge_parts(sub, [sorted(p) for p in parts], rules.merge_ratio)
         found += [sorted(names[i] for i in p) for p in parts if len(p) >= rules.min_accounts]
     return sorted(found)
+
+
+def _components(ids: pl.DataFrame, n: int, min_size: int) -> Iterator[tuple[list[int], list[tuple]]]:
+    """Connected components of at least ``min_size`` nodes: each one's nodes, in the order
+    networkx's ``graph.subgraph(sorted(component))`` of the whole graph walks them, and its
+    ``(u, v, weight, owned)`` edges in the whole graph's (sorted) order.
+
+    Louvain visits nodes and neighbours in that order and breaks ties by it, so a component
+    built on its own in this order gives the clusters that the subgraph view gave, without the
+    view's per-node filtering. The view walks the component's node set (a Python set of ints,
+    iterated in hash-table order) when the component holds fewer than half the graph's nodes,
+    else the graph's nodes in insertion order; each node's neighbours come in the order its
+    edges were added."""
+    u, v = ids["u"].to_numpy(), ids["v"].to_numpy()
+    matrix = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n))
+    labels = connected_components(matrix, directed=False)[1]
+    big = np.bincount(labels) >= min_size
+    interleaved = np.column_stack([u, v]).ravel()  # nodes in the order add_edges_from met them
+    first_seen = interleaved[np.sort(np.unique(interleaved, return_index=True)[1])]
+    first_seen = first_seen[big[labels[first_seen]]]
+    if not len(first_seen):
+        return
+    node_groups = np.split(first_seen[order := np.argsort(labels[first_seen], kind="stable")],
+                           np.flatnonzero(np.diff(labels[first_seen][order])) + 1)  # fmt: skip
+    keep = np.flatnonzero(big[labels[u]])
+    keep = keep[np.argsort(labels[u][keep], kind="stable")]  # by component, each in the sorted order
+    edge_labels = labels[u][keep]
+    starts = np.searchsorted(edge_labels, labels[[g[0] for g in node_groups]]).tolist()
+    rows = list(zip(u[keep].tolist(), v[keep].tolist(), ids["weight"].to_numpy()[keep].tolist(),
+                    ids["owned"].to_numpy()[keep].tolist(), strict=True))  # fmt: skip
+    ends = [*starts[1:], len(rows)]
+    for members, start, end in zip(node_groups, starts, ends, strict=True):
+        members = members.tolist()
+        yield (list(set(sorted(members))) if 2 * len(members) < n else members), rows[start:end]
 
 
 EXACT_TOTAL = 2**25
