@@ -599,6 +599,24 @@ def test_peel_keeps_a_member_tied_to_nearly_all_by_two_kinds_and_drops_one_tied_
     assert core_members(edges, community, ClusterRules(broad_share=1.01)) == [sorted(ring)]
 
 
+def test_peel_gives_a_small_ring_a_second_look_without_the_outsider_it_was_dissolved_for() -> None:
+    """Louvain put an honest neighbour, tied by one mailbox shape to one member, into the
+    community of a four-account ring (one funder and one restart time, each tying every member
+    to the other three). Counted in the community's size it made each member's ties cover 3 of
+    4 others, short of ``broad``, and the whole ring was peeled away (seed 16, network 16: a
+    ring of 5 never found). A community the rule would dissolve loses first only the members
+    that cannot stay, and is judged again."""
+    from pipelines.sybil.communities import ClusterRules, core_members
+
+    ring = ["r1", "r2", "r3", "r4"]
+    rows = _tied([(x, y) for i, x in enumerate(ring) for y in ring[i + 1 :]], {"funding": ("f", 4), "restart": ("bin-7", 5)})
+    rows += _tied([("honest", "r4")], {"email_pattern": ("p2|outlook.com|aaa.aaaaaa9999", 3)})
+    edges = pl.DataFrame(rows)
+    assert core_members(edges, [sorted([*ring, "honest"])], ClusterRules()) == [ring]
+    # two members tied by one funder and restart time to only each other are still no ring
+    assert core_members(edges, [["honest", "r1", "r2"]], ClusterRules()) == []
+
+
 def _communities_through_subgraph_views(edges: pl.DataFrame, rules) -> list[list[str]]:
     """The communities as computed before components were built on their own: Louvain on
     networkx subgraph views of the whole graph (the reference the faster path must match)."""

@@ -232,9 +232,12 @@ def core_members(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterR
     it). A member tied by only ``min_strong_kinds`` kinds also needs one of them to be *broad*
     or to be one of the community's marks (a value of ``marks_min_accounts`` or more holders,
     ``exclusive_share`` of them inside): two coincidences with part of a ring, a popular mailbox
-    shape and a restart bin, are what an honest neighbour of a loosely tied ring has. The peeling
-    repeats until no member drops, so nobody stays on the strength of links to accounts that
-    were dropped."""
+    shape and a restart bin, are what an honest neighbour of a loosely tied ring has. A
+    community this would dissolve first loses only its members tied by fewer than
+    ``min_strong_kinds`` kinds, and is peeled again: an honest neighbour that Louvain put into a
+    small ring's community made each ring member's ties miss *broad* by one (seed 16, network
+    16: a ring of 5 never found). The peeling repeats until no member drops, so nobody stays on
+    the strength of links to accounts that were dropped."""
     stable: list[list[str]] = []
     todo = [list(c) for c in clusters]
     while todo:  # peel until stable: dropping one account can leave another tied by fewer kinds
@@ -284,6 +287,14 @@ def _peel_once(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRul
     )
     kept = keep.group_by("ca").agg(pl.col("account").sort())
     pruned = {r["ca"]: r["account"] for r in kept.iter_rows(named=True)}
+    # a community the rule would dissolve first loses only the members that cannot stay (fewer
+    # than min_strong_kinds kinds): counted in its size, they can make a small ring's members
+    # each miss "broad", and the rule is then applied again to the rest
+    could_stay = per_member.filter(pl.col("kinds") >= rules.min_strong_kinds).group_by("ca").agg(pl.col("account").sort())
+    for r in could_stay.iter_rows(named=True):
+        i, fit = r["ca"], r["account"]
+        if len(pruned.get(i, [])) < rules.min_accounts <= len(fit) < len(clusters[i]):
+            pruned[i] = fit
     return sorted(m for i in range(len(clusters)) if len(m := pruned.get(i, [])) >= rules.min_accounts)
 
 
