@@ -115,12 +115,8 @@ class SpoofedModel(Detector):
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
                        s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
                        v.solo_failures, v.passed, q.error_rate, q.vram_needed,
-                       s.measurements >= $min_meas AND s.tflops < $slow * n.spec_tflops
-                         AND (coalesce(p.devices, 0) < $min_peers OR p.median_tflops < $slow * n.spec_tflops
-                              OR s.tflops < $slow * p.median_tflops) AS slow,
-                       s.measurements >= $min_meas AND s.tflops < $alone * n.spec_tflops
-                         AND (coalesce(p.devices, 0) < $min_peers OR p.median_tflops < $alone * n.spec_tflops
-                              OR s.tflops < $alone * p.median_tflops) AS slow_alone,
+                       SLOWER_THAN_SLOW_RATIO AS slow,
+                       SLOWER_THAN_ALONE_RATIO AS slow_alone,
                        coalesce(v.solo_failures >= q.vram_needed AND v.passed = 0, false) AS vram_short,
                        n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
                        c.vram_max_mb
@@ -152,7 +148,9 @@ class SpoofedModel(Detector):
                         'fleet_error_rate', round(error_rate, 5), 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb,
                         'catalogue_vram_max_mb', vram_max_mb) AS VARCHAR) AS details
             FROM judged WHERE slow_alone OR vram_short OR impossible_vram
-            """,
+            """.replace("SLOWER_THAN_SLOW_RATIO", _slower_than("$slow")).replace(
+                "SLOWER_THAN_ALONE_RATIO", _slower_than("$alone")
+            ),
             window=self.window_hours,
             slow=self.slow_ratio,
             alone=self.slow_alone_ratio,
@@ -162,3 +160,14 @@ class SpoofedModel(Detector):
             tol=self.vram_tolerance,
             alarm=self.vram_false_alarm,
         )
+
+
+def _slower_than(ratio: str) -> str:
+    """SQL: measured often enough, and the best speed below ``ratio`` x BOTH the spec and the
+    honest peers' median (the spec alone with fewer than ``min_peers`` peers, or where the
+    peers' own median is below it)."""
+    return (
+        f"(s.measurements >= $min_meas AND s.tflops < {ratio} * n.spec_tflops"
+        f" AND (coalesce(p.devices, 0) < $min_peers OR p.median_tflops < {ratio} * n.spec_tflops"
+        f" OR s.tflops < {ratio} * p.median_tflops))"
+    )

@@ -114,8 +114,8 @@ def _components(ids: pl.DataFrame, n: int, min_size: int) -> Iterator[tuple[list
     first_seen = first_seen[big[labels[first_seen]]]
     if not len(first_seen):
         return
-    node_groups = np.split(first_seen[order := np.argsort(labels[first_seen], kind="stable")],
-                           np.flatnonzero(np.diff(labels[first_seen][order])) + 1)  # fmt: skip
+    first_seen = first_seen[np.argsort(labels[first_seen], kind="stable")]  # by component, insertion order within
+    node_groups = np.split(first_seen, np.flatnonzero(np.diff(labels[first_seen])) + 1)
     keep = np.flatnonzero(big[labels[u]])
     keep = keep[np.argsort(labels[u][keep], kind="stable")]  # by component, each in the sorted order
     edge_labels = labels[u][keep]
