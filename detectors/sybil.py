@@ -89,7 +89,8 @@ class SybilRings(Detector):
                                           min_lift=self.hub_min_lift, cohesion_max_n=self.cohesion_max_n)  # fmt: skip
         edges = pl.from_arrow(evidence.con.sql("SELECT * FROM account_edges ORDER BY a, b").to_arrow_table())
         rules = self._rules()
-        self.clusters_ = score_clusters(edges, core_members(edges, communities(edges, rules), rules), rules)  # type: ignore[arg-type]
+        whole = communities(edges, rules)
+        self.clusters_ = score_clusters(edges, core_members(edges, whole, rules), rules, whole)  # type: ignore[arg-type]
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
         rings = rings.join(_member_kinds(edges, rings), on=["cluster_id", "account_id"], how="left").with_columns(
             pl.col("member_strong_kinds").fill_null(pl.lit([], dtype=pl.List(pl.String)))

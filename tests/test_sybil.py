@@ -592,7 +592,9 @@ def test_peel_keeps_a_member_tied_to_nearly_all_by_two_kinds_and_drops_one_tied_
         [(x, y) for i, x in enumerate(ring) for y in ring[i + 1 :]], ["email_pattern", "funding", "hw_fingerprint", "restart"]
     )
     rows += _linked([("quiet", r) for r in ring], ["hw_fingerprint", "restart"])
-    rows += _linked([("honest", r) for r in ring[:10]], ["hw_fingerprint", "restart"])
+    # a popular CPU and restart bin (held by hundreds): not the ring's own values, so a tie by them
+    # counts by the members it reaches
+    rows += _tied([("honest", r) for r in ring[:10]], {"hw_fingerprint": ("popular-cpu", 400), "restart": ("bin-3", 300)})
     edges = pl.DataFrame(rows)
     community = [sorted([*ring, "quiet", "honest"])]
     assert core_members(edges, community, ClusterRules()) == [sorted([*ring, "quiet"])]
@@ -615,6 +617,55 @@ def test_peel_gives_a_small_ring_a_second_look_without_the_outsider_it_was_disso
     assert core_members(edges, [sorted([*ring, "honest"])], ClusterRules()) == [ring]
     # two members tied by one funder and restart time to only each other are still no ring
     assert core_members(edges, [["honest", "r1", "r2"]], ClusterRules()) == []
+
+
+def _template_ring(size: int = 45, funded: int = 30) -> tuple[list[str], list[dict]]:
+    """A ring sharing one VM template, its pairs made in two blocks as ``links.py`` makes a
+    value's pairs once it has more than ``block`` holders; the first ``funded`` members are also
+    funded in trios (each funder also funds five outsiders), the rest are tied by the template
+    alone so far."""
+    ring = [f"r{k:02d}" for k in range(size)]
+    template = {"hw_fingerprint": ("2.5.0|Intel Xeon Platinum 8480+|12|32", size)}
+    rows = []
+    for block in (ring[: size // 2 + 1], ring[size // 2 + 1 :]):
+        rows += _tied([(x, y) for i, x in enumerate(block) for y in block[i + 1 :]], template)
+    for start in range(0, funded, 3):
+        trio = ring[start : start + 3]
+        rows += _tied([(x, y) for i, x in enumerate(trio) for y in trio[i + 1 :]], {"funding": (f"f{start}", 8)})
+    return ring, rows
+
+
+def test_peel_counts_a_template_held_by_the_whole_ring_as_broad_though_its_pairs_come_in_blocks() -> None:
+    """A ring of 45 on one VM template, 30 of them also funded in trios (seed 17, network 19, in
+    its first hours). The 15 tied by the template alone go; the 30 left share the template with
+    every other one of them, yet its pairs are made in blocks of at most 32 holders, so each
+    has 6-22 template partners, short of ``broad`` (80% of the others). Counted by partners,
+    the template stopped being broad, and with 15 of its 45 holders peeled it stopped being
+    the community's mark, and the ring was peeled away to nothing (paid for 13 hours)."""
+    from pipelines.sybil.communities import ClusterRules, core_members
+
+    ring, rows = _template_ring()
+    assert core_members(pl.DataFrame(rows), [ring], ClusterRules()) == [ring[:30]]
+
+
+def test_a_value_held_inside_the_community_a_ring_was_peeled_from_still_marks_it() -> None:
+    """The template is held by 45 accounts, all in the community Louvain found, 30 of them in the
+    peeled core: it is the ring's own (its mark), though a third of its holders were peeled for
+    ties that have not shown yet. Judged against the core alone it would look shared with 15
+    outsiders; against a community where most holders are elsewhere it is not a mark."""
+    from pipelines.sybil.communities import ClusterRules, score_clusters
+
+    ring, rows = _template_ring()
+    core = ring[:30]
+    rows += _tied([(x, y) for i, x in enumerate(core[:20]) for y in core[i + 1 : 20]], {"email_pattern": ("p4|a.a9|13", 20)})
+    edges = pl.DataFrame(rows)
+    from_whole = score_clusters(edges, [core], ClusterRules(), [ring]).row(0, named=True)
+    assert from_whole["is_sybil"] and '"exclusive_kinds": ["hw_fingerprint"]' in from_whole["evidence"]
+    alone = score_clusters(edges, [core], ClusterRules()).row(0, named=True)
+    assert not alone["is_sybil"] and '"exclusive_kinds": []' in alone["evidence"]
+    # a community in which a third of the template's holders are is no origin that makes it a mark
+    from_part = score_clusters(edges, [core[:15]], ClusterRules(), [core[:15]]).row(0, named=True)
+    assert '"exclusive_kinds": []' in from_part["evidence"]
 
 
 def _communities_through_subgraph_views(edges: pl.DataFrame, rules) -> list[list[str]]:

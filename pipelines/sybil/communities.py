@@ -237,27 +237,82 @@ def core_members(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterR
     ``min_strong_kinds`` kinds, and is peeled again: an honest neighbour that Louvain put into a
     small ring's community made each ring member's ties miss *broad* by one (seed 16, network
     16: a ring of 5 never found). The peeling repeats until no member drops, so nobody stays on
-    the strength of links to accounts that were dropped."""
+    the strength of links to accounts that were dropped. The marks are those of the community
+    as found (``community_marks``), and a mark ties its holders inside to each other whether or
+    not the graph made all their pairs (a value of more than ``block`` holders is paired in
+    blocks)."""
     stable: list[list[str]] = []
     todo = [list(c) for c in clusters]
+    marks = community_marks(edges, clusters, rules)
+    origin = {a: i for i, c in enumerate(clusters) for a in c}
     while todo:  # peel until stable: dropping one account can leave another tied by fewer kinds
         before = {tuple(c) for c in todo}
-        pruned = _peel_once(edges, todo, rules)  # each community is peeled on its own links only
+        pruned = _peel_once(edges, todo, rules, marks, origin)  # each community is peeled on its own links only
         stable += [c for c in pruned if tuple(c) in before]
         todo = [c for c in pruned if tuple(c) not in before]
     return sorted(stable)
 
 
-def _peel_once(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRules) -> list[list[str]]:
+def community_marks(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRules) -> pl.DataFrame:
+    """``origin, kind, value``: each community's marks, operator values of at least
+    ``marks_min_accounts`` holders, ``exclusive_share`` of them inside it (its own template, its
+    vendor's mailbox shape). Measured once on the communities as found: peeling drops ring
+    members whose other ties have not shown yet, and counted as outsiders they would take from
+    the ring the very value that marks it (seed 17, network 19: a template ring of 45 peeled to
+    nothing over 13 hours)."""
+    return _exclusive_values(_inside_links(edges, clusters), rules, rules.marks_min_accounts)
+
+
+def _exclusive_values(inside: pl.DataFrame, rules: ClusterRules, min_holders: int = 1) -> pl.DataFrame:
+    """``origin, kind, value``: operator values held ``exclusive_share`` or more inside the
+    community their links are in (``inside``: ``_inside_links``)."""
+    return (
+        pl.concat(
+            [inside.select(pl.col("ca").alias("origin"), "kind", "value", "n", pl.col(c).alias("account")) for c in ("a", "b")]
+        )
+        .filter(pl.col("kind").is_in(STRONG_KINDS))
+        .unique()
+        .group_by("origin", "kind", "value")
+        .agg(pl.len().alias("inside"), pl.col("n").first())
+        .filter((pl.col("n") >= min_holders) & (pl.col("inside") >= rules.exclusive_share * pl.col("n")))
+        .select("origin", "kind", "value")
+    )
+
+
+def _peel_once(
+    edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRules, marks: pl.DataFrame, origin: dict[str, int]
+) -> list[list[str]]:
     if not clusters:
         return clusters
     inside = _inside_links(edges, clusters).filter(pl.col("kind").is_in(STRONG_KINDS))
     ties = pl.concat(
         [inside.select("ca", pl.col(c).alias("account"), "kind", pl.col(o).alias("partner")) for c, o in (("a", "b"), ("b", "a"))]
     ).unique()
+    holders = pl.concat([inside.select("ca", "kind", "value", pl.col(c).alias("account")) for c in ("a", "b")]).unique()
+    scope = pl.DataFrame(
+        {"ca": range(len(clusters)), "origin": [origin[c[0]] for c in clusters]}, schema={"ca": pl.Int64, "origin": pl.Int64}
+    )
+    marked_holders = holders.join(scope, on="ca").join(marks, on=["origin", "kind", "value"])
+    # the holders of a mark are tied by it whether or not the graph made all their pairs: a value
+    # of more than `block` holders is paired in blocks (links.py), so a template held by 45 ring
+    # members gave each only 21-28 partners, and "broad" (80% of the others) could never hold.
+    # Popular values keep counting by partners: holding one with a whole ring is a coincidence.
+    reach = (
+        marked_holders.group_by("ca", "kind", "value")
+        .agg(pl.len().alias("holders_inside"))
+        .join(marked_holders.select("ca", "kind", "value", "account"), on=["ca", "kind", "value"])
+        .group_by("ca", "account", "kind")
+        .agg((pl.col("holders_inside").max() - 1).alias("co_holders"))
+    )
     # a kind counts for a member when it ties it to two other members: one shared value with one
     # neighbour is what households and popular configurations give
-    kinds = ties.group_by("ca", "account", "kind").agg(pl.len().alias("partners")).filter(pl.col("partners") >= 2)
+    kinds = (
+        ties.group_by("ca", "account", "kind")
+        .agg(pl.len().alias("partners"))
+        .join(reach, on=["ca", "account", "kind"], how="left")
+        .with_columns(pl.max_horizontal("partners", "co_holders").alias("partners"))
+        .filter(pl.col("partners") >= 2)
+    )
     sizes = pl.DataFrame(
         {"ca": range(len(clusters)), "size": [len(c) for c in clusters]}, schema={"ca": pl.Int64, "size": pl.Int64}
     )
@@ -266,18 +321,7 @@ def _peel_once(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRul
     )
     per_member = kinds.group_by("ca", "account").agg(pl.len().alias("kinds"), pl.col("broad").sum().alias("broad"))
     per_member = per_member.with_columns(pl.col("kinds").median().over("ca").alias("typical"))
-    # the community's marks: values of at least marks_min_accounts holders, exclusive_share of them inside
-    holders = pl.concat([inside.select("ca", "kind", "value", "n", pl.col(c).alias("account")) for c in ("a", "b")]).unique()
-    marks = (
-        holders.group_by("ca", "kind", "value")
-        .agg(pl.len().alias("inside"), pl.col("n").first())
-        .filter((pl.col("n") >= rules.marks_min_accounts) & (pl.col("inside") >= rules.exclusive_share * pl.col("n")))
-    )
-    marked = (
-        holders.join(marks.select("ca", "kind", "value"), on=["ca", "kind", "value"])
-        .group_by("ca", "account")
-        .agg(pl.len().alias("marks"))
-    )
+    marked = marked_holders.group_by("ca", "account").agg(pl.len().alias("marks"))
     per_member = per_member.join(marked, on=["ca", "account"], how="left").with_columns(pl.col("marks").fill_null(0))
     near_typical = (pl.col("kinds") >= pl.col("typical") - 1) & (
         (pl.col("kinds") > rules.min_strong_kinds) | (pl.col("broad") >= 1) | (pl.col("marks") >= 1)
@@ -307,8 +351,16 @@ def cluster_id(members: list[str]) -> str:
     return "syb-" + hashlib.sha256("\n".join(members).encode()).hexdigest()[:12]
 
 
-def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRules) -> pl.DataFrame:
-    """One row per community: id, members, score, is_sybil, and the evidence as a short story."""
+def score_clusters(
+    edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRules, origins: list[list[str]] | None = None
+) -> pl.DataFrame:
+    """One row per community: id, members, score, is_sybil, and the evidence as a short story.
+
+    ``origins`` are the communities the clusters were peeled from (``core_members``): a value is
+    a mark when ``exclusive_share`` of its holders are in the cluster's origin. Peeling drops a
+    ring's members whose other ties have not shown yet (a template ring before its first
+    restart), and counted as outsiders they would take from the ring the very template that
+    marks it."""
     if not clusters:
         return pl.DataFrame(schema={"cluster_id": pl.String, "members": pl.List(pl.String), "score": pl.Float64,
                                     "is_sybil": pl.Boolean, "evidence": pl.String})  # fmt: skip
@@ -319,11 +371,17 @@ def score_clusters(edges: pl.DataFrame, clusters: list[list[str]], rules: Cluste
     coverage = holders.select("cluster", "kind", "account").unique().group_by("cluster", "kind").agg(pl.len().alias("covered"))
     # values held (almost) only inside the community: an operator's mark, not a crowd's habit
     strong_holders = holders.filter(pl.col("kind").is_in(STRONG_KINDS))
+    scopes = origins if origins is not None else clusters
+    origin_of = {a: j for j, c in enumerate(scopes) for a in c}
+    scope = pl.DataFrame(
+        {"cluster": range(len(clusters)), "origin": [origin_of[c[0]] for c in clusters]},
+        schema={"cluster": pl.Int64, "origin": pl.Int64},
+    )
     exclusive = (
-        strong_holders.group_by("cluster", "kind", "value")
-        .agg(pl.len().alias("inside"), pl.col("n").first())
-        .filter(pl.col("inside") >= rules.exclusive_share * pl.col("n"))
-        .join(strong_holders, on=["cluster", "kind", "value"])
+        strong_holders.join(scope, on="cluster")
+        .join(
+            _exclusive_values(inside if origins is None else _inside_links(edges, scopes), rules), on=["origin", "kind", "value"]
+        )
         .group_by("cluster", "kind")
         .agg(pl.col("account").n_unique().alias("covered"))
     )
