@@ -581,6 +581,23 @@ def test_peel_keeps_a_two_kind_member_holding_the_rings_mark_and_drops_two_coinc
     assert core_members(edges, community, ClusterRules(marks_min_accounts=100)) == [ring]
 
 
+def test_a_restart_time_the_ring_mostly_holds_is_no_mark_that_keeps_an_honest_neighbour() -> None:
+    """A ring of 12 restarts in one half-hour that nearly only it uses. An honest account that
+    restarts in the same half-hour and has a popular mailbox shape is two coincidences, though
+    the time is held 13 of 14 inside: the clock is shared by chance, so it never marks a
+    community (seed 17, network 15: two honest home accounts held for 6 hours in a template
+    ring of 89 by a shape and a restart bin)."""
+    from pipelines.sybil.communities import ClusterRules, core_members
+
+    ring = [f"r{k:02d}" for k in range(12)]
+    template, restart, shape = ("2.4.1|AMD Ryzen 7 5800X|4|48", 14), ("30|1|43", 14), ("p3|yahoo.com|a.a9|13", 30)
+    rows = _tied([(x, y) for i, x in enumerate(ring) for y in ring[i + 1 :]],
+                 {"hw_fingerprint": template, "restart": restart, "email_pattern": shape})  # fmt: skip
+    rows += _tied([("honest", r) for r in ring[:3]], {"email_pattern": shape})
+    rows += _tied([("honest", r) for r in ring[3:]], {"restart": restart})
+    assert core_members(pl.DataFrame(rows), [sorted([*ring, "honest"])], ClusterRules()) == [ring]
+
+
 def test_peel_keeps_a_member_tied_to_nearly_all_by_two_kinds_and_drops_one_tied_to_a_part() -> None:
     """A ring of 30 tied by four operator kinds; a member whose mailbox and funding look like
     nobody's but who shares the ring's template and restart time with all of it stays; an
