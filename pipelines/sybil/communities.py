@@ -373,7 +373,11 @@ def score_clusters(
     coverage = holders.select("cluster", "kind", "account").unique().group_by("cluster", "kind").agg(pl.len().alias("covered"))
     # values held (almost) only inside the community: an operator's mark, not a crowd's habit
     strong_holders = holders.filter(pl.col("kind").is_in(STRONG_KINDS))
-    scopes = origins if origins is not None else clusters
+    if origins is None:
+        scopes = clusters
+    else:  # only the communities these clusters came from (a handful of the thousands found)
+        owner = {a: j for j, c in enumerate(origins) for a in c}
+        scopes = [origins[j] for j in sorted({owner[c[0]] for c in clusters})]
     origin_of = {a: j for j, c in enumerate(scopes) for a in c}
     scope = pl.DataFrame(
         {"cluster": range(len(clusters)), "origin": [origin_of[c[0]] for c in clusters]},
