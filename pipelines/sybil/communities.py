@@ -259,8 +259,9 @@ def community_marks(edges: pl.DataFrame, clusters: list[list[str]], rules: Clust
     vendor's mailbox shape). Measured once on the communities as found: peeling drops ring
     members whose other ties have not shown yet, and counted as outsiders they would take from
     the ring the very value that marks it (seed 17, network 19: a template ring of 45 peeled to
-    nothing over 13 hours). A time (``CLOCK_KINDS``) never marks: an honest account restarts in
-    a ring's half-hour by chance (seed 17, network 15: two home accounts held for 6 hours)."""
+    nothing over 13 hours). Here a time (``CLOCK_KINDS``) is no mark: an honest account restarts
+    in a ring's half-hour by chance (seed 17, network 15: two home accounts held for 6 hours).
+    Scoring still counts a restart time held only inside as exclusive (``score_clusters``)."""
     inside = _inside_links(edges, clusters).filter(~pl.col("kind").is_in(CLOCK_KINDS))
     return _exclusive_values(inside, rules, rules.marks_min_accounts)
 
