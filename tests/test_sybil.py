@@ -584,8 +584,8 @@ def test_peel_keeps_a_two_kind_member_holding_the_rings_mark_and_drops_two_coinc
 def test_a_restart_time_the_ring_mostly_holds_is_no_mark_that_keeps_an_honest_neighbour() -> None:
     """A ring of 12 restarts in one half-hour that nearly only it uses. An honest account that
     restarts in the same half-hour and has a popular mailbox shape is two coincidences, though
-    the time is held 13 of 14 inside: the clock is shared by chance, so it never marks a
-    community (seed 17, network 15: two honest home accounts held for 6 hours in a template
+    the time is held 13 of 14 inside: the clock is shared by chance, so the peel takes no time
+    for a mark (seed 17, network 15: two honest home accounts held for 6 hours in a template
     ring of 89 by a shape and a restart bin)."""
     from pipelines.sybil.communities import ClusterRules, core_members
 
