@@ -190,6 +190,29 @@ SELECT $epoch, challenge_id, device_id, batch_id, kind, status, tflops, ip, host
 FROM c ORDER BY challenge_id
 """
 
+MEASURES_SQL = """
+INSERT INTO device_measures
+WITH meas AS (
+    SELECT device_id, quantile_cont(tflops, 0.9) AS tflops FROM challenge_context
+    WHERE kind = 'matmul' AND tflops IS NOT NULL
+      AND epoch > hours_back($epoch, $window) AND epoch <= $epoch
+    GROUP BY device_id
+),
+bandwidth AS (
+    SELECT device_id, arg_max(bandwidth_down_mbps, ts) AS down FROM hardware
+    WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch
+    GROUP BY device_id
+)
+SELECT $epoch, f.device_id, m.tflops, b.down
+FROM device_features f LEFT JOIN meas m USING (device_id) LEFT JOIN bandwidth b USING (device_id)
+WHERE f.epoch = $epoch AND (m.tflops IS NOT NULL OR b.down IS NOT NULL)
+ORDER BY f.device_id
+"""
+MEASURE_WINDOW_HOURS = 24
+"""A device's throughput is the 90th percentile of its last day's matmul challenges, its
+bandwidth the last report of the day: what the reward stage prices, measured once here so a
+rewards-only recalculation reads it instead of scanning a day of challenges per epoch."""
+
 PEERS_SQL = """
 INSERT INTO model_peers
 WITH suspects AS (  -- devices already in probation or rejected are nobody's honest peer
@@ -233,7 +256,8 @@ RESTART_GAP_MINUTES = (14, 40)
 def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
     """Recompute the epoch's ``device_features``, ``restart_gaps`` (short heartbeat silences),
     ``challenge_context`` (each challenge with
-    its device's network identity and how many siblings shared its batch) and ``model_peers``
+    its device's network identity and how many siblings shared its batch), ``device_measures``
+    (each device's throughput and bandwidth over the last day) and ``model_peers``
     (robust throughput of each model across its honest fleet over the last day: devices in
     probation or rejected are left out); idempotent.
     Returns the device count."""
@@ -242,7 +266,16 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
         con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
     con.execute(FEATURES_SQL, {"epoch": epoch, "prev": previous_epoch(epoch), "reach_minutes": REACH_MINUTES})
     con.execute(CONTEXT_SQL, {"epoch": epoch})
+    build_measures(con, epoch)
     con.execute(PEERS_SQL, {"epoch": epoch, "window": PEER_WINDOW_HOURS})
     lo, hi = RESTART_GAP_MINUTES
     con.execute(GAPS_SQL, {"epoch": epoch, "prev": previous_epoch(epoch), "min_gap": lo, "max_gap": hi})
     return int(scalar(con, "SELECT count(*) FROM device_features WHERE epoch = ?", [epoch]))
+
+
+def build_measures(con: duckdb.DuckDBPyConnection, epoch: str) -> None:
+    """Recompute the epoch's ``device_measures`` from ``challenge_context`` and ``hardware``
+    (the epoch's ``device_features`` must exist); idempotent. Also how a database processed
+    before the table existed gets it for its past epochs (``pipelines.recalc``)."""
+    con.execute("DELETE FROM device_measures WHERE epoch = ?", [epoch])
+    con.execute(MEASURES_SQL, {"epoch": epoch, "window": MEASURE_WINDOW_HOURS})

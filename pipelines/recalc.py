@@ -23,6 +23,7 @@ import duckdb
 import polars as pl
 
 from pipelines.contract import TIERS
+from pipelines.features import build_measures
 from pipelines.policy import DetectionPolicy
 from pipelines.rewards_policy import RewardsPolicy
 from pipelines.runner import compute
@@ -52,7 +53,8 @@ UNION ALL  -- devices paid nothing still have a tier and a reason
 SELECT e.account_id, e.device_id, e.epoch, 0, e.tier, e.status, e.reason, e.weight, NULL
 FROM reward_eligibility e
 WHERE e.epoch BETWEEN $lo AND $hi
-  AND NOT EXISTS (SELECT 1 FROM reward_allocations a WHERE a.epoch = e.epoch AND a.device_id = e.device_id)
+  AND NOT EXISTS (SELECT 1 FROM reward_allocations a  -- the period's rows only, not every month's
+                  WHERE a.epoch BETWEEN $lo AND $hi AND a.epoch = e.epoch AND a.device_id = e.device_id)
 """
 
 SLASH_SQL = """
@@ -151,15 +153,16 @@ def recalculate_rewards(
     positions, allocations and slashing are recomputed, in order from ``epoch_from`` (slashing
     carries accrued rewards and open incidents forward). PoW verification, features, detectors
     and tiers are read as stored: none of them reads a reward table, so they cannot change.
-    Verdict overrides change tiers and need ``recalculate``."""
-    return _recompute_and_compare(
-        con,
-        epoch_from,
-        epoch_to,
-        lambda epoch: compute(con, epoch, StageContext(rewards), REWARD_STAGES, mark=False),
-        None,
-        apply,
-    )
+    Verdict overrides change tiers and need ``recalculate``. An epoch processed before
+    ``device_measures`` existed gets its measures first (``build_measures``: what the reward
+    stage used to compute itself, from the same stored rows)."""
+
+    def recompute(epoch: str) -> None:
+        if not con.execute("SELECT 1 FROM device_measures WHERE epoch = ? LIMIT 1", [epoch]).fetchall():
+            build_measures(con, epoch)
+        compute(con, epoch, StageContext(rewards), REWARD_STAGES, mark=False)
+
+    return _recompute_and_compare(con, epoch_from, epoch_to, recompute, None, apply)
 
 
 def _recompute_and_compare(

@@ -28,6 +28,21 @@ import duckdb
 from pipelines import catalogue
 from pipelines.rewards_policy import SCALE, PolicyVersion
 
+PAYOUTS_SQL = """
+SELECT epoch, device_id, account_id, wallet, amount_base_units FROM {allocations} WHERE components ->> 'status' = 'paid'
+UNION ALL
+SELECT settled_epoch, device_id, account_id, wallet, amount_base_units FROM {held} WHERE outcome = 'released'"""
+"""What was paid out, per epoch: allocations paid when earned, held shares in the epoch of their
+release. The ``payouts`` view applies it to the whole ledgers; slashing applies it to its incident
+devices' rows only (``payouts_of``), because the status test reads JSON (~200 ns a row) and the
+accrual window holds a month of every device's allocations."""
+
+
+def payouts_of(allocations: str, held: str) -> str:
+    """``PAYOUTS_SQL`` over these relations (the ledgers, or rows of them already narrowed)."""
+    return PAYOUTS_SQL.replace("{allocations}", allocations).replace("{held}", held)
+
+
 ELIGIBILITY_SQL = """
 INSERT INTO reward_eligibility
 WITH f AS (SELECT * FROM device_features WHERE epoch = $epoch),
@@ -35,17 +50,17 @@ tiers AS (SELECT device_id, tier FROM device_tiers WHERE epoch = $epoch),
 owner_wallet AS (
     SELECT account_id, arg_max(wallet, _hour) AS wallet FROM accounts WHERE _hour <= $epoch GROUP BY account_id
 ),
-meas AS (
-    SELECT device_id, quantile_cont(tflops, 0.9) AS tflops FROM challenge_context
-    WHERE kind = 'matmul' AND tflops IS NOT NULL
-      AND epoch > hours_back($epoch, 24) AND epoch <= $epoch
-    GROUP BY device_id
+measures AS (SELECT device_id, tflops, down_mbps FROM device_measures WHERE epoch = $epoch),
+meas AS (SELECT device_id, tflops FROM measures WHERE tflops IS NOT NULL),
+claimed AS MATERIALIZED (  -- each measured device with its claimed model's vendor, planned on its own:
+    -- inside one plan the catalogue's inequality join came first (45M rows, 10 s at 100k devices)
+    SELECT m.device_id, m.tflops, k.vendor FROM meas m JOIN f USING (device_id)
+    JOIN gpu_catalogue k ON k.model_key = f.catalogue_model
 ),
 supported AS (  -- the strongest model of the same vendor that a measured throughput supports
     SELECT m.device_id, arg_max(c.model_key, pm.bp4 * 1000000 + c.fp16_tensor_tflops) AS model
-    FROM meas m JOIN f USING (device_id)
-    JOIN gpu_catalogue claimed ON claimed.model_key = f.catalogue_model
-    JOIN gpu_catalogue c ON c.vendor = claimed.vendor AND c.fp16_tensor_tflops * 0.8 <= m.tflops
+    FROM claimed m
+    JOIN gpu_catalogue c ON c.vendor = m.vendor AND c.fp16_tensor_tflops * 0.8 <= m.tflops
     JOIN policy_multipliers pm ON pm.model_key = c.model_key
     GROUP BY m.device_id
 ),
@@ -62,11 +77,7 @@ uptime AS (
     WHERE epoch > hours_back($epoch, $min_up) AND epoch <= $epoch
     GROUP BY device_id
 ),
-bandwidth AS (
-    SELECT device_id, arg_max(bandwidth_down_mbps, ts) AS down FROM hardware
-    WHERE _hour > hours_back($epoch, 24) AND _hour <= $epoch
-    GROUP BY device_id
-),
+bandwidth AS (SELECT device_id, down_mbps AS down FROM measures WHERE down_mbps IS NOT NULL),
 conn AS (
     SELECT b.device_id, b.down, arg_max(c.bp4, c.min_down) AS bp4 FROM bandwidth b
     JOIN policy_connectivity c ON b.down >= c.min_down GROUP BY b.device_id, b.down

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import duckdb
 
+from pipelines.rewards import payouts_of
 from pipelines.rewards_policy import SCALE, PolicyVersion
 
 DOWNTIME_HOURS = 24
@@ -48,11 +49,25 @@ SELECT 'inc-' || substr(sha256(device_id || '|' || kind || '|' || $epoch), 1, 16
 FROM (SELECT * FROM rejected UNION ALL SELECT * FROM downtime)
 """
 
-AMOUNTS_SQL = """
+OWN_ROWS_SQL = """
+CREATE OR REPLACE TEMP TABLE own_held AS
+SELECT * FROM held_rewards WHERE device_id IN (SELECT device_id FROM new_incidents);
+CREATE OR REPLACE TEMP TABLE own_allocations AS
+SELECT * FROM reward_allocations
+WHERE device_id IN (SELECT device_id FROM new_incidents)
+  AND epoch > hours_back($epoch, 24 * $accrual_days) AND epoch <= $epoch;
+"""
+"""The incident devices' ledger rows, taken in a statement of their own so that no JSON is read
+for anyone else's (``payouts_of``: inside one query the planner tests the status first)."""
+
+AMOUNTS_SQL = (
+    """
 INSERT INTO slashing_events
 WITH accrued AS (  -- paid out in the window: allocations paid, and held shares released
     SELECT p.device_id, p.wallet, sum(p.amount_base_units) AS units
-    FROM payouts p JOIN new_incidents i USING (device_id)
+    FROM ("""
+    + payouts_of("own_allocations", "own_held")
+    + """) p JOIN new_incidents i USING (device_id)
     WHERE p.epoch > hours_back($epoch, 24 * $accrual_days) AND p.epoch <= $epoch
     GROUP BY p.device_id, p.wallet
 ),
@@ -97,6 +112,7 @@ FROM ranked r JOIN new_incidents i USING (incident_id)
 LEFT JOIN device_features f ON f.device_id = r.device_id AND f.epoch = $epoch
 ORDER BY r.incident_id, r.wallet
 """
+)
 
 STATUS_SQL = """
 UPDATE slashing_events s SET status = CASE
@@ -116,8 +132,9 @@ def slash(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) ->
         INCIDENTS_SQL,
         {"epoch": epoch, "deliberate": s.deliberate_rate, "downtime": s.downtime_rate, "hours": DOWNTIME_HOURS},
     )  # fmt: skip
+    con.execute(OWN_ROWS_SQL, {"epoch": epoch, "accrual_days": s.accrual_days})
     con.execute(AMOUNTS_SQL, {"epoch": epoch, "accrual_days": s.accrual_days, "scale": SCALE})
     con.execute(STATUS_SQL, {"epoch": epoch, "appeal_days": s.appeal_days})
     n = int(con.execute("SELECT count(*) FROM new_incidents").fetchall()[0][0])
-    con.execute("DROP TABLE new_incidents")
+    con.execute("DROP TABLE new_incidents; DROP TABLE own_allocations; DROP TABLE own_held")
     return n

@@ -10,7 +10,7 @@ import pytest
 from pipelines.cli import main
 from pipelines.db import connect
 
-DETECTION_TABLES = ("pow_checks", "device_features", "evidence", "device_tiers", "challenge_plan")
+DETECTION_TABLES = ("pow_checks", "device_features", "device_measures", "evidence", "device_tiers", "challenge_plan")
 REWARD_TABLES = ("stake_positions", "reward_eligibility", "reward_allocations", "epoch_pools", "slashing_events")
 
 
@@ -118,6 +118,28 @@ def test_recalculation_under_the_same_policy_reports_no_change(processed, tmp_pa
         )
     assert unowned > 0
     assert statements.height == 0
+
+
+def test_rewards_only_measures_the_epochs_of_a_database_from_before_device_measures(processed, tmp_path: Path) -> None:
+    """Epochs processed before ``device_measures`` was kept get it from their stored challenges
+    and hardware reports: the same measures, statements and reward tables as a database that
+    kept them."""
+    from pipelines.recalc import recalculate_rewards
+    from pipelines.rewards_policy import load_rewards_policy
+
+    kept, older = processed
+    with connect(older) as con:
+        con.execute("DELETE FROM device_measures")
+    new = load_rewards_policy(_policy(tmp_path, "new.toml", **{"rtx_4090 = 1.25": "rtx_4090 = 3"}))
+    statements = []
+    for db in (kept, older):
+        with connect(db) as con:
+            statements.append(recalculate_rewards(con, "2024-08-14T00", "2024-08-14T03", new, apply=True))
+    assert statements[0].height > 0 and statements[0].equals(statements[1])
+    tables = (*REWARD_TABLES, "device_measures")
+    assert _tables(older, tables) == _tables(kept, tables)
+    with connect(older) as con:
+        assert con.execute("SELECT count(DISTINCT epoch) FROM device_measures").fetchone()[0] == 4
 
 
 def test_rewards_only_with_review_verdicts_is_a_clear_error(tmp_path: Path, capsys) -> None:

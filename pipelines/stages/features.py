@@ -1,5 +1,6 @@
 """Stage ``features``: one row per device and epoch every detector reads, plus the challenge,
-restart and model-peer context (``pipelines.features.build_features``, one SQL statement each)."""
+restart and model-peer context and the day's measures the reward stage prices
+(``pipelines.features.build_features``, one SQL statement each)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pipelines.features import build_features
 from pipelines.stages.context import StageContext
 
 NAME = "features"
-WRITES = ("device_features", "challenge_context", "restart_gaps", "model_peers")
-READS = ("hardware", "uptime", "pow", "pow_checks", "device_features", "device_tiers")
+WRITES = ("device_features", "challenge_context", "device_measures", "restart_gaps", "model_peers")
+READS = ("hardware", "uptime", "pow", "pow_checks", "device_features", "challenge_context", "device_tiers")
 DDL = """
 CREATE TABLE IF NOT EXISTS device_features (
     epoch VARCHAR NOT NULL,
@@ -69,6 +70,13 @@ CREATE TABLE IF NOT EXISTS challenge_context (
     account_id VARCHAR,
     catalogue_model VARCHAR,
     batch_siblings INTEGER NOT NULL     -- other devices in the same batch on the same IP or host
+);
+CREATE TABLE IF NOT EXISTS device_measures (  -- what the reward stage prices, over the last day
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    tflops DOUBLE,                      -- 90th percentile of its matmul challenges' TFLOPS (NULL: none measured)
+    down_mbps DOUBLE,                   -- last reported download bandwidth (NULL: none reported)
+    PRIMARY KEY (epoch, device_id)
 );
 CREATE TABLE IF NOT EXISTS restart_gaps (
     epoch VARCHAR NOT NULL,

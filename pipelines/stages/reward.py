@@ -7,7 +7,7 @@ from __future__ import annotations
 import duckdb
 
 from pipelines.quality import allocations_sum_to_pool
-from pipelines.rewards import allocate
+from pipelines.rewards import allocate, payouts_of
 from pipelines.stages.context import StageContext, require
 
 NAME = "reward"
@@ -15,17 +15,17 @@ WRITES = ("reward_eligibility", "reward_allocations", "epoch_pools", "held_rewar
 READS = (
     "device_tiers",
     "device_features",
+    "device_measures",
     "evidence",
-    "challenge_context",
     "model_peers",
     "stake_positions",
     "accounts",
-    "hardware",
     "uptime",
     "jobs",
     "held_rewards",
 )
-DDL = """
+DDL = (
+    """
 CREATE TABLE IF NOT EXISTS reward_eligibility (
     epoch VARCHAR NOT NULL,
     device_id VARCHAR NOT NULL,
@@ -75,10 +75,10 @@ CREATE TABLE IF NOT EXISTS held_rewards (  -- a probation device's held share, u
     outcome VARCHAR                     -- released (standard or verified) | forfeited (rejected)
 );
 CREATE VIEW IF NOT EXISTS payouts AS  -- what was paid out, per epoch: allocations paid, held shares released
-SELECT epoch, device_id, account_id, wallet, amount_base_units FROM reward_allocations WHERE components ->> 'status' = 'paid'
-UNION ALL
-SELECT settled_epoch, device_id, account_id, wallet, amount_base_units FROM held_rewards WHERE outcome = 'released';
 """
+    + payouts_of("reward_allocations", "held_rewards")
+    + ";\n"
+)
 
 
 def run(con: duckdb.DuckDBPyConnection, epoch: str, ctx: StageContext) -> dict[str, int]:
