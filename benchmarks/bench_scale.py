@@ -13,8 +13,9 @@ Each size runs three processes in turn, each measured alone (wall time and its o
 stage's exponent (time ~ devices^k) between the smallest and the largest. Targets (issue 14):
 1M x 1 h end to end <= 60 s and <= 8 GiB on 2 cores, exponents <= 1.05, ingest <= 2x bare load,
 simulate <= 90 s; rewards-only recalculation of 720 epochs at 100k devices <= 10 min.
-``--recalc-db`` times a rewards-only recalculation of a database's epochs (``var/scale/fp-N.duckdb``
-from a size above) and projects it to 720 epochs; ``--pow-compare`` times the compiled kernel
+``--recalc-db`` times a rewards-only recalculation of a database's last ``--recalc-epochs`` epochs
+and projects it to 720 epochs (measure a database of more than a day: ``fleetproof simulate
+--hours 26`` then ``fleetproof run``; the first hours pay no one and their windows are not full); ``--pow-compare`` times the compiled kernel
 against numpy's generator on a database's PoW samples, in CPU seconds.
 """
 
@@ -155,9 +156,15 @@ def report(work: Path) -> None:
         print(f"exponent {lo['devices']:,} -> {hi['devices']:,}: " + ", ".join(f"{c} {k:.2f}" for c, k in exps.items()))
 
 
-def recalc(db: Path) -> None:
-    """Time a rewards-only recalculation of every processed epoch of ``db`` (a dry run: rolled
-    back) and project it to 720 epochs (a month)."""
+def recalc(db: Path, last: int) -> None:
+    """Time a rewards-only recalculation of the last ``last`` processed epochs of ``db`` (a dry
+    run: rolled back) and project it to 720 epochs (a month).
+
+    The projection is only as good as the epochs measured: an epoch in which no device is
+    eligible yet (a network's first hours: no 5 hours of uptime) splits nothing and costs a
+    fraction of one that pays, and the 24-hour windows (throughput, bandwidth) are full only
+    from the 24th hour. So the last epochs of a database of more than a day are measured, and
+    the devices they paid and the history behind them are printed beside the figure."""
     from pipelines.db import connect
     from pipelines.recalc import recalculate_rewards
     from pipelines.rewards_policy import load_rewards_policy
@@ -165,15 +172,25 @@ def recalc(db: Path) -> None:
     policy = load_rewards_policy()
     with connect(db) as con:
         epochs = [r[0] for r in con.execute("SELECT epoch FROM processed_epochs ORDER BY epoch").fetchall()]
+        measured = epochs[-last:]
         devices = con.execute("SELECT count(*) FROM device_features WHERE epoch = ?", [epochs[-1]]).fetchone()[0]
+        paid = con.execute(
+            "SELECT count(*) FILTER (weight > 0) / count(DISTINCT epoch) FROM reward_eligibility WHERE epoch >= ?",
+            [measured[0]],
+        ).fetchone()[0]
         started, cpu = time.perf_counter(), time.process_time()
-        statements = recalculate_rewards(con, epochs[0], epochs[-1], policy)
+        statements = recalculate_rewards(con, measured[0], measured[-1], policy)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    per_epoch = seconds / len(epochs)
-    print(f"rewards-only recalculation, {devices:,} devices x {len(epochs)} epoch(s): {seconds:.1f} s wall, "
-          f"{cpu:.1f} s CPU, {per_epoch:.2f} s per epoch ({statements.height} accounts changed, dry run)")  # fmt: skip
+    per_epoch = seconds / len(measured)
+    print(f"rewards-only recalculation, {devices:,} devices, the last {len(measured)} of {len(epochs)} epoch(s) "
+          f"({len(epochs) - len(measured)} hours of history before them; {paid or 0:,.0f} devices paid per epoch): "
+          f"{seconds:.1f} s wall, {cpu:.1f} s CPU, {per_epoch:.2f} s per epoch "
+          f"({statements.height} accounts changed, dry run)")  # fmt: skip
+    if len(epochs) - len(measured) < 24:
+        print("  (fewer than 24 hours before the measured epochs: the 24-hour windows are not full; "
+              "simulate more hours for a month's steady state)")  # fmt: skip
     print(f"projected 720 epochs: {per_epoch * 720 / 60:.1f} min wall (target <= 10 min), "
-          f"{cpu / len(epochs) * 720 / 60:.1f} min of CPU")  # fmt: skip
+          f"{cpu / len(measured) * 720 / 60:.1f} min of CPU")  # fmt: skip
 
 
 def pow_compare(db: Path, limit: int) -> None:
@@ -239,7 +256,8 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=Path("var/scale"))
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--reuse", action="store_true", help="reuse drops already simulated in the work folder")
-    p.add_argument("--recalc-db", type=Path, help="time a rewards-only recalculation of this database's epochs")
+    p.add_argument("--recalc-db", type=Path, help="time a rewards-only recalculation of this database's last epochs")
+    p.add_argument("--recalc-epochs", type=int, default=2, help="how many of its last epochs (default 2)")
     p.add_argument("--pow-compare", type=Path, help="kernel vs numpy's generator on this database's PoW samples")
     p.add_argument("--pow-samples", type=int, default=20_000)
     a = p.parse_args()
@@ -248,7 +266,7 @@ def main() -> None:
         measure(devices, a.workdir, a.seed, a.reuse)
     report(a.workdir)
     if a.recalc_db:
-        recalc(a.recalc_db)
+        recalc(a.recalc_db, a.recalc_epochs)
     if a.pow_compare:
         pow_compare(a.pow_compare, a.pow_samples)
 
