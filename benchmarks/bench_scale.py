@@ -164,7 +164,7 @@ def recalc(db: Path, last: int) -> None:
     eligible yet (a network's first hours: no 5 hours of uptime) splits nothing and costs a
     fraction of one that pays, and the 24-hour windows (throughput, bandwidth) are full only
     from the 24th hour. So the last epochs of a database of more than a day are measured, and
-    the devices they paid and the history behind them are printed beside the figure."""
+    the devices they gave a share to and the history behind them are printed beside the figure."""
     from pipelines.db import connect
     from pipelines.recalc import recalculate_rewards
     from pipelines.rewards_policy import load_rewards_policy
@@ -183,7 +183,8 @@ def recalc(db: Path, last: int) -> None:
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     per_epoch = seconds / len(measured)
     print(f"rewards-only recalculation, {devices:,} devices, the last {len(measured)} of {len(epochs)} epoch(s) "
-          f"({len(epochs) - len(measured)} hours of history before them; {paid or 0:,.0f} devices paid per epoch): "
+          f"({len(epochs) - len(measured)} hours of history before them; {paid or 0:,.0f} devices with a share "
+          "per epoch, paid or held): "
           f"{seconds:.1f} s wall, {cpu:.1f} s CPU, {per_epoch:.2f} s per epoch "
           f"({statements.height} accounts changed, dry run)")  # fmt: skip
     if len(epochs) - len(measured) < 24:
