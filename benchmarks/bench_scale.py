@@ -13,10 +13,11 @@ Each size runs three processes in turn, each measured alone (wall time and its o
 stage's exponent (time ~ devices^k) between the smallest and the largest. Targets (issue 14):
 1M x 1 h end to end <= 60 s and <= 8 GiB on 2 cores, exponents <= 1.05, ingest <= 2x bare load,
 simulate <= 90 s; rewards-only recalculation of 720 epochs at 100k devices <= 10 min.
-``--recalc-db`` times a rewards-only recalculation of a database's last ``--recalc-epochs`` epochs
-and projects it to 720 epochs (measure a database of more than a day: ``fleetproof simulate
---hours 26`` then ``fleetproof run``; the first hours pay no one and their windows are not full); ``--pow-compare`` times the compiled kernel
-against numpy's generator on a database's PoW samples, in CPU seconds.
+``--recalc-db`` times a rewards-only recalculation of a database's last ``--recalc-epochs``
+epochs and projects it to 720 epochs (measure a database of more than a day: ``fleetproof
+simulate --hours 26`` then ``fleetproof run``; the first hours pay no one and their windows are
+not full); ``--pow-compare`` times the compiled kernel against numpy's generator on a
+database's PoW samples, in CPU seconds.
 """
 
 from __future__ import annotations
