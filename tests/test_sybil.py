@@ -705,7 +705,8 @@ def _communities_through_subgraph_views(edges: pl.DataFrame, rules) -> list[list
         if len(component) < rules.min_accounts:
             continue
         sub = graph.subgraph(sorted(component))
-        parts = _merge_parts(sub, [sorted(p) for p in _louvain(sub, rules.resolution, rules.seed)], rules.merge_ratio)
+        parts = [sorted(p) for p in _louvain(sub, rules.resolution, rules.seed)]
+        parts = _merge_parts(sub.edges(data="owned", default=True), parts, rules.merge_ratio)
         found += [sorted(names[i] for i in p) for p in parts if len(p) >= rules.min_accounts]
     return sorted(found)
 
