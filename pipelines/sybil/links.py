@@ -146,21 +146,10 @@ restarts AS MATERIALIZED (  -- circular mean time of day of each account's resta
       USING (device_id)
     GROUP BY f.account_id
 ),
-attrs AS (
+repeated AS (  -- values an account can reach more than once (several devices, funders, referrals)
     SELECT account_id, 'funding' AS kind, w AS value FROM hop1
     UNION ALL SELECT account_id, 'funding', w FROM hop2
     UNION ALL SELECT account_id, 'funding', w FROM hop3
-    UNION ALL
-    SELECT account_id, 'email',
-           CASE WHEN domain IN ('gmail.com', 'googlemail.com') THEN replace(local, '.', '') || '@gmail.com'
-                ELSE local || '@' || domain END FROM email
-    UNION ALL
-    SELECT account_id, 'email_pattern', 'p1|' || domain || '|' || lead || '|' || substr(shape, length(lead) + 1)
-    FROM runs WHERE length(local) - length(lead) >= 3
-    UNION ALL SELECT account_id, 'email_pattern', 'p2|' || domain || '|' || shape FROM runs
-    UNION ALL SELECT account_id, 'email_pattern', 'p3|' || domain || '|' || run || '|' || length(local) FROM runs
-    UNION ALL SELECT account_id, 'email_pattern', 'p4|' || run || '|' || length(local) FROM runs
-    UNION ALL SELECT account_id, 'email_pattern', 'p5|' || domain || '|' || length(local) || '|' || classes FROM runs
     UNION ALL
     SELECT account_id, 'hw_fingerprint', hw_fingerprint FROM hw
     UNION ALL
@@ -172,11 +161,23 @@ attrs AS (
     UNION ALL
     SELECT account_id, 'subnet', regexp_extract(ip, '^(\d+\.\d+\.\d+)\.\d+$', 1) FROM hw WHERE regexp_matches(ip, '^\d+\.\d+\.\d+\.\d+$')
     UNION ALL
-    SELECT account_id, 'signup_ip', signup_ip FROM acc
-    UNION ALL
     SELECT account_id, 'referral', referrer FROM acc WHERE referrer IS NOT NULL
     UNION ALL
     SELECT referrer, 'referral', referrer FROM acc WHERE referrer IS NOT NULL
+),
+once AS (  -- one row per account and value by construction (one latest account row each): no DISTINCT needed
+    SELECT account_id, 'email' AS kind,
+           CASE WHEN domain IN ('gmail.com', 'googlemail.com') THEN replace(local, '.', '') || '@gmail.com'
+                ELSE local || '@' || domain END AS value FROM email
+    UNION ALL
+    SELECT account_id, 'email_pattern', 'p1|' || domain || '|' || lead || '|' || substr(shape, length(lead) + 1)
+    FROM runs WHERE length(local) - length(lead) >= 3
+    UNION ALL SELECT account_id, 'email_pattern', 'p2|' || domain || '|' || shape FROM runs
+    UNION ALL SELECT account_id, 'email_pattern', 'p3|' || domain || '|' || run || '|' || length(local) FROM runs
+    UNION ALL SELECT account_id, 'email_pattern', 'p4|' || run || '|' || length(local) FROM runs
+    UNION ALL SELECT account_id, 'email_pattern', 'p5|' || domain || '|' || length(local) || '|' || classes FROM runs
+    UNION ALL
+    SELECT account_id, 'signup_ip', signup_ip FROM acc
     UNION ALL
     SELECT account_id, 'created', width || '|' || CAST(floor(epoch(created_at) / 60 / width) AS BIGINT)
     FROM acc CROSS JOIN (VALUES (15), (60)) AS w(width) WHERE created_at IS NOT NULL
@@ -184,7 +185,9 @@ attrs AS (
     SELECT account_id, 'restart', width || '|' || half || '|' || CAST(floor(((minute + half * width / 2) % 1440) / width) AS INTEGER)
     FROM restarts CROSS JOIN (VALUES (30), (60), (120)) AS w(width) CROSS JOIN (VALUES (0), (1)) AS o(half)
 )
-SELECT DISTINCT account_id, kind, value FROM attrs WHERE account_id IS NOT NULL AND value IS NOT NULL AND value <> ''
+SELECT DISTINCT account_id, kind, value FROM repeated WHERE account_id IS NOT NULL AND value IS NOT NULL AND value <> ''
+UNION ALL
+SELECT account_id, kind, value FROM once WHERE account_id IS NOT NULL AND value IS NOT NULL AND value <> ''
 """
 
 PAIRS_SQL = """
