@@ -102,14 +102,18 @@ signals AS (  -- moments the device was seen alive: a ping answered or a heartbe
 ),
 issued AS (SELECT challenge_id, device_id, issued_at FROM pow WHERE _hour = $epoch),
 reach AS (  -- a challenge is judged only if the device was alive just before AND just after it
-    SELECT b.challenge_id,
-           b.before_ts >= b.issued_at - to_minutes($reach_minutes)
-           AND a.after_ts <= b.issued_at + to_minutes($reach_minutes) AS reachable
-    FROM (SELECT i.challenge_id, i.issued_at, s.ts AS before_ts
-          FROM issued i ASOF LEFT JOIN signals s ON i.device_id = s.device_id AND s.ts <= i.issued_at) b
-    JOIN (SELECT i.challenge_id, s.ts AS after_ts
-          FROM issued i ASOF LEFT JOIN signals s ON i.device_id = s.device_id AND s.ts >= i.issued_at) a
-      USING (challenge_id)
+    SELECT challenge_id,
+           before_ts >= ts - to_minutes($reach_minutes) AND after_ts <= ts + to_minutes($reach_minutes) AS reachable
+    FROM (  -- the nearest signal at or before, and at or after, each challenge: one sort of both
+            -- (two ASOF joins sorted each side twice, 1.5x the time at a million devices)
+        SELECT challenge_id, ts, max(signal_ts) OVER up_to_it AS before_ts, min(signal_ts) OVER from_it AS after_ts
+        FROM (SELECT device_id, ts, ts AS signal_ts, NULL AS challenge_id FROM signals WHERE device_id IS NOT NULL
+              UNION ALL
+              SELECT device_id, issued_at, NULL, challenge_id FROM issued WHERE device_id IS NOT NULL)
+        WINDOW up_to_it AS (PARTITION BY device_id ORDER BY ts RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+               from_it AS (PARTITION BY device_id ORDER BY ts RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
+    )
+    WHERE challenge_id IS NOT NULL
 ),
 pw AS (
     SELECT p.device_id,

@@ -1,0 +1,70 @@
+"""The features stage's reading of raw feeds: when a challenge counts as issued to a live device."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import duckdb
+import pytest
+
+from pipelines.db import ensure_schema
+from pipelines.features import REACH_MINUTES, build_features
+
+EPOCH = "2024-08-14T00"
+ISSUED = datetime(2024, 8, 14, 0, 30)
+REACH = timedelta(minutes=REACH_MINUTES)
+
+
+@pytest.fixture
+def con() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    ensure_schema(con)
+    yield con
+    con.close()
+
+
+def _device(con: duckdb.DuckDBPyConnection, device: str, issued: datetime, signals: list[tuple[datetime, bool]]) -> None:
+    """One hardware report, one timed-out challenge issued at ``issued``, and ``signals``
+    (moment, answered) as heartbeats, each stored under the hour it falls in."""
+    con.execute(
+        "INSERT INTO hardware (ts, device_id, account_id, gpu_model, vram_total_mb, _hour, _file, _row) "
+        "VALUES (?, ?, 'acc', 'NVIDIA GeForce RTX 4090', 24564, ?, 'hardware.csv', 0)",
+        [ISSUED, device, EPOCH],
+    )
+    con.execute(
+        "INSERT INTO pow (challenge_id, batch_id, device_id, kind, issued_at, status, n, seed, _hour, _file, _row) "
+        "VALUES (?, 'b', ?, 'matmul', ?, 'timeout', 64, 1, ?, 'pow.jsonl', 0)",
+        [f"c-{device}", device, issued, EPOCH],
+    )
+    for ts, ok in signals:
+        hour = ts.strftime("%Y-%m-%dT%H")
+        con.execute(
+            "INSERT INTO uptime (ts, device_id, source, ok, _hour, _file, _row) VALUES (?, ?, 'heartbeat', ?, ?, 'uptime.csv', 0)",
+            [ts, device, ok, hour],
+        )
+
+
+def test_a_challenge_counts_as_reachable_only_with_a_live_signal_within_reach_on_both_sides(con) -> None:
+    """The nearest answered signal at or before the challenge and the nearest at or after it must
+    each be within ``REACH_MINUTES``; a signal at the very moment counts on both sides, the
+    previous hour's signals count, a failed ping or another device's signal does not."""
+    second = timedelta(seconds=1)
+    cases = {
+        "same-moment": (ISSUED, [(ISSUED, True)], 1),
+        "both-at-the-edge": (ISSUED, [(ISSUED - REACH, True), (ISSUED + REACH, True)], 1),
+        "before-too-early": (ISSUED, [(ISSUED - REACH - second, True), (ISSUED + second, True)], 0),
+        "after-too-late": (ISSUED, [(ISSUED - second, True), (ISSUED + REACH + second, True)], 0),
+        "nothing-after": (ISSUED, [(ISSUED - second, True)], 0),
+        "failed-signal": (ISSUED, [(ISSUED - REACH * 2, True), (ISSUED, False), (ISSUED + REACH * 2, True)], 0),
+        "previous-hour": (
+            datetime(2024, 8, 14, 0, 2),
+            [(datetime(2024, 8, 13, 23, 55), True), (datetime(2024, 8, 14, 0, 5), True)],
+            1,
+        ),  # fmt: skip
+        "silent": (ISSUED, [], 0),
+    }
+    for device, (issued, signals, _) in cases.items():
+        _device(con, device, issued, signals)
+    build_features(con, EPOCH)
+    reachable = dict(con.execute("SELECT device_id, pow_reachable FROM device_features WHERE epoch = ?", [EPOCH]).fetchall())
+    assert reachable == {device: expected for device, (_, _, expected) in cases.items()}
