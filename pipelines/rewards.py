@@ -182,16 +182,20 @@ staker_ranked AS (
            pot - sum(base) OVER (PARTITION BY device_id) AS leftover
     FROM staker_shares
 ),
-parts AS (
-    SELECT device_id, wallet, operator_part AS amount, 'operator' AS role, NULL::BIGINT AS stake FROM split
-    UNION ALL
-    SELECT device_id, wallet, CAST(base + CASE WHEN rank <= leftover THEN 1 ELSE 0 END AS BIGINT), 'staker', active_units
+operator_parts AS (
+    SELECT device_id, wallet, CAST(operator_part AS BIGINT) AS amount FROM split
+),
+staker_parts AS (
+    SELECT device_id, wallet, CAST(base + CASE WHEN rank <= leftover THEN 1 ELSE 0 END AS BIGINT) AS amount, active_units AS stake
     FROM staker_ranked
 ),
-per_wallet AS (
-    SELECT device_id, wallet, sum(amount) AS amount,
-           list(struct_pack(role := role, amount := amount, stake := stake) ORDER BY role) AS roles
-    FROM parts GROUP BY device_id, wallet
+per_wallet AS (  -- a wallet holds at most one operator and one staker part of a device: a join, not a list aggregate
+    SELECT coalesce(o.device_id, s.device_id) AS device_id, coalesce(o.wallet, s.wallet) AS wallet,
+           coalesce(o.amount, 0) + coalesce(s.amount, 0) AS amount,
+           list_filter([CASE WHEN o.device_id IS NOT NULL THEN struct_pack(role := 'operator', amount := o.amount, stake := NULL::BIGINT) END,
+                        CASE WHEN s.device_id IS NOT NULL THEN struct_pack(role := 'staker', amount := s.amount, stake := s.stake) END],
+                       lambda r: r IS NOT NULL) AS roles
+    FROM operator_parts o FULL JOIN staker_parts s ON s.device_id = o.device_id AND s.wallet IS NOT DISTINCT FROM o.wallet
 )
 SELECT $epoch, w.device_id, d.account_id, w.wallet, CAST(w.amount AS BIGINT), d.weight,
        CAST(json_object('status', d.status, 'policy_version', $version, 'measured_class', d.measured_class,
