@@ -104,11 +104,14 @@ def connect(
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every table the pipeline writes, if missing, and the SQL macros the stages use
-    (safe to call on each connection)."""
+    """Create every table the pipeline writes, if missing, bring a database of an earlier version
+    up to date (``pipelines.migrations``), and create the SQL macros the stages use (safe to call
+    on each connection)."""
+    from pipelines.migrations import drop_retired_keys
     from pipelines.schema import schema_sql
 
     con.execute(schema_sql())
+    drop_retired_keys(con, schema_sql())
     con.execute(epoch.SQL_MACROS)
 
 

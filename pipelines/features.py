@@ -269,12 +269,27 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
     for table in ("device_features", "challenge_context", "model_peers", "restart_gaps"):
         con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
     con.execute(FEATURES_SQL, {"epoch": epoch, "prev": previous_epoch(epoch), "reach_minutes": REACH_MINUTES})
+    check_one_row_per_device(con, epoch)
     con.execute(CONTEXT_SQL, {"epoch": epoch})
     build_measures(con, epoch)
     con.execute(PEERS_SQL, {"epoch": epoch, "window": PEER_WINDOW_HOURS})
     lo, hi = RESTART_GAP_MINUTES
     con.execute(GAPS_SQL, {"epoch": epoch, "prev": previous_epoch(epoch), "min_gap": lo, "max_gap": hi})
     return int(scalar(con, "SELECT count(*) FROM device_features WHERE epoch = ?", [epoch]))
+
+
+def check_one_row_per_device(con: duckdb.DuckDBPyConnection, epoch: str) -> None:
+    """Raise if a device has two ``device_features`` rows this epoch (a reference table that
+    lists a GPU alias or model twice would do it). The table has no key to refuse them
+    (``pipelines.migrations``), and every per-device table of the epoch is built from this one."""
+    twice = con.execute(
+        "SELECT device_id, count(*) FROM device_features WHERE epoch = ? GROUP BY device_id HAVING count(*) > 1 "
+        "ORDER BY device_id LIMIT 3",
+        [epoch],
+    ).fetchall()
+    if twice:
+        listed = ", ".join(f"{d} ({n} rows)" for d, n in twice)
+        raise ValueError(f"device_features of {epoch} lists a device more than once: {listed}")
 
 
 def build_measures(con: duckdb.DuckDBPyConnection, epoch: str) -> None:

@@ -53,8 +53,7 @@ CREATE TABLE IF NOT EXISTS device_features (
     spec_tflops DOUBLE,
     catalogue_model VARCHAR,
     pow_reachable INTEGER,              -- challenges issued while the device was seen alive on both sides
-    pow_timeout_reachable INTEGER,      -- of those, timed out: a timeout that downtime does not explain
-    PRIMARY KEY (epoch, device_id)
+    pow_timeout_reachable INTEGER       -- of those, timed out: a timeout that downtime does not explain
 );
 CREATE TABLE IF NOT EXISTS challenge_context (
     epoch VARCHAR NOT NULL,
@@ -75,8 +74,7 @@ CREATE TABLE IF NOT EXISTS device_measures (  -- what the reward stage prices, o
     epoch VARCHAR NOT NULL,
     device_id VARCHAR NOT NULL,
     tflops DOUBLE,                      -- 90th percentile of its matmul challenges' TFLOPS (NULL: none measured)
-    down_mbps DOUBLE,                   -- last reported download bandwidth (NULL: none reported)
-    PRIMARY KEY (epoch, device_id)
+    down_mbps DOUBLE                    -- last reported download bandwidth (NULL: none reported)
 );
 CREATE TABLE IF NOT EXISTS restart_gaps (
     epoch VARCHAR NOT NULL,

@@ -19,8 +19,7 @@ CREATE TABLE IF NOT EXISTS device_state (
     clean_streak INTEGER NOT NULL,
     rejected_types VARCHAR[],
     rejected_since VARCHAR,
-    rejected_score DOUBLE,
-    PRIMARY KEY (epoch, device_id)
+    rejected_score DOUBLE
 );
 CREATE TABLE IF NOT EXISTS device_tiers (
     epoch VARCHAR NOT NULL,
@@ -29,8 +28,7 @@ CREATE TABLE IF NOT EXISTS device_tiers (
     tier VARCHAR NOT NULL,
     fraud_types VARCHAR[] NOT NULL,
     score DOUBLE NOT NULL,
-    reasons JSON NOT NULL,
-    PRIMARY KEY (epoch, device_id)
+    reasons JSON NOT NULL
 );
 """
 

@@ -1,0 +1,57 @@
+"""How a database written by an earlier version catches up with the schema (``ensure_schema``).
+
+``CREATE TABLE IF NOT EXISTS`` adds what is missing but never changes a table that exists; the
+changes below do, once, each in its own transaction.
+
+**Per-device tables without a primary key.** ``device_features``, ``device_measures``,
+``device_tiers`` and ``device_state`` hold one row per (epoch, device_id) and used to declare it
+as their primary key. DuckDB keeps such a key in an ART index that it updates row by row: at a
+million devices, inserting an epoch cost about 1.7 s more per table, and deleting an epoch (a
+re-delivered hour, a full recalculation) about 15-24 s per table. The rows stay unique without
+it: every stage deletes the epoch's rows and inserts them again inside the epoch's one
+transaction, ``device_features`` is checked for a device listed twice
+(``pipelines.features.build_features``), and the other three are built from it by joins to one
+row per device.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import duckdb
+
+UNKEYED = ("device_features", "device_measures", "device_tiers", "device_state")
+"""Tables that once had ``PRIMARY KEY (epoch, device_id)`` and no longer do."""
+
+
+def keyed_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Which of ``UNKEYED`` still carry their old primary key in this database."""
+    rows = con.execute(
+        "SELECT DISTINCT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+        "AND database_name = current_database() AND schema_name = 'main' AND list_contains(?, table_name) "
+        "ORDER BY table_name",
+        [list(UNKEYED)],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def drop_retired_keys(con: duckdb.DuckDBPyConnection, create_sql: str) -> list[str]:
+    """Rebuild each table of ``UNKEYED`` that still has its key: renamed aside, created again by
+    ``create_sql`` (the schema's ``CREATE TABLE IF NOT EXISTS`` statements), its rows copied by
+    column name, the old one dropped, in one transaction per table. Returns the tables rebuilt."""
+    rebuilt = []
+    for table in keyed_tables(con):
+        rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+        print(f"fleetproof: rebuilding {table} ({rows:,} rows) without its old primary key, once", file=sys.stderr)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"ALTER TABLE {table} RENAME TO {table}__keyed")
+            con.execute(create_sql)
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {table}__keyed")
+            con.execute(f"DROP TABLE {table}__keyed")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        rebuilt.append(table)
+    return rebuilt
