@@ -30,14 +30,20 @@ WITH rejected AS (
     FROM device_state s JOIN device_tiers t USING (epoch, device_id)
     WHERE s.epoch = $epoch AND s.tier = 'rejected' AND s.rejected_since = $epoch
 ),
+staked AS (SELECT DISTINCT device_id FROM stake_positions WHERE epoch = $epoch AND active_units > 0),
+down_now AS MATERIALIZED (  -- an outage that reaches `hours` this epoch is one of a staked device down now
+    SELECT device_id FROM device_features
+    WHERE epoch = $epoch AND NOT (ping_total > 0 AND 2 * ping_ok >= ping_total)
+      AND device_id IN (SELECT device_id FROM staked)
+),
 down AS (  -- down hours in the last `hours` epochs, and whether the epoch before them was down too
     SELECT device_id, count(*) FILTER (epoch > hours_back($epoch, $hours) AND NOT up) AS down_recent,
            bool_or(epoch = hours_back($epoch, $hours) AND NOT up) AS down_before
     FROM (SELECT device_id, epoch, ping_total > 0 AND 2 * ping_ok >= ping_total AS up FROM device_features
-          WHERE epoch >= hours_back($epoch, $hours) AND epoch <= $epoch)
+          WHERE epoch >= hours_back($epoch, $hours) AND epoch <= $epoch
+            AND device_id IN (SELECT device_id FROM down_now))
     GROUP BY device_id
 ),
-staked AS (SELECT DISTINCT device_id FROM stake_positions WHERE epoch = $epoch AND active_units > 0),
 downtime AS (  -- the outage reaches `hours` this epoch (once per outage)
     SELECT d.device_id, 'downtime' AS kind, $downtime AS rate,
            format('staked device down for {} hours in a row', $hours) AS reason, '[]'::JSON AS evidence

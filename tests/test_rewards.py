@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.db import connect
+from pipelines.epoch import shift
 from pipelines.export import export_epoch
 from pipelines.rewards import settle_held, split_pool
 from pipelines.rewards_policy import SCALE, bp4, io_to_base_units, load_rewards_policy
-from pipelines.slashing import slash
+from pipelines.slashing import DOWNTIME_HOURS, slash
 
 EPOCH = "2024-08-14T05"
 VERSION = load_rewards_policy().at(EPOCH)
@@ -315,3 +316,43 @@ def test_recalculation_with_a_review_verdict_moves_money_and_explains_it(small_d
     row = dry.filter(dry["account_id"] == account).row(0, named=True)
     assert row["new_base_units"] < row["old_base_units"] and "-> [rejected]" in row["changes"]
     assert paid_after == 0
+
+
+def test_a_staked_device_down_a_full_day_is_slashed_once_per_outage_and_nobody_else(tmp_path: Path) -> None:
+    """Downtime: a staked device down ``DOWNTIME_HOURS`` epochs in a row opens one incident, in
+    the epoch the outage reaches that length; a longer outage opens no second one, a new outage
+    after an hour up does; an unstaked device, a device down one hour short, a device up but with
+    half its pings lost (up: at least half answered) and a device up are not slashed."""
+    down = DOWNTIME_HOURS
+    start = "2024-08-14T00"
+    epochs = [shift(start, h) for h in range(2 * down + 4)]
+    outage_2 = range(down + 3, 2 * down + 4)  # "back": down again after one hour up
+    pattern = {
+        "out": lambda h: h >= 1,  # down from hour 1: reaches `down` hours at hour `down`
+        "back": lambda h: 1 <= h <= down + 1 or h in outage_2,
+        "unstaked": lambda h: h >= 1,
+        "short": lambda h: 1 <= h < down,
+        "half": lambda h: False,
+        "up": lambda h: False,
+    }
+    with connect(tmp_path / "db.duckdb") as con:
+        opened = {}
+        for h, ep in enumerate(epochs):
+            for device, is_down in pattern.items():
+                ping_ok = 0 if is_down(h) else (6 if device == "half" else 12)
+                con.execute(
+                    "INSERT INTO device_features (epoch, device_id, account_id, ping_total, ping_ok) VALUES (?, ?, 'acc', 12, ?)",
+                    [ep, device, ping_ok],
+                )
+                if device != "unstaked":
+                    con.execute("INSERT INTO stake_positions VALUES (?, ?, 'w', 1000000, 0)", [ep, device])
+            if slash(con, ep, VERSION):
+                opened[ep] = [
+                    r[0]
+                    for r in con.execute(
+                        "SELECT DISTINCT device_id FROM slashing_events WHERE epoch = ? ORDER BY 1", [ep]
+                    ).fetchall()
+                ]
+        kinds = con.execute("SELECT DISTINCT evidence ->> 'kind' FROM slashing_events").fetchall()
+    assert opened == {shift(start, down): ["back", "out"], shift(start, down + 2 + down): ["back"]}
+    assert kinds == [("downtime",)]
