@@ -84,40 +84,49 @@ def cmd_ingest(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(a: argparse.Namespace) -> int:
-    from pipelines.policy import load_policy
-    from pipelines.run import run
+def _print_epoch(e) -> None:
+    """One line per computed epoch (the runner's progress callback)."""
+    tiers = " ".join(f"{k}={v}" for k, v in sorted(e.tiers.items()))
+    print(f"{e.epoch}  devices {e.devices:>7}  samples {e.samples:>7} ({e.bad_samples} wrong)  "
+          f"evidence {e.evidence:>5}  {tiers}  [{e.seconds:.1f}s]", flush=True)  # fmt: skip
 
-    def progress(e) -> None:
-        tiers = " ".join(f"{k}={v}" for k, v in sorted(e.tiers.items()))
-        print(f"{e.epoch}  devices {e.devices:>7}  samples {e.samples:>7} ({e.bad_samples} wrong)  "
-              f"evidence {e.evidence:>5}  {tiers}  [{e.seconds:.1f}s]", flush=True)  # fmt: skip
 
-    from pipelines.rewards_policy import load_rewards_policy
-
-    policy, rewards = load_policy(a.policy), load_rewards_policy(a.rewards_policy)
-    _drops_with_hours(a.drops)
-    summary = run(a.drops, _writable_db(a.db), a.out, policy, progress=progress, quality_bars=not a.skip_quality_bars,
-                  rewards=rewards)  # fmt: skip
-    rejected = [r for r in summary.ingested if r.status == "rejected"]
-    landed = [r for r in summary.ingested if r.status == "ingested"]
-    print(f"hours ingested {len(landed)}, rejected {len(rejected)}, epochs computed {len(summary.epochs)}, "
-          f"files exported {len(summary.exported)} under {a.out}")  # fmt: skip
+def _report_run(summaries: list, out: Path) -> int:
+    """What one or more runs ingested, computed and exported, and where they stopped; 1 if one did."""
+    ingested = [r for s in summaries for r in s.ingested]
+    rejected = [r for r in ingested if r.status == "rejected"]
+    landed = [r for r in ingested if r.status == "ingested"]
+    print(f"hours ingested {len(landed)}, rejected {len(rejected)}, "
+          f"epochs computed {sum(len(s.epochs) for s in summaries)}, "
+          f"files exported {sum(len(s.exported) for s in summaries)} under {out}")  # fmt: skip
     for r in rejected:
         print(f"  rejected {r.hour}: {r.reason}")
-    if summary.blocked:
-        epoch, failed = summary.blocked
+    stopped = next((s for s in summaries if s.blocked or s.failed), None)
+    if stopped is not None and stopped.blocked:
+        epoch, failed = stopped.blocked
         print(f"STOPPED at {epoch}: it fails a data-quality bar; it and later epochs wait "
               "(fix the drop, or change [quality] in the policy, or pass --skip-quality-bars):")  # fmt: skip
         for o in failed:
             print(f"  {o.name}: {o.description}")
         return 1
-    if summary.failed:
-        f = summary.failed
+    if stopped is not None and stopped.failed:
+        f = stopped.failed
         print(f"STOPPED at {f.epoch}: stage {f.stage} failed ({f.reason}); it and later epochs wait. "
               "The failure is recorded (see `fleetproof status`); run again to retry.", file=sys.stderr)  # fmt: skip
         return 1
     return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from pipelines.policy import load_policy
+    from pipelines.rewards_policy import load_rewards_policy
+    from pipelines.run import run
+
+    policy, rewards = load_policy(a.policy), load_rewards_policy(a.rewards_policy)
+    _drops_with_hours(a.drops)
+    summary = run(a.drops, _writable_db(a.db), a.out, policy, progress=_print_epoch, quality_bars=not a.skip_quality_bars,
+                  rewards=rewards)  # fmt: skip
+    return _report_run([summary], a.out)
 
 
 def cmd_status(a: argparse.Namespace) -> int:
@@ -207,7 +216,13 @@ def cmd_dashboard(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
-    """The embedded default: simulate a network, run the whole pipeline, print a summary."""
+    """The embedded default: simulate a network hour by hour, run the whole pipeline on each hour
+    (closed loop: the simulated backend follows the pipeline's challenge plan, as a network's
+    backend does; without it nothing would batch a card's virtual slices together), print a
+    summary."""
+    from pipelines.simulate import NetworkSimulator, load_scenario
+    from pipelines.simulate.loop import closed_loop
+
     work = Path(a.workdir)
     marker = work / DEMO_MARKER
     if work.exists() and not a.keep:
@@ -221,10 +236,16 @@ def cmd_demo(a: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     marker.write_text("made by fleetproof demo; `fleetproof demo` may delete this folder\n")
     drops, db, out = work / "drops", work / "fleetproof.duckdb", work / "out"
-    print(f"== simulating {a.devices} devices for {a.hours} hours (seed {a.seed}) into {drops}")
-    cmd_simulate(argparse.Namespace(out=drops, devices=a.devices, hours=a.hours, seed=a.seed, scenario=a.scenario))
-    print(f"== running the pipeline: drops {drops} -> {db} -> {out}")
-    if cmd_run(argparse.Namespace(drops=drops, db=db, out=out, policy=None, rewards_policy=None, skip_quality_bars=False)):
+    print(f"== simulating {a.devices} devices for {a.hours} hours (seed {a.seed}) into {drops}, an hour at a time: "
+          "the simulated backend issues each hour's challenges by the plan the pipeline made from the hour before")  # fmt: skip
+    print(f"== running the pipeline on each hour as it arrives: drops {drops} -> {db} -> {out}")
+    started = time.perf_counter()
+    sim = NetworkSimulator(drops, a.devices, a.hours, a.seed, load_scenario(a.scenario))
+    summaries = closed_loop(sim, _writable_db(db), out, a.hours, progress=_print_epoch)
+    stopped = _report_run(summaries, out)
+    print(f"simulated {sim.network.devices.height} devices, {sim.network.accounts.height} accounts, {a.hours} hour(s) "
+          f"and ran the pipeline on them in {time.perf_counter() - started:.1f}s (ground truth in {drops}/_truth)")  # fmt: skip
+    if stopped:
         print("== the run stopped early (see above); the summary covers what was computed")
     print("== status")
     cmd_status(argparse.Namespace(db=db, json=False))

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from dashboards import PAGES, build_report, gpu_fraud, rewards, sybil
@@ -16,6 +17,8 @@ from dashboards.browser import check_page, chromium, chromium_path
 from dashboards.context import report_context
 from pipelines.cli import main
 from pipelines.db import connect
+from pipelines.evaluate import flagged_devices
+from pipelines.simulate import truth_devices
 
 ARTIFACTS = (
     Path(os.environ.get("FLEETPROOF_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "var" / "test-artifacts"))
@@ -48,6 +51,26 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 @pytest.fixture(scope="module")
 def demo(demo_run: tuple[Path, str]) -> Path:
     return demo_run[0]
+
+
+@pytest.mark.slow
+def test_the_demo_runs_closed_loop_so_the_slices_of_a_spoofed_card_are_challenged_together_and_caught(
+    demo: Path,
+) -> None:
+    """The demo's backend follows the pipeline's challenge plan: a card sliced into devices with
+    spoofed identities is batched together from the second hour and flagged; open loop (every
+    hour simulated up front) would leave them unbatched and unflagged."""
+    truth = truth_devices(demo / "drops")
+    slices = truth.filter(pl.col("population") == "virtualized_spoofed")["device_id"].to_list()
+    assert len(slices) >= 4
+    with connect(demo / "fleetproof.duckdb") as con:
+        flagged = flagged_devices(con).filter(pl.col("device_id").is_in(slices) & pl.col("flagged"))
+        cobatched = con.execute(
+            "SELECT count(DISTINCT epoch) FROM challenge_context WHERE batch_siblings > 0 AND list_contains(?, device_id)",
+            [slices],
+        ).fetchall()[0][0]
+    assert flagged.height == len(slices)
+    assert cobatched >= 6  # every hour after the first
 
 
 @pytest.mark.slow
