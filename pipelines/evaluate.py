@@ -20,6 +20,11 @@ PAID_PER_DEVICE_SQL = "SELECT device_id, CAST(sum(amount_base_units) AS BIGINT) 
 """Per device, everything paid out (the ``payouts`` view: allocations paid when earned, and held
 shares released later; a held share still unsettled, or forfeited, was not paid)."""
 
+ALLOCATED_PER_DEVICE_SQL = (
+    "SELECT device_id, CAST(sum(amount_base_units) AS BIGINT) AS amount FROM reward_allocations GROUP BY device_id"
+)
+"""Per device, every allocation whatever its status: held shares (probation) count as if paid."""
+
 
 def flagged_devices(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Per device: every fraud type it was ever flagged for, and whether it was ever flagged."""
