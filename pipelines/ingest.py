@@ -234,14 +234,20 @@ def _stage_jsonl(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, tag: st
         f"read_csv({_sql_str(str(path))}, columns={{'line': 'VARCHAR'}}, header=false, "
         f"auto_detect=false, delim='\x01', quote='', escape='', {_reader_options(tag)})"
     )
+    # read first, check after: a gzip stream is read by one thread, and checks in the same
+    # pipeline ran on it too (PoW of a 1M-device hour: 11-12 s in one statement, 7-8 s in two)
+    con.execute(f"CREATE TEMP TABLE text_{tag} AS SELECT row_number() OVER () AS _row, line FROM {src} WHERE trim(line) <> ''")
+    # a valid JSON text that starts with '{' is an object: json_type parses only the others
     con.execute(
-        f"CREATE TEMP TABLE lines_{tag} AS SELECT row_number() OVER () AS _row, line, "
+        f"CREATE TEMP TABLE lines_{tag} AS SELECT _row, line, "
         "CASE WHEN NOT json_valid(line) THEN 'is not a JSON object' "
-        "     WHEN json_type(line::JSON) <> 'OBJECT' THEN 'is not a JSON object' "
-        "     WHEN len(json_keys(line)) <> len(list_distinct(json_keys(line))) THEN 'repeats a key' "
+        r"     WHEN NOT starts_with(ltrim(line, E' \t\n\r'), '{') AND json_type(line) <> 'OBJECT' "
+        "          THEN 'is not a JSON object' "
+        "     WHEN len(keys) <> len(list_distinct(keys)) THEN 'repeats a key' "
         "END AS _problem "
-        f"FROM {src} WHERE trim(line) <> ''"
+        f"FROM (SELECT _row, line, CASE WHEN json_valid(line) THEN json_keys(line) END AS keys FROM text_{tag})"
     )
+    con.execute(f"DROP TABLE text_{tag}")
     # every column from one parse of the line (a path list), not one parse per column: 4.5x faster on PoW
     paths = "[" + ", ".join(_sql_str("$." + c) for c in feed.column_names) + "]"
     columns = ", ".join(f'v[{k}] AS "{c}"' for k, c in enumerate(feed.column_names, start=1))
@@ -557,7 +563,7 @@ def _stage_hour(
         try:
             bad_lines = STAGERS[parts[1]](con, feed, folder / name, tag)
         except Exception as e:  # untrusted bytes: any failure to read means the file is unreadable
-            con.execute(f"DROP TABLE IF EXISTS raw_{tag}; DROP TABLE IF EXISTS lines_{tag}")
+            con.execute(f"DROP TABLE IF EXISTS raw_{tag}; DROP TABLE IF EXISTS lines_{tag}; DROP TABLE IF EXISTS text_{tag}")
             con.execute(f"DROP TABLE IF EXISTS rej_{tag}; DROP TABLE IF EXISTS rejscan_{tag}")
             message = (str(e).splitlines() or [type(e).__name__])[0][:300]
             file_quarantine.append((feed.name, name, f"unreadable {parts[1]} file: {message}"))
@@ -597,7 +603,7 @@ def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
     for (name,) in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE temporary AND "
         "(table_name LIKE 'raw_%' OR table_name LIKE 'checked_%' OR table_name LIKE 'dups_%' OR table_name LIKE 'rej%' "
-        "OR table_name LIKE 'lines_%')"
+        "OR table_name LIKE 'lines_%' OR table_name LIKE 'text_%')"
     ).fetchall():
         con.execute(f'DROP TABLE IF EXISTS "{name}"')
 
