@@ -5,10 +5,10 @@ changes below do, once, each in its own transaction.
 
 **Per-device tables without a primary key.** ``device_features``, ``device_measures``,
 ``device_tiers`` and ``device_state`` hold one row per (epoch, device_id) and used to declare it
-as their primary key. DuckDB keeps such a key in an ART index that it updates row by row: at a
-million devices, inserting an epoch cost about 1.7 s more per table, and deleting an epoch (a
-re-delivered hour, a full recalculation) about 15-24 s per table. The rows stay unique without
-it: every stage deletes the epoch's rows and inserts them again inside the epoch's one
+as their primary key. DuckDB keeps such a key in an ART index that it updates row by row, and
+re-processing an epoch (a re-delivered hour, a full recalculation) deletes its rows first: at a
+million devices that cost 15-24 s per table, most of it at commit (docs/scaling.md). The rows
+stay unique without it: every stage deletes the epoch's rows and inserts them again inside the epoch's one
 transaction, ``device_features`` is checked for a device listed twice
 (``pipelines.features.build_features``), and the other three are built from it by joins to one
 row per device.
