@@ -18,6 +18,14 @@ def small_drops(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_drops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 devices x 3 hours, for tests of the runner's bookkeeping (read-only: copy before editing)."""
+    out = tmp_path_factory.mktemp("tiny") / "drops"
+    simulate(out, devices=16, hours=3, seed=4)
+    return out
+
+
 @pytest.fixture
 def drops_copy(small_drops: Path, tmp_path: Path) -> Path:
     """A private, editable copy of ``small_drops``."""

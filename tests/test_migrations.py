@@ -19,14 +19,6 @@ from pipelines.features import check_one_row_per_device
 from pipelines.migrations import UNKEYED, keyed_tables
 from pipelines.run import run
 from pipelines.schema import schema_sql
-from pipelines.simulate import simulate
-
-
-@pytest.fixture(scope="module")
-def drops(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("migrations") / "drops"
-    simulate(out, devices=16, hours=3, seed=4)
-    return out
 
 
 def _schema_with_old_keys() -> str:
@@ -45,14 +37,14 @@ def _fingerprint(con: duckdb.DuckDBPyConnection) -> dict[str, tuple]:
 
 
 def test_a_database_with_the_old_primary_keys_is_rebuilt_without_them_and_keeps_every_row(
-    drops: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_drops: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db, out = tmp_path / "db.duckdb", tmp_path / "out"
     old = duckdb.connect(str(db))
     old.execute(_schema_with_old_keys())
     assert keyed_tables(old) == sorted(UNKEYED)
     old.close()
-    run(drops, db, out)  # the first connection rebuilds the tables, the run fills them
+    run(tiny_drops, db, out)  # the first connection rebuilds the tables, the run fills them
     assert "without its old primary key" in capsys.readouterr().err
     with connect(db) as con:
         assert keyed_tables(con) == []
@@ -74,9 +66,9 @@ def test_a_database_with_the_old_primary_keys_is_rebuilt_without_them_and_keeps_
         assert keyed_tables(con) == [] and _fingerprint(con) == kept
 
 
-def test_a_redelivered_hour_leaves_one_row_per_device_in_every_per_device_table(drops: Path, tmp_path: Path) -> None:
+def test_a_redelivered_hour_leaves_one_row_per_device_in_every_per_device_table(tiny_drops: Path, tmp_path: Path) -> None:
     local = tmp_path / "drops"
-    shutil.copytree(drops, local)
+    shutil.copytree(tiny_drops, local)
     hours = sorted(p.name for p in local.iterdir() if epoch.PATTERN.match(p.name))
     db, out = tmp_path / "db.duckdb", tmp_path / "out"
     run(local, db, out)
@@ -92,14 +84,14 @@ def test_a_redelivered_hour_leaves_one_row_per_device_in_every_per_device_table(
 
 
 def test_a_catalogue_listing_a_model_twice_fails_the_features_stage_instead_of_doubling_devices(
-    drops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_drops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     doubled = tmp_path / "catalogue.csv"
     rows = pl.read_csv(catalogue.CATALOGUE_CSV, infer_schema_length=0)
     pl.concat([rows, rows]).write_csv(doubled)
     register = catalogue.register
     monkeypatch.setattr(catalogue, "register", lambda con, path=doubled: register(con, path))
-    summary = run(drops, tmp_path / "db.duckdb", tmp_path / "out")
+    summary = run(tiny_drops, tmp_path / "db.duckdb", tmp_path / "out")
     assert summary.failed is not None and summary.failed.stage == "features"
     assert "lists a device more than once" in summary.failed.reason
     with connect(tmp_path / "db.duckdb") as con:

@@ -15,17 +15,9 @@ from pipelines.contract import MANIFEST
 from pipelines.db import connect, ensure_schema
 from pipelines.run import run
 from pipelines.runner import current_deliveries, processed_at, stale_epochs
-from pipelines.simulate import simulate
 from pipelines.stages import COMPUTE, STAGES, by_name
 
 ORDER = ["ingest", "verify", "features", "detect", "tier", "plan", "stake", "reward", "slash", "publish"]
-
-
-@pytest.fixture(scope="module")
-def drops(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("runner") / "drops"
-    simulate(out, devices=16, hours=3, seed=4)
-    return out
 
 
 def test_stages_run_in_the_declared_order_and_publish_after_the_commit() -> None:
@@ -49,24 +41,24 @@ def test_every_table_has_one_owner_whose_ddl_creates_it() -> None:
     assert tables == set(owners) | {"stage_failures", "processed_epochs", "verdict_overrides"}
 
 
-def test_until_stops_at_that_epoch_and_the_rest_stays_stale(drops: Path, tmp_path: Path) -> None:
-    hours = sorted(p.name for p in drops.iterdir() if epoch.PATTERN.match(p.name))
+def test_until_stops_at_that_epoch_and_the_rest_stays_stale(tiny_drops: Path, tmp_path: Path) -> None:
+    hours = sorted(p.name for p in tiny_drops.iterdir() if epoch.PATTERN.match(p.name))
     db, out = tmp_path / "db.duckdb", tmp_path / "out"
-    first = run(drops, db, out, until=hours[0])
+    first = run(tiny_drops, db, out, until=hours[0])
     assert [e.epoch for e in first.epochs] == hours[:1] and len(first.ingested) == 1
     with connect(db) as con:
         assert list(processed_at(con)) == hours[:1] and stale_epochs(con) == []
         assert list(current_deliveries(con)) == hours[:1]
-    rest = run(drops, db, out)
+    rest = run(tiny_drops, db, out)
     assert [e.epoch for e in rest.epochs] == hours[1:]
     assert set(rest.epochs[0].figures) == set(ORDER)  # every stage reported its figures
 
 
-def test_a_redelivered_hour_recomputed_alone_leaves_every_later_epoch_stale(drops: Path, tmp_path: Path) -> None:
+def test_a_redelivered_hour_recomputed_alone_leaves_every_later_epoch_stale(tiny_drops: Path, tmp_path: Path) -> None:
     """Hour 1 re-delivered and recomputed ``until`` it (as a Dagster partition run does): hour 2
     was computed from hour 1's old state, so it stays stale until a run recomputes it."""
     local = tmp_path / "drops"
-    shutil.copytree(drops, local)
+    shutil.copytree(tiny_drops, local)
     hours = sorted(p.name for p in local.iterdir() if epoch.PATTERN.match(p.name))
     db, out = tmp_path / "db.duckdb", tmp_path / "out"
     run(local, db, out)
