@@ -84,14 +84,6 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
     tp = df.filter(pl.col("fraud") & pl.col("flagged")).height
     flagged_n = df.filter(pl.col("flagged")).height
     fraud_n = df.filter(pl.col("fraud")).height
-    rewards = paid.join(df.select("device_id", "fraud"), on="device_id", how="left").with_columns(
-        pl.col("fraud").fill_null(False)
-    )
-    total = int(rewards["amount"].sum() or 0)
-    shares = allocated.join(df.select("device_id", "fraud"), on="device_id", how="left").with_columns(
-        pl.col("fraud").fill_null(False)
-    )
-    shares_total = int(shares["amount"].sum() or 0)
     sybil = sybil_pairwise(truth_accounts(work / "drops"), clusters)  # type: ignore[arg-type]
     p, r = sybil["pair_precision"], sybil["pair_recall"]
     f1 = 2 * p * r / (p + r) if p == p and r == r and p + r > 0 else float("nan")
@@ -106,16 +98,21 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
         "sybil_pair_precision": p,
         "sybil_pair_recall": r,
         "sybil_pair_f1": f1,
-        "fraud_reward_share": int(rewards.filter(pl.col("fraud"))["amount"].sum() or 0) / total if total else 0.0,
-        "fraud_allocated_share": (
-            int(shares.filter(pl.col("fraud"))["amount"].sum() or 0) / shares_total if shares_total else 0.0
-        ),
+        "fraud_reward_share": _fraud_share(paid, df),
+        "fraud_allocated_share": _fraud_share(allocated, df),
         "populations": per_pop.to_dicts(),
         "params": {k: v for k, v in params.items() if k != "mix"},
     }
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _fraud_share(amounts: pl.DataFrame, devices: pl.DataFrame) -> float:
+    """The part of ``amounts`` (``device_id, amount``) that went to devices marked ``fraud``."""
+    joined = amounts.join(devices.select("device_id", "fraud"), on="device_id", how="left")
+    total = int(joined["amount"].sum() or 0)
+    return int(joined.filter(pl.col("fraud").fill_null(False))["amount"].sum() or 0) / total if total else 0.0
 
 
 def summarize(results: list[dict]) -> None:
