@@ -43,18 +43,16 @@ CREATE TABLE IF NOT EXISTS verdict_overrides (  -- a person's review: this tier 
 
 SNAPSHOT_SQL = """
 CREATE OR REPLACE TEMP TABLE {name} AS
-SELECT a.account_id, a.device_id, a.epoch, sum(a.amount_base_units) AS amount,
-       any_value(e.tier) AS tier, any_value(e.status) AS status, any_value(e.reason) AS why, any_value(e.weight) AS weight,
-       any_value(a.components ->> 'policy_version') AS policy_version
-FROM reward_allocations a
-LEFT JOIN reward_eligibility e USING (epoch, device_id)
-WHERE a.epoch BETWEEN $lo AND $hi GROUP BY ALL
-UNION ALL  -- devices paid nothing still have a tier and a reason
-SELECT e.account_id, e.device_id, e.epoch, 0, e.tier, e.status, e.reason, e.weight, NULL
-FROM reward_eligibility e
-WHERE e.epoch BETWEEN $lo AND $hi
-  AND NOT EXISTS (SELECT 1 FROM reward_allocations a  -- the period's rows only, not every month's
-                  WHERE a.epoch BETWEEN $lo AND $hi AND a.epoch = e.epoch AND a.device_id = e.device_id)
+WITH a AS (  -- a device's allocations of an epoch (owner and co-stakers), summed
+    SELECT epoch, device_id, account_id, sum(amount_base_units) AS amount,
+           any_value(components ->> 'policy_version') AS policy_version
+    FROM reward_allocations WHERE epoch BETWEEN $lo AND $hi GROUP BY ALL
+),
+e AS (SELECT epoch, device_id, account_id, tier, status, reason, weight FROM reward_eligibility WHERE epoch BETWEEN $lo AND $hi)
+SELECT coalesce(a.account_id, e.account_id) AS account_id, coalesce(a.device_id, e.device_id) AS device_id,
+       coalesce(a.epoch, e.epoch) AS epoch, coalesce(a.amount, 0) AS amount,  -- devices paid nothing still have a tier and a reason
+       e.tier, e.status, e.reason AS why, e.weight, a.policy_version
+FROM a FULL JOIN e ON e.epoch = a.epoch AND e.device_id = a.device_id
 """
 
 SLASH_SQL = """
@@ -153,14 +151,17 @@ def recalculate_rewards(
     positions, allocations and slashing are recomputed, in order from ``epoch_from`` (slashing
     carries accrued rewards and open incidents forward). PoW verification, features, detectors
     and tiers are read as stored: none of them reads a reward table, so they cannot change.
-    Verdict overrides change tiers and need ``recalculate``. An epoch processed before
-    ``device_measures`` existed gets its measures first (``build_measures``: what the reward
-    stage used to compute itself, from the same stored rows)."""
+    Verdict overrides change tiers and need ``recalculate``. The reward stage reads each
+    epoch's stored ``reward_facts`` (what eligibility needs that no reward policy changes)
+    instead of joining those tables again. An epoch processed before ``device_measures`` or
+    ``reward_facts`` existed gets them first, from the same stored rows (``build_measures``:
+    what the reward stage used to compute itself; ``pipelines.rewards.record_facts``)."""
+    ctx = StageContext(rewards, rewards_only=True)
 
     def recompute(epoch: str) -> None:
         if not con.execute("SELECT 1 FROM device_measures WHERE epoch = ? LIMIT 1", [epoch]).fetchall():
             build_measures(con, epoch)
-        compute(con, epoch, StageContext(rewards), REWARD_STAGES, mark=False)
+        compute(con, epoch, ctx, REWARD_STAGES, mark=False)
 
     return _recompute_and_compare(con, epoch_from, epoch_to, recompute, None, apply)
 

@@ -43,45 +43,14 @@ def payouts_of(allocations: str, held: str) -> str:
     return PAYOUTS_SQL.replace("{allocations}", allocations).replace("{held}", held)
 
 
-ELIGIBILITY_SQL = """
-INSERT INTO reward_eligibility
+FACTS_SQL = """
+INSERT INTO reward_facts
 WITH f AS (SELECT * FROM device_features WHERE epoch = $epoch),
 tiers AS (SELECT device_id, tier FROM device_tiers WHERE epoch = $epoch),
 owner_wallet AS (
     SELECT account_id, arg_max(wallet, _hour) AS wallet FROM accounts WHERE _hour <= $epoch GROUP BY account_id
 ),
 measures AS (SELECT device_id, tflops, down_mbps FROM device_measures WHERE epoch = $epoch),
-meas AS (SELECT device_id, tflops FROM measures WHERE tflops IS NOT NULL),
-claimed AS MATERIALIZED (  -- each measured device with its claimed model's vendor, planned on its own:
-    -- inside one plan the catalogue's inequality join came first (45M rows, 10 s at 100k devices)
-    SELECT m.device_id, m.tflops, k.vendor FROM meas m JOIN f USING (device_id)
-    JOIN gpu_catalogue k ON k.model_key = f.catalogue_model
-),
-supported AS (  -- the strongest model of the same vendor that a measured throughput supports
-    SELECT m.device_id, arg_max(c.model_key, pm.bp4 * 1000000 + c.fp16_tensor_tflops) AS model
-    FROM claimed m
-    JOIN gpu_catalogue c ON c.vendor = m.vendor AND c.fp16_tensor_tflops * 0.8 <= m.tflops
-    JOIN policy_multipliers pm ON pm.model_key = c.model_key
-    GROUP BY m.device_id
-),
-classed AS (
-    SELECT f.device_id, m.tflops,
-           CASE WHEN m.tflops >= 0.3 * coalesce(p.median_tflops, f.spec_tflops * 0.8) THEN f.catalogue_model
-                ELSE s.model END AS measured_class
-    FROM f LEFT JOIN meas m USING (device_id) LEFT JOIN supported s USING (device_id)
-    LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = f.catalogue_model
-),
-uptime AS (
-    SELECT device_id, count(*) FILTER (ping_total > 0 AND 2 * ping_ok >= ping_total AND heartbeat_ok >= 3) AS up_hours
-    FROM device_features
-    WHERE epoch > hours_back($epoch, $min_up) AND epoch <= $epoch
-    GROUP BY device_id
-),
-bandwidth AS (SELECT device_id, down_mbps AS down FROM measures WHERE down_mbps IS NOT NULL),
-conn AS (
-    SELECT b.device_id, b.down, arg_max(c.bp4, c.min_down) AS bp4 FROM bandwidth b
-    JOIN policy_connectivity c ON b.down >= c.min_down GROUP BY b.device_id, b.down
-),
 hired AS (  -- completed jobs reported this hour (jobs arrive when they end): their part in this hour
     SELECT device_id, least(1000, CAST(sum(date_diff('millisecond',
                greatest(coalesce(started_at, created_at), epoch_start($epoch)),
@@ -92,30 +61,74 @@ hired AS (  -- completed jobs reported this hour (jobs arrive when they end): th
       AND _hour = $epoch
     GROUP BY device_id
 ),
-failed AS (SELECT DISTINCT device_id FROM evidence WHERE epoch = $epoch AND fraud_type = 'failed_pow'),
+failed AS (SELECT DISTINCT device_id FROM evidence WHERE epoch = $epoch AND fraud_type = 'failed_pow')
+SELECT $epoch, f.device_id, f.account_id, w.wallet, t.tier, f.catalogue_model, m.tflops,
+       0.3 * coalesce(p.median_tflops, f.spec_tflops * 0.8) AS class_floor, m.down_mbps,
+       CASE WHEN f.ping_total > 0 THEN f.ping_ok * 1000 // f.ping_total ELSE 0 END AS uptime_permille,
+       coalesce(h.permille, 0) AS hired_permille,
+       f.pow_ok > 0 AND f.samples_bad = 0 AND f.overclaimed_compute = 0 AND f.unverified_ok = 0
+         AND x.device_id IS NULL AS pow_passed
+FROM f
+LEFT JOIN tiers t USING (device_id)
+LEFT JOIN owner_wallet w ON w.account_id = f.account_id
+LEFT JOIN measures m USING (device_id)
+LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = f.catalogue_model
+LEFT JOIN hired h USING (device_id)
+LEFT JOIN failed x USING (device_id)
+ORDER BY f.device_id
+"""
+"""What eligibility reads that no reward policy changes, one row per device of the epoch: the
+owner's wallet, the tier, the measured throughput and the floor at which it backs the claimed
+model, bandwidth, ping uptime, hired share and whether PoW passed. A rewards-only recalculation
+reads these instead of joining verification's, detection's and the ledgers' tables again."""
+
+ELIGIBILITY_SQL = """
+INSERT INTO reward_eligibility
+WITH x AS (SELECT * FROM reward_facts WHERE epoch = $epoch),
+claimed AS MATERIALIZED (  -- measured devices below their claimed model's floor, with its vendor, planned on
+    -- their own: inside one plan the catalogue's inequality join came first (45M rows, 10 s at 100k devices)
+    SELECT x.device_id, x.tflops, k.vendor FROM x JOIN gpu_catalogue k ON k.model_key = x.catalogue_model
+    WHERE x.tflops IS NOT NULL AND (x.tflops >= x.class_floor) IS NOT TRUE
+),
+supported AS (  -- the strongest model of the same vendor that a measured throughput supports
+    SELECT m.device_id, arg_max(c.model_key, pm.bp4 * 1000000 + c.fp16_tensor_tflops) AS model
+    FROM claimed m
+    JOIN gpu_catalogue c ON c.vendor = m.vendor AND c.fp16_tensor_tflops * 0.8 <= m.tflops
+    JOIN policy_multipliers pm ON pm.model_key = c.model_key
+    GROUP BY m.device_id
+),
+classed AS (  -- the claimed model if the throughput backs it, else the strongest it supports
+    SELECT x.device_id, CASE WHEN x.tflops >= x.class_floor THEN x.catalogue_model ELSE s.model END AS measured_class
+    FROM x LEFT JOIN supported s USING (device_id)
+),
+uptime AS (
+    SELECT device_id, count(*) FILTER (ping_total > 0 AND 2 * ping_ok >= ping_total AND heartbeat_ok >= 3) AS up_hours
+    FROM device_features
+    WHERE epoch > hours_back($epoch, $min_up) AND epoch <= $epoch
+    GROUP BY device_id
+),
+bandwidth AS (SELECT device_id, down_mbps AS down FROM x WHERE down_mbps IS NOT NULL),
+conn AS (
+    SELECT b.device_id, b.down, arg_max(c.bp4, c.min_down) AS bp4 FROM bandwidth b
+    JOIN policy_connectivity c ON b.down >= c.min_down GROUP BY b.device_id, b.down
+),
 stake AS (SELECT device_id, sum(active_units) AS units FROM stake_positions WHERE epoch = $epoch GROUP BY device_id),
 judged AS (
-    SELECT f.device_id, f.account_id, w.wallet, t.tier, k.measured_class, k.tflops,
+    SELECT x.device_id, x.account_id, x.wallet, x.tier, k.measured_class, x.tflops,
            coalesce(pm.bp4, 0) AS multiplier_bp4,
            coalesce(tm.bp4, 0) AS tier_bp4,
            coalesce(cn.bp4, 0) AS connectivity_bp4, cn.down AS down_mbps,
-           CASE WHEN f.ping_total > 0 THEN f.ping_ok * 1000 // f.ping_total ELSE 0 END AS uptime_permille,
-           coalesce(h.permille, 0) AS hired_permille,
+           x.uptime_permille, x.hired_permille,
            coalesce(u.up_hours, 0) AS up_hours,
-           f.pow_ok > 0 AND f.samples_bad = 0 AND f.overclaimed_compute = 0 AND f.unverified_ok = 0
-             AND x.device_id IS NULL AS pow_passed,
+           x.pow_passed,
            coalesce(s.units, 0) AS stake_units,
            $stake_per_gpu * greatest($scale, coalesce(pm.bp4, 0)) // $scale AS stake_needed
-    FROM f
-    LEFT JOIN tiers t USING (device_id)
-    LEFT JOIN owner_wallet w ON w.account_id = f.account_id
+    FROM x
     LEFT JOIN classed k USING (device_id)
     LEFT JOIN policy_multipliers pm ON pm.model_key = k.measured_class
-    LEFT JOIN policy_tiers tm ON tm.tier = t.tier
+    LEFT JOIN policy_tiers tm ON tm.tier = x.tier
     LEFT JOIN conn cn USING (device_id)
-    LEFT JOIN hired h USING (device_id)
     LEFT JOIN uptime u USING (device_id)
-    LEFT JOIN failed x USING (device_id)
     LEFT JOIN stake s USING (device_id)
 ),
 reasoned AS (
@@ -219,8 +232,24 @@ def register_policy(con: duckdb.DuckDBPyConnection, version: PolicyVersion) -> N
     con.executemany("INSERT INTO policy_connectivity VALUES (?, ?)", list(version.connectivity))
 
 
-def assess(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) -> None:
-    """Write ``reward_eligibility`` for the epoch: status, reasons and integer weight per device."""
+def record_facts(con: duckdb.DuckDBPyConnection, epoch: str) -> None:
+    """Write ``reward_facts`` for the epoch (replacing any)."""
+    con.execute("DELETE FROM reward_facts WHERE epoch = ?", [epoch])
+    con.execute(FACTS_SQL, {"epoch": epoch})
+
+
+def has_facts(con: duckdb.DuckDBPyConnection, epoch: str) -> bool:
+    """Whether the epoch's ``reward_facts`` are stored (an epoch processed before the table
+    existed has none)."""
+    return bool(con.execute("SELECT 1 FROM reward_facts WHERE epoch = ? LIMIT 1", [epoch]).fetchall())
+
+
+def assess(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion, reuse_facts: bool = False) -> None:
+    """Write ``reward_eligibility`` for the epoch: status, reasons and integer weight per device.
+    The epoch's ``reward_facts`` are recorded first, unless ``reuse_facts`` and they are stored
+    (a rewards-only recalculation: nothing they are made of has changed)."""
+    if not (reuse_facts and has_facts(con, epoch)):
+        record_facts(con, epoch)
     register_policy(con, version)
     con.execute("DELETE FROM reward_eligibility WHERE epoch = ?", [epoch])
     con.execute(
@@ -294,9 +323,9 @@ def settle_held(con: duckdb.DuckDBPyConnection, epoch: str, clear_hours: int) ->
     return {"released": int(released), "forfeited": int(forfeited)}
 
 
-def allocate(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) -> dict[str, int]:
+def allocate(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion, reuse_facts: bool = False) -> dict[str, int]:
     """Eligibility, allocations and the held-rewards ledger for one epoch (replacing any);
     returns the pool's figures and what was released or forfeited."""
-    assess(con, epoch, version)
+    assess(con, epoch, version, reuse_facts)
     figures = split_pool(con, epoch, version)
     return figures | settle_held(con, epoch, version.release_after_hours)

@@ -11,7 +11,7 @@ from pipelines.cli import main
 from pipelines.db import connect
 
 DETECTION_TABLES = ("pow_checks", "device_features", "device_measures", "evidence", "device_tiers", "challenge_plan")
-REWARD_TABLES = ("stake_positions", "reward_eligibility", "reward_allocations", "epoch_pools", "slashing_events")
+REWARD_TABLES = ("stake_positions", "reward_facts", "reward_eligibility", "reward_allocations", "epoch_pools", "slashing_events")
 
 
 def _policy(tmp_path: Path, name: str, **replace: str) -> Path:
@@ -120,16 +120,19 @@ def test_recalculation_under_the_same_policy_reports_no_change(processed, tmp_pa
     assert statements.height == 0
 
 
-def test_rewards_only_measures_the_epochs_of_a_database_from_before_device_measures(processed, tmp_path: Path) -> None:
-    """Epochs processed before ``device_measures`` was kept get it from their stored challenges
-    and hardware reports: the same measures, statements and reward tables as a database that
-    kept them."""
+def test_rewards_only_measures_the_epochs_of_a_database_from_before_device_measures_and_reward_facts(
+    processed, tmp_path: Path
+) -> None:
+    """Epochs processed before ``device_measures`` and ``reward_facts`` were kept get them from
+    their stored challenges, hardware reports, tiers and ledgers: the same measures, facts,
+    statements and reward tables as a database that kept them."""
     from pipelines.recalc import recalculate_rewards
     from pipelines.rewards_policy import load_rewards_policy
 
     kept, older = processed
     with connect(older) as con:
         con.execute("DELETE FROM device_measures")
+        con.execute("DELETE FROM reward_facts")
     new = load_rewards_policy(_policy(tmp_path, "new.toml", **{"rtx_4090 = 1.25": "rtx_4090 = 3"}))
     statements = []
     for db in (kept, older):
@@ -139,12 +142,4 @@ def test_rewards_only_measures_the_epochs_of_a_database_from_before_device_measu
     tables = (*REWARD_TABLES, "device_measures")
     assert _tables(older, tables) == _tables(kept, tables)
     with connect(older) as con:
-        assert con.execute("SELECT count(DISTINCT epoch) FROM device_measures").fetchone()[0] == 4
-
-
-def test_rewards_only_with_review_verdicts_is_a_clear_error(tmp_path: Path, capsys) -> None:
-    overrides = tmp_path / "o.csv"
-    overrides.write_text("device_id,tier,reason\nd1,rejected,review\n")
-    code = main(["recalc", "--db", str(tmp_path / "x.duckdb"), "--out", str(tmp_path), "--from", "2024-08-14T01",
-                 "--to", "2024-08-14T02", "--overrides", str(overrides), "--rewards-only"])  # fmt: skip
-    assert code == 2 and "--rewards-only keeps the stored tiers" in capsys.readouterr().err
+        assert con.execute("SELECT count(DISTINCT epoch) FROM reward_facts").fetchall()[0][0] == 4

@@ -22,6 +22,8 @@ class StageContext:
     """Detection policy (default: the shipped one; the reward stages never read it)."""
     out: Path | None = None
     quality_bars: bool = True
+    rewards_only: bool = False
+    """A rewards-only recalculation: the reward stage reuses the epoch's stored ``reward_facts``."""
     detector_seconds: dict[str, float] = field(default_factory=dict)
     """Each detector's wall time, accumulated by the ``detect`` stage."""
 

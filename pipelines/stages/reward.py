@@ -1,6 +1,7 @@
-"""Stage ``reward``: eligibility, weights and the exact largest-remainder split of the hour's
-pool (``pipelines.rewards.allocate``), the held-rewards ledger (probation shares released or
-forfeited when the device's tier settles), then the bar that allocations add up to the pool."""
+"""Stage ``reward``: the policy-independent facts eligibility reads, eligibility and weights, the
+exact largest-remainder split of the hour's pool (``pipelines.rewards.allocate``), the
+held-rewards ledger (probation shares released or forfeited when the device's tier settles),
+then the bar that allocations add up to the pool."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pipelines.rewards import allocate, payouts_of
 from pipelines.stages.context import StageContext, require
 
 NAME = "reward"
-WRITES = ("reward_eligibility", "reward_allocations", "epoch_pools", "held_rewards")
+WRITES = ("reward_facts", "reward_eligibility", "reward_allocations", "epoch_pools", "held_rewards")
 READS = (
     "device_tiers",
     "device_features",
@@ -26,6 +27,20 @@ READS = (
 )
 DDL = (
     """
+CREATE TABLE IF NOT EXISTS reward_facts (  -- what eligibility reads that no reward policy changes
+    epoch VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    account_id VARCHAR,
+    wallet VARCHAR,                     -- the owner's latest wallet on record
+    tier VARCHAR,
+    catalogue_model VARCHAR,            -- the model claimed
+    tflops DOUBLE,                      -- measured throughput, NULL when none
+    class_floor DOUBLE,                 -- the claimed model stands at or above this throughput
+    down_mbps DOUBLE,
+    uptime_permille BIGINT,             -- pings answered this hour
+    hired_permille BIGINT,
+    pow_passed BOOLEAN
+);
 CREATE TABLE IF NOT EXISTS reward_eligibility (
     epoch VARCHAR NOT NULL,
     device_id VARCHAR NOT NULL,
@@ -82,6 +97,6 @@ CREATE VIEW IF NOT EXISTS payouts AS  -- what was paid out, per epoch: allocatio
 
 
 def run(con: duckdb.DuckDBPyConnection, epoch: str, ctx: StageContext) -> dict[str, int]:
-    figures = allocate(con, epoch, ctx.rewards.at(epoch))
+    figures = allocate(con, epoch, ctx.rewards.at(epoch), reuse_facts=ctx.rewards_only)
     require(epoch, [allocations_sum_to_pool(con, epoch)])
     return figures
