@@ -21,11 +21,12 @@ otherwise its devices are in probation (rewards held, expiring if the cluster di
 
 from __future__ import annotations
 
+import duckdb
 import polars as pl
 
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
 from pipelines.features import previous_epoch
-from pipelines.sybil.communities import ClusterRules, communities, core_members, score_clusters
+from pipelines.sybil.communities import ClusterRules, communities, core_members, membership_chance, score_clusters
 from pipelines.sybil.links import SOURCES, STRONG_KINDS, build_account_graph
 
 
@@ -41,7 +42,7 @@ class SybilRings(Detector):
                  block: int = 32, hub_min: int = 10, hub_min_share: float = 0.5, hub_min_lift: float = 3.0,
                  cohesion_max_n: int = 30, exclusive_share: float = 0.8, exclusive_coverage: float = 0.8,
                  marks_min_accounts: int = 10, marked_strong_kinds: int = 3, merge_ratio: float = 0.3,
-                 broad_share: float = 0.8):  # fmt: skip
+                 broad_share: float = 0.8, member_chance: float = 0.01):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.min_edge_weight = min_edge_weight
@@ -64,6 +65,7 @@ class SybilRings(Detector):
         self.marks_min_accounts = marks_min_accounts
         self.merge_ratio = merge_ratio
         self.broad_share = broad_share
+        self.member_chance = member_chance
 
     def _rules(self) -> ClusterRules:
         return ClusterRules(min_accounts=self.min_accounts, min_score=self.min_score,
@@ -95,19 +97,45 @@ class SybilRings(Detector):
         rings = rings.join(_member_kinds(edges, rings), on=["cluster_id", "account_id"], how="left").with_columns(
             pl.col("member_strong_kinds").fill_null(pl.lit([], dtype=pl.List(pl.String)))
         )
+        rings = self._without_coincidences(con, edges, rings)
         found: pl.DataFrame = pl.DataFrame()
         if rings.height:  # the epoch's sybil_clusters rows; the detect stage stores them
             con.register(
-                "rings_now", rings.select("cluster_id", "account_id", "score", "evidence", "member_strong_kinds").to_arrow()
+                "rings_now",
+                rings.select(
+                    "cluster_id", "account_id", "score", "evidence", "member_strong_kinds", "coincidental_members"
+                ).to_arrow(),
             )
             found = pl.from_arrow(con.sql(
                 "SELECT cluster_id, account_id, score, "
-                "json_merge_patch(CAST(evidence AS JSON), json_object('member_strong_kinds', member_strong_kinds)) AS evidence "
+                "json_merge_patch(CAST(evidence AS JSON), json_object('member_strong_kinds', member_strong_kinds, "
+                "'accounts', list(account_id) OVER (PARTITION BY cluster_id ORDER BY account_id "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)[:50], "
+                "'coincidental_members', coincidental_members)) AS evidence "
                 "FROM rings_now ORDER BY cluster_id, account_id"
             ).to_arrow_table())  # fmt: skip
             con.unregister("rings_now")
         self.tables_ = {"sybil_clusters": found}
         return self
+
+    def _without_coincidences(self, con: duckdb.DuckDBPyConnection, edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
+        """The ring members minus those tied by only ``min_strong_kinds`` operator kinds whose ties
+        the outsiders would show more than ``member_chance`` times by chance
+        (``membership_chance``): an honest account that shares a ring's coarsest mailbox shape
+        and a restart bin is not named in it. The ring keeps its score and the count of such
+        members (``coincidental_members``); its ``accounts`` list the rest."""
+        accounts = int(con.execute("SELECT count(DISTINCT account_id) FROM account_attrs").fetchall()[0][0])
+        chance = membership_chance(edges, rings, accounts)
+        rings = rings.join(chance, on=["cluster_id", "account_id"], how="left")
+        coincidental = (pl.col("member_strong_kinds").list.len() <= self.min_strong_kinds) & (
+            pl.col("chance").fill_null(0.0) > self.member_chance
+        )
+        return (
+            rings.with_columns(coincidental.alias("coincidental"))
+            .with_columns(pl.col("coincidental").sum().over("cluster_id").alias("coincidental_members"))
+            .filter(~pl.col("coincidental"))
+            .drop("coincidental", "chance")
+        )
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         found = evidence.sql(

@@ -362,6 +362,49 @@ def _peel_once(
     return sorted(m for i in range(len(clusters)) if len(m := pruned.get(i, [])) >= rules.min_accounts)
 
 
+def membership_chance(edges: pl.DataFrame, rings: pl.DataFrame, accounts: int) -> pl.DataFrame:
+    """``cluster_id, account_id, chance``: for each ring member, how many of the ``accounts`` outside
+    its ring would share its ties to the ring by chance. Per operator kind that ties the member to
+    at least two others, the share of the outsiders that hold the member's least-shared tying value
+    of that kind; the product over those kinds (taken as independent) times the number of
+    outsiders. A ring's own template or funder, held by nobody outside, gives 0; a vendor's
+    mailbox shape and a restart bin that a few outsiders each share give a few percent."""
+    members = rings.select("cluster_id", "account_id")
+    sizes = members.group_by("cluster_id").agg(pl.len().alias("size"))
+    inside = (
+        edges.select("a", "b", "links")
+        .join(members.rename({"account_id": "a"}), on="a")
+        .join(members.rename({"account_id": "b", "cluster_id": "cluster_b"}), on="b")
+        .filter(pl.col("cluster_id") == pl.col("cluster_b"))
+        .explode("links")
+        .unnest("links")
+        .filter(pl.col("kind").is_in(STRONG_KINDS))
+    )
+    ties = pl.concat(
+        [inside.select("cluster_id", pl.col(c).alias("account_id"), "kind", "value", "n", pl.col(o).alias("partner"))
+         for c, o in (("a", "b"), ("b", "a"))]
+    )  # fmt: skip
+    counted = ties.group_by("cluster_id", "account_id", "kind").agg(pl.col("partner").n_unique().alias("partners"))
+    counted = counted.filter(pl.col("partners") >= 2).select("cluster_id", "account_id", "kind")
+    held = ties.select("cluster_id", "account_id", "kind", "value", "n").unique()
+    outside = (
+        held.group_by("cluster_id", "kind", "value")
+        .agg(pl.col("n").max(), pl.col("account_id").n_unique().alias("inside"))
+        .join(sizes, on="cluster_id")
+        .with_columns(outsiders=(accounts - pl.col("size")).clip(lower_bound=1))
+        .with_columns(q=(pl.col("n") - pl.col("inside")).clip(lower_bound=0) / pl.col("outsiders"))
+    )
+    per_kind = (
+        held.join(outside, on=["cluster_id", "kind", "value"])
+        .group_by("cluster_id", "account_id", "kind")
+        .agg(pl.col("q").min(), pl.col("outsiders").first())
+        .join(counted, on=["cluster_id", "account_id", "kind"])
+    )
+    return per_kind.group_by("cluster_id", "account_id").agg(
+        (pl.col("q").product() * pl.col("outsiders").first()).alias("chance")
+    )
+
+
 def _source(kind: str) -> str:
     """The attribute a kind is read from: a mailbox's shapes are the mailbox (``SOURCES``)."""
     return SOURCES.get(kind, kind)
