@@ -142,4 +142,13 @@ def test_rewards_only_measures_the_epochs_of_a_database_from_before_device_measu
     tables = (*REWARD_TABLES, "device_measures")
     assert _tables(older, tables) == _tables(kept, tables)
     with connect(older) as con:
+        assert con.execute("SELECT count(DISTINCT epoch) FROM device_measures").fetchall()[0][0] == 4
         assert con.execute("SELECT count(DISTINCT epoch) FROM reward_facts").fetchall()[0][0] == 4
+
+
+def test_rewards_only_with_review_verdicts_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    overrides = tmp_path / "o.csv"
+    overrides.write_text("device_id,tier,reason\nd1,rejected,review\n")
+    code = main(["recalc", "--db", str(tmp_path / "x.duckdb"), "--out", str(tmp_path), "--from", "2024-08-14T01",
+                 "--to", "2024-08-14T02", "--overrides", str(overrides), "--rewards-only"])  # fmt: skip
+    assert code == 2 and "--rewards-only keeps the stored tiers" in capsys.readouterr().err
