@@ -26,7 +26,7 @@ import polars as pl
 
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
 from pipelines.features import previous_epoch
-from pipelines.sybil.communities import ClusterRules, communities, core_members, membership_chance, score_clusters
+from pipelines.sybil.communities import ClusterRules, communities, core_members, membership_chance, ring_edges, score_clusters
 from pipelines.sybil.links import SOURCES, STRONG_KINDS, build_account_graph
 
 
@@ -175,13 +175,7 @@ def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
     """Per ring member: the operator kinds that tie it to other members of its own cluster, a kind
     derived from another (a mailbox's shape) left out when its source ties the member too: one
     mailbox shared with the ring is one fact, not two, for the reject rule."""
-    members = rings.select("cluster_id", "account_id")
-    inside = (
-        edges.select("a", "b", "kinds")
-        .join(members.rename({"account_id": "a"}), on="a")
-        .join(members.rename({"account_id": "b", "cluster_id": "cluster_b"}), on="b")
-        .filter(pl.col("cluster_id") == pl.col("cluster_b"))
-    )
+    inside = ring_edges(edges.select("a", "b", "kinds"), rings)
     return (
         pl.concat([inside.select("cluster_id", pl.col(side).alias("account_id"), "kinds") for side in ("a", "b")])
         .explode("kinds")

@@ -362,6 +362,18 @@ def _peel_once(
     return sorted(m for i in range(len(clusters)) if len(m := pruned.get(i, [])) >= rules.min_accounts)
 
 
+def ring_edges(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
+    """The edges whose two accounts are members of one ring (``rings``: ``cluster_id,
+    account_id``), with that ring's ``cluster_id``."""
+    members = rings.select("cluster_id", "account_id")
+    return (
+        edges.join(members.rename({"account_id": "a"}), on="a")
+        .join(members.rename({"account_id": "b", "cluster_id": "cluster_b"}), on="b")
+        .filter(pl.col("cluster_id") == pl.col("cluster_b"))
+        .drop("cluster_b")
+    )
+
+
 def membership_chance(edges: pl.DataFrame, rings: pl.DataFrame, accounts: int) -> pl.DataFrame:
     """``cluster_id, account_id, chance``: for each ring member, how many of the ``accounts`` outside
     its ring would share its ties to the ring by chance. Per operator kind that ties the member to
@@ -369,13 +381,9 @@ def membership_chance(edges: pl.DataFrame, rings: pl.DataFrame, accounts: int) -
     of that kind; the product over those kinds (taken as independent) times the number of
     outsiders. A ring's own template or funder, held by nobody outside, gives 0; a vendor's
     mailbox shape and a restart bin that a few outsiders each share give a few percent."""
-    members = rings.select("cluster_id", "account_id")
-    sizes = members.group_by("cluster_id").agg(pl.len().alias("size"))
+    sizes = rings.group_by("cluster_id").agg(pl.len().alias("size"))
     inside = (
-        edges.select("a", "b", "links")
-        .join(members.rename({"account_id": "a"}), on="a")
-        .join(members.rename({"account_id": "b", "cluster_id": "cluster_b"}), on="b")
-        .filter(pl.col("cluster_id") == pl.col("cluster_b"))
+        ring_edges(edges.select("a", "b", "links"), rings)
         .explode("links")
         .unnest("links")
         .filter(pl.col("kind").is_in(STRONG_KINDS))
