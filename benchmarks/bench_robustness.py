@@ -11,7 +11,8 @@ flagged share (probation or rejected in any epoch) and the number of honest devi
 device precision and recall; sybil pair precision, recall and F1 (last epoch's clusters against
 the rings); the share of paid rewards (allocations paid, and held shares released later) that
 went to fraudulent devices, and beside it the share of every allocation, held shares included
-(what a reader of ``reward_allocations`` who ignores its status sees); and per held-out variant
+(what a reader of ``reward_allocations`` who ignores its status sees), and for each network above
+0.1% which attack populations took it; and per held-out variant
 the recall of its population. Targets (issue 8): precision >= 0.99, recall >= 0.97, every
 honest population <= 0.5% flagged, no honest device rejected, sybil pair F1 >= 0.95, fraud
 reward share <= 0.1%, all as worst cases.
@@ -100,6 +101,7 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
         "sybil_pair_f1": f1,
         "fraud_reward_share": _fraud_share(paid, df),
         "fraud_allocated_share": _fraud_share(allocated, df),
+        "fraud_paid_by_population": _fraud_share_by_population(paid, df),
         "populations": per_pop.to_dicts(),
         "params": {k: v for k, v in params.items() if k != "mix"},
     }
@@ -115,8 +117,20 @@ def _fraud_share(amounts: pl.DataFrame, devices: pl.DataFrame) -> float:
     return int(joined.filter(pl.col("fraud").fill_null(False))["amount"].sum() or 0) / total if total else 0.0
 
 
+def _fraud_share_by_population(amounts: pl.DataFrame, devices: pl.DataFrame) -> dict[str, float]:
+    """``_fraud_share`` split by the fraudulent devices' population: which attack took the money."""
+    joined = amounts.join(devices.select("device_id", "fraud", "population"), on="device_id", how="left")
+    total = int(joined["amount"].sum() or 0)
+    if not total:
+        return {}
+    per = joined.filter(pl.col("fraud").fill_null(False)).group_by("population").agg(pl.col("amount").sum())
+    return {r["population"]: r["amount"] / total for r in per.sort("amount", descending=True).to_dicts()}
+
+
 def summarize(results: list[dict]) -> None:
-    nets = pl.DataFrame([{k: v for k, v in r.items() if k not in ("populations", "params")} for r in results]).sort("network")
+    nets = pl.DataFrame(
+        [{k: v for k, v in r.items() if k not in ("populations", "params", "fraud_paid_by_population")} for r in results]
+    ).sort("network")
     pops = pl.concat(
         [pl.DataFrame(r["populations"]).with_columns(pl.lit(r["network"]).alias("network")) for r in results]
     ).with_columns((pl.col("flagged") / pl.col("devices")).alias("flagged_share"))
@@ -158,6 +172,11 @@ def summarize(results: list[dict]) -> None:
         print(pl.DataFrame(variants))
         print("worst case across networks:")
         print(worst)
+        print("fraud reward share paid, by the population that took it (networks above 0.1%):")
+        for r in sorted(results, key=lambda r: -r["fraud_reward_share"]):
+            if r["fraud_reward_share"] > 0.001:
+                parts = ", ".join(f"{k} {v:.2%}" for k, v in r["fraud_paid_by_population"].items() if v >= 0.0001)
+                print(f"  network {r['network']:2d} ({r['held_out']}): {r['fraud_reward_share']:.2%} = {parts}")
         print(f"worst honest population flagged share: {honest_worst:.4%} (target <= 0.5%); "
               f"honest devices rejected in all networks: {int(by_pop.filter(pl.col('honest'))['rejected_total'].sum())} (target 0)")  # fmt: skip
 
