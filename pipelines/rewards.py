@@ -108,9 +108,8 @@ uptime AS (
     GROUP BY device_id
 ),
 bandwidth AS (SELECT device_id, down_mbps AS down FROM x WHERE down_mbps IS NOT NULL),
-conn AS (
-    SELECT b.device_id, b.down, arg_max(c.bp4, c.min_down) AS bp4 FROM bandwidth b
-    JOIN policy_connectivity c ON b.down >= c.min_down GROUP BY b.device_id, b.down
+conn AS (  -- the highest connectivity tier the bandwidth reaches (an as-of join: one sorted pass)
+    SELECT b.device_id, b.down, c.bp4 FROM bandwidth b ASOF JOIN policy_connectivity c ON b.down >= c.min_down
 ),
 stake AS (SELECT device_id, sum(active_units) AS units FROM stake_positions WHERE epoch = $epoch GROUP BY device_id),
 judged AS (
@@ -177,23 +176,26 @@ stakers AS (  -- co-stakers of each paid device, with their active stake
     SELECT d.device_id, p.wallet, p.active_units FROM device_amount d
     JOIN stake_positions p ON p.epoch = $epoch AND p.device_id = d.device_id AND p.active_units > 0
 ),
-staked AS (SELECT device_id, sum(active_units) AS units FROM stakers GROUP BY device_id),
+staked AS (SELECT device_id, sum(active_units) AS units, count(*) AS stakers FROM stakers GROUP BY device_id),
 split AS (  -- the owner's operator share, then the rest pro rata to stake (all to the owner if none)
     SELECT d.*, CASE WHEN s.units IS NULL THEN d.amount ELSE d.amount * $operator // $scale END AS operator_part,
-           s.units AS staked_units
+           s.units AS staked_units, s.stakers
     FROM device_amount d LEFT JOIN staked s USING (device_id)
 ),
 staker_shares AS (
     SELECT sp.device_id, st.wallet, st.active_units,
            CAST(sp.amount - sp.operator_part AS HUGEINT) * st.active_units // sp.staked_units AS base,
            CAST(sp.amount - sp.operator_part AS HUGEINT) * st.active_units % sp.staked_units AS rem,
-           sp.amount - sp.operator_part AS pot
+           sp.amount - sp.operator_part AS pot, sp.stakers
     FROM split sp JOIN stakers st USING (device_id)
 ),
-staker_ranked AS (
+staker_ranked AS (  -- a device's only staker takes the whole pot; several share it by largest remainder
+    -- (a window partitioned by device costs ~1 us a row, and most devices have one staker)
+    SELECT *, 1 AS rank, pot - base AS leftover FROM staker_shares WHERE stakers = 1
+    UNION ALL
     SELECT *, row_number() OVER (PARTITION BY device_id ORDER BY rem DESC, wallet) AS rank,
            pot - sum(base) OVER (PARTITION BY device_id) AS leftover
-    FROM staker_shares
+    FROM staker_shares WHERE stakers > 1
 ),
 operator_parts AS (
     SELECT device_id, wallet, CAST(operator_part AS BIGINT) AS amount FROM split
@@ -222,14 +224,21 @@ ORDER BY w.device_id, w.wallet
 
 
 def register_policy(con: duckdb.DuckDBPyConnection, version: PolicyVersion) -> None:
-    """The version's multipliers, tiers and connectivity tiers as temporary SQL tables."""
+    """The version's multipliers, tiers and connectivity tiers as temporary SQL tables (one
+    statement each: a recalculation registers a version every epoch)."""
     catalogue.register(con)
-    con.execute("CREATE OR REPLACE TEMP TABLE policy_multipliers (model_key VARCHAR, bp4 BIGINT)")
-    con.executemany("INSERT INTO policy_multipliers VALUES (?, ?)", version.multiplier_rows())
-    con.execute("CREATE OR REPLACE TEMP TABLE policy_tiers (tier VARCHAR, bp4 BIGINT)")
-    con.executemany("INSERT INTO policy_tiers VALUES (?, ?)", sorted(version.tier_multipliers.items()))
-    con.execute("CREATE OR REPLACE TEMP TABLE policy_connectivity (min_down DOUBLE, bp4 BIGINT)")
-    con.executemany("INSERT INTO policy_connectivity VALUES (?, ?)", list(version.connectivity))
+    tables = {
+        "policy_multipliers": ("model_key VARCHAR", version.multiplier_rows()),
+        "policy_tiers": ("tier VARCHAR", sorted(version.tier_multipliers.items())),
+        "policy_connectivity": ("min_down DOUBLE", list(version.connectivity)),
+    }
+    for name, (key, rows) in tables.items():
+        column, kind = key.split()
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS "
+            f"SELECT unnest(CAST($keys AS {kind}[])) AS {column}, unnest(CAST($bp4 AS BIGINT[])) AS bp4",
+            {"keys": [k for k, _ in rows], "bp4": [int(v) for _, v in rows]},
+        )
 
 
 def record_facts(con: duckdb.DuckDBPyConnection, epoch: str) -> None:

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipelines.catalogue import DATA_DIR, load_catalogue
 from pipelines.contract import BASE_UNITS_PER_IO, HOUR_RE
@@ -160,6 +160,14 @@ class _VersionFile(BaseModel):
     unstake_cooldown_days: int = Field(ge=0)
     device_multipliers: dict[str, float] = Field(default_factory=dict)
     slashing: _SlashingFile = Field(default_factory=_SlashingFile)
+
+    @field_validator("connectivity")
+    @classmethod
+    def _distinct_thresholds(cls, tiers: list[_ConnectivityFile]) -> list[_ConnectivityFile]:
+        """A bandwidth falls in exactly one tier: the highest threshold it reaches."""
+        if len({t.min_down_mbps for t in tiers}) != len(tiers):
+            raise ValueError("two connectivity tiers have the same min_down_mbps")
+        return tiers
 
 
 class _RewardsFile(BaseModel):

@@ -134,6 +134,17 @@ def test_a_broken_rewards_policy_names_the_file_the_key_and_the_type(capsys, tmp
     fails_with(capsys, argv, str(policy), "version.0.emission_per_epoch_io", "valid string")
 
 
+def test_two_connectivity_tiers_with_one_threshold_are_refused(tmp_path: Path) -> None:
+    from pipelines.policy_errors import PolicyError
+    from pipelines.rewards_policy import load_rewards_policy
+
+    text = (Path(__file__).resolve().parent.parent / "data" / "policy" / "rewards.toml").read_text()
+    policy = tmp_path / "rewards.toml"
+    policy.write_text(text.replace("min_down_mbps = 50,", "min_down_mbps = 0,", 1))
+    with pytest.raises(PolicyError, match="version.0.connectivity.*same min_down_mbps"):
+        load_rewards_policy(policy)
+
+
 def test_a_missing_policy_file_is_one_line(capsys, tmp_path: Path) -> None:
     make_hour(tmp_path / "drops")
     argv = [
