@@ -36,12 +36,20 @@ down_now AS MATERIALIZED (  -- an outage that reaches `hours` this epoch is one 
     WHERE epoch = $epoch AND NOT (ping_total > 0 AND 2 * ping_ok >= ping_total)
       AND device_id IN (SELECT device_id FROM staked)
 ),
+starts AS MATERIALIZED (  -- of those, the ones down at the window's first hour and not in the hour before it:
+    -- two one-hour lookups that leave (nearly always) no device for the window's scan below
+    SELECT f.device_id FROM device_features f
+    WHERE f.epoch = hours_back($epoch, $hours - 1) AND NOT (f.ping_total > 0 AND 2 * f.ping_ok >= f.ping_total)
+      AND f.device_id IN (SELECT device_id FROM down_now)
+      AND NOT EXISTS (SELECT 1 FROM device_features b WHERE b.epoch = hours_back($epoch, $hours)
+                      AND b.device_id = f.device_id AND NOT (b.ping_total > 0 AND 2 * b.ping_ok >= b.ping_total))
+),
 down AS (  -- down hours in the last `hours` epochs, and whether the epoch before them was down too
     SELECT device_id, count(*) FILTER (epoch > hours_back($epoch, $hours) AND NOT up) AS down_recent,
            bool_or(epoch = hours_back($epoch, $hours) AND NOT up) AS down_before
     FROM (SELECT device_id, epoch, ping_total > 0 AND 2 * ping_ok >= ping_total AS up FROM device_features
           WHERE epoch >= hours_back($epoch, $hours) AND epoch <= $epoch
-            AND device_id IN (SELECT device_id FROM down_now))
+            AND device_id IN (SELECT device_id FROM starts))
     GROUP BY device_id
 ),
 downtime AS (  -- the outage reaches `hours` this epoch (once per outage)
