@@ -43,10 +43,10 @@ CREATE TABLE IF NOT EXISTS verdict_overrides (  -- a person's review: this tier 
 
 SNAPSHOT_SQL = """
 CREATE OR REPLACE TEMP TABLE {name} AS
-WITH a AS (  -- a device's allocations of an epoch (owner and co-stakers), summed
-    SELECT epoch, device_id, account_id, sum(amount_base_units) AS amount,
-           any_value(components ->> 'policy_version') AS policy_version
-    FROM reward_allocations WHERE epoch BETWEEN $lo AND $hi GROUP BY ALL
+WITH a AS (  -- a device's allocations of an epoch (owner and co-stakers), summed, under the epoch's
+    -- policy version (epoch_pools holds the one the split used: no JSON read per allocation)
+    SELECT a.epoch, a.device_id, a.account_id, sum(a.amount_base_units) AS amount, any_value(p.policy_version) AS policy_version
+    FROM reward_allocations a LEFT JOIN epoch_pools p USING (epoch) WHERE a.epoch BETWEEN $lo AND $hi GROUP BY ALL
 ),
 e AS (SELECT epoch, device_id, account_id, tier, status, reason, weight FROM reward_eligibility WHERE epoch BETWEEN $lo AND $hi)
 SELECT coalesce(a.account_id, e.account_id) AS account_id, coalesce(a.device_id, e.device_id) AS device_id,
