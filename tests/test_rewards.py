@@ -71,6 +71,41 @@ def test_any_epoch_sums_exactly_to_the_pool_and_pays_no_ineligible(devices, pool
     assert rows == rerun and figures == again  # a re-run is identical
 
 
+def _largest_remainder(total: int, weights: dict[str, int]) -> dict[str, int]:
+    """Floor shares of ``total`` pro rata to ``weights``, then one unit each to the largest
+    remainders (ties by key) until ``total`` is spent: the contract's split, written plainly."""
+    w = sum(weights.values())
+    base = {k: total * v // w for k, v in weights.items()}
+    order = sorted(weights, key=lambda k: (-(total * weights[k] % w), k))
+    for k in order[: total - sum(base.values())]:
+        base[k] += 1
+    return base
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(devices=st.lists(device_row, min_size=1, max_size=25), pool_io=st.decimals(0, 100000, places=8))
+def test_each_wallet_gets_its_largest_remainder_share_of_the_device_and_of_the_pool(devices, pool_io) -> None:
+    """Every allocation row equals a plain re-implementation: the pool split over device weights,
+    the owner's operator share of a staked device, the rest over its co-stakers by stake (one
+    staker takes the whole rest; several share it by largest remainder, ties by wallet)."""
+    version = dataclasses.replace(VERSION, emission_per_epoch=io_to_base_units(str(pool_io)))
+    with tempfile.TemporaryDirectory() as tmp, connect(Path(tmp) / "db.duckdb") as con:
+        load_epoch(con, devices)
+        split_pool(con, EPOCH, version)
+        rows = con.execute("SELECT device_id, wallet, amount_base_units FROM reward_allocations").fetchall()
+    weights = {f"d{k:03d}": d["weight"] for k, d in enumerate(devices) if d["status"] != "ineligible" and d["weight"] > 0}
+    expected: dict[tuple[str, str], int] = {}
+    for device, amount in (_largest_remainder(version.emission_per_epoch, weights) if weights else {}).items():
+        k = int(device[1:])
+        stakes = {(f"owner{k}" if j == 0 else f"backer{k}-{j}"): u for j, u in enumerate(devices[k]["stakers"])}  # as load_epoch
+        operator = amount * version.operator_share // SCALE if stakes else amount
+        parts = {f"owner{k}": operator} if stakes else {f"owner{k}": amount}
+        for wallet, part in (_largest_remainder(amount - operator, stakes) if stakes else {}).items():
+            parts[wallet] = parts.get(wallet, 0) + part
+        expected |= {(device, wallet): v for wallet, v in parts.items()}
+    assert {(d, w): a for d, w, a in rows if a > 0} == {key: v for key, v in expected.items() if v > 0}
+
+
 def test_equal_weights_earn_equal_amounts_whatever_the_account_size(tmp_path: Path) -> None:
     devices = [{"status": "paid", "weight": 12500, "stakers": []} for _ in range(501)]
     with connect(tmp_path / "db.duckdb") as con:
