@@ -106,6 +106,26 @@ def test_each_wallet_gets_its_largest_remainder_share_of_the_device_and_of_the_p
     assert {(d, w): a for d, w, a in rows if a > 0} == {key: v for key, v in expected.items() if v > 0}
 
 
+def test_bandwidth_earns_the_highest_connectivity_tier_it_reaches(tmp_path: Path) -> None:
+    """Tiers at 0, 50 and 500 Mbit/s (0.5, 1.0, 1.1): a threshold reached exactly counts; no
+    report earns no tier (and says so)."""
+    from pipelines.rewards import assess
+
+    downs = {"none": None, "zero": 0.0, "below50": 49.9, "at50": 50.0, "below500": 499.99, "at500": 500.0, "fast": 9000.0}
+    with connect(tmp_path / "db.duckdb") as con:
+        for device, down in downs.items():
+            con.execute(
+                "INSERT INTO reward_facts VALUES (?, ?, 'acc', 'w', 'standard', 'rtx_4090', 160.0, 100.0, ?, 1000, 0, true)",
+                [EPOCH, device, down],
+            )
+        assess(con, EPOCH, VERSION, reuse_facts=True)
+        got = dict(con.execute("SELECT device_id, connectivity_bp4 FROM reward_eligibility").fetchall())
+        reasons = dict(con.execute("SELECT device_id, reason FROM reward_eligibility").fetchall())
+    assert VERSION.connectivity == ((0.0, 5000), (50.0, 10000), (500.0, 11000))
+    assert got == {"none": 0, "zero": 5000, "below50": 5000, "at50": 10000, "below500": 10000, "at500": 11000, "fast": 11000}
+    assert "no bandwidth report" in reasons["none"] and "no bandwidth report" not in (reasons["zero"] or "")
+
+
 def test_equal_weights_earn_equal_amounts_whatever_the_account_size(tmp_path: Path) -> None:
     devices = [{"status": "paid", "weight": 12500, "stakers": []} for _ in range(501)]
     with connect(tmp_path / "db.duckdb") as con:
