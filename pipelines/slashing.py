@@ -37,7 +37,8 @@ down_now AS MATERIALIZED (  -- an outage that reaches `hours` this epoch is one 
       AND device_id IN (SELECT device_id FROM staked)
 ),
 starts AS MATERIALIZED (  -- of those, the ones down at the window's first hour and not in the hour before it:
-    -- two one-hour lookups that leave (nearly always) no device for the window's scan below
+    -- two one-hour lookups that leave few devices for the window's scan below (197 of 5,961 down now
+    -- in a simulated 100k-device hour)
     SELECT f.device_id FROM device_features f
     WHERE f.epoch = hours_back($epoch, $hours - 1) AND NOT (f.ping_total > 0 AND 2 * f.ping_ok >= f.ping_total)
       AND f.device_id IN (SELECT device_id FROM down_now)
