@@ -110,21 +110,24 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
     return result
 
 
+def _fraud_amounts(amounts: pl.DataFrame, devices: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """The rows of ``amounts`` (``device_id, amount``) that went to devices marked ``fraud``, with
+    their population, and the total of all ``amounts``."""
+    joined = amounts.join(devices.select("device_id", "fraud", "population"), on="device_id", how="left")
+    return joined.filter(pl.col("fraud").fill_null(False)), int(joined["amount"].sum() or 0)
+
+
 def _fraud_share(amounts: pl.DataFrame, devices: pl.DataFrame) -> float:
-    """The part of ``amounts`` (``device_id, amount``) that went to devices marked ``fraud``."""
-    joined = amounts.join(devices.select("device_id", "fraud"), on="device_id", how="left")
-    total = int(joined["amount"].sum() or 0)
-    return int(joined.filter(pl.col("fraud").fill_null(False))["amount"].sum() or 0) / total if total else 0.0
+    """The part of ``amounts`` that went to devices marked ``fraud``."""
+    fraud, total = _fraud_amounts(amounts, devices)
+    return int(fraud["amount"].sum() or 0) / total if total else 0.0
 
 
 def _fraud_share_by_population(amounts: pl.DataFrame, devices: pl.DataFrame) -> dict[str, float]:
     """``_fraud_share`` split by the fraudulent devices' population: which attack took the money."""
-    joined = amounts.join(devices.select("device_id", "fraud", "population"), on="device_id", how="left")
-    total = int(joined["amount"].sum() or 0)
-    if not total:
-        return {}
-    per = joined.filter(pl.col("fraud").fill_null(False)).group_by("population").agg(pl.col("amount").sum())
-    return {r["population"]: r["amount"] / total for r in per.sort("amount", descending=True).to_dicts()}
+    fraud, total = _fraud_amounts(amounts, devices)
+    per = fraud.group_by("population").agg(pl.col("amount").sum()).sort("amount", descending=True)
+    return {r["population"]: r["amount"] / total for r in per.to_dicts()} if total else {}
 
 
 def summarize(results: list[dict]) -> None:

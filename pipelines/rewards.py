@@ -227,13 +227,12 @@ def register_policy(con: duckdb.DuckDBPyConnection, version: PolicyVersion) -> N
     """The version's multipliers, tiers and connectivity tiers as temporary SQL tables (one
     statement each: a recalculation registers a version every epoch)."""
     catalogue.register(con)
-    tables = {
-        "policy_multipliers": ("model_key VARCHAR", version.multiplier_rows()),
-        "policy_tiers": ("tier VARCHAR", sorted(version.tier_multipliers.items())),
-        "policy_connectivity": ("min_down DOUBLE", list(version.connectivity)),
-    }
-    for name, (key, rows) in tables.items():
-        column, kind = key.split()
+    tables = (
+        ("policy_multipliers", "model_key", "VARCHAR", version.multiplier_rows()),
+        ("policy_tiers", "tier", "VARCHAR", sorted(version.tier_multipliers.items())),
+        ("policy_connectivity", "min_down", "DOUBLE", list(version.connectivity)),
+    )
+    for name, column, kind, rows in tables:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {name} AS "
             f"SELECT unnest(CAST($keys AS {kind}[])) AS {column}, unnest(CAST($bp4 AS BIGINT[])) AS bp4",
