@@ -21,8 +21,8 @@ SIZE_ORDER = ["1", "2-4", "5-19", "20-99", "100-499", "500+"]
 
 def pool_split(ctx: ReportContext) -> Panel:
     panel = Panel("pool", "Pool split by tier and measured class (window)",
-                  "Base units allocated to devices in the window, by the tier they held (probation: held, not yet "
-                  "paid) and the class they measured as.")  # fmt: skip
+                  "Base units allocated to devices in the window, by the tier they held (probation, and standard "
+                  "under the shipped policy: held, not yet paid) and the class they measured as.")  # fmt: skip
     df = ctx.frame(
         """SELECT e.tier, coalesce(e.measured_class, 'unmeasured') AS class, CAST(sum(a.amount_base_units) AS BIGINT) AS units
            FROM reward_allocations a JOIN reward_eligibility e USING (epoch, device_id)

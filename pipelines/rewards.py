@@ -146,7 +146,8 @@ reasoned AS (
 )
 SELECT $epoch, device_id, account_id, wallet, tier, measured_class, tflops, multiplier_bp4, tier_bp4,
        connectivity_bp4, down_mbps, uptime_permille, hired_permille, up_hours, pow_passed, stake_units, stake_needed,
-       CASE WHEN why_not <> '' THEN 'ineligible' WHEN tier = 'probation' THEN 'held' ELSE 'paid' END AS status,
+       CASE WHEN why_not <> '' THEN 'ineligible'
+            WHEN tier = 'probation' OR (tier = 'standard' AND $standard = 'hold') THEN 'held' ELSE 'paid' END AS status,
        nullif(why_not, '') AS reason,
        CASE WHEN why_not <> '' THEN 0 ELSE
            multiplier_bp4 * tier_bp4 // $scale * connectivity_bp4 // $scale
@@ -264,7 +265,7 @@ def assess(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion, r
         ELIGIBILITY_SQL,
         {"epoch": epoch, "min_up": version.min_continuous_uptime_hours, "scale": SCALE,
          "stake_per_gpu": version.stake_per_gpu, "stake_required": version.stake_required,
-         "hired_bonus": version.hired_bonus, "probation": version.probation},
+         "hired_bonus": version.hired_bonus, "probation": version.probation, "standard": version.standard},
     )  # fmt: skip
 
 
@@ -302,19 +303,22 @@ SETTLE_SQL = """
 UPDATE held_rewards h
 SET settled_epoch = $epoch, outcome = CASE WHEN t.tier = 'rejected' THEN 'forfeited' ELSE 'released' END
 FROM device_tiers t
-WHERE t.epoch = $epoch AND t.device_id = h.device_id AND t.tier <> 'probation'
+WHERE t.epoch = $epoch AND t.device_id = h.device_id
   AND h.settled_epoch IS NULL AND h.held_epoch < $epoch
-  AND (t.tier = 'rejected' OR NOT EXISTS (
-        SELECT 1 FROM device_tiers p WHERE p.device_id = h.device_id AND p.tier = 'probation'
-        AND p.epoch > hours_back($epoch, $clear_hours) AND p.epoch <= $epoch))
+  AND (t.tier = 'rejected' OR (
+        (t.tier = 'verified' OR (t.tier = 'standard' AND $standard = 'pay'))
+        AND NOT EXISTS (
+            SELECT 1 FROM device_tiers p WHERE p.device_id = h.device_id AND p.tier = 'probation'
+            AND p.epoch > hours_back($epoch, $clear_hours) AND p.epoch <= $epoch)))
 """
 
 
-def settle_held(con: duckdb.DuckDBPyConnection, epoch: str, clear_hours: int) -> dict[str, int]:
+def settle_held(con: duckdb.DuckDBPyConnection, epoch: str, clear_hours: int, standard: str = "pay") -> dict[str, int]:
     """Record the epoch's held shares in ``held_rewards`` and settle earlier ones by the tier
-    each device has now: ``forfeited`` when rejected; ``released`` when standard or verified and
-    in no probation for the last ``clear_hours`` epochs (a device flagged again meanwhile keeps
-    its shares held); a device still in probation, or not seen this epoch, stays held.
+    each device has now: ``forfeited`` when rejected; ``released`` when verified (or standard,
+    unless ``standard`` is ``hold``) and in no probation for the last ``clear_hours`` epochs (a
+    device flagged again meanwhile keeps its shares held); a device still in probation, not yet
+    verified under ``standard = "hold"``, or not seen this epoch, stays held.
 
     The ledger is put back to its state after the previous epoch first (an epoch is only ever
     recomputed together with every later one), so a re-run settles exactly what it did before.
@@ -322,7 +326,7 @@ def settle_held(con: duckdb.DuckDBPyConnection, epoch: str, clear_hours: int) ->
     con.execute("DELETE FROM held_rewards WHERE held_epoch >= ?", [epoch])
     con.execute("UPDATE held_rewards SET settled_epoch = NULL, outcome = NULL WHERE settled_epoch >= ?", [epoch])
     con.execute(HOLD_SQL, {"epoch": epoch})
-    con.execute(SETTLE_SQL, {"epoch": epoch, "clear_hours": clear_hours})
+    con.execute(SETTLE_SQL, {"epoch": epoch, "clear_hours": clear_hours, "standard": standard})
     released, forfeited = con.execute(
         "SELECT coalesce(sum(amount_base_units) FILTER (outcome = 'released'), 0), "
         "coalesce(sum(amount_base_units) FILTER (outcome = 'forfeited'), 0) FROM held_rewards WHERE settled_epoch = ?",
@@ -336,4 +340,4 @@ def allocate(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion,
     returns the pool's figures and what was released or forfeited."""
     assess(con, epoch, version, reuse_facts)
     figures = split_pool(con, epoch, version)
-    return figures | settle_held(con, epoch, version.release_after_hours)
+    return figures | settle_held(con, epoch, version.release_after_hours, version.standard)

@@ -67,6 +67,8 @@ class PolicyVersion:
     unstake_cooldown_days: int
     device_multipliers: dict[str, int]
     slashing: Slashing = field(default_factory=Slashing)
+    standard: str = "pay"
+    """``hold``: a standard (not yet verified) device's share is held until it is verified."""
 
     def multiplier_rows(self) -> list[tuple[str, int]]:
         return sorted(self.device_multipliers.items())
@@ -108,6 +110,7 @@ def _version(raw: dict) -> PolicyVersion:
         operator_share=bp4(raw["operator_share"]),
         hired_bonus=bp4(raw["hired_bonus"]),
         probation=raw.get("probation", "hold"),
+        standard=raw.get("standard", "pay"),
         release_after_hours=int(raw.get("release_after_hours", 24)),
         tier_multipliers=tiers,
         connectivity=tuple(sorted((float(c["min_down_mbps"]), bp4(c["multiplier"])) for c in raw["connectivity"])),
@@ -153,6 +156,7 @@ class _VersionFile(BaseModel):
     operator_share: float = Field(ge=0, le=1)
     hired_bonus: float = Field(ge=0)
     probation: Literal["hold", "redistribute"] = "hold"
+    standard: Literal["hold", "pay"] = "pay"
     release_after_hours: int = Field(24, ge=0)
     tier_multipliers: dict[str, float]
     connectivity: list[_ConnectivityFile] = Field(min_length=1)

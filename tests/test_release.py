@@ -7,6 +7,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -256,6 +257,23 @@ def test_rewards_recompute_from_the_release_alone_byte_for_byte(rel: Released) -
         again["amount_base_units"].sum()
         == pl.read_parquet(rel.release / f"reward_pool/epoch={epoch}/part-0.parquet")["pool_units"][0]
     )
+
+
+def test_a_release_written_before_the_standard_column_recomputes_standard_devices_as_paid(rel: Released, tmp_path: Path) -> None:
+    epoch = next(e for e in rel.epochs() if pl.read_parquet(rel.release / f"reward_allocations/epoch={e}/part-0.parquet").height)
+    for table in ("reward_pool", "reward_inputs", "stake_positions"):
+        (tmp_path / table / f"epoch={epoch}").mkdir(parents=True)
+        frame = pl.read_parquet(rel.release / f"{table}/epoch={epoch}/part-0.parquet")
+        frame.drop("standard" if table == "reward_pool" else []).write_parquet(
+            tmp_path / table / f"epoch={epoch}" / "part-0.parquet"
+        )
+    tiers = dict(pl.read_parquet(rel.release / f"reward_inputs/epoch={epoch}/part-0.parquet").select("device_id", "tier").rows())
+    now, before = recompute_allocations(rel.release, epoch), recompute_allocations(tmp_path, epoch)
+    status = {d: json.loads(c)["status"] for d, c in before.select("device_id", "components").rows()}
+    held = {d: json.loads(c)["status"] for d, c in now.select("device_id", "components").rows()}
+    standard = [d for d in status if tiers[d] == "standard"]
+    assert standard and {status[d] for d in standard} == {"paid"} and {held[d] for d in standard} == {"held"}
+    assert before["amount_base_units"].to_list() == now["amount_base_units"].to_list()  # status only, never amounts
 
 
 def test_a_release_that_would_leak_is_refused_and_removed(rel: Released, tmp_path: Path, monkeypatch) -> None:

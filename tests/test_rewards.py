@@ -191,6 +191,23 @@ def test_held_shares_are_released_after_a_clear_stretch_forfeited_when_rejected_
     assert "acc-again" not in rows and "acc-gone" not in rows
 
 
+def test_a_new_devices_shares_are_held_until_it_is_verified_then_released_in_full(tmp_path: Path) -> None:
+    """Under ``standard = "hold"`` a standard device's shares wait for its verification; a
+    device rejected before it is verified forfeits them; under ``pay`` standard releases."""
+    hours = [f"2024-08-14T{h:02d}" for h in range(0, 4)]
+    tiers = {"new": ["standard", "standard", "verified", "verified"], "ring": ["standard", "standard", "rejected", "rejected"]}
+    with connect(tmp_path / "db.duckdb") as con:
+        for i, hour in enumerate(hours):
+            _tiers(con, hour, {device: seen[i] for device, seen in tiers.items()})
+            if i < 2:
+                _held(con, hour, "new", "owner-new", 500)
+                _held(con, hour, "ring", "owner-ring", 400)
+        figures = [settle_held(con, hour, 0, "hold") for hour in hours]
+        assert figures == [{"released": 0, "forfeited": 0}, {"released": 0, "forfeited": 0},
+                           {"released": 1000, "forfeited": 800}, {"released": 0, "forfeited": 0}]  # fmt: skip
+        assert settle_held(con, hours[1], 0, "pay") == {"released": 900, "forfeited": 0}  # standard releases under pay
+
+
 def test_a_released_share_counts_as_accrued_for_a_later_slashing(tmp_path: Path) -> None:
     with connect(tmp_path / "db.duckdb") as con:
         _tiers(con, "2024-08-14T03", {"dev": "probation"})
@@ -334,7 +351,7 @@ def test_stake_requirement_from_its_effective_date(small_drops: Path, tmp_path: 
             "SELECT count(*) FROM reward_eligibility WHERE epoch >= '2024-08-14T02' AND status <> 'ineligible' AND stake_units < stake_needed"
         ).fetchall()[0][0]
         unstaked_paid_before = con.execute(
-            "SELECT count(*) FROM reward_eligibility WHERE epoch = '2024-08-14T01' AND status = 'paid' AND stake_units < stake_needed"
+            "SELECT count(*) FROM reward_eligibility WHERE epoch = '2024-08-14T01' AND status <> 'ineligible' AND stake_units < stake_needed"
         ).fetchall()[0][0]
         versions = dict(con.execute("SELECT epoch, policy_version FROM epoch_pools").fetchall())
         reasons = con.execute("SELECT count(*) FROM reward_eligibility WHERE reason LIKE '%base units required%'").fetchall()[0][

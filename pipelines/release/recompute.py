@@ -32,10 +32,10 @@ judged AS (
             CASE WHEN p.stake_required AND stake_units < stake_needed THEN 'x' END,
             CASE WHEN wallet IS NULL THEN 'x' END) <> '' AS ineligible
     FROM inputs i CROSS JOIN (SELECT scale, operator_share_bp4, hired_bonus_bp4, min_continuous_uptime_hours,
-                                     stake_required, probation, pool_units, policy_version FROM pool) p
+                                     stake_required, probation, standard, pool_units, policy_version FROM pool) p
 ),
 e AS (
-    SELECT *, CASE WHEN tier = 'probation' THEN 'held' ELSE 'paid' END AS status_r,
+    SELECT *, CASE WHEN tier = 'probation' OR (tier = 'standard' AND standard = 'hold') THEN 'held' ELSE 'paid' END AS status_r,
            multiplier_bp4 * tier_bp4 // scale * connectivity_bp4 // scale
              * (scale + hired_bonus_bp4 * hired_permille // 1000) // scale * uptime_permille // 1000 AS weight_r
     FROM judged WHERE NOT ineligible
@@ -113,9 +113,13 @@ def recompute_allocations(release: str | Path, epoch: str) -> pl.DataFrame:
     pool = con.execute("SELECT count(*) FROM read_parquet(?)", [str(files["reward_pool"])]).fetchall()[0][0]
     if pool != 1:
         raise ValueError(f"{files['reward_pool']} must hold one row, holds {pool}")
+    columns = {r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(files["reward_pool"])]).fetchall()}
+    sql = RECOMPUTE_SQL
+    if "standard" not in columns:  # releases written before standard devices' shares could be held paid them
+        sql = sql.replace("SELECT * FROM read_parquet($pool_file)", "SELECT *, 'pay' AS standard FROM read_parquet($pool_file)")
     params = {"epoch": epoch, "pool_file": str(files["reward_pool"]), "inputs_file": str(files["reward_inputs"]),
               "stakes_file": str(files["stake_positions"])}  # fmt: skip
     try:
-        return pl.from_arrow(con.sql(RECOMPUTE_SQL, params=params).to_arrow_table())
+        return pl.from_arrow(con.sql(sql, params=params).to_arrow_table())
     finally:
         con.close()

@@ -74,7 +74,8 @@ TABLES: dict[str, str] = {
     "reward_pool": """
         SELECT epoch, policy_version, pool_units, allocated_units, held_units, undistributed_units,
                $scale AS scale, $operator_share_bp4 AS operator_share_bp4, $hired_bonus_bp4 AS hired_bonus_bp4,
-               $min_up AS min_continuous_uptime_hours, $stake_required AS stake_required, $probation AS probation
+               $min_up AS min_continuous_uptime_hours, $stake_required AS stake_required, $probation AS probation,
+               $standard AS standard
         FROM epoch_pools WHERE epoch = $epoch""",
     "reward_allocations": """
         SELECT epoch, pseudo('device', device_id) AS device_id, pseudo('account', account_id) AS account_id,
@@ -92,7 +93,7 @@ TABLES: dict[str, str] = {
 """Table name -> query. Not published: the challenge plan (it would tell cheaters which
 siblings are challenged together next hour) and anything from quarantine (raw rows)."""
 
-POLICY_PARAMETERS = ("scale", "operator_share_bp4", "hired_bonus_bp4", "min_up", "stake_required", "probation")
+POLICY_PARAMETERS = ("scale", "operator_share_bp4", "hired_bonus_bp4", "min_up", "stake_required", "probation", "standard")
 """The ``reward_pool`` query's parameters besides ``$epoch`` (from the reward policy version)."""
 
 IDENTIFIERS_SQL = """

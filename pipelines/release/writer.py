@@ -50,7 +50,7 @@ def _policy_parameters(con: duckdb.DuckDBPyConnection, epoch: str, rewards: Rewa
                          "in force there: release with the policy file that paid it")  # fmt: skip
     return {"scale": SCALE, "operator_share_bp4": version.operator_share, "hired_bonus_bp4": version.hired_bonus,
             "min_up": version.min_continuous_uptime_hours, "stake_required": version.stake_required,
-            "probation": version.probation}  # fmt: skip
+            "probation": version.probation, "standard": version.standard}  # fmt: skip
 
 
 def _write_parquet(frame: pl.DataFrame, final: Path) -> None:
