@@ -33,9 +33,9 @@ SELECT epoch, device_id, account_id, wallet, amount_base_units FROM {allocations
 UNION ALL
 SELECT settled_epoch, device_id, account_id, wallet, amount_base_units FROM {held} WHERE outcome = 'released'"""
 """What was paid out, per epoch: allocations paid when earned, held shares in the epoch of their
-release. The ``payouts`` view applies it to the whole ledgers; slashing applies it to its incident
-devices' rows only (``payouts_of``), because the status test reads JSON (~200 ns a row) and the
-accrual window holds a month of every device's allocations."""
+release. The ``payouts`` view applies it to the whole ledgers; slashing's accrual state applies
+it to two epoch ranges of them (``payouts_of``), because the status test reads JSON (~200 ns a
+row) and the accrual window holds a month of every device's allocations."""
 
 
 def payouts_of(allocations: str, held: str) -> str:

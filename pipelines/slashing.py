@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import duckdb
 
+from pipelines.epoch import shift
 from pipelines.rewards import payouts_of
 from pipelines.rewards_policy import SCALE, PolicyVersion
 
@@ -64,27 +65,62 @@ SELECT 'inc-' || substr(sha256(device_id || '|' || kind || '|' || $epoch), 1, 16
 FROM (SELECT * FROM rejected UNION ALL SELECT * FROM downtime)
 """
 
-OWN_ROWS_SQL = """
-CREATE OR REPLACE TEMP TABLE own_held AS
-SELECT * FROM held_rewards WHERE device_id IN (SELECT device_id FROM new_incidents);
-CREATE OR REPLACE TEMP TABLE own_allocations AS
-SELECT * FROM reward_allocations
-WHERE device_id IN (SELECT device_id FROM new_incidents)
-  AND epoch > hours_back($epoch, 24 * $accrual_days) AND epoch <= $epoch;
-"""
-"""The incident devices' ledger rows, taken in a statement of their own so that no JSON is read
-for anyone else's (``payouts_of``: inside one query the planner tests the status first)."""
-
-AMOUNTS_SQL = (
+ACCRUALS_SQL = (
     """
+CREATE OR REPLACE TEMP TABLE accruals_next AS
+WITH moved AS (
+    SELECT device_id, wallet, units, payout_rows FROM slashing_accruals WHERE $keep
+    UNION ALL
+    SELECT device_id, wallet, amount_base_units, 1 FROM ("""
+    + payouts_of(
+        "(SELECT * FROM reward_allocations WHERE epoch > $add_lo AND epoch <= $add_hi)",
+        "(SELECT * FROM held_rewards WHERE settled_epoch > $add_lo AND settled_epoch <= $add_hi)",
+    )
+    + """)
+    UNION ALL
+    SELECT device_id, wallet, -amount_base_units, -1 FROM ("""
+    + payouts_of(
+        "(SELECT * FROM reward_allocations WHERE epoch > $drop_lo AND epoch <= $drop_hi)",
+        "(SELECT * FROM held_rewards WHERE settled_epoch > $drop_lo AND settled_epoch <= $drop_hi)",
+    )
+    + """)
+)
+SELECT device_id, wallet, sum(units) AS units, sum(payout_rows) AS payout_rows
+FROM moved GROUP BY device_id, wallet HAVING sum(payout_rows) > 0
+"""
+)
+"""Bring ``slashing_accruals`` (what each (device, wallet) was paid in the accrual window) to
+this epoch: add the payouts of the epochs since the state's own epoch, take away those that left
+the window. Two epoch ranges of the ledgers are read, so the cost does not grow with history (the
+window's full scan took 2.7 s an epoch at a month of 100k devices). A state from another epoch
+on or after this one (a re-run, a recalculation), or from another window length, is rebuilt
+from the whole window instead."""
+
+
+def update_accruals(con: duckdb.DuckDBPyConnection, epoch: str, window_hours: int) -> None:
+    """``ACCRUALS_SQL`` for the epoch: incremental from the stored state when it is of an earlier
+    epoch and the same window, else rebuilt from the window's ledger rows."""
+    state = con.execute("SELECT epoch, window_hours FROM slashing_accruals_as_of").fetchall()
+    keep = bool(state) and state[0][0] < epoch and state[0][1] == window_hours
+    since = state[0][0] if keep else shift(epoch, -window_hours)
+    con.execute(
+        ACCRUALS_SQL,
+        {"keep": keep, "add_lo": since, "add_hi": epoch,
+         "drop_lo": shift(since, -window_hours) if keep else since, "drop_hi": shift(epoch, -window_hours) if keep else since},
+    )  # fmt: skip
+    con.execute(
+        "DELETE FROM slashing_accruals; INSERT INTO slashing_accruals SELECT * FROM accruals_next ORDER BY device_id, wallet; "
+        "DROP TABLE accruals_next; DELETE FROM slashing_accruals_as_of"
+    )
+    con.execute("INSERT INTO slashing_accruals_as_of VALUES (?, ?)", [epoch, window_hours])
+
+
+AMOUNTS_SQL = """
 INSERT INTO slashing_events
 WITH accrued AS (  -- paid out in the window: allocations paid, and held shares released
-    SELECT p.device_id, p.wallet, sum(p.amount_base_units) AS units
-    FROM ("""
-    + payouts_of("own_allocations", "own_held")
-    + """) p JOIN new_incidents i USING (device_id)
-    WHERE p.epoch > hours_back($epoch, 24 * $accrual_days) AND p.epoch <= $epoch
-    GROUP BY p.device_id, p.wallet
+    SELECT a.device_id, a.wallet, sum(a.units) AS units
+    FROM slashing_accruals a JOIN new_incidents i USING (device_id)
+    GROUP BY a.device_id, a.wallet
 ),
 stake AS (
     SELECT p.device_id, p.wallet, p.active_units + p.cooling_units AS units
@@ -127,7 +163,6 @@ FROM ranked r JOIN new_incidents i USING (incident_id)
 LEFT JOIN device_features f ON f.device_id = r.device_id AND f.epoch = $epoch
 ORDER BY r.incident_id, r.wallet
 """
-)
 
 STATUS_SQL = """
 UPDATE slashing_events s SET status = CASE
@@ -147,9 +182,9 @@ def slash(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) ->
         INCIDENTS_SQL,
         {"epoch": epoch, "deliberate": s.deliberate_rate, "downtime": s.downtime_rate, "hours": DOWNTIME_HOURS},
     )  # fmt: skip
-    con.execute(OWN_ROWS_SQL, {"epoch": epoch, "accrual_days": s.accrual_days})
-    con.execute(AMOUNTS_SQL, {"epoch": epoch, "accrual_days": s.accrual_days, "scale": SCALE})
+    update_accruals(con, epoch, 24 * s.accrual_days)
+    con.execute(AMOUNTS_SQL, {"epoch": epoch, "scale": SCALE})
     con.execute(STATUS_SQL, {"epoch": epoch, "appeal_days": s.appeal_days})
     n = int(con.execute("SELECT count(*) FROM new_incidents").fetchall()[0][0])
-    con.execute("DROP TABLE new_incidents; DROP TABLE own_allocations; DROP TABLE own_held")
+    con.execute("DROP TABLE new_incidents")
     return n

@@ -428,3 +428,63 @@ def test_a_staked_device_down_a_full_day_is_slashed_once_per_outage_and_nobody_e
         kinds = con.execute("SELECT DISTINCT evidence ->> 'kind' FROM slashing_events").fetchall()
     assert opened == {shift(start, down): ["back", "out"], shift(start, down + 2 + down): ["back"]}
     assert kinds == [("downtime",)]
+
+
+def _window_payouts(con, epoch: str, hours: int) -> list[tuple]:
+    """What each (device, wallet) was paid in the window ending at ``epoch``, from the whole ledgers."""
+    return con.execute(
+        "SELECT device_id, wallet, sum(amount_base_units), count(*) FROM payouts "
+        "WHERE epoch > hours_back(?, ?) AND epoch <= ? GROUP BY ALL ORDER BY ALL",
+        [epoch, hours, epoch],
+    ).fetchall()
+
+
+def test_the_accrual_state_carried_hour_to_hour_equals_the_windows_payouts_after_reruns_and_a_new_window(
+    tmp_path: Path,
+) -> None:
+    """``slashing_accruals`` is updated from the hour before (two epoch ranges read, not the
+    window); at every hour it equals a sum over the whole ledgers, also when an hour is run
+    again, an epoch is skipped, a recalculation starts in the past, or the window changes."""
+    import random
+
+    from pipelines.slashing import update_accruals
+
+    rng = random.Random(7)
+    hours = [shift("2024-08-14T00", h) for h in range(40) if h != 17]  # hour 17 never came
+    window = 6
+    with connect(tmp_path / "db.duckdb") as con:
+
+        def fill(epoch: str) -> None:
+            for device in ("a", "b", "c"):
+                status = rng.choice(["paid", "paid", "held", "ineligible"])
+                for wallet in rng.sample(["w0", "w1", "w2"], rng.randint(1, 2)):
+                    con.execute(
+                        "INSERT INTO reward_allocations VALUES (?, ?, 'acc', ?, ?, 1, json_object('status', ?))",
+                        [epoch, device, wallet, rng.choice([0, 5, 1000]), status],
+                    )
+                if status == "held":
+                    con.execute(
+                        "INSERT INTO held_rewards SELECT epoch, device_id, account_id, wallet, amount_base_units, "
+                        "?, 'released' FROM reward_allocations WHERE epoch = ? AND device_id = ?",
+                        [shift(epoch, rng.randint(1, 4)), epoch, device],
+                    )
+
+        def state() -> list[tuple]:
+            return con.execute("SELECT device_id, wallet, units, payout_rows FROM slashing_accruals ORDER BY ALL").fetchall()
+
+        for epoch in hours:
+            fill(epoch)
+        paid_nothing = 0  # (device, wallet) rows of the window with payout rows that add up to 0
+        for epoch in hours:
+            update_accruals(con, epoch, window)
+            assert state() == _window_payouts(con, epoch, window), epoch
+            paid_nothing += sum(units == 0 for _, _, units, _ in state())
+        assert paid_nothing > 0
+        update_accruals(con, hours[-1], window)  # the same hour again
+        assert state() == _window_payouts(con, hours[-1], window)
+        for epoch in hours[10:20]:  # a recalculation from hour 10
+            update_accruals(con, epoch, window)
+            assert state() == _window_payouts(con, epoch, window), epoch
+        update_accruals(con, hours[20], 3)  # a policy version with another window
+        assert state() == _window_payouts(con, hours[20], 3)
+        assert len(state()) > 0

@@ -9,7 +9,7 @@ from pipelines.slashing import slash
 from pipelines.stages.context import StageContext
 
 NAME = "slash"
-WRITES = ("slashing_events",)
+WRITES = ("slashing_events", "slashing_accruals", "slashing_accruals_as_of")
 READS = (
     "device_tiers",
     "device_state",
@@ -31,6 +31,16 @@ CREATE TABLE IF NOT EXISTS slashing_events (
     reason VARCHAR NOT NULL,
     evidence JSON NOT NULL,
     status VARCHAR NOT NULL             -- proposed | final | reversed
+);
+CREATE TABLE IF NOT EXISTS slashing_accruals (  -- paid in the accrual window ending at slashing_accruals_as_of
+    device_id VARCHAR NOT NULL,
+    wallet VARCHAR NOT NULL,
+    units HUGEINT NOT NULL,             -- allocations paid and held shares released, in base units
+    payout_rows BIGINT NOT NULL         -- ledger rows behind them (a wallet paid 0 still holds a share)
+);
+CREATE TABLE IF NOT EXISTS slashing_accruals_as_of (
+    epoch VARCHAR NOT NULL,
+    window_hours INTEGER NOT NULL
 );
 """
 
