@@ -91,8 +91,8 @@ FROM moved GROUP BY device_id, wallet HAVING sum(payout_rows) > 0
 )
 """Bring ``slashing_accruals`` (what each (device, wallet) was paid in the accrual window) to
 this epoch: add the payouts of the epochs since the state's own epoch, take away those that left
-the window. Two epoch ranges of the ledgers are read, so the cost does not grow with history (the
-window's full scan took 2.7 s an epoch at a month of 100k devices). A state from another epoch
+the window. Two epoch ranges of the ledgers are read, so the cost does not grow with history (a
+scan of the window, as before, grew with every day kept; docs/scaling.md). A state from another epoch
 on or after this one (a re-run, a recalculation), or from another window length, is rebuilt
 from the whole window instead."""
 
