@@ -103,11 +103,9 @@ def update_accruals(con: duckdb.DuckDBPyConnection, epoch: str, window_hours: in
     state = con.execute("SELECT epoch, window_hours FROM slashing_accruals_as_of").fetchall()
     keep = bool(state) and state[0][0] < epoch and state[0][1] == window_hours
     since = state[0][0] if keep else shift(epoch, -window_hours)
-    con.execute(
-        ACCRUALS_SQL,
-        {"keep": keep, "add_lo": since, "add_hi": epoch,
-         "drop_lo": shift(since, -window_hours) if keep else since, "drop_hi": shift(epoch, -window_hours) if keep else since},
-    )  # fmt: skip
+    # what left the window since the state's epoch; nothing to take away from a rebuilt state
+    drop = (shift(since, -window_hours), shift(epoch, -window_hours)) if keep else (since, since)
+    con.execute(ACCRUALS_SQL, {"keep": keep, "add_lo": since, "add_hi": epoch, "drop_lo": drop[0], "drop_hi": drop[1]})
     con.execute(
         "DELETE FROM slashing_accruals; INSERT INTO slashing_accruals SELECT * FROM accruals_next ORDER BY device_id, wallet; "
         "DROP TABLE accruals_next; DELETE FROM slashing_accruals_as_of"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import tempfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from pipelines.epoch import shift
 from pipelines.export import export_epoch
 from pipelines.rewards import settle_held, split_pool
 from pipelines.rewards_policy import SCALE, bp4, io_to_base_units, load_rewards_policy
-from pipelines.slashing import DOWNTIME_HOURS, slash
+from pipelines.slashing import DOWNTIME_HOURS, slash, update_accruals
 
 EPOCH = "2024-08-14T05"
 VERSION = load_rewards_policy().at(EPOCH)
@@ -445,10 +446,6 @@ def test_the_accrual_state_carried_hour_to_hour_equals_the_windows_payouts_after
     """``slashing_accruals`` is updated from the hour before (two epoch ranges read, not the
     window); at every hour it equals a sum over the whole ledgers, also when an hour is run
     again, an epoch is skipped, a recalculation starts in the past, or the window changes."""
-    import random
-
-    from pipelines.slashing import update_accruals
-
     rng = random.Random(7)
     hours = [shift("2024-08-14T00", h) for h in range(40) if h != 17]  # hour 17 never came
     window = 6
