@@ -11,7 +11,9 @@ flagged share (probation or rejected in any epoch) and the number of honest devi
 device precision and recall; sybil pair precision, recall and F1 (last epoch's clusters against
 the rings); the share of paid rewards (allocations paid, and held shares released later) that
 went to fraudulent devices, and beside it the share of every allocation, held shares included
-(what a reader of ``reward_allocations`` who ignores its status sees), and for each network above
+(what a reader of ``reward_allocations`` who ignores its status sees) and the share a reader of
+the contract alone counts as paid (allocations of epochs in which the device was verified or
+standard: it cannot see shares held under ``standard = "hold"``), and for each network above
 0.1% which attack populations took it; and per held-out variant
 the recall of its population. Targets (issue 8): precision >= 0.99, recall >= 0.97, every
 honest population <= 0.5% flagged, no honest device rejected, sybil pair F1 >= 0.95, fraud
@@ -43,7 +45,13 @@ RING_HELD_OUT = [v for v in RING_VARIANTS if v != "classic"]
 def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, keep: Path | None, use_plan: bool = True) -> dict:
     """Simulate, run the closed loop and measure one randomized network."""
     from pipelines.db import connect
-    from pipelines.evaluate import ALLOCATED_PER_DEVICE_SQL, PAID_PER_DEVICE_SQL, flagged_devices, sybil_pairwise
+    from pipelines.evaluate import (
+        ALLOCATED_PER_DEVICE_SQL,
+        PAID_BY_TIER_PER_DEVICE_SQL,
+        PAID_PER_DEVICE_SQL,
+        flagged_devices,
+        sybil_pairwise,
+    )
     from pipelines.simulate import NetworkSimulator, truth_accounts, truth_devices
     from pipelines.simulate.loop import closed_loop
     from pipelines.simulate.randomize_devices import draw_gpu_attack_params, draw_honest_params
@@ -73,6 +81,7 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
             f"SELECT cluster_id, account_id FROM sybil_clusters WHERE epoch = '{epoch}'").to_arrow_table())  # fmt: skip
         paid = pl.from_arrow(con.sql(PAID_PER_DEVICE_SQL).to_arrow_table())
         allocated = pl.from_arrow(con.sql(ALLOCATED_PER_DEVICE_SQL).to_arrow_table())
+        by_tier = pl.from_arrow(con.sql(PAID_BY_TIER_PER_DEVICE_SQL).to_arrow_table())
     df = truth.join(flagged, on="device_id", how="left").with_columns(
         pl.col("flagged").fill_null(False),
         pl.col("rejected").fill_null(False),
@@ -101,6 +110,7 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
         "sybil_pair_f1": f1,
         "fraud_reward_share": _fraud_share(paid, df),
         "fraud_allocated_share": _fraud_share(allocated, df),
+        "fraud_share_by_tier": _fraud_share(by_tier, df, int(allocated["amount"].sum() or 0)),
         "fraud_paid_by_population": _fraud_share_by_population(paid, df),
         "populations": per_pop.to_dicts(),
         "params": {k: v for k, v in params.items() if k != "mix"},
@@ -117,9 +127,11 @@ def _fraud_amounts(amounts: pl.DataFrame, devices: pl.DataFrame) -> tuple[pl.Dat
     return joined.filter(pl.col("fraud").fill_null(False)), int(joined["amount"].sum() or 0)
 
 
-def _fraud_share(amounts: pl.DataFrame, devices: pl.DataFrame) -> float:
-    """The part of ``amounts`` that went to devices marked ``fraud``."""
-    fraud, total = _fraud_amounts(amounts, devices)
+def _fraud_share(amounts: pl.DataFrame, devices: pl.DataFrame, total: int | None = None) -> float:
+    """The part of ``amounts`` that went to devices marked ``fraud``, of their own total or of
+    ``total`` (the pools, for a reading that leaves some allocations out)."""
+    fraud, own_total = _fraud_amounts(amounts, devices)
+    total = own_total if total is None else total
     return int(fraud["amount"].sum() or 0) / total if total else 0.0
 
 
@@ -163,6 +175,7 @@ def summarize(results: list[dict]) -> None:
         pl.col("sybil_pair_f1").min().alias("sybil_pair_f1"),
         pl.col("fraud_reward_share").max().alias("fraud_reward_share"),
         pl.col("fraud_allocated_share").max().alias("fraud_allocated_share"),
+        pl.col("fraud_share_by_tier").max().alias("fraud_share_by_tier"),
     )
     honest_worst = by_pop.filter(pl.col("honest"))["worst_flagged_share"].max()
     with pl.Config(tbl_rows=80, tbl_cols=20, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
@@ -214,7 +227,8 @@ def main() -> None:
             print(f"network {r['network']:2d} (held out {r['held_out']}): precision {r['precision']:.4f} "
                   f"recall {r['recall']:.4f} honest rejected {r['honest_rejected']} sybil F1 {r['sybil_pair_f1']:.3f} "
                   f"fraud reward share {r['fraud_reward_share']:.4%} (allocated, held included: "
-                  f"{r['fraud_allocated_share']:.4%}) [{r['seconds']:.0f}s]", flush=True)  # fmt: skip
+                  f"{r['fraud_allocated_share']:.4%}; by tier alone: {r['fraud_share_by_tier']:.4%}) "
+                  f"[{r['seconds']:.0f}s]", flush=True)  # fmt: skip
             results.append(r)
     print(f"{len(indices)} networks of {a.devices} devices x {a.hours} hours in {time.perf_counter() - started:.0f} s")
     summarize(results)

@@ -25,6 +25,17 @@ ALLOCATED_PER_DEVICE_SQL = (
 )
 """Per device, every allocation whatever its status: held shares (probation) count as if paid."""
 
+PAID_BY_TIER_PER_DEVICE_SQL = """
+SELECT a.device_id, CAST(sum(a.amount_base_units) AS BIGINT) AS amount
+FROM reward_allocations a JOIN device_tiers t USING (epoch, device_id)
+WHERE t.tier IN ('verified', 'standard')
+GROUP BY a.device_id
+"""
+"""Per device, the allocations a reader of the data contract alone counts as paid: those of epochs
+in which the device was verified or standard (the contract holds probation's rewards and pays
+rejected devices nothing). It does not see ``components.status``, so shares held under
+``standard = "hold"`` count as paid, and later releases are not added."""
+
 
 def flagged_devices(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Per device: every fraud type it was ever flagged for, and whether it was ever flagged."""
