@@ -51,9 +51,31 @@ def alias_table(path: str | Path = CATALOGUE_CSV) -> pl.DataFrame:
     )
 
 
+NAME_KEY_MACRO = r"""
+CREATE OR REPLACE TEMP MACRO gpu_name_key(name) AS
+    trim(regexp_replace(regexp_replace(regexp_replace(lower(name), '[^a-z0-9]+', ' ', 'g'),
+                                       '\b(nvidia|geforce|tesla)\b', '', 'g'), ' +', ' ', 'g'))
+"""
+"""A reported model name as the catalogue matches it: lower case, punctuation and runs of spaces
+as one space, the words NVIDIA, GeForce and Tesla left out. Drivers and backends spell one card
+several ways (``NVIDIA GeForce RTX 4090``, ``GeForce RTX 4090``, ``NVIDIA A100-SXM4-80GB``,
+``A100 SXM4 80GB``); an unmatched name has no spec, so its device cannot be priced and its
+timing is held only to the fleet's ceiling. Distinct cards keep distinct keys (``RTX 4090 D``,
+``RTX A6000`` and ``RTX 6000 Ada Generation`` stay apart; ``register`` refuses a catalogue in
+which two models share a key)."""
+
+
 def register(con: duckdb.DuckDBPyConnection, path: str | Path = CATALOGUE_CSV) -> None:
-    """Expose the catalogue to SQL as ``gpu_catalogue`` and ``gpu_alias`` (temporary views)."""
+    """Expose the catalogue to SQL as ``gpu_catalogue`` and ``gpu_alias`` (temporary views: every
+    alias with its ``name_key``) and the macro ``gpu_name_key`` (``NAME_KEY_MACRO``)."""
     con.register("gpu_catalogue_df", load_catalogue(path).to_arrow())
     con.register("gpu_alias_df", alias_table(path).to_arrow())
+    con.execute(NAME_KEY_MACRO)
     con.execute("CREATE OR REPLACE TEMP VIEW gpu_catalogue AS SELECT * FROM gpu_catalogue_df")
-    con.execute("CREATE OR REPLACE TEMP VIEW gpu_alias AS SELECT * FROM gpu_alias_df")
+    con.execute("CREATE OR REPLACE TEMP VIEW gpu_alias AS SELECT *, gpu_name_key(alias) AS name_key FROM gpu_alias_df")
+    clashes = con.execute(
+        "SELECT name_key, list(DISTINCT model_key ORDER BY model_key) FROM gpu_alias GROUP BY name_key "
+        "HAVING count(DISTINCT model_key) > 1 ORDER BY name_key"
+    ).fetchall()
+    if clashes:
+        raise ValueError(f"GPU catalogue {path}: aliases of different models match the same names: {clashes}")

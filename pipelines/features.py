@@ -138,7 +138,14 @@ pw AS (
     WHERE p._hour = $epoch GROUP BY p.device_id
 ),
 seen AS (SELECT device_id FROM hw UNION SELECT device_id FROM up UNION SELECT device_id FROM pw),
-prev AS (SELECT * FROM device_features WHERE epoch = $prev)
+prev AS (SELECT * FROM device_features WHERE epoch = $prev),
+named AS MATERIALIZED (  -- each model name reported, matched to the catalogue by its name key (catalogue.NAME_KEY_MACRO):
+    -- the key is computed for the few distinct names, not per device
+    SELECT d.gpu_model, any_value(a.model_key) AS model_key
+    FROM (SELECT gpu_model FROM hw UNION SELECT gpu_model FROM prev) d
+    JOIN gpu_alias a ON a.name_key = gpu_name_key(d.gpu_model)
+    GROUP BY d.gpu_model
+)
 SELECT $epoch, s.device_id,
        coalesce(hw.account_id, prev.account_id),
        coalesce(hw.host_fingerprint, prev.host_fingerprint),
@@ -170,7 +177,7 @@ LEFT JOIN hw USING (device_id)
 LEFT JOIN up USING (device_id)
 LEFT JOIN pw USING (device_id)
 LEFT JOIN prev USING (device_id)
-LEFT JOIN gpu_alias a ON a.alias = coalesce(hw.gpu_model, prev.gpu_model)
+LEFT JOIN named a ON a.gpu_model = coalesce(hw.gpu_model, prev.gpu_model)
 LEFT JOIN gpu_catalogue cat ON cat.model_key = a.model_key
 ORDER BY s.device_id
 """

@@ -68,3 +68,51 @@ def test_a_challenge_counts_as_reachable_only_with_a_live_signal_within_reach_on
     build_features(con, EPOCH)
     reachable = dict(con.execute("SELECT device_id, pow_reachable FROM device_features WHERE epoch = ?", [EPOCH]).fetchall())
     assert reachable == {device: expected for device, (_, _, expected) in cases.items()}
+
+
+def test_a_model_name_is_matched_to_the_catalogue_whatever_its_case_spacing_or_vendor_words(con) -> None:
+    """Backends and drivers spell one card several ways; each spelling finds the card's spec (an
+    unmatched name could be neither priced nor held to its card's speed), and a different card
+    (``RTX 4090 D``) or an unknown name stays unmatched. A device not reporting this hour keeps
+    the match of its last report."""
+    names = {
+        "canonical": ("NVIDIA GeForce RTX 4090", "rtx_4090"),
+        "no-vendor": ("GeForce RTX 4090", "rtx_4090"),
+        "upper-spaced": ("  NVIDIA  GEFORCE RTX 4090 ", "rtx_4090"),
+        "dashes": ("nvidia-a100-sxm4-80gb", "a100_80gb_sxm"),
+        "tesla-dropped": ("T4", "t4"),
+        "apple-upper": ("APPLE M2 PRO", "apple_m2_pro"),
+        "other-card": ("NVIDIA GeForce RTX 4090 D", None),
+        "unknown": ("Radeon RX 7900 XTX", None),
+    }
+    for i, (device, (name, _)) in enumerate(names.items()):
+        con.execute(
+            "INSERT INTO hardware (ts, device_id, account_id, gpu_model, vram_total_mb, _hour, _file, _row) "
+            "VALUES (?, ?, 'acc', ?, 24564, ?, 'hardware.csv', ?)",
+            [ISSUED, device, name, EPOCH, i],
+        )
+    build_features(con, EPOCH)
+    for i, device in enumerate(names):  # the next hour only heartbeats: each device keeps its last report's match
+        con.execute(
+            "INSERT INTO uptime (ts, device_id, source, ok, _hour, _file, _row) "
+            "VALUES (?, ?, 'heartbeat', true, '2024-08-14T01', 'uptime.csv', ?)",
+            [ISSUED + timedelta(hours=1), device, i],
+        )
+    build_features(con, "2024-08-14T01")
+    for epoch in (EPOCH, "2024-08-14T01"):
+        got = dict(con.execute("SELECT device_id, catalogue_model FROM device_features WHERE epoch = ?", [epoch]).fetchall())
+        assert got == {device: model for device, (_, model) in names.items()}, epoch
+
+
+def test_a_catalogue_whose_models_share_a_name_key_is_refused(tmp_path) -> None:
+    """Two models whose names differ only in case or vendor words could not be told apart: the
+    catalogue is refused with both named, not matched to whichever comes first."""
+    from pipelines import catalogue
+
+    source = catalogue.CATALOGUE_CSV.read_text().splitlines()
+    clash = next(line for line in source if line.startswith("rtx_4090,")).replace("rtx_4090,", "rtx_4090_copy,", 1)
+    clash = clash.replace("NVIDIA GeForce RTX 4090", "GEFORCE RTX 4090", 1)
+    path = tmp_path / "catalogue.csv"
+    path.write_text("\n".join([*source, clash]) + "\n")
+    with pytest.raises(ValueError, match="rtx_4090.*rtx_4090_copy"):
+        catalogue.register(duckdb.connect(), path)
