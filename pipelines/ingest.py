@@ -35,6 +35,7 @@ from pipelines.contract import (
     REQUIRED_FEEDS,
     TEXT_FORMS,
     TIME_TOLERANCE_S,
+    Column,
     Feed,
     parse_hour,
     split_name,
@@ -307,8 +308,21 @@ def _typed(type_: str, raw: str) -> str:
     return f"CASE WHEN regexp_full_match({raw}, {_sql_str(pattern[0])}){finite} THEN {cast} END"
 
 
+def _canonical(allowed: tuple[str, ...], typed: str) -> str:
+    """SQL for an enumeration's value in the contract's own spelling when it differs only in case
+    or surrounding whitespace (``Linux``, `` VGPU ``); anything else is left for the allowed-values
+    check to quarantine."""
+    exact = ", ".join(_sql_str(a) for a in allowed)
+    cases = " ".join(f"WHEN {_sql_str(a.lower())} THEN {_sql_str(a)}" for a in allowed)
+    return f"CASE WHEN {typed} IN ({exact}) THEN {typed} ELSE CASE lower(trim({typed})) {cases} ELSE {typed} END END"
+
+
 def _casts(feed: Feed, raw_table: str) -> str:
-    casts = ", ".join(f'{_typed(c.type, _quoted(c.name))} AS "{c.name}", "{c.name}" AS "raw_{c.name}"' for c in feed.columns)
+    def typed(c: Column) -> str:
+        value = _typed(c.type, _quoted(c.name))
+        return _canonical(c.allowed, value) if c.allowed else value
+
+    casts = ", ".join(f'{typed(c)} AS "{c.name}", "{c.name}" AS "raw_{c.name}"' for c in feed.columns)
     return f"(SELECT _file, _file_order, _row, {casts} FROM {raw_table})"
 
 

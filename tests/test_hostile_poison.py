@@ -344,3 +344,25 @@ def test_text_longer_than_the_limit_is_quarantined(con, tmp_path: Path) -> None:
     assert ingest_hour(con, folder).status == "ingested"
     assert count(con, "hardware") == len(DEVICES)
     assert "longer than" in quarantined(con, "hardware")[0][3]
+
+
+def test_enumeration_in_another_case_lands_in_the_contracts_spelling_and_an_unknown_value_is_quarantined(
+    con, tmp_path: Path
+) -> None:
+    """``Linux``, ``MACOS``, `` vgpu `` are the contract's values written another way: a backend
+    that capitalizes them would otherwise lose every hardware report. They land as ``linux``,
+    ``macos``, ``VGPU`` (so the exact vGPU rule still sees them); a value that is no spelling of an
+    allowed one (``darwin``) is still quarantined with its reason."""
+    rows = [
+        hardware_row("dev-a", os="Linux"),
+        hardware_row("dev-b", os="MACOS", virtualization_mode=" vgpu "),
+        hardware_row("dev-c", os="darwin"),
+    ]
+    folder = make_hour(tmp_path / "drops", extra={"hardware.jsonl": (jsonl(rows), 3)})
+    assert ingest_hour(con, folder).status == "ingested"
+    got = con.execute(
+        "SELECT device_id, os, virtualization_mode FROM hardware WHERE _file = 'hardware.jsonl' ORDER BY device_id"
+    ).fetchall()
+    assert got == [("dev-a", "linux", "NONE"), ("dev-b", "macos", "VGPU")]
+    [q] = quarantined(con, "hardware")
+    assert "os: darwin is not one of linux/windows/macos" in q[3]
