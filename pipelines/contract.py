@@ -47,8 +47,10 @@ TEXT_FORMS: dict[str, tuple[str, str]] = {
         r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}(:?\d{2})?)?",
         "an ISO 8601 timestamp (offsets are converted to UTC)",
     ),
-    "BIGINT": (r"-?\d{1,19}", "a whole number in plain digits"),
-    "INTEGER": (r"-?\d{1,10}", "a whole number in plain digits"),
+    # a zero fraction is the same whole number: pandas writes a nullable integer column (power_limit_w,
+    # null on Apple) as float, 450.0, in CSV, JSON and Parquet alike; any other fraction is refused
+    "BIGINT": (r"-?\d{1,19}(\.0+)?", "a whole number in plain digits (450.0 accepted)"),
+    "INTEGER": (r"-?\d{1,10}(\.0+)?", "a whole number in plain digits (450.0 accepted)"),
     "UBIGINT": (r"\d{1,20}", "an unsigned 64-bit whole number in plain digits"),
     "DOUBLE": (r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,3})?", "a finite number"),
     "BOOLEAN": (r"(?i)(true|false)", "true or false"),
@@ -58,7 +60,8 @@ TEXT_FORMS: dict[str, tuple[str, str]] = {
     ),
 }
 """Per DuckDB type: (RE2 pattern the raw text must match in full, what the reason says).
-Strict on purpose: no float, hex, underscore or exponent forms for integers and money."""
+Strict on purpose: no hex, underscore or exponent forms and no non-zero fraction for integers and
+money; the 64-bit seed takes plain digits only (a float seed has already lost its low bits)."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ lands; a damaged file costs at most itself (or rejects the hour with a reason na
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -84,14 +85,18 @@ def _not_money() -> st.SearchStrategy[str]:
 
 
 def _not_in(allowed: tuple[str, ...]) -> st.SearchStrategy[str]:
-    return _text.filter(lambda s: s not in allowed)
+    """Text that is no spelling of an allowed value (case and surrounding spaces are forgiven)."""
+    return _text.filter(lambda s: s.strip().lower() not in {a.lower() for a in allowed})
 
 
 # feed -> column -> strategy of values that must be refused
 BREAKERS: dict[str, dict[str, st.SearchStrategy]] = {
     "pow": {
         "seed": _not_unsigned(),
-        "n": st.one_of(st.sampled_from(["0", "-4", "262145", "4096.0", "4e3", "0x1000"]), _text.filter(lambda s: not s.isdigit())),
+        "n": st.one_of(
+            st.sampled_from(["0", "-4", "262145", "4096.5", "4e3", "0x1000"]),
+            _text.filter(lambda s: not re.fullmatch(r"-?[0-9]+(\.0+)?", s)),  # 4096.0 is 4096 (a float column's form)
+        ),
         "issued_at": _outside_hour(),
         "kind": _not_in(FEEDS["pow"].columns[3].allowed),
         "status": _not_in(FEEDS["pow"].columns[6].allowed),

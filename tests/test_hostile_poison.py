@@ -366,3 +366,19 @@ def test_enumeration_in_another_case_lands_in_the_contracts_spelling_and_an_unkn
     assert got == [("dev-a", "linux", "NONE"), ("dev-b", "macos", "VGPU")]
     [q] = quarantined(con, "hardware")
     assert "os: darwin is not one of linux/windows/macos" in q[3]
+
+
+def test_a_whole_number_written_as_a_float_lands_and_a_fraction_is_quarantined(con, tmp_path: Path) -> None:
+    """pandas writes a nullable integer column (power_limit_w is null on Apple) as floats:
+    ``450.0`` is the whole number 450 and lands as such, in any integer column but the 64-bit
+    seed (a float seed has lost its low bits); ``450.5`` is no whole number and is quarantined."""
+    rows = [
+        hardware_row("dev-a", power_limit_w="450.0", gpu_index="0.0", vram_total_mb="24576.00"),
+        hardware_row("dev-b", power_limit_w="450.5"),
+    ]
+    folder = make_hour(tmp_path / "drops", extra={"hardware.csv": (csv_bytes(rows), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    got = con.execute("SELECT device_id, power_limit_w, gpu_index, vram_total_mb FROM hardware WHERE _file = 'hardware.csv'").fetchall()
+    assert got == [("dev-a", 450, 0, 24576)]
+    [q] = quarantined(con, "hardware")
+    assert q[3].startswith("power_limit_w: cannot read 450.5")
