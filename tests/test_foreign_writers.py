@@ -1,0 +1,91 @@
+"""A network written to the same contract by another backend gives the same verdicts and the same
+prices. The backend here is pandas: its own CSV, JSON and Parquet writers in every format
+the contract allows, nullable integer columns as floats (``450.0``), timestamps as naive UTC
+(``2024-08-14 07:00:01.468``), enumerations capitalized (``Linux``) and model names spelled as
+older drivers and other tools do (``GEFORCE RTX 4090``). Each of these once cost every hardware
+report, or every device's price, of such a network."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipelines.cli import main
+
+FEEDS = ("hardware", "pow", "uptime", "accounts", "stake_events", "jobs", "external_listings")
+FORMATS = ("csv", "jsonl", "parquet", "csv.gz", "jsonl.gz")
+
+
+def _as_pandas_would(df: pd.DataFrame) -> pd.DataFrame:
+    """numpy dtypes, as a pandas backend has them: an integer column with a null is float64."""
+    for column in df.columns:
+        if df[column].dtype.kind in "iu" or str(df[column].dtype).startswith(("Int", "UInt")):
+            if df[column].isna().any():
+                df[column] = df[column].astype("float64")
+    if "os" in df.columns:
+        df["os"] = df["os"].str.capitalize()
+    if "gpu_model" in df.columns:
+        df["gpu_model"] = df["gpu_model"].str.replace("NVIDIA GeForce ", "GEFORCE ", regex=False)
+    return df
+
+
+def _rewrite(db: Path, drops: Path, out: Path) -> None:
+    """Every hour of ``drops`` again from the rows ``db`` ingested, written by pandas, formats rotated."""
+    con = duckdb.connect(str(db), read_only=True)
+    turn = 0
+    for hour in sorted(p for p in drops.iterdir() if p.name[:2] == "20"):
+        folder = out / hour.name
+        folder.mkdir(parents=True)
+        files = {}
+        for feed in FEEDS:
+            if not list(hour.glob(f"{feed}.*")):
+                continue
+            columns = [r[0] for r in con.execute(f"DESCRIBE {feed}").fetchall() if not r[0].startswith("_")]
+            df = _as_pandas_would(
+                con.execute(f"SELECT {', '.join(columns)} FROM {feed} WHERE _hour = ? ORDER BY _file, _row", [hour.name]).df()
+            )
+            fmt = FORMATS[turn % len(FORMATS)]
+            turn += 1
+            if fmt.startswith("csv"):
+                raw = df.to_csv(index=False).encode()
+            elif fmt.startswith("jsonl"):
+                raw = df.to_json(orient="records", lines=True, date_format="iso", date_unit="ms").encode()
+            else:
+                buffer = io.BytesIO()
+                df.to_parquet(buffer, index=False)
+                raw = buffer.getvalue()
+            raw = gzip.compress(raw, mtime=0) if fmt.endswith(".gz") else raw
+            (folder / f"{feed}.{fmt}").write_bytes(raw)
+            files[f"{feed}.{fmt}"] = {"rows": len(df), "sha256": hashlib.sha256(raw).hexdigest()}
+        (folder / "_manifest.json").write_text(json.dumps({"hour": hour.name, "files": files}))
+    con.close()
+
+
+def test_a_network_written_by_a_pandas_backend_gives_the_same_verdicts_and_prices(small_drops: Path, tmp_path: Path) -> None:
+    ours, theirs = tmp_path / "ours.duckdb", tmp_path / "theirs.duckdb"
+    assert main(["run", "--drops", str(small_drops), "--db", str(ours), "--out", str(tmp_path / "out-ours")]) == 0
+    _rewrite(ours, small_drops, tmp_path / "theirs")
+    written = pd.read_csv(tmp_path / "theirs" / "2024-08-14T00" / "hardware.csv", dtype=str)
+    assert written["power_limit_w"].str.endswith(".0").any() and written["os"].str.istitle().all()  # their forms are there
+    assert main(["run", "--drops", str(tmp_path / "theirs"), "--db", str(theirs), "--out", str(tmp_path / "out-theirs")]) == 0
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{ours}' AS ours (READ_ONLY)")
+    con.execute(f"ATTACH '{theirs}' AS theirs (READ_ONLY)")
+    assert con.execute("SELECT count(*) FROM theirs.quarantine").fetchall() == [(0,)]
+    for sql in (
+        "SELECT epoch, device_id, tier, fraud_types FROM {}.device_tiers",
+        # four hours: no device has the five hours of uptime to be paid yet, so the prices are compared
+        "SELECT epoch, device_id, measured_class, multiplier_bp4, status, reason, weight FROM {}.reward_eligibility",
+        "SELECT epoch, cluster_id, account_id FROM {}.sybil_clusters",
+    ):
+        rows = con.execute(sql.format("ours")).fetchall()
+        assert rows, sql
+        for a, b in (("ours", "theirs"), ("theirs", "ours")):
+            differ = con.execute(f"SELECT count(*) FROM ({sql.format(a)} EXCEPT ALL {sql.format(b)})").fetchall()[0][0]
+            assert differ == 0, (sql, a, b)
