@@ -13,7 +13,9 @@ fail, one timed-out challenge makes such an hour by chance: on 60 random network
 86 honest devices had one such hour in 48, and two had two (10 and 25 hours apart), none three.
 Chance hours are independent, so each hour asked for divides the false alarms by the chance
 rate times the window; ``suspect_hours`` is 3. Waiting costs nothing: a device that fails
-most pings earns no uptime, so it is not paid while it waits.
+most pings earns no uptime, so it is not paid while it waits. ``min_heartbeats`` and
+``min_pings`` are counts at the reference cadence (heartbeats every 10 minutes, 4 pings an hour)
+and scale with each hour's measured cadence (``pipelines.cadence``).
 """
 
 from __future__ import annotations
@@ -48,14 +50,16 @@ class SpoofedUptime(Detector):
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
             """
-            WITH hours AS (
-                SELECT device_id, epoch, account_id, heartbeat_ok, ping_ok, ping_total, pow_timeout, pow_ok,
-                       heartbeat_ok >= $min_hb AND ping_total >= $min_pings
-                       AND ping_ok <= $ping_share * ping_total
-                       AND pow_timeout > 0 AND pow_ok = 0 AS suspicious
-                FROM device_features
-                WHERE epoch > hours_back($epoch, $window)
-                  AND epoch <= $epoch
+            WITH hours AS (  -- min_heartbeats and min_pings are counts at the reference cadence
+                -- (heartbeats every 10 minutes, 4 pings an hour), scaled to the hour's own (pipelines.cadence)
+                SELECT f.device_id, f.epoch, f.account_id, f.heartbeat_ok, f.ping_ok, f.ping_total, f.pow_timeout, f.pow_ok,
+                       f.heartbeat_ok >= greatest(1, ceil($min_hb * 10.0 / coalesce(c.heartbeat_minutes, 10)))
+                       AND f.ping_total >= greatest(1, ceil($min_pings * coalesce(c.pings_per_hour, 4) / 4.0))
+                       AND f.ping_ok <= $ping_share * f.ping_total
+                       AND f.pow_timeout > 0 AND f.pow_ok = 0 AS suspicious
+                FROM device_features f LEFT JOIN uptime_cadence c ON c.epoch = f.epoch
+                WHERE f.epoch > hours_back($epoch, $window)
+                  AND f.epoch <= $epoch
             ),
             per_device AS (
                 SELECT device_id, count(*) FILTER (suspicious) AS bad_hours,

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines import catalogue
+from pipelines.cadence import Cadence, measure_cadence
 from pipelines.db import scalar
 from pipelines.epoch import previous as previous_epoch
 from pipelines.pow_math import sample_entries
@@ -257,15 +258,15 @@ FROM g WHERE ts >= epoch_start($epoch)
   AND ts - before BETWEEN to_minutes($min_gap) AND to_minutes($max_gap)
 ORDER BY device_id, before
 """
-REACH_MINUTES = 12
-"""Heartbeats come every 10 minutes (pings every 15): a device alive within 12 minutes on both
-sides of a challenge was reachable when it was issued; a timeout then is its own doing."""
-RESTART_GAP_MINUTES = (14, 40)
-"""Heartbeats come every 10 minutes: a silence of 14-40 minutes is a restart, not an outage."""
+REACH_MINUTES = Cadence().reach_minutes
+"""At the reference cadence (heartbeats every 10 minutes) a device alive within 12 minutes on both
+sides of a challenge was reachable when it was issued; a timeout then is its own doing. The
+epoch's own cadence sets the value used (``pipelines.cadence``)."""
 
 
 def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
-    """Recompute the epoch's ``device_features``, ``restart_gaps`` (short heartbeat silences),
+    """Recompute the epoch's ``uptime_cadence`` (how often heartbeats and pings come: the
+    thresholds below scale with it), ``device_features``, ``restart_gaps`` (short heartbeat silences),
     ``challenge_context`` (each challenge with
     its device's network identity and how many siblings shared its batch), ``device_measures``
     (each device's throughput and bandwidth over the last day) and ``model_peers``
@@ -275,12 +276,13 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
     catalogue.register(con)
     for table in ("device_features", "challenge_context", "model_peers", "restart_gaps"):
         con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
-    con.execute(FEATURES_SQL, {"epoch": epoch, "prev": previous_epoch(epoch), "reach_minutes": REACH_MINUTES})
+    cadence = measure_cadence(con, epoch)
+    con.execute(FEATURES_SQL, {"epoch": epoch, "prev": previous_epoch(epoch), "reach_minutes": cadence.reach_minutes})
     check_one_row_per_device(con, epoch)
     con.execute(CONTEXT_SQL, {"epoch": epoch})
     build_measures(con, epoch)
     con.execute(PEERS_SQL, {"epoch": epoch, "window": PEER_WINDOW_HOURS})
-    lo, hi = RESTART_GAP_MINUTES
+    lo, hi = cadence.restart_minutes
     con.execute(GAPS_SQL, {"epoch": epoch, "prev": previous_epoch(epoch), "min_gap": lo, "max_gap": hi})
     return int(scalar(con, "SELECT count(*) FROM device_features WHERE epoch = ?", [epoch]))
 

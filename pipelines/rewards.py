@@ -101,11 +101,14 @@ classed AS (  -- the claimed model if the throughput backs it, else the stronges
     SELECT x.device_id, CASE WHEN x.tflops >= x.class_floor THEN x.catalogue_model ELSE s.model END AS measured_class
     FROM x LEFT JOIN supported s USING (device_id)
 ),
-uptime AS (
-    SELECT device_id, count(*) FILTER (ping_total > 0 AND 2 * ping_ok >= ping_total AND heartbeat_ok >= 3) AS up_hours
-    FROM device_features
-    WHERE epoch > hours_back($epoch, $min_up) AND epoch <= $epoch
-    GROUP BY device_id
+uptime AS (  -- up: pings mostly answered and half the heartbeats the hour's cadence brings (3 of 6 at
+    -- 10-minute heartbeats; an epoch stored before the cadence was measured: 3)
+    SELECT f.device_id,
+           count(*) FILTER (f.ping_total > 0 AND 2 * f.ping_ok >= f.ping_total
+                            AND f.heartbeat_ok >= coalesce(c.up_heartbeats, 3)) AS up_hours
+    FROM device_features f LEFT JOIN uptime_cadence c ON c.epoch = f.epoch
+    WHERE f.epoch > hours_back($epoch, $min_up) AND f.epoch <= $epoch
+    GROUP BY f.device_id
 ),
 bandwidth AS (SELECT device_id, down_mbps AS down FROM x WHERE down_mbps IS NOT NULL),
 conn AS (  -- the highest connectivity tier the bandwidth reaches (an as-of join: one sorted pass)

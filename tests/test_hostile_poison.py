@@ -378,7 +378,9 @@ def test_a_whole_number_written_as_a_float_lands_and_a_fraction_is_quarantined(c
     ]
     folder = make_hour(tmp_path / "drops", extra={"hardware.csv": (csv_bytes(rows), 2)})
     assert ingest_hour(con, folder).status == "ingested"
-    got = con.execute("SELECT device_id, power_limit_w, gpu_index, vram_total_mb FROM hardware WHERE _file = 'hardware.csv'").fetchall()
+    got = con.execute(
+        "SELECT device_id, power_limit_w, gpu_index, vram_total_mb FROM hardware WHERE _file = 'hardware.csv'"
+    ).fetchall()
     assert got == [("dev-a", 450, 0, 24576)]
     [q] = quarantined(con, "hardware")
     assert q[3].startswith("power_limit_w: cannot read 450.5")

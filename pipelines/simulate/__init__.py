@@ -54,7 +54,7 @@ class NetworkSimulator:
         self.scenario = scenario or Scenario()
         self.network = build_network(self.scenario, devices, seed, hours)
         write_truth(self.out, self.network, self.scenario, seed, hours)
-        self._arrays = prepare(self.network, seed)
+        self._arrays = prepare(self.network, seed, self.scenario.heartbeat_minutes)
 
     def write_hour(self, hour_index: int, plan: dict[str, str] | None = None) -> Path:
         name = hour_name(self.scenario, hour_index)

@@ -22,8 +22,6 @@ from pipelines.pow_math import sample_entries
 from pipelines.simulate.population import Network
 from pipelines.simulate.scenario import Scenario
 
-PING_MINUTES = np.array([7, 22, 37, 52])
-HEARTBEAT_EVERY_MIN = 10
 RESTART_MINUTES = 10
 OTHER_NETWORKS = ("akash", "render", "vast")
 
@@ -62,7 +60,7 @@ class DeviceArrays:
     hardware: pl.DataFrame
 
 
-def prepare(net: Network, seed: int) -> DeviceArrays:
+def prepare(net: Network, seed: int, heartbeat_minutes: int = 10) -> DeviceArrays:
     cat = load_catalogue().select("model_key", "name", "fp16_tensor_tflops", "vram_mb")
     d = net.devices
     spec = dict(zip(cat["model_key"], cat["fp16_tensor_tflops"]))
@@ -126,7 +124,7 @@ def prepare(net: Network, seed: int) -> DeviceArrays:
         cheat_timing=cheat == "timing",
         fake=d["fake"].to_numpy(),
         operator_code=op_code,
-        hb_phase=rng.integers(0, HEARTBEAT_EVERY_MIN, n),
+        hb_phase=rng.integers(0, heartbeat_minutes, n),
         off_start=d["off_start"].to_numpy(),
         off_len=d["off_len"].to_numpy(),
         ip_code=np.where(op_code >= 0, -1, np.unique(d["ip"].to_numpy(), return_inverse=True)[1]),
@@ -184,7 +182,7 @@ def simulate_hour(
     down_from = _down_minutes(dev, seed, hour_index, start)
     claims_online = present & (online | dev.spoof_uptime)
 
-    uptime = _uptime(dev, rng, base, online, claims_online, present, down_from)
+    uptime = _uptime(dev, rng, base, online, claims_online, present, down_from, scenario)
     hardware = _hardware(dev, rng, base, claims_online)
     challenged = present if scenario.challenge_offline else claims_online
     pow_ = _pow(dev, scenario, rng, base, online, challenged, down_from, plan, hour_speed)
@@ -213,17 +211,19 @@ def _in_window(code: np.ndarray, seed: int, stream: int, hour_index: int, rate: 
     return np.where(code >= 0, inside[np.maximum(code, 0)], False)
 
 
-def _uptime(dev, rng, base, online, claims_online, present, down_from) -> pl.DataFrame:
+def _uptime(dev, rng, base, online, claims_online, present, down_from, scenario: Scenario) -> pl.DataFrame:
     idx = np.flatnonzero(present)
-    # backend pings every registered device four times an hour
-    p_dev = np.repeat(idx, PING_MINUTES.size)
-    p_min = np.tile(PING_MINUTES, idx.size)
+    # backend pings every registered device at the scenario's minutes (four times an hour by default)
+    ping_minutes = np.array(scenario.ping_minutes)
+    every = scenario.heartbeat_minutes
+    p_dev = np.repeat(idx, ping_minutes.size)
+    p_min = np.tile(ping_minutes, idx.size)
     p_up = _is_up(online[p_dev], down_from[p_dev], p_min)
     p_ok = p_up & (rng.random(p_dev.size) >= dev.ping_loss[p_dev])
     p_sec = p_min * 60 + rng.integers(0, 60, p_dev.size)
     # heartbeats: sent while the worker runs (or while a spoofing script pretends it does)
-    h_dev = np.repeat(idx, 60 // HEARTBEAT_EVERY_MIN)
-    h_min = dev.hb_phase[h_dev] + np.tile(np.arange(0, 60, HEARTBEAT_EVERY_MIN), idx.size)
+    h_dev = np.repeat(idx, len(range(0, 60, every)))
+    h_min = dev.hb_phase[h_dev] + np.tile(np.arange(0, 60, every), idx.size)
     h_sent = _is_up(online[h_dev], down_from[h_dev], h_min) | dev.spoof_uptime[h_dev]
     h_dev, h_min = h_dev[h_sent], h_min[h_sent]
     h_sec = h_min * 60 + rng.integers(0, 60, h_dev.size)

@@ -139,6 +139,11 @@ class Scenario:
     """Chance per device-hour that an honest home device is off for the whole hour."""
     maintenance_rate: float = 0.02
     """Chance per operator-hour of a datacenter-wide maintenance hour."""
+    heartbeat_minutes: int = 10
+    """How often a running worker sends a heartbeat. The contract does not fix the cadence; the
+    pipeline measures it every hour (``pipelines.cadence``)."""
+    ping_minutes: tuple[int, ...] = (7, 22, 37, 52)
+    """Minutes of the hour at which the backend pings every registered device."""
     ping_loss: float = 0.01
     nat_ping_loss: float = 0.12
     pow_timeout_rate: float = 0.005

@@ -1,18 +1,22 @@
-"""Stage ``features``: one row per device and epoch every detector reads, plus the challenge,
-restart and model-peer context and the day's measures the reward stage prices
+"""Stage ``features``: one row per device and epoch every detector reads, plus the hour's
+heartbeat and ping cadence, the challenge, restart and model-peer context and the day's measures
+the reward stage prices
 (``pipelines.features.build_features``, one SQL statement each)."""
 
 from __future__ import annotations
 
 import duckdb
 
+from pipelines.cadence import DDL as CADENCE_DDL
 from pipelines.features import build_features
 from pipelines.stages.context import StageContext
 
 NAME = "features"
-WRITES = ("device_features", "challenge_context", "device_measures", "restart_gaps", "model_peers")
+WRITES = ("uptime_cadence", "device_features", "challenge_context", "device_measures", "restart_gaps", "model_peers")
 READS = ("hardware", "uptime", "pow", "pow_checks", "device_features", "challenge_context", "device_tiers")
-DDL = """
+DDL = (
+    CADENCE_DDL
+    + """
 CREATE TABLE IF NOT EXISTS device_features (
     epoch VARCHAR NOT NULL,
     device_id VARCHAR NOT NULL,
@@ -91,6 +95,7 @@ CREATE TABLE IF NOT EXISTS model_peers (
     PRIMARY KEY (epoch, catalogue_model)
 );
 """
+)
 
 
 def run(con: duckdb.DuckDBPyConnection, epoch: str, ctx: StageContext) -> dict[str, int]:

@@ -1,0 +1,105 @@
+"""How often this network's devices send heartbeats and its backend pings them, measured each
+hour, and the liveness thresholds that follow from it.
+
+The data contract says what a heartbeat and a ping are, not how often they come. Rules written
+for one cadence misread another: with heartbeats every 30 minutes instead of 10, "at least 3
+heartbeats in the hour" would make no device eligible for rewards, and every silence between
+two heartbeats would look like a 14-40 minute restart. So each epoch measures the cadence
+(``uptime_cadence``) and the thresholds scale with it; at the reference cadence (heartbeats every
+10 minutes, 4 pings an hour) they are the fixed values the detectors were written with.
+
+- heartbeat interval: the median over devices of each device's median gap between its
+  consecutive heartbeats ending in the hour (the previous hour's last one counts), in whole
+  minutes (1-60); a restart or an outage is one long gap among a device's many and moves the
+  median over devices little;
+- pings per hour: the median over pinged devices of their pings in the hour;
+- fewer than ``MIN_DEVICES`` (10) devices measured (a tiny network, a feed outage): the reference;
+  a median over fewer is not a network's cadence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import duckdb
+
+from pipelines.epoch import previous as previous_epoch
+
+REFERENCE_HEARTBEAT_MINUTES = 10
+REFERENCE_PINGS_PER_HOUR = 4
+MIN_DEVICES = 10
+
+DDL = """
+CREATE TABLE IF NOT EXISTS uptime_cadence (
+    epoch VARCHAR PRIMARY KEY,
+    heartbeat_minutes INTEGER NOT NULL,  -- typical interval between a device's heartbeats
+    pings_per_hour INTEGER NOT NULL,     -- typical pings a device gets in an hour
+    measured_devices INTEGER NOT NULL,   -- devices the interval was measured on (below 10: the reference is used)
+    up_heartbeats INTEGER NOT NULL,      -- heartbeats an hour that make a device up: half of those expected
+    reach_minutes INTEGER NOT NULL,      -- a signal this close to a challenge shows the device was alive
+    restart_min_minutes INTEGER NOT NULL,  -- a heartbeat silence this long ...
+    restart_max_minutes INTEGER NOT NULL   -- ... up to this long is a restart, not an outage
+);
+"""
+
+MEASURE_SQL = """
+WITH hb AS (
+    SELECT device_id, ts FROM uptime WHERE _hour = $epoch AND source = 'heartbeat' AND ok
+    UNION ALL  -- the previous hour's last heartbeat: at one heartbeat an hour there is no gap inside the hour
+    SELECT device_id, max(ts) FROM uptime WHERE _hour = $prev AND source = 'heartbeat' AND ok GROUP BY device_id
+),
+gaps AS (
+    SELECT device_id, ts, date_diff('millisecond', lag(ts) OVER (PARTITION BY device_id ORDER BY ts), ts) / 60000.0 AS minutes
+    FROM hb
+),
+per_device AS (
+    SELECT median(minutes) AS minutes FROM gaps WHERE ts >= epoch_start($epoch) AND minutes > 0 GROUP BY device_id
+),
+pinged AS (SELECT count(*) AS pings FROM uptime WHERE _hour = $epoch AND source = 'ping' GROUP BY device_id)
+SELECT (SELECT median(minutes) FROM per_device), (SELECT count(*) FROM per_device), (SELECT median(pings) FROM pinged)
+"""
+
+
+@dataclass(frozen=True)
+class Cadence:
+    heartbeat_minutes: int = REFERENCE_HEARTBEAT_MINUTES
+    pings_per_hour: int = REFERENCE_PINGS_PER_HOUR
+    measured_devices: int = 0
+
+    @property
+    def up_heartbeats(self) -> int:
+        """Half the heartbeats an hour brings (3 of 6 at the reference)."""
+        return max(1, math.ceil(30 / self.heartbeat_minutes))
+
+    @property
+    def reach_minutes(self) -> int:
+        """A little more than one interval (12 minutes at the reference): a device alive this
+        close on both sides of a challenge was reachable when it was issued."""
+        return round(1.2 * self.heartbeat_minutes)
+
+    @property
+    def restart_minutes(self) -> tuple[int, int]:
+        """A silence of 1.4 to 4 intervals (14-40 minutes at the reference): one or a few
+        heartbeats missed, a restart; longer is an outage."""
+        return round(1.4 * self.heartbeat_minutes), 4 * self.heartbeat_minutes
+
+
+def measure_cadence(con: duckdb.DuckDBPyConnection, epoch: str) -> Cadence:
+    """Measure the epoch's cadence from its ``uptime`` rows and store it in ``uptime_cadence``."""
+    interval, devices, pings = con.execute(MEASURE_SQL, {"epoch": epoch, "prev": previous_epoch(epoch)}).fetchall()[0]
+    cadence = Cadence(measured_devices=int(devices))
+    if devices >= MIN_DEVICES and interval is not None:
+        cadence = Cadence(
+            heartbeat_minutes=min(60, max(1, round(float(interval)))),
+            pings_per_hour=max(1, round(float(pings))) if pings is not None else REFERENCE_PINGS_PER_HOUR,
+            measured_devices=int(devices),
+        )
+    low, high = cadence.restart_minutes
+    con.execute("DELETE FROM uptime_cadence WHERE epoch = ?", [epoch])
+    con.execute(
+        "INSERT INTO uptime_cadence VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [epoch, cadence.heartbeat_minutes, cadence.pings_per_hour, cadence.measured_devices,
+         cadence.up_heartbeats, cadence.reach_minutes, low, high],
+    )  # fmt: skip
+    return cadence
