@@ -6,7 +6,9 @@ Each network draws every honest behaviour and attack parameter from a wide range
 (``pipelines/simulate/randomize_devices.py``, ``pipelines/simulate/randomize.py``) and
 holds one attack variant out (its parameters come from a range the thresholds were never
 looked at with), then runs the closed loop (the backend honours the challenge plan, as in
-production; ``--no-plan`` runs static drops instead, as an outside evaluation does). Printed: per population the worst case and the median across networks of the
+production; ``--no-plan`` runs static drops instead, as an outside evaluation does;
+``--vary-cadence`` also draws the backend's heartbeat interval and pings per hour, from their own
+generator, so the networks are otherwise those drawn without it). Printed: per population the worst case and the median across networks of the
 flagged share (probation or rejected in any epoch) and the number of honest devices rejected;
 device precision and recall; sybil pair precision, recall and F1 (last epoch's clusters against
 the rings); the share of paid rewards (allocations paid, and held shares released later) that
@@ -35,14 +37,15 @@ import numpy as np
 import polars as pl
 
 from pipelines.simulate.randomize import draw_sybil_params
-from pipelines.simulate.randomize_devices import GPU_VARIANTS, VARIANT_POPULATIONS
+from pipelines.simulate.randomize_devices import GPU_VARIANTS, VARIANT_POPULATIONS, draw_cadence
 from pipelines.simulate.scenario import RING_VARIANTS, SybilParams
 
 RING_HELD_OUT = [v for v in RING_VARIANTS if v != "classic"]
 """Ring recipes held out in turn (``classic`` is the default network's own recipe)."""
 
 
-def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, keep: Path | None, use_plan: bool = True) -> dict:
+def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, keep: Path | None, use_plan: bool = True,
+                vary_cadence: bool = False) -> dict:  # fmt: skip
     """Simulate, run the closed loop and measure one randomized network."""
     from pipelines.db import connect
     from pipelines.evaluate import (
@@ -62,6 +65,8 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
     # a held-out ring recipe: every ring of this network is made with it; otherwise any recipe
     ring = draw_sybil_params(rng, {held_out}, test=True) if held_out in RING_HELD_OUT else draw_sybil_params(rng)
     params["sybil"] = ring["sybil"]
+    if vary_cadence:  # its own generator: every other draw, hence the network, stays as without it
+        params.update(draw_cadence(np.random.default_rng([seed, index, 101])))
     scenario = replace(
         Scenario(),
         **{k: v for k, v in params.items() if k != "sybil"},
@@ -216,11 +221,16 @@ def main() -> None:
         action="store_true",
         help="the backend ignores the challenge plan (static drops, as an outside evaluation runs them)",
     )
+    p.add_argument(
+        "--vary-cadence",
+        action="store_true",
+        help="draw each network's heartbeat interval (5-30 min) and pings per hour (1-6); the contract fixes neither",
+    )
     a = p.parse_args()
     variants = [*GPU_VARIANTS, *RING_HELD_OUT]
     started = time.perf_counter()
     indices = [i for i in range(a.networks) if not a.only or i in a.only]
-    jobs = [(i, a.seed, a.devices, a.hours, variants[i % len(variants)], a.keep, not a.no_plan) for i in indices]
+    jobs = [(i, a.seed, a.devices, a.hours, variants[i % len(variants)], a.keep, not a.no_plan, a.vary_cadence) for i in indices]
     results = []
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:
         for r in pool.map(one_network, *zip(*jobs)):

@@ -67,6 +67,17 @@ def draw_honest_params(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
+def draw_cadence(rng: np.random.Generator) -> dict[str, Any]:
+    """A backend's cadence, which the contract does not fix: heartbeats every 5-30 minutes, 1-6
+    pings an hour at evenly spaced minutes."""
+    pings = int(rng.choice([1, 2, 3, 4, 6]))
+    offset = int(rng.integers(0, 60 // pings))
+    return {
+        "heartbeat_minutes": int(rng.choice([5, 10, 12, 15, 20, 30])),
+        "ping_minutes": tuple(offset + k * (60 // pings) for k in range(pings)),
+    }
+
+
 def draw_gpu_attack_params(rng: np.random.Generator, held_out: str | None, hours: int) -> dict[str, Any]:
     """GPU attack parameters: the held-out variant from its held-out range, the rest as seen."""
     if held_out is not None and held_out not in GPU_VARIANTS:
