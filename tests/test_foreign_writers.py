@@ -1,12 +1,14 @@
 """A network written to the same contract by another backend gives the same verdicts and the same
-prices. The backend here is pandas: its own CSV, JSON and Parquet writers in every format
+prices. The backends here are pandas (its own CSV, JSON and Parquet writers) and Python's csv and
+json modules (CRLF, every field quoted, spaces in JSON, seeds as JSON strings), in every format
 the contract allows, nullable integer columns as floats (``450.0``), timestamps as naive UTC
 (``2024-08-14 07:00:01.468``), enumerations capitalized (``Linux``) and model names spelled as
-older drivers and other tools do (``GEFORCE RTX 4090``). Each of these once cost every hardware
+older drivers and other tools do (``GEFORCE RTX 4090``). Some of these once cost every hardware
 report, or every device's price, of such a network."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pytest
 
 from pipelines.cli import main
 
@@ -35,8 +38,30 @@ def _as_pandas_would(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _rewrite(db: Path, drops: Path, out: Path) -> None:
-    """Every hour of ``drops`` again from the rows ``db`` ingested, written by pandas, formats rotated."""
+def _stdlib_bytes(df: pd.DataFrame, fmt: str) -> bytes:
+    """What a backend using Python's own csv and json modules writes: CRLF line ends (the csv
+    module's default), every CSV field quoted, ``json.dumps``' spaces (in ``samples`` too) and
+    the 64-bit seed as a JSON string, as JavaScript-minded writers keep it."""
+    records = json.loads(df.to_json(orient="records", date_format="iso", date_unit="ms"))
+    for r in records:
+        if r.get("samples"):
+            r["samples"] = json.dumps(json.loads(r["samples"]))
+    if "seed" in df.columns:
+        for r, seed in zip(records, df["seed"].tolist(), strict=True):
+            r["seed"] = str(seed)
+    if fmt.startswith("jsonl"):
+        return "".join(json.dumps(r) + "\n" for r in records).encode()
+    text = io.StringIO()
+    writer = csv.writer(text, quoting=csv.QUOTE_ALL)
+    writer.writerow(df.columns)
+    for r in records:
+        writer.writerow(["" if r[c] is None else str(r[c]).lower() if isinstance(r[c], bool) else r[c] for c in df.columns])
+    return text.getvalue().encode()
+
+
+def _rewrite(db: Path, drops: Path, out: Path, writer: str = "pandas") -> None:
+    """Every hour of ``drops`` again from the rows ``db`` ingested, written by ``writer`` (pandas,
+    or Python's csv and json modules with Parquet left to pandas), formats rotated."""
     con = duckdb.connect(str(db), read_only=True)
     turn = 0
     for hour in sorted(p for p in drops.iterdir() if p.name[:2] == "20"):
@@ -52,7 +77,9 @@ def _rewrite(db: Path, drops: Path, out: Path) -> None:
             )
             fmt = FORMATS[turn % len(FORMATS)]
             turn += 1
-            if fmt.startswith("csv"):
+            if writer == "stdlib" and not fmt.startswith("parquet"):
+                raw = _stdlib_bytes(df, fmt)
+            elif fmt.startswith("csv"):
                 raw = df.to_csv(index=False).encode()
             elif fmt.startswith("jsonl"):
                 raw = df.to_json(orient="records", lines=True, date_format="iso", date_unit="ms").encode()
@@ -67,12 +94,17 @@ def _rewrite(db: Path, drops: Path, out: Path) -> None:
     con.close()
 
 
-def test_a_network_written_by_a_pandas_backend_gives_the_same_verdicts_and_prices(small_drops: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["pandas", "stdlib"])
+def test_a_network_written_by_another_backend_gives_the_same_verdicts_and_prices(
+    small_drops: Path, tmp_path: Path, writer: str
+) -> None:
     ours, theirs = tmp_path / "ours.duckdb", tmp_path / "theirs.duckdb"
     assert main(["run", "--drops", str(small_drops), "--db", str(ours), "--out", str(tmp_path / "out-ours")]) == 0
-    _rewrite(ours, small_drops, tmp_path / "theirs")
-    written = pd.read_csv(tmp_path / "theirs" / "2024-08-14T00" / "hardware.csv", dtype=str)
+    _rewrite(ours, small_drops, tmp_path / "theirs", writer)
+    hardware = tmp_path / "theirs" / "2024-08-14T00" / "hardware.csv"
+    written = pd.read_csv(hardware, dtype=str)
     assert written["power_limit_w"].str.endswith(".0").any() and written["os"].str.istitle().all()  # their forms are there
+    assert (b"\r\n" in hardware.read_bytes()) == (writer == "stdlib")
     assert main(["run", "--drops", str(tmp_path / "theirs"), "--db", str(theirs), "--out", str(tmp_path / "out-theirs")]) == 0
     con = duckdb.connect()
     con.execute(f"ATTACH '{ours}' AS ours (READ_ONLY)")
