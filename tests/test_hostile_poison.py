@@ -346,6 +346,15 @@ def test_text_longer_than_the_limit_is_quarantined(con, tmp_path: Path) -> None:
     assert "longer than" in quarantined(con, "hardware")[0][3]
 
 
+def _hardware_landed(con, tmp_path: Path, name: str, data: bytes, rows: int, columns: str) -> tuple[list[tuple], list[str]]:
+    """Ingest an hour with the extra hardware file ``name``: its landed rows (device and
+    ``columns``, by device) and the reasons its quarantined rows were given."""
+    folder = make_hour(tmp_path / "drops", extra={name: (data, rows)})
+    assert ingest_hour(con, folder).status == "ingested"
+    sql = f"SELECT device_id, {columns} FROM hardware WHERE _file = ? ORDER BY device_id"
+    return con.execute(sql, [name]).fetchall(), [q[3] for q in quarantined(con, "hardware")]
+
+
 def test_enumeration_in_another_case_lands_in_the_contracts_spelling_and_an_unknown_value_is_quarantined(
     con, tmp_path: Path
 ) -> None:
@@ -358,14 +367,9 @@ def test_enumeration_in_another_case_lands_in_the_contracts_spelling_and_an_unkn
         hardware_row("dev-b", os="MACOS", virtualization_mode=" vgpu "),
         hardware_row("dev-c", os="darwin"),
     ]
-    folder = make_hour(tmp_path / "drops", extra={"hardware.jsonl": (jsonl(rows), 3)})
-    assert ingest_hour(con, folder).status == "ingested"
-    got = con.execute(
-        "SELECT device_id, os, virtualization_mode FROM hardware WHERE _file = 'hardware.jsonl' ORDER BY device_id"
-    ).fetchall()
+    got, [reason] = _hardware_landed(con, tmp_path, "hardware.jsonl", jsonl(rows), len(rows), "os, virtualization_mode")
     assert got == [("dev-a", "linux", "NONE"), ("dev-b", "macos", "VGPU")]
-    [q] = quarantined(con, "hardware")
-    assert "os: darwin is not one of linux/windows/macos" in q[3]
+    assert "os: darwin is not one of linux/windows/macos" in reason
 
 
 def test_a_whole_number_written_as_a_float_lands_and_a_fraction_is_quarantined(con, tmp_path: Path) -> None:
@@ -376,11 +380,8 @@ def test_a_whole_number_written_as_a_float_lands_and_a_fraction_is_quarantined(c
         hardware_row("dev-a", power_limit_w="450.0", gpu_index="0.0", vram_total_mb="24576.00"),
         hardware_row("dev-b", power_limit_w="450.5"),
     ]
-    folder = make_hour(tmp_path / "drops", extra={"hardware.csv": (csv_bytes(rows), 2)})
-    assert ingest_hour(con, folder).status == "ingested"
-    got = con.execute(
-        "SELECT device_id, power_limit_w, gpu_index, vram_total_mb FROM hardware WHERE _file = 'hardware.csv'"
-    ).fetchall()
+    got, [reason] = _hardware_landed(
+        con, tmp_path, "hardware.csv", csv_bytes(rows), len(rows), "power_limit_w, gpu_index, vram_total_mb"
+    )
     assert got == [("dev-a", 450, 0, 24576)]
-    [q] = quarantined(con, "hardware")
-    assert q[3].startswith("power_limit_w: cannot read 450.5")
+    assert reason.startswith("power_limit_w: cannot read 450.5")
