@@ -23,6 +23,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors.base import Detector, Evidence
+from pipelines.cadence import REFERENCE_HEARTBEAT_MINUTES, REFERENCE_PINGS_PER_HOUR
 
 
 class SpoofedUptime(Detector):
@@ -53,8 +54,8 @@ class SpoofedUptime(Detector):
             WITH hours AS (  -- min_heartbeats and min_pings are counts at the reference cadence
                 -- (heartbeats every 10 minutes, 4 pings an hour), scaled to the hour's own (pipelines.cadence)
                 SELECT f.device_id, f.epoch, f.account_id, f.heartbeat_ok, f.ping_ok, f.ping_total, f.pow_timeout, f.pow_ok,
-                       f.heartbeat_ok >= greatest(1, ceil($min_hb * 10.0 / coalesce(c.heartbeat_minutes, 10)))
-                       AND f.ping_total >= greatest(1, ceil($min_pings * coalesce(c.pings_per_hour, 4) / 4.0))
+                       f.heartbeat_ok >= greatest(1, ceil($min_hb * $ref_minutes / coalesce(c.heartbeat_minutes, $ref_minutes)))
+                       AND f.ping_total >= greatest(1, ceil($min_pings * coalesce(c.pings_per_hour, $ref_pings) / $ref_pings))
                        AND f.ping_ok <= $ping_share * f.ping_total
                        AND f.pow_timeout > 0 AND f.pow_ok = 0 AS suspicious
                 FROM device_features f LEFT JOIN uptime_cadence c ON c.epoch = f.epoch
@@ -84,6 +85,8 @@ class SpoofedUptime(Detector):
             window=self.window_hours,
             min_hb=self.min_heartbeats,
             min_pings=self.min_pings,
+            ref_minutes=float(REFERENCE_HEARTBEAT_MINUTES),
+            ref_pings=float(REFERENCE_PINGS_PER_HOUR),
             ping_share=self.max_ping_ok_share,
             suspect=self.suspect_hours,
             confirm=self.confirm_hours,

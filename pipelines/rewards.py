@@ -26,6 +26,7 @@ from __future__ import annotations
 import duckdb
 
 from pipelines import catalogue
+from pipelines.cadence import Cadence
 from pipelines.rewards_policy import SCALE, PolicyVersion
 
 PAYOUTS_SQL = """
@@ -105,7 +106,7 @@ uptime AS (  -- up: pings mostly answered and half the heartbeats the hour's cad
     -- 10-minute heartbeats; an epoch stored before the cadence was measured: 3)
     SELECT f.device_id,
            count(*) FILTER (f.ping_total > 0 AND 2 * f.ping_ok >= f.ping_total
-                            AND f.heartbeat_ok >= coalesce(c.up_heartbeats, 3)) AS up_hours
+                            AND f.heartbeat_ok >= coalesce(c.up_heartbeats, $reference_up)) AS up_hours
     FROM device_features f LEFT JOIN uptime_cadence c ON c.epoch = f.epoch
     WHERE f.epoch > hours_back($epoch, $min_up) AND f.epoch <= $epoch
     GROUP BY f.device_id
@@ -268,7 +269,8 @@ def assess(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion, r
         ELIGIBILITY_SQL,
         {"epoch": epoch, "min_up": version.min_continuous_uptime_hours, "scale": SCALE,
          "stake_per_gpu": version.stake_per_gpu, "stake_required": version.stake_required,
-         "hired_bonus": version.hired_bonus, "probation": version.probation, "standard": version.standard},
+         "hired_bonus": version.hired_bonus, "probation": version.probation, "standard": version.standard,
+         "reference_up": Cadence().up_heartbeats},
     )  # fmt: skip
 
 
