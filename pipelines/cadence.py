@@ -43,22 +43,32 @@ CREATE TABLE IF NOT EXISTS uptime_cadence (
 );
 """
 
-MEASURE_SQL = """
-WITH hb AS (
+HEARTBEAT_GAPS_CTE = """
+hb AS (
     SELECT device_id, ts FROM uptime WHERE _hour = $epoch AND source = 'heartbeat' AND ok
-    UNION ALL  -- the previous hour's last heartbeat: at one heartbeat an hour there is no gap inside the hour
+    UNION ALL  -- the previous hour's last heartbeat: a silence across the hour boundary counts (at one
+    -- heartbeat an hour it is the only gap)
     SELECT device_id, max(ts) FROM uptime WHERE _hour = $prev AND source = 'heartbeat' AND ok GROUP BY device_id
 ),
-gaps AS (
-    SELECT device_id, ts, date_diff('millisecond', lag(ts) OVER (PARTITION BY device_id ORDER BY ts), ts) / 60000.0 AS minutes
-    FROM hb
-),
+gaps AS (  -- each heartbeat of the hour with the one before it
+    SELECT device_id, ts, before
+    FROM (SELECT device_id, ts, lag(ts) OVER (PARTITION BY device_id ORDER BY ts) AS before FROM hb)
+    WHERE ts >= epoch_start($epoch) AND before IS NOT NULL
+)"""
+"""The hour's heartbeat gaps (``$epoch``, ``$prev``): what the cadence is measured on and what
+restart gaps are picked from (``pipelines.features.GAPS_SQL``)."""
+
+MEASURE_SQL = (
+    "WITH"
+    + HEARTBEAT_GAPS_CTE
+    + """,
 per_device AS (
-    SELECT median(minutes) AS minutes FROM gaps WHERE ts >= epoch_start($epoch) AND minutes > 0 GROUP BY device_id
+    SELECT median(date_diff('millisecond', before, ts) / 60000.0) AS minutes FROM gaps WHERE ts > before GROUP BY device_id
 ),
 pinged AS (SELECT count(*) AS pings FROM uptime WHERE _hour = $epoch AND source = 'ping' GROUP BY device_id)
 SELECT (SELECT median(minutes) FROM per_device), (SELECT count(*) FROM per_device), (SELECT median(pings) FROM pinged)
 """
+)
 
 
 @dataclass(frozen=True)

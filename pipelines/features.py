@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines import catalogue
-from pipelines.cadence import Cadence, measure_cadence
+from pipelines.cadence import HEARTBEAT_GAPS_CTE, Cadence, measure_cadence
 from pipelines.db import scalar
 from pipelines.epoch import previous as previous_epoch
 from pipelines.pow_math import sample_entries
@@ -245,19 +245,15 @@ FROM per_device GROUP BY catalogue_model ORDER BY catalogue_model
 """
 PEER_WINDOW_HOURS = 24
 
-GAPS_SQL = """
-INSERT INTO restart_gaps
-WITH hb AS (
-    SELECT device_id, ts FROM uptime WHERE _hour = $epoch AND source = 'heartbeat' AND ok
-    UNION ALL  -- the previous hour's last heartbeat, so a silence across the hour boundary counts
-    SELECT device_id, max(ts) FROM uptime WHERE _hour = $prev AND source = 'heartbeat' AND ok GROUP BY device_id
-),
-g AS (SELECT device_id, ts, lag(ts) OVER (PARTITION BY device_id ORDER BY ts) AS before FROM hb)
+GAPS_SQL = (
+    "INSERT INTO restart_gaps WITH"
+    + HEARTBEAT_GAPS_CTE
+    + """
 SELECT $epoch, device_id, before, date_diff('second', before, ts) / 60.0
-FROM g WHERE ts >= epoch_start($epoch)
-  AND ts - before BETWEEN to_minutes($min_gap) AND to_minutes($max_gap)
+FROM gaps WHERE ts - before BETWEEN to_minutes($min_gap) AND to_minutes($max_gap)
 ORDER BY device_id, before
 """
+)
 REACH_MINUTES = Cadence().reach_minutes
 """At the reference cadence (heartbeats every 10 minutes) a device alive within 12 minutes on both
 sides of a challenge was reachable when it was issued; a timeout then is its own doing. The

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from pipelines.cli import main
+from pipelines.contract import FEEDS
 
-FEEDS = ("hardware", "pow", "uptime", "accounts", "stake_events", "jobs", "external_listings")
 FORMATS = ("csv", "jsonl", "parquet", "csv.gz", "jsonl.gz")
 
 
