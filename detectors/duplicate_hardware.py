@@ -4,6 +4,13 @@ Identities are the NVML UUID, the board serial, and the PCI bus id *on the same 
 repeat across machines, so alone they prove nothing). Null identities (Apple, consumer cards
 without serials) never match. Sharing in one hour suspects (a reinstall can overlap for an
 hour); sharing in ``confirm_hours`` of the last ``window_hours`` epochs establishes it.
+
+Honest model: a GPU is in one machine, so the devices that share its identity report from one
+public IP (two when the address changes within the hour). A value that devices report from more
+than ``max_ips`` addresses at once is not one card's identity: it is a writer's stand-in for "no
+value" that ingest does not know (``[N/A]`` and its kin land as null already), or identities made
+up, which only the physics (PoW timing and contention) can judge. Such a value proves nothing
+and is not counted.
 """
 
 from __future__ import annotations
@@ -17,34 +24,37 @@ class DuplicateHardware(Detector):
     name = "duplicate_hardware"
     fraud_type = "duplicate_hardware"
 
-    def __init__(self, threshold: float = 0.5, window_hours: int = 3, confirm_hours: int = 2):
+    def __init__(self, threshold: float = 0.5, window_hours: int = 3, confirm_hours: int = 2, max_ips: int = 4):
         super().__init__(threshold)
         self.window_hours = window_hours
         self.confirm_hours = confirm_hours
+        self.max_ips = max_ips
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
             """
             WITH ids AS (
-                SELECT DISTINCT device_id, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
+                SELECT DISTINCT device_id, ip, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
                 WHERE _hour = $epoch AND gpu_uuid IS NOT NULL
                 UNION ALL
-                SELECT DISTINCT device_id, 'gpu_serial', gpu_serial FROM hardware
+                SELECT DISTINCT device_id, ip, 'gpu_serial', gpu_serial FROM hardware
                 WHERE _hour = $epoch AND gpu_serial IS NOT NULL
                 UNION ALL
-                SELECT DISTINCT device_id, 'pci_bus_id on host', host_fingerprint || ' ' || pci_bus_id FROM hardware
+                SELECT DISTINCT device_id, ip, 'pci_bus_id on host', host_fingerprint || ' ' || pci_bus_id FROM hardware
                 WHERE _hour = $epoch AND pci_bus_id IS NOT NULL
             ),
-            groups AS (
+            groups AS (  -- one card's identity: reported from at most max_ips addresses
                 SELECT kind, value, list(DISTINCT device_id ORDER BY device_id) AS devices
-                FROM ids GROUP BY kind, value HAVING count(DISTINCT device_id) > 1
+                FROM ids GROUP BY kind, value
+                HAVING count(DISTINCT device_id) > 1 AND count(DISTINCT ip) <= $max_ips
             ),
             per_device AS (
                 SELECT i.device_id, list(DISTINCT g.kind ORDER BY g.kind) AS kinds,
                        max(len(g.devices)) AS group_size,
                        min(g.kind || ' ' || g.value) AS example,
                        list_distinct(flatten(list(g.devices))) AS sharing
-                FROM ids i JOIN groups g USING (kind, value) GROUP BY i.device_id
+                FROM (SELECT DISTINCT device_id, kind, value FROM ids) i JOIN groups g USING (kind, value)
+                GROUP BY i.device_id
             ),
             history AS (
                 SELECT device_id, count(DISTINCT epoch) AS past_hours FROM evidence
@@ -66,4 +76,5 @@ class DuplicateHardware(Detector):
             """,
             window=self.window_hours,
             confirm=self.confirm_hours,
+            max_ips=self.max_ips,
         )

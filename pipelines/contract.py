@@ -53,7 +53,8 @@ TEXT_FORMS: dict[str, tuple[str, str]] = {
     "INTEGER": (r"-?\d{1,10}(\.0+)?", "a whole number in plain digits (450.0 accepted)"),
     "UBIGINT": (r"\d{1,20}", "an unsigned 64-bit whole number in plain digits"),
     "DOUBLE": (r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,3})?", "a finite number"),
-    "BOOLEAN": (r"(?i)(true|false)", "true or false"),
+    # CSV has no boolean: pandas writes True/False, PostgreSQL's COPY t/f, other exports 1/0 or yes/no
+    "BOOLEAN": (r"(?i)(true|false|t|f|1|0|yes|no|y|n)", "true or false (t/f, 1/0, yes/no)"),
     "DECIMAL(38,8)": (
         rf"-?\d{{1,{MONEY_MAX_INTEGER_DIGITS}}}(\.\d{{1,{MONEY_MAX_SCALE}}})?",
         f"a plain decimal with at most {MONEY_MAX_INTEGER_DIGITS} integer digits and {MONEY_MAX_SCALE} decimals",
@@ -62,6 +63,31 @@ TEXT_FORMS: dict[str, tuple[str, str]] = {
 """Per DuckDB type: (RE2 pattern the raw text must match in full, what the reason says).
 Strict on purpose: no hex, underscore or exponent forms and no non-zero fraction for integers and
 money; the 64-bit seed takes plain digits only (a float seed has already lost its low bits)."""
+
+
+NULL_SPELLINGS = ("", "null", "none", "nil", "nan", "na", "n/a", "[n/a]")
+"""How writers spell "no value" in a nullable column (compared lower-cased and trimmed): an empty
+JSON string, Python's ``str(None)``, pandas' ``NaN``, nvidia-smi's ``[N/A]``. Such a value lands
+as null: left as text, one ``""`` or ``"[N/A]"`` would be an identity, batch or referrer that
+thousands of unrelated rows share."""
+
+NVML_UNAVAILABLE = (
+    "not supported", "[not supported]", "notsupported", "not available", "[not available]",
+    "unknown", "[unknown]", "unknown error", "[unknown error]", "insufficient permissions",
+    "[insufficient permissions]", "-", "--", "?",
+)  # fmt: skip
+"""What NVML and nvidia-smi report for a reading a card does not have (a GeForce board's serial),
+in a column marked ``nvml``; a value of zeros and separators only (``0``,
+``GPU-00000000-0000-0000-0000-000000000000``, ``00000000:00:00.0``) means the same."""
+
+NVML_ZEROS = r"(?i)(gpu-)?[0\-:. ]+"
+"""RE2 pattern (full match) of an all-zero NVML identity."""
+
+
+def _casings(words: tuple[str, ...]) -> frozenset[str]:
+    """``words`` as writers case them (``none``, ``None``, ``NONE``, ``[Not Supported]``, ``NaN``)."""
+    out = {f(w) for w in words for f in (str.lower, str.upper, str.capitalize, str.title)}
+    return frozenset(out | ({"NaN"} if "nan" in words else set()))
 
 
 @dataclass(frozen=True)
@@ -73,6 +99,21 @@ class Column:
     nullable: bool = False
     allowed: tuple[str, ...] = ()
     """For enumerations: the allowed values (checked after casting)."""
+    nvml: bool = False
+    """An NVML identity reading: its "not available" spellings (``NVML_UNAVAILABLE``, all
+    zeros) are null too."""
+
+    @property
+    def null_texts(self) -> frozenset[str]:
+        """The exact texts that land as null in this column (none for a required one): the
+        spellings of ``NULL_SPELLINGS`` (and for an NVML reading ``NVML_UNAVAILABLE``) as writers
+        case them, except an allowed value (``NONE`` is a virtualization mode). Compared as
+        they are, a hash lookup: lower-casing every value cost ~20% of ingest."""
+        if not self.nullable:
+            return frozenset()
+        allowed = {a.lower() for a in self.allowed}
+        words = tuple(w for w in NULL_SPELLINGS + (NVML_UNAVAILABLE if self.nvml else ()) if w not in allowed)
+        return _casings(words)
 
 
 @dataclass(frozen=True)
@@ -95,8 +136,8 @@ class Feed:
         return [c.name for c in self.columns]
 
 
-def _c(name: str, type_: str, nullable: bool = False, allowed: tuple[str, ...] = ()) -> Column:
-    return Column(name, type_, nullable, allowed)
+def _c(name: str, type_: str, nullable: bool = False, allowed: tuple[str, ...] = (), nvml: bool = False) -> Column:
+    return Column(name, type_, nullable, allowed, nvml)
 
 
 HARDWARE = Feed(
@@ -113,9 +154,9 @@ HARDWARE = Feed(
         _c("worker_version", "VARCHAR"),
         _c("gpu_index", "INTEGER"),
         _c("gpu_model", "VARCHAR"),
-        _c("gpu_uuid", "VARCHAR", True),
-        _c("gpu_serial", "VARCHAR", True),
-        _c("pci_bus_id", "VARCHAR", True),
+        _c("gpu_uuid", "VARCHAR", True, nvml=True),
+        _c("gpu_serial", "VARCHAR", True, nvml=True),
+        _c("pci_bus_id", "VARCHAR", True, nvml=True),
         _c("vram_total_mb", "BIGINT"),
         _c("driver_version", "VARCHAR", True),
         _c("cuda_version", "VARCHAR", True),
@@ -261,7 +302,7 @@ EXTERNAL_LISTINGS = Feed(
     (
         _c("ts", "TIMESTAMP"),
         _c("network", "VARCHAR"),
-        _c("gpu_uuid", "VARCHAR", True),
+        _c("gpu_uuid", "VARCHAR", True, nvml=True),
         _c("host_fingerprint", "VARCHAR", True),
         _c("ip", "VARCHAR"),
     ),

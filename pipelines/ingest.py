@@ -32,6 +32,7 @@ from pipelines.contract import (
     MAX_MANIFEST_BYTES,
     MAX_MANIFEST_DEPTH,
     MAX_TEXT_CHARS,
+    NVML_ZEROS,
     REQUIRED_FEEDS,
     TEXT_FORMS,
     TIME_TOLERANCE_S,
@@ -317,13 +318,34 @@ def _canonical(allowed: tuple[str, ...], typed: str) -> str:
     return f"CASE WHEN {typed} IN ({exact}) THEN {typed} ELSE CASE lower(trim({typed})) {cases} ELSE {typed} END END"
 
 
+def _null_spelled(c: Column, raw: str) -> str:
+    """SQL: whether a nullable column's raw text spells "no value" (``Column.null_texts``; for an
+    NVML reading also all zeros). Only short texts are compared, so a long value (a PoW row's
+    samples) costs one length test."""
+    if not c.nullable:
+        return "false"
+    test = f"{raw} IN ({', '.join(_sql_str(w) for w in sorted(c.null_texts))})"
+    if c.nvml:
+        test += f" OR regexp_full_match({raw}, {_sql_str(NVML_ZEROS)})"
+    return f"coalesce(CASE WHEN strlen({raw}) <= 64 THEN {test} END, false)"
+
+
 def _casts(feed: Feed, raw_table: str) -> str:
+    """Typed values and raw texts of every column; a nullable column's "no value" spellings are
+    nulled first, in an inner select (the typing reads its text two or three times)."""
+
     def typed(c: Column) -> str:
-        value = _typed(c.type, _quoted(c.name))
+        value = _typed(c.type, f'"nulled_{c.name}"' if c.nullable else _quoted(c.name))
         return _canonical(c.allowed, value) if c.allowed else value
 
+    nulled = ", ".join(
+        f'CASE WHEN NOT {_null_spelled(c, _quoted(c.name))} THEN {_quoted(c.name)} END AS "nulled_{c.name}"'
+        for c in feed.columns
+        if c.nullable
+    )
+    inner = f"(SELECT *, {nulled} FROM {raw_table})" if nulled else raw_table
     casts = ", ".join(f'{typed(c)} AS "{c.name}", "{c.name}" AS "raw_{c.name}"' for c in feed.columns)
-    return f"(SELECT _file, _file_order, _row, {casts} FROM {raw_table})"
+    return f"(SELECT _file, _file_order, _row, {casts} FROM {inner})"
 
 
 def hour_bounds(hour: str) -> tuple[str, str]:
@@ -345,7 +367,7 @@ def _problems(feed: Feed, hour: str) -> list[tuple[str, str]]:
         raw, typed = f'"raw_{c.name}"', f'"{c.name}"'
         form = TEXT_FORMS.get(c.type, (None, c.type))[1]
         out.append(
-            (f"({raw} IS NOT NULL AND {typed} IS NULL)",
+            (f"({raw} IS NOT NULL AND {typed} IS NULL AND NOT {_null_spelled(c, raw)})",
              f"'{c.name}: cannot read ' || left(CAST({raw} AS VARCHAR), 60) || ' as {form}'")
         )  # fmt: skip
         if not c.nullable:

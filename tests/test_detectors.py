@@ -142,11 +142,20 @@ def test_spoofed_uptime_two_chance_hours_behind_nat_are_not_enough(con) -> None:
     assert SpoofedUptime().detect(Evidence(con, EPOCH))["device_id"].to_list() == ["nat_glitch"]
 
 
-def _hardware(con, device: str, host: str, uuid: str | None, pci: str | None, serial: str | None = None, h: str = EPOCH) -> None:
+def _hardware(
+    con,
+    device: str,
+    host: str,
+    uuid: str | None,
+    pci: str | None,
+    serial: str | None = None,
+    h: str = EPOCH,
+    ip: str | None = None,
+) -> None:
     con.execute(
-        "INSERT INTO hardware (ts, device_id, account_id, host_fingerprint, gpu_uuid, gpu_serial, pci_bus_id, _hour, _file, _row) "
-        "VALUES (TIMESTAMP '2024-08-14 05:10:00', ?, 'acc', ?, ?, ?, ?, ?, 'hardware.csv', 1)",
-        [device, host, uuid, serial, pci, h],
+        "INSERT INTO hardware (ts, device_id, account_id, host_fingerprint, ip, gpu_uuid, gpu_serial, pci_bus_id, _hour, _file, _row) "
+        "VALUES (TIMESTAMP '2024-08-14 05:10:00', ?, 'acc', ?, ?, ?, ?, ?, ?, 'hardware.csv', 1)",
+        [device, host, ip, uuid, serial, pci, h],
     )
 
 
@@ -163,6 +172,19 @@ def test_duplicate_hardware_matches_uuid_serial_and_bus_on_the_same_host_only(co
     assert set(by_device) == {"slice1", "slice2", "dc1", "cloned"}
     assert by_device["slice1"]["action"] == "probation"
     assert "gpu_uuid and pci_bus_id on host" in by_device["slice1"]["reason"]
+
+
+def test_duplicate_hardware_ignores_an_identity_reported_from_more_addresses_than_one_machine_has(con) -> None:
+    """A card is in one machine: a serial that devices report from six addresses at once is a
+    writer's placeholder (or made up), not one card, and proves nothing; the same serial from
+    at most ``max_ips`` addresses (an address that changed within the hour) still does."""
+    for k in range(6):
+        _hardware(con, f"home{k}", f"host{k}", f"GPU-h{k}", "00000000:01:00.0", serial="SN-UNSET", ip=f"5.5.{k}.1")
+    for k in range(4):
+        _hardware(con, f"moved{k}", "hostM", f"GPU-m{k}", f"00000000:0{k + 1}:00.0", serial="1329", ip=f"6.6.6.{k}")
+    found = DuplicateHardware().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == [f"moved{k}" for k in range(4)]
+    assert DuplicateHardware(max_ips=3).detect(Evidence(con, EPOCH)).is_empty()
 
 
 def test_duplicate_hardware_confirms_when_it_persists(con) -> None:

@@ -3,8 +3,11 @@ prices. The backends here are pandas (its own CSV, JSON and Parquet writers) and
 json modules (CRLF, every field quoted, spaces in JSON, seeds as JSON strings), in every format
 the contract allows, nullable integer columns as floats (``450.0``), timestamps as naive UTC
 (``2024-08-14 07:00:01.468``), enumerations capitalized (``Linux``) and model names spelled as
-older drivers and other tools do (``GEFORCE RTX 4090``). Some of these once cost every hardware
-report, or every device's price, of such a network."""
+older drivers and other tools do (``GEFORCE RTX 4090``). A third backend spells "no value" as
+text: ``None`` in CSV (``str(None)``), ``""`` in JSON, and nvidia-smi's ``[N/A]`` for a serial or
+UUID a card does not have; it also reports hardware three times an hour and writes rows in any
+order. Some of these once cost every hardware report, every device's price,
+or (``[N/A]`` read as one serial shared by every consumer card) most honest devices their stake."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import pandas as pd
 import pytest
 
 from pipelines.cli import main
-from pipelines.contract import FEEDS
+from pipelines.contract import FEEDS, Feed
 
 FORMATS = ("csv", "jsonl", "parquet", "csv.gz", "jsonl.gz")
 
@@ -38,10 +41,29 @@ def _as_pandas_would(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _stdlib_bytes(df: pd.DataFrame, fmt: str) -> bytes:
+def _spell_nulls(records: list[dict], feed: Feed, fmt: str) -> None:
+    """Nulls as a backend that writes text for them: NVML's ``[N/A]`` for a missing identity,
+    ``""`` in JSON, ``None`` in CSV."""
+    for column in (c for c in feed.columns if c.nullable):
+        spelling = "[N/A]" if column.nvml else "" if fmt.startswith("jsonl") else "None"
+        for r in records:
+            if r.get(column.name) is None:
+                r[column.name] = spelling
+
+
+def _reported_thrice(df: pd.DataFrame) -> pd.DataFrame:
+    """Hardware reported three times an hour (the contract asks for at least once): copies 20
+    and 40 minutes later, wrapped inside the hour."""
+    start = df["ts"].dt.floor("h")
+    copies = [df.assign(ts=start + (df["ts"] - start + pd.Timedelta(minutes=m)) % pd.Timedelta(hours=1)) for m in (20, 40)]
+    return pd.concat([df, *copies], ignore_index=True)
+
+
+def _stdlib_bytes(df: pd.DataFrame, fmt: str, spell_nulls: Feed | None = None) -> bytes:
     """What a backend using Python's own csv and json modules writes: CRLF line ends (the csv
     module's default), every CSV field quoted, ``json.dumps``' spaces (in ``samples`` too) and
-    the 64-bit seed as a JSON string, as JavaScript-minded writers keep it."""
+    the 64-bit seed as a JSON string, as JavaScript-minded writers keep it. With
+    ``spell_nulls``, that feed's nulls are written as text (``_spell_nulls``)."""
     records = json.loads(df.to_json(orient="records", date_format="iso", date_unit="ms"))
     for r in records:
         if r.get("samples"):
@@ -49,6 +71,8 @@ def _stdlib_bytes(df: pd.DataFrame, fmt: str) -> bytes:
     if "seed" in df.columns:
         for r, seed in zip(records, df["seed"].tolist(), strict=True):
             r["seed"] = str(seed)
+    if spell_nulls is not None:
+        _spell_nulls(records, spell_nulls, fmt)
     if fmt.startswith("jsonl"):
         return "".join(json.dumps(r) + "\n" for r in records).encode()
     text = io.StringIO()
@@ -60,8 +84,9 @@ def _stdlib_bytes(df: pd.DataFrame, fmt: str) -> bytes:
 
 
 def _rewrite(db: Path, drops: Path, out: Path, writer: str = "pandas") -> None:
-    """Every hour of ``drops`` again from the rows ``db`` ingested, written by ``writer`` (pandas,
-    or Python's csv and json modules with Parquet left to pandas), formats rotated."""
+    """Every hour of ``drops`` again from the rows ``db`` ingested, written by ``writer`` (pandas;
+    Python's csv and json modules with Parquet left to pandas; or those with nulls spelled as
+    text, ``placeholders``), formats rotated."""
     con = duckdb.connect(str(db), read_only=True)
     turn = 0
     for hour in sorted(p for p in drops.iterdir() if p.name[:2] == "20"):
@@ -77,8 +102,13 @@ def _rewrite(db: Path, drops: Path, out: Path, writer: str = "pandas") -> None:
             )
             fmt = FORMATS[turn % len(FORMATS)]
             turn += 1
-            if writer == "stdlib" and not fmt.startswith("parquet"):
-                raw = _stdlib_bytes(df, fmt)
+            if writer == "placeholders":
+                for column in (c.name for c in FEEDS[feed].columns if c.nvml):
+                    df[column] = df[column].astype(object).where(df[column].notna(), "[N/A]")
+                df = _reported_thrice(df) if feed == "hardware" else df
+                df = df.sample(frac=1.0, random_state=turn)  # rows in the order workers finish
+            if writer in ("stdlib", "placeholders") and not fmt.startswith("parquet"):
+                raw = _stdlib_bytes(df, fmt, FEEDS[feed] if writer == "placeholders" else None)
             elif fmt.startswith("csv"):
                 raw = df.to_csv(index=False).encode()
             elif fmt.startswith("jsonl"):
@@ -94,7 +124,7 @@ def _rewrite(db: Path, drops: Path, out: Path, writer: str = "pandas") -> None:
     con.close()
 
 
-@pytest.mark.parametrize("writer", ["pandas", "stdlib"])
+@pytest.mark.parametrize("writer", ["pandas", "stdlib", "placeholders"])
 def test_a_network_written_by_another_backend_gives_the_same_verdicts_and_prices(
     small_drops: Path, tmp_path: Path, writer: str
 ) -> None:
@@ -102,9 +132,11 @@ def test_a_network_written_by_another_backend_gives_the_same_verdicts_and_prices
     assert main(["run", "--drops", str(small_drops), "--db", str(ours), "--out", str(tmp_path / "out-ours")]) == 0
     _rewrite(ours, small_drops, tmp_path / "theirs", writer)
     hardware = tmp_path / "theirs" / "2024-08-14T00" / "hardware.csv"
-    written = pd.read_csv(hardware, dtype=str)
+    written = pd.read_csv(hardware, dtype=str, keep_default_na=False)
     assert written["power_limit_w"].str.endswith(".0").any() and written["os"].str.istitle().all()  # their forms are there
-    assert (b"\r\n" in hardware.read_bytes()) == (writer == "stdlib")
+    assert (b"\r\n" in hardware.read_bytes()) == (writer != "pandas")
+    if writer == "placeholders":
+        assert (written["gpu_serial"] == "[N/A]").sum() > 10 and (written["driver_version"] == "None").any()
     assert main(["run", "--drops", str(tmp_path / "theirs"), "--db", str(theirs), "--out", str(tmp_path / "out-theirs")]) == 0
     con = duckdb.connect()
     con.execute(f"ATTACH '{ours}' AS ours (READ_ONLY)")

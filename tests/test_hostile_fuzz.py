@@ -27,7 +27,7 @@ from hostile_hours import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.contract import FEEDS
+from pipelines.contract import FEEDS, TEXT_FORMS
 from pipelines.db import connect, scalar
 from pipelines.ingest import ingest_hour
 
@@ -66,10 +66,16 @@ def _not_unsigned() -> st.SearchStrategy[str]:
     )  # fmt: skip
 
 
-def _not_finite_number() -> st.SearchStrategy[str]:
+def _null_text(feed: str, column: str) -> frozenset[str]:
+    """What lands as null in a nullable column (``None``, ``NaN``, ``""``): no breaker there."""
+    return next(c for c in FEEDS[feed].columns if c.name == column).null_texts
+
+
+def _not_finite_number(feed: str, column: str) -> st.SearchStrategy[str]:
+    nulls = _null_text(feed, column)
     return st.one_of(
-        st.sampled_from(["nan", "NaN", "inf", "-inf", "Infinity", "1e999", "0x1p3", "1,5", "12ms", "--1", "1..2"]),
-        _text.filter(lambda s: not s.replace(".", "", 1).isdigit()),
+        st.sampled_from(["inf", "-inf", "Infinity", "1e999", "0x1p3", "1,5", "12ms", "--1", "1..2", " nan"]),
+        _text.filter(lambda s: not s.replace(".", "", 1).isdigit() and s not in nulls),
     )
 
 
@@ -100,15 +106,17 @@ BREAKERS: dict[str, dict[str, st.SearchStrategy]] = {
         "issued_at": _outside_hour(),
         "kind": _not_in(FEEDS["pow"].columns[3].allowed),
         "status": _not_in(FEEDS["pow"].columns[6].allowed),
-        "compute_ms": st.one_of(_not_finite_number(), st.integers(1, 10**6).map(lambda i: f"-{i}.5")),
-        "samples": st.one_of(st.sampled_from(["[[1,2]]", "[[1,2,3.5]]", "[[-1,2,3]]", "{}", "[[1,2,3]"]), _text.filter(lambda s: s[:1] != "[")),
+        "compute_ms": st.one_of(_not_finite_number("pow", "compute_ms"), st.integers(1, 10**6).map(lambda i: f"-{i}.5")),
+        "samples": st.one_of(st.sampled_from(["[[1,2]]", "[[1,2,3.5]]", "[[-1,2,3]]", "{}", "[[1,2,3]"]),
+                             _text.filter(lambda s: s[:1] != "[" and s not in _null_text("pow", "samples"))),
         "device_id": st.none(),
     },
     "uptime": {
         "ts": _outside_hour(),
-        "ok": st.one_of(st.sampled_from(["yes", "no", "1", "0", "t", "f", "perhaps", "TRUE!"]), _text.filter(lambda s: s.lower() not in ("true", "false"))),
+        "ok": st.one_of(st.sampled_from(["perhaps", "TRUE!", "2", "-1", "on", "off", "tru", "none"]),
+                        _text.filter(lambda s: not re.fullmatch(TEXT_FORMS["BOOLEAN"][0], s))),
         "source": _not_in(FEEDS["uptime"].columns[2].allowed),
-        "latency_ms": _not_finite_number(),
+        "latency_ms": _not_finite_number("uptime", "latency_ms"),
         "device_id": st.none(),
     },
     "stake_events": {

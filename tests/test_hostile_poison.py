@@ -385,3 +385,39 @@ def test_a_whole_number_written_as_a_float_lands_and_a_fraction_is_quarantined(c
     )
     assert got == [("dev-a", 450, 0, 24576)]
     assert reason.startswith("power_limit_w: cannot read 450.5")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_null_spelled_as_text_lands_as_null_and_a_required_column_still_needs_a_value(con, tmp_path: Path, fmt: str) -> None:
+    """Backends write "no value" as text: ``""`` in JSON, ``None`` (``str(None)``) or ``NaN`` in
+    CSV, nvidia-smi's ``[N/A]`` for a serial a GeForce board does not have, zeros for an
+    identity. Left as text, ``[N/A]`` is one serial that every consumer card shares. In a
+    nullable column these land as null; ``NONE`` stays a virtualization mode; a required column
+    spelled ``None`` is still quarantined."""
+    rows = [
+        hardware_row("dev-a", gpu_serial="[N/A]", pci_bus_id="", power_limit_w="None", mig_mode="NaN",
+                     virtualization_mode="NONE", driver_version="n/a"),
+        hardware_row("dev-b", gpu_serial="[Not Supported]", gpu_uuid="GPU-00000000-0000-0000-0000-000000000000",
+                     pci_bus_id="00000000:00:00.0", sm_clock_max_mhz="null"),
+        hardware_row("dev-c", gpu_serial="1320000001234", cpu_cores="None"),
+    ]  # fmt: skip
+    data = jsonl(rows) if fmt == "jsonl" else csv_bytes(rows)
+    columns = "gpu_serial, gpu_uuid, pci_bus_id, power_limit_w, mig_mode, virtualization_mode, driver_version, sm_clock_max_mhz"
+    got, [reason] = _hardware_landed(con, tmp_path, f"hardware.{fmt}", data, len(rows), columns)
+    assert got == [
+        ("dev-a", None, "GPU-dev-a", None, None, None, "NONE", None, 2520),
+        ("dev-b", None, None, None, 450, None, "NONE", None, None),
+    ]
+    assert reason.startswith("cpu_cores: cannot read None")
+
+
+def test_a_boolean_written_as_csv_exports_write_it_lands_and_anything_else_is_quarantined(con, tmp_path: Path) -> None:
+    """CSV has no boolean of its own: PostgreSQL's COPY writes ``t``/``f``, other exports ``1``/``0``
+    or ``yes``/``no``. Refusing them would quarantine every uptime row of such a backend."""
+    spellings = {"t": True, "f": False, "1": True, "0": False, "Yes": True, "no": False, "TRUE": True, "False": False}
+    rows = [uptime_row(100 + k, ok=text) for k, text in enumerate(spellings)] + [uptime_row(200, ok="on")]
+    folder = make_hour(tmp_path / "drops", extra={"uptime.csv": (csv_bytes(rows), len(rows))})
+    assert ingest_hour(con, folder).status == "ingested"
+    got = con.execute("SELECT ok FROM uptime WHERE _file = 'uptime.csv' ORDER BY _row").fetchall()
+    assert [r[0] for r in got] == list(spellings.values())
+    assert quarantined(con, "uptime")[0][3] == "ok: cannot read on as true or false (t/f, 1/0, yes/no)"
