@@ -59,18 +59,32 @@ CREATE OR REPLACE TEMP MACRO gpu_name_key(name) AS
 """A reported model name as the catalogue matches it: lower case, punctuation and runs of spaces
 as one space, the words NVIDIA, GeForce and Tesla left out. Drivers and backends spell one card
 several ways (``NVIDIA GeForce RTX 4090``, ``GeForce RTX 4090``, ``NVIDIA A100-SXM4-80GB``,
-``A100 SXM4 80GB``); an unmatched name has no spec, so its device cannot be priced and its
-timing is held only to the fleet's ceiling. Distinct cards keep distinct keys (``RTX 4090 D``,
+``A100 SXM4 80GB``); an unmatched name has no spec, so its device is priced only by the class
+its measured throughput supports (``VENDOR_MACRO``) and its timing is held only to the fleet's
+ceiling. Distinct cards keep distinct keys (``RTX 4090 D``,
 ``RTX A6000`` and ``RTX 6000 Ada Generation`` stay apart; ``register`` refuses a catalogue in
 which two models share a key)."""
 
 
+VENDOR_MACRO = r"""
+CREATE OR REPLACE TEMP MACRO gpu_vendor(name) AS
+    CASE WHEN regexp_matches(lower(name), '\bapple\b') THEN 'apple'
+         WHEN regexp_matches(lower(name), '\b(nvidia|geforce|tesla|quadro|titan|rtx|gtx)\b') THEN 'nvidia' END
+"""
+"""The catalogue vendor a model name belongs to by its words (``NVIDIA GeForce RTX 3060 Ti``,
+``Apple M3 Ultra``), for a real card the catalogue does not list: the reward stage classes it by
+its measured throughput among that vendor's models, as it does a card slower than its claim.
+Null for a name of neither vendor."""
+
+
 def register(con: duckdb.DuckDBPyConnection, path: str | Path = CATALOGUE_CSV) -> None:
     """Expose the catalogue to SQL as ``gpu_catalogue`` and ``gpu_alias`` (temporary views: every
-    alias with its ``name_key``) and the macro ``gpu_name_key`` (``NAME_KEY_MACRO``)."""
+    alias with its ``name_key``) and the macros ``gpu_name_key`` (``NAME_KEY_MACRO``) and
+    ``gpu_vendor`` (``VENDOR_MACRO``)."""
     con.register("gpu_catalogue_df", load_catalogue(path).to_arrow())
     con.register("gpu_alias_df", alias_table(path).to_arrow())
     con.execute(NAME_KEY_MACRO)
+    con.execute(VENDOR_MACRO)
     con.execute("CREATE OR REPLACE TEMP VIEW gpu_catalogue AS SELECT * FROM gpu_catalogue_df")
     con.execute("CREATE OR REPLACE TEMP VIEW gpu_alias AS SELECT *, gpu_name_key(alias) AS name_key FROM gpu_alias_df")
     clashes = con.execute(

@@ -5,7 +5,8 @@ held or redistributed per policy; rejected: nothing); PoW passed this epoch (an 
 challenge, every sample right, no failed_pow evidence); up for the last
 ``min_continuous_uptime_hours`` hours by the backend's own pings; a *measured* class (the
 claimed model if its measured throughput is consistent with honest peers, else the strongest
-model that throughput supports); and, where required, active stake of ``stake_per_gpu x
+model of its vendor that throughput supports; a model the catalogue does not list is classed
+the same way, its vendor read from its name); and, where required, active stake of ``stake_per_gpu x
 max(1, multiplier)`` on the device.
 
 Weight (an integer): multiplier(measured class) x tier x connectivity x (1 + hired bonus x
@@ -86,10 +87,15 @@ reads these instead of joining verification's, detection's and the ledgers' tabl
 ELIGIBILITY_SQL = """
 INSERT INTO reward_eligibility
 WITH x AS (SELECT * FROM reward_facts WHERE epoch = $epoch),
-claimed AS MATERIALIZED (  -- measured devices below their claimed model's floor, with its vendor, planned on
-    -- their own: inside one plan the catalogue's inequality join came first (45M rows, 10 s at 100k devices)
-    SELECT x.device_id, x.tflops, k.vendor FROM x JOIN gpu_catalogue k ON k.model_key = x.catalogue_model
-    WHERE x.tflops IS NOT NULL AND (x.tflops >= x.class_floor) IS NOT TRUE
+unlisted AS (  -- a claimed model the catalogue does not list (a real card outside it): its vendor by name
+    SELECT device_id, gpu_vendor(gpu_model) AS vendor FROM device_features WHERE epoch = $epoch AND catalogue_model IS NULL
+),
+claimed AS MATERIALIZED (  -- measured devices below their claimed model's floor (an unlisted model has none),
+    -- with its vendor, planned on their own: inside one plan the catalogue's inequality join came first
+    -- (45M rows, 10 s at 100k devices)
+    SELECT x.device_id, x.tflops, coalesce(k.vendor, u.vendor) AS vendor
+    FROM x LEFT JOIN gpu_catalogue k ON k.model_key = x.catalogue_model LEFT JOIN unlisted u USING (device_id)
+    WHERE x.tflops IS NOT NULL AND (x.tflops >= x.class_floor) IS NOT TRUE AND coalesce(k.vendor, u.vendor) IS NOT NULL
 ),
 supported AS (  -- the strongest model of the same vendor that a measured throughput supports
     SELECT m.device_id, arg_max(c.model_key, pm.bp4 * 1000000 + c.fp16_tensor_tflops) AS model

@@ -127,6 +127,40 @@ def test_bandwidth_earns_the_highest_connectivity_tier_it_reaches(tmp_path: Path
     assert "no bandwidth report" in reasons["none"] and "no bandwidth report" not in (reasons["zero"] or "")
 
 
+def test_a_card_the_catalogue_does_not_list_is_classed_by_its_measured_throughput_among_its_vendors_models(
+    tmp_path: Path,
+) -> None:
+    """A real card outside the catalogue (an RTX 3060 Ti, an M3 Ultra) has no spec to be held to:
+    it is classed like a card slower than its claim, as the strongest model of its vendor (read
+    from its name) that its measured throughput supports, and paid as such. A name of no known
+    vendor, or no measured throughput, earns no class and says why."""
+    from pipelines.catalogue import load_catalogue
+    from pipelines.rewards import assess
+
+    claims = {"ti": ("NVIDIA GeForce RTX 3060 Ti", 30.0), "ultra": ("Apple M3 Ultra", 20.0),
+              "radeon": ("AMD Radeon RX 7900 XTX", 120.0), "idle": ("NVIDIA GeForce RTX 3060 Ti", None)}  # fmt: skip
+    with connect(tmp_path / "db.duckdb") as con:
+        for device, (name, tflops) in claims.items():
+            con.execute("INSERT INTO device_features (epoch, device_id, gpu_model) VALUES (?, ?, ?)", [EPOCH, device, name])
+            con.execute(
+                "INSERT INTO reward_facts VALUES (?, ?, 'acc', 'w', 'standard', NULL, ?, NULL, 500.0, 1000, 0, true)",
+                [EPOCH, device, tflops],
+            )
+        assess(con, EPOCH, VERSION, reuse_facts=True)
+        got = {
+            r[0]: r[1:]
+            for r in con.execute("SELECT device_id, measured_class, multiplier_bp4, reason FROM reward_eligibility").fetchall()
+        }
+    spec = {r["model_key"]: r for r in load_catalogue().iter_rows(named=True)}
+    multipliers = dict(VERSION.multiplier_rows())
+    for device, vendor in (("ti", "nvidia"), ("ultra", "apple")):
+        supported = [k for k, r in spec.items() if r["vendor"] == vendor and 0.8 * r["fp16_tensor_tflops"] <= claims[device][1]]
+        strongest = max(supported, key=lambda k: (multipliers.get(k, 0), spec[k]["fp16_tensor_tflops"]))
+        assert got[device][:2] == (strongest, multipliers.get(strongest, 0)) and "class" not in got[device][2]  # only uptime
+    for device in ("radeon", "idle"):
+        assert got[device][0] is None and "no measured class" in got[device][2]
+
+
 def test_equal_weights_earn_equal_amounts_whatever_the_account_size(tmp_path: Path) -> None:
     devices = [{"status": "paid", "weight": 12500, "stakers": []} for _ in range(501)]
     with connect(tmp_path / "db.duckdb") as con:
