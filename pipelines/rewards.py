@@ -6,7 +6,8 @@ challenge, every sample right, no failed_pow evidence); up for the last
 ``min_continuous_uptime_hours`` hours by the backend's own pings; a *measured* class (the
 claimed model if its measured throughput is consistent with honest peers, else the strongest
 model of its vendor that throughput supports; a model the catalogue does not list is classed
-the same way, its vendor read from its name); and, where required, active stake of ``stake_per_gpu x
+the same way, its vendor read from its name; where the backend records no compute times at all,
+the claimed model of a device whose answers are exact); and, where required, active stake of ``stake_per_gpu x
 max(1, multiplier)`` on the device.
 
 Weight (an integer): multiplier(measured class) x tier x connectivity x (1 + hired bonus x
@@ -104,8 +105,16 @@ supported AS (  -- the strongest model of the same vendor that a measured throug
     JOIN policy_multipliers pm ON pm.model_key = c.model_key
     GROUP BY m.device_id
 ),
+untimed AS (  -- the backend records no worker-reported compute time this hour (compute_ms is optional):
+    -- throughput cannot be measured, so exact answers class a device as the model it claims (VRAM challenges
+    -- still test the claim); a device that alone omits its times, where others report theirs, earns no class
+    SELECT coalesce(count(compute_ms) < 0.01 * count(*), false) AS yes FROM pow WHERE _hour = $epoch AND status = 'ok'
+),
 classed AS (  -- the claimed model if the throughput backs it, else the strongest it supports
-    SELECT x.device_id, CASE WHEN x.tflops >= x.class_floor THEN x.catalogue_model ELSE s.model END AS measured_class
+    SELECT x.device_id,
+           CASE WHEN x.tflops >= x.class_floor THEN x.catalogue_model
+                WHEN x.tflops IS NULL AND x.pow_passed AND (SELECT yes FROM untimed) THEN x.catalogue_model
+                ELSE s.model END AS measured_class
     FROM x LEFT JOIN supported s USING (device_id)
 ),
 uptime AS (  -- up: pings mostly answered and half the heartbeats the hour's cadence brings (3 of 6 at

@@ -161,6 +161,38 @@ def test_a_card_the_catalogue_does_not_list_is_classed_by_its_measured_throughpu
         assert got[device][0] is None and "no measured class" in got[device][2]
 
 
+@pytest.mark.parametrize("others_timed", [False, True])
+def test_without_compute_times_exact_answers_class_a_device_as_claimed_unless_others_report_theirs(
+    tmp_path: Path, others_timed: bool
+) -> None:
+    """``compute_ms`` is optional: a backend that records no compute times gives no throughput to
+    measure, so a device whose answers are exact is classed as the model it claims (the VRAM
+    challenges still test the claim); one whose answers failed is not. A device that alone omits
+    its times, where the others report theirs, earns no class: omitting them must not pay."""
+    from pipelines.rewards import assess
+
+    devices = {"exact": True, "wrong": False}
+    with connect(tmp_path / "db.duckdb") as con:
+        for k, (device, passed) in enumerate(devices.items()):
+            con.execute(
+                "INSERT INTO reward_facts VALUES (?, ?, 'acc', 'w', 'standard', 'rtx_4090', NULL, NULL, 500.0, 1000, 0, ?)",
+                [EPOCH, device, passed],
+            )
+            con.execute(
+                "INSERT INTO pow (challenge_id, device_id, kind, status, n, _hour, _file, _row) VALUES (?, ?, 'matmul', 'ok', 4096, ?, 'pow.csv', ?)",
+                [f"c{k}", device, EPOCH, k],
+            )
+        for k in range(5 if others_timed else 0):  # a network whose other devices report their times
+            con.execute(
+                "INSERT INTO pow (challenge_id, device_id, kind, status, n, compute_ms, _hour, _file, _row) "
+                "VALUES (?, 'timed', 'matmul', 'ok', 4096, 1.0, ?, 'pow.csv', ?)",
+                [f"t{k}", EPOCH, 10 + k],
+            )
+        assess(con, EPOCH, VERSION, reuse_facts=True)
+        got = dict(con.execute("SELECT device_id, measured_class FROM reward_eligibility").fetchall())
+    assert got == {"exact": None if others_timed else "rtx_4090", "wrong": None}
+
+
 def test_equal_weights_earn_equal_amounts_whatever_the_account_size(tmp_path: Path) -> None:
     devices = [{"status": "paid", "weight": 12500, "stakers": []} for _ in range(501)]
     with connect(tmp_path / "db.duckdb") as con:
