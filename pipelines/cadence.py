@@ -14,7 +14,11 @@ two heartbeats would look like a 14-40 minute restart. So each epoch measures th
   median over devices little;
 - pings per hour: the median over pinged devices of their pings in the hour;
 - fewer than ``MIN_DEVICES`` (10) devices measured (a tiny network, a feed outage): the reference;
-  a median over fewer is not a network's cadence.
+  a median over fewer is not a network's cadence;
+- a source absent from the whole hour (a backend that never pings, devices that send no
+  heartbeats, the prober down for an hour): 0 pings an hour or 0 heartbeats needed. Silence that
+  nobody could break is held against nobody: liveness is then read from the other source
+  (``LIVENESS_MACROS``), instead of no device ever being up, paid, or spared downtime slashing.
 """
 
 from __future__ import annotations
@@ -66,21 +70,38 @@ per_device AS (
     SELECT median(date_diff('millisecond', before, ts) / 60000.0) AS minutes FROM gaps WHERE ts > before GROUP BY device_id
 ),
 pinged AS (SELECT count(*) AS pings FROM uptime WHERE _hour = $epoch AND source = 'ping' GROUP BY device_id)
-SELECT (SELECT median(minutes) FROM per_device), (SELECT count(*) FROM per_device), (SELECT median(pings) FROM pinged)
+SELECT (SELECT median(minutes) FROM per_device), (SELECT count(*) FROM per_device), (SELECT median(pings) FROM pinged),
+       EXISTS (SELECT 1 FROM uptime WHERE _hour = $epoch AND source = 'heartbeat')
 """
 )
+
+LIVENESS_MACROS = f"""
+CREATE OR REPLACE TEMP MACRO pings_answered(ping_total, ping_ok, pings_per_hour) AS
+    coalesce(pings_per_hour, {REFERENCE_PINGS_PER_HOUR}) = 0 OR (ping_total > 0 AND 2 * ping_ok >= ping_total);
+CREATE OR REPLACE TEMP MACRO answered_hour(ping_total, ping_ok, heartbeat_ok, pings_per_hour, up_heartbeats) AS
+    CASE WHEN coalesce(pings_per_hour, {REFERENCE_PINGS_PER_HOUR}) = 0
+         THEN heartbeat_ok >= coalesce(up_heartbeats, {math.ceil(30 / REFERENCE_HEARTBEAT_MINUTES)})
+         ELSE ping_total > 0 AND 2 * ping_ok >= ping_total END;
+"""
+"""Liveness over a device's hour (``device_features``) and the hour's ``uptime_cadence`` (null:
+the reference). ``pings_answered``: most of the backend's pings answered, or the backend pinged
+nobody that hour. ``answered_hour``: the device answered its backend, by pings where the hour
+has them, else by half its heartbeats (what downtime slashing reads)."""
 
 
 @dataclass(frozen=True)
 class Cadence:
     heartbeat_minutes: int = REFERENCE_HEARTBEAT_MINUTES
     pings_per_hour: int = REFERENCE_PINGS_PER_HOUR
+    """0: the backend pinged no device this hour."""
     measured_devices: int = 0
+    heartbeats: bool = True
+    """False: no device sent a heartbeat this hour."""
 
     @property
     def up_heartbeats(self) -> int:
-        """Half the heartbeats an hour brings (3 of 6 at the reference)."""
-        return max(1, math.ceil(30 / self.heartbeat_minutes))
+        """Half the heartbeats an hour brings (3 of 6 at the reference); 0 in an hour without any."""
+        return max(1, math.ceil(30 / self.heartbeat_minutes)) if self.heartbeats else 0
 
     @property
     def reach_minutes(self) -> int:
@@ -97,12 +118,14 @@ class Cadence:
 
 def measure_cadence(con: duckdb.DuckDBPyConnection, epoch: str) -> Cadence:
     """Measure the epoch's cadence from its ``uptime`` rows and store it in ``uptime_cadence``."""
-    interval, devices, pings = con.execute(MEASURE_SQL, {"epoch": epoch, "prev": previous_epoch(epoch)}).fetchall()[0]
-    cadence = Cadence(measured_devices=int(devices))
+    interval, devices, pings, heartbeats = con.execute(MEASURE_SQL, {"epoch": epoch, "prev": previous_epoch(epoch)}).fetchall()[0]
+    absent = {"pings_per_hour": 0} if pings is None else {}
+    absent |= {"heartbeats": False} if not heartbeats else {}
+    cadence = Cadence(measured_devices=int(devices), **absent)
     if devices >= MIN_DEVICES and interval is not None:
         cadence = Cadence(
             heartbeat_minutes=min(60, max(1, round(float(interval)))),
-            pings_per_hour=max(1, round(float(pings))) if pings is not None else REFERENCE_PINGS_PER_HOUR,
+            pings_per_hour=max(1, round(float(pings))) if pings is not None else 0,
             measured_devices=int(devices),
         )
     low, high = cadence.restart_minutes

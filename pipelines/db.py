@@ -18,6 +18,7 @@ import duckdb
 from filelock import FileLock, Timeout
 
 from pipelines import epoch
+from pipelines.cadence import LIVENESS_MACROS
 
 DEFAULT_LOCK_TIMEOUT_S = 3600.0
 DEFAULT_MEMORY_LIMIT = "6GB"
@@ -113,6 +114,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(schema_sql())
     drop_retired_keys(con, schema_sql())
     con.execute(epoch.SQL_MACROS)
+    con.execute(LIVENESS_MACROS)
 
 
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple | None:

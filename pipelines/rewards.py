@@ -67,7 +67,9 @@ hired AS (  -- completed jobs reported this hour (jobs arrive when they end): th
 failed AS (SELECT DISTINCT device_id FROM evidence WHERE epoch = $epoch AND fraud_type = 'failed_pow')
 SELECT $epoch, f.device_id, f.account_id, w.wallet, t.tier, f.catalogue_model, m.tflops,
        0.3 * coalesce(p.median_tflops, f.spec_tflops * 0.8) AS class_floor, m.down_mbps,
-       CASE WHEN f.ping_total > 0 THEN f.ping_ok * 1000 // f.ping_total ELSE 0 END AS uptime_permille,
+       CASE WHEN c.pings_per_hour = 0  -- no pings this hour: the share of the heartbeats the cadence brings
+            THEN least(1000, f.heartbeat_ok * 1000 // greatest(1, 60 // c.heartbeat_minutes))
+            WHEN f.ping_total > 0 THEN f.ping_ok * 1000 // f.ping_total ELSE 0 END AS uptime_permille,
        coalesce(h.permille, 0) AS hired_permille,
        f.pow_ok > 0 AND f.samples_bad = 0 AND f.overclaimed_compute = 0 AND f.unverified_ok = 0
          AND x.device_id IS NULL AS pow_passed
@@ -78,6 +80,7 @@ LEFT JOIN measures m USING (device_id)
 LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = f.catalogue_model
 LEFT JOIN hired h USING (device_id)
 LEFT JOIN failed x USING (device_id)
+LEFT JOIN uptime_cadence c ON c.epoch = $epoch
 ORDER BY f.device_id
 """
 """What eligibility reads that no reward policy changes, one row per device of the epoch: the
@@ -118,9 +121,10 @@ classed AS (  -- the claimed model if the throughput backs it, else the stronges
     FROM x LEFT JOIN supported s USING (device_id)
 ),
 uptime AS (  -- up: pings mostly answered and half the heartbeats the hour's cadence brings (3 of 6 at
-    -- 10-minute heartbeats; an epoch stored before the cadence was measured: 3)
+    -- 10-minute heartbeats; an epoch stored before the cadence was measured: 3); a source absent from
+    -- the whole hour (no pings, no heartbeats) is waived (pipelines.cadence)
     SELECT f.device_id,
-           count(*) FILTER (f.ping_total > 0 AND 2 * f.ping_ok >= f.ping_total
+           count(*) FILTER (pings_answered(f.ping_total, f.ping_ok, c.pings_per_hour)
                             AND f.heartbeat_ok >= coalesce(c.up_heartbeats, $reference_up)) AS up_hours
     FROM device_features f LEFT JOIN uptime_cadence c ON c.epoch = f.epoch
     WHERE f.epoch > hours_back($epoch, $min_up) AND f.epoch <= $epoch

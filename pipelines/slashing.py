@@ -32,26 +32,30 @@ WITH rejected AS (
     WHERE s.epoch = $epoch AND s.tier = 'rejected' AND s.rejected_since = $epoch
 ),
 staked AS (SELECT DISTINCT device_id FROM stake_positions WHERE epoch = $epoch AND active_units > 0),
-down_now AS MATERIALIZED (  -- an outage that reaches `hours` this epoch is one of a staked device down now
-    SELECT device_id FROM device_features
-    WHERE epoch = $epoch AND NOT (ping_total > 0 AND 2 * ping_ok >= ping_total)
-      AND device_id IN (SELECT device_id FROM staked)
+down_now AS MATERIALIZED (  -- an outage that reaches `hours` this epoch is one of a staked device down now;
+    -- down: not answering its backend (pings; heartbeats in an hour without pings: pipelines.cadence)
+    SELECT f.device_id FROM device_features f LEFT JOIN uptime_cadence c USING (epoch)
+    WHERE f.epoch = $epoch AND NOT answered_hour(f.ping_total, f.ping_ok, f.heartbeat_ok, c.pings_per_hour, c.up_heartbeats)
+      AND f.device_id IN (SELECT device_id FROM staked)
 ),
 starts AS MATERIALIZED (  -- of those, the ones down at the window's first hour and not in the hour before it:
     -- two one-hour lookups that leave few devices for the window's scan below (197 of 5,961 down now
     -- in a simulated 100k-device hour)
-    SELECT f.device_id FROM device_features f
-    WHERE f.epoch = hours_back($epoch, $hours - 1) AND NOT (f.ping_total > 0 AND 2 * f.ping_ok >= f.ping_total)
+    SELECT f.device_id FROM device_features f LEFT JOIN uptime_cadence c USING (epoch)
+    WHERE f.epoch = hours_back($epoch, $hours - 1)
+      AND NOT answered_hour(f.ping_total, f.ping_ok, f.heartbeat_ok, c.pings_per_hour, c.up_heartbeats)
       AND f.device_id IN (SELECT device_id FROM down_now)
-      AND NOT EXISTS (SELECT 1 FROM device_features b WHERE b.epoch = hours_back($epoch, $hours)
-                      AND b.device_id = f.device_id AND NOT (b.ping_total > 0 AND 2 * b.ping_ok >= b.ping_total))
+      AND NOT EXISTS (SELECT 1 FROM device_features b LEFT JOIN uptime_cadence bc USING (epoch)
+                      WHERE b.epoch = hours_back($epoch, $hours) AND b.device_id = f.device_id
+                        AND NOT answered_hour(b.ping_total, b.ping_ok, b.heartbeat_ok, bc.pings_per_hour, bc.up_heartbeats))
 ),
 down AS (  -- down hours in the last `hours` epochs, and whether the epoch before them was down too
     SELECT device_id, count(*) FILTER (epoch > hours_back($epoch, $hours) AND NOT up) AS down_recent,
            bool_or(epoch = hours_back($epoch, $hours) AND NOT up) AS down_before
-    FROM (SELECT device_id, epoch, ping_total > 0 AND 2 * ping_ok >= ping_total AS up FROM device_features
-          WHERE epoch >= hours_back($epoch, $hours) AND epoch <= $epoch
-            AND device_id IN (SELECT device_id FROM starts))
+    FROM (SELECT f.device_id, f.epoch, answered_hour(f.ping_total, f.ping_ok, f.heartbeat_ok, c.pings_per_hour, c.up_heartbeats) AS up
+          FROM device_features f LEFT JOIN uptime_cadence c USING (epoch)
+          WHERE f.epoch >= hours_back($epoch, $hours) AND f.epoch <= $epoch
+            AND f.device_id IN (SELECT device_id FROM starts))
     GROUP BY device_id
 ),
 downtime AS (  -- the outage reaches `hours` this epoch (once per outage)

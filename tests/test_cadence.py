@@ -89,3 +89,17 @@ def test_a_network_with_half_hourly_heartbeats_keeps_its_honest_devices_up_and_i
     assert slow["up_share"] >= 0.8 * reference["up_share"], (slow, reference)
     assert slow["restarts"] <= reference["restarts"], (slow, reference)
     assert slow["honest_flagged"] == reference["honest_flagged"] == 0
+
+
+@pytest.mark.parametrize("missing", ["ping", "heartbeat"])
+def test_a_source_absent_from_the_whole_hour_is_waived_not_held_against_every_device(missing: str) -> None:
+    """A backend that never pings, or devices that send no heartbeats: 0 pings an hour or 0
+    heartbeats needed, so liveness is read from the source there is."""
+    con = duckdb.connect()
+    ensure_schema(con)
+    _heartbeats(con, devices=20, every_minutes=10, pings=4)
+    con.execute("DELETE FROM uptime WHERE source = ?", [missing])
+    cadence = measure_cadence(con, "2024-08-14T07")
+    assert (cadence.pings_per_hour == 0, cadence.up_heartbeats == 0) == (missing == "ping", missing == "heartbeat")
+    waived = con.execute("SELECT pings_answered(0, 0, pings_per_hour), 0 >= up_heartbeats FROM uptime_cadence").fetchall()
+    assert waived == [(missing == "ping", missing == "heartbeat")]  # a silent device is up only by the absent source

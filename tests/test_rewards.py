@@ -497,6 +497,32 @@ def test_a_staked_device_down_a_full_day_is_slashed_once_per_outage_and_nobody_e
     assert kinds == [("downtime",)]
 
 
+def test_where_the_backend_pings_nobody_downtime_is_read_from_heartbeats(tmp_path: Path) -> None:
+    """A backend that never pings (or whose prober is down) leaves every device without an
+    answered ping: read as downtime, that would slash every staked device after a day. In an
+    hour the backend pinged nobody (``uptime_cadence.pings_per_hour`` 0) a device is down when
+    it also sent under half its heartbeats: the silent one is slashed once, the beating one not."""
+    down = DOWNTIME_HOURS
+    start = "2024-08-14T00"
+    with connect(tmp_path / "db.duckdb") as con:
+        opened = {}
+        for h in range(down + 2):
+            ep = shift(start, h)
+            con.execute("INSERT INTO uptime_cadence VALUES (?, 10, 0, 50, 3, 12, 14, 40)", [ep])
+            for device, beats in (("silent", 0 if h >= 1 else 6), ("beating", 6), ("few", 2 if h >= 1 else 6)):
+                con.execute(
+                    "INSERT INTO device_features (epoch, device_id, account_id, ping_total, ping_ok, heartbeat_ok) "
+                    "VALUES (?, ?, 'acc', 0, 0, ?)",
+                    [ep, device, beats],
+                )
+                con.execute("INSERT INTO stake_positions VALUES (?, ?, 'w', 1000000, 0)", [ep, device])
+            if slash(con, ep, VERSION):
+                opened[ep] = sorted(
+                    r[0] for r in con.execute("SELECT DISTINCT device_id FROM slashing_events WHERE epoch = ?", [ep]).fetchall()
+                )
+    assert opened == {shift(start, down): ["few", "silent"]}
+
+
 def _window_payouts(con, epoch: str, hours: int) -> list[tuple]:
     """What each (device, wallet) was paid in the window ending at ``epoch``, from the whole ledgers."""
     return con.execute(
