@@ -66,8 +66,9 @@ money; the 64-bit seed takes plain digits only (a float seed has already lost it
 
 
 NULL_SPELLINGS = ("", "null", "none", "nil", "nan", "na", "n/a", "[n/a]")
-"""How writers spell "no value" in a nullable column (compared lower-cased and trimmed): an empty
-JSON string, Python's ``str(None)``, pandas' ``NaN``, nvidia-smi's ``[N/A]``. Such a value lands
+"""How writers spell "no value" in a nullable column (in the casings they use, untrimmed:
+``Column.null_texts``): an empty JSON string, Python's ``str(None)``, pandas' ``NaN``,
+nvidia-smi's ``[N/A]``. Such a value lands
 as null: left as text, one ``""`` or ``"[N/A]"`` would be an identity, batch or referrer that
 thousands of unrelated rows share."""
 

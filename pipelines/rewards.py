@@ -6,9 +6,9 @@ challenge, every sample right, no failed_pow evidence); up for the last
 ``min_continuous_uptime_hours`` hours by the backend's own pings; a *measured* class (the
 claimed model if its measured throughput is consistent with honest peers, else the strongest
 model of its vendor that throughput supports; a model the catalogue does not list is classed
-the same way, its vendor read from its name; where the backend records no compute times at all,
-the claimed model of a device whose answers are exact); and, where required, active stake of ``stake_per_gpu x
-max(1, multiplier)`` on the device.
+the same way, its vendor read from its name; where the backend records no compute times at
+all, the claimed model of a device whose answers are exact); and, where required, active stake
+of ``stake_per_gpu x max(1, multiplier)`` on the device.
 
 Weight (an integer): multiplier(measured class) x tier x connectivity x (1 + hired bonus x
 hired share) x uptime share, each factor in integer 1/10,000ths or 1/1,000ths. The epoch's
