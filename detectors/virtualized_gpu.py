@@ -120,13 +120,14 @@ class VirtualizedGpu(Detector):
                     WHERE gpu_uuid IS NOT NULL GROUP BY ip, gpu_uuid HAVING count(DISTINCT device_id) > 1
                     UNION ALL
                     SELECT unnest(list(DISTINCT device_id)), count(DISTINCT device_id) FROM now
-                    WHERE pci_bus_id IS NOT NULL GROUP BY host_fingerprint, pci_bus_id HAVING count(DISTINCT device_id) > 1
+                    WHERE pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL
+                    GROUP BY host_fingerprint, pci_bus_id HAVING count(DISTINCT device_id) > 1
                 ) GROUP BY device_id
             ),
             crowded AS (
                 SELECT unnest(list(n.device_id)) AS device_id, count(*) AS on_host, min(c.max_gpus_per_host) AS fits
                 FROM now n JOIN gpu_catalogue c ON c.model_key = n.catalogue_model
-                WHERE n.hw_reports > 0 GROUP BY n.host_fingerprint
+                WHERE n.hw_reports > 0 AND n.host_fingerprint IS NOT NULL GROUP BY n.host_fingerprint
                 HAVING count(*) > greatest(min(c.max_gpus_per_host), $host_floor)
             ),
             judged AS (

@@ -76,11 +76,23 @@ def verify_pow(con: duckdb.DuckDBPyConnection, epoch: str, entries: EntriesFn | 
     return int(cid.size), int(bad.sum())
 
 
+MACHINE_MAX_IPS = 4
+"""A machine is at one public address (two when it changes within the hour): a host fingerprint
+that devices report from more addresses than this in one hour is not one machine but a writer's
+placeholder (``unknown`` on every device) and is read as no fingerprint. Left as it was, one
+placeholder put a whole network "on one host": 491 of 494 honest devices of a 600-device network
+were rejected as virtualized."""
+
 FEATURES_SQL = """
 INSERT INTO device_features
-WITH hw AS (
+WITH no_machine AS (  -- fingerprints reported from more addresses than one machine has (MACHINE_MAX_IPS)
+    SELECT host_fingerprint FROM hardware WHERE _hour = $epoch
+    GROUP BY host_fingerprint HAVING count(DISTINCT ip) > $machine_ips
+),
+hw AS (
     SELECT device_id,
-           arg_max(account_id, ts) AS account_id, arg_max(host_fingerprint, ts) AS host_fingerprint,
+           arg_max(account_id, ts) AS account_id,
+           arg_max(host_fingerprint, ts) FILTER (host_fingerprint NOT IN (SELECT host_fingerprint FROM no_machine)) AS host_fingerprint,
            arg_max(ip, ts) AS ip, arg_max(asn, ts) AS asn, arg_max(os, ts) AS os,
            arg_max(gpu_model, ts) AS gpu_model, arg_max(gpu_uuid, ts) AS gpu_uuid,
            arg_max(gpu_serial, ts) AS gpu_serial, arg_max(pci_bus_id, ts) AS pci_bus_id,
@@ -198,7 +210,7 @@ WITH c AS (
 SELECT $epoch, challenge_id, device_id, batch_id, kind, status, tflops, ip, host_fingerprint, account_id, catalogue_model,
        CASE WHEN batch_id IS NULL THEN 0 ELSE greatest(
            count(*) OVER (PARTITION BY batch_id, ip) - 1,
-           count(*) OVER (PARTITION BY batch_id, host_fingerprint) - 1) END
+           CASE WHEN host_fingerprint IS NOT NULL THEN count(*) OVER (PARTITION BY batch_id, host_fingerprint) - 1 ELSE 0 END) END
 FROM c ORDER BY challenge_id
 """
 
@@ -273,7 +285,10 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
     for table in ("device_features", "challenge_context", "model_peers", "restart_gaps"):
         con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
     cadence = measure_cadence(con, epoch)
-    con.execute(FEATURES_SQL, {"epoch": epoch, "prev": previous_epoch(epoch), "reach_minutes": cadence.reach_minutes})
+    con.execute(
+        FEATURES_SQL,
+        {"epoch": epoch, "prev": previous_epoch(epoch), "reach_minutes": cadence.reach_minutes, "machine_ips": MACHINE_MAX_IPS},
+    )
     check_one_row_per_device(con, epoch)
     con.execute(CONTEXT_SQL, {"epoch": epoch})
     build_measures(con, epoch)

@@ -116,3 +116,27 @@ def test_a_catalogue_whose_models_share_a_name_key_is_refused(tmp_path) -> None:
     path.write_text("\n".join([*source, clash]) + "\n")
     with pytest.raises(ValueError, match="rtx_4090.*rtx_4090_copy"):
         catalogue.register(duckdb.connect(), path)
+
+
+def test_a_host_fingerprint_reported_from_more_addresses_than_one_machine_has_is_read_as_none(con) -> None:
+    """A machine is at one public address (two when it changes within the hour). A writer's
+    placeholder fingerprint (``unknown`` on every device) put a whole network "on one host" and
+    had its honest devices rejected as virtualized; seen from more than ``MACHINE_MAX_IPS``
+    addresses it is read as no fingerprint, and two cards of one real machine keep theirs."""
+    from detectors.base import Evidence
+    from detectors.virtualized_gpu import VirtualizedGpu
+    from pipelines.features import MACHINE_MAX_IPS
+
+    rows = [(f"home{k}", "unknown", f"5.5.{k}.1") for k in range(MACHINE_MAX_IPS + 2)]
+    rows += [("slice1", "rig", "7.7.7.7"), ("slice2", "rig", "7.7.7.7")]
+    for i, (device, host, ip) in enumerate(rows):
+        con.execute(
+            "INSERT INTO hardware (ts, device_id, account_id, host_fingerprint, ip, gpu_model, pci_bus_id, vram_total_mb, _hour, _file, _row) "
+            "VALUES (?, ?, 'acc', ?, ?, 'NVIDIA GeForce RTX 4090', '00000000:01:00.0', 24564, ?, 'hardware.csv', ?)",
+            [ISSUED, device, host, ip, EPOCH, i],
+        )
+    build_features(con, EPOCH)
+    hosts = dict(con.execute("SELECT device_id, host_fingerprint FROM device_features").fetchall())
+    assert hosts == {device: None if host == "unknown" else host for device, host, _ in rows}
+    found = VirtualizedGpu().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == ["slice1", "slice2"]
