@@ -7,10 +7,10 @@ hour); sharing in ``confirm_hours`` of the last ``window_hours`` epochs establis
 
 Honest model: a GPU is in one machine, so the devices that share its identity report from one
 public IP (two when the address changes within the hour). A value that devices report from more
-than ``max_ips`` addresses at once is not one card's identity: it is a writer's stand-in for "no
-value" that ingest does not know (``[N/A]`` and its kin land as null already), or identities made
-up, which only the physics (PoW timing and contention) can judge. Such a value proves nothing
-and is not counted.
+than ``max_ips`` addresses at once (default ``MACHINE_MAX_IPS``, the bound a host fingerprint is
+held to) is not one card's identity: it is a writer's stand-in for "no value" that ingest does
+not know (``[N/A]`` and its kin land as null already), or identities made up, which only the
+physics (PoW timing and contention) can judge. Such a value proves nothing and is not counted.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from __future__ import annotations
 import polars as pl
 
 from detectors.base import Detector, Evidence
+from pipelines.features import MACHINE_MAX_IPS
 
 
 class DuplicateHardware(Detector):
     name = "duplicate_hardware"
     fraud_type = "duplicate_hardware"
 
-    def __init__(self, threshold: float = 0.5, window_hours: int = 3, confirm_hours: int = 2, max_ips: int = 4):
+    def __init__(self, threshold: float = 0.5, window_hours: int = 3, confirm_hours: int = 2, max_ips: int = MACHINE_MAX_IPS):
         super().__init__(threshold)
         self.window_hours = window_hours
         self.confirm_hours = confirm_hours

@@ -75,19 +75,6 @@ SELECT (SELECT median(minutes) FROM per_device), (SELECT count(*) FROM per_devic
 """
 )
 
-LIVENESS_MACROS = f"""
-CREATE OR REPLACE TEMP MACRO pings_answered(ping_total, ping_ok, pings_per_hour) AS
-    coalesce(pings_per_hour, {REFERENCE_PINGS_PER_HOUR}) = 0 OR (ping_total > 0 AND 2 * ping_ok >= ping_total);
-CREATE OR REPLACE TEMP MACRO answered_hour(ping_total, ping_ok, heartbeat_ok, pings_per_hour, up_heartbeats) AS
-    CASE WHEN coalesce(pings_per_hour, {REFERENCE_PINGS_PER_HOUR}) = 0
-         THEN heartbeat_ok >= coalesce(up_heartbeats, {math.ceil(30 / REFERENCE_HEARTBEAT_MINUTES)})
-         ELSE ping_total > 0 AND 2 * ping_ok >= ping_total END;
-"""
-"""Liveness over a device's hour (``device_features``) and the hour's ``uptime_cadence`` (null:
-the reference). ``pings_answered``: most of the backend's pings answered, or the backend pinged
-nobody that hour. ``answered_hour``: the device answered its backend, by pings where the hour
-has them, else by half its heartbeats (what downtime slashing reads)."""
-
 
 @dataclass(frozen=True)
 class Cadence:
@@ -114,6 +101,20 @@ class Cadence:
         """A silence of 1.4 to 4 intervals (14-40 minutes at the reference): one or a few
         heartbeats missed, a restart; longer is an outage."""
         return round(1.4 * self.heartbeat_minutes), 4 * self.heartbeat_minutes
+
+
+LIVENESS_MACROS = f"""
+CREATE OR REPLACE TEMP MACRO pings_answered(ping_total, ping_ok, pings_per_hour) AS
+    coalesce(pings_per_hour, {REFERENCE_PINGS_PER_HOUR}) = 0 OR (ping_total > 0 AND 2 * ping_ok >= ping_total);
+CREATE OR REPLACE TEMP MACRO answered_hour(ping_total, ping_ok, heartbeat_ok, pings_per_hour, up_heartbeats) AS
+    CASE WHEN coalesce(pings_per_hour, {REFERENCE_PINGS_PER_HOUR}) = 0
+         THEN heartbeat_ok >= coalesce(up_heartbeats, {Cadence().up_heartbeats})
+         ELSE pings_answered(ping_total, ping_ok, pings_per_hour) END;
+"""
+"""Liveness over a device's hour (``device_features``) and the hour's ``uptime_cadence`` (null:
+the reference). ``pings_answered``: most of the backend's pings answered, or the backend pinged
+nobody that hour. ``answered_hour``: the device answered its backend, by pings where the hour
+has them, else by half its heartbeats (what downtime slashing reads)."""
 
 
 def measure_cadence(con: duckdb.DuckDBPyConnection, epoch: str) -> Cadence:
