@@ -18,9 +18,14 @@ FORMATS = ("parquet", "csv.gz", "csv", "jsonl.gz", "jsonl")
 """File extensions the contract allows, longest suffix first (so ``csv.gz`` wins over ``csv``)."""
 
 MANIFEST = "_manifest.json"
-_TRIPLE = r"\[\s*\d{1,9}\s*,\s*\d{1,9}\s*,\s*-?\d{1,18}\s*\]"
+_INDEX = r"\d{1,9}(\.0{1,9})?"
+_VALUE = r"-?\d{1,18}(\.\d{1,9})?"
+_TRIPLE = rf"\[\s*{_INDEX}\s*,\s*{_INDEX}\s*,\s*{_VALUE}\s*\]"
 SAMPLES_RE = rf"\s*\[\s*({_TRIPLE}\s*(,\s*{_TRIPLE}\s*)*)?\]\s*"
-"""``samples``: a JSON list of ``[i, j, value]`` integer triples (checked before parsing)."""
+"""``samples``: a JSON list of ``[i, j, value]`` triples (checked before parsing). Numbers may be
+written as floats, as a worker that keeps the fp32 product writes them (``[7381.0, 6945.0,
+-1927.0]``): an index must then be integral, while a value with a fraction is a wrong answer
+(a bad sample, counted by verification), not a malformed row."""
 BASE_UNITS_PER_IO = 10**8
 
 # --- limits and text forms: what a value must look like before it is cast -------------------
@@ -209,7 +214,7 @@ POW = Feed(
         ("n > 0 AND n <= 262144", "n must be in 1..262144 (fp32 accumulation stays exact)"),
         (
             f"samples IS NULL OR regexp_full_match(samples, '{SAMPLES_RE}')",
-            "samples must be JSON [[i, j, value], ...] of integers (i, j >= 0)",
+            "samples must be JSON [[i, j, value], ...] of numbers (i, j integers >= 0)",
         ),
         ("compute_ms IS NULL OR compute_ms >= 0", "compute_ms must be >= 0"),
         (

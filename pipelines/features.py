@@ -44,29 +44,44 @@ def verify_pow(con: duckdb.DuckDBPyConnection, epoch: str, entries: EntriesFn | 
     samples = con.execute(
         """
         WITH s AS (
-            SELECT challenge_id, seed, n, unnest(CAST(CAST(samples AS JSON) AS BIGINT[][])) AS t
-            FROM pow WHERE _hour = ? AND status = 'ok' AND samples IS NOT NULL
+            SELECT challenge_id, seed, n, unnest(CAST(js AS BIGINT[][])) AS t, unnest(CAST(js AS DOUBLE[][])) AS d
+            FROM (SELECT challenge_id, seed, n, CAST(samples AS JSON) AS js
+                  FROM pow WHERE _hour = ? AND status = 'ok' AND samples IS NOT NULL)
         )
-        SELECT challenge_id, seed, n, t[1] AS i, t[2] AS j, t[3] AS v FROM s ORDER BY challenge_id
+        SELECT challenge_id, seed, n, t[1] AS i, t[2] AS j, t[3] AS v,
+               d[3] = t[3] AS integral, d[3] AS v_real  -- 34.0 reads as 34; 34.5 is a wrong answer
+        FROM s ORDER BY challenge_id
         """,
         [epoch],
     ).fetchnumpy()
     cid, seed, n = samples["challenge_id"], samples["seed"], samples["n"]
-    i, j, v = samples["i"], samples["j"], samples["v"]
+    i, j, v, integral = samples["i"], samples["j"], samples["v"], samples["integral"]
     in_range = (i >= 0) & (j >= 0) & (i < n) & (j < n)  # out-of-range samples are bad outright
     expected = np.zeros(cid.size, dtype=np.int64)
     expected[in_range] = (entries or _entries_backend())(seed[in_range], n[in_range], i[in_range], j[in_range])
-    bad = ~in_range | (expected != v)
+    bad = ~in_range | ~integral | (expected != v)
     con.execute("DELETE FROM pow_checks WHERE _hour = ?", [epoch])
     if cid.size:
-        table = pa.table({"challenge_id": cid, "i": i, "j": j, "v": v, "expected": expected, "bad": bad, "in_range": in_range})
+        table = pa.table(
+            {
+                "challenge_id": cid,
+                "i": i,
+                "j": j,
+                "v": v,
+                "v_real": samples["v_real"],
+                "integral": integral,
+                "expected": expected,
+                "bad": bad,
+                "in_range": in_range,
+            }
+        )
         con.register("pow_samples_checked", table)
         con.execute(
             """
             INSERT INTO pow_checks
             SELECT challenge_id, ?, count(*), count(*) FILTER (bad),
                    arg_min(CASE WHEN NOT in_range THEN format('[{}, {}] is outside the n x n product', i, j)
-                                ELSE format('[{}, {}] = {}, expected {}', i, j, v, expected) END,
+                                ELSE format('[{}, {}] = {}, expected {}', i, j, CASE WHEN integral THEN v::VARCHAR ELSE v_real::VARCHAR END, expected) END,
                            i * 1000000000 + j) FILTER (bad)
             FROM pow_samples_checked GROUP BY challenge_id
             """,

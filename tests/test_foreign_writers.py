@@ -5,8 +5,8 @@ the contract allows, nullable integer columns as floats (``450.0``), timestamps 
 (``2024-08-14 07:00:01.468``), enumerations capitalized (``Linux``) and model names spelled as
 older drivers and other tools do (``GEFORCE RTX 4090``). A third backend spells "no value" as
 text: ``None`` in CSV (``str(None)``), ``""`` in JSON, and nvidia-smi's ``[N/A]`` for a serial or
-UUID a card does not have; it also reports hardware three times an hour and writes rows in any
-order. Some of these once cost every hardware report, every device's price,
+UUID a card does not have; it also reports hardware three times an hour, writes rows in any
+order and PoW samples as floats (``[7381.0, 6945.0, -1927.0]``, a worker's fp32 product). Some of these once cost every hardware report, every device's price,
 or (``[N/A]`` read as one serial shared by every consumer card) most honest devices their stake."""
 
 from __future__ import annotations
@@ -59,15 +59,18 @@ def _reported_thrice(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([df, *copies], ignore_index=True)
 
 
-def _stdlib_bytes(df: pd.DataFrame, fmt: str, spell_nulls: Feed | None = None) -> bytes:
+def _stdlib_bytes(df: pd.DataFrame, fmt: str, spell_nulls: Feed | None = None, float_samples: bool = False) -> bytes:
     """What a backend using Python's own csv and json modules writes: CRLF line ends (the csv
     module's default), every CSV field quoted, ``json.dumps``' spaces (in ``samples`` too) and
     the 64-bit seed as a JSON string, as JavaScript-minded writers keep it. With
-    ``spell_nulls``, that feed's nulls are written as text (``_spell_nulls``)."""
+    ``spell_nulls``, that feed's nulls are written as text (``_spell_nulls``); with
+    ``float_samples``, every number of a PoW sample as a float, as a worker keeping the fp32
+    product in a float array writes them."""
     records = json.loads(df.to_json(orient="records", date_format="iso", date_unit="ms"))
     for r in records:
         if r.get("samples"):
-            r["samples"] = json.dumps(json.loads(r["samples"]))
+            triples = json.loads(r["samples"])
+            r["samples"] = json.dumps([[float(x) for x in t] for t in triples] if float_samples else triples)
     if "seed" in df.columns:
         for r, seed in zip(records, df["seed"].tolist(), strict=True):
             r["seed"] = str(seed)
@@ -108,7 +111,8 @@ def _rewrite(db: Path, drops: Path, out: Path, writer: str = "pandas") -> None:
                 df = _reported_thrice(df) if feed == "hardware" else df
                 df = df.sample(frac=1.0, random_state=turn)  # rows in the order workers finish
             if writer in ("stdlib", "placeholders") and not fmt.startswith("parquet"):
-                raw = _stdlib_bytes(df, fmt, FEEDS[feed] if writer == "placeholders" else None)
+                placeholders = writer == "placeholders"
+                raw = _stdlib_bytes(df, fmt, FEEDS[feed] if placeholders else None, float_samples=placeholders)
             elif fmt.startswith("csv"):
                 raw = df.to_csv(index=False).encode()
             elif fmt.startswith("jsonl"):
@@ -137,6 +141,8 @@ def test_a_network_written_by_another_backend_gives_the_same_verdicts_and_prices
     assert (b"\r\n" in hardware.read_bytes()) == (writer != "pandas")
     if writer == "placeholders":
         assert (written["gpu_serial"] == "[N/A]").sum() > 10 and (written["driver_version"] == "None").any()
+        pow_files = [f for f in (tmp_path / "theirs").glob("*/pow.*") if "parquet" not in f.name]
+        assert any(b".0]" in (gzip.decompress(f.read_bytes()) if f.name.endswith(".gz") else f.read_bytes()) for f in pow_files)
     assert main(["run", "--drops", str(tmp_path / "theirs"), "--db", str(theirs), "--out", str(tmp_path / "out-theirs")]) == 0
     con = duckdb.connect()
     con.execute(f"ATTACH '{ours}' AS ours (READ_ONLY)")

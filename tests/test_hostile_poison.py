@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -28,7 +29,9 @@ from hostile_hours import (
 
 from pipelines import ingest
 from pipelines.db import connect, scalar
+from pipelines.features import verify_pow
 from pipelines.ingest import ingest_drops, ingest_hour
+from pipelines.pow_math import sample_entries
 
 SECRET = b"outside-the-drops secret bytes\n"
 
@@ -421,3 +424,24 @@ def test_a_boolean_written_as_csv_exports_write_it_lands_and_anything_else_is_qu
     got = con.execute("SELECT ok FROM uptime WHERE _file = 'uptime.csv' ORDER BY _row").fetchall()
     assert [r[0] for r in got] == list(spellings.values())
     assert quarantined(con, "uptime")[0][3] == "ok: cannot read on as true or false (t/f, 1/0, yes/no)"
+
+
+def test_pow_samples_written_as_floats_land_and_a_fractional_value_is_a_wrong_answer(con, tmp_path: Path) -> None:
+    """A worker that keeps the fp32 product writes ``[1.0, 2.0, -52.0]``: whole numbers land and
+    are checked as integers. A value with a fraction cannot be the exact product, so it lands and
+    counts as a bad sample with readable evidence; an index with a fraction is malformed."""
+    right = int(sample_entries(np.array([2**64 - 41], dtype=np.uint64), np.array([4096]), np.array([1]), np.array([2]))[0])
+    rows = [
+        pow_row(40, samples=f"[[1.0, 2.0, {right}.0]]"),
+        pow_row(41, seed=2**64 - 41, samples=f"[[1, 2, {right}.5]]"),
+        pow_row(42, samples=f"[[1.5, 2, {right}]]"),
+    ]
+    folder = make_hour(tmp_path / "drops", extra={"pow.jsonl": (jsonl(rows), 3)})
+    assert ingest_hour(con, folder).status == "ingested"
+    [q] = quarantined(con, "pow")
+    assert "c42" in q[4] and "samples must be JSON" in q[3]
+    verify_pow(con, HOUR)
+    checks = con.execute(
+        "SELECT challenge_id, samples_total, samples_bad, first_bad FROM pow_checks WHERE challenge_id IN ('c40', 'c41') ORDER BY 1"
+    ).fetchall()
+    assert checks == [("c40", 1, 0, None), ("c41", 1, 1, f"[1, 2] = {right + 0.5}, expected {right}")]
