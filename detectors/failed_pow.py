@@ -13,7 +13,8 @@ transient faults), modelled as at most ``honest_timeout_rate`` per reachable cha
 
 Decision rules (the ``proof`` in ``details`` says which kind each verdict rests on):
 - *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window, a
-  ``compute_ms`` longer than the observed round trip (+2 ms for timestamp rounding), or a
+  ``compute_ms`` longer than the observed round trip (+2 ms for timestamp rounding, +1 s where
+  the times are written to the second: ``fits_round_trip``), or a
   throughput above the physical ceiling in >= ``confirm_fast_hours`` hours of the window that
   are also >= ``confirm_fast_share`` of its measured hours (a card faster than physics, or a
   worker that fakes its timings, is fast every hour: 100% of measured hours at 4-7x the spec

@@ -19,6 +19,7 @@ from filelock import FileLock, Timeout
 
 from pipelines import epoch
 from pipelines.cadence import LIVENESS_MACROS
+from pipelines.contract import TIMESTAMP_MACROS
 
 DEFAULT_LOCK_TIMEOUT_S = 3600.0
 DEFAULT_MEMORY_LIMIT = "6GB"
@@ -115,6 +116,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     drop_retired_keys(con, schema_sql())
     con.execute(epoch.SQL_MACROS)
     con.execute(LIVENESS_MACROS)
+    con.execute(TIMESTAMP_MACROS)
 
 
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple | None:

@@ -155,7 +155,7 @@ pw AS (
            coalesce(sum(c.samples_bad), 0) AS samples_bad,
            min(p.challenge_id || ': ' || c.first_bad) FILTER (c.samples_bad > 0) AS first_bad_sample,
            count(*) FILTER (status = 'ok' AND coalesce(c.samples_total, 0) = 0) AS unverified_ok,
-           count(*) FILTER (status = 'ok' AND compute_ms > epoch_ms(responded_at) - epoch_ms(issued_at) + 2) AS overclaimed_compute,
+           count(*) FILTER (status = 'ok' AND NOT fits_round_trip(compute_ms, issued_at, responded_at)) AS overclaimed_compute,
            max(compute_ms / greatest(epoch_ms(responded_at) - epoch_ms(issued_at), 1)) FILTER (status = 'ok') AS max_compute_over_observed,
            median(2 * pow(n, 3) / compute_ms / 1e9) FILTER (kind = 'matmul' AND status = 'ok' AND compute_ms > 0) AS tflops_median,
            max(2 * pow(n, 3) / compute_ms / 1e9) FILTER (status = 'ok' AND compute_ms > 0) AS tflops_max,
@@ -216,7 +216,7 @@ INSERT INTO challenge_context
 WITH c AS (
     SELECT p.challenge_id, p.device_id, p.batch_id, p.kind, p.status,
            CASE WHEN p.status = 'ok' AND p.compute_ms > 0
-                 AND p.compute_ms <= epoch_ms(p.responded_at) - epoch_ms(p.issued_at) + 2
+                 AND fits_round_trip(p.compute_ms, p.issued_at, p.responded_at)
                 THEN 2 * pow(p.n, 3) / p.compute_ms / 1e9 END AS tflops,
            f.ip, f.host_fingerprint, f.account_id, f.catalogue_model
     FROM pow p JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
