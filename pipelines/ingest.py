@@ -210,13 +210,20 @@ def _reader_options(tag: str) -> str:
     )
 
 
+def _check_columns(feed: Feed, names: list[str], what: str) -> None:
+    """A file must have every required column. A nullable column it leaves out is null in every
+    row, as a JSONL line that leaves out a key is: a writer that never has a value for a column
+    (``mig_mode``, ``cuda_version``) may drop it, and that once cost every hardware row."""
+    missing = [c.name for c in feed.columns if not c.nullable and c.name not in names]
+    if missing:
+        raise ValueError(f"{what} lacks required columns {missing}")
+
+
 def _stage_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, tag: str) -> list[tuple[int, str, str]]:
     if path.name.endswith(".gz"):
         _check_inflated_size(path)
     header = _csv_header(path)
-    missing = [c for c in feed.column_names if c not in header]
-    if missing:
-        raise ValueError(f"CSV header lacks required columns {missing}")
+    _check_columns(feed, header, "CSV header")
     if len({h.lower() for h in header}) != len(header):
         raise ValueError("CSV header repeats a column name")
     columns = "{" + ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in header) + "}"
@@ -224,7 +231,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, tag: str)
         f"read_csv({_sql_str(str(path))}, header=true, auto_detect=false, columns={columns}, "
         f"delim=',', quote='\"', escape='\"', {_reader_options(tag)})"
     )
-    cols = ", ".join(f'"{c}"' for c in feed.column_names)
+    cols = ", ".join(f'"{c}"' if c in header else f'NULL::VARCHAR AS "{c}"' for c in feed.column_names)
     con.execute(f"CREATE TEMP TABLE raw_{tag} AS SELECT row_number() OVER () AS _row, {cols} FROM {src}")
     return _rejected_lines(con, tag, "CSV")
 
@@ -274,11 +281,9 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, tag: 
         raise ValueError(f"not a readable Parquet file ({str(e)[:200]})") from None
     if len({n.lower() for n in names}) != len(names):
         raise ValueError("Parquet file repeats a column name")
-    missing = [c for c in feed.column_names if c not in names]
-    if missing:
-        raise ValueError(f"Parquet file lacks required columns {missing}")
+    _check_columns(feed, names, "Parquet file")
     src = f"read_parquet({_sql_str(str(path))}, file_row_number=true)"
-    cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in feed.column_names)
+    cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' if c in names else f'NULL::VARCHAR AS "{c}"' for c in feed.column_names)
     con.execute(f"CREATE TEMP TABLE raw_{tag} AS SELECT file_row_number + 1 AS _row, {cols} FROM {src}")
     return []
 

@@ -107,7 +107,7 @@ BREAKERS: dict[str, dict[str, st.SearchStrategy]] = {
         "kind": _not_in(FEEDS["pow"].columns[3].allowed),
         "status": _not_in(FEEDS["pow"].columns[6].allowed),
         "compute_ms": st.one_of(_not_finite_number("pow", "compute_ms"), st.integers(1, 10**6).map(lambda i: f"-{i}.5")),
-        "samples": st.one_of(st.sampled_from(["[[1,2]]", "[[1,2,3.5]]", "[[-1,2,3]]", "{}", "[[1,2,3]"]),
+        "samples": st.one_of(st.sampled_from(["[[1,2]]", "[[1.5,2,3]]", "[[1,2,3e2]]", "[[-1,2,3]]", "{}", "[[1,2,3]"]),
                              _text.filter(lambda s: s[:1] != "[" and s not in _null_text("pow", "samples"))),
         "device_id": st.none(),
     },

@@ -445,3 +445,34 @@ def test_pow_samples_written_as_floats_land_and_a_fractional_value_is_a_wrong_an
         "SELECT challenge_id, samples_total, samples_bad, first_bad FROM pow_checks WHERE challenge_id IN ('c40', 'c41') ORDER BY 1"
     ).fetchall()
     assert checks == [("c40", 1, 0, None), ("c41", 1, 1, f"[1, 2] = {right + 0.5}, expected {right}")]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_file_without_a_nullable_column_lands_with_nulls_and_without_a_required_one_is_quarantined(
+    con, tmp_path: Path, fmt: str
+) -> None:
+    """A writer that never has a value for a nullable column may leave it out, as a JSONL line
+    leaves out a key; a required column cannot be left out."""
+    nullable = ("gpu_serial", "driver_version", "cuda_version", "mig_mode", "sm_clock_max_mhz")
+    rows = [{k: v for k, v in hardware_row(f"dev-{c}").items() if k not in nullable} for c in "ab"]
+    required = [{k: v for k, v in r.items() if k != "gpu_model"} for r in rows]
+
+    def data(rs: list[dict]) -> bytes:
+        if fmt == "csv":
+            return csv_bytes(rs)
+        pq.write_table(pa.Table.from_pylist(rs), tmp_path / "h.parquet")
+        return (tmp_path / "h.parquet").read_bytes()
+
+    folder = make_hour(tmp_path / "drops", extra={f"hardware.{fmt}": (data(rows), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    got = con.execute(
+        f"SELECT device_id, {', '.join(nullable)}, gpu_uuid FROM hardware WHERE device_id LIKE 'dev-%' ORDER BY 1"
+    ).fetchall()
+    assert got == [("dev-a", None, None, None, None, None, "GPU-dev-a"), ("dev-b", None, None, None, None, None, "GPU-dev-b")]
+    assert quarantined(con) == []
+    folder = make_hour(tmp_path / "drops-2", extra={f"hardware.{fmt}": (data(required), 2)})
+    with connect(tmp_path / "db-2.duckdb") as other:
+        assert ingest_hour(other, folder).status == "ingested"
+        [q] = quarantined(other, "hardware")
+        assert q[1] == f"hardware.{fmt}" and "lacks required columns ['gpu_model']" in q[3]
+        assert count(other, "hardware") == 3  # the hour's other hardware file lands
