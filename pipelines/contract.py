@@ -20,20 +20,19 @@ FORMATS = ("parquet", "csv.gz", "csv", "jsonl.gz", "jsonl")
 MANIFEST = "_manifest.json"
 TIMESTAMP_MACROS = """
 CREATE OR REPLACE TEMP MACRO clock_unit_ms(ts) AS
-    CASE WHEN epoch_us(ts) % 1000000 = 0 THEN 1000 WHEN epoch_us(ts) % 100000 = 0 THEN 100
+    CASE WHEN ts IS NULL THEN NULL WHEN epoch_us(ts) % 1000000 = 0 THEN 1000 WHEN epoch_us(ts) % 100000 = 0 THEN 100
          WHEN epoch_us(ts) % 10000 = 0 THEN 10 ELSE 0 END;
-CREATE OR REPLACE TEMP MACRO fits_round_trip(compute_ms, issued_at, responded_at) AS
-    compute_ms <= epoch_ms(responded_at) - epoch_ms(issued_at) + 2
-                  + greatest(clock_unit_ms(responded_at), clock_unit_ms(issued_at));
+CREATE OR REPLACE TEMP MACRO fits_round_trip(compute_ms, issued_at, responded_at, unit_ms) AS
+    compute_ms <= epoch_ms(responded_at) - epoch_ms(issued_at) + 2 + unit_ms;
 """
-"""``clock_unit_ms(ts)``: how much of the true instant a timestamp may have lost to its writer's
-precision (the contract allows whole seconds; milliseconds are optional): 1000 for a time
-written to the second, 100 or 10 for tenths or hundredths, 0 below that (an exact check keeps
-its own couple of milliseconds). A duration between two such times can be short by the
-coarser unit: written to the second, a 300 ms round trip reads as 0 s (every device of a
-network written so was rejected as faking its timings before this). ``fits_round_trip``: a
-worker's ``compute_ms`` is no longer than the round trip the backend observed, within 2 ms
-and that precision."""
+"""The contract allows times written to the second; milliseconds are optional.
+``clock_unit_ms(ts)``: the precision one time may have been written to (1000 for a whole
+second, 100 or 10 for tenths or hundredths, else 0); a file's precision is the finest of its
+times (``features.POW_CLOCK_CTE``), so a millisecond writer's occasional whole second is not
+read as coarse. ``fits_round_trip``: a worker's ``compute_ms`` is no longer than the round
+trip the backend observed, within 2 ms and that precision. Written to the second, a 300 ms
+round trip reads as 0 s: every device of a network written so was rejected as faking its
+timings when the bound was 2 ms alone."""
 _INDEX = r"\d{1,9}(\.0{1,9})?"
 _VALUE = r"-?\d{1,18}(\.\d{1,9})?"
 _TRIPLE = rf"\[\s*{_INDEX}\s*,\s*{_INDEX}\s*,\s*{_VALUE}\s*\]"

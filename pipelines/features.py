@@ -98,9 +98,17 @@ placeholder (``unknown`` on every device) and is read as no fingerprint. Left as
 placeholder put a whole network "on one host": 491 of 494 honest devices of a 600-device network
 were rejected as virtualized."""
 
-FEATURES_SQL = """
+POW_CLOCK_CTE = """pow_clock AS (  -- the precision each PoW file of the hour writes its times to: the finest of them
+    SELECT _file, min(least(clock_unit_ms(issued_at), coalesce(clock_unit_ms(responded_at), 1000))) AS unit_ms
+    FROM pow WHERE _hour = $epoch GROUP BY _file
+)"""
+"""One writer writes one file: a file whose every time is a whole second is written to the second
+(``contract.TIMESTAMP_MACROS``), one with a millisecond anywhere is read to the millisecond."""
+
+FEATURES_SQL = f"""
 INSERT INTO device_features
-WITH no_machine AS (  -- fingerprints reported from more addresses than one machine has (MACHINE_MAX_IPS)
+WITH {POW_CLOCK_CTE},
+no_machine AS (  -- fingerprints reported from more addresses than one machine has (MACHINE_MAX_IPS)
     SELECT host_fingerprint FROM hardware WHERE _hour = $epoch
     GROUP BY host_fingerprint HAVING count(DISTINCT ip) > $machine_ips
 ),
@@ -155,7 +163,7 @@ pw AS (
            coalesce(sum(c.samples_bad), 0) AS samples_bad,
            min(p.challenge_id || ': ' || c.first_bad) FILTER (c.samples_bad > 0) AS first_bad_sample,
            count(*) FILTER (status = 'ok' AND coalesce(c.samples_total, 0) = 0) AS unverified_ok,
-           count(*) FILTER (status = 'ok' AND NOT fits_round_trip(compute_ms, issued_at, responded_at)) AS overclaimed_compute,
+           count(*) FILTER (status = 'ok' AND NOT fits_round_trip(compute_ms, issued_at, responded_at, k.unit_ms)) AS overclaimed_compute,
            max(compute_ms / greatest(epoch_ms(responded_at) - epoch_ms(issued_at), 1)) FILTER (status = 'ok') AS max_compute_over_observed,
            median(2 * pow(n, 3) / compute_ms / 1e9) FILTER (kind = 'matmul' AND status = 'ok' AND compute_ms > 0) AS tflops_median,
            max(2 * pow(n, 3) / compute_ms / 1e9) FILTER (status = 'ok' AND compute_ms > 0) AS tflops_max,
@@ -163,6 +171,7 @@ pw AS (
            count(*) FILTER (status = 'timeout' AND r.reachable) AS pow_timeout_reachable
     FROM pow p LEFT JOIN pow_checks c ON c.challenge_id = p.challenge_id AND c._hour = p._hour
     LEFT JOIN reach r ON r.challenge_id = p.challenge_id
+    LEFT JOIN pow_clock k ON k._file = p._file
     WHERE p._hour = $epoch GROUP BY p.device_id
 ),
 seen AS (SELECT device_id FROM hw UNION SELECT device_id FROM up UNION SELECT device_id FROM pw),
@@ -211,15 +220,17 @@ ORDER BY s.device_id
 """
 
 
-CONTEXT_SQL = """
+CONTEXT_SQL = f"""
 INSERT INTO challenge_context
-WITH c AS (
+WITH {POW_CLOCK_CTE},
+c AS (
     SELECT p.challenge_id, p.device_id, p.batch_id, p.kind, p.status,
            CASE WHEN p.status = 'ok' AND p.compute_ms > 0
-                 AND fits_round_trip(p.compute_ms, p.issued_at, p.responded_at)
+                 AND fits_round_trip(p.compute_ms, p.issued_at, p.responded_at, k.unit_ms)
                 THEN 2 * pow(p.n, 3) / p.compute_ms / 1e9 END AS tflops,
            f.ip, f.host_fingerprint, f.account_id, f.catalogue_model
     FROM pow p JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
+    LEFT JOIN pow_clock k ON k._file = p._file
     WHERE p._hour = $epoch
 )
 SELECT $epoch, challenge_id, device_id, batch_id, kind, status, tflops, ip, host_fingerprint, account_id, catalogue_model,

@@ -142,21 +142,24 @@ def test_a_host_fingerprint_reported_from_more_addresses_than_one_machine_has_is
     assert sorted(found["device_id"]) == ["slice1", "slice2"]
 
 
-def test_compute_time_is_held_to_the_round_trip_within_the_precision_the_times_are_written_to(con) -> None:
+def test_compute_time_is_held_to_the_round_trip_within_the_precision_its_file_writes_times_to(con) -> None:
     """The contract allows times written to the second. A 300 ms product answered within one
     second then reads as a 0 s round trip: it fits (every device of a network written so was
-    once rejected as faking its timings). Written to the millisecond, 300 ms of compute in a
-    100 ms round trip does not fit, and the same at hundredths of a second."""
+    once rejected as faking its timings). In a file written to the millisecond, 300 ms of
+    compute in a 100 ms round trip does not fit, even for a challenge whose times happen to be
+    whole seconds; the same at hundredths of a second."""
     ms = timedelta(milliseconds=1)
     at = ISSUED + timedelta(milliseconds=437)
-    cases = {  # device: (issued_at, responded_at, overclaimed)
-        "seconds": (ISSUED, ISSUED, 0),
-        "seconds-apart": (ISSUED, ISSUED + 1000 * ms, 0),
-        "milliseconds": (at, at + 100 * ms, 1),
-        "milliseconds-enough": (at, at + 299 * ms, 0),
-        "hundredths": (ISSUED + 430 * ms, ISSUED + 530 * ms, 1),
+    cases = {  # device: (file, issued_at, responded_at, overclaimed)
+        "seconds": ("pow-s.csv", ISSUED, ISSUED, 0),
+        "seconds-apart": ("pow-s.csv", ISSUED, ISSUED + 1000 * ms, 0),
+        "seconds-timed-out": ("pow-s.csv", ISSUED, None, 0),
+        "milliseconds": ("pow-ms.jsonl", at, at + 100 * ms, 1),
+        "milliseconds-enough": ("pow-ms.jsonl", at, at + 299 * ms, 0),
+        "milliseconds-on-a-whole-second": ("pow-ms.jsonl", ISSUED, ISSUED + 100 * ms, 1),
+        "hundredths": ("pow-cs.parquet", ISSUED + 430 * ms, ISSUED + 530 * ms, 1),
     }
-    for row, (device, (issued, responded, _)) in enumerate(cases.items()):
+    for row, (device, (file, issued, responded, _)) in enumerate(cases.items()):
         con.execute(
             "INSERT INTO hardware (ts, device_id, account_id, gpu_model, vram_total_mb, _hour, _file, _row) "
             "VALUES (?, ?, 'acc', 'NVIDIA GeForce RTX 4090', 24564, ?, 'hardware.csv', ?)",
@@ -164,11 +167,11 @@ def test_compute_time_is_held_to_the_round_trip_within_the_precision_the_times_a
         )
         con.execute(
             "INSERT INTO pow (challenge_id, device_id, kind, issued_at, responded_at, status, n, seed, compute_ms, _hour, _file, _row) "
-            "VALUES (?, ?, 'matmul', ?, ?, 'ok', 4096, 1, 300.0, ?, 'pow.jsonl', ?)",
-            [f"c-{device}", device, issued, responded, EPOCH, row],
+            "VALUES (?, ?, 'matmul', ?, ?, ?, 4096, 1, 300.0, ?, ?, ?)",
+            [f"c-{device}", device, issued, responded, "timeout" if responded is None else "ok", EPOCH, file, row],
         )
     build_features(con, EPOCH)
     got = dict(con.execute("SELECT device_id, overclaimed_compute FROM device_features WHERE epoch = ?", [EPOCH]).fetchall())
-    assert got == {device: expected for device, (_, _, expected) in cases.items()}
+    assert got == {device: expected for device, (*_, expected) in cases.items()}
     timed = dict(con.execute("SELECT device_id, tflops IS NOT NULL FROM challenge_context WHERE epoch = ?", [EPOCH]).fetchall())
-    assert timed == {device: expected == 0 for device, (_, _, expected) in cases.items()}
+    assert timed == {device: expected == 0 and responded is not None for device, (_, _, responded, expected) in cases.items()}
