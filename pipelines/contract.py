@@ -27,8 +27,8 @@ CREATE OR REPLACE TEMP MACRO fits_round_trip(compute_ms, issued_at, responded_at
 """
 """The contract allows times written to the second; milliseconds are optional.
 ``clock_unit_ms(ts)``: the precision one time may have been written to (1000 for a whole
-second, 100 or 10 for tenths or hundredths, else 0); a file's precision is the finest of its
-times (``features.POW_CLOCK_CTE``), so a millisecond writer's occasional whole second is not
+second, 100 or 10 for tenths or hundredths, else 0); a file's precision is the finest of each
+column's times (``features.POW_CLOCK_CTE``), so a millisecond writer's occasional whole second is not
 read as coarse. ``fits_round_trip``: a worker's ``compute_ms`` is no longer than the round
 trip the backend observed, within 2 ms and that precision. Written to the second, a 300 ms
 round trip reads as 0 s: every device of a network written so was rejected as faking its

@@ -98,12 +98,13 @@ placeholder (``unknown`` on every device) and is read as no fingerprint. Left as
 placeholder put a whole network "on one host": 491 of 494 honest devices of a 600-device network
 were rejected as virtualized."""
 
-POW_CLOCK_CTE = """pow_clock AS (  -- the precision each PoW file of the hour writes its times to: the finest of them
-    SELECT _file, min(least(clock_unit_ms(issued_at), coalesce(clock_unit_ms(responded_at), 1000))) AS unit_ms
+POW_CLOCK_CTE = """pow_clock AS (  -- the precision each PoW file of the hour writes its times to (per column: the finest)
+    SELECT _file, greatest(coalesce(min(clock_unit_ms(issued_at)), 0), coalesce(min(clock_unit_ms(responded_at)), 0)) AS unit_ms
     FROM pow WHERE _hour = $epoch GROUP BY _file
 )"""
-"""One writer writes one file: a file whose every time is a whole second is written to the second
-(``contract.TIMESTAMP_MACROS``), one with a millisecond anywhere is read to the millisecond."""
+"""One writer writes one file: a column whose every time is a whole second is written to the
+second (``contract.TIMESTAMP_MACROS``), one with a millisecond anywhere is read to the
+millisecond; a round trip can be short by the coarser column's unit."""
 
 FEATURES_SQL = f"""
 INSERT INTO device_features

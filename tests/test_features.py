@@ -158,6 +158,9 @@ def test_compute_time_is_held_to_the_round_trip_within_the_precision_its_file_wr
         "milliseconds-enough": ("pow-ms.jsonl", at, at + 299 * ms, 0),
         "milliseconds-on-a-whole-second": ("pow-ms.jsonl", ISSUED, ISSUED + 100 * ms, 1),
         "hundredths": ("pow-cs.parquet", ISSUED + 430 * ms, ISSUED + 530 * ms, 1),
+        # issued to the millisecond, answered to the second: a 0.9 s -> "1 s" round trip may be 1.2 s
+        "answered-to-the-second": ("pow-r.csv", ISSUED + 900 * ms, ISSUED + 1000 * ms, 0),
+        "answered-to-the-second-too": ("pow-r.csv", at, ISSUED + 1000 * ms, 0),
     }
     for row, (device, (file, issued, responded, _)) in enumerate(cases.items()):
         con.execute(
