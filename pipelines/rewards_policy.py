@@ -79,11 +79,11 @@ class RewardsPolicy:
     versions: tuple[PolicyVersion, ...]
 
     def at(self, epoch: str) -> PolicyVersion:
-        """The version in force for an epoch."""
+        """The version in force for an epoch: the newest that took effect at or before it, and
+        for an epoch before every version the first one (a network's history may start before
+        the policy file does; stopping there published no tiers at all)."""
         found = [v for v in self.versions if v.effective_from <= epoch]
-        if not found:
-            raise ValueError(f"no reward policy version is in force at {epoch}")
-        return max(found, key=lambda v: v.effective_from)
+        return max(found, key=lambda v: v.effective_from) if found else min(self.versions, key=lambda v: v.effective_from)
 
 
 def _version(raw: dict) -> PolicyVersion:
