@@ -5,6 +5,7 @@ row of the same hour lands, and later hours keep flowing."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -166,6 +167,23 @@ def test_wrong_hash_error_shows_no_hash(con, tmp_path: Path) -> None:
     (folder / "pow.jsonl").write_bytes(jsonl([pow_row(i) for i in range(6)]).replace(b"c0", b"c9"))
     result = ingest_hour(con, folder)
     assert result.status == "rejected" and result.reason == "pow.jsonl: sha256 differs from the manifest's"
+
+
+def test_a_gzip_file_hashed_before_compression_lands_and_a_wrong_content_hash_still_rejects(con, tmp_path: Path) -> None:
+    """A writer may hash what it compressed rather than the file: both pin the same content."""
+    content = jsonl([uptime_row(40 + i) for i in range(4)])
+    folder = make_hour(tmp_path / "drops", extra={"uptime.jsonl.gz": (gz(content), 4)})
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    manifest["files"]["uptime.jsonl.gz"]["sha256"] = hashlib.sha256(content).hexdigest()
+    (folder / "_manifest.json").write_text(json.dumps(manifest))
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 10
+    other = make_hour(tmp_path / "drops-2", extra={"uptime.jsonl.gz": (gz(content), 4)})
+    manifest = json.loads((other / "_manifest.json").read_text())
+    manifest["files"]["uptime.jsonl.gz"]["sha256"] = hashlib.sha256(content + b"\n").hexdigest()
+    (other / "_manifest.json").write_text(json.dumps(manifest))
+    result = ingest_hour(con, other)
+    assert result.status == "rejected" and result.reason == "uptime.jsonl.gz: sha256 differs from the manifest's"
 
 
 # --- one bad byte costs one line ------------------------------------------------------------------
