@@ -49,11 +49,11 @@ class WashTrading(Detector):
             ),
             jobs_ AS (
                 SELECT j.job_id, j.device_id, o.owner, j.client_account_id AS client,
-                       date_diff('second', coalesce(j.started_at, j.created_at), j.ended_at) AS seconds
+                       date_diff('millisecond', coalesce(j.started_at, j.created_at), j.ended_at) AS ms
                 FROM jobs j JOIN owner o USING (device_id)
                 WHERE j._hour > hours_back($epoch, $window)
                   AND j._hour <= $epoch AND j.status = 'completed'
-                  AND date_diff('second', coalesce(j.started_at, j.created_at), j.ended_at) / 3600.0 < $max_hours
+                  AND date_diff('millisecond', coalesce(j.started_at, j.created_at), j.ended_at) < $max_hours * 3600000
             ),
             same_cluster AS (
                 SELECT DISTINCT j.job_id FROM jobs_ j
@@ -78,9 +78,10 @@ class WashTrading(Detector):
                 LEFT JOIN acc oo ON oo.account_id = j.owner LEFT JOIN acc co ON co.account_id = j.client
             ),
             per_device AS (
-                -- whole seconds summed, then hours: a sum of float hours depends on the order rows arrive
-                -- in, and its rounding flipped between runs (0.52 / 0.53); the client shown is the first
-                SELECT device_id, any_value(owner) AS owner, count(*) AS jobs, sum(seconds) / 3600.0 AS hours,
+                -- whole milliseconds summed, then hours: a sum of float hours depends on the order rows arrive
+                -- in, and its rounding flipped between runs (0.52 / 0.53); whole seconds dropped each job's
+                -- fraction, which moved totals across a rounding edge (1.5 -> 1.4); the client shown is the first
+                SELECT device_id, any_value(owner) AS owner, count(*) AS jobs, sum(ms) / 3600000.0 AS hours,
                        min(ties) AS ties, min(client) AS client
                 FROM judged WHERE ties <> '' GROUP BY device_id
             )
