@@ -5,6 +5,11 @@ cross-list to fill idle time) and is not flagged. What is flagged is the same NV
 elsewhere, from another IP and another host, in the same hour the device reports it here: one
 card cannot be in two places, so one of the two listings is a borrowed or cloned identity.
 Seen in one hour suspects; in ``confirm_hours`` of the last ``window_hours`` establishes.
+
+Honest model: a machine with both IPv4 and IPv6 is seen at one address of each family, and
+another network may see the other family than ours. Without a host fingerprint on the listing,
+addresses are compared only within one family; a listing whose fingerprint differs from the
+device's is another host whatever its address.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ class DoubleListed(Detector):
                 JOIN hardware h ON h.gpu_uuid = x.gpu_uuid AND h._hour = x._hour
                 WHERE x._hour > hours_back($epoch, $window)
                   AND x._hour <= $epoch AND x.gpu_uuid IS NOT NULL
-                  AND x.ip <> h.ip AND coalesce(x.host_fingerprint <> h.host_fingerprint, true)
+                  AND x.ip <> h.ip
+                  -- no fingerprint on the listing: an address of the other family is no evidence (dual stack)
+                  AND coalesce(x.host_fingerprint <> h.host_fingerprint, contains(x.ip, ':') = contains(h.ip, ':'))
             ),
             per_device AS (
                 SELECT device_id, any_value(account_id) AS account_id, count(DISTINCT epoch) AS hours,

@@ -224,17 +224,22 @@ def test_wash_trading_needs_ties_between_client_and_owner(con) -> None:
     assert "a referral" in found["reason"][0] and "the same signup IP" in found["reason"][0]
 
 
-def test_double_listing_elsewhere_is_flagged_same_host_is_not(con) -> None:
+def test_double_listing_elsewhere_is_flagged_same_host_and_the_other_address_family_are_not(con) -> None:
     account(con, "a", "a@x.com", "w-a", "1.1.1.1")
     device(con, "moved", "a", "1.1.1.1", "host-1", uuid="GPU-1")
     device(con, "cross", "a", "1.1.1.2", "host-2", uuid="GPU-2")
+    device(con, "dual-stack", "a", "1.1.1.3", "host-3", uuid="GPU-3")
+    device(con, "cloned-v6", "a", "1.1.1.4", "host-4", uuid="GPU-4")
     con.execute(
         "INSERT INTO external_listings VALUES (TIMESTAMP '2024-08-14 05:20:00', 'akash', 'GPU-1', 'other-host', '77.7.7.7', ?, 'x.csv', 1), "
-        "(TIMESTAMP '2024-08-14 05:20:00', 'render', 'GPU-2', 'host-2', '1.1.1.2', ?, 'x.csv', 2)",
-        [EPOCH, EPOCH],
+        "(TIMESTAMP '2024-08-14 05:20:00', 'render', 'GPU-2', 'host-2', '1.1.1.2', ?, 'x.csv', 2), "
+        "(TIMESTAMP '2024-08-14 05:20:00', 'akash', 'GPU-3', NULL, '2001:db8::3', ?, 'x.csv', 3), "
+        "(TIMESTAMP '2024-08-14 05:20:00', 'akash', 'GPU-4', 'other-host', '2001:db8::4', ?, 'x.csv', 4)",
+        [EPOCH, EPOCH, EPOCH, EPOCH],
     )
-    found = DoubleListed().detect(Evidence(con, EPOCH))
-    assert found["device_id"].to_list() == ["moved"] and found["action"][0] == "probation"
+    found = DoubleListed().detect(Evidence(con, EPOCH)).sort("device_id")
+    assert found["device_id"].to_list() == ["cloned-v6", "moved"] and set(found["action"]) == {"probation"}
+    found = found.filter(found["device_id"] == "moved")
     assert "listed on akash from 77.7.7.7" in found["reason"][0]
 
 
