@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -160,9 +161,9 @@ def read_manifest(folder: Path, raw: bytes | None = None) -> tuple[dict, str]:
 # --- staging: every format becomes one table of raw values per feed ---------------------------
 
 
-def _check_inflated_size(path: Path) -> None:
-    """Refuse a gzip file that is corrupt or inflates past ``MAX_DECOMPRESSED_BYTES``, before
-    DuckDB reads it (streamed: memory stays small whatever the file claims)."""
+def _inflated_chunks(path: Path) -> Iterator[bytes]:
+    """A gzip file's content in 1 MiB chunks, streamed (memory stays small whatever the file
+    claims); ``ValueError`` when it is corrupt or inflates past ``MAX_DECOMPRESSED_BYTES``."""
     inflated = 0
     try:
         with gzip.open(path, "rb") as f:
@@ -170,8 +171,15 @@ def _check_inflated_size(path: Path) -> None:
                 inflated += len(chunk)
                 if inflated > MAX_DECOMPRESSED_BYTES:
                     raise ValueError(f"inflates past {MAX_DECOMPRESSED_BYTES} bytes (decompression limit); not read further")
+                yield chunk
     except (OSError, EOFError, zlib.error) as e:
         raise ValueError(f"corrupt gzip data ({e})") from None
+
+
+def _check_inflated_size(path: Path) -> None:
+    """Refuse a gzip file that is corrupt or inflates past the limit, before DuckDB reads it."""
+    for _ in _inflated_chunks(path):
+        pass
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -494,15 +502,11 @@ def _inflated_sha256(path: Path) -> str | None:
     """sha256 of a gzip file's content, for a manifest that hashes what was compressed rather
     than the file (an extension: both pin the content; a writer that hashes before compressing
     had every hour rejected). None when the file is corrupt or inflates past the limit."""
-    h, inflated = hashlib.sha256(), 0
+    h = hashlib.sha256()
     try:
-        with gzip.open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                inflated += len(chunk)
-                if inflated > MAX_DECOMPRESSED_BYTES:
-                    return None
-                h.update(chunk)
-    except (OSError, EOFError, zlib.error):
+        for chunk in _inflated_chunks(path):
+            h.update(chunk)
+    except ValueError:
         return None
     return h.hexdigest()
 
