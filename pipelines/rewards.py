@@ -3,7 +3,8 @@
 Eligibility (policy version in force at the epoch): tier verified or standard (probation:
 held or redistributed per policy; rejected: nothing); PoW passed this epoch (an answered
 challenge, every sample right, no failed_pow evidence); up for the last
-``min_continuous_uptime_hours`` hours by the backend's own pings; a *measured* class (the
+``min_continuous_uptime_hours`` hours by the backend's own pings (an hour with no drop at all, never
+delivered or rejected whole, is the backend's outage and waived); a *measured* class (the
 claimed model if its measured throughput is consistent with honest peers, else the strongest
 model of its vendor that throughput supports; a model the catalogue does not list is classed
 the same way, its vendor read from its name; where the backend records no compute times at
@@ -130,6 +131,13 @@ uptime AS (  -- up: pings mostly answered and half the heartbeats the hour's cad
     WHERE f.epoch > hours_back($epoch, $min_up) AND f.epoch <= $epoch
     GROUP BY f.device_id
 ),
+gap AS (  -- hours of the window, since the first one measured, with no data at all (an hour never delivered, or
+    -- rejected whole): the backend's outage, not the devices', so waived like a source absent from a whole hour
+    SELECT greatest(0, least($min_up, date_diff('hour',
+               epoch_start(least(coalesce((SELECT min(epoch) FROM uptime_cadence), $epoch), $epoch)),
+               epoch_start($epoch)) + 1) - count(DISTINCT epoch)) AS hours
+    FROM device_features WHERE epoch > hours_back($epoch, $min_up) AND epoch <= $epoch
+),
 bandwidth AS (SELECT device_id, down_mbps AS down FROM x WHERE down_mbps IS NOT NULL),
 conn AS (  -- the highest connectivity tier the bandwidth reaches (an as-of join: one sorted pass)
     SELECT b.device_id, b.down, c.bp4 FROM bandwidth b ASOF JOIN policy_connectivity c ON b.down >= c.min_down
@@ -141,7 +149,7 @@ judged AS (
            coalesce(tm.bp4, 0) AS tier_bp4,
            coalesce(cn.bp4, 0) AS connectivity_bp4, cn.down AS down_mbps,
            x.uptime_permille, x.hired_permille,
-           coalesce(u.up_hours, 0) AS up_hours,
+           coalesce(u.up_hours, 0) AS up_hours, (SELECT hours FROM gap) AS gap_hours,
            x.pow_passed,
            coalesce(s.units, 0) AS stake_units,
            $stake_per_gpu * greatest($scale, coalesce(pm.bp4, 0)) // $scale AS stake_needed
@@ -158,7 +166,9 @@ reasoned AS (
         CASE WHEN tier = 'rejected' THEN 'rejected' END,
         CASE WHEN tier = 'probation' AND $probation = 'redistribute' THEN 'in probation' END,
         CASE WHEN NOT pow_passed THEN 'PoW not passed this hour' END,
-        CASE WHEN up_hours < $min_up THEN format('up {} of the last {} hours', up_hours, $min_up) END,
+        CASE WHEN up_hours + gap_hours < $min_up AND gap_hours = 0 THEN format('up {} of the last {} hours', up_hours, $min_up)
+             WHEN up_hours + gap_hours < $min_up
+             THEN format('up {} of the last {} hours ({} without data waived)', up_hours, $min_up, gap_hours) END,
         CASE WHEN measured_class IS NULL THEN 'no measured class (no consistent PoW throughput)' END,
         CASE WHEN multiplier_bp4 = 0 AND measured_class IS NOT NULL THEN format('{} earns no multiplier', measured_class) END,
         CASE WHEN connectivity_bp4 = 0 THEN 'no bandwidth report' END,

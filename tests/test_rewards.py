@@ -193,6 +193,61 @@ def test_without_compute_times_exact_answers_class_a_device_as_claimed_unless_ot
     assert got == {"exact": None if others_timed else "rtx_4090", "wrong": None}
 
 
+@pytest.mark.parametrize("hour_lost", [True, False])
+def test_an_hour_with_no_drop_at_all_is_waived_by_the_uptime_rule_not_read_as_every_devices_outage(
+    tmp_path: Path, hour_lost: bool
+) -> None:
+    """An hour never delivered (or rejected whole) leaves no data on anyone: read as downtime, it
+    kept every device of the network unpaid for the next ``min_continuous_uptime_hours``. It is
+    waived like a source absent from a whole hour; a device's own outage still counts, and the
+    hours before the first one measured (a network's start) are not waived."""
+    from pipelines.rewards import assess
+
+    need = VERSION.min_continuous_uptime_hours
+    start, now = "2024-08-14T00", shift("2024-08-14T00", need + 2)
+    lost = shift(now, -2)
+    with connect(tmp_path / "db.duckdb") as con:
+        for h in range(need + 3):
+            ep = shift(start, h)
+            if hour_lost and ep == lost:
+                continue
+            con.execute("INSERT INTO uptime_cadence VALUES (?, 10, 12, 50, 3, 12, 14, 40)", [ep])
+            for device, up in (("steady", True), ("down_once", ep != shift(now, -1)), ("new", ep >= shift(now, -1))):
+                con.execute(
+                    "INSERT INTO device_features (epoch, device_id, account_id, ping_total, ping_ok, heartbeat_ok) "
+                    "VALUES (?, ?, 'acc', 12, ?, 6)",
+                    [ep, device, 12 if up else 0],
+                )
+        for device in ("steady", "down_once", "new"):
+            con.execute(
+                "INSERT INTO reward_facts VALUES (?, ?, 'acc', 'w', 'verified', 'rtx_4090', 400.0, 50.0, 500.0, 1000, 0, true)",
+                [now, device],
+            )
+        assess(con, now, VERSION, reuse_facts=True)
+        got = {d: (u, r) for d, u, r in con.execute("SELECT device_id, up_hours, reason FROM reward_eligibility").fetchall()}
+    waived = " (1 without data waived)" if hour_lost else ""
+    assert got == {
+        "steady": (need - hour_lost, None),
+        "down_once": (need - 1 - hour_lost, f"up {need - 1 - hour_lost} of the last {need} hours{waived}"),
+        "new": (2, f"up 2 of the last {need} hours{waived}"),
+    }
+    # at the network's start the hours before the first measured one are not waived
+    with connect(tmp_path / "start.duckdb") as con:
+        for h in range(2):
+            con.execute("INSERT INTO uptime_cadence VALUES (?, 10, 12, 50, 3, 12, 14, 40)", [shift(start, h)])
+            con.execute(
+                "INSERT INTO device_features (epoch, device_id, account_id, ping_total, ping_ok, heartbeat_ok) "
+                "VALUES (?, 'steady', 'acc', 12, 12, 6)",
+                [shift(start, h)],
+            )
+        con.execute(
+            "INSERT INTO reward_facts VALUES (?, 'steady', 'acc', 'w', 'verified', 'rtx_4090', 400.0, 50.0, 500.0, 1000, 0, true)",
+            [shift(start, 1)],
+        )
+        assess(con, shift(start, 1), VERSION, reuse_facts=True)
+        assert con.execute("SELECT reason FROM reward_eligibility").fetchall() == [(f"up 2 of the last {need} hours",)]
+
+
 def test_equal_weights_earn_equal_amounts_whatever_the_account_size(tmp_path: Path) -> None:
     devices = [{"status": "paid", "weight": 12500, "stakers": []} for _ in range(501)]
     with connect(tmp_path / "db.duckdb") as con:
