@@ -9,7 +9,8 @@ Seen in one hour suspects; in ``confirm_hours`` of the last ``window_hours`` est
 Honest model: a machine with both IPv4 and IPv6 is seen at one address of each family, and
 another network may see the other family than ours. Without a host fingerprint on the listing,
 addresses are compared only within one family; a listing whose fingerprint differs from the
-device's is another host whatever its address.
+device's is another host whatever its address. Over IPv6 a machine's privacy address rotates
+within its LAN's /64, so addresses are compared as sites (``contract.ip_site``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class DoubleListed(Detector):
                 JOIN hardware h ON h.gpu_uuid = x.gpu_uuid AND h._hour = x._hour
                 WHERE x._hour > hours_back($epoch, $window)
                   AND x._hour <= $epoch AND x.gpu_uuid IS NOT NULL
-                  AND x.ip <> h.ip
+                  AND ip_site(x.ip) <> ip_site(h.ip)  -- another address of the same IPv6 /64 is the same LAN
                   -- no fingerprint on the listing: an address of the other family is no evidence (dual stack)
                   AND coalesce(x.host_fingerprint <> h.host_fingerprint, contains(x.ip, ':') = contains(h.ip, ':'))
             ),

@@ -35,16 +35,16 @@ class DuplicateHardware(Detector):
         return evidence.sql(
             """
             WITH ids AS (
-                SELECT DISTINCT device_id, ip, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
+                SELECT DISTINCT device_id, ip_site(ip) AS ip, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
                 WHERE _hour = $epoch AND gpu_uuid IS NOT NULL
                 UNION ALL
-                SELECT DISTINCT device_id, ip, 'gpu_serial', gpu_serial FROM hardware
+                SELECT DISTINCT device_id, ip_site(ip), 'gpu_serial', gpu_serial FROM hardware
                 WHERE _hour = $epoch AND gpu_serial IS NOT NULL
                 UNION ALL
-                SELECT DISTINCT device_id, ip, 'pci_bus_id on host', host_fingerprint || ' ' || pci_bus_id FROM hardware
+                SELECT DISTINCT device_id, ip_site(ip), 'pci_bus_id on host', host_fingerprint || ' ' || pci_bus_id FROM hardware
                 WHERE _hour = $epoch AND pci_bus_id IS NOT NULL
             ),
-            groups AS (  -- one card's identity: reported from at most max_ips addresses
+            groups AS (  -- one card's identity: reported from at most max_ips sites (an IPv6 /64 is one)
                 SELECT kind, value, list(DISTINCT device_id ORDER BY device_id) AS devices
                 FROM ids GROUP BY kind, value
                 HAVING count(DISTINCT device_id) > 1 AND count(DISTINCT ip) <= $max_ips

@@ -8,7 +8,8 @@ challenge) and throttling (a hot card loses up to a third of its speed for an ho
 operators may enable MIG on their own cards, and mining rigs hold up to ~19 cards per host.
 
 Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
-- *contention* (statistical): devices on one IP or host challenged in the same batch computed,
+- *contention* (statistical): devices on one IP (an IPv6 /64: without NAT each VM has its own
+  address there, ``contract.ip_site``) or host challenged in the same batch computed,
   all together, like at most ``combined_max`` cards: the sum over members of (speed in the
   batch / the member's own solo median) is <= ``combined_max`` (1.15) with every member
   measured. k honest cards sum to ~k; two cards each throttled by a third still sum to 1.33.
@@ -19,7 +20,7 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   ``honest_contention_rate`` (10%) of its co-batched hours; with x contended hours out of n
   co-batched hours in the window, the binomial tail P(X >= x | n, 10%) <= ``alpha_suspect``
   (1e-2, and x >= 2) suspects and <= ``alpha_confirm`` (1e-4, and x >= 3) establishes.
-- *shared identity on one machine* (exact): devices on one IP or host reporting the same GPU
+- *shared identity on one machine* (exact): devices on one IP (or /64) or host reporting the same GPU
   UUID, or one PCI bus id on one host.
 - *too many GPUs* (suspicion): more devices on one host than the claimed model fits in a
   machine and more than ``host_gpu_floor`` (the largest PCIe mining boards hold 19 cards).
@@ -86,21 +87,25 @@ class VirtualizedGpu(Detector):
                 FROM members GROUP BY ALL HAVING count(DISTINCT device_id) >= 2
             ),
             slow AS (  -- all k measured, together no faster than combined_max cards
-                SELECT epoch, ip, batch_id, k, combined, devices FROM grouped
+                SELECT epoch, ip, batch_id, k, combined, devices,
+                       CASE WHEN contains(ip, ':') THEN 'one IPv6 /64' ELSE 'one IP' END AS where_
+                FROM grouped
                 WHERE kind = 'matmul' AND measured = k AND combined <= $combined_max
             ),
             vram_fail AS (  -- exactly one of k held its VRAM challenge; the others never failed alone
-                SELECT g.epoch, g.ip, g.k, g.errors, g.ok, g.devices FROM grouped g
+                SELECT g.epoch, g.ip, g.k, g.errors, g.ok, g.devices,
+                       CASE WHEN contains(g.ip, ':') THEN 'one IPv6 /64' ELSE 'one IP' END AS where_
+                FROM grouped g
                 WHERE g.kind = 'vram' AND g.errors >= 1 AND g.ok = 1 AND g.errors_also_alone = 0
                   AND (g.k >= 3 OR EXISTS (SELECT 1 FROM slow s WHERE s.epoch = g.epoch AND s.ip = g.ip))
             ),
             contention AS (
                 SELECT unnest(devices) AS device_id, epoch,
-                       format('{}: {} devices on one IP in one batch computed like {:.2f} cards', epoch, k, combined) AS what
+                       format('{}: {} devices on {} in one batch computed like {:.2f} cards', epoch, k, where_, combined) AS what
                 FROM slow
                 UNION ALL
                 SELECT unnest(devices), epoch,
-                       format('{}: {} devices on one IP in one batch: {} VRAM challenge(s) failed, exactly {} passed', epoch, k, errors, ok)
+                       format('{}: {} devices on {} in one batch: {} VRAM challenge(s) failed, exactly {} passed', epoch, k, where_, errors, ok)
                 FROM vram_fail
             ),
             cobatched AS (  -- hours in which the device was co-batched and could be judged
@@ -117,7 +122,7 @@ class VirtualizedGpu(Detector):
             ident AS (  -- one physical identity on several devices of one machine
                 SELECT device_id, max(n) AS sharing FROM (
                     SELECT unnest(list(DISTINCT device_id)) AS device_id, count(DISTINCT device_id) AS n FROM now
-                    WHERE gpu_uuid IS NOT NULL GROUP BY ip, gpu_uuid HAVING count(DISTINCT device_id) > 1
+                    WHERE gpu_uuid IS NOT NULL GROUP BY ip_site(ip), gpu_uuid HAVING count(DISTINCT device_id) > 1
                     UNION ALL
                     SELECT unnest(list(DISTINCT device_id)), count(DISTINCT device_id) FROM now
                     WHERE pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL

@@ -19,7 +19,7 @@ from filelock import FileLock, Timeout
 
 from pipelines import epoch
 from pipelines.cadence import LIVENESS_MACROS
-from pipelines.contract import TIMESTAMP_MACROS
+from pipelines.contract import IP_MACROS, TIMESTAMP_MACROS
 
 DEFAULT_LOCK_TIMEOUT_S = 3600.0
 DEFAULT_MEMORY_LIMIT = "6GB"
@@ -117,6 +117,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(epoch.SQL_MACROS)
     con.execute(LIVENESS_MACROS)
     con.execute(TIMESTAMP_MACROS)
+    con.execute(IP_MACROS)
 
 
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple | None:

@@ -111,7 +111,7 @@ INSERT INTO device_features
 WITH {POW_CLOCK_CTE},
 no_machine AS (  -- fingerprints reported from more addresses than one machine has (MACHINE_MAX_IPS)
     SELECT host_fingerprint FROM hardware WHERE _hour = $epoch
-    GROUP BY host_fingerprint HAVING count(DISTINCT ip) > $machine_ips
+    GROUP BY host_fingerprint HAVING count(DISTINCT ip_site(ip)) > $machine_ips  -- an IPv6 /64 is one site
 ),
 hw AS (
     SELECT device_id,
@@ -229,7 +229,7 @@ c AS (
            CASE WHEN p.status = 'ok' AND p.compute_ms > 0
                  AND fits_round_trip(p.compute_ms, p.issued_at, p.responded_at, k.unit_ms)
                 THEN 2 * pow(p.n, 3) / p.compute_ms / 1e9 END AS tflops,
-           f.ip, f.host_fingerprint, f.account_id, f.catalogue_model
+           ip_site(f.ip) AS ip, f.host_fingerprint, f.account_id, f.catalogue_model
     FROM pow p JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
     LEFT JOIN pow_clock k ON k._file = p._file
     WHERE p._hour = $epoch

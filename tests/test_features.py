@@ -142,6 +142,25 @@ def test_a_host_fingerprint_reported_from_more_addresses_than_one_machine_has_is
     assert sorted(found["device_id"]) == ["slice1", "slice2"]
 
 
+@pytest.mark.parametrize(
+    ("ip", "site"),
+    [
+        ("10.11.12.13", "10.11.12.13"),
+        ("::ffff:10.11.12.13", "10.11.12.13"),
+        ("2a02:a0b:c0d:1::1", "2a02:a0b:c0d:1::/64"),
+        ("2A02:0A0B:0C0D:0001:aaaa:bbbb:cccc:dddd", "2a02:a0b:c0d:1::/64"),
+        ("2a02::1:2:3:4:5", "2a02:0:0:1::/64"),
+        ("2001:db8::", "2001:db8:0:0::/64"),
+        (None, None),
+    ],
+)
+def test_an_address_site_is_the_ipv4_address_or_the_ipv6_64_in_any_spelling(con, ip: str | None, site: str | None) -> None:
+    """Devices of one LAN share one IPv4 address behind NAT, but over IPv6 each has its own
+    address in the LAN's /64 (privacy addresses rotate within it): ``ip_site`` is what "the same
+    address" compares."""
+    assert con.execute("SELECT ip_site(?)", [ip]).fetchall() == [(site,)]
+
+
 def test_compute_time_is_held_to_the_round_trip_within_the_precision_its_file_writes_times_to(con) -> None:
     """The contract allows times written to the second. A 300 ms product answered within one
     second then reads as a 0 s round trip: it fits (every device of a network written so was

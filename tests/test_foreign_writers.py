@@ -7,7 +7,9 @@ older drivers and other tools do (``GEFORCE RTX 4090``). A third backend spells 
 text: ``None`` in CSV (``str(None)``), ``""`` in JSON, and nvidia-smi's ``[N/A]`` for a serial or
 UUID a card does not have; it also reports hardware three times an hour, writes rows in any
 order and PoW samples as floats (``[7381.0, 6945.0, -1927.0]``, a worker's fp32 product). Some of these once cost every hardware report, every device's price,
-or (``[N/A]`` read as one serial shared by every consumer card) most honest devices their stake."""
+or (``[N/A]`` read as one serial shared by every consumer card) most honest devices their stake.
+A fourth sees every device over IPv6, each at its own privacy address in its LAN's /64, a new one
+every hour: compared address by address, a machine's VMs were on different "IPs" and escaped."""
 
 from __future__ import annotations
 
@@ -86,10 +88,32 @@ def _stdlib_bytes(df: pd.DataFrame, fmt: str, spell_nulls: Feed | None = None, f
     return text.getvalue().encode()
 
 
+def _ipv6(address: str | None, interface: str) -> str | None:
+    """An IPv4 address's LAN as an IPv6 /64 (``2a02:a0b:c0d:1::/64`` for 10.11.12.13), and in it the
+    address of ``interface``: without NAT every device, every VM too, has its own address there."""
+    if address is None or ":" in address:
+        return address
+    a, b, c, d = (int(x) for x in address.split("."))
+    h = hashlib.sha256(interface.encode()).hexdigest()
+    return f"2a02:{a:02x}{b:02x}:{c:02x}{d:02x}:1:{h[0:4]}:{h[4:8]}:{h[8:12]}:{h[12:16]}"
+
+
+def _on_ipv6(df: pd.DataFrame, feed: str, hour: str) -> pd.DataFrame:
+    """Every address IPv6: each device its own privacy address in its LAN's /64, a new one every
+    hour; sign-ups and other networks' listings at other addresses of the same /64."""
+    if feed == "hardware":
+        df["ip"] = [_ipv6(ip, f"{device}|{hour}") for ip, device in zip(df["ip"], df["device_id"], strict=True)]
+    elif feed == "accounts":
+        df["signup_ip"] = [_ipv6(ip, f"signup|{ip}") for ip in df["signup_ip"]]
+    elif feed == "external_listings":
+        df["ip"] = [_ipv6(ip, f"listing|{ip}") for ip in df["ip"]]
+    return df
+
+
 def _rewrite(db: Path, drops: Path, out: Path, writer: str = "pandas") -> None:
     """Every hour of ``drops`` again from the rows ``db`` ingested, written by ``writer`` (pandas;
     Python's csv and json modules with Parquet left to pandas; or those with nulls spelled as
-    text, ``placeholders``), formats rotated."""
+    text, ``placeholders``; or pandas with every address IPv6, ``ipv6``), formats rotated."""
     con = duckdb.connect(str(db), read_only=True)
     turn = 0
     for hour in sorted(p for p in drops.iterdir() if p.name[:2] == "20"):
@@ -105,6 +129,7 @@ def _rewrite(db: Path, drops: Path, out: Path, writer: str = "pandas") -> None:
             )
             fmt = FORMATS[turn % len(FORMATS)]
             turn += 1
+            df = _on_ipv6(df, feed, hour.name) if writer == "ipv6" else df
             if writer == "placeholders":
                 for column in (c.name for c in FEEDS[feed].columns if c.nvml):
                     df[column] = df[column].astype(object).where(df[column].notna(), "[N/A]")
@@ -128,7 +153,7 @@ def _rewrite(db: Path, drops: Path, out: Path, writer: str = "pandas") -> None:
     con.close()
 
 
-@pytest.mark.parametrize("writer", ["pandas", "stdlib", "placeholders"])
+@pytest.mark.parametrize("writer", ["pandas", "stdlib", "placeholders", "ipv6"])
 def test_a_network_written_by_another_backend_gives_the_same_verdicts_and_prices(
     small_drops: Path, tmp_path: Path, writer: str
 ) -> None:
@@ -138,7 +163,8 @@ def test_a_network_written_by_another_backend_gives_the_same_verdicts_and_prices
     hardware = tmp_path / "theirs" / "2024-08-14T00" / "hardware.csv"
     written = pd.read_csv(hardware, dtype=str, keep_default_na=False)
     assert written["power_limit_w"].str.endswith(".0").any() and written["os"].str.istitle().all()  # their forms are there
-    assert (b"\r\n" in hardware.read_bytes()) == (writer != "pandas")
+    assert (b"\r\n" in hardware.read_bytes()) == (writer not in ("pandas", "ipv6"))
+    assert written["ip"].str.contains(":").all() == (writer == "ipv6")
     if writer == "placeholders":
         assert (written["gpu_serial"] == "[N/A]").sum() > 10 and (written["driver_version"] == "None").any()
         pow_files = [f for f in (tmp_path / "theirs").glob("*/pow.*") if "parquet" not in f.name]

@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS challenge_context (
     status VARCHAR NOT NULL,
     tflops DOUBLE,                      -- 2 n^3 / compute_ms, for answered challenges whose
                                         -- compute_ms fits in the round trip the backend saw
-    ip VARCHAR,
+    ip VARCHAR,                         -- the device's site: its IPv4 address or IPv6 /64 (contract.ip_site)
     host_fingerprint VARCHAR,
     account_id VARCHAR,
     catalogue_model VARCHAR,

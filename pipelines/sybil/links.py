@@ -111,7 +111,7 @@ WITH acc AS MATERIALIZED (  -- latest version of every account
     FROM accounts WHERE _hour <= $epoch GROUP BY account_id
 ),
 hw AS MATERIALIZED (
-    SELECT DISTINCT account_id, ip, host_fingerprint, gpu_uuid,
+    SELECT DISTINCT account_id, ip_site(ip) AS ip, host_fingerprint, gpu_uuid,  -- an IPv6 /64 is one site
            concat_ws('|', worker_version, cpu_model, cpu_cores, ram_gb) AS hw_fingerprint
     FROM hardware
     WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch
@@ -177,7 +177,7 @@ once AS (  -- one row per account and value by construction (one latest account 
     UNION ALL SELECT account_id, 'email_pattern', 'p4|' || run || '|' || length(local) FROM runs
     UNION ALL SELECT account_id, 'email_pattern', 'p5|' || domain || '|' || length(local) || '|' || classes FROM runs
     UNION ALL
-    SELECT account_id, 'signup_ip', signup_ip FROM acc
+    SELECT account_id, 'signup_ip', ip_site(signup_ip) FROM acc
     UNION ALL
     SELECT account_id, 'created', width || '|' || CAST(floor(epoch(created_at) / 60 / width) AS BIGINT)
     FROM acc CROSS JOIN (VALUES (15), (60)) AS w(width) WHERE created_at IS NOT NULL
