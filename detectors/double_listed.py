@@ -10,7 +10,10 @@ Honest model: a machine with both IPv4 and IPv6 is seen at one address of each f
 another network may see the other family than ours. Without a host fingerprint on the listing,
 addresses are compared only within one family; a listing whose fingerprint differs from the
 device's is another host whatever its address. Over IPv6 a machine's privacy address rotates
-within its LAN's /64, so addresses are compared as sites (``contract.ip_site``).
+within its LAN's /64, so addresses are compared as sites (``contract.ip_site``). A home's IPv4
+address is renewed now and then, and the other network may have seen the old one (or the new
+one first): without a fingerprint, a listing from an address the device itself reported from
+in the hour before, the same hour or the next is no evidence.
 """
 
 from __future__ import annotations
@@ -39,8 +42,14 @@ class DoubleListed(Detector):
                 WHERE x._hour > hours_back($epoch, $window)
                   AND x._hour <= $epoch AND x.gpu_uuid IS NOT NULL
                   AND ip_site(x.ip) <> ip_site(h.ip)  -- another address of the same IPv6 /64 is the same LAN
-                  -- no fingerprint on the listing: an address of the other family is no evidence (dual stack)
-                  AND coalesce(x.host_fingerprint <> h.host_fingerprint, contains(x.ip, ':') = contains(h.ip, ':'))
+                  -- no fingerprint on the listing: an address of the other family is no evidence (dual stack),
+                  -- nor one the device itself reported from in the hour before, this one or the next (a
+                  -- home's address renewed: the other network saw it before or after we did)
+                  AND coalesce(x.host_fingerprint <> h.host_fingerprint,
+                               contains(x.ip, ':') = contains(h.ip, ':') AND NOT EXISTS (
+                                   SELECT 1 FROM hardware o WHERE o.device_id = h.device_id
+                                   AND o._hour >= hours_back(x._hour, 1) AND o._hour <= epoch_shift(x._hour, 1)
+                                   AND ip_site(o.ip) = ip_site(x.ip)))
             ),
             per_device AS (
                 SELECT device_id, any_value(account_id) AS account_id, count(DISTINCT epoch) AS hours,

@@ -224,8 +224,24 @@ def test_wash_trading_needs_ties_between_client_and_owner(con) -> None:
     assert "a referral" in found["reason"][0] and "the same signup IP" in found["reason"][0]
 
 
-def test_double_listing_elsewhere_is_flagged_same_host_and_the_other_address_family_are_not(con) -> None:
+def test_double_listing_elsewhere_is_flagged_same_host_other_family_same_lan_or_a_renewed_address_are_not(con) -> None:
+    """One card listed elsewhere from another host is flagged. A listing without a fingerprint is
+    no evidence from the other address family (dual stack), from another address of the device's
+    IPv6 /64 (privacy addresses), or from the address the device reported from the hour before
+    (its home's address was renewed; the other network saw the old one)."""
     account(con, "a", "a@x.com", "w-a", "1.1.1.1")
+    device(con, "v6-rotated", "a", "2001:db8:0:1::aaaa", "host-5", uuid="GPU-5")
+    device(con, "renewed", "a", "9.9.9.9", "host-6", uuid="GPU-6")
+    con.execute(
+        "INSERT INTO hardware (ts, device_id, account_id, host_fingerprint, ip, gpu_uuid, _hour, _file, _row) "
+        "VALUES (TIMESTAMP '2024-08-14 04:50:00', 'renewed', 'a', 'host-6', '5.5.5.5', 'GPU-6', '2024-08-14T04', 'h.csv', 2)"
+    )
+    con.execute(
+        "INSERT INTO external_listings VALUES (TIMESTAMP '2024-08-14 05:20:00', 'akash', 'GPU-5', NULL, '2001:db8:0:1::bbbb', ?, 'x.csv', 5), "
+        "(TIMESTAMP '2024-08-14 05:05:00', 'akash', 'GPU-6', NULL, '5.5.5.5', ?, 'x.csv', 6), "
+        "(TIMESTAMP '2024-08-14 05:06:00', 'akash', 'GPU-1', NULL, '5.5.5.5', ?, 'x.csv', 7)",
+        [EPOCH, EPOCH, EPOCH],
+    )
     device(con, "moved", "a", "1.1.1.1", "host-1", uuid="GPU-1")
     device(con, "cross", "a", "1.1.1.2", "host-2", uuid="GPU-2")
     device(con, "dual-stack", "a", "1.1.1.3", "host-3", uuid="GPU-3")
@@ -240,7 +256,7 @@ def test_double_listing_elsewhere_is_flagged_same_host_and_the_other_address_fam
     found = DoubleListed().detect(Evidence(con, EPOCH)).sort("device_id")
     assert found["device_id"].to_list() == ["cloned-v6", "moved"] and set(found["action"]) == {"probation"}
     found = found.filter(found["device_id"] == "moved")
-    assert "listed on akash from 77.7.7.7" in found["reason"][0]
+    assert "listed on akash from 5.5.5.5" in found["reason"][0]  # another device's old address excuses nothing
 
 
 def restart_at(con, dev: str, ts: datetime) -> None:
