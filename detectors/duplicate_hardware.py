@@ -2,8 +2,10 @@
 
 Identities are the NVML UUID, the board serial, and the PCI bus id *on the same host* (bus ids
 repeat across machines, so alone they prove nothing). Null identities (Apple, consumer cards
-without serials) never match. Sharing in one hour suspects (a reinstall can overlap for an
-hour); sharing in ``confirm_hours`` of the last ``window_hours`` epochs establishes it.
+without serials) never match. Only devices alive at the same time share an identity
+(``detectors.concurrent``: a reinstalled worker's old and new registration both report the card
+in the hour of the switch, one after the other). Sharing in one hour suspects; sharing in
+``confirm_hours`` of the last ``window_hours`` epochs establishes it.
 
 Honest model: a GPU is in one machine, so the devices that share its identity report from one
 public IP (two when the address changes within the hour). A value that devices report from more
@@ -18,6 +20,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors.base import Detector, Evidence
+from detectors.concurrent import OVERLAP_MINUTES, concurrent_cte
 from pipelines.features import MACHINE_MAX_IPS
 
 
@@ -25,8 +28,16 @@ class DuplicateHardware(Detector):
     name = "duplicate_hardware"
     fraud_type = "duplicate_hardware"
 
-    def __init__(self, threshold: float = 0.5, window_hours: int = 3, confirm_hours: int = 2, max_ips: int = MACHINE_MAX_IPS):
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        window_hours: int = 3,
+        confirm_hours: int = 2,
+        max_ips: int = MACHINE_MAX_IPS,
+        overlap_minutes: int = OVERLAP_MINUTES,
+    ):
         super().__init__(threshold)
+        self.overlap_minutes = overlap_minutes
         self.window_hours = window_hours
         self.confirm_hours = confirm_hours
         self.max_ips = max_ips
@@ -44,10 +55,19 @@ class DuplicateHardware(Detector):
                 SELECT DISTINCT device_id, ip_site(ip), 'pci_bus_id on host', host_fingerprint || ' ' || pci_bus_id FROM hardware
                 WHERE _hour = $epoch AND pci_bus_id IS NOT NULL
             ),
-            groups AS (  -- one card's identity: reported from at most max_ips sites (an IPv6 /64 is one)
-                SELECT kind, value, list(DISTINCT device_id ORDER BY device_id) AS devices
-                FROM ids GROUP BY kind, value
+            shared AS (  -- one card's identity on several devices, from at most max_ips sites (an IPv6 /64 is one)
+                SELECT kind, value FROM ids GROUP BY kind, value
                 HAVING count(DISTINCT device_id) > 1 AND count(DISTINCT ip) <= $max_ips
+            ),
+            candidates AS (
+                SELECT DISTINCT i.device_id, i.kind || ' ' || i.value AS grp, i.kind, i.value
+                FROM ids i JOIN shared USING (kind, value)
+            ),
+            {CONCURRENT},
+            groups AS (  -- ...alive at the same time (a reinstall's two registrations are not)
+                SELECT c.kind, c.value, list(DISTINCT c.device_id ORDER BY c.device_id) AS devices
+                FROM candidates c JOIN concurrent k USING (grp, device_id)
+                GROUP BY c.kind, c.value HAVING count(DISTINCT c.device_id) > 1
             ),
             per_device AS (
                 SELECT i.device_id, list(DISTINCT g.kind ORDER BY g.kind) AS kinds,
@@ -74,8 +94,9 @@ class DuplicateHardware(Detector):
             FROM per_device p
             LEFT JOIN history h USING (device_id)
             LEFT JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
-            """,
+            """.replace("{CONCURRENT}", concurrent_cte("candidates")),
             window=self.window_hours,
             confirm=self.confirm_hours,
             max_ips=self.max_ips,
+            overlap_minutes=self.overlap_minutes,
         )

@@ -21,7 +21,8 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   co-batched hours in the window, the binomial tail P(X >= x | n, 10%) <= ``alpha_suspect``
   (1e-2, and x >= 2) suspects and <= ``alpha_confirm`` (1e-4, and x >= 3) establishes.
 - *shared identity on one machine* (exact): devices on one IP (or /64) or host reporting the same GPU
-  UUID, or one PCI bus id on one host.
+  UUID, or one PCI bus id on one host, alive at the same time (``detectors.concurrent``: a
+  reinstalled worker's old and new registration report the card in the hour of the switch).
 - *too many GPUs* (suspicion): more devices on one host than the claimed model fits in a
   machine and more than ``host_gpu_floor`` (the largest PCIe mining boards hold 19 cards).
 - *NVML virtualization* (exact): ``virtualization_mode`` VGPU / HOST_VGPU / HOST_VSGA, a
@@ -36,6 +37,7 @@ import polars as pl
 from scipy.stats import binom
 
 from detectors.base import Detector, Evidence
+from detectors.concurrent import OVERLAP_MINUTES, concurrent_cte
 
 
 class VirtualizedGpu(Detector):
@@ -51,9 +53,11 @@ class VirtualizedGpu(Detector):
         alpha_suspect: float = 1e-2,
         alpha_confirm: float = 1e-4,
         host_gpu_floor: int = 20,
+        overlap_minutes: int = OVERLAP_MINUTES,
     ):
         super().__init__(threshold)
         self.window_hours = window_hours
+        self.overlap_minutes = overlap_minutes
         self.combined_max = combined_max
         self.honest_contention_rate = honest_contention_rate
         self.alpha_suspect = alpha_suspect
@@ -119,15 +123,21 @@ class VirtualizedGpu(Detector):
                 GROUP BY b.device_id HAVING count(DISTINCT c.epoch) > 0
             ),
             now AS (SELECT * FROM device_features WHERE epoch = $epoch),
-            ident AS (  -- one physical identity on several devices of one machine
-                SELECT device_id, max(n) AS sharing FROM (
-                    SELECT unnest(list(DISTINCT device_id)) AS device_id, count(DISTINCT device_id) AS n FROM now
-                    WHERE gpu_uuid IS NOT NULL GROUP BY ip_site(ip), gpu_uuid HAVING count(DISTINCT device_id) > 1
-                    UNION ALL
-                    SELECT unnest(list(DISTINCT device_id)), count(DISTINCT device_id) FROM now
-                    WHERE pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL
-                    GROUP BY host_fingerprint, pci_bus_id HAVING count(DISTINCT device_id) > 1
-                ) GROUP BY device_id
+            idents AS (  -- one physical identity on one machine: a UUID on one site, a bus id on one host
+                SELECT DISTINCT device_id, 'uuid ' || coalesce(ip_site(ip), '') || ' ' || gpu_uuid AS grp
+                FROM now WHERE gpu_uuid IS NOT NULL
+                UNION ALL
+                SELECT DISTINCT device_id, 'bus ' || host_fingerprint || ' ' || pci_bus_id AS grp
+                FROM now WHERE pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL
+            ),
+            candidates AS (
+                SELECT * FROM idents WHERE grp IN (SELECT grp FROM idents GROUP BY grp HAVING count(*) > 1)
+            ),
+            {CONCURRENT},
+            ident AS (  -- ...on several devices alive at once (a reinstall's two registrations are not)
+                SELECT device_id, max(n) AS sharing
+                FROM (SELECT device_id, count(*) OVER (PARTITION BY grp) AS n FROM concurrent)
+                GROUP BY device_id
             ),
             crowded AS (
                 SELECT unnest(list(n.device_id)) AS device_id, count(*) AS on_host, min(c.max_gpus_per_host) AS fits
@@ -148,10 +158,11 @@ class VirtualizedGpu(Detector):
                 LEFT JOIN crowded w USING (device_id)
             )
             SELECT * FROM judged WHERE hours > 0 OR shared_identity OR too_many OR vgpu
-            """,
+            """.replace("{CONCURRENT}", concurrent_cte("candidates")),
             window=self.window_hours,
             combined_max=self.combined_max,
             host_floor=self.host_gpu_floor,
+            overlap_minutes=self.overlap_minutes,
         )
         # binomial tail of the contended hours under the honest model (vectorised; the bounds are
         # inclusive, so 2 of 2 hours at 10% is exactly 1e-2 despite floating-point rounding)

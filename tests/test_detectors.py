@@ -151,11 +151,23 @@ def _hardware(
     serial: str | None = None,
     h: str = EPOCH,
     ip: str | None = None,
+    alive: tuple[str, str] | None = ("05:00", "05:59"),
+    at: str = "05:10",
 ) -> None:
+    """One hardware report ``at`` and, with ``alive``, heartbeats at both ends of that span."""
     con.execute(
         "INSERT INTO hardware (ts, device_id, account_id, host_fingerprint, ip, gpu_uuid, gpu_serial, pci_bus_id, _hour, _file, _row) "
-        "VALUES (TIMESTAMP '2024-08-14 05:10:00', ?, 'acc', ?, ?, ?, ?, ?, ?, 'hardware.csv', 1)",
-        [device, host, ip, uuid, serial, pci, h],
+        "VALUES (CAST(? AS TIMESTAMP), ?, 'acc', ?, ?, ?, ?, ?, ?, 'hardware.csv', 1)",
+        [f"2024-08-14 {at}:00", device, host, ip, uuid, serial, pci, h],
+    )
+    for at in alive or ():
+        heartbeat(con, device, f"2024-08-14 {at}:00")
+
+
+def heartbeat(con, device: str, ts: str) -> None:
+    con.execute(
+        "INSERT INTO uptime VALUES (CAST(? AS TIMESTAMP), ?, 'heartbeat', true, 20.0, strftime(CAST(? AS TIMESTAMP), '%Y-%m-%dT%H'), 'u.csv', 1)",
+        [ts, device, ts],
     )
 
 
@@ -185,6 +197,23 @@ def test_duplicate_hardware_ignores_an_identity_reported_from_more_addresses_tha
     found = DuplicateHardware().detect(Evidence(con, EPOCH))
     assert sorted(found["device_id"]) == [f"moved{k}" for k in range(4)]
     assert DuplicateHardware(max_ips=3).detect(Evidence(con, EPOCH)).is_empty()
+
+
+def test_two_registrations_of_one_card_one_after_the_other_are_a_reinstall_not_a_shared_identity(con) -> None:
+    """A reinstalled worker registers its card under a new device id: in the hour of the switch
+    both ids report its UUID and bus id, one after the other. Only registrations alive at the same
+    time (``detectors.concurrent``) share an identity; a switch overlapping by a few minutes is
+    still a switch, a second registration alive beside the first for half an hour is not."""
+    from detectors import VirtualizedGpu
+
+    for device, alive in (("old", ("04:05", "05:28")), ("new", ("05:31", "05:59")), ("quick-old", ("04:05", "05:35")),
+                          ("quick-new", ("05:30", "05:59")), ("first", ("04:05", "05:59")), ("beside", ("05:25", "05:59"))):  # fmt: skip
+        host = {"old": "h1", "new": "h1", "quick-old": "h2", "quick-new": "h2"}.get(device, "h3")
+        at = max(alive[0], "05:00")  # its report this hour
+        _hardware(con, device, host, f"GPU-{host}", "00000000:01:00.0", ip=f"5.5.5.{host[-1]}", alive=alive, at=at)
+        feature(con, device, host_fingerprint=host, ip=f"5.5.5.{host[-1]}", gpu_uuid=f"GPU-{host}", pci_bus_id="00000000:01:00.0")
+    assert sorted(DuplicateHardware().detect(Evidence(con, EPOCH))["device_id"]) == ["beside", "first"]
+    assert sorted(VirtualizedGpu().detect(Evidence(con, EPOCH))["device_id"]) == ["beside", "first"]
 
 
 def test_duplicate_hardware_confirms_when_it_persists(con) -> None:

@@ -216,8 +216,13 @@ def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
         feature(con, f"hgx{k}", host_fingerprint="hgx", ip="3.3.3.4", pci_bus_id=f"00000000:{k:02X}:00.0")
     for k in range(21):  # more than any PCIe host holds
         feature(con, f"rig{k}", host_fingerprint="bigbox", ip="3.3.3.3", pci_bus_id=f"00000000:{k:02X}:00.0")
-    for k in range(2):
+    for k in range(2):  # one card's identity on two devices alive side by side all hour
         feature(con, f"twin{k}", ip="4.4.4.4", gpu_uuid="GPU-same")
+        for at in ("05:01", "05:58"):
+            con.execute(
+                "INSERT INTO uptime VALUES (CAST(? AS TIMESTAMP), ?, 'heartbeat', true, 20.0, ?, 'u.csv', 1)",
+                [f"2024-08-14 {at}:00", f"twin{k}", EPOCH],
+            )
     found = {r["device_id"]: r for r in VirtualizedGpu().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
     assert found["vgpu"]["action"] == "reject"
     assert not {"mig", "pass", "hgx0"} & set(found)
