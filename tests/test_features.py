@@ -135,6 +135,12 @@ def test_a_host_fingerprint_reported_from_more_addresses_than_one_machine_has_is
             "VALUES (?, ?, 'acc', ?, ?, 'NVIDIA GeForce RTX 4090', '00000000:01:00.0', 24564, ?, 'hardware.csv', ?)",
             [ISSUED, device, host, ip, EPOCH, i],
         )
+    for device in ("slice1", "slice2"):  # the two slices of one card, alive side by side all hour
+        for minute in (1, 58):
+            con.execute(
+                "INSERT INTO uptime (ts, device_id, source, ok, _hour, _file, _row) VALUES (?, ?, 'heartbeat', true, ?, 'uptime.csv', 0)",
+                [ISSUED.replace(minute=minute), device, EPOCH],
+            )
     build_features(con, EPOCH)
     hosts = dict(con.execute("SELECT device_id, host_fingerprint FROM device_features").fetchall())
     assert hosts == {device: None if host == "unknown" else host for device, host, _ in rows}
