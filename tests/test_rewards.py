@@ -248,6 +248,40 @@ def test_an_hour_with_no_drop_at_all_is_waived_by_the_uptime_rule_not_read_as_ev
         assert con.execute("SELECT reason FROM reward_eligibility").fetchall() == [(f"up 2 of the last {need} hours",)]
 
 
+def test_a_device_the_backend_did_not_challenge_this_hour_passes_pow_on_a_pass_within_the_day(tmp_path: Path) -> None:
+    """The backend decides whom to challenge: one that challenges each device every few hours, or
+    pauses challenges while a device is hired, left such devices unpaid in every hour without a
+    challenge. Not challenged this hour, a device passes on an exact answer within
+    ``POW_CARRY_HOURS``; a challenge it let time out, a wrong answer, or no pass that recent does not."""
+    from pipelines.rewards import POW_CARRY_HOURS, record_facts
+
+    now = "2024-08-15T05"
+    history = {  # device -> (hours ago it last passed, this hour: challenges, answered)
+        "unchallenged": (3, 0, 0),
+        "timed_out": (3, 1, 0),
+        "stale": (POW_CARRY_HOURS, 0, 0),
+        "never": (None, 0, 0),
+        "answered": (None, 1, 1),
+    }
+    with connect(tmp_path / "db.duckdb") as con:
+        for device, (ago, total, ok) in history.items():
+            rows = [(now, total, ok)] + ([(shift(now, -ago), 1, 1)] if ago else [])
+            for ep, total_, ok_ in rows:
+                con.execute(
+                    "INSERT INTO device_features (epoch, device_id, account_id, pow_total, pow_ok, samples_bad, "
+                    "overclaimed_compute, unverified_ok) VALUES (?, ?, 'acc', ?, ?, 0, 0, 0)",
+                    [ep, device, total_, ok_],
+                )
+        con.execute(
+            "INSERT INTO device_features (epoch, device_id, account_id, pow_total, pow_ok, samples_bad, overclaimed_compute, "
+            "unverified_ok) VALUES (?, 'was_wrong', 'acc', 1, 1, 1, 0, 0), (?, 'was_wrong', 'acc', 0, 0, 0, 0, 0)",
+            [shift(now, -2), now],
+        )
+        record_facts(con, now)
+        got = dict(con.execute("SELECT device_id, pow_passed FROM reward_facts").fetchall())
+    assert got == {"unchallenged": True, "timed_out": False, "stale": False, "never": False, "answered": True, "was_wrong": False}
+
+
 def test_equal_weights_earn_equal_amounts_whatever_the_account_size(tmp_path: Path) -> None:
     devices = [{"status": "paid", "weight": 12500, "stakers": []} for _ in range(501)]
     with connect(tmp_path / "db.duckdb") as con:
