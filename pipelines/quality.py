@@ -13,6 +13,7 @@ import duckdb
 
 from pipelines.contract import FEEDS
 from pipelines.db import one, scalar
+from pipelines.ingest import REPEAT_REASON
 from pipelines.policy import Quality
 
 
@@ -40,6 +41,9 @@ def manifest_accepted(con: duckdb.DuckDBPyConnection, epoch: str) -> Outcome:
 def quarantine_share(con: duckdb.DuckDBPyConnection, epoch: str, max_share: float) -> Outcome:
     row = one(con, "SELECT rows_in, rows_quarantined FROM ingest_log WHERE hour = ?", [epoch])
     rows_in, quarantined = row if row else (0, 0)
+    # identical repeats (an at-least-once delivery) are kept out of quarantine's count and the rows in
+    repeated = one(con, "SELECT count(*) FROM quarantine WHERE hour = ? AND reason = ?", [epoch, REPEAT_REASON])[0]
+    rows_in, quarantined = rows_in - repeated, quarantined - repeated
     share = quarantined / rows_in if rows_in else 0.0
     return Outcome(
         "quarantine_share",

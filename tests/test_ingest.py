@@ -147,6 +147,41 @@ def test_incomplete_folders_are_not_hours(drops_copy: Path) -> None:
     assert [p.name for p in complete_hours(drops_copy)] == [f"2024-08-14T0{h}" for h in range(4)]
 
 
+def test_a_row_delivered_twice_is_kept_once_and_a_conflicting_repeat_is_quarantined(drops_copy: Path, tmp_path: Path) -> None:
+    """At-least-once delivery writes some rows twice. An identical repeat lands once; the copy is
+    quarantined with its reason and does not count against the hour's quarantine bar (2% of rows
+    written twice stopped a network at its first hour). A repeated key with other values is a
+    conflict and counts."""
+    import gzip
+
+    from pipelines.ingest import REPEAT_REASON
+    from pipelines.policy import Quality
+    from pipelines.quality import quarantine_share
+
+    folder = first_hour(drops_copy)
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    name = _name(manifest, "uptime")
+    path = folder / name
+    raw = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+    if name.endswith(".parquet") or ".csv" not in name:
+        pytest.skip(f"the first hour's uptime is {name}")
+    lines = raw.decode().splitlines()
+    repeats = lines[1 : 1 + len(lines) // 10]  # a tenth of the rows again
+    conflict = lines[-1].rsplit(",", 1)[0] + ",999.0"  # the last row's key with another latency
+    text = "\n".join([*lines, *repeats, conflict]) + "\n"
+    path.write_bytes(gzip.compress(text.encode(), mtime=0) if name.endswith(".gz") else text.encode())
+    manifest["files"][name] = {"rows": len(lines) - 1 + len(repeats) + 1, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    write_manifest(folder, manifest)
+    with connect(tmp_path / "db.duckdb") as con:
+        assert ingest_hour(con, folder).status == "ingested"
+        assert scalar(con, "SELECT count(*) FROM uptime") == len(lines) - 1
+        reasons = con.execute("SELECT reason, count(*) FROM quarantine GROUP BY ALL ORDER BY ALL").fetchall()
+        assert reasons[0][0].startswith("duplicate device_id/source/ts") and reasons[0][1] == 1
+        assert reasons[1] == (REPEAT_REASON, len(repeats))
+        share = quarantine_share(con, folder.name, Quality().max_quarantine_share)
+        assert share.metadata["rows_quarantined"] == 1 and share.passed
+
+
 def _name(manifest: dict, feed: str) -> str:
     return next(n for n in manifest["files"] if n.split(".")[0] == feed)
 
