@@ -307,7 +307,9 @@ STAKE_EVENTS = Feed(
     ),
     required=False,
     key=("event_id",),
-    time_column="ts",
+    # the contract does not tie stake events to their folder's hour: stakes placed before the first
+    # drop arrive with their own dates (as accounts do); positions count each event from its ts
+    time_column=None,
     extra_checks=(("amount_io > 0", "amount_io must be positive"),),
 )
 

@@ -119,6 +119,19 @@ def test_stake_amount_beyond_int64_base_units_is_quarantined(con, tmp_path: Path
     assert "amount_io: cannot read 100000000000" in q[3] and "9 integer digits" in q[3]
 
 
+def test_stakes_placed_before_the_hour_land_with_their_own_dates_and_a_future_one_is_quarantined(con, tmp_path: Path) -> None:
+    """The contract does not tie stake events to their folder's hour: a writer that delivers the
+    stakes placed before its first drop with the dates they were placed (as accounts arrive) had
+    every one quarantined, and with them the hour's quality bar and every stake after
+    September. An event dated after the hour's end is still impossible."""
+    rows = [stake_row(0, ts="2024-07-15T09:30:00Z"), stake_row(1), stake_row(2, ts="2024-08-14T09:00:00Z")]
+    folder = make_hour(tmp_path / "drops", extra={"stake_events.jsonl": (jsonl(rows), 3)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert [r[0] for r in con.execute("SELECT event_id FROM stake_events ORDER BY 1").fetchall()] == ["se0", "se1"]
+    [q] = quarantined(con, "stake_events")
+    assert "ts" in q[3]
+
+
 # --- reads only its own files ----------------------------------------------------------------------
 
 
