@@ -106,6 +106,17 @@ POW_CLOCK_CTE = """pow_clock AS (  -- the precision each PoW file of the hour wr
 second (``contract.TIMESTAMP_MACROS``), one with a millisecond anywhere is read to the
 millisecond; a round trip can be short by the coarser column's unit."""
 
+SAMPLED_KINDS_SQL = """SELECT DISTINCT p.kind FROM pow p
+    JOIN pow_checks c ON c.challenge_id = p.challenge_id AND c._hour = p._hour
+    WHERE p._hour = $epoch AND p.status = 'ok' AND c.samples_total > 0"""
+"""The challenge kinds the backend sampled in the hour. ``samples`` are the entries the backend
+asked for, so an answer without them was not asked to prove anything: where the backend samples
+one kind and never another (matmul products sampled, VRAM challenges answered with a digest
+only), the unsampled kind is neither proof nor evidence against a device
+(``device_features.unverified_ok``, the ``sample_verification_rate`` bar). Such a backend
+stopped a 600-device network at its first hour (84 answers "could not be verified"). Where
+nothing at all is sampled, every answer counts as unverified, as before: nothing is proven."""
+
 FEATURES_SQL = f"""
 INSERT INTO device_features
 WITH {POW_CLOCK_CTE},
@@ -152,6 +163,9 @@ reach AS (  -- a challenge is judged only if the device was alive just before AN
     )
     WHERE challenge_id IS NOT NULL
 ),
+sampled AS (  -- challenge kinds the backend sampled this hour (SAMPLED_KINDS_CTE)
+    {SAMPLED_KINDS_SQL}
+),
 pw AS (
     SELECT p.device_id,
            count(*) AS pow_total,
@@ -163,7 +177,8 @@ pw AS (
            coalesce(sum(c.samples_total), 0) AS samples_total,
            coalesce(sum(c.samples_bad), 0) AS samples_bad,
            min(p.challenge_id || ': ' || c.first_bad) FILTER (c.samples_bad > 0) AS first_bad_sample,
-           count(*) FILTER (status = 'ok' AND coalesce(c.samples_total, 0) = 0) AS unverified_ok,
+           count(*) FILTER (status = 'ok' AND coalesce(c.samples_total, 0) = 0
+                            AND (p.kind IN (SELECT kind FROM sampled) OR NOT EXISTS (SELECT 1 FROM sampled))) AS unverified_ok,
            count(*) FILTER (status = 'ok' AND NOT fits_round_trip(compute_ms, issued_at, responded_at, k.unit_ms)) AS overclaimed_compute,
            max(compute_ms / greatest(epoch_ms(responded_at) - epoch_ms(issued_at), 1)) FILTER (status = 'ok') AS max_compute_over_observed,
            median(2 * pow(n, 3) / compute_ms / 1e9) FILTER (kind = 'matmul' AND status = 'ok' AND compute_ms > 0) AS tflops_median,

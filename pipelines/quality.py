@@ -13,6 +13,7 @@ import duckdb
 
 from pipelines.contract import FEEDS
 from pipelines.db import one, scalar
+from pipelines.features import SAMPLED_KINDS_SQL
 from pipelines.ingest import REPEAT_REASON
 from pipelines.policy import Quality
 
@@ -68,14 +69,18 @@ def required_rows(con: duckdb.DuckDBPyConnection, epoch: str, minimum: dict[str,
 
 
 def sample_verification_rate(con: duckdb.DuckDBPyConnection, epoch: str, min_rate: float) -> Outcome:
-    """Answered (``ok``) challenges whose samples were checked, over all answered challenges
-    (an answer without samples cannot be verified and counts against the rate)."""
+    """Answered (``ok``) challenges whose samples were checked, over all answered challenges of
+    the kinds the backend samples this hour (an answer of such a kind without samples cannot be
+    verified and counts against the rate; a kind never sampled is the backend's choice:
+    ``features.SAMPLED_KINDS_SQL``)."""
     answered, checked = one(
         con,
+        f"WITH sampled AS ({SAMPLED_KINDS_SQL}) "
         "SELECT count(*), count(c.challenge_id) FILTER (c.samples_total > 0) FROM pow p "
         "LEFT JOIN pow_checks c ON c.challenge_id = p.challenge_id AND c._hour = p._hour "
-        "WHERE p._hour = ? AND p.status = 'ok'",
-        [epoch],
+        "WHERE p._hour = $epoch AND p.status = 'ok' "
+        "AND (p.kind IN (SELECT kind FROM sampled) OR NOT EXISTS (SELECT 1 FROM sampled))",
+        {"epoch": epoch},
     )  # type: ignore[misc]
     rate = checked / answered if answered else 1.0
     return Outcome(

@@ -167,6 +167,39 @@ def test_an_address_site_is_the_ipv4_address_or_the_ipv6_64_in_any_spelling(con,
     assert con.execute("SELECT ip_site(?)", [ip]).fetchall() == [(site,)]
 
 
+@pytest.mark.parametrize("vram_sampled_by_anyone", [False, True])
+def test_an_answer_of_a_kind_the_backend_never_samples_is_neither_proof_nor_evidence_against(
+    con, vram_sampled_by_anyone: bool
+) -> None:
+    """``samples`` are what the backend asked for. A backend that samples matmul products and
+    answers VRAM challenges with a digest only stopped a network at its first hour ("could not
+    be verified") and would have left every device with a VRAM challenge unpaid. A kind nobody is
+    sampled on this hour is the backend's choice; where others of that kind are sampled, an
+    answer without samples still counts as unverified."""
+    from pipelines.policy import Quality
+    from pipelines.quality import sample_verification_rate
+
+    rows = [("m1", "dev", "matmul", 2), ("v1", "dev", "vram", 0), ("m2", "other", "matmul", 2)]
+    rows += [("v2", "other", "vram", 2 if vram_sampled_by_anyone else 0)]
+    for k, (challenge, device, kind, samples) in enumerate(rows):
+        con.execute(
+            "INSERT INTO hardware (ts, device_id, account_id, gpu_model, vram_total_mb, _hour, _file, _row) "
+            "VALUES (?, ?, 'acc', 'NVIDIA GeForce RTX 4090', 24564, ?, 'hardware.csv', ?)",
+            [ISSUED, device, EPOCH, k],
+        )
+        con.execute(
+            "INSERT INTO pow (challenge_id, device_id, kind, issued_at, responded_at, status, n, seed, compute_ms, _hour, _file, _row) "
+            "VALUES (?, ?, ?, ?, ?, 'ok', 64, 1, 1.0, ?, 'pow.jsonl', ?)",
+            [challenge, device, kind, ISSUED, ISSUED + timedelta(seconds=1), EPOCH, k],
+        )
+        con.execute("INSERT INTO pow_checks VALUES (?, ?, ?, 0, NULL)", [challenge, EPOCH, samples])
+    build_features(con, EPOCH)
+    unverified = dict(con.execute("SELECT device_id, unverified_ok FROM device_features").fetchall())
+    assert unverified == {"dev": int(vram_sampled_by_anyone), "other": 0}
+    bar = sample_verification_rate(con, EPOCH, Quality().min_sample_verification_rate)
+    assert bar.passed == (not vram_sampled_by_anyone) and bar.metadata["answered"] == (4 if vram_sampled_by_anyone else 2)
+
+
 def test_compute_time_is_held_to_the_round_trip_within_the_precision_its_file_writes_times_to(con) -> None:
     """The contract allows times written to the second. A 300 ms product answered within one
     second then reads as a 0 s round trip: it fits (every device of a network written so was
