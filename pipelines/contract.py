@@ -145,6 +145,9 @@ class Column:
     nvml: bool = False
     """An NVML identity reading: its "not available" spellings (``NVML_UNAVAILABLE``, all
     zeros) are null too."""
+    aliases: tuple[tuple[str, str], ...] = ()
+    """For enumerations: (another writer's spelling in lower case, the allowed value it means),
+    stored in the contract's spelling (an extension: ``OS_ALIASES``, ``VIRTUALIZATION_ALIASES``)."""
 
     @property
     def null_texts(self) -> frozenset[str]:
@@ -179,8 +182,29 @@ class Feed:
         return [c.name for c in self.columns]
 
 
-def _c(name: str, type_: str, nullable: bool = False, allowed: tuple[str, ...] = (), nvml: bool = False) -> Column:
-    return Column(name, type_, nullable, allowed, nvml)
+def _c(
+    name: str,
+    type_: str,
+    nullable: bool = False,
+    allowed: tuple[str, ...] = (),
+    nvml: bool = False,
+    aliases: tuple[tuple[str, str], ...] = (),
+) -> Column:
+    return Column(name, type_, nullable, allowed, nvml, aliases)
+
+
+OS_ALIASES = (("darwin", "macos"), ("osx", "macos"), ("mac os x", "macos"), ("mac", "macos"), ("win32", "windows"))
+"""``os`` as programs name it: Python's ``platform.system()`` and ``sys.platform``, Node's
+``os.platform()`` and Go's ``runtime.GOOS`` say ``Darwin``/``darwin`` for macOS and ``win32`` for
+Windows. Written so, every Mac's hardware report was quarantined and its owner went unpaid."""
+
+VIRTUALIZATION_ALIASES = tuple(
+    (spelling, mode)
+    for number, mode in enumerate(("NONE", "PASSTHROUGH", "VGPU", "HOST_VGPU", "HOST_VSGA"))
+    for spelling in (str(number), f"nvml_gpu_virtualization_mode_{mode.lower()}")
+)
+"""``virtualization_mode`` as pynvml returns it (``nvmlDeviceGetVirtualizationMode``: the
+integer 0-4 of ``nvmlGpuVirtualizationMode_t``) or as its constant's name."""
 
 
 HARDWARE = Feed(
@@ -193,7 +217,7 @@ HARDWARE = Feed(
         _c("ip", "VARCHAR"),
         _c("asn", "BIGINT"),
         _c("country", "VARCHAR"),
-        _c("os", "VARCHAR", allowed=("linux", "windows", "macos")),
+        _c("os", "VARCHAR", allowed=("linux", "windows", "macos"), aliases=OS_ALIASES),
         _c("worker_version", "VARCHAR"),
         _c("gpu_index", "INTEGER"),
         _c("gpu_model", "VARCHAR"),
@@ -208,6 +232,7 @@ HARDWARE = Feed(
             "VARCHAR",
             True,
             ("NONE", "PASSTHROUGH", "VGPU", "HOST_VGPU", "HOST_VSGA"),
+            aliases=VIRTUALIZATION_ALIASES,
         ),
         _c("mig_mode", "BOOLEAN", True),
         _c("power_limit_w", "INTEGER", True),

@@ -322,12 +322,13 @@ def _typed(type_: str, raw: str) -> str:
     return f"CASE WHEN regexp_full_match({raw}, {_sql_str(pattern[0])}){finite} THEN {cast} END"
 
 
-def _canonical(allowed: tuple[str, ...], typed: str) -> str:
+def _canonical(allowed: tuple[str, ...], typed: str, aliases: tuple[tuple[str, str], ...] = ()) -> str:
     """SQL for an enumeration's value in the contract's own spelling when it differs only in case
-    or surrounding whitespace (``Linux``, `` VGPU ``); anything else is left for the allowed-values
-    check to quarantine."""
+    or surrounding whitespace (``Linux``, `` VGPU ``) or is a known alias (``Darwin``, ``2``:
+    ``Column.aliases``); anything else is left for the allowed-values check to quarantine."""
     exact = ", ".join(_sql_str(a) for a in allowed)
-    cases = " ".join(f"WHEN {_sql_str(a.lower())} THEN {_sql_str(a)}" for a in allowed)
+    pairs = [(a.lower(), a) for a in allowed] + list(aliases)
+    cases = " ".join(f"WHEN {_sql_str(spelling)} THEN {_sql_str(value)}" for spelling, value in pairs)
     return f"CASE WHEN {typed} IN ({exact}) THEN {typed} ELSE CASE lower(trim({typed})) {cases} ELSE {typed} END END"
 
 
@@ -349,7 +350,7 @@ def _casts(feed: Feed, raw_table: str) -> str:
 
     def typed(c: Column) -> str:
         value = _typed(c.type, f'"nulled_{c.name}"' if c.nullable else _quoted(c.name))
-        return _canonical(c.allowed, value) if c.allowed else value
+        return _canonical(c.allowed, value, c.aliases) if c.allowed else value
 
     nulled = ", ".join(
         f'CASE WHEN NOT {_null_spelled(c, _quoted(c.name))} THEN {_quoted(c.name)} END AS "nulled_{c.name}"'

@@ -132,6 +132,26 @@ def test_stakes_placed_before_the_hour_land_with_their_own_dates_and_a_future_on
     assert "ts" in q[3]
 
 
+def test_os_and_virtualization_mode_as_programs_name_them_land_in_the_contracts_spelling(con, tmp_path: Path) -> None:
+    """Python's ``platform.system()`` says ``Darwin``, Node's ``os.platform()`` ``win32``, and
+    pynvml returns the virtualization mode as an integer (2: VGPU). Written so, every Mac's (or
+    every) hardware report was quarantined; an unknown name still is."""
+    rows = [
+        hardware_row("mac", os="Darwin"),
+        hardware_row("win", os="win32", virtualization_mode=2),
+        hardware_row("nvml", virtualization_mode="NVML_GPU_VIRTUALIZATION_MODE_NONE"),
+        hardware_row("odd", os="Solaris"),
+    ]
+    folder = make_hour(tmp_path / "drops")
+    (folder / "hardware.jsonl").write_bytes(jsonl(rows))
+    write_manifest(folder, {"hardware.jsonl": 4, "pow.jsonl": 6, "uptime.jsonl": 6})
+    assert ingest_hour(con, folder).status == "ingested"
+    landed = dict(con.execute("SELECT device_id, os || '/' || virtualization_mode FROM hardware").fetchall())
+    assert landed == {"mac": "macos/NONE", "win": "windows/VGPU", "nvml": "linux/NONE"}
+    [q] = quarantined(con, "hardware")
+    assert "Solaris" in q[3]
+
+
 # --- reads only its own files ----------------------------------------------------------------------
 
 
@@ -394,16 +414,16 @@ def test_enumeration_in_another_case_lands_in_the_contracts_spelling_and_an_unkn
 ) -> None:
     """``Linux``, ``MACOS``, `` vgpu `` are the contract's values written another way: a backend
     that capitalizes them would otherwise lose every hardware report. They land as ``linux``,
-    ``macos``, ``VGPU`` (so the exact vGPU rule still sees them); a value that is no spelling of an
-    allowed one (``darwin``) is still quarantined with its reason."""
+    ``macos``, ``VGPU`` (so the exact vGPU rule still sees them); a value that is neither a spelling
+    nor a known alias of an allowed one (``solaris``) is still quarantined with its reason."""
     rows = [
         hardware_row("dev-a", os="Linux"),
         hardware_row("dev-b", os="MACOS", virtualization_mode=" vgpu "),
-        hardware_row("dev-c", os="darwin"),
+        hardware_row("dev-c", os="solaris"),
     ]
     got, [reason] = _hardware_landed(con, tmp_path, "hardware.jsonl", jsonl(rows), len(rows), "os, virtualization_mode")
     assert got == [("dev-a", "linux", "NONE"), ("dev-b", "macos", "VGPU")]
-    assert "os: darwin is not one of linux/windows/macos" in reason
+    assert "os: solaris is not one of linux/windows/macos" in reason
 
 
 def test_a_whole_number_written_as_a_float_lands_and_a_fraction_is_quarantined(con, tmp_path: Path) -> None:
