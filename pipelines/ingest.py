@@ -314,6 +314,12 @@ def _typed(type_: str, raw: str) -> str:
     pattern = TEXT_FORMS.get(type_)
     if type_ == "TIMESTAMP":  # offsets honoured: read as TIMESTAMPTZ, stored as UTC
         cast = f"TRY_CAST(TRY_CAST({raw} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    elif type_ == "UBIGINT":  # a negative value is a signed 64-bit store: its two's complement (TEXT_FORMS)
+        cast = (
+            f"CASE WHEN starts_with({raw}, '-') "
+            f"THEN TRY_CAST(CAST(TRY_CAST({raw} AS BIGINT) AS HUGEINT) + 18446744073709551616 AS UBIGINT) "
+            f"ELSE TRY_CAST({raw} AS UBIGINT) END"
+        )
     else:
         cast = f"TRY_CAST({raw} AS {type_})"
     if pattern is None:

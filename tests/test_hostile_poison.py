@@ -329,7 +329,22 @@ def test_unsigned_seed_above_two_to_the_63_lands_exactly(con, tmp_path: Path) ->
     assert scalar(con, "SELECT seed FROM pow WHERE challenge_id = 'c0'") == 2**64 - 1
 
 
-@pytest.mark.parametrize("seed", ["7.5", "0x10", "1_000", "1e19", "+5", " 12", "18446744073709551616", "-1"])
+@pytest.mark.parametrize(("written", "seed"), [("-1", 2**64 - 1), ("-9223372036854775808", 2**63), ("5", 5)])
+def test_a_seed_stored_as_a_signed_64_bit_integer_is_read_as_its_twos_complement(
+    con, tmp_path: Path, written: str, seed: int
+) -> None:
+    """Java, Spark and a Parquet INT64 without the unsigned annotation store the unsigned seed as
+    a signed one: every seed above 2^63, half of them, reads negative. Such a writer's run stopped
+    at its first hour; the negative value is the seed's two's complement."""
+    rows = [pow_row(40), pow_row(41, seed=written)]
+    folder = make_hour(tmp_path / "drops", extra={"pow.csv": (csv_bytes(rows), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert scalar(con, "SELECT seed FROM pow WHERE challenge_id = 'c41'") == seed
+
+
+@pytest.mark.parametrize(
+    "seed", ["7.5", "0x10", "1_000", "1e19", "+5", " 12", "18446744073709551616", "-9223372036854775809", "-0"]
+)
 def test_seed_in_a_non_integer_form_is_quarantined(con, tmp_path: Path, seed: str) -> None:
     rows = [pow_row(40), pow_row(41, seed=seed)]
     folder = make_hour(tmp_path / "drops", extra={"pow.csv": (csv_bytes(rows), 2)})

@@ -31,7 +31,7 @@ BREAKAGES: dict[str, dict[str, tuple[str, str | None]]] = {
         "missing_required": ("device_id", None),
         "bad_enum": ("status", "maybe"),
         "bad_int": ("n", "four thousand"),
-        "negative_seed": ("seed", "-5"),
+        "seed_below_signed_range": ("seed", "-9223372036854775809"),
         "seed_too_big": ("seed", "18446744073709551616"),
         "bad_samples": ("samples", "[[1, 2.5, 3]]"),
         "samples_not_json": ("samples", "[[1,2,3]"),
