@@ -163,7 +163,7 @@ reach AS (  -- a challenge is judged only if the device was alive just before AN
     )
     WHERE challenge_id IS NOT NULL
 ),
-sampled AS (  -- challenge kinds the backend sampled this hour (SAMPLED_KINDS_CTE)
+sampled AS (  -- challenge kinds the backend sampled this hour (SAMPLED_KINDS_SQL)
     {SAMPLED_KINDS_SQL}
 ),
 pw AS (
