@@ -53,16 +53,32 @@ def _outside_hour() -> st.SearchStrategy[str]:
     )  # fmt: skip
 
 
+def _stake_time_refused() -> st.SearchStrategy[str]:
+    """A stake event may carry the date it was placed (before its hour), not one after the hour's
+    end nor before 2000, and not a form that is no time."""
+    far = st.datetimes(datetime(1900, 1, 1), datetime(2200, 1, 1)).filter(
+        lambda d: d < datetime(2000, 1, 1) or d >= HOUR_START + timedelta(hours=1, minutes=3)
+    )
+    return st.one_of(
+        far.map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        st.sampled_from(["infinity", "-infinity", "epoch", "14/08/2024 07:10", "2024-08-14T07:61:00Z",
+                         "2024-13-14T07:10:00Z", "1723619400", "now"]),
+        _text.filter(lambda s: not s[:1].isdigit()),
+    )  # fmt: skip
+
+
 def _not_unsigned() -> st.SearchStrategy[str]:
+    """Not a 64-bit seed: a negative one down to -2^63 is a signed store, read as its two's complement."""
     return st.one_of(
         st.floats(allow_nan=True, allow_infinity=True).map(repr).filter(lambda s: not s.isdigit()),
         st.integers(1, 2**64).map(lambda i: hex(i)),
         st.integers(1000, 10**9).map(lambda i: f"{i:_}"),
-        st.integers(1, 10**18).map(lambda i: f"-{i}"),
+        st.integers(2**63 + 1, 2**70).map(lambda i: f"-{i}"),
+        st.just("-0"),
         st.integers(2**64, 2**80).map(str),
         st.integers(0, 999).map(lambda i: f"{i}e3"),
         _digits.map(lambda d: f" {d}"), _digits.map(lambda d: f"+{d}"), _digits.map(lambda d: f"{d}.0"),
-        _text.filter(lambda s: not s.isdigit()),
+        _text.filter(lambda s: not s.isdigit() and not re.fullmatch(r"-[0-9]+", s)),
     )  # fmt: skip
 
 
@@ -121,7 +137,7 @@ BREAKERS: dict[str, dict[str, st.SearchStrategy]] = {
     },
     "stake_events": {
         "amount_io": _not_money(),
-        "ts": _outside_hour(),
+        "ts": _stake_time_refused(),
         "kind": _not_in(FEEDS["stake_events"].columns[4].allowed),
         "wallet": st.none(),
     },
