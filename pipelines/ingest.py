@@ -452,6 +452,13 @@ def _mark_duplicates(con: duckdb.DuckDBPyConnection, feed: Feed, checked: str) -
     )
 
 
+def _dups_table(feed: Feed) -> str:
+    """The feed's repeated-key rows (`_mark_duplicates`), or an empty stand-in for a feed without a key."""
+    if feed.key:
+        return f"dups_{feed.name}"
+    return "(SELECT NULL::INTEGER AS _file_order, NULL::BIGINT AS _row, NULL::BOOLEAN AS identical WHERE false)"
+
+
 def _quarantine_select(feed: Feed, raw_table: str, checked: str, hour: str) -> str:
     """(file, row, reason, raw values as JSON) for the rows flagged bad."""
     reasons = ", ".join(f"CASE WHEN {cond} THEN {text} END" for cond, text in _problems(feed, hour))
@@ -467,14 +474,9 @@ def _quarantine_select(feed: Feed, raw_table: str, checked: str, hour: str) -> s
         f"(SELECT r.* FROM {raw_table} r SEMI JOIN (SELECT _file_order, _row FROM {checked} WHERE _bad) b "
         "ON r._file_order = b._file_order AND r._row = b._row)"
     )
-    dups = (
-        f"dups_{feed.name}"
-        if feed.key
-        else "(SELECT NULL::INTEGER AS _file_order, NULL::BIGINT AS _row, NULL::BOOLEAN AS identical WHERE false)"
-    )
     return (
         f"SELECT v._file, v._row, concat_ws('; ', {reasons}, {dup}) AS reason, CAST(to_json({{{raws}}}) AS VARCHAR) AS raw "
-        f"FROM {_casts(feed, bad_rows)} v LEFT JOIN {dups} d ON d._file_order = v._file_order AND d._row = v._row "
+        f"FROM {_casts(feed, bad_rows)} v LEFT JOIN {_dups_table(feed)} d ON d._file_order = v._file_order AND d._row = v._row "
         "ORDER BY v._file_order, v._row"
     )
 
@@ -494,12 +496,9 @@ def _land_feed(con: duckdb.DuckDBPyConnection, feed: Feed, tags: list[str], hour
         f"INSERT INTO quarantine SELECT ?, ?, _file, _row, reason, raw FROM ({_quarantine_select(feed, union, checked, hour)})",
         [hour, feed.name],
     )
-    repeats = (
-        f"dups_{feed.name}" if feed.key else "(SELECT NULL::INTEGER AS _file_order, NULL::BIGINT AS _row, false AS identical)"
-    )
     for name, landed, bad, repeated in con.execute(
         f"SELECT _file, count(*) FILTER (NOT _bad), count(*) FILTER (_bad), count(*) FILTER (d.identical) "
-        f"FROM {checked} c LEFT JOIN {repeats} d ON d._file_order = c._file_order AND d._row = c._row GROUP BY _file"
+        f"FROM {checked} c LEFT JOIN {_dups_table(feed)} d ON d._file_order = c._file_order AND d._row = c._row GROUP BY _file"
     ).fetchall():
         result.files[name].update(landed=landed, quarantined=bad, **({"repeated": repeated} if repeated else {}))
     con.execute(f"DROP TABLE {checked}; DROP TABLE IF EXISTS dups_{feed.name}")

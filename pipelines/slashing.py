@@ -185,8 +185,9 @@ def slash(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) ->
         {"epoch": epoch, "deliberate": s.deliberate_rate, "downtime": s.downtime_rate, "hours": DOWNTIME_HOURS},
     )  # fmt: skip
     update_accruals(con, epoch, 24 * s.accrual_days)
-    con.execute(AMOUNTS_SQL, {"epoch": epoch, "scale": SCALE})
-    con.execute(STATUS_SQL, {"epoch": epoch, "appeal_days": s.appeal_days})
     n = int(con.execute("SELECT count(*) FROM new_incidents").fetchall()[0][0])
+    if n:  # most epochs open none: the amounts' joins would read the accruals and features for nothing
+        con.execute(AMOUNTS_SQL, {"epoch": epoch, "scale": SCALE})
+    con.execute(STATUS_SQL, {"epoch": epoch, "appeal_days": s.appeal_days})
     con.execute("DROP TABLE new_incidents")
     return n
