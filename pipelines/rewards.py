@@ -358,9 +358,9 @@ FROM (  -- the epoch's devices whose held shares settle now; the window's probat
     -- set (a correlated NOT EXISTS per held share read the window's tiers 2.5x slower)
     SELECT t.device_id, t.tier FROM device_tiers t
     WHERE t.epoch = $epoch
-      AND (t.tier = 'rejected' OR (t.tier = 'verified' OR (t.tier = 'standard' AND $standard = 'pay'))
+      AND (t.tier = 'rejected' OR ((t.tier = 'verified' OR (t.tier = 'standard' AND $standard = 'pay'))
            AND t.device_id NOT IN (SELECT device_id FROM device_tiers WHERE tier = 'probation'
-                                   AND epoch > hours_back($epoch, $clear_hours) AND epoch <= $epoch))
+                                   AND epoch > hours_back($epoch, $clear_hours) AND epoch <= $epoch)))
 ) s
 WHERE s.device_id = h.device_id AND h.settled_epoch IS NULL AND h.held_epoch < $epoch
 """

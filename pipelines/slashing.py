@@ -186,7 +186,7 @@ def slash(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) ->
     )  # fmt: skip
     update_accruals(con, epoch, 24 * s.accrual_days)
     n = int(con.execute("SELECT count(*) FROM new_incidents").fetchall()[0][0])
-    if n:  # most epochs open none: the amounts' joins would read the accruals and features for nothing
+    if n:  # an epoch that opens none has no amounts to share: its joins would read the accruals for nothing
         con.execute(AMOUNTS_SQL, {"epoch": epoch, "scale": SCALE})
     con.execute(STATUS_SQL, {"epoch": epoch, "appeal_days": s.appeal_days})
     con.execute("DROP TABLE new_incidents")
