@@ -302,7 +302,7 @@ STAGERS = {"csv": _stage_csv, "csv.gz": _stage_csv, "jsonl": _stage_jsonl, "json
 # --- validation: types, enumerations, rules and duplicate keys, in SQL ------------------------
 #
 # The common path only casts and computes one "bad" flag per row; reasons (and the raw values
-# as JSON) are built afterwards for the bad rows alone, so a clean hour pays little for them.
+# as JSON) are built afterwards for the bad rows alone, and not at all for a feed without any.
 
 
 def _quoted(column: str) -> str:
@@ -492,15 +492,17 @@ def _land_feed(con: duckdb.DuckDBPyConnection, feed: Feed, tags: list[str], hour
         f"INSERT INTO {feed.name} SELECT {cols}, ?, _file, _row FROM {checked} WHERE NOT _bad ORDER BY _file_order, _row",
         [hour],
     )
-    con.execute(
-        f"INSERT INTO quarantine SELECT ?, ?, _file, _row, reason, raw FROM ({_quarantine_select(feed, union, checked, hour)})",
-        [hour, feed.name],
-    )
-    for name, landed, bad, repeated in con.execute(
+    counts = con.execute(
         f"SELECT _file, count(*) FILTER (NOT _bad), count(*) FILTER (_bad), count(*) FILTER (d.identical) "
         f"FROM {checked} c LEFT JOIN {_dups_table(feed)} d ON d._file_order = c._file_order AND d._row = c._row GROUP BY _file"
-    ).fetchall():
+    ).fetchall()
+    for name, landed, bad, repeated in counts:
         result.files[name].update(landed=landed, quarantined=bad, **({"repeated": repeated} if repeated else {}))
+    if any(bad for _, _, bad, _ in counts):  # a clean feed (the usual case) skips the bad rows' join and casts
+        con.execute(
+            f"INSERT INTO quarantine SELECT ?, ?, _file, _row, reason, raw FROM ({_quarantine_select(feed, union, checked, hour)})",
+            [hour, feed.name],
+        )
     con.execute(f"DROP TABLE {checked}; DROP TABLE IF EXISTS dups_{feed.name}")
     for t in tags:
         con.execute(f"DROP TABLE raw_{t}")
