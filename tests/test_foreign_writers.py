@@ -13,7 +13,10 @@ every hour: compared address by address, a machine's VMs were on different "IPs"
 A fifth writes as a JVM service with pynvml-fed workers: seeds as signed 64-bit integers, NVML's
 integer virtualization modes, ``os`` as ``platform.system()`` names it (``Darwin``), CSV with a
 byte-order mark, and 2% of the rows delivered twice (at-least-once delivery): each of these
-once stopped a run at its first hour or left Macs unpaid, and here they come all at once."""
+once stopped a run at its first hour or left Macs unpaid, and here they come all at once. A
+sixth writes honest people as another simulator would: emails from a few common names, and a
+referral campaign (one influencer's link, thirty sign-ups in twenty minutes), coincidences that
+a sybil detector must not read as a ring."""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ import pytest
 from pipelines.cli import main
 from pipelines.contract import FEEDS, Feed
 from pipelines.ingest import REPEAT_REASON
+from pipelines.simulate.scenario import HONEST_POPULATIONS
 
 FORMATS = ("csv", "jsonl", "parquet", "csv.gz", "jsonl.gz")
 
@@ -111,6 +115,45 @@ def _as_the_jvm_would(df: pd.DataFrame, feed: str, turn: int) -> pd.DataFrame:
     return df
 
 
+FIRST_NAMES = ("james", "mary", "john", "patricia", "robert", "jennifer", "michael", "linda", "david", "sarah")
+LAST_NAMES = ("smith", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis", "martinez", "lopez")
+
+
+def _people(drops: Path) -> dict[str, dict]:
+    """What changes per honest account when another simulator writes people: an email made of
+    common names (``first.last``, ``firstlast1987``, ``flast``, ``first_last`` at the big
+    providers, unique as providers make them), and for thirty of them one honest influencer as
+    referrer and a sign-up in the same twenty minutes after the influencer's post."""
+    truth = pd.read_parquet(drops / "_truth" / "accounts.parquet")
+    honest = sorted(truth.loc[truth["cluster"].isna() & truth["population"].isin(HONEST_POPULATIONS), "account_id"])
+    used: set[str] = set()
+    people: dict[str, dict] = {}
+    for k, account in enumerate(honest):
+        h = int(hashlib.sha256(account.encode()).hexdigest(), 16)
+        first, last = FIRST_NAMES[h % 10], LAST_NAMES[h // 10 % 10]
+        provider = ("gmail.com", "gmail.com", "yahoo.com", "outlook.com", "icloud.com")[h // 100 % 5]
+        local = (f"{first}.{last}", f"{first}{last}{1960 + h // 500 % 45}", f"{first[0]}{last}", f"{first}_{last}")[h // 500 % 4]
+        email, n = f"{local}@{provider}", 2
+        while email in used:
+            email, n = f"{local}{n}@{provider}", n + 1
+        used.add(email)
+        people[account] = {"email": email}
+        if 1 <= k <= 30:
+            people[account] |= {
+                "referrer_account_id": honest[0],
+                "created_at": pd.Timestamp("2024-03-02 18:00:00") + pd.Timedelta(seconds=40 * k),
+            }
+    return people
+
+
+def _as_people_write(df: pd.DataFrame, people: dict[str, dict]) -> pd.DataFrame:
+    """``accounts`` with ``_people``'s emails, referrers and sign-up times."""
+    for column in ("email", "referrer_account_id", "created_at"):
+        new = df["account_id"].map(lambda a, c=column: people.get(a, {}).get(c))
+        df[column] = new.where(new.notna(), df[column]) if column != "created_at" else pd.to_datetime(new).fillna(df[column])
+    return df
+
+
 def _ipv6(address: str | None, interface: str) -> str | None:
     """An IPv4 address's LAN as an IPv6 /64 (``2a02:a0b:c0d:1::/64`` for 10.11.12.13), and in it the
     address of ``interface``: without NAT every device, every VM too, has its own address there."""
@@ -137,8 +180,10 @@ def _rewrite(db: Path, drops: Path, out: Path, writer: str = "pandas") -> None:
     """Every hour of ``drops`` again from the rows ``db`` ingested, written by ``writer`` (pandas;
     Python's csv and json modules with Parquet left to pandas; or those with nulls spelled as
     text, ``placeholders``; or pandas with every address IPv6, ``ipv6``; or pandas as a JVM
-    service writes, ``jvm``: ``_as_the_jvm_would``, CSV with a byte-order mark), formats rotated."""
+    service writes, ``jvm``: ``_as_the_jvm_would``, CSV with a byte-order mark; or pandas with
+    honest people as another simulator writes them, ``people``), formats rotated."""
     con = duckdb.connect(str(db), read_only=True)
+    people = _people(drops) if writer == "people" else {}
     turn = 0
     for hour in sorted(p for p in drops.iterdir() if p.name[:2] == "20"):
         folder = out / hour.name
@@ -155,6 +200,7 @@ def _rewrite(db: Path, drops: Path, out: Path, writer: str = "pandas") -> None:
             turn += 1
             df = _on_ipv6(df, feed, hour.name) if writer == "ipv6" else df
             df = _as_the_jvm_would(df, feed, turn) if writer == "jvm" else df
+            df = _as_people_write(df, people) if writer == "people" and feed == "accounts" else df
             if writer == "placeholders":
                 for column in (c.name for c in FEEDS[feed].columns if c.nvml):
                     df[column] = df[column].astype(object).where(df[column].notna(), "[N/A]")
@@ -178,7 +224,7 @@ def _rewrite(db: Path, drops: Path, out: Path, writer: str = "pandas") -> None:
     con.close()
 
 
-@pytest.mark.parametrize("writer", ["pandas", "stdlib", "placeholders", "ipv6", "jvm"])
+@pytest.mark.parametrize("writer", ["pandas", "stdlib", "placeholders", "ipv6", "jvm", "people"])
 def test_a_network_written_by_another_backend_gives_the_same_verdicts_and_prices(
     small_drops: Path, tmp_path: Path, writer: str
 ) -> None:
@@ -206,6 +252,13 @@ def test_a_network_written_by_another_backend_gives_the_same_verdicts_and_prices
         assert con.execute("SELECT min(seed) < 0 FROM theirs.pow").fetchall() == [(False,)]
     else:
         assert quarantined == []
+    if writer == "people":  # the campaign is there: thirty sign-ups of twenty minutes under one referrer
+        referred, minutes, dotted = con.execute(
+            "SELECT n, span, (SELECT count(*) FROM theirs.accounts WHERE regexp_matches(email, '^[a-z]+\\.[a-z]+@gmail')) "
+            "FROM (SELECT count(DISTINCT account_id) AS n, date_diff('minute', min(created_at), max(created_at)) AS span "
+            "      FROM theirs.accounts WHERE referrer_account_id IS NOT NULL GROUP BY referrer_account_id) ORDER BY n DESC LIMIT 1"
+        ).fetchall()[0]
+        assert referred >= 30 and minutes <= 20 and dotted > 10, (referred, minutes, dotted)
     for sql in (
         "SELECT epoch, device_id, tier, fraud_types FROM {}.device_tiers",
         # four hours: no device has the five hours of uptime to be paid yet, so the prices are compared
