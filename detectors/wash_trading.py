@@ -5,6 +5,15 @@ account, the same sybil cluster, a shared funding wallet (or its funder), a refe
 them, or the same signup IP. Short completed self-dealing jobs (under ``max_job_hours``) are
 what inflates rental time; ``suspect_jobs`` of them in the window suspect the device and
 ``confirm_jobs`` establish it.
+
+Honest model: renters are people too. A regular client runs short jobs on the same good card
+all day, and client and owner alike withdrew their tokens from an exchange whose hot wallet
+funds thousands of unrelated accounts, or signed up behind one campus or carrier NAT. A funding
+wallet or signup address (an IPv6 /64 as one site) shared by more than ``max_shared_accounts``
+accounts is such a hub and ties nobody; an operator's own funder reaches a handful of accounts,
+and a ring that funds more from one wallet is a sybil cluster, which is a tie of its own. Before
+this rule, a network whose one renter and ten owners had withdrawn from the same exchange had
+those ten honest devices rejected and slashed.
 """
 
 from __future__ import annotations
@@ -20,12 +29,13 @@ class WashTrading(Detector):
     needs = ("sybil",)  # reads the epoch's sybil_clusters
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 24, max_job_hours: float = 1.0,
-                 suspect_jobs: int = 2, confirm_jobs: int = 4):  # fmt: skip
+                 suspect_jobs: int = 2, confirm_jobs: int = 4, max_shared_accounts: int = 10):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.max_job_hours = max_job_hours
         self.suspect_jobs = suspect_jobs
         self.confirm_jobs = confirm_jobs
+        self.max_shared_accounts = max_shared_accounts
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -41,6 +51,15 @@ class WashTrading(Detector):
                 UNION SELECT a.account_id, f.funder_wallet FROM acc a JOIN funded f ON f.wallet = a.wallet
                 UNION SELECT a.account_id, f2.funder_wallet FROM acc a JOIN funded f ON f.wallet = a.wallet
                       JOIN funded f2 ON f2.wallet = f.funder_wallet
+            ),
+            own_sources AS (  -- sources held by at most max_shared accounts: an exchange's hot wallet is not one operator
+                SELECT account_id, source FROM sources
+                WHERE source IN (SELECT source FROM sources GROUP BY source HAVING count(DISTINCT account_id) <= $max_shared)
+            ),
+            own_sites AS (  -- signup sites (an IPv6 /64 as one) of at most max_shared accounts: a campus NAT is not one operator
+                SELECT account_id, ip_site(signup_ip) AS site FROM acc
+                WHERE ip_site(signup_ip) IN (SELECT ip_site(signup_ip) FROM acc WHERE signup_ip IS NOT NULL
+                                             GROUP BY 1 HAVING count(*) <= $max_shared)
             ),
             owner AS (
                 SELECT device_id, arg_max(account_id, epoch) AS owner FROM device_features
@@ -62,7 +81,7 @@ class WashTrading(Detector):
             ),
             same_source AS (
                 SELECT DISTINCT j.job_id FROM jobs_ j
-                JOIN sources a ON a.account_id = j.owner JOIN sources b ON b.account_id = j.client AND b.source = a.source
+                JOIN own_sources a ON a.account_id = j.owner JOIN own_sources b ON b.account_id = j.client AND b.source = a.source
             ),
             judged AS (
                 SELECT j.*,
@@ -71,11 +90,12 @@ class WashTrading(Detector):
                       CASE WHEN c.job_id IS NOT NULL THEN 'one sybil cluster' END,
                       CASE WHEN f.job_id IS NOT NULL THEN 'a shared funding wallet' END,
                       CASE WHEN co.referrer = j.owner OR oo.referrer = j.client THEN 'a referral' END,
-                      CASE WHEN co.signup_ip = oo.signup_ip THEN 'the same signup IP' END) AS ties
+                      CASE WHEN cs.site = os.site THEN 'the same signup IP' END) AS ties
                 FROM jobs_ j
                 LEFT JOIN same_cluster c USING (job_id)
                 LEFT JOIN same_source f USING (job_id)
                 LEFT JOIN acc oo ON oo.account_id = j.owner LEFT JOIN acc co ON co.account_id = j.client
+                LEFT JOIN own_sites os ON os.account_id = j.owner LEFT JOIN own_sites cs ON cs.account_id = j.client
             ),
             per_device AS (
                 -- whole milliseconds summed, then hours: a sum of float hours depends on the order rows arrive
@@ -97,4 +117,5 @@ class WashTrading(Detector):
             max_hours=self.max_job_hours,
             suspect=self.suspect_jobs,
             confirm=self.confirm_jobs,
+            max_shared=self.max_shared_accounts,
         )

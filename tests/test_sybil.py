@@ -224,6 +224,31 @@ def test_wash_trading_needs_ties_between_client_and_owner(con) -> None:
     assert "a referral" in found["reason"][0] and "the same signup IP" in found["reason"][0]
 
 
+def test_an_exchange_hot_wallet_or_a_campus_nat_ties_no_renter_to_an_owner(con) -> None:
+    """A regular renter's short jobs on an owner's card: both withdrew from one exchange whose hot
+    wallet funded twelve accounts and signed up behind one campus NAT that twelve share, which is
+    no tie; an owner and a client funded by one small wallet are one operator."""
+    for k in range(12):
+        account(con, f"user{k}", f"u{k}@x.com", f"w-user{k}", "10.0.0.1")
+        funded(con, f"w-user{k}", "exchange-hot-wallet")
+    account(con, "owner2", "o2@x.com", "w-owner2", "3.3.3.3")
+    account(con, "client2", "c2@y.com", "w-client2", "4.4.4.4")
+    funded(con, "w-owner2", "boss")
+    funded(con, "w-client2", "boss")
+    device(con, "honest-gpu", "user0", "5.5.5.5", "h1")
+    device(con, "self-gpu", "owner2", "3.3.3.3", "h2")
+    for k in range(4):
+        job(con, f"renter{k}", "user1", "honest-gpu", 30)
+        job(con, f"self{k}", "client2", "self-gpu", 30)
+    found = WashTrading().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["self-gpu"] and found["action"][0] == "reject"
+    assert "a shared funding wallet" in found["reason"][0]
+    assert WashTrading(max_shared_accounts=12).detect(Evidence(con, EPOCH))["device_id"].sort().to_list() == [
+        "honest-gpu",
+        "self-gpu",
+    ]
+
+
 def test_double_listing_elsewhere_is_flagged_same_host_other_family_same_lan_or_a_renewed_address_are_not(con) -> None:
     """One card listed elsewhere from another host is flagged. A listing without a fingerprint is
     no evidence from the other address family (dual stack), from another address of the device's
