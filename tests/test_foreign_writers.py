@@ -150,7 +150,9 @@ def _as_people_write(df: pd.DataFrame, people: dict[str, dict]) -> pd.DataFrame:
     """``accounts`` with ``_people``'s emails, referrers and sign-up times."""
     for column in ("email", "referrer_account_id", "created_at"):
         new = df["account_id"].map(lambda a, c=column: people.get(a, {}).get(c))
-        df[column] = new.where(new.notna(), df[column]) if column != "created_at" else pd.to_datetime(new).fillna(df[column])
+        if column == "created_at":
+            new = pd.to_datetime(new)
+        df[column] = new.where(new.notna(), df[column])
     return df
 
 
