@@ -461,6 +461,83 @@ def test_values_held_only_inside_a_group_mark_it_a_common_crowd_does_not(con) ->
     assert not flagged & (set(honest) | {"dc0", "dc1", "dc2"})
 
 
+TENANT_MAIL = (
+    "jan.vos@posteo.de", "priyanka.r1987@gmail.com", "kwame_asante@yahoo.com", "sbianchi@libero.it",
+    "hiro.tanaka.jp@icloud.com", "leo.moreau@free.fr", "marguerite1961@orange.fr", "tkowalczyk@wp.pl",
+    "ade.oyelaran@outlook.com", "bella.fitz@hotmail.co.uk", "d.nguyen@fastmail.com", "olafur.e@simnet.is",
+    "carmen.ruiz84@telefonica.net", "svenja.k@web.de", "mthompson@aol.com", "aiko_s@yahoo.co.jp",
+    "rafael.costa@uol.com.br", "n.ivanova@yandex.ru", "chen.wei.88@qq.com", "paulo@sapo.pt",
+    "ewa.zielinska@onet.pl", "joe.brennan@eircom.net", "lars.holm@gmail.com", "amira.haddad@gmx.net",
+    "fkarlsson@telia.se", "tuan.pham92@gmail.com", "grace.obi@proton.me", "mikko.virtanen@elisanet.fi",
+    "hannah.weiss@icloud.com", "diego.alvarez@outlook.es",
+)  # fmt: skip
+"""Thirty owners' own mailboxes, as people pick them."""
+
+
+def colocation(con, n: int = len(TENANT_MAIL)) -> list[str]:
+    """A GPU hosting facility's tenants: honest owners whose machines sit in one hall, behind four
+    addresses of one /24, on the facility's standard server (one CPU, RAM and worker image) and
+    rebooted by its nightly maintenance at 04:00-04:04; each owner keeps their own mailbox, wallet
+    and funding (their own or an exchange's)."""
+    accounts = []
+    for k in range(n):
+        acc = f"colo{k}"
+        account(con, acc, TENANT_MAIL[k], f"w-{acc}", f"88.{k}.4.2")
+        funded(con, f"w-{acc}", f"w-{acc}-own" if k % 2 else "big-exchange")
+        device(con, f"d-{acc}", acc, f"185.220.50.{10 + k % 4}", f"host-{acc}", cpu="AMD Ryzen 5 5600X")
+        restart(con, f"d-{acc}", 60 + k % 5)
+        accounts.append(acc)
+    return accounts
+
+
+def test_a_hosting_facilitys_tenants_one_server_image_one_reboot_are_not_a_ring(con) -> None:
+    """One server image and one maintenance reboot are how a facility runs every tenant's machine:
+    they say who runs the machines, not who owns the accounts, so without a tie of the accounts
+    themselves (a funder, a mailbox, a machine or card they share) they make no ring. A ring
+    beside them is still found by its funding and mailboxes."""
+    tenants = colocation(con)
+    members = ring(con)
+    background(con)
+    SybilRings().detect(Evidence(con, EPOCH))
+    flagged = {a for (a,) in con.execute("SELECT account_id FROM sybil_clusters").fetchall()}
+    assert flagged == set(members)
+    assert not flagged & set(tenants)
+
+
+LAB_MEMBERS = ("anna.berg", "bram.achebe", "chidi.costa", "dana.demir", "elif.eriksen", "femi.fischer", "greta.garcia",
+               "hugo.hansen", "ines.ito", "jonas.jansen", "kofi.kaur", "lea.lund", "mateo.meyer", "nora.nowak", "oskar.okafor")  # fmt: skip
+
+
+def institute_lab(con) -> list[str]:
+    """A university lab as its IT department runs it: every member's machine behind the
+    institute's NAT address on one managed image, rebooted by IT at 03:00, and every account
+    registered with an institutional mailbox (``first.last@cs.uni-example.edu``); members stake
+    from wallets of their own or an exchange's."""
+    accounts = []
+    for k, name in enumerate(LAB_MEMBERS):
+        acc = f"inst{k}"
+        account(con, acc, f"{name}@cs.uni-example.edu", f"w-{acc}", "131.2.2.2")
+        funded(con, f"w-{acc}", f"w-{acc}-own" if k % 2 else "big-exchange")
+        device(con, f"d-{acc}", acc, "131.2.2.2", f"host-{acc}", cpu="Intel Xeon W-2245")
+        restart(con, f"d-{acc}", k % 4)
+        accounts.append(acc)
+    return accounts
+
+
+def test_an_institutes_members_one_mailbox_domain_one_image_one_nat_are_not_a_ring(con) -> None:
+    """What an institution gives its members (mailboxes at its own domain, a managed image, a
+    reboot schedule, one NAT address) ties their machines to one site, not their accounts to one
+    owner: behind one shared address a mailbox shape is the site's, and no ring is made of it.
+    A ring spread over proxies is still found by its funding and mailbox shape."""
+    members = institute_lab(con)
+    ring_members = ring(con)
+    background(con)
+    SybilRings().detect(Evidence(con, EPOCH))
+    flagged = {a for (a,) in con.execute("SELECT account_id FROM sybil_clusters").fetchall()}
+    assert flagged == set(ring_members)
+    assert not flagged & set(members)
+
+
 def test_communities_are_the_same_whatever_the_process_hash_salt(tmp_path: Path) -> None:
     """Louvain walks sets, and a set of strings is ordered by a hash salted per process; the
     clusters (and the evidence naming them) must not depend on it."""

@@ -28,7 +28,10 @@ template, its vendor's mailbox shape; honest crowds share their popular values w
 outsiders), or one mark and ``marked_strong_kinds`` strong kinds each covering
 ``min_coverage`` (a template ring before its first restart: its funders and mailbox shapes
 cover part of it, so the score stays below ``min_score``). Sharing an IP, an ASN or a referral
-never suffices (NAT, families, labs).
+never suffices (NAT, families, labs), nor do a server image and a reboot time (``FLEET_KINDS``:
+a hosting facility's tenants): a tie of another operator kind must cover ``min_coverage`` of it
+through values each held by at least ``min_accounts`` members (a group's funder or mailbox
+shape, not a pair's coincidence).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from pipelines.sybil.links import CLOCK_KINDS, KINDS, SOURCES, STRONG_KINDS
+from pipelines.sybil.links import CLOCK_KINDS, FLEET_KINDS, KINDS, SITE_KINDS, SOURCES, STRONG_KINDS
 
 
 @dataclass(frozen=True)
@@ -440,6 +443,18 @@ def score_clusters(
         [inside.select(pl.col("ca").alias("cluster"), "kind", "value", "n", pl.col(c).alias("account")) for c in ("a", "b")]
     ).unique()
     coverage = holders.select("cluster", "kind", "account").unique().group_by("cluster", "kind").agg(pl.len().alias("covered"))
+    # the accounts' own ties held by a group (a funder, a mailbox shape of min_accounts members or
+    # more), not by a pair: 30 strangers tied by anything else share a coarse mailbox shape in pairs;
+    # and the site a group connects from (one address: a lab, an office, a hosting hall)
+    group_held = (
+        holders.filter(pl.col("kind").is_in([k for k in STRONG_KINDS if k not in FLEET_KINDS] + list(SITE_KINDS)))
+        .filter(pl.len().over("cluster", "kind", "value") >= rules.min_accounts)
+        .with_columns(pl.when(pl.col("kind").is_in(SITE_KINDS)).then(pl.lit("site")).otherwise(pl.col("kind")).alias("kind"))
+        .select("cluster", "kind", "account")
+        .unique()
+        .group_by("cluster", "kind")
+        .agg(pl.len().alias("covered"))
+    )
     # values held (almost) only inside the community: an operator's mark, not a crowd's habit
     strong_holders = holders.filter(pl.col("kind").is_in(STRONG_KINDS))
     if origins is None:
@@ -491,9 +506,13 @@ def score_clusters(
             else []
         )
         strong_sources = len({_source(k) for k in strong})
+        own = {r["kind"]: r["covered"] for r in group_held.filter(pl.col("cluster") == i).iter_rows(named=True)}
+        if own.pop("site", 0) >= rules.min_coverage * size:  # mailboxes at one site's domain are the site's
+            own.pop("email_pattern", None)
         is_sybil = (
             size >= rules.min_accounts
             and strong_sources >= rules.min_strong_kinds
+            and max(own.values(), default=0) >= rules.min_coverage * size  # the accounts' own tie, not a site's
             and (
                 score >= rules.min_score
                 or len({_source(k) for k in marked}) >= rules.min_strong_kinds

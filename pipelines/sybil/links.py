@@ -93,6 +93,20 @@ one can never be the co-value that shows the other marks a group (every holder o
 ``test@test.com`` also holds its shape ``p2|test.com|aaaa``; 40 strangers who typed that
 placeholder share nothing else)."""
 
+FLEET_KINDS = ("hw_fingerprint", "restart")
+"""Kinds that say how machines are run, not who owns the accounts: a GPU hosting facility runs
+every tenant's machine on its standard server image and reboots them all in one maintenance
+window, so its honest tenants share both. These corroborate a ring but never make one without
+a tie of another operator kind held by groups of its members (a funder, a mailbox shape): 28
+of 40 tenants of one hall were in probation as a ring by these two alone
+(``communities.score_clusters``)."""
+
+SITE_KINDS = ("ip", "signup_ip")
+"""Where accounts connect and sign up from. Most of a group behind one address is one site (a
+lab, an office, a hosting hall), and a site's institution hands its members mailboxes at its
+own domain (``first.last@cs.uni-example.edu``): there a mailbox shape is the site's, not an
+operator's (``communities.score_clusters``)."""
+
 WEAK_KINDS = ("subnet", "created")
 """Kinds so common that they only add weight to pairs other kinds found."""
 
