@@ -538,6 +538,28 @@ def test_an_institutes_members_one_mailbox_domain_one_image_one_nat_are_not_a_ri
     assert not flagged & set(members)
 
 
+def test_servers_sold_whole_to_ten_buyers_tie_each_buyer_to_the_seller_only_and_make_no_ring(con) -> None:
+    """A datacenter sells ten servers whole (cards, host and CPU as they were) to ten new owners:
+    each buyer shares a host, GPU UUIDs and a server model with the seller and nothing with the
+    other buyers but that model. A star around one honest seller is no ring."""
+    account(con, "seller", "ops@dc-example.net", "w-seller", "212.34.2.1")
+    funded(con, "w-seller", "w-seller-own")
+    buyers = []
+    for k in range(10):
+        device(con, f"d-seller-{k}", "seller", "212.34.2.1", f"srv-{k}", cpu="AMD EPYC 7763 64-Core", uuid=f"GPU-{k}")
+        acc = f"buyer{k}"
+        account(con, acc, TENANT_MAIL[k], f"w-{acc}", f"198.51.{100 + k}.20")
+        funded(con, f"w-{acc}", f"w-{acc}-own" if k % 2 else "big-exchange")
+        device(con, f"d-{acc}", acc, f"198.51.{100 + k}.20", f"srv-{k}", cpu="AMD EPYC 7763 64-Core", uuid=f"GPU-{k}")
+        buyers.append(acc)
+    background(con)
+    SybilRings().detect(Evidence(con, EPOCH))
+    build_account_graph(con, EPOCH)
+    tied = con.execute("SELECT count(*) FROM account_edges WHERE a = 'seller' OR b = 'seller'").fetchall()[0][0]
+    assert tied == 10  # the sales are there, seller to each buyer...
+    assert con.execute("SELECT count(*) FROM sybil_clusters").fetchall() == [(0,)]  # ...and make no ring
+
+
 def test_communities_are_the_same_whatever_the_process_hash_salt(tmp_path: Path) -> None:
     """Louvain walks sets, and a set of strings is ordered by a hash salted per process; the
     clusters (and the evidence naming them) must not depend on it."""
