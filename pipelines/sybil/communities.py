@@ -29,9 +29,10 @@ outsiders), or one mark and ``marked_strong_kinds`` strong kinds each covering
 ``min_coverage`` (a template ring before its first restart: its funders and mailbox shapes
 cover part of it, so the score stays below ``min_score``). Sharing an IP, an ASN or a referral
 never suffices (NAT, families, labs), nor do a server image and a reboot time (``FLEET_KINDS``:
-a hosting facility's tenants): a tie of another operator kind must cover ``min_coverage`` of it
-through values each held by at least ``min_accounts`` members (a group's funder or mailbox
-shape, not a pair's coincidence).
+a hosting facility's tenants): the accounts' own tie must cover ``min_coverage`` of it, an
+identity shared (a funder, a mailbox, a host, a card) or a mailbox shape held by at least
+``min_accounts`` members (a vendor's shape, not a pair's coincidence; and not behind one shared
+address, ``SITE_KINDS``, where the shape is an institution's domain).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from pipelines.sybil.links import CLOCK_KINDS, FLEET_KINDS, KINDS, SITE_KINDS, SOURCES, STRONG_KINDS
+from pipelines.sybil.links import CLOCK_KINDS, FLEET_KINDS, KINDS, SHAPE_KINDS, SITE_KINDS, SOURCES, STRONG_KINDS
 
 
 @dataclass(frozen=True)
@@ -443,12 +444,16 @@ def score_clusters(
         [inside.select(pl.col("ca").alias("cluster"), "kind", "value", "n", pl.col(c).alias("account")) for c in ("a", "b")]
     ).unique()
     coverage = holders.select("cluster", "kind", "account").unique().group_by("cluster", "kind").agg(pl.len().alias("covered"))
-    # the accounts' own ties held by a group (a funder, a mailbox shape of min_accounts members or
-    # more), not by a pair: 30 strangers tied by anything else share a coarse mailbox shape in pairs;
-    # and the site a group connects from (one address: a lab, an office, a hosting hall)
+    # the accounts' own ties: an identity shared (a wallet, a mailbox, a host, a card) at any size; a
+    # mailbox shape only when a group of min_accounts or more holds it, as 30 strangers linked by
+    # anything else share coarse shapes in pairs; and the site a group connects from (one address
+    # held by a group: a lab, an office, a hosting hall)
+    grouped = pl.len().over("cluster", "kind", "value") >= rules.min_accounts
     group_held = (
-        holders.filter(pl.col("kind").is_in([k for k in STRONG_KINDS if k not in FLEET_KINDS] + list(SITE_KINDS)))
-        .filter(pl.len().over("cluster", "kind", "value") >= rules.min_accounts)
+        holders.filter(
+            pl.col("kind").is_in([k for k in STRONG_KINDS if k not in (*FLEET_KINDS, *SHAPE_KINDS)])
+            | (pl.col("kind").is_in(SHAPE_KINDS + SITE_KINDS) & grouped)
+        )
         .with_columns(pl.when(pl.col("kind").is_in(SITE_KINDS)).then(pl.lit("site")).otherwise(pl.col("kind")).alias("kind"))
         .select("cluster", "kind", "account")
         .unique()
@@ -508,7 +513,8 @@ def score_clusters(
         strong_sources = len({_source(k) for k in strong})
         own = {r["kind"]: r["covered"] for r in group_held.filter(pl.col("cluster") == i).iter_rows(named=True)}
         if own.pop("site", 0) >= rules.min_coverage * size:  # mailboxes at one site's domain are the site's
-            own.pop("email_pattern", None)
+            for kind in SHAPE_KINDS:
+                own.pop(kind, None)
         is_sybil = (
             size >= rules.min_accounts
             and strong_sources >= rules.min_strong_kinds

@@ -97,9 +97,13 @@ FLEET_KINDS = ("hw_fingerprint", "restart")
 """Kinds that say how machines are run, not who owns the accounts: a GPU hosting facility runs
 every tenant's machine on its standard server image and reboots them all in one maintenance
 window, so its honest tenants share both. These corroborate a ring but never make one without
-a tie of another operator kind held by groups of its members (a funder, a mailbox shape): 28
-of 40 tenants of one hall were in probation as a ring by these two alone
+a tie of the accounts themselves (a funder, a mailbox, a host, a card, or a mailbox shape a
+group holds): 28 of 40 tenants of one hall were in probation as a ring by these two alone
 (``communities.score_clusters``)."""
+
+SHAPE_KINDS = ("email_pattern",)
+"""Kinds that are a likeness, not an identity: strangers share a coarse mailbox shape in pairs
+by chance (``first.last@`` of one length), so a shape ties accounts only when a group holds it."""
 
 SITE_KINDS = ("ip", "signup_ip")
 """Where accounts connect and sign up from. Most of a group behind one address is one site (a
