@@ -528,14 +528,25 @@ def test_an_institutes_members_one_mailbox_domain_one_image_one_nat_are_not_a_ri
     """What an institution gives its members (mailboxes at its own domain, a managed image, a
     reboot schedule, one NAT address) ties their machines to one site, not their accounts to one
     owner: behind one shared address a mailbox shape is the site's, and no ring is made of it.
-    A ring spread over proxies is still found by its funding and mailbox shape."""
+    A ring spread over proxies is still found by its funding and mailbox shape, and so is a farm
+    of ten accounts on one address funded from one wallet, with the same image and reboot."""
     members = institute_lab(con)
     ring_members = ring(con)
+    farm = []
+    for k in range(10):
+        acc = f"farm{k}"
+        account(con, acc, f"miner{k}.{k * 7}z@inbox.lv", f"w-{acc}", "45.9.9.9")
+        funded(con, f"w-{acc}", "farm-boss")
+        device(con, f"d-{acc}", acc, "45.9.9.9", f"host-{acc}", cpu="Intel Xeon E5-2690 v3")
+        restart(con, f"d-{acc}", 200 + k % 3)
+        farm.append(acc)
     background(con)
     SybilRings().detect(Evidence(con, EPOCH))
-    flagged = {a for (a,) in con.execute("SELECT account_id FROM sybil_clusters").fetchall()}
-    assert flagged == set(ring_members)
-    assert not flagged & set(members)
+    rings = con.execute(
+        "SELECT list(account_id ORDER BY account_id) FROM sybil_clusters GROUP BY cluster_id ORDER BY 1"
+    ).fetchall()
+    assert [sorted(r) for (r,) in rings] == [sorted(farm), sorted(ring_members)]
+    assert not {a for (r,) in rings for a in r} & set(members)
 
 
 def test_servers_sold_whole_to_ten_buyers_tie_each_buyer_to_the_seller_only_and_make_no_ring(con) -> None:
