@@ -141,6 +141,20 @@ def test_spoofed_model_apple_unified_memory_sizes_are_not_spoofs(con) -> None:
     assert found["action"][0] == "probation" and "no apple_m2 has more than 24576 MiB" in found["reason"][0]
 
 
+def test_spoofed_model_an_rtx_3080_with_12_gb_is_a_variant_not_an_impossible_claim(con) -> None:
+    # NVML names the 10 GB and the 12 GB RTX 3080 alike; the 12 GB card is a configuration of the
+    # model, while a 3080 claiming 16 GB is a claim no 3080 can back
+    ampere = dict(gpu_model="NVIDIA GeForce RTX 3080", catalogue_model="rtx_3080", spec_tflops=59.5, tflops_median=41.0)
+    feature(con, "rtx3080_10gb", vram_total_mb=10240, **ampere)
+    feature(con, "rtx3080_12gb", vram_total_mb=12288, **ampere)
+    feature(con, "rtx3080_claims_16gb", vram_total_mb=16384, **ampere)
+    for d in ("rtx3080_10gb", "rtx3080_12gb", "rtx3080_claims_16gb"):
+        challenge(con, d, "vram", "ok", None, "v1")
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["rtx3080_claims_16gb"]
+    assert found["action"][0] == "probation" and "no rtx_3080 has more than 12288 MiB" in found["reason"][0]
+
+
 def test_virtualized_gpu_contention_vram_all_but_one_in_two_hours(con) -> None:
     for epoch in ("2024-08-14T04", EPOCH):
         for d in ("s1", "s2", "s3"):
