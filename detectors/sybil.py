@@ -42,7 +42,7 @@ class SybilRings(Detector):
                  block: int = 32, hub_min: int = 10, hub_min_share: float = 0.5, hub_min_lift: float = 3.0,
                  cohesion_max_n: int = 30, exclusive_share: float = 0.8, exclusive_coverage: float = 0.8,
                  marks_min_accounts: int = 10, marked_strong_kinds: int = 3, merge_ratio: float = 0.3,
-                 broad_share: float = 0.8, member_chance: float = 0.01):  # fmt: skip
+                 broad_share: float = 0.8, member_chance: float = 0.01, household_accounts: int = 6):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.min_edge_weight = min_edge_weight
@@ -66,14 +66,15 @@ class SybilRings(Detector):
         self.merge_ratio = merge_ratio
         self.broad_share = broad_share
         self.member_chance = member_chance
+        self.household_accounts = household_accounts
 
     def _rules(self) -> ClusterRules:
         return ClusterRules(min_accounts=self.min_accounts, min_score=self.min_score,
                             min_strong_kinds=self.min_strong_kinds, min_coverage=self.min_coverage,
                             exclusive_share=self.exclusive_share, exclusive_coverage=self.exclusive_coverage,
                             marks_min_accounts=self.marks_min_accounts, marked_strong_kinds=self.marked_strong_kinds,
-                            merge_ratio=self.merge_ratio,
-                            broad_share=self.broad_share)  # fmt: skip
+                            merge_ratio=self.merge_ratio, broad_share=self.broad_share,
+                            household_accounts=self.household_accounts)  # fmt: skip
 
     def fit(self, evidence: Evidence) -> SybilRings:
         con, epoch = evidence.con, evidence.epoch

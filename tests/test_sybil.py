@@ -571,6 +571,29 @@ def test_servers_sold_whole_to_ten_buyers_tie_each_buyer_to_the_seller_only_and_
     assert con.execute("SELECT count(*) FROM sybil_clusters").fetchall() == [(0,)]  # ...and make no ring
 
 
+def test_households_each_set_up_by_one_parent_one_build_one_reboot_are_not_rings(con) -> None:
+    """In six homes of four, a parent funds every member's stake from their own wallet, built
+    every machine alike and set the reboot timer: each home is four accounts behind one address
+    tied by one funder, one build and one restart time. That is a family, not a ring; a ring
+    over proxies beside them is still found."""
+    homes = []
+    for h in range(6):
+        ip = f"84.{h}.7.7"
+        for k in range(4):
+            acc = f"home{h}m{k}"
+            account(con, acc, f"{['ana', 'rui', 'ines', 'tomas'][k]}.{['silva', 'moreau', 'berg', 'kowal', 'oduya', 'tan'][h]}@gmail.com",
+                    f"w-{acc}", ip, referrer=f"home{h}m0" if k else None)  # fmt: skip
+            funded(con, f"w-{acc}", f"w-home{h}m0" if k else "big-exchange")
+            device(con, f"d-{acc}", acc, ip, f"host-{acc}", cpu=["AMD Ryzen 7 5800X", "Intel Core i7-12700K"][h % 2])
+            restart(con, f"d-{acc}", 60 + 170 * h)  # each home its own timer
+            homes.append(acc)
+    members = ring(con)
+    background(con)
+    SybilRings().detect(Evidence(con, EPOCH))
+    rings = con.execute("SELECT list(account_id ORDER BY account_id) FROM sybil_clusters GROUP BY cluster_id").fetchall()
+    assert [sorted(r) for (r,) in rings] == [sorted(members)]
+
+
 def test_communities_are_the_same_whatever_the_process_hash_salt(tmp_path: Path) -> None:
     """Louvain walks sets, and a set of strings is ordered by a hash salted per process; the
     clusters (and the evidence naming them) must not depend on it."""

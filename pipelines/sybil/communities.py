@@ -32,7 +32,9 @@ never suffices (NAT, families, labs), nor do a server image and a reboot time (`
 a hosting facility's tenants): the accounts' own tie must cover ``min_coverage`` of it, an
 identity shared (a funder, a mailbox, a host, a card) or a mailbox shape held by at least
 ``min_accounts`` members (a vendor's shape, not a pair's coincidence; and not behind one shared
-address, ``SITE_KINDS``, where the shape is an institution's domain).
+address, ``SITE_KINDS``, where the shape is an institution's domain). A few accounts that all
+connect from one address (at most ``household_accounts``) are a home, whatever else they share:
+a parent funds the family's stakes, built its machines alike and set one reboot timer.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class ClusterRules:
     exclusive_coverage: float = 0.8
     marks_min_accounts: int = 10
     marked_strong_kinds: int = 3
+    household_accounts: int = 6
     resolution: float = 1.0
     seed: int = 0
 
@@ -460,6 +463,15 @@ def score_clusters(
         .group_by("cluster", "kind")
         .agg(pl.len().alias("covered"))
     )
+    # a home: every member connects from one address (one NAT, one IPv6 /64), as a family does
+    home = dict(
+        holders.filter(pl.col("kind") == "ip")
+        .group_by("cluster", "value")
+        .agg(pl.col("account").n_unique().alias("n"))
+        .group_by("cluster")
+        .agg(pl.col("n").max())
+        .iter_rows()
+    )
     # values held (almost) only inside the community: an operator's mark, not a crowd's habit
     strong_holders = holders.filter(pl.col("kind").is_in(STRONG_KINDS))
     if origins is None:
@@ -515,8 +527,10 @@ def score_clusters(
         if own.pop("site", 0) >= rules.min_coverage * size:  # mailboxes at one site's domain are the site's
             for kind in SHAPE_KINDS:
                 own.pop(kind, None)
+        household = size <= rules.household_accounts and home.get(i, 0) == size
         is_sybil = (
             size >= rules.min_accounts
+            and not household  # a parent's wallet, one build, one reboot timer: one family's ties
             and strong_sources >= rules.min_strong_kinds
             and max(own.values(), default=0) >= rules.min_coverage * size  # the accounts' own tie, not a site's
             and (
