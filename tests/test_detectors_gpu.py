@@ -128,31 +128,28 @@ def test_spoofed_model_refuses_a_vram_false_alarm_rate_that_is_not_a_probability
             SpoofedModel(vram_false_alarm=bad)
 
 
-def test_spoofed_model_apple_unified_memory_sizes_are_not_spoofs(con) -> None:
-    # an M2 with 16 GB reports about two thirds of it; the base M2 has 8 GB, the largest 24 GB
-    apple = dict(gpu_model="Apple M2", catalogue_model="apple_m2", spec_tflops=3.6, tflops_median=3.1)
-    feature(con, "m2_16gb", vram_total_mb=10922, **apple)
-    feature(con, "m2_24gb", vram_total_mb=17203, **apple)
-    feature(con, "m2_claims_64gb", vram_total_mb=65536, **apple)
-    for d in ("m2_16gb", "m2_24gb", "m2_claims_64gb"):
-        challenge(con, d, "vram", "ok", None, "v1")
+@pytest.mark.parametrize(
+    ("card", "configurations_mb", "impossible_mb", "top_mb"),
+    [
+        # an M2 with 16 GB reports about two thirds of it; the base M2 has 8 GB, the largest 24 GB
+        (dict(gpu_model="Apple M2", catalogue_model="apple_m2", spec_tflops=3.6, tflops_median=3.1), (10922, 17203), 65536, 24576),
+        # NVML names the 10 GB and the 12 GB RTX 3080 alike: the 12 GB card is a configuration
+        (dict(gpu_model="NVIDIA GeForce RTX 3080", catalogue_model="rtx_3080", spec_tflops=59.5, tflops_median=41.0),
+         (10240, 12288), 16384, 12288),
+    ],
+    ids=["apple_m2_unified_memory", "rtx_3080_10_or_12_gb"],
+)  # fmt: skip
+def test_spoofed_model_a_memory_configuration_of_the_model_is_no_spoof_more_than_any_has_is(
+    con, card: dict, configurations_mb: tuple[int, ...], impossible_mb: int, top_mb: int
+) -> None:
+    model = card["catalogue_model"]
+    claims = {f"{model}_{mb}": mb for mb in (*configurations_mb, impossible_mb)}
+    for device, mb in claims.items():
+        feature(con, device, vram_total_mb=mb, **card)
+        challenge(con, device, "vram", "ok", None, "v1")
     found = SpoofedModel().detect(Evidence(con, EPOCH))
-    assert found["device_id"].to_list() == ["m2_claims_64gb"]
-    assert found["action"][0] == "probation" and "no apple_m2 has more than 24576 MiB" in found["reason"][0]
-
-
-def test_spoofed_model_an_rtx_3080_with_12_gb_is_a_variant_not_an_impossible_claim(con) -> None:
-    # NVML names the 10 GB and the 12 GB RTX 3080 alike; the 12 GB card is a configuration of the
-    # model, while a 3080 claiming 16 GB is a claim no 3080 can back
-    ampere = dict(gpu_model="NVIDIA GeForce RTX 3080", catalogue_model="rtx_3080", spec_tflops=59.5, tflops_median=41.0)
-    feature(con, "rtx3080_10gb", vram_total_mb=10240, **ampere)
-    feature(con, "rtx3080_12gb", vram_total_mb=12288, **ampere)
-    feature(con, "rtx3080_claims_16gb", vram_total_mb=16384, **ampere)
-    for d in ("rtx3080_10gb", "rtx3080_12gb", "rtx3080_claims_16gb"):
-        challenge(con, d, "vram", "ok", None, "v1")
-    found = SpoofedModel().detect(Evidence(con, EPOCH))
-    assert found["device_id"].to_list() == ["rtx3080_claims_16gb"]
-    assert found["action"][0] == "probation" and "no rtx_3080 has more than 12288 MiB" in found["reason"][0]
+    assert found["device_id"].to_list() == [f"{model}_{impossible_mb}"]
+    assert found["action"][0] == "probation" and f"no {model} has more than {top_mb} MiB" in found["reason"][0]
 
 
 def test_virtualized_gpu_contention_vram_all_but_one_in_two_hours(con) -> None:
