@@ -576,7 +576,6 @@ def test_households_each_set_up_by_one_parent_one_build_one_reboot_are_not_rings
     every machine alike and set the reboot timer: each home is four accounts behind one address
     tied by one funder, one build and one restart time. That is a family, not a ring; a ring
     over proxies beside them is still found."""
-    homes = []
     for h in range(6):
         ip = f"84.{h}.7.7"
         for k in range(4):
@@ -586,7 +585,6 @@ def test_households_each_set_up_by_one_parent_one_build_one_reboot_are_not_rings
             funded(con, f"w-{acc}", f"w-home{h}m0" if k else "big-exchange")
             device(con, f"d-{acc}", acc, ip, f"host-{acc}", cpu=["AMD Ryzen 7 5800X", "Intel Core i7-12700K"][h % 2])
             restart(con, f"d-{acc}", 60 + 170 * h)  # each home its own timer
-            homes.append(acc)
     members = ring(con)
     background(con)
     SybilRings().detect(Evidence(con, EPOCH))
