@@ -190,6 +190,11 @@ pw AS (
     LEFT JOIN pow_clock k ON k._file = p._file
     WHERE p._hour = $epoch GROUP BY p.device_id
 ),
+challenge_outage AS (  -- the challenge service failed, not the devices (CHALLENGE_OUTAGE_SHARE): no timeout
+    -- of the hour counts as a reachable device's own
+    SELECT coalesce(sum(pow_timeout_reachable) >= greatest($outage_share * sum(pow_reachable), $outage_min), false) AS down
+    FROM pw
+),
 seen AS (SELECT device_id FROM hw UNION SELECT device_id FROM up UNION SELECT device_id FROM pw),
 prev AS (SELECT * FROM device_features WHERE epoch = $prev),
 named AS MATERIALIZED (  -- each model name reported, matched to the catalogue by its name key (catalogue.NAME_KEY_MACRO):
@@ -224,8 +229,9 @@ SELECT $epoch, s.device_id,
        coalesce(pw.overclaimed_compute, 0), pw.max_compute_over_observed,
        pw.tflops_median, pw.tflops_max,
        cat.fp16_tensor_tflops, cat.model_key,
-       coalesce(pw.pow_reachable, 0), coalesce(pw.pow_timeout_reachable, 0)
-FROM seen s
+       CASE WHEN o.down THEN 0 ELSE coalesce(pw.pow_reachable, 0) END,
+       CASE WHEN o.down THEN 0 ELSE coalesce(pw.pow_timeout_reachable, 0) END
+FROM seen s CROSS JOIN challenge_outage o
 LEFT JOIN hw USING (device_id)
 LEFT JOIN up USING (device_id)
 LEFT JOIN pw USING (device_id)
@@ -308,6 +314,19 @@ FROM gaps WHERE ts - before BETWEEN to_minutes($min_gap) AND to_minutes($max_gap
 ORDER BY device_id, before
 """
 )
+CHALLENGE_OUTAGE_SHARE, CHALLENGE_OUTAGE_MIN = 0.25, 10
+"""An hour in which at least this share of the challenges issued to reachable devices timed out,
+and at least ``CHALLENGE_OUTAGE_MIN`` of them (a handful of devices is no fleet), is the challenge
+service's outage (the backend's verifier or its route to the workers down while
+pings and heartbeats go on), not every device refusing its work: none of its timeouts counts as a
+reachable device's own (``pow_reachable`` and ``pow_timeout_reachable`` are 0 that hour), as a
+source absent from a whole hour is held against nobody (``pipelines.cadence``). Honest workers
+lose about 0.5% of their reachable challenges; with every fraud of two randomized networks in,
+the highest hour was 4.2% (median 2.3-2.9%). A five-hour outage of the 600-device network's
+challenges (hours 2-6) put 455 of its 494 honest devices in probation for failed PoW before this.
+Such an hour still pays no device whose challenge timed out (an unanswered challenge is never a
+pass)."""
+
 REACH_MINUTES = Cadence().reach_minutes
 """At the reference cadence (heartbeats every 10 minutes) a device alive within 12 minutes on both
 sides of a challenge was reachable when it was issued; a timeout then is its own doing. The
@@ -329,7 +348,14 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
     cadence = measure_cadence(con, epoch)
     con.execute(
         FEATURES_SQL,
-        {"epoch": epoch, "prev": previous_epoch(epoch), "reach_minutes": cadence.reach_minutes, "machine_ips": MACHINE_MAX_IPS},
+        {
+            "epoch": epoch,
+            "prev": previous_epoch(epoch),
+            "reach_minutes": cadence.reach_minutes,
+            "machine_ips": MACHINE_MAX_IPS,
+            "outage_share": CHALLENGE_OUTAGE_SHARE,
+            "outage_min": CHALLENGE_OUTAGE_MIN,
+        },
     )
     check_one_row_per_device(con, epoch)
     con.execute(CONTEXT_SQL, {"epoch": epoch})

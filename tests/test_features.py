@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from pipelines.db import ensure_schema
-from pipelines.features import REACH_MINUTES, build_features
+from pipelines.features import CHALLENGE_OUTAGE_MIN, CHALLENGE_OUTAGE_SHARE, REACH_MINUTES, build_features
 
 EPOCH = "2024-08-14T00"
 ISSUED = datetime(2024, 8, 14, 0, 30)
@@ -23,9 +23,11 @@ def con() -> duckdb.DuckDBPyConnection:
     con.close()
 
 
-def _device(con: duckdb.DuckDBPyConnection, device: str, issued: datetime, signals: list[tuple[datetime, bool]]) -> None:
-    """One hardware report, one timed-out challenge issued at ``issued``, and ``signals``
-    (moment, answered) as heartbeats, each stored under the hour it falls in."""
+def _device(
+    con: duckdb.DuckDBPyConnection, device: str, issued: datetime, signals: list[tuple[datetime, bool]], status: str = "timeout"
+) -> None:
+    """One hardware report, one challenge issued at ``issued`` (timed out unless ``status``), and
+    ``signals`` (moment, answered) as heartbeats, each stored under the hour it falls in."""
     con.execute(
         "INSERT INTO hardware (ts, device_id, account_id, gpu_model, vram_total_mb, _hour, _file, _row) "
         "VALUES (?, ?, 'acc', 'NVIDIA GeForce RTX 4090', 24564, ?, 'hardware.csv', 0)",
@@ -33,8 +35,8 @@ def _device(con: duckdb.DuckDBPyConnection, device: str, issued: datetime, signa
     )
     con.execute(
         "INSERT INTO pow (challenge_id, batch_id, device_id, kind, issued_at, status, n, seed, _hour, _file, _row) "
-        "VALUES (?, 'b', ?, 'matmul', ?, 'timeout', 64, 1, ?, 'pow.jsonl', 0)",
-        [f"c-{device}", device, issued, EPOCH],
+        "VALUES (?, 'b', ?, 'matmul', ?, ?, 64, 1, ?, 'pow.jsonl', 0)",
+        [f"c-{device}", device, issued, status, EPOCH],
     )
     for ts, ok in signals:
         hour = ts.strftime("%Y-%m-%dT%H")
@@ -68,6 +70,28 @@ def test_a_challenge_counts_as_reachable_only_with_a_live_signal_within_reach_on
     build_features(con, EPOCH)
     reachable = dict(con.execute("SELECT device_id, pow_reachable FROM device_features WHERE epoch = ?", [EPOCH]).fetchall())
     assert reachable == {device: expected for device, (_, _, expected) in cases.items()}
+
+
+@pytest.mark.parametrize("timing_out", [CHALLENGE_OUTAGE_MIN, 30])
+def test_timeouts_of_an_hour_in_which_the_challenge_service_failed_count_against_no_device(con, timing_out: int) -> None:
+    """Pings and heartbeats go on, but a quarter or more of the challenges issued to live devices
+    time out (at least ``CHALLENGE_OUTAGE_MIN``): the backend's verifier is down, not the fleet.
+    None of them counts as a reachable device's timeout. Just below that share, each reachable
+    timeout is the device's own, as before."""
+    alive = [(ISSUED - timedelta(minutes=1), True), (ISSUED + timedelta(minutes=1), True)]
+    answering = int(timing_out / CHALLENGE_OUTAGE_SHARE) - timing_out  # the share exactly: an outage
+    for d in range(timing_out):
+        _device(con, f"out-{d}", ISSUED, alive)
+    for d in range(answering):
+        _device(con, f"ok-{d}", ISSUED, alive, status="ok")
+    build_features(con, EPOCH)
+    counted = con.execute("SELECT sum(pow_reachable), sum(pow_timeout_reachable) FROM device_features WHERE epoch = ?", [EPOCH])
+    assert counted.fetchone() == (0, 0)
+
+    _device(con, "ok-one-more", ISSUED, alive, status="ok")  # now just under the share
+    build_features(con, EPOCH)
+    counted = con.execute("SELECT sum(pow_reachable), sum(pow_timeout_reachable) FROM device_features WHERE epoch = ?", [EPOCH])
+    assert counted.fetchone() == (timing_out + answering + 1, timing_out)
 
 
 def test_a_model_name_is_matched_to_the_catalogue_whatever_its_case_spacing_or_vendor_words(con) -> None:

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS device_features (
     tflops_max DOUBLE,
     spec_tflops DOUBLE,
     catalogue_model VARCHAR,
-    pow_reachable INTEGER,              -- challenges issued while the device was seen alive on both sides
+    pow_reachable INTEGER,              -- challenges issued while the device was seen alive on both sides (0 in an
+                                        -- hour the challenge service failed: features.CHALLENGE_OUTAGE_SHARE)
     pow_timeout_reachable INTEGER       -- of those, timed out: a timeout that downtime does not explain
 );
 CREATE TABLE IF NOT EXISTS challenge_context (
