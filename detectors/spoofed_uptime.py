@@ -12,7 +12,9 @@ to be online without a single answered probe) establish it. Behind NAT, where pi
 fail, one timed-out challenge makes such an hour by chance: on 60 random networks (seeds 14-16)
 86 honest devices had one such hour in 48, and two had two (10 and 25 hours apart), none three.
 Chance hours are independent, so each hour asked for divides the false alarms by the chance
-rate times the window; ``suspect_hours`` is 3. Waiting costs nothing: a device that fails
+rate times the window; ``suspect_hours`` is 3. An hour in which the challenge service itself
+failed (``pipelines.features.CHALLENGE_OUTAGE_SHARE``) is never suspicious: behind NAT, three
+hours of that outage would otherwise put every device whose pings fail in probation. Waiting costs nothing: a device that fails
 most pings earns no uptime, so it is not paid while it waits. ``min_heartbeats`` and
 ``min_pings`` are counts at the reference cadence (heartbeats every 10 minutes, 4 pings an hour)
 and scale with each hour's measured cadence (``pipelines.cadence``).
@@ -24,6 +26,7 @@ import polars as pl
 
 from detectors.base import Detector, Evidence
 from pipelines.cadence import REFERENCE_HEARTBEAT_MINUTES, REFERENCE_PINGS_PER_HOUR
+from pipelines.features import CHALLENGE_OUTAGE_MIN
 
 
 class SpoofedUptime(Detector):
@@ -51,13 +54,18 @@ class SpoofedUptime(Detector):
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
             """
-            WITH hours AS (  -- min_heartbeats and min_pings are counts at the reference cadence
+            WITH outage AS (  -- hours the challenge service failed (pipelines.features.CHALLENGE_OUTAGE_SHARE): challenges
+                -- timed out, none counted as a reachable device's own; such an hour's timeouts are nobody's evidence
+                SELECT epoch FROM device_features WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
+                GROUP BY epoch HAVING sum(pow_reachable) = 0 AND sum(pow_timeout) >= $outage_min
+            ),
+            hours AS (  -- min_heartbeats and min_pings are counts at the reference cadence
                 -- (heartbeats every 10 minutes, 4 pings an hour), scaled to the hour's own (pipelines.cadence)
                 SELECT f.device_id, f.epoch, f.account_id, f.heartbeat_ok, f.ping_ok, f.ping_total, f.pow_timeout, f.pow_ok,
                        f.heartbeat_ok >= greatest(1, ceil($min_hb * $ref_minutes / coalesce(c.heartbeat_minutes, $ref_minutes)))
                        AND f.ping_total >= greatest(1, ceil($min_pings * coalesce(c.pings_per_hour, $ref_pings) / $ref_pings))
                        AND f.ping_ok <= $ping_share * f.ping_total
-                       AND f.pow_timeout > 0 AND f.pow_ok = 0 AS suspicious
+                       AND f.pow_timeout > 0 AND f.pow_ok = 0 AND f.epoch NOT IN (SELECT epoch FROM outage) AS suspicious
                 FROM device_features f LEFT JOIN uptime_cadence c ON c.epoch = f.epoch
                 WHERE f.epoch > hours_back($epoch, $window)
                   AND f.epoch <= $epoch
@@ -90,4 +98,5 @@ class SpoofedUptime(Detector):
             ping_share=self.max_ping_ok_share,
             suspect=self.suspect_hours,
             confirm=self.confirm_hours,
+            outage_min=CHALLENGE_OUTAGE_MIN,
         )
