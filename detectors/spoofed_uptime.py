@@ -14,10 +14,10 @@ fail, one timed-out challenge makes such an hour by chance: on 60 random network
 Chance hours are independent, so each hour asked for divides the false alarms by the chance
 rate times the window; ``suspect_hours`` is 3. An hour in which the challenge service itself
 failed (``pipelines.features.CHALLENGE_OUTAGE_SHARE``) is never suspicious: behind NAT, three
-hours of that outage would otherwise put every device whose pings fail in probation. Waiting costs nothing: a device that fails
-most pings earns no uptime, so it is not paid while it waits. ``min_heartbeats`` and
-``min_pings`` are counts at the reference cadence (heartbeats every 10 minutes, 4 pings an hour)
-and scale with each hour's measured cadence (``pipelines.cadence``).
+hours of that outage would otherwise put every device whose pings fail in probation. Waiting
+costs nothing: a device that fails most pings earns no uptime, so it is not paid while it waits.
+``min_heartbeats`` and ``min_pings`` are counts at the reference cadence (heartbeats every 10
+minutes, 4 pings an hour) and scale with each hour's measured cadence (``pipelines.cadence``).
 """
 
 from __future__ import annotations
