@@ -190,9 +190,16 @@ pw AS (
     LEFT JOIN pow_clock k ON k._file = p._file
     WHERE p._hour = $epoch GROUP BY p.device_id
 ),
+answered AS (  -- the most challenges answered in an hour of the last day: an outage takes the fleet's answers
+    -- with it, a wave of new devices that never answer does not
+    SELECT max(ok) AS most FROM (
+        SELECT epoch, sum(pow_ok) AS ok FROM device_features WHERE epoch > hours_back($epoch, 24) AND epoch < $epoch GROUP BY epoch
+    )
+),
 challenge_outage AS (  -- the challenge service failed, not the devices (CHALLENGE_OUTAGE_SHARE): no timeout
     -- of the hour counts as a reachable device's own
-    SELECT coalesce(sum(pow_timeout_reachable) >= greatest($outage_share * sum(pow_reachable), $outage_min), false) AS down
+    SELECT coalesce(sum(pow_timeout_reachable) >= greatest($outage_share * sum(pow_reachable), $outage_min)
+                    AND sum(pow_ok) <= $outage_answered * (SELECT most FROM answered), false) AS down
     FROM pw
 ),
 seen AS (SELECT device_id FROM hw UNION SELECT device_id FROM up UNION SELECT device_id FROM pw),
@@ -314,10 +321,13 @@ FROM gaps WHERE ts - before BETWEEN to_minutes($min_gap) AND to_minutes($max_gap
 ORDER BY device_id, before
 """
 )
-CHALLENGE_OUTAGE_SHARE, CHALLENGE_OUTAGE_MIN = 0.25, 10
+CHALLENGE_OUTAGE_SHARE, CHALLENGE_OUTAGE_MIN, CHALLENGE_OUTAGE_ANSWERED = 0.25, 10, 0.5
 """An hour in which at least this share of the challenges issued to reachable devices timed out,
-and at least ``CHALLENGE_OUTAGE_MIN`` of them (a handful of devices is no fleet), is the challenge
-service's outage (the backend's verifier or its route to the workers down while
+and at least ``CHALLENGE_OUTAGE_MIN`` of them (a handful of devices is no fleet), while the
+fleet answered at most ``CHALLENGE_OUTAGE_ANSWERED`` (half) as many challenges as in its busiest
+hour of the last day (a wave of
+fake devices that never answer, however large, leaves the others' answers as they were; a
+network's first hour has no day behind it and no outage), is the challenge service's outage (the backend's verifier or its route to the workers down while
 pings and heartbeats go on), not every device refusing its work: none of its timeouts counts as a
 reachable device's own (``pow_reachable`` and ``pow_timeout_reachable`` are 0 that hour), as a
 source absent from a whole hour is held against nobody (``pipelines.cadence``). Honest workers
@@ -355,6 +365,7 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
             "machine_ips": MACHINE_MAX_IPS,
             "outage_share": CHALLENGE_OUTAGE_SHARE,
             "outage_min": CHALLENGE_OUTAGE_MIN,
+            "outage_answered": CHALLENGE_OUTAGE_ANSWERED,
         },
     )
     check_one_row_per_device(con, epoch)

@@ -8,7 +8,13 @@ import duckdb
 import pytest
 
 from pipelines.db import ensure_schema
-from pipelines.features import CHALLENGE_OUTAGE_MIN, CHALLENGE_OUTAGE_SHARE, REACH_MINUTES, build_features
+from pipelines.features import (
+    CHALLENGE_OUTAGE_ANSWERED,
+    CHALLENGE_OUTAGE_MIN,
+    CHALLENGE_OUTAGE_SHARE,
+    REACH_MINUTES,
+    build_features,
+)
 
 EPOCH = "2024-08-14T00"
 ISSUED = datetime(2024, 8, 14, 0, 30)
@@ -72,26 +78,42 @@ def test_a_challenge_counts_as_reachable_only_with_a_live_signal_within_reach_on
     assert reachable == {device: expected for device, (_, _, expected) in cases.items()}
 
 
+def _answered_before(con: duckdb.DuckDBPyConnection, epoch: str, answers: int) -> None:
+    """An earlier hour of the last day in which the fleet answered ``answers`` challenges."""
+    con.execute("INSERT INTO device_features (epoch, device_id, pow_ok) VALUES (?, 'earlier', ?)", [epoch, answers])
+
+
+def _counted(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    build_features(con, EPOCH)
+    q = "SELECT sum(pow_reachable), sum(pow_timeout_reachable) FROM device_features WHERE epoch = ? AND device_id <> 'earlier'"
+    return con.execute(q, [EPOCH]).fetchone()
+
+
 @pytest.mark.parametrize("timing_out", [CHALLENGE_OUTAGE_MIN, 30])
 def test_timeouts_of_an_hour_in_which_the_challenge_service_failed_count_against_no_device(con, timing_out: int) -> None:
     """Pings and heartbeats go on, but a quarter or more of the challenges issued to live devices
-    time out (at least ``CHALLENGE_OUTAGE_MIN``): the backend's verifier is down, not the fleet.
-    None of them counts as a reachable device's timeout. Just below that share, each reachable
-    timeout is the device's own, as before."""
+    time out (at least ``CHALLENGE_OUTAGE_MIN``) and the fleet answers at most half as many as in
+    its busiest hour of the last day: the backend's verifier is down, not the fleet, and none of
+    the timeouts counts as a reachable device's. The same timeouts from a wave of devices that
+    never answer, beside a fleet answering as it always did, or just under the share, count."""
     alive = [(ISSUED - timedelta(minutes=1), True), (ISSUED + timedelta(minutes=1), True)]
-    answering = int(timing_out / CHALLENGE_OUTAGE_SHARE) - timing_out  # the share exactly: an outage
+    answering = int(timing_out / CHALLENGE_OUTAGE_SHARE) - timing_out  # the share exactly
     for d in range(timing_out):
         _device(con, f"out-{d}", ISSUED, alive)
     for d in range(answering):
         _device(con, f"ok-{d}", ISSUED, alive, status="ok")
-    build_features(con, EPOCH)
-    counted = con.execute("SELECT sum(pow_reachable), sum(pow_timeout_reachable) FROM device_features WHERE epoch = ?", [EPOCH])
-    assert counted.fetchone() == (0, 0)
+    assert _counted(con) == (timing_out + answering, timing_out)  # a network's first hour: no day behind it
+
+    _answered_before(con, "2024-08-13T23", answering)  # the fleet answers as it always did: a wave that never answers
+    assert _counted(con) == (timing_out + answering, timing_out)
+
+    _answered_before(con, "2024-08-13T01", int(answering / CHALLENGE_OUTAGE_ANSWERED))  # half its busiest hour: the service
+    assert _counted(con) == (0, 0)
+    _answered_before(con, "2024-08-13T00", 10**6)  # the busiest hour a day and an hour ago is no longer the day's
+    assert _counted(con) == (0, 0)
 
     _device(con, "ok-one-more", ISSUED, alive, status="ok")  # now just under the share
-    build_features(con, EPOCH)
-    counted = con.execute("SELECT sum(pow_reachable), sum(pow_timeout_reachable) FROM device_features WHERE epoch = ?", [EPOCH])
-    assert counted.fetchone() == (timing_out + answering + 1, timing_out)
+    assert _counted(con) == (timing_out + answering + 1, timing_out)
 
 
 def test_a_model_name_is_matched_to_the_catalogue_whatever_its_case_spacing_or_vendor_words(con) -> None:
