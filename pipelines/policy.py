@@ -33,6 +33,7 @@ class Quality(BaseModel):
     model_config = _STRICT
     max_quarantine_share: float = Field(0.01, ge=0, le=1)
     min_sample_verification_rate: float = Field(0.99, ge=0, le=1)
+    max_wrong_sample_share: float = Field(0.25, ge=0, le=1)
     min_rows: dict[typing.Literal[tuple(FEEDS)], int] = Field(  # type: ignore[valid-type]
         default_factory=lambda: {"hardware": 1, "pow": 1, "uptime": 1}
     )

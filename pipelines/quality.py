@@ -91,6 +91,49 @@ def sample_verification_rate(con: duckdb.DuckDBPyConnection, epoch: str, min_rat
     )
 
 
+WRONG_SAMPLE_BAR_MIN = 10
+"""Fewer wrong answers than this never fail ``wrong_sample_share``: a handful of devices is no fleet."""
+
+
+def wrong_sample_share(con: duckdb.DuckDBPyConnection, epoch: str, max_share: float) -> Outcome:
+    """Answered challenges with a wrong sampled entry, over those whose samples were checked,
+    among devices whose checked answers were all right in an hour of the last day (in a
+    network's first hour: every device). An honest card computes the exact product, so a fleet
+    that answered right and is wrong en masse now is being checked against seeds or samples its
+    workers never used (a seed that went through a float64 above 2^53 is rounded; a backend's
+    generator that differs from the contract's): left to the detectors, wrong samples are exact
+    evidence, and every device would be rejected and slashed. A wave of new devices answering
+    garbage does not count. At least ``WRONG_SAMPLE_BAR_MIN`` wrong answers are needed to fail."""
+    checked, wrong = one(
+        con,
+        """
+        WITH established AS (
+            SELECT DISTINCT device_id FROM device_features
+            WHERE epoch > hours_back($epoch, 24) AND epoch < $epoch AND samples_total > 0 AND samples_bad = 0
+        ),
+        answers AS (
+            SELECT p.device_id, c.samples_bad > 0 AS wrong FROM pow p
+            JOIN pow_checks c ON c.challenge_id = p.challenge_id AND c._hour = p._hour
+            WHERE p._hour = $epoch AND c.samples_total > 0
+        )
+        SELECT count(*), count(*) FILTER (wrong) FROM answers
+        WHERE device_id IN (SELECT device_id FROM established) OR NOT EXISTS (SELECT 1 FROM established)
+        """,
+        {"epoch": epoch},
+    )  # type: ignore[misc]
+    share = wrong / checked if checked else 0.0
+    passed = share <= max_share or wrong < WRONG_SAMPLE_BAR_MIN
+    return Outcome(
+        "wrong_sample_share",
+        passed,
+        None
+        if passed
+        else f"{wrong} of {checked} checked answers ({share:.1%}) have a wrong sampled entry (max {max_share:.0%}): "
+        "the seeds or samples do not match what the workers computed (a seed rounded through a float64?)",
+        {"hour": epoch, "share": share, "max_share": max_share, "checked": checked, "wrong": wrong},
+    )
+
+
 def ingest_bars(con: duckdb.DuckDBPyConnection, epoch: str, q: Quality) -> list[Outcome]:
     return [
         manifest_accepted(con, epoch),
@@ -121,7 +164,14 @@ def allocations_sum_to_pool(con: duckdb.DuckDBPyConnection, epoch: str) -> Outco
     )
 
 
-EPOCH_BARS = ("manifest_accepted", "quarantine_share", "required_rows", "sample_verification_rate", "allocations_sum_to_pool")
+EPOCH_BARS = (
+    "manifest_accepted",
+    "quarantine_share",
+    "required_rows",
+    "sample_verification_rate",
+    "wrong_sample_share",
+    "allocations_sum_to_pool",
+)
 """Every bar an epoch is held to, in the order the runner applies them."""
 
 
@@ -133,6 +183,7 @@ def epoch_outcomes(con: duckdb.DuckDBPyConnection, epoch: str, q: Quality, *, co
         return [
             *outcomes,
             sample_verification_rate(con, epoch, q.min_sample_verification_rate),
+            wrong_sample_share(con, epoch, q.max_wrong_sample_share),
             allocations_sum_to_pool(con, epoch),
         ]
     missing = [Outcome(name, False, f"{epoch} was not computed", {"hour": epoch}) for name in EPOCH_BARS[3:]]

@@ -282,3 +282,55 @@ def test_compute_time_is_held_to_the_round_trip_within_the_precision_its_file_wr
     assert got == {device: expected for device, (*_, expected) in cases.items()}
     timed = dict(con.execute("SELECT device_id, tflops IS NOT NULL FROM challenge_context WHERE epoch = ?", [EPOCH]).fetchall())
     assert timed == {device: expected == 0 and responded is not None for device, (_, _, responded, expected) in cases.items()}
+
+
+def _answered(con: duckdb.DuckDBPyConnection, device: str, wrong: bool, epoch: str = EPOCH) -> None:
+    """An answered challenge of ``device`` in ``epoch`` whose two sampled entries were checked."""
+    con.execute(
+        "INSERT INTO pow (challenge_id, device_id, kind, issued_at, responded_at, status, n, seed, compute_ms, _hour, _file, _row) "
+        "VALUES (?, ?, 'matmul', ?, ?, 'ok', 64, 1, 1.0, ?, 'pow.jsonl', 0)",
+        [f"c-{device}", device, ISSUED, ISSUED + timedelta(seconds=1), epoch],
+    )
+    con.execute("INSERT INTO pow_checks VALUES (?, ?, 2, ?, NULL)", [f"c-{device}", epoch, 2 if wrong else 0])
+
+
+def test_a_fleet_that_answered_right_and_is_wrong_en_masse_fails_a_bar_a_wave_of_wrong_newcomers_does_not(con) -> None:
+    """Seeds rounded through a float64 made 99.6% of a network's answers "wrong" and every device
+    was rejected for wrong PoW. A quarter of the checked answers wrong (and at least
+    ``WRONG_SAMPLE_BAR_MIN``) is the data, not the fleet: the hour stops. Only devices that
+    answered right within the day count, so new devices answering garbage cannot stop it."""
+    from pipelines.policy import Quality
+    from pipelines.quality import WRONG_SAMPLE_BAR_MIN, wrong_sample_share
+
+    share = Quality().max_wrong_sample_share
+    right = int(WRONG_SAMPLE_BAR_MIN / share) - WRONG_SAMPLE_BAR_MIN
+    for d in range(right):
+        _answered(con, f"right-{d}", wrong=False)
+    for d in range(WRONG_SAMPLE_BAR_MIN):
+        _answered(con, f"wrong-{d}", wrong=True)
+    assert wrong_sample_share(con, EPOCH, share).passed  # a first hour, every device counted: the share exactly
+    _answered(con, "wrong-one-more", wrong=True)
+    bar = wrong_sample_share(con, EPOCH, share)
+    assert (
+        not bar.passed and f"{WRONG_SAMPLE_BAR_MIN + 1} of {right + WRONG_SAMPLE_BAR_MIN + 1} checked answers" in bar.description
+    )
+
+    for d in range(right):  # the right ones answered right an hour ago; the wrong ones are new
+        con.execute(
+            "INSERT INTO device_features (epoch, device_id, samples_total, samples_bad) VALUES ('2024-08-13T23', ?, 2, 0)",
+            [f"right-{d}"],
+        )
+    assert wrong_sample_share(con, EPOCH, share).passed
+    for d in range(WRONG_SAMPLE_BAR_MIN + 1):  # now they had answered right too: a fleet gone wrong
+        con.execute(
+            "INSERT INTO device_features (epoch, device_id, samples_total, samples_bad) VALUES ('2024-08-13T05', ?, 2, 0)",
+            [f"wrong-{d}" if d < WRONG_SAMPLE_BAR_MIN else "wrong-one-more"],
+        )
+    assert not wrong_sample_share(con, EPOCH, share).passed
+
+    none = wrong_sample_share(con, "2024-08-14T01", share)  # an hour with no answers checked
+    assert none.passed and none.metadata["checked"] == 0
+    for d in range(WRONG_SAMPLE_BAR_MIN - 1):  # a handful of devices, all wrong, is no fleet
+        _answered(con, f"few-{d}", wrong=True, epoch="2024-08-16T00")
+    few = wrong_sample_share(con, "2024-08-16T00", share)  # no day of history: every device
+    assert few.passed and few.metadata["share"] == 1.0

@@ -1,12 +1,13 @@
 """Stage ``verify``: every sampled PoW product entry of the epoch recomputed exactly
-(``pipelines.features.verify_pow``), then the sample verification rate bar."""
+(``pipelines.features.verify_pow``), then the bars on how many answers could be checked and how
+many of them were wrong."""
 
 from __future__ import annotations
 
 import duckdb
 
 from pipelines.features import verify_pow
-from pipelines.quality import sample_verification_rate
+from pipelines.quality import sample_verification_rate, wrong_sample_share
 from pipelines.stages.context import StageContext, require
 
 NAME = "verify"
@@ -26,5 +27,12 @@ CREATE TABLE IF NOT EXISTS pow_checks (
 def run(con: duckdb.DuckDBPyConnection, epoch: str, ctx: StageContext) -> dict[str, int]:
     samples, bad = verify_pow(con, epoch)
     if ctx.quality_bars:
-        require(epoch, [sample_verification_rate(con, epoch, ctx.policy.quality.min_sample_verification_rate)])
+        q = ctx.policy.quality
+        require(
+            epoch,
+            [
+                sample_verification_rate(con, epoch, q.min_sample_verification_rate),
+                wrong_sample_share(con, epoch, q.max_wrong_sample_share),
+            ],
+        )
     return {"samples": samples, "bad_samples": bad}
