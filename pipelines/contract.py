@@ -210,6 +210,13 @@ VIRTUALIZATION_ALIASES = tuple(
 integer 0-4 of ``nvmlGpuVirtualizationMode_t``) or as its constant's name."""
 
 
+VRAM_MAX_MIB = 4 * 1024 * 1024
+"""The most memory a device may report, in MiB (4 TiB). The largest GPU memory today is a B200's
+~180 GiB and an Apple M3 Ultra's 512 GiB of unified memory; NVML's ``memory.total`` is in bytes,
+and a writer that forgets to convert reports even a 2 GiB card as 2^31 "MiB". Without this rule
+every device of such a network claimed impossible memory and was held in probation (491 of 494
+honest devices of a 600-device network)."""
+
 HARDWARE = Feed(
     "hardware",
     (
@@ -251,6 +258,10 @@ HARDWARE = Feed(
     time_column="ts",
     extra_checks=(
         ("vram_total_mb > 0", "vram_total_mb must be positive"),
+        (  # NVML reports memory in bytes; the contract's column is MiB, and no GPU has 4 TiB
+            f"vram_total_mb <= {VRAM_MAX_MIB}",
+            f"vram_total_mb must be MiB (at most {VRAM_MAX_MIB}, 4 TiB): bytes or KiB written as MiB?",
+        ),
         ("gpu_index >= 0", "gpu_index must be >= 0"),
         ("length(country) = 2", "country must be an ISO 3166 alpha-2 code"),
     ),

@@ -152,6 +152,24 @@ def test_os_and_virtualization_mode_as_programs_name_them_land_in_the_contracts_
     assert "Solaris" in q[3]
 
 
+def test_memory_written_in_bytes_not_mib_is_quarantined_with_a_reason(con, tmp_path: Path) -> None:
+    """NVML reports memory in bytes; written into the MiB column, every device claimed
+    impossible memory and 491 of 494 honest devices were held in probation. The largest real
+    configuration lands; a byte count is quarantined, with the likely mistake named."""
+    rows = [
+        hardware_row("b200", gpu_model="NVIDIA B200", vram_total_mb=183359),
+        hardware_row("ultra", gpu_model="Apple M3 Ultra", vram_total_mb=524288),
+        hardware_row("bytes", vram_total_mb=24564 * 1024 * 1024),
+    ]
+    folder = make_hour(tmp_path / "drops")
+    (folder / "hardware.jsonl").write_bytes(jsonl(rows))
+    write_manifest(folder, {"hardware.jsonl": 3, "pow.jsonl": 6, "uptime.jsonl": 6})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert sorted(r[0] for r in con.execute("SELECT device_id FROM hardware").fetchall()) == ["b200", "ultra"]
+    [q] = quarantined(con, "hardware")
+    assert "vram_total_mb must be MiB" in q[3] and "bytes" in q[3]
+
+
 # --- reads only its own files ----------------------------------------------------------------------
 
 
