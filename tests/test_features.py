@@ -315,17 +315,14 @@ def test_a_fleet_that_answered_right_and_is_wrong_en_masse_fails_a_bar_a_wave_of
         not bar.passed and f"{WRONG_SAMPLE_BAR_MIN + 1} of {right + WRONG_SAMPLE_BAR_MIN + 1} checked answers" in bar.description
     )
 
-    for d in range(right):  # the right ones answered right an hour ago; the wrong ones are new
-        con.execute(
-            "INSERT INTO device_features (epoch, device_id, samples_total, samples_bad) VALUES ('2024-08-13T23', ?, 2, 0)",
-            [f"right-{d}"],
-        )
+    def right_in(epoch: str, devices: list[str]) -> None:  # their checked answers were all right in that hour
+        for device in devices:
+            q = "INSERT INTO device_features (epoch, device_id, samples_total, samples_bad) VALUES (?, ?, 2, 0)"
+            con.execute(q, [epoch, device])
+
+    right_in("2024-08-13T23", [f"right-{d}" for d in range(right)])  # the wrong ones are new
     assert wrong_sample_share(con, EPOCH, share).passed
-    for d in range(WRONG_SAMPLE_BAR_MIN + 1):  # now they had answered right too: a fleet gone wrong
-        con.execute(
-            "INSERT INTO device_features (epoch, device_id, samples_total, samples_bad) VALUES ('2024-08-13T05', ?, 2, 0)",
-            [f"wrong-{d}" if d < WRONG_SAMPLE_BAR_MIN else "wrong-one-more"],
-        )
+    right_in("2024-08-13T05", [f"wrong-{d}" for d in range(WRONG_SAMPLE_BAR_MIN)] + ["wrong-one-more"])  # a fleet gone wrong
     assert not wrong_sample_share(con, EPOCH, share).passed
 
     none = wrong_sample_share(con, "2024-08-14T01", share)  # an hour with no answers checked
