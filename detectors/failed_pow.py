@@ -12,9 +12,11 @@ only when the device was seen alive just before *and* just after the challenge
 transient faults), modelled as at most ``honest_timeout_rate`` per reachable challenge.
 
 Decision rules (the ``proof`` in ``details`` says which kind each verdict rests on):
-- *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window, a
-  ``compute_ms`` longer than the observed round trip (+2 ms for timestamp rounding, +1 s where
-  the times are written to the second: ``fits_round_trip``), or a
+- *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window,
+  >= ``confirm_overclaims`` challenges over the window whose ``compute_ms`` is longer than the
+  observed round trip (+2 ms for timestamp rounding, +1 s where the times are written to the
+  second: ``fits_round_trip``; + ``features.CLOCK_MARGIN_MS`` for two backend clocks that
+  disagree), or a
   throughput above the physical ceiling in >= ``confirm_fast_hours`` hours of the window that
   are also >= ``confirm_fast_share`` of its measured hours (a card faster than physics, or a
   worker that fakes its timings, is fast every hour: 100% of measured hours at 4-7x the spec
@@ -24,7 +26,9 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
   a millisecond of timer jitter with an overclock crosses 1.5x, and speed noise of a few
   percent on an overclocked card does too now and then: an honest overclocked RTX 3060 was
   above the ceiling (1.53x) in 2 hours of a 24-hour window and was rejected before this rule;
-- *suspicion* (``probation``): a single wrong entry (a memory fault looks the same once), most
+- *suspicion* (``probation``): a single wrong entry (a memory fault looks the same once), a
+  single overclaimed compute time (a VM's clock stepped by NTP during one challenge does that
+  once; a worker that fabricates its timings does it again), most
   answers of the window (>= 3 and >= half) without samples to check (the backend may skip
   sampling now and then; a worker that never proves its work is another matter), or reachable
   timeouts whose count is improbable for an
@@ -57,6 +61,7 @@ class FailedPow(Detector):
         alpha: float = 1e-6,
         confirm_fast_hours: int = 2,
         confirm_fast_share: float = 0.5,
+        confirm_overclaims: int = 2,
     ):
         super().__init__(threshold)
         self.ceiling_factor = ceiling_factor
@@ -68,6 +73,7 @@ class FailedPow(Detector):
         self.alpha = alpha
         self.confirm_fast_hours = confirm_fast_hours
         self.confirm_fast_share = confirm_fast_share
+        self.confirm_overclaims = confirm_overclaims
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         judged = evidence.sql(
@@ -76,10 +82,11 @@ class FailedPow(Detector):
             fleet AS (SELECT max(fp16_tensor_tflops) AS top FROM gpu_catalogue),
             wrong_ AS (
                 SELECT device_id, CAST(sum(samples_bad) AS BIGINT) AS wrong_window, CAST(sum(samples_total) AS BIGINT) AS samples_window,
-                       min(first_bad_sample) FILTER (samples_bad > 0) AS first_wrong
+                       min(first_bad_sample) FILTER (samples_bad > 0) AS first_wrong,
+                       CAST(sum(overclaimed_compute) AS BIGINT) AS overclaimed_window
                 FROM device_features
                 WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
-                GROUP BY device_id HAVING sum(samples_bad) > 0
+                GROUP BY device_id HAVING sum(samples_bad) > 0 OR sum(overclaimed_compute) > 0
             ),
             fast_ AS (  -- hours of the window with a throughput above the physical ceiling, of the hours measured
                 SELECT d.device_id, count(*) FILTER (d.tflops_max > coalesce(d.spec_tflops, fl.top) * $ceiling) AS fast_hours,
@@ -107,7 +114,9 @@ class FailedPow(Detector):
                    f.unverified_ok,
                    coalesce(w.wrong_window, 0) >= $confirm_wrong AS wrong,
                    f.samples_bad > 0 AND coalesce(w.wrong_window, 0) < $confirm_wrong AS wrong_once,
-                   f.overclaimed_compute > 0 AS longer_than_observed,
+                   f.overclaimed_compute > 0 AND w.overclaimed_window >= $confirm_overclaims AS longer_than_observed,
+                   f.overclaimed_compute > 0 AND w.overclaimed_window < $confirm_overclaims AS longer_once,
+                   coalesce(w.overclaimed_window, 0) AS overclaimed_window,
                    f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
                      AND f.tflops_max > coalesce(p.p90_tflops, 0) * $ceiling
                      AND coalesce(x.fast_confirmed, false) AS too_fast,
@@ -131,6 +140,7 @@ class FailedPow(Detector):
             window=self.window_hours,
             confirm_wrong=self.confirm_wrong_samples,
             confirm_fast=self.confirm_fast_hours,
+            confirm_overclaims=self.confirm_overclaims,
             fast_share=self.confirm_fast_share,
             timeout_window=self.timeout_window_hours,
             min_timeouts=self.min_timeouts,
@@ -143,6 +153,7 @@ class FailedPow(Detector):
             ((pl.col("timeouts") >= self.min_timeouts) & (pl.col("p_value") <= self.alpha)).alias("silent"),
         )
         exact = pl.col("wrong") | pl.col("longer_than_observed") | pl.col("too_fast")
+        ratio = pl.col("max_compute_over_observed").round(2).cast(pl.String).fill_null("?")
         reasons = pl.concat_str(
             [
                 pl.when(pl.col("wrong")).then(
@@ -163,9 +174,18 @@ class FailedPow(Detector):
                 ),
                 pl.when(pl.col("longer_than_observed")).then(
                     pl.format(
-                        "{} challenge(s) report compute_ms longer than the backend-observed round trip (up to {}x)",
-                        "overclaimed_compute",
-                        pl.col("max_compute_over_observed").round(2),
+                        "{} challenge(s) over the last {} hours report compute_ms longer than the backend-observed "
+                        "round trip (up to {}x this hour)",
+                        "overclaimed_window",
+                        pl.lit(self.window_hours),
+                        ratio,
+                    )  # fmt: skip
+                ),
+                pl.when(pl.col("longer_once")).then(
+                    pl.format(
+                        "1 challenge reports compute_ms longer than the backend-observed round trip ({}x); once can be "
+                        "a clock stepped during the challenge, twice is not",
+                        ratio,
                     )  # fmt: skip
                 ),
                 pl.when(pl.col("too_fast")).then(
@@ -213,7 +233,8 @@ class FailedPow(Detector):
             separator="; ",
             ignore_nulls=True,
         )
-        flagged = judged.filter(exact | pl.col("wrong_once") | pl.col("fast_once") | pl.col("silent") | pl.col("unverified"))
+        suspected = pl.col("wrong_once") | pl.col("longer_once") | pl.col("silent") | pl.col("unverified")
+        flagged = judged.filter(exact | suspected | pl.col("fast_once"))
         return flagged.with_columns(
             reason=reasons,
         ).select(
@@ -227,7 +248,7 @@ class FailedPow(Detector):
             .alias("score"),
             pl.when(exact)
             .then(pl.lit("reject"))
-            .when(pl.col("wrong_once") | pl.col("silent") | pl.col("unverified"))
+            .when(suspected)
             .then(pl.lit("probation"))
             .otherwise(pl.lit("review"))
             .alias("action"),  # fast hours that are a minority of the measured ones: a lead for a person, no tier change
@@ -238,6 +259,7 @@ class FailedPow(Detector):
                 pl.col("samples_window").alias("samples_checked"),
                 pl.col("first_wrong").alias("first_wrong_sample"),
                 "overclaimed_compute",
+                "overclaimed_window",
                 pl.col("tflops_max").round(2),
                 pl.col("ceiling").round(2).alias("ceiling_tflops"),
                 "fast_hours",

@@ -52,6 +52,20 @@ def test_failed_pow_rejects_exact_failures_and_spares_honest(con) -> None:
     assert "physical ceiling" in by_device["too_fast"]["reason"]
 
 
+def test_failed_pow_one_overclaimed_compute_time_is_probation_a_second_in_the_day_is_proof(con) -> None:
+    """A VM's clock stepped during one challenge makes one compute time longer than the round
+    trip; a worker that fabricates its timings does it again."""
+    feature(con, "stepped_once", overclaimed_compute=1)
+    feature(con, "fabricates", hour(1), overclaimed_compute=1)
+    feature(con, "fabricates", overclaimed_compute=1)
+    found = {r["device_id"]: r for r in FailedPow().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert set(found) == {"stepped_once", "fabricates"}
+    assert found["stepped_once"]["action"] == "probation" and json.loads(found["stepped_once"]["details"])["proof"] == "suspicion"
+    assert "once can be a clock stepped" in found["stepped_once"]["reason"]
+    assert found["fabricates"]["action"] == "reject" and json.loads(found["fabricates"]["details"])["proof"] == "exact"
+    assert found["fabricates"]["reason"].startswith("2 challenge(s) over the last 24 hours report compute_ms longer")
+
+
 def test_failed_pow_one_hour_above_the_ceiling_is_possible_timer_jitter(con) -> None:
     """An overclocked card with a millisecond of timer jitter on a ~2 ms product crosses 1.5x once."""
     feature(con, "overclocked", hour(1), tflops_max=170.0)
