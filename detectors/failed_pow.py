@@ -15,7 +15,7 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
 - *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window,
   >= ``confirm_overclaims`` challenges over the window whose ``compute_ms`` is longer than the
   observed round trip (+2 ms for timestamp rounding, +1 s where the times are written to the
-  second: ``fits_round_trip``; + ``features.CLOCK_MARGIN_MS`` for two backend clocks that
+  second: ``fits_round_trip``; + ``[features] clock_margin_ms`` for two backend clocks that
   disagree), or a
   throughput above the physical ceiling in >= ``confirm_fast_hours`` hours of the window that
   are also >= ``confirm_fast_share`` of its measured hours (a card faster than physics, or a

@@ -13,7 +13,7 @@ fail, one timed-out challenge makes such an hour by chance: on 60 random network
 86 honest devices had one such hour in 48, and two had two (10 and 25 hours apart), none three.
 Chance hours are independent, so each hour asked for divides the false alarms by the chance
 rate times the window; ``suspect_hours`` is 3. An hour in which the challenge service itself
-failed (``pipelines.features.CHALLENGE_OUTAGE_SHARE``) is never suspicious: behind NAT, three
+failed (``challenge_outages``, written by the features stage) is never suspicious: behind NAT, three
 hours of that outage would otherwise put every device whose pings fail in probation. Waiting
 costs nothing: a device that fails most pings earns no uptime, so it is not paid while it waits.
 ``min_heartbeats`` and ``min_pings`` are counts at the reference cadence (heartbeats every 10
@@ -26,7 +26,6 @@ import polars as pl
 
 from detectors.base import Detector, Evidence
 from pipelines.cadence import REFERENCE_HEARTBEAT_MINUTES, REFERENCE_PINGS_PER_HOUR
-from pipelines.features import CHALLENGE_OUTAGE_MIN
 
 
 class SpoofedUptime(Detector):
@@ -54,10 +53,9 @@ class SpoofedUptime(Detector):
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
             """
-            WITH outage AS (  -- hours the challenge service failed (pipelines.features.CHALLENGE_OUTAGE_SHARE): challenges
-                -- timed out, none counted as a reachable device's own; such an hour's timeouts are nobody's evidence
-                SELECT epoch FROM device_features WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
-                GROUP BY epoch HAVING sum(pow_reachable) = 0 AND sum(pow_timeout) >= $outage_min
+            WITH outage AS (  -- hours the challenge service failed (recorded by the features stage): challenges timed
+                -- out, none counted as a reachable device's own; such an hour's timeouts are nobody's evidence
+                SELECT epoch FROM challenge_outages WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
             ),
             hours AS (  -- min_heartbeats and min_pings are counts at the reference cadence
                 -- (heartbeats every 10 minutes, 4 pings an hour), scaled to the hour's own (pipelines.cadence)
@@ -98,5 +96,4 @@ class SpoofedUptime(Detector):
             ping_share=self.max_ping_ok_share,
             suspect=self.suspect_hours,
             confirm=self.confirm_hours,
-            outage_min=CHALLENGE_OUTAGE_MIN,
         )

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import duckdb
 import numpy as np
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines import catalogue
 from pipelines.cadence import HEARTBEAT_GAPS_CTE, Cadence, measure_cadence
@@ -117,34 +118,9 @@ only), the unsampled kind is neither proof nor evidence against a device
 stopped a 600-device network at its first hour (84 answers "could not be verified"). Where
 nothing at all is sampled, every answer counts as unverified, as before: nothing is proven."""
 
-FEATURES_SQL = f"""
-INSERT INTO device_features
+POW_SUMMARY_SQL = f"""
+CREATE OR REPLACE TEMP TABLE pow_summary AS
 WITH {POW_CLOCK_CTE},
-no_machine AS (  -- fingerprints reported from more addresses than one machine has (MACHINE_MAX_IPS)
-    SELECT host_fingerprint FROM hardware WHERE _hour = $epoch
-    GROUP BY host_fingerprint HAVING count(DISTINCT ip_site(ip)) > $machine_ips  -- an IPv6 /64 is one site
-),
-hw AS (
-    SELECT device_id,
-           arg_max(account_id, ts) AS account_id,
-           arg_max(host_fingerprint, ts) FILTER (host_fingerprint NOT IN (SELECT host_fingerprint FROM no_machine)) AS host_fingerprint,
-           arg_max(ip, ts) AS ip, arg_max(asn, ts) AS asn, arg_max(os, ts) AS os,
-           arg_max(gpu_model, ts) AS gpu_model, arg_max(gpu_uuid, ts) AS gpu_uuid,
-           arg_max(gpu_serial, ts) AS gpu_serial, arg_max(pci_bus_id, ts) AS pci_bus_id,
-           arg_max(vram_total_mb, ts) AS vram_total_mb,
-           arg_max(virtualization_mode, ts) AS virtualization_mode, arg_max(mig_mode, ts) AS mig_mode,
-           count(*) AS hw_reports, min(ts) AS first_report, max(ts) AS last_report,
-           count(DISTINCT concat_ws('|', gpu_uuid, gpu_serial, pci_bus_id, host_fingerprint, gpu_model, vram_total_mb)) AS identities
-    FROM hardware WHERE _hour = $epoch GROUP BY device_id
-),
-up AS (
-    SELECT device_id,
-           count(*) FILTER (source = 'ping') AS ping_total,
-           count(*) FILTER (source = 'ping' AND ok) AS ping_ok,
-           count(*) FILTER (source = 'heartbeat') AS heartbeat_total,
-           count(*) FILTER (source = 'heartbeat' AND ok) AS heartbeat_ok
-    FROM uptime WHERE _hour = $epoch GROUP BY device_id
-),
 signals AS (  -- moments the device was seen alive: a ping answered or a heartbeat sent
     SELECT device_id, ts FROM uptime WHERE _hour IN ($epoch, $prev) AND ok
 ),
@@ -180,7 +156,7 @@ pw AS (
            count(*) FILTER (status = 'ok' AND coalesce(c.samples_total, 0) = 0
                             AND (p.kind IN (SELECT kind FROM sampled) OR NOT EXISTS (SELECT 1 FROM sampled))) AS unverified_ok,
            count(*) FILTER (status = 'ok' AND NOT fits_round_trip(compute_ms, issued_at, responded_at, k.unit_ms + $clock_margin))
-               AS overclaimed_compute,  -- beyond what two of the backend's clocks can disagree by (CLOCK_MARGIN_MS)
+               AS overclaimed_compute,  -- beyond what two of the backend's clocks can disagree by (Features.clock_margin_ms)
            max(compute_ms / greatest(epoch_ms(responded_at) - epoch_ms(issued_at), 1)) FILTER (status = 'ok') AS max_compute_over_observed,
            median(2 * pow(n, 3) / compute_ms / 1e9) FILTER (kind = 'matmul' AND status = 'ok' AND compute_ms > 0) AS tflops_median,
            max(2 * pow(n, 3) / compute_ms / 1e9) FILTER (status = 'ok' AND compute_ms > 0) AS tflops_max,
@@ -190,19 +166,60 @@ pw AS (
     LEFT JOIN reach r ON r.challenge_id = p.challenge_id
     LEFT JOIN pow_clock k ON k._file = p._file
     WHERE p._hour = $epoch GROUP BY p.device_id
-),
-answered AS (  -- the most challenges answered in an hour of the last day: an outage takes the fleet's answers
+)
+SELECT * FROM pw
+"""
+"""Each device's PoW of the hour, summarised once: the features read it, and so does the
+challenge-outage test (``OUTAGE_SQL``), which must decide before any device's reachable timeouts
+are stored."""
+
+OUTAGE_SQL = """
+INSERT INTO challenge_outages
+WITH answered AS (  -- the most challenges answered in an hour of the last day: an outage takes the fleet's answers
     -- with it, a wave of new devices that never answer does not
     SELECT max(ok) AS most FROM (
         SELECT epoch, sum(pow_ok) AS ok FROM device_features WHERE epoch > hours_back($epoch, 24) AND epoch < $epoch GROUP BY epoch
     )
 ),
-challenge_outage AS (  -- the challenge service failed, not the devices (CHALLENGE_OUTAGE_SHARE): no timeout
-    -- of the hour counts as a reachable device's own
-    SELECT coalesce(sum(pow_timeout_reachable) >= greatest($outage_share * sum(pow_reachable), $outage_min)
-                    AND sum(pow_ok) <= $outage_answered * (SELECT most FROM answered), false) AS down
-    FROM pw
+hour AS (SELECT coalesce(sum(pow_timeout_reachable), 0) AS timeouts, coalesce(sum(pow_reachable), 0) AS reachable,
+                 coalesce(sum(pow_ok), 0) AS ok FROM pow_summary)
+SELECT $epoch, h.timeouts, h.reachable, h.ok, a.most FROM hour h CROSS JOIN answered a
+WHERE h.timeouts >= greatest($outage_share * h.reachable, $outage_min) AND h.ok <= $outage_answered * a.most
+"""
+"""The hour goes into ``challenge_outages`` when the challenge service failed, not the devices
+(``Features.challenge_outage_share``): none of its timeouts then counts as a reachable device's own
+(``device_features``), nor as a suspicious hour of ``spoofed_uptime``, which reads this table
+rather than deciding again."""
+
+FEATURES_SQL = """
+INSERT INTO device_features
+WITH no_machine AS (  -- fingerprints reported from more addresses than one machine has (MACHINE_MAX_IPS)
+    SELECT host_fingerprint FROM hardware WHERE _hour = $epoch
+    GROUP BY host_fingerprint HAVING count(DISTINCT ip_site(ip)) > $machine_ips  -- an IPv6 /64 is one site
 ),
+hw AS (
+    SELECT device_id,
+           arg_max(account_id, ts) AS account_id,
+           arg_max(host_fingerprint, ts) FILTER (host_fingerprint NOT IN (SELECT host_fingerprint FROM no_machine)) AS host_fingerprint,
+           arg_max(ip, ts) AS ip, arg_max(asn, ts) AS asn, arg_max(os, ts) AS os,
+           arg_max(gpu_model, ts) AS gpu_model, arg_max(gpu_uuid, ts) AS gpu_uuid,
+           arg_max(gpu_serial, ts) AS gpu_serial, arg_max(pci_bus_id, ts) AS pci_bus_id,
+           arg_max(vram_total_mb, ts) AS vram_total_mb,
+           arg_max(virtualization_mode, ts) AS virtualization_mode, arg_max(mig_mode, ts) AS mig_mode,
+           count(*) AS hw_reports, min(ts) AS first_report, max(ts) AS last_report,
+           count(DISTINCT concat_ws('|', gpu_uuid, gpu_serial, pci_bus_id, host_fingerprint, gpu_model, vram_total_mb)) AS identities
+    FROM hardware WHERE _hour = $epoch GROUP BY device_id
+),
+up AS (
+    SELECT device_id,
+           count(*) FILTER (source = 'ping') AS ping_total,
+           count(*) FILTER (source = 'ping' AND ok) AS ping_ok,
+           count(*) FILTER (source = 'heartbeat') AS heartbeat_total,
+           count(*) FILTER (source = 'heartbeat' AND ok) AS heartbeat_ok
+    FROM uptime WHERE _hour = $epoch GROUP BY device_id
+),
+pw AS (SELECT * FROM pow_summary),
+challenge_outage AS (SELECT count(*) > 0 AS down FROM challenge_outages WHERE epoch = $epoch),  -- OUTAGE_SQL
 seen AS (SELECT device_id FROM hw UNION SELECT device_id FROM up UNION SELECT device_id FROM pw),
 prev AS (SELECT * FROM device_features WHERE epoch = $prev),
 named AS MATERIALIZED (  -- each model name reported, matched to the catalogue by its name key (catalogue.NAME_KEY_MACRO):
@@ -322,33 +339,45 @@ FROM gaps WHERE ts - before BETWEEN to_minutes($min_gap) AND to_minutes($max_gap
 ORDER BY device_id, before
 """
 )
-CHALLENGE_OUTAGE_SHARE, CHALLENGE_OUTAGE_MIN, CHALLENGE_OUTAGE_ANSWERED = 0.25, 10, 0.5
-"""An hour in which at least this share of the challenges issued to reachable devices timed out,
-and at least ``CHALLENGE_OUTAGE_MIN`` of them (a handful of devices is no fleet), while the
-fleet answered at most ``CHALLENGE_OUTAGE_ANSWERED`` (half) as many challenges as in its busiest
-hour of the last day (a wave of
-fake devices that never answer, however large, leaves the others' answers as they were; a
-network's first hour has no day behind it and no outage), is the challenge service's outage (the backend's verifier or its route to the workers down while
-pings and heartbeats go on), not every device refusing its work: none of its timeouts counts as a
-reachable device's own (``pow_reachable`` and ``pow_timeout_reachable`` are 0 that hour), as a
-source absent from a whole hour is held against nobody (``pipelines.cadence``). Honest workers
-lose about 0.5% of their reachable challenges; with every fraud of two randomized networks in,
-the highest hour was 4.2% (median 2.3-2.9%). A five-hour outage of the 600-device network's
-challenges (hours 2-6) put 455 of its 494 honest devices in probation for failed PoW before this.
-Such an hour still pays no device whose challenge timed out (an unanswered challenge is never a
-pass)."""
 
-CLOCK_MARGIN_MS = 50
-"""A challenge's ``compute_ms`` counts as longer than the backend-observed round trip
-(``overclaimed_compute``, exact evidence of faked timings in ``failed_pow``) only beyond this many
-milliseconds on top of ``fits_round_trip``'s rounding allowance. ``issued_at`` and
-``responded_at`` may be stamped by two servers whose clocks, disciplined by NTP over the internet,
-agree within tens of milliseconds; a network's stamps 30 ms apart shortened every round trip by
-30 ms, and 17 of the 600-device network's 494 honest devices, those with the quickest links, were
-rejected for a compute time "longer than the round trip" before this margin (fabricated timings
-of randomized networks overclaim by 50-500 ms; by more than about 60 ms, the stamps of the
-quickest honest answers fall before their issue and quarantine stops the hour). Throughput is
-still measured only from times that fit without it (``CONTEXT_SQL``)."""
+
+class Features(BaseModel):
+    """What the features stage decides for the detectors (``[features]`` of the detection policy).
+
+    ``clock_margin_ms``: a challenge's ``compute_ms`` counts as longer than the backend-observed
+    round trip (``overclaimed_compute``, evidence of faked timings in ``failed_pow``) only beyond
+    this many milliseconds on top of ``fits_round_trip``'s rounding allowance. ``issued_at`` and
+    ``responded_at`` may be stamped by two servers whose clocks, disciplined by NTP over the
+    internet, agree within tens of milliseconds; a network's stamps 30 ms apart shortened every
+    round trip by 30 ms, and 17 of the 600-device network's 494 honest devices, those with the
+    quickest links, were rejected for a compute time "longer than the round trip" before this
+    margin (fabricated timings of randomized networks overclaim by 50-500 ms; 60 ms apart, the
+    quickest honest answers of that network were stamped before their issue and quarantine
+    stopped the hour). Throughput is still measured only from times that fit without it
+    (``CONTEXT_SQL``).
+
+    ``challenge_outage_*``: an hour in which at least ``challenge_outage_share`` of the challenges
+    issued to reachable devices timed out, and at least ``challenge_outage_min`` of them (a handful
+    of devices is no fleet), while the fleet answered at most ``challenge_outage_answered`` (half)
+    as many challenges as in its busiest hour of the last day (a wave of fake devices that never
+    answer, however large, leaves the others' answers as they were; a network's first hour has no
+    day behind it and no outage), is the challenge service's outage (the backend's verifier or its
+    route to the workers down while pings and heartbeats go on), not every device refusing its
+    work. It is recorded in ``challenge_outages`` (``OUTAGE_SQL``); none of its timeouts counts as a
+    reachable device's own (``pow_reachable`` and ``pow_timeout_reachable`` are 0 that hour), as a
+    source absent from a whole hour is held against nobody (``pipelines.cadence``). Honest workers
+    lose about 0.5% of their reachable challenges; with every fraud of two randomized networks in,
+    the highest hour was 4.2% (median 2.3-2.9%). A five-hour outage of the 600-device network's
+    challenges (hours 2-6) put 455 of its 494 honest devices in probation for failed PoW before
+    this. Such an hour still pays no device whose challenge timed out (an unanswered challenge is
+    never a pass)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    clock_margin_ms: int = Field(50, ge=0)
+    challenge_outage_share: float = Field(0.25, gt=0, le=1)
+    challenge_outage_min: int = Field(10, ge=1)
+    challenge_outage_answered: float = Field(0.5, ge=0, le=1)
+
 
 REACH_MINUTES = Cadence().reach_minutes
 """At the reference cadence (heartbeats every 10 minutes) a device alive within 12 minutes on both
@@ -356,7 +385,7 @@ sides of a challenge was reachable when it was issued; a timeout then is its own
 epoch's own cadence sets the value used (``pipelines.cadence``)."""
 
 
-def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
+def build_features(con: duckdb.DuckDBPyConnection, epoch: str, params: Features | None = None) -> int:
     """Recompute the epoch's ``uptime_cadence`` (how often heartbeats and pings come: the
     thresholds below scale with it), ``device_features``, ``restart_gaps`` (short heartbeat silences),
     ``challenge_context`` (each challenge with
@@ -365,23 +394,23 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str) -> int:
     (robust throughput of each model across its honest fleet over the last day: devices in
     probation or rejected are left out); idempotent.
     Returns the device count."""
+    params = params or Features()
     catalogue.register(con)
-    for table in ("device_features", "challenge_context", "model_peers", "restart_gaps"):
+    for table in ("device_features", "challenge_context", "model_peers", "restart_gaps", "challenge_outages"):
         con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
     cadence = measure_cadence(con, epoch)
+    prev = previous_epoch(epoch)
     con.execute(
-        FEATURES_SQL,
-        {
-            "epoch": epoch,
-            "prev": previous_epoch(epoch),
-            "reach_minutes": cadence.reach_minutes,
-            "machine_ips": MACHINE_MAX_IPS,
-            "outage_share": CHALLENGE_OUTAGE_SHARE,
-            "outage_min": CHALLENGE_OUTAGE_MIN,
-            "outage_answered": CHALLENGE_OUTAGE_ANSWERED,
-            "clock_margin": CLOCK_MARGIN_MS,
-        },
+        POW_SUMMARY_SQL,
+        {"epoch": epoch, "prev": prev, "reach_minutes": cadence.reach_minutes, "clock_margin": params.clock_margin_ms},
     )
+    con.execute(
+        OUTAGE_SQL,
+        {"epoch": epoch, "outage_share": params.challenge_outage_share, "outage_min": params.challenge_outage_min,
+         "outage_answered": params.challenge_outage_answered},
+    )  # fmt: skip
+    con.execute(FEATURES_SQL, {"epoch": epoch, "prev": prev, "machine_ips": MACHINE_MAX_IPS})
+    con.execute("DROP TABLE pow_summary")
     check_one_row_per_device(con, epoch)
     con.execute(CONTEXT_SQL, {"epoch": epoch})
     build_measures(con, epoch)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from detectors import REGISTRY, Detector
 from pipelines.catalogue import DATA_DIR
 from pipelines.contract import FEEDS
+from pipelines.features import Features
 from pipelines.policy_errors import PolicyError, explain, read_toml
 
 DEFAULT_POLICY = DATA_DIR / "policy" / "detection.toml"
@@ -43,6 +44,7 @@ class DetectionPolicy(BaseModel):
     model_config = _STRICT
     tiering: Tiering = Field(default_factory=Tiering)
     quality: Quality = Field(default_factory=Quality)
+    features: Features = Field(default_factory=Features)
     detectors: dict[str, dict] = Field(default_factory=lambda: {name: {} for name in REGISTRY})
 
     def build_detectors(self) -> list[Detector]:

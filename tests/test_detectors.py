@@ -10,7 +10,6 @@ import pytest
 
 from detectors import REGISTRY, DuplicateHardware, Evidence, FailedPow, SpoofedUptime
 from detectors.base import EVIDENCE_SCHEMA, Detector
-from pipelines.features import CHALLENGE_OUTAGE_MIN
 
 EPOCH = "2024-08-14T05"
 
@@ -159,15 +158,13 @@ def test_spoofed_uptime_two_chance_hours_behind_nat_are_not_enough(con) -> None:
 
 def test_spoofed_uptime_hours_in_which_the_challenge_service_failed_are_not_suspicious(con) -> None:
     """Behind NAT every ping fails and heartbeats go on; when the challenge service is down, every
-    challenge times out and the features count none of them as a reachable device's
-    (``pow_reachable`` 0 fleet-wide). Three such hours are the backend's outage, not spoofing."""
+    challenge times out and the features stage records the hour in ``challenge_outages``. Three
+    such hours are the backend's outage, not spoofing."""
     for h in range(2, 6):
         feature(con, "nat", hour(h), ping_ok=0, pow_ok=0, pow_timeout=1, pow_reachable=0, pow_timeout_reachable=0)
-        for d in range(CHALLENGE_OUTAGE_MIN - 1):
-            feature(con, f"home{d}", hour(h), pow_ok=0, pow_timeout=1, pow_reachable=0, pow_timeout_reachable=0)
+        con.execute("INSERT INTO challenge_outages VALUES (?, 40, 40, 0, 100)", [hour(h)])
     assert SpoofedUptime().detect(Evidence(con, EPOCH)).is_empty()
-    # the same hours with the service up (the NAT device's timeouts reachable): suspicious as before
-    con.execute("UPDATE device_features SET pow_reachable = 1, pow_timeout_reachable = 1 WHERE device_id = 'nat'")
+    con.execute("DELETE FROM challenge_outages")  # the same hours with the service up: suspicious as before
     assert SpoofedUptime().detect(Evidence(con, EPOCH))["device_id"].to_list() == ["nat"]
 
 

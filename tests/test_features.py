@@ -8,17 +8,14 @@ import duckdb
 import pytest
 
 from pipelines.db import ensure_schema
-from pipelines.features import (
-    CHALLENGE_OUTAGE_ANSWERED,
-    CHALLENGE_OUTAGE_MIN,
-    CHALLENGE_OUTAGE_SHARE,
-    REACH_MINUTES,
-    build_features,
-)
+from pipelines.features import REACH_MINUTES, Features, build_features
+from pipelines.policy import load_policy
+from pipelines.policy_errors import PolicyError
 
 EPOCH = "2024-08-14T00"
 ISSUED = datetime(2024, 8, 14, 0, 30)
 REACH = timedelta(minutes=REACH_MINUTES)
+SHIPPED = Features()
 
 
 @pytest.fixture
@@ -83,21 +80,21 @@ def _answered_before(con: duckdb.DuckDBPyConnection, epoch: str, answers: int) -
     con.execute("INSERT INTO device_features (epoch, device_id, pow_ok) VALUES (?, 'earlier', ?)", [epoch, answers])
 
 
-def _counted(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    build_features(con, EPOCH)
+def _counted(con: duckdb.DuckDBPyConnection, params: Features | None = None) -> tuple[int, int]:
+    build_features(con, EPOCH, params)
     q = "SELECT sum(pow_reachable), sum(pow_timeout_reachable) FROM device_features WHERE epoch = ? AND device_id <> 'earlier'"
     return con.execute(q, [EPOCH]).fetchone()
 
 
-@pytest.mark.parametrize("timing_out", [CHALLENGE_OUTAGE_MIN, 30])
+@pytest.mark.parametrize("timing_out", [SHIPPED.challenge_outage_min, 30])
 def test_timeouts_of_an_hour_in_which_the_challenge_service_failed_count_against_no_device(con, timing_out: int) -> None:
     """Pings and heartbeats go on, but a quarter or more of the challenges issued to live devices
-    time out (at least ``CHALLENGE_OUTAGE_MIN``) and the fleet answers at most half as many as in
+    time out (at least ``challenge_outage_min``) and the fleet answers at most half as many as in
     its busiest hour of the last day: the backend's verifier is down, not the fleet, and none of
     the timeouts counts as a reachable device's. The same timeouts from a wave of devices that
     never answer, beside a fleet answering as it always did, or just under the share, count."""
     alive = [(ISSUED - timedelta(minutes=1), True), (ISSUED + timedelta(minutes=1), True)]
-    answering = int(timing_out / CHALLENGE_OUTAGE_SHARE) - timing_out  # the share exactly
+    answering = int(timing_out / SHIPPED.challenge_outage_share) - timing_out  # the share exactly
     for d in range(timing_out):
         _device(con, f"out-{d}", ISSUED, alive)
     for d in range(answering):
@@ -107,8 +104,14 @@ def test_timeouts_of_an_hour_in_which_the_challenge_service_failed_count_against
     _answered_before(con, "2024-08-13T23", answering)  # the fleet answers as it always did: a wave that never answers
     assert _counted(con) == (timing_out + answering, timing_out)
 
-    _answered_before(con, "2024-08-13T01", int(answering / CHALLENGE_OUTAGE_ANSWERED))  # half its busiest hour: the service
+    busiest = int(answering / SHIPPED.challenge_outage_answered)
+    _answered_before(con, "2024-08-13T01", busiest)  # half its busiest hour: the service
     assert _counted(con) == (0, 0)
+    recorded = con.execute("SELECT * FROM challenge_outages").fetchall()  # with the figures it rests on
+    assert recorded == [(EPOCH, timing_out, timing_out + answering, answering, busiest)]
+    stricter = Features(challenge_outage_min=timing_out + 1)  # the policy's [features] decide
+    assert _counted(con, stricter) == (timing_out + answering, timing_out)
+    assert con.execute("SELECT count(*) FROM challenge_outages").fetchall() == [(0,)]
     _answered_before(con, "2024-08-13T00", 10**6)  # the busiest hour a day and an hour ago is no longer the day's
     assert _counted(con) == (0, 0)
 
@@ -252,7 +255,7 @@ def test_compute_time_is_held_to_the_round_trip_within_the_precision_its_file_wr
     once rejected as faking its timings). In a file written to the millisecond, 300 ms of
     compute in a 100 ms round trip does not fit, even for a challenge whose times happen to be
     whole seconds; the same at hundredths of a second. Two backend clocks that disagree by tens
-    of milliseconds (CLOCK_MARGIN_MS) are no evidence: 300 ms in 270 ms is not counted, though
+    of milliseconds (``Features.clock_margin_ms``) are no evidence: 300 ms in 270 ms is not counted, though
     its throughput is not measured either; 300 ms in 240 ms is counted."""
     ms = timedelta(milliseconds=1)
     at = ISSUED + timedelta(milliseconds=437)
@@ -339,3 +342,15 @@ def test_a_fleet_that_answered_right_and_is_wrong_en_masse_fails_a_bar_a_wave_of
         _answered(con, f"few-{d}", wrong=True, epoch="2024-08-16T00")
     few = wrong_sample_share(con, "2024-08-16T00", share)  # no day of history: every device
     assert few.passed and few.metadata["share"] == 1.0
+
+
+def test_the_features_thresholds_are_read_from_the_detection_policy(tmp_path) -> None:
+    """``[features]`` of the detection policy sets the clock margin and the outage rule; a wrong
+    value is an error naming the key, before anything runs."""
+    assert load_policy().features == Features()
+    path = tmp_path / "detection.toml"
+    path.write_text("[features]\nclock_margin_ms = 0\nchallenge_outage_min = 20\n")
+    assert load_policy(path).features == Features(clock_margin_ms=0, challenge_outage_min=20)
+    path.write_text('[features]\nclock_margin_ms = "lots"\n')
+    with pytest.raises(PolicyError, match="features.clock_margin_ms"):
+        load_policy(path)

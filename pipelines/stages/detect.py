@@ -19,6 +19,8 @@ NAME = "detect"
 WRITES = ("evidence", "anomaly_top", "sybil_clusters")
 READS = (
     "device_features",
+    "uptime_cadence",
+    "challenge_outages",
     "challenge_context",
     "restart_gaps",
     "model_peers",

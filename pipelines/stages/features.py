@@ -12,11 +12,26 @@ from pipelines.features import build_features
 from pipelines.stages.context import StageContext
 
 NAME = "features"
-WRITES = ("uptime_cadence", "device_features", "challenge_context", "device_measures", "restart_gaps", "model_peers")
+WRITES = (
+    "uptime_cadence",
+    "challenge_outages",
+    "device_features",
+    "challenge_context",
+    "device_measures",
+    "restart_gaps",
+    "model_peers",
+)
 READS = ("hardware", "uptime", "pow", "pow_checks", "device_features", "challenge_context", "device_tiers")
 DDL = (
     CADENCE_DDL
     + """
+CREATE TABLE IF NOT EXISTS challenge_outages (  -- hours the challenge service failed, not the devices (features.OUTAGE_SQL)
+    epoch VARCHAR PRIMARY KEY,
+    reachable_timeouts BIGINT NOT NULL, -- challenges to devices seen alive around them that timed out
+    reachable BIGINT NOT NULL,          -- challenges to devices seen alive around them
+    answered BIGINT NOT NULL,           -- challenges answered this hour
+    busiest_answered BIGINT NOT NULL    -- the most answered in an hour of the last day
+);
 CREATE TABLE IF NOT EXISTS device_features (
     epoch VARCHAR NOT NULL,
     device_id VARCHAR NOT NULL,
@@ -57,7 +72,7 @@ CREATE TABLE IF NOT EXISTS device_features (
     spec_tflops DOUBLE,
     catalogue_model VARCHAR,
     pow_reachable INTEGER,              -- challenges issued while the device was seen alive on both sides (0 in an
-                                        -- hour the challenge service failed: features.CHALLENGE_OUTAGE_SHARE)
+                                        -- hour the challenge service failed: challenge_outages)
     pow_timeout_reachable INTEGER       -- of those, timed out: a timeout that downtime does not explain
 );
 CREATE TABLE IF NOT EXISTS challenge_context (
@@ -100,4 +115,4 @@ CREATE TABLE IF NOT EXISTS model_peers (
 
 
 def run(con: duckdb.DuckDBPyConnection, epoch: str, ctx: StageContext) -> dict[str, int]:
-    return {"devices": build_features(con, epoch)}
+    return {"devices": build_features(con, epoch, ctx.policy.features)}
