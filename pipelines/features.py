@@ -2,7 +2,8 @@
 
 ``verify_pow`` recomputes every sampled product entry of the hour's answered challenges (the
 contract's exact check) into ``pow_checks``; ``build_features`` then summarises each device's
-hour in ``device_features`` with one SQL statement: identity as reported, uptime by source,
+hour in ``device_features`` (the hour's PoW summarised first, so that a failed challenge service
+is decided once and recorded in ``challenge_outages``): identity as reported, uptime by source,
 PoW outcomes, sample verdicts, timing consistency and measured throughput against the
 catalogue's spec for the claimed model.
 """
@@ -387,7 +388,8 @@ epoch's own cadence sets the value used (``pipelines.cadence``)."""
 
 def build_features(con: duckdb.DuckDBPyConnection, epoch: str, params: Features | None = None) -> int:
     """Recompute the epoch's ``uptime_cadence`` (how often heartbeats and pings come: the
-    thresholds below scale with it), ``device_features``, ``restart_gaps`` (short heartbeat silences),
+    thresholds below scale with it), ``challenge_outages`` (the hour, if the challenge service
+    failed: ``params``, the policy's ``[features]``), ``device_features``, ``restart_gaps`` (short heartbeat silences),
     ``challenge_context`` (each challenge with
     its device's network identity and how many siblings shared its batch), ``device_measures``
     (each device's throughput and bandwidth over the last day) and ``model_peers``
