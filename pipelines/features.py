@@ -330,6 +330,7 @@ SELECT $epoch, catalogue_model, count(*), median(tflops), quantile_cont(tflops, 
 FROM per_device GROUP BY catalogue_model ORDER BY catalogue_model
 """
 PEER_WINDOW_HOURS = 24
+"""A day: every model's honest fleet is seen through one day's heat and load (``model_peers``)."""
 
 GAPS_SQL = (
     "INSERT INTO restart_gaps WITH"
@@ -371,9 +372,18 @@ class Features(BaseModel):
     the highest hour was 4.2% (median 2.3-2.9%). A five-hour outage of the 600-device network's
     challenges (hours 2-6) put 455 of its 494 honest devices in probation for failed PoW before
     this. Such an hour still pays no device whose challenge timed out (an unanswered challenge is
-    never a pass)."""
+    never a pass).
+
+    ``machine_max_ips``: a host fingerprint reported from more public addresses than this in one
+    hour is not one machine (``MACHINE_MAX_IPS``); ``detectors.duplicate_hardware.max_ips`` applies
+    the same bound to a shared card and must agree with it (``pipelines.policy``).
+
+    ``peer_window_hours``: each model's honest throughput (``model_peers``, the yardstick of
+    ``spoofed_model`` and of a measured class) is taken over this many hours (``PEER_WINDOW_HOURS``)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    machine_max_ips: int = Field(MACHINE_MAX_IPS, ge=1)
+    peer_window_hours: int = Field(PEER_WINDOW_HOURS, ge=1)
     clock_margin_ms: int = Field(50, ge=0)
     challenge_outage_share: float = Field(0.25, gt=0, le=1)
     challenge_outage_min: int = Field(10, ge=1)
@@ -411,12 +421,12 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str, params: Features 
         {"epoch": epoch, "outage_share": params.challenge_outage_share, "outage_min": params.challenge_outage_min,
          "outage_answered": params.challenge_outage_answered},
     )  # fmt: skip
-    con.execute(FEATURES_SQL, {"epoch": epoch, "prev": prev, "machine_ips": MACHINE_MAX_IPS})
+    con.execute(FEATURES_SQL, {"epoch": epoch, "prev": prev, "machine_ips": params.machine_max_ips})
     con.execute("DROP TABLE pow_summary")
     check_one_row_per_device(con, epoch)
     con.execute(CONTEXT_SQL, {"epoch": epoch})
     build_measures(con, epoch)
-    con.execute(PEERS_SQL, {"epoch": epoch, "window": PEER_WINDOW_HOURS})
+    con.execute(PEERS_SQL, {"epoch": epoch, "window": params.peer_window_hours})
     lo, hi = cadence.restart_minutes
     con.execute(GAPS_SQL, {"epoch": epoch, "prev": previous_epoch(epoch), "min_gap": lo, "max_gap": hi})
     return int(scalar(con, "SELECT count(*) FROM device_features WHERE epoch = ?", [epoch]))

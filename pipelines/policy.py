@@ -88,5 +88,12 @@ def load_policy(path: str | Path | None = None) -> DetectionPolicy:
         policy = DetectionPolicy.model_validate({**raw, "detectors": {name: detectors.get(name, {}) for name in REGISTRY}})
     except ValidationError as e:
         raise explain(path, e) from None
+    shipped = inspect.signature(REGISTRY["duplicate_hardware"].__init__).parameters["max_ips"].default
+    max_ips = policy.detectors.get("duplicate_hardware", {}).get("max_ips", shipped)
+    if max_ips != policy.features.machine_max_ips:
+        raise PolicyError(
+            f"policy file {path}: detectors.duplicate_hardware.max_ips ({max_ips}) must equal features.machine_max_ips "
+            f"({policy.features.machine_max_ips}): both are how many addresses one machine reports from in an hour"
+        )
     policy.build_detectors()
     return policy

@@ -170,13 +170,12 @@ def test_a_catalogue_whose_models_share_a_name_key_is_refused(tmp_path) -> None:
 def test_a_host_fingerprint_reported_from_more_addresses_than_one_machine_has_is_read_as_none(con) -> None:
     """A machine is at one public address (two when it changes within the hour). A writer's
     placeholder fingerprint (``unknown`` on every device) put a whole network "on one host" and
-    had its honest devices rejected as virtualized; seen from more than ``MACHINE_MAX_IPS``
+    had its honest devices rejected as virtualized; seen from more than ``machine_max_ips``
     addresses it is read as no fingerprint, and two cards of one real machine keep theirs."""
     from detectors.base import Evidence
     from detectors.virtualized_gpu import VirtualizedGpu
-    from pipelines.features import MACHINE_MAX_IPS
 
-    rows = [(f"home{k}", "unknown", f"5.5.{k}.1") for k in range(MACHINE_MAX_IPS + 2)]
+    rows = [(f"home{k}", "unknown", f"5.5.{k}.1") for k in range(SHIPPED.machine_max_ips + 2)]
     rows += [("slice1", "rig", "7.7.7.7"), ("slice2", "rig", "7.7.7.7")]
     for i, (device, host, ip) in enumerate(rows):
         con.execute(
@@ -354,3 +353,24 @@ def test_the_features_thresholds_are_read_from_the_detection_policy(tmp_path) ->
     path.write_text('[features]\nclock_margin_ms = "lots"\n')
     with pytest.raises(PolicyError, match="features.clock_margin_ms"):
         load_policy(path)
+    # one machine's addresses are one bound, for a host fingerprint and for a shared card alike
+    path.write_text("[features]\nmachine_max_ips = 2\n")
+    with pytest.raises(PolicyError, match=r"duplicate_hardware.max_ips \(4\) must equal features.machine_max_ips \(2\)"):
+        load_policy(path)
+    path.write_text("[features]\nmachine_max_ips = 2\n[detectors.duplicate_hardware]\nmax_ips = 2\n")
+    assert load_policy(path).features.machine_max_ips == 2
+
+
+def test_the_policy_sets_how_many_addresses_make_a_host_fingerprint_a_placeholder(con) -> None:
+    """Three devices reporting one fingerprint from three addresses in the hour: one machine
+    under the shipped bound (4), a writer's placeholder (no fingerprint) under a bound of 2."""
+    for i, ip in enumerate(("5.5.0.1", "5.5.1.1", "5.5.2.1")):
+        con.execute(
+            "INSERT INTO hardware (ts, device_id, account_id, host_fingerprint, ip, gpu_model, vram_total_mb, _hour, _file, _row) "
+            "VALUES (?, ?, 'acc', 'fp', ?, 'NVIDIA GeForce RTX 4090', 24564, ?, 'hardware.csv', ?)",
+            [ISSUED, f"d{i}", ip, EPOCH, i],
+        )
+    build_features(con, EPOCH)
+    assert {h for (h,) in con.execute("SELECT host_fingerprint FROM device_features").fetchall()} == {"fp"}
+    build_features(con, EPOCH, Features(machine_max_ips=2))
+    assert {h for (h,) in con.execute("SELECT host_fingerprint FROM device_features").fetchall()} == {None}
