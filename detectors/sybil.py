@@ -27,7 +27,7 @@ import polars as pl
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
 from pipelines.features import previous_epoch
 from pipelines.sybil.communities import ClusterRules, communities, core_members, membership_chance, ring_edges, score_clusters
-from pipelines.sybil.links import SOURCES, STRONG_KINDS, build_account_graph
+from pipelines.sybil.links import SHAPE_KINDS, SOURCES, STRONG_KINDS, build_account_graph
 
 
 class SybilRings(Detector):
@@ -97,6 +97,16 @@ class SybilRings(Detector):
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
         rings = rings.join(_member_kinds(edges, rings), on=["cluster_id", "account_id"], how="left").with_columns(
             pl.col("member_strong_kinds").fill_null(pl.lit([], dtype=pl.List(pl.String)))
+        )
+        # behind one site's address a mailbox shape is the site's (its domain, its naming rule), not
+        # a member's own tie: a lab whose head paid its stakes on one workstation model was rejected
+        # for funding, template and the university's address format
+        at_site = pl.col("evidence").str.json_path_match("$.site_mailboxes") == "true"
+        rings = rings.with_columns(
+            pl.when(at_site)
+            .then(pl.col("member_strong_kinds").list.eval(pl.element().filter(~pl.element().is_in(list(SHAPE_KINDS)))))
+            .otherwise(pl.col("member_strong_kinds"))
+            .alias("member_strong_kinds")
         )
         rings = self._without_coincidences(con, edges, rings)
         found: pl.DataFrame = pl.DataFrame()

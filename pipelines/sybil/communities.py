@@ -524,7 +524,8 @@ def score_clusters(
         )
         strong_sources = len({_source(k) for k in strong})
         own = {r["kind"]: r["covered"] for r in group_held.filter(pl.col("cluster") == i).iter_rows(named=True)}
-        if own.pop("site", 0) >= rules.min_coverage * size:  # mailboxes at one site's domain are the site's
+        at_site = own.pop("site", 0) >= rules.min_coverage * size
+        if at_site:  # mailboxes at one site's domain are the site's
             for kind in SHAPE_KINDS:
                 own.pop(kind, None)
         household = size <= rules.household_accounts and home.get(i, 0) == size
@@ -552,6 +553,8 @@ def score_clusters(
             )  # fmt: skip
         )
         evidence = {"story": story, "strong_kinds": strong, "exclusive_kinds": marked, "links": links, "accounts": members[:50]}
+        if at_site:  # its mailbox shapes tie no member to it of its own (the reject rule reads this)
+            evidence["site_mailboxes"] = True
         rows.append({"cluster_id": cluster_id(members), "members": members, "score": round(score, 4),
                      "is_sybil": is_sybil, "evidence": json.dumps(evidence)})  # fmt: skip
     return pl.DataFrame(rows)
