@@ -28,7 +28,12 @@ Three independent signs, each explained in ``reasons``:
   k >= ``min_vram_failures`` with e^k <= ``vram_false_alarm`` (2 failures at e = 0.3%, 3 at 1%,
   4 at 5%; one run of failures per VRAM challenge, ~120 a month at one every 6 h, so <= 0.12%
   of honest device-months). Two chance errors in a row held an honest Mac and two RTX 4090s for
-  10-11 hours on random networks (seed 15) when two failures were always enough;
+  10-11 hours on random networks (seed 15) when two failures were always enough. Errors are not
+  always chance: a game or a training run holds part of a card's memory for hours, and every VRAM
+  challenge of that session fails (an independently written network's gamers failed two in the
+  first hours of a session and passed later that day). A card without the memory fails whenever
+  it is asked, so the failures must also span ``vram_span_hours`` (6: an evening's play; a
+  longer run still holds the card, in probation, until it passes one);
 - *impossible VRAM*: it claims more memory than any configuration of the model has.
 Any sign alone suspects (``probation``, proof ``suspicion``); VRAM short together with slow
 (below ``slow_ratio``) or
@@ -59,6 +64,7 @@ class SpoofedModel(Detector):
         min_vram_failures: int = 2,
         vram_tolerance: float = 0.06,
         vram_false_alarm: float = 1e-5,
+        vram_span_hours: int = 6,
     ):
         super().__init__(threshold)
         if not 0 < vram_false_alarm <= 1:
@@ -73,6 +79,7 @@ class SpoofedModel(Detector):
         self.min_vram_failures = min_vram_failures
         self.vram_tolerance = vram_tolerance
         self.vram_false_alarm = vram_false_alarm
+        self.vram_span_hours = vram_span_hours
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -107,17 +114,19 @@ class SpoofedModel(Detector):
             vram AS (
                 SELECT c.device_id,
                        count(*) FILTER (c.status = 'error' AND coalesce(b.ok, 0) = 0) AS solo_failures,
-                       count(*) FILTER (c.status = 'ok') AS passed
+                       count(*) FILTER (c.status = 'ok') AS passed,
+                       date_diff('hour', epoch_start(min(c.epoch) FILTER (c.status = 'error' AND coalesce(b.ok, 0) = 0)),
+                                 epoch_start(max(c.epoch) FILTER (c.status = 'error' AND coalesce(b.ok, 0) = 0))) AS failure_span
                 FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
                 WHERE c.kind = 'vram' GROUP BY c.device_id
             ),
             judged AS (
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
                        s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
-                       v.solo_failures, v.passed, q.error_rate, q.vram_needed,
+                       v.solo_failures, v.passed, v.failure_span, q.error_rate, q.vram_needed,
                        SLOWER_THAN_SLOW_RATIO AS slow,
                        SLOWER_THAN_ALONE_RATIO AS slow_alone,
-                       coalesce(v.solo_failures >= q.vram_needed AND v.passed = 0, false) AS vram_short,
+                       coalesce(v.solo_failures >= q.vram_needed AND v.passed = 0 AND v.failure_span >= $span, false) AS vram_short,
                        n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
                        c.vram_max_mb
                 FROM now n
@@ -136,15 +145,15 @@ class SpoofedModel(Detector):
                                                 CASE WHEN coalesce(peer_devices, 0) >= $min_peers
                                                      THEN format(' and {:.0f}% of its {} honest peers'' median {:.1f}', 100 * tflops / peers, peer_devices, peers)
                                                      ELSE ' (too few honest peers to compare)' END) END,
-                     CASE WHEN vram_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed, none passed (no batch sibling passed either; '
-                                                      '{} needed at the fleet''s {:.2f}% error rate)',
-                                                      solo_failures, vram_total_mb, vram_needed, 100 * error_rate) END,
+                     CASE WHEN vram_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed over {} hours, none passed (no batch '
+                                                      'sibling passed either; {} needed at the fleet''s {:.2f}% error rate)',
+                                                      solo_failures, vram_total_mb, failure_span, vram_needed, 100 * error_rate) END,
                      CASE WHEN impossible_vram THEN format('claims {} MiB; no {} has more than {} MiB', vram_total_mb, model, vram_max_mb) END
                    ) AS reason,
                    CAST(json_object('proof', CASE WHEN vram_short AND (slow OR impossible_vram) THEN 'exact' ELSE 'suspicion' END,
                         'model', model, 'tflops', round(tflops, 2), 'peer_median_tflops', round(peers, 2),
                         'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
-                        'vram_passed', passed, 'vram_failures_needed', vram_needed,
+                        'vram_passed', passed, 'vram_failures_needed', vram_needed, 'vram_failure_span_hours', failure_span,
                         'fleet_error_rate', round(error_rate, 5), 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb,
                         'catalogue_vram_max_mb', vram_max_mb) AS VARCHAR) AS details
             FROM judged WHERE slow_alone OR vram_short OR impossible_vram
@@ -159,6 +168,7 @@ class SpoofedModel(Detector):
             min_vram=self.min_vram_failures,
             tol=self.vram_tolerance,
             alarm=self.vram_false_alarm,
+            span=self.vram_span_hours,
         )
 
 

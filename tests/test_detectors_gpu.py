@@ -8,6 +8,7 @@ from detectors import AnomalyScore, Evidence, FleetBurst, SpoofedModel, Virtuali
 from pipelines.challenge_plan import build_plan, read_plan
 
 EPOCH = "2024-08-14T05"
+EARLIER = "2024-08-13T23"  # six hours before EPOCH, inside its day
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_spoofed_model_needs_slow_against_spec_and_peers(con) -> None:
         feature(con, d)
         for h in range(3):
             challenge(con, d, "matmul", "ok", speed, f"b{h}")
-    challenge(con, "t4_as_a100", "vram", "error", None, "v1")
+    challenge(con, "t4_as_a100", "vram", "error", None, "v1", epoch=EARLIER)
     challenge(con, "t4_as_a100", "vram", "error", None, "v2")
     found = SpoofedModel().detect(Evidence(con, EPOCH))
     assert found["device_id"].to_list() == ["t4_as_a100"]
@@ -65,7 +66,7 @@ def test_spoofed_model_a_hot_card_at_a_quarter_of_spec_is_not_suspected_on_speed
             challenge(con, d, "matmul", "ok", speed, f"b{h}")
     challenge(con, "hot", "vram", "ok", None, "v1")
     for k in range(2):
-        challenge(con, "hot_short", "vram", "error", None, f"v{k}")
+        challenge(con, "hot_short", "vram", "error", None, f"v{k}", epoch=EARLIER if k == 0 else EPOCH)
     found = {r["device_id"]: r for r in SpoofedModel().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
     assert sorted(found) == ["hot_short", "t4_as_a100"]
     assert found["hot_short"]["action"] == "reject" and "23% of the spec" in found["hot_short"]["reason"]
@@ -96,8 +97,8 @@ def test_spoofed_model_impossible_claim_suspects_and_unbacked_claim_rejects(con)
     feature(con, "too_big", vram_total_mb=200_000)  # above any A100, but nothing failed yet
     feature(con, "too_big_short", vram_total_mb=200_000)
     feature(con, "short")
-    for d in ("too_big_short", "short"):
-        challenge(con, d, "vram", "error", None, "v1")
+    for d in ("too_big_short", "short"):  # failed six hours apart: a card without the memory, not a session holding it
+        challenge(con, d, "vram", "error", None, "v1", epoch=EARLIER)
         challenge(con, d, "vram", "error", None, "v2")
     found = {r["device_id"]: r for r in SpoofedModel().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
     assert found["too_big"]["action"] == "probation" and "claims 200000 MiB" in found["too_big"]["reason"]
@@ -114,11 +115,28 @@ def test_spoofed_model_vram_failures_must_beat_the_fleets_chance_error_rate(con)
     for d, failures in (("two_errors", 2), ("three_errors", 3)):
         feature(con, d)
         for k in range(failures):
-            challenge(con, d, "vram", "error", None, f"v{k}")
+            challenge(con, d, "vram", "error", None, f"v{k}", epoch=EARLIER if k == 0 else EPOCH)
     found = SpoofedModel().detect(Evidence(con, EPOCH))
     assert found["device_id"].to_list() == ["three_errors"] and found["action"][0] == "probation"
     assert "3 needed at the fleet's 1.00% error rate" in found["reason"][0]
     # (on a fleet that never errs two are enough: test_spoofed_model_impossible_claim_suspects_...)
+
+
+def test_spoofed_model_vram_failures_within_one_session_are_a_card_in_use_not_a_card_without_memory(con) -> None:
+    """A game or a training run holds part of a card's memory for hours, and every VRAM challenge
+    of that session fails (an independently written network's gamers failed two in one evening's
+    first hours and passed later). A card without the memory fails whenever it is asked: failures
+    count once they span ``vram_span_hours``, and any pass clears the card."""
+    peers(con, 265.0)
+    for d, first in (("one_session", "2024-08-14T01"), ("hours_apart", EARLIER), ("passed_later", EARLIER)):
+        feature(con, d)
+        challenge(con, d, "vram", "error", None, "v1", epoch=first)
+        challenge(con, d, "vram", "error", None, "v2")
+    challenge(con, "passed_later", "vram", "ok", None, "v3")
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["hours_apart"] and found["action"][0] == "probation"
+    assert "failed over 6 hours" in found["reason"][0]
+    assert SpoofedModel(vram_span_hours=4).detect(Evidence(con, EPOCH))["device_id"].to_list() == ["hours_apart", "one_session"]
 
 
 def test_spoofed_model_refuses_a_vram_false_alarm_rate_that_is_not_a_probability() -> None:
