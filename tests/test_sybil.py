@@ -624,6 +624,27 @@ def test_households_each_set_up_by_one_parent_one_build_one_reboot_are_not_rings
     assert [sorted(r) for (r,) in rings] == [sorted(members)]
 
 
+def test_one_rig_split_over_five_numbered_mailboxes_behind_one_address_is_no_household(con) -> None:
+    """An independently written network's ring: one owner registers the GPUs of his two rigs under
+    five accounts (``mkrol.gpu1..5@gmail.com``), each referred by the last, all staked from one
+    wallet, behind his one address. Five accounts at one address are a home by size, but a home's
+    members each run a machine of their own: here the accounts share two machines, so it is
+    judged as a ring (held for review), while a family of five on five PCs is not."""
+    background(con, 150)
+    for k in range(5):
+        acc, fam = f"mk{k}", f"fam{k}"
+        account(con, acc, f"mkrol.gpu{k + 1}@gmail.com", f"w-{acc}", "85.255.165.4", referrer=f"mk{k - 1}" if k else None)
+        funded(con, f"w-{acc}", "w-mkrol")
+        device(con, f"d-{acc}", acc, "85.255.165.4", "rig-a" if k < 3 else "rig-b", cpu="AMD Ryzen 5 3600")
+        account(con, fam, f"{['ana', 'rui', 'ines', 'tomas', 'lia'][k]}.silva@gmail.com", f"w-{fam}", "84.9.7.7",
+                referrer="fam0" if k else None)  # fmt: skip
+        funded(con, f"w-{fam}", "w-fam0")
+        device(con, f"d-{fam}", fam, "84.9.7.7", f"pc-{fam}", cpu="AMD Ryzen 5 3600")
+    SybilRings().detect(Evidence(con, EPOCH))
+    rings = con.execute("SELECT list(account_id ORDER BY account_id) FROM sybil_clusters GROUP BY cluster_id").fetchall()
+    assert [sorted(r) for (r,) in rings] == [[f"mk{k}" for k in range(5)]]
+
+
 def test_communities_are_the_same_whatever_the_process_hash_salt(tmp_path: Path) -> None:
     """Louvain walks sets, and a set of strings is ordered by a hash salted per process; the
     clusters (and the evidence naming them) must not depend on it."""

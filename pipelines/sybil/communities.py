@@ -34,7 +34,9 @@ identity shared (a funder, a mailbox, a host, a card) or a mailbox shape held by
 ``min_accounts`` members (a vendor's shape, not a pair's coincidence; and not behind one shared
 address, ``SITE_KINDS``, where the shape is an institution's domain). A few accounts that all
 connect from one address (at most ``household_accounts``) are a home, whatever else they share:
-a parent funds the family's stakes, built its machines alike and set one reboot timer.
+a parent funds the family's stakes, built its machines alike and set one reboot timer; unless
+half of them share a machine (a host fingerprint): a family's members each run their own, and
+one rig's GPUs registered under several accounts are one owner's.
 """
 
 from __future__ import annotations
@@ -528,7 +530,9 @@ def score_clusters(
         if at_site:  # mailboxes at one site's domain are the site's
             for kind in SHAPE_KINDS:
                 own.pop(kind, None)
-        household = size <= rules.household_accounts and home.get(i, 0) == size
+        # ...whose members each run a machine of their own: GPUs of one machine under several of them
+        # (one rig split over numbered mailboxes) are one owner's, not a family's
+        household = size <= rules.household_accounts and home.get(i, 0) == size and cov.get("host", 0) < rules.min_coverage
         is_sybil = (
             size >= rules.min_accounts
             and not household  # a parent's wallet, one build, one reboot timer: one family's ties
