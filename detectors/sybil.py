@@ -15,7 +15,8 @@ referral, a popular CPU). An account goes to ``reject`` only after ``confirm_hou
 the window in a cluster scoring >= ``reject_score`` *and* when it is itself tied to other
 members by >= ``reject_member_kinds`` (3) operator kinds (``member_strong_kinds`` in the evidence:
 honest accounts caught in rings by coincidence were tied by two, a mailbox shape and a restart
-hour, ring members mostly by three to five);
+hour, ring members mostly by three to five; behind one site's address, ``site_mailboxes`` in the
+cluster's evidence, a mailbox shape is the site's and not counted);
 otherwise its devices are in probation (rewards held, expiring if the cluster dissolves).
 """
 
