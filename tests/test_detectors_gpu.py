@@ -124,7 +124,7 @@ def test_spoofed_model_vram_failures_must_beat_the_fleets_chance_error_rate(con)
 
 def test_spoofed_model_vram_failures_within_one_session_are_a_card_in_use_not_a_card_without_memory(con) -> None:
     """A game or a training run holds part of a card's memory for hours, and every VRAM challenge
-    of that session fails (an independently written network's gamers failed two in one evening's
+    of that session fails (an independently written network's gamers failed two in one session's
     first hours and passed later). A card without the memory fails whenever it is asked: failures
     count once they span ``vram_span_hours``, and any pass clears the card."""
     peers(con, 265.0)
