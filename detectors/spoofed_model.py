@@ -112,13 +112,12 @@ class SpoofedModel(Detector):
                 FROM chance
             ),
             vram AS (
-                SELECT c.device_id,
-                       count(*) FILTER (c.status = 'error' AND coalesce(b.ok, 0) = 0) AS solo_failures,
-                       count(*) FILTER (c.status = 'ok') AS passed,
-                       date_diff('hour', epoch_start(min(c.epoch) FILTER (c.status = 'error' AND coalesce(b.ok, 0) = 0)),
-                                 epoch_start(max(c.epoch) FILTER (c.status = 'error' AND coalesce(b.ok, 0) = 0))) AS failure_span
-                FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
-                WHERE c.kind = 'vram' GROUP BY c.device_id
+                SELECT device_id, count(*) FILTER (solo_failure) AS solo_failures, count(*) FILTER (status = 'ok') AS passed,
+                       date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure)),
+                                 epoch_start(max(epoch) FILTER (solo_failure))) AS failure_span
+                FROM (SELECT c.device_id, c.epoch, c.status, c.status = 'error' AND coalesce(b.ok, 0) = 0 AS solo_failure
+                      FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip WHERE c.kind = 'vram')
+                GROUP BY device_id
             ),
             judged AS (
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,

@@ -194,7 +194,7 @@ rather than deciding again."""
 
 FEATURES_SQL = """
 INSERT INTO device_features
-WITH no_machine AS (  -- fingerprints reported from more addresses than one machine has (MACHINE_MAX_IPS)
+WITH no_machine AS (  -- fingerprints reported from more addresses than one machine has (Features.machine_max_ips)
     SELECT host_fingerprint FROM hardware WHERE _hour = $epoch
     GROUP BY host_fingerprint HAVING count(DISTINCT ip_site(ip)) > $machine_ips  -- an IPv6 /64 is one site
 ),
@@ -428,7 +428,7 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str, params: Features 
     build_measures(con, epoch)
     con.execute(PEERS_SQL, {"epoch": epoch, "window": params.peer_window_hours})
     lo, hi = cadence.restart_minutes
-    con.execute(GAPS_SQL, {"epoch": epoch, "prev": previous_epoch(epoch), "min_gap": lo, "max_gap": hi})
+    con.execute(GAPS_SQL, {"epoch": epoch, "prev": prev, "min_gap": lo, "max_gap": hi})
     return int(scalar(con, "SELECT count(*) FROM device_features WHERE epoch = ?", [epoch]))
 
 

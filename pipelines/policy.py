@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from detectors import REGISTRY, Detector
 from pipelines.catalogue import DATA_DIR
 from pipelines.contract import FEEDS
-from pipelines.features import Features
+from pipelines.features import MACHINE_MAX_IPS, Features
 from pipelines.policy_errors import PolicyError, explain, read_toml
 
 DEFAULT_POLICY = DATA_DIR / "policy" / "detection.toml"
@@ -88,8 +88,7 @@ def load_policy(path: str | Path | None = None) -> DetectionPolicy:
         policy = DetectionPolicy.model_validate({**raw, "detectors": {name: detectors.get(name, {}) for name in REGISTRY}})
     except ValidationError as e:
         raise explain(path, e) from None
-    shipped = inspect.signature(REGISTRY["duplicate_hardware"].__init__).parameters["max_ips"].default
-    max_ips = policy.detectors.get("duplicate_hardware", {}).get("max_ips", shipped)
+    max_ips = policy.detectors.get("duplicate_hardware", {}).get("max_ips", MACHINE_MAX_IPS)  # the detector's default
     if max_ips != policy.features.machine_max_ips:
         raise PolicyError(
             f"policy file {path}: detectors.duplicate_hardware.max_ips ({max_ips}) must equal features.machine_max_ips "
