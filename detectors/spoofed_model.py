@@ -34,9 +34,15 @@ Three independent signs, each explained in ``reasons``:
   first hours of a session and passed later that day). A card without the memory fails whenever
   it is asked, so the failures must also span ``vram_span_hours`` (6: an evening's play; a
   longer run still holds the card, in probation, until it passes one);
+  A card without the memory may also hang instead of failing (paging to host memory): a VRAM
+  challenge left unanswered while pings and heartbeats show the device alive counts with the
+  failures, where its own measured speed finishes the product in 1/``vram_timeout_margin`` of
+  the longest VRAM answer the backend accepted in the window (so the deadline is not what it
+  missed), at the fleet's rate of failed or unanswered matmul challenges; such a VRAM short is
+  suspicion only (an unanswered challenge shows no memory missing);
 - *impossible VRAM*: it claims more memory than any configuration of the model has.
-Any sign alone suspects (``probation``, proof ``suspicion``); VRAM short together with slow
-(below ``slow_ratio``) or
+Any sign alone suspects (``probation``, proof ``suspicion``); VRAM short on failures together
+with slow (below ``slow_ratio``) or
 with an impossible claim establishes it (``reject``, proof ``exact``: the device failed,
 repeatedly and alone, to hold the memory it claims, and its speed or claim does not fit the
 model either).
@@ -65,6 +71,7 @@ class SpoofedModel(Detector):
         vram_tolerance: float = 0.06,
         vram_false_alarm: float = 1e-5,
         vram_span_hours: int = 6,
+        vram_timeout_margin: float = 4.0,
     ):
         super().__init__(threshold)
         if not 0 < vram_false_alarm <= 1:
@@ -80,6 +87,11 @@ class SpoofedModel(Detector):
         self.vram_tolerance = vram_tolerance
         self.vram_false_alarm = vram_false_alarm
         self.vram_span_hours = vram_span_hours
+        if vram_timeout_margin < 1:
+            raise ValueError(
+                f"{self.name}: vram_timeout_margin {vram_timeout_margin} is below 1 (its own time must fit the deadline)"
+            )
+        self.vram_timeout_margin = vram_timeout_margin
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -100,32 +112,53 @@ class SpoofedModel(Detector):
             batch_ok AS (  -- VRAM challenges passed per batch and IP
                 SELECT batch_id, ip, count(*) FILTER (status = 'ok') AS ok FROM ctx WHERE kind = 'vram' GROUP BY ALL
             ),
-            chance AS (  -- random challenge errors: the fleet's error share of answered matmul challenges
+            chance AS (  -- the fleet's share of answered matmul challenges that failed (a short memory fails none), and
+                -- of those issued to reachable devices that failed or went unanswered
                 SELECT coalesce(count(*) FILTER (status = 'error') / nullif(count(*) FILTER (status IN ('ok', 'error')), 0), 0)
-                         AS error_rate
+                         AS error_rate,
+                       coalesce(count(*) FILTER (status = 'error' OR (status = 'timeout' AND reachable))
+                                / nullif(count(*) FILTER (status IN ('ok', 'error') OR (status = 'timeout' AND reachable)), 0), 0)
+                         AS failure_rate
                 FROM ctx WHERE kind = 'matmul'
             ),
             needed AS (  -- failures in a row that chance explains with probability <= vram_false_alarm
-                SELECT error_rate,
-                       CAST(greatest($min_vram, CASE WHEN error_rate <= 0 THEN 0
-                            ELSE ceil(ln($alarm) / ln(least(error_rate, 0.5))) END) AS INTEGER) AS vram_needed
+                SELECT error_rate, failure_rate, NEEDED(error_rate) AS vram_needed, NEEDED(failure_rate) AS vram_needed_any
                 FROM chance
+            ),
+            accepted AS (  -- the longest VRAM product the backend accepted in the window: its deadline is no shorter
+                SELECT max(2 * pow(n, 3) / (tflops * 1e9)) AS longest_ms
+                FROM ctx WHERE kind = 'vram' AND status = 'ok' AND tflops > 0 AND n > 0
             ),
             vram AS (
                 SELECT device_id, count(*) FILTER (solo_failure) AS solo_failures, count(*) FILTER (status = 'ok') AS passed,
                        date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure)),
-                                 epoch_start(max(epoch) FILTER (solo_failure))) AS failure_span
-                FROM (SELECT c.device_id, c.epoch, c.status, c.status = 'error' AND coalesce(b.ok, 0) = 0 AS solo_failure
-                      FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip WHERE c.kind = 'vram')
+                                 epoch_start(max(epoch) FILTER (solo_failure))) AS failure_span,
+                       count(*) FILTER (solo_timeout) AS solo_timeouts,
+                       max(predicted_ms) FILTER (solo_timeout) AS timeout_predicted_ms,
+                       date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure OR solo_timeout)),
+                                 epoch_start(max(epoch) FILTER (solo_failure OR solo_timeout))) AS any_span
+                FROM (SELECT c.device_id, c.epoch, c.status, c.status = 'error' AND coalesce(b.ok, 0) = 0 AS solo_failure,
+                             2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms,
+                             -- unanswered while alive, no sibling passed, and its own speed is no excuse
+                             coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0
+                                      AND s.measurements >= $min_meas
+                                      AND $margin * 2 * pow(c.n, 3) / (s.tflops * 1e9) <= a.longest_ms, false) AS solo_timeout
+                      FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
+                      LEFT JOIN speed s ON s.device_id = c.device_id CROSS JOIN accepted a
+                      WHERE c.kind = 'vram')
                 GROUP BY device_id
             ),
             judged AS (
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
                        s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
                        v.solo_failures, v.passed, v.failure_span, q.error_rate, q.vram_needed,
+                       v.solo_timeouts, v.timeout_predicted_ms, v.any_span, q.failure_rate, q.vram_needed_any, a.longest_ms,
                        SLOWER_THAN_SLOW_RATIO AS slow,
                        SLOWER_THAN_ALONE_RATIO AS slow_alone,
-                       coalesce(v.solo_failures >= q.vram_needed AND v.passed = 0 AND v.failure_span >= $span, false) AS vram_short,
+                       coalesce(v.solo_failures >= q.vram_needed AND v.passed = 0 AND v.failure_span >= $span, false) AS failed_short,
+                       coalesce(v.solo_timeouts > 0 AND v.solo_failures + v.solo_timeouts >= q.vram_needed_any
+                                AND v.passed = 0 AND v.any_span >= $span, false) AS unanswered_short,
+                       failed_short OR unanswered_short AS vram_short,
                        n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
                        c.vram_max_mb
                 FROM now n
@@ -133,32 +166,44 @@ class SpoofedModel(Detector):
                 LEFT JOIN speed s USING (device_id)
                 LEFT JOIN vram v USING (device_id)
                 LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = n.catalogue_model
-                CROSS JOIN needed q
+                CROSS JOIN needed q CROSS JOIN accepted a
             )
             SELECT device_id, account_id,
-                   CASE WHEN vram_short AND (slow OR impossible_vram) THEN 1.0 WHEN vram_short THEN 0.8 ELSE 0.7 END AS score,
-                   CASE WHEN vram_short AND (slow OR impossible_vram) THEN 'reject' ELSE 'probation' END AS action,
+                   CASE WHEN failed_short AND (slow OR impossible_vram) THEN 1.0 WHEN vram_short THEN 0.8 ELSE 0.7 END AS score,
+                   CASE WHEN failed_short AND (slow OR impossible_vram) THEN 'reject' ELSE 'probation' END AS action,
                    concat_ws('; ',
                      CASE WHEN slow AND (slow_alone OR vram_short) THEN format('measures {:.1f} TFLOPS at best: {:.0f}% of the spec {:.1f} for {}{}',
                                                 tflops, 100 * tflops / spec, spec, model,
                                                 CASE WHEN coalesce(peer_devices, 0) >= $min_peers
                                                      THEN format(' and {:.0f}% of its {} honest peers'' median {:.1f}', 100 * tflops / peers, peer_devices, peers)
                                                      ELSE ' (too few honest peers to compare)' END) END,
-                     CASE WHEN vram_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed over {} hours, none passed (no batch '
+                     CASE WHEN failed_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed over {} hours, none passed (no batch '
                                                       'sibling passed either; {} needed at the fleet''s {:.2f}% error rate)',
-                                                      solo_failures, vram_total_mb, failure_span, vram_needed, 100 * error_rate) END,
+                                                      solo_failures, vram_total_mb, failure_span, vram_needed, 100 * error_rate)
+                          WHEN unanswered_short THEN format('{} VRAM challenge(s) at the claimed {} MiB went unanswered while the device '
+                                                      'was seen alive{}, over {} hours, none passed (no batch sibling passed either): its '
+                                                      'own speed finishes one in {:.1f} s and the backend accepted a VRAM answer that took '
+                                                      '{:.1f} s; {} needed at the fleet''s {:.2f}% rate of failed or unanswered challenges',
+                                                      solo_timeouts, vram_total_mb,
+                                                      CASE WHEN solo_failures > 0 THEN format(' and {} failed', solo_failures) ELSE '' END,
+                                                      any_span, timeout_predicted_ms / 1000,
+                                                      longest_ms / 1000, vram_needed_any, 100 * failure_rate) END,
                      CASE WHEN impossible_vram THEN format('claims {} MiB; no {} has more than {} MiB', vram_total_mb, model, vram_max_mb) END
                    ) AS reason,
-                   CAST(json_object('proof', CASE WHEN vram_short AND (slow OR impossible_vram) THEN 'exact' ELSE 'suspicion' END,
+                   CAST(json_object('proof', CASE WHEN failed_short AND (slow OR impossible_vram) THEN 'exact' ELSE 'suspicion' END,
                         'model', model, 'tflops', round(tflops, 2), 'peer_median_tflops', round(peers, 2),
                         'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
                         'vram_passed', passed, 'vram_failures_needed', vram_needed, 'vram_failure_span_hours', failure_span,
+                        'vram_unanswered_alive', solo_timeouts, 'vram_own_time_s', round(timeout_predicted_ms / 1000, 2),
+                        'vram_longest_accepted_s', round(longest_ms / 1000, 2), 'vram_failures_needed_with_unanswered', vram_needed_any,
+                        'fleet_failure_rate', round(failure_rate, 5),
                         'fleet_error_rate', round(error_rate, 5), 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb,
                         'catalogue_vram_max_mb', vram_max_mb) AS VARCHAR) AS details
             FROM judged WHERE slow_alone OR vram_short OR impossible_vram
-            """.replace("SLOWER_THAN_SLOW_RATIO", _slower_than("$slow")).replace(
-                "SLOWER_THAN_ALONE_RATIO", _slower_than("$alone")
-            ),
+            """.replace("SLOWER_THAN_SLOW_RATIO", _slower_than("$slow"))
+            .replace("SLOWER_THAN_ALONE_RATIO", _slower_than("$alone"))
+            .replace("NEEDED(error_rate)", _failures_needed("error_rate"))
+            .replace("NEEDED(failure_rate)", _failures_needed("failure_rate")),
             window=self.window_hours,
             slow=self.slow_ratio,
             alone=self.slow_alone_ratio,
@@ -168,6 +213,7 @@ class SpoofedModel(Detector):
             tol=self.vram_tolerance,
             alarm=self.vram_false_alarm,
             span=self.vram_span_hours,
+            margin=self.vram_timeout_margin,
         )
 
 
@@ -179,4 +225,11 @@ def _slower_than(ratio: str) -> str:
         f"(s.measurements >= $min_meas AND s.tflops < {ratio} * n.spec_tflops"
         f" AND (coalesce(p.devices, 0) < $min_peers OR p.median_tflops < {ratio} * n.spec_tflops"
         f" OR s.tflops < {ratio} * p.median_tflops))"
+    )
+
+
+def _failures_needed(rate: str) -> str:
+    """SQL: the least k >= ``min_vram_failures`` with rate^k <= ``vram_false_alarm``."""
+    return (
+        f"CAST(greatest($min_vram, CASE WHEN {rate} <= 0 THEN 0 ELSE ceil(ln($alarm) / ln(least({rate}, 0.5))) END) AS INTEGER)"
     )

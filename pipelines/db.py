@@ -109,11 +109,12 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create every table the pipeline writes, if missing, bring a database of an earlier version
     up to date (``pipelines.migrations``), and create the SQL macros the stages use (safe to call
     on each connection)."""
-    from pipelines.migrations import drop_retired_keys
+    from pipelines.migrations import add_new_columns, drop_retired_keys
     from pipelines.schema import schema_sql
 
     con.execute(schema_sql())
     drop_retired_keys(con, schema_sql())
+    add_new_columns(con)
     con.execute(epoch.SQL_MACROS)
     con.execute(LIVENESS_MACROS)
     con.execute(TIMESTAMP_MACROS)

@@ -119,27 +119,33 @@ only), the unsampled kind is neither proof nor evidence against a device
 stopped a 600-device network at its first hour (84 answers "could not be verified"). Where
 nothing at all is sampled, every answer counts as unverified, as before: nothing is proven."""
 
+REACH_SQL = """
+CREATE OR REPLACE TEMP TABLE pow_reach AS
+WITH signals AS (  -- moments the device was seen alive: a ping answered or a heartbeat sent
+    SELECT device_id, ts FROM uptime WHERE _hour IN ($epoch, $prev) AND ok
+),
+issued AS (SELECT challenge_id, device_id, issued_at FROM pow WHERE _hour = $epoch)
+SELECT challenge_id,
+       before_ts >= ts - to_minutes($reach_minutes) AND after_ts <= ts + to_minutes($reach_minutes) AS reachable
+FROM (  -- the nearest signal at or before, and at or after, each challenge: one sort of both
+        -- (two ASOF joins sorted each side twice, 1.5x the time at a million devices)
+    SELECT challenge_id, ts, max(signal_ts) OVER up_to_it AS before_ts, min(signal_ts) OVER from_it AS after_ts
+    FROM (SELECT device_id, ts, ts AS signal_ts, NULL AS challenge_id FROM signals WHERE device_id IS NOT NULL
+          UNION ALL
+          SELECT device_id, issued_at, NULL, challenge_id FROM issued WHERE device_id IS NOT NULL)
+    WINDOW up_to_it AS (PARTITION BY device_id ORDER BY ts RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+           from_it AS (PARTITION BY device_id ORDER BY ts RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
+)
+WHERE challenge_id IS NOT NULL
+"""
+"""Each challenge of the hour: was the device seen alive (a ping answered or a heartbeat sent)
+within ``reach_minutes`` before AND after it was issued? A timeout then is the device's own
+doing, not downtime. Kept for the hour: ``POW_SUMMARY_SQL`` counts it per device and
+``CONTEXT_SQL`` stores it per challenge."""
+
 POW_SUMMARY_SQL = f"""
 CREATE OR REPLACE TEMP TABLE pow_summary AS
 WITH {POW_CLOCK_CTE},
-signals AS (  -- moments the device was seen alive: a ping answered or a heartbeat sent
-    SELECT device_id, ts FROM uptime WHERE _hour IN ($epoch, $prev) AND ok
-),
-issued AS (SELECT challenge_id, device_id, issued_at FROM pow WHERE _hour = $epoch),
-reach AS (  -- a challenge is judged only if the device was alive just before AND just after it
-    SELECT challenge_id,
-           before_ts >= ts - to_minutes($reach_minutes) AND after_ts <= ts + to_minutes($reach_minutes) AS reachable
-    FROM (  -- the nearest signal at or before, and at or after, each challenge: one sort of both
-            -- (two ASOF joins sorted each side twice, 1.5x the time at a million devices)
-        SELECT challenge_id, ts, max(signal_ts) OVER up_to_it AS before_ts, min(signal_ts) OVER from_it AS after_ts
-        FROM (SELECT device_id, ts, ts AS signal_ts, NULL AS challenge_id FROM signals WHERE device_id IS NOT NULL
-              UNION ALL
-              SELECT device_id, issued_at, NULL, challenge_id FROM issued WHERE device_id IS NOT NULL)
-        WINDOW up_to_it AS (PARTITION BY device_id ORDER BY ts RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
-               from_it AS (PARTITION BY device_id ORDER BY ts RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
-    )
-    WHERE challenge_id IS NOT NULL
-),
 sampled AS (  -- challenge kinds the backend sampled this hour (SAMPLED_KINDS_SQL)
     {SAMPLED_KINDS_SQL}
 ),
@@ -164,7 +170,7 @@ pw AS (
            count(*) FILTER (r.reachable) AS pow_reachable,
            count(*) FILTER (status = 'timeout' AND r.reachable) AS pow_timeout_reachable
     FROM pow p LEFT JOIN pow_checks c ON c.challenge_id = p.challenge_id AND c._hour = p._hour
-    LEFT JOIN reach r ON r.challenge_id = p.challenge_id
+    LEFT JOIN pow_reach r ON r.challenge_id = p.challenge_id
     LEFT JOIN pow_clock k ON k._file = p._file
     WHERE p._hour = $epoch GROUP BY p.device_id
 )
@@ -272,19 +278,23 @@ CONTEXT_SQL = f"""
 INSERT INTO challenge_context
 WITH {POW_CLOCK_CTE},
 c AS (
-    SELECT p.challenge_id, p.device_id, p.batch_id, p.kind, p.status,
+    SELECT p.challenge_id, p.device_id, p.batch_id, p.kind, p.status, p.n,
+           coalesce(r.reachable, false) AND NOT o.down AS reachable,
            CASE WHEN p.status = 'ok' AND p.compute_ms > 0
                  AND fits_round_trip(p.compute_ms, p.issued_at, p.responded_at, k.unit_ms)
                 THEN 2 * pow(p.n, 3) / p.compute_ms / 1e9 END AS tflops,
            ip_site(f.ip) AS ip, f.host_fingerprint, f.account_id, f.catalogue_model
     FROM pow p JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
     LEFT JOIN pow_clock k ON k._file = p._file
+    LEFT JOIN pow_reach r ON r.challenge_id = p.challenge_id
+    CROSS JOIN (SELECT count(*) > 0 AS down FROM challenge_outages WHERE epoch = $epoch) o  -- OUTAGE_SQL
     WHERE p._hour = $epoch
 )
 SELECT $epoch, challenge_id, device_id, batch_id, kind, status, tflops, ip, host_fingerprint, account_id, catalogue_model,
        CASE WHEN batch_id IS NULL THEN 0 ELSE greatest(
            count(*) OVER (PARTITION BY batch_id, ip) - 1,
-           CASE WHEN host_fingerprint IS NOT NULL THEN count(*) OVER (PARTITION BY batch_id, host_fingerprint) - 1 ELSE 0 END) END
+           CASE WHEN host_fingerprint IS NOT NULL THEN count(*) OVER (PARTITION BY batch_id, host_fingerprint) - 1 ELSE 0 END) END,
+       n, reachable
 FROM c ORDER BY challenge_id
 """
 
@@ -412,10 +422,8 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str, params: Features 
         con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
     cadence = measure_cadence(con, epoch)
     prev = previous_epoch(epoch)
-    con.execute(
-        POW_SUMMARY_SQL,
-        {"epoch": epoch, "prev": prev, "reach_minutes": cadence.reach_minutes, "clock_margin": params.clock_margin_ms},
-    )
+    con.execute(REACH_SQL, {"epoch": epoch, "prev": prev, "reach_minutes": cadence.reach_minutes})
+    con.execute(POW_SUMMARY_SQL, {"epoch": epoch, "clock_margin": params.clock_margin_ms})
     con.execute(
         OUTAGE_SQL,
         {"epoch": epoch, "outage_share": params.challenge_outage_share, "outage_min": params.challenge_outage_min,
@@ -425,6 +433,7 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str, params: Features 
     con.execute("DROP TABLE pow_summary")
     check_one_row_per_device(con, epoch)
     con.execute(CONTEXT_SQL, {"epoch": epoch})
+    con.execute("DROP TABLE pow_reach")
     build_measures(con, epoch)
     con.execute(PEERS_SQL, {"epoch": epoch, "window": params.peer_window_hours})
     lo, hi = cadence.restart_minutes

@@ -12,6 +12,11 @@ stay unique without it: every stage deletes the epoch's rows and inserts them ag
 transaction, ``device_features`` is checked for a device listed twice
 (``pipelines.features.build_features``), and the other three are built from it by joins to one
 row per device.
+
+**Columns added since.** A table that gains a column gets it by ``ALTER TABLE ... ADD COLUMN``
+(``ADDED_COLUMNS``), NULL in the rows written before: ``challenge_context.n`` and
+``.reachable`` (which VRAM timeouts ``spoofed_model`` may count) are unknown for past epochs,
+and a NULL ``reachable`` counts nothing against a device.
 """
 
 from __future__ import annotations
@@ -19,6 +24,12 @@ from __future__ import annotations
 import sys
 
 import duckdb
+
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("challenge_context", "n", "INTEGER"),
+    ("challenge_context", "reachable", "BOOLEAN"),
+)
+"""(table, column, type) added to a table after databases with it were written, in order."""
 
 UNKEYED = ("device_features", "device_measures", "device_tiers", "device_state")
 """Tables that once had ``PRIMARY KEY (epoch, device_id)`` and no longer do."""
@@ -55,3 +66,20 @@ def drop_retired_keys(con: duckdb.DuckDBPyConnection, create_sql: str) -> list[s
             raise
         rebuilt.append(table)
     return rebuilt
+
+
+def add_new_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Add each column of ``ADDED_COLUMNS`` that its table lacks (``table.column``, returned)."""
+    have = {
+        (t, c)
+        for t, c in con.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = 'main'"
+        ).fetchall()
+    }
+    added = []
+    for table, column, sql_type in ADDED_COLUMNS:
+        if (table, column) not in have:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+            added.append(f"{table}.{column}")
+    return added

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from detectors import AnomalyScore, Evidence, FleetBurst, SpoofedModel, VirtualizedGpu
@@ -28,10 +30,10 @@ def feature(con, device: str, epoch: str = EPOCH, **cols: object) -> None:
 
 
 def challenge(con, device: str, kind: str, status: str, tflops: float | None, batch: str, siblings: int = 0,
-              epoch: str = EPOCH, ip: str | None = None) -> None:  # fmt: skip
+              epoch: str = EPOCH, ip: str | None = None, n: int | None = None, reachable: bool = True) -> None:  # fmt: skip
     con.execute(
-        "INSERT INTO challenge_context VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'h', 'acc', 'a100_80gb_sxm', ?)",
-        [epoch, f"{device}-{kind}-{batch}", device, batch, kind, status, tflops, ip or f"ip-{device}", siblings],
+        "INSERT INTO challenge_context VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'h', 'acc', 'a100_80gb_sxm', ?, ?, ?)",
+        [epoch, f"{device}-{kind}-{batch}", device, batch, kind, status, tflops, ip or f"ip-{device}", siblings, n, reachable],
     )
 
 
@@ -137,6 +139,45 @@ def test_spoofed_model_vram_failures_within_one_session_are_a_card_in_use_not_a_
     assert found["device_id"].to_list() == ["hours_apart"] and found["action"][0] == "probation"
     assert "failed over 6 hours" in found["reason"][0]
     assert SpoofedModel(vram_span_hours=4).detect(Evidence(con, EPOCH))["device_id"].to_list() == ["hours_apart", "one_session"]
+
+
+def test_spoofed_model_vram_challenges_left_unanswered_while_alive_count_unless_its_speed_explains_them(con) -> None:
+    """A card without the memory may hang (paging to host memory) instead of failing: a VRAM
+    challenge that times out while the device answers pings and heartbeats, whose product its
+    own measured speed finishes in a quarter of the longest VRAM answer the backend accepted,
+    counts like a failure. Downtime and a slow card's long product do not, any pass clears the
+    card, and an unanswered challenge is suspicion only (probation, never a rejection)."""
+    peers(con, 265.0)
+    n = 51_200  # a quarter of 80 GB in three fp16 matrices
+    challenge(con, "big_mac", "vram", "ok", 18.0, "v0", n=n)  # accepted after 2 n^3 / 18 TFLOPS = 14.9 s
+    for d, speed, reachable, passes in (
+        ("rtx4090_as_a100", 89.0, True, False),  # its own speed: 3.0 s, x 4 = 12.1 s <= 14.9 s
+        ("switched_off", 262.0, False, False),  # down when asked: downtime, not a short memory
+        ("slow_card", 60.0, True, False),  # 4.5 s x 4 = 17.9 s: the deadline may be what it missed
+        ("passed_once", 262.0, True, True),
+    ):
+        feature(con, d)
+        for h in range(3):
+            challenge(con, d, "matmul", "ok", speed, f"b{h}")
+        challenge(con, d, "vram", "timeout", None, "v1", n=n, reachable=reachable, epoch=EARLIER)
+        challenge(con, d, "vram", "timeout", None, "v2", n=n, reachable=reachable)
+        if passes:
+            challenge(con, d, "vram", "ok", 250.0, "v3", n=n)
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["rtx4090_as_a100"] and found["action"][0] == "probation"
+    assert (
+        "2 VRAM challenge(s) at the claimed 81920 MiB went unanswered while the device was seen alive, over 6 hours"
+        in (found["reason"][0])
+    )
+    assert "own speed finishes one in 3.0 s and the backend accepted a VRAM answer that took 14.9 s" in found["reason"][0]
+    evidence = json.loads(found["details"][0])
+    assert evidence["proof"] == "suspicion" and evidence["vram_unanswered_alive"] == 2
+    # slow as well (below 0.4 of spec and peers): still suspicion, an unanswered challenge proves no memory missing
+    slow_too = SpoofedModel(slow_ratio=0.4).detect(Evidence(con, EPOCH))
+    assert slow_too["device_id"].to_list() == ["rtx4090_as_a100"] and slow_too["action"][0] == "probation"
+    assert SpoofedModel(vram_timeout_margin=6).detect(Evidence(con, EPOCH)).is_empty()  # 3.0 s x 6 > 14.9 s
+    with pytest.raises(ValueError, match="vram_timeout_margin"):
+        SpoofedModel(vram_timeout_margin=0.5)
 
 
 def test_spoofed_model_refuses_a_vram_false_alarm_rate_that_is_not_a_probability() -> None:

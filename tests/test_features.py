@@ -73,6 +73,9 @@ def test_a_challenge_counts_as_reachable_only_with_a_live_signal_within_reach_on
     build_features(con, EPOCH)
     reachable = dict(con.execute("SELECT device_id, pow_reachable FROM device_features WHERE epoch = ?", [EPOCH]).fetchall())
     assert reachable == {device: expected for device, (_, _, expected) in cases.items()}
+    # and per challenge, with its size, for the detectors that judge one challenge (spoofed_model's VRAM timeouts)
+    per_challenge = con.execute("SELECT device_id, reachable, n FROM challenge_context WHERE epoch = ?", [EPOCH]).fetchall()
+    assert sorted(per_challenge) == sorted((device, bool(expected), 64) for device, (_, _, expected) in cases.items())
 
 
 def _answered_before(con: duckdb.DuckDBPyConnection, epoch: str, answers: int) -> None:
@@ -107,6 +110,7 @@ def test_timeouts_of_an_hour_in_which_the_challenge_service_failed_count_against
     busiest = int(answering / SHIPPED.challenge_outage_answered)
     _answered_before(con, "2024-08-13T01", busiest)  # half its busiest hour: the service
     assert _counted(con) == (0, 0)
+    assert con.execute("SELECT count(*) FILTER (reachable) FROM challenge_context").fetchall() == [(0,)]  # per challenge too
     recorded = con.execute("SELECT * FROM challenge_outages").fetchall()  # with the figures it rests on
     assert recorded == [(EPOCH, timing_out, timing_out + answering, answering, busiest)]
     stricter = Features(challenge_outage_min=timing_out + 1)  # the policy's [features] decide

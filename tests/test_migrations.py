@@ -16,7 +16,7 @@ from pipelines import catalogue, epoch
 from pipelines.contract import MANIFEST
 from pipelines.db import connect
 from pipelines.features import check_one_row_per_device
-from pipelines.migrations import UNKEYED, keyed_tables
+from pipelines.migrations import ADDED_COLUMNS, UNKEYED, add_new_columns, keyed_tables
 from pipelines.run import run
 from pipelines.schema import schema_sql
 
@@ -106,3 +106,25 @@ def test_the_check_names_the_devices_listed_twice(tmp_path: Path) -> None:
         check_one_row_per_device(con, "2024-08-14T01")  # another epoch is not this one's concern
         with pytest.raises(ValueError, match=r"2024-08-14T00 lists a device more than once: b \(2 rows\)"):
             check_one_row_per_device(con, "2024-08-14T00")
+
+
+def test_a_table_that_gained_columns_gets_them_empty_for_the_rows_written_before(tiny_drops: Path, tmp_path: Path) -> None:
+    """``challenge_context`` of an earlier version has no ``n`` nor ``reachable``: the first
+    connection adds them (NULL: unknown, which counts nothing against a device) and a run fills
+    them for the epochs it processes."""
+    db = tmp_path / "db.duckdb"
+    old = duckdb.connect(str(db))
+    old.execute(schema_sql())
+    for _, column, _ in ADDED_COLUMNS:
+        old.execute(f"ALTER TABLE challenge_context DROP COLUMN {column}")
+    old.execute("INSERT INTO challenge_context (epoch, challenge_id, device_id, kind, status, batch_siblings) "
+                "VALUES ('2024-08-13T23', 'c0', 'd0', 'vram', 'timeout', 0)")  # fmt: skip
+    old.close()
+    with connect(db) as con:
+        assert con.execute("SELECT n, reachable FROM challenge_context WHERE challenge_id = 'c0'").fetchall() == [(None, None)]
+        assert add_new_columns(con) == []  # once
+    run(tiny_drops, db, tmp_path / "out")
+    with connect(db) as con:
+        filled = con.execute("SELECT count(*), count(n), count(reachable) FROM challenge_context WHERE challenge_id <> 'c0'")
+        total, sized, judged = filled.fetchone()
+        assert total > 0 and sized == total and judged == total

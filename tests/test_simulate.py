@@ -111,3 +111,38 @@ def test_builder_draws_are_numpys_own_choice_draws_so_networks_do_not_change() -
         p = np.array(list(weights.values()))
         assert fast.choose(weights) == list(weights)[int(slow.rng.choice(len(weights), p=p / p.sum()))]
     assert fast.rng.random() == slow.rng.random()
+
+
+def test_a_short_card_can_hang_on_its_vram_challenges_instead_of_failing(tmp_path: Path) -> None:
+    """``spoofed_vram_hang_share``: a card short of the claimed memory leaves that share of its VRAM
+    challenges unanswered (``timeout``, no ``responded_at``) while it stays online; at 0 it fails
+    them (``error``)."""
+    from dataclasses import replace
+
+    from pipelines.simulate.scenario import Scenario
+
+    short = replace(Scenario(), mix={"home": 1.0, "spoofed_model": 0.3}, spoofed_true_models=("rtx_4080",))
+    statuses = {}
+    for name, share in (("fails", 0.0), ("hangs", 1.0)):
+        simulate(tmp_path / name, 60, 7, seed=3, scenario=replace(short, spoofed_vram_hang_share=share))
+        truth = truth_devices(tmp_path / name).filter(pl.col("population") == "spoofed_model").select("device_id")
+        pow_ = pl.concat([_read_pow(p) for p in sorted((tmp_path / name).glob("*/pow.*"))], how="diagonal_relaxed")
+        vram = pow_.filter(pl.col("kind") == "vram").join(truth, on="device_id")
+        assert vram.height >= 5
+        statuses[name] = vram.group_by("status").len().sort("status").rows()
+        if share:
+            assert vram.filter(pl.col("status") == "timeout")["responded_at"].null_count() == vram.height
+    assert [s for s, _ in statuses["fails"]] == ["error"] and [s for s, _ in statuses["hangs"]] == ["timeout"]
+    assert sum(n for _, n in statuses["fails"]) == sum(n for _, n in statuses["hangs"])
+
+
+def _read_pow(path: Path) -> pl.DataFrame:
+    """One hour's PoW file in any of the simulator's formats, as strings and numbers."""
+    name = path.name
+    if name.endswith(".parquet"):
+        frame = pl.read_parquet(path)
+    elif ".jsonl" in name:
+        frame = pl.read_ndjson(path)
+    else:
+        frame = pl.read_csv(path, infer_schema_length=0)
+    return frame.select("device_id", "kind", "status", pl.col("responded_at").cast(pl.String))

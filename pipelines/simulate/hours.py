@@ -317,8 +317,11 @@ def _challenges(dev, ch, rng, base, kind, sel, batch, online, down_from, scenari
     oom = kind == "vram"
     if oom:
         needed_mb = 8.0 * n.astype(float) ** 2 / 2**20
-        oom_mask = (needed_mb > dev.true_vram_mb[sel]) | ((k > 1) & ~first_of_card)
+        short = needed_mb > dev.true_vram_mb[sel]
+        oom_mask = short | ((k > 1) & ~first_of_card)
         status[oom_mask] = "error"
+        if scenario.spoofed_vram_hang_share > 0:  # drawn only then: every other network's draws stay as they were
+            status[short & (rng.random(m) < scenario.spoofed_vram_hang_share)] = "timeout"
     status[rng.random(m) < scenario.pow_error_rate] = "error"
     status[(rng.random(m) < scenario.pow_timeout_rate) | ~up] = "timeout"
     fake = dev.fake[sel]

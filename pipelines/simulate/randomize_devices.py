@@ -23,6 +23,8 @@ GPU_VARIANTS: dict[str, str] = {
     "sparse_sample_cheat": "wrong samples on only 15-40% of answers instead of all",
     "mostly_online_spoofer": "uptime spoofers whose machine is really on 50-80% of the time instead of 10-30%",
     "burst_other_model": "a fake wave of another model at another hour",
+    "spoof_hangs": "a 12-16 GB consumer card (RTX 4080/4070 Ti) sold as an A100 80GB whose VRAM challenges mostly hang "
+    "(timeout) instead of failing",
 }
 """Attack variants that can be held out, with what the held-out form does."""
 
@@ -32,6 +34,7 @@ VARIANT_POPULATIONS: dict[str, str] = {
     "sparse_sample_cheat": "pow_cheat_samples",
     "mostly_online_spoofer": "uptime_spoofer",
     "burst_other_model": "burst",
+    "spoof_hangs": "spoofed_model",
 }
 """The population whose recall measures each variant."""
 
@@ -99,6 +102,8 @@ def draw_gpu_attack_params(rng: np.random.Generator, held_out: str | None, hours
         out["cheat_share"] = _u(rng, 0.15, 0.4)
     elif held_out == "mostly_online_spoofer":
         out["spoofer_online_rate"] = _u(rng, 0.5, 0.8)
+    elif held_out == "spoof_hangs":
+        out.update(spoofed_true_models=("rtx_4080", "rtx_4070_ti"), spoofed_vram_hang_share=_u(rng, 0.7, 1.0))
     elif held_out == "burst_other_model":
         out.update(burst_model=str(rng.choice(["rtx_4090", "rtx_3060", "h100_pcie"])),
                    burst_hour=int(rng.integers(1, max(hours - 1, 2))))  # fmt: skip

@@ -175,6 +175,9 @@ class Scenario:
     """Share of a sample cheater's answered challenges that carry wrong values."""
     spoofed_true_models: tuple[str, ...] = ("t4", "rtx_3060")
     spoofed_claimed_model: str = "a100_80gb_sxm"
+    spoofed_vram_hang_share: float = 0.0
+    """Share of a short card's VRAM challenges that hang (unanswered, ``timeout``: the worker
+    pages to host memory) instead of failing (``error``)."""
     sybil: SybilParams = field(default_factory=SybilParams)
     formats: str = "mixed"
     """``mixed`` (a deterministic mix per feed and hour) or one extension for every file."""

@@ -88,7 +88,10 @@ CREATE TABLE IF NOT EXISTS challenge_context (
     host_fingerprint VARCHAR,
     account_id VARCHAR,
     catalogue_model VARCHAR,
-    batch_siblings INTEGER NOT NULL     -- other devices in the same batch on the same IP or host
+    batch_siblings INTEGER NOT NULL,    -- other devices in the same batch on the same IP or host
+    n INTEGER,                          -- the challenge's matrix size (NULL in rows written before it was kept)
+    reachable BOOLEAN                   -- the device was seen alive just before and just after it was issued,
+                                        -- and the challenge service did not fail that hour (as pow_reachable)
 );
 CREATE TABLE IF NOT EXISTS device_measures (  -- what the reward stage prices, over the last day
     epoch VARCHAR NOT NULL,
