@@ -34,12 +34,16 @@ Three independent signs, each explained in ``reasons``:
   first hours of a session and passed later that day). A card without the memory fails whenever
   it is asked, so the failures must also span ``vram_span_hours`` (6: an evening's play; a
   longer run still holds the card, in probation, until it passes one);
-  A card without the memory may also hang instead of failing (paging to host memory): a VRAM
-  challenge left unanswered while pings and heartbeats show the device alive counts with the
-  failures, where its own measured speed finishes the product in 1/``vram_timeout_margin`` of
-  the longest VRAM answer the backend accepted in the window (so the deadline is not what it
-  missed), at the fleet's rate of failed or unanswered matmul challenges; such a VRAM short is
-  suspicion only (an unanswered challenge shows no memory missing);
+  A card without the memory may also hang or crawl instead of failing (paging to host
+  memory): a VRAM challenge left unanswered while pings and heartbeats show the device alive
+  counts with the failures, where its own measured speed finishes the product in
+  1/``vram_timeout_margin`` of the longest VRAM answer the backend accepted in the window (so
+  the deadline is not what it missed), and so does one answered alone at under
+  1/``vram_timeout_margin`` of its own speed (a game or a rental sharing the card slows it by up
+  to about 3), at the honest fleet's rate of failed, unanswered or equally slow matmul
+  challenges (devices held or rejected in the window left out: a network's own fraud must not
+  raise the bar for the rest); such a VRAM short is suspicion only (a hung or crawling product
+  shows no memory missing);
 - *impossible VRAM*: it claims more memory than any configuration of the model has.
 Any sign alone suspects (``probation``, proof ``suspicion``); VRAM short on failures together
 with slow (below ``slow_ratio``) or
@@ -112,14 +116,22 @@ class SpoofedModel(Detector):
             batch_ok AS (  -- VRAM challenges passed per batch and IP
                 SELECT batch_id, ip, count(*) FILTER (status = 'ok') AS ok FROM ctx WHERE kind = 'vram' GROUP BY ALL
             ),
-            chance AS (  -- the fleet's share of answered matmul challenges that failed (a short memory fails none), and
-                -- of those issued to reachable devices that failed or went unanswered
+            suspects AS (  -- devices held or rejected in the window: chance is the honest fleet's
+                SELECT DISTINCT device_id FROM evidence
+                WHERE epoch > hours_back($epoch, $window) AND epoch < $epoch AND action IN ('probation', 'reject')
+            ),
+            chance AS (  -- the honest fleet's share of answered matmul challenges that failed (a short memory fails none),
+                -- and of those issued to reachable devices that failed, went unanswered or were answered alone at
+                -- under 1/margin of the device's own speed
                 SELECT coalesce(count(*) FILTER (status = 'error') / nullif(count(*) FILTER (status IN ('ok', 'error')), 0), 0)
                          AS error_rate,
-                       coalesce(count(*) FILTER (status = 'error' OR (status = 'timeout' AND reachable))
+                       coalesce(count(*) FILTER (status = 'error' OR (status = 'timeout' AND reachable) OR crawled)
                                 / nullif(count(*) FILTER (status IN ('ok', 'error') OR (status = 'timeout' AND reachable)), 0), 0)
                          AS failure_rate
-                FROM ctx WHERE kind = 'matmul'
+                FROM (SELECT c.status, c.reachable,
+                             coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND c.tflops * $margin < s.tflops, false) AS crawled
+                      FROM ctx c LEFT JOIN speed s USING (device_id)
+                      WHERE c.kind = 'matmul' AND c.device_id NOT IN (SELECT device_id FROM suspects))
             ),
             needed AS (  -- failures in a row that chance explains with probability <= vram_false_alarm
                 SELECT error_rate, failure_rate, NEEDED(error_rate) AS vram_needed, NEEDED(failure_rate) AS vram_needed_any
@@ -130,19 +142,24 @@ class SpoofedModel(Detector):
                 FROM ctx WHERE kind = 'vram' AND status = 'ok' AND tflops > 0 AND n > 0
             ),
             vram AS (
-                SELECT device_id, count(*) FILTER (solo_failure) AS solo_failures, count(*) FILTER (status = 'ok') AS passed,
+                SELECT device_id, count(*) FILTER (solo_failure) AS solo_failures,
+                       count(*) FILTER (status = 'ok' AND NOT crawled) AS passed,
                        date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure)),
                                  epoch_start(max(epoch) FILTER (solo_failure))) AS failure_span,
                        count(*) FILTER (solo_timeout) AS solo_timeouts,
                        max(predicted_ms) FILTER (solo_timeout) AS timeout_predicted_ms,
-                       date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure OR solo_timeout)),
-                                 epoch_start(max(epoch) FILTER (solo_failure OR solo_timeout))) AS any_span
+                       count(*) FILTER (crawled) AS crawled_answers, min(own_share) FILTER (crawled) AS crawled_share,
+                       date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure OR solo_timeout OR crawled)),
+                                 epoch_start(max(epoch) FILTER (solo_failure OR solo_timeout OR crawled))) AS any_span
                 FROM (SELECT c.device_id, c.epoch, c.status, c.status = 'error' AND coalesce(b.ok, 0) = 0 AS solo_failure,
-                             2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms,
+                             2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms, c.tflops / s.tflops AS own_share,
                              -- unanswered while alive, no sibling passed, and its own speed is no excuse
                              coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0
                                       AND s.measurements >= $min_meas
-                                      AND $margin * 2 * pow(c.n, 3) / (s.tflops * 1e9) <= a.longest_ms, false) AS solo_timeout
+                                      AND $margin * 2 * pow(c.n, 3) / (s.tflops * 1e9) <= a.longest_ms, false) AS solo_timeout,
+                             -- answered alone, at under 1/margin of its own speed: the product ran from host memory
+                             coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND s.measurements >= $min_meas
+                                      AND c.tflops * $margin < s.tflops, false) AS crawled
                       FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
                       LEFT JOIN speed s ON s.device_id = c.device_id CROSS JOIN accepted a
                       WHERE c.kind = 'vram')
@@ -152,13 +169,14 @@ class SpoofedModel(Detector):
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
                        s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
                        v.solo_failures, v.passed, v.failure_span, q.error_rate, q.vram_needed,
-                       v.solo_timeouts, v.timeout_predicted_ms, v.any_span, q.failure_rate, q.vram_needed_any, a.longest_ms,
+                       v.solo_timeouts, v.timeout_predicted_ms, v.crawled_answers, v.crawled_share, v.any_span, q.failure_rate,
+                       q.vram_needed_any, a.longest_ms,
                        SLOWER_THAN_SLOW_RATIO AS slow,
                        SLOWER_THAN_ALONE_RATIO AS slow_alone,
                        coalesce(v.solo_failures >= q.vram_needed AND v.passed = 0 AND v.failure_span >= $span, false) AS failed_short,
-                       coalesce(v.solo_timeouts > 0 AND v.solo_failures + v.solo_timeouts >= q.vram_needed_any
-                                AND v.passed = 0 AND v.any_span >= $span, false) AS unanswered_short,
-                       failed_short OR unanswered_short AS vram_short,
+                       coalesce(v.solo_timeouts + v.crawled_answers > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers >= q.vram_needed_any
+                                AND v.passed = 0 AND v.any_span >= $span, false) AS unbacked_short,
+                       failed_short OR unbacked_short AS vram_short,
                        n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
                        c.vram_max_mb
                 FROM now n
@@ -180,14 +198,20 @@ class SpoofedModel(Detector):
                      CASE WHEN failed_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed over {} hours, none passed (no batch '
                                                       'sibling passed either; {} needed at the fleet''s {:.2f}% error rate)',
                                                       solo_failures, vram_total_mb, failure_span, vram_needed, 100 * error_rate)
-                          WHEN unanswered_short THEN format('{} VRAM challenge(s) at the claimed {} MiB went unanswered while the device '
-                                                      'was seen alive{}, over {} hours, none passed (no batch sibling passed either): its '
-                                                      'own speed finishes one in {:.1f} s and the backend accepted a VRAM answer that took '
-                                                      '{:.1f} s; {} needed at the fleet''s {:.2f}% rate of failed or unanswered challenges',
-                                                      solo_timeouts, vram_total_mb,
-                                                      CASE WHEN solo_failures > 0 THEN format(' and {} failed', solo_failures) ELSE '' END,
-                                                      any_span, timeout_predicted_ms / 1000,
-                                                      longest_ms / 1000, vram_needed_any, 100 * failure_rate) END,
+                          WHEN unbacked_short THEN format('{} VRAM challenge(s) at the claimed {} MiB over {} hours, none backed while the '
+                                                      'device was seen alive: {} (no batch sibling passed); {} needed at the '
+                                                      'fleet''s {:.2f}% rate of failed, unanswered or crawling challenges',
+                                                      solo_failures + solo_timeouts + crawled_answers, vram_total_mb, any_span,
+                                                      concat_ws(', ',
+                                                        CASE WHEN solo_timeouts > 0 THEN format(
+                                                          '{} unanswered, though its own speed finishes one in {:.1f} s and the '
+                                                          'backend accepted a VRAM answer that took {:.1f} s',
+                                                          solo_timeouts, timeout_predicted_ms / 1000, longest_ms / 1000) END,
+                                                        CASE WHEN crawled_answers > 0 THEN format(
+                                                          '{} answered alone at {:.0f}% of its own speed or less (the pace of '
+                                                          'host memory)', crawled_answers, 100 * crawled_share) END,
+                                                        CASE WHEN solo_failures > 0 THEN format('{} failed', solo_failures) END),
+                                                      vram_needed_any, 100 * failure_rate) END,
                      CASE WHEN impossible_vram THEN format('claims {} MiB; no {} has more than {} MiB', vram_total_mb, model, vram_max_mb) END
                    ) AS reason,
                    CAST(json_object('proof', CASE WHEN failed_short AND (slow OR impossible_vram) THEN 'exact' ELSE 'suspicion' END,
@@ -195,6 +219,7 @@ class SpoofedModel(Detector):
                         'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
                         'vram_passed', passed, 'vram_failures_needed', vram_needed, 'vram_failure_span_hours', failure_span,
                         'vram_unanswered_alive', solo_timeouts, 'vram_own_time_s', round(timeout_predicted_ms / 1000, 2),
+                        'vram_crawled_answers', crawled_answers, 'vram_crawled_own_share', round(crawled_share, 3),
                         'vram_longest_accepted_s', round(longest_ms / 1000, 2), 'vram_failures_needed_with_unanswered', vram_needed_any,
                         'fleet_failure_rate', round(failure_rate, 5),
                         'fleet_error_rate', round(error_rate, 5), 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb,
