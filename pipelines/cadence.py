@@ -106,15 +106,23 @@ class Cadence:
 LIVENESS_MACROS = f"""
 CREATE OR REPLACE TEMP MACRO pings_answered(ping_total, ping_ok, pings_per_hour) AS
     coalesce(pings_per_hour, {REFERENCE_PINGS_PER_HOUR}) = 0 OR (ping_total > 0 AND 2 * ping_ok >= ping_total);
-CREATE OR REPLACE TEMP MACRO answered_hour(ping_total, ping_ok, heartbeat_ok, pings_per_hour, up_heartbeats) AS
-    CASE WHEN coalesce(pings_per_hour, {REFERENCE_PINGS_PER_HOUR}) = 0
+CREATE OR REPLACE TEMP MACRO reachable_hour(ping_total, ping_ok, pow_ok, pings_per_hour) AS
+    pings_answered(ping_total, ping_ok, pings_per_hour) OR coalesce(pow_ok, 0) > 0;
+CREATE OR REPLACE TEMP MACRO answered_hour(ping_total, ping_ok, heartbeat_ok, pow_ok, pings_per_hour, up_heartbeats) AS
+    coalesce(pow_ok, 0) > 0 OR CASE WHEN coalesce(pings_per_hour, {REFERENCE_PINGS_PER_HOUR}) = 0
          THEN heartbeat_ok >= coalesce(up_heartbeats, {Cadence().up_heartbeats})
          ELSE pings_answered(ping_total, ping_ok, pings_per_hour) END;
 """
 """Liveness over a device's hour (``device_features``) and the hour's ``uptime_cadence`` (null:
 the reference). ``pings_answered``: most of the backend's pings answered, or the backend pinged
-nobody that hour. ``answered_hour``: the device answered its backend, by pings where the hour
-has them, else by half its heartbeats (what downtime slashing reads)."""
+nobody that hour. ``reachable_hour``: that, or a proof-of-work challenge answered in the hour:
+a firewall that drops the backend's probes (ICMP blocked) fails every ping of a machine that
+computes every product it is sent; an answered challenge is the stronger sign of life, and one
+that an uptime spoofer, down when asked, cannot give. ``answered_hour``: the device answered
+its backend, by a challenge, else by pings where the hour has them, else by half its
+heartbeats (what downtime slashing reads: an independently written network's machines behind
+such firewalls were slashed for 24 hours "down" while every challenge they were sent was
+answered)."""
 
 
 def measure_cadence(con: duckdb.DuckDBPyConnection, epoch: str) -> Cadence:

@@ -130,11 +130,11 @@ classed AS (  -- the claimed model if the throughput backs it, else the stronges
                 ELSE s.model END AS measured_class
     FROM x LEFT JOIN supported s USING (device_id)
 ),
-uptime AS (  -- up: pings mostly answered and half the heartbeats the hour's cadence brings (3 of 6 at
+uptime AS (  -- up: pings mostly answered (or a challenge answered: reachable_hour) and half the heartbeats the hour's cadence brings (3 of 6 at
     -- 10-minute heartbeats; an epoch stored before the cadence was measured: 3); a source absent from
     -- the whole hour (no pings, no heartbeats) is waived (pipelines.cadence)
     SELECT f.device_id,
-           count(*) FILTER (pings_answered(f.ping_total, f.ping_ok, c.pings_per_hour)
+           count(*) FILTER (reachable_hour(f.ping_total, f.ping_ok, f.pow_ok, c.pings_per_hour)
                             AND f.heartbeat_ok >= coalesce(c.up_heartbeats, $reference_up)) AS up_hours
     FROM device_features f LEFT JOIN uptime_cadence c ON c.epoch = f.epoch
     WHERE f.epoch > hours_back($epoch, $min_up) AND f.epoch <= $epoch

@@ -33,9 +33,9 @@ WITH rejected AS (
 ),
 staked AS (SELECT DISTINCT device_id FROM stake_positions WHERE epoch = $epoch AND active_units > 0),
 down_now AS MATERIALIZED (  -- an outage that reaches `hours` this epoch is one of a staked device down now;
-    -- down: not answering its backend (pings; heartbeats in an hour without pings: pipelines.cadence)
+    -- down: not answering its backend (a challenge, pings; heartbeats in an hour without pings: pipelines.cadence)
     SELECT f.device_id FROM device_features f LEFT JOIN uptime_cadence c USING (epoch)
-    WHERE f.epoch = $epoch AND NOT answered_hour(f.ping_total, f.ping_ok, f.heartbeat_ok, c.pings_per_hour, c.up_heartbeats)
+    WHERE f.epoch = $epoch AND NOT answered_hour(f.ping_total, f.ping_ok, f.heartbeat_ok, f.pow_ok, c.pings_per_hour, c.up_heartbeats)
       AND f.device_id IN (SELECT device_id FROM staked)
 ),
 starts AS MATERIALIZED (  -- of those, the ones down at the window's first hour and not in the hour before it:
@@ -43,16 +43,16 @@ starts AS MATERIALIZED (  -- of those, the ones down at the window's first hour 
     -- in a simulated 100k-device hour)
     SELECT f.device_id FROM device_features f LEFT JOIN uptime_cadence c USING (epoch)
     WHERE f.epoch = hours_back($epoch, $hours - 1)
-      AND NOT answered_hour(f.ping_total, f.ping_ok, f.heartbeat_ok, c.pings_per_hour, c.up_heartbeats)
+      AND NOT answered_hour(f.ping_total, f.ping_ok, f.heartbeat_ok, f.pow_ok, c.pings_per_hour, c.up_heartbeats)
       AND f.device_id IN (SELECT device_id FROM down_now)
       AND NOT EXISTS (SELECT 1 FROM device_features b LEFT JOIN uptime_cadence bc USING (epoch)
                       WHERE b.epoch = hours_back($epoch, $hours) AND b.device_id = f.device_id
-                        AND NOT answered_hour(b.ping_total, b.ping_ok, b.heartbeat_ok, bc.pings_per_hour, bc.up_heartbeats))
+                        AND NOT answered_hour(b.ping_total, b.ping_ok, b.heartbeat_ok, b.pow_ok, bc.pings_per_hour, bc.up_heartbeats))
 ),
 down AS (  -- down hours in the last `hours` epochs, and whether the epoch before them was down too
     SELECT device_id, count(*) FILTER (epoch > hours_back($epoch, $hours) AND NOT up) AS down_recent,
            bool_or(epoch = hours_back($epoch, $hours) AND NOT up) AS down_before
-    FROM (SELECT f.device_id, f.epoch, answered_hour(f.ping_total, f.ping_ok, f.heartbeat_ok, c.pings_per_hour, c.up_heartbeats) AS up
+    FROM (SELECT f.device_id, f.epoch, answered_hour(f.ping_total, f.ping_ok, f.heartbeat_ok, f.pow_ok, c.pings_per_hour, c.up_heartbeats) AS up
           FROM device_features f LEFT JOIN uptime_cadence c USING (epoch)
           WHERE f.epoch >= hours_back($epoch, $hours) AND f.epoch <= $epoch
             AND f.device_id IN (SELECT device_id FROM starts))

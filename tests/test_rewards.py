@@ -611,6 +611,33 @@ def test_where_the_backend_pings_nobody_downtime_is_read_from_heartbeats(tmp_pat
     assert opened == {shift(start, down): ["few", "silent"]}
 
 
+def test_a_machine_whose_firewall_drops_every_ping_but_answers_its_challenges_is_not_down(tmp_path: Path) -> None:
+    """A firewall that drops the backend's probes fails every ping of a machine that answers every
+    proof-of-work challenge it is sent (an independently written network's ICMP-blocked boxes
+    were slashed for a day "down"). An answered challenge is the stronger sign of life, and one a
+    machine that is really off cannot give: that one is slashed once, the firewalled one never."""
+    down = DOWNTIME_HOURS
+    start = "2024-08-14T00"
+    with connect(tmp_path / "db.duckdb") as con:
+        opened = {}
+        for h in range(down + 2):
+            ep = shift(start, h)
+            for device, pow_ok in (("firewalled", 2), ("off", 0 if h >= 1 else 2)):
+                con.execute(
+                    "INSERT INTO device_features (epoch, device_id, account_id, ping_total, ping_ok, heartbeat_ok, pow_ok) "
+                    "VALUES (?, ?, 'acc', 4, 0, 6, ?)",
+                    [ep, device, pow_ok],
+                )
+                con.execute("INSERT INTO stake_positions VALUES (?, ?, 'w', 1000000, 0)", [ep, device])
+            if slash(con, ep, VERSION):
+                opened[ep] = sorted(
+                    r[0] for r in con.execute("SELECT DISTINCT device_id FROM slashing_events WHERE epoch = ?", [ep]).fetchall()
+                )
+        up = con.execute("SELECT reachable_hour(4, 0, 2, 4), reachable_hour(4, 0, 0, 4), reachable_hour(4, 3, 0, 4)").fetchall()
+    assert opened == {shift(start, down): ["off"]}
+    assert up == [(True, False, True)]  # what the reward stage's uptime reads
+
+
 def _window_payouts(con, epoch: str, hours: int) -> list[tuple]:
     """What each (device, wallet) was paid in the window ending at ``epoch``, from the whole ledgers."""
     return con.execute(
