@@ -12,7 +12,7 @@ only when the device was seen alive just before *and* just after the challenge
 transient faults), modelled as at most ``honest_timeout_rate`` per reachable challenge.
 
 Decision rules (the ``proof`` in ``details`` says which kind each verdict rests on):
-- *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window,
+- *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window (one bit off: below),
   >= ``confirm_overclaims`` challenges over the window whose ``compute_ms`` is longer than the
   observed round trip (+2 ms for timestamp rounding, +1 s where the times are written to the
   second: ``fits_round_trip``; + ``[features] clock_margin_ms`` for two backend clocks that
@@ -26,7 +26,12 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
   a millisecond of timer jitter with an overclock crosses 1.5x, and speed noise of a few
   percent on an overclocked card does too now and then: an honest overclocked RTX 3060 was
   above the ceiling (1.53x) in 2 hours of a 24-hour window and was rejected before this rule;
-- *suspicion* (``probation``): a single wrong entry (a memory fault looks the same once), a
+- *suspicion* (``probation``): wrong entries one bit off the exact value (``one_bit_off`` in
+  ``pipelines.features``: off by a power of two, or negated; failing memory or an unstable
+  overclock flips bits of a product it did compute, on ~3% of an overclocked card's samples on
+  an independently written network, whose three such gamers were rejected and slashed before
+  this; a made-up value lands one bit off about once in 4,000), whatever their number: they do
+  not count toward the wrong samples that establish fraud; a single wrong entry (a memory fault looks the same once), a
   single overclaimed compute time (a VM's clock stepped by NTP during one challenge does that
   once; a worker that fabricates its timings does it again), most
   answers of the window (>= 3 and >= half) without samples to check (the backend may skip
@@ -81,7 +86,9 @@ class FailedPow(Detector):
             WITH f AS (SELECT * FROM device_features WHERE epoch = $epoch),
             fleet AS (SELECT max(fp16_tensor_tflops) AS top FROM gpu_catalogue),
             wrong_ AS (
-                SELECT device_id, CAST(sum(samples_bad) AS BIGINT) AS wrong_window, CAST(sum(samples_total) AS BIGINT) AS samples_window,
+                SELECT device_id, CAST(sum(samples_bad - coalesce(samples_flipped, 0)) AS BIGINT) AS wrong_window,
+                       CAST(sum(coalesce(samples_flipped, 0)) AS BIGINT) AS flipped_window,
+                       CAST(sum(samples_total) AS BIGINT) AS samples_window,
                        min(first_bad_sample) FILTER (samples_bad > 0) AS first_wrong,
                        CAST(sum(overclaimed_compute) AS BIGINT) AS overclaimed_window
                 FROM device_features
@@ -113,7 +120,9 @@ class FailedPow(Detector):
                    coalesce(t.timeouts_all, 0) AS timeouts_all, coalesce(t.challenges, 0) AS challenges,
                    f.unverified_ok,
                    coalesce(w.wrong_window, 0) >= $confirm_wrong AS wrong,
-                   f.samples_bad > 0 AND coalesce(w.wrong_window, 0) < $confirm_wrong AS wrong_once,
+                   f.samples_bad > coalesce(f.samples_flipped, 0) AND coalesce(w.wrong_window, 0) < $confirm_wrong AS wrong_once,
+                   coalesce(f.samples_flipped, 0) > 0 AND coalesce(w.wrong_window, 0) < $confirm_wrong AS faulty,
+                   coalesce(w.flipped_window, 0) AS flipped_window,
                    f.overclaimed_compute > 0 AND w.overclaimed_window >= $confirm_overclaims AS longer_than_observed,
                    f.overclaimed_compute > 0 AND w.overclaimed_window < $confirm_overclaims AS longer_once,
                    coalesce(w.overclaimed_window, 0) AS overclaimed_window,
@@ -169,6 +178,17 @@ class FailedPow(Detector):
                     pl.format(
                         "1 of {} PoW samples wrong ({}); once can be a memory fault, twice is not",
                         "samples_window",
+                        "first_wrong",
+                    )  # fmt: skip
+                ),
+                pl.when(pl.col("faulty")).then(
+                    pl.format(
+                        "{} of {} PoW samples over the last {} hours one bit off the exact entry (e.g. {}): failing "
+                        "memory or an unstable overclock does that, a worker that skipped the work cannot; held until "
+                        "it computes right",
+                        "flipped_window",
+                        "samples_window",
+                        pl.lit(self.window_hours),
                         "first_wrong",
                     )  # fmt: skip
                 ),
@@ -233,7 +253,7 @@ class FailedPow(Detector):
             separator="; ",
             ignore_nulls=True,
         )
-        suspected = pl.col("wrong_once") | pl.col("longer_once") | pl.col("silent") | pl.col("unverified")
+        suspected = pl.col("wrong_once") | pl.col("faulty") | pl.col("longer_once") | pl.col("silent") | pl.col("unverified")
         flagged = judged.filter(exact | suspected | pl.col("fast_once"))
         return flagged.with_columns(
             reason=reasons,
@@ -256,6 +276,7 @@ class FailedPow(Detector):
             pl.struct(
                 pl.when(exact).then(pl.lit("exact")).otherwise(pl.lit("suspicion")).alias("proof"),
                 pl.col("wrong_window").alias("samples_wrong"),
+                pl.col("flipped_window").alias("samples_one_bit_off"),
                 pl.col("samples_window").alias("samples_checked"),
                 pl.col("first_wrong").alias("first_wrong_sample"),
                 "overclaimed_compute",

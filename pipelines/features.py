@@ -62,6 +62,7 @@ def verify_pow(con: duckdb.DuckDBPyConnection, epoch: str, entries: EntriesFn | 
     expected = np.zeros(cid.size, dtype=np.int64)
     expected[in_range] = (entries or _entries_backend())(seed[in_range], n[in_range], i[in_range], j[in_range])
     bad = ~in_range | ~integral | (expected != v)
+    flipped = bad & in_range & integral & one_bit_off(v, expected)
     con.execute("DELETE FROM pow_checks WHERE _hour = ?", [epoch])
     if cid.size:
         table = pa.table(
@@ -74,6 +75,7 @@ def verify_pow(con: duckdb.DuckDBPyConnection, epoch: str, entries: EntriesFn | 
                 "integral": integral,
                 "expected": expected,
                 "bad": bad,
+                "flipped": flipped,
                 "in_range": in_range,
             }
         )
@@ -83,14 +85,29 @@ def verify_pow(con: duckdb.DuckDBPyConnection, epoch: str, entries: EntriesFn | 
             INSERT INTO pow_checks
             SELECT challenge_id, ?, count(*), count(*) FILTER (bad),
                    arg_min(CASE WHEN NOT in_range THEN format('[{}, {}] is outside the n x n product', i, j)
-                                ELSE format('[{}, {}] = {}, expected {}', i, j, CASE WHEN integral THEN v::VARCHAR ELSE v_real::VARCHAR END, expected) END,
-                           i * 1000000000 + j) FILTER (bad)
+                                ELSE format('[{}, {}] = {}, expected {}{}', i, j, CASE WHEN integral THEN v::VARCHAR ELSE v_real::VARCHAR END,
+                                            expected, CASE WHEN flipped THEN ' (one bit off)' ELSE '' END) END,
+                           (flipped, i * 1000000000 + j)) FILTER (bad),  -- a wrong value before a flipped bit
+                   count(*) FILTER (flipped)
             FROM pow_samples_checked GROUP BY challenge_id
             """,
             [epoch],
         )
         con.unregister("pow_samples_checked")
     return int(cid.size), int(bad.sum())
+
+
+def one_bit_off(value: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Where ``value`` is ``expected`` with one bit of its binary form flipped: off by a power of
+    two (a mantissa or integer bit), or negated (the sign bit). That is what failing memory or an
+    unstable overclock does to an exact product; a worker that did not compute the product cannot
+    land one bit from a value it never had (a made-up value does so about once in 4,000 draws)."""
+    lo, hi = -(2**40), 2**40  # products are far inside; outside, the difference could overflow
+    sane = (value > lo) & (value < hi) & (expected > lo) & (expected < hi)
+    diff = np.abs(np.where(sane, value - expected, 0))
+    power_of_two = (diff > 0) & ((diff & (diff - 1)) == 0)
+    negated = (value == -expected) & (expected != 0)
+    return sane & (power_of_two | negated)
 
 
 MACHINE_MAX_IPS = 4
@@ -159,6 +176,7 @@ pw AS (
            count(*) FILTER (kind = 'vram' AND status = 'ok') AS vram_ok,
            coalesce(sum(c.samples_total), 0) AS samples_total,
            coalesce(sum(c.samples_bad), 0) AS samples_bad,
+           coalesce(sum(c.samples_flipped), 0) AS samples_flipped,
            min(p.challenge_id || ': ' || c.first_bad) FILTER (c.samples_bad > 0) AS first_bad_sample,
            count(*) FILTER (status = 'ok' AND coalesce(c.samples_total, 0) = 0
                             AND (p.kind IN (SELECT kind FROM sampled) OR NOT EXISTS (SELECT 1 FROM sampled))) AS unverified_ok,
@@ -262,7 +280,8 @@ SELECT $epoch, s.device_id,
        pw.tflops_median, pw.tflops_max,
        cat.fp16_tensor_tflops, cat.model_key,
        CASE WHEN o.down THEN 0 ELSE coalesce(pw.pow_reachable, 0) END,
-       CASE WHEN o.down THEN 0 ELSE coalesce(pw.pow_timeout_reachable, 0) END
+       CASE WHEN o.down THEN 0 ELSE coalesce(pw.pow_timeout_reachable, 0) END,
+       coalesce(pw.samples_flipped, 0)
 FROM seen s CROSS JOIN challenge_outage o
 LEFT JOIN hw USING (device_id)
 LEFT JOIN up USING (device_id)

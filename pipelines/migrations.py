@@ -16,7 +16,8 @@ row per device.
 **Columns added since.** A table that gains a column gets it by ``ALTER TABLE ... ADD COLUMN``
 (``ADDED_COLUMNS``), NULL in the rows written before: ``challenge_context.n`` and
 ``.reachable`` (which VRAM timeouts ``spoofed_model`` may count) are unknown for past epochs,
-and a NULL ``reachable`` counts nothing against a device.
+and a NULL ``reachable`` counts nothing against a device; a NULL ``samples_flipped`` (how many
+wrong samples were one bit off) reads as none, so a past wrong sample stays a wrong one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import duckdb
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("challenge_context", "n", "INTEGER"),
     ("challenge_context", "reachable", "BOOLEAN"),
+    ("pow_checks", "samples_flipped", "INTEGER"),
+    ("device_features", "samples_flipped", "INTEGER"),
 )
 """(table, column, type) added to a table after databases with it were written, in order."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 
@@ -94,6 +95,33 @@ def test_failed_pow_one_wrong_sample_is_a_possible_memory_fault(con) -> None:
     found = FailedPow().detect(Evidence(con, EPOCH))
     assert found["action"].to_list() == ["probation"]
     assert "memory fault" in found["reason"][0]
+
+
+def test_failed_pow_samples_one_bit_off_are_a_hardware_fault_held_never_a_rejection(con) -> None:
+    """An unstable overclock or failing memory flips a bit of a product the card did compute (an
+    independently written network's overclocked gamers: ~3% of samples, each off by a power of
+    two; rejected and slashed as cheats before this). However many, they hold the card (its work
+    is unreliable), they never establish fraud; made-up values beside them still do."""
+    for h in (2, 3, 4, EPOCH):
+        epoch = hour(h) if isinstance(h, int) else h
+        feature(con, "overclocked", epoch, samples_bad=1, samples_flipped=1, samples_total=9,
+                first_bad_sample="c1: [917, 2191] = 6640, expected 4592 (one bit off)")  # fmt: skip
+        feature(con, "cheat", epoch, samples_bad=1, samples_flipped=0, samples_total=9,
+                first_bad_sample="c2: [1, 2] = 5, expected 7")  # fmt: skip
+    feature(con, "both", samples_bad=2, samples_flipped=1, samples_total=9, first_bad_sample="c3: [1, 2] = 5, expected 7")
+    found = {r["device_id"]: r for r in FailedPow().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert {d: r["action"] for d, r in found.items()} == {"overclocked": "probation", "cheat": "reject", "both": "probation"}
+    assert "4 of 36 PoW samples over the last 24 hours one bit off the exact entry" in found["overclocked"]["reason"]
+    assert json.loads(found["overclocked"]["details"])["samples_one_bit_off"] == 4
+    assert "1 of 9 PoW samples wrong" in found["both"]["reason"]  # its made-up one: once can be a fault
+
+
+def test_one_bit_off_is_a_power_of_two_apart_or_negated() -> None:
+    from pipelines.features import one_bit_off
+
+    value = np.array([6640, -3842, -729, 17, -23, 4, 2**62, -(2**63)], dtype=np.int64)
+    expected = np.array([4592, -3874, -2777, 23, 23, 0, 0, 5], dtype=np.int64)
+    assert one_bit_off(value, expected).tolist() == [True, True, True, False, True, True, False, False]
 
 
 def test_failed_pow_suspects_timeouts_only_while_the_device_is_reachable(con) -> None:

@@ -244,7 +244,7 @@ def test_an_answer_of_a_kind_the_backend_never_samples_is_neither_proof_nor_evid
             "VALUES (?, ?, ?, ?, ?, 'ok', 64, 1, 1.0, ?, 'pow.jsonl', ?)",
             [challenge, device, kind, ISSUED, ISSUED + timedelta(seconds=1), EPOCH, k],
         )
-        con.execute("INSERT INTO pow_checks VALUES (?, ?, ?, 0, NULL)", [challenge, EPOCH, samples])
+        con.execute("INSERT INTO pow_checks VALUES (?, ?, ?, 0, NULL, 0)", [challenge, EPOCH, samples])
     build_features(con, EPOCH)
     unverified = dict(con.execute("SELECT device_id, unverified_ok FROM device_features").fetchall())
     assert unverified == {"dev": int(vram_sampled_by_anyone), "other": 0}
@@ -305,7 +305,7 @@ def _answered(con: duckdb.DuckDBPyConnection, device: str, wrong: bool, epoch: s
         "VALUES (?, ?, 'matmul', ?, ?, 'ok', 64, 1, 1.0, ?, 'pow.jsonl', 0)",
         [f"c-{device}", device, ISSUED, ISSUED + timedelta(seconds=1), epoch],
     )
-    con.execute("INSERT INTO pow_checks VALUES (?, ?, 2, ?, NULL)", [f"c-{device}", epoch, 2 if wrong else 0])
+    con.execute("INSERT INTO pow_checks VALUES (?, ?, 2, ?, NULL, 0)", [f"c-{device}", epoch, 2 if wrong else 0])
 
 
 def test_a_fleet_that_answered_right_and_is_wrong_en_masse_fails_a_bar_a_wave_of_wrong_newcomers_does_not(con) -> None:

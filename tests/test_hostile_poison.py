@@ -531,6 +531,28 @@ def test_pow_samples_written_as_floats_land_and_a_fractional_value_is_a_wrong_an
     assert checks == [("c40", 1, 0, None), ("c41", 1, 1, f"[1, 2] = {right + 0.5}, expected {right}")]
 
 
+def test_a_sample_one_bit_off_the_exact_entry_is_counted_as_a_flipped_bit(con, tmp_path: Path) -> None:
+    """Failing memory or an unstable overclock flips one bit of a product the card computed: the
+    sample is wrong, and ``samples_flipped`` says it is one bit off (a fault's mark, which
+    ``failed_pow`` holds but never rejects). The evidence shows a made-up value first."""
+    seed = np.array([2**64 - 41, 2**64 - 41], dtype=np.uint64)
+    a, b = (int(x) for x in sample_entries(seed, np.array([4096, 4096]), np.array([1, 3]), np.array([2, 4])))
+    rows = [
+        pow_row(50, seed=2**64 - 41, samples=f"[[1, 2, {a ^ 2048}], [3, 4, {b}]]"),
+        pow_row(51, seed=2**64 - 41, samples=f"[[1, 2, {-a}], [3, 4, {b + 6}]]"),
+    ]
+    folder = make_hour(tmp_path / "drops", extra={"pow.jsonl": (jsonl(rows), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    verify_pow(con, HOUR)
+    checks = con.execute(
+        "SELECT challenge_id, samples_bad, samples_flipped, first_bad FROM pow_checks WHERE challenge_id IN ('c50', 'c51') ORDER BY 1"
+    ).fetchall()
+    assert checks == [
+        ("c50", 1, 1, f"[1, 2] = {a ^ 2048}, expected {a} (one bit off)"),
+        ("c51", 2, 1 if a else 0, f"[3, 4] = {b + 6}, expected {b}"),
+    ]
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_a_file_without_a_nullable_column_lands_with_nulls_and_without_a_required_one_is_quarantined(
     con, tmp_path: Path, fmt: str

@@ -109,14 +109,15 @@ def test_the_check_names_the_devices_listed_twice(tmp_path: Path) -> None:
 
 
 def test_a_table_that_gained_columns_gets_them_empty_for_the_rows_written_before(tiny_drops: Path, tmp_path: Path) -> None:
-    """``challenge_context`` of an earlier version has no ``n`` nor ``reachable``: the first
-    connection adds them (NULL: unknown, which counts nothing against a device) and a run fills
-    them for the epochs it processes."""
+    """``challenge_context`` of an earlier version has no ``n`` nor ``reachable`` (and
+    ``pow_checks`` and ``device_features`` no ``samples_flipped``): the first connection adds
+    them (NULL: unknown, which counts nothing against a device) and a run fills them for the
+    epochs it processes."""
     db = tmp_path / "db.duckdb"
     old = duckdb.connect(str(db))
     old.execute(schema_sql())
-    for _, column, _ in ADDED_COLUMNS:
-        old.execute(f"ALTER TABLE challenge_context DROP COLUMN {column}")
+    for table, column, _ in ADDED_COLUMNS:
+        old.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     old.execute("INSERT INTO challenge_context (epoch, challenge_id, device_id, kind, status, batch_siblings) "
                 "VALUES ('2024-08-13T23', 'c0', 'd0', 'vram', 'timeout', 0)")  # fmt: skip
     old.close()
@@ -128,3 +129,5 @@ def test_a_table_that_gained_columns_gets_them_empty_for_the_rows_written_before
         filled = con.execute("SELECT count(*), count(n), count(reachable) FROM challenge_context WHERE challenge_id <> 'c0'")
         total, sized, judged = filled.fetchone()
         assert total > 0 and sized == total and judged == total
+        counted = con.execute("SELECT count(*) = count(samples_flipped) FROM device_features").fetchall()
+        assert counted == [(True,)] and con.execute("SELECT count(samples_flipped) > 0 FROM pow_checks").fetchall() == [(True,)]

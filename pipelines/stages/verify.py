@@ -19,7 +19,9 @@ CREATE TABLE IF NOT EXISTS pow_checks (
     _hour VARCHAR NOT NULL,
     samples_total INTEGER NOT NULL,
     samples_bad INTEGER NOT NULL,
-    first_bad VARCHAR                   -- e.g. "[12, 40] = 17, expected 23"
+    first_bad VARCHAR,                  -- e.g. "[12, 40] = 17, expected 23"
+    samples_flipped INTEGER             -- of the bad ones, one bit off the exact entry (a hardware fault's mark;
+                                        -- NULL in rows written before it was counted)
 );
 """
 
