@@ -1,10 +1,18 @@
 """``double_listed``: one GPU identity offered on another network from somewhere else.
 
-Policy: listing the same GPU on several networks from the same machine is legitimate (owners
-cross-list to fill idle time) and is not flagged. What is flagged is the same NVML UUID listed
-elsewhere, from another IP and another host, in the same hour the device reports it here: one
-card cannot be in two places, so one of the two listings is a borrowed or cloned identity.
-Seen in one hour suspects; in ``confirm_hours`` of the last ``window_hours`` establishes.
+Two findings, told apart in the evidence:
+- *another host*: the same NVML UUID listed elsewhere, from another IP and another host, in
+  the same hour the device reports it here: one card cannot be in two places, so one of the
+  two listings is a borrowed or cloned identity. Seen in one hour suspects; in
+  ``confirm_hours`` of the last ``window_hours`` establishes (proof ``exact``).
+- *cross-listed*: this machine itself (its GPU UUID, or its host fingerprint on a listing
+  that names no card) listed on another network in the hour it earns here. Whether that is
+  fraud is the network's policy (``cross_listing``): block rewards pay for a card's time, and
+  the same time offered and paid elsewhere is paid twice (``hold``, the default: probation
+  while it is listed, never a rejection or a slash, proof ``policy``); a network that lets
+  owners fill idle time elsewhere sets ``allow``. An address alone never matches: a carrier or
+  campus NAT puts hundreds of unrelated machines behind one (an independently written
+  network's IP-only listings hit 34 honest NAT neighbours).
 
 Honest model: a machine with both IPv4 and IPv6 is seen at one address of each family, and
 another network may see the other family than ours. Without a host fingerprint on the listing,
@@ -22,48 +30,71 @@ import polars as pl
 
 from detectors.base import Detector, Evidence
 
+CROSS_LISTING = {"hold", "allow"}
+"""What a machine listed on another network while it earns here gets: probation, or nothing."""
+
 
 class DoubleListed(Detector):
     name = "double_listed"
     fraud_type = "double_listed"
 
-    def __init__(self, threshold: float = 0.5, window_hours: int = 24, confirm_hours: int = 3):
+    def __init__(self, threshold: float = 0.5, window_hours: int = 24, confirm_hours: int = 3, cross_listing: str = "hold"):
         super().__init__(threshold)
+        if cross_listing not in CROSS_LISTING:
+            raise ValueError(f"{self.name}: cross_listing {cross_listing!r} is not one of {sorted(CROSS_LISTING)}")
         self.window_hours = window_hours
         self.confirm_hours = confirm_hours
+        self.cross_listing = cross_listing
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
             """
-            WITH seen AS (
-                SELECT h._hour AS epoch, h.device_id, h.account_id, x.network, x.ip AS listed_ip, h.ip
+            WITH matched AS (
+                SELECT h._hour AS epoch, h.device_id, h.account_id, x.network, x.ip AS listed_ip, h.ip, 'GPU UUID' AS matched_on,
+                       ip_site(x.ip) <> ip_site(h.ip)  -- another address of the same IPv6 /64 is the same LAN
+                       -- no fingerprint on the listing: an address of the other family is no evidence (dual stack),
+                       -- nor one the device itself reported from in the hour before, this one or the next (a
+                       -- home's address renewed: the other network saw it before or after we did)
+                       AND coalesce(x.host_fingerprint <> h.host_fingerprint,
+                                    contains(x.ip, ':') = contains(h.ip, ':') AND NOT EXISTS (
+                                        SELECT 1 FROM hardware o WHERE o.device_id = h.device_id
+                                        AND o._hour >= hours_back(x._hour, 1) AND o._hour <= epoch_shift(x._hour, 1)
+                                        AND ip_site(o.ip) = ip_site(x.ip))) AS elsewhere
                 FROM external_listings x
                 JOIN hardware h ON h.gpu_uuid = x.gpu_uuid AND h._hour = x._hour
-                WHERE x._hour > hours_back($epoch, $window)
-                  AND x._hour <= $epoch AND x.gpu_uuid IS NOT NULL
-                  AND ip_site(x.ip) <> ip_site(h.ip)  -- another address of the same IPv6 /64 is the same LAN
-                  -- no fingerprint on the listing: an address of the other family is no evidence (dual stack),
-                  -- nor one the device itself reported from in the hour before, this one or the next (a
-                  -- home's address renewed: the other network saw it before or after we did)
-                  AND coalesce(x.host_fingerprint <> h.host_fingerprint,
-                               contains(x.ip, ':') = contains(h.ip, ':') AND NOT EXISTS (
-                                   SELECT 1 FROM hardware o WHERE o.device_id = h.device_id
-                                   AND o._hour >= hours_back(x._hour, 1) AND o._hour <= epoch_shift(x._hour, 1)
-                                   AND ip_site(o.ip) = ip_site(x.ip)))
+                WHERE x._hour > hours_back($epoch, $window) AND x._hour <= $epoch AND x.gpu_uuid IS NOT NULL
+                UNION ALL  -- a machine listed whole (its fingerprint, no card named): each of its cards is listed
+                SELECT f.epoch, f.device_id, f.account_id, x.network, x.ip, f.ip, 'host fingerprint', false
+                FROM external_listings x
+                JOIN device_features f ON f.epoch = x._hour AND f.host_fingerprint = x.host_fingerprint  -- placeholders are NULL there
+                WHERE x._hour > hours_back($epoch, $window) AND x._hour <= $epoch AND x.gpu_uuid IS NULL
             ),
             per_device AS (
-                SELECT device_id, any_value(account_id) AS account_id, count(DISTINCT epoch) AS hours,
-                       bool_or(epoch = $epoch) AS now, min(network) AS network, min(listed_ip) AS listed_ip, min(ip) AS ip
-                FROM seen GROUP BY device_id
+                SELECT device_id, any_value(account_id) AS account_id,
+                       count(DISTINCT epoch) FILTER (elsewhere) AS hours, bool_or(epoch = $epoch AND elsewhere) AS now,
+                       min(network) FILTER (elsewhere) AS network, min(listed_ip) FILTER (elsewhere) AS listed_ip,
+                       min(ip) FILTER (elsewhere) AS ip,
+                       count(DISTINCT epoch) FILTER (NOT elsewhere) AS cross_hours,
+                       bool_or(epoch = $epoch AND NOT elsewhere) AS cross_now,
+                       min(network) FILTER (NOT elsewhere) AS cross_network, min(matched_on) FILTER (NOT elsewhere) AS cross_on
+                FROM matched GROUP BY device_id
             )
             SELECT device_id, account_id,
-                   CASE WHEN hours >= $confirm THEN 1.0 ELSE 0.8 END AS score,
+                   CASE WHEN hours >= $confirm THEN 1.0 WHEN hours > 0 THEN 0.8 ELSE 0.7 END AS score,
                    CASE WHEN hours >= $confirm THEN 'reject' ELSE 'probation' END AS action,
-                   format('its GPU UUID is listed on {} from {} (another host) while it reports from {}; in {} of the last {} hours',
-                          network, listed_ip, ip, hours, $window) AS reason,
-                   CAST(json_object('network', network, 'listed_ip', listed_ip, 'ip', ip, 'hours', hours) AS VARCHAR) AS details
+                   CASE WHEN hours > 0 THEN
+                        format('its GPU UUID is listed on {} from {} (another host) while it reports from {}; in {} of the last {} hours',
+                               network, listed_ip, ip, hours, $window)
+                        ELSE format('this machine is listed on {} (its {}) while it earns here, in {} of the last {} hours: '
+                                    'one card''s time paid twice (policy: cross_listing = hold; held, never slashed)',
+                                    cross_network, cross_on, cross_hours, $window) END AS reason,
+                   CAST(CASE WHEN hours > 0 THEN json_object('proof', 'exact', 'network', network, 'listed_ip', listed_ip, 'ip', ip, 'hours', hours)
+                             ELSE json_object('proof', 'policy', 'cross_listed_on', cross_network, 'matched_on', cross_on,
+                                              'hours', cross_hours) END AS VARCHAR) AS details
             FROM per_device
+            WHERE hours > 0 OR ($hold AND cross_now)
             """,
             window=self.window_hours,
             confirm=self.confirm_hours,
+            hold=self.cross_listing == "hold",
         )

@@ -146,3 +146,38 @@ def _read_pow(path: Path) -> pl.DataFrame:
     else:
         frame = pl.read_csv(path, infer_schema_length=0)
     return frame.select("device_id", "kind", "status", pl.col("responded_at").cast(pl.String))
+
+
+def test_honest_cross_listing_is_written_only_where_the_scenario_allows_it_and_changes_nothing_else(tmp_path: Path) -> None:
+    """Home machines listed on another network from the same host are honest only under
+    ``cross_listing = "allow"``; the default network has none, and switching them on adds the
+    listings without changing any other file of the hour."""
+    from dataclasses import replace
+
+    from pipelines.simulate.scenario import Scenario
+
+    mix = {"home": 1.0, "double_lister": 0.05}
+    simulate(tmp_path / "held", 300, 2, seed=6, scenario=replace(Scenario(), mix=mix))
+    simulate(tmp_path / "allowed", 300, 2, seed=6, scenario=replace(Scenario(), mix=mix, honest_cross_listing=True))
+    truth = truth_devices(tmp_path / "held").select("device_id", "population")
+
+    def listed(root: Path) -> pl.DataFrame:
+        files = sorted(root.glob("*/external_listings.*"))
+        frames = [pl.read_parquet(f) if f.suffix == ".parquet" else pl.read_ndjson(f) if ".jsonl" in f.name
+                  else pl.read_csv(f) for f in files]  # fmt: skip
+        hw = pl.concat([_read_hardware(f) for f in sorted(root.glob("*/hardware.*"))], how="diagonal_relaxed")
+        uuids = hw.select("device_id", "gpu_uuid").unique().join(truth, on="device_id")
+        return pl.concat(frames, how="diagonal_relaxed").select("gpu_uuid").join(uuids, on="gpu_uuid")
+
+    assert set(listed(tmp_path / "held")["population"]) == {"double_lister"}
+    assert set(listed(tmp_path / "allowed")["population"]) == {"double_lister", "home"}
+    for hour in ("2024-08-14T00", "2024-08-14T01"):
+        same = {k: v for k, v in _digests(tmp_path / "held" / hour).items() if "listings" not in k and "manifest" not in k}
+        other = {k: v for k, v in _digests(tmp_path / "allowed" / hour).items() if "listings" not in k and "manifest" not in k}
+        assert same == other
+
+
+def _read_hardware(path: Path) -> pl.DataFrame:
+    name = path.name
+    frame = pl.read_parquet(path) if name.endswith(".parquet") else pl.read_ndjson(path) if ".jsonl" in name else pl.read_csv(path)
+    return frame.select("device_id", pl.col("gpu_uuid").cast(pl.String))

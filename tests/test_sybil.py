@@ -283,9 +283,10 @@ def test_an_exchange_hot_wallet_or_a_campus_nat_ties_no_renter_to_an_owner(con) 
 
 def test_double_listing_elsewhere_is_flagged_same_host_other_family_same_lan_or_a_renewed_address_are_not(con) -> None:
     """One card listed elsewhere from another host is flagged. A listing without a fingerprint is
-    no evidence from the other address family (dual stack), from another address of the device's
-    IPv6 /64 (privacy addresses), or from the address the device reported from the hour before
-    (its home's address was renewed; the other network saw the old one)."""
+    no evidence of another host from the other address family (dual stack), from another address
+    of the device's IPv6 /64 (privacy addresses), or from the address the device reported from
+    the hour before (its home's address was renewed; the other network saw the old one): those are
+    this machine listed elsewhere too, which the network's policy holds or allows."""
     account(con, "a", "a@x.com", "w-a", "1.1.1.1")
     device(con, "v6-rotated", "a", "2001:db8:0:1::aaaa", "host-5", uuid="GPU-5")
     device(con, "renewed", "a", "9.9.9.9", "host-6", uuid="GPU-6")
@@ -310,10 +311,43 @@ def test_double_listing_elsewhere_is_flagged_same_host_other_family_same_lan_or_
         "(TIMESTAMP '2024-08-14 05:20:00', 'akash', 'GPU-4', 'other-host', '2001:db8::4', ?, 'x.csv', 4)",
         [EPOCH, EPOCH, EPOCH, EPOCH],
     )
-    found = DoubleListed().detect(Evidence(con, EPOCH)).sort("device_id")
+    found = DoubleListed(cross_listing="allow").detect(Evidence(con, EPOCH)).sort("device_id")
     assert found["device_id"].to_list() == ["cloned-v6", "moved"] and set(found["action"]) == {"probation"}
     found = found.filter(found["device_id"] == "moved")
     assert "listed on akash from 5.5.5.5" in found["reason"][0]  # another device's old address excuses nothing
+    # a network that pays for a card's time holds the same machine listed elsewhere (the default), never slashes it
+    held = {r["device_id"]: r for r in DoubleListed().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    cross = {"cross", "dual-stack", "renewed", "v6-rotated"}
+    assert set(held) == cross | {"cloned-v6", "moved"} and {held[d]["action"] for d in cross} == {"probation"}
+    assert "this machine is listed on render (its GPU UUID) while it earns here" in held["cross"]["reason"]
+    assert json.loads(held["cross"]["details"])["proof"] == "policy"
+    assert json.loads(held["moved"]["details"])["proof"] == "exact"
+
+
+def test_a_machine_listed_whole_elsewhere_is_held_by_its_fingerprint_never_by_its_address(con) -> None:
+    """A listing that names no card but the machine's host fingerprint lists each of its cards; one
+    that names only an address says nothing (a carrier or campus NAT puts hundreds of unrelated
+    machines behind one), and a placeholder fingerprint (``unknown`` on every machine) matches none."""
+    account(con, "a", "a@x.com", "w-a", "1.1.1.1")
+    for d, host in (("rig-0", "rig"), ("rig-1", "rig"), ("nat-neighbour", "home-7")):
+        device(con, d, "a", "100.64.0.1", host, uuid=f"GPU-{d}")
+    con.execute(
+        "INSERT INTO device_features (epoch, device_id, account_id, host_fingerprint, ip) VALUES "
+        "(?, 'rig-0', 'a', 'rig', '100.64.0.1'), (?, 'rig-1', 'a', 'rig', '100.64.0.1'), "
+        "(?, 'nat-neighbour', 'a', 'home-7', '100.64.0.1')",
+        [EPOCH, EPOCH, EPOCH],
+    )
+    con.execute(
+        "INSERT INTO external_listings VALUES (TIMESTAMP '2024-08-14 05:20:00', 'vast', NULL, 'rig', '100.64.0.1', ?, 'x.csv', 1), "
+        "(TIMESTAMP '2024-08-14 05:20:00', 'clore', NULL, NULL, '100.64.0.1', ?, 'x.csv', 2)",
+        [EPOCH, EPOCH],
+    )
+    found = DoubleListed().detect(Evidence(con, EPOCH)).sort("device_id")
+    assert found["device_id"].to_list() == ["rig-0", "rig-1"] and set(found["action"]) == {"probation"}
+    assert "listed on vast (its host fingerprint)" in found["reason"][0]
+    assert DoubleListed(cross_listing="allow").detect(Evidence(con, EPOCH)).is_empty()
+    with pytest.raises(ValueError, match="cross_listing"):
+        DoubleListed(cross_listing="maybe")
 
 
 def restart_at(con, dev: str, ts: datetime) -> None:

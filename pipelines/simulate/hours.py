@@ -190,7 +190,7 @@ def simulate_hour(
     feeds.update(_accounts(net, start, hour_index))
     feeds.update(_stakes(net, rng, base, hour_index))
     feeds.update(_jobs(net, dev, rng, base, online))
-    feeds.update(_listings(dev, net, rng, base, online))
+    feeds.update(_listings(dev, net, rng, base, online, scenario.honest_cross_listing))
     return feeds
 
 
@@ -488,8 +488,9 @@ def _jobs(net: Network, dev: DeviceArrays, rng, base, online) -> dict[str, pl.Da
     }
 
 
-def _listings(dev: DeviceArrays, net: Network, rng, base, online) -> dict[str, pl.DataFrame]:
-    """The same GPUs seen on other networks: honest cross-listing from the same host, and
+def _listings(dev: DeviceArrays, net: Network, rng, base, online, honest_cross_listing: bool) -> dict[str, pl.DataFrame]:
+    """The same GPUs seen on other networks: cross-listing from the same host (written only with
+    ``honest_cross_listing``; drawn either way, so the rest of the hour does not change), and
     double listing of one identity from somewhere else at the same time."""
     idx = np.flatnonzero((dev.cross_list & online) | dev.double_list)
     if idx.size == 0:
@@ -497,8 +498,8 @@ def _listings(dev: DeviceArrays, net: Network, rng, base, online) -> dict[str, p
     hw = dev.hardware[idx]
     elsewhere = dev.double_list[idx]
     other_ip = [f"{a}.{b}.{c}.{d}" for a, b, c, d in rng.integers(11, 223, (idx.size, 4)).tolist()]
-    return {
-        "external_listings": pl.DataFrame(
+    listings = (
+        pl.DataFrame(
             {
                 "ts": _stamp(base, rng.uniform(0, 3599, idx.size)),
                 "network": rng.choice(OTHER_NETWORKS, idx.size),
@@ -506,5 +507,8 @@ def _listings(dev: DeviceArrays, net: Network, rng, base, online) -> dict[str, p
                 "host_fingerprint": np.where(elsewhere, None, hw["host_fingerprint"].to_numpy()),
                 "ip": np.where(elsewhere, np.array(other_ip, dtype=object), hw["ip"].to_numpy()),
             }
-        ).sort("ts")
-    }
+        )
+        .filter(pl.Series(elsewhere | honest_cross_listing))
+        .sort("ts")
+    )
+    return {"external_listings": listings} if listings.height else {}

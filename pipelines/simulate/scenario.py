@@ -175,6 +175,10 @@ class Scenario:
     """Share of a sample cheater's answered challenges that carry wrong values."""
     spoofed_true_models: tuple[str, ...] = ("t4", "rtx_3060")
     spoofed_claimed_model: str = "a100_80gb_sxm"
+    honest_cross_listing: bool = False
+    """3% of home machines also listed on another network from the same host: honest only where
+    the network lets owners fill idle time elsewhere (``[detectors.double_listed] cross_listing
+    = "allow"``); the default policy holds them, so the default network has none."""
     spoofed_vram_hang_share: float = 0.0
     """Share of a short card's VRAM challenges that hang (unanswered, ``timeout``: the worker
     pages to host memory) instead of failing (``error``)."""
