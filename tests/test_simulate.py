@@ -179,5 +179,7 @@ def test_honest_cross_listing_is_written_only_where_the_scenario_allows_it_and_c
 
 def _read_hardware(path: Path) -> pl.DataFrame:
     name = path.name
-    frame = pl.read_parquet(path) if name.endswith(".parquet") else pl.read_ndjson(path) if ".jsonl" in name else pl.read_csv(path)
+    frame = (
+        pl.read_parquet(path) if name.endswith(".parquet") else pl.read_ndjson(path) if ".jsonl" in name else pl.read_csv(path)
+    )
     return frame.select("device_id", pl.col("gpu_uuid").cast(pl.String))
