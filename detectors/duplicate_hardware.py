@@ -13,6 +13,15 @@ than ``max_ips`` addresses at once (default ``MACHINE_MAX_IPS``, the bound a hos
 held to) is not one card's identity: it is a writer's stand-in for "no value" that ingest does
 not know (``[N/A]`` and its kin land as null already), or identities made up, which only the
 physics (PoW timing and contention) can judge. Such a value proves nothing and is not counted.
+
+An identity on the machines of several owners (several accounts at several sites) is a copy,
+and one of its holders may be the card's owner, whose identity was taken (an independently
+written network's stolen-identity victim was rejected and slashed with its two clones). Proof
+before punishment: the holder that reported the identity alone for an hour or more before any
+other did (over ``seniority_hours``) is held for review, never rejected, and the later ones are
+judged as above; when no holder came first (all from the same hour), which one is the card's is
+not in the data, and every holder is held for review. One owner's devices sharing an identity
+(virtual slices of one card, one account's cloned image) are judged as above.
 """
 
 from __future__ import annotations
@@ -35,8 +44,10 @@ class DuplicateHardware(Detector):
         confirm_hours: int = 2,
         max_ips: int = MACHINE_MAX_IPS,
         overlap_minutes: int = OVERLAP_MINUTES,
+        seniority_hours: int = 24,
     ):
         super().__init__(threshold)
+        self.seniority_hours = seniority_hours
         self.overlap_minutes = overlap_minutes
         self.window_hours = window_hours
         self.confirm_hours = confirm_hours
@@ -46,14 +57,14 @@ class DuplicateHardware(Detector):
         return evidence.sql(
             """
             WITH ids AS (
-                SELECT DISTINCT device_id, ip_site(ip) AS ip, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
+                SELECT DISTINCT device_id, account_id, ip_site(ip) AS ip, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
                 WHERE _hour = $epoch AND gpu_uuid IS NOT NULL
                 UNION ALL
-                SELECT DISTINCT device_id, ip_site(ip), 'gpu_serial', gpu_serial FROM hardware
+                SELECT DISTINCT device_id, account_id, ip_site(ip), 'gpu_serial', gpu_serial FROM hardware
                 WHERE _hour = $epoch AND gpu_serial IS NOT NULL
                 UNION ALL
-                SELECT DISTINCT device_id, ip_site(ip), 'pci_bus_id on host', host_fingerprint || ' ' || pci_bus_id FROM hardware
-                WHERE _hour = $epoch AND pci_bus_id IS NOT NULL
+                SELECT DISTINCT device_id, account_id, ip_site(ip), 'pci_bus_id on host', host_fingerprint || ' ' || pci_bus_id
+                FROM hardware WHERE _hour = $epoch AND pci_bus_id IS NOT NULL
             ),
             shared AS (  -- one card's identity on several devices, from at most max_ips sites (an IPv6 /64 is one)
                 SELECT kind, value FROM ids GROUP BY kind, value
@@ -69,12 +80,41 @@ class DuplicateHardware(Detector):
                 FROM candidates c JOIN concurrent k USING (grp, device_id)
                 GROUP BY c.kind, c.value HAVING count(DISTINCT c.device_id) > 1
             ),
+            holders AS (  -- each group's devices with their owner and site
+                SELECT DISTINCT g.kind, g.value, i.device_id, i.account_id, i.ip
+                FROM groups g JOIN ids i ON i.kind = g.kind AND i.value = g.value AND list_contains(g.devices, i.device_id)
+            ),
+            contested AS (  -- one identity on the machines of several owners: a copy, or the card's owner among copies
+                SELECT kind, value FROM holders GROUP BY kind, value
+                HAVING count(DISTINCT account_id) > 1 AND count(DISTINCT ip) > 1
+            ),
+            first_seen AS (  -- when each holder of a contested identity first reported it in the window
+                SELECT x.kind, x.value, x.device_id, min(h._hour) AS first_hour
+                FROM (SELECT x.* FROM holders x JOIN contested USING (kind, value)) x
+                JOIN hardware h ON h.device_id = x.device_id AND h._hour > hours_back($epoch, $seniority) AND h._hour <= $epoch
+                 AND CASE x.kind WHEN 'gpu_uuid' THEN h.gpu_uuid WHEN 'gpu_serial' THEN h.gpu_serial
+                                 ELSE h.host_fingerprint || ' ' || h.pci_bus_id END = x.value
+                GROUP BY ALL
+            ),
+            seniority AS (  -- the senior holder: the only one that reported the identity before every other did
+                SELECT kind, value, device_id, first_hour,
+                       first_hour = min(first_hour) OVER w AND count(*) FILTER (first_hour = min_hour) OVER w = 1 AS senior
+                FROM (SELECT *, min(first_hour) OVER (PARTITION BY kind, value) AS min_hour FROM first_seen)
+                WINDOW w AS (PARTITION BY kind, value)
+            ),
             per_device AS (
                 SELECT i.device_id, list(DISTINCT g.kind ORDER BY g.kind) AS kinds,
                        max(len(g.devices)) AS group_size,
                        min(g.kind || ' ' || g.value) AS example,
-                       list_distinct(flatten(list(g.devices))) AS sharing
+                       list_distinct(flatten(list(g.devices))) AS sharing,
+                       bool_or(c.kind IS NOT NULL) AS contested,
+                       coalesce(bool_and(s.senior) FILTER (c.kind IS NOT NULL), false) AS senior,
+                       bool_or(c.kind IS NOT NULL AND NOT coalesce(z.any_senior, false)) AS undecided,
+                       min(s.first_hour) AS first_hour
                 FROM (SELECT DISTINCT device_id, kind, value FROM ids) i JOIN groups g USING (kind, value)
+                LEFT JOIN contested c USING (kind, value)
+                LEFT JOIN seniority s ON s.kind = i.kind AND s.value = i.value AND s.device_id = i.device_id
+                LEFT JOIN (SELECT kind, value, bool_or(senior) AS any_senior FROM seniority GROUP BY ALL) z USING (kind, value)
                 GROUP BY i.device_id
             ),
             history AS (
@@ -84,13 +124,21 @@ class DuplicateHardware(Detector):
                 GROUP BY device_id
             )
             SELECT p.device_id, f.account_id,
-                   CASE WHEN coalesce(h.past_hours, 0) + 1 >= $confirm THEN 1.0 ELSE 0.8 END AS score,
-                   CASE WHEN coalesce(h.past_hours, 0) + 1 >= $confirm THEN 'reject' ELSE 'probation' END AS action,
-                   format('{} shared with {} other device(s) this hour ({}); shared in {} of the last {} hours',
-                          array_to_string(p.kinds, ' and '), len(p.sharing) - 1, p.example,
-                          coalesce(h.past_hours, 0) + 1, $window) AS reason,
-                   CAST(json_object('kinds', p.kinds, 'group_size', p.group_size,
-                        'devices', p.sharing[1:20], 'hours_shared', coalesce(h.past_hours, 0) + 1) AS VARCHAR) AS details
+                   CASE WHEN p.senior OR p.undecided THEN 0.8
+                        WHEN coalesce(h.past_hours, 0) + 1 >= $confirm THEN 1.0 ELSE 0.8 END AS score,
+                   CASE WHEN NOT (p.senior OR p.undecided) AND coalesce(h.past_hours, 0) + 1 >= $confirm THEN 'reject'
+                        ELSE 'probation' END AS action,
+                   concat(format('{} shared with {} other device(s) this hour ({}); shared in {} of the last {} hours',
+                                 array_to_string(p.kinds, ' and '), len(p.sharing) - 1, p.example,
+                                 coalesce(h.past_hours, 0) + 1, $window),
+                          CASE WHEN p.senior THEN format('; it held the identity first (from {}), the other owners'' '
+                                                         'devices later: the card''s owner, copied? held for review', p.first_hour)
+                               WHEN p.undecided THEN '; on machines of several owners, from the same hour: which one is the '
+                                                     'card''s is not in the data, held for review' END) AS reason,
+                   CAST(json_object('proof', CASE WHEN p.senior OR p.undecided THEN 'suspicion' ELSE 'exact' END,
+                        'kinds', p.kinds, 'group_size', p.group_size, 'devices', p.sharing[1:20],
+                        'hours_shared', coalesce(h.past_hours, 0) + 1, 'several_owners', p.contested,
+                        'first_holder', p.senior) AS VARCHAR) AS details
             FROM per_device p
             LEFT JOIN history h USING (device_id)
             LEFT JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
@@ -99,4 +147,5 @@ class DuplicateHardware(Detector):
             confirm=self.confirm_hours,
             max_ips=self.max_ips,
             overlap_minutes=self.overlap_minutes,
+            seniority=self.seniority_hours,
         )

@@ -207,12 +207,13 @@ def _hardware(
     ip: str | None = None,
     alive: tuple[str, str] | None = ("05:00", "05:59"),
     at: str = "05:10",
+    account: str = "acc",
 ) -> None:
     """One hardware report ``at`` and, with ``alive``, heartbeats at both ends of that span."""
     con.execute(
         "INSERT INTO hardware (ts, device_id, account_id, host_fingerprint, ip, gpu_uuid, gpu_serial, pci_bus_id, _hour, _file, _row) "
-        "VALUES (CAST(? AS TIMESTAMP), ?, 'acc', ?, ?, ?, ?, ?, ?, 'hardware.csv', 1)",
-        [f"2024-08-14 {at}:00", device, host, ip, uuid, serial, pci, h],
+        "VALUES (CAST(? AS TIMESTAMP), ?, ?, ?, ?, ?, ?, ?, ?, 'hardware.csv', 1)",
+        [f"2024-08-14 {at}:00", device, account, host, ip, uuid, serial, pci, h],
     )
     for at in alive or ():
         heartbeat(con, device, f"2024-08-14 {at}:00")
@@ -279,6 +280,39 @@ def test_duplicate_hardware_confirms_when_it_persists(con) -> None:
     _hardware(con, "slice2", "hostA", "GPU-same", None)
     found = DuplicateHardware().detect(Evidence(con, EPOCH))
     assert dict(zip(found["device_id"], found["action"])) == {"slice1": "reject", "slice2": "probation"}
+
+
+def test_an_identity_copied_to_other_owners_machines_holds_its_first_holder_and_judges_the_copies(con) -> None:
+    """A stolen GPU identity: the card's owner reported it alone for hours, then two other owners'
+    machines report it too. The first holder is held for review (never rejected: it is likely the
+    victim), the later ones are judged as any shared identity (here rejected: shared before). With
+    no first holder (all from one hour), which is the card's is not in the data: all held. One
+    owner's machines sharing an identity (a cloned image) are judged as before."""
+    for h in (2, 3):  # the owner alone before the copies appeared
+        _hardware(con, "owner", "host-o", "GPU-stolen", None, h=hour(h), ip="1.1.1.1", alive=None, account="alice")
+    for device, host, ip, account in (("owner", "host-o", "1.1.1.1", "alice"), ("copy-b", "host-b", "2.2.2.2", "bob"),
+                                      ("copy-c", "host-c", "3.3.3.3", "carol")):  # fmt: skip
+        _hardware(con, device, host, "GPU-stolen", None, ip=ip, account=account)
+        _hardware(con, device, host, "GPU-stolen", None, h=hour(4), ip=ip, alive=None, account=account)
+        feature(con, device, account_id=account)
+    for device, ip, account in (("same-hour-a", "4.4.4.4", "dan"), ("same-hour-b", "5.5.5.5", "erin"),
+                                ("image-1", "6.6.6.6", "frank"), ("image-2", "7.7.7.7", "frank")):  # fmt: skip
+        uuid = "GPU-twin" if device.startswith("same") else "GPU-image"
+        _hardware(con, device, f"host-{device}", uuid, None, ip=ip, account=account)
+        feature(con, device, account_id=account)
+    for device in ("owner", "copy-b", "copy-c", "same-hour-a", "same-hour-b", "image-1", "image-2"):  # shared an hour ago
+        con.execute(
+            "INSERT INTO evidence VALUES (?, ?, 'acc', 'duplicate_hardware', 'duplicate_hardware', 0.8, 'probation', 'x', '{}')",
+            [hour(4), device],
+        )
+    found = {r["device_id"]: r for r in DuplicateHardware().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    actions = {d: r["action"] for d, r in found.items()}
+    assert actions == {"owner": "probation", "copy-b": "reject", "copy-c": "reject", "same-hour-a": "probation",
+                       "same-hour-b": "probation", "image-1": "reject", "image-2": "reject"}  # fmt: skip
+    assert "it held the identity first (from 2024-08-14T02)" in found["owner"]["reason"]
+    assert "which one is the card's is not in the data" in found["same-hour-a"]["reason"]
+    assert json.loads(found["owner"]["details"])["proof"] == "suspicion"
+    assert json.loads(found["copy-b"]["details"])["proof"] == "exact"
 
 
 def test_registry_detectors_follow_the_interface() -> None:
