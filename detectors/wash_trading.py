@@ -2,9 +2,14 @@
 
 A job is *self-dealing* when its client and the device's owner are one operator: the same
 account, the same sybil cluster, a shared funding wallet (or its funder), a referral between
-them, or the same signup IP. Short completed self-dealing jobs (under ``max_job_hours``) are
-what inflates rental time; ``suspect_jobs`` of them in the window suspect the device and
-``confirm_jobs`` establish it.
+them, or the same signup IP. Completed self-dealing jobs inflate rental time;
+``suspect_jobs`` of them in the window suspect the device and ``confirm_jobs`` establish it.
+A job of ``max_job_hours`` or longer counts only on a tie of money or identity (the same
+account, one sybil cluster, a shared funding wallet up to two hops back): colleagues behind a
+small office's address, or a friend who referred the owner, rent each other's cards for long
+runs in earnest, while an operator who launders the client's funding through a hop wallet and
+rents for two hours at a time is still one purse (an independently written network's laundered
+wash trading, 110-minute jobs, went unflagged while only jobs under an hour counted).
 
 Honest model: renters are people too. A regular client runs short jobs on the same good card
 all day, and client and owner alike withdrew their tokens from an exchange whose hot wallet
@@ -68,11 +73,11 @@ class WashTrading(Detector):
             ),
             jobs_ AS (
                 SELECT j.job_id, j.device_id, o.owner, j.client_account_id AS client,
-                       date_diff('millisecond', coalesce(j.started_at, j.created_at), j.ended_at) AS ms
+                       date_diff('millisecond', coalesce(j.started_at, j.created_at), j.ended_at) AS ms,
+                       ms >= $max_hours * 3600000 AS long_job
                 FROM jobs j JOIN owner o USING (device_id)
                 WHERE j._hour > hours_back($epoch, $window)
                   AND j._hour <= $epoch AND j.status = 'completed'
-                  AND date_diff('millisecond', coalesce(j.started_at, j.created_at), j.ended_at) < $max_hours * 3600000
             ),
             same_cluster AS (
                 SELECT DISTINCT j.job_id FROM jobs_ j
@@ -90,7 +95,10 @@ class WashTrading(Detector):
                       CASE WHEN c.job_id IS NOT NULL THEN 'one sybil cluster' END,
                       CASE WHEN f.job_id IS NOT NULL THEN 'a shared funding wallet' END,
                       CASE WHEN co.referrer = j.owner OR oo.referrer = j.client THEN 'a referral' END,
-                      CASE WHEN cs.site = os.site THEN 'the same signup IP' END) AS ties
+                      CASE WHEN cs.site = os.site THEN 'the same signup IP' END) AS ties,
+                    -- one purse or one identity: what a long job needs (colleagues behind one small office's NAT, or a
+                    -- friend who referred, rent each other's cards for long runs in earnest)
+                    j.client = j.owner OR c.job_id IS NOT NULL OR f.job_id IS NOT NULL AS money_tie
                 FROM jobs_ j
                 LEFT JOIN same_cluster c USING (job_id)
                 LEFT JOIN same_source f USING (job_id)
@@ -102,15 +110,17 @@ class WashTrading(Detector):
                 -- in, and its rounding flipped between runs (0.52 / 0.53); whole seconds dropped each job's
                 -- fraction, which moved totals across a rounding edge (1.5 -> 1.4); the client shown is the first
                 SELECT device_id, any_value(owner) AS owner, count(*) AS jobs, sum(ms) / 3600000.0 AS hours,
-                       min(ties) AS ties, min(client) AS client
-                FROM judged WHERE ties <> '' GROUP BY device_id
+                       count(*) FILTER (long_job) AS long_jobs, min(ties) AS ties, min(client) AS client
+                FROM judged WHERE ties <> '' AND (NOT long_job OR money_tie) GROUP BY device_id
             )
             SELECT p.device_id, p.owner AS account_id,
                    CASE WHEN p.jobs >= $confirm THEN 1.0 ELSE 0.75 END AS score,
                    CASE WHEN p.jobs >= $confirm THEN 'reject' ELSE 'probation' END AS action,
-                   format('{} short completed jobs ({:.1f} rental hours) in the last {} hours hired by account {} tied to the owner by {}',
-                          p.jobs, p.hours, $window, p.client, p.ties) AS reason,
-                   CAST(json_object('jobs', p.jobs, 'hours', round(p.hours, 2), 'client', p.client, 'ties', p.ties) AS VARCHAR) AS details
+                   format('{} completed jobs ({} of them {:g} h or longer; {:.1f} rental hours) in the last {} hours hired by '
+                          'account {} tied to the owner by {}', p.jobs, p.long_jobs, $max_hours, p.hours, $window, p.client, p.ties)
+                     AS reason,
+                   CAST(json_object('jobs', p.jobs, 'long_jobs', p.long_jobs, 'hours', round(p.hours, 2), 'client', p.client,
+                                    'ties', p.ties) AS VARCHAR) AS details
             FROM per_device p WHERE p.jobs >= $suspect
             """,
             window=self.window_hours,

@@ -256,6 +256,31 @@ def test_wash_trading_needs_ties_between_client_and_owner(con) -> None:
     assert "a referral" in found["reason"][0] and "the same signup IP" in found["reason"][0]
 
 
+def test_long_jobs_count_as_wash_trading_only_on_a_tie_of_money_or_identity(con) -> None:
+    """An operator who funds the client through a hop wallet and rents two hours at a time is one
+    purse (an independently written network's laundered wash trading went unflagged while only
+    jobs under an hour counted). A colleague behind the office's address renting long runs is a
+    renter; the same colleague's short jobs all day still count, as before."""
+    account(con, "owner", "o@x.com", "w-owner", "1.1.1.1")
+    account(con, "puppet", "p@y.com", "w-puppet", "9.9.9.9")
+    funded(con, "w-hop", "w-owner")
+    funded(con, "w-puppet", "w-hop")  # owner -> hop -> client
+    account(con, "boss", "b@office.com", "w-boss", "3.3.3.3")
+    account(con, "colleague", "c@office.com", "w-colleague", "3.3.3.3")
+    device(con, "laundered-gpu", "owner", "1.1.1.1", "h1")
+    device(con, "office-gpu", "boss", "3.3.3.3", "h2")
+    device(con, "office-gpu-2", "boss", "3.3.3.3", "h3")
+    for k in range(4):
+        job(con, f"laundered{k}", "puppet", "laundered-gpu", 110)
+        job(con, f"training{k}", "colleague", "office-gpu", 110)
+        job(con, f"quick{k}", "colleague", "office-gpu-2", 10)
+    found = {r["device_id"]: r for r in WashTrading().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert set(found) == {"laundered-gpu", "office-gpu-2"} and found["laundered-gpu"]["action"] == "reject"
+    assert "4 completed jobs (4 of them 1 h or longer" in found["laundered-gpu"]["reason"]
+    assert "a shared funding wallet" in found["laundered-gpu"]["reason"]
+    assert "the same signup IP" in found["office-gpu-2"]["reason"]
+
+
 def test_an_exchange_hot_wallet_or_a_campus_nat_ties_no_renter_to_an_owner(con) -> None:
     """A regular renter's short jobs on an owner's card: both withdrew from one exchange whose hot
     wallet funded twelve accounts and signed up behind one campus NAT that twelve share, which is
