@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -591,11 +592,9 @@ def test_where_the_backend_pings_nobody_downtime_is_read_from_heartbeats(tmp_pat
     hour the backend pinged nobody (``uptime_cadence.pings_per_hour`` 0) a device is down when
     it also sent under half its heartbeats: the silent one is slashed once, the beating one not."""
     down = DOWNTIME_HOURS
-    start = "2024-08-14T00"
     with connect(tmp_path / "db.duckdb") as con:
-        opened = {}
-        for h in range(down + 2):
-            ep = shift(start, h)
+
+        def hour(ep: str, h: int) -> list[str]:
             con.execute("INSERT INTO uptime_cadence VALUES (?, 10, 0, 50, 3, 12, 14, 40)", [ep])
             for device, beats in (("silent", 0 if h >= 1 else 6), ("beating", 6), ("few", 2 if h >= 1 else 6)):
                 con.execute(
@@ -603,12 +602,29 @@ def test_where_the_backend_pings_nobody_downtime_is_read_from_heartbeats(tmp_pat
                     "VALUES (?, ?, 'acc', 0, 0, ?)",
                     [ep, device, beats],
                 )
-                con.execute("INSERT INTO stake_positions VALUES (?, ?, 'w', 1000000, 0)", [ep, device])
-            if slash(con, ep, VERSION):
-                opened[ep] = sorted(
-                    r[0] for r in con.execute("SELECT DISTINCT device_id FROM slashing_events WHERE epoch = ?", [ep]).fetchall()
-                )
-    assert opened == {shift(start, down): ["few", "silent"]}
+            return ["silent", "beating", "few"]
+
+        opened = _staked_downtime(con, down + 2, hour)
+    assert opened == {shift(DOWNTIME_START, down): ["few", "silent"]}
+
+
+DOWNTIME_START = "2024-08-14T00"
+
+
+def _staked_downtime(con, hours: int, hour: Callable[[str, int], list[str]]) -> dict[str, list[str]]:
+    """Run slashing over ``hours`` epochs from ``DOWNTIME_START``; ``hour(epoch, h)`` writes the
+    epoch's device rows and returns the devices, each then staked. The devices each epoch opened
+    an incident for."""
+    opened = {}
+    for h in range(hours):
+        ep = shift(DOWNTIME_START, h)
+        for device in hour(ep, h):
+            con.execute("INSERT INTO stake_positions VALUES (?, ?, 'w', 1000000, 0)", [ep, device])
+        if slash(con, ep, VERSION):
+            opened[ep] = sorted(
+                r[0] for r in con.execute("SELECT DISTINCT device_id FROM slashing_events WHERE epoch = ?", [ep]).fetchall()
+            )
+    return opened
 
 
 def test_a_machine_whose_firewall_drops_every_ping_but_answers_its_challenges_is_not_down(tmp_path: Path) -> None:
@@ -616,25 +632,20 @@ def test_a_machine_whose_firewall_drops_every_ping_but_answers_its_challenges_is
     proof-of-work challenge it is sent (an independently written network's ICMP-blocked boxes
     were slashed for a day "down"). An answered challenge is the stronger sign of life, and one a
     machine that is really off cannot give: that one is slashed once, the firewalled one never."""
-    down = DOWNTIME_HOURS
-    start = "2024-08-14T00"
     with connect(tmp_path / "db.duckdb") as con:
-        opened = {}
-        for h in range(down + 2):
-            ep = shift(start, h)
+
+        def hour(ep: str, h: int) -> list[str]:
             for device, pow_ok in (("firewalled", 2), ("off", 0 if h >= 1 else 2)):
                 con.execute(
                     "INSERT INTO device_features (epoch, device_id, account_id, ping_total, ping_ok, heartbeat_ok, pow_ok) "
                     "VALUES (?, ?, 'acc', 4, 0, 6, ?)",
                     [ep, device, pow_ok],
                 )
-                con.execute("INSERT INTO stake_positions VALUES (?, ?, 'w', 1000000, 0)", [ep, device])
-            if slash(con, ep, VERSION):
-                opened[ep] = sorted(
-                    r[0] for r in con.execute("SELECT DISTINCT device_id FROM slashing_events WHERE epoch = ?", [ep]).fetchall()
-                )
+            return ["firewalled", "off"]
+
+        opened = _staked_downtime(con, DOWNTIME_HOURS + 2, hour)
         up = con.execute("SELECT reachable_hour(4, 0, 2, 4), reachable_hour(4, 0, 0, 4), reachable_hour(4, 3, 0, 4)").fetchall()
-    assert opened == {shift(start, down): ["off"]}
+    assert opened == {shift(DOWNTIME_START, DOWNTIME_HOURS): ["off"]}
     assert up == [(True, False, True)]  # what the reward stage's uptime reads
 
 
