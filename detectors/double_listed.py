@@ -1,4 +1,5 @@
-"""``double_listed``: one GPU identity offered on another network from somewhere else.
+"""``double_listed``: one GPU offered on another network: from somewhere else (a borrowed or
+cloned identity), or from this machine while it earns here (the network's policy decides).
 
 Two findings, told apart in the evidence:
 - *another host*: the same NVML UUID listed elsewhere, from another IP and another host, in
