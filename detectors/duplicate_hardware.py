@@ -98,7 +98,7 @@ class DuplicateHardware(Detector):
             ),
             seniority AS (  -- the senior holder: the only one that reported the identity before every other did
                 SELECT kind, value, device_id, first_hour,
-                       first_hour = min(first_hour) OVER w AND count(*) FILTER (first_hour = min_hour) OVER w = 1 AS senior
+                       first_hour = min_hour AND count(*) FILTER (first_hour = min_hour) OVER w = 1 AS senior
                 FROM (SELECT *, min(first_hour) OVER (PARTITION BY kind, value) AS min_hour FROM first_seen)
                 WINDOW w AS (PARTITION BY kind, value)
             ),

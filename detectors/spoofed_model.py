@@ -100,11 +100,7 @@ class SpoofedModel(Detector):
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
             """
-            WITH win AS (
-                SELECT * FROM device_features
-                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
-            ),
-            now AS (SELECT * FROM device_features WHERE epoch = $epoch AND catalogue_model IS NOT NULL),
+            WITH now AS (SELECT * FROM device_features WHERE epoch = $epoch AND catalogue_model IS NOT NULL),
             ctx AS (
                 SELECT * FROM challenge_context
                 WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
@@ -156,7 +152,7 @@ class SpoofedModel(Detector):
                              -- unanswered while alive, no sibling passed, and its own speed is no excuse
                              coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0
                                       AND s.measurements >= $min_meas
-                                      AND $margin * 2 * pow(c.n, 3) / (s.tflops * 1e9) <= a.longest_ms, false) AS solo_timeout,
+                                      AND $margin * predicted_ms <= a.longest_ms, false) AS solo_timeout,
                              -- answered alone, at under 1/margin of its own speed: the product ran from host memory
                              coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND s.measurements >= $min_meas
                                       AND c.tflops * $margin < s.tflops, false) AS crawled

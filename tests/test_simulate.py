@@ -121,13 +121,12 @@ def test_a_short_card_can_hang_on_its_vram_challenges_instead_of_failing(tmp_pat
 
     from pipelines.simulate.scenario import Scenario
 
-    short = replace(Scenario(), mix={"home": 1.0, "spoofed_model": 0.3}, spoofed_true_models=("rtx_4080",))
+    short = replace(Scenario(), mix={"home": 1.0, "spoofed_model": 0.3}, spoofed_true_models=("rtx_4080",), formats="parquet")
     statuses = {}
     for name, share in (("fails", 0.0), ("hangs", 1.0)):
         simulate(tmp_path / name, 60, 7, seed=3, scenario=replace(short, spoofed_vram_hang_share=share))
         truth = truth_devices(tmp_path / name).filter(pl.col("population") == "spoofed_model").select("device_id")
-        pow_ = pl.concat([_read_pow(p) for p in sorted((tmp_path / name).glob("*/pow.*"))], how="diagonal_relaxed")
-        vram = pow_.filter(pl.col("kind") == "vram").join(truth, on="device_id")
+        vram = _feed(tmp_path / name, "pow").filter(pl.col("kind") == "vram").join(truth, on="device_id")
         assert vram.height >= 5
         statuses[name] = vram.group_by("status").len().sort("status").rows()
         if share:
@@ -136,16 +135,9 @@ def test_a_short_card_can_hang_on_its_vram_challenges_instead_of_failing(tmp_pat
     assert sum(n for _, n in statuses["fails"]) == sum(n for _, n in statuses["hangs"])
 
 
-def _read_pow(path: Path) -> pl.DataFrame:
-    """One hour's PoW file in any of the simulator's formats, as strings and numbers."""
-    name = path.name
-    if name.endswith(".parquet"):
-        frame = pl.read_parquet(path)
-    elif ".jsonl" in name:
-        frame = pl.read_ndjson(path)
-    else:
-        frame = pl.read_csv(path, infer_schema_length=0)
-    return frame.select("device_id", "kind", "status", pl.col("responded_at").cast(pl.String))
+def _feed(root: Path, feed: str) -> pl.DataFrame:
+    """Every hour's file of one feed of a network simulated with ``formats = "parquet"``."""
+    return pl.concat([pl.read_parquet(p) for p in sorted(root.glob(f"*/{feed}.parquet"))], how="diagonal_relaxed")
 
 
 def test_honest_cross_listing_is_written_only_where_the_scenario_allows_it_and_changes_nothing_else(tmp_path: Path) -> None:
@@ -156,18 +148,14 @@ def test_honest_cross_listing_is_written_only_where_the_scenario_allows_it_and_c
 
     from pipelines.simulate.scenario import Scenario
 
-    mix = {"home": 1.0, "double_lister": 0.05}
-    simulate(tmp_path / "held", 300, 2, seed=6, scenario=replace(Scenario(), mix=mix))
-    simulate(tmp_path / "allowed", 300, 2, seed=6, scenario=replace(Scenario(), mix=mix, honest_cross_listing=True))
+    base = replace(Scenario(), mix={"home": 1.0, "double_lister": 0.05}, formats="parquet")
+    simulate(tmp_path / "held", 300, 2, seed=6, scenario=base)
+    simulate(tmp_path / "allowed", 300, 2, seed=6, scenario=replace(base, honest_cross_listing=True))
     truth = truth_devices(tmp_path / "held").select("device_id", "population")
 
     def listed(root: Path) -> pl.DataFrame:
-        files = sorted(root.glob("*/external_listings.*"))
-        frames = [pl.read_parquet(f) if f.suffix == ".parquet" else pl.read_ndjson(f) if ".jsonl" in f.name
-                  else pl.read_csv(f) for f in files]  # fmt: skip
-        hw = pl.concat([_read_hardware(f) for f in sorted(root.glob("*/hardware.*"))], how="diagonal_relaxed")
-        uuids = hw.select("device_id", "gpu_uuid").unique().join(truth, on="device_id")
-        return pl.concat(frames, how="diagonal_relaxed").select("gpu_uuid").join(uuids, on="gpu_uuid")
+        uuids = _feed(root, "hardware").select("device_id", "gpu_uuid").unique().join(truth, on="device_id")
+        return _feed(root, "external_listings").select("gpu_uuid").join(uuids, on="gpu_uuid")
 
     assert set(listed(tmp_path / "held")["population"]) == {"double_lister"}
     assert set(listed(tmp_path / "allowed")["population"]) == {"double_lister", "home"}
@@ -175,11 +163,3 @@ def test_honest_cross_listing_is_written_only_where_the_scenario_allows_it_and_c
         same = {k: v for k, v in _digests(tmp_path / "held" / hour).items() if "listings" not in k and "manifest" not in k}
         other = {k: v for k, v in _digests(tmp_path / "allowed" / hour).items() if "listings" not in k and "manifest" not in k}
         assert same == other
-
-
-def _read_hardware(path: Path) -> pl.DataFrame:
-    name = path.name
-    frame = (
-        pl.read_parquet(path) if name.endswith(".parquet") else pl.read_ndjson(path) if ".jsonl" in name else pl.read_csv(path)
-    )
-    return frame.select("device_id", pl.col("gpu_uuid").cast(pl.String))
