@@ -41,10 +41,11 @@ def device(con, dev: str, acc: str, ip: str, host: str, cpu: str = "AMD Ryzen 9 
     con.execute("INSERT INTO device_features (epoch, device_id, account_id, ip) VALUES (?, ?, ?, ?)", [EPOCH, dev, acc, ip])
 
 
-def funded(con, wallet: str, funder: str) -> None:
+def funded(con, wallet: str, funder: str, at: str = "2024-08-14 00:10:00", amount: str = "200") -> None:
     con.execute(
-        "INSERT INTO stake_events VALUES (?, TIMESTAMP '2024-08-14 00:10:00', ?, NULL, 'stake', 200, ?, '2024-08-14T00', 's.csv', 1)",
-        [f"e-{wallet}", wallet, funder],
+        "INSERT INTO stake_events VALUES (?, CAST(? AS TIMESTAMP), ?, NULL, 'stake', CAST(? AS DECIMAL(38, 8)), ?, "
+        "'2024-08-14T00', 's.csv', 1)",
+        [f"e-{wallet}", at, wallet, amount, funder],
     )
 
 
@@ -593,6 +594,36 @@ def test_a_hosting_facilitys_tenants_one_server_image_one_reboot_are_not_a_ring(
     flagged = {a for (a,) in con.execute("SELECT account_id FROM sybil_clusters").fetchall()}
     assert flagged == set(members)
     assert not flagged & set(tenants)
+
+
+def test_a_ring_staking_one_amount_within_minutes_at_a_hosting_facility_is_a_ring_a_wave_of_strangers_is_not(con) -> None:
+    """A careful ring hosted among a facility's tenants: the facility's server image, mailboxes of
+    a shape honest people share, stakes withdrawn from an exchange, a restart script of its own
+    (a time, which never makes a ring alone); its one tie of the accounts themselves is that one
+    script staked the same amount for every account within minutes. Strangers who stake the same
+    amount in one quarter hour (a referral wave) are no group."""
+    tenants = colocation(con)
+    background(con)
+    members = []
+    for k in range(12):
+        acc = f"care{k}"
+        account(con, acc, f"{['li', 'sam', 'eva'][k % 3]}.{['kim', 'costa', 'lopez', 'wang'][k % 4]}{300 + k}@gmail.com",
+                f"w-{acc}", f"91.{k}.7.3")  # fmt: skip
+        funded(con, f"w-{acc}", "big-exchange", at=f"2024-08-13 21:{10 + k // 2:02d}:{k * 7 % 60:02d}", amount="250")
+        device(con, f"d-{acc}", acc, f"185.220.50.{10 + k % 4}", f"host-{acc}", cpu="AMD Ryzen 5 5600X")
+        restart(con, f"d-{acc}", 15 + k % 3)  # its own script at 03:15, not the facility's 04:00
+        members.append(acc)
+    wave = []
+    for k in range(12):  # a referral wave an hour later: the same amount, each their own everything
+        acc = f"wave{k}"
+        account(con, acc, TENANT_MAIL[k].replace("@", f"{k}@"), f"w-{acc}", f"62.{k}.9.1")
+        funded(con, f"w-{acc}", f"w-{acc}-own", at=f"2024-08-13 22:{20 + k // 2:02d}:00", amount="250")
+        device(con, f"d-{acc}", acc, f"62.{k}.9.1", f"host-{acc}", cpu=["AMD Ryzen 7 5800X", "Intel Core i7-12700K"][k % 2])
+        wave.append(acc)
+    SybilRings().detect(Evidence(con, EPOCH))
+    flagged = {a for (a,) in con.execute("SELECT account_id FROM sybil_clusters").fetchall()}
+    assert flagged == set(members)
+    assert not flagged & set(tenants + wave)
 
 
 LAB_MEMBERS = ("anna.berg", "bram.achebe", "chidi.costa", "dana.demir", "elif.eriksen", "femi.fischer", "greta.garcia",

@@ -52,7 +52,7 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from pipelines.sybil.links import CLOCK_KINDS, FLEET_KINDS, KINDS, SHAPE_KINDS, SITE_KINDS, SOURCES, STRONG_KINDS
+from pipelines.sybil.links import BURST_KINDS, CLOCK_KINDS, FLEET_KINDS, KINDS, SHAPE_KINDS, SITE_KINDS, SOURCES, STRONG_KINDS
 
 
 @dataclass(frozen=True)
@@ -451,13 +451,14 @@ def score_clusters(
     coverage = holders.select("cluster", "kind", "account").unique().group_by("cluster", "kind").agg(pl.len().alias("covered"))
     # the accounts' own ties: an identity shared (a wallet, a mailbox, a host, a card) at any size; a
     # mailbox shape only when a group of min_accounts or more holds it, as 30 strangers linked by
-    # anything else share coarse shapes in pairs; and the site a group connects from (one address
-    # held by a group: a lab, an office, a hosting hall)
+    # anything else share coarse shapes in pairs; a stake of one amount in one quarter hour likewise
+    # (a launch); and the site a group connects from (one address held by a group: a lab, an
+    # office, a hosting hall)
     grouped = pl.len().over("cluster", "kind", "value") >= rules.min_accounts
     group_held = (
         holders.filter(
-            pl.col("kind").is_in([k for k in STRONG_KINDS if k not in (*FLEET_KINDS, *SHAPE_KINDS)])
-            | (pl.col("kind").is_in(SHAPE_KINDS + SITE_KINDS) & grouped)
+            pl.col("kind").is_in([k for k in STRONG_KINDS if k not in (*FLEET_KINDS, *SHAPE_KINDS, *BURST_KINDS)])
+            | (pl.col("kind").is_in(SHAPE_KINDS + BURST_KINDS + SITE_KINDS) & grouped)
         )
         .with_columns(pl.when(pl.col("kind").is_in(SITE_KINDS)).then(pl.lit("site")).otherwise(pl.col("kind")).alias("kind"))
         .select("cluster", "kind", "account")

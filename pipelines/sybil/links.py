@@ -55,6 +55,7 @@ so the union over a ring's kinds still ties the ring together). Every candidate 
 | signup_ip | IP at signup | 0.15 | 100 |
 | referral | referrer and referred account | 0.2 | 300 |
 | created | sign-up time in 15-minute and 60-minute bins | 0.05 | 300 |
+| staked | amount of a stake (or delegation) from the account's wallet, in 15- and 60-minute bins on two offsets | 0.5 | 300 |
 
 Mailbox shapes: ``p1`` domain + leading letters + class shape of the rest (``kai|9999aa9``),
 ``p2`` domain + class shape of the whole local part, ``p3`` domain + runs of classes + length
@@ -80,10 +81,11 @@ KINDS: dict[str, tuple[float, int]] = {
     "signup_ip": (0.15, 100),
     "referral": (0.2, 300),
     "created": (0.05, 300),
+    "staked": (0.5, 300),
 }
 """kind -> (strength, max_n)."""
 
-STRONG_KINDS = ("funding", "email", "email_pattern", "restart", "hw_fingerprint", "host", "gpu")
+STRONG_KINDS = ("funding", "email", "email_pattern", "restart", "hw_fingerprint", "host", "gpu", "staked")
 """Operator kinds: what one operator's automation leaves behind; they can make a cluster a ring.
 The rest (where accounts are, who referred whom, when they signed up) only corroborate."""
 
@@ -111,10 +113,18 @@ lab, an office, a hosting hall), and a site's institution hands its members mail
 own domain (``first.last@cs.uni-example.edu``): there a mailbox shape is the site's, not an
 operator's (``communities.score_clusters``)."""
 
+BURST_KINDS = ("staked",)
+"""Kinds that are one act at one moment: a script stakes one amount for every account it runs
+within minutes (an independently written network's careful ring staked 12 x the same amount in
+9 minutes, its only tie besides a hosting product's server image, an exchange and a reboot
+time). Strangers stake the network's minimum in the same quarter hour in pairs by chance (a
+launch, a referral wave), so like a mailbox shape a stake ties accounts only when a group holds
+it (``communities.score_clusters``), and like a time it never joins two communities."""
+
 WEAK_KINDS = ("subnet", "created")
 """Kinds so common that they only add weight to pairs other kinds found."""
 
-CLOCK_KINDS = ("restart", "created")
+CLOCK_KINDS = ("restart", "created", "staked")
 """Kinds that are a time (of day, of sign-up): unrelated operators share the clock (cron jobs
 at round hours, one launch day), so these corroborate a community but never join two
 (``communities._merge_parts``): two rings with their own templates whose scripts restart in the
@@ -138,6 +148,11 @@ funded AS (SELECT DISTINCT wallet, funder_wallet FROM stake_events WHERE _hour <
 hop1 AS MATERIALIZED (SELECT a.account_id, f.funder_wallet AS w FROM acc a JOIN funded f ON f.wallet = a.wallet),
 hop2 AS MATERIALIZED (SELECT h.account_id, f.funder_wallet AS w FROM hop1 h JOIN funded f ON f.wallet = h.w),
 hop3 AS (SELECT h.account_id, f.funder_wallet AS w FROM hop2 h JOIN funded f ON f.wallet = h.w),
+stakes AS (  -- what each account's wallet staked or delegated, and when (minutes since the epoch)
+    SELECT a.account_id, CAST(s.amount_io AS VARCHAR) AS amount, epoch(s.ts) / 60 AS minute
+    FROM acc a JOIN stake_events s ON s.wallet = a.wallet
+    WHERE s._hour <= $epoch AND s.kind IN ('stake', 'delegate') AND s.amount_io > 0 AND s.ts IS NOT NULL
+),
 email AS MATERIALIZED (
     SELECT account_id, lower(split_part(email, '@', 2)) AS domain,
            regexp_replace(lower(split_part(email, '@', 1)), '\+.*$', '') AS local
@@ -182,6 +197,9 @@ repeated AS (  -- values an account can reach more than once (several devices, f
     SELECT account_id, 'referral', referrer FROM acc WHERE referrer IS NOT NULL
     UNION ALL
     SELECT referrer, 'referral', referrer FROM acc WHERE referrer IS NOT NULL
+    UNION ALL
+    SELECT account_id, 'staked', amount || '|' || width || '|' || half || '|' || CAST(floor((minute + half * width / 2) / width) AS BIGINT)
+    FROM stakes CROSS JOIN (VALUES (15), (60)) AS w(width) CROSS JOIN (VALUES (0), (1)) AS o(half)
 ),
 once AS (  -- one row per account and value by construction (one latest account row each): no DISTINCT needed
     SELECT account_id, 'email' AS kind,
