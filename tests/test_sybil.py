@@ -901,6 +901,24 @@ def test_peel_keeps_a_two_kind_member_holding_the_rings_mark_and_drops_two_coinc
     assert core_members(edges, community, ClusterRules(marks_min_accounts=100)) == [ring]
 
 
+def test_peel_counts_the_typical_member_without_stake_bursts_so_ring_members_that_never_staked_stay() -> None:
+    """A stake burst is a tie a member can add, never one it must have. Nine of a ring's twelve
+    members staked from its treasury in one burst (funding and a stake burst), and all share
+    popular values (a mailbox shape, a template, a restart bin); the three that have not staked
+    are tied to part of it by those three alone. They stay, as before there were stake bursts:
+    counted with the burst, the typical member's five kinds left them two short (seed 20,
+    network 7 at 3,000 devices: 21 of a 74-account ring never clustered)."""
+    from pipelines.sybil.communities import ClusterRules, core_members
+
+    ring = [f"r{k:02d}" for k in range(12)]
+    stakers, late = ring[:9], ring[9:]
+    popular = {"email_pattern": ("p4|a_a9|13", 40), "hw_fingerprint": ("tmpl", 200), "restart": ("30|0|7", 60)}
+    rows = _tied([(x, y) for i, x in enumerate(stakers) for y in stakers[i + 1 :]],
+                 {"funding": ("treasury", 9), "staked": ("300|15|0|1915", 9), **popular})  # fmt: skip
+    rows += _tied([(x, y) for x in late for y in stakers[:5]], popular)
+    assert core_members(pl.DataFrame(rows), [ring], ClusterRules()) == [ring]
+
+
 def test_a_restart_time_the_ring_mostly_holds_is_no_mark_that_keeps_an_honest_neighbour() -> None:
     """A ring of 12 restarts in one half-hour that nearly only it uses. An honest account that
     restarts in the same half-hour and has a popular mailbox shape is two coincidences, though

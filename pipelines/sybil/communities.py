@@ -348,8 +348,15 @@ def _peel_once(
     kinds = kinds.join(sizes, on="ca").with_columns(
         (pl.col("partners") >= rules.broad_share * (pl.col("size") - 1)).alias("broad")
     )
-    per_member = kinds.group_by("ca", "account").agg(pl.len().alias("kinds"), pl.col("broad").sum().alias("broad"))
-    per_member = per_member.with_columns(pl.col("kinds").median().over("ca").alias("typical"))
+    # the typical member is counted without stake bursts: a member that staked at another time, or
+    # not at all, lacks nothing a ring member must have (a launch's stakes tied 55% of a ring's
+    # pairs by chance, and the members that had not staked fell below the typical count)
+    per_member = kinds.group_by("ca", "account").agg(
+        pl.len().alias("kinds"),
+        pl.col("broad").sum().alias("broad"),
+        (~pl.col("kind").is_in(BURST_KINDS)).sum().alias("kinds_but_bursts"),
+    )
+    per_member = per_member.with_columns(pl.col("kinds_but_bursts").median().over("ca").alias("typical"))
     marked = marked_holders.group_by("ca", "account").agg(pl.len().alias("marks"))
     per_member = per_member.join(marked, on=["ca", "account"], how="left").with_columns(pl.col("marks").fill_null(0))
     near_typical = (pl.col("kinds") >= pl.col("typical") - 1) & (
