@@ -101,13 +101,22 @@ class SpoofedModel(Detector):
         return evidence.sql(
             """
             WITH now AS (SELECT * FROM device_features WHERE epoch = $epoch AND catalogue_model IS NOT NULL),
-            ctx AS (
-                SELECT * FROM challenge_context
-                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
+            rentals AS MATERIALIZED (  -- jobs known by now that ran in the window (a job shows once it has ended)
+                SELECT device_id, coalesce(started_at, created_at) AS from_ts, ended_at AS to_ts FROM jobs
+                WHERE _hour <= $epoch AND ended_at > epoch_start(hours_back($epoch, $window))
             ),
-            speed AS (
+            hired AS (  -- challenges issued while a rental ran on the device: it holds the card's memory and time
+                SELECT DISTINCT p.challenge_id FROM pow p JOIN rentals r ON r.device_id = p.device_id
+                WHERE p._hour > hours_back($epoch, $window) AND p._hour <= $epoch
+                  AND p.issued_at >= r.from_ts AND p.issued_at <= r.to_ts
+            ),
+            ctx AS (
+                SELECT c.*, h.challenge_id IS NOT NULL AS hired FROM challenge_context c LEFT JOIN hired h USING (challenge_id)
+                WHERE c.epoch > hours_back($epoch, $window) AND c.epoch <= $epoch
+            ),
+            speed AS (  -- its own speed, measured while no rental shared the card
                 SELECT device_id, quantile_cont(tflops, 0.9) AS tflops, count(tflops) AS measurements
-                FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL GROUP BY device_id
+                FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL AND NOT hired GROUP BY device_id
             ),
             batch_ok AS (  -- VRAM challenges passed per batch and IP
                 SELECT batch_id, ip, count(*) FILTER (status = 'ok') AS ok FROM ctx WHERE kind = 'vram' GROUP BY ALL
@@ -127,7 +136,7 @@ class SpoofedModel(Detector):
                 FROM (SELECT c.status, c.reachable,
                              coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND c.tflops * $margin < s.tflops, false) AS crawled
                       FROM ctx c LEFT JOIN speed s USING (device_id)
-                      WHERE c.kind = 'matmul' AND c.device_id NOT IN (SELECT device_id FROM suspects))
+                      WHERE c.kind = 'matmul' AND NOT c.hired AND c.device_id NOT IN (SELECT device_id FROM suspects))
             ),
             needed AS (  -- failures in a row that chance explains with probability <= vram_false_alarm
                 SELECT error_rate, failure_rate, NEEDED(error_rate) AS vram_needed, NEEDED(failure_rate) AS vram_needed_any
@@ -146,15 +155,18 @@ class SpoofedModel(Detector):
                        max(predicted_ms) FILTER (solo_timeout) AS timeout_predicted_ms,
                        count(*) FILTER (crawled) AS crawled_answers, min(own_share) FILTER (crawled) AS crawled_share,
                        date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure OR solo_timeout OR crawled)),
-                                 epoch_start(max(epoch) FILTER (solo_failure OR solo_timeout OR crawled))) AS any_span
-                FROM (SELECT c.device_id, c.epoch, c.status, c.status = 'error' AND coalesce(b.ok, 0) = 0 AS solo_failure,
+                                 epoch_start(max(epoch) FILTER (solo_failure OR solo_timeout OR crawled))) AS any_span,
+                       count(*) FILTER (hired AND status IN ('error', 'timeout')) AS hired_failures
+                FROM (SELECT c.device_id, c.epoch, c.status, c.hired,
+                             -- a rental holds part of the card's memory: what fails while one runs is not counted
+                             c.status = 'error' AND coalesce(b.ok, 0) = 0 AND NOT c.hired AS solo_failure,
                              2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms, c.tflops / s.tflops AS own_share,
                              -- unanswered while alive, no sibling passed, and its own speed is no excuse
-                             coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0
+                             coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired
                                       AND s.measurements >= $min_meas
                                       AND $margin * predicted_ms <= a.longest_ms, false) AS solo_timeout,
                              -- answered alone, at under 1/margin of its own speed: the product ran from host memory
-                             coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND s.measurements >= $min_meas
+                             coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND NOT c.hired AND s.measurements >= $min_meas
                                       AND c.tflops * $margin < s.tflops, false) AS crawled
                       FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
                       LEFT JOIN speed s ON s.device_id = c.device_id CROSS JOIN accepted a
@@ -173,18 +185,24 @@ class SpoofedModel(Detector):
                        coalesce(v.solo_timeouts + v.crawled_answers > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers >= q.vram_needed_any
                                 AND v.passed = 0 AND v.any_span >= $span, false) AS unbacked_short,
                        failed_short OR unbacked_short AS vram_short,
+                       v.hired_failures, r.device_id IS NOT NULL AS rented,
+                       -- established: failures alone, with a claim no configuration has, or with slowness where no
+                       -- rental ran (a rental still running is not in jobs yet, and it explains memory and speed both)
+                       failed_short AND (n.vram_total_mb > c.vram_max_mb * (1 + $tol) OR (SLOWER_THAN_SLOW_RATIO AND NOT rented))
+                         AS proven,
                        n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
                        c.vram_max_mb
                 FROM now n
                 JOIN gpu_catalogue c ON c.model_key = n.catalogue_model
                 LEFT JOIN speed s USING (device_id)
                 LEFT JOIN vram v USING (device_id)
+                LEFT JOIN (SELECT DISTINCT device_id FROM rentals) r USING (device_id)
                 LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = n.catalogue_model
                 CROSS JOIN needed q CROSS JOIN accepted a
             )
             SELECT device_id, account_id,
-                   CASE WHEN failed_short AND (slow OR impossible_vram) THEN 1.0 WHEN vram_short THEN 0.8 ELSE 0.7 END AS score,
-                   CASE WHEN failed_short AND (slow OR impossible_vram) THEN 'reject' ELSE 'probation' END AS action,
+                   CASE WHEN proven THEN 1.0 WHEN vram_short THEN 0.8 ELSE 0.7 END AS score,
+                   CASE WHEN proven THEN 'reject' ELSE 'probation' END AS action,
                    concat_ws('; ',
                      CASE WHEN slow AND (slow_alone OR vram_short) THEN format('measures {:.1f} TFLOPS at best: {:.0f}% of the spec {:.1f} for {}{}',
                                                 tflops, 100 * tflops / spec, spec, model,
@@ -208,9 +226,12 @@ class SpoofedModel(Detector):
                                                           'host memory)', crawled_answers, 100 * crawled_share) END,
                                                         CASE WHEN solo_failures > 0 THEN format('{} failed', solo_failures) END),
                                                       vram_needed_any, 100 * failure_rate) END,
-                     CASE WHEN impossible_vram THEN format('claims {} MiB; no {} has more than {} MiB', vram_total_mb, model, vram_max_mb) END
+                     CASE WHEN impossible_vram THEN format('claims {} MiB; no {} has more than {} MiB', vram_total_mb, model, vram_max_mb) END,
+                     CASE WHEN failed_short AND slow AND NOT proven THEN 'rented in the window: a rental still running holds memory '
+                                                                         'and slows the card, so this is suspicion, not proof' END
                    ) AS reason,
-                   CAST(json_object('proof', CASE WHEN failed_short AND (slow OR impossible_vram) THEN 'exact' ELSE 'suspicion' END,
+                   CAST(json_object('proof', CASE WHEN proven THEN 'exact' ELSE 'suspicion' END, 'rented', rented,
+                        'vram_failures_while_hired', hired_failures,
                         'model', model, 'tflops', round(tflops, 2), 'peer_median_tflops', round(peers, 2),
                         'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
                         'vram_passed', passed, 'vram_failures_needed', vram_needed, 'vram_failure_span_hours', failure_span,
