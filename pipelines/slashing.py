@@ -2,7 +2,8 @@
 
 An incident opens once: when a device is first rejected (``device_state.rejected_since`` is
 the epoch; its id is a hash of device and that epoch, so a re-run slashes the same incident,
-never a second one), or when a staked device has been down ``downtime_hours`` in a row.
+never a second one), or when a staked device has been down ``downtime_hours`` in a row (not
+when its card answers under another device id of the same account: a reinstalled worker).
 Amount = rate x (accrued rewards + stake), rate ``deliberate_rate`` for deception and the
 smaller ``downtime_rate`` for downtime; it is taken from the device's rewards paid in the last
 ``accrual_days`` (a held share counts from the epoch it was released) first, then from stake
@@ -58,12 +59,22 @@ down AS (  -- down hours in the last `hours` epochs, and whether the epoch befor
             AND f.device_id IN (SELECT device_id FROM starts))
     GROUP BY device_id
 ),
+moved AS (  -- a card back under another device id of the same account (a reinstalled worker, a new OS) is up:
+    -- the old id's outage is the old registration's, not the card's
+    SELECT DISTINCT o.device_id FROM device_features o
+    JOIN device_features n ON n.epoch = $epoch AND n.account_id = o.account_id AND n.gpu_uuid = o.gpu_uuid
+     AND n.device_id <> o.device_id
+    LEFT JOIN uptime_cadence c ON c.epoch = n.epoch
+    WHERE o.device_id IN (SELECT device_id FROM starts) AND o.gpu_uuid IS NOT NULL
+      AND o.epoch > hours_back($epoch, 2 * $hours) AND o.epoch <= $epoch
+      AND answered_hour(n.ping_total, n.ping_ok, n.heartbeat_ok, n.pow_ok, c.pings_per_hour, c.up_heartbeats)
+),
 downtime AS (  -- the outage reaches `hours` this epoch (once per outage)
     SELECT d.device_id, 'downtime' AS kind, $downtime AS rate,
            format('staked device down for {} hours in a row', $hours) AS reason, '[]'::JSON AS evidence
     FROM down d JOIN staked USING (device_id)
     WHERE d.down_recent = $hours AND NOT coalesce(d.down_before, false)
-      AND d.device_id NOT IN (SELECT device_id FROM rejected)
+      AND d.device_id NOT IN (SELECT device_id FROM rejected) AND d.device_id NOT IN (SELECT device_id FROM moved)
 )
 SELECT 'inc-' || substr(sha256(device_id || '|' || kind || '|' || $epoch), 1, 16) AS incident_id, *
 FROM (SELECT * FROM rejected UNION ALL SELECT * FROM downtime)

@@ -649,6 +649,32 @@ def test_a_machine_whose_firewall_drops_every_ping_but_answers_its_challenges_is
     assert up == [(True, False, True)]  # what the reward stage's uptime reads
 
 
+def test_a_reinstalled_worker_whose_card_answers_under_a_new_device_id_is_not_slashed_for_the_old_ids_silence(
+    tmp_path: Path,
+) -> None:
+    """Reinstalling the worker (or the OS) registers the same card under a new device id; the old
+    id then stays silent while its stake still points at it (an independently written network's
+    reinstalled machines were slashed for a day "down" while their card answered every hour). A
+    card up under another device id of the same account is not down; a card that went quiet
+    while another account's device shows its UUID is (that is no reinstall)."""
+    with connect(tmp_path / "db.duckdb") as con:
+
+        def hour(ep: str, h: int) -> list[str]:
+            rows = [("old", "acc", "GPU-1", h < 1), ("other_owner_old", "acc2", "GPU-2", h < 1)]
+            if h >= 1:  # the same cards answer from the next hour on, under new ids
+                rows += [("new", "acc", "GPU-1", True), ("stranger", "acc3", "GPU-2", True)]
+            for device, account, uuid, up in rows:
+                con.execute(
+                    "INSERT INTO device_features (epoch, device_id, account_id, gpu_uuid, ping_total, ping_ok, heartbeat_ok, pow_ok) "
+                    "VALUES (?, ?, ?, ?, 4, ?, 6, ?)",
+                    [ep, device, account, uuid if up else None, 4 if up else 0, 2 if up else 0],
+                )
+            return ["old", "other_owner_old"]
+
+        opened = _staked_downtime(con, DOWNTIME_HOURS + 2, hour)
+    assert opened == {shift(DOWNTIME_START, DOWNTIME_HOURS): ["other_owner_old"]}
+
+
 def _window_payouts(con, epoch: str, hours: int) -> list[tuple]:
     """What each (device, wallet) was paid in the window ending at ``epoch``, from the whole ledgers."""
     return con.execute(
