@@ -114,9 +114,9 @@ class SpoofedModel(Detector):
                 SELECT c.*, h.challenge_id IS NOT NULL AS hired FROM challenge_context c LEFT JOIN hired h USING (challenge_id)
                 WHERE c.epoch > hours_back($epoch, $window) AND c.epoch <= $epoch
             ),
-            speed AS (  -- its own speed, measured while no rental shared the card
+            speed AS (  -- its best speed (a rental only slows a card: what it reached while rented counts too)
                 SELECT device_id, quantile_cont(tflops, 0.9) AS tflops, count(tflops) AS measurements
-                FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL AND NOT hired GROUP BY device_id
+                FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL GROUP BY device_id
             ),
             batch_ok AS (  -- VRAM challenges passed per batch and IP
                 SELECT batch_id, ip, count(*) FILTER (status = 'ok') AS ok FROM ctx WHERE kind = 'vram' GROUP BY ALL

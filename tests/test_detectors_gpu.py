@@ -108,13 +108,13 @@ def test_spoofed_model_impossible_claim_suspects_and_unbacked_claim_rejects(con)
     assert found["short"]["action"] == "probation"
 
 
-def test_spoofed_model_what_fails_or_slows_while_a_rental_runs_is_the_rental_and_a_rented_card_is_never_rejected(con) -> None:
+def test_spoofed_model_what_fails_while_a_rental_runs_is_the_rental_and_a_rented_card_is_never_rejected(con) -> None:
     """A rental holds part of a card's memory and shares its time: a network written by others had
     honest datacenter cards fail 385 of 392 VRAM challenges while rented (and pass every one in
-    between) and long-rented cards measured at a quarter of spec, rejected as spoofed. What fails
-    or runs while a known job ran on the device does not count; a device rented in the window is
-    held, not rejected, on failures and slowness alone (a job still running is not in ``jobs``
-    until it ends, and it would explain both)."""
+    between) and long-rented cards measured at a quarter of spec, rejected as spoofed. A VRAM
+    challenge that fails while a known job ran on the device does not count; a device rented in
+    the window is held, not rejected, on failures and slowness alone (a job still running is not
+    in ``jobs`` until it ends, and it would explain both)."""
     peers(con, 265.0)
     for d in ("idle", "rented", "rented_other_hours"):
         feature(con, d)
