@@ -15,13 +15,16 @@ not know (``[N/A]`` and its kin land as null already), or identities made up, wh
 physics (PoW timing and contention) can judge. Such a value proves nothing and is not counted.
 
 An identity on the machines of several owners (several accounts at several sites) is a copy,
-and one of its holders may be the card's owner, whose identity was taken (an independently
-written network's stolen-identity victim was rejected and slashed with its two clones). Proof
-before punishment: the holder that reported the identity alone for an hour or more before any
-other did (over ``seniority_hours``) is held for review, never rejected, and the later ones are
-judged as above; when no holder came first (all from the same hour), which one is the card's is
-not in the data, and every holder is held for review. One owner's devices sharing an identity
-(virtual slices of one card, one account's cloned image) are judged as above.
+or a card that moved: one of its holders may be the card's owner, whose identity was taken (an
+independently written network's stolen-identity victim was rejected and slashed with its two
+clones), and a cloud GPU reassigned to another tenant's machine may still be reported by its
+old registration (a third network's spot instances: the later holder, the card's real one, was
+rejected and slashed). Which holder has the card, if any, is not in the data, so every holder is
+held for review, never rejected on the identity alone; the evidence names the one that reported
+it first (over ``seniority_hours``). A card serving several machines is slow when they are
+asked together, which ``virtualized_gpu`` judges. One owner's devices sharing an identity
+(virtual slices of one card, one account's cloned image, one owner's accounts at one site) are
+judged as above.
 """
 
 from __future__ import annotations
@@ -124,18 +127,23 @@ class DuplicateHardware(Detector):
                 GROUP BY device_id
             )
             SELECT p.device_id, f.account_id,
-                   CASE WHEN p.senior OR p.undecided THEN 0.8
+                   CASE WHEN p.contested THEN 0.8
                         WHEN coalesce(h.past_hours, 0) + 1 >= $confirm THEN 1.0 ELSE 0.8 END AS score,
-                   CASE WHEN NOT (p.senior OR p.undecided) AND coalesce(h.past_hours, 0) + 1 >= $confirm THEN 'reject'
+                   CASE WHEN NOT p.contested AND coalesce(h.past_hours, 0) + 1 >= $confirm THEN 'reject'
                         ELSE 'probation' END AS action,
                    concat(format('{} shared with {} other device(s) this hour ({}); shared in {} of the last {} hours',
                                  array_to_string(p.kinds, ' and '), len(p.sharing) - 1, p.example,
                                  coalesce(h.past_hours, 0) + 1, $window),
-                          CASE WHEN p.senior THEN format('; it held the identity first (from {}), the other owners'' '
-                                                         'devices later: the card''s owner, copied? held for review', p.first_hour)
+                          CASE WHEN p.senior THEN format('; on machines of several owners: it held the identity first (from {}), '
+                                                         'the other owners'' devices later: the card''s owner, copied? held for review',
+                                                         p.first_hour)
                                WHEN p.undecided THEN '; on machines of several owners, from the same hour: which one is the '
-                                                     'card''s is not in the data, held for review' END) AS reason,
-                   CAST(json_object('proof', CASE WHEN p.senior OR p.undecided THEN 'suspicion' ELSE 'exact' END,
+                                                     'card''s is not in the data, held for review'
+                               WHEN p.contested THEN format('; on machines of several owners, this one from {}, after another: a '
+                                                            'copy, or the card moved and its old registration still reports it; '
+                                                            'which one has the card is not in the data, held for review',
+                                                            p.first_hour) END) AS reason,
+                   CAST(json_object('proof', CASE WHEN p.contested THEN 'suspicion' ELSE 'exact' END,
                         'kinds', p.kinds, 'group_size', p.group_size, 'devices', p.sharing[1:20],
                         'hours_shared', coalesce(h.past_hours, 0) + 1, 'several_owners', p.contested,
                         'first_holder', p.senior) AS VARCHAR) AS details
