@@ -188,8 +188,11 @@ class SpoofedModel(Detector):
                        v.hired_failures, r.device_id IS NOT NULL AS rented,
                        -- established: failures alone, with a claim no configuration has, or with slowness where no
                        -- rental ran (a rental still running is not in jobs yet, and it explains memory and speed both)
-                       failed_short AND (n.vram_total_mb > c.vram_max_mb * (1 + $tol) OR (SLOWER_THAN_SLOW_RATIO AND NOT rented))
-                         AS proven,
+                       -- with too few honest peers to compare, the spec alone backs proof only below the honest floor
+                       -- (a rented H100 at 26% of a spec its few peers reach 62% of was rejected)
+                       failed_short AND (n.vram_total_mb > c.vram_max_mb * (1 + $tol)
+                                         OR (SLOWER_THAN_SLOW_RATIO AND (coalesce(p.devices, 0) >= $min_peers OR SLOWER_THAN_ALONE_RATIO)
+                                             AND NOT rented)) AS proven,
                        n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
                        c.vram_max_mb
                 FROM now n
@@ -227,8 +230,11 @@ class SpoofedModel(Detector):
                                                         CASE WHEN solo_failures > 0 THEN format('{} failed', solo_failures) END),
                                                       vram_needed_any, 100 * failure_rate) END,
                      CASE WHEN impossible_vram THEN format('claims {} MiB; no {} has more than {} MiB', vram_total_mb, model, vram_max_mb) END,
-                     CASE WHEN failed_short AND slow AND NOT proven THEN 'rented in the window: a rental still running holds memory '
-                                                                         'and slows the card, so this is suspicion, not proof' END
+                     CASE WHEN failed_short AND slow AND NOT proven AND rented
+                          THEN 'rented in the window: a rental still running holds memory and slows the card, so this is '
+                               'suspicion, not proof'
+                          WHEN failed_short AND slow AND NOT proven
+                          THEN 'slow against the spec alone (too few honest peers), above its honest floor: suspicion, not proof' END
                    ) AS reason,
                    CAST(json_object('proof', CASE WHEN proven THEN 'exact' ELSE 'suspicion' END, 'rented', rented,
                         'vram_failures_while_hired', hired_failures,

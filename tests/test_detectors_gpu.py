@@ -145,6 +145,23 @@ def test_spoofed_model_what_fails_while_a_rental_runs_is_the_rental_and_a_rented
     assert json.loads(found["rented_other_hours"]["details"])["proof"] == "suspicion"
 
 
+def test_spoofed_model_with_too_few_peers_the_spec_alone_proves_slowness_only_below_the_honest_floor(con) -> None:
+    """Few honest devices claim the model, so the spec sheet alone judges speed. A card at 26% of
+    its spec that also failed its VRAM challenges is held: busy honest cards reach that (a third
+    network's rented H100s measured 26% of a spec their few idle peers reach 62% of, and one was
+    rejected before its rental showed in ``jobs``). Below the honest floor of 20% it is proof."""
+    peers(con, 200.0, devices=3)
+    for d, speed in (("quarter", 82.0), ("tenth", 31.0)):  # of the A100's 312 TFLOPS spec
+        feature(con, d)
+        for k, epoch in enumerate((EARLIER, EPOCH)):
+            challenge(con, d, "vram", "error", None, f"v{k}", epoch=epoch)
+            for m in range(2):
+                challenge(con, d, "matmul", "ok", speed, f"m{k}{m}", epoch=epoch)
+    found = {r["device_id"]: r for r in SpoofedModel().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert found["quarter"]["action"] == "probation" and "too few honest peers" in found["quarter"]["reason"]
+    assert found["tenth"]["action"] == "reject"
+
+
 def test_spoofed_model_vram_failures_must_beat_the_fleets_chance_error_rate(con) -> None:
     # the fleet errs on 1 matmul challenge in 100 (restarts, driver hiccups): two VRAM errors in a
     # row happen to an honest card with probability 1e-4, three with 1e-6 (vram_false_alarm 1e-5)
