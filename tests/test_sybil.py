@@ -735,6 +735,25 @@ def test_one_rig_split_over_five_numbered_mailboxes_behind_one_address_is_no_hou
     assert [sorted(r) for (r,) in rings] == [[f"mk{k}" for k in range(5)]]
 
 
+def test_three_accounts_on_one_mailbox_behind_one_address_are_no_household(con) -> None:
+    """A third network's small rings: three accounts registered with dot and +tag variants of one
+    gmail address (one mailbox), staked from one wallet, behind one home address. A home's
+    members each read their own mail: one mailbox behind several accounts is one person, judged
+    as a ring, while three relatives with mailboxes of their own at one address are a family."""
+    background(con, 150)
+    for k, local in enumerate(("j.kowalski.pl", "jkowalski.pl+gpu2", "jk.owalski.pl+gpu3")):
+        acc, fam = f"jk{k}", f"rel{k}"
+        account(con, acc, f"{local}@gmail.com", f"w-{acc}", "89.64.1.20")
+        funded(con, f"w-{acc}", "w-jk-main")
+        device(con, f"d-{acc}", acc, "89.64.1.20", f"box-{acc}", cpu="AMD Ryzen 5 3600")
+        account(con, fam, f"{['ola', 'piotr', 'zofia'][k]}.nowak@gmail.com", f"w-{fam}", "89.64.9.9")
+        funded(con, f"w-{fam}", "w-rel-parent")
+        device(con, f"d-{fam}", fam, "89.64.9.9", f"pc-{fam}", cpu="AMD Ryzen 5 3600")
+    SybilRings().detect(Evidence(con, EPOCH))
+    rings = con.execute("SELECT list(account_id ORDER BY account_id) FROM sybil_clusters GROUP BY cluster_id").fetchall()
+    assert [sorted(r) for (r,) in rings] == [["jk0", "jk1", "jk2"]]
+
+
 def test_communities_are_the_same_whatever_the_process_hash_salt(tmp_path: Path) -> None:
     """Louvain walks sets, and a set of strings is ordered by a hash salted per process; the
     clusters (and the evidence naming them) must not depend on it."""

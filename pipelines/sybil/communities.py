@@ -538,9 +538,15 @@ def score_clusters(
         if at_site:  # mailboxes at one site's domain are the site's
             for kind in SHAPE_KINDS:
                 own.pop(kind, None)
-        # ...whose members each run a machine of their own: GPUs of one machine under several of them
-        # (one rig split over numbered mailboxes) are one owner's, not a family's
-        household = size <= rules.household_accounts and home.get(i, 0) == size and cov.get("host", 0) < rules.min_coverage
+        # ...whose members each run a machine of their own and read mail of their own: GPUs of one
+        # machine under several of them (one rig split over numbered mailboxes), or one mailbox behind
+        # several of them (gmail dots and +tags of one address), are one owner's, not a family's
+        household = (
+            size <= rules.household_accounts
+            and home.get(i, 0) == size
+            and cov.get("host", 0) < rules.min_coverage
+            and cov.get("email", 0) < rules.min_coverage
+        )
         is_sybil = (
             size >= rules.min_accounts
             and not household  # a parent's wallet, one build, one reboot timer: one family's ties
