@@ -45,11 +45,17 @@ Three independent signs, each explained in ``reasons``:
   raise the bar for the rest); such a VRAM short is suspicion only (a hung or crawling product
   shows no memory missing);
 - *impossible VRAM*: it claims more memory than any configuration of the model has.
+A rental holds part of a card's memory and shares its time: a VRAM challenge issued while a
+known job ran on the device (``jobs``: from start, or creation, to end) is not counted (an
+independently written network's honest datacenter cards failed 385 of 392 while rented and
+passed every one in between).
 Any sign alone suspects (``probation``, proof ``suspicion``); VRAM short on failures together
 with slow (below ``slow_ratio``) or
 with an impossible claim establishes it (``reject``, proof ``exact``: the device failed,
 repeatedly and alone, to hold the memory it claims, and its speed or claim does not fit the
-model either).
+model either). Slowness backs that proof only where no known job ran in the window (a job is in
+``jobs`` once it has ended, and one still running explains failures and slowness both) and, with
+fewer than ``min_peers`` honest peers, only below ``slow_alone_ratio`` of the spec.
 """
 
 from __future__ import annotations
