@@ -626,6 +626,31 @@ def test_a_ring_staking_one_amount_within_minutes_at_a_hosting_facility_is_a_rin
     assert not flagged & set(tenants + wave)
 
 
+def test_fleets_staking_their_cards_through_a_launch_hour_share_no_stake_burst(con) -> None:
+    """A datacenter operator stakes each of its cards as it joins, through the whole launch hour:
+    its stakes fill every quarter hour with the same amount, and so do every other operator's.
+    Twelve operators in one facility (its server image and maintenance window) were one ring by
+    those stakes at 100,000 devices. A stake burst is one act or two: accounts that staked in
+    more than two quarter hours hold none (a ring staking in one burst: the careful ring's test)."""
+    background(con)
+    operators = []
+    for k in range(12):
+        acc = f"dc{k}"
+        account(con, acc, TENANT_MAIL[k], f"w-{acc}", f"88.{k}.4.2")
+        for j in range(30):
+            con.execute(
+                "INSERT INTO stake_events VALUES (?, TIMESTAMP '2024-08-14 00:00:00' + to_seconds(?), ?, ?, 'stake', 800, ?, "
+                "'2024-08-14T00', 's.csv', 1)",
+                [f"e-{acc}-{j}", (j * 119 + k * 7) % 3600, f"w-{acc}", f"d-{acc}-{j}", f"w-{acc}-own"],
+            )
+        device(con, f"d-{acc}", acc, f"185.220.60.{10 + k % 4}", f"host-{acc}", cpu="AMD EPYC 9654")
+        restart(con, f"d-{acc}", 60 + k % 5)
+        operators.append(acc)
+    SybilRings().detect(Evidence(con, EPOCH))
+    flagged = {a for (a,) in con.execute("SELECT account_id FROM sybil_clusters").fetchall()}
+    assert not flagged & set(operators)
+
+
 LAB_MEMBERS = ("anna.berg", "bram.achebe", "chidi.costa", "dana.demir", "elif.eriksen", "femi.fischer", "greta.garcia",
                "hugo.hansen", "ines.ito", "jonas.jansen", "kofi.kaur", "lea.lund", "mateo.meyer", "nora.nowak", "oskar.okafor")  # fmt: skip
 
