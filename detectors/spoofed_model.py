@@ -192,14 +192,13 @@ class SpoofedModel(Detector):
                                 AND v.passed = 0 AND v.any_span >= $span, false) AS unbacked_short,
                        failed_short OR unbacked_short AS vram_short,
                        v.hired_failures, r.device_id IS NOT NULL AS rented,
+                       n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
                        -- established: failures alone, with a claim no configuration has, or with slowness where no
                        -- rental ran (a rental still running is not in jobs yet, and it explains memory and speed both)
                        -- with too few honest peers to compare, the spec alone backs proof only below the honest floor
                        -- (a rented H100 at 26% of a spec its few peers reach 62% of was rejected)
-                       failed_short AND (n.vram_total_mb > c.vram_max_mb * (1 + $tol)
-                                         OR (SLOWER_THAN_SLOW_RATIO AND (coalesce(p.devices, 0) >= $min_peers OR SLOWER_THAN_ALONE_RATIO)
-                                             AND NOT rented)) AS proven,
-                       n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
+                       failed_short AND (impossible_vram
+                                         OR (slow AND (coalesce(p.devices, 0) >= $min_peers OR slow_alone) AND NOT rented)) AS proven,
                        c.vram_max_mb
                 FROM now n
                 JOIN gpu_catalogue c ON c.model_key = n.catalogue_model

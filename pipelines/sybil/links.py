@@ -148,16 +148,14 @@ funded AS (SELECT DISTINCT wallet, funder_wallet FROM stake_events WHERE _hour <
 hop1 AS MATERIALIZED (SELECT a.account_id, f.funder_wallet AS w FROM acc a JOIN funded f ON f.wallet = a.wallet),
 hop2 AS MATERIALIZED (SELECT h.account_id, f.funder_wallet AS w FROM hop1 h JOIN funded f ON f.wallet = h.w),
 hop3 AS (SELECT h.account_id, f.funder_wallet AS w FROM hop2 h JOIN funded f ON f.wallet = h.w),
-stakes AS (  -- what each account's wallet staked or delegated, and when (minutes since the epoch)...
-    SELECT a.account_id, CAST(s.amount_io AS VARCHAR) AS amount, epoch(s.ts) / 60 AS minute,
-           count(DISTINCT floor(epoch(s.ts) / 900)) OVER (PARTITION BY a.account_id) AS quarters
+bursts AS (  -- what each account's wallet staked or delegated, and when (minutes since the epoch), for
+    -- accounts that staked in one act or two: a fleet staking hundreds of cards through a launch hour
+    -- holds every quarter hour's values, which every other fleet holds too (44 honest datacenter
+    -- operators were one ring by them at 100,000 devices)
+    SELECT a.account_id, CAST(s.amount_io AS VARCHAR) AS amount, epoch(s.ts) / 60 AS minute
     FROM acc a JOIN stake_events s ON s.wallet = a.wallet
     WHERE s._hour <= $epoch AND s.kind IN ('stake', 'delegate') AND s.amount_io > 0 AND s.ts IS NOT NULL
-),
-bursts AS (  -- ...of accounts that staked in one act or two: a fleet staking hundreds of cards through a
-    -- launch hour holds every quarter hour's values, which every other fleet holds too (44 honest
-    -- datacenter operators were one ring by them at 100,000 devices)
-    SELECT account_id, amount, minute FROM stakes WHERE quarters <= 2
+    QUALIFY count(DISTINCT floor(epoch(s.ts) / 900)) OVER (PARTITION BY a.account_id) <= 2
 ),
 email AS MATERIALIZED (
     SELECT account_id, lower(split_part(email, '@', 2)) AS domain,
