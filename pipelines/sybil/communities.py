@@ -255,9 +255,12 @@ def core_members(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterR
     other members (a ring member whose mailbox and funding look like nobody's but who shares the
     ring's template and restart time with nearly all of it; a coincidence ties an honest account
     to the part of a ring that shares its restart bin and popular values, not to nearly all of
-    it). A member tied by only ``min_strong_kinds`` kinds also needs one of them to be *broad*
-    or to be one of the community's marks (a value of ``marks_min_accounts`` or more holders,
-    ``exclusive_share`` of them inside): two coincidences with part of a ring, a popular mailbox
+    it), or ``min_strong_kinds`` kinds each through one of the community's marks (its template
+    and its vendor's finer mailbox shape: values nearly only the community holds; an honest
+    neighbour holds one by chance, two at once are the ring's recipe). A member tied by only
+    ``min_strong_kinds`` kinds also needs one of them to be *broad* or to be one of the
+    community's marks (a value of ``marks_min_accounts`` or more holders, ``exclusive_share`` of
+    them inside): two coincidences with part of a ring, a popular mailbox
     shape and a restart bin, are what an honest neighbour of a loosely tied ring has. A
     community this would dissolve first loses only its members tied by fewer than
     ``min_strong_kinds`` kinds, and is peeled again: an honest neighbour that Louvain put into a
@@ -357,13 +360,18 @@ def _peel_once(
         (~pl.col("kind").is_in(BURST_KINDS)).sum().alias("kinds_but_bursts"),
     )
     per_member = per_member.with_columns(pl.col("kinds_but_bursts").median().over("ca").alias("typical"))
-    marked = marked_holders.group_by("ca", "account").agg(pl.len().alias("marks"))
-    per_member = per_member.join(marked, on=["ca", "account"], how="left").with_columns(pl.col("marks").fill_null(0))
+    marked = marked_holders.group_by("ca", "account").agg(
+        pl.len().alias("marks"), pl.col("kind").n_unique().alias("marked_kinds")
+    )
+    per_member = per_member.join(marked, on=["ca", "account"], how="left").with_columns(
+        pl.col("marks", "marked_kinds").fill_null(0)
+    )
     near_typical = (pl.col("kinds") >= pl.col("typical") - 1) & (
         (pl.col("kinds") > rules.min_strong_kinds) | (pl.col("broad") >= 1) | (pl.col("marks") >= 1)
     )
     keep = per_member.filter(
-        (pl.col("kinds") >= rules.min_strong_kinds) & (near_typical | (pl.col("broad") >= rules.min_strong_kinds))
+        (pl.col("kinds") >= rules.min_strong_kinds)
+        & (near_typical | (pl.col("broad") >= rules.min_strong_kinds) | (pl.col("marked_kinds") >= rules.min_strong_kinds))
     )
     kept = keep.group_by("ca").agg(pl.col("account").sort())
     pruned = {r["ca"]: r["account"] for r in kept.iter_rows(named=True)}
