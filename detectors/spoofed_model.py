@@ -20,8 +20,11 @@ Three independent signs, each explained in ``reasons``:
   wrong by 3x, but a model claimed only by a farm of misnamed cards has no honest peers to
   speak for it). Beside VRAM short, an independent sign that chance explains at <=
   ``vram_false_alarm``, the looser ``slow_ratio`` (0.3) corroborates;
-- *VRAM short*: VRAM challenges sized to a share of the claimed memory failed, none passed,
-  and no sibling in the batch passed either (a virtualized card lets exactly one slice pass).
+- *VRAM short*: VRAM challenges sized to a share of the claimed memory failed, none of that
+  size or larger passed, and no sibling in the batch passed either (a virtualized card lets
+  exactly one slice pass). A pass backs the memory it used, not the claim: the contract leaves
+  the share to the backend, and a card with half the claimed memory answers the challenges
+  sized to a quarter of it and fails those sized to a half (an independently written network).
   Honest workers fail a challenge now and then (a restart, a driver hiccup): at the fleet's own
   error rate e, measured each window on matmul challenges (which a short memory does not fail),
   k failures in a row happen by chance with probability e^k, so VRAM short needs the smallest
@@ -152,44 +155,49 @@ class SpoofedModel(Detector):
                 SELECT max(2 * pow(n, 3) / (tflops * 1e9)) AS longest_ms
                 FROM ctx WHERE kind = 'vram' AND status = 'ok' AND tflops > 0 AND n > 0
             ),
-            vram AS (
-                SELECT device_id, count(*) FILTER (solo_failure) AS solo_failures,
+            vram AS (  -- a card holds at least the largest product it answered: only failures above it count
+                SELECT device_id, count(*) FILTER (solo_failure AND above) AS solo_failures,
                        count(*) FILTER (status = 'ok' AND NOT crawled) AS passed,
-                       date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure)),
-                                 epoch_start(max(epoch) FILTER (solo_failure))) AS failure_span,
-                       count(*) FILTER (solo_timeout) AS solo_timeouts,
-                       max(predicted_ms) FILTER (solo_timeout) AS timeout_predicted_ms,
-                       count(*) FILTER (crawled) AS crawled_answers, min(own_share) FILTER (crawled) AS crawled_share,
-                       date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure OR solo_timeout OR crawled)),
-                                 epoch_start(max(epoch) FILTER (solo_failure OR solo_timeout OR crawled))) AS any_span,
+                       CAST(round(8 * pow(max(held_n), 2) / 1048576) AS BIGINT) AS held_mib,
+                       date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure AND above)),
+                                 epoch_start(max(epoch) FILTER (solo_failure AND above))) AS failure_span,
+                       count(*) FILTER (solo_timeout AND above) AS solo_timeouts,
+                       max(predicted_ms) FILTER (solo_timeout AND above) AS timeout_predicted_ms,
+                       count(*) FILTER (crawled AND above) AS crawled_answers,
+                       min(own_share) FILTER (crawled AND above) AS crawled_share,
+                       date_diff('hour', epoch_start(min(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above)),
+                                 epoch_start(max(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above))) AS any_span,
                        count(*) FILTER (hired AND status IN ('error', 'timeout')) AS hired_failures
-                FROM (SELECT c.device_id, c.epoch, c.status, c.hired,
-                             -- a rental holds part of the card's memory: what fails while one runs is not counted
-                             c.status = 'error' AND coalesce(b.ok, 0) = 0 AND NOT c.hired AS solo_failure,
-                             2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms, c.tflops / s.tflops AS own_share,
-                             -- unanswered while alive, no sibling passed, and its own speed is no excuse
-                             coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired
-                                      AND s.measurements >= $min_meas
-                                      AND $margin * predicted_ms <= a.longest_ms, false) AS solo_timeout,
-                             -- answered alone, at under 1/margin of its own speed: the product ran from host memory
-                             coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND NOT c.hired AND s.measurements >= $min_meas
-                                      AND c.tflops * $margin < s.tflops, false) AS crawled
-                      FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
-                      LEFT JOIN speed s ON s.device_id = c.device_id CROSS JOIN accepted a
-                      WHERE c.kind = 'vram')
+                FROM (SELECT *, held = 0 OR coalesce(n > held_n, false) AS above  -- a pass of unknown size backs every size
+                      FROM (SELECT *, max(n) FILTER (status = 'ok' AND NOT crawled) OVER (PARTITION BY device_id) AS held_n,
+                                   count(*) FILTER (status = 'ok' AND NOT crawled) OVER (PARTITION BY device_id) AS held
+                            FROM (SELECT c.device_id, c.epoch, c.status, c.hired, c.n,
+                                         -- a rental holds part of the card's memory: what fails while one runs is not counted
+                                         c.status = 'error' AND coalesce(b.ok, 0) = 0 AND NOT c.hired AS solo_failure,
+                                         2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms, c.tflops / s.tflops AS own_share,
+                                         -- unanswered while alive, no sibling passed, and its own speed is no excuse
+                                         coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired
+                                                  AND s.measurements >= $min_meas
+                                                  AND $margin * predicted_ms <= a.longest_ms, false) AS solo_timeout,
+                                         -- answered alone, at under 1/margin of its own speed: the product ran from host memory
+                                         coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND NOT c.hired
+                                                  AND s.measurements >= $min_meas AND c.tflops * $margin < s.tflops, false) AS crawled
+                                  FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
+                                  LEFT JOIN speed s ON s.device_id = c.device_id CROSS JOIN accepted a
+                                  WHERE c.kind = 'vram')))
                 GROUP BY device_id
             ),
             judged AS (
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
                        s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
-                       v.solo_failures, v.passed, v.failure_span, q.error_rate, q.vram_needed,
+                       v.solo_failures, v.passed, v.held_mib, v.failure_span, q.error_rate, q.vram_needed,
                        v.solo_timeouts, v.timeout_predicted_ms, v.crawled_answers, v.crawled_share, v.any_span, q.failure_rate,
                        q.vram_needed_any, a.longest_ms,
                        SLOWER_THAN_SLOW_RATIO AS slow,
                        SLOWER_THAN_ALONE_RATIO AS slow_alone,
-                       coalesce(v.solo_failures >= q.vram_needed AND v.passed = 0 AND v.failure_span >= $span, false) AS failed_short,
+                       coalesce(v.solo_failures >= q.vram_needed AND v.failure_span >= $span, false) AS failed_short,
                        coalesce(v.solo_timeouts + v.crawled_answers > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers >= q.vram_needed_any
-                                AND v.passed = 0 AND v.any_span >= $span, false) AS unbacked_short,
+                                AND v.any_span >= $span, false) AS unbacked_short,
                        failed_short OR unbacked_short AS vram_short,
                        v.hired_failures, r.device_id IS NOT NULL AS rented,
                        n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
@@ -217,13 +225,13 @@ class SpoofedModel(Detector):
                                                 CASE WHEN coalesce(peer_devices, 0) >= $min_peers
                                                      THEN format(' and {:.0f}% of its {} honest peers'' median {:.1f}', 100 * tflops / peers, peer_devices, peers)
                                                      ELSE ' (too few honest peers to compare)' END) END,
-                     CASE WHEN failed_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed over {} hours, none passed (no batch '
+                     CASE WHEN failed_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed over {} hours, {} (no batch '
                                                       'sibling passed either; {} needed at the fleet''s {:.2f}% error rate)',
-                                                      solo_failures, vram_total_mb, failure_span, vram_needed, 100 * error_rate)
+                                                      solo_failures, vram_total_mb, failure_span, HELD, vram_needed, 100 * error_rate)
                           WHEN unbacked_short THEN format('{} VRAM challenge(s) at the claimed {} MiB over {} hours, none backed while the '
-                                                      'device was seen alive: {} (no batch sibling passed); {} needed at the '
+                                                      'device was seen alive{}: {} (no batch sibling passed); {} needed at the '
                                                       'fleet''s {:.2f}% rate of failed, unanswered or crawling challenges',
-                                                      solo_failures + solo_timeouts + crawled_answers, vram_total_mb, any_span,
+                                                      solo_failures + solo_timeouts + crawled_answers, vram_total_mb, any_span, HELD_TAIL,
                                                       concat_ws(', ',
                                                         CASE WHEN solo_timeouts > 0 THEN format(
                                                           '{} unanswered, though its own speed finishes one in {:.1f} s and the '
@@ -245,7 +253,7 @@ class SpoofedModel(Detector):
                         'vram_failures_while_hired', hired_failures,
                         'model', model, 'tflops', round(tflops, 2), 'peer_median_tflops', round(peers, 2),
                         'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
-                        'vram_passed', passed, 'vram_failures_needed', vram_needed, 'vram_failure_span_hours', failure_span,
+                        'vram_passed', passed, 'vram_largest_held_mib', held_mib, 'vram_failures_needed', vram_needed, 'vram_failure_span_hours', failure_span,
                         'vram_unanswered_alive', solo_timeouts, 'vram_own_time_s', round(timeout_predicted_ms / 1000, 2),
                         'vram_crawled_answers', crawled_answers, 'vram_crawled_own_share', round(crawled_share, 3),
                         'vram_longest_accepted_s', round(longest_ms / 1000, 2), 'vram_failures_needed_with_unanswered', vram_needed_any,
@@ -255,6 +263,14 @@ class SpoofedModel(Detector):
             FROM judged WHERE slow_alone OR vram_short OR impossible_vram
             """.replace("SLOWER_THAN_SLOW_RATIO", _slower_than("$slow"))
             .replace("SLOWER_THAN_ALONE_RATIO", _slower_than("$alone"))
+            .replace(
+                "HELD_TAIL",
+                "CASE WHEN held_mib IS NULL THEN '' ELSE format(' (each larger than the {} MiB it held)', held_mib) END",
+            )
+            .replace(
+                "HELD",
+                "CASE WHEN held_mib IS NULL THEN 'none passed' ELSE format('each larger than the {} MiB it held', held_mib) END",
+            )
             .replace("NEEDED(error_rate)", _failures_needed("error_rate"))
             .replace("NEEDED(failure_rate)", _failures_needed("failure_rate")),
             window=self.window_hours,

@@ -195,6 +195,31 @@ def test_spoofed_model_vram_failures_within_one_session_are_a_card_in_use_not_a_
     assert SpoofedModel(vram_span_hours=4).detect(Evidence(con, EPOCH))["device_id"].to_list() == ["hours_apart", "one_session"]
 
 
+def test_spoofed_model_a_card_holds_the_largest_product_it_answered_and_fails_above_it_short(con) -> None:
+    """The contract leaves a VRAM challenge's share of the claimed memory to the backend, and an
+    independently written one sized them to a quarter, a third or half of it, and its A100 40GB
+    sold as the 80GB model (and 4080s sold as 4090s) answered the small ones and failed the
+    large ones, while any pass cleared a card. A pass backs the memory it used, not the claim:
+    failures at sizes above the largest product the card answered count; one pass at the larger
+    size clears it, as before."""
+    peers(con, 265.0)
+    quarter, half = 51_200, 72_400  # 8 n^2 bytes: a quarter and a half of 80 GB
+    for d, passes_half in (("a100_40gb_as_80gb", False), ("busy_once", True)):
+        feature(con, d)
+        for h, epoch in enumerate((EARLIER, EPOCH)):
+            challenge(con, d, "vram", "ok", 250.0, f"q{h}", n=quarter, epoch=epoch)
+            challenge(con, d, "vram", "error", None, f"h{h}", n=half, epoch=epoch)
+        if passes_half:
+            challenge(con, d, "vram", "ok", 250.0, "h2", n=half)
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["a100_40gb_as_80gb"] and found["action"][0] == "probation"
+    assert (
+        "2 VRAM challenge(s) at the claimed 81920 MiB failed over 6 hours, each larger than the 20000 MiB it held"
+        in (found["reason"][0])
+    )
+    assert json.loads(found["details"][0])["vram_largest_held_mib"] == 20000
+
+
 def test_spoofed_model_vram_challenges_left_unanswered_while_alive_count_unless_its_speed_explains_them(con) -> None:
     """A card without the memory may hang (paging to host memory) instead of failing: a VRAM
     challenge that times out while the device answers pings and heartbeats, whose product its
