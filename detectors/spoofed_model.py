@@ -12,7 +12,8 @@ challenges pass) is never a spoof. Under-claiming memory gains nothing and is no
 
 Three independent signs, each explained in ``reasons``:
 - *slow*: over the window even the device's best matmul throughput (90th percentile, so a
-  card that is only slowed while sharing a batch is not slow) is below ``slow_alone_ratio``
+  card that is only slowed while sharing a batch is not slow; measured while it claimed the
+  model it claims now, as an owner who upgrades the card in a slot keeps its device id) is below ``slow_alone_ratio``
   (0.2, the honest floor) of BOTH its honest fleet peers' median (same claimed model, devices
   under suspicion left out) AND the catalogue spec, so one wrong catalogue figure cannot flag a
   whole model (with fewer than ``min_peers`` honest peers the spec alone decides, and so it
@@ -123,9 +124,11 @@ class SpoofedModel(Detector):
                 SELECT c.*, h.challenge_id IS NOT NULL AS hired FROM challenge_context c LEFT JOIN hired h USING (challenge_id)
                 WHERE c.epoch > hours_back($epoch, $window) AND c.epoch <= $epoch
             ),
-            speed AS (  -- its best speed (a rental only slows a card: what it reached while rented counts too)
-                SELECT device_id, quantile_cont(tflops, 0.9) AS tflops, count(tflops) AS measurements
-                FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL GROUP BY device_id
+            speed AS (  -- its best speed (a rental only slows a card: what it reached while rented counts too),
+                -- measured under the model it claims now: a card swapped for another in its slot was another card
+                SELECT c.device_id, quantile_cont(c.tflops, 0.9) AS tflops, count(c.tflops) AS measurements
+                FROM ctx c JOIN now n ON n.device_id = c.device_id AND n.catalogue_model = c.catalogue_model
+                WHERE c.kind = 'matmul' AND c.tflops IS NOT NULL GROUP BY c.device_id
             ),
             batch_ok AS (  -- VRAM challenges passed per batch and IP
                 SELECT batch_id, ip, count(*) FILTER (status = 'ok') AS ok FROM ctx WHERE kind = 'vram' GROUP BY ALL

@@ -195,6 +195,24 @@ def test_spoofed_model_vram_failures_within_one_session_are_a_card_in_use_not_a_
     assert SpoofedModel(vram_span_hours=4).detect(Evidence(con, EPOCH))["device_id"].to_list() == ["hours_apart", "one_session"]
 
 
+def test_spoofed_model_judges_speed_under_the_model_claimed_now_so_an_upgraded_slot_is_not_slow(con) -> None:
+    """An owner swapped a T4 for an A100 in one slot (the device id stays; a fourth network
+    written by others had twelve such upgrades and RMAs). Before the new card was measured, the
+    day's best speed was the T4's, 17% of the A100's spec, and the upgraded card was held as a
+    spoof. Speed is measured while the device claimed the model it claims now; a T4 claiming an
+    A100 all day is still slow."""
+    peers(con, 265.0)
+    for d in ("upgraded", "t4_as_a100"):
+        feature(con, d)
+        for h in range(3):
+            challenge(con, d, "matmul", "ok", 52.0, f"old{h}", epoch=EARLIER)
+    con.execute("UPDATE challenge_context SET catalogue_model = 't4' WHERE device_id = 'upgraded'")
+    assert SpoofedModel().detect(Evidence(con, EPOCH))["device_id"].to_list() == ["t4_as_a100"]
+    for h in range(3):  # the new card measured: an A100's speed
+        challenge(con, "upgraded", "matmul", "ok", 262.0, f"new{h}")
+    assert SpoofedModel().detect(Evidence(con, EPOCH))["device_id"].to_list() == ["t4_as_a100"]
+
+
 def test_spoofed_model_a_card_holds_the_largest_product_it_answered_and_fails_above_it_short(con) -> None:
     """The contract leaves a VRAM challenge's share of the claimed memory to the backend, and an
     independently written one sized them to a quarter, a third or half of it, and its A100 40GB
@@ -399,6 +417,25 @@ def test_virtualized_gpu_throttled_pair_behind_one_ip_is_not_contention(con) -> 
         for h, speed in zip((2, 3, 4, 5), speeds):
             challenge(con, d, "matmul", "ok", speed, f"x-{h}", siblings=1, epoch=hour(h), ip="5.5.5.5")
     assert VirtualizedGpu().detect(Evidence(con, EPOCH)).is_empty()
+
+
+def test_virtualized_gpu_cards_slow_alone_in_the_same_hours_are_in_use_not_shared(con) -> None:
+    """Two cards of one home, each at half speed for hours while its owner games on it: slow
+    alone and slow together in those hours, so together they computed like one card against
+    their day's solo median (an independently written network's gamers were held as one shared
+    card). Measured against their solo speed in the same hour they are two cards. Slices of one
+    shared card are fast alone and slow only together, hour after hour, and stay contention."""
+    for d in ("gamer1", "gamer2", "slice1", "slice2"):
+        ip = "4.4.4.4" if d.startswith("gamer") else "3.3.3.3"
+        feature(con, d, ip=ip)
+        for h in range(10, 18):  # free the evening before: full speed alone
+            challenge(con, d, "matmul", "ok", 130.0, f"solo-{d}-{h}", epoch=f"2024-08-13T{h}", ip=ip)
+        for h in (2, 3, 4, 5):
+            busy = d.startswith("gamer")
+            challenge(con, d, "matmul", "ok", 64.0 if busy else 131.0, f"alone-{d}-{h}", epoch=hour(h), ip=ip)
+            challenge(con, d, "matmul", "ok", 63.0, f"{ip}-{h}", siblings=1, epoch=hour(h), ip=ip)
+    found = VirtualizedGpu().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == ["slice1", "slice2"]
 
 
 def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
