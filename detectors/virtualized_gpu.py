@@ -11,12 +11,8 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
 - *contention* (statistical): devices on one IP (an IPv6 /64: without NAT each VM has its own
   address there, ``contract.ip_site``) or host challenged in the same batch computed,
   all together, like at most ``combined_max`` cards: the sum over members of (speed in the
-  batch / the member's own solo median, or its solo speed in that hour where lower) is <=
-  ``combined_max`` (1.15) with every member measured. k honest cards sum to ~k; two cards each
-  throttled by a third still sum to 1.33; a card its owner games on or trains with for a few
-  hours is slow alone in those hours too (an independently written network's home gamers ran
-  at half speed for hours, solo and batched, and two cards of one home were held as one), while
-  a slice of a shared card is fast alone and slow only beside its siblings.
+  batch / the member's own solo median) is <= ``combined_max`` (1.15) with every member
+  measured. k honest cards sum to ~k; two cards each throttled by a third still sum to 1.33.
   Or their VRAM challenges failed for all but exactly one while the failing members never
   failed alone (for k = 2 only together with the slowdown in the same hour). One hour proves
   nothing: heat and noise line up now and then, and a single solo measurement is a noisy
@@ -80,15 +76,10 @@ class VirtualizedGpu(Detector):
                        count(*) FILTER (kind = 'vram' AND status = 'error') AS solo_vram_errors
                 FROM ctx WHERE batch_siblings = 0 GROUP BY device_id
             ),
-            solo_hour AS (  -- ...and in each hour: a card its owner is using is slow alone as well as together
-                SELECT device_id, epoch, median(tflops) AS solo_tflops FROM ctx
-                WHERE batch_siblings = 0 AND kind = 'matmul' AND status = 'ok' GROUP BY ALL
-            ),
             members AS (  -- co-batched siblings (same batch and IP), one row per challenge
                 SELECT c.epoch, c.batch_id, c.ip, c.kind, c.device_id, c.status,
-                       c.tflops / least(s.solo_tflops, h.solo_tflops) AS ratio,
-                       coalesce(s.solo_vram_errors, 0) AS solo_vram_errors
-                FROM ctx c LEFT JOIN solo s USING (device_id) LEFT JOIN solo_hour h USING (device_id, epoch)
+                       c.tflops / s.solo_tflops AS ratio, coalesce(s.solo_vram_errors, 0) AS solo_vram_errors
+                FROM ctx c LEFT JOIN solo s USING (device_id)
                 WHERE c.batch_siblings > 0 AND c.ip IS NOT NULL
             ),
             grouped AS (

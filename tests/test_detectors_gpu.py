@@ -419,25 +419,6 @@ def test_virtualized_gpu_throttled_pair_behind_one_ip_is_not_contention(con) -> 
     assert VirtualizedGpu().detect(Evidence(con, EPOCH)).is_empty()
 
 
-def test_virtualized_gpu_cards_slow_alone_in_the_same_hours_are_in_use_not_shared(con) -> None:
-    """Two cards of one home, each at half speed for hours while its owner games on it: slow
-    alone and slow together in those hours, so together they computed like one card against
-    their day's solo median (an independently written network's gamers were held as one shared
-    card). Measured against their solo speed in the same hour they are two cards. Slices of one
-    shared card are fast alone and slow only together, hour after hour, and stay contention."""
-    for d in ("gamer1", "gamer2", "slice1", "slice2"):
-        ip = "4.4.4.4" if d.startswith("gamer") else "3.3.3.3"
-        feature(con, d, ip=ip)
-        for h in range(10, 18):  # free the evening before: full speed alone
-            challenge(con, d, "matmul", "ok", 130.0, f"solo-{d}-{h}", epoch=f"2024-08-13T{h}", ip=ip)
-        for h in (2, 3, 4, 5):
-            busy = d.startswith("gamer")
-            challenge(con, d, "matmul", "ok", 64.0 if busy else 131.0, f"alone-{d}-{h}", epoch=hour(h), ip=ip)
-            challenge(con, d, "matmul", "ok", 63.0, f"{ip}-{h}", siblings=1, epoch=hour(h), ip=ip)
-    found = VirtualizedGpu().detect(Evidence(con, EPOCH))
-    assert sorted(found["device_id"]) == ["slice1", "slice2"]
-
-
 def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
     feature(con, "vgpu", virtualization_mode="VGPU")
     feature(con, "mig", mig_mode=True)  # an operator's own MIG setting is not evidence alone
