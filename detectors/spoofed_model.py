@@ -13,8 +13,8 @@ challenges pass) is never a spoof. Under-claiming memory gains nothing and is no
 Three independent signs, each explained in ``reasons``:
 - *slow*: over the window even the device's best matmul throughput (90th percentile, so a
   card that is only slowed while sharing a batch is not slow; measured while it claimed the
-  model it claims now, as an owner who upgrades the card in a slot keeps its device id) is below ``slow_alone_ratio``
-  (0.2, the honest floor) of BOTH its honest fleet peers' median (same claimed model, devices
+  model it claims now, as an owner who upgrades the card in a slot keeps its device id) is
+  below ``slow_alone_ratio`` (0.2, the honest floor) of BOTH its honest fleet peers' median (same claimed model, devices
   under suspicion left out) AND the catalogue spec, so one wrong catalogue figure cannot flag a
   whole model (with fewer than ``min_peers`` honest peers the spec alone decides, and so it
   does when the peers' own median is below the ratio of the spec: a catalogue figure is not
@@ -158,7 +158,29 @@ class SpoofedModel(Detector):
                 SELECT max(2 * pow(n, 3) / (tflops * 1e9)) AS longest_ms
                 FROM ctx WHERE kind = 'vram' AND status = 'ok' AND tflops > 0 AND n > 0
             ),
-            vram AS (  -- a card holds at least the largest product it answered: only failures above it count
+            vram_ctx AS (  -- each VRAM challenge and what it shows
+                SELECT c.device_id, c.epoch, c.status, c.hired, c.n,
+                       -- a rental holds part of the card's memory: what fails while one runs is not counted
+                       c.status = 'error' AND coalesce(b.ok, 0) = 0 AND NOT c.hired AS solo_failure,
+                       2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms, c.tflops / s.tflops AS own_share,
+                       -- unanswered while alive, no sibling passed, and its own speed is no excuse
+                       coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired
+                                AND s.measurements >= $min_meas
+                                AND $margin * predicted_ms <= a.longest_ms, false) AS solo_timeout,
+                       -- answered alone, at under 1/margin of its own speed: the product ran from host memory
+                       coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND NOT c.hired
+                                AND s.measurements >= $min_meas AND c.tflops * $margin < s.tflops, false) AS crawled
+                FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
+                LEFT JOIN speed s ON s.device_id = c.device_id CROSS JOIN accepted a
+                WHERE c.kind = 'vram'
+            ),
+            vram_held AS (  -- a card holds at least the largest product it answered: only failures above it count
+                SELECT *, held = 0 OR coalesce(n > held_n, false) AS above  -- a pass of unknown size backs every size
+                FROM (SELECT *, max(n) FILTER (status = 'ok' AND NOT crawled) OVER w AS held_n,
+                             count(*) FILTER (status = 'ok' AND NOT crawled) OVER w AS held
+                      FROM vram_ctx WINDOW w AS (PARTITION BY device_id))
+            ),
+            vram AS (
                 SELECT device_id, count(*) FILTER (solo_failure AND above) AS solo_failures,
                        count(*) FILTER (status = 'ok' AND NOT crawled) AS passed,
                        CAST(round(8 * pow(max(held_n), 2) / 1048576) AS BIGINT) AS held_mib,
@@ -171,24 +193,7 @@ class SpoofedModel(Detector):
                        date_diff('hour', epoch_start(min(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above)),
                                  epoch_start(max(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above))) AS any_span,
                        count(*) FILTER (hired AND status IN ('error', 'timeout')) AS hired_failures
-                FROM (SELECT *, held = 0 OR coalesce(n > held_n, false) AS above  -- a pass of unknown size backs every size
-                      FROM (SELECT *, max(n) FILTER (status = 'ok' AND NOT crawled) OVER (PARTITION BY device_id) AS held_n,
-                                   count(*) FILTER (status = 'ok' AND NOT crawled) OVER (PARTITION BY device_id) AS held
-                            FROM (SELECT c.device_id, c.epoch, c.status, c.hired, c.n,
-                                         -- a rental holds part of the card's memory: what fails while one runs is not counted
-                                         c.status = 'error' AND coalesce(b.ok, 0) = 0 AND NOT c.hired AS solo_failure,
-                                         2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms, c.tflops / s.tflops AS own_share,
-                                         -- unanswered while alive, no sibling passed, and its own speed is no excuse
-                                         coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired
-                                                  AND s.measurements >= $min_meas
-                                                  AND $margin * predicted_ms <= a.longest_ms, false) AS solo_timeout,
-                                         -- answered alone, at under 1/margin of its own speed: the product ran from host memory
-                                         coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND NOT c.hired
-                                                  AND s.measurements >= $min_meas AND c.tflops * $margin < s.tflops, false) AS crawled
-                                  FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
-                                  LEFT JOIN speed s ON s.device_id = c.device_id CROSS JOIN accepted a
-                                  WHERE c.kind = 'vram')))
-                GROUP BY device_id
+                FROM vram_held GROUP BY device_id
             ),
             judged AS (
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
