@@ -231,10 +231,8 @@ def test_spoofed_model_a_card_holds_the_largest_product_it_answered_and_fails_ab
             challenge(con, d, "vram", "ok", 250.0, "h2", n=half)
     found = SpoofedModel().detect(Evidence(con, EPOCH))
     assert found["device_id"].to_list() == ["a100_40gb_as_80gb"] and found["action"][0] == "probation"
-    assert (
-        "2 VRAM challenge(s) at the claimed 81920 MiB failed over 6 hours, each larger than the 20000 MiB it held"
-        in (found["reason"][0])
-    )
+    held = "2 VRAM challenge(s) at the claimed 81920 MiB failed over 6 hours, each larger than the 20000 MiB it held"
+    assert held in found["reason"][0]
     assert json.loads(found["details"][0])["vram_largest_held_mib"] == 20000
 
 
