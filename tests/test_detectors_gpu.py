@@ -182,7 +182,7 @@ def test_spoofed_model_vram_failures_within_one_session_are_a_card_in_use_not_a_
     """A game or a training run holds part of a card's memory for hours, and every VRAM challenge
     of that session fails (an independently written network's gamers failed two in one session's
     first hours and passed later). A card without the memory fails whenever it is asked: failures
-    count once they span ``vram_span_hours``, and any pass clears the card."""
+    count once they span ``vram_span_hours``, and a pass of their size clears the card."""
     peers(con, 265.0)
     for d, first in (("one_session", "2024-08-14T01"), ("hours_apart", EARLIER), ("passed_later", EARLIER)):
         feature(con, d)
@@ -240,7 +240,7 @@ def test_spoofed_model_vram_challenges_left_unanswered_while_alive_count_unless_
     """A card without the memory may hang (paging to host memory) instead of failing: a VRAM
     challenge that times out while the device answers pings and heartbeats, whose product its
     own measured speed finishes in a quarter of the longest VRAM answer the backend accepted,
-    counts like a failure. Downtime and a slow card's long product do not, any pass clears the
+    counts like a failure. Downtime and a slow card's long product do not, a pass of its size clears the
     card, and an unanswered challenge is suspicion only (probation, never a rejection)."""
     peers(con, 265.0)
     n = 51_200  # a quarter of 80 GB in three fp16 matrices
