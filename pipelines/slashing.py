@@ -60,13 +60,14 @@ down AS (  -- down hours in the last `hours` epochs, and whether the epoch befor
     GROUP BY device_id
 ),
 moved AS (  -- a card back under another device id of the same account (a reinstalled worker, a new OS) is up:
-    -- the old id's outage is the old registration's, not the card's
+    -- the old id's outage is the old registration's, not the card's. The old id's row this epoch carries
+    -- its last reported card (features carry identity through silent hours, and an outage of `hours`
+    -- has a row in each of them), so one hour is read, not the day before the outage
     SELECT DISTINCT o.device_id FROM device_features o
     JOIN device_features n ON n.epoch = $epoch AND n.account_id = o.account_id AND n.gpu_uuid = o.gpu_uuid
      AND n.device_id <> o.device_id
     LEFT JOIN uptime_cadence c ON c.epoch = n.epoch
-    WHERE o.device_id IN (SELECT device_id FROM starts) AND o.gpu_uuid IS NOT NULL
-      AND o.epoch > hours_back($epoch, 2 * $hours) AND o.epoch <= $epoch
+    WHERE o.epoch = $epoch AND o.device_id IN (SELECT device_id FROM starts) AND o.gpu_uuid IS NOT NULL
       AND answered_hour(n.ping_total, n.ping_ok, n.heartbeat_ok, n.pow_ok, c.pings_per_hour, c.up_heartbeats)
 ),
 downtime AS (  -- the outage reaches `hours` this epoch (once per outage)

@@ -656,7 +656,8 @@ def test_a_reinstalled_worker_whose_card_answers_under_a_new_device_id_is_not_sl
     id then stays silent while its stake still points at it (an independently written network's
     reinstalled machines were slashed for a day "down" while their card answered every hour). A
     card up under another device id of the same account is not down; a card that went quiet
-    while another account's device shows its UUID is (that is no reinstall)."""
+    while another account's device shows its UUID is (that is no reinstall). The old ids' rows
+    carry their last reported card through the silent hours, as features do."""
     with connect(tmp_path / "db.duckdb") as con:
 
         def hour(ep: str, h: int) -> list[str]:
@@ -667,7 +668,7 @@ def test_a_reinstalled_worker_whose_card_answers_under_a_new_device_id_is_not_sl
                 con.execute(
                     "INSERT INTO device_features (epoch, device_id, account_id, gpu_uuid, ping_total, ping_ok, heartbeat_ok, pow_ok) "
                     "VALUES (?, ?, ?, ?, 4, ?, 6, ?)",
-                    [ep, device, account, uuid if up else None, 4 if up else 0, 2 if up else 0],
+                    [ep, device, account, uuid, 4 if up else 0, 2 if up else 0],
                 )
             return ["old", "other_owner_old"]
 
