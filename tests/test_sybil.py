@@ -947,7 +947,7 @@ def test_peel_keeps_a_two_kind_member_holding_the_rings_mark_and_drops_two_coinc
 
 def test_peel_keeps_a_member_holding_two_of_the_rings_marks_in_two_kinds_and_drops_one_holding_one() -> None:
     """A ring of 30 tied by four operator kinds: its funder, a restart bin, its VM template (held
-    by nobody else) and a popular mailbox shape. A member with a mailbox and funding of its own
+    by nobody outside the community) and a popular mailbox shape. A member with a mailbox and funding of its own
     that shares the template with all of it and the ring's finer mailbox shape with a part (12 of
     its 13 holders are in the ring) holds two of the ring's marks in two kinds and stays (seed 21,
     network 5: 7 of a word-split ring's 82 members peeled from hour 6 on, paid 0.16% of the
@@ -958,13 +958,13 @@ def test_peel_keeps_a_member_holding_two_of_the_rings_marks_in_two_kinds_and_dro
     ring = [f"r{k:02d}" for k in range(30)]
     popular = ("p4|a_a9|13", 300)
     rows = _tied([(x, y) for i, x in enumerate(ring) for y in ring[i + 1 :]],
-                 {"funding": ("treasury", 30), "restart": ("bin-3", 40), "hw_fingerprint": ("tmpl", 31),
+                 {"funding": ("treasury", 30), "restart": ("bin-3", 40), "hw_fingerprint": ("tmpl", 32),
                   "email_pattern": popular})  # fmt: skip
     fine = ring[:12]
     rows += _tied([(x, y) for i, x in enumerate(fine) for y in fine[i + 1 :]], {"email_pattern": ("p3|proton.me|a_a9|13", 13)})
-    rows += _tied([("member", r) for r in ring[12:20]], {"hw_fingerprint": ("tmpl", 31)})
+    rows += _tied([("member", r) for r in ring[12:20]], {"hw_fingerprint": ("tmpl", 32)})
     rows += _tied([("member", r) for r in fine[:6]], {"email_pattern": ("p3|proton.me|a_a9|13", 13)})
-    rows += _tied([("honest", r) for r in ring[20:26]], {"hw_fingerprint": ("tmpl", 31)})
+    rows += _tied([("honest", r) for r in ring[20:26]], {"hw_fingerprint": ("tmpl", 32)})
     rows += _tied([("honest", r) for r in ring[:4]], {"email_pattern": popular})
     edges = pl.DataFrame(rows)
     community = [sorted([*ring, "member", "honest"])]
