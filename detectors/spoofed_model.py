@@ -14,9 +14,9 @@ Three independent signs, each explained in ``reasons``:
 - *slow*: over the window even the device's best matmul throughput (90th percentile, so a
   card that is only slowed while sharing a batch is not slow; measured while it claimed the
   model it claims now, as an owner who upgrades the card in a slot keeps its device id) is
-  below ``slow_alone_ratio`` (0.2, the honest floor) of BOTH its honest fleet peers' median (same claimed model, devices
-  under suspicion left out) AND the catalogue spec, so one wrong catalogue figure cannot flag a
-  whole model (with fewer than ``min_peers`` honest peers the spec alone decides, and so it
+  below ``slow_alone_ratio`` (0.2, the honest floor) of BOTH its honest fleet peers' median
+  (same claimed model, devices under suspicion left out) AND the catalogue spec, so one wrong
+  catalogue figure cannot flag a whole model (with fewer than ``min_peers`` honest peers the spec alone decides, and so it
   does when the peers' own median is below the ratio of the spec: a catalogue figure is not
   wrong by 3x, but a model claimed only by a farm of misnamed cards has no honest peers to
   speak for it). Beside VRAM short, an independent sign that chance explains at <=
@@ -182,7 +182,7 @@ class SpoofedModel(Detector):
             ),
             vram AS (
                 SELECT device_id, count(*) FILTER (solo_failure AND above) AS solo_failures,
-                       count(*) FILTER (status = 'ok' AND NOT crawled) AS passed,
+                       any_value(held) AS passed,
                        CAST(round(8 * pow(max(held_n), 2) / 1048576) AS BIGINT) AS held_mib,
                        date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure AND above)),
                                  epoch_start(max(epoch) FILTER (solo_failure AND above))) AS failure_span,
