@@ -4,8 +4,9 @@ Modelled on pyod and scikit-learn: parameters are set in ``__init__`` and never 
 running; ``fit`` learns whatever state a detector needs (``*_`` attributes) from the evidence
 of an epoch; ``score`` returns one row per device it holds something against, with a score in
 0..1 (higher is more suspicious), an action (``probation`` suspects, ``reject`` establishes
-fraud) and a reason a person can read. ``detect`` keeps the rows at or above ``threshold``
-(0..1) and refuses a ``fit`` that changed a parameter. ``get_params`` reads the parameters
+fraud, ``clear`` refutes the detector's own earlier suspicion) and a reason a person can read.
+``detect`` keeps the rows at or above ``threshold`` (0..1), and every ``clear`` row, and refuses
+a ``fit`` that changed a parameter. ``get_params`` reads the parameters
 from the ``__init__`` signature, as scikit-learn does.
 """
 
@@ -30,9 +31,11 @@ SCORE_SCHEMA = {
 """What ``score`` returns; ``details`` is a JSON object with the figures behind the reason."""
 
 EVIDENCE_SCHEMA = {"detector": pl.String, "fraud_type": pl.String, **SCORE_SCHEMA}
-ACTIONS = ("review", "probation", "reject")
+ACTIONS = ("review", "probation", "reject", "clear")
 """``review``: a lead for a person, stored with the evidence, no effect on the tier;
-``probation``: suspected, rewards held until the evidence expires; ``reject``: established."""
+``probation``: suspected, rewards held until the evidence expires; ``reject``: established;
+``clear``: exact evidence that refutes the detector's earlier suspicion of the device (score 0):
+its probation of that fraud type ends now instead of at its expiry."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class Detector(ABC):
         return (
             scored.select(list(SCORE_SCHEMA))
             .cast(SCORE_SCHEMA)  # type: ignore[arg-type]
-            .filter(pl.col("score") >= self.threshold)
+            .filter((pl.col("score") >= self.threshold) | (pl.col("action") == "clear"))
             .with_columns(pl.lit(self.name).alias("detector"), pl.lit(self.fraud_type).alias("fraud_type"))
             .select(list(EVIDENCE_SCHEMA))
             .sort("device_id")

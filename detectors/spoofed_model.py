@@ -53,6 +53,13 @@ A rental holds part of a card's memory and shares its time: a VRAM challenge iss
 known job ran on the device (``jobs``: from start, or creation, to end) is not counted (an
 independently written network's honest datacenter cards failed 385 of 392 while rented and
 passed every one in between).
+A suspicion that rested on the memory alone is refuted once the card answers, at its own pace,
+a product at least as large as every one that failed, hung or crawled in the window: the card
+holds what the failures doubted (a training run or a game held it then), and a ``clear`` row
+(proof ``exact``) ends the probation at once instead of at its expiry (an independently written
+network's mining rigs failed eleven VRAM challenges, passed one of the same size, and stayed
+held six more hours). A card without the memory cannot answer one; a suspicion that also rested
+on slowness or on an impossible claim is not refuted by memory.
 Any sign alone suspects (``probation``, proof ``suspicion``); VRAM short on failures together
 with slow (below ``slow_ratio``) or
 with an impossible claim establishes it (``reject``, proof ``exact``: the device failed,
@@ -195,6 +202,19 @@ class SpoofedModel(Detector):
                        count(*) FILTER (hired AND status IN ('error', 'timeout')) AS hired_failures
                 FROM vram_held GROUP BY device_id
             ),
+            cleared AS (  -- this detector's last refutation of each device in the window
+                SELECT device_id, max(epoch) AS at FROM evidence
+                WHERE detector = 'spoofed_model' AND action = 'clear' AND epoch > hours_back($epoch, $window) AND epoch < $epoch
+                GROUP BY device_id
+            ),
+            suspected AS (  -- its suspicion since then, and whether every row of it rested on the memory alone
+                SELECT e.device_id, max(e.epoch) AS last_epoch,
+                       bool_and(coalesce(CAST(json_extract(e.details, '$.signs') AS VARCHAR[]) = ['vram_short'], false)) AS vram_only
+                FROM evidence e LEFT JOIN cleared c USING (device_id)
+                WHERE e.detector = 'spoofed_model' AND e.action = 'probation'
+                  AND e.epoch > hours_back($epoch, $window) AND e.epoch < $epoch AND (c.at IS NULL OR e.epoch > c.at)
+                GROUP BY e.device_id
+            ),
             judged AS (
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
                        s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
@@ -215,18 +235,27 @@ class SpoofedModel(Detector):
                        -- (a rented H100 at 26% of a spec its few peers reach 62% of was rejected)
                        failed_short AND (impossible_vram
                                          OR (slow AND (coalesce(p.devices, 0) >= $min_peers OR slow_alone) AND NOT rented)) AS proven,
-                       c.vram_max_mb
+                       c.vram_max_mb,
+                       -- refuted: held on the memory alone, it has since answered a product at its own pace and nothing
+                       -- larger failed, hung or crawled in the window: the card holds what the failures doubted
+                       coalesce(o.vram_only AND v.passed > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers = 0
+                                AND NOT coalesce(slow_alone OR vram_short OR impossible_vram, false), false) AS refuted,
+                       o.last_epoch AS suspected_at
                 FROM now n
                 JOIN gpu_catalogue c ON c.model_key = n.catalogue_model
                 LEFT JOIN speed s USING (device_id)
                 LEFT JOIN vram v USING (device_id)
                 LEFT JOIN (SELECT DISTINCT device_id FROM rentals) r USING (device_id)
                 LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = n.catalogue_model
+                LEFT JOIN suspected o USING (device_id)
                 CROSS JOIN needed q CROSS JOIN accepted a
             )
             SELECT device_id, account_id,
-                   CASE WHEN proven THEN 1.0 WHEN vram_short THEN 0.8 ELSE 0.7 END AS score,
-                   CASE WHEN proven THEN 'reject' ELSE 'probation' END AS action,
+                   CASE WHEN refuted THEN 0.0 WHEN proven THEN 1.0 WHEN vram_short THEN 0.8 ELSE 0.7 END AS score,
+                   CASE WHEN refuted THEN 'clear' WHEN proven THEN 'reject' ELSE 'probation' END AS action,
+                   CASE WHEN refuted THEN format('the VRAM suspicion held since {} is refuted: it answered a {} MiB product at its '
+                                                 'own pace, and no larger one failed, hung or crawled in the window',
+                                                 suspected_at, held_mib) ELSE
                    concat_ws('; ',
                      CASE WHEN slow AND (slow_alone OR vram_short) THEN format('measures {:.1f} TFLOPS at best: {:.0f}% of the spec {:.1f} for {}{}',
                                                 tflops, 100 * tflops / spec, spec, model,
@@ -256,8 +285,12 @@ class SpoofedModel(Detector):
                                'suspicion, not proof'
                           WHEN failed_short AND slow AND NOT proven
                           THEN 'slow against the spec alone (too few honest peers), above its honest floor: suspicion, not proof' END
-                   ) AS reason,
-                   CAST(json_object('proof', CASE WHEN proven THEN 'exact' ELSE 'suspicion' END, 'rented', rented,
+                   ) END AS reason,
+                   CAST(json_object('proof', CASE WHEN proven OR refuted THEN 'exact' ELSE 'suspicion' END,
+                        'signs', list_filter([CASE WHEN slow AND (slow_alone OR vram_short) THEN 'slow' END,
+                                              CASE WHEN vram_short THEN 'vram_short' END,
+                                              CASE WHEN impossible_vram THEN 'impossible_vram' END], lambda x: x IS NOT NULL),
+                        'rented', rented,
                         'vram_failures_while_hired', hired_failures,
                         'model', model, 'tflops', round(tflops, 2), 'peer_median_tflops', round(peers, 2),
                         'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
@@ -268,7 +301,7 @@ class SpoofedModel(Detector):
                         'fleet_failure_rate', round(failure_rate, 5),
                         'fleet_error_rate', round(error_rate, 5), 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb,
                         'catalogue_vram_max_mb', vram_max_mb) AS VARCHAR) AS details
-            FROM judged WHERE slow_alone OR vram_short OR impossible_vram
+            FROM judged WHERE slow_alone OR vram_short OR impossible_vram OR refuted
             """.replace("SLOWER_THAN_SLOW_RATIO", _slower_than("$slow"))
             .replace("SLOWER_THAN_ALONE_RATIO", _slower_than("$alone"))
             .replace(

@@ -6,7 +6,9 @@ Per device and epoch, from the evidence and the device's last state:
 - any ``probation`` evidence now, or in the last ``release_probation_after_clean_hours`` epochs:
   ``probation`` with a stated expiry (the epoch it ends unless new evidence comes). Expiry runs
   on the clock, not on epochs the device was seen, so a device switched off for a day does not
-  stay suspected for ever; the carried row names the evidence it still rests on;
+  stay suspected for ever; the carried row names the evidence it still rests on. A detector's
+  ``clear`` (exact evidence refuting its own suspicion) ends what it held before at once: the
+  device's row then carries the refutation as its reasons;
 - otherwise ``standard``, becoming ``verified`` after ``verify_after_clean_hours`` clean epochs.
 ``review`` evidence (leads for a person) never changes a tier. New devices start at ``standard``.
 """
@@ -28,11 +30,22 @@ ev AS (
                         ORDER BY score DESC, detector)) AS reasons
     FROM judged WHERE epoch = $epoch GROUP BY device_id
 ),
-held AS (  -- probation evidence of the last hours that has not expired yet
-    SELECT device_id, max(epoch) AS last_epoch, max(score) AS score,
-           list(DISTINCT fraud_type ORDER BY fraud_type) AS types,
-           arg_max(reason, epoch || detector) AS last_reason
-    FROM judged WHERE epoch < $epoch AND epoch > hours_back($epoch, $release) GROUP BY device_id
+cleared AS (  -- a detector's refutation of its own suspicion of a device (``clear``): what came before it ends
+    SELECT device_id, fraud_type, max(epoch) AS at FROM evidence
+    WHERE action = 'clear' AND epoch <= $epoch AND epoch > hours_back($epoch, $release) GROUP BY ALL
+),
+held AS (  -- probation evidence of the last hours that has not expired, nor been refuted since
+    SELECT j.device_id, max(j.epoch) AS last_epoch, max(j.score) AS score,
+           list(DISTINCT j.fraud_type ORDER BY j.fraud_type) AS types,
+           arg_max(j.reason, j.epoch || j.detector) AS last_reason
+    FROM judged j LEFT JOIN cleared c USING (device_id, fraud_type)
+    WHERE j.epoch < $epoch AND j.epoch > hours_back($epoch, $release) AND (c.at IS NULL OR j.epoch > c.at)
+    GROUP BY j.device_id
+),
+refuted AS (  -- this epoch's refutations, as the reasons of a device they leave unsuspected
+    SELECT device_id, to_json(list(json_object('detector', detector, 'fraud_type', fraud_type, 'action', action,
+                                               'reason', reason, 'details', details) ORDER BY detector)) AS reasons
+    FROM evidence WHERE epoch = $epoch AND action = 'clear' GROUP BY device_id
 ),
 last AS (
     SELECT device_id, arg_max(tier, epoch) AS tier, arg_max(clean_streak, epoch) AS clean_streak,
@@ -42,7 +55,7 @@ last AS (
 ),
 decided AS (
     SELECT s.device_id, s.account_id, ev.score, ev.types, ev.reasons, held.types AS held_types,
-           held.score AS held_score, held.last_epoch, held.last_reason,
+           held.score AS held_score, held.last_epoch, held.last_reason, refuted.reasons AS refuted_reasons,
            last.tier AS last_tier, last.rejected_types, last.rejected_since, last.rejected_score,
            CASE WHEN ev.reject OR last.tier = 'rejected' THEN 'rejected'
                 WHEN ev.device_id IS NOT NULL OR held.device_id IS NOT NULL THEN 'probation'
@@ -53,6 +66,7 @@ decided AS (
                 ELSE coalesce(last.clean_streak, 0) + 1 END AS clean_streak,
            epoch_shift(CASE WHEN ev.device_id IS NOT NULL THEN $epoch ELSE held.last_epoch END, $release) AS expires
     FROM seen s LEFT JOIN ev USING (device_id) LEFT JOIN held USING (device_id) LEFT JOIN last USING (device_id)
+    LEFT JOIN refuted USING (device_id)
 )
 SELECT device_id, account_id, tier, clean_streak,
        CASE WHEN tier = 'rejected' THEN list_sort(list_distinct(list_concat(coalesce(rejected_types, []), coalesce(types, []))))
@@ -74,6 +88,7 @@ SELECT device_id, account_id, tier, clean_streak,
                 'detector', 'tiering', 'action', 'probation', 'score', held_score, 'expires', expires,
                 'reason', format('probation until {} for {} seen at {} ({}); no new evidence since',
                                  expires, array_to_string(held_types, ', '), last_epoch, last_reason))])
+            WHEN refuted_reasons IS NOT NULL THEN refuted_reasons
             ELSE '[]'::JSON END AS reasons
 FROM decided ORDER BY device_id
 """

@@ -494,3 +494,44 @@ def test_challenge_plan_keeps_a_rejected_sibling_as_witness_and_skips_rejected_o
     assert build_plan(con, EPOCH) == 7
     plan = read_plan(con, EPOCH)
     assert plan == {d: "ip:1.1.1.1" for d in ("a", "b", "c", "gone")} | {d: "ip:4.4.4.4" for d in ("last", "sib1", "sib2")}
+
+
+def _store(con, epoch: str, found) -> None:
+    con.register("found", found.to_arrow())
+    con.execute(
+        "INSERT INTO evidence SELECT ?, device_id, account_id, detector, fraud_type, score, action, reason, details FROM found",
+        [epoch],
+    )
+    con.unregister("found")
+
+
+def test_spoofed_model_a_card_held_on_its_memory_alone_is_cleared_by_a_product_as_large_as_those_it_failed(con) -> None:
+    """Mining rigs on an independently written network failed eleven VRAM challenges, answered
+    one of the same size and stayed held six more hours on the clock. An answer at its own pace
+    as large as every failure refutes a suspicion that rested on the memory alone: a ``clear``
+    row, once. A smaller product backs less than the failures doubted; a device never suspected
+    gets no row for passing."""
+    peers(con, 265.0)
+    half, quarter = 72_400, 51_200
+    for d in ("rig", "passes_smaller", "never_held"):
+        feature(con, d)
+        if d != "never_held":
+            for k, epoch in enumerate((EARLIER, EPOCH)):
+                challenge(con, d, "vram", "error", None, f"v{k}", n=half, epoch=epoch)
+    held = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert held["device_id"].to_list() == ["passes_smaller", "rig"] and set(held["action"]) == {"probation"}
+    assert {tuple(json.loads(d)["signs"]) for d in held["details"]} == {("vram_short",)}
+    _store(con, EPOCH, held)
+    later = hour(6)
+    for d, n in (("rig", half), ("passes_smaller", quarter), ("never_held", half)):
+        feature(con, d, epoch=later)
+        challenge(con, d, "vram", "ok", 250.0, "p", n=n, epoch=later)
+    found = SpoofedModel().detect(Evidence(con, later))
+    rows = {r["device_id"]: r for r in found.iter_rows(named=True)}
+    assert rows["rig"]["action"] == "clear" and rows["rig"]["score"] == 0.0
+    assert f"the VRAM suspicion held since {EPOCH} is refuted" in rows["rig"]["reason"]
+    assert json.loads(rows["rig"]["details"])["proof"] == "exact"
+    assert rows["passes_smaller"]["action"] == "probation" and "never_held" not in rows
+    _store(con, later, found)
+    feature(con, "rig", epoch=hour(7))
+    assert "rig" not in SpoofedModel().detect(Evidence(con, hour(7)))["device_id"].to_list()  # refuted once

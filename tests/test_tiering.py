@@ -93,3 +93,21 @@ def test_carried_probation_names_its_evidence_and_expiry(con) -> None:
 def test_review_leads_never_change_a_tier(con) -> None:
     got = _seen(con, 0, "ab", {"a": "review"})
     assert got["a"][0] == "standard" and got["a"][1] == "[]"
+
+
+def test_a_detectors_clear_ends_its_own_probation_at_once_and_no_other(con) -> None:
+    """A detector that refutes its suspicion (``clear``: a card held for failed VRAM challenges
+    answered one as large) ends the probation it raised now, not at its expiry, and the row says
+    why; probation of another fraud type carries on."""
+    step(con, 0, {"a": "probation", "b": "probation"})
+    for d, fraud_type in (("a", "failed_pow"), ("b", "spoofed_model")):
+        con.execute(
+            "INSERT INTO evidence VALUES ('2024-08-14T01', ?, 'acc', ?, ?, 0.0, 'clear', 'refuted: it answered', '{}')",
+            [d, fraud_type, fraud_type],
+        )
+    got = step(con, 1, {})
+    assert got["a"] == ("standard", []) and got["b"] == ("probation", ["failed_pow"])
+    reasons = con.execute("SELECT reasons FROM device_tiers WHERE epoch = '2024-08-14T01' AND device_id = 'a'").fetchone()[0]
+    assert '"action":"clear"' in reasons.replace(" ", "") and "refuted: it answered" in reasons
+    step(con, 2, {"a": "probation"})  # new suspicion after the clear holds again
+    assert step(con, 3, {})["a"][0] == "probation"

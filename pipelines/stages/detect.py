@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS evidence (
     detector VARCHAR NOT NULL,
     fraud_type VARCHAR NOT NULL,
     score DOUBLE NOT NULL,
-    action VARCHAR NOT NULL,            -- probation | reject
+    action VARCHAR NOT NULL,            -- review | probation | reject | clear (detectors.base.ACTIONS)
     reason VARCHAR NOT NULL,
     details JSON
 );
