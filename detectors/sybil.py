@@ -22,7 +22,6 @@ otherwise its devices are in probation (rewards held, expiring if the cluster di
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
@@ -75,7 +74,7 @@ class SybilRings(Detector):
                             exclusive_share=self.exclusive_share, exclusive_coverage=self.exclusive_coverage,
                             marks_min_accounts=self.marks_min_accounts, marked_strong_kinds=self.marked_strong_kinds,
                             merge_ratio=self.merge_ratio, broad_share=self.broad_share,
-                            household_accounts=self.household_accounts)  # fmt: skip
+                            household_accounts=self.household_accounts, member_chance=self.member_chance)  # fmt: skip
 
     def fit(self, evidence: Evidence) -> SybilRings:
         con, epoch = evidence.con, evidence.epoch
@@ -94,7 +93,8 @@ class SybilRings(Detector):
         edges = pl.from_arrow(evidence.con.sql("SELECT * FROM account_edges ORDER BY a, b").to_arrow_table())
         rules = self._rules()
         whole = communities(edges, rules)
-        self.clusters_ = score_clusters(edges, core_members(edges, whole, rules), rules, whole)  # type: ignore[arg-type]
+        accounts = int(con.execute("SELECT count(DISTINCT account_id) FROM account_attrs").fetchall()[0][0])  # the population
+        self.clusters_ = score_clusters(edges, core_members(edges, whole, rules, accounts), rules, whole)  # type: ignore[arg-type]
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
         rings = rings.join(_member_kinds(edges, rings), on=["cluster_id", "account_id"], how="left").with_columns(
             pl.col("member_strong_kinds").fill_null(pl.lit([], dtype=pl.List(pl.String)))
@@ -109,7 +109,7 @@ class SybilRings(Detector):
             .otherwise(pl.col("member_strong_kinds"))
             .alias("member_strong_kinds")
         )
-        rings = self._without_coincidences(con, edges, rings)
+        rings = self._without_coincidences(edges, rings, accounts)
         found: pl.DataFrame = pl.DataFrame()
         if rings.height:  # the epoch's sybil_clusters rows; the detect stage stores them
             con.register(
@@ -130,13 +130,12 @@ class SybilRings(Detector):
         self.tables_ = {"sybil_clusters": found}
         return self
 
-    def _without_coincidences(self, con: duckdb.DuckDBPyConnection, edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
+    def _without_coincidences(self, edges: pl.DataFrame, rings: pl.DataFrame, accounts: int) -> pl.DataFrame:
         """The ring members minus those tied by only ``min_strong_kinds`` operator kinds whose ties
         the outsiders would show more than ``member_chance`` times by chance
         (``membership_chance``): an honest account that shares a ring's coarsest mailbox shape
         and a restart bin is not named in it. The ring keeps its score and the count of such
         members (``coincidental_members``); its ``accounts`` list the rest."""
-        accounts = int(con.execute("SELECT count(DISTINCT account_id) FROM account_attrs").fetchall()[0][0])
         chance = membership_chance(edges, rings, accounts)
         rings = rings.join(chance, on=["cluster_id", "account_id"], how="left")
         coincidental = (pl.col("member_strong_kinds").list.len() <= self.min_strong_kinds) & (

@@ -1192,15 +1192,36 @@ def test_an_account_tied_to_a_ring_by_two_coincidences_outsiders_share_is_not_na
         .then(pl.lit(["hw_fingerprint", "restart"]))
         .otherwise(pl.lit(["email_pattern", "hw_fingerprint", "restart"]))
     )
-
-    class Accounts:  # the network's account count, as the graph's attribute table gives it
-        def execute(self, _sql: str):
-            return self
-
-        def fetchall(self):
-            return [(600,)]
-
-    kept = SybilRings()._without_coincidences(Accounts(), pl.DataFrame(rows), rings)  # type: ignore[arg-type]
+    accounts = 600  # the network's account count
+    kept = SybilRings()._without_coincidences(pl.DataFrame(rows), rings, accounts)
     assert sorted(kept["account_id"]) == sorted([*ring, "member"])
     assert set(kept["coincidental_members"]) == {1}
-    assert SybilRings(member_chance=0.1)._without_coincidences(Accounts(), pl.DataFrame(rows), rings).height == 42  # type: ignore[arg-type]
+    assert SybilRings(member_chance=0.1)._without_coincidences(pl.DataFrame(rows), rings, accounts).height == 42
+
+
+def test_peel_keeps_members_tied_by_two_facts_of_setup_no_outsider_holds_and_drops_a_likeness() -> None:
+    """A careful ring's community of 14 (a third network written by others): nine members share
+    a VM template held by 15 accounts (9 inside: no mark) and funders of their own (6 and 7
+    holders, all inside), each tying a member to about half the others: two kinds, neither
+    broad, so the peel dissolved the community and the ring was paid. Outsiders would share
+    those two ties by chance about 0 times in 950 accounts: they stay. An honest account funded
+    by one of the ring's funders and sharing a fine mailbox shape with two members is also tied
+    by two rare values, but a shape is a likeness (its finest levels are rare by construction),
+    so it counts no more than before, and the account goes."""
+    from pipelines.sybil.communities import ClusterRules, core_members
+
+    ring = [f"r{k:02d}" for k in range(14)]
+    imaged = ring[:9]
+    rows = _tied(
+        [(x, y) for i, x in enumerate(imaged) for y in imaged[i + 1 :]], {"hw_fingerprint": ("1.10.1|EPYC 7543|8|32", 15)}
+    )
+    for funder, held in (("f1", [*ring[:5], ring[9]]), ("f2", [*ring[5:9], *ring[10:13]])):
+        rows += _tied([(x, y) for i, x in enumerate(held) for y in held[i + 1 :]], {"funding": (funder, len(held) + 1)})
+    trio = ring[:3]  # three also share a mailbox shape: three kinds, so the first pass keeps them
+    rows += _tied([(x, y) for i, x in enumerate(trio) for y in trio[i + 1 :]], {"email_pattern": ("p2|gmx.de|a.a99", 4)})
+    rows += _tied([("honest", r) for r in ring[:5]], {"funding": ("f1", 7)})
+    rows += _tied([("honest", r) for r in ring[3:5]], {"email_pattern": ("p1|icloud.com|maria|.aaaaa9999", 3)})
+    edges = pl.DataFrame(rows)
+    community = [sorted([*ring, "honest"])]
+    assert core_members(edges, community, ClusterRules(), accounts=950) == [imaged]
+    assert core_members(edges, community, ClusterRules()) == [trio]  # without the population: as before

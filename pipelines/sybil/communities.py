@@ -68,6 +68,7 @@ class ClusterRules:
     marks_min_accounts: int = 10
     marked_strong_kinds: int = 3
     household_accounts: int = 6
+    member_chance: float = 0.01
     resolution: float = 1.0
     seed: int = 0
 
@@ -243,7 +244,9 @@ def _inside_links(edges: pl.DataFrame, clusters: list[list[str]]) -> pl.DataFram
     )
 
 
-def core_members(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRules) -> list[list[str]]:
+def core_members(
+    edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRules, accounts: int | None = None
+) -> list[list[str]]:
     """Each community without the accounts tied to it by fewer operator kinds than its typical member.
 
     A ring's members share many operator signals with each other (funding, mailbox shape,
@@ -257,7 +260,12 @@ def core_members(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterR
     to the part of a ring that shares its restart bin and popular values, not to nearly all of
     it), or ``min_strong_kinds`` kinds each through one of the community's marks (its template
     and its vendor's finer mailbox shape: values nearly only the community holds; an honest
-    neighbour holds one by chance, two at once are the ring's recipe). A member tied by only
+    neighbour holds one by chance, two at once are the ring's recipe), or, given the number of
+    ``accounts``, ``min_strong_kinds`` kinds that are facts of its setup (funding, machine image;
+    not a mailbox shape or a time) whose ties outsiders would show at most ``member_chance``
+    times by chance (``_tie_chance``; a careful ring's community of 14 on a third network written
+    by others, each member funded by one of two wallets of its own and on a template 15 accounts
+    hold, 9 of them inside, was dissolved and the ring paid). Otherwise a member tied by only
     ``min_strong_kinds`` kinds also needs one of them to be *broad* or to be one of the
     community's marks (a value of ``marks_min_accounts`` or more holders, ``exclusive_share`` of
     them inside): two coincidences with part of a ring, a popular mailbox
@@ -276,7 +284,7 @@ def core_members(edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterR
     origin = {a: i for i, c in enumerate(clusters) for a in c}
     while todo:  # peel until stable: dropping one account can leave another tied by fewer kinds
         before = {tuple(c) for c in todo}
-        pruned = _peel_once(edges, todo, rules, marks, origin)  # each community is peeled on its own links only
+        pruned = _peel_once(edges, todo, rules, marks, origin, accounts)  # each community is peeled on its own links only
         stable += [c for c in pruned if tuple(c) in before]
         todo = [c for c in pruned if tuple(c) not in before]
     return sorted(stable)
@@ -312,7 +320,12 @@ def _exclusive_values(inside: pl.DataFrame, rules: ClusterRules, min_holders: in
 
 
 def _peel_once(
-    edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRules, marks: pl.DataFrame, origin: dict[str, int]
+    edges: pl.DataFrame,
+    clusters: list[list[str]],
+    rules: ClusterRules,
+    marks: pl.DataFrame,
+    origin: dict[str, int],
+    accounts: int | None = None,
 ) -> list[list[str]]:
     if not clusters:
         return clusters
@@ -366,12 +379,20 @@ def _peel_once(
     per_member = per_member.join(marked, on=["ca", "account"], how="left").with_columns(
         pl.col("marks", "marked_kinds").fill_null(0)
     )
+    per_member = per_member.join(
+        _tie_chance(inside, kinds, sizes, accounts, rules.min_strong_kinds), on=["ca", "account"], how="left"
+    )
     near_typical = (pl.col("kinds") >= pl.col("typical") - 1) & (
         (pl.col("kinds") > rules.min_strong_kinds) | (pl.col("broad") >= 1) | (pl.col("marks") >= 1)
     )
     keep = per_member.filter(
         (pl.col("kinds") >= rules.min_strong_kinds)
-        & (near_typical | (pl.col("broad") >= rules.min_strong_kinds) | (pl.col("marked_kinds") >= rules.min_strong_kinds))
+        & (
+            near_typical
+            | (pl.col("broad") >= rules.min_strong_kinds)
+            | (pl.col("marked_kinds") >= rules.min_strong_kinds)
+            | (pl.col("chance").fill_null(float("inf")) <= rules.member_chance)
+        )
     )
     kept = keep.group_by("ca").agg(pl.col("account").sort())
     pruned = {r["ca"]: r["account"] for r in kept.iter_rows(named=True)}
@@ -384,6 +405,41 @@ def _peel_once(
         if len(pruned.get(i, [])) < rules.min_accounts <= len(fit) < len(clusters[i]):
             pruned[i] = fit
     return sorted(m for i in range(len(clusters)) if len(m := pruned.get(i, [])) >= rules.min_accounts)
+
+
+def _tie_chance(
+    inside: pl.DataFrame, kinds: pl.DataFrame, sizes: pl.DataFrame, accounts: int | None, min_kinds: int
+) -> pl.DataFrame:
+    """``ca, account, chance``: how many of the ``accounts`` outside a community would share a
+    member's ties to it by chance (``membership_chance``'s measure, against the community), for
+    members tied by ``min_kinds`` kinds that are facts of one setup (who funded it, its machine
+    image), not a likeness or a time: a mailbox's finest shapes are rare by construction (a name
+    and a digit count), and a clock is shared by cron jobs. Per such kind that ties it to two
+    others, the share of outsiders holding its least-shared tying value of that kind,
+    multiplied over kinds, times the outsiders. Empty without ``accounts``."""
+    if not accounts:
+        return pl.DataFrame(schema={"ca": pl.Int64, "account": pl.String, "chance": pl.Float64})
+    facts = pl.col("kind").is_in(SHAPE_KINDS + CLOCK_KINDS).not_()
+    held = pl.concat(
+        [inside.filter(facts).select("ca", "kind", "value", "n", pl.col(c).alias("account")) for c in ("a", "b")]
+    ).unique()
+    share = (
+        held.group_by("ca", "kind", "value")
+        .agg(pl.col("n").max(), pl.col("account").n_unique().alias("inside"))
+        .join(sizes, on="ca")
+        .with_columns(outsiders=(accounts - pl.col("size")).clip(lower_bound=1))
+        .with_columns(q=(pl.col("n") - pl.col("inside")).clip(lower_bound=0) / pl.col("outsiders"))
+    )
+    return (
+        held.join(share, on=["ca", "kind", "value"])
+        .group_by("ca", "account", "kind")
+        .agg(pl.col("q").min(), pl.col("outsiders").first())
+        .join(kinds.select("ca", "account", "kind"), on=["ca", "account", "kind"])
+        .group_by("ca", "account")
+        .agg((pl.col("q").product() * pl.col("outsiders").first()).alias("chance"), pl.len().alias("fact_kinds"))
+        .filter(pl.col("fact_kinds") >= min_kinds)
+        .drop("fact_kinds")
+    )
 
 
 def ring_edges(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
