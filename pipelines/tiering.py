@@ -43,8 +43,9 @@ held AS (  -- probation evidence of the last hours that has not expired, nor bee
     GROUP BY j.device_id
 ),
 refuted AS (  -- this epoch's refutations, as the reasons of a device they leave unsuspected
-    SELECT device_id, to_json(list(json_object('detector', detector, 'fraud_type', fraud_type, 'action', action,
-                                               'reason', reason, 'details', details) ORDER BY detector)) AS reasons
+    SELECT device_id, to_json(list(json_object('detector', detector, 'fraud_type', fraud_type, 'score', round(score, 4),
+                                               'action', action, 'reason', reason, 'details', details)
+                                   ORDER BY detector)) AS reasons
     FROM evidence WHERE epoch = $epoch AND action = 'clear' GROUP BY device_id
 ),
 last AS (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,7 @@ def test_a_detectors_clear_ends_its_own_probation_at_once_and_no_other(con) -> N
     got = step(con, 1, {})
     assert got["a"] == ("standard", []) and got["b"] == ("probation", ["failed_pow"])
     reasons = con.execute("SELECT reasons FROM device_tiers WHERE epoch = '2024-08-14T01' AND device_id = 'a'").fetchone()[0]
-    assert '"action":"clear"' in reasons.replace(" ", "") and "refuted: it answered" in reasons
+    entry = json.loads(reasons)[0]
+    assert entry["action"] == "clear" and entry["reason"] == "refuted: it answered" and entry["score"] == 0.0
     step(con, 2, {"a": "probation"})  # new suspicion after the clear holds again
     assert step(con, 3, {})["a"][0] == "probation"
