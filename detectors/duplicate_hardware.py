@@ -24,7 +24,8 @@ held for review, never rejected on the identity alone; the evidence names the on
 it first (over ``seniority_hours``). A card serving several machines is slow when they are
 asked together, which ``virtualized_gpu`` judges. One owner's devices sharing an identity
 (virtual slices of one card, one account's cloned image, one owner's accounts at one site) are
-judged as above.
+judged as above. The instances of one card its owner partitioned with MIG report its serial and
+bus id by design and are not compared by them (``detectors.mig``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import polars as pl
 
 from detectors.base import Detector, Evidence
 from detectors.concurrent import OVERLAP_MINUTES, concurrent_cte
+from detectors.mig import MIG_INSTANCES_CTE
 from pipelines.features import MACHINE_MAX_IPS
 
 
@@ -59,15 +61,16 @@ class DuplicateHardware(Detector):
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
             """
-            WITH ids AS (
+            WITH {MIG},
+            ids AS (  -- a MIG instance's identity is its own UUID: the serial and bus id are its card's (detectors.mig)
                 SELECT DISTINCT device_id, account_id, ip_site(ip) AS ip, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
                 WHERE _hour = $epoch AND gpu_uuid IS NOT NULL
                 UNION ALL
                 SELECT DISTINCT device_id, account_id, ip_site(ip), 'gpu_serial', gpu_serial FROM hardware
-                WHERE _hour = $epoch AND gpu_serial IS NOT NULL
+                WHERE _hour = $epoch AND gpu_serial IS NOT NULL AND device_id NOT IN (SELECT device_id FROM mig_instances)
                 UNION ALL
                 SELECT DISTINCT device_id, account_id, ip_site(ip), 'pci_bus_id on host', host_fingerprint || ' ' || pci_bus_id
-                FROM hardware WHERE _hour = $epoch AND pci_bus_id IS NOT NULL
+                FROM hardware WHERE _hour = $epoch AND pci_bus_id IS NOT NULL AND device_id NOT IN (SELECT device_id FROM mig_instances)
             ),
             shared AS (  -- one card's identity on several devices, from at most max_ips sites (an IPv6 /64 is one)
                 SELECT kind, value FROM ids GROUP BY kind, value
@@ -150,7 +153,7 @@ class DuplicateHardware(Detector):
             FROM per_device p
             LEFT JOIN history h USING (device_id)
             LEFT JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
-            """.replace("{CONCURRENT}", concurrent_cte("candidates")),
+            """.replace("{CONCURRENT}", concurrent_cte("candidates")).replace("{MIG}", MIG_INSTANCES_CTE),
             window=self.window_hours,
             confirm=self.confirm_hours,
             max_ips=self.max_ips,

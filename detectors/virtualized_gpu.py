@@ -27,8 +27,9 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   machine and more than ``host_gpu_floor`` (the largest PCIe mining boards hold 19 cards).
 - *NVML virtualization* (exact): ``virtualization_mode`` VGPU / HOST_VGPU / HOST_VSGA, a
   fraction of a card sold as a whole one. MIG mode alone is an operator's own setting and is
-  only recorded in ``details``; MIG slices registered as cards show up as shared identity,
-  contention or a slow ``spoofed_model``.
+  only recorded in ``details``; the instances of one card that its owner partitioned share its
+  bus id by design and claim their shares of its memory (``detectors.mig``), while MIG slices
+  registered as whole cards show up as shared identity, contention or a slow ``spoofed_model``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from scipy.stats import binom
 
 from detectors.base import Detector, Evidence
 from detectors.concurrent import OVERLAP_MINUTES, concurrent_cte
+from detectors.mig import MIG_INSTANCES_CTE
 
 
 class VirtualizedGpu(Detector):
@@ -123,12 +125,15 @@ class VirtualizedGpu(Detector):
                 GROUP BY b.device_id HAVING count(DISTINCT c.epoch) > 0
             ),
             now AS (SELECT * FROM device_features WHERE epoch = $epoch),
-            idents AS (  -- one physical identity on one machine: a UUID on one site, a bus id on one host
+            {MIG},
+            idents AS (  -- one physical identity on one machine: a UUID on one site, a bus id on one host (which the
+                -- instances of one MIG-partitioned card share by design: detectors.mig)
                 SELECT DISTINCT device_id, 'uuid ' || coalesce(ip_site(ip), '') || ' ' || gpu_uuid AS grp
                 FROM now WHERE gpu_uuid IS NOT NULL
                 UNION ALL
                 SELECT DISTINCT device_id, 'bus ' || host_fingerprint || ' ' || pci_bus_id AS grp
                 FROM now WHERE pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL
+                  AND device_id NOT IN (SELECT device_id FROM mig_instances)
             ),
             candidates AS (
                 SELECT * FROM idents WHERE grp IN (SELECT grp FROM idents GROUP BY grp HAVING count(*) > 1)
@@ -158,7 +163,7 @@ class VirtualizedGpu(Detector):
                 LEFT JOIN crowded w USING (device_id)
             )
             SELECT * FROM judged WHERE hours > 0 OR shared_identity OR too_many OR vgpu
-            """.replace("{CONCURRENT}", concurrent_cte("candidates")),
+            """.replace("{CONCURRENT}", concurrent_cte("candidates")).replace("{MIG}", MIG_INSTANCES_CTE),
             window=self.window_hours,
             combined_max=self.combined_max,
             host_floor=self.host_gpu_floor,

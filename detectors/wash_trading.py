@@ -1,11 +1,14 @@
 """``wash_trading``: owners hiring their own devices to inflate rental hours.
 
 A job is *self-dealing* when its client and the device's owner are one operator: the same
-account, the same sybil cluster, a shared funding wallet (or its funder), a referral between
-them, or the same signup IP. Completed self-dealing jobs inflate rental time;
+account, the same sybil cluster, a shared funding wallet (or its funder), one mailbox
+(``contract.mailbox``: ``wei.le+rent1@`` is ``wei.le@``), a referral between them, or the same
+signup IP. Completed self-dealing jobs inflate rental time;
 ``suspect_jobs`` of them in the window suspect the device and ``confirm_jobs`` establish it.
 A job of ``max_job_hours`` or longer counts only on a tie of money or identity (the same
-account, one sybil cluster, a shared funding wallet up to two hops back): colleagues behind a
+account, one sybil cluster, a shared funding wallet up to two hops back, one mailbox: a fifth
+network written by others had owners rent their own cards for 80-100 minutes at a time through
+sock-puppet clients on ``+tag`` addresses of their own mailbox): colleagues behind a
 small office's address, or a friend who referred the owner, rent each other's cards for long
 runs in earnest, while an operator who launders the client's funding through a hop wallet and
 rents for two hours at a time is still one purse (an independently written network's laundered
@@ -47,7 +50,7 @@ class WashTrading(Detector):
             """
             WITH acc AS (
                 SELECT account_id, arg_max(wallet, _hour) AS wallet, arg_max(signup_ip, _hour) AS signup_ip,
-                       arg_max(referrer_account_id, _hour) AS referrer
+                       arg_max(referrer_account_id, _hour) AS referrer, mailbox(arg_max(email, _hour)) AS mailbox
                 FROM accounts WHERE _hour <= $epoch GROUP BY account_id
             ),
             funded AS (SELECT DISTINCT wallet, funder_wallet FROM stake_events WHERE _hour <= $epoch),
@@ -94,11 +97,13 @@ class WashTrading(Detector):
                       CASE WHEN j.client = j.owner THEN 'the same account' END,
                       CASE WHEN c.job_id IS NOT NULL THEN 'one sybil cluster' END,
                       CASE WHEN f.job_id IS NOT NULL THEN 'a shared funding wallet' END,
+                      CASE WHEN co.mailbox = oo.mailbox THEN 'one mailbox' END,
                       CASE WHEN co.referrer = j.owner OR oo.referrer = j.client THEN 'a referral' END,
                       CASE WHEN cs.site = os.site THEN 'the same signup IP' END) AS ties,
                     -- one purse or one identity: what a long job needs (colleagues behind one small office's NAT, or a
                     -- friend who referred, rent each other's cards for long runs in earnest)
-                    j.client = j.owner OR c.job_id IS NOT NULL OR f.job_id IS NOT NULL AS money_tie
+                    j.client = j.owner OR c.job_id IS NOT NULL OR f.job_id IS NOT NULL OR coalesce(co.mailbox = oo.mailbox, false)
+                      AS money_tie
                 FROM jobs_ j
                 LEFT JOIN same_cluster c USING (job_id)
                 LEFT JOIN same_source f USING (job_id)

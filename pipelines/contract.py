@@ -46,6 +46,11 @@ CREATE OR REPLACE TEMP MACRO ip_site(ip) AS
          WHEN contains(ip, '.') THEN split_part(ip, ':', -1)
          ELSE array_to_string(list_transform(ipv6_groups(lower(trim(ip)))[1:4],
                                              lambda g: coalesce(nullif(ltrim(g, '0'), ''), '0')), ':') || '::/64' END;
+CREATE OR REPLACE TEMP MACRO mailbox(email) AS
+    CASE WHEN NOT contains(email, '@') THEN NULL
+         WHEN lower(split_part(email, '@', 2)) IN ('gmail.com', 'googlemail.com')
+         THEN replace(regexp_replace(lower(split_part(email, '@', 1)), '\\+.*$', ''), '.', '') || '@gmail.com'
+         ELSE regexp_replace(lower(split_part(email, '@', 1)), '\\+.*$', '') || '@' || lower(split_part(email, '@', 2)) END;
 """
 """``ip`` is "public IPv4/IPv6 as the backend saw it". Behind one IPv4 NAT a home's devices share
 one address; over IPv6 each device (each VM, too) has its own address in the home's /64, and
@@ -54,7 +59,12 @@ privacy addresses rotate within it. ``ip_site(ip)``: the IPv4 address itself (an
 spelling (leading zeros, ``::``, case). Wherever "same address" stands for "same machine or LAN"
 (co-batched contention, one card's identity seen from a few addresses, cross-listing, shared
 addresses between accounts) the site is compared: with each device's own IPv6 address, the
-virtualized GPUs of a 600-device network were 3 of 24 caught (24 over IPv4)."""
+virtualized GPUs of a 600-device network were 3 of 24 caught (24 over IPv4).
+
+``mailbox(email)``: the mailbox an address delivers to, lower case, without a ``+tag`` (which
+Gmail, Outlook and most providers deliver to the untagged address) and, at Gmail, without dots
+(``Lena.Nguyen+rent@googlemail.com`` -> ``lenanguyen@gmail.com``); null for a string without
+``@``. One mailbox is one person's, whatever spelling each account used."""
 _INDEX = r"\d{1,9}(\.0{1,9})?"
 _VALUE = r"-?\d{1,18}(\.\d{1,9})?"
 _TRIPLE = rf"\[\s*{_INDEX}\s*,\s*{_INDEX}\s*,\s*{_VALUE}\s*\]"

@@ -241,6 +241,20 @@ def test_duplicate_hardware_matches_uuid_serial_and_bus_on_the_same_host_only(co
     assert "gpu_uuid and pci_bus_id on host" in by_device["slice1"]["reason"]
 
 
+def test_duplicate_hardware_does_not_compare_the_instances_of_a_card_its_owner_partitioned_by_its_serial(con) -> None:
+    """Two MIG instances of one A100 80GB report the card's serial and bus id and a UUID each, 40
+    GB each (an independently written network's honest MIG cards were rejected and slashed as
+    duplicate hardware). Two slices claiming the whole card each with the same serial are a copy."""
+    for k in range(2):
+        for name, vram in (("instance", 40_192), ("slice", 81_920)):
+            host = f"box-{name}"
+            _hardware(con, f"{name}{k}", host, f"MIG-{name}-{k}", "00000000:2A:00.0", serial=f"SN-{name}")
+            feature(con, f"{name}{k}", gpu_model="NVIDIA A100-SXM4-80GB", catalogue_model="a100_80gb_sxm", mig_mode=True,
+                    host_fingerprint=host, pci_bus_id="00000000:2A:00.0", gpu_uuid=f"MIG-{name}-{k}", vram_total_mb=vram)  # fmt: skip
+    found = DuplicateHardware().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == ["slice0", "slice1"]
+
+
 def test_duplicate_hardware_ignores_an_identity_reported_from_more_addresses_than_one_machine_has(con) -> None:
     """A card is in one machine: a serial that devices report from six addresses at once is a
     writer's placeholder (or made up), not one card, and proves nothing; the same serial from

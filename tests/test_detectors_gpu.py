@@ -535,3 +535,25 @@ def test_spoofed_model_a_card_held_on_its_memory_alone_is_cleared_by_a_product_a
     _store(con, later, found)
     feature(con, "rig", epoch=hour(7))
     assert "rig" not in SpoofedModel().detect(Evidence(con, hour(7)))["device_id"].to_list()  # refuted once
+
+
+def test_virtualized_gpu_the_instances_of_a_card_its_owner_partitioned_share_its_bus_id_and_slices_sold_whole_do_not(
+    con,
+) -> None:
+    """An A100 80GB split by its owner into two MIG instances of 40 GB: NVML reports each with
+    its own ``MIG-`` UUID and the card's bus id (an independently written network's honest MIG
+    cards were rejected as one identity on two devices). Slices that claim the whole card each
+    are still one identity sold twice."""
+    for k in range(2):
+        for name, vram in (("instance", 40_192), ("slice", 81_920)):
+            device = f"{name}{k}"
+            feature(con, device, ip="4.4.4.4" if name == "instance" else "4.4.4.5", host_fingerprint=f"box-{name}",
+                    pci_bus_id="00000000:2A:00.0", gpu_uuid=f"MIG-{name}-{k}", mig_mode=True, vram_total_mb=vram)  # fmt: skip
+            for at in ("05:01", "05:58"):
+                con.execute(
+                    "INSERT INTO uptime VALUES (CAST(? AS TIMESTAMP), ?, 'heartbeat', true, 20.0, ?, 'u.csv', 1)",
+                    [f"2024-08-14 {at}:00", device, EPOCH],
+                )
+    found = {r["device_id"]: r for r in VirtualizedGpu().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert sorted(found) == ["slice0", "slice1"] and found["slice0"]["action"] == "reject"
+

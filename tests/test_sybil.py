@@ -282,6 +282,24 @@ def test_long_jobs_count_as_wash_trading_only_on_a_tie_of_money_or_identity(con)
     assert "the same signup IP" in found["office-gpu-2"]["reason"]
 
 
+def test_long_jobs_through_a_puppet_on_the_owners_own_mailbox_are_wash_trading(con) -> None:
+    """Owners rented their own cards for 80-100 minutes at a time through sock-puppet clients
+    signed up on ``+tag`` addresses of their own mailbox, from their own address (a fifth network
+    written by others): one mailbox is one person, an identity tie like a shared purse. A
+    colleague at the same office with a mailbox of their own renting long runs is a renter."""
+    account(con, "owner", "Wei.Le+work@outlook.com", "w-owner", "1.1.1.1")
+    account(con, "puppet", "wei.le+work.rent1@outlook.com", "w-puppet", "1.1.1.1")
+    account(con, "colleague", "li.wu@outlook.com", "w-colleague", "1.1.1.1")
+    device(con, "own-gpu", "owner", "1.1.1.1", "h1")
+    device(con, "owner-gpu-2", "owner", "1.1.1.1", "h2")
+    for k in range(4):
+        job(con, f"puppet{k}", "puppet", "own-gpu", 90)
+        job(con, f"training{k}", "colleague", "owner-gpu-2", 90)
+    found = WashTrading().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["own-gpu"] and found["action"][0] == "reject"
+    assert "one mailbox" in found["reason"][0]
+
+
 def test_an_exchange_hot_wallet_or_a_campus_nat_ties_no_renter_to_an_owner(con) -> None:
     """A regular renter's short jobs on an owner's card: both withdrew from one exchange whose hot
     wallet funded twelve accounts and signed up behind one campus NAT that twelve share, which is

@@ -206,9 +206,7 @@ repeated AS (  -- values an account can reach more than once (several devices, f
     FROM bursts CROSS JOIN (VALUES (15), (60)) AS w(width) CROSS JOIN (VALUES (0), (1)) AS o(half)
 ),
 once AS (  -- one row per account and value by construction (one latest account row each): no DISTINCT needed
-    SELECT account_id, 'email' AS kind,
-           CASE WHEN domain IN ('gmail.com', 'googlemail.com') THEN replace(local, '.', '') || '@gmail.com'
-                ELSE local || '@' || domain END AS value FROM email
+    SELECT account_id, 'email' AS kind, mailbox(email) AS value FROM acc WHERE email LIKE '%@%'  -- contract.mailbox
     UNION ALL
     SELECT account_id, 'email_pattern', 'p1|' || domain || '|' || lead || '|' || substr(shape, length(lead) + 1)
     FROM runs WHERE length(local) - length(lead) >= 3

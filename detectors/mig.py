@@ -1,0 +1,31 @@
+"""MIG instances: one card its owner partitioned, not one identity on several devices.
+
+Honest model: NVIDIA's Multi-Instance GPU splits an A100- or H100-class card into up to seven
+instances, each with memory and compute of its own and a ``MIG-`` UUID of its own; NVML reports
+every instance with the parent card's serial and PCI bus id, and ``mig_mode`` on. Registered as
+devices, an owner's instances share a serial and a bus id on one host by design (an
+independently written network's honest A100s split in two were rejected as duplicate hardware
+and as one identity on two devices). Each instance claims its share of the memory; slices of a
+card sold as whole cards claim the whole card each. So devices that share a bus id on one host,
+all in MIG mode, each with a UUID of its own, claiming one model and together no more memory
+than that model's largest configuration (+ ``MIG_VRAM_TOLERANCE``), are one partitioned card:
+their shared serial and bus id are no evidence. Everything else about them (contention, VRAM,
+speed) is judged as for any card.
+"""
+
+from __future__ import annotations
+
+MIG_VRAM_TOLERANCE = 0.06
+"""Drivers report a little more or less than the nominal memory (as ``spoofed_model``'s
+``vram_tolerance``)."""
+
+MIG_INSTANCES_CTE = f"""
+mig_instances AS (  -- the epoch's devices that are instances of one MIG-partitioned card (detectors.mig)
+    SELECT unnest(list(f.device_id)) AS device_id
+    FROM device_features f JOIN gpu_catalogue c ON c.model_key = f.catalogue_model
+    WHERE f.epoch = $epoch AND f.host_fingerprint IS NOT NULL AND f.pci_bus_id IS NOT NULL
+    GROUP BY f.host_fingerprint, f.pci_bus_id
+    HAVING count(*) >= 2 AND bool_and(coalesce(f.mig_mode, false)) AND count(DISTINCT f.gpu_uuid) = count(*)
+       AND count(DISTINCT f.catalogue_model) = 1 AND sum(f.vram_total_mb) <= max(c.vram_max_mb) * (1 + {MIG_VRAM_TOLERANCE})
+)"""
+"""CTE ``mig_instances(device_id)``; needs ``$epoch``, ``device_features`` and ``gpu_catalogue``."""
