@@ -44,7 +44,12 @@ Three independent signs, each explained in ``reasons``:
   1/``vram_timeout_margin`` of the longest VRAM answer the backend accepted in the window (so
   the deadline is not what it missed), and so does one answered alone at under
   1/``vram_timeout_margin`` of its own speed (a game or a rental sharing the card slows it by up
-  to about 3), at the honest fleet's rate of failed, unanswered or equally slow matmul
+  to about 3), or whose round trip on the backend's clock took over ``vram_timeout_margin``
+  times the median round trip of the honest fleet's answers alone for the same claimed model and
+  product size (from at least ``vram_trip_peers`` devices): a worker reports its own
+  ``compute_ms``, and a fifth network written by others had careful spoofers claim 1.3 s for
+  products that took 105 s from host memory, where honest cards took 3-14 s and Apple chips,
+  models of their own, 33; at the honest fleet's rate of failed, unanswered or equally slow matmul
   challenges (devices held or rejected in the window left out: a network's own fraud must not
   raise the bar for the rest); such a VRAM short is suspicion only (a hung or crawling product
   shows no memory missing);
@@ -93,6 +98,7 @@ class SpoofedModel(Detector):
         vram_false_alarm: float = 1e-5,
         vram_span_hours: int = 6,
         vram_timeout_margin: float = 4.0,
+        vram_trip_peers: int = 5,
     ):
         super().__init__(threshold)
         if not 0 < vram_false_alarm <= 1:
@@ -113,6 +119,7 @@ class SpoofedModel(Detector):
                 f"{self.name}: vram_timeout_margin {vram_timeout_margin} is below 1 (its own time must fit the deadline)"
             )
         self.vram_timeout_margin = vram_timeout_margin
+        self.vram_trip_peers = vram_trip_peers
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -165,6 +172,17 @@ class SpoofedModel(Detector):
                 SELECT max(2 * pow(n, 3) / (tflops * 1e9)) AS longest_ms
                 FROM ctx WHERE kind = 'vram' AND status = 'ok' AND tflops > 0 AND n > 0
             ),
+            trips AS (  -- each answered VRAM challenge's round trip on the backend's clock (a worker cannot forge it)
+                SELECT challenge_id, date_diff('millisecond', issued_at, responded_at) AS trip_ms FROM pow
+                WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch AND kind = 'vram' AND status = 'ok'
+                  AND responded_at IS NOT NULL
+            ),
+            trip_peers AS (  -- the honest fleet's median round trip per claimed model and product size, answered alone
+                SELECT c.catalogue_model, c.n, median(t.trip_ms) AS median_ms, count(DISTINCT c.device_id) AS devices
+                FROM ctx c JOIN trips t USING (challenge_id)
+                WHERE c.kind = 'vram' AND c.batch_siblings = 0 AND NOT c.hired AND c.device_id NOT IN (SELECT device_id FROM suspects)
+                GROUP BY ALL
+            ),
             vram_ctx AS (  -- each VRAM challenge and what it shows
                 SELECT c.device_id, c.epoch, c.status, c.hired, c.n,
                        -- a rental holds part of the card's memory: what fails while one runs is not counted
@@ -174,11 +192,17 @@ class SpoofedModel(Detector):
                        coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired
                                 AND s.measurements >= $min_meas
                                 AND $margin * predicted_ms <= a.longest_ms, false) AS solo_timeout,
-                       -- answered alone, at under 1/margin of its own speed: the product ran from host memory
+                       t.trip_ms / tp.median_ms AS trip_ratio,
+                       -- answered alone, at under 1/margin of its own speed, or in over margin x its peers' round trip for
+                       -- the product (a worker reports its own compute_ms; the backend's clock it cannot forge): the
+                       -- product ran from host memory
                        coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND NOT c.hired
-                                AND s.measurements >= $min_meas AND c.tflops * $margin < s.tflops, false) AS crawled
+                                AND (s.measurements >= $min_meas AND c.tflops * $margin < s.tflops
+                                     OR tp.devices >= $trip_peers AND t.trip_ms > $margin * tp.median_ms), false) AS crawled
                 FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
                 LEFT JOIN speed s ON s.device_id = c.device_id CROSS JOIN accepted a
+                LEFT JOIN trips t ON t.challenge_id = c.challenge_id
+                LEFT JOIN trip_peers tp ON tp.catalogue_model = c.catalogue_model AND tp.n = c.n
                 WHERE c.kind = 'vram'
             ),
             vram_held AS (  -- a card holds at least the largest product it answered: only failures above it count
@@ -197,6 +221,7 @@ class SpoofedModel(Detector):
                        max(predicted_ms) FILTER (solo_timeout AND above) AS timeout_predicted_ms,
                        count(*) FILTER (crawled AND above) AS crawled_answers,
                        min(own_share) FILTER (crawled AND above) AS crawled_share,
+                       max(trip_ratio) FILTER (crawled AND above) AS crawled_trip_ratio,
                        date_diff('hour', epoch_start(min(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above)),
                                  epoch_start(max(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above))) AS any_span,
                        count(*) FILTER (hired AND status IN ('error', 'timeout')) AS hired_failures
@@ -219,7 +244,7 @@ class SpoofedModel(Detector):
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
                        s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
                        v.solo_failures, v.passed, v.held_mib, v.failure_span, q.error_rate, q.vram_needed,
-                       v.solo_timeouts, v.timeout_predicted_ms, v.crawled_answers, v.crawled_share, v.any_span, q.failure_rate,
+                       v.solo_timeouts, v.timeout_predicted_ms, v.crawled_answers, v.crawled_share, v.crawled_trip_ratio, v.any_span, q.failure_rate,
                        q.vram_needed_any, a.longest_ms,
                        SLOWER_THAN_SLOW_RATIO AS slow,
                        SLOWER_THAN_ALONE_RATIO AS slow_alone,
@@ -275,8 +300,13 @@ class SpoofedModel(Detector):
                                                           'backend accepted a VRAM answer that took {:.1f} s',
                                                           solo_timeouts, timeout_predicted_ms / 1000, longest_ms / 1000) END,
                                                         CASE WHEN crawled_answers > 0 THEN format(
-                                                          '{} answered alone at {:.0f}% of its own speed or less (the pace of '
-                                                          'host memory)', crawled_answers, 100 * crawled_share) END,
+                                                          '{} answered alone at {} (the pace of host memory)', crawled_answers,
+                                                          concat_ws(' or ',
+                                                            CASE WHEN crawled_share * $margin < 1 THEN format(
+                                                              '{:.0f}% of its own speed or less', 100 * crawled_share) END,
+                                                            CASE WHEN crawled_trip_ratio > $margin THEN format(
+                                                              'up to {:.1f}x its peers'' median round trip for the product',
+                                                              crawled_trip_ratio) END)) END,
                                                         CASE WHEN solo_failures > 0 THEN format('{} failed', solo_failures) END),
                                                       vram_needed_any, 100 * failure_rate) END,
                      CASE WHEN impossible_vram THEN format('claims {} MiB; no {} has more than {} MiB', vram_total_mb, model, vram_max_mb) END,
@@ -297,6 +327,7 @@ class SpoofedModel(Detector):
                         'vram_passed', passed, 'vram_largest_held_mib', held_mib, 'vram_failures_needed', vram_needed, 'vram_failure_span_hours', failure_span,
                         'vram_unanswered_alive', solo_timeouts, 'vram_own_time_s', round(timeout_predicted_ms / 1000, 2),
                         'vram_crawled_answers', crawled_answers, 'vram_crawled_own_share', round(crawled_share, 3),
+                        'vram_crawled_trip_ratio', round(crawled_trip_ratio, 2),
                         'vram_longest_accepted_s', round(longest_ms / 1000, 2), 'vram_failures_needed_with_unanswered', vram_needed_any,
                         'fleet_failure_rate', round(failure_rate, 5),
                         'fleet_error_rate', round(error_rate, 5), 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb,
@@ -324,6 +355,7 @@ class SpoofedModel(Detector):
             alarm=self.vram_false_alarm,
             span=self.vram_span_hours,
             margin=self.vram_timeout_margin,
+            trip_peers=self.vram_trip_peers,
         )
 
 

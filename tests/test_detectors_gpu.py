@@ -557,3 +557,39 @@ def test_virtualized_gpu_the_instances_of_a_card_its_owner_partitioned_share_its
     found = {r["device_id"]: r for r in VirtualizedGpu().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
     assert sorted(found) == ["slice0", "slice1"] and found["slice0"]["action"] == "reject"
 
+
+def _answered(con, device: str, batch: str, epoch: str, seconds: float, kind: str = "vram") -> None:
+    """The ``pow`` row of ``challenge``'s challenge: answered ``seconds`` after it was issued."""
+    issued = epoch.replace("T", " ") + ":10:00"
+    con.execute(
+        "INSERT INTO pow (challenge_id, device_id, kind, issued_at, responded_at, status, _hour, _file, _row) "
+        "VALUES (?, ?, ?, CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP) + to_milliseconds(?), 'ok', ?, 'pow.csv', 1)",
+        [f"{device}-{kind}-{batch}", device, kind, issued, issued, int(seconds * 1000), epoch],
+    )
+
+
+def test_spoofed_model_a_vram_product_whose_round_trip_crawls_past_its_peers_is_not_backed_whatever_time_it_claims(
+    con,
+) -> None:
+    """A careful spoofer pages the product through host memory and reports the ``compute_ms`` of
+    the card it claims (a fifth network written by others: 1.3 s claimed, 105 s on the backend's
+    clock, where honest cards of the model took 3-14 s). Its round trip against the honest
+    fleet's median for the same model and size is what the worker cannot forge. A rented card
+    is slowed by up to about three and a card with fewer peers than ``vram_trip_peers`` has no
+    comparison."""
+    peers(con, 265.0)
+    for k in range(6):  # honest cards of the model: 8-12 s
+        feature(con, f"honest{k}")
+        for h, epoch in enumerate((EARLIER, EPOCH)):
+            challenge(con, f"honest{k}", "vram", "ok", 250.0, f"v{h}", epoch=epoch, n=72_400)
+            _answered(con, f"honest{k}", f"v{h}", epoch, 8.0 + k * 0.8)
+    for d, seconds in (("pages_from_host", 105.0), ("busy", 25.0)):
+        feature(con, d)
+        for h, epoch in enumerate((EARLIER, EPOCH)):
+            challenge(con, d, "vram", "ok", 250.0, f"v{h}", epoch=epoch, n=72_400)  # the speed it claims
+            _answered(con, d, f"v{h}", epoch, seconds)
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["pages_from_host"] and found["action"][0] == "probation"
+    assert "2 answered alone at up to 9.7x its peers' median round trip for the product" in found["reason"][0]
+    assert json.loads(found["details"][0])["vram_crawled_trip_ratio"] == 9.72
+    assert SpoofedModel(vram_trip_peers=9).detect(Evidence(con, EPOCH)).is_empty()
