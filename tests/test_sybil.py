@@ -184,6 +184,32 @@ def test_one_shared_mailbox_and_its_shapes_are_one_signal_not_a_ring(con) -> Non
     assert kinds == [("email",), ("email_pattern",)]  # the pair is linked, and the evidence keeps both
 
 
+def test_three_accounts_behind_one_mailbox_spelled_three_ways_are_a_ring_one_spelling_is_not(con) -> None:
+    """A small ring of a fifth network written by others: three accounts on ``jo.hnsmith@``,
+    ``john.smith@`` and ``johnsmit.h@`` gmail.com, from addresses of their own, nothing else in
+    common. Gmail delivers every spelling to one inbox: a second spelling exists only to pass a
+    one-account-per-address check, so they are one person's ring (held: one kind, never
+    rejected on it). Three accounts that typed one address the same way are no ring (the test
+    above)."""
+    background(con, 150)
+    for k, local in enumerate(("jo.hnsmith", "john.smith", "johnsmit.h")):
+        acc = f"js{k}"
+        account(con, acc, f"{local}@gmail.com", f"w-{acc}", f"81.{k}.146.31")
+        funded(con, f"w-{acc}", f"w-{acc}-own")
+        device(
+            con,
+            f"d-{acc}",
+            acc,
+            f"81.{k}.146.31",
+            f"host-{acc}",
+            cpu=["AMD Ryzen 9 7950X", "Intel Core i9-13900K", "AMD Ryzen 7 5800X"][k],
+        )
+    found = SybilRings().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == ["d-js0", "d-js1", "d-js2"] and set(found["action"]) == {"probation"}
+    assert "3 accounts behind one gmail.com mailbox, spelled 3 ways" in found["reason"][0]
+    assert "john" not in found["reason"][0]  # the mailbox itself is not quoted
+
+
 def test_one_mailbox_behind_sixty_accounts_links_them_a_placeholder_shared_by_strangers_does_not(con) -> None:
     background(con, 300)
     members = []
