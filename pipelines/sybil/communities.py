@@ -423,22 +423,31 @@ def _tie_chance(
     held = pl.concat(
         [inside.filter(facts).select("ca", "kind", "value", "n", pl.col(c).alias("account")) for c in ("a", "b")]
     ).unique()
+    chance = _chance_of_ties(held, kinds, sizes, accounts, "ca", "account")
+    return chance.filter(pl.col("kinds") >= min_kinds).drop("kinds")
+
+
+def _chance_of_ties(
+    held: pl.DataFrame, counted: pl.DataFrame, sizes: pl.DataFrame, accounts: int, group: str, member: str
+) -> pl.DataFrame:
+    """``group, member, chance, kinds``: per member of a group, the product over its ``counted``
+    kinds of the share of the ``accounts`` outside the group that hold its least-shared value of
+    that kind (``held``: ``group, member, kind, value, n``, ``n`` the value's holders), times the
+    outsiders; and how many kinds went into it."""
     share = (
-        held.group_by("ca", "kind", "value")
-        .agg(pl.col("n").max(), pl.col("account").n_unique().alias("inside"))
-        .join(sizes, on="ca")
+        held.group_by(group, "kind", "value")
+        .agg(pl.col("n").max(), pl.col(member).n_unique().alias("inside"))
+        .join(sizes, on=group)
         .with_columns(outsiders=(accounts - pl.col("size")).clip(lower_bound=1))
         .with_columns(q=(pl.col("n") - pl.col("inside")).clip(lower_bound=0) / pl.col("outsiders"))
     )
     return (
-        held.join(share, on=["ca", "kind", "value"])
-        .group_by("ca", "account", "kind")
+        held.join(share, on=[group, "kind", "value"])
+        .group_by(group, member, "kind")
         .agg(pl.col("q").min(), pl.col("outsiders").first())
-        .join(kinds.select("ca", "account", "kind"), on=["ca", "account", "kind"])
-        .group_by("ca", "account")
-        .agg((pl.col("q").product() * pl.col("outsiders").first()).alias("chance"), pl.len().alias("fact_kinds"))
-        .filter(pl.col("fact_kinds") >= min_kinds)
-        .drop("fact_kinds")
+        .join(counted.select(group, member, "kind"), on=[group, member, "kind"])
+        .group_by(group, member)
+        .agg((pl.col("q").product() * pl.col("outsiders").first()).alias("chance"), pl.len().alias("kinds"))
     )
 
 
@@ -475,22 +484,7 @@ def membership_chance(edges: pl.DataFrame, rings: pl.DataFrame, accounts: int) -
     counted = ties.group_by("cluster_id", "account_id", "kind").agg(pl.col("partner").n_unique().alias("partners"))
     counted = counted.filter(pl.col("partners") >= 2).select("cluster_id", "account_id", "kind")
     held = ties.select("cluster_id", "account_id", "kind", "value", "n").unique()
-    outside = (
-        held.group_by("cluster_id", "kind", "value")
-        .agg(pl.col("n").max(), pl.col("account_id").n_unique().alias("inside"))
-        .join(sizes, on="cluster_id")
-        .with_columns(outsiders=(accounts - pl.col("size")).clip(lower_bound=1))
-        .with_columns(q=(pl.col("n") - pl.col("inside")).clip(lower_bound=0) / pl.col("outsiders"))
-    )
-    per_kind = (
-        held.join(outside, on=["cluster_id", "kind", "value"])
-        .group_by("cluster_id", "account_id", "kind")
-        .agg(pl.col("q").min(), pl.col("outsiders").first())
-        .join(counted, on=["cluster_id", "account_id", "kind"])
-    )
-    return per_kind.group_by("cluster_id", "account_id").agg(
-        (pl.col("q").product() * pl.col("outsiders").first()).alias("chance")
-    )
+    return _chance_of_ties(held, counted, sizes, accounts, "cluster_id", "account_id").drop("kinds")
 
 
 def _source(kind: str) -> str:
