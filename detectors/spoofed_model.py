@@ -233,7 +233,7 @@ class SpoofedModel(Detector):
                 GROUP BY device_id
             ),
             suspected AS (  -- its suspicion since then, and whether every row of it rested on the memory alone
-                SELECT e.device_id, max(e.epoch) AS last_epoch,
+                SELECT e.device_id, min(e.epoch) AS first_epoch,
                        bool_and(coalesce(CAST(json_extract(e.details, '$.signs') AS VARCHAR[]) = ['vram_short'], false)) AS vram_only
                 FROM evidence e LEFT JOIN cleared c USING (device_id)
                 WHERE e.detector = 'spoofed_model' AND e.action = 'probation'
@@ -265,7 +265,7 @@ class SpoofedModel(Detector):
                        -- larger failed, hung or crawled in the window: the card holds what the failures doubted
                        coalesce(o.vram_only AND v.passed > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers = 0
                                 AND NOT coalesce(slow_alone OR vram_short OR impossible_vram, false), false) AS refuted,
-                       o.last_epoch AS suspected_at
+                       o.first_epoch AS suspected_since
                 FROM now n
                 JOIN gpu_catalogue c ON c.model_key = n.catalogue_model
                 LEFT JOIN speed s USING (device_id)
@@ -280,7 +280,7 @@ class SpoofedModel(Detector):
                    CASE WHEN refuted THEN 'clear' WHEN proven THEN 'reject' ELSE 'probation' END AS action,
                    CASE WHEN refuted THEN format('the VRAM suspicion held since {} is refuted: it answered a {} MiB product at its '
                                                  'own pace, and no larger one failed, hung or crawled in the window',
-                                                 suspected_at, held_mib) ELSE
+                                                 suspected_since, held_mib) ELSE
                    concat_ws('; ',
                      CASE WHEN slow AND (slow_alone OR vram_short) THEN format('measures {:.1f} TFLOPS at best: {:.0f}% of the spec {:.1f} for {}{}',
                                                 tflops, 100 * tflops / spec, spec, model,
