@@ -153,10 +153,11 @@ class SybilRings(Detector):
         taken = set(clusters.filter(pl.col("is_sybil"))["members"].explode().to_list()) if clusters.height else set()
         groups = evidence.sql(
             """
-            WITH a AS (SELECT account_id, arg_max(email, _hour) AS email FROM accounts WHERE _hour <= $epoch GROUP BY account_id)
-            SELECT mailbox(email) AS box, split_part(mailbox(email), '@', 2) AS domain,
+            WITH a AS (SELECT account_id, arg_max(email, _hour) AS email FROM accounts WHERE _hour <= $epoch GROUP BY account_id),
+            boxed AS (SELECT account_id, email, mailbox(email) AS box FROM a WHERE contains(email, '@'))
+            SELECT box, split_part(box, '@', 2) AS domain,
                    list(account_id ORDER BY account_id) AS members, count(DISTINCT lower(email)) AS spellings
-            FROM a WHERE contains(email, '@') GROUP BY ALL
+            FROM boxed GROUP BY ALL
             HAVING count(*) >= $min AND count(DISTINCT lower(email)) >= 2
             ORDER BY box
             """,
