@@ -1,7 +1,7 @@
 """``double_listed``: one GPU offered on another network: from somewhere else (a borrowed or
 cloned identity), or from this machine while it earns here (the network's policy decides).
 
-Two findings, told apart in the evidence:
+Three findings, told apart in the evidence:
 - *another host*: the same NVML UUID listed elsewhere, from another IP and another host, in
   the same hour the device reports it here: one card cannot be in two places, so one of the
   two listings is a borrowed or cloned identity. Seen in one hour suspects; in
@@ -14,6 +14,17 @@ Two findings, told apart in the evidence:
   owners fill idle time elsewhere sets ``allow``. An address alone never matches: a carrier or
   campus NAT puts hundreds of unrelated machines behind one (an independently written
   network's IP-only listings hit 34 honest NAT neighbours).
+
+- *refuses every rental* (suspicion): rentals that end ``failed`` or ``cancelled_by_worker``
+  within ``refusal_minutes`` of their start, in an hour in which the device answered its
+  challenges (none timed out) and every heartbeat: the card answers a challenge but cannot take
+  a renter, so its time is somewhere else (listed on a network we do not scrape, or a relay
+  for a card that serves several devices). Honest model: renters' code crashes and owners
+  reboot; honest devices of four networks written by others refused 0.2-17.5% of their rentals,
+  nearly all of them while down, which is downtime, not this. With x such refusals among the n
+  rentals of the last ``refusal_window_hours`` that were not refused while down, the binomial
+  tail at ``honest_refusal_rate`` (20%) <= ``alpha_suspect`` (1e-2, and x >= ``min_refusals``)
+  holds the device in probation, never more.
 
 Honest model: a machine with both IPv4 and IPv6 is seen at one address of each family, and
 another network may see the other family than ours. Without a host fingerprint on the listing,
@@ -28,6 +39,7 @@ in the hour before, the same hour or the next is no evidence.
 from __future__ import annotations
 
 import polars as pl
+from scipy.stats import binom
 
 from detectors.base import Detector, Evidence
 
@@ -39,15 +51,107 @@ class DoubleListed(Detector):
     name = "double_listed"
     fraud_type = "double_listed"
 
-    def __init__(self, threshold: float = 0.5, window_hours: int = 24, confirm_hours: int = 3, cross_listing: str = "hold"):
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        window_hours: int = 24,
+        confirm_hours: int = 3,
+        cross_listing: str = "hold",
+        refusal_window_hours: int = 48,
+        refusal_minutes: int = 10,
+        honest_refusal_rate: float = 0.2,
+        min_refusals: int = 3,
+        alpha_suspect: float = 1e-2,
+    ):
         super().__init__(threshold)
         if cross_listing not in CROSS_LISTING:
             raise ValueError(f"{self.name}: cross_listing {cross_listing!r} is not one of {sorted(CROSS_LISTING)}")
         self.window_hours = window_hours
         self.confirm_hours = confirm_hours
         self.cross_listing = cross_listing
+        self.refusal_window_hours = refusal_window_hours
+        self.refusal_minutes = refusal_minutes
+        self.honest_refusal_rate = honest_refusal_rate
+        self.min_refusals = min_refusals
+        self.alpha_suspect = alpha_suspect
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
+        listed = self._listings(evidence)
+        refused = self._refusals(evidence)
+        both = listed.join(refused, on="device_id", how="full", coalesce=True, suffix="_refused")
+        return both.select(
+            "device_id",
+            pl.coalesce("account_id", "account_id_refused").alias("account_id"),
+            pl.max_horizontal("score", "score_refused").alias("score"),
+            pl.when((pl.col("action") == "reject") | (pl.col("action_refused") == "reject"))
+            .then(pl.lit("reject"))
+            .otherwise(pl.lit("probation"))
+            .alias("action"),
+            pl.concat_str(["reason", "reason_refused"], separator="; ", ignore_nulls=True).alias("reason"),
+            pl.coalesce("details", "details_refused").alias("details"),
+        )
+
+    def _refusals(self, evidence: Evidence) -> pl.DataFrame:
+        """Devices that fail or cancel their rentals within minutes while answering everything else."""
+        counted = evidence.sql(
+            """
+            WITH j AS (  -- each job once (a re-delivered row is the same job)
+                SELECT job_id, arg_max(device_id, _hour) AS device_id, arg_max(status, _hour) AS status,
+                       arg_max(coalesce(started_at, created_at), _hour) AS began, arg_max(ended_at, _hour) AS ended_at
+                FROM jobs WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch GROUP BY job_id
+            ),
+            judged AS (
+                SELECT j.device_id, f.account_id, strftime(j.ended_at, '%Y-%m-%dT%H') AS hour,
+                       j.status IN ('failed', 'cancelled_by_worker')
+                           AND date_diff('second', j.began, j.ended_at) <= $minutes * 60 AS refused,
+                       coalesce(f.pow_ok > 0 AND f.pow_timeout = 0 AND f.heartbeat_total > 0
+                                AND f.heartbeat_ok = f.heartbeat_total, false) AS up
+                FROM j LEFT JOIN device_features f ON f.device_id = j.device_id AND f.epoch = strftime(j.ended_at, '%Y-%m-%dT%H')
+            )
+            SELECT device_id, any_value(account_id) FILTER (account_id IS NOT NULL) AS account_id,
+                   count(*) FILTER (refused AND up) AS refused, count(*) FILTER (NOT refused OR up) AS rentals,
+                   min(hour) FILTER (refused AND up) AS first_hour
+            FROM judged WHERE device_id IN (SELECT device_id FROM device_features WHERE epoch = $epoch)
+            GROUP BY device_id HAVING count(*) FILTER (refused AND up) >= $min_refusals
+            """,
+            window=self.refusal_window_hours,
+            minutes=self.refusal_minutes,
+            min_refusals=self.min_refusals,
+        )
+        tail = binom.sf(counted["refused"].to_numpy() - 1, counted["rentals"].to_numpy(), self.honest_refusal_rate)
+        return (
+            counted.with_columns(pl.Series("p_value", tail, dtype=pl.Float64))
+            .filter(pl.col("p_value") <= self.alpha_suspect * (1 + 1e-9))
+            .select(
+                "device_id",
+                "account_id",
+                pl.lit(0.8).alias("score"),
+                pl.lit("probation").alias("action"),
+                pl.format(
+                    "failed or cancelled {} of its {} rentals within {} minutes of their start (the last {} hours, from {}), "
+                    "in hours it answered every challenge and heartbeat (p = {} under an honest {}% rate): its card's time "
+                    "is somewhere else",
+                    "refused",
+                    "rentals",
+                    pl.lit(self.refusal_minutes),
+                    pl.lit(self.refusal_window_hours),
+                    "first_hour",
+                    pl.col("p_value").round_sig_figs(2).cast(pl.String),
+                    pl.lit(round(100 * self.honest_refusal_rate, 1)),
+                ).alias("reason"),
+                pl.struct(
+                    pl.lit("suspicion").alias("proof"),
+                    pl.col("refused").alias("rentals_refused"),
+                    "rentals",
+                    "p_value",
+                )
+                .struct.json_encode()
+                .alias("details"),
+            )
+        )
+
+    def _listings(self, evidence: Evidence) -> pl.DataFrame:
+        """Devices whose card or machine is listed on another network in the window."""
         return evidence.sql(
             """
             WITH matched AS (

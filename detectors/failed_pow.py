@@ -36,9 +36,12 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
   once; a worker that fabricates its timings does it again), most
   answers of the window (>= 3 and >= half) without samples to check (the backend may skip
   sampling now and then; a worker that never proves its work is another matter), or reachable
-  timeouts whose count is improbable for an
-  honest worker: binomial tail P(X >= timeouts | reachable challenges, honest_timeout_rate)
-  <= ``alpha``. With ``alpha`` = 1e-6 and one overlapping test per hour, an honest device that
+  challenges refused (timed out, or a matmul answered with an ``error`` while no known rental
+  ran: a worker that is there but will not compute, as a relay that answers for a machine
+  switched off) whose count is improbable for an
+  honest worker: binomial tail P(X >= refused | reachable challenges, honest_timeout_rate)
+  <= ``alpha``. A VRAM challenge's error is left to ``spoofed_model`` (a rental or a game holds
+  memory). With ``alpha`` = 1e-6 and one overlapping test per hour, an honest device that
   meets the model is put in probation less than 0.1% of device-months.
 """
 
@@ -110,13 +113,23 @@ class FailedPow(Detector):
                 FROM device_features
                 WHERE epoch > hours_back($epoch, $timeout_window) AND epoch <= $epoch
                 GROUP BY device_id
+            ),
+            errors_ AS (  -- matmul challenges answered with an error while the device was seen alive, no rental
+                -- running (a renter may hold the card's memory; a VRAM challenge's error is spoofed_model's to judge)
+                SELECT c.device_id, count(*) AS errors FROM challenge_context c
+                WHERE c.epoch > hours_back($epoch, $timeout_window) AND c.epoch <= $epoch
+                  AND c.kind = 'matmul' AND c.status = 'error' AND c.reachable
+                  AND NOT EXISTS (SELECT 1 FROM pow p JOIN jobs j ON j.device_id = p.device_id
+                                  WHERE p.challenge_id = c.challenge_id AND p._hour = c.epoch AND j._hour <= $epoch
+                                    AND p.issued_at >= coalesce(j.started_at, j.created_at) AND p.issued_at <= j.ended_at)
+                GROUP BY c.device_id
             )
             SELECT f.device_id, f.account_id, f.samples_bad, f.samples_total,
                    coalesce(w.wrong_window, 0) AS wrong_window, w.samples_window, w.first_wrong,
                    f.overclaimed_compute, f.max_compute_over_observed, f.tflops_max,
                    coalesce(f.spec_tflops, fleet.top) * $ceiling AS ceiling,
                    coalesce(f.catalogue_model, 'an unknown model (fleet ceiling used)') AS model,
-                   coalesce(t.timeouts, 0) AS timeouts, coalesce(t.reachable, 0) AS reachable,
+                   coalesce(t.timeouts, 0) AS timeouts, coalesce(e.errors, 0) AS errors, coalesce(t.reachable, 0) AS reachable,
                    coalesce(t.timeouts_all, 0) AS timeouts_all, coalesce(t.challenges, 0) AS challenges,
                    f.unverified_ok,
                    coalesce(w.wrong_window, 0) >= $confirm_wrong AS wrong,
@@ -138,10 +151,11 @@ class FailedPow(Detector):
             FROM f CROSS JOIN fleet
             LEFT JOIN wrong_ w USING (device_id)
             LEFT JOIN timeouts_ t USING (device_id)
+            LEFT JOIN errors_ e USING (device_id)
             LEFT JOIN fast_ x USING (device_id)
             LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = f.catalogue_model
             WHERE f.samples_bad > 0 OR f.overclaimed_compute > 0 OR f.unverified_ok > 0
-               OR coalesce(t.timeouts, 0) >= $min_timeouts
+               OR coalesce(t.timeouts, 0) + coalesce(e.errors, 0) >= $min_timeouts
                OR f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
                OR coalesce(t.unverified_window, 0) >= 3
             """,
@@ -154,12 +168,14 @@ class FailedPow(Detector):
             timeout_window=self.timeout_window_hours,
             min_timeouts=self.min_timeouts,
         )
-        # binomial tail of the reachable timeouts under the honest model (vectorised)
-        p_value = binom.sf(judged["timeouts"].to_numpy() - 1, judged["reachable"].to_numpy(), self.honest_timeout_rate)
+        # binomial tail of the challenges refused while reachable (timed out, or a matmul answered with an error)
+        # under the honest model (vectorised)
+        refused = judged["timeouts"].to_numpy() + judged["errors"].to_numpy()
+        p_value = binom.sf(refused - 1, judged["reachable"].to_numpy(), self.honest_timeout_rate)
         judged = judged.with_columns(
             pl.Series("p_value", p_value, dtype=pl.Float64),
         ).with_columns(
-            ((pl.col("timeouts") >= self.min_timeouts) & (pl.col("p_value") <= self.alpha)).alias("silent"),
+            ((pl.col("timeouts") + pl.col("errors") >= self.min_timeouts) & (pl.col("p_value") <= self.alpha)).alias("silent"),
         )
         exact = pl.col("wrong") | pl.col("longer_than_observed") | pl.col("too_fast")
         ratio = pl.col("max_compute_over_observed").round(2).cast(pl.String).fill_null("?")
@@ -233,10 +249,21 @@ class FailedPow(Detector):
                 ),
                 pl.when(pl.col("silent")).then(
                     pl.format(
-                        "{} of {} challenges timed out while pings or heartbeats showed the device alive "
+                        "{} of {} challenges {} while pings or heartbeats showed the device alive "
                         "(last {} hours; p = {} under an honest {}% timeout rate)",
-                        "timeouts",
+                        pl.col("timeouts") + pl.col("errors"),
                         "reachable",
+                        pl.when(pl.col("errors") == 0)
+                        .then(pl.lit("timed out"))
+                        .when(pl.col("timeouts") == 0)
+                        .then(pl.lit("were answered with an error (matmul, no rental running)"))
+                        .otherwise(
+                            pl.format(
+                                "timed out ({}) or were answered with an error ({}; matmul, no rental running)",
+                                "timeouts",
+                                "errors",
+                            )
+                        ),  # fmt: skip
                         pl.lit(self.timeout_window_hours),
                         pl.col("p_value").round_sig_figs(2).cast(pl.String),
                         pl.lit(round(100 * self.honest_timeout_rate, 2)),
@@ -263,7 +290,10 @@ class FailedPow(Detector):
             pl.when(exact)
             .then(1.0)
             .when(pl.col("silent"))
-            .then(0.5 + 0.5 * pl.col("timeouts") / pl.max_horizontal(pl.col("reachable"), 1))
+            .then(
+                0.5
+                + 0.5 * pl.min_horizontal((pl.col("timeouts") + pl.col("errors")) / pl.max_horizontal(pl.col("reachable"), 1), 1)
+            )
             .otherwise(0.7)
             .alias("score"),
             pl.when(exact)
@@ -285,6 +315,7 @@ class FailedPow(Detector):
                 pl.col("ceiling").round(2).alias("ceiling_tflops"),
                 "fast_hours",
                 pl.col("timeouts").alias("timeouts_while_reachable"),
+                pl.col("errors").alias("errors_while_reachable"),
                 pl.col("reachable").alias("reachable_challenges"),
                 pl.col("timeouts_all").alias("timeouts_all"),
                 pl.col("challenges"),

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from detectors import REGISTRY, DuplicateHardware, Evidence, FailedPow, SpoofedUptime
+from detectors import REGISTRY, DoubleListed, DuplicateHardware, Evidence, FailedPow, SpoofedUptime
 from detectors.base import EVIDENCE_SCHEMA, Detector
 
 EPOCH = "2024-08-14T05"
@@ -141,6 +141,36 @@ def test_failed_pow_suspects_timeouts_only_while_the_device_is_reachable(con) ->
     assert json.loads(found["details"][0])["proof"] == "suspicion"
 
 
+def test_failed_pow_a_worker_alive_on_every_probe_that_answers_its_challenges_with_errors_is_held(con) -> None:
+    """A relay answers pings and heartbeats for a machine switched off and each challenge with a
+    quick ``error`` (a network written by others: 21 devices, 8-16 hours a day). A matmul that
+    fails while a rental runs is the rental's doing, and a VRAM challenge's error is memory held."""
+    for h in range(0, 6):
+        for d in ("relay", "rented", "short"):
+            feature(con, d, hour(h), pow_total=2, pow_ok=1, pow_error=1, pow_reachable=2)
+            kind = "vram" if d == "short" else "matmul"
+            challenge_id = f"{d}-{h}"
+            con.execute(
+                "INSERT INTO challenge_context (epoch, challenge_id, device_id, kind, status, batch_siblings, reachable) "
+                "VALUES (?, ?, ?, ?, 'error', 0, true)",
+                [hour(h), challenge_id, d, kind],
+            )
+            con.execute(
+                "INSERT INTO pow (challenge_id, device_id, kind, issued_at, status, _hour, _file, _row) "
+                "VALUES (?, ?, ?, CAST(? AS TIMESTAMP), 'error', ?, 'pow.csv', 1)",
+                [challenge_id, d, kind, f"2024-08-14 {h:02d}:30:00", hour(h)],
+            )
+    con.execute(
+        "INSERT INTO jobs VALUES ('long-job', 'renter', 'rented', TIMESTAMP '2024-08-13 23:50:00', "
+        "TIMESTAMP '2024-08-13 23:50:00', TIMESTAMP '2024-08-14 05:55:00', 'completed', 40, ?, 'jobs.csv', 1)",
+        [EPOCH],
+    )
+    found = FailedPow().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["relay"] and found["action"][0] == "probation"
+    assert "6 of 12 challenges were answered with an error (matmul, no rental running)" in found["reason"][0]
+    assert json.loads(found["details"][0])["errors_while_reachable"] == 6
+
+
 def test_failed_pow_few_reachable_timeouts_are_within_the_honest_rate(con) -> None:
     for h in range(0, 6):  # 3 timeouts in 60 reachable challenges: p ~ 0.12 at a 2% honest rate
         feature(con, "busy", hour(h), pow_total=10, pow_ok=10 - (h % 2), pow_timeout=h % 2,
@@ -194,6 +224,35 @@ def test_spoofed_uptime_hours_in_which_the_challenge_service_failed_are_not_susp
     assert SpoofedUptime().detect(Evidence(con, EPOCH)).is_empty()
     con.execute("DELETE FROM challenge_outages")  # the same hours with the service up: suspicious as before
     assert SpoofedUptime().detect(Evidence(con, EPOCH))["device_id"].to_list() == ["nat"]
+
+
+def rental(con, device: str, h: int, status: str, minutes: int) -> None:
+    start = f"2024-08-14 {h:02d}:10:00"
+    con.execute(
+        "INSERT INTO jobs VALUES (?, 'renter', ?, CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), "
+        "CAST(? AS TIMESTAMP) + to_minutes(?), ?, 0, ?, 'jobs.csv', 1)",
+        [f"job-{device}-{h}", device, start, start, start, minutes, status, hour(h)],
+    )
+
+
+def test_double_listed_a_device_that_answers_everything_but_refuses_every_rental_is_held(con) -> None:
+    """A network written by others relayed eight "cards" to one rented H100: every challenge
+    answered right, every rental failed within five minutes. Honest rentals fail too: the renter's
+    code crashes, and a device that drops offline loses its job (downtime, judged elsewhere)."""
+    for h in (1, 2, 3, 4, 5):
+        feature(con, "relay", hour(h))
+        feature(con, "flaky", hour(h), pow_ok=0, pow_timeout=1, heartbeat_ok=2)  # down when its rentals died
+        feature(con, "busy", hour(h))
+    for h in (1, 3, 5):
+        rental(con, "relay", h, "failed", 3)
+        rental(con, "flaky", h, "cancelled_by_worker", 2)
+    for h, (status, minutes) in zip((1, 2, 3, 4, 5), [("failed", 4), ("completed", 90), ("failed", 2), ("failed", 95),
+                                                        ("completed", 60)]):  # fmt: skip
+        rental(con, "busy", h, status, minutes)  # two quick failures in five, one long job that failed late
+    found = DoubleListed().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["relay"] and found["action"][0] == "probation"
+    assert "failed or cancelled 3 of its 3 rentals within 10 minutes" in found["reason"][0]
+    assert json.loads(found["details"][0])["proof"] == "suspicion"
 
 
 def _hardware(

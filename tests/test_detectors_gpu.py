@@ -417,6 +417,33 @@ def test_virtualized_gpu_throttled_pair_behind_one_ip_is_not_contention(con) -> 
     assert VirtualizedGpu().detect(Evidence(con, EPOCH)).is_empty()
 
 
+def test_virtualized_gpu_a_card_slow_only_when_strangers_are_challenged_with_it_is_held_and_a_busy_hour_is_not(con) -> None:
+    """Clones of one card behind proxies share no IP, host or identifier; a network written by
+    others showed them only in its batches: a third of their lone pace whenever the others were
+    challenged at the same instant, full pace alone in the same hour. A game, a rental or heat
+    slows the lone challenge of that hour as well, and one slow batch is noise."""
+    shapes = {
+        "clone": [(130.0, 45.0)] * 4,  # (lone challenge, batched challenge) per hour
+        "gamer": [(60.0, 45.0)] * 3 + [(130.0, 128.0)],  # busy hours: the lone challenge is slow too
+        "once": [(130.0, 45.0)] + [(130.0, 127.0)] * 3,
+        "stranger": [(130.0, 129.0)] * 4,
+    }
+    for d, hours in shapes.items():
+        feature(con, d)
+        for h, (lone, batched) in zip((2, 3, 4, 5), hours):
+            challenge(con, d, "matmul", "ok", lone, None, epoch=hour(h))
+            challenge(con, d, "matmul", "ok", batched, f"cohort-{h}", epoch=hour(h))
+    feature(con, "rig", ip="4.4.4.4")  # slow beside its own case-mate: the co-batched rule's to judge
+    for h in (2, 3, 4, 5):
+        challenge(con, "rig", "matmul", "ok", 130.0, None, epoch=hour(h), ip="4.4.4.4")
+        challenge(con, "rig", "matmul", "ok", 45.0, f"cohort-{h}", siblings=1, epoch=hour(h), ip="4.4.4.4")
+        challenge(con, "rig-mate", "matmul", "ok", 130.0, f"cohort-{h}", siblings=1, epoch=hour(h), ip="4.4.4.4")
+    found = VirtualizedGpu().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["clone"] and found["action"][0] == "probation"
+    assert "35% of its own lone pace in 4 of 4 batches shared with devices elsewhere" in found["reason"][0]
+    assert json.loads(found["details"][0])["proof"] == "suspicion"
+
+
 def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
     feature(con, "vgpu", virtualization_mode="VGPU")
     feature(con, "mig", mig_mode=True)  # an operator's own MIG setting is not evidence alone
