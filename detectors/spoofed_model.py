@@ -57,7 +57,11 @@ Three independent signs, each explained in ``reasons``:
 A rental holds part of a card's memory and shares its time: a VRAM challenge issued while a
 known job ran on the device (``jobs``: from start, or creation, to end) is not counted (an
 independently written network's honest datacenter cards failed 385 of 392 while rented and
-passed every one in between).
+passed every one in between), and neither is one that fails or hangs in an hour whose best
+matmul ran below ``vram_busy_pace`` of the card's own speed: a job shows in ``jobs`` only once
+it has ended, and a rental or a game that holds the memory slows the card in that hour (a fifth
+network written by others: 85% of its honest VRAM failures fell in such hours, 15% of its
+spoofers'; its rented honest hosts were held on two failures each while their jobs still ran).
 A suspicion that rested on the memory alone is refuted once the card answers, at its own pace,
 a product at least as large as every one that failed, hung or crawled in the window: the card
 holds what the failures doubted (a training run or a game held it then), and a ``clear`` row
@@ -99,6 +103,7 @@ class SpoofedModel(Detector):
         vram_span_hours: int = 6,
         vram_timeout_margin: float = 4.0,
         vram_trip_peers: int = 5,
+        vram_busy_pace: float = 0.8,
     ):
         super().__init__(threshold)
         if not 0 < vram_false_alarm <= 1:
@@ -120,6 +125,7 @@ class SpoofedModel(Detector):
             )
         self.vram_timeout_margin = vram_timeout_margin
         self.vram_trip_peers = vram_trip_peers
+        self.vram_busy_pace = vram_busy_pace
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -183,13 +189,18 @@ class SpoofedModel(Detector):
                 WHERE c.kind = 'vram' AND c.batch_siblings = 0 AND NOT c.hired AND c.device_id NOT IN (SELECT device_id FROM suspects)
                 GROUP BY ALL
             ),
+            hour_pace AS (  -- each hour's best matmul: a card in use (a rental not yet in jobs, a game) is slow all hour
+                SELECT device_id, epoch, max(tflops) AS tflops FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL GROUP BY ALL
+            ),
             vram_ctx AS (  -- each VRAM challenge and what it shows
                 SELECT c.device_id, c.epoch, c.status, c.hired, c.n,
-                       -- a rental holds part of the card's memory: what fails while one runs is not counted
-                       c.status = 'error' AND coalesce(b.ok, 0) = 0 AND NOT c.hired AS solo_failure,
+                       coalesce(h.tflops < $busy * s.tflops, false) AS busy,
+                       -- a rental holds part of the card's memory: what fails while one runs is not counted, nor what
+                       -- fails in an hour its matmul ran below busy x its own speed (in use: one still running, a game)
+                       c.status = 'error' AND coalesce(b.ok, 0) = 0 AND NOT c.hired AND NOT busy AS solo_failure,
                        2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms, c.tflops / s.tflops AS own_share,
                        -- unanswered while alive, no sibling passed, and its own speed is no excuse
-                       coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired
+                       coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired AND NOT busy
                                 AND s.measurements >= $min_meas
                                 AND $margin * predicted_ms <= a.longest_ms, false) AS solo_timeout,
                        t.trip_ms / tp.median_ms AS trip_ratio,
@@ -201,6 +212,7 @@ class SpoofedModel(Detector):
                                      OR tp.devices >= $trip_peers AND t.trip_ms > $margin * tp.median_ms), false) AS crawled
                 FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
                 LEFT JOIN speed s ON s.device_id = c.device_id CROSS JOIN accepted a
+                LEFT JOIN hour_pace h ON h.device_id = c.device_id AND h.epoch = c.epoch
                 LEFT JOIN trips t ON t.challenge_id = c.challenge_id
                 LEFT JOIN trip_peers tp ON tp.catalogue_model = c.catalogue_model AND tp.n = c.n
                 WHERE c.kind = 'vram'
@@ -224,7 +236,8 @@ class SpoofedModel(Detector):
                        max(trip_ratio) FILTER (crawled AND above) AS crawled_trip_ratio,
                        date_diff('hour', epoch_start(min(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above)),
                                  epoch_start(max(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above))) AS any_span,
-                       count(*) FILTER (hired AND status IN ('error', 'timeout')) AS hired_failures
+                       count(*) FILTER (hired AND status IN ('error', 'timeout')) AS hired_failures,
+                       count(*) FILTER (busy AND NOT hired AND status IN ('error', 'timeout')) AS busy_failures
                 FROM vram_held GROUP BY device_id
             ),
             cleared AS (  -- this detector's last refutation of each device in the window
@@ -252,7 +265,7 @@ class SpoofedModel(Detector):
                        coalesce(v.solo_timeouts + v.crawled_answers > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers >= q.vram_needed_any
                                 AND v.any_span >= $span, false) AS unbacked_short,
                        failed_short OR unbacked_short AS vram_short,
-                       v.hired_failures, r.device_id IS NOT NULL AS rented,
+                       v.hired_failures, v.busy_failures, r.device_id IS NOT NULL AS rented,
                        n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
                        -- established: failures alone, with a claim no configuration has, or with slowness where no
                        -- rental ran (a rental still running is not in jobs yet, and it explains memory and speed both)
@@ -322,6 +335,7 @@ class SpoofedModel(Detector):
                                               CASE WHEN impossible_vram THEN 'impossible_vram' END], lambda x: x IS NOT NULL),
                         'rented', rented,
                         'vram_failures_while_hired', hired_failures,
+                        'vram_failures_while_busy', busy_failures,
                         'model', model, 'tflops', round(tflops, 2), 'peer_median_tflops', round(peers, 2),
                         'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
                         'vram_passed', passed, 'vram_largest_held_mib', held_mib, 'vram_failures_needed', vram_needed, 'vram_failure_span_hours', failure_span,
@@ -356,6 +370,7 @@ class SpoofedModel(Detector):
             span=self.vram_span_hours,
             margin=self.vram_timeout_margin,
             trip_peers=self.vram_trip_peers,
+            busy=self.vram_busy_pace,
         )
 
 

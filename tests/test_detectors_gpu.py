@@ -145,6 +145,23 @@ def test_spoofed_model_what_fails_while_a_rental_runs_is_the_rental_and_a_rented
     assert json.loads(found["rented_other_hours"]["details"])["proof"] == "suspicion"
 
 
+def test_spoofed_model_a_vram_failure_in_an_hour_the_card_ran_slow_is_a_card_in_use_not_missing_memory(con) -> None:
+    """A rental shows in ``jobs`` only once it has ended: a fifth network written by others had
+    its rented honest hosts held on two VRAM failures each while their jobs still ran. A card in
+    use is slow that hour too (its matmul at 55% of its own speed); a card without the memory
+    fails while it computes at its own pace."""
+    peers(con, 265.0)
+    for d, busy_speed in (("in_use", 145.0), ("short", 262.0)):
+        feature(con, d)
+        for h in range(5):  # its own pace, measured through the day
+            challenge(con, d, "matmul", "ok", 262.0, f"m{h}", epoch=hour(h))
+        for k, epoch in enumerate((EARLIER, EPOCH)):  # two VRAM failures six hours apart
+            challenge(con, d, "vram", "error", None, f"v{k}", epoch=epoch)
+            challenge(con, d, "matmul", "ok", busy_speed, f"b{k}", epoch=epoch)
+    found = {r["device_id"]: r for r in SpoofedModel().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert sorted(found) == ["short"] and found["short"]["action"] == "probation"
+
+
 def test_spoofed_model_with_too_few_peers_the_spec_alone_proves_slowness_only_below_the_honest_floor(con) -> None:
     """Few honest devices claim the model, so the spec sheet alone judges speed. A card at 26% of
     its spec that also failed its VRAM challenges is held: busy honest cards reach that (a third
