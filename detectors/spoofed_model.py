@@ -29,9 +29,13 @@ Three independent signs, each explained in ``reasons``:
   Honest workers fail a challenge now and then (a restart, a driver hiccup): at the fleet's own
   error rate e, measured each window on matmul challenges (which a short memory does not fail),
   k failures in a row happen by chance with probability e^k, so VRAM short needs the smallest
-  k >= ``min_vram_failures`` with e^k <= ``vram_false_alarm`` (2 failures at e = 0.3%, 3 at 1%,
+  k >= ``min_vram_errors`` (3) with e^k <= ``vram_false_alarm`` (3 failures at e up to 2%,
   4 at 5%; one run of failures per VRAM challenge, ~120 a month at one every 6 h, so <= 0.12%
-  of honest device-months). Two chance errors in a row held an honest Mac and two RTX 4090s for
+  of honest device-months). The floor is 3, not 2, because memory held by a rental or a game
+  fails in sessions, not at chance: a fifth network written by others, its fleet erring on
+  0.18% of matmuls, had 11 rented honest hosts held on two errors each while their jobs still
+  ran. Where hangs or crawls are among the failures (below), which a card in use does not
+  produce, ``min_vram_failures`` (2) is the floor. Two chance errors in a row held an honest Mac and two RTX 4090s for
   10-11 hours on random networks (seed 15) when two failures were always enough. Errors are not
   always chance: a game or a training run holds part of a card's memory for hours, and every VRAM
   challenge of that session fails (an independently written network's gamers failed two in the
@@ -98,6 +102,7 @@ class SpoofedModel(Detector):
         min_measurements: int = 3,
         min_peers: int = 10,
         min_vram_failures: int = 2,
+        min_vram_errors: int = 3,
         vram_tolerance: float = 0.06,
         vram_false_alarm: float = 1e-5,
         vram_span_hours: int = 6,
@@ -116,6 +121,7 @@ class SpoofedModel(Detector):
         self.min_measurements = min_measurements
         self.min_peers = min_peers
         self.min_vram_failures = min_vram_failures
+        self.min_vram_errors = min_vram_errors
         self.vram_tolerance = vram_tolerance
         self.vram_false_alarm = vram_false_alarm
         self.vram_span_hours = vram_span_hours
@@ -357,14 +363,15 @@ class SpoofedModel(Detector):
                 "HELD",
                 "CASE WHEN held_mib IS NULL THEN 'none passed' ELSE format('each larger than the {} MiB it held', held_mib) END",
             )
-            .replace("NEEDED(error_rate)", _failures_needed("error_rate"))
-            .replace("NEEDED(failure_rate)", _failures_needed("failure_rate")),
+            .replace("NEEDED(error_rate)", _failures_needed("error_rate", "$min_errors"))
+            .replace("NEEDED(failure_rate)", _failures_needed("failure_rate", "$min_vram")),
             window=self.window_hours,
             slow=self.slow_ratio,
             alone=self.slow_alone_ratio,
             min_meas=self.min_measurements,
             min_peers=self.min_peers,
             min_vram=self.min_vram_failures,
+            min_errors=self.min_vram_errors,
             tol=self.vram_tolerance,
             alarm=self.vram_false_alarm,
             span=self.vram_span_hours,
@@ -385,8 +392,6 @@ def _slower_than(ratio: str) -> str:
     )
 
 
-def _failures_needed(rate: str) -> str:
-    """SQL: the least k >= ``min_vram_failures`` with rate^k <= ``vram_false_alarm``."""
-    return (
-        f"CAST(greatest($min_vram, CASE WHEN {rate} <= 0 THEN 0 ELSE ceil(ln($alarm) / ln(least({rate}, 0.5))) END) AS INTEGER)"
-    )
+def _failures_needed(rate: str, floor: str) -> str:
+    """SQL: the least k >= ``floor`` (a parameter) with rate^k <= ``vram_false_alarm``."""
+    return f"CAST(greatest({floor}, CASE WHEN {rate} <= 0 THEN 0 ELSE ceil(ln($alarm) / ln(least({rate}, 0.5))) END) AS INTEGER)"
