@@ -114,15 +114,22 @@ class FailedPow(Detector):
                 WHERE epoch > hours_back($epoch, $timeout_window) AND epoch <= $epoch
                 GROUP BY device_id
             ),
-            errors_ AS (  -- matmul challenges answered with an error while the device was seen alive, no rental
-                -- running (a renter may hold the card's memory; a VRAM challenge's error is spoofed_model's to judge)
-                SELECT c.device_id, count(*) AS errors FROM challenge_context c
-                WHERE c.epoch > hours_back($epoch, $timeout_window) AND c.epoch <= $epoch
-                  AND c.kind = 'matmul' AND c.status = 'error' AND c.reachable
-                  AND NOT EXISTS (SELECT 1 FROM pow p JOIN jobs j ON j.device_id = p.device_id
-                                  WHERE p.challenge_id = c.challenge_id AND p._hour = c.epoch AND j._hour <= $epoch
-                                    AND p.issued_at >= coalesce(j.started_at, j.created_at) AND p.issued_at <= j.ended_at)
-                GROUP BY c.device_id
+            errs AS (  -- matmul challenges answered with an error while the device was seen alive (a VRAM challenge's
+                -- error is memory held: spoofed_model's to judge)
+                SELECT device_id, challenge_id FROM challenge_context
+                WHERE epoch > hours_back($epoch, $timeout_window) AND epoch <= $epoch
+                  AND kind = 'matmul' AND status = 'error' AND reachable
+            ),
+            hired_errs AS (  -- ...of them, those issued while a known rental ran on the device (it may hold the memory)
+                SELECT DISTINCT p.challenge_id FROM pow p
+                JOIN jobs j ON j.device_id = p.device_id AND j._hour <= $epoch
+                 AND p.issued_at >= coalesce(j.started_at, j.created_at) AND p.issued_at <= j.ended_at
+                WHERE p._hour > hours_back($epoch, $timeout_window) AND p._hour <= $epoch AND p.status = 'error'
+                  AND p.challenge_id IN (SELECT challenge_id FROM errs)
+            ),
+            errors_ AS (
+                SELECT device_id, count(*) AS errors FROM errs
+                WHERE challenge_id NOT IN (SELECT challenge_id FROM hired_errs) GROUP BY device_id
             )
             SELECT f.device_id, f.account_id, f.samples_bad, f.samples_total,
                    coalesce(w.wrong_window, 0) AS wrong_window, w.samples_window, w.first_wrong,
