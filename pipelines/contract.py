@@ -78,7 +78,13 @@ BASE_UNITS_PER_IO = 10**8
 # --- limits and text forms: what a value must look like before it is cast -------------------
 
 TIME_TOLERANCE_S = 120
-"""A row's time column must lie inside its hour, give or take this many seconds of clock skew."""
+"""A row's time column must lie inside its hour, give or take this many seconds of clock skew
+(or be a late row: ``LATE_ROW_HOURS``)."""
+LATE_ROW_HOURS = 24
+"""A row whose time column is up to this many hours older than its folder's hour is a late
+delivery (a heartbeat or a report held by a queue and sent with the next drop; two networks
+written by others do it, one for 3% of an hour's rows): it lands in the folder's hour with its
+own time. Older rows are quarantined; a row later than its hour never lands."""
 EARLIEST_TIMESTAMP = "2000-01-01 00:00:00"
 """No timestamp in any feed may be earlier than this (nor later than its hour plus tolerance)."""
 MAX_TEXT_CHARS = 4096

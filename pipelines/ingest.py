@@ -27,6 +27,7 @@ from pipelines.contract import (
     EARLIEST_TIMESTAMP,
     FEEDS,
     HOUR_RE,
+    LATE_ROW_HOURS,
     MANIFEST,
     MAX_DECOMPRESSED_BYTES,
     MAX_LINE_BYTES,
@@ -369,14 +370,15 @@ def _casts(feed: Feed, raw_table: str) -> str:
 
 
 def hour_bounds(hour: str) -> tuple[str, str]:
-    """SQL timestamp literals: the earliest and (exclusive) latest time a row of the hour may
-    carry; other timestamps may be older (down to ``EARLIEST_TIMESTAMP``) but never later."""
+    """SQL timestamp literals: the earliest and (exclusive) latest time a row's time column may
+    carry in the hour's folder (a late row up to ``LATE_ROW_HOURS`` back lands with it); other
+    timestamps may be older (down to ``EARLIEST_TIMESTAMP``) but never later."""
     start = parse_hour(hour)
     if start is None:
         raise ValueError(f"not an hour: {hour!r}")
     tol = timedelta(seconds=TIME_TOLERANCE_S)
     fmt = "TIMESTAMP '%Y-%m-%d %H:%M:%S'"
-    return (start - tol).strftime(fmt), (start + timedelta(hours=1) + tol).strftime(fmt)
+    return (start - timedelta(hours=LATE_ROW_HOURS) - tol).strftime(fmt), (start + timedelta(hours=1) + tol).strftime(fmt)
 
 
 def _problems(feed: Feed, hour: str) -> list[tuple[str, str]]:
@@ -401,7 +403,7 @@ def _problems(feed: Feed, hour: str) -> list[tuple[str, str]]:
             out.append(
                 (f"coalesce({typed} < {lo} OR {typed} >= {hi}, false)",
                  f"'{c.name}: ' || CAST({typed} AS VARCHAR) || ' is outside the hour {hour} "
-                 f"(tolerance {TIME_TOLERANCE_S} s)'")
+                 f"(tolerance {TIME_TOLERANCE_S} s; late rows up to {LATE_ROW_HOURS} h back land)'")
             )  # fmt: skip
         elif c.type == "TIMESTAMP":
             out.append(

@@ -305,7 +305,7 @@ def test_corrupt_gzip_is_quarantined_whole_and_the_rest_lands(con, tmp_path: Pat
 
 @pytest.mark.parametrize(
     "ts",
-    ["1970-01-01T00:00:00Z", "2099-08-14T07:10:00Z", "2024-08-14T06:30:00Z", "2024-08-14T08:05:00Z", "2024-08-14T07:00:00+05:00"],
+    ["1970-01-01T00:00:00Z", "2099-08-14T07:10:00Z", "2024-08-13T06:30:00Z", "2024-08-14T08:05:00Z", "2024-08-14T07:00:00-05:00"],
 )
 def test_timestamp_outside_its_hour_is_quarantined(con, tmp_path: Path, ts: str) -> None:
     folder = make_hour(tmp_path / "drops", extra={"uptime.csv": (csv_bytes([uptime_row(40), uptime_row(41, ts=ts)]), 2)})
@@ -313,6 +313,24 @@ def test_timestamp_outside_its_hour_is_quarantined(con, tmp_path: Path, ts: str)
     assert count(con, "uptime") == 7
     [q] = quarantined(con, "uptime")
     assert "is outside the hour 2024-08-14T07" in q[3]
+
+
+def test_a_late_row_lands_with_the_hour_it_was_delivered_in_and_keeps_its_own_time(con, tmp_path: Path) -> None:
+    """A backend's queue sends a heartbeat of 06:58 or a report of 02:00 with the 07 drop (two
+    networks written by others did, one for 3% of an hour's rows, which stopped the pipeline at
+    its second hour on the quarantine bar). Up to ``LATE_ROW_HOURS`` back such a row lands in the
+    folder's hour with its own time; a day older, or later than its hour, it is quarantined."""
+    rows = [uptime_row(40, ts="2024-08-14T06:58:00Z"), uptime_row(41, ts="2024-08-14T07:00:00+05:00"),
+            uptime_row(42, ts="2024-08-13T06:30:00Z")]  # fmt: skip
+    folder = make_hour(tmp_path / "drops", extra={"uptime.csv": (csv_bytes(rows), 3)})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert count(con, "uptime") == 8
+    late = con.execute(
+        "SELECT strftime(ts, '%H:%M'), _hour FROM uptime WHERE ts < TIMESTAMP '2024-08-14 07:00:00' ORDER BY ts"
+    ).fetchall()
+    assert late == [("02:00", "2024-08-14T07"), ("06:58", "2024-08-14T07")]
+    [q] = quarantined(con, "uptime")
+    assert "is outside the hour 2024-08-14T07" in q[3] and "late rows up to 24 h back land" in q[3]
 
 
 def test_timestamp_offset_is_honoured_as_utc(con, tmp_path: Path) -> None:
