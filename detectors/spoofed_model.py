@@ -61,11 +61,13 @@ Three independent signs, each explained in ``reasons``:
 A rental holds part of a card's memory and shares its time: a VRAM challenge issued while a
 known job ran on the device (``jobs``: from start, or creation, to end) is not counted (an
 independently written network's honest datacenter cards failed 385 of 392 while rented and
-passed every one in between), and neither is one that fails or hangs in an hour whose best
+passed every one in between), and neither is one that fails in an hour whose best
 matmul ran below ``vram_busy_pace`` of the card's own speed: a job shows in ``jobs`` only once
 it has ended, and a rental or a game that holds the memory slows the card in that hour (a fifth
 network written by others: 85% of its honest VRAM failures fell in such hours, 15% of its
 spoofers'; its rented honest hosts were held on two failures each while their jobs still ran).
+A hang is not excused so: a product paged through host memory keeps the card busy by itself
+(on our randomized networks spoofers that hang were paid twice as long while it was).
 A suspicion that rested on the memory alone is refuted once the card answers, at its own pace,
 a product at least as large as every one that failed, hung or crawled in the window: the card
 holds what the failures doubted (a training run or a game held it then), and a ``clear`` row
@@ -202,11 +204,12 @@ class SpoofedModel(Detector):
                 SELECT c.device_id, c.epoch, c.status, c.hired, c.n,
                        coalesce(h.tflops < $busy * s.tflops, false) AS busy,
                        -- a rental holds part of the card's memory: what fails while one runs is not counted, nor what
-                       -- fails in an hour its matmul ran below busy x its own speed (in use: one still running, a game)
+                       -- fails in an hour its matmul ran below busy x its own speed (in use: one still running, a game);
+                       -- a hang is not excused so: a product paged through host memory keeps the card busy itself
                        c.status = 'error' AND coalesce(b.ok, 0) = 0 AND NOT c.hired AND NOT busy AS solo_failure,
                        2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms, c.tflops / s.tflops AS own_share,
                        -- unanswered while alive, no sibling passed, and its own speed is no excuse
-                       coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired AND NOT busy
+                       coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired
                                 AND s.measurements >= $min_meas
                                 AND $margin * predicted_ms <= a.longest_ms, false) AS solo_timeout,
                        t.trip_ms / tp.median_ms AS trip_ratio,

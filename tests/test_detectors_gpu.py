@@ -162,6 +162,23 @@ def test_spoofed_model_a_vram_failure_in_an_hour_the_card_ran_slow_is_a_card_in_
     assert sorted(found) == ["short"] and found["short"]["action"] == "probation"
 
 
+def test_spoofed_model_a_vram_product_left_hanging_is_not_excused_by_the_slow_hour_it_causes(con) -> None:
+    """A product paged through host memory keeps the card busy for minutes, and the hour's matmul
+    crawls with it: unlike a failure, a hang in a slow hour still counts (spoofers that hang were
+    paid twice as long on randomized networks while it was excused)."""
+    peers(con, 265.0)
+    n = 51_200
+    challenge(con, "big_mac", "vram", "ok", 18.0, "v0", n=n)  # the backend accepted a 14.9 s answer
+    feature(con, "pager")
+    for h in (1, 2, 3):  # its own pace
+        challenge(con, "pager", "matmul", "ok", 89.0, f"m{h}", epoch=hour(h))
+    for k, epoch in enumerate((EARLIER, EPOCH)):  # hung, and the hour's matmul crawled behind it
+        challenge(con, "pager", "vram", "timeout", None, f"v{k}", n=n, epoch=epoch)
+        challenge(con, "pager", "matmul", "ok", 30.0, f"b{k}", epoch=epoch)
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["pager"] and "2 unanswered" in found["reason"][0]
+
+
 def test_spoofed_model_with_too_few_peers_the_spec_alone_proves_slowness_only_below_the_honest_floor(con) -> None:
     """Few honest devices claim the model, so the spec sheet alone judges speed. A card at 26% of
     its spec that also failed its VRAM challenges is held: busy honest cards reach that (a third
