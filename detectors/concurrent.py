@@ -5,10 +5,12 @@ new device id; for the hour of the switch both ids report its UUID, serial and b
 registration falls silent as the new one starts, so their activity does not overlap. Slices of a
 virtualized card, or a cloned identity, answer pings, heartbeats and challenges side by side all
 hour. A device counts as sharing an identity only when its activity over this hour and the one
-before (hardware reports, answered pings and heartbeats, answered challenges: first to last)
-overlaps another sharer's by at least ``overlap_minutes``. Before this, 24 reinstalls on a
-600-device network had 22 honest devices rejected as "2 devices on one machine report the same
-GPU identity".
+before (hardware reports, heartbeats, answered challenges: first to last) overlaps another
+sharer's by at least ``overlap_minutes``. Before this, 24 reinstalls on a 600-device network had
+22 honest devices rejected as "2 devices on one machine report the same GPU identity". A ping is
+not a sign of the registration's life: the backend pings an address, and the machine there
+answers whichever worker runs on it (a sixth network written by others kept answering the old
+id's pings after a reinstall on the same box, and 14 of its reinstalled devices were rejected).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ active AS (  -- first and last sign of life of each candidate over this hour and
         SELECT device_id, ts AS t FROM hardware
         WHERE _hour > hours_back($epoch, 2) AND _hour <= $epoch AND device_id IN (SELECT device_id FROM {candidates})
         UNION ALL
-        SELECT device_id, ts FROM uptime
-        WHERE _hour > hours_back($epoch, 2) AND _hour <= $epoch AND ok AND device_id IN (SELECT device_id FROM {candidates})
+        SELECT device_id, ts FROM uptime  -- the worker's own heartbeats: a ping is answered by the machine at the address
+        WHERE _hour > hours_back($epoch, 2) AND _hour <= $epoch AND ok AND source = 'heartbeat'
+          AND device_id IN (SELECT device_id FROM {candidates})
         UNION ALL
         SELECT device_id, responded_at FROM pow
         WHERE _hour > hours_back($epoch, 2) AND _hour <= $epoch AND status = 'ok' AND responded_at IS NOT NULL

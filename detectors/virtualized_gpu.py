@@ -31,7 +31,11 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   more: the card it answers for is not named.
 - *shared identity on one machine* (exact): devices on one IP (or /64) or host reporting the same GPU
   UUID, or one PCI bus id on one host, alive at the same time (``detectors.concurrent``: a
-  reinstalled worker's old and new registration report the card in the hour of the switch).
+  reinstalled worker's old and new registration report the card in the hour of the switch), of
+  one owner (one account, or one site): a host fingerprint is a value the worker reports, and a
+  thief who copies a victim's fingerprint and bus id from another country is not on the victim's
+  machine (a sixth network written by others had 10 such victims rejected here); such a copy is
+  ``duplicate_hardware``'s, which holds every holder for review.
 - *too many GPUs* (suspicion): more devices on one host than the claimed model fits in a
   machine and more than ``host_gpu_floor`` (the largest PCIe mining boards hold 19 cards).
 - *NVML virtualization* (exact): ``virtualization_mode`` VGPU / HOST_VGPU / HOST_VSGA, a
@@ -172,9 +176,14 @@ class VirtualizedGpu(Detector):
                 SELECT * FROM idents WHERE grp IN (SELECT grp FROM idents GROUP BY grp HAVING count(*) > 1)
             ),
             {CONCURRENT},
+            owned AS (  -- ...of one owner: one account, or one site (a host fingerprint and a bus id are values a worker
+                -- reports; a copy of them from another owner's machine elsewhere is duplicate_hardware's to review)
+                SELECT c.grp FROM concurrent c JOIN now n USING (device_id) GROUP BY c.grp
+                HAVING count(DISTINCT n.account_id) = 1 OR count(DISTINCT ip_site(n.ip)) = 1
+            ),
             ident AS (  -- ...on several devices alive at once (a reinstall's two registrations are not)
                 SELECT device_id, max(n) AS sharing
-                FROM (SELECT device_id, count(*) OVER (PARTITION BY grp) AS n FROM concurrent)
+                FROM (SELECT device_id, count(*) OVER (PARTITION BY grp) AS n FROM concurrent WHERE grp IN (SELECT grp FROM owned))
                 GROUP BY device_id
             ),
             crowded AS (

@@ -344,6 +344,44 @@ def test_two_registrations_of_one_card_one_after_the_other_are_a_reinstall_not_a
     assert sorted(VirtualizedGpu().detect(Evidence(con, EPOCH))["device_id"]) == ["beside", "first"]
 
 
+def test_the_old_registration_of_a_reinstalled_worker_answering_pings_is_the_box_not_the_worker(con) -> None:
+    """The backend pings an address; after a reinstall on the same box the machine there keeps
+    answering the old id's pings (a sixth network written by others: 14 reinstalled devices
+    rejected as one identity on two devices). Only the worker's own signs (reports, heartbeats,
+    answered challenges) say a registration is alive."""
+    from detectors import VirtualizedGpu
+
+    for device, alive in (("old", ("04:05", "05:28")), ("new", ("05:31", "05:59"))):
+        _hardware(con, device, "h1", "GPU-h1", "00000000:01:00.0", ip="5.5.5.1", alive=alive, at=max(alive[0], "05:00"))
+        feature(con, device, host_fingerprint="h1", ip="5.5.5.1", gpu_uuid="GPU-h1", pci_bus_id="00000000:01:00.0")
+    for minute in (35, 45, 55):  # the box answers pings sent to the old id
+        con.execute(
+            "INSERT INTO uptime VALUES (CAST(? AS TIMESTAMP), 'old', 'ping', true, 20.0, ?, 'u.csv', 1)",
+            [f"2024-08-14 05:{minute}:00", EPOCH],
+        )
+    assert DuplicateHardware().detect(Evidence(con, EPOCH)).is_empty()
+    assert VirtualizedGpu().detect(Evidence(con, EPOCH)).is_empty()
+
+
+def test_a_copied_fingerprint_and_bus_id_from_another_owner_elsewhere_is_held_for_review_not_rejected(con) -> None:
+    """A thief registers a victim's GPU UUID, host fingerprint and bus id from another country
+    and account (a sixth network written by others: its 10 victims were rejected as "2 devices on
+    one machine"). One machine is not in two places: which holder has the card is not in the
+    data, so both are held for review; one owner's two registrations at once are still proof."""
+    from detectors import VirtualizedGpu
+
+    for device, account, ip in (("victim", "acc-v", "5.5.5.1"), ("thief", "acc-t", "9.9.9.9"),
+                                ("slice-a", "acc-s", "7.7.7.7"), ("slice-b", "acc-s", "7.7.7.8")):  # fmt: skip
+        card = "GPU-v" if device in ("victim", "thief") else "GPU-s"
+        host = "h-v" if device in ("victim", "thief") else "h-s"
+        _hardware(con, device, host, card, "00000000:01:00.0", ip=ip, account=account)
+        feature(con, device, account_id=account, host_fingerprint=host, ip=ip, gpu_uuid=card, pci_bus_id="00000000:01:00.0")
+    rejected = VirtualizedGpu().detect(Evidence(con, EPOCH))
+    assert rejected["device_id"].to_list() == ["slice-a", "slice-b"] and set(rejected["action"]) == {"reject"}
+    held = {r["device_id"]: r["action"] for r in DuplicateHardware().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert held["victim"] == held["thief"] == "probation"
+
+
 def test_duplicate_hardware_confirms_when_it_persists(con) -> None:
     con.execute(
         "INSERT INTO evidence VALUES (?, 'slice1', 'acc', 'duplicate_hardware', 'duplicate_hardware', 0.8, 'probation', 'x', '{}')",
