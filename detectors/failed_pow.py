@@ -36,9 +36,10 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
   once; a worker that fabricates its timings does it again), most
   answers of the window (>= 3 and >= half) without samples to check (the backend may skip
   sampling now and then; a worker that never proves its work is another matter), or reachable
-  challenges refused (timed out, or a matmul answered with an ``error`` while no known rental
-  ran: a worker that is there but will not compute, as a relay that answers for a machine
-  switched off) whose count is improbable for an
+  challenges refused (timed out, or a matmul answered with an ``error`` by a device with no
+  rental known in the day: a worker that is there but will not compute, as a relay that answers
+  for a machine switched off; a renter may hold the card, and a job shows in ``jobs`` only once
+  it has ended: a sixth network written by others had honest rented hosts answer with errors) whose count is improbable for an
   honest worker: binomial tail P(X >= refused | reachable challenges, honest_timeout_rate)
   <= ``alpha``. A VRAM challenge's error is left to ``spoofed_model`` (a rental or a game holds
   memory). With ``alpha`` = 1e-6 and one overlapping test per hour, an honest device that
@@ -114,22 +115,16 @@ class FailedPow(Detector):
                 WHERE epoch > hours_back($epoch, $timeout_window) AND epoch <= $epoch
                 GROUP BY device_id
             ),
-            errs AS (  -- matmul challenges answered with an error while the device was seen alive (a VRAM challenge's
-                -- error is memory held: spoofed_model's to judge)
-                SELECT device_id, challenge_id FROM challenge_context
+            errors_ AS (  -- matmul challenges answered with an error while the device was seen alive, on a device with
+                -- no rental known in the day (a renter may hold the card, and a job shows in jobs only once it has ended:
+                -- a sixth network written by others had honest rented hosts answer with errors; a VRAM challenge's
+                -- error is memory held, spoofed_model's to judge)
+                SELECT device_id, count(*) AS errors FROM challenge_context
                 WHERE epoch > hours_back($epoch, $timeout_window) AND epoch <= $epoch
                   AND kind = 'matmul' AND status = 'error' AND reachable
-            ),
-            hired_errs AS (  -- ...of them, those issued while a known rental ran on the device (it may hold the memory)
-                SELECT DISTINCT p.challenge_id FROM pow p
-                JOIN jobs j ON j.device_id = p.device_id AND j._hour <= $epoch
-                 AND p.issued_at >= coalesce(j.started_at, j.created_at) AND p.issued_at <= j.ended_at
-                WHERE p._hour > hours_back($epoch, $timeout_window) AND p._hour <= $epoch AND p.status = 'error'
-                  AND p.challenge_id IN (SELECT challenge_id FROM errs)
-            ),
-            errors_ AS (
-                SELECT device_id, count(*) AS errors FROM errs
-                WHERE challenge_id NOT IN (SELECT challenge_id FROM hired_errs) GROUP BY device_id
+                  AND device_id NOT IN (SELECT device_id FROM jobs WHERE _hour <= $epoch
+                                        AND ended_at > epoch_start(hours_back($epoch, $window)))
+                GROUP BY device_id
             )
             SELECT f.device_id, f.account_id, f.samples_bad, f.samples_total,
                    coalesce(w.wrong_window, 0) AS wrong_window, w.samples_window, w.first_wrong,
@@ -263,10 +258,10 @@ class FailedPow(Detector):
                         pl.when(pl.col("errors") == 0)
                         .then(pl.lit("timed out"))
                         .when(pl.col("timeouts") == 0)
-                        .then(pl.lit("were answered with an error (matmul, no rental running)"))
+                        .then(pl.lit("were answered with an error (matmul, no rental in the day)"))
                         .otherwise(
                             pl.format(
-                                "timed out ({}) or were answered with an error ({}; matmul, no rental running)",
+                                "timed out ({}) or were answered with an error ({}; matmul, no rental in the day)",
                                 "timeouts",
                                 "errors",
                             )

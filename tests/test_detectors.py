@@ -143,8 +143,10 @@ def test_failed_pow_suspects_timeouts_only_while_the_device_is_reachable(con) ->
 
 def test_failed_pow_a_worker_alive_on_every_probe_that_answers_its_challenges_with_errors_is_held(con) -> None:
     """A relay answers pings and heartbeats for a machine switched off and each challenge with a
-    quick ``error`` (a network written by others: 21 devices, 8-16 hours a day). A matmul that
-    fails while a rental runs is the rental's doing, and a VRAM challenge's error is memory held."""
+    quick ``error`` (a network written by others: 21 devices, 8-16 hours a day). A rented card
+    may answer with errors while its renter holds it, and a job shows in ``jobs`` only once it
+    has ended (a sixth network's rented honest hosts did): a device rented in the day is not
+    judged on errors. A VRAM challenge's error is memory held."""
     for h in range(0, 6):
         for d in ("relay", "rented", "short"):
             feature(con, d, hour(h), pow_total=2, pow_ok=1, pow_error=1, pow_reachable=2)
@@ -160,14 +162,14 @@ def test_failed_pow_a_worker_alive_on_every_probe_that_answers_its_challenges_wi
                 "VALUES (?, ?, ?, CAST(? AS TIMESTAMP), 'error', ?, 'pow.csv', 1)",
                 [challenge_id, d, kind, f"2024-08-14 {h:02d}:30:00", hour(h)],
             )
-    con.execute(
-        "INSERT INTO jobs VALUES ('long-job', 'renter', 'rented', TIMESTAMP '2024-08-13 23:50:00', "
-        "TIMESTAMP '2024-08-13 23:50:00', TIMESTAMP '2024-08-14 05:55:00', 'completed', 40, ?, 'jobs.csv', 1)",
-        [EPOCH],
+    con.execute(  # a short job early in the day; the one holding the card since is still running
+        "INSERT INTO jobs VALUES ('short-job', 'renter', 'rented', TIMESTAMP '2024-08-14 00:00:00', "
+        "TIMESTAMP '2024-08-14 00:00:00', TIMESTAMP '2024-08-14 00:20:00', 'completed', 4, ?, 'jobs.csv', 1)",
+        [hour(0)],
     )
     found = FailedPow().detect(Evidence(con, EPOCH))
     assert found["device_id"].to_list() == ["relay"] and found["action"][0] == "probation"
-    assert "6 of 12 challenges were answered with an error (matmul, no rental running)" in found["reason"][0]
+    assert "6 of 12 challenges were answered with an error (matmul, no rental in the day)" in found["reason"][0]
     assert json.loads(found["details"][0])["errors_while_reachable"] == 6
 
 
