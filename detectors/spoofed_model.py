@@ -57,7 +57,10 @@ Three independent signs, each explained in ``reasons``:
   challenges (devices held or rejected in the window left out: a network's own fraud must not
   raise the bar for the rest); such a VRAM short is suspicion only (a hung or crawling product
   shows no memory missing);
-- *impossible VRAM*: it claims more memory than any configuration of the model has.
+- *impossible VRAM*: it claims more memory than any configuration of the model has, and no VRAM
+  product it answered needed more than that (a card that answers a 41 GB product as a "24 GB"
+  RTX 4090 is a VRAM-modded card, sold as such: a sixth network written by others had its 48 GB
+  4090s held as impossible claims while they passed every VRAM challenge).
 A rental holds part of a card's memory and shares its time: a VRAM challenge issued while a
 known job ran on the device (``jobs``: from start, or creation, to end) is not counted (an
 independently written network's honest datacenter cards failed 385 of 392 while rented and
@@ -275,7 +278,10 @@ class SpoofedModel(Detector):
                                 AND v.any_span >= $span, false) AS unbacked_short,
                        failed_short OR unbacked_short AS vram_short,
                        v.hired_failures, v.busy_failures, r.device_id IS NOT NULL AS rented,
-                       n.vram_total_mb > c.vram_max_mb * (1 + $tol) AS impossible_vram,
+                       -- more memory than any configuration has, unless the card answered a product that needed more
+                       -- (a VRAM-modded card: a 4090 with 48 GB is sold; the catalogue lists what vendors ship)
+                       n.vram_total_mb > c.vram_max_mb * (1 + $tol) AND coalesce(v.held_mib <= c.vram_max_mb * (1 + $tol), true)
+                         AS impossible_vram,
                        -- established: failures alone, with a claim no configuration has, or with slowness where no
                        -- rental ran (a rental still running is not in jobs yet, and it explains memory and speed both)
                        -- with too few honest peers to compare, the spec alone backs proof only below the honest floor

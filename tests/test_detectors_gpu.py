@@ -98,6 +98,8 @@ def test_spoofed_model_impossible_claim_suspects_and_unbacked_claim_rejects(con)
     peers(con, 265.0)
     feature(con, "too_big", vram_total_mb=200_000)  # above any A100, but nothing failed yet
     feature(con, "too_big_short", vram_total_mb=200_000)
+    feature(con, "modded", vram_total_mb=200_000)  # answers a 160 GB product: more memory than the catalogue knows of
+    challenge(con, "modded", "vram", "ok", 250.0, "v0", n=146_000)
     feature(con, "short")
     for d in ("too_big_short", "short"):  # failed over six hours: a card without the memory, not a session holding it
         for k, epoch in enumerate((EARLIER, hour(2), EPOCH)):
@@ -106,6 +108,7 @@ def test_spoofed_model_impossible_claim_suspects_and_unbacked_claim_rejects(con)
     assert found["too_big"]["action"] == "probation" and "claims 200000 MiB" in found["too_big"]["reason"]
     assert found["too_big_short"]["action"] == "reject"
     assert found["short"]["action"] == "probation"
+    assert "modded" not in found
 
 
 def test_spoofed_model_what_fails_while_a_rental_runs_is_the_rental_and_a_rented_card_is_never_rejected(con) -> None:
