@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from pipelines.contract import TIME_TOLERANCE_S
 from pipelines.epoch import previous as previous_epoch
 
 REFERENCE_HEARTBEAT_MINUTES = 10
@@ -47,9 +48,10 @@ CREATE TABLE IF NOT EXISTS uptime_cadence (
 );
 """
 
-HEARTBEAT_GAPS_CTE = """
-hb AS (
+HEARTBEAT_GAPS_CTE = f"""
+hb AS (  -- a late row (an earlier hour's heartbeat delivered with this one) belongs to a silence already judged
     SELECT device_id, ts FROM uptime WHERE _hour = $epoch AND source = 'heartbeat' AND ok
+      AND ts >= epoch_start($epoch) - to_seconds({TIME_TOLERANCE_S})  -- a clock's skew is no lateness
     UNION ALL  -- the previous hour's last heartbeat: a silence across the hour boundary counts (at one
     -- heartbeat an hour it is the only gap)
     SELECT device_id, max(ts) FROM uptime WHERE _hour = $prev AND source = 'heartbeat' AND ok GROUP BY device_id

@@ -103,3 +103,27 @@ def test_a_source_absent_from_the_whole_hour_is_waived_not_held_against_every_de
     assert (cadence.pings_per_hour == 0, cadence.up_heartbeats == 0) == (missing == "ping", missing == "heartbeat")
     waived = con.execute("SELECT pings_answered(0, 0, pings_per_hour), 0 >= up_heartbeats FROM uptime_cadence").fetchall()
     assert waived == [(missing == "ping", missing == "heartbeat")]  # a silent device is up only by the absent source
+
+
+def test_a_late_heartbeat_delivered_with_the_next_hour_does_not_close_that_hours_silence() -> None:
+    """Late rows land in the hour they were delivered in (ingest); a heartbeat of 06:55 sent with
+    the 07 drop belongs to hour 06, judged already. The hour's silences (the cadence and the
+    restart gaps the sybil graph reads) are the hour's own: with it counted, the 06:20-07:05
+    silence of a farm-wide restart became a 10-minute gap, and a fifth network written by others
+    lost 6 of its ring's clustered accounts."""
+    from pipelines.features import GAPS_SQL
+
+    def gaps(late: bool) -> list[tuple]:
+        con = duckdb.connect()
+        ensure_schema(con)
+        rows = [("2024-08-14 06:20:00", "2024-08-14T06")] + [(f"2024-08-14 07:{m:02d}:00", "2024-08-14T07") for m in (5, 15, 25)]
+        if late:
+            rows.append(("2024-08-14 06:55:00", "2024-08-14T07"))
+        con.executemany(
+            "INSERT INTO uptime (ts, device_id, source, ok, _hour, _file, _row) VALUES (?, 'dev', 'heartbeat', true, ?, 'u.csv', 0)",
+            rows,
+        )
+        con.execute(GAPS_SQL, {"epoch": "2024-08-14T07", "prev": "2024-08-14T06", "min_gap": 14, "max_gap": 60})
+        return con.execute("SELECT * EXCLUDE (epoch) FROM restart_gaps").fetchall()
+
+    assert gaps(late=True) == gaps(late=False) == [("dev", datetime(2024, 8, 14, 6, 20), 45.0)]
