@@ -249,7 +249,7 @@ class SpoofedModel(Detector):
                        date_diff('hour', epoch_start(min(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above)),
                                  epoch_start(max(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above))) AS any_span,
                        count(*) FILTER (hired AND status IN ('error', 'timeout')) AS hired_failures,
-                       count(*) FILTER (busy AND NOT hired AND status IN ('error', 'timeout')) AS busy_failures
+                       count(*) FILTER (busy AND NOT hired AND status = 'error') AS busy_failures  -- excused; hangs are not
                 FROM vram_held GROUP BY device_id
             ),
             cleared AS (  -- this detector's last refutation of each device in the window
