@@ -52,6 +52,7 @@ import polars as pl
 from scipy.stats import binom
 
 from detectors.base import Detector, Evidence
+from detectors.rentals import RENTALS_CTE
 
 
 class FailedPow(Detector):
@@ -115,6 +116,7 @@ class FailedPow(Detector):
                 WHERE epoch > hours_back($epoch, $timeout_window) AND epoch <= $epoch
                 GROUP BY device_id
             ),
+            {RENTALS},
             errors_ AS (  -- matmul challenges answered with an error while the device was seen alive, on a device with
                 -- no rental known in the day (a renter may hold the card, and a job shows in jobs only once it has ended:
                 -- a sixth network written by others had honest rented hosts answer with errors; a VRAM challenge's
@@ -122,8 +124,7 @@ class FailedPow(Detector):
                 SELECT device_id, count(*) AS errors FROM challenge_context
                 WHERE epoch > hours_back($epoch, $timeout_window) AND epoch <= $epoch
                   AND kind = 'matmul' AND status = 'error' AND reachable
-                  AND device_id NOT IN (SELECT device_id FROM jobs WHERE _hour <= $epoch
-                                        AND ended_at > epoch_start(hours_back($epoch, $window)))
+                  AND device_id NOT IN (SELECT device_id FROM rentals)
                 GROUP BY device_id
             )
             SELECT f.device_id, f.account_id, f.samples_bad, f.samples_total,
@@ -160,7 +161,7 @@ class FailedPow(Detector):
                OR coalesce(t.timeouts, 0) + coalesce(e.errors, 0) >= $min_timeouts
                OR f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
                OR coalesce(t.unverified_window, 0) >= 3
-            """,
+            """.replace("{RENTALS}", RENTALS_CTE),
             ceiling=self.ceiling_factor,
             window=self.window_hours,
             confirm_wrong=self.confirm_wrong_samples,

@@ -92,6 +92,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors.base import Detector, Evidence
+from detectors.rentals import RENTALS_CTE
 
 
 class SpoofedModel(Detector):
@@ -142,10 +143,7 @@ class SpoofedModel(Detector):
         return evidence.sql(
             """
             WITH now AS (SELECT * FROM device_features WHERE epoch = $epoch AND catalogue_model IS NOT NULL),
-            rentals AS MATERIALIZED (  -- jobs known by now that ran in the window (a job shows once it has ended)
-                SELECT device_id, coalesce(started_at, created_at) AS from_ts, ended_at AS to_ts FROM jobs
-                WHERE _hour <= $epoch AND ended_at > epoch_start(hours_back($epoch, $window))
-            ),
+            {RENTALS},
             hired AS (  -- challenges issued while a rental ran on the device: it holds the card's memory and time
                 SELECT DISTINCT p.challenge_id FROM pow p JOIN rentals r ON r.device_id = p.device_id
                 WHERE p._hour > hours_back($epoch, $window) AND p._hour <= $epoch
@@ -372,6 +370,7 @@ class SpoofedModel(Detector):
                 "HELD",
                 "CASE WHEN held_mib IS NULL THEN 'none passed' ELSE format('each larger than the {} MiB it held', held_mib) END",
             )
+            .replace("{RENTALS}", RENTALS_CTE)
             .replace("NEEDED(error_rate)", _failures_needed("error_rate", "$min_errors"))
             .replace("NEEDED(failure_rate)", _failures_needed("failure_rate", "$min_vram")),
             window=self.window_hours,
