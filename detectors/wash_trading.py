@@ -103,7 +103,8 @@ class WashTrading(Detector):
                     -- one purse or one identity: what a long job needs (colleagues behind one small office's NAT, or a
                     -- friend who referred, rent each other's cards for long runs in earnest)
                     j.client = j.owner OR c.job_id IS NOT NULL OR f.job_id IS NOT NULL OR coalesce(co.mailbox = oo.mailbox, false)
-                      AS money_tie
+                      AS money_tie,
+                    coalesce(cs.site = os.site, false) AS site_tie
                 FROM jobs_ j
                 LEFT JOIN same_cluster c USING (job_id)
                 LEFT JOIN same_source f USING (job_id)
@@ -114,18 +115,23 @@ class WashTrading(Detector):
                 -- whole milliseconds summed, then hours: a sum of float hours depends on the order rows arrive
                 -- in, and its rounding flipped between runs (0.52 / 0.53); whole seconds dropped each job's
                 -- fraction, which moved totals across a rounding edge (1.5 -> 1.4); the client shown is the first
+                -- a long job on the signup address alone suspects (two accounts behind one small NAT) and never proves
                 SELECT device_id, any_value(owner) AS owner, count(*) AS jobs, sum(ms) / 3600000.0 AS hours,
-                       count(*) FILTER (long_job) AS long_jobs, min(ties) AS ties, min(client) AS client
-                FROM judged WHERE ties <> '' AND (NOT long_job OR money_tie) GROUP BY device_id
+                       count(*) FILTER (long_job) AS long_jobs, count(*) FILTER (NOT long_job OR money_tie) AS proof_jobs,
+                       min(ties) AS ties, min(client) AS client
+                FROM judged WHERE ties <> '' AND (NOT long_job OR money_tie OR site_tie) GROUP BY device_id
             )
             SELECT p.device_id, p.owner AS account_id,
-                   CASE WHEN p.jobs >= $confirm THEN 1.0 ELSE 0.75 END AS score,
-                   CASE WHEN p.jobs >= $confirm THEN 'reject' ELSE 'probation' END AS action,
+                   CASE WHEN p.proof_jobs >= $confirm THEN 1.0 ELSE 0.75 END AS score,
+                   CASE WHEN p.proof_jobs >= $confirm THEN 'reject' ELSE 'probation' END AS action,
                    format('{} completed jobs ({} of them {:g} h or longer; {:.1f} rental hours) in the last {} hours hired by '
-                          'account {} tied to the owner by {}', p.jobs, p.long_jobs, $max_hours, p.hours, $window, p.client, p.ties)
+                          'account {} tied to the owner by {}{}', p.jobs, p.long_jobs, $max_hours, p.hours, $window, p.client,
+                          p.ties, CASE WHEN p.proof_jobs < $confirm AND p.jobs >= $confirm
+                                       THEN format(' ({} of them long on the signup address alone: suspicion, not proof)',
+                                                   p.jobs - p.proof_jobs) ELSE '' END)
                      AS reason,
-                   CAST(json_object('jobs', p.jobs, 'long_jobs', p.long_jobs, 'hours', round(p.hours, 2), 'client', p.client,
-                                    'ties', p.ties) AS VARCHAR) AS details
+                   CAST(json_object('jobs', p.jobs, 'long_jobs', p.long_jobs, 'proof_jobs', p.proof_jobs,
+                                    'hours', round(p.hours, 2), 'client', p.client, 'ties', p.ties) AS VARCHAR) AS details
             FROM per_device p WHERE p.jobs >= $suspect
             """,
             window=self.window_hours,

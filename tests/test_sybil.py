@@ -283,11 +283,14 @@ def test_wash_trading_needs_ties_between_client_and_owner(con) -> None:
     assert "a referral" in found["reason"][0] and "the same signup IP" in found["reason"][0]
 
 
-def test_long_jobs_count_as_wash_trading_only_on_a_tie_of_money_or_identity(con) -> None:
+def test_long_jobs_prove_wash_trading_only_on_a_tie_of_money_or_identity(con) -> None:
     """An operator who funds the client through a hop wallet and rents two hours at a time is one
     purse (an independently written network's laundered wash trading went unflagged while only
-    jobs under an hour counted). A colleague behind the office's address renting long runs is a
-    renter; the same colleague's short jobs all day still count, as before."""
+    jobs under an hour counted). A colleague who signed up behind the office's address and rents
+    its cards for long runs is held, not rejected: an address is suspicion, not proof (a sixth
+    network's operators rented their own cards 2 and 4 h at a time through clients signed up from
+    their own address, and no honest owner of five networks written by others was rented by a
+    client of its own signup address); the same colleague's short jobs all day still count."""
     account(con, "owner", "o@x.com", "w-owner", "1.1.1.1")
     account(con, "puppet", "p@y.com", "w-puppet", "9.9.9.9")
     funded(con, "w-hop", "w-owner")
@@ -302,17 +305,20 @@ def test_long_jobs_count_as_wash_trading_only_on_a_tie_of_money_or_identity(con)
         job(con, f"training{k}", "colleague", "office-gpu", 110)
         job(con, f"quick{k}", "colleague", "office-gpu-2", 10)
     found = {r["device_id"]: r for r in WashTrading().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
-    assert set(found) == {"laundered-gpu", "office-gpu-2"} and found["laundered-gpu"]["action"] == "reject"
+    assert set(found) == {"laundered-gpu", "office-gpu", "office-gpu-2"}
+    assert found["laundered-gpu"]["action"] == "reject"
     assert "4 completed jobs (4 of them 1 h or longer" in found["laundered-gpu"]["reason"]
     assert "a shared funding wallet" in found["laundered-gpu"]["reason"]
-    assert "the same signup IP" in found["office-gpu-2"]["reason"]
+    assert found["office-gpu"]["action"] == "probation"
+    assert "4 of them long on the signup address alone: suspicion, not proof" in found["office-gpu"]["reason"]
+    assert "the same signup IP" in found["office-gpu-2"]["reason"] and found["office-gpu-2"]["action"] == "reject"
 
 
 def test_long_jobs_through_a_puppet_on_the_owners_own_mailbox_are_wash_trading(con) -> None:
     """Owners rented their own cards for 80-100 minutes at a time through sock-puppet clients
     signed up on ``+tag`` addresses of their own mailbox, from their own address (a fifth network
     written by others): one mailbox is one person, an identity tie like a shared purse. A
-    colleague at the same office with a mailbox of their own renting long runs is a renter."""
+    colleague at the same office with a mailbox of their own renting long runs is suspected only."""
     account(con, "owner", "Wei.Le+work@outlook.com", "w-owner", "1.1.1.1")
     account(con, "puppet", "wei.le+work.rent1@outlook.com", "w-puppet", "1.1.1.1")
     account(con, "colleague", "li.wu@outlook.com", "w-colleague", "1.1.1.1")
@@ -321,9 +327,9 @@ def test_long_jobs_through_a_puppet_on_the_owners_own_mailbox_are_wash_trading(c
     for k in range(4):
         job(con, f"puppet{k}", "puppet", "own-gpu", 90)
         job(con, f"training{k}", "colleague", "owner-gpu-2", 90)
-    found = WashTrading().detect(Evidence(con, EPOCH))
-    assert found["device_id"].to_list() == ["own-gpu"] and found["action"][0] == "reject"
-    assert "one mailbox" in found["reason"][0]
+    found = {r["device_id"]: r for r in WashTrading().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert found["own-gpu"]["action"] == "reject" and "one mailbox" in found["own-gpu"]["reason"]
+    assert found["owner-gpu-2"]["action"] == "probation"
 
 
 def test_an_exchange_hot_wallet_or_a_campus_nat_ties_no_renter_to_an_owner(con) -> None:
