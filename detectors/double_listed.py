@@ -13,7 +13,15 @@ Three findings, told apart in the evidence:
   while it is listed, never a rejection or a slash, proof ``policy``); a network that lets
   owners fill idle time elsewhere sets ``allow``. An address alone never matches: a carrier or
   campus NAT puts hundreds of unrelated machines behind one (an independently written
-  network's IP-only listings hit 34 honest NAT neighbours).
+  network's IP-only listings hit 34 honest NAT neighbours). Honest model: an owner who moves a
+  machine between networks (for good, or here by day and there by night) is on both lists
+  around the switch: the other network's crawl saw it minutes before it started here or after
+  it stopped, and its old listing lingers until that crawler notices it has gone. A listing
+  counts only when its time falls inside the machine's life here (a sign of the worker within
+  ``life_gap_minutes`` before it and another after it: a report, heartbeat or answered
+  challenge), in at least ``cross_min_hours`` of the window: a sixth network written by
+  others had 6 of its 16 honest switchers held; inside their life here they were listed in at
+  most 2 hours of 36, double-listers of five networks in 3 to 40.
 
 - *refuses every rental* (suspicion): rentals that end ``failed`` or ``cancelled_by_worker``
   within ``refusal_minutes`` of their start, in an hour in which the device answered its
@@ -62,6 +70,8 @@ class DoubleListed(Detector):
         honest_refusal_rate: float = 0.2,
         min_refusals: int = 3,
         alpha_suspect: float = 1e-2,
+        cross_min_hours: int = 3,
+        life_gap_minutes: int = 60,
     ):
         super().__init__(threshold)
         if cross_listing not in CROSS_LISTING:
@@ -74,6 +84,8 @@ class DoubleListed(Detector):
         self.honest_refusal_rate = honest_refusal_rate
         self.min_refusals = min_refusals
         self.alpha_suspect = alpha_suspect
+        self.cross_min_hours = cross_min_hours
+        self.life_gap_minutes = life_gap_minutes
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         listed = self._listings(evidence)
@@ -155,7 +167,8 @@ class DoubleListed(Detector):
         return evidence.sql(
             """
             WITH matched AS (
-                SELECT h._hour AS epoch, h.device_id, h.account_id, x.network, x.ip AS listed_ip, h.ip, 'GPU UUID' AS matched_on,
+                SELECT h._hour AS epoch, h.device_id, h.account_id, x.ts, x.network, x.ip AS listed_ip, h.ip,
+                       'GPU UUID' AS matched_on,
                        ip_site(x.ip) <> ip_site(h.ip)  -- another address of the same IPv6 /64 is the same LAN
                        -- no fingerprint on the listing: an address of the other family is no evidence (dual stack),
                        -- nor one the device itself reported from in the hour before, this one or the next (a
@@ -169,20 +182,39 @@ class DoubleListed(Detector):
                 JOIN hardware h ON h.gpu_uuid = x.gpu_uuid AND h._hour = x._hour
                 WHERE x._hour > hours_back($epoch, $window) AND x._hour <= $epoch AND x.gpu_uuid IS NOT NULL
                 UNION ALL  -- a machine listed whole (its fingerprint, no card named): each of its cards is listed
-                SELECT f.epoch, f.device_id, f.account_id, x.network, x.ip, f.ip, 'host fingerprint', false
+                SELECT f.epoch, f.device_id, f.account_id, x.ts, x.network, x.ip, f.ip, 'host fingerprint', false
                 FROM external_listings x
                 JOIN device_features f ON f.epoch = x._hour AND f.host_fingerprint = x.host_fingerprint  -- placeholders are NULL there
                 WHERE x._hour > hours_back($epoch, $window) AND x._hour <= $epoch AND x.gpu_uuid IS NULL
+            ),
+            signs AS (  -- the worker's own signs of life around the cross-listings: reports, heartbeats, answered challenges
+                SELECT device_id, ts FROM hardware
+                WHERE _hour >= hours_back($epoch, $window) AND _hour <= $epoch
+                  AND device_id IN (SELECT device_id FROM matched WHERE NOT elsewhere)
+                UNION ALL
+                SELECT device_id, ts FROM uptime
+                WHERE _hour >= hours_back($epoch, $window) AND _hour <= $epoch AND ok AND source = 'heartbeat'
+                  AND device_id IN (SELECT device_id FROM matched WHERE NOT elsewhere)
+                UNION ALL
+                SELECT device_id, responded_at FROM pow
+                WHERE _hour >= hours_back($epoch, $window) AND _hour <= $epoch AND status = 'ok' AND responded_at IS NOT NULL
+                  AND device_id IN (SELECT device_id FROM matched WHERE NOT elsewhere)
+            ),
+            lived AS (  -- cross-listings whose time falls inside the machine's life here: a sign before it and one after
+                SELECT DISTINCT m.device_id, m.epoch FROM matched m JOIN signs s USING (device_id)
+                WHERE NOT m.elsewhere AND s.ts BETWEEN m.ts - to_minutes($gap) AND m.ts + to_minutes($gap)
+                GROUP BY m.device_id, m.epoch, m.ts, m.network HAVING bool_or(s.ts <= m.ts) AND bool_or(s.ts >= m.ts)
             ),
             per_device AS (
                 SELECT device_id, any_value(account_id) AS account_id,
                        count(DISTINCT epoch) FILTER (elsewhere) AS hours, bool_or(epoch = $epoch AND elsewhere) AS now,
                        min(network) FILTER (elsewhere) AS network, min(listed_ip) FILTER (elsewhere) AS listed_ip,
                        min(ip) FILTER (elsewhere) AS ip,
-                       count(DISTINCT epoch) FILTER (NOT elsewhere) AS cross_hours,
-                       bool_or(epoch = $epoch AND NOT elsewhere) AS cross_now,
-                       min(network) FILTER (NOT elsewhere) AS cross_network, min(matched_on) FILTER (NOT elsewhere) AS cross_on
-                FROM matched GROUP BY device_id
+                       count(DISTINCT epoch) FILTER (NOT elsewhere AND l.epoch IS NOT NULL) AS cross_hours,
+                       bool_or(epoch = $epoch AND NOT elsewhere AND l.epoch IS NOT NULL) AS cross_now,
+                       min(network) FILTER (NOT elsewhere AND l.epoch IS NOT NULL) AS cross_network,
+                       min(matched_on) FILTER (NOT elsewhere AND l.epoch IS NOT NULL) AS cross_on
+                FROM matched LEFT JOIN lived l USING (device_id, epoch) GROUP BY device_id
             )
             SELECT device_id, account_id,
                    CASE WHEN hours >= $confirm THEN 1.0 WHEN hours > 0 THEN 0.8 ELSE 0.7 END AS score,
@@ -190,16 +222,19 @@ class DoubleListed(Detector):
                    CASE WHEN hours > 0 THEN
                         format('its GPU UUID is listed on {} from {} (another host) while it reports from {}; in {} of the last {} hours',
                                network, listed_ip, ip, hours, $window)
-                        ELSE format('this machine is listed on {} (its {}) while it earns here, in {} of the last {} hours: '
-                                    'one card''s time paid twice (policy: cross_listing = hold; held, never slashed)',
+                        ELSE format('this machine is listed on {} (its {}) while it works here (the listing''s time inside '
+                                    'its life here), in {} of the last {} hours: one card''s time paid twice (policy: '
+                                    'cross_listing = hold; held, never slashed)',
                                     cross_network, cross_on, cross_hours, $window) END AS reason,
                    CAST(CASE WHEN hours > 0 THEN json_object('proof', 'exact', 'network', network, 'listed_ip', listed_ip, 'ip', ip, 'hours', hours)
                              ELSE json_object('proof', 'policy', 'cross_listed_on', cross_network, 'matched_on', cross_on,
                                               'hours', cross_hours) END AS VARCHAR) AS details
             FROM per_device
-            WHERE hours > 0 OR ($hold AND cross_now)
+            WHERE hours > 0 OR ($hold AND cross_now AND cross_hours >= $cross_min)
             """,
             window=self.window_hours,
             confirm=self.confirm_hours,
             hold=self.cross_listing == "hold",
+            cross_min=self.cross_min_hours,
+            gap=self.life_gap_minutes,
         )

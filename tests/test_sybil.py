@@ -41,6 +41,15 @@ def device(con, dev: str, acc: str, ip: str, host: str, cpu: str = "AMD Ryzen 9 
     con.execute("INSERT INTO device_features (epoch, device_id, account_id, ip) VALUES (?, ?, ?, ?)", [EPOCH, dev, acc, ip])
 
 
+def heartbeats(con, dev: str, start: str = "2024-08-14 05:00:00", minutes: int = 60, every: int = 5) -> None:
+    """The worker's heartbeats from ``start`` for ``minutes``: its life here."""
+    con.execute(
+        "INSERT INTO uptime SELECT CAST(? AS TIMESTAMP) + to_minutes(m), ?, 'heartbeat', true, 20.0, "
+        "strftime(CAST(? AS TIMESTAMP) + to_minutes(m), '%Y-%m-%dT%H'), 'u.csv', 1 FROM range(0, ?, ?) t(m)",
+        [start, dev, start, minutes, every],
+    )
+
+
 def funded(con, wallet: str, funder: str, at: str = "2024-08-14 00:10:00", amount: str = "200") -> None:
     con.execute(
         "INSERT INTO stake_events VALUES (?, CAST(? AS TIMESTAMP), ?, NULL, 'stake', CAST(? AS DECIMAL(38, 8)), ?, "
@@ -387,15 +396,17 @@ def test_double_listing_elsewhere_is_flagged_same_host_other_family_same_lan_or_
         "(TIMESTAMP '2024-08-14 05:20:00', 'akash', 'GPU-4', 'other-host', '2001:db8::4', ?, 'x.csv', 4)",
         [EPOCH, EPOCH, EPOCH, EPOCH],
     )
+    for dev in ("v6-rotated", "renewed", "moved", "cross", "dual-stack", "cloned-v6"):
+        heartbeats(con, dev)
     found = DoubleListed(cross_listing="allow").detect(Evidence(con, EPOCH)).sort("device_id")
     assert found["device_id"].to_list() == ["cloned-v6", "moved"] and set(found["action"]) == {"probation"}
     found = found.filter(found["device_id"] == "moved")
     assert "listed on akash from 5.5.5.5" in found["reason"][0]  # another device's old address excuses nothing
     # a network that pays for a card's time holds the same machine listed elsewhere (the default), never slashes it
-    held = {r["device_id"]: r for r in DoubleListed().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    held = {r["device_id"]: r for r in DoubleListed(cross_min_hours=1).detect(Evidence(con, EPOCH)).iter_rows(named=True)}
     cross = {"cross", "dual-stack", "renewed", "v6-rotated"}
     assert set(held) == cross | {"cloned-v6", "moved"} and {held[d]["action"] for d in cross} == {"probation"}
-    assert "this machine is listed on render (its GPU UUID) while it earns here" in held["cross"]["reason"]
+    assert "this machine is listed on render (its GPU UUID) while it works here" in held["cross"]["reason"]
     assert json.loads(held["cross"]["details"])["proof"] == "policy"
     assert json.loads(held["moved"]["details"])["proof"] == "exact"
 
@@ -418,12 +429,52 @@ def test_a_machine_listed_whole_elsewhere_is_held_by_its_fingerprint_never_by_it
         "(TIMESTAMP '2024-08-14 05:20:00', 'clore', NULL, NULL, '100.64.0.1', ?, 'x.csv', 2)",
         [EPOCH, EPOCH],
     )
-    found = DoubleListed().detect(Evidence(con, EPOCH)).sort("device_id")
+    for dev in ("rig-0", "rig-1", "nat-neighbour"):
+        heartbeats(con, dev)
+    found = DoubleListed(cross_min_hours=1).detect(Evidence(con, EPOCH)).sort("device_id")
     assert found["device_id"].to_list() == ["rig-0", "rig-1"] and set(found["action"]) == {"probation"}
     assert "listed on vast (its host fingerprint)" in found["reason"][0]
     assert DoubleListed(cross_listing="allow").detect(Evidence(con, EPOCH)).is_empty()
     with pytest.raises(ValueError, match="cross_listing"):
         DoubleListed(cross_listing="maybe")
+
+
+def test_a_machine_seen_on_another_networks_list_around_its_switches_is_not_held_while_a_listing_in_its_life_is(con) -> None:
+    """Owners move machines between networks: one rents out elsewhere by night and here by day,
+    so the other network's crawl sees it minutes after it stopped here or before it started; one
+    moved here for good and its old listing lingered two hours (a sixth network written by
+    others held 6 of its 16 switchers). A listing counts only inside the machine's life here (a
+    sign of the worker before it and one after), in at least 3 hours of the day."""
+    account(con, "a", "a@x.com", "w-a", "1.1.1.1")
+    for dev in ("night-shift", "moved-here", "both-lists"):
+        device(con, dev, "a", "1.1.1.1", f"host-{dev}", uuid=f"GPU-{dev}")
+
+    def listed(dev: str, at: str) -> None:
+        con.execute(
+            "INSERT INTO external_listings VALUES (CAST(? AS TIMESTAMP), 'vast', ?, NULL, '1.1.1.1', "
+            "strftime(CAST(? AS TIMESTAMP), '%Y-%m-%dT%H'), 'x.csv', 1)",
+            [at, f"GPU-{dev}", at],
+        )
+
+    con.execute(  # each reports its card once an hour while it works here (05:10 is the helper's report)
+        "INSERT INTO hardware BY NAME SELECT h.* REPLACE (h.ts - to_minutes(t.back) AS ts, "
+        "strftime(h.ts - to_minutes(t.back), '%Y-%m-%dT%H') AS _hour) FROM hardware h JOIN (VALUES "
+        "('night-shift', 160), ('night-shift', 100), ('night-shift', 40), ('moved-here', 60), "
+        "('both-lists', 180), ('both-lists', 120), ('both-lists', 60)) t(dev, back) ON h.device_id = t.dev"
+    )
+    heartbeats(con, "night-shift", "2024-08-14 02:20:00", 190)  # here 02:20-05:25, there before and after
+    for at in ("2024-08-14 01:55:00", "2024-08-14 02:10:00", "2024-08-14 05:40:00"):
+        listed("night-shift", at)
+    heartbeats(con, "moved-here", "2024-08-14 04:00:00", 120)  # the old listing seen at 04:30 and 05:20 too
+    for at in ("2024-08-14 03:30:00", "2024-08-14 04:30:00", "2024-08-14 05:20:00"):
+        listed("moved-here", at)
+    heartbeats(con, "both-lists", "2024-08-14 02:00:00", 240)
+    for at in ("2024-08-14 03:20:00", "2024-08-14 04:20:00", "2024-08-14 05:20:00"):
+        listed("both-lists", at)
+    held = DoubleListed().detect(Evidence(con, EPOCH))
+    assert held["device_id"].to_list() == ["both-lists"] and held["action"][0] == "probation"
+    assert "in 3 of the last 24 hours" in held["reason"][0]
+    assert sorted(DoubleListed(cross_min_hours=2).detect(Evidence(con, EPOCH))["device_id"]) == ["both-lists", "moved-here"]
 
 
 def restart_at(con, dev: str, ts: datetime) -> None:
