@@ -19,9 +19,15 @@ or a card that moved: one of its holders may be the card's owner, whose identity
 independently written network's stolen-identity victim was rejected and slashed with its two
 clones), and a cloud GPU reassigned to another tenant's machine may still be reported by its
 old registration (a third network's spot instances: the later holder, the card's real one, was
-rejected and slashed). Which holder has the card, if any, is not in the data, so every holder is
+rejected and slashed). Which holder has the card is not in the identity, so every holder is
 held for review, never rejected on the identity alone; the evidence names the one that reported
-it first (over ``seniority_hours``). A card serving several machines is slow when they are
+it first (over ``seniority_hours``). The physics can say which: when every other holder has
+failed the card's work (held or rejected by ``spoofed_model``, ``virtualized_gpu`` or
+``failed_pow`` in the last ``seniority_hours``: slow, short of memory, wrong or silent) and this
+one has not, the card is this one's and its hold ends (``clear``): a sixth network written by
+others copied ten honest cards' UUID and bus id onto slow machines abroad, whose VRAM and
+throughput then failed, while the ten owners stayed held for review to the end. A copy that
+does the card's work as well as the card is judged by the identity alone, as above. A card serving several machines is slow when they are
 asked together, which ``virtualized_gpu`` judges. One owner's devices sharing an identity
 (virtual slices of one card, one account's cloned image, one owner's accounts at one site) are
 judged as above. The instances of one card its owner partitioned with MIG report its serial and
@@ -123,18 +129,42 @@ class DuplicateHardware(Detector):
                 LEFT JOIN (SELECT kind, value, bool_or(senior) AS any_senior FROM seniority GROUP BY ALL) z USING (kind, value)
                 GROUP BY i.device_id
             ),
+            disproven AS (  -- holders that failed a card's work lately: slow, short of memory, wrong or silent
+                SELECT DISTINCT device_id FROM evidence
+                WHERE action IN ('probation', 'reject') AND detector IN ('spoofed_model', 'virtualized_gpu', 'failed_pow')
+                  AND epoch < $epoch AND epoch > hours_back($epoch, $seniority)
+            ),
+            physics AS (  -- a contested identity whose holders the physics split: exactly one is not disproven
+                SELECT h.kind, h.value, any_value(h.device_id) FILTER (d.device_id IS NULL) AS holder,
+                       list(DISTINCT h.device_id ORDER BY h.device_id) FILTER (d.device_id IS NOT NULL) AS copies
+                FROM holders h JOIN contested USING (kind, value) LEFT JOIN disproven d USING (device_id)
+                GROUP BY h.kind, h.value HAVING count(DISTINCT h.device_id) FILTER (d.device_id IS NULL) = 1
+            ),
+            the_card AS (  -- a device the physics names the holder of every identity it shares
+                SELECT h.device_id, list_sort(list_distinct(flatten(list(x.copies)))) AS copies
+                FROM (SELECT DISTINCT kind, value, device_id FROM holders) h LEFT JOIN physics x USING (kind, value)
+                GROUP BY h.device_id HAVING bool_and(coalesce(x.holder = h.device_id, false))
+            ),
             history AS (
                 SELECT device_id, count(DISTINCT epoch) AS past_hours FROM evidence
-                WHERE detector = 'duplicate_hardware' AND epoch < $epoch
+                WHERE detector = 'duplicate_hardware' AND action <> 'clear' AND epoch < $epoch
                   AND epoch > hours_back($epoch, $window)
                 GROUP BY device_id
             )
             SELECT p.device_id, f.account_id,
-                   CASE WHEN p.contested THEN 0.8
+                   CASE WHEN t.device_id IS NOT NULL THEN 0.0
+                        WHEN p.contested THEN 0.8
                         WHEN coalesce(h.past_hours, 0) + 1 >= $confirm THEN 1.0 ELSE 0.8 END AS score,
-                   CASE WHEN NOT p.contested AND coalesce(h.past_hours, 0) + 1 >= $confirm THEN 'reject'
+                   CASE WHEN t.device_id IS NOT NULL THEN 'clear'
+                        WHEN NOT p.contested AND coalesce(h.past_hours, 0) + 1 >= $confirm THEN 'reject'
                         ELSE 'probation' END AS action,
-                   concat(format('{} shared with {} other device(s) this hour ({}); shared in {} of the last {} hours',
+                   CASE WHEN t.device_id IS NOT NULL THEN
+                     format('{} shared with {} other device(s) of other owners this hour ({}); every other holder ({}) '
+                            'failed the card''s work in the last {} hours (held or rejected by spoofed_model, '
+                            'virtualized_gpu or failed_pow) and this one did not: the card is this one''s, the copies theirs',
+                            array_to_string(p.kinds, ' and '), len(p.sharing) - 1, p.example, array_to_string(t.copies, ', '),
+                            $seniority)
+                   ELSE concat(format('{} shared with {} other device(s) this hour ({}); shared in {} of the last {} hours',
                                  array_to_string(p.kinds, ' and '), len(p.sharing) - 1, p.example,
                                  coalesce(h.past_hours, 0) + 1, $window),
                           CASE WHEN p.senior THEN format('; on machines of several owners: it held the identity first (from {}), '
@@ -145,12 +175,14 @@ class DuplicateHardware(Detector):
                                WHEN p.contested THEN format('; on machines of several owners, this one from {}, after another: a '
                                                             'copy, or the card moved and its old registration still reports it; '
                                                             'which one has the card is not in the data, held for review',
-                                                            p.first_hour) END) AS reason,
-                   CAST(json_object('proof', CASE WHEN p.contested THEN 'suspicion' ELSE 'exact' END,
+                                                            p.first_hour) END) END AS reason,
+                   CAST(json_object('proof', CASE WHEN p.contested AND t.device_id IS NULL THEN 'suspicion' ELSE 'exact' END,
                         'kinds', p.kinds, 'group_size', p.group_size, 'devices', p.sharing[1:20],
                         'hours_shared', coalesce(h.past_hours, 0) + 1, 'several_owners', p.contested,
-                        'first_holder', p.senior) AS VARCHAR) AS details
+                        'first_holder', p.senior, 'the_card', t.device_id IS NOT NULL, 'copies', t.copies[1:20]) AS VARCHAR)
+                     AS details
             FROM per_device p
+            LEFT JOIN the_card t USING (device_id)
             LEFT JOIN history h USING (device_id)
             LEFT JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
             """.replace("{CONCURRENT}", concurrent_cte("candidates")).replace("{MIG}", MIG_INSTANCES_CTE),

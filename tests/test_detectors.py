@@ -430,6 +430,38 @@ def test_an_identity_on_other_owners_machines_holds_every_holder_for_review_one_
     assert json.loads(found["image-1"]["details"])["proof"] == "exact"
 
 
+def test_the_holder_of_a_copied_identity_whose_copies_failed_the_cards_physics_is_the_card_and_is_cleared(con) -> None:
+    """A thief copied two honest cards' UUID and bus id onto slow machines of other owners abroad
+    (a sixth network written by others: the copies' throughput and VRAM then failed, and
+    ``spoofed_model`` held or rejected them, while the ten owners stayed held for review to the
+    end). When every other holder has failed the card's work and this one has not, the card is
+    this one's: its hold ends (``clear``). While one copy does the work as well as the card, or a
+    mere lead (``review``) is all there is, the data does not say which holder has the card."""
+    for device, host, ip, account, uuid in (("victim", "host-v", "1.1.1.1", "alice", "GPU-a"),
+                                            ("copy", "host-v", "9.9.9.9", "mallory", "GPU-a"),
+                                            ("victim-2", "host-w", "2.2.2.2", "bob", "GPU-b"),
+                                            ("copy-2", "host-w", "8.8.8.8", "trent", "GPU-b"),
+                                            ("copy-3", "host-w", "7.7.7.7", "oscar", "GPU-b")):  # fmt: skip
+        _hardware(con, device, host, uuid, "00000000:01:00.0", ip=ip, account=account)
+        feature(con, device, account_id=account, host_fingerprint=host, ip=ip, gpu_uuid=uuid, pci_bus_id="00000000:01:00.0")
+    for device, detector, action in (("copy", "spoofed_model", "probation"), ("copy-2", "spoofed_model", "reject"),
+                                     ("copy-3", "anomaly", "review")):  # fmt: skip
+        con.execute(
+            "INSERT INTO evidence VALUES (?, ?, 'acc', ?, 'spoofed_model', 1.0, ?, 'slow, VRAM short', '{}')",
+            [hour(3), device, detector, action],
+        )
+    found = {r["device_id"]: r for r in DuplicateHardware().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert {d: r["action"] for d, r in found.items()} == {
+        "victim": "clear", "copy": "probation", "victim-2": "probation", "copy-2": "probation", "copy-3": "probation"}  # fmt: skip
+    assert "every other holder (copy) failed the card's work" in found["victim"]["reason"]
+    assert json.loads(found["victim"]["details"])["copies"] == ["copy"]
+    con.execute(  # now both copies of GPU-b failed the work
+        "UPDATE evidence SET detector = 'virtualized_gpu', action = 'probation' WHERE device_id = 'copy-3'"
+    )
+    found = {r["device_id"]: r["action"] for r in DuplicateHardware().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert found["victim-2"] == "clear" and found["copy-3"] == "probation"
+
+
 def test_registry_detectors_follow_the_interface() -> None:
     for name, cls in REGISTRY.items():
         d = cls()
