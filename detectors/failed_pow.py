@@ -44,6 +44,13 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
   <= ``alpha``. A VRAM challenge's error is left to ``spoofed_model`` (a rental or a game holds
   memory). With ``alpha`` = 1e-6 and one overlapping test per hour, an honest device that
   meets the model is put in probation less than 0.1% of device-months.
+
+A suspicion that rested on errors alone (``signs`` in ``details``: only ``silent``, with errors
+among the refusals) is refuted once a rental of the device that ran in the window becomes known
+(its job ended and was delivered) and nothing is held against it now: the renter held the card
+while it answered with errors, and a ``clear`` row (proof ``exact``) ends the probation at once
+instead of at its expiry (a sixth network written by others: two honest hosts, each rented for
+hours while their matmuls errored, stayed held six hours after their jobs showed).
 """
 
 from __future__ import annotations
@@ -285,7 +292,12 @@ class FailedPow(Detector):
         )
         suspected = pl.col("wrong_once") | pl.col("faulty") | pl.col("longer_once") | pl.col("silent") | pl.col("unverified")
         flagged = judged.filter(exact | suspected | pl.col("fast_once"))
-        return flagged.with_columns(
+        sign_names = ("wrong", "wrong_once", "faulty", "longer_than_observed", "longer_once", "too_fast", "fast_once",
+                      "silent", "unverified")  # fmt: skip
+        signs = pl.concat_list(
+            [pl.when(pl.col(n)).then(pl.lit([n])).otherwise(pl.lit([], dtype=pl.List(pl.String))) for n in sign_names]
+        )
+        found = flagged.with_columns(
             reason=reasons,
         ).select(
             "device_id",
@@ -324,6 +336,57 @@ class FailedPow(Detector):
                 pl.col("challenges"),
                 pl.col("p_value"),
                 pl.col("unverified_window").alias("unverified_ok"),
+                signs.alias("signs"),
+            )
+            .struct.json_encode()
+            .alias("details"),
+        )
+        return pl.concat([found, self._refuted_by_rentals(evidence, found["device_id"])])
+
+    def _refuted_by_rentals(self, evidence: Evidence, flagged_now: pl.Series) -> pl.DataFrame:
+        """``clear`` for a device held on errors alone that a rental known now explains."""
+        refuted = evidence.sql(
+            """
+            WITH {RENTALS},
+            cleared AS (  -- this detector's last refutation of each device in the window
+                SELECT device_id, max(epoch) AS at FROM evidence
+                WHERE detector = 'failed_pow' AND action = 'clear' AND epoch > hours_back($epoch, $window) AND epoch < $epoch
+                GROUP BY device_id
+            ),
+            held AS (  -- its suspicion since then, and whether every row of it rested on errors alone
+                SELECT e.device_id, any_value(e.account_id) AS account_id, min(e.epoch) AS since,
+                       bool_and(coalesce(CAST(json_extract(e.details, '$.signs') AS VARCHAR[]) = ['silent']
+                                         AND CAST(json_extract(e.details, '$.errors_while_reachable') AS BIGINT) > 0, false))
+                         AS errors_only
+                FROM evidence e LEFT JOIN cleared c USING (device_id)
+                WHERE e.detector = 'failed_pow' AND e.action = 'probation'
+                  AND e.epoch > hours_back($epoch, $window) AND e.epoch < $epoch AND (c.at IS NULL OR e.epoch > c.at)
+                GROUP BY e.device_id
+            ),
+            hired AS (  -- the rentals known now that ran in the window, the latest first
+                SELECT device_id, count(*) AS rentals, max(to_ts) AS last_end FROM rentals GROUP BY device_id
+            )
+            SELECT h.device_id, h.account_id, h.since, r.rentals, r.last_end
+            FROM held h JOIN hired r USING (device_id) WHERE h.errors_only
+            """.replace("{RENTALS}", RENTALS_CTE),
+            window=self.window_hours,
+        ).filter(~pl.col("device_id").is_in(flagged_now.implode()))
+        return refuted.select(
+            "device_id",
+            "account_id",
+            pl.lit(0.0).alias("score"),
+            pl.lit("clear").alias("action"),
+            pl.format(
+                "the suspicion held since {} rested on matmul errors alone, and a rental of the device that ran in the last "
+                "{} hours is known now (ended {}): the renter held the card",
+                "since",
+                pl.lit(self.window_hours),
+                pl.col("last_end").dt.strftime("%Y-%m-%dT%H:%M"),
+            ).alias("reason"),
+            pl.struct(
+                pl.lit("exact").alias("proof"),
+                pl.col("since").alias("suspected_since"),
+                pl.col("rentals").alias("rentals_known"),
             )
             .struct.json_encode()
             .alias("details"),

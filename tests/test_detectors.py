@@ -173,6 +173,39 @@ def test_failed_pow_a_worker_alive_on_every_probe_that_answers_its_challenges_wi
     assert json.loads(found["details"][0])["errors_while_reachable"] == 6
 
 
+def test_failed_pow_a_device_held_on_errors_is_cleared_once_the_rental_that_held_its_card_is_known(con) -> None:
+    """A rented card answers with errors while its renter holds it, and the job shows in ``jobs``
+    only once it has ended (a sixth network written by others: two honest hosts stayed held six
+    hours after their jobs showed). Once a rental that ran in the window is known, a suspicion
+    that rested on errors alone ends (``clear``); a relay nobody rented stays held."""
+    for h in range(0, 6):
+        for d in ("relay", "rented"):
+            feature(con, d, hour(h), pow_total=2, pow_ok=1, pow_error=1, pow_reachable=2)
+            con.execute(
+                "INSERT INTO challenge_context (epoch, challenge_id, device_id, kind, status, batch_siblings, reachable) "
+                "VALUES (?, ?, ?, 'matmul', 'error', 0, true)",
+                [hour(h), f"{d}-{h}", d],
+            )
+    held = FailedPow().detect(Evidence(con, hour(4)))
+    assert sorted(held["device_id"]) == ["relay", "rented"] and set(held["action"]) == {"probation"}
+    assert json.loads(held["details"][0])["signs"] == ["silent"]
+    con.register("held", held.to_arrow())
+    con.execute(
+        "INSERT INTO evidence SELECT ?, device_id, account_id, 'failed_pow', 'failed_pow', score, action, reason, details FROM held",
+        [hour(4)],
+    )
+    con.execute(  # the job that held the card all morning ended and was delivered this hour
+        "INSERT INTO jobs VALUES ('long-job', 'renter', 'rented', TIMESTAMP '2024-08-14 00:05:00', "
+        "TIMESTAMP '2024-08-14 00:05:00', TIMESTAMP '2024-08-14 05:10:00', 'completed', 4, ?, 'jobs.csv', 1)",
+        [EPOCH],
+    )
+    found = {r["device_id"]: r for r in FailedPow().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert found["relay"]["action"] == "probation"
+    assert found["rented"]["action"] == "clear" and found["rented"]["score"] == 0.0
+    assert "held since 2024-08-14T04 rested on matmul errors alone" in found["rented"]["reason"]
+    assert "(ended 2024-08-14T05:10)" in found["rented"]["reason"]
+
+
 def test_failed_pow_few_reachable_timeouts_are_within_the_honest_rate(con) -> None:
     for h in range(0, 6):  # 3 timeouts in 60 reachable challenges: p ~ 0.12 at a 2% honest rate
         feature(con, "busy", hour(h), pow_total=10, pow_ok=10 - (h % 2), pow_timeout=h % 2,
