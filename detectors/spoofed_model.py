@@ -9,6 +9,12 @@ Apple chips share unified memory of several sizes and report a share of it as GP
 M2 with 16 GB reports ~10.9 GB where the base M2 has 8 GB), so a claim is judged against the
 model's largest configuration (``vram_max_mb``), and a claim that the device backs (its VRAM
 challenges pass) is never a spoof. Under-claiming memory gains nothing and is not judged.
+Unified memory is the system's too: macOS lets the GPU wire about two thirds of it (three
+quarters on the largest machines), and apps hold part of that, so on a system-on-chip (the
+catalogue's ``form`` ``soc``) a VRAM product above ``unified_gpu_share`` (2/3) of the claim that
+fails, hangs or crawls is no evidence (a sixth network written by others sized its challenges
+up to 85% of a Mac's claimed memory: honest Macs failed 44 of 182 there, and two were held); a
+Mac that claims twice its memory still fails the products below that share.
 
 Three independent signs, each explained in ``reasons``:
 - *slow*: over the window even the device's best matmul throughput (90th percentile, so a
@@ -64,7 +70,14 @@ Three independent signs, each explained in ``reasons``:
 A rental holds part of a card's memory and shares its time: a VRAM challenge issued while a
 known job ran on the device (``jobs``: from start, or creation, to end) is not counted (an
 independently written network's honest datacenter cards failed 385 of 392 while rented and
-passed every one in between), and neither is one that fails in an hour whose best
+passed every one in between), nor one issued after the device's last known rental ended on a card
+its known rentals kept busy for at least ``rented_share`` (1/4) of the window, unless it also
+failed between two known rentals, when the card was provably free: the renter's next job, still
+running, is not in ``jobs`` yet (two networks written by others: of their heavily rented honest
+hosts' failures outside known jobs, 147 of 149 and 70 of 71 had no later rental known, and 26 of
+40 such hosts were held; their known rentals covered a median 53-57% of the last day, their
+spoofers' 2-10% (90th percentile 22-31%), and the spoofers failed between known rentals too),
+and neither is one that fails in an hour whose best
 matmul ran below ``vram_busy_pace`` of the card's own speed: a job shows in ``jobs`` only once
 it has ended, and a rental or a game that holds the memory slows the card in that hour (a fifth
 network written by others: 85% of its honest VRAM failures fell in such hours, 15% of its
@@ -115,6 +128,8 @@ class SpoofedModel(Detector):
         vram_timeout_margin: float = 4.0,
         vram_trip_peers: int = 5,
         vram_busy_pace: float = 0.8,
+        unified_gpu_share: float = 2 / 3,
+        rented_share: float = 0.25,
     ):
         super().__init__(threshold)
         if not 0 < vram_false_alarm <= 1:
@@ -138,6 +153,10 @@ class SpoofedModel(Detector):
         self.vram_timeout_margin = vram_timeout_margin
         self.vram_trip_peers = vram_trip_peers
         self.vram_busy_pace = vram_busy_pace
+        if not 0 < unified_gpu_share <= 1:
+            raise ValueError(f"{self.name}: unified_gpu_share {unified_gpu_share} is outside (0, 1] (a share of the claim)")
+        self.unified_gpu_share = unified_gpu_share
+        self.rented_share = rented_share
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -149,8 +168,22 @@ class SpoofedModel(Detector):
                 WHERE p._hour > hours_back($epoch, $window) AND p._hour <= $epoch
                   AND p.issued_at >= r.from_ts AND p.issued_at <= r.to_ts
             ),
+            rental_times AS (  -- VRAM challenges of rented devices: after the last known rental ended (the renter's next
+                -- job, still running, is not in jobs yet), or between two known rentals (the card was provably free)
+                -- and the share of the window its known rentals covered: a card renters keep busy is likely rented now
+                SELECT p.challenge_id, p.issued_at > r.last_end AND r.covered >= $rented_share AS after_last,
+                       p.issued_at > r.first_end AND p.issued_at < r.last_start AS between_known
+                FROM pow p
+                JOIN (SELECT device_id, min(to_ts) AS first_end, max(from_ts) AS last_start, max(to_ts) AS last_end,
+                             sum(date_diff('second', greatest(from_ts, epoch_start(hours_back($epoch, $window))),
+                                           least(to_ts, epoch_start($epoch) + INTERVAL 1 HOUR))) / (3600 * $window) AS covered
+                      FROM rentals GROUP BY device_id) r USING (device_id)
+                WHERE p._hour > hours_back($epoch, $window) AND p._hour <= $epoch AND p.kind = 'vram'
+            ),
             ctx AS (
-                SELECT c.*, h.challenge_id IS NOT NULL AS hired FROM challenge_context c LEFT JOIN hired h USING (challenge_id)
+                SELECT c.*, h.challenge_id IS NOT NULL AS hired, coalesce(t.after_last, false) AS after_rental,
+                       coalesce(t.between_known, false) AS between_rentals
+                FROM challenge_context c LEFT JOIN hired h USING (challenge_id) LEFT JOIN rental_times t USING (challenge_id)
                 WHERE c.epoch > hours_back($epoch, $window) AND c.epoch <= $epoch
             ),
             speed AS (  -- its best speed (a rental only slows a card: what it reached while rented counts too),
@@ -207,7 +240,11 @@ class SpoofedModel(Detector):
                        -- a rental holds part of the card's memory: what fails while one runs is not counted, nor what
                        -- fails in an hour its matmul ran below busy x its own speed (in use: one still running, a game);
                        -- a hang is not excused so: a product paged through host memory keeps the card busy itself
-                       c.status = 'error' AND coalesce(b.ok, 0) = 0 AND NOT c.hired AND NOT busy AS solo_failure,
+                       -- after its last known rental: a job still running, unless it also failed while provably free
+                       c.after_rental AND count(*) FILTER (c.status = 'error' AND c.between_rentals AND NOT c.hired)
+                                            OVER (PARTITION BY c.device_id) = 0 AS running_job,
+                       c.status = 'error' AND coalesce(b.ok, 0) = 0 AND NOT c.hired AND NOT busy AND NOT running_job
+                         AS solo_failure,
                        2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms, c.tflops / s.tflops AS own_share,
                        -- unanswered while alive, no sibling passed, and its own speed is no excuse
                        coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired
@@ -227,11 +264,18 @@ class SpoofedModel(Detector):
                 LEFT JOIN trip_peers tp ON tp.catalogue_model = c.catalogue_model AND tp.n = c.n
                 WHERE c.kind = 'vram'
             ),
-            vram_held AS (  -- a card holds at least the largest product it answered: only failures above it count
-                SELECT *, held = 0 OR coalesce(n > held_n, false) AS above  -- a pass of unknown size backs every size
+            unified AS (  -- a system-on-chip's claim: memory the OS shares with its GPU (macOS wires about 2/3 of it)
+                SELECT n.device_id, n.vram_total_mb FROM now n JOIN gpu_catalogue g ON g.model_key = n.catalogue_model
+                WHERE g.form = 'soc'
+            ),
+            vram_held AS (  -- a card holds at least the largest product it answered: only failures above it count, and
+                -- on unified memory only those the GPU may wire (a product above the share fails on an honest Mac)
+                SELECT v.*, (held = 0 OR coalesce(n > held_n, false))  -- a pass of unknown size backs every size
+                            AND NOT coalesce(8 * pow(v.n, 2) / 1048576 > $unified_share * u.vram_total_mb, false) AS above
                 FROM (SELECT *, max(n) FILTER (status = 'ok' AND NOT crawled) OVER w AS held_n,
                              count(*) FILTER (status = 'ok' AND NOT crawled) OVER w AS held
-                      FROM vram_ctx WINDOW w AS (PARTITION BY device_id))
+                      FROM vram_ctx WINDOW w AS (PARTITION BY device_id)) v
+                LEFT JOIN unified u USING (device_id)
             ),
             vram AS (
                 SELECT device_id, count(*) FILTER (solo_failure AND above) AS solo_failures,
@@ -247,7 +291,8 @@ class SpoofedModel(Detector):
                        date_diff('hour', epoch_start(min(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above)),
                                  epoch_start(max(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above))) AS any_span,
                        count(*) FILTER (hired AND status IN ('error', 'timeout')) AS hired_failures,
-                       count(*) FILTER (busy AND NOT hired AND status = 'error') AS busy_failures  -- excused; hangs are not
+                       count(*) FILTER (busy AND NOT hired AND status = 'error') AS busy_failures,  -- excused; hangs are not
+                       count(*) FILTER (running_job AND NOT busy AND NOT hired AND status = 'error') AS after_rental_failures
                 FROM vram_held GROUP BY device_id
             ),
             cleared AS (  -- this detector's last refutation of each device in the window
@@ -275,7 +320,7 @@ class SpoofedModel(Detector):
                        coalesce(v.solo_timeouts + v.crawled_answers > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers >= q.vram_needed_any
                                 AND v.any_span >= $span, false) AS unbacked_short,
                        failed_short OR unbacked_short AS vram_short,
-                       v.hired_failures, v.busy_failures, r.device_id IS NOT NULL AS rented,
+                       v.hired_failures, v.busy_failures, v.after_rental_failures, r.device_id IS NOT NULL AS rented,
                        -- more memory than any configuration has, unless the card answered a product that needed more
                        -- (a VRAM-modded card: a 4090 with 48 GB is sold; the catalogue lists what vendors ship)
                        n.vram_total_mb > c.vram_max_mb * (1 + $tol) AND coalesce(v.held_mib <= c.vram_max_mb * (1 + $tol), true)
@@ -348,7 +393,7 @@ class SpoofedModel(Detector):
                                               CASE WHEN impossible_vram THEN 'impossible_vram' END], lambda x: x IS NOT NULL),
                         'rented', rented,
                         'vram_failures_while_hired', hired_failures,
-                        'vram_failures_while_busy', busy_failures,
+                        'vram_failures_while_busy', busy_failures, 'vram_failures_after_last_rental', after_rental_failures,
                         'model', model, 'tflops', round(tflops, 2), 'peer_median_tflops', round(peers, 2),
                         'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
                         'vram_passed', passed, 'vram_largest_held_mib', held_mib, 'vram_failures_needed', vram_needed, 'vram_failure_span_hours', failure_span,
@@ -386,6 +431,8 @@ class SpoofedModel(Detector):
             margin=self.vram_timeout_margin,
             trip_peers=self.vram_trip_peers,
             busy=self.vram_busy_pace,
+            unified_share=self.unified_gpu_share,
+            rented_share=self.rented_share,
         )
 
 
