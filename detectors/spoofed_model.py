@@ -175,8 +175,10 @@ class SpoofedModel(Detector):
                        p.issued_at > r.first_end AND p.issued_at < r.last_start AS between_known
                 FROM pow p
                 JOIN (SELECT device_id, min(to_ts) AS first_end, max(from_ts) AS last_start, max(to_ts) AS last_end,
-                             sum(date_diff('second', greatest(from_ts, epoch_start(hours_back($epoch, $window))),
-                                           least(to_ts, epoch_start($epoch) + INTERVAL 1 HOUR))) / (3600 * $window) AS covered
+                             -- the window's hours are those of its challenges: hours_back($window - 1) to $epoch
+                             sum(greatest(0, date_diff('second', greatest(from_ts, epoch_start(hours_back($epoch, $window - 1))),
+                                                       least(to_ts, epoch_start($epoch) + INTERVAL 1 HOUR))))
+                               / (3600 * $window) AS covered
                       FROM rentals GROUP BY device_id) r USING (device_id)
                 WHERE p._hour > hours_back($epoch, $window) AND p._hour <= $epoch AND p.kind = 'vram'
             ),
