@@ -27,8 +27,9 @@ failed the card's work (held or rejected by ``spoofed_model``, ``virtualized_gpu
 one has not, the card is this one's and its hold ends (``clear``): a sixth network written by
 others copied ten honest cards' UUID and bus id onto slow machines abroad, whose VRAM and
 throughput then failed, while the ten owners stayed held for review to the end. A copy that
-does the card's work as well as the card is judged by the identity alone, as above. A card serving several machines is slow when they are
-asked together, which ``virtualized_gpu`` judges. One owner's devices sharing an identity
+does the card's work as well as the card is judged by the identity alone, as above. A card
+serving several machines is slow when they are asked together, which ``virtualized_gpu``
+judges. One owner's devices sharing an identity
 (virtual slices of one card, one account's cloned image, one owner's accounts at one site) are
 judged as above. The instances of one card its owner partitioned with MIG report its serial and
 bus id by design and are not compared by them (``detectors.mig``).

@@ -363,7 +363,7 @@ class FailedPow(Detector):
                   AND e.epoch > hours_back($epoch, $window) AND e.epoch < $epoch AND (c.at IS NULL OR e.epoch > c.at)
                 GROUP BY e.device_id
             ),
-            hired AS (  -- the rentals known now that ran in the window, the latest first
+            hired AS (  -- the rentals known now that ran in the window: how many, and when the last ended
                 SELECT device_id, count(*) AS rentals, max(to_ts) AS last_end FROM rentals GROUP BY device_id
             )
             SELECT h.device_id, h.account_id, h.since, r.rentals, r.last_end

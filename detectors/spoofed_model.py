@@ -156,6 +156,8 @@ class SpoofedModel(Detector):
         if not 0 < unified_gpu_share <= 1:
             raise ValueError(f"{self.name}: unified_gpu_share {unified_gpu_share} is outside (0, 1] (a share of the claim)")
         self.unified_gpu_share = unified_gpu_share
+        if not 0 <= rented_share <= 1:
+            raise ValueError(f"{self.name}: rented_share {rented_share} is outside [0, 1] (a share of the window)")
         self.rented_share = rented_share
 
     def score(self, evidence: Evidence) -> pl.DataFrame:

@@ -5,14 +5,18 @@ account, the same sybil cluster, a shared funding wallet (or its funder), one ma
 (``contract.mailbox``: ``wei.le+rent1@`` is ``wei.le@``), a referral between them, or the same
 signup IP. Completed self-dealing jobs inflate rental time;
 ``suspect_jobs`` of them in the window suspect the device and ``confirm_jobs`` establish it.
-A job of ``max_job_hours`` or longer counts only on a tie of money or identity (the same
+A job of ``max_job_hours`` or longer proves it only on a tie of money or identity (the same
 account, one sybil cluster, a shared funding wallet up to two hops back, one mailbox: a fifth
 network written by others had owners rent their own cards for 80-100 minutes at a time through
 sock-puppet clients on ``+tag`` addresses of their own mailbox): colleagues behind a
-small office's address, or a friend who referred the owner, rent each other's cards for long
+small office's address, or a friend who referred the owner, may rent each other's cards for long
 runs in earnest, while an operator who launders the client's funding through a hop wallet and
 rents for two hours at a time is still one purse (an independently written network's laundered
-wash trading, 110-minute jobs, went unflagged while only jobs under an hour counted).
+wash trading, 110-minute jobs, went unflagged while only jobs under an hour counted). On the
+signup address alone a long job suspects and never proves (``proof_jobs`` in the details): a
+sixth network's operators rented their own cards 2 and 4 h at a time through clients signed up
+from their own address, and no honest owner of five networks written by others was rented by a
+client of its own signup address; a referral alone does not count for a long job.
 
 Honest model: renters are people too. A regular client runs short jobs on the same good card
 all day, and client and owner alike withdrew their tokens from an exchange whose hot wallet

@@ -440,11 +440,14 @@ def test_spoofed_model_chance_is_the_honest_fleets_not_that_of_devices_already_h
     assert "2 needed at the fleet's 0.00% rate" in found["reason"][0]
 
 
-def test_spoofed_model_refuses_a_vram_false_alarm_rate_that_is_not_a_probability() -> None:
+def test_spoofed_model_refuses_a_vram_false_alarm_rate_or_a_share_that_is_not_a_probability() -> None:
     # 0 would need infinitely many failures (ln 0) and fail inside the detect stage instead
     for bad in (0.0, -1e-5, 1.5):
         with pytest.raises(ValueError, match="vram_false_alarm"):
             SpoofedModel(vram_false_alarm=bad)
+    for name, bad in (("unified_gpu_share", 0.0), ("unified_gpu_share", 1.2), ("rented_share", -0.1), ("rented_share", 2.0)):
+        with pytest.raises(ValueError, match=name):
+            SpoofedModel(**{name: bad})
 
 
 @pytest.mark.parametrize(
