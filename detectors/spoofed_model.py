@@ -17,13 +17,9 @@ up to 85% of a Mac's claimed memory: honest Macs failed 44 of 182 there, and two
 Mac that claims twice its memory still fails the products below that share.
 
 Three independent signs, each explained in ``reasons``:
-- *slow*: over the window, or over its last ``recent_hours`` (6: a card swapped for a slower one
-  under the same claim keeps its fast hours in the day's best; a sixth network written by others
-  ran its bait-and-switch cards as 4090s for 12-22 h, then at 18% of that pace, and no honest
-  device of five such networks was below both floors over any 6 hours, the lowest at 14% of the
-  spec and above a fifth of its peers), even the device's best matmul throughput (90th
-  percentile, so a card that is only slowed while sharing a batch is not slow; measured while it
-  claimed the model it claims now, as an owner who upgrades the card in a slot keeps its device id) is
+- *slow*: over the window even the device's best matmul throughput (90th percentile, so a
+  card that is only slowed while sharing a batch is not slow; measured while it claimed the
+  model it claims now, as an owner who upgrades the card in a slot keeps its device id) is
   below ``slow_alone_ratio`` (0.2, the honest floor) of BOTH its honest fleet peers' median
   (same claimed model, devices under suspicion left out) AND the catalogue spec, so one wrong
   catalogue figure cannot flag a whole model (with fewer than ``min_peers`` honest peers the spec alone decides, and so it
@@ -134,7 +130,6 @@ class SpoofedModel(Detector):
         vram_busy_pace: float = 0.8,
         unified_gpu_share: float = 2 / 3,
         rented_share: float = 0.25,
-        recent_hours: int = 6,
     ):
         super().__init__(threshold)
         if not 0 < vram_false_alarm <= 1:
@@ -164,7 +159,6 @@ class SpoofedModel(Detector):
         if not 0 <= rented_share <= 1:
             raise ValueError(f"{self.name}: rented_share {rented_share} is outside [0, 1] (a share of the window)")
         self.rented_share = rented_share
-        self.recent_hours = recent_hours
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -197,18 +191,10 @@ class SpoofedModel(Detector):
                 WHERE c.epoch > hours_back($epoch, $window) AND c.epoch <= $epoch
             ),
             speed AS (  -- its best speed (a rental only slows a card: what it reached while rented counts too),
-                -- measured under the model it claims now: a card swapped for another in its slot was another card;
-                -- and for the slow sign, its best over the last recent_hours too (a card swapped under the same
-                -- claim keeps its fast hours in the day's best)
-                SELECT device_id, tflops, measurements,
-                       CASE WHEN recent_measurements >= $min_meas AND recent_tflops < tflops THEN recent_tflops
-                            ELSE tflops END AS slow_tflops,
-                       recent_measurements >= $min_meas AND recent_tflops < tflops AS slow_recent
-                FROM (SELECT c.device_id, quantile_cont(c.tflops, 0.9) AS tflops, count(c.tflops) AS measurements,
-                             quantile_cont(c.tflops, 0.9) FILTER (c.epoch > hours_back($epoch, $recent)) AS recent_tflops,
-                             count(c.tflops) FILTER (c.epoch > hours_back($epoch, $recent)) AS recent_measurements
-                      FROM ctx c JOIN now n ON n.device_id = c.device_id AND n.catalogue_model = c.catalogue_model
-                      WHERE c.kind = 'matmul' AND c.tflops IS NOT NULL GROUP BY c.device_id)
+                -- measured under the model it claims now: a card swapped for another in its slot was another card
+                SELECT c.device_id, quantile_cont(c.tflops, 0.9) AS tflops, count(c.tflops) AS measurements
+                FROM ctx c JOIN now n ON n.device_id = c.device_id AND n.catalogue_model = c.catalogue_model
+                WHERE c.kind = 'matmul' AND c.tflops IS NOT NULL GROUP BY c.device_id
             ),
             batch_ok AS (  -- VRAM challenges passed per batch and IP
                 SELECT batch_id, ip, count(*) FILTER (status = 'ok') AS ok FROM ctx WHERE kind = 'vram' GROUP BY ALL
@@ -328,8 +314,7 @@ class SpoofedModel(Detector):
             ),
             judged AS (
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
-                       s.slow_tflops AS tflops, s.slow_recent, s.measurements, p.median_tflops AS peers,
-                       p.devices AS peer_devices, n.spec_tflops AS spec,
+                       s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
                        v.solo_failures, v.passed, v.held_mib, v.failure_span, q.error_rate, q.vram_needed,
                        v.solo_timeouts, v.timeout_predicted_ms, v.crawled_answers, v.crawled_share, v.crawled_trip_ratio, v.any_span, q.failure_rate,
                        q.vram_needed_any, a.longest_ms,
@@ -372,9 +357,8 @@ class SpoofedModel(Detector):
                                                  'own pace, and no larger one failed, hung or crawled in the window',
                                                  suspected_since, held_mib) ELSE
                    concat_ws('; ',
-                     CASE WHEN slow AND (slow_alone OR vram_short) THEN format('measures {:.1f} TFLOPS at best{}: {:.0f}% of the spec {:.1f} for {}{}',
-                                                tflops, CASE WHEN slow_recent THEN format(' over the last {} hours', $recent) ELSE '' END,
-                                                100 * tflops / spec, spec, model,
+                     CASE WHEN slow AND (slow_alone OR vram_short) THEN format('measures {:.1f} TFLOPS at best: {:.0f}% of the spec {:.1f} for {}{}',
+                                                tflops, 100 * tflops / spec, spec, model,
                                                 CASE WHEN coalesce(peer_devices, 0) >= $min_peers
                                                      THEN format(' and {:.0f}% of its {} honest peers'' median {:.1f}', 100 * tflops / peers, peer_devices, peers)
                                                      ELSE ' (too few honest peers to compare)' END) END,
@@ -453,7 +437,6 @@ class SpoofedModel(Detector):
             busy=self.vram_busy_pace,
             unified_share=self.unified_gpu_share,
             rented_share=self.rented_share,
-            recent=self.recent_hours,
         )
 
 
@@ -462,9 +445,9 @@ def _slower_than(ratio: str) -> str:
     honest peers' median (the spec alone with fewer than ``min_peers`` peers, or where the
     peers' own median is below it)."""
     return (
-        f"(s.measurements >= $min_meas AND s.slow_tflops < {ratio} * n.spec_tflops"
+        f"(s.measurements >= $min_meas AND s.tflops < {ratio} * n.spec_tflops"
         f" AND (coalesce(p.devices, 0) < $min_peers OR p.median_tflops < {ratio} * n.spec_tflops"
-        f" OR s.slow_tflops < {ratio} * p.median_tflops))"
+        f" OR s.tflops < {ratio} * p.median_tflops))"
     )
 
 
