@@ -38,6 +38,26 @@ ACTIONS = ("review", "probation", "reject", "clear")
 its probation of that fraud type ends now instead of at its expiry."""
 
 
+def held_since_cleared(detector: str, rests_on: str) -> str:
+    """CTEs ``cleared`` and ``held(device_id, account_id, since, rests_on)``: each device's
+    probation by ``detector`` in the window (``$window`` hours back, before ``$epoch``) since the
+    detector last refuted it (``clear``), and whether every row of it meets ``rests_on`` (an SQL
+    condition on the evidence row ``e``): the suspicion a later ``clear`` may refute."""
+    return f"""cleared AS (  -- the detector's last refutation of each device in the window
+    SELECT device_id, max(epoch) AS at FROM evidence
+    WHERE detector = '{detector}' AND action = 'clear' AND epoch > hours_back($epoch, $window) AND epoch < $epoch
+    GROUP BY device_id
+),
+held AS (  -- its suspicion since then, and whether every row of it rested on what a refutation answers
+    SELECT e.device_id, any_value(e.account_id) AS account_id, min(e.epoch) AS since,
+           bool_and(coalesce({rests_on}, false)) AS rests_on
+    FROM evidence e LEFT JOIN cleared c USING (device_id)
+    WHERE e.detector = '{detector}' AND e.action = 'probation'
+      AND e.epoch > hours_back($epoch, $window) AND e.epoch < $epoch AND (c.at IS NULL OR e.epoch > c.at)
+    GROUP BY e.device_id
+)"""
+
+
 @dataclass(frozen=True)
 class Evidence:
     """What a detector may look at: the database (features, raw feeds, its own past evidence)

@@ -21,24 +21,31 @@ minutes between stopping one worker and starting the next); slices of one card o
 hour, and at one heartbeat per half hour still by about an hour over the two hours looked at."""
 
 
+def worker_signs(devices: str, first_hour: str) -> str:
+    """SQL rows ``(device_id, t)``: each sign of the worker's own life (a hardware report, an ok
+    heartbeat, an answered challenge) of the devices in ``devices`` (a subquery), from the epoch
+    ``first_hour`` (an SQL expression) to ``$epoch``. A ping is not one: the backend pings an
+    address, and the machine there answers whichever worker runs on it."""
+    return f"""
+        SELECT device_id, ts AS t FROM hardware
+        WHERE _hour >= {first_hour} AND _hour <= $epoch AND device_id IN ({devices})
+        UNION ALL
+        SELECT device_id, ts FROM uptime
+        WHERE _hour >= {first_hour} AND _hour <= $epoch AND ok AND source = 'heartbeat' AND device_id IN ({devices})
+        UNION ALL
+        SELECT device_id, responded_at FROM pow
+        WHERE _hour >= {first_hour} AND _hour <= $epoch AND status = 'ok' AND responded_at IS NOT NULL
+          AND device_id IN ({devices})"""
+
+
 def concurrent_cte(candidates: str) -> str:
     """CTEs ``active`` and ``concurrent(grp, device_id)`` over ``candidates(device_id, grp)``
     (devices and the identity value they share): the members alive at the same time as another
     member of their group for at least ``$overlap_minutes``."""
     return f"""
 active AS (  -- first and last sign of life of each candidate over this hour and the one before
-    SELECT device_id, min(t) AS first_seen, max(t) AS last_seen FROM (
-        SELECT device_id, ts AS t FROM hardware
-        WHERE _hour > hours_back($epoch, 2) AND _hour <= $epoch AND device_id IN (SELECT device_id FROM {candidates})
-        UNION ALL
-        SELECT device_id, ts FROM uptime  -- the worker's own heartbeats: a ping is answered by the machine at the address
-        WHERE _hour > hours_back($epoch, 2) AND _hour <= $epoch AND ok AND source = 'heartbeat'
-          AND device_id IN (SELECT device_id FROM {candidates})
-        UNION ALL
-        SELECT device_id, responded_at FROM pow
-        WHERE _hour > hours_back($epoch, 2) AND _hour <= $epoch AND status = 'ok' AND responded_at IS NOT NULL
-          AND device_id IN (SELECT device_id FROM {candidates})
-    ) GROUP BY device_id
+    SELECT device_id, min(t) AS first_seen, max(t) AS last_seen
+    FROM ({worker_signs(f"SELECT device_id FROM {candidates}", "hours_back($epoch, 1)")}) GROUP BY device_id
 ),
 concurrent AS (
     SELECT DISTINCT a.grp, a.device_id

@@ -50,6 +50,7 @@ import polars as pl
 from scipy.stats import binom
 
 from detectors.base import Detector, Evidence
+from detectors.concurrent import worker_signs
 
 CROSS_LISTING = {"hold", "allow"}
 """What a machine listed on another network while it earns here gets: probation, or nothing."""
@@ -187,23 +188,13 @@ class DoubleListed(Detector):
                 JOIN device_features f ON f.epoch = x._hour AND f.host_fingerprint = x.host_fingerprint  -- placeholders are NULL there
                 WHERE x._hour > hours_back($epoch, $window) AND x._hour <= $epoch AND x.gpu_uuid IS NULL
             ),
-            signs AS (  -- the worker's own signs of life around the cross-listings: reports, heartbeats, answered challenges
-                SELECT device_id, ts FROM hardware
-                WHERE _hour >= hours_back($epoch, $window) AND _hour <= $epoch
-                  AND device_id IN (SELECT device_id FROM matched WHERE NOT elsewhere)
-                UNION ALL
-                SELECT device_id, ts FROM uptime
-                WHERE _hour >= hours_back($epoch, $window) AND _hour <= $epoch AND ok AND source = 'heartbeat'
-                  AND device_id IN (SELECT device_id FROM matched WHERE NOT elsewhere)
-                UNION ALL
-                SELECT device_id, responded_at FROM pow
-                WHERE _hour >= hours_back($epoch, $window) AND _hour <= $epoch AND status = 'ok' AND responded_at IS NOT NULL
-                  AND device_id IN (SELECT device_id FROM matched WHERE NOT elsewhere)
+            signs AS (  -- the worker's own signs of life around the cross-listings (detectors.concurrent)
+                {SIGNS}
             ),
             lived AS (  -- cross-listings whose time falls inside the machine's life here: a sign before it and one after
                 SELECT DISTINCT m.device_id, m.epoch FROM matched m JOIN signs s USING (device_id)
-                WHERE NOT m.elsewhere AND s.ts BETWEEN m.ts - to_minutes($gap) AND m.ts + to_minutes($gap)
-                GROUP BY m.device_id, m.epoch, m.ts, m.network HAVING bool_or(s.ts <= m.ts) AND bool_or(s.ts >= m.ts)
+                WHERE NOT m.elsewhere AND s.t BETWEEN m.ts - to_minutes($gap) AND m.ts + to_minutes($gap)
+                GROUP BY m.device_id, m.epoch, m.ts, m.network HAVING bool_or(s.t <= m.ts) AND bool_or(s.t >= m.ts)
             ),
             per_device AS (
                 SELECT device_id, any_value(account_id) AS account_id,
@@ -231,7 +222,9 @@ class DoubleListed(Detector):
                                               'hours', cross_hours) END AS VARCHAR) AS details
             FROM per_device
             WHERE hours > 0 OR ($hold AND cross_now AND cross_hours >= $cross_min)
-            """,
+            """.replace(
+                "{SIGNS}", worker_signs("SELECT device_id FROM matched WHERE NOT elsewhere", "hours_back($epoch, $window)")
+            ),
             window=self.window_hours,
             confirm=self.confirm_hours,
             hold=self.cross_listing == "hold",

@@ -58,8 +58,15 @@ from __future__ import annotations
 import polars as pl
 from scipy.stats import binom
 
-from detectors.base import Detector, Evidence
+from detectors.base import Detector, Evidence, held_since_cleared
 from detectors.rentals import RENTALS_CTE
+
+ERRORS_ALONE = held_since_cleared(
+    "failed_pow",
+    "CAST(json_extract(e.details, '$.signs') AS VARCHAR[]) = ['silent']"
+    " AND CAST(json_extract(e.details, '$.errors_while_reachable') AS BIGINT) > 0",
+)
+"""``held``: the devices this detector holds, and whether on matmul errors alone."""
 
 
 class FailedPow(Detector):
@@ -348,27 +355,13 @@ class FailedPow(Detector):
         refuted = evidence.sql(
             """
             WITH {RENTALS},
-            cleared AS (  -- this detector's last refutation of each device in the window
-                SELECT device_id, max(epoch) AS at FROM evidence
-                WHERE detector = 'failed_pow' AND action = 'clear' AND epoch > hours_back($epoch, $window) AND epoch < $epoch
-                GROUP BY device_id
-            ),
-            held AS (  -- its suspicion since then, and whether every row of it rested on errors alone
-                SELECT e.device_id, any_value(e.account_id) AS account_id, min(e.epoch) AS since,
-                       bool_and(coalesce(CAST(json_extract(e.details, '$.signs') AS VARCHAR[]) = ['silent']
-                                         AND CAST(json_extract(e.details, '$.errors_while_reachable') AS BIGINT) > 0, false))
-                         AS errors_only
-                FROM evidence e LEFT JOIN cleared c USING (device_id)
-                WHERE e.detector = 'failed_pow' AND e.action = 'probation'
-                  AND e.epoch > hours_back($epoch, $window) AND e.epoch < $epoch AND (c.at IS NULL OR e.epoch > c.at)
-                GROUP BY e.device_id
-            ),
+            {HELD},  -- held(rests_on): every row of its suspicion rested on errors alone
             hired AS (  -- the rentals known now that ran in the window: how many, and when the last ended
                 SELECT device_id, count(*) AS rentals, max(to_ts) AS last_end FROM rentals GROUP BY device_id
             )
             SELECT h.device_id, h.account_id, h.since, r.rentals, r.last_end
-            FROM held h JOIN hired r USING (device_id) WHERE h.errors_only
-            """.replace("{RENTALS}", RENTALS_CTE),
+            FROM held h JOIN hired r USING (device_id) WHERE h.rests_on
+            """.replace("{RENTALS}", RENTALS_CTE).replace("{HELD}", ERRORS_ALONE),
             window=self.window_hours,
         ).filter(~pl.col("device_id").is_in(flagged_now.implode()))
         return refuted.select(

@@ -104,7 +104,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from detectors.base import Detector, Evidence
+from detectors.base import Detector, Evidence, held_since_cleared
 from detectors.rentals import RENTALS_CTE
 
 
@@ -165,24 +165,28 @@ class SpoofedModel(Detector):
             """
             WITH now AS (SELECT * FROM device_features WHERE epoch = $epoch AND catalogue_model IS NOT NULL),
             {RENTALS},
+            rented_pow AS MATERIALIZED (  -- the window's challenges of devices with a known rental: one scan of pow
+                SELECT challenge_id, device_id, kind, issued_at FROM pow
+                WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch
+                  AND device_id IN (SELECT device_id FROM rentals)
+            ),
             hired AS (  -- challenges issued while a rental ran on the device: it holds the card's memory and time
-                SELECT DISTINCT p.challenge_id FROM pow p JOIN rentals r ON r.device_id = p.device_id
-                WHERE p._hour > hours_back($epoch, $window) AND p._hour <= $epoch
-                  AND p.issued_at >= r.from_ts AND p.issued_at <= r.to_ts
+                SELECT DISTINCT p.challenge_id FROM rented_pow p JOIN rentals r ON r.device_id = p.device_id
+                WHERE p.issued_at >= r.from_ts AND p.issued_at <= r.to_ts
             ),
             rental_times AS (  -- VRAM challenges of rented devices: after the last known rental ended (the renter's next
                 -- job, still running, is not in jobs yet), or between two known rentals (the card was provably free)
                 -- and the share of the window its known rentals covered: a card renters keep busy is likely rented now
                 SELECT p.challenge_id, p.issued_at > r.last_end AND r.covered >= $rented_share AS after_last,
                        p.issued_at > r.first_end AND p.issued_at < r.last_start AS between_known
-                FROM pow p
+                FROM rented_pow p
                 JOIN (SELECT device_id, min(to_ts) AS first_end, max(from_ts) AS last_start, max(to_ts) AS last_end,
                              -- the window's hours are those of its challenges: hours_back($window - 1) to $epoch
                              sum(greatest(0, date_diff('second', greatest(from_ts, epoch_start(hours_back($epoch, $window - 1))),
                                                        least(to_ts, epoch_start($epoch) + INTERVAL 1 HOUR))))
                                / (3600 * $window) AS covered
                       FROM rentals GROUP BY device_id) r USING (device_id)
-                WHERE p._hour > hours_back($epoch, $window) AND p._hour <= $epoch AND p.kind = 'vram'
+                WHERE p.kind = 'vram'
             ),
             ctx AS (
                 SELECT c.*, h.challenge_id IS NOT NULL AS hired, coalesce(t.after_last, false) AS after_rental,
@@ -299,19 +303,7 @@ class SpoofedModel(Detector):
                        count(*) FILTER (running_job AND NOT busy AND NOT hired AND status = 'error') AS after_rental_failures
                 FROM vram_held GROUP BY device_id
             ),
-            cleared AS (  -- this detector's last refutation of each device in the window
-                SELECT device_id, max(epoch) AS at FROM evidence
-                WHERE detector = 'spoofed_model' AND action = 'clear' AND epoch > hours_back($epoch, $window) AND epoch < $epoch
-                GROUP BY device_id
-            ),
-            suspected AS (  -- its suspicion since then, and whether every row of it rested on the memory alone
-                SELECT e.device_id, min(e.epoch) AS first_epoch,
-                       bool_and(coalesce(CAST(json_extract(e.details, '$.signs') AS VARCHAR[]) = ['vram_short'], false)) AS vram_only
-                FROM evidence e LEFT JOIN cleared c USING (device_id)
-                WHERE e.detector = 'spoofed_model' AND e.action = 'probation'
-                  AND e.epoch > hours_back($epoch, $window) AND e.epoch < $epoch AND (c.at IS NULL OR e.epoch > c.at)
-                GROUP BY e.device_id
-            ),
+            {HELD},  -- held(rests_on): every row of its suspicion rested on the memory alone
             judged AS (
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
                        s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
@@ -338,16 +330,16 @@ class SpoofedModel(Detector):
                        c.vram_max_mb,
                        -- refuted: held on the memory alone, it has since answered a product at its own pace and nothing
                        -- larger failed, hung or crawled in the window: the card holds what the failures doubted
-                       coalesce(o.vram_only AND v.passed > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers = 0
+                       coalesce(o.rests_on AND v.passed > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers = 0
                                 AND NOT coalesce(slow_alone OR vram_short OR impossible_vram, false), false) AS refuted,
-                       o.first_epoch AS suspected_since
+                       o.since AS suspected_since
                 FROM now n
                 JOIN gpu_catalogue c ON c.model_key = n.catalogue_model
                 LEFT JOIN speed s USING (device_id)
                 LEFT JOIN vram v USING (device_id)
                 LEFT JOIN (SELECT DISTINCT device_id FROM rentals) r USING (device_id)
                 LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = n.catalogue_model
-                LEFT JOIN suspected o USING (device_id)
+                LEFT JOIN held o USING (device_id)
                 CROSS JOIN needed q CROSS JOIN accepted a
             )
             SELECT device_id, account_id,
@@ -409,7 +401,11 @@ class SpoofedModel(Detector):
                         'fleet_error_rate', round(error_rate, 5), 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb,
                         'catalogue_vram_max_mb', vram_max_mb) AS VARCHAR) AS details
             FROM judged WHERE slow_alone OR vram_short OR impossible_vram OR refuted
-            """.replace("SLOWER_THAN_SLOW_RATIO", _slower_than("$slow"))
+            """.replace(
+                "{HELD}",
+                held_since_cleared("spoofed_model", "CAST(json_extract(e.details, '$.signs') AS VARCHAR[]) = ['vram_short']"),
+            )
+            .replace("SLOWER_THAN_SLOW_RATIO", _slower_than("$slow"))
             .replace("SLOWER_THAN_ALONE_RATIO", _slower_than("$alone"))
             .replace(
                 "HELD_TAIL",
