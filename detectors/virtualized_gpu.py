@@ -20,15 +20,20 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   ``honest_contention_rate`` (10%) of its co-batched hours; with x contended hours out of n
   co-batched hours in the window, the binomial tail P(X >= x | n, 10%) <= ``alpha_suspect``
   (1e-2, and x >= 2) suspects and <= ``alpha_confirm`` (1e-4, and x >= 3) establishes.
-- *slow only beside strangers* (suspicion): a card shared with devices elsewhere (clones behind
-  proxies, time-sliced VMs on other addresses) is slow exactly when the others are challenged
-  with it. A batched challenge counts when no sibling sat on the device's IP or host and its lone
-  challenge (no batch at all) of the same hour ran at >= ``lone_pace`` (80%) of its lone median,
-  so a rental, a game or heat in that hour would have shown there; it is slow below
-  ``remote_slow`` (60%: beyond the third that heat takes). Honest devices on three networks
-  written by others were slow so in 0-3.4% of such batches; with x slow of n, the binomial tail at
-  ``honest_contention_rate`` <= ``alpha_suspect`` (and x >= 2) holds the device in probation, never
-  more: the card it answers for is not named.
+- *slow in batches* (suspicion): a card that answers for other devices too (clones behind
+  proxies, time-sliced VMs on other addresses, hidden slices in a rig among real cards) is slow
+  exactly when the others are challenged with it, whatever address they sit on. A batched
+  challenge counts when its lone challenge (no batch at all) of the same hour ran at >=
+  ``lone_pace`` (80%) of its lone median, so a rental, a game or heat in that hour would have
+  shown there; it is slow below ``batch_slow`` (60%: beyond the third that heat takes). Beside
+  strangers only (no sibling on its IP or host: nothing of its machine is shared with them), x
+  slow of n at the binomial tail of ``honest_contention_rate`` <= ``alpha_suspect`` (and x >= 2).
+  Case-mates share the machine, and an owner who games now and then is slow inside an hour whose
+  lone challenge was at pace, then as often alone: over all its batches the device's honest rate
+  is the larger of ``honest_contention_rate`` and its own share of lone challenges that slow
+  (Laplace-smoothed, (y + 1) / (m + 2)). Honest devices of five networks written by others were
+  slow so in 0-5.8% of such batches. Either test holds the device in probation, never more: the
+  card it answers for is not named.
 - *shared identity on one machine* (exact): devices on one IP (or /64) or host reporting the same GPU
   UUID, or one PCI bus id on one host, alive at the same time (``detectors.concurrent``: a
   reinstalled worker's old and new registration report the card in the hour of the switch), of
@@ -47,6 +52,7 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 from scipy.stats import binom
 
@@ -70,7 +76,7 @@ class VirtualizedGpu(Detector):
         host_gpu_floor: int = 20,
         overlap_minutes: int = OVERLAP_MINUTES,
         lone_pace: float = 0.8,
-        remote_slow: float = 0.6,
+        batch_slow: float = 0.6,
     ):
         super().__init__(threshold)
         self.window_hours = window_hours
@@ -81,7 +87,7 @@ class VirtualizedGpu(Detector):
         self.alpha_confirm = alpha_confirm
         self.host_gpu_floor = host_gpu_floor
         self.lone_pace = lone_pace
-        self.remote_slow = remote_slow
+        self.batch_slow = batch_slow
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         judged = evidence.sql(
@@ -147,19 +153,31 @@ class VirtualizedGpu(Detector):
             ),
             lone_pace AS (SELECT device_id, median(tflops) AS tflops FROM lone GROUP BY device_id),
             shared_batches AS (SELECT batch_id FROM ctx WHERE batch_id IS NOT NULL GROUP BY batch_id HAVING count(*) >= 2),
-            remote AS (  -- batched with others, none of them on its IP or host, in an hour its lone challenge ran at pace
-                SELECT c.device_id, c.epoch, c.tflops / p.tflops AS ratio
+            batched AS (  -- batched with others, in an hour its lone challenge ran at pace
+                SELECT c.device_id, c.epoch, c.tflops / p.tflops AS ratio, c.batch_siblings = 0 AS strangers
                 FROM ctx c
                 JOIN lone_pace p USING (device_id)
                 JOIN lone l ON l.device_id = c.device_id AND l.epoch = c.epoch
-                WHERE c.batch_siblings = 0 AND c.kind = 'matmul' AND c.status = 'ok' AND c.tflops IS NOT NULL
+                WHERE c.kind = 'matmul' AND c.status = 'ok' AND c.tflops IS NOT NULL
                   AND c.batch_id IN (SELECT batch_id FROM shared_batches) AND l.tflops >= $lone_pace * p.tflops
             ),
-            remote_slow AS (
-                SELECT device_id, count(*) AS remote_batches, count(*) FILTER (ratio < $remote_slow) AS remote_slow,
-                       min(epoch) FILTER (ratio < $remote_slow) AS remote_first,
-                       min(ratio) FILTER (ratio < $remote_slow) AS remote_worst
-                FROM remote GROUP BY device_id HAVING count(*) FILTER (ratio < $remote_slow) > 0
+            lone_slow AS (  -- how often the device is that slow alone: its own honest rate
+                SELECT c.device_id, count(*) AS lone_challenges, count(*) FILTER (c.tflops < $batch_slow * p.tflops) AS lone_slow
+                FROM ctx c JOIN lone_pace p USING (device_id)
+                WHERE c.batch_id IS NULL AND c.kind = 'matmul' AND c.status = 'ok' AND c.tflops IS NOT NULL
+                GROUP BY c.device_id
+            ),
+            batch_slow AS (
+                SELECT b.device_id, count(*) AS batches, count(*) FILTER (b.ratio < $batch_slow) AS slow_batches,
+                       min(b.epoch) FILTER (b.ratio < $batch_slow) AS slow_first,
+                       min(b.ratio) FILTER (b.ratio < $batch_slow) AS slow_worst,
+                       count(*) FILTER (b.strangers) AS stranger_batches,
+                       count(*) FILTER (b.strangers AND b.ratio < $batch_slow) AS stranger_slow,
+                       min(b.epoch) FILTER (b.strangers AND b.ratio < $batch_slow) AS stranger_first,
+                       min(b.ratio) FILTER (b.strangers AND b.ratio < $batch_slow) AS stranger_worst,
+                       any_value(s.lone_slow) AS lone_slow, any_value(s.lone_challenges) AS lone_challenges
+                FROM batched b JOIN lone_slow s USING (device_id)
+                GROUP BY b.device_id HAVING count(*) FILTER (b.ratio < $batch_slow) > 0
             ),
             now AS (SELECT * FROM device_features WHERE epoch = $epoch),
             {MIG},
@@ -196,8 +214,11 @@ class VirtualizedGpu(Detector):
                 SELECT n.device_id, n.account_id, n.virtualization_mode, n.mig_mode,
                        coalesce(c.hours, 0) AS hours, coalesce(c.cobatched_hours, 0) AS cobatched_hours,
                        c.example, i.sharing, w.on_host, w.fits,
-                       coalesce(r.remote_slow, 0) AS remote_slow, coalesce(r.remote_batches, 0) AS remote_batches,
-                       r.remote_first, r.remote_worst,
+                       coalesce(r.slow_batches, 0) AS slow_batches, coalesce(r.batches, 0) AS batches,
+                       r.slow_first, r.slow_worst, coalesce(r.lone_slow, 0) AS lone_slow,
+                       coalesce(r.lone_challenges, 0) AS lone_challenges,
+                       coalesce(r.stranger_slow, 0) AS stranger_slow, coalesce(r.stranger_batches, 0) AS stranger_batches,
+                       r.stranger_first, r.stranger_worst,
                        i.sharing IS NOT NULL AS shared_identity,
                        w.on_host IS NOT NULL AS too_many,
                        coalesce(n.virtualization_mode IN ('VGPU', 'HOST_VGPU', 'HOST_VSGA'), false) AS vgpu
@@ -205,29 +226,47 @@ class VirtualizedGpu(Detector):
                 LEFT JOIN contended c USING (device_id)
                 LEFT JOIN ident i USING (device_id)
                 LEFT JOIN crowded w USING (device_id)
-                LEFT JOIN remote_slow r USING (device_id)
+                LEFT JOIN batch_slow r USING (device_id)
             )
-            SELECT * FROM judged WHERE hours > 0 OR remote_slow > 0 OR shared_identity OR too_many OR vgpu
+            SELECT * FROM judged WHERE hours > 0 OR slow_batches > 0 OR shared_identity OR too_many OR vgpu
             """.replace("{CONCURRENT}", concurrent_cte("candidates")).replace("{MIG}", MIG_INSTANCES_CTE),
             window=self.window_hours,
             combined_max=self.combined_max,
             host_floor=self.host_gpu_floor,
             overlap_minutes=self.overlap_minutes,
             lone_pace=self.lone_pace,
-            remote_slow=self.remote_slow,
+            batch_slow=self.batch_slow,
         )
         # binomial tail of the contended hours under the honest model (vectorised; the bounds are
         # inclusive, so 2 of 2 hours at 10% is exactly 1e-2 despite floating-point rounding)
         tail = binom.sf(judged["hours"].to_numpy() - 1, judged["cobatched_hours"].to_numpy(), self.honest_contention_rate)
-        remote_tail = binom.sf(
-            judged["remote_slow"].to_numpy() - 1, judged["remote_batches"].to_numpy(), self.honest_contention_rate
+        # slow in batches: beside strangers only at the honest rate; in any batch (case-mates share the
+        # machine) beyond the device's own rate of slow lone challenges, at least the honest rate
+        stranger_tail = binom.sf(
+            judged["stranger_slow"].to_numpy() - 1, judged["stranger_batches"].to_numpy(), self.honest_contention_rate
         )
-        judged = judged.with_columns(
-            pl.Series("p_value", tail, dtype=pl.Float64), pl.Series("remote_p_value", remote_tail, dtype=pl.Float64)
-        ).with_columns(
-            ((pl.col("hours") >= 2) & (pl.col("p_value") <= self.alpha_suspect * (1 + 1e-9))).alias("contention"),
-            ((pl.col("remote_slow") >= 2) & (pl.col("remote_p_value") <= self.alpha_suspect * (1 + 1e-9))).alias("remote"),
-            ((pl.col("hours") >= 3) & (pl.col("p_value") <= self.alpha_confirm * (1 + 1e-9))).alias("contention_confirmed"),
+        slow_rate = np.maximum(
+            self.honest_contention_rate, (judged["lone_slow"].to_numpy() + 1) / (judged["lone_challenges"].to_numpy() + 2)
+        )
+        slow_tail = binom.sf(judged["slow_batches"].to_numpy() - 1, judged["batches"].to_numpy(), slow_rate)
+        judged = (
+            judged.with_columns(
+                pl.Series("p_value", tail, dtype=pl.Float64),
+                pl.Series("stranger_p_value", stranger_tail, dtype=pl.Float64),
+                pl.Series("slow_p_value", slow_tail, dtype=pl.Float64),
+                pl.Series("slow_rate", slow_rate, dtype=pl.Float64),
+            )
+            .with_columns(
+                ((pl.col("hours") >= 2) & (pl.col("p_value") <= self.alpha_suspect * (1 + 1e-9))).alias("contention"),
+                ((pl.col("stranger_slow") >= 2) & (pl.col("stranger_p_value") <= self.alpha_suspect * (1 + 1e-9))).alias(
+                    "beside_strangers"
+                ),
+                ((pl.col("slow_batches") >= 2) & (pl.col("slow_p_value") <= self.alpha_suspect * (1 + 1e-9))).alias("in_batches"),
+            )
+            .with_columns(
+                ((pl.col("hours") >= 3) & (pl.col("p_value") <= self.alpha_confirm * (1 + 1e-9))).alias("contention_confirmed"),
+                (pl.col("beside_strangers") | pl.col("in_batches")).alias("slowed"),
+            )
         )
         exact = pl.col("shared_identity") | pl.col("vgpu")
         established = exact | pl.col("contention_confirmed")
@@ -244,17 +283,34 @@ class VirtualizedGpu(Detector):
                         "example",
                     )
                 ),  # fmt: skip
-                pl.when(pl.col("remote")).then(
+                pl.when(pl.col("beside_strangers"))
+                .then(
                     pl.format(
                         "slowed to {}% of its own lone pace in {} of {} batches shared with devices elsewhere (none on its IP or "
                         "host; first {}) while its lone challenges of the same hours ran at pace (p = {} under an honest {}% "
                         "rate): its card answers for other devices too",
-                        (100 * pl.col("remote_worst")).round(0).cast(pl.Int64),
-                        "remote_slow",
-                        "remote_batches",
-                        "remote_first",
-                        pl.col("remote_p_value").round_sig_figs(2).cast(pl.String),
+                        (100 * pl.col("stranger_worst")).round(0).cast(pl.Int64),
+                        "stranger_slow",
+                        "stranger_batches",
+                        "stranger_first",
+                        pl.col("stranger_p_value").round_sig_figs(2).cast(pl.String),
                         pl.lit(round(100 * self.honest_contention_rate, 1)),
+                    )
+                )
+                .when(pl.col("in_batches"))
+                .then(
+                    pl.format(
+                        "slowed to {}% of its own lone pace in {} of {} batches (first {}) while its lone challenges of the same "
+                        "hours ran at pace, and alone that slow in {} of {} challenges (p = {} under an honest {}% rate): its "
+                        "card answers for other devices too",
+                        (100 * pl.col("slow_worst")).round(0).cast(pl.Int64),
+                        "slow_batches",
+                        "batches",
+                        "slow_first",
+                        "lone_slow",
+                        "lone_challenges",
+                        pl.col("slow_p_value").round_sig_figs(2).cast(pl.String),
+                        (100 * pl.col("slow_rate")).round(1).cast(pl.String),
                     )
                 ),
                 pl.when(pl.col("shared_identity")).then(
@@ -268,10 +324,10 @@ class VirtualizedGpu(Detector):
             separator="; ",
             ignore_nulls=True,
         )
-        return judged.filter(pl.col("contention") | pl.col("remote") | exact | pl.col("too_many")).select(
+        return judged.filter(pl.col("contention") | pl.col("slowed") | exact | pl.col("too_many")).select(
             "device_id",
             "account_id",
-            pl.when(established).then(1.0).when(pl.col("contention") | pl.col("remote")).then(0.85).otherwise(0.7).alias("score"),
+            pl.when(established).then(1.0).when(pl.col("contention") | pl.col("slowed")).then(0.85).otherwise(0.7).alias("score"),
             pl.when(established).then(pl.lit("reject")).otherwise(pl.lit("probation")).alias("action"),
             reason.alias("reason"),
             pl.struct(
@@ -284,9 +340,14 @@ class VirtualizedGpu(Detector):
                 pl.col("hours").alias("contention_hours"),
                 "cobatched_hours",
                 "p_value",
-                pl.col("remote_slow").alias("remote_slow_batches"),
-                "remote_batches",
-                "remote_p_value",
+                "slow_batches",
+                pl.col("batches").alias("judged_batches"),
+                "lone_slow",
+                "lone_challenges",
+                "slow_p_value",
+                pl.col("stranger_slow").alias("stranger_slow_batches"),
+                "stranger_batches",
+                "stranger_p_value",
                 pl.col("sharing").alias("devices_sharing_identity"),
                 pl.col("on_host").alias("gpus_on_host"),
                 "virtualization_mode",

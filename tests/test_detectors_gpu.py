@@ -541,11 +541,13 @@ def test_virtualized_gpu_throttled_pair_behind_one_ip_is_not_contention(con) -> 
     assert VirtualizedGpu().detect(Evidence(con, EPOCH)).is_empty()
 
 
-def test_virtualized_gpu_a_card_slow_only_when_strangers_are_challenged_with_it_is_held_and_a_busy_hour_is_not(con) -> None:
-    """Clones of one card behind proxies share no IP, host or identifier; a network written by
-    others showed them only in its batches: a third of their lone pace whenever the others were
-    challenged at the same instant, full pace alone in the same hour. A game, a rental or heat
-    slows the lone challenge of that hour as well, and one slow batch is noise."""
+def test_virtualized_gpu_a_card_slow_only_when_others_are_challenged_with_it_is_held_and_a_busy_card_is_not(con) -> None:
+    """Clones of one card behind proxies share no IP, host or identifier, and a rig's hidden slices
+    sit beside real cards on one IP; networks written by others showed both only in their batches:
+    a third of their lone pace whenever the others were challenged at the same instant, full pace
+    alone in the same hour. A game, a rental or heat slows the lone challenge of that hour as well;
+    an owner who games now and then beside its own case-mates is as often slow alone as in a batch;
+    one slow batch is noise."""
     shapes = {
         "clone": [(130.0, 45.0)] * 4,  # (lone challenge, batched challenge) per hour
         "gamer": [(60.0, 45.0)] * 3 + [(130.0, 128.0)],  # busy hours: the lone challenge is slow too
@@ -557,15 +559,25 @@ def test_virtualized_gpu_a_card_slow_only_when_strangers_are_challenged_with_it_
         for h, (lone, batched) in zip((2, 3, 4, 5), hours):
             challenge(con, d, "matmul", "ok", lone, None, epoch=hour(h))
             challenge(con, d, "matmul", "ok", batched, f"cohort-{h}", epoch=hour(h))
-    feature(con, "rig", ip="4.4.4.4")  # slow beside its own case-mate: the co-batched rule's to judge
+    feature(con, "slice", ip="4.4.4.4")  # a hidden slice beside a real card of its rig: slow in every batch
     for h in (2, 3, 4, 5):
-        challenge(con, "rig", "matmul", "ok", 130.0, None, epoch=hour(h), ip="4.4.4.4")
-        challenge(con, "rig", "matmul", "ok", 45.0, f"cohort-{h}", siblings=1, epoch=hour(h), ip="4.4.4.4")
-        challenge(con, "rig-mate", "matmul", "ok", 130.0, f"cohort-{h}", siblings=1, epoch=hour(h), ip="4.4.4.4")
+        challenge(con, "slice", "matmul", "ok", 130.0, None, epoch=hour(h), ip="4.4.4.4")
+        challenge(con, "slice", "matmul", "ok", 45.0, f"cohort-{h}", siblings=1, epoch=hour(h), ip="4.4.4.4")
+        challenge(con, "rig-card", "matmul", "ok", 130.0, f"cohort-{h}", siblings=1, epoch=hour(h), ip="4.4.4.4")
+    # an owner who games at odd times beside a card of its own: slow in 4 of 8 batches, and in half of
+    # its lone challenges too
+    feature(con, "player", ip="8.8.8.8")
+    for k, epoch in enumerate(["2024-08-13T22", "2024-08-13T23", *(hour(h) for h in range(6))]):
+        challenge(con, "player", "matmul", "ok", 130.0, None, epoch=epoch, ip="8.8.8.8")
+        challenge(con, "player", "matmul", "ok", 50.0, None, epoch=epoch, ip="8.8.8.8")
+        challenge(con, "player", "matmul", "ok", 45.0 if k % 2 else 128.0, f"mates-{k}", 1, epoch=epoch, ip="8.8.8.8")
+        challenge(con, "player-mate", "matmul", "ok", 130.0, f"mates-{k}", 1, epoch=epoch, ip="8.8.8.8")
     found = VirtualizedGpu().detect(Evidence(con, EPOCH))
-    assert found["device_id"].to_list() == ["clone"] and found["action"][0] == "probation"
+    assert found["device_id"].to_list() == ["clone", "slice"] and set(found["action"]) == {"probation"}
     assert "35% of its own lone pace in 4 of 4 batches shared with devices elsewhere" in found["reason"][0]
-    assert json.loads(found["details"][0])["proof"] == "suspicion"
+    assert "35% of its own lone pace in 4 of 4 batches (first 2024-08-14T02)" in found["reason"][1]
+    assert "alone that slow in 0 of 4 challenges" in found["reason"][1]
+    assert json.loads(found["details"][1])["proof"] == "suspicion"
 
 
 def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
