@@ -3,6 +3,20 @@
 An hour is suspicious when heartbeats arrive (the device's own claim) while the backend's
 pings fail and its proof-of-work challenges go unanswered (two independent probes).
 
+A careful relay answers the pings too and wakes the machine for each challenge: its answers
+then come long after the computation it reports. A round trip (``responded_at - issued_at``,
+both on the backend's clock) is the multiplication the worker reports (``compute_ms``), the
+network (well under a second), and generating the matrices from the seed and hashing the
+product on its CPU, which grow with n^2: per device, the rest of the round trip is its own
+multiple of n^2 (the median over the window's lone matmul answers) and a little noise. An answer
+later than that by more than ``late_seconds`` is time the worker does not account for; a slow or
+busy CPU is its own multiple, and only lone challenges count (case-mates generating matrices in
+one batch share a CPU: a network written by others had honest datacenter hosts answer batches
+more than 15 s late). On five networks written by others no honest lone matmul answer came more
+than 2.8 s after that (178,000 answers of some 6,000 honest devices); a sixth's careful relays
+woke their machines in 18-40 s. ``late_hours`` hours with such an answer in the window put the
+device in probation (a stall is one hour), never more: the relay itself is not seen.
+
 Honest model: honest outages stop heartbeats too; honest NAT devices lose some pings but answer
 their PoW. One honest device does look like this: a worker behind NAT whose GPU has hung (the
 worker heartbeats, the NAT eats pings, the GPU answers nothing). Holding its rewards while it
@@ -27,6 +41,28 @@ import polars as pl
 from detectors.base import Detector, Evidence
 from pipelines.cadence import REFERENCE_HEARTBEAT_MINUTES, REFERENCE_PINGS_PER_HOUR
 
+LATE_ANSWERS_CTE = """
+    lone AS (  -- lone matmul answers in the window, with the time beyond the reported computation
+        SELECT device_id, _hour AS epoch, CAST(n AS DOUBLE) * n AS n2,
+               epoch_ms(responded_at) - epoch_ms(issued_at) - compute_ms AS over_ms
+        FROM pow
+        WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch AND kind = 'matmul' AND status = 'ok'
+          AND batch_id IS NULL AND compute_ms > 0 AND responded_at IS NOT NULL AND n > 0
+    ),
+    own_cpu AS (  -- the device's own multiple of n^2 (its CPU's generation and hashing)
+        SELECT device_id, median(over_ms / n2) AS ms_per_n2, count(*) AS answers FROM lone GROUP BY device_id
+    ),
+    late AS (
+        SELECT l.device_id, any_value(c.answers) AS lone_answers, count(*) AS late_answers,
+               count(DISTINCT l.epoch) AS late_hours, min(l.epoch) AS late_first,
+               max(l.over_ms - c.ms_per_n2 * l.n2) / 1000 AS late_worst_s
+        FROM lone l JOIN own_cpu c USING (device_id)
+        WHERE l.over_ms - c.ms_per_n2 * l.n2 > $late_ms
+        GROUP BY l.device_id
+    )"""
+"""Per device with a lone matmul answer later than ``$late_ms`` beyond its own CPU's time:
+``lone_answers``, ``late_answers``, ``late_hours``, ``late_first``, ``late_worst_s``."""
+
 
 class SpoofedUptime(Detector):
     name = "spoofed_uptime"
@@ -41,6 +77,8 @@ class SpoofedUptime(Detector):
         max_ping_ok_share: float = 0.25,
         suspect_hours: int = 3,
         confirm_hours: int = 24,
+        late_seconds: float = 10.0,
+        late_hours: int = 3,
     ):
         super().__init__(threshold)
         self.window_hours = window_hours
@@ -49,6 +87,8 @@ class SpoofedUptime(Detector):
         self.max_ping_ok_share = max_ping_ok_share
         self.suspect_hours = suspect_hours
         self.confirm_hours = confirm_hours
+        self.late_seconds = late_seconds
+        self.late_hours = late_hours
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -75,19 +115,35 @@ class SpoofedUptime(Detector):
                        sum(ping_total) FILTER (suspicious) AS pings,
                        sum(pow_timeout) FILTER (suspicious) AS timeouts
                 FROM hours GROUP BY device_id
+            ),
+            {LATE},
+            held AS (
+                SELECT device_id FROM per_device WHERE bad_hours >= $suspect
+                UNION SELECT device_id FROM late WHERE late_hours >= $late_hours
             )
-            SELECT p.device_id, f.account_id,
-                   least(1.0, 0.5 + 0.5 * p.bad_hours / $confirm) AS score,
+            SELECT h.device_id, f.account_id,
+                   least(1.0, 0.5 + 0.5 * coalesce(p.bad_hours, 0) / $confirm) AS score,
                    CASE WHEN p.bad_hours >= $confirm THEN 'reject' ELSE 'probation' END AS action,
-                   format('in {} of the last {} hours heartbeats said online ({} ok) while pings failed ({} of {} ok) and {} PoW challenge(s) timed out',
-                          p.bad_hours, $window, p.heartbeats, p.pings_ok, p.pings, p.timeouts) AS reason,
+                   concat_ws('; ',
+                       CASE WHEN p.bad_hours >= $suspect THEN
+                           format('in {} of the last {} hours heartbeats said online ({} ok) while pings failed ({} of {} ok) and {} PoW challenge(s) timed out',
+                                  p.bad_hours, $window, p.heartbeats, p.pings_ok, p.pings, p.timeouts) END,
+                       CASE WHEN l.late_hours >= $late_hours THEN
+                           format('in {} of the last {} hours lone challenges were answered up to {} s after the computation it '
+                                  'reported and its own generation time ({} of {} lone answers, first {}): the machine was woken '
+                                  'by the challenge while something else kept it looking online',
+                                  l.late_hours, $window, CAST(round(l.late_worst_s) AS BIGINT), l.late_answers, l.lone_answers, l.late_first) END
+                   ) AS reason,
                    CAST(json_object('proof', CASE WHEN p.bad_hours >= $confirm THEN 'statistical' ELSE 'suspicion' END,
-                        'suspicious_hours', p.bad_hours, 'heartbeats_ok', p.heartbeats,
-                        'pings_ok', p.pings_ok, 'pings', p.pings, 'pow_timeouts', p.timeouts) AS VARCHAR) AS details
-            FROM per_device p
-            JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
-            WHERE p.bad_hours >= $suspect
-            """,
+                        'suspicious_hours', coalesce(p.bad_hours, 0), 'heartbeats_ok', p.heartbeats,
+                        'pings_ok', p.pings_ok, 'pings', p.pings, 'pow_timeouts', p.timeouts,
+                        'late_hours', coalesce(l.late_hours, 0), 'late_answers', coalesce(l.late_answers, 0),
+                        'lone_answers', l.lone_answers, 'late_worst_s', round(l.late_worst_s, 1)) AS VARCHAR) AS details
+            FROM held h
+            JOIN device_features f ON f.device_id = h.device_id AND f.epoch = $epoch
+            LEFT JOIN per_device p ON p.device_id = h.device_id
+            LEFT JOIN late l ON l.device_id = h.device_id
+            """.replace("{LATE}", LATE_ANSWERS_CTE),
             window=self.window_hours,
             min_hb=self.min_heartbeats,
             min_pings=self.min_pings,
@@ -96,4 +152,6 @@ class SpoofedUptime(Detector):
             ping_share=self.max_ping_ok_share,
             suspect=self.suspect_hours,
             confirm=self.confirm_hours,
+            late_ms=1000.0 * self.late_seconds,
+            late_hours=self.late_hours,
         )

@@ -249,6 +249,38 @@ def test_spoofed_uptime_two_chance_hours_behind_nat_are_not_enough(con) -> None:
     assert SpoofedUptime().detect(Evidence(con, EPOCH))["device_id"].to_list() == ["nat_glitch"]
 
 
+def answer(con: duckdb.DuckDBPyConnection, device: str, epoch: str, minute: int, n: int, compute_ms: float,
+           trip_s: float, batch: str | None = None) -> None:  # fmt: skip
+    """A matmul challenge of ``epoch`` issued at ``minute`` past the hour, answered ``trip_s`` later."""
+    issued = f"{epoch.replace('T', ' ')}:{minute:02d}:00"
+    con.execute(
+        "INSERT INTO pow (challenge_id, batch_id, device_id, kind, issued_at, responded_at, status, n, compute_ms, "
+        "_hour, _file, _row) VALUES (?, ?, ?, 'matmul', CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP) + to_milliseconds(?), "
+        "'ok', "
+        "?, ?, ?, 'pow.csv', 1)",
+        [f"{device}-{epoch}-{minute}", batch, device, issued, issued, int(trip_s * 1000), n, compute_ms, epoch],
+    )
+
+
+def test_spoofed_uptime_lone_answers_long_after_their_computation_suspect_a_machine_woken_by_the_challenge(con) -> None:
+    """A careful relay answers pings and heartbeats and wakes the machine for each challenge: the
+    answer comes 18-40 s after the computation it reports. A slow CPU takes longer for larger
+    products (its own multiple of n^2), case-mates in one batch share a CPU, one stall is one hour."""
+    cpu_s = {"sleeper": 0.5, "slow_cpu": 6.0, "stalled": 0.5, "crowded": 0.5}  # generation at n = 8000
+    for h in range(6):
+        for d, per in cpu_s.items():
+            feature(con, d, hour(h))
+            for m, n in enumerate((8000, 12000, 16000)):
+                late = 25.0 if m == 0 and h in {"sleeper": (1, 3, 5), "crowded": (1, 3, 5), "stalled": (3,)}.get(d, ()) else 0.0
+                batch = f"b{h}" if d == "crowded" and m == 0 else None
+                answer(con, d, hour(h), 10 + 15 * m, n, 200.0, 0.2 + per * (n / 8000) ** 2 + late, batch=batch)
+    found = SpoofedUptime().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["sleeper"] and found["action"][0] == "probation"
+    assert "in 3 of the last 24 hours lone challenges were answered up to 25 s after the computation" in found["reason"][0]
+    details = json.loads(found["details"][0])
+    assert details["proof"] == "suspicion" and details["late_answers"] == 3 and details["lone_answers"] == 18
+
+
 def test_spoofed_uptime_hours_in_which_the_challenge_service_failed_are_not_suspicious(con) -> None:
     """Behind NAT every ping fails and heartbeats go on; when the challenge service is down, every
     challenge times out and the features stage records the hour in ``challenge_outages``. Three
