@@ -36,18 +36,24 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
   once; a worker that fabricates its timings does it again), most
   answers of the window (>= 3 and >= half) without samples to check (the backend may skip
   sampling now and then; a worker that never proves its work is another matter), or reachable
-  challenges refused (timed out, or a matmul answered with an ``error`` by a device with no
-  rental known in the day: a worker that is there but will not compute, as a relay that answers
-  for a machine switched off; a renter may hold the card, and a job shows in ``jobs`` only once
-  it has ended: a sixth network written by others had honest rented hosts answer with errors) whose count is improbable for an
+  challenges refused (timed out, or a matmul answered with an ``error`` that no known rental
+  explains: a worker that is there but will not compute, as a relay that answers for a machine
+  switched off. A renter may hold the card, and a job shows in ``jobs`` only once it has ended: a
+  sixth network written by others had honest rented hosts answer with errors. An error issued
+  while a known rental ran is the renter's, and so is one after the last known rental of a card
+  its known rentals kept busy >= ``rented_share`` of the window (the next rental likely running),
+  or on a rented card in use now (a matmul of the last hours below ``busy_pace`` of its own best);
+  a fifth network's relays, rented half an hour a day, errored all night and answered at full
+  pace by day) whose count is improbable for an
   honest worker: binomial tail P(X >= refused | reachable challenges, honest_timeout_rate)
   <= ``alpha``. A VRAM challenge's error is left to ``spoofed_model`` (a rental or a game holds
   memory). With ``alpha`` = 1e-6 and one overlapping test per hour, an honest device that
   meets the model is put in probation less than 0.1% of device-months.
 
 A suspicion that rested on errors alone (``signs`` in ``details``: only ``silent``, with errors
-among the refusals) is refuted once a rental of the device that ran in the window becomes known
-(its job ended and was delivered) and nothing is held against it now: the renter held the card
+among the refusals) is refuted once a rental of the device that ran while those errors came (the
+hours of challenges it was first held on) becomes known (its job ended and was delivered) and
+nothing is held against it now: the renter held the card
 while it answered with errors, and a ``clear`` row (proof ``exact``) ends the probation at once
 instead of at its expiry (a sixth network written by others: two honest hosts, each rented for
 hours while their matmuls errored, stayed held six hours after their jobs showed).
@@ -86,6 +92,8 @@ class FailedPow(Detector):
         confirm_fast_hours: int = 2,
         confirm_fast_share: float = 0.5,
         confirm_overclaims: int = 2,
+        rented_share: float = 0.25,
+        busy_pace: float = 0.8,
     ):
         super().__init__(threshold)
         self.ceiling_factor = ceiling_factor
@@ -98,6 +106,10 @@ class FailedPow(Detector):
         self.confirm_fast_hours = confirm_fast_hours
         self.confirm_fast_share = confirm_fast_share
         self.confirm_overclaims = confirm_overclaims
+        if not 0 <= rented_share <= 1:
+            raise ValueError(f"{self.name}: rented_share {rented_share} is outside [0, 1] (a share of the window)")
+        self.rented_share = rented_share
+        self.busy_pace = busy_pace
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         judged = evidence.sql(
@@ -131,15 +143,38 @@ class FailedPow(Detector):
                 GROUP BY device_id
             ),
             {RENTALS},
-            errors_ AS (  -- matmul challenges answered with an error while the device was seen alive, on a device with
-                -- no rental known in the day (a renter may hold the card, and a job shows in jobs only once it has ended:
-                -- a sixth network written by others had honest rented hosts answer with errors; a VRAM challenge's
-                -- error is memory held, spoofed_model's to judge)
-                SELECT device_id, count(*) AS errors FROM challenge_context
-                WHERE epoch > hours_back($epoch, $timeout_window) AND epoch <= $epoch
-                  AND kind = 'matmul' AND status = 'error' AND reachable
-                  AND device_id NOT IN (SELECT device_id FROM rentals)
-                GROUP BY device_id
+            rented AS (  -- per device rented in the window: when its last known rental ended, and the share of the
+                -- window its known rentals covered (as spoofed_model's rented_share)
+                SELECT device_id, max(to_ts) AS last_end,
+                       sum(greatest(0, date_diff('second', greatest(from_ts, epoch_start(hours_back($epoch, $window - 1))),
+                                                 least(to_ts, epoch_start($epoch) + INTERVAL 1 HOUR)))) / (3600 * $window) AS covered
+                FROM rentals GROUP BY device_id
+            ),
+            in_use AS (  -- rented devices whose card answered a matmul of the last hours below busy_pace of its own best
+                -- of the day: a renter (or its owner) is using it now
+                SELECT c.device_id FROM challenge_context c JOIN rented USING (device_id)
+                WHERE c.epoch > hours_back($epoch, $window) AND c.epoch <= $epoch AND c.kind = 'matmul' AND c.tflops > 0
+                GROUP BY c.device_id
+                HAVING min(c.tflops) FILTER (c.epoch > hours_back($epoch, $timeout_window)) < $busy * quantile_cont(c.tflops, 0.9)
+            ),
+            errors_ AS (  -- matmul challenges answered with an error while the device was seen alive, unless a renter may
+                -- hold the card: on a device rented in the day, an error issued while a known rental ran, after the last
+                -- one ended on a card its known rentals kept busy >= rented_share of the window, or while its card is in
+                -- use (a job shows in jobs only once it has ended: a sixth network written by others had honest rented
+                -- hosts answer with errors between slowed answers; a fifth's relays, rented half an hour a day, errored
+                -- all night and answered at full pace by day). A VRAM challenge's error is memory held, spoofed_model's
+                SELECT c.device_id, count(*) AS errors
+                FROM challenge_context c
+                LEFT JOIN pow p ON p.challenge_id = c.challenge_id AND p._hour = c.epoch
+                LEFT JOIN rented r ON r.device_id = c.device_id
+                WHERE c.epoch > hours_back($epoch, $timeout_window) AND c.epoch <= $epoch
+                  AND c.kind = 'matmul' AND c.status = 'error' AND c.reachable
+                  AND (r.device_id IS NULL OR (
+                       NOT EXISTS (SELECT 1 FROM rentals x
+                                   WHERE x.device_id = c.device_id AND p.issued_at >= x.from_ts AND p.issued_at <= x.to_ts)
+                       AND NOT coalesce(p.issued_at > r.last_end AND r.covered >= $rented_share, false)
+                       AND c.device_id NOT IN (SELECT device_id FROM in_use)))
+                GROUP BY c.device_id
             )
             SELECT f.device_id, f.account_id, f.samples_bad, f.samples_total,
                    coalesce(w.wrong_window, 0) AS wrong_window, w.samples_window, w.first_wrong,
@@ -184,6 +219,8 @@ class FailedPow(Detector):
             fast_share=self.confirm_fast_share,
             timeout_window=self.timeout_window_hours,
             min_timeouts=self.min_timeouts,
+            rented_share=self.rented_share,
+            busy=self.busy_pace,
         )
         # binomial tail of the challenges refused while reachable (timed out, or a matmul answered with an error)
         # under the honest model (vectorised)
@@ -273,10 +310,10 @@ class FailedPow(Detector):
                         pl.when(pl.col("errors") == 0)
                         .then(pl.lit("timed out"))
                         .when(pl.col("timeouts") == 0)
-                        .then(pl.lit("were answered with an error (matmul, no rental in the day)"))
+                        .then(pl.lit("were answered with an error (matmul, no known rental explains them)"))
                         .otherwise(
                             pl.format(
-                                "timed out ({}) or were answered with an error ({}; matmul, no rental in the day)",
+                                "timed out ({}) or were answered with an error ({}; matmul, no known rental explains them)",
                                 "timeouts",
                                 "errors",
                             )
@@ -356,13 +393,19 @@ class FailedPow(Detector):
             """
             WITH {RENTALS},
             {HELD},  -- held(rests_on): every row of its suspicion rested on errors alone
-            hired AS (  -- the rentals known now that ran in the window: how many, and when the last ended
-                SELECT device_id, count(*) AS rentals, max(to_ts) AS last_end FROM rentals GROUP BY device_id
+            hired AS (  -- the rentals known now that ran while the errors the hold rests on came (the hours of
+                -- challenges it was first held on, up to the hour it was held): how many, and when the last ended
+                SELECT h.device_id, count(*) AS rentals, max(r.to_ts) AS last_end
+                FROM held h JOIN rentals r USING (device_id)
+                WHERE r.to_ts >= epoch_start(hours_back(h.since, $timeout_window - 1))
+                  AND r.from_ts < epoch_start(h.since) + INTERVAL 1 HOUR
+                GROUP BY h.device_id
             )
             SELECT h.device_id, h.account_id, h.since, r.rentals, r.last_end
             FROM held h JOIN hired r USING (device_id) WHERE h.rests_on
             """.replace("{RENTALS}", RENTALS_CTE).replace("{HELD}", ERRORS_ALONE),
             window=self.window_hours,
+            timeout_window=self.timeout_window_hours,
         ).filter(~pl.col("device_id").is_in(flagged_now.implode()))
         return refuted.select(
             "device_id",
