@@ -53,9 +53,8 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
 A suspicion that rested on errors alone (``signs`` in ``details``: only ``silent``, with errors
 among the refusals) is refuted once a rental of the device that ran while those errors came (the
 hours of challenges it was first held on) becomes known (its job ended and was delivered) and
-nothing is held against it now: the renter held the card
-while it answered with errors, and a ``clear`` row (proof ``exact``) ends the probation at once
-instead of at its expiry (a sixth network written by others: two honest hosts, each rented for
+nothing is held against it now: the renter held the card while it answered with errors, and a
+``clear`` row (proof ``exact``) ends the probation at once instead of at its expiry (a sixth network written by others: two honest hosts, each rented for
 hours while their matmuls errored, stayed held six hours after their jobs showed).
 """
 
@@ -109,6 +108,8 @@ class FailedPow(Detector):
         if not 0 <= rented_share <= 1:
             raise ValueError(f"{self.name}: rented_share {rented_share} is outside [0, 1] (a share of the window)")
         self.rented_share = rented_share
+        if not 0 < busy_pace <= 1:
+            raise ValueError(f"{self.name}: busy_pace {busy_pace} is outside (0, 1] (a share of the card's own best)")
         self.busy_pace = busy_pace
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
@@ -413,10 +414,9 @@ class FailedPow(Detector):
             pl.lit(0.0).alias("score"),
             pl.lit("clear").alias("action"),
             pl.format(
-                "the suspicion held since {} rested on matmul errors alone, and a rental of the device that ran in the last "
-                "{} hours is known now (ended {}): the renter held the card",
+                "the suspicion held since {} rested on matmul errors alone, and a rental of the device that ran while "
+                "those errors came is known now (ended {}): the renter held the card",
                 "since",
-                pl.lit(self.window_hours),
                 pl.col("last_end").dt.strftime("%Y-%m-%dT%H:%M"),
             ).alias("reason"),
             pl.struct(

@@ -259,6 +259,12 @@ def test_failed_pow_a_rental_that_ended_before_the_errors_does_not_end_the_hold(
     assert FailedPow().detect(Evidence(con, hour(9))).is_empty()
 
 
+def test_failed_pow_refuses_a_rented_share_or_busy_pace_that_is_not_a_share() -> None:
+    for name, bad in (("rented_share", -0.1), ("rented_share", 1.5), ("busy_pace", 0.0), ("busy_pace", 1.2)):
+        with pytest.raises(ValueError, match=name):
+            FailedPow(**{name: bad})
+
+
 def test_failed_pow_few_reachable_timeouts_are_within_the_honest_rate(con) -> None:
     for h in range(0, 6):  # 3 timeouts in 60 reachable challenges: p ~ 0.12 at a 2% honest rate
         feature(con, "busy", hour(h), pow_total=10, pow_ok=10 - (h % 2), pow_timeout=h % 2,
