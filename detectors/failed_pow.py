@@ -54,8 +54,9 @@ A suspicion that rested on errors alone (``signs`` in ``details``: only ``silent
 among the refusals) is refuted once a rental of the device that ran while those errors came (the
 hours of challenges it was first held on) becomes known (its job ended and was delivered) and
 nothing is held against it now: the renter held the card while it answered with errors, and a
-``clear`` row (proof ``exact``) ends the probation at once instead of at its expiry (a sixth network written by others: two honest hosts, each rented for
-hours while their matmuls errored, stayed held six hours after their jobs showed).
+``clear`` row (proof ``exact``) ends the probation at once instead of at its expiry (a sixth
+network written by others: two honest hosts, each rented for hours while their matmuls errored,
+stayed held six hours after their jobs showed).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ import polars as pl
 from scipy.stats import binom
 
 from detectors.base import Detector, Evidence, held_since_cleared
-from detectors.rentals import RENTALS_CTE
+from detectors.rentals import RENTAL_COVER_CTE, RENTALS_CTE
 
 ERRORS_ALONE = held_since_cleared(
     "failed_pow",
@@ -144,16 +145,10 @@ class FailedPow(Detector):
                 GROUP BY device_id
             ),
             {RENTALS},
-            rented AS (  -- per device rented in the window: when its last known rental ended, and the share of the
-                -- window its known rentals covered (as spoofed_model's rented_share)
-                SELECT device_id, max(to_ts) AS last_end,
-                       sum(greatest(0, date_diff('second', greatest(from_ts, epoch_start(hours_back($epoch, $window - 1))),
-                                                 least(to_ts, epoch_start($epoch) + INTERVAL 1 HOUR)))) / (3600 * $window) AS covered
-                FROM rentals GROUP BY device_id
-            ),
+            {RENTAL_COVER},
             in_use AS (  -- rented devices whose card answered a matmul of the last hours below busy_pace of its own best
                 -- of the day: a renter (or its owner) is using it now
-                SELECT c.device_id FROM challenge_context c JOIN rented USING (device_id)
+                SELECT c.device_id FROM challenge_context c JOIN rental_cover USING (device_id)
                 WHERE c.epoch > hours_back($epoch, $window) AND c.epoch <= $epoch AND c.kind = 'matmul' AND c.tflops > 0
                 GROUP BY c.device_id
                 HAVING min(c.tflops) FILTER (c.epoch > hours_back($epoch, $timeout_window)) < $busy * quantile_cont(c.tflops, 0.9)
@@ -167,7 +162,7 @@ class FailedPow(Detector):
                 SELECT c.device_id, count(*) AS errors
                 FROM challenge_context c
                 LEFT JOIN pow p ON p.challenge_id = c.challenge_id AND p._hour = c.epoch
-                LEFT JOIN rented r ON r.device_id = c.device_id
+                LEFT JOIN rental_cover r ON r.device_id = c.device_id
                 WHERE c.epoch > hours_back($epoch, $timeout_window) AND c.epoch <= $epoch
                   AND c.kind = 'matmul' AND c.status = 'error' AND c.reachable
                   AND (r.device_id IS NULL OR (
@@ -211,7 +206,7 @@ class FailedPow(Detector):
                OR coalesce(t.timeouts, 0) + coalesce(e.errors, 0) >= $min_timeouts
                OR f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
                OR coalesce(t.unverified_window, 0) >= 3
-            """.replace("{RENTALS}", RENTALS_CTE),
+            """.replace("{RENTALS}", RENTALS_CTE).replace("{RENTAL_COVER}", RENTAL_COVER_CTE),
             ceiling=self.ceiling_factor,
             window=self.window_hours,
             confirm_wrong=self.confirm_wrong_samples,

@@ -105,7 +105,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors.base import Detector, Evidence, held_since_cleared
-from detectors.rentals import RENTALS_CTE
+from detectors.rentals import RENTAL_COVER_CTE, RENTALS_CTE
 
 
 class SpoofedModel(Detector):
@@ -165,6 +165,7 @@ class SpoofedModel(Detector):
             """
             WITH now AS (SELECT * FROM device_features WHERE epoch = $epoch AND catalogue_model IS NOT NULL),
             {RENTALS},
+            {RENTAL_COVER},
             rented_pow AS MATERIALIZED (  -- the window's challenges of devices with a known rental: one scan of pow
                 SELECT challenge_id, device_id, kind, issued_at FROM pow
                 WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch
@@ -180,12 +181,7 @@ class SpoofedModel(Detector):
                 SELECT p.challenge_id, p.issued_at > r.last_end AND r.covered >= $rented_share AS after_last,
                        p.issued_at > r.first_end AND p.issued_at < r.last_start AS between_known
                 FROM rented_pow p
-                JOIN (SELECT device_id, min(to_ts) AS first_end, max(from_ts) AS last_start, max(to_ts) AS last_end,
-                             -- the window's hours are those of its challenges: hours_back($window - 1) to $epoch
-                             sum(greatest(0, date_diff('second', greatest(from_ts, epoch_start(hours_back($epoch, $window - 1))),
-                                                       least(to_ts, epoch_start($epoch) + INTERVAL 1 HOUR))))
-                               / (3600 * $window) AS covered
-                      FROM rentals GROUP BY device_id) r USING (device_id)
+                JOIN rental_cover r USING (device_id)
                 WHERE p.kind = 'vram'
             ),
             ctx AS (
@@ -416,6 +412,7 @@ class SpoofedModel(Detector):
                 "CASE WHEN held_mib IS NULL THEN 'none passed' ELSE format('each larger than the {} MiB it held', held_mib) END",
             )
             .replace("{RENTALS}", RENTALS_CTE)
+            .replace("{RENTAL_COVER}", RENTAL_COVER_CTE)
             .replace("NEEDED(error_rate)", _failures_needed("error_rate", "$min_errors"))
             .replace("NEEDED(failure_rate)", _failures_needed("failure_rate", "$min_vram")),
             window=self.window_hours,
