@@ -2,8 +2,10 @@
 
 Builds the account graph (``pipelines.sybil.links``: shared funders up to three hops back,
 mailboxes and mailbox shapes, restart times of day, VM templates, hosts, IPs, referrals, sign-up
-times, each weighted by how rare the shared value is on this network, with hubs cut), finds communities (``pipelines.sybil.communities``: Louvain per component, pieces of one near-clique joined again) and keeps
-those that only a sybil ring explains. Their accounts go to ``sybil_clusters`` with the evidence
+times, each weighted by how rare the shared value is on this network, with hubs cut), finds communities (``pipelines.sybil.communities``: Louvain per component, pieces of one near-clique joined again), counts the
+members whose machines went silent together beyond the network's own rate
+(``pipelines.sybil.outages``: a fleet redeployed by one script) and keeps those that only a
+sybil ring explains. Their accounts go to ``sybil_clusters`` with the evidence
 as a short story; every device of a member account gets this detector's evidence. The graph
 is rebuilt every ``refresh_hours`` (default every hour; at hours divisible by it, or when the
 previous hour was not processed); in between, the rings found last stay in force. A longer
@@ -38,6 +40,7 @@ from pipelines.sybil.communities import (
     score_clusters,
 )
 from pipelines.sybil.links import KINDS, SHAPE_KINDS, SOURCES, STRONG_KINDS, build_account_graph
+from pipelines.sybil.outages import OutageRules, synchronized_outages
 
 
 class SybilRings(Detector):
@@ -52,8 +55,14 @@ class SybilRings(Detector):
                  block: int = 32, hub_min: int = 10, hub_min_share: float = 0.5, hub_min_lift: float = 3.0,
                  cohesion_max_n: int = 30, exclusive_share: float = 0.8, exclusive_coverage: float = 0.8,
                  marks_min_accounts: int = 10, marked_strong_kinds: int = 3, merge_ratio: float = 0.3,
-                 broad_share: float = 0.8, member_chance: float = 0.01, household_accounts: int = 6):  # fmt: skip
+                 broad_share: float = 0.8, member_chance: float = 0.01, household_accounts: int = 6,
+                 sync_minutes: int = 15, sync_alpha: float = 1e-6, sync_min_asns: int = 2):  # fmt: skip
         super().__init__(threshold)
+        if sync_minutes < 1 or not 0 < sync_alpha <= 1 or sync_min_asns < 1:
+            raise ValueError(
+                f"{self.name}: sync_minutes {sync_minutes} (>= 1), sync_alpha {sync_alpha} (a level in (0, 1]) "
+                f"and sync_min_asns {sync_min_asns} (>= 1) out of range"
+            )
         self.window_hours = window_hours
         self.min_edge_weight = min_edge_weight
         self.min_accounts = min_accounts
@@ -77,6 +86,9 @@ class SybilRings(Detector):
         self.broad_share = broad_share
         self.member_chance = member_chance
         self.household_accounts = household_accounts
+        self.sync_minutes = sync_minutes
+        self.sync_alpha = sync_alpha
+        self.sync_min_asns = sync_min_asns
 
     def _rules(self) -> ClusterRules:
         return ClusterRules(min_accounts=self.min_accounts, min_score=self.min_score,
@@ -104,7 +116,9 @@ class SybilRings(Detector):
         rules = self._rules()
         whole = communities(edges, rules)
         accounts = int(con.execute("SELECT count(DISTINCT account_id) FROM account_attrs").fetchall()[0][0])  # the population
-        self.clusters_ = score_clusters(edges, core_members(edges, whole, rules, accounts), rules, whole)  # type: ignore[arg-type]
+        cores = core_members(edges, whole, rules, accounts)
+        synced = self._synchronized(evidence, cores)
+        self.clusters_ = score_clusters(edges, cores, rules, whole, synced)  # type: ignore[arg-type]
         self.clusters_ = pl.concat([self.clusters_, self._one_mailbox_rings(evidence, self.clusters_)], how="vertical_relaxed")
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
         rings = rings.join(_member_kinds(edges, rings), on=["cluster_id", "account_id"], how="left").with_columns(
@@ -120,7 +134,12 @@ class SybilRings(Detector):
             .otherwise(pl.col("member_strong_kinds"))
             .alias("member_strong_kinds")
         )
-        rings = self._without_coincidences(edges, rings, accounts)
+        in_step = pl.DataFrame(
+            [(cluster_id(cores[i]), a) for i, s in synced.items() for a in s["accounts"]],
+            schema={"cluster_id": pl.String, "account_id": pl.String},
+            orient="row",
+        )
+        rings = self._without_coincidences(edges, rings, accounts, in_step)
         found: pl.DataFrame = pl.DataFrame()
         if rings.height:  # the epoch's sybil_clusters rows; the detect stage stores them
             con.register(
@@ -140,6 +159,14 @@ class SybilRings(Detector):
             con.unregister("rings_now")
         self.tables_ = {"sybil_clusters": found}
         return self
+
+    def _synchronized(self, evidence: Evidence, cores: list[list[str]]) -> dict[int, dict]:
+        """``outages.synchronized_outages`` of the communities of ``min_accounts`` or more, by
+        index into ``cores``."""
+        big = [i for i, c in enumerate(cores) if len(c) >= self.min_accounts]
+        rules = OutageRules(minutes=self.sync_minutes, alpha=self.sync_alpha, min_asns=self.sync_min_asns)
+        found = synchronized_outages(evidence.con, evidence.epoch, self.window_hours, [cores[i] for i in big], rules)
+        return {big[j]: s for j, s in found.items()}
 
     def _one_mailbox_rings(self, evidence: Evidence, clusters: pl.DataFrame) -> pl.DataFrame:
         """Rings of ``min_accounts`` or more accounts behind one mailbox spelled in two ways or more
@@ -178,22 +205,32 @@ class SybilRings(Detector):
                   "evidence": pl.String}  # fmt: skip
         return pl.DataFrame(rows, schema=schema)
 
-    def _without_coincidences(self, edges: pl.DataFrame, rings: pl.DataFrame, accounts: int) -> pl.DataFrame:
+    def _without_coincidences(
+        self, edges: pl.DataFrame, rings: pl.DataFrame, accounts: int, in_step: pl.DataFrame | None = None
+    ) -> pl.DataFrame:
         """The ring members minus those tied by only ``min_strong_kinds`` operator kinds whose ties
         the outsiders would show more than ``member_chance`` times by chance
         (``membership_chance``): an honest account that shares a ring's coarsest mailbox shape
-        and a restart bin is not named in it. The ring keeps its score and the count of such
-        members (``coincidental_members``); its ``accounts`` list the rest."""
+        and a restart bin is not named in it. A member that went silent with the others beyond
+        chance (``in_step``: its ring's synchronized outage) is not a coincidence. The ring keeps
+        its score and the count of such members (``coincidental_members``); its ``accounts`` list
+        the rest."""
         chance = membership_chance(edges, rings, accounts)
-        rings = rings.join(chance, on=["cluster_id", "account_id"], how="left")
-        coincidental = (pl.col("member_strong_kinds").list.len() <= self.min_strong_kinds) & (
-            pl.col("chance").fill_null(0.0) > self.member_chance
+        if in_step is None:
+            in_step = pl.DataFrame(schema={"cluster_id": pl.String, "account_id": pl.String})
+        rings = rings.join(chance, on=["cluster_id", "account_id"], how="left").join(
+            in_step.with_columns(pl.lit(True).alias("in_step")), on=["cluster_id", "account_id"], how="left"
+        )
+        coincidental = (
+            (pl.col("member_strong_kinds").list.len() <= self.min_strong_kinds)
+            & (pl.col("chance").fill_null(0.0) > self.member_chance)
+            & ~pl.col("in_step").fill_null(False)
         )
         return (
             rings.with_columns(coincidental.alias("coincidental"))
             .with_columns(pl.col("coincidental").sum().over("cluster_id").alias("coincidental_members"))
             .filter(~pl.col("coincidental"))
-            .drop("coincidental", "chance")
+            .drop("coincidental", "chance", "in_step")
         )
 
     def score(self, evidence: Evidence) -> pl.DataFrame:

@@ -361,11 +361,18 @@ FROM per_device GROUP BY catalogue_model ORDER BY catalogue_model
 PEER_WINDOW_HOURS = 24
 """A day: every model's honest fleet is seen through one day's heat and load (``model_peers``)."""
 
+SILENCE_MAX_MINUTES = 120
+"""``restart_gaps`` keeps heartbeat silences from the cadence's restart minimum up to this long
+(or its restart maximum, if longer): the ``restart`` kind reads those up to the restart maximum
+(a restart), ``pipelines.sybil.outages`` all of them (a fleet taken down at once for half an
+hour, behind proxies of several networks, is a fleet whatever the length). Two hours: about the
+longest silence a gap across one hour boundary can show."""
+
 GAPS_SQL = (
     "INSERT INTO restart_gaps WITH"
     + HEARTBEAT_GAPS_CTE
     + """
-SELECT $epoch, device_id, before, date_diff('second', before, ts) / 60.0
+SELECT $epoch, device_id, before, date_diff('millisecond', before, ts) / 60000.0  -- exact: the restart kind compares it with the maximum
 FROM gaps WHERE ts - before BETWEEN to_minutes($min_gap) AND to_minutes($max_gap)
 ORDER BY device_id, before
 """
@@ -428,7 +435,7 @@ epoch's own cadence sets the value used (``pipelines.cadence``)."""
 def build_features(con: duckdb.DuckDBPyConnection, epoch: str, params: Features | None = None) -> int:
     """Recompute the epoch's ``uptime_cadence`` (how often heartbeats and pings come: the
     thresholds below scale with it), ``challenge_outages`` (the hour, if the challenge service
-    failed: ``params``, the policy's ``[features]``), ``device_features``, ``restart_gaps`` (short heartbeat silences),
+    failed: ``params``, the policy's ``[features]``), ``device_features``, ``restart_gaps`` (heartbeat silences of a restart or longer, up to two hours),
     ``challenge_context`` (each challenge with
     its device's network identity and how many siblings shared its batch), ``device_measures``
     (each device's throughput and bandwidth over the last day) and ``model_peers``
@@ -456,7 +463,7 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str, params: Features 
     build_measures(con, epoch)
     con.execute(PEERS_SQL, {"epoch": epoch, "window": params.peer_window_hours})
     lo, hi = cadence.restart_minutes
-    con.execute(GAPS_SQL, {"epoch": epoch, "prev": prev, "min_gap": lo, "max_gap": hi})
+    con.execute(GAPS_SQL, {"epoch": epoch, "prev": prev, "min_gap": lo, "max_gap": max(hi, SILENCE_MAX_MINUTES)})
     return int(scalar(con, "SELECT count(*) FROM device_features WHERE epoch = ?", [epoch]))
 
 

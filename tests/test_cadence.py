@@ -127,3 +127,29 @@ def test_a_late_heartbeat_delivered_with_the_next_hour_does_not_close_that_hours
         return con.execute("SELECT * EXCLUDE (epoch) FROM restart_gaps").fetchall()
 
     assert gaps(late=True) == gaps(late=False) == [("dev", datetime(2024, 8, 14, 6, 20), 45.0)]
+
+
+def test_restart_gaps_keep_outages_up_to_two_hours_with_their_length_to_the_millisecond() -> None:
+    """The features stage keeps silences from a restart's minimum up to two hours (the sybil
+    stage's synchronized outages read them all); the restart kind reads those up to the hour's
+    restart maximum, so a length truncated to the second would let a silence of 20 min 0.5 s
+    pass a 20-minute maximum it exceeds."""
+    from pipelines.features import GAPS_SQL, SILENCE_MAX_MINUTES
+
+    con = duckdb.connect()
+    ensure_schema(con)
+    rows = [("a", "2024-08-14 06:58:00"), ("a", "2024-08-14 07:18:00.500"), ("b", "2024-08-14 06:50:00"),
+            ("b", "2024-08-14 07:45:00"), ("c", "2024-08-14 06:00:00"), ("c", "2024-08-14 07:00:01")]  # fmt: skip
+    con.executemany(
+        "INSERT INTO uptime (ts, device_id, source, ok, _hour, _file, _row) "
+        "VALUES (CAST(? AS TIMESTAMP), ?, 'heartbeat', true, strftime(CAST(? AS TIMESTAMP), '%Y-%m-%dT%H'), 'u.csv', 0)",
+        [(ts, dev, ts) for dev, ts in rows],
+    )
+    con.execute(GAPS_SQL, {"epoch": "2024-08-14T07", "prev": "2024-08-14T06", "min_gap": 7, "max_gap": SILENCE_MAX_MINUTES})
+    gaps = dict(con.execute("SELECT device_id, gap_minutes FROM restart_gaps").fetchall())
+    assert (
+        gaps["a"] == pytest.approx(20 + 0.5 / 60)
+        and gaps["a"] > 20
+        and gaps["b"] == 55.0
+        and gaps["c"] == pytest.approx(60 + 1 / 60)
+    )

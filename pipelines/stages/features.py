@@ -104,7 +104,8 @@ CREATE TABLE IF NOT EXISTS device_measures (  -- what the reward stage prices, o
 CREATE TABLE IF NOT EXISTS restart_gaps (
     epoch VARCHAR NOT NULL,
     device_id VARCHAR NOT NULL,
-    gap_start TIMESTAMP NOT NULL,       -- last heartbeat before a short silence (a restart)
+    gap_start TIMESTAMP NOT NULL,       -- last heartbeat before a silence: a restart up to uptime_cadence's
+                                        -- restart_max_minutes, an outage beyond (kept up to two hours)
     gap_minutes DOUBLE NOT NULL
 );
 CREATE TABLE IF NOT EXISTS model_peers (

@@ -497,7 +497,11 @@ def cluster_id(members: list[str]) -> str:
 
 
 def score_clusters(
-    edges: pl.DataFrame, clusters: list[list[str]], rules: ClusterRules, origins: list[list[str]] | None = None
+    edges: pl.DataFrame,
+    clusters: list[list[str]],
+    rules: ClusterRules,
+    origins: list[list[str]] | None = None,
+    synced: dict[int, dict] | None = None,
 ) -> pl.DataFrame:
     """One row per community: id, members, score, is_sybil, and the evidence as a short story.
 
@@ -505,7 +509,8 @@ def score_clusters(
     a mark when ``exclusive_share`` of its holders are in the cluster's origin. Peeling drops a
     ring's members whose other ties have not shown yet (a template ring before its first
     restart), and counted as outsiders they would take from the ring the very template that
-    marks it."""
+    marks it. ``synced`` (``outages.synchronized_outages``, by cluster index) are members that
+    went silent together beyond chance: their share covers the ``restart`` kind when larger."""
     if not clusters:
         return pl.DataFrame(schema={"cluster_id": pl.String, "members": pl.List(pl.String), "score": pl.Float64,
                                     "is_sybil": pl.Boolean, "evidence": pl.String})  # fmt: skip
@@ -573,6 +578,9 @@ def score_clusters(
     for i, members in enumerate(clusters):
         size = len(members)
         cov = {r["kind"]: r["covered"] / size for r in coverage.filter(pl.col("cluster") == i).iter_rows(named=True)}
+        sync = (synced or {}).get(i)
+        if sync:  # silences, as the restart kind's time of day reads them: the larger coverage, not a second signal
+            cov["restart"] = max(cov.get("restart", 0.0), sync["share"])
         # kinds derived from one attribute (a mailbox and its shapes) are one signal: the strongest counts
         by_source: dict[str, float] = {}
         for kind, share in cov.items():
@@ -628,9 +636,16 @@ def score_clusters(
                 for l in links[:5]
             )  # fmt: skip
         )
+        if sync:
+            story += (
+                f"; {len(sync['accounts'])} of {size} went silent within {sync['minutes']} minutes of {sync['start']} "
+                f"from {sync['asns']} networks (chance {sync['p_value']:.2g})"
+            )
         evidence = {"story": story, "strong_kinds": strong, "exclusive_kinds": marked, "links": links, "accounts": members[:50]}
         if at_site:  # its mailbox shapes tie no member to it of its own (the reject rule reads this)
             evidence["site_mailboxes"] = True
+        if sync:
+            evidence["synchronized_outage"] = sync | {"accounts": sync["accounts"][:50]}
         rows.append({"cluster_id": cluster_id(members), "members": members, "score": round(score, 4),
                      "is_sybil": is_sybil, "evidence": json.dumps(evidence)})  # fmt: skip
     return pl.DataFrame(rows)

@@ -173,11 +173,14 @@ runs AS MATERIALIZED (
                      replace(replace(shape, 'a', ''), '9', '')) AS classes
     FROM shaped
 ),
-restarts AS MATERIALIZED (  -- circular mean time of day of each account's restarts
+restarts AS MATERIALIZED (  -- circular mean time of day of each account's restarts (silences up to the
+    -- hour's restart maximum: restart_gaps keeps longer ones for pipelines.sybil.outages)
     SELECT f.account_id,
            (degrees(atan2(avg(sin(radians(m / 4.0))), avg(cos(radians(m / 4.0))))) * 4.0 + 1440) % 1440 AS minute
-    FROM (SELECT device_id, extract('hour' FROM gap_start) * 60 + extract('minute' FROM gap_start) AS m
-          FROM restart_gaps WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch) g
+    FROM (SELECT r.device_id, extract('hour' FROM r.gap_start) * 60 + extract('minute' FROM r.gap_start) AS m
+          FROM restart_gaps r LEFT JOIN uptime_cadence c USING (epoch)
+          WHERE r.epoch > hours_back($epoch, $window) AND r.epoch <= $epoch
+            AND r.gap_minutes <= coalesce(c.restart_max_minutes, r.gap_minutes)) g
     JOIN (SELECT DISTINCT device_id, account_id FROM device_features
           WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch) f
       USING (device_id)
