@@ -579,18 +579,26 @@ def test_a_ring_is_rejected_only_after_it_persists(con) -> None:
     assert found["gpu-coincidence"]["action"] == "probation"
 
 
-def template_ring(con, n: int = 24, prefix: str = "tmpl", names: tuple[str, ...] = (), net: int = 45) -> list[str]:
-    """A ring whose one large shared value is its VM template: funding split over six unrelated
+def template_ring(
+    con,
+    n: int = 24,
+    prefix: str = "tmpl",
+    names: tuple[str, ...] = (),
+    net: int = 45,
+    cpu: str = "AMD EPYC 7302",
+    providers: tuple[str, ...] = ("yahoo.com", "proton.me", "gmx.de"),
+) -> list[str]:
+    """A ring whose one large shared value is its VM template: funding split over unrelated
     funders of four accounts each, human-looking mailboxes at several providers, no restarts yet
     (its first hour), its own /24 per account."""
     names = names or ("maria.costa", "tom_ivanov", "li.wang", "zoe.kim", "omar.haddad", "eva.novak")
     accounts = []
     for k in range(n):
         acc = f"{prefix}{k}"
-        email = f"{names[k % 6]}{1970 + k}@{['yahoo.com', 'proton.me', 'gmx.de'][k % 3]}"
+        email = f"{names[k % len(names)]}{1970 + k}@{providers[k % len(providers)]}"
         account(con, acc, email, f"w-{acc}", f"{net}.{k}.8.1")
         funded(con, f"w-{acc}", f"{prefix}-funder-{k // 4}")
-        device(con, f"d-{acc}", acc, f"{net}.{k}.8.1", f"host-{acc}", cpu="AMD EPYC 7302")
+        device(con, f"d-{acc}", acc, f"{net}.{k}.8.1", f"host-{acc}", cpu=cpu)
         accounts.append(acc)
     return accounts
 
@@ -1336,35 +1344,23 @@ def located(con, dev: str, asn: int) -> None:
 
 def proxied_template_ring(
     con,
-    n: int = 9,
     asns: tuple[int, ...] = (7552, 7713),
     prefix: str = "prx",
-    cpu: str = "AMD EPYC 7543",
-    net: int = 113,
-    names: tuple[str, ...] = ("maria.costa", "tom_ivanov", "li.wang", "zoe.kim", "omar.haddad", "eva.novak"),
-    providers: tuple[str, ...] = ("yahoo.com", "proton.me", "gmx.de"),
-    own_hour: int = 8,
     silence: float = 20.0,
+    own_hour: int = 8,
+    **template: object,
 ) -> list[str]:
-    """A careful ring (a third network written by others): one VM template, funding split over
-    three wallets of its own (funded by one more), mailboxes at several providers, each account behind a residential
-    proxy of its own /24 in ``asns``; its orchestrator took every machine down for ``silence``
-    minutes within 12 minutes of 03:05, and each also dropped out once at its own time of day (so
-    no restart *time of day* is shared)."""
+    """A careful ring (a third network written by others): a ``template_ring`` of nine whose
+    three funders were funded by one more, each account behind a residential proxy in ``asns``;
+    its orchestrator took every machine down for ``silence`` minutes within 12 minutes of 03:05,
+    and each also dropped out once at its own time of day (so no restart *time of day* is shared)."""
+    accounts = template_ring(con, n=9, prefix=prefix, **template)  # type: ignore[arg-type]
     for j in range(3):
         funded(con, f"{prefix}-funder-{j}", f"{prefix}-boss")
-    accounts = []
-    for k in range(n):
-        acc = f"{prefix}{k}"
-        email = f"{names[k % len(names)]}{net * 10 + k}@{providers[k % len(providers)]}"
-        account(con, acc, email, f"w-{acc}", f"{net}.{k}.9.1")
-        funded(con, f"w-{acc}", f"{prefix}-funder-{k % 3}")
-        ip = f"{net}.{k}.20.7"
-        device(con, f"d-{acc}", acc, ip, f"host-{acc}", cpu=cpu)
+    for k, acc in enumerate(accounts):
         located(con, f"d-{acc}", asns[k % len(asns)])
         restart_at(con, f"d-{acc}", datetime(2024, 8, 14, 3, 5) + timedelta(minutes=(k * 5) % 12), silence)
         restart_at(con, f"d-{acc}", datetime(2024, 8, 13, own_hour, 0) + timedelta(minutes=k * 131))
-        accounts.append(acc)
     return accounts
 
 
@@ -1383,20 +1379,20 @@ def restless_homes(con, n: int = 150) -> list[str]:
 def test_a_ring_redeployed_at_once_across_networks_is_held_a_company_silenced_by_its_halls_maintenance_is_not(
     con, silence: float
 ) -> None:
-    """A ring tied by a VM template and funders of its own (two kinds: 0.72, below min_score) whose
+    """A ring tied by a VM template, funders of its own and mailbox shapes (0.79, below min_score) whose
     machines all went silent within 12 minutes, behind proxies of two networks, while 2% of the
     network does so in a quarter hour: chance explains that at ~3e-8, so the restarts cover
-    the ring and it is held (probation: the members' own links are two kinds). A company alike
+    the ring and it is held (probation, as any cluster in its first hours). A company alike
     in every tie (its wallets funded its staff, one hosting product) whose machines the hall's
     maintenance silenced together, all on the hall's one network, is not: one network's outage
     is not an operator's script. A fleet taken down for 45 minutes (longer than a restart at
     5-minute heartbeats, so no restart time of day) lines up the same."""
     con.execute("INSERT INTO uptime_cadence VALUES (?, 5, 4, 300, 6, 6, 7, 20)", [EPOCH])
-    members = proxied_template_ring(con, silence=silence)
+    members = proxied_template_ring(con, silence=silence, net=113)
     staff = ("jan_vos", "priya.r", "kwame.asante", "s.bianchi", "hiro.tanaka", "leo.moreau")
     company = proxied_template_ring(
-        con, asns=(16276,), prefix="corp", cpu="Intel Xeon Gold 6338", net=141, names=staff,
-        providers=("icloud.com", "web.de", "fastmail.com"), own_hour=14, silence=silence,
+        con, asns=(16276,), prefix="corp", silence=silence, own_hour=14, cpu="Intel Xeon Gold 6338", net=141,
+        names=staff, providers=("icloud.com", "web.de", "fastmail.com"),
     )  # fmt: skip
     homes = restless_homes(con)
     found = SybilRings().detect(Evidence(con, EPOCH))
