@@ -32,7 +32,7 @@ from scipy.stats import binom
 
 SYNC_SQL = """
 WITH starts AS MATERIALIZED (  -- one row per account, minute a silence began, and network (the
-    -- device's row of the gap's own hour: a lookup per gap, not a scan of the day's devices)
+    -- account and ASN of the device's row in the gap's own hour)
     SELECT DISTINCT f.account_id, date_trunc('minute', r.gap_start) AS minute, f.asn
     FROM restart_gaps r JOIN device_features f ON f.epoch = r.epoch AND f.device_id = r.device_id
     WHERE r.epoch > hours_back($epoch, $window) AND r.epoch <= $epoch AND f.account_id IS NOT NULL
