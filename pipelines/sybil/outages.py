@@ -52,10 +52,10 @@ network AS (  -- accounts of the whole network that began a silence in the windo
     FROM (SELECT DISTINCT t FROM anchors) a JOIN per_minute p ON p.minute >= a.t AND p.minute < a.t + to_minutes($minutes)
     GROUP BY a.t
 )
-SELECT i.cluster, i.t, i.k, i.asns, i.accounts, CAST(n.starts AS BIGINT) AS starts,
+SELECT i.cluster, i.t, i.k, i.asns, i.accounts, CAST(n.starts AS BIGINT) AS starts, z.size,
        (SELECT count(DISTINCT account_id) FROM device_features WHERE epoch = $epoch) AS total  -- accounts with a
        -- device this hour: fewer than the day's, so the rate is larger, never smaller
-FROM inside i JOIN network n USING (t)
+FROM inside i JOIN network n USING (t) JOIN (SELECT cluster, count(*) AS size FROM sync_members GROUP BY cluster) z USING (cluster)
 ORDER BY i.cluster, i.t
 """
 
@@ -88,15 +88,14 @@ def synchronized_outages(
         con.unregister("sync_members")
     if not rows.height:  # type: ignore[union-attr]
         return {}
-    sizes = pl.Series([len(clusters[i]) for i in rows["cluster"]])  # type: ignore[index]
-    outside = (rows["total"] - sizes).clip(lower_bound=0)  # type: ignore[index]
-    rate = ((rows["starts"] - rows["k"]).clip(lower_bound=0) + 1) / (outside + 2)  # type: ignore[index]
-    windows = 2 * window_hours * 60 / rules.minutes
-    k = rows["k"].cast(pl.Float64).to_numpy()  # type: ignore[index]
-    tail = binom.sf(k - 1, sizes.cast(pl.Float64).to_numpy(), rate.cast(pl.Float64).to_numpy()) * windows
-    scored = rows.with_columns(  # type: ignore[union-attr]
-        pl.Series("size", sizes), pl.Series("rate", rate), pl.Series("p_value", tail.clip(max=1.0))
+    outside = (pl.col("total") - pl.col("size")).clip(lower_bound=0)
+    rows = rows.with_columns(  # type: ignore[union-attr]
+        (((pl.col("starts") - pl.col("k")).clip(lower_bound=0) + 1) / (outside + 2)).alias("rate")
     )
+    windows = 2 * window_hours * 60 / rules.minutes
+    as_float = [rows[c].cast(pl.Float64).to_numpy() for c in ("k", "size", "rate")]
+    tail = binom.sf(as_float[0] - 1, as_float[1], as_float[2]) * windows
+    scored = rows.with_columns(pl.Series("p_value", tail.clip(max=1.0)))
     best = (
         scored.filter(pl.col("asns") >= rules.min_asns)
         .sort(["cluster", "p_value", "t"])
