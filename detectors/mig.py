@@ -9,8 +9,11 @@ and as one identity on two devices). Each instance claims its share of the memor
 card sold as whole cards claim the whole card each. So devices that share a bus id on one host,
 all in MIG mode, each with a UUID of its own, claiming one model and together no more memory
 than that model's largest configuration (+ ``MIG_VRAM_TOLERANCE``), are one partitioned card:
-their shared serial and bus id are no evidence. Everything else about them (contention, VRAM,
-speed) is judged as for any card.
+their shared serial and bus id are no evidence. NVML names an instance after its parent card and
+its profile (``NVIDIA A100-SXM4-80GB MIG 1g.10gb``); the parent's name, without the profile, is
+the model the instances are held to (an independently written network's honest instances, so
+named, were rejected as duplicate hardware: the full name is in no catalogue). Everything else
+about them (contention, VRAM, speed) is judged as for any card.
 """
 
 from __future__ import annotations
@@ -19,13 +22,20 @@ MIG_VRAM_TOLERANCE = 0.06
 """Drivers report a little more or less than the nominal memory (as ``spoofed_model``'s
 ``vram_tolerance``)."""
 
+MIG_PROFILE = r"(?i)\s+MIG\s+[0-9]+g\.[0-9]+gb$"
+"""The profile NVML appends to a MIG instance's name (``NVIDIA A100-SXM4-80GB MIG 1g.10gb``:
+one of seven compute slices, 10 GB): without it the name is the parent card's."""
+
 MIG_INSTANCES_CTE = f"""
 mig_instances AS (  -- the epoch's devices that are instances of one MIG-partitioned card (detectors.mig)
     SELECT unnest(list(f.device_id)) AS device_id
-    FROM device_features f JOIN gpu_catalogue c ON c.model_key = f.catalogue_model
+    FROM device_features f
+    LEFT JOIN (SELECT DISTINCT name_key, model_key FROM gpu_alias) a  -- a model's aliases may share one key
+           ON f.catalogue_model IS NULL AND a.name_key = gpu_name_key(regexp_replace(f.gpu_model, '{MIG_PROFILE}', ''))
+    JOIN gpu_catalogue c ON c.model_key = coalesce(f.catalogue_model, a.model_key)
     WHERE f.epoch = $epoch AND f.host_fingerprint IS NOT NULL AND f.pci_bus_id IS NOT NULL
     GROUP BY f.host_fingerprint, f.pci_bus_id
     HAVING count(*) >= 2 AND bool_and(coalesce(f.mig_mode, false)) AND count(DISTINCT f.gpu_uuid) = count(*)
-       AND count(DISTINCT f.catalogue_model) = 1 AND sum(f.vram_total_mb) <= max(c.vram_max_mb) * (1 + {MIG_VRAM_TOLERANCE})
+       AND count(DISTINCT c.model_key) = 1 AND sum(f.vram_total_mb) <= max(c.vram_max_mb) * (1 + {MIG_VRAM_TOLERANCE})
 )"""
 """CTE ``mig_instances(device_id)``; needs ``$epoch``, ``device_features`` and ``gpu_catalogue``."""

@@ -22,11 +22,18 @@ Three independent signs, each explained in ``reasons``:
   model it claims now, as an owner who upgrades the card in a slot keeps its device id) is
   below ``slow_alone_ratio`` (0.2, the honest floor) of BOTH its honest fleet peers' median
   (same claimed model, devices under suspicion left out) AND the catalogue spec, so one wrong
-  catalogue figure cannot flag a whole model (with fewer than ``min_peers`` honest peers the spec alone decides, and so it
-  does when the peers' own median is below the ratio of the spec: a catalogue figure is not
-  wrong by 3x, but a model claimed only by a farm of misnamed cards has no honest peers to
-  speak for it). Beside VRAM short, an independent sign that chance explains at <=
-  ``vram_false_alarm``, the looser ``slow_ratio`` (0.3) corroborates;
+  catalogue figure cannot flag a whole model. Speeds are compared per product size: a small
+  product fills no card, so every card looks alike on it (two networks written by others asked
+  n = 256 to 2048 at random; their honest H100s measured 2, 17, 108 and 366 TFLOPS by size,
+  and RTX 4090s sold as H100s matched them at 256). Against the spec counts the device's best
+  size; against its peers, every *telling* size it was measured at, one its model's honest
+  fleet runs at ``telling_share`` (half) of its best size's median or more, the peers' median
+  there (each device's median for the size); a device measured at no telling size is not slow.
+  With no size of ``min_peers`` honest peers the spec alone decides, and so it does when even
+  the peers' best size is below the ratio of the spec: a catalogue figure is not wrong by 3x,
+  but a model claimed only by a farm of misnamed cards has no honest peers to speak for it.
+  Beside VRAM short, an independent sign that chance explains at <= ``vram_false_alarm``, the
+  looser ``slow_ratio`` (0.3) corroborates;
 - *VRAM short*: VRAM challenges sized to a share of the claimed memory failed, none of that
   size or larger passed, and no sibling in the batch passed either (a virtualized card lets
   exactly one slice pass). A pass backs the memory it used, not the claim: the contract leaves
@@ -53,8 +60,12 @@ Three independent signs, each explained in ``reasons``:
   counts with the failures, where its own measured speed finishes the product in
   1/``vram_timeout_margin`` of the longest VRAM answer the backend accepted in the window (so
   the deadline is not what it missed), and so does one answered alone at under
-  1/``vram_timeout_margin`` of its own speed (a game or a rental sharing the card slows it by up
-  to about 3), or whose round trip on the backend's clock took over ``vram_timeout_margin``
+  1/``vram_timeout_margin`` of its own pace (``detectors.pace``: speeds against the model's at
+  each product size; a game or a rental sharing the card slows it by up to about 3), or whose
+  round trip on the backend's clock, less the device's own time beyond computing (the median
+  over its matmul answers of round trip minus ``compute_ms``: a satellite link adds most of a
+  second to every answer, and an eighth network written by others had its remote honest devices
+  held at 5.7x their peers' round trip), took over ``vram_timeout_margin``
   times the median round trip of the honest fleet's answers alone for the same claimed model and
   product size (from at least ``vram_trip_peers`` devices): a worker reports its own
   ``compute_ms``, and a fifth network written by others had careful spoofers claim 1.3 s for
@@ -78,7 +89,8 @@ hosts' failures outside known jobs, 147 of 149 and 70 of 71 had no later rental 
 40 such hosts were held; their known rentals covered a median 53-57% of the last day, their
 spoofers' 2-10% (90th percentile 22-31%), and the spoofers failed between known rentals too),
 and neither is one that fails in an hour whose best
-matmul ran below ``vram_busy_pace`` of the card's own speed: a job shows in ``jobs`` only once
+matmul ran below ``vram_busy_pace`` of the card's own speed at the same product size (its own,
+not its model's: a card of another model keeps its own speed at every size): a job shows in ``jobs`` only once
 it has ended, and a rental or a game that holds the memory slows the card in that hour (a fifth
 network written by others: 85% of its honest VRAM failures fell in such hours, 15% of its
 spoofers'; its rented honest hosts were held on two failures each while their jobs still ran).
@@ -105,6 +117,7 @@ from __future__ import annotations
 import polars as pl
 
 from detectors.base import Detector, Evidence, held_since_cleared
+from detectors.pace import PACED_CTE
 from detectors.rentals import RENTAL_COVER_CTE, RENTALS_CTE
 
 
@@ -120,6 +133,7 @@ class SpoofedModel(Detector):
         slow_alone_ratio: float = 0.2,
         min_measurements: int = 3,
         min_peers: int = 10,
+        telling_share: float = 0.5,
         min_vram_failures: int = 2,
         min_vram_errors: int = 3,
         vram_tolerance: float = 0.06,
@@ -141,6 +155,9 @@ class SpoofedModel(Detector):
         self.slow_alone_ratio = slow_alone_ratio
         self.min_measurements = min_measurements
         self.min_peers = min_peers
+        if not 0 < telling_share <= 1:
+            raise ValueError(f"{self.name}: telling_share {telling_share} must be in (0, 1] (a share of the best size's median)")
+        self.telling_share = telling_share
         self.min_vram_failures = min_vram_failures
         self.min_vram_errors = min_vram_errors
         self.vram_tolerance = vram_tolerance
@@ -164,6 +181,7 @@ class SpoofedModel(Detector):
         return evidence.sql(
             """
             WITH now AS (SELECT * FROM device_features WHERE epoch = $epoch AND catalogue_model IS NOT NULL),
+            {PACED},
             {RENTALS},
             {RENTAL_COVER},
             rented_pow AS MATERIALIZED (  -- the window's challenges of devices with a known rental: one scan of pow
@@ -187,12 +205,14 @@ class SpoofedModel(Detector):
             ctx AS (
                 SELECT c.*, h.challenge_id IS NOT NULL AS hired, coalesce(t.after_last, false) AS after_rental,
                        coalesce(t.between_known, false) AS between_rentals
-                FROM challenge_context c LEFT JOIN hired h USING (challenge_id) LEFT JOIN rental_times t USING (challenge_id)
-                WHERE c.epoch > hours_back($epoch, $window) AND c.epoch <= $epoch
+                FROM paced c LEFT JOIN hired h USING (challenge_id) LEFT JOIN rental_times t USING (challenge_id)
             ),
             speed AS (  -- its best speed (a rental only slows a card: what it reached while rented counts too),
                 -- measured under the model it claims now: a card swapped for another in its slot was another card
-                SELECT c.device_id, quantile_cont(c.tflops, 0.9) AS tflops, count(c.tflops) AS measurements
+                -- and its pace (detectors.pace: against its model at each product size), which answers of any size
+                -- are compared with
+                SELECT c.device_id, quantile_cont(c.tflops, 0.9) AS tflops, count(c.tflops) AS measurements,
+                       quantile_cont(c.pace, 0.9) AS pace
                 FROM ctx c JOIN now n ON n.device_id = c.device_id AND n.catalogue_model = c.catalogue_model
                 WHERE c.kind = 'matmul' AND c.tflops IS NOT NULL GROUP BY c.device_id
             ),
@@ -203,6 +223,40 @@ class SpoofedModel(Detector):
                 SELECT DISTINCT device_id FROM evidence
                 WHERE epoch > hours_back($epoch, $window) AND epoch < $epoch AND action IN ('probation', 'reject')
             ),
+            sized AS (  -- each device's speed per product size: a small product measures the launch and the tiles, not
+                -- the card (a seventh network written by others had its honest H100s at 2, 17, 108 and 366 TFLOPS
+                -- on products of n = 256 to 2048, and one asked only twice a day at 2048 looked slow beside the rest)
+                SELECT device_id, catalogue_model, n, quantile_cont(tflops, 0.9) AS tflops, median(tflops) AS typical,
+                       count(*) AS answers
+                FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL GROUP BY ALL
+            ),
+            size_peers AS (  -- the honest fleet's typical speed per claimed model and product size
+                SELECT catalogue_model, n, median(typical) AS median_tflops, count(*) AS devices
+                FROM sized WHERE device_id NOT IN (SELECT device_id FROM suspects) GROUP BY ALL
+            ),
+            yardstick AS (  -- per model, the size at which its honest fleet comes closest to the spec
+                SELECT catalogue_model, max(median_tflops) AS best_median FROM size_peers
+                WHERE devices >= $min_peers GROUP BY ALL
+            ),
+            by_size AS (  -- per device, under the model it claims now: its best speed at any size (against the spec),
+                -- and against its honest peers' at the telling size where it comes closest to them: one its model's
+                -- fleet runs at >= telling_share of its best size's median (a small product fills no card, so every
+                -- card looks alike there: a seventh network's RTX 4090s sold as H100s ran at 92% of the H100s' median
+                -- at n = 256 and at 12% at n = 2048)
+                SELECT d.device_id, max(d.tflops) AS best_tflops, arg_max(d.n, d.tflops) AS best_n,
+                       max(d.tflops / p.median_tflops) FILTER (telling) AS peer_ratio,
+                       arg_max(p.median_tflops, d.tflops / p.median_tflops) FILTER (telling) AS peers,
+                       arg_max(p.devices, d.tflops / p.median_tflops) FILTER (telling) AS peer_devices,
+                       arg_max(d.n, d.tflops / p.median_tflops) FILTER (telling) AS peer_n,
+                       arg_max(d.tflops, d.tflops / p.median_tflops) FILTER (telling) AS peer_tflops
+                FROM (SELECT d.*, coalesce(p.devices >= $min_peers AND p.median_tflops >= $telling * y.best_median, false) AS telling
+                      FROM sized d
+                      LEFT JOIN size_peers p ON p.catalogue_model = d.catalogue_model AND p.n = d.n
+                      LEFT JOIN yardstick y ON y.catalogue_model = d.catalogue_model) d
+                JOIN now w ON w.device_id = d.device_id AND w.catalogue_model = d.catalogue_model
+                LEFT JOIN size_peers p ON p.catalogue_model = d.catalogue_model AND p.n = d.n
+                GROUP BY d.device_id
+            ),
             chance AS (  -- the honest fleet's share of answered matmul challenges that failed (a short memory fails none),
                 -- and of those issued to reachable devices that failed, went unanswered or were answered alone at
                 -- under 1/margin of the device's own speed
@@ -212,7 +266,7 @@ class SpoofedModel(Detector):
                                 / nullif(count(*) FILTER (status IN ('ok', 'error') OR (status = 'timeout' AND reachable)), 0), 0)
                          AS failure_rate
                 FROM (SELECT c.status, c.reachable,
-                             coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND c.tflops * $margin < s.tflops, false) AS crawled
+                             coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND c.pace * $margin < s.pace, false) AS crawled
                       FROM ctx c LEFT JOIN speed s USING (device_id)
                       WHERE c.kind = 'matmul' AND NOT c.hired AND c.device_id NOT IN (SELECT device_id FROM suspects))
             ),
@@ -235,12 +289,36 @@ class SpoofedModel(Detector):
                 WHERE c.kind = 'vram' AND c.batch_siblings = 0 AND NOT c.hired AND c.device_id NOT IN (SELECT device_id FROM suspects)
                 GROUP BY ALL
             ),
-            hour_pace AS (  -- each hour's best matmul: a card in use (a rental not yet in jobs, a game) is slow all hour
-                SELECT device_id, epoch, max(tflops) AS tflops FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL GROUP BY ALL
+            slow_trips AS (  -- devices with a VRAM answer that took over margin x its peers' round trip
+                SELECT DISTINCT c.device_id FROM ctx c JOIN trips t USING (challenge_id)
+                JOIN trip_peers tp ON tp.catalogue_model = c.catalogue_model AND tp.n = c.n
+                WHERE c.kind = 'vram' AND tp.devices >= $trip_peers AND t.trip_ms > $margin * tp.median_ms
+            ),
+            own_network AS (  -- their own time beyond the computation on matmul answers, on the backend's clock (the
+                -- network and the worker's CPU): every answer of a satellite link takes most of a second longer (an
+                -- eighth network written by others had honest remote devices at 650-850 ms round trips, 5.7x
+                -- their peers' median, on products their peers answered in 155 ms)
+                SELECT device_id, median(date_diff('millisecond', issued_at, responded_at) - compute_ms) AS overhead_ms
+                FROM pow
+                WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch AND kind = 'matmul' AND status = 'ok'
+                  AND responded_at IS NOT NULL AND compute_ms >= 0 AND device_id IN (SELECT device_id FROM slow_trips)
+                GROUP BY device_id
+            ),
+            hour_pace AS (  -- each hour's best matmul against the card's own: a card in use (a rental not yet in jobs, a
+                -- game) is slow all hour. Its own speed at the same product size (p90, from two answers of that size
+                -- on; with fewer, its pace against its p90 pace: detectors.pace): a card of another model than it
+                -- claims keeps its own speed at every size, not its claimed model's
+                SELECT c.device_id, c.epoch,
+                       max(CASE WHEN o.answers >= 2 THEN c.tflops / o.tflops ELSE c.pace / s.pace END) AS share
+                FROM ctx c
+                JOIN (SELECT device_id, catalogue_model, n, tflops, answers FROM sized) o
+                  ON o.device_id = c.device_id AND o.catalogue_model = c.catalogue_model AND o.n IS NOT DISTINCT FROM c.n
+                LEFT JOIN speed s ON s.device_id = c.device_id
+                WHERE c.kind = 'matmul' AND c.tflops IS NOT NULL GROUP BY ALL
             ),
             vram_ctx AS (  -- each VRAM challenge and what it shows
                 SELECT c.device_id, c.epoch, c.status, c.hired, c.n,
-                       coalesce(h.tflops < $busy * s.tflops, false) AS busy,
+                       coalesce(h.share < $busy, false) AS busy,
                        -- a rental holds part of the card's memory: what fails while one runs is not counted, nor what
                        -- fails in an hour its matmul ran below busy x its own speed (in use: one still running, a game);
                        -- a hang is not excused so: a product paged through host memory keeps the card busy itself
@@ -249,22 +327,24 @@ class SpoofedModel(Detector):
                                             OVER (PARTITION BY c.device_id) = 0 AS running_job,
                        c.status = 'error' AND coalesce(b.ok, 0) = 0 AND NOT c.hired AND NOT busy AND NOT running_job
                          AS solo_failure,
-                       2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms, c.tflops / s.tflops AS own_share,
+                       2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms, c.pace / s.pace AS own_share,
                        -- unanswered while alive, no sibling passed, and its own speed is no excuse
                        coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired
                                 AND s.measurements >= $min_meas
                                 AND $margin * predicted_ms <= a.longest_ms, false) AS solo_timeout,
-                       t.trip_ms / tp.median_ms AS trip_ratio,
+                       -- its round trip, less its own time beyond computing, over its peers' median
+                       greatest(t.trip_ms - coalesce(greatest(w.overhead_ms, 0), 0), 0) / tp.median_ms AS trip_ratio,
                        -- answered alone, at under 1/margin of its own speed, or in over margin x its peers' round trip for
                        -- the product (a worker reports its own compute_ms; the backend's clock it cannot forge): the
                        -- product ran from host memory
                        coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND NOT c.hired
-                                AND (s.measurements >= $min_meas AND c.tflops * $margin < s.tflops
-                                     OR tp.devices >= $trip_peers AND t.trip_ms > $margin * tp.median_ms), false) AS crawled
+                                AND (s.measurements >= $min_meas AND c.pace * $margin < s.pace
+                                     OR tp.devices >= $trip_peers AND trip_ratio > $margin), false) AS crawled
                 FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
                 LEFT JOIN speed s ON s.device_id = c.device_id CROSS JOIN accepted a
                 LEFT JOIN hour_pace h ON h.device_id = c.device_id AND h.epoch = c.epoch
                 LEFT JOIN trips t ON t.challenge_id = c.challenge_id
+                LEFT JOIN own_network w ON w.device_id = c.device_id
                 LEFT JOIN trip_peers tp ON tp.catalogue_model = c.catalogue_model AND tp.n = c.n
                 WHERE c.kind = 'vram'
             ),
@@ -302,7 +382,7 @@ class SpoofedModel(Detector):
             {HELD},  -- held(rests_on): every row of its suspicion rested on the memory alone
             judged AS (
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
-                       s.tflops, s.measurements, p.median_tflops AS peers, p.devices AS peer_devices, n.spec_tflops AS spec,
+                       s.tflops, s.measurements, z.best_tflops, z.best_n, z.peers, z.peer_devices, z.peer_n, z.peer_tflops, n.spec_tflops AS spec,
                        v.solo_failures, v.passed, v.held_mib, v.failure_span, q.error_rate, q.vram_needed,
                        v.solo_timeouts, v.timeout_predicted_ms, v.crawled_answers, v.crawled_share, v.crawled_trip_ratio, v.any_span, q.failure_rate,
                        q.vram_needed_any, a.longest_ms,
@@ -322,7 +402,7 @@ class SpoofedModel(Detector):
                        -- with too few honest peers to compare, the spec alone backs proof only below the honest floor
                        -- (a rented H100 at 26% of a spec its few peers reach 62% of was rejected)
                        failed_short AND (impossible_vram
-                                         OR (slow AND (coalesce(p.devices, 0) >= $min_peers OR slow_alone) AND NOT rented)) AS proven,
+                                         OR (slow AND (z.peer_ratio IS NOT NULL OR slow_alone) AND NOT rented)) AS proven,
                        c.vram_max_mb,
                        -- refuted: held on the memory alone, it has since answered a product at its own pace and nothing
                        -- larger failed, hung or crawled in the window: the card holds what the failures doubted
@@ -334,7 +414,8 @@ class SpoofedModel(Detector):
                 LEFT JOIN speed s USING (device_id)
                 LEFT JOIN vram v USING (device_id)
                 LEFT JOIN (SELECT DISTINCT device_id FROM rentals) r USING (device_id)
-                LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = n.catalogue_model
+                LEFT JOIN by_size z USING (device_id)
+                LEFT JOIN yardstick y ON y.catalogue_model = n.catalogue_model
                 LEFT JOIN held o USING (device_id)
                 CROSS JOIN needed q CROSS JOIN accepted a
             )
@@ -345,10 +426,12 @@ class SpoofedModel(Detector):
                                                  'own pace, and no larger one failed, hung or crawled in the window',
                                                  suspected_since, held_mib) ELSE
                    concat_ws('; ',
-                     CASE WHEN slow AND (slow_alone OR vram_short) THEN format('measures {:.1f} TFLOPS at best: {:.0f}% of the spec {:.1f} for {}{}',
-                                                tflops, 100 * tflops / spec, spec, model,
-                                                CASE WHEN coalesce(peer_devices, 0) >= $min_peers
-                                                     THEN format(' and {:.0f}% of its {} honest peers'' median {:.1f}', 100 * tflops / peers, peer_devices, peers)
+                     CASE WHEN slow AND (slow_alone OR vram_short) THEN format('measures {:.1f} TFLOPS at best{}: {:.0f}% of the spec {:.1f} for {}{}',
+                                                best_tflops, coalesce(format(' (products of n = {})', best_n), ''),
+                                                100 * best_tflops / spec, spec, model,
+                                                CASE WHEN peers IS NOT NULL
+                                                     THEN format(' and, at n = {}, {:.0f}% of its {} honest peers'' median {:.1f}',
+                                                                 peer_n, 100 * peer_tflops / peers, peer_devices, peers)
                                                      ELSE ' (too few honest peers to compare)' END) END,
                      CASE WHEN failed_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed over {} hours, {} (no batch '
                                                       'sibling passed either; {} needed at the fleet''s {:.2f}% error rate)',
@@ -368,7 +451,7 @@ class SpoofedModel(Detector):
                                                             CASE WHEN crawled_share * $margin < 1 THEN format(
                                                               '{:.0f}% of its own speed or less', 100 * crawled_share) END,
                                                             CASE WHEN crawled_trip_ratio > $margin THEN format(
-                                                              'up to {:.1f}x its peers'' median round trip for the product',
+                                                              'up to {:.1f}x its peers'' median round trip for the product, its own network''s time taken off',
                                                               crawled_trip_ratio) END)) END,
                                                         CASE WHEN solo_failures > 0 THEN format('{} failed', solo_failures) END),
                                                       vram_needed_any, 100 * failure_rate) END,
@@ -386,7 +469,9 @@ class SpoofedModel(Detector):
                         'rented', rented,
                         'vram_failures_while_hired', hired_failures,
                         'vram_failures_while_busy', busy_failures, 'vram_failures_after_last_rental', after_rental_failures,
-                        'model', model, 'tflops', round(tflops, 2), 'peer_median_tflops', round(peers, 2),
+                        'model', model, 'tflops', round(tflops, 2), 'best_tflops', round(best_tflops, 2), 'best_n', best_n,
+                        'peer_n', peer_n, 'peer_tflops', round(peer_tflops, 2), 'peer_median_tflops', round(peers, 2),
+                        'peer_devices', peer_devices,
                         'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
                         'vram_passed', passed, 'vram_largest_held_mib', held_mib, 'vram_failures_needed', vram_needed, 'vram_failure_span_hours', failure_span,
                         'vram_unanswered_alive', solo_timeouts, 'vram_own_time_s', round(timeout_predicted_ms / 1000, 2),
@@ -411,6 +496,7 @@ class SpoofedModel(Detector):
                 "HELD",
                 "CASE WHEN held_mib IS NULL THEN 'none passed' ELSE format('each larger than the {} MiB it held', held_mib) END",
             )
+            .replace("{PACED}", PACED_CTE)
             .replace("{RENTALS}", RENTALS_CTE)
             .replace("{RENTAL_COVER}", RENTAL_COVER_CTE)
             .replace("NEEDED(error_rate)", _failures_needed("error_rate", "$min_errors"))
@@ -420,6 +506,7 @@ class SpoofedModel(Detector):
             alone=self.slow_alone_ratio,
             min_meas=self.min_measurements,
             min_peers=self.min_peers,
+            telling=self.telling_share,
             min_vram=self.min_vram_failures,
             min_errors=self.min_vram_errors,
             tol=self.vram_tolerance,
@@ -434,13 +521,16 @@ class SpoofedModel(Detector):
 
 
 def _slower_than(ratio: str) -> str:
-    """SQL: measured often enough, and the best speed below ``ratio`` x BOTH the spec and the
-    honest peers' median (the spec alone with fewer than ``min_peers`` peers, or where the
-    peers' own median is below it)."""
+    """SQL: measured often enough, its best speed at any product size below ``ratio`` x the spec,
+    and at every telling size it was measured at (``min_peers`` honest peers there, running at
+    ``telling_share`` of their best size's median or more) below ``ratio`` x its peers' median
+    there; not slow where it was measured at no telling size. The spec alone judges where no size
+    has that many peers, or where even the size the model's honest fleet does best at stays
+    below ``ratio`` of the spec: a model claimed only by a farm of misnamed cards has no honest
+    peers to speak for it."""
     return (
-        f"(s.measurements >= $min_meas AND s.tflops < {ratio} * n.spec_tflops"
-        f" AND (coalesce(p.devices, 0) < $min_peers OR p.median_tflops < {ratio} * n.spec_tflops"
-        f" OR s.tflops < {ratio} * p.median_tflops))"
+        f"coalesce(s.measurements >= $min_meas AND z.best_tflops < {ratio} * n.spec_tflops"
+        f" AND (y.best_median IS NULL OR y.best_median < {ratio} * n.spec_tflops OR z.peer_ratio < {ratio}), false)"
     )
 
 

@@ -10,9 +10,12 @@ operators may enable MIG on their own cards, and mining rigs hold up to ~19 card
 Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
 - *contention* (statistical): devices on one IP (an IPv6 /64: without NAT each VM has its own
   address there, ``contract.ip_site``) or host challenged in the same batch computed,
-  all together, like at most ``combined_max`` cards: the sum over members of (speed in the
-  batch / the member's own solo median) is <= ``combined_max`` (1.15) with every member
-  measured. k honest cards sum to ~k; two cards each throttled by a third still sum to 1.33.
+  all together, like at most ``combined_max`` cards: the sum over members of (pace in the
+  batch / the member's own solo median pace) is <= ``combined_max`` (1.15) with every member
+  measured. A pace is a speed over the window's median for its claimed model and product size
+  (``detectors.pace``): a small product fills no card, and two networks written by others that
+  asked products of n = 256 to 2048 at random had 186 honest devices of one rejected here when
+  answers of different sizes were compared as they came. k honest cards sum to ~k; two cards each throttled by a third still sum to 1.33.
   Or their VRAM challenges failed for all but exactly one while the failing members never
   failed alone (for k = 2 only together with the slowdown in the same hour). One hour proves
   nothing: heat and noise line up now and then, and a single solo measurement is a noisy
@@ -59,6 +62,7 @@ from scipy.stats import binom
 from detectors.base import Detector, Evidence
 from detectors.concurrent import OVERLAP_MINUTES, concurrent_cte
 from detectors.mig import MIG_INSTANCES_CTE
+from detectors.pace import PACED_CTE
 
 
 class VirtualizedGpu(Detector):
@@ -92,10 +96,8 @@ class VirtualizedGpu(Detector):
     def score(self, evidence: Evidence) -> pl.DataFrame:
         judged = evidence.sql(
             """
-            WITH ctx AS (
-                SELECT * FROM challenge_context
-                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
-            ),
+            WITH {PACED},
+            ctx AS (SELECT * REPLACE (pace AS tflops) FROM paced),  -- speeds as paces: answers of any product size compare (detectors.pace)
             solo AS (  -- what each device does with no sibling in its batch
                 SELECT device_id, median(tflops) FILTER (kind = 'matmul' AND status = 'ok') AS solo_tflops,
                        count(*) FILTER (kind = 'vram' AND status = 'error') AS solo_vram_errors
@@ -229,7 +231,9 @@ class VirtualizedGpu(Detector):
                 LEFT JOIN batch_slow r USING (device_id)
             )
             SELECT * FROM judged WHERE hours > 0 OR slow_batches > 0 OR shared_identity OR too_many OR vgpu
-            """.replace("{CONCURRENT}", concurrent_cte("candidates")).replace("{MIG}", MIG_INSTANCES_CTE),
+            """.replace("{PACED}", PACED_CTE)
+            .replace("{CONCURRENT}", concurrent_cte("candidates"))
+            .replace("{MIG}", MIG_INSTANCES_CTE),
             window=self.window_hours,
             combined_max=self.combined_max,
             host_floor=self.host_gpu_floor,

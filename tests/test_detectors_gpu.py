@@ -33,7 +33,19 @@ def challenge(con, device: str, kind: str, status: str, tflops: float | None, ba
               epoch: str = EPOCH, ip: str | None = None, n: int | None = None, reachable: bool = True) -> None:  # fmt: skip
     con.execute(
         "INSERT INTO challenge_context VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'h', 'acc', 'a100_80gb_sxm', ?, ?, ?)",
-        [epoch, f"{device}-{kind}-{batch}", device, batch, kind, status, tflops, ip or f"ip-{device}", siblings, n, reachable],
+        [
+            epoch,
+            f"{device}-{kind}-{batch}",
+            device,
+            batch,
+            kind,
+            status,
+            tflops,
+            ip or f"ip-{device}",
+            siblings,
+            n if n is not None or kind != "matmul" else MATMUL_N,
+            reachable,
+        ],
     )
 
 
@@ -41,8 +53,17 @@ def hour(h: int) -> str:
     return f"2024-08-14T{h:02d}"
 
 
-def peers(con, median: float, devices: int = 50) -> None:
+MATMUL_N = 2048
+"""The product size of the hand-made matmul challenges (speed is judged against peers per size)."""
+
+
+def peers(con, median: float, devices: int = 50, n: int = MATMUL_N) -> None:
+    """An honest fleet of ``devices`` A100s whose matmul products of size ``n`` run at ``median``
+    (``model_peers`` too, which the reward stage and the anomaly score read)."""
     con.execute("INSERT INTO model_peers VALUES (?, 'a100_80gb_sxm', ?, ?, ?)", [EPOCH, devices, median, median * 1.05])
+    for d in range(devices):
+        for h in range(3):
+            challenge(con, f"peer{d}", "matmul", "ok", median, f"p{h}", n=n)
 
 
 def test_spoofed_model_needs_slow_against_spec_and_peers(con) -> None:
@@ -241,8 +262,8 @@ def test_spoofed_model_with_too_few_peers_the_spec_alone_proves_slowness_only_be
 
 def test_spoofed_model_vram_failures_must_beat_the_fleets_chance_error_rate(con) -> None:
     # the fleet errs on 1 matmul challenge in 100 (restarts, driver hiccups): two VRAM errors in a
-    # row happen to an honest card with probability 1e-4, three with 1e-6 (vram_false_alarm 1e-5)
-    peers(con, 265.0)
+    # row happen to an honest card with probability 1e-4, three with 1e-6 (vram_false_alarm 1e-5);
+    # the fleet's ten devices are the model's honest peers too
     for i in range(100):
         challenge(con, f"fleet{i % 10}", "matmul", "error" if i == 0 else "ok", 260.0, f"f{i}")
     for d, failures in (("two_errors", 2), ("three_errors", 3)):
@@ -407,8 +428,8 @@ def test_spoofed_model_a_vram_product_answered_at_host_memorys_pace_is_not_backe
         feature(con, d)
         for h in range(3):
             challenge(con, d, "matmul", "ok", 260.0, f"b{h}")
-        challenge(con, d, "vram", "ok", vram_speed, "v1", siblings=siblings, epoch=EARLIER)
-        challenge(con, d, "vram", "ok", vram_speed, "v2", siblings=siblings)
+        challenge(con, d, "vram", "ok", vram_speed, "v1", siblings=siblings, epoch=EARLIER, n=MATMUL_N)
+        challenge(con, d, "vram", "ok", vram_speed, "v2", siblings=siblings, n=MATMUL_N)
     found = SpoofedModel().detect(Evidence(con, EPOCH))
     assert found["device_id"].to_list() == ["rtx4090_as_h100"] and found["action"][0] == "probation"
     assert "2 answered alone at 2% of its own speed or less (the pace of host memory)" in found["reason"][0]
@@ -756,3 +777,111 @@ def test_spoofed_model_a_vram_product_whose_round_trip_crawls_past_its_peers_is_
     assert "2 answered alone at up to 9.7x its peers' median round trip for the product" in found["reason"][0]
     assert json.loads(found["details"][0])["vram_crawled_trip_ratio"] == 9.72
     assert SpoofedModel(vram_trip_peers=9).detect(Evidence(con, EPOCH)).is_empty()
+
+
+def test_spoofed_model_a_slow_link_is_taken_off_a_round_trip_before_it_is_compared_with_the_peers(con) -> None:
+    """Every answer of a device on a satellite link takes most of a second longer on the backend's
+    clock (an independently written network's remote honest devices answered small VRAM products
+    in 650-850 ms where their peers took 155). Its own time beyond computing, measured on its
+    matmul answers, is taken off before the round trip is compared; a card that pages a VRAM
+    product from host memory is slow on that product only."""
+    for k in range(6):
+        feature(con, f"honest{k}")
+        for h, epoch in enumerate((EARLIER, EPOCH)):
+            challenge(con, f"honest{k}", "vram", "ok", 30.0, f"v{h}", epoch=epoch, n=1024)
+            _answered(con, f"honest{k}", f"v{h}", epoch, 0.15)
+    for d, matmul_s in (("satellite", 0.7), ("pages_from_host", 0.15)):
+        feature(con, d)
+        for h, epoch in enumerate((EARLIER, EPOCH)):
+            challenge(con, d, "vram", "ok", 30.0, f"v{h}", epoch=epoch, n=1024)
+            _answered(con, d, f"v{h}", epoch, 0.8)
+            con.execute(
+                "INSERT INTO pow (challenge_id, device_id, kind, issued_at, responded_at, status, compute_ms, _hour, _file, _row) "
+                "VALUES (?, ?, 'matmul', CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP) + to_milliseconds(?), 'ok', 0.07, ?, "
+                "'pow.csv', 1)",
+                [
+                    f"{d}-m{h}",
+                    d,
+                    epoch.replace("T", " ") + ":20:00",
+                    epoch.replace("T", " ") + ":20:00",
+                    int(matmul_s * 1000),
+                    epoch,
+                ],
+            )
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["pages_from_host"] and found["action"][0] == "probation"
+    assert "up to 4.3x its peers' median round trip for the product, its own network's time taken off" in found["reason"][0]
+
+
+CURVE = {256: 2.0, 512: 15.0, 1024: 50.0, 2048: 200.0}
+"""An honest A100's speed by product size: a small product fills no card (two networks written by
+others asked n = 256 to 2048 at random, and their cards measured a fraction of their speed below
+the largest)."""
+
+
+def _sized_fleet(con, devices: int = 12) -> None:
+    """Honest peers answering every size at the curve, every hour of the window."""
+    for d in range(devices):
+        for h, n in enumerate((256, 512, 1024, 2048, 256, 512, 1024, 2048)):
+            challenge(con, f"peer{d}", "matmul", "ok", CURVE[n], f"p{h}", n=n, epoch=hour(h))
+
+
+def test_spoofed_model_compares_speeds_at_a_telling_product_size_so_small_products_neither_flag_nor_hide(con) -> None:
+    """An honest card asked mostly small products measures a fifth of the spec at its 90th
+    percentile and is not slow: at the size that fills it, it runs like its peers. A card of another
+    model matches the claimed model's peers on small products and is slow where the card itself
+    limits; its VRAM failures in hours it answered a large product at its own pace are not a card
+    in use, so they establish the spoof."""
+    _sized_fleet(con)
+    con.execute("INSERT INTO model_peers VALUES (?, 'a100_80gb_sxm', 12, 15.0, 50.0)", [EPOCH])  # median of all sizes
+    feature(con, "seldom_large")
+    for h, n in enumerate((256, 256, 256, 512, 512, 512, 1024, 1024, 1024, 2048, 256, 512)):
+        challenge(con, "seldom_large", "matmul", "ok", CURVE[n] * 0.97, f"s{h}", n=n, epoch=hour(h % 6))
+    other = {256: 2.0, 512: 14.0, 1024: 30.0, 2048: 35.0}  # an RTX card's curve: 35 is 18% of the peers' 200
+    feature(con, "sold_as")
+    for h, n in enumerate((256, 512, 1024, 2048, 256, 512)):
+        challenge(con, "sold_as", "matmul", "ok", other[n], f"o{h}", n=n, epoch=hour(h))
+    for k, epoch in enumerate((EARLIER, hour(3), hour(5))):
+        challenge(con, "sold_as", "matmul", "ok", other[2048], f"big{k}", n=2048, epoch=epoch)
+        challenge(con, "sold_as", "vram", "error", None, f"v{k}", epoch=epoch, n=4096)
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["sold_as"] and found["action"][0] == "reject"
+    assert "measures 35.0 TFLOPS at best (products of n = 2048)" in found["reason"][0]
+    assert "at n = 2048, 18% of its 14 honest peers' median 200.0" in found["reason"][0]
+
+
+def test_virtualized_gpu_compares_answers_of_different_product_sizes_by_their_pace(con) -> None:
+    """Two honest cards behind one address, batched every hour on products of a different size each
+    hour: a small product measures a fraction of a large one's speed on any card, and is no
+    contention. Two slices of one card, batched the same way, each run at half the pace of their
+    size."""
+    _sized_fleet(con)
+    sizes = (256, 2048, 512, 1024, 256, 512)
+    for pair, ip, share in (("honest", "7.7.7.7", 1.0), ("slice", "6.6.6.6", 0.5)):
+        for d in (f"{pair}_a", f"{pair}_b"):
+            feature(con, d, ip=ip)
+            challenge(con, d, "matmul", "ok", CURVE[2048], f"solo-{d}", epoch="2024-08-13T23", ip=ip, n=2048)
+            for h, n in enumerate(sizes):
+                challenge(con, d, "matmul", "ok", CURVE[n] * share, f"{pair}-{h}", siblings=1, epoch=hour(h), ip=ip, n=n)
+    found = VirtualizedGpu().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == ["slice_a", "slice_b"] and set(found["action"]) == {"reject"}
+    assert (
+        "6 devices" not in found["reason"][0]
+        and "2 devices on one IP in one batch computed like 1.00 cards" in found["reason"][0]
+    )
+
+
+def test_virtualized_gpu_mig_instances_named_by_profile_are_one_partitioned_card(con) -> None:
+    """NVML names a MIG instance after its parent card and profile (``NVIDIA A100-SXM4-80GB MIG
+    3g.40gb``), a name no catalogue lists: the parent's name says which card the instances share."""
+    for k in range(2):
+        device = f"instance{k}"
+        feature(con, device, ip="4.4.4.4", host_fingerprint="box", pci_bus_id="00000000:2A:00.0", gpu_uuid=f"MIG-{k}",
+                mig_mode=True, vram_total_mb=40_192, gpu_model="NVIDIA A100-SXM4-80GB MIG 3g.40gb",
+                catalogue_model=None, spec_tflops=None)  # fmt: skip
+        for at in ("05:01", "05:58"):
+            con.execute(
+                "INSERT INTO uptime VALUES (CAST(? AS TIMESTAMP), ?, 'heartbeat', true, 20.0, ?, 'u.csv', 1)",
+                [f"2024-08-14 {at}:00", device, EPOCH],
+            )
+    assert VirtualizedGpu().detect(Evidence(con, EPOCH)).is_empty()
