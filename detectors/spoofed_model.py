@@ -249,12 +249,12 @@ class SpoofedModel(Detector):
                        arg_max(p.devices, d.tflops / p.median_tflops) FILTER (telling) AS peer_devices,
                        arg_max(d.n, d.tflops / p.median_tflops) FILTER (telling) AS peer_n,
                        arg_max(d.tflops, d.tflops / p.median_tflops) FILTER (telling) AS peer_tflops
-                FROM (SELECT d.*, coalesce(p.devices >= $min_peers AND p.median_tflops >= $telling * y.best_median, false) AS telling
-                      FROM sized d
-                      LEFT JOIN size_peers p ON p.catalogue_model = d.catalogue_model AND p.n = d.n
-                      LEFT JOIN yardstick y ON y.catalogue_model = d.catalogue_model) d
+                FROM sized d
                 JOIN now w ON w.device_id = d.device_id AND w.catalogue_model = d.catalogue_model
                 LEFT JOIN size_peers p ON p.catalogue_model = d.catalogue_model AND p.n = d.n
+                LEFT JOIN yardstick y ON y.catalogue_model = d.catalogue_model,
+                LATERAL (SELECT coalesce(p.devices >= $min_peers AND p.median_tflops >= $telling * y.best_median, false)
+                         AS telling)
                 GROUP BY d.device_id
             ),
             chance AS (  -- the honest fleet's share of answered matmul challenges that failed (a short memory fails none),
