@@ -21,10 +21,10 @@ card with itself, or with its peers at a size that fills a card).
 from __future__ import annotations
 
 PACED_CTE = """
-    paced_window AS (
+    paced_window AS NOT MATERIALIZED (
         SELECT * FROM challenge_context WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
     ),
-    size_curve AS (  -- the window's median speed per claimed model and product size (of either kind: a VRAM
+    size_curve AS MATERIALIZED (  -- the window's median speed per claimed model and product size (of either kind: a VRAM
         -- challenge is a matmul of its own size)
         SELECT coalesce(catalogue_model, 'device ' || device_id) AS speed_class, n, median(tflops) AS tflops
         FROM paced_window WHERE status = 'ok' AND tflops > 0 GROUP BY ALL

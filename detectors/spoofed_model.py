@@ -226,9 +226,9 @@ class SpoofedModel(Detector):
             sized AS (  -- each device's speed per product size: a small product measures the launch and the tiles, not
                 -- the card (a seventh network written by others had its honest H100s at 2, 17, 108 and 366 TFLOPS
                 -- on products of n = 256 to 2048, and one asked only twice a day at 2048 looked slow beside the rest)
-                SELECT device_id, catalogue_model, n, quantile_cont(tflops, 0.9) AS tflops, median(tflops) AS typical,
-                       count(*) AS answers
-                FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL GROUP BY ALL
+                SELECT device_id, catalogue_model, n, q[2] AS tflops, q[1] AS typical, answers
+                FROM (SELECT device_id, catalogue_model, n, quantile_cont(tflops, [0.5, 0.9]) AS q, count(*) AS answers
+                      FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL GROUP BY ALL)
             ),
             size_peers AS (  -- the honest fleet's typical speed per claimed model and product size
                 SELECT catalogue_model, n, median(typical) AS median_tflops, count(*) AS devices
@@ -311,6 +311,8 @@ class SpoofedModel(Detector):
                 SELECT c.device_id, c.epoch,
                        max(CASE WHEN o.answers >= 2 THEN c.tflops / o.tflops ELSE c.pace / s.pace END) AS share
                 FROM ctx c
+                JOIN (SELECT DISTINCT device_id, epoch FROM ctx WHERE kind = 'vram') v  -- only hours with a VRAM challenge
+                  ON v.device_id = c.device_id AND v.epoch = c.epoch
                 JOIN (SELECT device_id, catalogue_model, n, tflops, answers FROM sized) o
                   ON o.device_id = c.device_id AND o.catalogue_model = c.catalogue_model AND o.n IS NOT DISTINCT FROM c.n
                 LEFT JOIN speed s ON s.device_id = c.device_id
