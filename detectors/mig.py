@@ -38,4 +38,5 @@ mig_instances AS (  -- the epoch's devices that are instances of one MIG-partiti
     HAVING count(*) >= 2 AND bool_and(coalesce(f.mig_mode, false)) AND count(DISTINCT f.gpu_uuid) = count(*)
        AND count(DISTINCT c.model_key) = 1 AND sum(f.vram_total_mb) <= max(c.vram_max_mb) * (1 + {MIG_VRAM_TOLERANCE})
 )"""
-"""CTE ``mig_instances(device_id)``; needs ``$epoch``, ``device_features`` and ``gpu_catalogue``."""
+"""CTE ``mig_instances(device_id)``; needs ``$epoch``, ``device_features``, ``gpu_catalogue``,
+``gpu_alias`` and the ``gpu_name_key`` macro (``pipelines.catalogue.register``)."""

@@ -15,7 +15,8 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   measured. A pace is a speed over the window's median for its claimed model and product size
   (``detectors.pace``): a small product fills no card, and two networks written by others that
   asked products of n = 256 to 2048 at random had 186 honest devices of one rejected here when
-  answers of different sizes were compared as they came. k honest cards sum to ~k; two cards each throttled by a third still sum to 1.33.
+  answers of different sizes were compared as they came. k honest cards sum to ~k; two cards
+  each throttled by a third still sum to 1.33.
   Or their VRAM challenges failed for all but exactly one while the failing members never
   failed alone (for k = 2 only together with the slowdown in the same hour). One hour proves
   nothing: heat and noise line up now and then, and a single solo measurement is a noisy
