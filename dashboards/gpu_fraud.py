@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from dashboards.context import SAMPLE_POINTS, ReportContext
 from dashboards.render import TIER_COLOURS, Page, Panel, empty_or
+from detectors.pace import PACED_CTE
 
 
 def throughput_vs_spec(ctx: ReportContext) -> Panel:
@@ -51,17 +52,15 @@ def throughput_vs_spec(ctx: ReportContext) -> Panel:
 
 def contention(ctx: ReportContext) -> Panel:
     panel = Panel("contention", "Throughput by batch siblings (window)",
-                  "Median TFLOPS over the model's median when the backend challenged a device together with n "
-                  "others on the same IP or host. Real cards keep their speed; one card shared by many "
-                  "virtual devices slows down as siblings are added.")  # fmt: skip
+                  "TFLOPS over the model's median for the same product size (a small product fills no card) "
+                  "when the backend challenged a device together with n others on the same IP or host. Real "
+                  "cards keep their speed; one card shared by many virtual devices slows down as siblings are added.")  # fmt: skip
     df = ctx.frame(
-        """WITH c AS (
-               SELECT c.batch_siblings, c.tflops / p.median_tflops AS r
-               FROM challenge_context c JOIN model_peers p USING (epoch, catalogue_model)
-               WHERE c.epoch >= $since AND c.tflops IS NOT NULL AND p.median_tflops > 0)
+        f"""WITH {PACED_CTE}
            SELECT least(batch_siblings, 8) AS siblings, count(*) AS challenges,
-                  quantile_cont(r, 0.1) AS p10, median(r) AS p50, quantile_cont(r, 0.9) AS p90
-           FROM c GROUP BY ALL ORDER BY siblings"""
+                  quantile_cont(pace, 0.1) AS p10, median(pace) AS p50, quantile_cont(pace, 0.9) AS p90
+           FROM paced WHERE pace IS NOT NULL GROUP BY ALL ORDER BY siblings""",
+        {"epoch": ctx.latest, "window": ctx.window_hours},
     )
     if empty_or(panel, df, "no answered challenge with a throughput measurement in the window"):
         return panel
@@ -70,7 +69,7 @@ def contention(ctx: ReportContext) -> Panel:
                            error_y={"type": "data", "symmetric": False,
                                     "array": (df["p90"] - df["p50"]).to_list(), "arrayminus": (df["p50"] - df["p10"]).to_list()},
                            hovertext=[f"{n:,} challenges; p10-p90 shown" for n in df["challenges"]]))  # fmt: skip
-    fig.update_layout(height=340, xaxis_title="siblings in the same batch", yaxis_title="TFLOPS / model median")
+    fig.update_layout(height=340, xaxis_title="siblings in the same batch", yaxis_title="TFLOPS / model median at its size")
     return panel.show(fig)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from dashboards import PAGES, build_report, gpu_fraud, rewards, sybil
 from dashboards.browser import check_page, chromium, chromium_path
-from dashboards.context import report_context
+from dashboards.context import ReportContext, report_context
 from pipelines.cli import main
 from pipelines.db import connect
 from pipelines.evaluate import flagged_devices
@@ -213,3 +213,23 @@ def test_the_dagster_asset_writes_the_report_as_of_its_hour(demo: Path, tmp_path
     assert result.success
     overview = (tmp_path / "dashboard" / "epoch=2024-08-14T02" / "overview.html").read_text()
     assert "latest epoch 2024-08-14T02" in overview
+
+
+def test_contention_compares_each_answer_with_its_models_median_at_its_product_size(tmp_path: Path) -> None:
+    """Honest cards batched in pairs on small products and measured alone on large ones keep their
+    speed at every size: a small product fills no card, so a speed over the model's median for all
+    sizes would draw the pairs at a fraction of it, as if they shared one card."""
+    curve = {256: 2.0, 512: 15.0, 1024: 50.0, 2048: 200.0}
+    rows = []
+    for d in range(12):
+        for h, n in enumerate((256, 512, 1024, 2048) * 2):
+            siblings = 1 if n <= 512 else 0
+            rows.append((f"2024-08-14T{h:02d}", f"c{d}-{h}", f"d{d}", f"b{d // 2}-{h}" if siblings else None, "matmul", "ok",
+                         curve[n] * (0.95 + 0.01 * (d % 10)), "1.1.1.1", "h", "acc", "a100_80gb_sxm", siblings, n, True))  # fmt: skip
+    with connect(tmp_path / "sizes.duckdb") as con:
+        con.executemany(f"INSERT INTO challenge_context VALUES ({', '.join(['?'] * 14)})", rows)
+        for h in range(8):  # the features stage's yardstick: the median over every size
+            con.execute("INSERT INTO model_peers VALUES (?, 'a100_80gb_sxm', 12, 32.5, 180.0)", [f"2024-08-14T{h:02d}"])
+        panel = gpu_fraud.contention(ReportContext(con, "2024-08-14T07", "2024-08-14T00", 8))
+    bars = panel.figure.data[0]
+    assert list(bars.x) == ["0", "1"] and all(0.9 < y < 1.1 for y in bars.y)
