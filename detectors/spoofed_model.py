@@ -244,17 +244,17 @@ class SpoofedModel(Detector):
                 -- card looks alike there: a seventh network's RTX 4090s sold as H100s ran at 92% of the H100s' median
                 -- at n = 256 and at 12% at n = 2048)
                 SELECT d.device_id, max(d.tflops) AS best_tflops, arg_max(d.n, d.tflops) AS best_n,
-                       max(d.tflops / p.median_tflops) FILTER (telling) AS peer_ratio,
-                       arg_max(p.median_tflops, d.tflops / p.median_tflops) FILTER (telling) AS peers,
-                       arg_max(p.devices, d.tflops / p.median_tflops) FILTER (telling) AS peer_devices,
-                       arg_max(d.n, d.tflops / p.median_tflops) FILTER (telling) AS peer_n,
-                       arg_max(d.tflops, d.tflops / p.median_tflops) FILTER (telling) AS peer_tflops
+                       max(ratio) FILTER (telling) AS peer_ratio,
+                       arg_max(p.median_tflops, ratio) FILTER (telling) AS peers,
+                       arg_max(p.devices, ratio) FILTER (telling) AS peer_devices,
+                       arg_max(d.n, ratio) FILTER (telling) AS peer_n,
+                       arg_max(d.tflops, ratio) FILTER (telling) AS peer_tflops
                 FROM sized d
                 JOIN now w ON w.device_id = d.device_id AND w.catalogue_model = d.catalogue_model
                 LEFT JOIN size_peers p ON p.catalogue_model = d.catalogue_model AND p.n = d.n
                 LEFT JOIN yardstick y ON y.catalogue_model = d.catalogue_model,
                 LATERAL (SELECT coalesce(p.devices >= $min_peers AND p.median_tflops >= $telling * y.best_median, false)
-                         AS telling)
+                         AS telling, d.tflops / p.median_tflops AS ratio)
                 GROUP BY d.device_id
             ),
             chance AS (  -- the honest fleet's share of answered matmul challenges that failed (a short memory fails none),
@@ -313,8 +313,7 @@ class SpoofedModel(Detector):
                 FROM ctx c
                 JOIN (SELECT DISTINCT device_id, epoch FROM ctx WHERE kind = 'vram') v  -- only hours with a VRAM challenge
                   ON v.device_id = c.device_id AND v.epoch = c.epoch
-                JOIN (SELECT device_id, catalogue_model, n, tflops, answers FROM sized) o
-                  ON o.device_id = c.device_id AND o.catalogue_model = c.catalogue_model AND o.n IS NOT DISTINCT FROM c.n
+                JOIN sized o ON o.device_id = c.device_id AND o.catalogue_model = c.catalogue_model AND o.n IS NOT DISTINCT FROM c.n
                 LEFT JOIN speed s ON s.device_id = c.device_id
                 WHERE c.kind = 'matmul' AND c.tflops IS NOT NULL GROUP BY ALL
             ),
