@@ -9,6 +9,7 @@ from detectors.fleet_burst import FleetBurst
 from detectors.spoofed_model import SpoofedModel
 from detectors.spoofed_uptime import SpoofedUptime
 from detectors.sybil import SybilRings
+from detectors.timeshare import Timeshare
 from detectors.virtualized_gpu import VirtualizedGpu
 from detectors.wash_trading import WashTrading
 
@@ -17,6 +18,7 @@ REGISTRY: dict[str, type[Detector]] = {
     for d in (
         FailedPow,
         DuplicateHardware,
+        Timeshare,
         SpoofedUptime,
         SpoofedModel,
         VirtualizedGpu,

@@ -11,7 +11,7 @@ from detectors import REGISTRY, SybilRings, WashTrading
 from detectors.base import Detector, Evidence
 from pipelines.db import ensure_schema
 from pipelines.policy import load_policy
-from pipelines.stages.detect import check_order
+from pipelines.stages.detect import check_order, collect_evidence
 
 
 class Fixed(Detector):
@@ -77,6 +77,17 @@ def test_a_detector_runs_after_the_detectors_it_needs() -> None:
     with pytest.raises(ValueError, match="wash_trading reads what sybil writes"):
         check_order([WashTrading(), SybilRings()])
     check_order([WashTrading()])  # sybil disabled: its table is empty for the epoch
+
+
+def test_a_disabled_detectors_table_is_empty_for_the_epoch_not_left_from_an_earlier_run(evidence: Evidence) -> None:
+    """The sybil graph reads the epoch's ``timeshare_rotas``: an hour run again with ``timeshare``
+    disabled must not find the rotas of the run before."""
+    con = evidence.con
+    ensure_schema(con)
+    con.execute("INSERT INTO timeshare_rotas VALUES (?, 'ip', '203.0.113.9', 'd1', 'a1', 4, 7, 4, 48, 0)", [evidence.epoch])
+    con.execute("INSERT INTO timeshare_rotas VALUES ('2024-08-14T04', 'ip', '203.0.113.9', 'd1', 'a1', 4, 7, 4, 48, 0)")
+    collect_evidence(con, evidence.epoch, [Fixed()])
+    assert con.execute("SELECT epoch FROM timeshare_rotas").fetchall() == [("2024-08-14T04",)]
 
 
 class Remembers(Detector):

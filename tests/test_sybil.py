@@ -869,6 +869,59 @@ def test_one_rig_split_over_five_numbered_mailboxes_behind_one_address_is_no_hou
     assert [sorted(r) for (r,) in rings] == [[f"mk{k}" for k in range(5)]]
 
 
+def test_four_accounts_taking_one_address_in_shifts_are_no_household_a_family_online_together_is(con) -> None:
+    """An independently written network's time-share: four accounts, each with a machine of its own
+    built alike, take one home address in six-hour shifts (``detectors.timeshare`` found the
+    rota, and its table names the four). Four accounts at one address are a home by size, but a
+    home's members are online together or on their routines, not in shifts that keep coming
+    back: the four are judged as a ring (held for review), a family of four, one parent funding
+    every stake, at another address is not."""
+    background(con, 150)
+    for k in range(4):
+        acc, fam = f"shift{k}", f"fam{k}"
+        account(con, acc, f"{['lena', 'omar', 'yuki', 'ravi'][k]}.{['berg', 'haddad', 'sato', 'iyer'][k]}@gmail.com",
+                f"w-{acc}", f"77.20{k}.3.3")  # fmt: skip
+        funded(con, f"w-{acc}", f"w-{acc}-own")
+        device(con, f"d-{acc}", acc, "62.10.20.30", f"host-{acc}", cpu="AMD Ryzen 9 5950X")
+        con.execute("INSERT INTO timeshare_rotas VALUES (?, 'ip', '62.10.20.30', ?, ?, 4, 7, 4, 48, 0)", [EPOCH, f"d-{acc}", acc])
+        account(con, fam, f"{['ana', 'rui', 'ines', 'tomas'][k]}.silva@gmail.com", f"w-{fam}", "84.9.7.7",
+                referrer="fam0" if k else None)  # fmt: skip
+        funded(con, f"w-{fam}", "w-fam0")
+        device(con, f"d-{fam}", fam, "84.9.7.7", f"pc-{fam}", cpu="Intel Core i5-12400")
+    SybilRings().detect(Evidence(con, EPOCH))
+    rings = con.execute("SELECT list(account_id ORDER BY account_id) FROM sybil_clusters GROUP BY cluster_id").fetchall()
+    assert [sorted(r) for (r,) in rings] == [[f"shift{k}" for k in range(4)]]
+    kinds = json.loads(con.execute("SELECT any_value(evidence) FROM sybil_clusters").fetchall()[0][0])["strong_kinds"]
+    assert "ip_turns" in kinds
+
+
+def test_a_rota_is_a_ring_of_its_own_whatever_community_modularity_put_its_accounts_in(con) -> None:
+    """Six rotas of four accounts (an independently written network's time-share) came out of
+    modularity as parts of communities of 28 to 83 accounts, two of them only in part. A rota
+    no ring holds whole becomes a ring; a ring holding part of it and nobody else gives way to
+    it; a ring holding members beyond it keeps them, and that rota is left to ``timeshare``."""
+    rows = [("ip", "203.0.113.1", [f"a{k}" for k in range(4)]), ("ip", "203.0.113.2", [f"b{k}" for k in range(4)]),
+            ("host", "fp-c", [f"c{k}" for k in range(4)]), ("gpu_uuid", "GPU-d", ["d0", "d1"])]  # fmt: skip
+    for kind, value, accounts in rows:
+        for acc in accounts:
+            con.execute(
+                "INSERT INTO timeshare_rotas VALUES (?, ?, ?, ?, ?, ?, 7, 4, 48, 0)",
+                [EPOCH, kind, value, f"dev-{acc}", acc, len(accounts)],
+            )
+    found = [(["b0", "b1", "b2"], True), (["c0", "c1", "c2", "c3", "x9"], True), (["a0", "z1", "z2"], False)]
+    clusters = pl.DataFrame(
+        [
+            {"cluster_id": f"syb-{k}", "members": m, "score": 0.9, "is_sybil": s, "evidence": "{}"}
+            for k, (m, s) in enumerate(found)
+        ]
+    )
+    out = SybilRings()._with_rota_rings(Evidence(con, EPOCH), clusters)
+    rings = sorted(sorted(r["members"]) for r in out.filter(pl.col("is_sybil")).iter_rows(named=True))
+    assert rings == [["a0", "a1", "a2", "a3"], ["b0", "b1", "b2", "b3"], ["c0", "c1", "c2", "c3", "x9"]]
+    rota = out.filter(pl.col("members").list.contains("a0") & pl.col("is_sybil")).row(0, named=True)
+    assert rota["score"] == 0.8 and json.loads(rota["evidence"])["strong_kinds"] == ["ip_turns"]
+
+
 def test_three_accounts_on_one_mailbox_behind_one_address_are_no_household(con) -> None:
     """A third network's small rings: three accounts registered with dot and +tag variants of one
     gmail address (one mailbox), staked from one wallet, behind one home address. A home's

@@ -1,8 +1,9 @@
 """Stage ``detect``: every detector of the policy on the epoch; their rows go to ``evidence``
-(``collect_evidence``). Detectors only read; the rows of their own tables
-(``anomaly_top`` of anomaly, ``sybil_clusters`` of sybil) come back from ``fit`` as frames and
-are stored before ``score`` (``detectors.base.store_tables``). A detector that reads another's table
-declares it (``needs``: ``wash_trading`` needs ``sybil``) and must run after it."""
+(``collect_evidence``). Detectors only read; the rows of their own tables (``anomaly_top`` of
+anomaly, ``timeshare_rotas`` of timeshare, ``sybil_clusters`` of sybil) come back from ``fit``
+as frames and are stored before ``score`` (``detectors.base.store_tables``). A detector that
+reads another's table declares it (``needs``: ``wash_trading`` needs ``sybil``, ``sybil`` needs
+``timeshare``) and must run after it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pipelines import catalogue
 from pipelines.stages.context import StageContext
 
 NAME = "detect"
-WRITES = ("evidence", "anomaly_top", "sybil_clusters")
+WRITES = ("evidence", "anomaly_top", "timeshare_rotas", "sybil_clusters")
 READS = (
     "device_features",
     "uptime_cadence",
@@ -26,6 +27,7 @@ READS = (
     "model_peers",
     "evidence",
     "anomaly_top",
+    "timeshare_rotas",
     "sybil_clusters",
     "processed_epochs",
     "hardware",
@@ -51,6 +53,18 @@ CREATE TABLE IF NOT EXISTS anomaly_top (  -- the anomaly detector's memory: top-
     device_id VARCHAR NOT NULL,
     score DOUBLE NOT NULL
 );
+CREATE TABLE IF NOT EXISTS timeshare_rotas (  -- the timeshare detector's rotas: identities held in turn, per holder device
+    epoch VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,              -- host | gpu_uuid | ip
+    value VARCHAR NOT NULL,
+    device_id VARCHAR NOT NULL,
+    account_id VARCHAR NOT NULL,
+    accounts BIGINT NOT NULL,
+    handovers BIGINT NOT NULL,
+    returns BIGINT NOT NULL,
+    hours BIGINT NOT NULL,
+    shared_hours BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sybil_clusters (
     epoch VARCHAR NOT NULL,
     cluster_id VARCHAR NOT NULL,
@@ -65,8 +79,12 @@ def collect_evidence(
     con: duckdb.DuckDBPyConnection, epoch: str, detectors: list[Detector], seconds: dict[str, float] | None = None
 ) -> pl.DataFrame:
     """Run every detector on the epoch and store its findings in ``evidence`` (replacing any);
-    ``seconds``, when given, accumulates each detector's wall time."""
+    ``seconds``, when given, accumulates each detector's wall time. The epoch's rows of every
+    detector's own table go first, so a detector the policy disabled leaves its table empty for
+    the epoch rather than a run's before (which a detector that ``needs`` it would read)."""
     catalogue.register(con)  # detectors may read gpu_catalogue / gpu_alias
+    for table in WRITES[1:]:
+        con.execute(f"DELETE FROM {table} WHERE epoch = ?", [epoch])
     found = []
     for d in detectors:
         started = time.perf_counter()

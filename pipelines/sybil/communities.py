@@ -36,7 +36,9 @@ address, ``SITE_KINDS``, where the shape is an institution's domain). A few acco
 connect from one address (at most ``household_accounts``) are a home, whatever else they share:
 a parent funds the family's stakes, built its machines alike and set one reboot timer; unless
 half of them share a machine (a host fingerprint): a family's members each run their own, and
-one rig's GPUs registered under several accounts are one owner's.
+one rig's GPUs registered under several accounts are one owner's; or half of them hold a
+machine, card or address in turn (``TURN_KINDS``, ``detectors.timeshare``): a home's members are
+online together or on their daily routines, not in shifts that keep coming back.
 """
 
 from __future__ import annotations
@@ -52,7 +54,17 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from pipelines.sybil.links import BURST_KINDS, CLOCK_KINDS, FLEET_KINDS, KINDS, SHAPE_KINDS, SITE_KINDS, SOURCES, STRONG_KINDS
+from pipelines.sybil.links import (
+    BURST_KINDS,
+    CLOCK_KINDS,
+    FLEET_KINDS,
+    KINDS,
+    SHAPE_KINDS,
+    SITE_KINDS,
+    SOURCES,
+    STRONG_KINDS,
+    TURN_KINDS,
+)
 
 
 @dataclass(frozen=True)
@@ -612,6 +624,7 @@ def score_clusters(
             and home.get(i, 0) == size
             and cov.get("host", 0) < rules.min_coverage
             and cov.get("email", 0) < rules.min_coverage
+            and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage  # not in shifts
         )
         is_sybil = (
             size >= rules.min_accounts

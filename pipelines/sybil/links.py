@@ -56,6 +56,7 @@ so the union over a ring's kinds still ties the ring together). Every candidate 
 | referral | referrer and referred account | 0.2 | 300 |
 | created | sign-up time in 15-minute and 60-minute bins | 0.05 | 300 |
 | staked | amount of a stake (or delegation) from the account's wallet, in 15- and 60-minute bins on two offsets, for accounts that staked in at most two quarter hours | 0.5 | 300 |
+| host_turns, gpu_turns, ip_turns | a machine, card or address the accounts held in turn (``detectors.timeshare``'s rotas of the epoch) | 0.8 | 20 |
 
 Mailbox shapes: ``p1`` domain + leading letters + class shape of the rest (``kai|9999aa9``),
 ``p2`` domain + class shape of the whole local part, ``p3`` domain + runs of classes + length
@@ -82,18 +83,41 @@ KINDS: dict[str, tuple[float, int]] = {
     "referral": (0.2, 300),
     "created": (0.05, 300),
     "staked": (0.5, 300),
+    "host_turns": (0.8, 20),
+    "gpu_turns": (0.8, 20),
+    "ip_turns": (0.8, 20),
 }
 """kind -> (strength, max_n)."""
 
-STRONG_KINDS = ("funding", "email", "email_pattern", "restart", "hw_fingerprint", "host", "gpu", "staked")
+STRONG_KINDS = (
+    "funding",
+    "email",
+    "email_pattern",
+    "restart",
+    "hw_fingerprint",
+    "host",
+    "gpu",
+    "host_turns",
+    "gpu_turns",
+    "ip_turns",
+    "staked",
+)
 """Operator kinds: what one operator's automation leaves behind; they can make a cluster a ring.
 The rest (where accounts are, who referred whom, when they signed up) only corroborate."""
 
-SOURCES: dict[str, str] = {"email_pattern": "email"}
+SOURCES: dict[str, str] = {"email_pattern": "email", "host_turns": "host", "gpu_turns": "gpu"}
 """Kinds derived from another kind's attribute: a value and its derived values are one fact, so
 one can never be the co-value that shows the other marks a group (every holder of
 ``test@test.com`` also holds its shape ``p2|test.com|aaaa``; 40 strangers who typed that
-placeholder share nothing else)."""
+placeholder share nothing else), and a ring member tied by a machine and by holding that machine
+in turn is tied by one fact (the reject rule counts facts). An address held in turn is a fact of
+its own: sharing an address is no operator kind (NAT, families, labs), taking turns on it is."""
+
+TURN_KINDS = ("host_turns", "gpu_turns", "ip_turns")
+"""A machine, card or address held in turn (``detectors.timeshare``): a home's members are
+online together or on their daily routines, not in shifts that keep coming back, so a group of
+a few accounts behind one address that holds one in turn is not a home
+(``communities.score_clusters``)."""
 
 FLEET_KINDS = ("hw_fingerprint", "restart")
 """Kinds that say how machines are run, not who owns the accounts: a GPU hosting facility runs
@@ -196,6 +220,9 @@ repeated AS (  -- values an account can reach more than once (several devices, f
     SELECT account_id, 'host', host_fingerprint FROM hw
     UNION ALL
     SELECT account_id, 'gpu', gpu_uuid FROM hw WHERE gpu_uuid IS NOT NULL
+    UNION ALL
+    SELECT account_id, CASE kind WHEN 'gpu_uuid' THEN 'gpu' ELSE kind END || '_turns', value FROM timeshare_rotas
+    WHERE epoch = $epoch
     UNION ALL
     SELECT account_id, 'ip', ip FROM hw
     UNION ALL
