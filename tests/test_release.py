@@ -167,6 +167,20 @@ def test_sql_pseudonyms_are_hmac_sha256_under_the_season_key(catalogue_con) -> N
     assert catalogue_con.execute("SELECT wallet_out('W1')").fetchall()[0][0] == pseudonymize.pseudonym(key, "wallet", "W1")
 
 
+def test_an_ipv6_sites_64_quoted_in_evidence_is_published_as_the_addresss_48(catalogue_con) -> None:
+    """Detectors and the sybil graph name an IPv6 LAN by its /64 (``ip_site``), which no device
+    reports as such: a reason quoting it would pass the raw-identifier rewrite, and the /64 is
+    finer than the /48 a release publishes."""
+    pseudonymize.register(catalogue_con, pseudonymize.season_key(b"s" * 32, "2024-H2"))
+    catalogue_con.execute(
+        "INSERT INTO hardware (ts, device_id, account_id, ip, _hour, _file, _row) VALUES "
+        "(TIMESTAMP '2024-08-14 05:10:00', 'dev_1', 'acc_1', '2001:db8:aa:17:1c2d::9', '2024-08-14T05', 'h.csv', 1)"
+    )
+    ids = identifiers(catalogue_con, "2024-08-14T05", keyed_wallets=False)
+    reasons = pl.DataFrame({"reason": ["one address held in turn (2001:db8:aa:17::/64) by 4 accounts"]})
+    assert privacy.rewrite_text(reasons, ids)["reason"][0] == "one address held in turn (2001:db8:aa::/48) by 4 accounts"
+
+
 def test_pseudonyms_are_stable_within_a_season_and_keep_the_signals(rel: Released) -> None:
     hw = pl.read_parquet(f"{rel.release}/hardware/*/part-0.parquet")
     per_device = hw.group_by("device_id").agg(pl.col("gpu_uuid").n_unique(), pl.col("epoch").n_unique())
