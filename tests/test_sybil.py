@@ -1058,6 +1058,19 @@ def _tied(pairs: list[tuple[str, str]], values: dict[str, tuple[str, int]]) -> l
     ]
 
 
+def test_a_ring_story_quotes_its_examples_whole_so_a_release_can_replace_them() -> None:
+    """A release replaces every raw identifier in free text; a host fingerprint quoted in part (40
+    of its 64 characters, as stories once cut their examples) was published as it was."""
+    from pipelines.sybil.communities import ClusterRules, score_clusters
+
+    ring = [f"r{k}" for k in range(5)]
+    host = "7bcd3906d0ef078baad34f089b87a53fba51404323ce72c9a63c89b93395b517"
+    pairs = [(x, y) for i, x in enumerate(ring) for y in ring[i + 1 :]]
+    edges = pl.DataFrame(_tied(pairs, {"host": (host, 5), "host_turns": (host, 5), "hw_fingerprint": ("tmpl", 5)}))
+    story = json.loads(score_clusters(edges, [ring], ClusterRules()).row(0, named=True)["evidence"])["story"]
+    assert f"e.g. {host} held by 5 accounts" in story
+
+
 def test_one_mark_with_three_operator_kinds_is_a_ring_before_its_first_restart() -> None:
     """A ring of 12 in its first hours: its own VM template (held by nobody else: a mark), split
     funding over small funders of its own covering two thirds, human mailbox shapes shared with

@@ -645,7 +645,9 @@ def score_clusters(
             f"{size} accounts; "
             + "; ".join(
                 f"{l['kind']} links {l['pairs']} pairs covering {l['coverage']:.0%} "
-                f"(e.g. {l['example']!s:.40} held by {l['accounts_holding_it']} accounts)"
+                # whole: a release replaces raw identifiers in free text, and a prefix of one (a host
+                # fingerprint cut to 40 of its 64 characters) would pass its rewrite
+                f"(e.g. {l['example']!s} held by {l['accounts_holding_it']} accounts)"
                 for l in links[:5]
             )  # fmt: skip
         )
