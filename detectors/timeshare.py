@@ -33,13 +33,12 @@ accounts sit on the one address, a pool's customers move across its addresses.
 
 Every device that reported the identity in the window is held (``probation``, proof
 ``suspicion``: which operator runs the machine is not in the data, and a person reviews the
-accounts); the hold lasts while the rota does and expires like any other. What this can hold
-that is honest: a cloud GPU passed through to whoever rents it, when two or more tenants who
-each run a worker rent the same card in turns within two days (none of the two networks' cloud
-tenants did; a person clears it on review). The decision needs two
-returns at least, which needs a machine to come back to one account twice after another held it:
-none of the honest sales, reinstalls, moves, pools, VPN exits or homes of the two networks came
-back once (their machines and addresses were handed over at most once).
+accounts); the hold lasts while the rota does and expires like any other. None of the honest
+sales, reinstalls, moves, pools, VPN exits or homes of the two networks came back even once
+(their machines and addresses were handed over at most once), and the rule needs two returns.
+What it can hold that is honest: a cloud GPU passed through to whoever rents it, when two or
+more tenants who each run a worker rent the same card in turns within two days (none of the two
+networks' cloud tenants did; a person's verdict override clears it).
 """
 
 from __future__ import annotations
