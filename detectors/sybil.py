@@ -212,12 +212,12 @@ class SybilRings(Detector):
         card or address its accounts held in turn: ``detectors.timeshare``'s ``timeshare_rotas``
         of the epoch) that no ring holds whole yet. Communities cannot be relied on to find such a
         group: four accounts tied only by their rota and a build are a clique too small for
-        modularity, which merges it into whatever larger community a coincidence ties it to (an
-        independently written network's six rotas of four came out as parts of communities of
-        28 to 83 accounts, and two of them only in part). A ring holding part of the rota and
-        nobody else gives way to the rota; a ring that holds members beyond it keeps them, and
-        the rota is left to ``timeshare``'s own evidence. Scored as one kind (strength 0.8):
-        held, never rejected, on this alone."""
+        modularity, which merges it into whatever larger community a coincidence ties it to (four
+        of an independently written network's six rotas of four came out as parts of communities
+        of 28 to 83 accounts, and two rings of three were all the peel left of the six). A ring
+        holding part of the rota and nobody else gives way to the rota; a ring that holds
+        members beyond it keeps them, and the rota is left to ``timeshare``'s own evidence.
+        Scored as one kind (strength 0.8): held, never rejected, on this alone."""
         rotas = evidence.sql(
             """
             SELECT kind, value, list(DISTINCT account_id ORDER BY account_id) AS members
