@@ -176,9 +176,16 @@ def test_an_ipv6_sites_64_quoted_in_evidence_is_published_as_the_addresss_48(cat
         "INSERT INTO hardware (ts, device_id, account_id, ip, _hour, _file, _row) VALUES "
         "(TIMESTAMP '2024-08-14 05:10:00', 'dev_1', 'acc_1', '2001:db8:aa:17:1c2d::9', '2024-08-14T05', 'h.csv', 1)"
     )
+    catalogue_con.execute(
+        "INSERT INTO accounts VALUES ('acc_2', TIMESTAMP '2024-08-01 10:00:00', 'b@x.org', 'W2', '2001:db8:bb:3::7', NULL, "
+        "'2024-08-14T00', 'a.csv', 1)"
+    )
     ids = identifiers(catalogue_con, "2024-08-14T05", keyed_wallets=False)
-    reasons = pl.DataFrame({"reason": ["one address held in turn (2001:db8:aa:17::/64) by 4 accounts"]})
-    assert privacy.rewrite_text(reasons, ids)["reason"][0] == "one address held in turn (2001:db8:aa::/48) by 4 accounts"
+    reasons = pl.DataFrame({"reason": ["one address held in turn (2001:db8:aa:17::/64); signup_ip 2001:db8:bb:3::/64"]})
+    assert (
+        privacy.rewrite_text(reasons, ids)["reason"][0]
+        == "one address held in turn (2001:db8:aa::/48); signup_ip 2001:db8:bb::/48"
+    )
 
 
 def test_pseudonyms_are_stable_within_a_season_and_keep_the_signals(rel: Released) -> None:

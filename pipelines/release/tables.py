@@ -124,10 +124,11 @@ SELECT kind, value,
        CASE kind WHEN 'ip' THEN ip_prefix(value) WHEN 'email' THEN '<' || email_class(value) || '>'
                  ELSE pseudo(kind, value) END AS replacement
 FROM raw WHERE value IS NOT NULL AND length(value) >= 4
-UNION  -- an IPv6 address's /64, as the detectors name a site (ip_site), is finer than its public /48
-SELECT 'ip', ip_site(ip), ip_prefix(ip) FROM hardware
-WHERE _hour BETWEEN hours_back($epoch, $lookback) AND $epoch AND contains(ip, ':') AND NOT contains(ip, '.')
-  AND ip_prefix(ip) <> 'unparsable'
+UNION  -- an IPv6 address's /64, as the detectors and the sybil graph name a site (ip_site), is finer than its /48
+SELECT 'ip', ip_site(ip), ip_prefix(ip) FROM (
+    SELECT ip FROM hardware WHERE _hour BETWEEN hours_back($epoch, $lookback) AND $epoch
+    UNION SELECT signup_ip FROM accounts WHERE _hour <= $epoch
+) WHERE contains(ip, ':') AND NOT contains(ip, '.') AND ip_prefix(ip) <> 'unparsable'
 ORDER BY length(value) DESC, value
 """
 """Every raw identifier the epoch's text could mention, with what replaces it: the mapping for
