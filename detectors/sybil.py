@@ -39,7 +39,7 @@ from pipelines.sybil.communities import (
     ring_edges,
     score_clusters,
 )
-from pipelines.sybil.links import KINDS, SHAPE_KINDS, SOURCES, STRONG_KINDS, build_account_graph
+from pipelines.sybil.links import KINDS, SHAPE_KINDS, SOURCES, STRONG_KINDS, TURN_KIND_OF, build_account_graph
 from pipelines.sybil.outages import OutageRules, synchronized_outages
 
 
@@ -231,7 +231,7 @@ class SybilRings(Detector):
         rings = {r["cluster_id"]: set(r["members"]) for r in clusters.filter(pl.col("is_sybil")).iter_rows(named=True)}
         dropped, rows = set(), []
         for r in rotas.iter_rows(named=True):
-            group, kind = set(r["members"]), "gpu_turns" if r["kind"] == "gpu_uuid" else f"{r['kind']}_turns"
+            group, kind = set(r["members"]), TURN_KIND_OF[r["kind"]]
             overlapping = {cid: m for cid, m in rings.items() if m & group and cid not in dropped}
             if any(m == group or m - group for m in overlapping.values()):
                 continue  # found whole already, or its members belong to a larger ring

@@ -98,23 +98,22 @@ class Timeshare(Detector):
                 SELECT 'ip', ip FROM combos GROUP BY ip
                 HAVING count(DISTINCT account) BETWEEN 2 AND $max_accounts
             ),
-            reports AS MATERIALIZED (  -- their reports in the window, hour by hour
-                SELECT DISTINCT _hour AS hour, device_id, account_id, host_fingerprint, gpu_uuid, ip_site(ip) AS ip
+            reports AS MATERIALIZED (  -- their reports in the window, hour by hour, with which identity is one of them
+                SELECT DISTINCT _hour AS hour, device_id, account_id, host_fingerprint, gpu_uuid, ip_site(ip) AS ip,
+                       hash(host_fingerprint) IN (SELECT value FROM few WHERE kind = 'host') AS host_few,
+                       hash(gpu_uuid) IN (SELECT value FROM few WHERE kind = 'gpu_uuid') AS gpu_few,
+                       hash(ip_site(ip)) IN (SELECT value FROM few WHERE kind = 'ip') AS ip_few
                 FROM hardware
                 WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch AND account_id IS NOT NULL
-                  AND (hash(host_fingerprint) IN (SELECT value FROM few WHERE kind = 'host')
-                       OR hash(gpu_uuid) IN (SELECT value FROM few WHERE kind = 'gpu_uuid')
-                       OR hash(ip_site(ip)) IN (SELECT value FROM few WHERE kind = 'ip'))
+                  AND (host_few OR gpu_few OR ip_few)
             ),
             held AS (  -- each of the few identities with its holders' hours (a NULL one is no identity)
                 SELECT 'host' AS kind, host_fingerprint AS value, account_id, hour FROM reports
-                WHERE host_fingerprint IS NOT NULL AND hash(host_fingerprint) IN (SELECT value FROM few WHERE kind = 'host')
+                WHERE host_few AND host_fingerprint IS NOT NULL
                 UNION ALL
-                SELECT 'gpu_uuid', gpu_uuid, account_id, hour FROM reports
-                WHERE gpu_uuid IS NOT NULL AND hash(gpu_uuid) IN (SELECT value FROM few WHERE kind = 'gpu_uuid')
+                SELECT 'gpu_uuid', gpu_uuid, account_id, hour FROM reports WHERE gpu_few AND gpu_uuid IS NOT NULL
                 UNION ALL
-                SELECT 'ip', ip, account_id, hour FROM reports
-                WHERE ip IS NOT NULL AND hash(ip) IN (SELECT value FROM few WHERE kind = 'ip')
+                SELECT 'ip', ip, account_id, hour FROM reports WHERE ip_few AND ip IS NOT NULL
             ),
             hours AS MATERIALIZED (  -- each identity's hours: by how many accounts, and which one when alone
                 SELECT kind, value, hour, count(DISTINCT account_id) AS accounts, min(account_id) AS account_id

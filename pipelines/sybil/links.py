@@ -113,7 +113,9 @@ placeholder share nothing else), and a ring member tied by a machine and by hold
 in turn is tied by one fact (the reject rule counts facts). An address held in turn is a fact of
 its own: sharing an address is no operator kind (NAT, families, labs), taking turns on it is."""
 
-TURN_KINDS = ("host_turns", "gpu_turns", "ip_turns")
+TURN_KIND_OF = {"host": "host_turns", "gpu_uuid": "gpu_turns", "ip": "ip_turns"}
+"""``timeshare_rotas.kind`` -> the link kind of a rota of that identity."""
+TURN_KINDS = tuple(TURN_KIND_OF.values())
 """A machine, card or address held in turn (``detectors.timeshare``): a home's members are
 online together or on their daily routines, not in shifts that keep coming back, so a group of
 a few accounts behind one address that holds one in turn is not a home
@@ -221,8 +223,7 @@ repeated AS (  -- values an account can reach more than once (several devices, f
     UNION ALL
     SELECT account_id, 'gpu', gpu_uuid FROM hw WHERE gpu_uuid IS NOT NULL
     UNION ALL
-    SELECT account_id, CASE kind WHEN 'gpu_uuid' THEN 'gpu' ELSE kind END || '_turns', value FROM timeshare_rotas
-    WHERE epoch = $epoch
+    SELECT account_id, {TURN_KIND}, value FROM timeshare_rotas WHERE epoch = $epoch
     UNION ALL
     SELECT account_id, 'ip', ip FROM hw
     UNION ALL
@@ -256,7 +257,7 @@ once AS (  -- one row per account and value by construction (one latest account 
 SELECT DISTINCT account_id, kind, value FROM repeated WHERE account_id IS NOT NULL AND value IS NOT NULL AND value <> ''
 UNION ALL
 SELECT account_id, kind, value FROM once WHERE account_id IS NOT NULL AND value IS NOT NULL AND value <> ''
-"""
+""".replace("{TURN_KIND}", "CASE kind " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in TURN_KIND_OF.items()) + " END")
 
 PAIRS_SQL = """
 CREATE OR REPLACE TEMP TABLE account_shared AS  -- values held by 2..max_n accounts, with their base-rate weight
