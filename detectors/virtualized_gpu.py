@@ -24,6 +24,16 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   ``honest_contention_rate`` (10%) of its co-batched hours; with x contended hours out of n
   co-batched hours in the window, the binomial tail P(X >= x | n, 10%) <= ``alpha_suspect``
   (1e-2, and x >= 2) suspects and <= ``alpha_confirm`` (1e-4, and x >= 3) establishes.
+- *slow together* (statistical): k >= 3 such siblings all measured and every one below
+  ``batch_slow`` (60%) of its own solo pace in the same batch: k devices served by fewer cards
+  (an independently written network's six "RTX 3090s" backed by two cards, at a third of their
+  pace in every batch and at full pace alone, computed like two cards, more than
+  ``combined_max``). Honest cards slow down one at a time (a game, a rental, heat by up to a
+  third); a cafe's gamers slowed some of its PCs, never a whole batch. What slows a whole host
+  at once (a gamer on all its cards, a renter of the whole box) slows it without its siblings
+  too, so the honest rate is the device's own: the larger of ``honest_contention_rate`` and its
+  Laplace-smoothed share of challenges without a sibling below ``batch_slow`` of its solo pace;
+  x such hours of the n co-batched ones at the same binomial levels as contention.
 - *slow in batches* (suspicion): a card that answers for other devices too (clones behind
   proxies, time-sliced VMs on other addresses, hidden slices in a rig among real cards) is slow
   exactly when the others are challenged with it, whatever address they sit on. A batched
@@ -113,6 +123,7 @@ class VirtualizedGpu(Detector):
             grouped AS (
                 SELECT epoch, batch_id, ip, kind, count(DISTINCT device_id) AS k,
                        count(ratio) FILTER (status = 'ok') AS measured, sum(ratio) FILTER (status = 'ok') AS combined,
+                       max(ratio) FILTER (status = 'ok') AS fastest,
                        count(*) FILTER (status = 'ok') AS ok, count(*) FILTER (status = 'error') AS errors,
                        count(*) FILTER (status = 'error' AND solo_vram_errors > 0) AS errors_also_alone,
                        list(DISTINCT device_id ORDER BY device_id) AS devices
@@ -123,6 +134,24 @@ class VirtualizedGpu(Detector):
                        CASE WHEN contains(ip, ':') THEN 'one IPv6 /64' ELSE 'one IP' END AS where_
                 FROM grouped
                 WHERE kind = 'matmul' AND measured = k AND combined <= $combined_max
+            ),
+            together AS (  -- k >= 3, all measured, every one below batch_slow of its own solo pace at once
+                SELECT unnest(devices) AS device_id, epoch,
+                       format('{}: {} devices on {} in one batch, the fastest at {}% of its own solo pace', epoch, k,
+                              CASE WHEN contains(ip, ':') THEN 'one IPv6 /64' ELSE 'one IP' END,
+                              CAST(round(100 * fastest) AS BIGINT)) AS what
+                FROM grouped
+                WHERE kind = 'matmul' AND measured = k AND k >= 3 AND fastest < $batch_slow
+            ),
+            slowed_together AS (
+                SELECT device_id, count(DISTINCT epoch) AS hours, min(what) AS example FROM together GROUP BY device_id
+            ),
+            solo_slow AS (  -- how often the device is that slow with no sibling in its batch: its own honest rate
+                SELECT c.device_id, count(*) AS solo_challenges, count(*) FILTER (c.tflops < $batch_slow * s.solo_tflops) AS solo_slow
+                FROM ctx c JOIN solo s USING (device_id)
+                WHERE c.batch_siblings = 0 AND c.kind = 'matmul' AND c.status = 'ok' AND c.tflops IS NOT NULL
+                  AND c.device_id IN (SELECT device_id FROM slowed_together)
+                GROUP BY c.device_id
             ),
             vram_fail AS (  -- exactly one of k held its VRAM challenge; the others never failed alone
                 SELECT g.epoch, g.ip, g.k, g.errors, g.ok, g.devices,
@@ -148,7 +177,7 @@ class VirtualizedGpu(Detector):
                 SELECT b.device_id, count(DISTINCT b.epoch) AS cobatched_hours,
                        count(DISTINCT c.epoch) AS hours, min(c.what) AS example
                 FROM cobatched b LEFT JOIN contention c ON c.device_id = b.device_id AND c.epoch = b.epoch
-                GROUP BY b.device_id HAVING count(DISTINCT c.epoch) > 0
+                GROUP BY b.device_id
             ),
             lone AS (  -- challenges nobody else shared (no batch): the cleanest measure of a card's own pace
                 SELECT device_id, epoch, max(tflops) AS tflops FROM ctx
@@ -220,6 +249,8 @@ class VirtualizedGpu(Detector):
                        coalesce(r.slow_batches, 0) AS slow_batches, coalesce(r.batches, 0) AS batches,
                        r.slow_first, r.slow_worst, coalesce(r.lone_slow, 0) AS lone_slow,
                        coalesce(r.lone_challenges, 0) AS lone_challenges,
+                       coalesce(g.hours, 0) AS together_hours, g.example AS together_example,
+                       coalesce(ss.solo_slow, 0) AS solo_slow, coalesce(ss.solo_challenges, 0) AS solo_challenges,
                        coalesce(r.stranger_slow, 0) AS stranger_slow, coalesce(r.stranger_batches, 0) AS stranger_batches,
                        r.stranger_first, r.stranger_worst,
                        i.sharing IS NOT NULL AS shared_identity,
@@ -230,8 +261,11 @@ class VirtualizedGpu(Detector):
                 LEFT JOIN ident i USING (device_id)
                 LEFT JOIN crowded w USING (device_id)
                 LEFT JOIN batch_slow r USING (device_id)
+                LEFT JOIN slowed_together g USING (device_id)
+                LEFT JOIN solo_slow ss USING (device_id)
             )
-            SELECT * FROM judged WHERE hours > 0 OR slow_batches > 0 OR shared_identity OR too_many OR vgpu
+            SELECT * FROM judged
+            WHERE hours > 0 OR slow_batches > 0 OR together_hours > 0 OR shared_identity OR too_many OR vgpu
             """.replace("{PACED}", PACED_CTE)
             .replace("{CONCURRENT}", concurrent_cte("candidates"))
             .replace("{MIG}", MIG_INSTANCES_CTE),
@@ -254,12 +288,20 @@ class VirtualizedGpu(Detector):
             self.honest_contention_rate, (judged["lone_slow"].to_numpy() + 1) / (judged["lone_challenges"].to_numpy() + 2)
         )
         slow_tail = binom.sf(judged["slow_batches"].to_numpy() - 1, judged["batches"].to_numpy(), slow_rate)
+        # slow together: co-batched hours in which a whole batch of >= 3 was slow at once, beyond the device's own
+        # rate of slow challenges without a sibling (at least the honest rate)
+        together_rate = np.maximum(
+            self.honest_contention_rate, (judged["solo_slow"].to_numpy() + 1) / (judged["solo_challenges"].to_numpy() + 2)
+        )
+        together_tail = binom.sf(judged["together_hours"].to_numpy() - 1, judged["cobatched_hours"].to_numpy(), together_rate)
         judged = (
             judged.with_columns(
                 pl.Series("p_value", tail, dtype=pl.Float64),
                 pl.Series("stranger_p_value", stranger_tail, dtype=pl.Float64),
                 pl.Series("slow_p_value", slow_tail, dtype=pl.Float64),
                 pl.Series("slow_rate", slow_rate, dtype=pl.Float64),
+                pl.Series("together_p_value", together_tail, dtype=pl.Float64),
+                pl.Series("together_rate", together_rate, dtype=pl.Float64),
             )
             .with_columns(
                 ((pl.col("hours") >= 2) & (pl.col("p_value") <= self.alpha_suspect * (1 + 1e-9))).alias("contention"),
@@ -267,14 +309,21 @@ class VirtualizedGpu(Detector):
                     "beside_strangers"
                 ),
                 ((pl.col("slow_batches") >= 2) & (pl.col("slow_p_value") <= self.alpha_suspect * (1 + 1e-9))).alias("in_batches"),
+                ((pl.col("together_hours") >= 2) & (pl.col("together_p_value") <= self.alpha_suspect * (1 + 1e-9))).alias(
+                    "together"
+                ),
             )
             .with_columns(
                 ((pl.col("hours") >= 3) & (pl.col("p_value") <= self.alpha_confirm * (1 + 1e-9))).alias("contention_confirmed"),
+                ((pl.col("together_hours") >= 3) & (pl.col("together_p_value") <= self.alpha_confirm * (1 + 1e-9))).alias(
+                    "together_confirmed"
+                ),
                 (pl.col("beside_strangers") | pl.col("in_batches")).alias("slowed"),
             )
         )
         exact = pl.col("shared_identity") | pl.col("vgpu")
-        established = exact | pl.col("contention_confirmed")
+        established = exact | pl.col("contention_confirmed") | pl.col("together_confirmed")
+        suspected = pl.col("contention") | pl.col("together") | pl.col("slowed")
         reason = pl.concat_str(
             [
                 pl.when(pl.col("contention")).then(
@@ -286,6 +335,22 @@ class VirtualizedGpu(Detector):
                         pl.col("p_value").round_sig_figs(2).cast(pl.String),
                         pl.lit(round(100 * self.honest_contention_rate, 1)),
                         "example",
+                    )
+                ),  # fmt: skip
+                pl.when(pl.col("together")).then(
+                    pl.format(
+                        "slow together in {} of {} co-batched hours of the last {}: every device of a batch of 3 or more "
+                        "below {}% of its own solo pace at once (e.g. {}), and without a sibling that slow in {} of {} "
+                        "challenges (p = {} under an honest {}% rate)",
+                        "together_hours",
+                        "cobatched_hours",
+                        pl.lit(self.window_hours),
+                        pl.lit(round(100 * self.batch_slow)),
+                        "together_example",
+                        "solo_slow",
+                        "solo_challenges",
+                        pl.col("together_p_value").round_sig_figs(2).cast(pl.String),
+                        (100 * pl.col("together_rate")).round(1).cast(pl.String),
                     )
                 ),  # fmt: skip
                 pl.when(pl.col("beside_strangers"))
@@ -329,10 +394,10 @@ class VirtualizedGpu(Detector):
             separator="; ",
             ignore_nulls=True,
         )
-        return judged.filter(pl.col("contention") | pl.col("slowed") | exact | pl.col("too_many")).select(
+        return judged.filter(suspected | exact | pl.col("too_many")).select(
             "device_id",
             "account_id",
-            pl.when(established).then(1.0).when(pl.col("contention") | pl.col("slowed")).then(0.85).otherwise(0.7).alias("score"),
+            pl.when(established).then(1.0).when(suspected).then(0.85).otherwise(0.7).alias("score"),
             pl.when(established).then(pl.lit("reject")).otherwise(pl.lit("probation")).alias("action"),
             reason.alias("reason"),
             pl.struct(
@@ -350,6 +415,10 @@ class VirtualizedGpu(Detector):
                 "lone_slow",
                 "lone_challenges",
                 "slow_p_value",
+                "together_hours",
+                "together_p_value",
+                "solo_slow",
+                "solo_challenges",
                 pl.col("stranger_slow").alias("stranger_slow_batches"),
                 "stranger_batches",
                 "stranger_p_value",

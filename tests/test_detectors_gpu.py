@@ -590,6 +590,41 @@ def test_virtualized_gpu_a_card_slow_only_when_others_are_challenged_with_it_is_
     assert json.loads(found["details"][1])["proof"] == "suspicion"
 
 
+def test_virtualized_gpu_a_batch_slow_together_every_hour_is_cards_shared_and_a_busy_host_or_a_cafe_is_not(con) -> None:
+    """Six "cards" backed by two (a network written by others): each runs at a third of its solo
+    pace whenever the six are challenged together, full pace alone, and together they still compute
+    like two cards, more than ``combined_max``. That network never challenged a device alone and in
+    a batch in one hour, so the lone challenges come in other hours here. Honest look-alikes: a
+    gamer's three cards, or a host rented whole, slow together for hours and as often alone; a cafe
+    whose gamers slow some of its PCs, never every one at once."""
+    hours = [f"2024-08-13T{h:02d}" for h in range(10, 24)] + [hour(h) for h in range(6)]  # 20 hours, EPOCH last
+    groups = {"farm": ("10.0.0.1", 6), "busy": ("10.0.0.2", 3), "cafe": ("10.0.0.3", 6)}
+    for name, (ip, k) in groups.items():
+        for i in range(k):
+            feature(con, f"{name}{i}", ip=ip)
+    for j, epoch in enumerate(hours):
+        if j % 4 == 0:  # a lone challenge every fourth hour: the busy host is slow in two of its five
+            for name, (ip, k) in groups.items():
+                for i in range(k):
+                    slow = name == "busy" and j in (4, 12)
+                    challenge(con, f"{name}{i}", "matmul", "ok", 50.0 if slow else 130.0, None, epoch=epoch, ip=ip)
+            continue
+        for name, (ip, k) in groups.items():  # the other 15 hours: one batch per address
+            for i in range(k):
+                speed = {
+                    "farm": 43.0,  # two cards' work shared by six
+                    "busy": 58.0 if j % 2 else 128.0,  # all three in use at once in ten of the hours
+                    "cafe": 45.0 if i < 3 else 127.0,  # half its PCs in use, the rest at pace
+                }[name]
+                challenge(con, f"{name}{i}", "matmul", "ok", speed, f"{name}-{j}", siblings=k - 1, epoch=epoch, ip=ip)
+    found = VirtualizedGpu().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == [f"farm{i}" for i in range(6)]
+    assert set(found["action"]) == {"reject"} and json.loads(found["details"][0])["proof"] == "statistical"
+    assert "slow together in 15 of 15 co-batched hours of the last 24" in found["reason"][0]
+    assert "6 devices on one IP in one batch, the fastest at 33% of its own solo pace" in found["reason"][0]
+    assert "without a sibling that slow in 0 of 5 challenges" in found["reason"][0]
+
+
 def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
     feature(con, "vgpu", virtualization_mode="VGPU")
     feature(con, "mig", mig_mode=True)  # an operator's own MIG setting is not evidence alone
