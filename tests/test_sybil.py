@@ -165,6 +165,32 @@ def test_a_lab_funded_by_its_head_behind_its_nat_is_held_never_rejected_for_its_
     assert actions == {"probation"} if site else "reject" in actions
 
 
+@pytest.mark.parametrize("domain", ["students.kessel.ac.uk", "mailpoof.org"])
+def test_a_lab_at_a_domain_only_its_university_can_hold_is_no_ring_the_same_group_on_throwaway_mail_is(con, domain: str) -> None:
+    """A ninth network written by others: forty students signed up in one workshop behind the
+    campus NAT, sequential student addresses at the university's domain, one department wallet
+    paying every stake within minutes, one workstation image; the lab was rejected whole as a
+    ring (funding, the image and the stakes). ``.ac.uk`` mailboxes are issued only by an
+    accredited institution to its members (``pipelines.sybil.institutions``): what they share
+    beyond that is the institution's administration, no ring. The same group at one address on a
+    throwaway mail domain anyone can use is still one operator's ring, held for review."""
+    background(con, 150)
+    members = []
+    for k in range(12):
+        acc = f"s{2419600 + 37 * k}"
+        account(con, acc, f"{acc}@{domain}", f"w-{acc}", "94.2.38.157")
+        funded(con, f"w-{acc}", "w-department", at=f"2024-08-14 00:{10 + k // 4:02d}:00", amount="200")
+        device(con, f"d-{acc}", acc, "94.2.38.157", f"ws-{acc}", cpu="Intel Xeon W-2255")
+        members.append(acc)
+    found = SybilRings().detect(Evidence(con, EPOCH))
+    clustered = sorted(r[0] for r in con.execute("SELECT account_id FROM sybil_clusters").fetchall())
+    if domain.endswith(".ac.uk"):
+        assert clustered == [] and found.is_empty()
+    else:
+        assert clustered == members and sorted(found["device_id"]) == [f"d-{a}" for a in members]
+        assert set(found["action"]) == {"probation"}
+
+
 def test_normalized_gmail_and_weak_links_alone(con) -> None:
     for k, email in enumerate(["j.o.h.n+1@gmail.com", "john+2@gmail.com", "jo.hn@googlemail.com"]):
         account(con, f"g{k}", email, f"w{k}", f"9.9.9.{k}")

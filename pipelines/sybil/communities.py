@@ -38,7 +38,12 @@ a parent funds the family's stakes, built its machines alike and set one reboot 
 half of them share a machine (a host fingerprint): a family's members each run their own, and
 one rig's GPUs registered under several accounts are one owner's; or half of them hold a
 machine, card or address in turn (``TURN_KINDS``, ``detectors.timeshare``): a home's members are
-online together or on their daily routines, not in shifts that keep coming back.
+online together or on their daily routines, not in shifts that keep coming back. So is a group
+at one site, half of it with mailboxes at a domain only an accredited institution can register
+(``pipelines.sybil.institutions``: ``.edu``, ``.ac.uk``, ...), with the same exceptions: a
+university lab whose department wallet paid forty students' stakes on one workstation image,
+staked by one administrator in minutes, is the institution's administration (a ninth network
+written by others had such a lab rejected whole); a farmer cannot buy mailboxes there.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from pipelines.sybil.institutions import is_institutional
 from pipelines.sybil.links import (
     BURST_KINDS,
     CLOCK_KINDS,
@@ -548,6 +554,15 @@ def score_clusters(
         .group_by("cluster", "kind")
         .agg(pl.len().alias("covered"))
     )
+    # an institution's members: mailboxes at a domain only an accredited institution can hold
+    # (pipelines.sybil.institutions), read from the shapes they share inside (p4 names no domain)
+    shapes = holders.filter((pl.col("kind") == "email_pattern") & pl.col("value").str.contains(r"^p[1235]\|")).with_columns(
+        pl.col("value").str.split("|").list.get(1).alias("domain")
+    )
+    accredited = [d for d in shapes["domain"].unique().to_list() if is_institutional(d)]
+    institutional = dict(
+        shapes.filter(pl.col("domain").is_in(accredited)).group_by("cluster").agg(pl.col("account").n_unique()).iter_rows()
+    )
     # a home: every member connects from one address (one NAT, one IPv6 /64), as a family does
     home = dict(
         holders.filter(pl.col("kind") == "ip")
@@ -616,6 +631,15 @@ def score_clusters(
         if at_site:  # mailboxes at one site's domain are the site's
             for kind in SHAPE_KINDS:
                 own.pop(kind, None)
+        # an institution at its own site (a lab whose department wallet paid every student's stake on
+        # one workstation image, staked by one administrator at once): the same exceptions as a home
+        institution = (
+            at_site
+            and institutional.get(i, 0) >= rules.min_coverage * size
+            and cov.get("host", 0) < rules.min_coverage
+            and cov.get("email", 0) < rules.min_coverage
+            and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage
+        )
         # ...whose members each run a machine of their own and read mail of their own: GPUs of one
         # machine under several of them (one rig split over numbered mailboxes), or one mailbox behind
         # several of them (gmail dots and +tags of one address), are one owner's, not a family's
@@ -629,6 +653,7 @@ def score_clusters(
         is_sybil = (
             size >= rules.min_accounts
             and not household  # a parent's wallet, one build, one reboot timer: one family's ties
+            and not institution  # a department's wallet, one image, one administrator: one institution's
             and strong_sources >= rules.min_strong_kinds
             and max(own.values(), default=0) >= rules.min_coverage * size  # the accounts' own tie, not a site's
             and (
@@ -659,6 +684,8 @@ def score_clusters(
         evidence = {"story": story, "strong_kinds": strong, "exclusive_kinds": marked, "links": links, "accounts": members[:50]}
         if at_site:  # its mailbox shapes tie no member to it of its own (the reject rule reads this)
             evidence["site_mailboxes"] = True
+        if institution:
+            evidence["institution"] = True
         if sync:
             evidence["synchronized_outage"] = sync | {"accounts": sync["accounts"][:50]}
         rows.append({"cluster_id": cluster_id(members), "members": members, "score": round(score, 4),
