@@ -26,9 +26,15 @@ Three independent signs, each explained in ``reasons``:
   product fills no card, so every card looks alike on it (two networks written by others asked
   n = 256 to 2048 at random; their honest H100s measured 2, 17, 108 and 366 TFLOPS by size,
   and RTX 4090s sold as H100s matched them at 256). Against the spec counts the device's best
-  size; against its peers, every *telling* size it was measured at, one its model's honest
-  fleet runs at ``telling_share`` (half) of its best size's median or more, the peers' median
-  there (each device's median for the size); a device measured at no telling size is not slow.
+  size; against its peers, a *telling* size, one its model's honest fleet runs at
+  ``telling_share`` (half) of its best size's median or more, the peers' median there (each
+  device's median for the size): the telling size where the device falls furthest behind among
+  those it answered at least twice (its best of two answers or more there, so one answer slowed by
+  a game or a rental is not its measure), else the telling size where it comes closest. A weaker
+  card is filled by a smaller product than the card it claims, so a size that does not yet fill
+  the claimed model flatters it (a ninth network written by others sold RTX 3090s as H100s: 22%
+  of the H100s at n = 2048, where the H100s ran at 59% of their best, 14% at 4096; 4 of 19 were
+  held while the closest size judged them); a device measured at no telling size is not slow.
   With no size of ``min_peers`` honest peers the spec alone decides, and so it does when even
   the peers' best size is below the ratio of the spec: a catalogue figure is not wrong by 3x,
   but a model claimed only by a farm of misnamed cards has no honest peers to speak for it.
@@ -239,23 +245,33 @@ class SpoofedModel(Detector):
                 WHERE devices >= $min_peers GROUP BY ALL
             ),
             by_size AS (  -- per device, under the model it claims now: its best speed at any size (against the spec),
-                -- and against its honest peers' at the telling size where it comes closest to them: one its model's
-                -- fleet runs at >= telling_share of its best size's median (a small product fills no card, so every
-                -- card looks alike there: a seventh network's RTX 4090s sold as H100s ran at 92% of the H100s' median
-                -- at n = 256 and at 12% at n = 2048)
-                SELECT d.device_id, max(d.tflops) AS best_tflops, arg_max(d.n, d.tflops) AS best_n,
-                       max(ratio) FILTER (telling) AS peer_ratio,
-                       arg_max(p.median_tflops, ratio) FILTER (telling) AS peers,
-                       arg_max(p.devices, ratio) FILTER (telling) AS peer_devices,
-                       arg_max(d.n, ratio) FILTER (telling) AS peer_n,
-                       arg_max(d.tflops, ratio) FILTER (telling) AS peer_tflops
-                FROM sized d
-                JOIN now w ON w.device_id = d.device_id AND w.catalogue_model = d.catalogue_model
-                LEFT JOIN size_peers p ON p.catalogue_model = d.catalogue_model AND p.n = d.n
-                LEFT JOIN yardstick y ON y.catalogue_model = d.catalogue_model,
-                LATERAL (SELECT coalesce(p.devices >= $min_peers AND p.median_tflops >= $telling * y.best_median, false)
-                         AS telling, d.tflops / p.median_tflops AS ratio)
-                GROUP BY d.device_id
+                -- and against its honest peers' at a telling size: one its model's fleet runs at >= telling_share of
+                -- its best size's median (a small product fills no card, so every card looks alike there: a seventh
+                -- network's RTX 4090s sold as H100s ran at 92% of the H100s' median at n = 256 and at 12% at n = 2048).
+                -- The telling size where it falls furthest behind, among those it answered at least twice (its best
+                -- of two or more, so one answer slowed by a game or a rental is not its measure): a weaker card fills
+                -- up at a smaller product than the one it claims, so a size that does not yet fill the claimed model
+                -- flatters it (a ninth network's RTX 3090s sold as H100s: 22% of the H100s at n = 2048, 14% at 4096).
+                -- Answered at no such size twice: the telling size where it comes closest
+                SELECT device_id, best_tflops, best_n, peer_ratio, judged_at.m AS peers, judged_at.k AS peer_devices,
+                       judged_at.n AS peer_n, judged_at.t AS peer_tflops
+                FROM (
+                    SELECT d.device_id, max(d.tflops) AS best_tflops, arg_max(d.n, d.tflops) AS best_n,
+                           count(*) FILTER (telling AND d.answers >= 2) > 0 AS repeated,
+                           CASE WHEN repeated THEN min(ratio) FILTER (telling AND d.answers >= 2)
+                                ELSE max(ratio) FILTER (telling) END AS peer_ratio,
+                           CASE WHEN repeated THEN arg_min(struct_pack(m := p.median_tflops, k := p.devices, n := d.n, t := d.tflops), ratio)
+                                                       FILTER (telling AND d.answers >= 2)
+                                ELSE arg_max(struct_pack(m := p.median_tflops, k := p.devices, n := d.n, t := d.tflops), ratio)
+                                     FILTER (telling) END AS judged_at
+                    FROM sized d
+                    JOIN now w ON w.device_id = d.device_id AND w.catalogue_model = d.catalogue_model
+                    LEFT JOIN size_peers p ON p.catalogue_model = d.catalogue_model AND p.n = d.n
+                    LEFT JOIN yardstick y ON y.catalogue_model = d.catalogue_model,
+                    LATERAL (SELECT coalesce(p.devices >= $min_peers AND p.median_tflops >= $telling * y.best_median, false)
+                             AS telling, d.tflops / p.median_tflops AS ratio)
+                    GROUP BY d.device_id
+                )
             ),
             chance AS (  -- the honest fleet's share of answered matmul challenges that failed (a short memory fails none),
                 -- and of those issued to reachable devices that failed, went unanswered or were answered alone at

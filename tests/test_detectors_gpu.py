@@ -874,6 +874,33 @@ def test_spoofed_model_compares_speeds_at_a_telling_product_size_so_small_produc
     assert "at n = 2048, 18% of its 14 honest peers' median 200.0" in found["reason"][0]
 
 
+def test_spoofed_model_judges_a_card_where_it_falls_furthest_behind_not_where_the_claimed_model_is_not_yet_filled(
+    con,
+) -> None:
+    """A ninth network written by others sold RTX 3090s as H100s: at n = 2048, a size at which the
+    H100s run at 59% of their best, the 3090s were at 22% of them (above the honest floor of 20%),
+    at n = 4096 at 14%. A weaker card is filled by a smaller product than the card it claims, so the
+    size that does not yet fill the claimed model flatters it: the card is judged at the telling size
+    where it falls furthest behind, among those it answered at least twice. An honest card slowed
+    once by a game at the largest size, answered there only once, is judged where it answered twice."""
+    fleet = {1024: 40.0, 2048: 180.0, 4096: 300.0}  # 2048 and 4096 are telling (>= half of 300)
+    for d in range(12):
+        for h, n in enumerate((1024, 2048, 4096, 1024, 2048, 4096)):
+            challenge(con, f"peer{d}", "matmul", "ok", fleet[n], f"p{h}", n=n, epoch=hour(h))
+    weak = {1024: 30.0, 2048: 39.6, 4096: 42.0}  # 22% and 14% of the fleet at the telling sizes
+    # a spec sheet far above what the cards reach (consumer cards run at 30-55% of theirs): the spec
+    # alone does not protect the gamer here, only its own measure does
+    feature(con, "sold_as", spec_tflops=1000.0)
+    feature(con, "gamer", spec_tflops=1000.0)
+    for h, n in enumerate((1024, 2048, 4096, 1024, 2048, 4096)):
+        challenge(con, "sold_as", "matmul", "ok", weak[n], f"o{h}", n=n, epoch=hour(h))
+    for h, (n, speed) in enumerate(((2048, 178.0), (2048, 181.0), (4096, 45.0), (1024, 41.0))):
+        challenge(con, "gamer", "matmul", "ok", speed, f"g{h}", n=n, epoch=hour(h))
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["sold_as"] and found["action"][0] == "probation"
+    assert "at n = 4096, 14% of its 14 honest peers' median 300.0" in found["reason"][0]
+
+
 def test_virtualized_gpu_compares_answers_of_different_product_sizes_by_their_pace(con) -> None:
     """Two honest cards behind one address, batched every hour on products of a different size each
     hour: a small product measures a fraction of a large one's speed on any card, and is no
