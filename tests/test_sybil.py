@@ -191,6 +191,14 @@ def test_a_lab_at_a_domain_only_its_university_can_hold_is_no_ring_the_same_grou
         assert set(found["action"]) == {"probation"}
 
 
+def test_only_a_domain_under_an_institutions_restricted_suffix_is_institutional() -> None:
+    from pipelines.sybil.institutions import is_institutional
+
+    assert is_institutional("student.ed-uni.ac.uk") and is_institutional("CS.MIT.EDU.")
+    for other in ("ac.uk", "edu", "evil-ac.uk", "acuk.com", "uni-example.de", "mailpoof.org", "", None):
+        assert not is_institutional(other), other
+
+
 def test_normalized_gmail_and_weak_links_alone(con) -> None:
     for k, email in enumerate(["j.o.h.n+1@gmail.com", "john+2@gmail.com", "jo.hn@googlemail.com"]):
         account(con, f"g{k}", email, f"w{k}", f"9.9.9.{k}")

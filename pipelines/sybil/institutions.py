@@ -19,11 +19,10 @@ SUFFIXES_CSV = DATA_DIR / "institution_mail_suffixes.csv"
 
 
 @cache
-def institution_suffixes() -> tuple[str, ...]:
-    """The restricted suffixes, longest first (``ac.uk`` before a bare ``uk`` were one listed)."""
+def institution_suffixes() -> frozenset[str]:
+    """The restricted suffixes, lower case, without a leading dot."""
     with SUFFIXES_CSV.open(newline="") as f:
-        suffixes = {row["suffix"].strip().lower().strip(".") for row in csv.DictReader(f)}
-    return tuple(sorted(suffixes, key=lambda s: (-len(s), s)))
+        return frozenset(row["suffix"].strip().lower().strip(".") for row in csv.DictReader(f))
 
 
 def is_institutional(domain: str | None) -> bool:
