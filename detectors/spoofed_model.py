@@ -539,9 +539,10 @@ class SpoofedModel(Detector):
 
 def _slower_than(ratio: str) -> str:
     """SQL: measured often enough, its best speed at any product size below ``ratio`` x the spec,
-    and at every telling size it was measured at (``min_peers`` honest peers there, running at
-    ``telling_share`` of their best size's median or more) below ``ratio`` x its peers' median
-    there; not slow where it was measured at no telling size. The spec alone judges where no size
+    and below ``ratio`` x its peers' median at the telling size that judges it (``min_peers``
+    honest peers there, running at ``telling_share`` of their best size's median or more; of
+    those it answered twice or more, the one where it falls furthest behind, else the one where it
+    comes closest: ``by_size``'s ``peer_ratio``); not slow where it was measured at no telling size. The spec alone judges where no size
     has that many peers, or where even the size the model's honest fleet does best at stays
     below ``ratio`` of the spec: a model claimed only by a farm of misnamed cards has no honest
     peers to speak for it."""
