@@ -253,17 +253,13 @@ class SpoofedModel(Detector):
                 -- up at a smaller product than the one it claims, so a size that does not yet fill the claimed model
                 -- flatters it (a ninth network's RTX 3090s sold as H100s: 22% of the H100s at n = 2048, 14% at 4096).
                 -- Answered at no such size twice: the telling size where it comes closest
-                SELECT device_id, best_tflops, best_n, peer_ratio, judged_at.m AS peers, judged_at.k AS peer_devices,
-                       judged_at.n AS peer_n, judged_at.t AS peer_tflops
+                SELECT device_id, best_tflops, best_n, judged_at.r AS peer_ratio, judged_at.m AS peers,
+                       judged_at.k AS peer_devices, judged_at.n AS peer_n, judged_at.t AS peer_tflops
                 FROM (
                     SELECT d.device_id, max(d.tflops) AS best_tflops, arg_max(d.n, d.tflops) AS best_n,
-                           count(*) FILTER (telling AND d.answers >= 2) > 0 AS repeated,
-                           CASE WHEN repeated THEN min(ratio) FILTER (telling AND d.answers >= 2)
-                                ELSE max(ratio) FILTER (telling) END AS peer_ratio,
-                           CASE WHEN repeated THEN arg_min(struct_pack(m := p.median_tflops, k := p.devices, n := d.n, t := d.tflops), ratio)
-                                                       FILTER (telling AND d.answers >= 2)
-                                ELSE arg_max(struct_pack(m := p.median_tflops, k := p.devices, n := d.n, t := d.tflops), ratio)
-                                     FILTER (telling) END AS judged_at
+                           arg_min(struct_pack(r := ratio, m := p.median_tflops, k := p.devices, n := d.n, t := d.tflops),
+                                   [CASE WHEN d.answers >= 2 THEN 0 ELSE 1 END,
+                                    CASE WHEN d.answers >= 2 THEN ratio ELSE -ratio END]) FILTER (telling) AS judged_at
                     FROM sized d
                     JOIN now w ON w.device_id = d.device_id AND w.catalogue_model = d.catalogue_model
                     LEFT JOIN size_peers p ON p.catalogue_model = d.catalogue_model AND p.n = d.n

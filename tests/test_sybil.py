@@ -120,6 +120,15 @@ def family(con) -> list[str]:
     return accounts
 
 
+def family_member(con, k: int, first: str, cpu: str) -> None:
+    """Member ``fam{k}`` of a family behind 84.9.7.7: referred by and staked from the first member's
+    wallet, on a PC of its own."""
+    fam = f"fam{k}"
+    account(con, fam, f"{first}.silva@gmail.com", f"w-{fam}", "84.9.7.7", referrer="fam0" if k else None)
+    funded(con, f"w-{fam}", "w-fam0")
+    device(con, f"d-{fam}", fam, "84.9.7.7", f"pc-{fam}", cpu=cpu)
+
+
 def test_ring_found_honest_shared_networks_spared(con) -> None:
     members = ring(con)
     lab(con)
@@ -890,14 +899,11 @@ def test_one_rig_split_over_five_numbered_mailboxes_behind_one_address_is_no_hou
     judged as a ring (held for review), while a family of five on five PCs is not."""
     background(con, 150)
     for k in range(5):
-        acc, fam = f"mk{k}", f"fam{k}"
+        acc = f"mk{k}"
         account(con, acc, f"mkrol.gpu{k + 1}@gmail.com", f"w-{acc}", "85.255.165.4", referrer=f"mk{k - 1}" if k else None)
         funded(con, f"w-{acc}", "w-mkrol")
         device(con, f"d-{acc}", acc, "85.255.165.4", "rig-a" if k < 3 else "rig-b", cpu="AMD Ryzen 5 3600")
-        account(con, fam, f"{['ana', 'rui', 'ines', 'tomas', 'lia'][k]}.silva@gmail.com", f"w-{fam}", "84.9.7.7",
-                referrer="fam0" if k else None)  # fmt: skip
-        funded(con, f"w-{fam}", "w-fam0")
-        device(con, f"d-{fam}", fam, "84.9.7.7", f"pc-{fam}", cpu="AMD Ryzen 5 3600")
+        family_member(con, k, ["ana", "rui", "ines", "tomas", "lia"][k], cpu="AMD Ryzen 5 3600")
     SybilRings().detect(Evidence(con, EPOCH))
     rings = con.execute("SELECT list(account_id ORDER BY account_id) FROM sybil_clusters GROUP BY cluster_id").fetchall()
     assert [sorted(r) for (r,) in rings] == [[f"mk{k}" for k in range(5)]]
@@ -912,16 +918,13 @@ def test_four_accounts_taking_one_address_in_shifts_are_no_household_a_family_on
     every stake, at another address is not."""
     background(con, 150)
     for k in range(4):
-        acc, fam = f"shift{k}", f"fam{k}"
+        acc = f"shift{k}"
         account(con, acc, f"{['lena', 'omar', 'yuki', 'ravi'][k]}.{['berg', 'haddad', 'sato', 'iyer'][k]}@gmail.com",
                 f"w-{acc}", f"77.20{k}.3.3")  # fmt: skip
         funded(con, f"w-{acc}", f"w-{acc}-own")
         device(con, f"d-{acc}", acc, "62.10.20.30", f"host-{acc}", cpu="AMD Ryzen 9 5950X")
         con.execute("INSERT INTO timeshare_rotas VALUES (?, 'ip', '62.10.20.30', ?, ?, 4, 7, 4, 48, 0)", [EPOCH, f"d-{acc}", acc])
-        account(con, fam, f"{['ana', 'rui', 'ines', 'tomas'][k]}.silva@gmail.com", f"w-{fam}", "84.9.7.7",
-                referrer="fam0" if k else None)  # fmt: skip
-        funded(con, f"w-{fam}", "w-fam0")
-        device(con, f"d-{fam}", fam, "84.9.7.7", f"pc-{fam}", cpu="Intel Core i5-12400")
+        family_member(con, k, ["ana", "rui", "ines", "tomas"][k], cpu="Intel Core i5-12400")
     SybilRings().detect(Evidence(con, EPOCH))
     rings = con.execute("SELECT list(account_id ORDER BY account_id) FROM sybil_clusters GROUP BY cluster_id").fetchall()
     assert [sorted(r) for (r,) in rings] == [[f"shift{k}" for k in range(4)]]
