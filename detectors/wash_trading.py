@@ -26,6 +26,17 @@ accounts is such a hub and ties nobody; an operator's own funder reaches a handf
 and a ring that funds more from one wallet is a sybil cluster, which is a tie of its own. Before
 this rule, a network whose one renter and ten owners had withdrawn from the same exchange had
 those ten honest devices rejected and slashed.
+
+*Overpaid rentals* need no tie: a puppet with a mailbox, wallet and address of its own still pays
+its owner's card with the owner's money, so the price does not matter to it, and three networks
+written by others had their wash traders pay 1.5-4.5x the going rate (honest renters:
+0.83-1.35x). Honest prices spread too (owners set them, spot and on-demand renters, premium
+cards, minimum charges on short jobs), so a model's going rate is the median renter's over
+``price_window_hours`` (each renter one vote), only jobs of ``min_priced_minutes`` are priced, a
+job is overpaid at ``premium`` x the going rate and beyond ``spread_z`` robust standard deviations
+of the network's own spread, and its renter pays above that bar on ``overpaid_share`` of its
+priced rentals. ``suspect_jobs`` such jobs hold the device in probation, never more: a price is
+suspicion, not proof.
 """
 
 from __future__ import annotations
@@ -41,13 +52,21 @@ class WashTrading(Detector):
     needs = ("sybil",)  # reads the epoch's sybil_clusters
 
     def __init__(self, threshold: float = 0.5, window_hours: int = 24, max_job_hours: float = 1.0,
-                 suspect_jobs: int = 2, confirm_jobs: int = 4, max_shared_accounts: int = 10):  # fmt: skip
+                 suspect_jobs: int = 2, confirm_jobs: int = 4, max_shared_accounts: int = 10,
+                 price_window_hours: int = 168, min_priced_minutes: float = 30.0, min_renters: int = 5,
+                 premium: float = 1.5, spread_z: float = 4.0, overpaid_share: float = 0.8):  # fmt: skip
         super().__init__(threshold)
         self.window_hours = window_hours
         self.max_job_hours = max_job_hours
         self.suspect_jobs = suspect_jobs
         self.confirm_jobs = confirm_jobs
         self.max_shared_accounts = max_shared_accounts
+        self.price_window_hours = price_window_hours
+        self.min_priced_minutes = min_priced_minutes
+        self.min_renters = min_renters
+        self.premium = premium
+        self.spread_z = spread_z
+        self.overpaid_share = overpaid_share
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -124,23 +143,90 @@ class WashTrading(Detector):
                        count(*) FILTER (long_job) AS long_jobs, count(*) FILTER (NOT long_job OR money_tie) AS proof_jobs,
                        min(ties) AS ties, min(client) AS client
                 FROM judged WHERE ties <> '' AND (NOT long_job OR money_tie OR site_tie) GROUP BY device_id
+            ),
+            tied AS (
+                SELECT p.device_id, p.owner AS account_id,
+                       CASE WHEN p.proof_jobs >= $confirm THEN 1.0 ELSE 0.75 END AS score,
+                       CASE WHEN p.proof_jobs >= $confirm THEN 'reject' ELSE 'probation' END AS action,
+                       format('{} completed jobs ({} of them {:g} h or longer; {:.1f} rental hours) in the last {} hours hired by '
+                              'account {} tied to the owner by {}{}', p.jobs, p.long_jobs, $max_hours, p.hours, $window, p.client,
+                              p.ties, CASE WHEN p.proof_jobs < $confirm AND p.jobs >= $confirm
+                                           THEN format(' ({} of them long on the signup address alone: suspicion, not proof)',
+                                                       p.jobs - p.proof_jobs) ELSE '' END)
+                         AS reason,
+                       json_object('jobs', p.jobs, 'long_jobs', p.long_jobs, 'proof_jobs', p.proof_jobs,
+                                   'hours', round(p.hours, 2), 'client', p.client, 'ties', p.ties) AS details
+                FROM per_device p WHERE p.jobs >= $suspect
+            ),
+            claimed AS (  -- the model each device claims (the price a renter expects), over the price window
+                SELECT device_id, arg_max(catalogue_model, epoch) AS model FROM device_features
+                WHERE epoch > hours_back($epoch, $price_window) AND epoch <= $epoch AND catalogue_model IS NOT NULL
+                GROUP BY device_id
+            ),
+            priced AS (  -- completed jobs long enough for their hourly rate to be a price (a minimum charge makes a
+                -- few minutes' job look dear), on a catalogue model
+                SELECT j.job_id, j.device_id, j.client_account_id AS client, j._hour, c.model,
+                       CAST(j.paid_usd AS DOUBLE) * 3600000 / date_diff('millisecond', coalesce(j.started_at, j.created_at), j.ended_at)
+                         AS rate
+                FROM jobs j JOIN claimed c USING (device_id)
+                WHERE j._hour > hours_back($epoch, $price_window) AND j._hour <= $epoch AND j.status = 'completed'
+                  AND date_diff('millisecond', coalesce(j.started_at, j.created_at), j.ended_at) >= $min_priced_minutes * 60000
+            ),
+            renter_rate AS (SELECT model, client, median(rate) AS rate FROM priced GROUP BY ALL),
+            going AS (  -- a model's going rate: the median renter's (each renter one vote, so one operator's many jobs
+                -- do not set it), and how far honest renters stray from it (median absolute log deviation)
+                SELECT r.model, g.going, g.renters, median(abs(ln(r.rate / g.going))) AS spread
+                FROM renter_rate r
+                JOIN (SELECT model, median(rate) AS going, count(*) AS renters FROM renter_rate GROUP BY model
+                      HAVING count(*) >= $min_renters AND median(rate) > 0) g USING (model)
+                WHERE r.rate > 0 GROUP BY ALL
+            ),
+            priced_judged AS (
+                SELECT p.*, g.going, g.renters, p.rate / g.going AS ratio,
+                       greatest($premium, exp($spread_z * 1.4826 * g.spread)) AS bar,
+                       p.rate / g.going >= greatest($premium, exp($spread_z * 1.4826 * g.spread)) AS over
+                FROM priced p JOIN going g USING (model)
+            ),
+            overpayers AS (  -- renters who pay above the bar on most of their priced rentals (a renter who pays one
+                -- premium card's price and the going rate elsewhere is a customer of that card)
+                SELECT client, count(*) AS rentals, avg(CAST(over AS DOUBLE)) AS share FROM priced_judged
+                GROUP BY client HAVING count(*) >= 2 AND avg(CAST(over AS DOUBLE)) >= $overpaid_share
+            ),
+            overpaid AS (
+                SELECT j.device_id, any_value(o.owner) AS owner, count(*) AS jobs, min(j.ratio) AS lo, max(j.ratio) AS hi,
+                       any_value(j.model) AS model, any_value(j.going) AS going, any_value(j.renters) AS renters,
+                       any_value(j.bar) AS bar, min(j.client) AS client, count(DISTINCT j.client) AS clients
+                FROM priced_judged j JOIN overpayers USING (client) JOIN owner o USING (device_id)
+                WHERE j.over AND j._hour > hours_back($epoch, $window)
+                GROUP BY j.device_id HAVING count(*) >= $suspect
+            ),
+            overpaid_found AS (
+                SELECT device_id, owner AS account_id,
+                       format('{} completed jobs in the last {} hours paid {:.1f}-{:.1f}x the going rate for {} ({:.2f} USD/h, the '
+                              'median of {} renters; the bar here {:.2f}x) by {} renter(s) who pay above it on most of their '
+                              'rentals (account {}): overpaying one''s own card buys it rental hours (suspicion, not proof)',
+                              jobs, $window, lo, hi, model, going, renters, bar, clients, client) AS reason,
+                       json_object('overpaid_jobs', jobs, 'price_ratio', [round(lo, 2), round(hi, 2)], 'model', model,
+                                   'going_usd_per_hour', round(going, 4), 'renters', renters, 'price_bar', round(bar, 2),
+                                   'overpaying_client', client) AS details
+                FROM overpaid
             )
-            SELECT p.device_id, p.owner AS account_id,
-                   CASE WHEN p.proof_jobs >= $confirm THEN 1.0 ELSE 0.75 END AS score,
-                   CASE WHEN p.proof_jobs >= $confirm THEN 'reject' ELSE 'probation' END AS action,
-                   format('{} completed jobs ({} of them {:g} h or longer; {:.1f} rental hours) in the last {} hours hired by '
-                          'account {} tied to the owner by {}{}', p.jobs, p.long_jobs, $max_hours, p.hours, $window, p.client,
-                          p.ties, CASE WHEN p.proof_jobs < $confirm AND p.jobs >= $confirm
-                                       THEN format(' ({} of them long on the signup address alone: suspicion, not proof)',
-                                                   p.jobs - p.proof_jobs) ELSE '' END)
-                     AS reason,
-                   CAST(json_object('jobs', p.jobs, 'long_jobs', p.long_jobs, 'proof_jobs', p.proof_jobs,
-                                    'hours', round(p.hours, 2), 'client', p.client, 'ties', p.ties) AS VARCHAR) AS details
-            FROM per_device p WHERE p.jobs >= $suspect
+            SELECT coalesce(t.device_id, o.device_id) AS device_id, coalesce(t.account_id, o.account_id) AS account_id,
+                   coalesce(t.score, 0.75) AS score, coalesce(t.action, 'probation') AS action,
+                   concat_ws('; ', t.reason, o.reason) AS reason,
+                   CAST(json_merge_patch(coalesce(t.details, '{}'::JSON), coalesce(o.details, '{}'::JSON)) AS VARCHAR) AS details
+            FROM tied t FULL JOIN overpaid_found o USING (device_id)
+            ORDER BY device_id
             """,
             window=self.window_hours,
             max_hours=self.max_job_hours,
             suspect=self.suspect_jobs,
             confirm=self.confirm_jobs,
             max_shared=self.max_shared_accounts,
+            price_window=self.price_window_hours,
+            min_priced_minutes=self.min_priced_minutes,
+            min_renters=self.min_renters,
+            premium=self.premium,
+            spread_z=self.spread_z,
+            overpaid_share=self.overpaid_share,
         )

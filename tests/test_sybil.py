@@ -384,6 +384,71 @@ def test_long_jobs_through_a_puppet_on_the_owners_own_mailbox_are_wash_trading(c
     assert found["owner-gpu-2"]["action"] == "probation"
 
 
+def rental(con, job_id: str, client: str, dev: str, minutes: int, usd: str) -> None:
+    """A completed job of ``minutes`` for which the client paid ``usd``."""
+    con.execute(
+        "INSERT INTO jobs VALUES (?, ?, ?, TIMESTAMP '2024-08-14 03:00:00', TIMESTAMP '2024-08-14 03:01:00', "
+        "TIMESTAMP '2024-08-14 03:01:00' + to_minutes(?), 'completed', CAST(? AS DECIMAL(38, 8)), ?, 'jobs.csv', 1)",
+        [job_id, client, dev, minutes, usd, EPOCH],
+    )
+
+
+def test_a_renter_who_pays_several_times_the_going_rate_on_every_rental_holds_the_card_a_premium_card_or_a_minimum_charge_does_not(
+    con,
+) -> None:
+    """Three networks written by others had their wash traders pay 1.5-4.5x the going rate (through
+    puppets with no tie to the owner, on the ninth), while honest renters paid within 0.83-1.35x.
+    Renters who pay the market, a customer who pays one premium card's price and the going rate
+    elsewhere, and a few minutes' job whose minimum charge makes its hourly rate look dear are not
+    held; a renter paying 3x on every rental holds the card in probation (suspicion, not proof)."""
+    owners = ["farmer", "premium-owner", "quick-owner"] + [f"owner{k}" for k in range(6)]
+    for k, acc in enumerate(owners):
+        account(con, acc, f"{acc}@x.com", f"w-{acc}", f"10.{k}.0.1")
+        device(con, f"{acc}-gpu", acc, f"10.{k}.0.1", f"h-{acc}")
+    for k in range(6):
+        account(con, f"renter{k}", f"r{k}@y.com", f"w-renter{k}", f"20.{k}.0.1")
+    for name in ("puppet", "fan", "rusher"):
+        account(con, name, f"{name}@z.com", f"w-{name}", f"30.{len(name)}.0.1")
+    con.execute("UPDATE device_features SET catalogue_model = 'rtx_4090'")
+    for k in range(6):  # the market: 0.36-0.44 USD/h for an hour or two
+        for d in range(3):
+            minutes = 60 + 30 * d
+            rental(con, f"m{k}{d}", f"renter{k}", f"owner{(k + d) % 6}-gpu", minutes, f"{(0.36 + 0.016 * k) * minutes / 60:.4f}")
+    for k in range(3):
+        rental(con, f"wash{k}", "puppet", "farmer-gpu", 60, "1.20")  # 3x, every rental
+    rental(con, "fan0", "fan", "premium-owner-gpu", 60, "0.90")  # one premium card, the going rate elsewhere
+    rental(con, "fan1", "fan", "premium-owner-gpu", 60, "0.90")
+    for k in range(3):
+        rental(con, f"fan-m{k}", "fan", f"owner{k}-gpu", 60, "0.40")
+    for k in range(3):  # 10 minutes for a 0.50 minimum charge: 3 USD/h, not a price
+        rental(con, f"rush{k}", "rusher", "quick-owner-gpu", 10, "0.50")
+    found = {r["device_id"]: r for r in WashTrading().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert set(found) == {"farmer-gpu"}
+    assert found["farmer-gpu"]["action"] == "probation"
+    assert (
+        "3 completed jobs in the last 24 hours paid 3.0-3.0x the going rate for rtx_4090 (0.40 USD/h"
+        in found["farmer-gpu"]["reason"]
+    )
+    assert "(suspicion, not proof)" in found["farmer-gpu"]["reason"]
+    assert json.loads(found["farmer-gpu"]["details"])["overpaying_client"] == "puppet"
+
+
+def test_in_a_market_whose_renters_pay_sixfold_apart_three_times_the_going_rate_is_no_outlier(con) -> None:
+    """The bar follows the network's own spread of renters' prices (owners who set their own
+    prices, spot and on-demand renters): where honest renters pay 0.2-1.2 USD/h for one model, a
+    renter at 1.2 on every rental is one of them."""
+    for k in range(6):
+        account(con, f"owner{k}", f"o{k}@x.com", f"w-owner{k}", f"10.{k}.0.1")
+        device(con, f"gpu{k}", f"owner{k}", f"10.{k}.0.1", f"h{k}")
+        account(con, f"renter{k}", f"r{k}@y.com", f"w-renter{k}", f"20.{k}.0.1")
+    con.execute("UPDATE device_features SET catalogue_model = 'rtx_4090'")
+    for k, rate in enumerate((0.2, 0.3, 0.4, 0.6, 0.8, 1.2)):
+        for d in range(3):
+            rental(con, f"m{k}{d}", f"renter{k}", f"gpu{(k + d) % 6}", 60, f"{rate:.2f}")
+    assert WashTrading().detect(Evidence(con, EPOCH)).is_empty()
+    assert WashTrading(spread_z=0.5).detect(Evidence(con, EPOCH)).height > 0  # the same prices against a narrow bar
+
+
 def test_an_exchange_hot_wallet_or_a_campus_nat_ties_no_renter_to_an_owner(con) -> None:
     """A regular renter's short jobs on an owner's card: both withdrew from one exchange whose hot
     wallet funded twelve accounts and signed up behind one campus NAT that twelve share, which is

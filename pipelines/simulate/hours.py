@@ -189,7 +189,7 @@ def simulate_hour(
     feeds = {"hardware": hardware, "pow": pow_, "uptime": uptime}
     feeds.update(_accounts(net, start, hour_index))
     feeds.update(_stakes(net, rng, base, hour_index))
-    feeds.update(_jobs(net, dev, rng, base, online))
+    feeds.update(_jobs(net, dev, rng, base, online, scenario, _market(dev, net, scenario, seed)))
     feeds.update(_listings(dev, net, rng, base, online, scenario.honest_cross_listing))
     return feeds
 
@@ -451,8 +451,37 @@ def _stakes(net: Network, rng, base, hour_index: int) -> dict[str, pl.DataFrame]
     return {"stake_events": events.select("event_id", pl.exclude("event_id"))}
 
 
-def _jobs(net: Network, dev: DeviceArrays, rng, base, online) -> dict[str, pl.DataFrame]:
-    """Honest rentals from client accounts; wash traders hire their own devices for minutes."""
+@dataclass(frozen=True)
+class Market:
+    """Hourly prices in cents: each device's (its owner's price; a premium card's mark-up), each
+    renter's factor (spot or on-demand), and what each wash trader pays."""
+
+    device: np.ndarray
+    renter: dict[str, float]
+    wash: np.ndarray
+
+
+def _market(dev: DeviceArrays, net: Network, scenario: Scenario, seed: int) -> Market:
+    """The network's prices, from a generator of their own so the rest of the network is drawn as
+    before. Without a market (``market_spread`` (0, 0), no premium cards) every honest job costs
+    45 cents an hour and a wash trader ``wash_price`` x 45 (the default: 20 cents)."""
+    owner_sigma, renter_sigma = scenario.market_spread
+    lo, hi = scenario.wash_price
+    r = np.random.default_rng([seed, 23])
+    if owner_sigma == 0 and renter_sigma == 0 and scenario.premium_cards == 0:
+        going = np.full(dev.n, 45.0)
+        return Market(going, {}, going * r.uniform(lo, hi, dev.n))
+    going = 5.0 + 0.25 * dev.claimed_spec  # cents an hour: 46 for an RTX 4090, 252 for an H100 SXM
+    device = going * np.exp(r.normal(0.0, owner_sigma, dev.n))
+    device = np.where(r.random(dev.n) < scenario.premium_cards, device * r.uniform(1.6, 2.5, dev.n), device)
+    clients = net.accounts.filter(pl.col("population") == "client")["account_id"].to_list()
+    renter = dict(zip(clients, np.exp(r.normal(0.0, renter_sigma, len(clients))).tolist()))
+    return Market(device, renter, going * r.uniform(lo, hi, dev.n))
+
+
+def _jobs(net: Network, dev: DeviceArrays, rng, base, online, scenario: Scenario, market: Market) -> dict[str, pl.DataFrame]:
+    """Honest rentals from client accounts at the market's prices; wash traders hire their own
+    devices (for minutes by default, ``wash_job_hours``) at what they choose to pay."""
     clients = net.accounts.filter(pl.col("population") == "client")["account_id"].to_numpy()
     honest = np.flatnonzero(online & ~dev.wash & (rng.random(dev.n) < 0.01))
     wash = np.flatnonzero(online & dev.wash)
@@ -465,13 +494,15 @@ def _jobs(net: Network, dev: DeviceArrays, rng, base, online) -> dict[str, pl.Da
     if idx.size == 0 or clients.size == 0:
         return {}
     client = np.concatenate([rng.choice(clients, honest.size), wash_client[wash]])
-    hours = np.concatenate([rng.uniform(1, 12, honest.size), rng.uniform(0.08, 0.25, wash.size)])
+    hours = np.concatenate([rng.uniform(1, 12, honest.size), rng.uniform(*scenario.wash_job_hours, wash.size)])
     ended = rng.uniform(0, 3599, idx.size)
     started = ended - hours * 3600
     created = started - rng.uniform(5, 120, idx.size)
     status = np.where(rng.random(idx.size) < 0.9, "completed", "cancelled_by_client")
     status = np.where(np.arange(idx.size) >= honest.size, "completed", status)
-    cents = (hours * np.where(np.arange(idx.size) < honest.size, 45, 20)).astype(np.int64) + 1
+    renter = np.array([market.renter.get(c, 1.0) for c in client[: honest.size]])
+    rate = np.concatenate([market.device[honest] * renter, market.wash[wash]])
+    cents = (hours * rate).astype(np.int64) + 1
     return {
         "jobs": pl.DataFrame(
             {

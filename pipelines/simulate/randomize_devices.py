@@ -81,6 +81,20 @@ def draw_cadence(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
+def draw_market(rng: np.random.Generator) -> dict[str, Any]:
+    """A rental market: owners' prices and renters' factors spread log-normally (sigma up to 0.3
+    and 0.2) around a model's going rate, up to 5% premium cards, and wash traders who pay below,
+    at or well above the going rate, in jobs of minutes or of hours."""
+    regime = int(rng.integers(0, 3))
+    lo = (_u(rng, 0.3, 0.8), _u(rng, 0.9, 1.0), _u(rng, 1.5, 2.5))[regime]
+    return {
+        "market_spread": (_u(rng, 0.0, 0.3), _u(rng, 0.0, 0.2)),
+        "premium_cards": _u(rng, 0.0, 0.05),
+        "wash_price": (lo, lo + _u(rng, 0.1, 2.0) if regime == 2 else lo + 0.2),
+        "wash_job_hours": (0.08, 0.25) if rng.random() < 0.5 else (0.5, 3.0),
+    }
+
+
 def draw_gpu_attack_params(rng: np.random.Generator, held_out: str | None, hours: int) -> dict[str, Any]:
     """GPU attack parameters: the held-out variant from its held-out range, the rest as seen."""
     if held_out is not None and held_out not in GPU_VARIANTS:

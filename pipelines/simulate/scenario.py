@@ -182,6 +182,17 @@ class Scenario:
     spoofed_vram_hang_share: float = 0.0
     """Share of a short card's VRAM challenges that hang (unanswered, ``timeout``: the worker
     pages to host memory) instead of failing (``error``)."""
+    market_spread: tuple[float, float] = (0.0, 0.0)
+    """Log-normal sigmas of owners' prices and of renters' factors (spot, on-demand) around a
+    model's going rate. With (0, 0) and no premium cards every honest job costs one flat rate."""
+    premium_cards: float = 0.0
+    """Share of devices whose owners ask 1.6-2.5x the going rate (bare metal, a verified host),
+    rented by ordinary renters who pay the going rate elsewhere."""
+    wash_price: tuple[float, float] = (4 / 9, 4 / 9)
+    """What a wash trader pays for its own device, x the going rate (drawn per device; the default:
+    20 cents an hour against an honest 45)."""
+    wash_job_hours: tuple[float, float] = (0.08, 0.25)
+    """How long a wash trader's jobs last."""
     sybil: SybilParams = field(default_factory=SybilParams)
     formats: str = "mixed"
     """``mixed`` (a deterministic mix per feed and hour) or one extension for every file."""
