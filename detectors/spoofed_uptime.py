@@ -30,6 +30,14 @@ rate times the window; ``suspect_hours`` is 3. An hour in which the challenge se
 failed (``challenge_outages``, written by the features stage) is never suspicious: behind NAT, three
 hours of that outage would otherwise put every device whose pings fail in probation. Waiting
 costs nothing: a device that fails most pings earns no uptime, so it is not paid while it waits.
+*Dark again*: a box that holds the device's address can answer the pings as well as the
+heartbeats all night while the GPU is off; only the challenges tell, and ``failed_pow`` lets the
+device go six hours after each night. An honest worker hangs now and then while its host answers,
+once; a gamer's evening loses a challenge or two. ``dark_runs`` separate stretches of at least
+``dark_run_hours`` hours within ``recurrence_hours`` in which every challenge found the device
+alive (``pow_reachable``) and none was answered put the device in probation, never more (on
+three networks written by others no honest device had two such stretches, three had one).
+
 ``min_heartbeats`` and ``min_pings`` are counts at the reference cadence (heartbeats every 10
 minutes, 4 pings an hour) and scale with each hour's measured cadence (``pipelines.cadence``).
 """
@@ -79,6 +87,9 @@ class SpoofedUptime(Detector):
         confirm_hours: int = 24,
         late_seconds: float = 10.0,
         late_hours: int = 3,
+        recurrence_hours: int = 48,
+        dark_run_hours: int = 3,
+        dark_runs: int = 2,
     ):
         super().__init__(threshold)
         self.window_hours = window_hours
@@ -89,6 +100,9 @@ class SpoofedUptime(Detector):
         self.confirm_hours = confirm_hours
         self.late_seconds = late_seconds
         self.late_hours = late_hours
+        self.recurrence_hours = recurrence_hours
+        self.dark_run_hours = dark_run_hours
+        self.dark_runs = dark_runs
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -117,9 +131,36 @@ class SpoofedUptime(Detector):
                 FROM hours GROUP BY device_id
             ),
             {LATE},
+            dark_candidates AS (  -- devices with enough dark hours in the recurrence window to make the runs asked for
+                SELECT device_id FROM device_features
+                WHERE epoch > hours_back($epoch, $recur_window) AND epoch <= $epoch
+                  AND pow_reachable > 0 AND pow_timeout_reachable = pow_reachable
+                GROUP BY device_id HAVING count(*) >= $dark_run * $dark_runs
+            ),
+            dark_hours AS (  -- a dark hour: pings or heartbeats around every challenge (pow_reachable), none answered;
+                -- an hour without a reachable challenge and without an answer neither breaks nor extends a run
+                SELECT f.device_id, f.epoch, f.pow_reachable > 0 AND f.pow_timeout_reachable = f.pow_reachable AS dark
+                FROM device_features f JOIN dark_candidates USING (device_id)
+                WHERE f.epoch > hours_back($epoch, $recur_window) AND f.epoch <= $epoch
+                  AND ((f.pow_reachable > 0 AND f.pow_timeout_reachable = f.pow_reachable) OR f.pow_ok > 0)
+                  AND f.epoch NOT IN (SELECT epoch FROM challenge_outages
+                                      WHERE epoch > hours_back($epoch, $recur_window) AND epoch <= $epoch)
+            ),
+            dark_runs AS (
+                SELECT device_id, min(epoch) AS run_from, count(*) AS run_hours
+                FROM (SELECT *, row_number() OVER (PARTITION BY device_id ORDER BY epoch)
+                                - row_number() OVER (PARTITION BY device_id, dark ORDER BY epoch) AS run FROM dark_hours)
+                WHERE dark GROUP BY device_id, run HAVING count(*) >= $dark_run
+            ),
+            recurring AS (
+                SELECT device_id, count(*) AS runs, CAST(sum(run_hours) AS BIGINT) AS hours,
+                       string_agg(format('{} h from {}', run_hours, run_from), ', ' ORDER BY run_from) AS stretches
+                FROM dark_runs GROUP BY device_id HAVING count(*) >= $dark_runs
+            ),
             held AS (
                 SELECT device_id FROM per_device WHERE bad_hours >= $suspect
                 UNION SELECT device_id FROM late WHERE late_hours >= $late_hours
+                UNION SELECT device_id FROM recurring
             )
             SELECT h.device_id, f.account_id,
                    least(1.0, 0.5 + 0.5 * coalesce(p.bad_hours, 0) / $confirm) AS score,
@@ -132,17 +173,24 @@ class SpoofedUptime(Detector):
                            format('in {} of the last {} hours lone challenges were answered up to {} s after the computation it '
                                   'reported and its own generation time ({} of {} lone answers, first {}): the machine was woken '
                                   'by the challenge while something else kept it looking online',
-                                  l.late_hours, $window, CAST(round(l.late_worst_s) AS BIGINT), l.late_answers, l.lone_answers, l.late_first) END
+                                  l.late_hours, $window, CAST(round(l.late_worst_s) AS BIGINT), l.late_answers, l.lone_answers, l.late_first) END,
+                       CASE WHEN r.runs IS NOT NULL THEN
+                           format('{} separate stretches of {} or more hours in the last {} ({}) in which pings or heartbeats '
+                                  'answered around every challenge and none was answered: something keeps the device looking '
+                                  'alive while its GPU is not there, again (a worker hung once is one stretch)',
+                                  r.runs, $dark_run, $recur_window, r.stretches) END
                    ) AS reason,
                    CAST(json_object('proof', CASE WHEN p.bad_hours >= $confirm THEN 'statistical' ELSE 'suspicion' END,
                         'suspicious_hours', coalesce(p.bad_hours, 0), 'heartbeats_ok', p.heartbeats,
                         'pings_ok', p.pings_ok, 'pings', p.pings, 'pow_timeouts', p.timeouts,
                         'late_hours', coalesce(l.late_hours, 0), 'late_answers', coalesce(l.late_answers, 0),
-                        'lone_answers', l.lone_answers, 'late_worst_s', round(l.late_worst_s, 1)) AS VARCHAR) AS details
+                        'lone_answers', l.lone_answers, 'late_worst_s', round(l.late_worst_s, 1),
+                        'dark_stretches', coalesce(r.runs, 0), 'dark_hours', coalesce(r.hours, 0)) AS VARCHAR) AS details
             FROM held h
             JOIN device_features f ON f.device_id = h.device_id AND f.epoch = $epoch
             LEFT JOIN per_device p ON p.device_id = h.device_id
             LEFT JOIN late l ON l.device_id = h.device_id
+            LEFT JOIN recurring r ON r.device_id = h.device_id
             """.replace("{LATE}", LATE_ANSWERS_CTE),
             window=self.window_hours,
             min_hb=self.min_heartbeats,
@@ -154,4 +202,7 @@ class SpoofedUptime(Detector):
             confirm=self.confirm_hours,
             late_ms=1000.0 * self.late_seconds,
             late_hours=self.late_hours,
+            recur_window=self.recurrence_hours,
+            dark_run=self.dark_run_hours,
+            dark_runs=self.dark_runs,
         )

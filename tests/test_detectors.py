@@ -308,6 +308,29 @@ def test_spoofed_uptime_two_chance_hours_behind_nat_are_not_enough(con) -> None:
     assert SpoofedUptime().detect(Evidence(con, EPOCH))["device_id"].to_list() == ["nat_glitch"]
 
 
+def test_spoofed_uptime_alive_to_every_probe_but_no_challenge_answered_night_after_night_is_held_once_or_off_is_not(con) -> None:
+    """A box holding the device's address answers pings and heartbeats all night while the GPU is
+    off, and only the challenges tell (a ninth network written by others: 2 of 20 held at its last
+    hour before). An honest worker that hangs once is one stretch; a gamer's evening loses a
+    challenge or two; a machine switched off every night stops answering pings and heartbeats too."""
+    dark = dict(pow_ok=0, pow_timeout=1, pow_reachable=1, pow_timeout_reachable=1)
+    answered = dict(pow_reachable=1, pow_timeout_reachable=0)
+    off = dict(heartbeat_ok=0, heartbeat_total=0, ping_ok=0, pow_ok=0, pow_timeout=1, pow_reachable=0, pow_timeout_reachable=0)
+    for h in range(48):
+        epoch, of_day = f"2024-08-{13 + h // 24}T{h % 24:02d}", h % 24
+        feature(con, "proxy", epoch, **(dark if 1 <= of_day <= 7 else answered))
+        feature(con, "hung_once", epoch, **(dark if 34 <= h <= 38 else answered))
+        feature(con, "gamer", epoch, **(dark if of_day in (20, 21) else answered))
+        feature(con, "switched_off", epoch, **(off if 1 <= of_day <= 7 else {}))
+    found = SpoofedUptime().detect(Evidence(con, "2024-08-14T23"))
+    assert found["device_id"].to_list() == ["proxy"] and found["action"][0] == "probation"
+    assert (
+        "2 separate stretches of 3 or more hours in the last 48 (7 h from 2024-08-13T01, 7 h from 2024-08-14T01)"
+        in found["reason"][0]
+    )
+    assert json.loads(found["details"][0])["dark_stretches"] == 2
+
+
 def answer(con: duckdb.DuckDBPyConnection, device: str, epoch: str, minute: int, n: int, compute_ms: float,
            trip_s: float, batch: str | None = None) -> None:  # fmt: skip
     """A matmul challenge of ``epoch`` issued at ``minute`` past the hour, answered ``trip_s`` later."""
