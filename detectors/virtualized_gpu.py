@@ -16,7 +16,10 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   (``detectors.pace``): a small product fills no card, and two networks written by others that
   asked products of n = 256 to 2048 at random had 186 honest devices of one rejected here when
   answers of different sizes were compared as they came. k honest cards sum to ~k; two cards
-  each throttled by a third still sum to 1.33.
+  each throttled by a third still sum to 1.33. A device whose every matmul came with its
+  siblings (one address's devices batched every hour) takes its solo pace from its VRAM
+  challenges, which come alone; a pair measured so is not judged (two gaming cards of one
+  house slow together often enough).
   Or their VRAM challenges failed for all but exactly one while the failing members never
   failed alone (for k = 2 only together with the slowdown in the same hour). One hour proves
   nothing: heat and noise line up now and then, and a single solo measurement is a noisy
@@ -109,14 +112,18 @@ class VirtualizedGpu(Detector):
             """
             WITH {PACED},
             ctx AS (SELECT * REPLACE (pace AS tflops) FROM paced),  -- speeds as paces: answers of any product size compare (detectors.pace)
-            solo AS (  -- what each device does with no sibling in its batch
-                SELECT device_id, median(tflops) FILTER (kind = 'matmul' AND status = 'ok') AS solo_tflops,
+            solo AS (  -- what each device does with no sibling in its batch: its matmuls' pace, or where every matmul
+                -- came with siblings (one IP's devices batched every hour), its VRAM challenges' (a matmul of their own size)
+                SELECT device_id, coalesce(median(tflops) FILTER (kind = 'matmul' AND status = 'ok'),
+                                           median(tflops) FILTER (kind = 'vram' AND status = 'ok')) AS solo_tflops,
+                       count(*) FILTER (kind = 'matmul' AND status = 'ok') = 0 AS vram_based,
                        count(*) FILTER (kind = 'vram' AND status = 'error') AS solo_vram_errors
                 FROM ctx WHERE batch_siblings = 0 GROUP BY device_id
             ),
             members AS (  -- co-batched siblings (same batch and IP), one row per challenge
                 SELECT c.epoch, c.batch_id, c.ip, c.kind, c.device_id, c.status,
-                       c.tflops / s.solo_tflops AS ratio, coalesce(s.solo_vram_errors, 0) AS solo_vram_errors
+                       c.tflops / s.solo_tflops AS ratio, coalesce(s.solo_vram_errors, 0) AS solo_vram_errors,
+                       coalesce(s.vram_based, false) AS vram_based
                 FROM ctx c LEFT JOIN solo s USING (device_id)
                 WHERE c.batch_siblings > 0 AND c.ip IS NOT NULL
             ),
@@ -126,14 +133,15 @@ class VirtualizedGpu(Detector):
                        max(ratio) FILTER (status = 'ok') AS fastest,
                        count(*) FILTER (status = 'ok') AS ok, count(*) FILTER (status = 'error') AS errors,
                        count(*) FILTER (status = 'error' AND solo_vram_errors > 0) AS errors_also_alone,
-                       list(DISTINCT device_id ORDER BY device_id) AS devices
+                       list(DISTINCT device_id ORDER BY device_id) AS devices, bool_or(vram_based) AS vram_based
                 FROM members GROUP BY ALL HAVING count(DISTINCT device_id) >= 2
             ),
-            slow AS (  -- all k measured, together no faster than combined_max cards
+            slow AS (  -- all k measured, together no faster than combined_max cards (a pair measured against VRAM
+                -- challenges alone is not judged: two honest gaming cards of one house slow together often enough)
                 SELECT epoch, ip, batch_id, k, combined, devices,
                        CASE WHEN contains(ip, ':') THEN 'one IPv6 /64' ELSE 'one IP' END AS where_
                 FROM grouped
-                WHERE kind = 'matmul' AND measured = k AND combined <= $combined_max
+                WHERE kind = 'matmul' AND measured = k AND combined <= $combined_max AND (k >= 3 OR NOT vram_based)
             ),
             together AS (  -- k >= 3, all measured, every one below batch_slow of its own solo pace at once
                 SELECT unnest(devices) AS device_id, epoch,

@@ -625,6 +625,27 @@ def test_virtualized_gpu_a_batch_slow_together_every_hour_is_cards_shared_and_a_
     assert "without a sibling that slow in 0 of 5 challenges" in found["reason"][0]
 
 
+def test_virtualized_gpu_devices_never_challenged_without_their_siblings_are_measured_by_their_vram_challenges(con) -> None:
+    """Guests of one card behind one address are batched together every hour, so no matmul ever
+    shows a guest's own pace; its VRAM challenges, issued alone, do (a ninth network written by
+    others: four "RTX 4090" guests at a quarter of their pace in every batch, at full pace in each
+    VRAM challenge, none held before). Two gaming cards of one house slow together often enough
+    that a pair measured by VRAM challenges alone is not judged."""
+    peers(con, 130.0)
+    groups = {"guest": ("10.0.0.1", 4, 33.0), "gamer": ("10.0.0.2", 2, 55.0)}
+    for name, (ip, k, speed) in groups.items():
+        for i in range(k):
+            feature(con, f"{name}{i}", ip=ip)
+            for h in range(6):
+                challenge(con, f"{name}{i}", "matmul", "ok", speed, f"{name}-{h}", siblings=k - 1, epoch=hour(h), ip=ip)
+            for h in (0, 3):  # its VRAM challenges come alone, at the card's full pace
+                challenge(con, f"{name}{i}", "vram", "ok", 130.0, f"{name}{i}-vram-{h}", epoch=hour(h), ip=ip, n=40960)
+    found = VirtualizedGpu().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == [f"guest{i}" for i in range(4)] and set(found["action"]) == {"reject"}
+    assert "contention in 6 of 6 co-batched hours" in found["reason"][0]
+    assert "4 devices on one IP in one batch computed like 1.02 cards" in found["reason"][0]
+
+
 def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
     feature(con, "vgpu", virtualization_mode="VGPU")
     feature(con, "mig", mig_mode=True)  # an operator's own MIG setting is not evidence alone
