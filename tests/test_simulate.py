@@ -163,3 +163,43 @@ def test_honest_cross_listing_is_written_only_where_the_scenario_allows_it_and_c
         same = {k: v for k, v in _digests(tmp_path / "held" / hour).items() if "listings" not in k and "manifest" not in k}
         other = {k: v for k, v in _digests(tmp_path / "allowed" / hour).items() if "listings" not in k and "manifest" not in k}
         assert same == other
+
+
+def test_a_hung_worker_and_a_ping_answering_proxy_keep_the_probes_alive_while_challenges_time_out(tmp_path: Path) -> None:
+    """``hung_worker_rate``: a worker whose GPU process hangs keeps its heartbeats and pings while
+    its challenges time out; ``spoofer_proxy_share``: an uptime spoofer whose address a proxy holds
+    has its pings answered even while the machine is off. Both come from generators of their own:
+    the other feeds of the hour do not change."""
+    from dataclasses import replace
+
+    from pipelines.simulate.scenario import Scenario
+
+    base = replace(Scenario(), mix={"home": 1.0, "uptime_spoofer": 0.2}, formats="parquet")
+    simulate(tmp_path / "plain", 200, 3, seed=4, scenario=base)
+    simulate(tmp_path / "faults", 200, 3, seed=4, scenario=replace(base, hung_worker_rate=0.3, spoofer_proxy_share=1.0))
+    truth = truth_devices(tmp_path / "plain").select("device_id", "population")
+
+    def per_device(root: Path) -> pl.DataFrame:
+        up = (
+            _feed(root, "uptime")
+            .group_by("device_id")
+            .agg(
+                pl.col("ok").filter(pl.col("source") == "ping").mean().alias("pings_ok"),
+                (pl.col("source") == "heartbeat").sum().alias("heartbeats"),
+            )
+        )
+        pow_ = _feed(root, "pow").group_by("device_id").agg((pl.col("status") == "timeout").mean().alias("timeouts"))
+        return up.join(pow_, on="device_id").join(truth, on="device_id")
+
+    plain, faults = per_device(tmp_path / "plain"), per_device(tmp_path / "faults")
+    spoofers = pl.col("population") == "uptime_spoofer"
+    assert faults.filter(spoofers)["pings_ok"].mean() > plain.filter(spoofers)["pings_ok"].mean() + 0.3
+    homes = faults.filter(~spoofers).join(plain.filter(~spoofers), on="device_id", suffix="_plain")
+    assert homes["timeouts"].mean() > homes["timeouts_plain"].mean() + 0.2  # hung: challenges time out...
+    assert (homes["heartbeats"] == homes["heartbeats_plain"]).all()  # ...while heartbeats go on as before
+    for hour in ("2024-08-14T00", "2024-08-14T01"):
+        same = {k: v for k, v in _digests(tmp_path / "plain" / hour).items() if not k.startswith(("pow", "uptime", "_manifest"))}
+        other = {
+            k: v for k, v in _digests(tmp_path / "faults" / hour).items() if not k.startswith(("pow", "uptime", "_manifest"))
+        }
+        assert same == other

@@ -182,10 +182,14 @@ def simulate_hour(
     down_from = _down_minutes(dev, seed, hour_index, start)
     claims_online = present & (online | dev.spoof_uptime)
 
-    uptime = _uptime(dev, rng, base, online, claims_online, present, down_from, scenario)
+    # a worker whose GPU process hangs for hours (pings and heartbeats go on, challenges time out), and uptime
+    # spoofers whose address is held by a box that answers pings too: each from generators of their own
+    hung = _in_window(np.arange(n), seed, 31, hour_index, scenario.hung_worker_rate, scenario.hung_worker_hours)
+    proxy = dev.spoof_uptime & (np.random.default_rng([seed, 29]).random(n) < scenario.spoofer_proxy_share)
+    uptime = _uptime(dev, rng, base, online, claims_online, present, down_from, scenario, proxy)
     hardware = _hardware(dev, rng, base, claims_online)
     challenged = present if scenario.challenge_offline else claims_online
-    pow_ = _pow(dev, scenario, rng, base, online, challenged, down_from, plan, hour_speed)
+    pow_ = _pow(dev, scenario, rng, base, online & ~hung, challenged, down_from, plan, hour_speed)
     feeds = {"hardware": hardware, "pow": pow_, "uptime": uptime}
     feeds.update(_accounts(net, start, hour_index))
     feeds.update(_stakes(net, rng, base, hour_index))
@@ -211,14 +215,14 @@ def _in_window(code: np.ndarray, seed: int, stream: int, hour_index: int, rate: 
     return np.where(code >= 0, inside[np.maximum(code, 0)], False)
 
 
-def _uptime(dev, rng, base, online, claims_online, present, down_from, scenario: Scenario) -> pl.DataFrame:
+def _uptime(dev, rng, base, online, claims_online, present, down_from, scenario: Scenario, proxy) -> pl.DataFrame:
     idx = np.flatnonzero(present)
     # backend pings every registered device at the scenario's minutes (four times an hour by default)
     ping_minutes = np.array(scenario.ping_minutes)
     every = scenario.heartbeat_minutes
     p_dev = np.repeat(idx, ping_minutes.size)
     p_min = np.tile(ping_minutes, idx.size)
-    p_up = _is_up(online[p_dev], down_from[p_dev], p_min)
+    p_up = _is_up(online[p_dev], down_from[p_dev], p_min) | proxy[p_dev]
     p_ok = p_up & (rng.random(p_dev.size) >= dev.ping_loss[p_dev])
     p_sec = p_min * 60 + rng.integers(0, 60, p_dev.size)
     # heartbeats: sent while the worker runs (or while a spoofing script pretends it does)

@@ -81,6 +81,15 @@ def draw_cadence(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
+def draw_liveness(rng: np.random.Generator) -> dict[str, Any]:
+    """Workers that hang for hours while their host answers (up to one start per 1,000
+    device-hours) and, in half the networks, uptime spoofers whose pings a proxy answers too."""
+    return {
+        "hung_worker_rate": _u(rng, 0.0, 0.001),
+        "spoofer_proxy_share": _u(rng, 0.0, 1.0) if rng.random() < 0.5 else 0.0,
+    }
+
+
 def draw_market(rng: np.random.Generator) -> dict[str, Any]:
     """A rental market: owners' prices and renters' factors spread log-normally (sigma up to 0.3
     and 0.2) around a model's going rate, up to 5% premium cards, and wash traders who pay below,

@@ -182,6 +182,13 @@ class Scenario:
     spoofed_vram_hang_share: float = 0.0
     """Share of a short card's VRAM challenges that hang (unanswered, ``timeout``: the worker
     pages to host memory) instead of failing (``error``)."""
+    hung_worker_rate: float = 0.0
+    """Chance per device-hour that a worker's GPU process hangs for ``hung_worker_hours``: pings and
+    heartbeats go on, every challenge times out (an honest fault, once in a while)."""
+    hung_worker_hours: tuple[int, int] = (2, 8)
+    spoofer_proxy_share: float = 0.0
+    """Share of uptime spoofers whose address is held by an always-on box that answers the
+    backend's pings as well as sending heartbeats: only the challenges tell."""
     market_spread: tuple[float, float] = (0.0, 0.0)
     """Log-normal sigmas of owners' prices and of renters' factors (spot, on-demand) around a
     model's going rate. With (0, 0) and no premium cards every honest job costs one flat rate."""
