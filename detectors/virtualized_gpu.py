@@ -18,8 +18,10 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   answers of different sizes were compared as they came. k honest cards sum to ~k; two cards
   each throttled by a third still sum to 1.33. A device whose every matmul came with its
   siblings (one address's devices batched every hour) takes its solo pace from its VRAM
-  challenges, which come alone; a pair measured so is not judged (two gaming cards of one
-  house slow together often enough).
+  challenges, which come alone; one never challenged alone at all is measured against its
+  model's fleet (pace 1.0), except a card in MIG mode, whose instances run at their share of
+  it by design. A pair measured either way is not judged (two gaming cards of one house slow
+  together often enough); three or more honest cards sum to ~k either way.
   Or their VRAM challenges failed for all but exactly one while the failing members never
   failed alone (for k = 2 only together with the slowdown in the same hour). One hour proves
   nothing: heat and noise line up now and then, and a single solo measurement is a noisy
@@ -123,8 +125,13 @@ class VirtualizedGpu(Detector):
             members AS (  -- co-batched siblings (same batch and IP), one row per challenge
                 SELECT c.epoch, c.batch_id, c.ip, c.kind, c.device_id, c.status,
                        c.tflops / s.solo_tflops AS ratio, coalesce(s.solo_vram_errors, 0) AS solo_vram_errors,
-                       coalesce(s.vram_based, false) AS vram_based
+                       coalesce(s.vram_based, false) AS vram_based,
+                       -- never alone at all: its pace against its model's fleet (1.0), for contention among >= 3 only;
+                       -- not for a card in MIG mode, whose instances run at their share of the card by design
+                       coalesce(c.tflops / s.solo_tflops, CASE WHEN m.device_id IS NULL THEN c.tflops END) AS fleet_ratio
                 FROM ctx c LEFT JOIN solo s USING (device_id)
+                LEFT JOIN (SELECT DISTINCT device_id FROM device_features
+                           WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch AND mig_mode) m USING (device_id)
                 WHERE c.batch_siblings > 0 AND c.ip IS NOT NULL
             ),
             grouped AS (
@@ -133,15 +140,18 @@ class VirtualizedGpu(Detector):
                        max(ratio) FILTER (status = 'ok') AS fastest,
                        count(*) FILTER (status = 'ok') AS ok, count(*) FILTER (status = 'error') AS errors,
                        count(*) FILTER (status = 'error' AND solo_vram_errors > 0) AS errors_also_alone,
-                       list(DISTINCT device_id ORDER BY device_id) AS devices, bool_or(vram_based) AS vram_based
+                       list(DISTINCT device_id ORDER BY device_id) AS devices, bool_or(vram_based) AS vram_based,
+                       count(fleet_ratio) FILTER (status = 'ok') AS fleet_measured,
+                       sum(fleet_ratio) FILTER (status = 'ok') AS fleet_combined
                 FROM members GROUP BY ALL HAVING count(DISTINCT device_id) >= 2
             ),
             slow AS (  -- all k measured, together no faster than combined_max cards (a pair measured against VRAM
                 -- challenges alone is not judged: two honest gaming cards of one house slow together often enough)
-                SELECT epoch, ip, batch_id, k, combined, devices,
+                SELECT epoch, ip, batch_id, k, CASE WHEN measured = k THEN combined ELSE fleet_combined END AS combined, devices,
                        CASE WHEN contains(ip, ':') THEN 'one IPv6 /64' ELSE 'one IP' END AS where_
                 FROM grouped
-                WHERE kind = 'matmul' AND measured = k AND combined <= $combined_max AND (k >= 3 OR NOT vram_based)
+                WHERE kind = 'matmul' AND ((measured = k AND combined <= $combined_max AND (k >= 3 OR NOT vram_based))
+                                           OR (measured < k AND k >= 3 AND fleet_measured = k AND fleet_combined <= $combined_max))
             ),
             together AS (  -- k >= 3, all measured, every one below batch_slow of its own solo pace at once
                 SELECT unnest(devices) AS device_id, epoch,
@@ -179,7 +189,7 @@ class VirtualizedGpu(Detector):
             ),
             cobatched AS (  -- hours in which the device was co-batched and could be judged
                 SELECT unnest(devices) AS device_id, epoch FROM grouped
-                WHERE (kind = 'matmul' AND measured = k) OR kind = 'vram'
+                WHERE (kind = 'matmul' AND (measured = k OR (k >= 3 AND fleet_measured = k))) OR kind = 'vram'
             ),
             contended AS (
                 SELECT b.device_id, count(DISTINCT b.epoch) AS cobatched_hours,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 import pytest
 
 from detectors import AnomalyScore, Evidence, FleetBurst, SpoofedModel, VirtualizedGpu
@@ -629,8 +630,10 @@ def test_virtualized_gpu_devices_never_challenged_without_their_siblings_are_mea
     """Guests of one card behind one address are batched together every hour, so no matmul ever
     shows a guest's own pace; its VRAM challenges, issued alone, do (a ninth network written by
     others: four "RTX 4090" guests at a quarter of their pace in every batch, at full pace in each
-    VRAM challenge, none held before). Two gaming cards of one house slow together often enough
-    that a pair measured by VRAM challenges alone is not judged."""
+    VRAM challenge, none held before). Guests never challenged alone at all are measured against
+    their model's fleet, three or more of them. Two gaming cards of one house slow together often
+    enough that a pair so measured is not judged, and the instances of a card in MIG mode run at
+    their share of it by design."""
     peers(con, 130.0)
     groups = {"guest": ("10.0.0.1", 4, 33.0), "gamer": ("10.0.0.2", 2, 55.0)}
     for name, (ip, k, speed) in groups.items():
@@ -640,10 +643,22 @@ def test_virtualized_gpu_devices_never_challenged_without_their_siblings_are_mea
                 challenge(con, f"{name}{i}", "matmul", "ok", speed, f"{name}-{h}", siblings=k - 1, epoch=hour(h), ip=ip)
             for h in (0, 3):  # its VRAM challenges come alone, at the card's full pace
                 challenge(con, f"{name}{i}", "vram", "ok", 130.0, f"{name}{i}-vram-{h}", epoch=hour(h), ip=ip, n=40960)
+    # never alone at all, VRAM challenges batched too: three guests are measured against their model's fleet;
+    # the seven instances of an A100 in MIG mode run at a seventh of it by design; a pair is not judged
+    for name, ip, k, speed, mig in (("shared", "10.0.0.3", 3, 40.0, False), ("mig", "10.0.0.4", 7, 18.0, True),
+                                    ("duo", "10.0.0.5", 2, 50.0, False)):  # fmt: skip
+        for i in range(k):
+            feature(con, f"{name}{i}", ip=ip, mig_mode=mig)
+            for h in range(6):
+                challenge(con, f"{name}{i}", "matmul", "ok", speed, f"{name}-{h}", siblings=k - 1, epoch=hour(h), ip=ip)
     found = VirtualizedGpu().detect(Evidence(con, EPOCH))
-    assert sorted(found["device_id"]) == [f"guest{i}" for i in range(4)] and set(found["action"]) == {"reject"}
+    assert sorted(found["device_id"]) == [f"guest{i}" for i in range(4)] + [f"shared{i}" for i in range(3)]
+    assert set(found["action"]) == {"reject"}
     assert "contention in 6 of 6 co-batched hours" in found["reason"][0]
     assert "4 devices on one IP in one batch computed like 1.02 cards" in found["reason"][0]
+    assert (
+        "3 devices on one IP in one batch computed like 0.92 cards" in found.filter(pl.col("device_id") == "shared0")["reason"][0]
+    )
 
 
 def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
