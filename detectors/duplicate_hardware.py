@@ -2,7 +2,13 @@
 
 Identities are the NVML UUID, the board serial, and the PCI bus id *on the same host* (bus ids
 repeat across machines, so alone they prove nothing). Null identities (Apple, consumer cards
-without serials) never match. Only devices alive at the same time share an identity
+without serials) never match. The bus id is compared only between devices whose UUID does not name a card (none, or a MIG
+instance's own):
+two cards of one machine sit in different slots, yet a worker in a container or a VM may report
+a virtual or placeholder slot (a tenth network written by others had two-card homes report
+``00000000:01:00.0`` for both cards, of different models, and a datacenter host the same bus id
+for its eight; 120 honest devices were rejected), while the UUID names the card itself. A card's
+slices that make up UUIDs of their own are the physics' to judge (``virtualized_gpu``). Only devices alive at the same time share an identity
 (``detectors.concurrent``: a reinstalled worker's old and new registration both report the card
 in the hour of the switch, one after the other). Sharing in one hour suspects; sharing in
 ``confirm_hours`` of the last ``window_hours`` epochs establishes it.
@@ -76,8 +82,12 @@ class DuplicateHardware(Detector):
                 SELECT DISTINCT device_id, account_id, ip_site(ip), 'gpu_serial', gpu_serial FROM hardware
                 WHERE _hour = $epoch AND gpu_serial IS NOT NULL AND device_id NOT IN (SELECT device_id FROM mig_instances)
                 UNION ALL
+                -- a bus id only where no UUID names the card (none, or a MIG instance's own): a worker in a container or
+                -- VM may report a virtual slot
                 SELECT DISTINCT device_id, account_id, ip_site(ip), 'pci_bus_id on host', host_fingerprint || ' ' || pci_bus_id
-                FROM hardware WHERE _hour = $epoch AND pci_bus_id IS NOT NULL AND device_id NOT IN (SELECT device_id FROM mig_instances)
+                FROM hardware WHERE _hour = $epoch AND pci_bus_id IS NOT NULL
+                  AND (gpu_uuid IS NULL OR coalesce(mig_mode, false) OR upper(gpu_uuid) LIKE 'MIG-%')
+                  AND device_id NOT IN (SELECT device_id FROM mig_instances)
             ),
             shared AS (  -- one card's identity on several devices, from at most max_ips sites (an IPv6 /64 is one)
                 SELECT kind, value FROM ids GROUP BY kind, value

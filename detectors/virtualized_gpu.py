@@ -54,7 +54,7 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   slow so in 0-5.8% of such batches. Either test holds the device in probation, never more: the
   card it answers for is not named.
 - *shared identity on one machine* (exact): devices on one IP (or /64) or host reporting the same GPU
-  UUID, or one PCI bus id on one host, alive at the same time (``detectors.concurrent``: a
+  UUID, or one PCI bus id on one host where no UUID names the card (``duplicate_hardware``), alive at the same time (``detectors.concurrent``: a
   reinstalled worker's old and new registration report the card in the hour of the switch), of
   one owner (one account, or one site): a host fingerprint is a value the worker reports, and a
   thief who copies a victim's fingerprint and bus id from another country is not on the victim's
@@ -63,7 +63,10 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
 - *too many GPUs* (suspicion): more devices on one host than the claimed model fits in a
   machine and more than ``host_gpu_floor`` (the largest PCIe mining boards hold 19 cards).
 - *NVML virtualization* (exact): ``virtualization_mode`` VGPU / HOST_VGPU / HOST_VSGA, a
-  fraction of a card sold as a whole one. MIG mode alone is an operator's own setting and is
+  fraction of a card sold as a whole one. Not a guest whose vGPU profile holds the whole card
+  (NVML names a guest after its card and profile, ``NVIDIA A40-48Q``: 48 GB of an A40's 48, one
+  VM per card, as a campus VDI lends its idle desktops; a tenth network written by others had
+  16 such guests rejected), claiming no more memory than the card has. MIG mode alone is an operator's own setting and is
   only recorded in ``details``; the instances of one card that its owner partitioned share its
   bus id by design and claim their shares of its memory (``detectors.mig``), while MIG slices
   registered as whole cards show up as shared identity, contention or a slow ``spoofed_model``.
@@ -77,8 +80,12 @@ from scipy.stats import binom
 
 from detectors.base import Detector, Evidence
 from detectors.concurrent import OVERLAP_MINUTES, concurrent_cte
-from detectors.mig import MIG_INSTANCES_CTE
+from detectors.mig import MIG_INSTANCES_CTE, MIG_VRAM_TOLERANCE
 from detectors.pace import PACED_CTE
+
+VGPU_PROFILE = r"-([0-9]+)[A-Z]$"
+"""The vGPU profile NVML appends to a guest's card name (``NVIDIA A40-48Q``: 48 GB, Q series);
+its number is the profile's frame buffer in GB."""
 
 
 class VirtualizedGpu(Detector):
@@ -237,8 +244,9 @@ class VirtualizedGpu(Detector):
                 FROM now WHERE gpu_uuid IS NOT NULL
                 UNION ALL
                 SELECT DISTINCT device_id, 'bus ' || host_fingerprint || ' ' || pci_bus_id AS grp
-                FROM now WHERE pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL
-                  AND device_id NOT IN (SELECT device_id FROM mig_instances)
+                FROM now WHERE pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL  -- where no UUID names the card (a
+                  AND (gpu_uuid IS NULL OR coalesce(mig_mode, false) OR upper(gpu_uuid) LIKE 'MIG-%')  -- container may report
+                  AND device_id NOT IN (SELECT device_id FROM mig_instances)  -- a virtual slot; duplicate_hardware)
             ),
             candidates AS (
                 SELECT * FROM idents WHERE grp IN (SELECT grp FROM idents GROUP BY grp HAVING count(*) > 1)
@@ -260,6 +268,16 @@ class VirtualizedGpu(Detector):
                 WHERE n.hw_reports > 0 AND n.host_fingerprint IS NOT NULL GROUP BY n.host_fingerprint
                 HAVING count(*) > greatest(min(c.max_gpus_per_host), $host_floor)
             ),
+            whole_card_vgpu AS (  -- a vGPU profile whose frame buffer is the whole card (NVIDIA A40-48Q: 48 GB of an A40's
+                -- 48): one VM holds the card, no fraction of it is sold
+                SELECT n.device_id FROM now n
+                JOIN (SELECT DISTINCT name_key, model_key FROM gpu_alias) a
+                  ON a.name_key = gpu_name_key(regexp_replace(n.gpu_model, '{VGPU_PROFILE}', ''))
+                JOIN gpu_catalogue c ON c.model_key = a.model_key
+                WHERE n.virtualization_mode = 'VGPU' AND regexp_matches(n.gpu_model, '{VGPU_PROFILE}')
+                  AND CAST(regexp_extract(n.gpu_model, '{VGPU_PROFILE}', 1) AS BIGINT) * 1024 >= c.vram_mb * (1 - {TOL})
+                  AND coalesce(n.vram_total_mb, 0) <= c.vram_max_mb * (1 + {TOL})
+            ),
             judged AS (
                 SELECT n.device_id, n.account_id, n.virtualization_mode, n.mig_mode,
                        coalesce(c.hours, 0) AS hours, coalesce(c.cobatched_hours, 0) AS cobatched_hours,
@@ -273,7 +291,8 @@ class VirtualizedGpu(Detector):
                        r.stranger_first, r.stranger_worst,
                        i.sharing IS NOT NULL AS shared_identity,
                        w.on_host IS NOT NULL AS too_many,
-                       coalesce(n.virtualization_mode IN ('VGPU', 'HOST_VGPU', 'HOST_VSGA'), false) AS vgpu
+                       coalesce(n.virtualization_mode IN ('VGPU', 'HOST_VGPU', 'HOST_VSGA'), false)
+                         AND n.device_id NOT IN (SELECT device_id FROM whole_card_vgpu) AS vgpu
                 FROM now n
                 LEFT JOIN contended c USING (device_id)
                 LEFT JOIN ident i USING (device_id)
@@ -286,7 +305,9 @@ class VirtualizedGpu(Detector):
             WHERE hours > 0 OR slow_batches > 0 OR together_hours > 0 OR shared_identity OR too_many OR vgpu
             """.replace("{PACED}", PACED_CTE)
             .replace("{CONCURRENT}", concurrent_cte("candidates"))
-            .replace("{MIG}", MIG_INSTANCES_CTE),
+            .replace("{MIG}", MIG_INSTANCES_CTE)
+            .replace("{VGPU_PROFILE}", VGPU_PROFILE)
+            .replace("{TOL}", str(MIG_VRAM_TOLERANCE)),
             window=self.window_hours,
             combined_max=self.combined_max,
             host_floor=self.host_gpu_floor,
