@@ -238,10 +238,13 @@ class VirtualizedGpu(Detector):
             ),
             now AS (SELECT * FROM device_features WHERE epoch = $epoch),
             {MIG},
-            idents AS (  -- one physical identity on one machine: a UUID on one site, a bus id on one host (which the
-                -- instances of one MIG-partitioned card share by design: detectors.mig)
+            idents AS (  -- one physical identity on one machine: a UUID on one site or one host, a bus id on one host
+                -- (which the instances of one MIG-partitioned card share by design: detectors.mig)
                 SELECT DISTINCT device_id, 'uuid ' || coalesce(ip_site(ip), '') || ' ' || gpu_uuid AS grp
                 FROM now WHERE gpu_uuid IS NOT NULL
+                UNION ALL
+                SELECT DISTINCT device_id, 'uuid on host ' || host_fingerprint || ' ' || gpu_uuid AS grp
+                FROM now WHERE gpu_uuid IS NOT NULL AND host_fingerprint IS NOT NULL
                 UNION ALL
                 SELECT DISTINCT device_id, 'bus ' || host_fingerprint || ' ' || pci_bus_id AS grp
                 FROM now WHERE pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL  -- where no UUID names the card (a
