@@ -9,8 +9,8 @@ looked at with), then runs the closed loop (the backend honours the challenge pl
 production; ``--no-plan`` runs static drops instead, as an outside evaluation does;
 ``--vary-cadence`` also draws the backend's heartbeat interval and pings per hour, from their own
 generator, so the networks are otherwise those drawn without it; the rental market, owners' and renters'
-prices, premium cards and what wash traders pay, and workers that hang while their host answers and
-uptime spoofers behind a ping-answering proxy are drawn from generators of their own as well). Printed: per population the worst case and the median across networks of the
+prices, premium cards and what wash traders pay, and uptime spoofers behind a ping-answering proxy are
+drawn from generators of their own as well). Printed: per population the worst case and the median across networks of the
 flagged share (probation or rejected in any epoch) and the number of honest devices rejected;
 device precision and recall; sybil pair precision, recall and F1 (last epoch's clusters against
 the rings); the share of paid rewards (allocations paid, and held shares released later) that

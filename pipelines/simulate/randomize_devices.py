@@ -82,12 +82,10 @@ def draw_cadence(rng: np.random.Generator) -> dict[str, Any]:
 
 
 def draw_liveness(rng: np.random.Generator) -> dict[str, Any]:
-    """Workers that hang for hours while their host answers (up to one start per 1,000
-    device-hours) and, in half the networks, uptime spoofers whose pings a proxy answers too."""
-    return {
-        "hung_worker_rate": _u(rng, 0.0, 0.001),
-        "spoofer_proxy_share": _u(rng, 0.0, 1.0) if rng.random() < 0.5 else 0.0,
-    }
+    """In half the networks, uptime spoofers whose pings a proxy answers too. Workers that hang
+    while their host answers (``hung_worker_rate``) are not drawn: a device reachable but silent is
+    held on purpose (``failed_pow``, issue 8's class 2), so they would only count as held here."""
+    return {"spoofer_proxy_share": _u(rng, 0.0, 1.0) if rng.random() < 0.5 else 0.0}
 
 
 def draw_market(rng: np.random.Generator) -> dict[str, Any]:
