@@ -158,9 +158,10 @@ class WashTrading(Detector):
                                    'hours', round(p.hours, 2), 'client', p.client, 'ties', p.ties) AS details
                 FROM per_device p WHERE p.jobs >= $suspect
             ),
-            claimed AS (  -- the model each device claims (the price a renter expects), over the price window
+            claimed AS (  -- the model each device seen in the window claims (the price a renter expects; a week of
+                -- features would cost a scan of a week of devices every hour)
                 SELECT device_id, arg_max(catalogue_model, epoch) AS model FROM device_features
-                WHERE epoch > hours_back($epoch, $price_window) AND epoch <= $epoch AND catalogue_model IS NOT NULL
+                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch AND catalogue_model IS NOT NULL
                 GROUP BY device_id
             ),
             priced AS (  -- completed jobs long enough for their hourly rate to be a price (a minimum charge makes a
