@@ -278,7 +278,7 @@ class VirtualizedGpu(Detector):
                   ON a.name_key = gpu_name_key(regexp_replace(n.gpu_model, '{VGPU_PROFILE}', ''))
                 JOIN gpu_catalogue c ON c.model_key = a.model_key
                 WHERE n.virtualization_mode = 'VGPU' AND regexp_matches(n.gpu_model, '{VGPU_PROFILE}')
-                  AND CAST(regexp_extract(n.gpu_model, '{VGPU_PROFILE}', 1) AS BIGINT) * 1024 >= c.vram_mb * (1 - {TOL})
+                  AND TRY_CAST(regexp_extract(n.gpu_model, '{VGPU_PROFILE}', 1) AS BIGINT) * 1024 >= c.vram_mb * (1 - {TOL})  -- a name is worker-written
                   AND coalesce(n.vram_total_mb, 0) <= c.vram_max_mb * (1 + {TOL})
             ),
             judged AS (

@@ -667,6 +667,8 @@ def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
     # profile of it is an eighth (a tenth network written by others had 16 VDI guests rejected)
     feature(con, "vdi", virtualization_mode="VGPU", gpu_model="NVIDIA A40-48Q", catalogue_model=None, vram_total_mb=49152)
     feature(con, "eighth", virtualization_mode="VGPU", gpu_model="NVIDIA A40-8Q", catalogue_model=None, vram_total_mb=8192)
+    # a worker-written profile number too large for any integer is no whole card, and no error
+    feature(con, "garbled", virtualization_mode="VGPU", gpu_model="NVIDIA A40-99999999999999999999999Q", catalogue_model=None)
     feature(con, "mig", mig_mode=True)  # an operator's own MIG setting is not evidence alone
     feature(con, "pass", virtualization_mode="PASSTHROUGH")
     for k in range(8):  # a full HGX box is ordinary
@@ -681,7 +683,7 @@ def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
                 [f"2024-08-14 {at}:00", f"twin{k}", EPOCH],
             )
     found = {r["device_id"]: r for r in VirtualizedGpu().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
-    assert found["vgpu"]["action"] == "reject" and found["eighth"]["action"] == "reject"
+    assert found["vgpu"]["action"] == "reject" and found["eighth"]["action"] == "reject" == found["garbled"]["action"]
     assert not {"mig", "pass", "hgx0", "vdi"} & set(found)
     assert "21 GPUs on one host" in found["rig0"]["reason"] and found["rig0"]["action"] == "probation"
     assert found["twin0"]["action"] == "reject"
