@@ -47,7 +47,7 @@ import polars as pl
 
 from detectors.base import Detector, Evidence
 from detectors.concurrent import OVERLAP_MINUTES, concurrent_cte
-from detectors.mig import MIG_INSTANCES_CTE
+from detectors.mig import MIG_INSTANCES_CTE, UUID_NAMES_NO_CARD
 from pipelines.features import MACHINE_MAX_IPS
 
 
@@ -82,11 +82,10 @@ class DuplicateHardware(Detector):
                 SELECT DISTINCT device_id, account_id, ip_site(ip), 'gpu_serial', gpu_serial FROM hardware
                 WHERE _hour = $epoch AND gpu_serial IS NOT NULL AND device_id NOT IN (SELECT device_id FROM mig_instances)
                 UNION ALL
-                -- a bus id only where no UUID names the card (none, or a MIG instance's own): a worker in a container or
-                -- VM may report a virtual slot
+                -- a bus id only where no UUID names the card (detectors.mig.UUID_NAMES_NO_CARD)
                 SELECT DISTINCT device_id, account_id, ip_site(ip), 'pci_bus_id on host', host_fingerprint || ' ' || pci_bus_id
                 FROM hardware WHERE _hour = $epoch AND pci_bus_id IS NOT NULL
-                  AND (gpu_uuid IS NULL OR coalesce(mig_mode, false) OR upper(gpu_uuid) LIKE 'MIG-%')
+                  AND {UUID_NAMES_NO_CARD}
                   AND device_id NOT IN (SELECT device_id FROM mig_instances)
             ),
             shared AS (  -- one card's identity on several devices, from at most max_ips sites (an IPv6 /64 is one)
@@ -196,7 +195,9 @@ class DuplicateHardware(Detector):
             LEFT JOIN the_card t USING (device_id)
             LEFT JOIN history h USING (device_id)
             LEFT JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
-            """.replace("{CONCURRENT}", concurrent_cte("candidates")).replace("{MIG}", MIG_INSTANCES_CTE),
+            """.replace("{CONCURRENT}", concurrent_cte("candidates"))
+            .replace("{MIG}", MIG_INSTANCES_CTE)
+            .replace("{UUID_NAMES_NO_CARD}", UUID_NAMES_NO_CARD),
             window=self.window_hours,
             confirm=self.confirm_hours,
             max_ips=self.max_ips,

@@ -26,6 +26,12 @@ MIG_PROFILE = r"(?i)\s+MIG\s+[0-9]+g\.[0-9]+gb$"
 """The profile NVML appends to a MIG instance's name (``NVIDIA A100-SXM4-80GB MIG 1g.10gb``:
 one of seven compute slices, 10 GB): without it the name is the parent card's."""
 
+UUID_NAMES_NO_CARD = "(gpu_uuid IS NULL OR coalesce(mig_mode, false) OR upper(gpu_uuid) LIKE 'MIG-%')"
+"""SQL condition on a row with ``gpu_uuid`` and ``mig_mode``: no UUID names the card (none, or a
+MIG instance's own), so its PCI bus id on its host is what identifies the card. Where a UUID
+names it, a bus id is not compared: a worker in a container or VM may report a virtual slot
+(``duplicate_hardware``)."""
+
 MIG_INSTANCES_CTE = f"""
 mig_instances AS (  -- the epoch's devices that are instances of one MIG-partitioned card (detectors.mig)
     SELECT unnest(list(f.device_id)) AS device_id

@@ -80,7 +80,7 @@ from scipy.stats import binom
 
 from detectors.base import Detector, Evidence
 from detectors.concurrent import OVERLAP_MINUTES, concurrent_cte
-from detectors.mig import MIG_INSTANCES_CTE, MIG_VRAM_TOLERANCE
+from detectors.mig import MIG_INSTANCES_CTE, MIG_VRAM_TOLERANCE, UUID_NAMES_NO_CARD
 from detectors.pace import PACED_CTE
 
 VGPU_PROFILE = r"-([0-9]+)[A-Z]$"
@@ -247,9 +247,8 @@ class VirtualizedGpu(Detector):
                 FROM now WHERE gpu_uuid IS NOT NULL AND host_fingerprint IS NOT NULL
                 UNION ALL
                 SELECT DISTINCT device_id, 'bus ' || host_fingerprint || ' ' || pci_bus_id AS grp
-                FROM now WHERE pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL  -- where no UUID names the card (a
-                  AND (gpu_uuid IS NULL OR coalesce(mig_mode, false) OR upper(gpu_uuid) LIKE 'MIG-%')  -- container may report
-                  AND device_id NOT IN (SELECT device_id FROM mig_instances)  -- a virtual slot; duplicate_hardware)
+                FROM now WHERE pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL AND {UUID_NAMES_NO_CARD}
+                  AND device_id NOT IN (SELECT device_id FROM mig_instances)
             ),
             candidates AS (
                 SELECT * FROM idents WHERE grp IN (SELECT grp FROM idents GROUP BY grp HAVING count(*) > 1)
@@ -310,7 +309,8 @@ class VirtualizedGpu(Detector):
             .replace("{CONCURRENT}", concurrent_cte("candidates"))
             .replace("{MIG}", MIG_INSTANCES_CTE)
             .replace("{VGPU_PROFILE}", VGPU_PROFILE)
-            .replace("{TOL}", str(MIG_VRAM_TOLERANCE)),
+            .replace("{TOL}", str(MIG_VRAM_TOLERANCE))
+            .replace("{UUID_NAMES_NO_CARD}", UUID_NAMES_NO_CARD),
             window=self.window_hours,
             combined_max=self.combined_max,
             host_floor=self.host_gpu_floor,

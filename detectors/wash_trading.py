@@ -166,12 +166,12 @@ class WashTrading(Detector):
             ),
             priced AS (  -- completed jobs long enough for their hourly rate to be a price (a minimum charge makes a
                 -- few minutes' job look dear), on a catalogue model
-                SELECT j.job_id, j.device_id, j.client_account_id AS client, j._hour, c.model,
-                       CAST(j.paid_usd AS DOUBLE) * 3600000 / date_diff('millisecond', coalesce(j.started_at, j.created_at), j.ended_at)
-                         AS rate
-                FROM jobs j JOIN claimed c USING (device_id)
-                WHERE j._hour > hours_back($epoch, $price_window) AND j._hour <= $epoch AND j.status = 'completed'
-                  AND date_diff('millisecond', coalesce(j.started_at, j.created_at), j.ended_at) >= $min_priced_minutes * 60000
+                SELECT job_id, device_id, client, _hour, model, CAST(paid_usd AS DOUBLE) * 3600000 / ms AS rate
+                FROM (SELECT j.*, j.client_account_id AS client, c.model,
+                             date_diff('millisecond', coalesce(j.started_at, j.created_at), j.ended_at) AS ms
+                      FROM jobs j JOIN claimed c USING (device_id)
+                      WHERE j._hour > hours_back($epoch, $price_window) AND j._hour <= $epoch AND j.status = 'completed')
+                WHERE ms >= $min_priced_minutes * 60000
             ),
             renter_rate AS (SELECT model, client, median(rate) AS rate FROM priced GROUP BY ALL),
             going AS (  -- a model's going rate: the median renter's (each renter one vote, so one operator's many jobs
@@ -184,8 +184,7 @@ class WashTrading(Detector):
             ),
             priced_judged AS (
                 SELECT p.*, g.going, g.renters, p.rate / g.going AS ratio,
-                       greatest($premium, exp($spread_z * 1.4826 * g.spread)) AS bar,
-                       p.rate / g.going >= greatest($premium, exp($spread_z * 1.4826 * g.spread)) AS over
+                       greatest($premium, exp($spread_z * 1.4826 * g.spread)) AS bar, ratio >= bar AS over
                 FROM priced p JOIN going g USING (model)
             ),
             overpayers AS (  -- renters who pay above the bar on most of their priced rentals (a renter who pays one

@@ -313,11 +313,12 @@ def test_pairwise_metrics_and_baselines(con) -> None:
     assert (m["pair_precision"], m["pair_recall"], m["shared_network_flagged"]) == (1.0, 1.0, 0)
 
 
-def job(con, job_id: str, client: str, dev: str, minutes: int) -> None:
+def job(con, job_id: str, client: str, dev: str, minutes: int, usd: str = "1.5") -> None:
+    """A completed job of ``minutes`` for which the client paid ``usd``."""
     con.execute(
         "INSERT INTO jobs VALUES (?, ?, ?, TIMESTAMP '2024-08-14 05:00:00', TIMESTAMP '2024-08-14 05:01:00', "
-        "TIMESTAMP '2024-08-14 05:01:00' + to_minutes(?), 'completed', 1.5, ?, 'jobs.csv', 1)",
-        [job_id, client, dev, minutes, EPOCH],
+        "TIMESTAMP '2024-08-14 05:01:00' + to_minutes(?), 'completed', CAST(? AS DECIMAL(38, 8)), ?, 'jobs.csv', 1)",
+        [job_id, client, dev, minutes, usd, EPOCH],
     )
 
 
@@ -384,15 +385,6 @@ def test_long_jobs_through_a_puppet_on_the_owners_own_mailbox_are_wash_trading(c
     assert found["owner-gpu-2"]["action"] == "probation"
 
 
-def rental(con, job_id: str, client: str, dev: str, minutes: int, usd: str) -> None:
-    """A completed job of ``minutes`` for which the client paid ``usd``."""
-    con.execute(
-        "INSERT INTO jobs VALUES (?, ?, ?, TIMESTAMP '2024-08-14 03:00:00', TIMESTAMP '2024-08-14 03:01:00', "
-        "TIMESTAMP '2024-08-14 03:01:00' + to_minutes(?), 'completed', CAST(? AS DECIMAL(38, 8)), ?, 'jobs.csv', 1)",
-        [job_id, client, dev, minutes, usd, EPOCH],
-    )
-
-
 def test_a_renter_who_pays_several_times_the_going_rate_on_every_rental_holds_the_card_a_premium_card_or_a_minimum_charge_does_not(
     con,
 ) -> None:
@@ -413,15 +405,15 @@ def test_a_renter_who_pays_several_times_the_going_rate_on_every_rental_holds_th
     for k in range(6):  # the market: 0.36-0.44 USD/h for an hour or two
         for d in range(3):
             minutes = 60 + 30 * d
-            rental(con, f"m{k}{d}", f"renter{k}", f"owner{(k + d) % 6}-gpu", minutes, f"{(0.36 + 0.016 * k) * minutes / 60:.4f}")
+            job(con, f"m{k}{d}", f"renter{k}", f"owner{(k + d) % 6}-gpu", minutes, f"{(0.36 + 0.016 * k) * minutes / 60:.4f}")
     for k in range(3):
-        rental(con, f"wash{k}", "puppet", "farmer-gpu", 60, "1.20")  # 3x, every rental
-    rental(con, "fan0", "fan", "premium-owner-gpu", 60, "0.90")  # one premium card, the going rate elsewhere
-    rental(con, "fan1", "fan", "premium-owner-gpu", 60, "0.90")
+        job(con, f"wash{k}", "puppet", "farmer-gpu", 60, "1.20")  # 3x, every rental
+    job(con, "fan0", "fan", "premium-owner-gpu", 60, "0.90")  # one premium card, the going rate elsewhere
+    job(con, "fan1", "fan", "premium-owner-gpu", 60, "0.90")
     for k in range(3):
-        rental(con, f"fan-m{k}", "fan", f"owner{k}-gpu", 60, "0.40")
+        job(con, f"fan-m{k}", "fan", f"owner{k}-gpu", 60, "0.40")
     for k in range(3):  # 10 minutes for a 0.50 minimum charge: 3 USD/h, not a price
-        rental(con, f"rush{k}", "rusher", "quick-owner-gpu", 10, "0.50")
+        job(con, f"rush{k}", "rusher", "quick-owner-gpu", 10, "0.50")
     found = {r["device_id"]: r for r in WashTrading().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
     assert set(found) == {"farmer-gpu"}
     assert found["farmer-gpu"]["action"] == "probation"
@@ -444,7 +436,7 @@ def test_in_a_market_whose_renters_pay_sixfold_apart_three_times_the_going_rate_
     con.execute("UPDATE device_features SET catalogue_model = 'rtx_4090'")
     for k, rate in enumerate((0.2, 0.3, 0.4, 0.6, 0.8, 1.2)):
         for d in range(3):
-            rental(con, f"m{k}{d}", f"renter{k}", f"gpu{(k + d) % 6}", 60, f"{rate:.2f}")
+            job(con, f"m{k}{d}", f"renter{k}", f"gpu{(k + d) % 6}", 60, f"{rate:.2f}")
     assert WashTrading().detect(Evidence(con, EPOCH)).is_empty()
     assert WashTrading(spread_z=0.5).detect(Evidence(con, EPOCH)).height > 0  # the same prices against a narrow bar
 
