@@ -1496,6 +1496,37 @@ def test_peel_keeps_members_tied_by_two_facts_of_setup_no_outsider_holds_and_dro
     assert core_members(edges, community, ClusterRules()) == [trio]  # without the population: as before
 
 
+def test_peel_keeps_members_its_own_account_referred_on_its_template_and_drops_a_popular_referrers_stranger() -> None:
+    """A ring of 30 (its funder, mailbox shape, restart bin and its own VM template), every member
+    referred by one of its accounts. Three members with funding and mailboxes of their own share
+    the template with all of it and a restart bin with a part: two kinds, one of them a time, so
+    the peel dropped them (seed 22, network 4: 9 of a ring's 125 members, each referred by the
+    ring's own account, pair F1 0.93). The referrer is a second fact of their setup that no
+    outsider shares: they stay. An honest account on a popular template, sharing the restart bin
+    and a referrer whose code hundreds of strangers used, goes."""
+    from pipelines.sybil.communities import ClusterRules, core_members
+
+    ring = [f"r{k:02d}" for k in range(30)]
+    referred = ["m1", "m2", "m3"]
+    rows = _tied([(x, y) for i, x in enumerate(ring) for y in ring[i + 1 :]],
+                 {"funding": ("treasury", 30), "email_pattern": ("p3|proton.me|a_a9|13", 30), "restart": ("bin-3", 40),
+                  "hw_fingerprint": ("tmpl", 33), "referral": ("r00", 33)})  # fmt: skip
+    for m in referred:
+        rows += _tied([(m, r) for r in ring], {"hw_fingerprint": ("tmpl", 33), "referral": ("r00", 33)})
+        rows += _tied([(m, r) for r in ring[:6]], {"restart": ("bin-3", 40)})
+    rows += _tied([("honest", r) for r in ring[6:12]], {"hw_fingerprint": ("popular", 300), "restart": ("bin-3", 40)})
+    rows += _tied([("honest", r) for r in ring[12:18]], {"referral": ("influencer", 400)})
+    edges = pl.DataFrame(rows)
+    community = [sorted([*ring, *referred, "honest"])]
+    assert core_members(edges, community, ClusterRules(), accounts=1000) == [sorted([*ring, *referred])]
+    without_referrals = edges.filter(~pl.col("kinds").list.contains("referral") | (pl.col("kinds").list.len() > 1))
+    without_referrals = without_referrals.with_columns(
+        pl.col("links").list.eval(pl.element().filter(pl.element().struct.field("kind") != "referral")),
+        pl.col("kinds").list.eval(pl.element().filter(pl.element() != "referral")),
+    )
+    assert core_members(without_referrals, community, ClusterRules(), accounts=1000) == [ring]
+
+
 def located(con, dev: str, asn: int) -> None:
     """The device's autonomous system, in its report and its features."""
     for table in ("hardware", "device_features"):

@@ -72,6 +72,12 @@ from pipelines.sybil.links import (
     TURN_KINDS,
 )
 
+REFERRAL_KINDS = ("referral",)
+"""Who referred an account: a fact of its sign-up, not of an operator's automation, so it never
+makes a ring or counts among a member's kinds. Where a ring's own account referred its members,
+it is one of the setup facts ``_tie_chance`` measures against the outsiders (a popular referrer's
+code, held by many strangers outside the community, barely lowers the chance)."""
+
 
 @dataclass(frozen=True)
 class ClusterRules:
@@ -279,9 +285,9 @@ def core_members(
     it), or ``min_strong_kinds`` kinds each through one of the community's marks (its template
     and its vendor's finer mailbox shape: values nearly only the community holds; an honest
     neighbour holds one by chance, two at once are the ring's recipe), or, given the number of
-    ``accounts``, ``min_strong_kinds`` kinds that are facts of its setup (funding, machine image;
-    not a mailbox shape or a time) whose ties outsiders would show at most ``member_chance``
-    times by chance (``_tie_chance``; a careful ring's community of 14 on a third network written
+    ``accounts``, ``min_strong_kinds`` kinds that are facts of its setup (funding, machine image,
+    its referrer; not a mailbox shape or a time) whose ties outsiders would show at most
+    ``member_chance`` times by chance (``_tie_chance``; a careful ring's community of 14 on a third network written
     by others, each member funded by one of two wallets of its own and on a template 15 accounts
     hold, 9 of them inside, was dissolved and the ring paid). Otherwise a member tied by only
     ``min_strong_kinds`` kinds also needs one of them to be *broad* or to be one of the
@@ -347,10 +353,10 @@ def _peel_once(
 ) -> list[list[str]]:
     if not clusters:
         return clusters
-    inside = _inside_links(edges, clusters).filter(pl.col("kind").is_in(STRONG_KINDS))
-    ties = pl.concat(
-        [inside.select("ca", pl.col(c).alias("account"), "kind", pl.col(o).alias("partner")) for c, o in (("a", "b"), ("b", "a"))]
-    ).unique()
+    linked = _inside_links(edges, clusters)
+    inside = linked.filter(pl.col("kind").is_in(STRONG_KINDS))
+    referred = linked.filter(pl.col("kind").is_in(REFERRAL_KINDS))
+    ties = _ties(inside)
     holders = pl.concat([inside.select("ca", "kind", "value", pl.col(c).alias("account")) for c in ("a", "b")]).unique()
     scope = pl.DataFrame(
         {"ca": range(len(clusters)), "origin": [origin[c[0]] for c in clusters]}, schema={"ca": pl.Int64, "origin": pl.Int64}
@@ -398,7 +404,15 @@ def _peel_once(
         pl.col("marks", "marked_kinds").fill_null(0)
     )
     per_member = per_member.join(
-        _tie_chance(inside, kinds, sizes, accounts, rules.min_strong_kinds), on=["ca", "account"], how="left"
+        _tie_chance(
+            pl.concat([inside, referred]),
+            pl.concat([kinds.select("ca", "account", "kind"), _tying_kinds(referred)]),
+            sizes,
+            accounts,
+            rules.min_strong_kinds,
+        ),
+        on=["ca", "account"],
+        how="left",
     )
     near_typical = (pl.col("kinds") >= pl.col("typical") - 1) & (
         (pl.col("kinds") > rules.min_strong_kinds) | (pl.col("broad") >= 1) | (pl.col("marks") >= 1)
@@ -425,14 +439,28 @@ def _peel_once(
     return sorted(m for i in range(len(clusters)) if len(m := pruned.get(i, [])) >= rules.min_accounts)
 
 
+def _ties(inside: pl.DataFrame) -> pl.DataFrame:
+    """``ca, account, kind, partner``: each member's partners inside its community, per kind."""
+    return pl.concat(
+        [inside.select("ca", pl.col(c).alias("account"), "kind", pl.col(o).alias("partner")) for c, o in (("a", "b"), ("b", "a"))]
+    ).unique()
+
+
+def _tying_kinds(inside: pl.DataFrame) -> pl.DataFrame:
+    """``ca, account, kind``: the kinds that tie a member to at least two others of its community."""
+    ties = _ties(inside).group_by("ca", "account", "kind").agg(pl.len().alias("partners"))
+    return ties.filter(pl.col("partners") >= 2).select("ca", "account", "kind")
+
+
 def _tie_chance(
     inside: pl.DataFrame, kinds: pl.DataFrame, sizes: pl.DataFrame, accounts: int | None, min_kinds: int
 ) -> pl.DataFrame:
     """``ca, account, chance``: how many of the ``accounts`` outside a community would share a
     member's ties to it by chance (``membership_chance``'s measure, against the community), for
     members tied by ``min_kinds`` kinds that are facts of one setup (who funded it, its machine
-    image), not a likeness or a time: a mailbox's finest shapes are rare by construction (a name
-    and a digit count), and a clock is shared by cron jobs. Per such kind that ties it to two
+    image, who referred it: ``REFERRAL_KINDS``), not a likeness or a time: a mailbox's finest
+    shapes are rare by construction (a name and a digit count), and a clock is shared by cron
+    jobs. Per such kind that ties it to two
     others, the share of outsiders holding its least-shared tying value of that kind,
     multiplied over kinds, times the outsiders. Empty without ``accounts``."""
     if not accounts:
