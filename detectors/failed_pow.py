@@ -48,7 +48,12 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
   honest worker: binomial tail P(X >= refused | reachable challenges, honest_timeout_rate)
   <= ``alpha``. A VRAM challenge's error is left to ``spoofed_model`` (a rental or a game holds
   memory). With ``alpha`` = 1e-6 and one overlapping test per hour, an honest device that
-  meets the model is put in probation less than 0.1% of device-months.
+  meets the model is put in probation less than 0.1% of device-months;
+- *suspicion* (``probation``, sign ``silent_day``): the same test on the timeouts alone over
+  ``window_hours`` (a day): a machine that is on most hours at random while a box answers its
+  pings refuses a fifth of its challenges, a few per six hours, which only a day's count tells
+  from an honest worker's 2%. An honest GPU hung for hours while its host answers stays held
+  until its day's count is within the honest rate again.
 
 A suspicion that rested on errors alone (``signs`` in ``details``: only ``silent``, with errors
 among the refusals) is refuted once a rental of the device that ran while those errors came (the
@@ -109,6 +114,11 @@ class FailedPow(Detector):
         if not 0 <= rented_share <= 1:
             raise ValueError(f"{self.name}: rented_share {rented_share} is outside [0, 1] (a share of the window)")
         self.rented_share = rented_share
+        if not 0 < timeout_window_hours <= window_hours:
+            raise ValueError(
+                f"{self.name}: timeout_window_hours {timeout_window_hours} must be in (0, window_hours {window_hours}] "
+                "(the day's timeouts include the last hours')"
+            )
         if not 0 < busy_pace <= 1:
             raise ValueError(f"{self.name}: busy_pace {busy_pace} is outside (0, 1] (a share of the card's own best)")
         self.busy_pace = busy_pace
@@ -136,12 +146,17 @@ class FailedPow(Detector):
                 WHERE d.epoch > hours_back($epoch, $window) AND d.epoch <= $epoch
                 GROUP BY d.device_id
             ),
-            timeouts_ AS (
-                SELECT device_id, CAST(sum(pow_timeout_reachable) AS BIGINT) AS timeouts, CAST(sum(pow_reachable) AS BIGINT) AS reachable,
-                       CAST(sum(pow_timeout) AS BIGINT) AS timeouts_all, CAST(sum(pow_total) AS BIGINT) AS challenges,
-                       CAST(sum(unverified_ok) AS BIGINT) AS unverified_window, CAST(sum(pow_ok) AS BIGINT) AS ok_window
-                FROM device_features
-                WHERE epoch > hours_back($epoch, $timeout_window) AND epoch <= $epoch
+            timeouts_ AS (  -- the last timeout_window hours, and the day (window) for timeouts scattered over it
+                SELECT device_id,
+                       CAST(coalesce(sum(pow_timeout_reachable) FILTER (recent), 0) AS BIGINT) AS timeouts,
+                       CAST(coalesce(sum(pow_reachable) FILTER (recent), 0) AS BIGINT) AS reachable,
+                       CAST(coalesce(sum(pow_timeout) FILTER (recent), 0) AS BIGINT) AS timeouts_all,
+                       CAST(coalesce(sum(pow_total) FILTER (recent), 0) AS BIGINT) AS challenges,
+                       CAST(coalesce(sum(unverified_ok) FILTER (recent), 0) AS BIGINT) AS unverified_window,
+                       CAST(coalesce(sum(pow_ok) FILTER (recent), 0) AS BIGINT) AS ok_window,
+                       CAST(sum(pow_timeout_reachable) AS BIGINT) AS day_timeouts, CAST(sum(pow_reachable) AS BIGINT) AS day_reachable
+                FROM (SELECT *, epoch > hours_back($epoch, $timeout_window) AS recent FROM device_features
+                      WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch)
                 GROUP BY device_id
             ),
             {RENTALS},
@@ -179,6 +194,7 @@ class FailedPow(Detector):
                    coalesce(f.catalogue_model, 'an unknown model (fleet ceiling used)') AS model,
                    coalesce(t.timeouts, 0) AS timeouts, coalesce(e.errors, 0) AS errors, coalesce(t.reachable, 0) AS reachable,
                    coalesce(t.timeouts_all, 0) AS timeouts_all, coalesce(t.challenges, 0) AS challenges,
+                   coalesce(t.day_timeouts, 0) AS day_timeouts, coalesce(t.day_reachable, 0) AS day_reachable,
                    f.unverified_ok,
                    coalesce(w.wrong_window, 0) >= $confirm_wrong AS wrong,
                    f.samples_bad > coalesce(f.samples_flipped, 0) AND coalesce(w.wrong_window, 0) < $confirm_wrong AS wrong_once,
@@ -203,7 +219,7 @@ class FailedPow(Detector):
             LEFT JOIN fast_ x USING (device_id)
             LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = f.catalogue_model
             WHERE f.samples_bad > 0 OR f.overclaimed_compute > 0 OR f.unverified_ok > 0
-               OR coalesce(t.timeouts, 0) + coalesce(e.errors, 0) >= $min_timeouts
+               OR coalesce(t.timeouts, 0) + coalesce(e.errors, 0) >= $min_timeouts OR coalesce(t.day_timeouts, 0) >= $min_timeouts
                OR f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
                OR coalesce(t.unverified_window, 0) >= 3
             """.replace("{RENTALS}", RENTALS_CTE).replace("{RENTAL_COVER}", RENTAL_COVER_CTE),
@@ -222,10 +238,24 @@ class FailedPow(Detector):
         # under the honest model (vectorised)
         refused = judged["timeouts"].to_numpy() + judged["errors"].to_numpy()
         p_value = binom.sf(refused - 1, judged["reachable"].to_numpy(), self.honest_timeout_rate)
-        judged = judged.with_columns(
-            pl.Series("p_value", p_value, dtype=pl.Float64),
-        ).with_columns(
-            ((pl.col("timeouts") + pl.col("errors") >= self.min_timeouts) & (pl.col("p_value") <= self.alpha)).alias("silent"),
+        # and of the timeouts over the day: a machine that is off a few hours a day at random while a box answers
+        # its pings refuses a fifth of its challenges, a few per six hours, which only a day's count shows
+        day_p = binom.sf(judged["day_timeouts"].to_numpy() - 1, judged["day_reachable"].to_numpy(), self.honest_timeout_rate)
+        judged = (
+            judged.with_columns(
+                pl.Series("p_value", p_value, dtype=pl.Float64),
+                pl.Series("day_p_value", day_p, dtype=pl.Float64),
+            )
+            .with_columns(
+                ((pl.col("timeouts") + pl.col("errors") >= self.min_timeouts) & (pl.col("p_value") <= self.alpha)).alias(
+                    "silent"
+                ),
+            )
+            .with_columns(
+                (~pl.col("silent") & (pl.col("day_timeouts") >= self.min_timeouts) & (pl.col("day_p_value") <= self.alpha)).alias(
+                    "silent_day"
+                ),
+            )
         )
         exact = pl.col("wrong") | pl.col("longer_than_observed") | pl.col("too_fast")
         ratio = pl.col("max_compute_over_observed").round(2).cast(pl.String).fill_null("?")
@@ -319,6 +349,17 @@ class FailedPow(Detector):
                         pl.lit(round(100 * self.honest_timeout_rate, 2)),
                     )  # fmt: skip
                 ),
+                pl.when(pl.col("silent_day")).then(
+                    pl.format(
+                        "{} of {} challenges timed out while pings or heartbeats showed the device alive, scattered "
+                        "over the last {} hours (p = {} under an honest {}% timeout rate)",
+                        "day_timeouts",
+                        "day_reachable",
+                        pl.lit(self.window_hours),
+                        pl.col("day_p_value").round_sig_figs(2).cast(pl.String),
+                        pl.lit(round(100 * self.honest_timeout_rate, 2)),
+                    )  # fmt: skip
+                ),
                 pl.when(pl.col("unverified")).then(
                     pl.format(
                         "{} challenge(s) answered ok without samples to verify over the last {} hours",
@@ -330,10 +371,17 @@ class FailedPow(Detector):
             separator="; ",
             ignore_nulls=True,
         )
-        suspected = pl.col("wrong_once") | pl.col("faulty") | pl.col("longer_once") | pl.col("silent") | pl.col("unverified")
+        suspected = (
+            pl.col("wrong_once")
+            | pl.col("faulty")
+            | pl.col("longer_once")
+            | pl.col("silent")
+            | pl.col("silent_day")
+            | pl.col("unverified")
+        )
         flagged = judged.filter(exact | suspected | pl.col("fast_once"))
         sign_names = ("wrong", "wrong_once", "faulty", "longer_than_observed", "longer_once", "too_fast", "fast_once",
-                      "silent", "unverified")  # fmt: skip
+                      "silent", "silent_day", "unverified")  # fmt: skip
         signs = pl.concat_list(
             [pl.when(pl.col(n)).then(pl.lit([n])).otherwise(pl.lit([], dtype=pl.List(pl.String))) for n in sign_names]
         )
@@ -349,6 +397,8 @@ class FailedPow(Detector):
                 0.5
                 + 0.5 * pl.min_horizontal((pl.col("timeouts") + pl.col("errors")) / pl.max_horizontal(pl.col("reachable"), 1), 1)
             )
+            .when(pl.col("silent_day"))
+            .then(0.5 + 0.5 * pl.min_horizontal(pl.col("day_timeouts") / pl.max_horizontal(pl.col("day_reachable"), 1), 1))
             .otherwise(0.7)
             .alias("score"),
             pl.when(exact)
@@ -375,6 +425,9 @@ class FailedPow(Detector):
                 pl.col("timeouts_all").alias("timeouts_all"),
                 pl.col("challenges"),
                 pl.col("p_value"),
+                pl.col("day_timeouts").alias("day_timeouts_while_reachable"),
+                pl.col("day_reachable").alias("day_reachable_challenges"),
+                pl.col("day_p_value"),
                 pl.col("unverified_window").alias("unverified_ok"),
                 signs.alias("signs"),
             )

@@ -272,6 +272,31 @@ def test_failed_pow_few_reachable_timeouts_are_within_the_honest_rate(con) -> No
     assert FailedPow().detect(Evidence(con, EPOCH)).is_empty()
 
 
+def test_failed_pow_a_machine_off_a_few_hours_a_day_at_random_behind_a_live_address_is_held_over_the_day(con) -> None:
+    """A box answers the pings of an uptime spoofer whose machine is on 50-80% of the hours, at
+    random (seed 22, network 12: 7 of its 67 never held, paid 0.66% of the network's rewards).
+    Its refusals are a fifth of its challenges but only a few per six hours (4 of 12: p ~ 8e-5),
+    so only the day's count (12 of 48) is beyond an honest worker. One that loses a challenge
+    every eight hours is within the honest rate over the day as well."""
+    end = "2024-08-14T23"
+    for h in range(24):
+        dark = 2 if h % 4 == 1 else 0
+        feature(con, "mostly_on", hour(h), pow_total=2, pow_ok=2 - dark, pow_timeout=dark, samples_total=2 - dark,
+                pow_reachable=2, pow_timeout_reachable=dark)  # fmt: skip
+        lost = 1 if h % 8 == 3 else 0
+        feature(con, "honest", hour(h), pow_total=2, pow_ok=2 - lost, pow_timeout=lost,
+                pow_reachable=2, pow_timeout_reachable=lost)  # fmt: skip
+    found = FailedPow().detect(Evidence(con, end))
+    assert found["device_id"].to_list() == ["mostly_on"] and found["action"][0] == "probation"
+    assert (
+        "12 of 48 challenges timed out while pings or heartbeats showed the device alive, scattered over the last 24 hours"
+        in (found["reason"][0])
+    )
+    details = json.loads(found["details"][0])
+    assert details["proof"] == "suspicion" and details["signs"] == ["silent_day"]
+    assert FailedPow(window_hours=6).detect(Evidence(con, end)).is_empty()  # six hours alone cannot tell
+
+
 def test_failed_pow_suspects_a_worker_that_never_proves_its_work(con) -> None:
     for h in range(2, 6):
         feature(con, "lazy", hour(h), unverified_ok=1, samples_total=0)
