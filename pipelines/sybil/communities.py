@@ -287,11 +287,11 @@ def core_members(
     neighbour holds one by chance, two at once are the ring's recipe), or, given the number of
     ``accounts``, ``min_strong_kinds`` kinds that are facts of its setup (funding, machine image,
     its referrer; not a mailbox shape or a time) whose ties outsiders would show at most
-    ``member_chance`` times by chance (``_tie_chance``; a careful ring's community of 14 on a third network written
-    by others, each member funded by one of two wallets of its own and on a template 15 accounts
-    hold, 9 of them inside, was dissolved and the ring paid). Otherwise a member tied by only
-    ``min_strong_kinds`` kinds also needs one of them to be *broad* or to be one of the
-    community's marks (a value of ``marks_min_accounts`` or more holders, ``exclusive_share`` of
+    ``member_chance`` times by chance (``_tie_chance``; a careful ring's community of 14 on a
+    third network written by others, each member funded by one of two wallets of its own and on
+    a template 15 accounts hold, 9 of them inside, was dissolved and the ring paid). Otherwise a
+    member tied by only ``min_strong_kinds`` kinds also needs one of them to be *broad* or to be
+    one of the community's marks (a value of ``marks_min_accounts`` or more holders, ``exclusive_share`` of
     them inside): two coincidences with part of a ring, a popular mailbox
     shape and a restart bin, are what an honest neighbour of a loosely tied ring has. A
     community this would dissolve first loses only its members tied by fewer than
@@ -460,9 +460,9 @@ def _tie_chance(
     members tied by ``min_kinds`` kinds that are facts of one setup (who funded it, its machine
     image, who referred it: ``REFERRAL_KINDS``), not a likeness or a time: a mailbox's finest
     shapes are rare by construction (a name and a digit count), and a clock is shared by cron
-    jobs. Per such kind that ties it to two
-    others, the share of outsiders holding its least-shared tying value of that kind,
-    multiplied over kinds, times the outsiders. Empty without ``accounts``."""
+    jobs. Per such kind that ties it to two others, the share of outsiders holding its
+    least-shared tying value of that kind, multiplied over kinds, times the outsiders. Empty
+    without ``accounts``."""
     if not accounts:
         return pl.DataFrame(schema={"ca": pl.Int64, "account": pl.String, "chance": pl.Float64})
     facts = pl.col("kind").is_in(SHAPE_KINDS + CLOCK_KINDS).not_()
