@@ -265,6 +265,15 @@ def test_failed_pow_refuses_a_rented_share_or_busy_pace_that_is_not_a_share() ->
             FailedPow(**{name: bad})
 
 
+def test_failed_pow_refuses_a_refusal_window_outside_its_day() -> None:
+    """The day's timeout count includes the last ``timeout_window_hours``: a window longer than
+    the day (or empty) is a configuration error, not a silent change of what is counted."""
+    for bad in (0, 25):
+        with pytest.raises(ValueError, match="timeout_window_hours"):
+            FailedPow(timeout_window_hours=bad)
+    assert FailedPow(timeout_window_hours=24).timeout_window_hours == 24
+
+
 def test_failed_pow_few_reachable_timeouts_are_within_the_honest_rate(con) -> None:
     for h in range(0, 6):  # 3 timeouts in 60 reachable challenges: p ~ 0.12 at a 2% honest rate
         feature(con, "busy", hour(h), pow_total=10, pow_ok=10 - (h % 2), pow_timeout=h % 2,
