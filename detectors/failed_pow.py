@@ -52,8 +52,9 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
 - *suspicion* (``probation``, sign ``silent_day``): the same test on the timeouts alone over
   ``window_hours`` (a day): a machine that is on most hours at random while a box answers its
   pings refuses a fifth of its challenges, a few per six hours, which only a day's count tells
-  from an honest worker's 2%. An honest GPU hung for hours while its host answers stays held
-  until its day's count is within the honest rate again.
+  from an honest worker's 2%. A second test an hour: together they put an honest device that
+  meets the model in probation less than 0.15% of device-months. An honest GPU hung for hours
+  while its host answers stays held until its day's count is within the honest rate again.
 
 A suspicion that rested on errors alone (``signs`` in ``details``: only ``silent``, with errors
 among the refusals) is refuted once a rental of the device that ran while those errors came (the
