@@ -284,7 +284,7 @@ def test_failed_pow_few_reachable_timeouts_are_within_the_honest_rate(con) -> No
 def test_failed_pow_a_machine_off_a_few_hours_a_day_at_random_behind_a_live_address_is_held_over_the_day(con) -> None:
     """A box answers the pings of an uptime spoofer whose machine is on 50-80% of the hours, at
     random (seed 22, network 12: 7 of its 67 never held, paid 0.66% of the network's rewards).
-    Its refusals are a fifth of its challenges but only a few per six hours (4 of 12: p ~ 8e-5),
+    Its refusals are a fifth of its challenges but few per six hours (at most 4 of 12: p ~ 8e-5),
     so only the day's count (12 of 48) is beyond an honest worker. One that loses a challenge
     every eight hours is within the honest rate over the day as well."""
     end = "2024-08-14T23"

@@ -1496,26 +1496,28 @@ def test_peel_keeps_members_tied_by_two_facts_of_setup_no_outsider_holds_and_dro
     assert core_members(edges, community, ClusterRules()) == [trio]  # without the population: as before
 
 
-def test_peel_keeps_members_its_own_account_referred_on_its_template_and_drops_a_popular_referrers_stranger() -> None:
+def test_peel_keeps_members_its_own_account_referred_on_its_template_and_drops_a_stranger_it_referred_too() -> None:
     """A ring of 30 (its funder, mailbox shape, restart bin and its own VM template), every member
     referred by one of its accounts. Three members with funding and mailboxes of their own share
     the template with all of it and a restart bin with a part: two kinds, one of them a time, so
     the peel dropped them (seed 22, network 4: 9 of a ring's 125 members, each referred by the
-    ring's own account, pair F1 0.93). The referrer is a second fact of their setup that no
-    outsider shares: they stay. An honest account on a popular template, sharing the restart bin
-    and a referrer whose code hundreds of strangers used, goes."""
+    ring's own account, pair F1 0.93). Their referrer is a second fact of their setup, and no
+    outsider holds their template: they stay. The ring's account also posted its code publicly
+    (366 strangers used it); an honest account it referred, on a popular template and in the
+    ring's restart bin, has two facts that many outsiders share, and goes."""
     from pipelines.sybil.communities import ClusterRules, core_members
 
     ring = [f"r{k:02d}" for k in range(30)]
     referred = ["m1", "m2", "m3"]
+    code = ("r00", 400)
     rows = _tied([(x, y) for i, x in enumerate(ring) for y in ring[i + 1 :]],
                  {"funding": ("treasury", 30), "email_pattern": ("p3|proton.me|a_a9|13", 30), "restart": ("bin-3", 40),
-                  "hw_fingerprint": ("tmpl", 33), "referral": ("r00", 33)})  # fmt: skip
+                  "hw_fingerprint": ("tmpl", 33), "referral": code})  # fmt: skip
     for m in referred:
-        rows += _tied([(m, r) for r in ring], {"hw_fingerprint": ("tmpl", 33), "referral": ("r00", 33)})
+        rows += _tied([(m, r) for r in ring], {"hw_fingerprint": ("tmpl", 33), "referral": code})
         rows += _tied([(m, r) for r in ring[:6]], {"restart": ("bin-3", 40)})
     rows += _tied([("honest", r) for r in ring[6:12]], {"hw_fingerprint": ("popular", 300), "restart": ("bin-3", 40)})
-    rows += _tied([("honest", r) for r in ring[12:18]], {"referral": ("influencer", 400)})
+    rows += _tied([("honest", r) for r in ring[12:18]], {"referral": code})
     edges = pl.DataFrame(rows)
     community = [sorted([*ring, *referred, "honest"])]
     assert core_members(edges, community, ClusterRules(), accounts=1000) == [sorted([*ring, *referred])]
