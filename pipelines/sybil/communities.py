@@ -353,10 +353,10 @@ def _peel_once(
 ) -> list[list[str]]:
     if not clusters:
         return clusters
-    linked = _inside_links(edges, clusters)
-    inside = linked.filter(pl.col("kind").is_in(STRONG_KINDS))
-    referred = linked.filter(pl.col("kind").is_in(REFERRAL_KINDS))
-    ties = _ties(inside)
+    # operator kinds, and who referred a member (a fact of its setup, never one of its kinds: _tie_chance)
+    tied = _inside_links(edges, clusters).filter(pl.col("kind").is_in(STRONG_KINDS + REFERRAL_KINDS))
+    inside = tied.filter(pl.col("kind").is_in(STRONG_KINDS))
+    partners = _ties(tied).group_by("ca", "account", "kind").agg(pl.len().alias("partners"))
     holders = pl.concat([inside.select("ca", "kind", "value", pl.col(c).alias("account")) for c in ("a", "b")]).unique()
     scope = pl.DataFrame(
         {"ca": range(len(clusters)), "origin": [origin[c[0]] for c in clusters]}, schema={"ca": pl.Int64, "origin": pl.Int64}
@@ -376,8 +376,7 @@ def _peel_once(
     # a kind counts for a member when it ties it to two other members: one shared value with one
     # neighbour is what households and popular configurations give
     kinds = (
-        ties.group_by("ca", "account", "kind")
-        .agg(pl.len().alias("partners"))
+        partners.filter(pl.col("kind").is_in(STRONG_KINDS))
         .join(reach, on=["ca", "account", "kind"], how="left")
         .with_columns(pl.max_horizontal("partners", "co_holders").alias("partners"))
         .filter(pl.col("partners") >= 2)
@@ -405,8 +404,15 @@ def _peel_once(
     )
     per_member = per_member.join(
         _tie_chance(
-            pl.concat([inside, referred]),
-            pl.concat([kinds.select("ca", "account", "kind"), _tying_kinds(referred)]),
+            tied,
+            pl.concat(
+                [
+                    kinds.select("ca", "account", "kind"),
+                    partners.filter(pl.col("kind").is_in(REFERRAL_KINDS) & (pl.col("partners") >= 2)).select(
+                        "ca", "account", "kind"
+                    ),
+                ]
+            ),
             sizes,
             accounts,
             rules.min_strong_kinds,
@@ -444,12 +450,6 @@ def _ties(inside: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(
         [inside.select("ca", pl.col(c).alias("account"), "kind", pl.col(o).alias("partner")) for c, o in (("a", "b"), ("b", "a"))]
     ).unique()
-
-
-def _tying_kinds(inside: pl.DataFrame) -> pl.DataFrame:
-    """``ca, account, kind``: the kinds that tie a member to at least two others of its community."""
-    ties = _ties(inside).group_by("ca", "account", "kind").agg(pl.len().alias("partners"))
-    return ties.filter(pl.col("partners") >= 2).select("ca", "account", "kind")
 
 
 def _tie_chance(
