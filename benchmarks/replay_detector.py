@@ -28,11 +28,18 @@ HELD = ("probation", "reject")
 
 
 def read_truth(path: Path) -> pl.DataFrame:
-    """``device_id, population, fraud`` from a held-out network's CSV or a simulated network's Parquet."""
-    if path.suffix == ".parquet":
-        t = pl.read_parquet(path)
+    """``device_id, population, fraud`` from a held-out network's CSV (``device_id, population,
+    is_fraud``) or a simulated network's Parquet (``device_id, population, fraud_types``)."""
+    parquet = path.suffix == ".parquet"
+    needed = ["device_id", "population", "fraud_types" if parquet else "is_fraud"]
+    try:
+        t = pl.read_parquet(path) if parquet else pl.read_csv(path, infer_schema_length=0)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        raise SystemExit(f"replay_detector: cannot read the truth file {path}: {e}") from None
+    if missing := [c for c in needed if c not in t.columns]:
+        raise SystemExit(f"replay_detector: the truth file {path} has no column {', '.join(missing)} (needs {', '.join(needed)})")
+    if parquet:
         return t.select("device_id", "population", pl.col("fraud_types").list.len().gt(0).alias("fraud"))
-    t = pl.read_csv(path, infer_schema_length=0)
     return t.select("device_id", "population", pl.col("is_fraud").str.to_lowercase().is_in(["1", "true"]).alias("fraud"))
 
 

@@ -49,12 +49,19 @@ def test_a_replay_names_the_devices_whose_verdicts_differ_from_the_stored_ones(d
     assert device in out and f"now only ┆ {epochs} " in out
 
 
-def test_a_replay_refuses_an_unknown_detector_or_a_missing_database(day_run, tmp_path, monkeypatch, capsys) -> None:
+def test_a_replay_refuses_an_unknown_detector_a_missing_database_or_a_truth_file_it_cannot_use(
+    day_run, tmp_path, monkeypatch, capsys
+) -> None:
     _, db, _ = day_run
     with pytest.raises(SystemExit, match="no detector 'nope'; known: anomaly"):
         _replay(monkeypatch, capsys, "--db", str(db), "--detector", "nope")
     with pytest.raises(SystemExit, match="no database at"):
         _replay(monkeypatch, capsys, "--db", str(tmp_path / "none.duckdb"), "--detector", "sybil")
+    (tmp_path / "truth.csv").write_text("device_id,kind\ndev_1,honest\n")
+    with pytest.raises(SystemExit, match="has no column population, is_fraud"):
+        _replay(monkeypatch, capsys, "--db", str(db), "--detector", "sybil", "--truth", str(tmp_path / "truth.csv"))
+    with pytest.raises(SystemExit, match="cannot read the truth file"):
+        _replay(monkeypatch, capsys, "--db", str(db), "--detector", "sybil", "--truth", str(tmp_path / "none.csv"))
 
 
 def test_a_replay_stops_at_once_while_a_run_holds_the_database(day_run, tmp_path) -> None:
