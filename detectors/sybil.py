@@ -57,6 +57,7 @@ class SybilRings(Detector):
                  cohesion_max_n: int = 30, exclusive_share: float = 0.8, exclusive_coverage: float = 0.8,
                  marks_min_accounts: int = 10, marked_strong_kinds: int = 3, merge_ratio: float = 0.3,
                  broad_share: float = 0.8, member_chance: float = 0.01, household_accounts: int = 6,
+                 site_accounts: int = 6, site_devices: int = 8,
                  sync_minutes: int = 15, sync_alpha: float = 1e-6, sync_min_asns: int = 2):  # fmt: skip
         super().__init__(threshold)
         if sync_minutes < 1 or not 0 < sync_alpha <= 1 or sync_min_asns < 1:
@@ -87,6 +88,8 @@ class SybilRings(Detector):
         self.broad_share = broad_share
         self.member_chance = member_chance
         self.household_accounts = household_accounts
+        self.site_accounts = site_accounts
+        self.site_devices = site_devices
         self.sync_minutes = sync_minutes
         self.sync_alpha = sync_alpha
         self.sync_min_asns = sync_min_asns
@@ -97,7 +100,8 @@ class SybilRings(Detector):
                             exclusive_share=self.exclusive_share, exclusive_coverage=self.exclusive_coverage,
                             marks_min_accounts=self.marks_min_accounts, marked_strong_kinds=self.marked_strong_kinds,
                             merge_ratio=self.merge_ratio, broad_share=self.broad_share,
-                            household_accounts=self.household_accounts, member_chance=self.member_chance)  # fmt: skip
+                            household_accounts=self.household_accounts, member_chance=self.member_chance,
+                            site_accounts=self.site_accounts, site_devices=self.site_devices)  # fmt: skip
 
     def fit(self, evidence: Evidence) -> SybilRings:
         con, epoch = evidence.con, evidence.epoch
@@ -119,7 +123,8 @@ class SybilRings(Detector):
         accounts = int(con.execute("SELECT count(DISTINCT account_id) FROM account_attrs").fetchall()[0][0])  # the population
         cores = core_members(edges, whole, rules, accounts)
         synced = self._synchronized(evidence, cores)
-        self.clusters_ = score_clusters(edges, cores, rules, whole, synced)  # type: ignore[arg-type]
+        fleets = self._fleets(evidence, cores)
+        self.clusters_ = score_clusters(edges, cores, rules, whole, synced, fleets)  # type: ignore[arg-type]
         self.clusters_ = pl.concat([self.clusters_, self._one_mailbox_rings(evidence, self.clusters_)], how="vertical_relaxed")
         self.clusters_ = self._with_rota_rings(evidence, self.clusters_)
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
@@ -161,6 +166,20 @@ class SybilRings(Detector):
             con.unregister("rings_now")
         self.tables_ = {"sybil_clusters": found}
         return self
+
+    def _fleets(self, evidence: Evidence, cores: list[list[str]]) -> dict[str, int]:
+        """Devices each account of a community of at most ``site_accounts`` reported in the window
+        (``communities.operator_sites``: a few accounts each running a fleet at a site of its own)."""
+        few = [a for c in cores if len(c) <= self.site_accounts for a in c]
+        if not few:
+            return {}
+        rows = evidence.con.execute(
+            "SELECT account_id, count(DISTINCT device_id) FROM device_features "
+            "WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch AND account_id IN (SELECT unnest($few)) "
+            "GROUP BY account_id",
+            {"epoch": evidence.epoch, "window": self.window_hours, "few": few},
+        ).fetchall()
+        return {a: int(n) for a, n in rows}
 
     def _synchronized(self, evidence: Evidence, cores: list[list[str]]) -> dict[int, dict]:
         """``outages.synchronized_outages`` of the communities of ``min_accounts`` or more, by

@@ -43,7 +43,10 @@ at one site, half of it with mailboxes at a domain only an accredited institutio
 (``pipelines.sybil.institutions``: ``.edu``, ``.ac.uk``, ...), with the same exceptions: a
 university lab whose department wallet paid forty students' stakes on one workstation image,
 staked by one administrator in minutes, is the institution's administration (a ninth network
-written by others had such a lab rejected whole); a farmer cannot buy mailboxes there.
+written by others had such a lab rejected whole); a farmer cannot buy mailboxes there. So are a
+few accounts (at most ``site_accounts``) each running a fleet at a site of its own
+(``operator_sites``): one company's sites, paid by its treasury, on its server build and mail
+domain; a ring spreads its cards thin over many accounts.
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ class ClusterRules:
     marks_min_accounts: int = 10
     marked_strong_kinds: int = 3
     household_accounts: int = 6
+    site_accounts: int = 6
+    site_devices: int = 8
     member_chance: float = 0.01
     resolution: float = 1.0
     seed: int = 0
@@ -538,6 +543,27 @@ def _source(kind: str) -> str:
     return SOURCES.get(kind, kind)
 
 
+def operator_sites(members: list[str], cov: dict[str, float], fleets: dict[str, int], rules: ClusterRules) -> bool:
+    """Whether a community is one operator's sites, one account each: at most ``site_accounts``
+    members, each running at least ``site_devices`` devices (a server's worth) at an address of
+    its own (no address, /24, machine or card shared between members), none reading another's
+    mailbox or taking turns on a machine, card or address.
+
+    Honest model: a company with racks in several countries registers one account per site; the
+    sites share a treasury that pays their stakes, one server build and the company's mail domain.
+    A ring earns by posing as many small owners, so it spreads its cards thin over many accounts
+    (the rings of four independently written networks ran 1-3 devices an account; a fake fleet of
+    eight accounts of 12-13 shared hosts and addresses); a few full fleets at sites of their own
+    gain nothing by being split, and every device still faces every per-device check."""
+    return (
+        len(members) <= rules.site_accounts
+        and all(fleets.get(a, 0) >= rules.site_devices for a in members)
+        and all(cov.get(k, 0) == 0 for k in ("ip", "subnet", "host", "gpu"))
+        and cov.get("email", 0) < rules.min_coverage
+        and max((cov.get(k, 0) for k in TURN_KINDS), default=0) == 0
+    )
+
+
 def cluster_id(members: list[str]) -> str:
     return "syb-" + hashlib.sha256("\n".join(members).encode()).hexdigest()[:12]
 
@@ -548,6 +574,7 @@ def score_clusters(
     rules: ClusterRules,
     origins: list[list[str]] | None = None,
     synced: dict[int, dict] | None = None,
+    fleets: dict[str, int] | None = None,
 ) -> pl.DataFrame:
     """One row per community: id, members, score, is_sybil, and the evidence as a short story.
 
@@ -556,7 +583,8 @@ def score_clusters(
     ring's members whose other ties have not shown yet (a template ring before its first
     restart), and counted as outsiders they would take from the ring the very template that
     marks it. ``synced`` (``outages.synchronized_outages``, by cluster index) are members that
-    went silent together beyond chance: their share covers the ``restart`` kind when larger."""
+    went silent together beyond chance: their share covers the ``restart`` kind when larger.
+    ``fleets`` are the devices each account reported in the window (``operator_sites``)."""
     if not clusters:
         return pl.DataFrame(schema={"cluster_id": pl.String, "members": pl.List(pl.String), "score": pl.Float64,
                                     "is_sybil": pl.Boolean, "evidence": pl.String})  # fmt: skip
@@ -678,10 +706,12 @@ def score_clusters(
             and cov.get("email", 0) < rules.min_coverage
             and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage  # not in shifts
         )
+        sites = operator_sites(members, cov, fleets or {}, rules)
         is_sybil = (
             size >= rules.min_accounts
             and not household  # a parent's wallet, one build, one reboot timer: one family's ties
             and not institution  # a department's wallet, one image, one administrator: one institution's
+            and not sites  # a treasury, one server build, one mail domain: one company's sites
             and strong_sources >= rules.min_strong_kinds
             and max(own.values(), default=0) >= rules.min_coverage * size  # the accounts' own tie, not a site's
             and (
@@ -714,6 +744,8 @@ def score_clusters(
             evidence["site_mailboxes"] = True
         if institution:
             evidence["institution"] = True
+        if sites:
+            evidence["operator_sites"] = True
         if sync:
             evidence["synchronized_outage"] = sync | {"accounts": sync["accounts"][:50]}
         rows.append({"cluster_id": cluster_id(members), "members": members, "score": round(score, 4),
