@@ -9,8 +9,9 @@ looked at with), then runs the closed loop (the backend honours the challenge pl
 production; ``--no-plan`` runs static drops instead, as an outside evaluation does;
 ``--vary-cadence`` also draws the backend's heartbeat interval and pings per hour, from their own
 generator, so the networks are otherwise those drawn without it; the rental market, owners' and renters'
-prices, premium cards and what wash traders pay, and uptime spoofers behind a ping-answering proxy are
-drawn from generators of their own as well). Printed: per population the worst case and the median across networks of the
+prices, premium cards and what wash traders pay, uptime spoofers behind a ping-answering proxy, and the
+share of datacenter devices run by companies with one account per site are drawn from generators of their
+own as well). Printed: per population the worst case and the median across networks of the
 flagged share (probation or rejected in any epoch) and the number of honest devices rejected;
 device precision and recall; sybil pair precision, recall and F1 (last epoch's clusters against
 the rings); the share of paid rewards (allocations paid, and held shares released later) that
@@ -39,7 +40,14 @@ import numpy as np
 import polars as pl
 
 from pipelines.simulate.randomize import draw_sybil_params
-from pipelines.simulate.randomize_devices import GPU_VARIANTS, VARIANT_POPULATIONS, draw_cadence, draw_liveness, draw_market
+from pipelines.simulate.randomize_devices import (
+    GPU_VARIANTS,
+    VARIANT_POPULATIONS,
+    draw_cadence,
+    draw_liveness,
+    draw_market,
+    draw_operator_sites,
+)
 from pipelines.simulate.scenario import RING_VARIANTS, SybilParams
 
 RING_HELD_OUT = [v for v in RING_VARIANTS if v != "classic"]
@@ -71,6 +79,7 @@ def one_network(index: int, seed: int, devices: int, hours: int, held_out: str, 
         params.update(draw_cadence(np.random.default_rng([seed, index, 101])))
     params.update(draw_market(np.random.default_rng([seed, index, 103])))  # its own generator too
     params.update(draw_liveness(np.random.default_rng([seed, index, 107])))
+    params.update(draw_operator_sites(np.random.default_rng([seed, index, 109]), params["mix"]))
     scenario = replace(
         Scenario(),
         **{k: v for k, v in params.items() if k != "sybil"},

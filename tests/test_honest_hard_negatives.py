@@ -4,7 +4,8 @@ One small network holds only honest populations, with every habit that fooled ea
 pushed far past the default scenario: most owners switch off for hours every day, ISP outages
 and maintenance windows last hours, half the consumer cards run hot in any hour, Apple chips
 report a share of one of their unified-memory sizes, operators add racks mid-run and new home
-devices join, and the backend challenges every registered device whether it is on or not.
+devices join, companies register one account per site (one treasury, one build, one mail
+domain), and the backend challenges every registered device whether it is on or not.
 It runs through the closed loop (the challenge plan batches home pairs behind one IP, NAT labs
 and datacenter hosts together every hour).
 """
@@ -31,6 +32,7 @@ HARD = replace(
         "home_overclocked": 0.05,
         "mac_mini": 0.2,
         "datacenter": 0.15,
+        "datacenter_sites": 0.08,
         "shared_nat_lab": 0.07,
         "shared_nat_family": 0.08,
     },  # fmt: skip
@@ -46,6 +48,7 @@ HARD = replace(
     late_rack_share=1.0,
     new_home_share=0.15,
     datacenter_operator_gpus=(32, 80),
+    site_gpus=(8, 16),
 )
 
 
@@ -64,6 +67,8 @@ def hard_run(tmp_path_factory) -> tuple[pl.DataFrame, Path]:
 def test_the_hard_honest_network_has_every_behaviour_it_claims(hard_run) -> None:
     df, db = hard_run
     assert set(df["population"]) == set(HONEST_POPULATIONS)
+    sites = df.filter(pl.col("population") == "datacenter_sites").group_by("account_id").len()
+    assert sites.height >= 3 and sites["len"].min() >= 8  # a company's sites: a fleet each
     with connect(db) as con:
         offline_timeouts, reachable_timeouts = con.execute(
             "SELECT sum(pow_timeout), sum(pow_timeout_reachable) FROM device_features"

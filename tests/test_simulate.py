@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.contract import FEEDS, FORMATS, REQUIRED_FEEDS, split_name
 from pipelines.simulate import load_scenario, simulate, truth_devices
-from pipelines.simulate.scenario import ATTACK_POPULATIONS, HONEST_POPULATIONS
+from pipelines.simulate.scenario import ATTACK_POPULATIONS, DEFAULT_MIX, HONEST_POPULATIONS
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -50,7 +50,8 @@ def test_drops_follow_the_contract(small_drops: Path) -> None:
 
 def test_every_population_is_present_with_truth(small_drops: Path) -> None:
     truth = truth_devices(small_drops)
-    assert set(truth["population"]) == set(HONEST_POPULATIONS) | set(ATTACK_POPULATIONS)
+    assert set(truth["population"]) == set(DEFAULT_MIX)  # every population but those a scenario must name
+    assert set(HONEST_POPULATIONS) | set(ATTACK_POPULATIONS) == set(DEFAULT_MIX) | {"datacenter_sites"}
     honest = truth.filter(pl.col("population").is_in(HONEST_POPULATIONS))
     assert honest["fraud_types"].list.len().max() == 0
     attacks = truth.filter(pl.col("population").is_in(ATTACK_POPULATIONS))

@@ -344,6 +344,37 @@ def datacenter(b: Builder, count: int) -> Block:
     return block
 
 
+def datacenter_sites(b: Builder, count: int) -> Block:
+    """A company with racks at several sites, one account per site: one treasury wallet pays every
+    site's stakes, one server build, mailboxes ``ops-<site>@`` at the company's own domain; each
+    site its own hosting network and /24 (a sybil look-alike: a funder, a build and a mailbox shape)."""
+    block = Block()
+    lo, hi = b.scenario.site_gpus
+    while len(block.devices) < count:
+        company = f"co-{b.uniq()}"
+        treasury = b.wallet()
+        model = b.choose(b.scenario.datacenter_models)
+        cpu = str(b.pick(CPU_SERVER))
+        for site in range(int(b.rng.integers(2, 6))):
+            left = count - len(block.devices)
+            if left <= 0:
+                break
+            size = min(left, int(b.rng.integers(lo, hi + 1)))
+            size = left if left - size < lo else size  # no site smaller than a fleet is left over
+            asn, country = HOSTING_ASNS[int(b.rng.integers(len(HOSTING_ASNS)))]
+            subnet = b.subnet24()
+            acct = block.add_account(population="datacenter_sites", cluster=company, created_s=b.created_at(),
+                                     email=f"ops-{country.lower()}{site}@{company}.example", wallet=b.wallet(),
+                                     funder=treasury, signup_ip=f"{subnet}.2", referrer=None)  # fmt: skip
+            for h in range((size + 7) // 8):
+                host, ip = b.hex(32), f"{subnet}.{10 + h % 240}"
+                for k in range(min(8, size - 8 * h)):
+                    _device(b, block, acct, model, host=host, index=k, kind="datacenter", ip=ip,
+                            asn=asn, country=country, cpu=cpu, population="datacenter_sites", fraud=[],
+                            operator=company, efficiency=b.efficiency(0.8, 0.92))  # fmt: skip
+    return block
+
+
 def shared_nat_lab(b: Builder, count: int) -> Block:
     """A university lab: many independent accounts behind one NAT address."""
     block = Block()
@@ -701,6 +732,7 @@ BUILDERS = {
         home_overclocked,
         mac_mini,
         datacenter,
+        datacenter_sites,
         shared_nat_lab,
         shared_nat_family,
         virtualized_naive,

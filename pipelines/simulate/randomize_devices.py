@@ -88,6 +88,17 @@ def draw_liveness(rng: np.random.Generator) -> dict[str, Any]:
     return {"spoofer_proxy_share": _u(rng, 0.0, 1.0) if rng.random() < 0.5 else 0.0}
 
 
+def draw_operator_sites(rng: np.random.Generator, mix: dict[str, float]) -> dict[str, Any]:
+    """A tenth to four tenths of the datacenter devices belong to companies that register one
+    account per site (``datacenter_sites``: one treasury, one server build, one mail domain), an
+    honest look-alike of a sybil ring; the other populations keep their shares."""
+    share = _u(rng, 0.1, 0.4)
+    out = dict(mix)
+    out["datacenter_sites"] = out.get("datacenter", 0.0) * share
+    out["datacenter"] = out.get("datacenter", 0.0) * (1 - share)
+    return {"mix": out}
+
+
 def draw_market(rng: np.random.Generator) -> dict[str, Any]:
     """A rental market: owners' prices and renters' factors spread log-normally (sigma up to 0.3
     and 0.2) around a model's going rate, up to 5% premium cards, and wash traders who pay below,

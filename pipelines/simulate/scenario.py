@@ -17,6 +17,7 @@ HONEST_POPULATIONS = (
     "home_overclocked",
     "mac_mini",
     "datacenter",
+    "datacenter_sites",
     "shared_nat_lab",
     "shared_nat_family",
 )
@@ -121,6 +122,9 @@ class Scenario:
     burst_model: str = "rtx_4070"
     slices_per_card: tuple[int, int] = (4, 12)
     datacenter_operator_gpus: tuple[int, int] = (200, 600)
+    site_gpus: tuple[int, int] = (8, 48)
+    """GPUs per site of a company registering one account per site (``datacenter_sites``, drawn
+    only where a scenario's mix names it: the default network has none)."""
     datacenter_models: dict[str, float] = field(
         default_factory=lambda: {
             "h100_sxm": 0.3,
