@@ -204,3 +204,34 @@ def test_a_hung_worker_and_a_ping_answering_proxy_keep_the_probes_alive_while_ch
             k: v for k, v in _digests(tmp_path / "faults" / hour).items() if not k.startswith(("pow", "uptime", "_manifest"))
         }
         assert same == other
+
+
+def test_a_company_runs_one_account_per_site_each_a_fleet_at_an_address_of_its_own() -> None:
+    """``datacenter_sites``, the robustness benchmark's honest sybil look-alike: one treasury pays
+    every site's stakes, one mail domain, and every site is a fleet of at least ``site_gpus[0]``
+    devices on a /24 of its own (a leftover smaller than that joins the last site)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from pipelines.simulate.population import build_network
+    from pipelines.simulate.randomize_devices import draw_operator_sites
+    from pipelines.simulate.scenario import Scenario
+
+    mix = draw_operator_sites(np.random.default_rng(3), {"home": 0.5, "datacenter": 0.5})["mix"]
+    assert mix["home"] == 0.5 and 0.05 <= mix["datacenter_sites"] <= 0.2
+    assert mix["datacenter"] + mix["datacenter_sites"] == pytest.approx(0.5)
+    net = build_network(replace(Scenario(), mix={"home": 0.4, "datacenter_sites": 0.6}), 500, seed=9, hours=4)
+    sites = net.accounts.filter(pl.col("population") == "datacenter_sites")
+    devices = net.devices.filter(pl.col("population") == "datacenter_sites").with_columns(
+        pl.col("ip").str.extract(r"^(\d+\.\d+\.\d+)\.", 1).alias("subnet")
+    )
+    per_site = devices.group_by("account").agg(pl.len().alias("n"), pl.col("subnet").n_unique().alias("subnets"))
+    assert per_site["n"].min() >= 8 and per_site["subnets"].max() == 1
+    assert devices.group_by("subnet").agg(pl.col("account").n_unique())["account"].max() == 1  # a /24 per site
+    companies = sites.group_by("cluster").agg(
+        pl.len().alias("sites"),
+        pl.col("funder").n_unique().alias("funders"),
+        pl.col("email").str.split("@").list.last().n_unique().alias("domains"),
+    )
+    assert companies["sites"].max() >= 3 and set(companies["funders"]) == {1} and set(companies["domains"]) == {1}
