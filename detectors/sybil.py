@@ -168,17 +168,23 @@ class SybilRings(Detector):
         return self
 
     def _fleets(self, evidence: Evidence, cores: list[list[str]]) -> dict[str, int]:
-        """Devices each account of a community of at most ``site_accounts`` reported in the window
-        (``communities.operator_sites``: a few accounts each running a fleet at a site of its own)."""
-        few = [a for c in cores if len(c) <= self.site_accounts for a in c]
-        if not few:
+        """Devices each community member reported in the window, for those running at least
+        ``site_devices`` (``communities.operator_sites``: accounts each running a fleet at a site
+        of its own)."""
+        members = pl.DataFrame({"account_id": sorted({a for c in cores for a in c})}, schema={"account_id": pl.String})
+        if not members.height:
             return {}
-        rows = evidence.con.execute(
-            "SELECT account_id, count(DISTINCT device_id) FROM device_features "
-            "WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch AND account_id IN (SELECT unnest($few)) "
-            "GROUP BY account_id",
-            {"epoch": evidence.epoch, "window": self.window_hours, "few": few},
-        ).fetchall()
+        evidence.con.register("community_members", members.to_arrow())
+        try:
+            rows = evidence.con.execute(
+                "SELECT f.account_id, count(DISTINCT f.device_id) FROM device_features f "
+                "JOIN community_members m USING (account_id) "
+                "WHERE f.epoch > hours_back($epoch, $window) AND f.epoch <= $epoch "
+                "GROUP BY f.account_id HAVING count(DISTINCT f.device_id) >= $least",
+                {"epoch": evidence.epoch, "window": self.window_hours, "least": self.site_devices},
+            ).fetchall()
+        finally:
+            evidence.con.unregister("community_members")
         return {a: int(n) for a, n in rows}
 
     def _synchronized(self, evidence: Evidence, cores: list[list[str]]) -> dict[int, dict]:

@@ -1605,33 +1605,35 @@ def test_sybil_refuses_a_synchronized_outage_window_level_or_network_count_out_o
         SybilRings(**bad)
 
 
-@pytest.mark.parametrize("shape", ["four_sites", "thin_accounts", "one_machine_shared"])
+@pytest.mark.parametrize("shape", ["four_sites", "two_companies", "thin_accounts", "one_machine_shared", "seven_sites"])
 def test_a_companys_four_sites_one_account_each_are_no_ring_the_same_ties_over_thin_accounts_are(con, shape: str) -> None:
     """A tenth network written by others: one company with racks in four countries, one account
     per site (``ops-us@``, ``ops-nl@``, ... at its own domain), every site's stakes paid by one
     treasury wallet, one server build; its 64 devices were held as a sybil ring (funding, the
     mailbox shape and the build). A ring earns by posing as many small owners and spreads its
-    cards thin; a few full fleets, each at a site of its own, are an operator's sites. The same
-    ties over accounts of two devices each, or with a machine reported under two sites, are
-    still a ring, held for review."""
+    cards thin; a few full fleets, each at a site of its own, are an operator's sites, and two
+    such companies on one build with alike mailbox names are two operators, not one ring of
+    seven. The same ties over accounts of two devices each, with a machine reported under two
+    sites, or over seven sites paid by one treasury, are still a ring, held for review."""
     background(con, 150)
-    sites = ["us", "nl", "jp", "au"]
+    codes = ["us", "nl", "jp", "au"] + (["de", "sg", "br"] if shape in ("two_companies", "seven_sites") else [])
     per_account = 2 if shape == "thin_accounts" else 16
     members = []
-    for k, site in enumerate(sites):
-        acc = f"kestrel-{site}"
-        account(con, acc, f"ops-{site}@kestrelcompute.io", f"w-{acc}", f"{[71, 145, 202, 13][k]}.{20 + k}.5.2")
-        funded(con, f"w-{acc}", "w-treasury")
+    for k, site in enumerate(codes):
+        company = "kestrel" if shape != "two_companies" or k < 4 else "osprey"
+        acc = f"{company}-{site}"
+        account(con, acc, f"ops-{site}@{company}compute.io", f"w-{acc}", f"{71 + 20 * k}.{20 + k}.5.2")
+        funded(con, f"w-{acc}", f"w-{company}-treasury")
         for g in range(per_account):
             host = f"srv-{site}-{g // 8}"
             if shape == "one_machine_shared" and k == 1 and g < 8:
                 host = "srv-us-0"  # one server reported under two sites' accounts
-            device(con, f"d-{acc}-{g}", acc, f"{[71, 145, 202, 13][k]}.{20 + k}.5.{10 + g // 8}", host,
+            device(con, f"d-{acc}-{g}", acc, f"{71 + 20 * k}.{20 + k}.5.{10 + g // 8}", host,
                    cpu="AMD EPYC 7443P 24-Core Processor")  # fmt: skip
         members.append(acc)
     found = SybilRings().detect(Evidence(con, EPOCH))
     clustered = sorted(r[0] for r in con.execute("SELECT DISTINCT account_id FROM sybil_clusters").fetchall())
-    if shape == "four_sites":
+    if shape in ("four_sites", "two_companies"):
         assert clustered == [] and found.is_empty()
     else:
         assert clustered == sorted(members)

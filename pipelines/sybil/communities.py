@@ -43,10 +43,10 @@ at one site, half of it with mailboxes at a domain only an accredited institutio
 (``pipelines.sybil.institutions``: ``.edu``, ``.ac.uk``, ...), with the same exceptions: a
 university lab whose department wallet paid forty students' stakes on one workstation image,
 staked by one administrator in minutes, is the institution's administration (a ninth network
-written by others had such a lab rejected whole); a farmer cannot buy mailboxes there. So are a
-few accounts (at most ``site_accounts``) each running a fleet at a site of its own
-(``operator_sites``): one company's sites, paid by its treasury, on its server build and mail
-domain; a ring spreads its cards thin over many accounts.
+written by others had such a lab rejected whole); a farmer cannot buy mailboxes there. So are
+accounts each running a fleet at a site of its own, no owner holding more than
+``site_accounts`` of them (``operator_sites``): a company's sites, paid by its treasury, on its
+server build and mail domain; a ring spreads its cards thin over many accounts.
 """
 
 from __future__ import annotations
@@ -543,25 +543,46 @@ def _source(kind: str) -> str:
     return SOURCES.get(kind, kind)
 
 
-def operator_sites(members: list[str], cov: dict[str, float], fleets: dict[str, int], rules: ClusterRules) -> bool:
-    """Whether a community is one operator's sites, one account each: at most ``site_accounts``
-    members, each running at least ``site_devices`` devices (a server's worth) at an address of
-    its own (no address, /24, machine or card shared between members), none reading another's
-    mailbox or taking turns on a machine, card or address.
+IDENTITY_KINDS = ("funding", "email", "host", "gpu")
+"""What names one owner: a wallet that paid the stakes, a mailbox, a machine, a card. Accounts
+tied by none of them are separate owners, however alike their builds and mailbox shapes."""
+
+
+def operator_sites(
+    members: list[str], cov: dict[str, float], fleets: dict[str, int], owners: list[int], rules: ClusterRules
+) -> bool:
+    """Whether a community is operators' sites, one account each: every member runs at least
+    ``site_devices`` devices (a server's worth) at an address of its own (no address, /24,
+    machine or card shared between members), none reads another's mailbox or takes turns on a
+    machine, card or address, and no owner (``owners``: the sizes of the groups its members'
+    shared identities make, ``IDENTITY_KINDS``) has more than ``site_accounts`` of them.
 
     Honest model: a company with racks in several countries registers one account per site; the
-    sites share a treasury that pays their stakes, one server build and the company's mail domain.
-    A ring earns by posing as many small owners, so it spreads its cards thin over many accounts
-    (the rings of four independently written networks ran 1-3 devices an account; a fake fleet of
-    eight accounts of 12-13 shared hosts and addresses); a few full fleets at sites of their own
-    gain nothing by being split, and every device still faces every per-device check."""
+    sites share a treasury that pays their stakes, one server build and the company's mail domain,
+    and two companies on a popular build with alike mailbox names fall into one community. A ring
+    earns by posing as many small owners, so it spreads its cards thin over many accounts (the
+    rings of four independently written networks ran 1-3 devices an account; a fake fleet of eight
+    accounts of 12-13 shared hosts and addresses); a few full fleets at sites of their own gain
+    nothing by being split, and every device still faces every per-device check."""
     return (
-        len(members) <= rules.site_accounts
+        max(owners, default=len(members)) <= rules.site_accounts
         and all(fleets.get(a, 0) >= rules.site_devices for a in members)
         and all(cov.get(k, 0) == 0 for k in ("ip", "subnet", "host", "gpu"))
         and cov.get("email", 0) < rules.min_coverage
         and max((cov.get(k, 0) for k in TURN_KINDS), default=0) == 0
     )
+
+
+def _owners(inside: pl.DataFrame, cluster: int, members: list[str]) -> list[int]:
+    """Sizes of the groups of a community's members that shared identities join
+    (``IDENTITY_KINDS``: one funder, mailbox, machine or card), largest first."""
+    index = {a: k for k, a in enumerate(members)}
+    ties = inside.filter((pl.col("ca") == cluster) & pl.col("kind").is_in(IDENTITY_KINDS)).select("a", "b").unique()
+    rows = [index[a] for a in ties["a"].to_list()]
+    cols = [index[b] for b in ties["b"].to_list()]
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(members), len(members)))
+    _, labels = connected_components(graph, directed=False)
+    return sorted(np.bincount(labels).tolist(), reverse=True)
 
 
 def cluster_id(members: list[str]) -> str:
@@ -706,7 +727,11 @@ def score_clusters(
             and cov.get("email", 0) < rules.min_coverage
             and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage  # not in shifts
         )
-        sites = operator_sites(members, cov, fleets or {}, rules)
+        sites = (
+            fleets is not None
+            and all(fleets.get(a, 0) >= rules.site_devices for a in members)  # cheap first: a fleet each
+            and operator_sites(members, cov, fleets, _owners(inside, i, members), rules)
+        )
         is_sybil = (
             size >= rules.min_accounts
             and not household  # a parent's wallet, one build, one reboot timer: one family's ties
