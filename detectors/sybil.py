@@ -57,7 +57,7 @@ class SybilRings(Detector):
                  cohesion_max_n: int = 30, exclusive_share: float = 0.8, exclusive_coverage: float = 0.8,
                  marks_min_accounts: int = 10, marked_strong_kinds: int = 3, merge_ratio: float = 0.3,
                  broad_share: float = 0.8, member_chance: float = 0.01, household_accounts: int = 6,
-                 site_accounts: int = 6, site_devices: int = 8,
+                 site_accounts: int = 6, site_devices: int = 4,
                  sync_minutes: int = 15, sync_alpha: float = 1e-6, sync_min_asns: int = 2):  # fmt: skip
         super().__init__(threshold)
         if sync_minutes < 1 or not 0 < sync_alpha <= 1 or sync_min_asns < 1:

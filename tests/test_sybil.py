@@ -1605,19 +1605,22 @@ def test_sybil_refuses_a_synchronized_outage_window_level_or_network_count_out_o
         SybilRings(**bad)
 
 
-@pytest.mark.parametrize("shape", ["four_sites", "two_companies", "thin_accounts", "one_machine_shared", "seven_sites"])
+@pytest.mark.parametrize(
+    "shape", ["four_sites", "four_card_sites", "two_companies", "thin_accounts", "one_machine_shared", "seven_sites"]
+)
 def test_a_companys_four_sites_one_account_each_are_no_ring_the_same_ties_over_thin_accounts_are(con, shape: str) -> None:
     """A tenth network written by others: one company with racks in four countries, one account
     per site (``ops-us@``, ``ops-nl@``, ... at its own domain), every site's stakes paid by one
     treasury wallet, one server build; its 64 devices were held as a sybil ring (funding, the
     mailbox shape and the build). A ring earns by posing as many small owners and spreads its
-    cards thin; a few full fleets, each at a site of its own, are an operator's sites, and two
+    cards thin; a few fleets (a four-card server or more), each at a site of its own, are an
+    operator's sites (a seventh network's companies ran 4-10 devices an account), and two
     such companies on one build with alike mailbox names are two operators, not one ring of
     seven. The same ties over accounts of two devices each, with a machine reported under two
     sites, or over seven sites paid by one treasury, are still a ring, held for review."""
     background(con, 150)
     codes = ["us", "nl", "jp", "au"] + (["de", "sg", "br"] if shape in ("two_companies", "seven_sites") else [])
-    per_account = 2 if shape == "thin_accounts" else 16
+    per_account = {"thin_accounts": 2, "four_card_sites": 4}.get(shape, 16)
     members = []
     for k, site in enumerate(codes):
         company = "kestrel" if shape != "two_companies" or k < 4 else "osprey"
@@ -1633,7 +1636,7 @@ def test_a_companys_four_sites_one_account_each_are_no_ring_the_same_ties_over_t
         members.append(acc)
     found = SybilRings().detect(Evidence(con, EPOCH))
     clustered = sorted(r[0] for r in con.execute("SELECT DISTINCT account_id FROM sybil_clusters").fetchall())
-    if shape in ("four_sites", "two_companies"):
+    if shape in ("four_sites", "four_card_sites", "two_companies"):
         assert clustered == [] and found.is_empty()
     else:
         assert clustered == sorted(members)

@@ -96,7 +96,7 @@ class ClusterRules:
     marked_strong_kinds: int = 3
     household_accounts: int = 6
     site_accounts: int = 6
-    site_devices: int = 8
+    site_devices: int = 4
     member_chance: float = 0.01
     resolution: float = 1.0
     seed: int = 0
@@ -552,7 +552,7 @@ def operator_sites(
     members: list[str], cov: dict[str, float], fleets: dict[str, int], owners: list[int], rules: ClusterRules
 ) -> bool:
     """Whether a community is operators' sites, one account each: every member runs at least
-    ``site_devices`` devices (a server's worth) at an address of its own (no address, /24,
+    ``site_devices`` devices (a multi-GPU server's worth) at an address of its own (no address, /24,
     machine or card shared between members), none reads another's mailbox or takes turns on a
     machine, card or address, and no owner (``owners``: the sizes of the groups its members'
     shared identities make, ``IDENTITY_KINDS``) has more than ``site_accounts`` of them.
