@@ -549,13 +549,13 @@ tied by none of them are separate owners, however alike their builds and mailbox
 
 
 def operator_sites(
-    members: list[str], cov: dict[str, float], fleets: dict[str, int], owners: list[int], rules: ClusterRules
+    members: list[str], cov: dict[str, float], fleets: dict[str, int], inside: pl.DataFrame, cluster: int, rules: ClusterRules
 ) -> bool:
-    """Whether a community is operators' sites, one account each: every member runs at least
-    ``site_devices`` devices (a multi-GPU server's worth) at an address of its own (no address, /24,
-    machine or card shared between members), none reads another's mailbox or takes turns on a
-    machine, card or address, and no owner (``owners``: the sizes of the groups its members'
-    shared identities make, ``IDENTITY_KINDS``) has more than ``site_accounts`` of them.
+    """Whether community ``cluster`` (its links in ``inside``) is operators' sites, one account
+    each: every member runs at least ``site_devices`` devices (a multi-GPU server's worth) at an
+    address of its own (no address, /24, machine or card shared between members), none reads
+    another's mailbox or takes turns on a machine, card or address, and no owner (a group of
+    members its shared identities join, ``IDENTITY_KINDS``) has more than ``site_accounts`` of them.
 
     Honest model: a company with racks in several countries registers one account per site; the
     sites share a treasury that pays their stakes, one server build and the company's mail domain,
@@ -565,11 +565,11 @@ def operator_sites(
     accounts of 12-13 shared hosts and addresses); a few full fleets at sites of their own gain
     nothing by being split, and every device still faces every per-device check."""
     return (
-        max(owners, default=len(members)) <= rules.site_accounts
-        and all(fleets.get(a, 0) >= rules.site_devices for a in members)
+        all(fleets.get(a, 0) >= rules.site_devices for a in members)
         and all(cov.get(k, 0) == 0 for k in ("ip", "subnet", "host", "gpu"))
         and cov.get("email", 0) < rules.min_coverage
         and max((cov.get(k, 0) for k in TURN_KINDS), default=0) == 0
+        and max(_owners(inside, cluster, members)) <= rules.site_accounts  # last: it builds a graph
     )
 
 
@@ -727,11 +727,7 @@ def score_clusters(
             and cov.get("email", 0) < rules.min_coverage
             and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage  # not in shifts
         )
-        sites = (
-            fleets is not None
-            and all(fleets.get(a, 0) >= rules.site_devices for a in members)  # cheap first: a fleet each
-            and operator_sites(members, cov, fleets, _owners(inside, i, members), rules)
-        )
+        sites = fleets is not None and operator_sites(members, cov, fleets, inside, i, rules)
         is_sybil = (
             size >= rules.min_accounts
             and not household  # a parent's wallet, one build, one reboot timer: one family's ties
