@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.catalogue import load_catalogue
+from pipelines.simulate.draws import Draws
 from pipelines.simulate.scenario import Scenario
 
 T = TypeVar("T")
@@ -75,6 +76,10 @@ class Builder:
     def __init__(self, scenario: Scenario, seed: int):
         self.scenario = scenario
         self.rng = np.random.default_rng([seed, 7])
+        self.draws = Draws(self.rng)
+        """The same stream's small draws, without numpy's cost per call."""
+        self.integer = self.draws.integer
+        """``int(rng.integers(low, high))``, drawn through ``draws`` (bound once: millions of calls)."""
         self.catalogue = {r["model_key"]: r for r in load_catalogue().iter_rows(named=True)}
         self._counter = 0
         self._cdfs: dict[tuple, tuple[list[str], np.ndarray]] = {}
@@ -91,13 +96,13 @@ class Builder:
 
     # identifiers -------------------------------------------------------------------------
     def hex(self, n: int) -> str:
-        return self.rng.bytes(n // 2 + 1).hex()[:n]
+        return self.draws.bytes(n // 2 + 1).hex()[:n]
 
     def pick(self, options: Sequence[T]) -> T:
         """One of ``options``, uniformly: the draw ``rng.choice(options)`` makes (one bounded
         integer from the same stream, so networks stay identical) without converting the list to
         an array on every call, which was the simulator's largest cost per device."""
-        return options[int(self.rng.integers(0, len(options)))]
+        return options[self.integer(0, len(options))]
 
     def gpu_uuid(self) -> str:
         h = self.hex(32)
@@ -107,7 +112,7 @@ class Builder:
         """``size`` characters of ``alphabet``, uniformly: the draws ``rng.choice(list(alphabet),
         size)`` makes (one bounded integer each, so networks stay identical) without building
         an array of strings on every call (5x faster; a wallet per account)."""
-        return "".join([alphabet[k] for k in self.rng.integers(0, len(alphabet), size=size).tolist()])
+        return "".join([alphabet[k] for k in self.draws.integers(0, len(alphabet), size)])
 
     def wallet(self) -> str:
         return self.chars(B58, 44)
@@ -133,13 +138,13 @@ class Builder:
         return keys[int(cdf.searchsorted(self.rng.random(), side="right"))]
 
     def ip_in(self, first_octets: list[int] | None = None) -> str:
-        a = int(self.pick(first_octets)) if first_octets else int(self.rng.integers(11, 223))
-        b, c, d = (int(x) for x in self.rng.integers(0, 256, 3))
+        a = int(self.pick(first_octets)) if first_octets else self.integer(11, 223)
+        b, c, d = self.draws.integers(0, 256, 3)
         return f"{a}.{b}.{c}.{max(d, 1)}"
 
     def subnet24(self) -> str:
         a = int(self.pick([45, 62, 91, 103, 146, 185, 193, 194, 212]))
-        b, c = (int(x) for x in self.rng.integers(0, 256, 2))
+        b, c = self.draws.integers(0, 256, 2)
         return f"{a}.{b}.{c}"
 
     def person_email(self, surname: str | None = None) -> str:
@@ -147,17 +152,17 @@ class Builder:
         last = surname or str(self.pick(LAST))
         if self.scenario.sybil.honest_mail_vendors:
             return self._varied_email(first, last)
-        style = int(self.rng.integers(0, 3))
-        local = [f"{first}.{last}", f"{first}{last}{int(self.rng.integers(1, 99))}", f"{first[0]}{last}"][style]
+        style = self.integer(0, 3)
+        local = [f"{first}.{last}", f"{first}{last}{self.integer(1, 99)}", f"{first[0]}{last}"][style]
         return f"{local}{self.uniq()}@{self.pick(EMAIL_DOMAINS)}"
 
     def _varied_email(self, first: str, last: str) -> str:
         """Honest mailboxes of many providers and shapes (handles, birth years, underscores)."""
-        year, n = int(self.rng.integers(1965, 2006)), int(self.rng.integers(1, 999))
+        year, n = self.integer(1965, 2006), self.integer(1, 999)
         handle = str(self.pick(HANDLES)) + str(self.pick(HANDLES))
         styles = [f"{first}.{last}", f"{first}{last}{n}", f"{first[0]}{last}", f"{first}_{last}{year % 100:02d}",
                   f"{handle}{year}", f"{last}.{first}{n}", f"{first}{year}"]  # fmt: skip
-        local = styles[int(self.rng.integers(len(styles)))]
+        local = styles[self.integer(0, len(styles))]
         domain = str(self.pick(EMAIL_DOMAINS + HONEST_EXTRA_DOMAINS))
         return f"{local}{self.uniq() if self.rng.random() < 0.5 else ''}@{domain}"
 
@@ -165,8 +170,8 @@ class Builder:
         """Device fields of an honest machine that reboots around 03:00 local time (updates, cron)."""
         if self.scenario.sybil.honest_restart_share <= 0 or self.rng.random() >= self.scenario.sybil.honest_restart_share:
             return {}
-        minute = (180 + int(self.rng.integers(-30, 31)) - UTC_OFFSET_MIN.get(country, 0)) % 1440
-        return {"restart_minute": minute, "restart_jitter": int(self.rng.integers(5, 30))}
+        minute = (180 + self.integer(-30, 31) - UTC_OFFSET_MIN.get(country, 0)) % 1440
+        return {"restart_minute": minute, "restart_jitter": self.integer(5, 30)}
 
     def created_at(self, days_before: tuple[int, int] = (5, 400)) -> float:
         """Seconds before the simulation start."""
@@ -198,9 +203,9 @@ class Builder:
         out: dict[str, object] = {}
         if self.rng.random() < self.scenario.daily_off_share:
             lo, hi = self.scenario.daily_off_hours
-            out.update(off_start=int(self.rng.integers(0, 24)), off_len=int(self.rng.integers(lo, hi + 1)))
+            out.update(off_start=self.integer(0, 24), off_len=self.integer(lo, hi + 1))
         if self.hours > 2 and self.rng.random() < self.scenario.new_home_share:
-            out.update(first_hour=int(self.rng.integers(1, self.hours - 1)))
+            out.update(first_hour=self.integer(1, self.hours - 1))
         return out
 
     def gpu_fields(self, model_key: str, *, host: str, index: int, kind: str) -> dict:
@@ -266,7 +271,7 @@ def _device(b: Builder, block: Block, acct: int, model: str, *, host: str, index
 def _home_like(b: Builder, count: int, population: str, eff: tuple[float, float]) -> Block:
     block = Block()
     while len(block.devices) < count:
-        asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
+        asn, country = RESIDENTIAL_ASNS[b.integer(0, len(RESIDENTIAL_ASNS))]
         wallet = b.wallet()
         acct = block.add_account(population=population, cluster=None, created_s=b.created_at(),
                                  email=b.person_email(), wallet=wallet, funder=b.funder(wallet),
@@ -299,7 +304,7 @@ def home_overclocked(b: Builder, count: int) -> Block:
 def mac_mini(b: Builder, count: int) -> Block:
     block = Block()
     for _ in range(count):
-        asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
+        asn, country = RESIDENTIAL_ASNS[b.integer(0, len(RESIDENTIAL_ASNS))]
         wallet = b.wallet()
         ip = b.ip_in()
         acct = block.add_account(population="mac_mini", cluster=None, created_s=b.created_at(),
@@ -319,8 +324,8 @@ def datacenter(b: Builder, count: int) -> Block:
     while len(block.devices) < count:
         left = count - len(block.devices)
         lo, hi = b.scenario.datacenter_operator_gpus
-        size = min(left, int(b.rng.integers(lo, hi + 1)))
-        asn, country = HOSTING_ASNS[int(b.rng.integers(len(HOSTING_ASNS)))]
+        size = min(left, b.integer(lo, hi + 1))
+        asn, country = HOSTING_ASNS[b.integer(0, len(HOSTING_ASNS))]
         subnet = b.subnet24()
         wallet = b.wallet()
         op = f"dc-{b.uniq()}"
@@ -332,8 +337,8 @@ def datacenter(b: Builder, count: int) -> Block:
         hosts = (size + 7) // 8
         late_from, late_hour = hosts, 0  # an operator adding a rack mid-run: an honest wave
         if b.hours > 2 and hosts >= 4 and b.rng.random() < b.scenario.late_rack_share:
-            late_from = hosts - int(b.rng.integers(2, max(3, hosts // 3) + 1))
-            late_hour = int(b.rng.integers(1, b.hours - 1))
+            late_from = hosts - b.integer(2, max(3, hosts // 3) + 1)
+            late_hour = b.integer(1, b.hours - 1)
         for h in range(hosts):
             host, ip = b.hex(32), f"{subnet}.{10 + h % 240}"
             for k in range(min(8, size - 8 * h)):
@@ -355,13 +360,13 @@ def datacenter_sites(b: Builder, count: int) -> Block:
         treasury = b.wallet()
         model = b.choose(b.scenario.datacenter_models)
         cpu = str(b.pick(CPU_SERVER))
-        for site in range(int(b.rng.integers(2, 6))):
+        for site in range(b.integer(2, 6)):
             left = count - len(block.devices)
             if left <= 0:
                 break
-            size = min(left, int(b.rng.integers(lo, hi + 1)))
+            size = min(left, b.integer(lo, hi + 1))
             size = left if left - size < lo else size  # no site smaller than a fleet is left over
-            asn, country = HOSTING_ASNS[int(b.rng.integers(len(HOSTING_ASNS)))]
+            asn, country = HOSTING_ASNS[b.integer(0, len(HOSTING_ASNS))]
             subnet = b.subnet24()
             acct = block.add_account(population="datacenter_sites", cluster=company, created_s=b.created_at(),
                                      email=f"ops-{country.lower()}{site}@{company}.example", wallet=b.wallet(),
@@ -379,10 +384,10 @@ def shared_nat_lab(b: Builder, count: int) -> Block:
     """A university lab: many independent accounts behind one NAT address."""
     block = Block()
     while len(block.devices) < count:
-        asn, country = UNIVERSITY_ASNS[int(b.rng.integers(len(UNIVERSITY_ASNS)))]
+        asn, country = UNIVERSITY_ASNS[b.integer(0, len(UNIVERSITY_ASNS))]
         ip = b.ip_in()
         lo, hi = b.scenario.lab_accounts
-        for _ in range(int(b.rng.integers(lo, hi + 1))):
+        for _ in range(b.integer(lo, hi + 1)):
             if len(block.devices) >= count:
                 break
             wallet = b.wallet()
@@ -401,14 +406,14 @@ def shared_nat_family(b: Builder, count: int) -> Block:
     """Families and flatmates: 2-4 accounts on one home connection, often one referring another."""
     block = Block()
     while len(block.devices) < count:
-        asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
+        asn, country = RESIDENTIAL_ASNS[b.integer(0, len(RESIDENTIAL_ASNS))]
         ip, surname = b.ip_in(), str(b.pick(LAST))
         first = None
         family_wallet = None
         if b.scenario.sybil.family_shared_funder > 0 and b.rng.random() < b.scenario.sybil.family_shared_funder:
             family_wallet = b.wallet()  # one parent's wallet funds everyone's stake
             b.wallet_links.append((family_wallet, b.funder(family_wallet)))
-        for _ in range(int(b.rng.integers(2, 5))):
+        for _ in range(b.integer(2, 5)):
             if len(block.devices) >= count:
                 break
             wallet = b.wallet()
@@ -431,15 +436,15 @@ def _virtualized(b: Builder, count: int, population: str, spoofed: bool) -> Bloc
     while len(block.devices) < count:
         left = count - len(block.devices)
         lo, hi = b.scenario.slices_per_card
-        k = min(left, int(b.rng.integers(lo, hi + 1)))
+        k = min(left, b.integer(lo, hi + 1))
         if left - k == 1:  # never leave a lone "slice": it would be an ordinary card
             k += 1
-        asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
+        asn, country = RESIDENTIAL_ASNS[b.integer(0, len(RESIDENTIAL_ASNS))]
         ip, host, model = b.ip_in(), b.hex(32), b.choose(SLICED_MODELS)
         card = b.uniq()
         uuid, cluster = b.gpu_uuid(), f"card-{card}"
         accounts = []
-        for _ in range(int(b.rng.integers(1, 4)) if spoofed else 1):
+        for _ in range(b.integer(1, 4) if spoofed else 1):
             wallet = b.wallet()
             accounts.append(block.add_account(population=population, cluster=cluster,
                                               created_s=b.created_at((1, 60)),
@@ -473,14 +478,14 @@ def _simple_attack(b: Builder, count: int, population: str, fraud: list[str],
                    per_account: tuple[int, int], **extra: object) -> Block:  # fmt: skip
     block = Block()
     while len(block.devices) < count:
-        asn, country = RESIDENTIAL_ASNS[int(b.rng.integers(len(RESIDENTIAL_ASNS)))]
+        asn, country = RESIDENTIAL_ASNS[b.integer(0, len(RESIDENTIAL_ASNS))]
         wallet = b.wallet()
         ip, host = b.ip_in(), b.hex(32)
         acct = block.add_account(population=population, cluster=None, created_s=b.created_at((1, 90)),
                                  email=b.person_email(), wallet=wallet, funder=b.funder(wallet),
                                  signup_ip=ip, referrer=None)  # fmt: skip
         model = extra.pop("model", None) if "model" in extra else None
-        for k in range(int(b.rng.integers(per_account[0], per_account[1] + 1))):
+        for k in range(b.integer(per_account[0], per_account[1] + 1)):
             if len(block.devices) >= count:
                 break
             _device(b, block, acct, model or b.choose(HOME_MODELS), host=host, index=k,
@@ -534,13 +539,13 @@ def _sybil(b: Builder, count: int, population: str, accounts_per_ring: tuple[int
         funder = b.wallet()
         middles = [b.wallet() for _ in range(3)]
         b.wallet_links += [(m, funder) for m in middles]
-        asn, country = PROXY_ASNS[int(b.rng.integers(len(PROXY_ASNS)))]
-        restart = int(b.rng.integers(0, 60))
-        restart_hour = int(b.rng.integers(0, 24))
+        asn, country = PROXY_ASNS[b.integer(0, len(PROXY_ASNS))]
+        restart = b.integer(0, 60)
+        restart_hour = b.integer(0, 24)
         domain = str(b.pick(BULK_DOMAINS))
         stem = str(b.pick(FIRST))
         signup_base = b.created_at((3, 20))
-        n_acc = int(b.rng.integers(accounts_per_ring[0], accounts_per_ring[1] + 1))
+        n_acc = b.integer(accounts_per_ring[0], accounts_per_ring[1] + 1)
         model = b.choose(HOME_MODELS)
         cpu = str(b.pick(["Intel Xeon E5-2680 v4", "Intel Xeon E5-2690 v3", "AMD EPYC 7302", "Intel Xeon Gold 6138"]))
         ram, cores = int(b.pick([32, 48, 64])), int(b.pick([8, 14, 16]))
@@ -551,8 +556,8 @@ def _sybil(b: Builder, count: int, population: str, accounts_per_ring: tuple[int
             if domain == "gmail.com" and a % 2:
                 local = ".".join(stem) + f"+{a}"
             else:
-                local = f"{stem}{int(b.rng.integers(1000, 9999))}{b.hex(3)}"
-            ip = f"{b.subnet24()}.{int(b.rng.integers(2, 250))}"
+                local = f"{stem}{b.integer(1000, 9999)}{b.hex(3)}"
+            ip = f"{b.subnet24()}.{b.integer(2, 250)}"
             wallet = b.wallet()
             acct = block.add_account(population=population, cluster=ring,
                                      created_s=signup_base - float(b.rng.uniform(0, 7200)),
@@ -573,15 +578,15 @@ def _sybil(b: Builder, count: int, population: str, accounts_per_ring: tuple[int
 def ring_mailbox_maker(b: Builder, variant: str):
     """A function giving the ring's next mailbox: one vendor, one shape, per ring."""
     if variant == "vendor_chain":  # random strings of one length from one bulk vendor
-        domain, length = str(b.pick(VENDOR_DOMAINS)), int(b.rng.integers(8, 15))
+        domain, length = str(b.pick(VENDOR_DOMAINS)), b.integer(8, 15)
         return lambda: b.chars("abcdefghijklmnopqrstuvwxyz0123456789", length) + "@" + domain
     if variant == "word_split":  # adjective + noun + digits, one separator
-        domain, sep, digits = str(b.pick(EMAIL_DOMAINS)), str(b.pick(["", ".", "_"])), int(b.rng.integers(2, 5))
+        domain, sep, digits = str(b.pick(EMAIL_DOMAINS)), str(b.pick(["", ".", "_"])), b.integer(2, 5)
         return lambda: (f"{b.pick(ADJECTIVES)}{sep}{b.pick(NOUNS)}"
-                        f"{int(b.rng.integers(10 ** (digits - 1), 10 ** digits))}@{domain}")  # fmt: skip
+                        f"{b.integer(10 ** (digits - 1), 10 ** digits)}@{domain}")  # fmt: skip
     # human_template: names that look like people's, on mainstream providers
     domains = list(b.rng.choice(EMAIL_DOMAINS, size=2, replace=False))
-    return lambda: (f"{b.pick(FIRST)}.{b.pick(LAST)}{int(b.rng.integers(1970, 2005))}"
+    return lambda: (f"{b.pick(FIRST)}.{b.pick(LAST)}{b.integer(1970, 2005)}"
                     f"@{b.pick(domains)}")  # fmt: skip
 
 
@@ -591,9 +596,9 @@ def ring_funders(b: Builder, variant: str, n_acc: int) -> list[str]:
     boss = b.wallet()
     if variant == "vendor_chain":  # 1-3 chains boss -> m1 -> ... -> md, accounts at the chains' ends
         ends = []
-        for _ in range(int(b.rng.integers(1, 4))):
+        for _ in range(b.integer(1, 4)):
             up = boss
-            for _ in range(int(b.rng.integers(p.funding_depth[0], p.funding_depth[1] + 1))):
+            for _ in range(b.integer(p.funding_depth[0], p.funding_depth[1] + 1)):
                 mid = b.wallet()
                 b.wallet_links.append((mid, up))
                 up = mid
@@ -610,7 +615,7 @@ def ring_funders(b: Builder, variant: str, n_acc: int) -> list[str]:
         f = b.wallet()
         # human_template: each funder withdrawn from an exchange, so no common wallet above them
         b.wallet_links.append((f, str(b.pick(b.exchanges)) if variant == "human_template" else source))
-        funders += [f] * int(b.rng.integers(lo, hi + 1))
+        funders += [f] * b.integer(lo, hi + 1)
     return funders[:n_acc]
 
 
@@ -620,18 +625,15 @@ def _recipe_ring(b: Builder, block: Block, count: int, population: str, accounts
     jitter, sign-up bursts, one VM template, proxies over many /24s of a few ASNs, referrals."""
     p = b.scenario.sybil
     ring = f"ring-{variant}-{b.uniq()}"
-    n_acc = int(b.rng.integers(accounts_per_ring[0], accounts_per_ring[1] + 1))
+    n_acc = b.integer(accounts_per_ring[0], accounts_per_ring[1] + 1)
     mailbox = ring_mailbox_maker(b, variant)
     funders = ring_funders(b, variant, n_acc + 2 * accounts_per_ring[0])
     pool = PROXY_ASNS + HOSTING_ASNS
-    asns = [
-        pool[int(i)]
-        for i in b.rng.choice(len(pool), size=int(b.rng.integers(p.proxy_asns[0], p.proxy_asns[1] + 1)), replace=False)
-    ]
-    restart = int(b.rng.integers(0, 1440))
-    ring_jitter = max(jitter, int(b.rng.integers(p.restart_jitter_minutes[0], p.restart_jitter_minutes[1] + 1)))
-    bursts = [b.created_at((3, 30)) for _ in range(int(b.rng.integers(1, 5)))]
-    burst_s = 60.0 * int(b.rng.integers(p.signup_burst_minutes[0], p.signup_burst_minutes[1] + 1))
+    asns = [pool[int(i)] for i in b.rng.choice(len(pool), size=b.integer(p.proxy_asns[0], p.proxy_asns[1] + 1), replace=False)]
+    restart = b.integer(0, 1440)
+    ring_jitter = max(jitter, b.integer(p.restart_jitter_minutes[0], p.restart_jitter_minutes[1] + 1))
+    bursts = [b.created_at((3, 30)) for _ in range(b.integer(1, 5))]
+    burst_s = 60.0 * b.integer(p.signup_burst_minutes[0], p.signup_burst_minutes[1] + 1)
     referral = str(b.pick(["none", "star", "chain"]))
     model = b.choose(HOME_MODELS)
     cpu = str(b.pick(CPU_CONSUMER + CPU_SERVER + ["Intel Xeon E5-2680 v4", "AMD EPYC 7302"]))
@@ -643,11 +645,11 @@ def _recipe_ring(b: Builder, block: Block, count: int, population: str, accounts
     first = previous = None
     a = 0
     while len(block.devices) < count and (a < n_acc or count - len(block.devices) < 2 * accounts_per_ring[0]):
-        asn, country = asns[int(b.rng.integers(len(asns)))]
-        ip = f"{b.subnet24()}.{int(b.rng.integers(2, 250))}"
+        asn, country = asns[b.integer(0, len(asns))]
+        ip = f"{b.subnet24()}.{b.integer(2, 250)}"
         referrer = {"none": None, "star": first, "chain": previous}[referral]
         acct = block.add_account(population=population, cluster=ring,
-                                 created_s=bursts[int(b.rng.integers(len(bursts)))] - float(b.rng.uniform(0, burst_s)),
+                                 created_s=bursts[b.integer(0, len(bursts))] - float(b.rng.uniform(0, burst_s)),
                                  email=mailbox(), wallet=b.wallet(), funder=funders[min(a, len(funders) - 1)],
                                  signup_ip=ip, referrer=referrer)  # fmt: skip
         first = acct if first is None else first
@@ -707,14 +709,14 @@ def burst(b: Builder, count: int) -> Block:
     """A sudden wave of fake devices (no GPU behind them) claiming one popular model."""
     block = Block()
     hour = b.scenario.burst_hour
-    asn, country = PROXY_ASNS[int(b.rng.integers(len(PROXY_ASNS)))]
+    asn, country = PROXY_ASNS[b.integer(0, len(PROXY_ASNS))]
     while len(block.devices) < count:
         wallet = b.wallet()
         subnet = b.subnet24()
         acct = block.add_account(population="burst", cluster="burst", created_s=-hour * 3600.0,
                                  email=f"{b.hex(10)}@{b.pick(BULK_DOMAINS)}", wallet=wallet,
                                  funder=b.funder(wallet), signup_ip=f"{subnet}.9", referrer=None)  # fmt: skip
-        for k in range(int(b.rng.integers(20, 80))):
+        for k in range(b.integer(20, 80)):
             if len(block.devices) >= count:
                 break
             _device(b, block, acct, b.scenario.burst_model, host=b.hex(32), index=k % 8,
