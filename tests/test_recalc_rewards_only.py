@@ -92,17 +92,27 @@ def test_rewards_only_recalculation_equals_the_full_one_byte_for_byte(processed,
     assert pools["2024-08-14T00"] == 228310502283 and pools["2024-08-14T03"] == 100000000000
 
 
-def test_rewards_only_dry_run_stores_nothing(processed, tmp_path: Path) -> None:
+def test_rewards_only_dry_run_stores_nothing_and_states_what_apply_does(processed, tmp_path: Path) -> None:
+    """The dry run keeps its rows out of the database file (optimistic writes off for its
+    transaction only): the connection's setting is as before, and applying gives the same
+    statements."""
     from pipelines.recalc import recalculate_rewards
     from pipelines.rewards_policy import load_rewards_policy
 
     _, db = processed
     before = _tables(db, REWARD_TABLES)
     new = load_rewards_policy(_policy(tmp_path, "new.toml", **{"rtx_4090 = 1.25": "rtx_4090 = 3"}))
+    setting = "SELECT current_setting('enable_optimistic_write')"
     with connect(db) as con:
         statements = recalculate_rewards(con, "2024-08-14T02", "2024-08-14T03", new)
+        assert con.execute(setting).fetchall() == [(True,)]
     assert statements.height > 0 and int(statements["delta_base_units"].sum()) == 0  # same pool, split differently
     assert _tables(db, REWARD_TABLES) == before
+    with connect(db) as con:
+        applied = recalculate_rewards(con, "2024-08-14T02", "2024-08-14T03", new, apply=True)
+        assert con.execute(setting).fetchall() == [(True,)]
+    assert applied.equals(statements)
+    assert _tables(db, REWARD_TABLES) != before
 
 
 def test_recalculation_under_the_same_policy_reports_no_change(processed, tmp_path: Path) -> None:
