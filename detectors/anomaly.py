@@ -90,7 +90,9 @@ class AnomalyScore(Detector):
             self.cutoff_ = np.inf
             self.features_ = frame
             return self._flag()
-        forest = IsolationForest(n_estimators=self.n_estimators, contamination=self.contamination,
+        # the cutoff below is ours, so the forest's own threshold is not needed: "auto" spares its
+        # fit a scoring pass over every device (2.5 -> 0.4 s at 1M devices; the same scores)
+        forest = IsolationForest(n_estimators=self.n_estimators, contamination="auto",
                                  random_state=self.random_state).fit(x)  # fmt: skip
         self.scores_ = -forest.score_samples(x)  # higher = more anomalous
         # top `contamination` share, and clearly isolated (the forest's score: ~0.5 is ordinary,
