@@ -11,7 +11,9 @@ checks this against numpy, interleaved with numpy's own draws).
 numpy's pieces (numpy/random/src/distributions/distributions.c, ``random_bounded_uint64_fill``):
 ``integers(lo, hi)`` with ``0 < hi - lo - 1 < 2**32 - 1`` is Lemire's bounded draw on 32-bit
 words (``buffered_bounded_lemire_uint32``), redrawn while the low half of the product is below
-``(2**32 - range) % range``; ``bytes(n)`` is ``(n - 1) // 4 + 1`` full 32-bit words, little-endian.
+``(2**32 - range) % range``; at ``hi - lo == 2**32`` numpy takes the words as they come, which is
+what that draw gives for the full range; ``hi - lo == 1`` draws nothing; ``bytes(n)`` is
+``(n - 1) // 4 + 1`` full 32-bit words, little-endian.
 
 The loop is compiled once per process (about half a second): it calls numpy's own
 ``next_uint32``, whose address is fixed only within a process, so numba cannot cache it.
