@@ -182,7 +182,9 @@ def _recompute_and_compare(
     compressed and written before the commit, so that the commit is cheap): the rollback
     discards them, so that writing was wasted, a quarter of a rewards-only recalculation at 100k
     devices (docs/scaling.md). Memory stays within DuckDB's limit: local storage beyond it
-    spills to the temporary directory. ``apply`` keeps optimistic writes: its rows are kept."""
+    spills to the temporary directory. ``apply`` keeps optimistic writes: its rows are kept. The
+    setting is the database instance's (DuckDB scopes it globally): another connection of this
+    process to the same file meanwhile commits its rows through the log instead, only slower."""
     params = {"lo": epoch_from, "hi": epoch_to}
     con.execute(SNAPSHOT_SQL.format(name="old_alloc"), params)
     con.execute(SLASH_SQL.format(name="old_slash"), params)
