@@ -194,3 +194,34 @@ def _edit_manifest(folder: Path, change) -> None:
     manifest = json.loads((folder / "_manifest.json").read_text())
     change(manifest)
     write_manifest(folder, manifest)
+
+
+def test_a_feed_in_several_files_lands_in_file_order_numbered_as_in_each_file(tmp_path: Path) -> None:
+    """Rows land file by file (names sorted), each numbered by its place in its file; a JSONL
+    file's blank lines are not counted and a bad line keeps its number in quarantine."""
+    import polars as pl
+    from hostile_hours import csv_bytes, jsonl, make_hour, uptime_row
+
+    lines = jsonl([uptime_row(i) for i in range(6)]).splitlines(keepends=True)
+    uptime_jsonl = b"".join(lines[:2]) + b"\n  \n{not json\n" + b"".join(lines[2:])
+    folder = make_hour(
+        tmp_path / "drops",
+        extra={"uptime.jsonl": (uptime_jsonl, 7), "uptime.csv": (csv_bytes([uptime_row(i) for i in range(6, 11)]), 5)},
+    )
+    pl.DataFrame([uptime_row(i) for i in range(11, 15)]).write_parquet(folder / "uptime.parquet")
+    manifest = json.loads((folder / "_manifest.json").read_text())
+    data = (folder / "uptime.parquet").read_bytes()
+    manifest["files"]["uptime.parquet"] = {"rows": 4, "sha256": hashlib.sha256(data).hexdigest()}
+    (folder / "_manifest.json").write_text(json.dumps(manifest))
+
+    with connect(tmp_path / "db.duckdb") as con:
+        assert ingest_hour(con, folder).status == "ingested"
+        landed = con.execute("SELECT _file, _row, device_id, ts FROM uptime ORDER BY rowid").fetchall()
+        quarantined = con.execute("SELECT file, row_number, reason FROM quarantine").fetchall()
+    expected_rows = [("uptime.csv", r) for r in range(1, 6)] + [("uptime.jsonl", r) for r in (1, 2, 4, 5, 6, 7)]
+    assert [(f, r) for f, r, _, _ in landed] == expected_rows + [("uptime.parquet", r) for r in range(1, 5)]
+    order = [*range(6, 11), *range(6), *range(11, 15)]
+    assert [(d, t.strftime("%M:%S")) for _, _, d, t in landed] == [
+        (uptime_row(i)["device_id"], uptime_row(i)["ts"][14:19]) for i in order
+    ]
+    assert quarantined == [("uptime.jsonl", 3, "line 3 is not a JSON object")]
