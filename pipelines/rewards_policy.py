@@ -44,8 +44,13 @@ def bp4(value: float | int | str) -> int:
 
 @dataclass(frozen=True)
 class Slashing:
+    """Rates in 1/10,000ths. ``downtime_rate`` 0 (the default): an outage costs the device its
+    rewards (eligibility), never its stake; above 0, a staked device down ``downtime_hours`` in a
+    row is slashed that share (docs/rewards.md: owners away for a day or two are honest)."""
+
     deliberate_rate: int = SCALE
-    downtime_rate: int = 500
+    downtime_rate: int = 0
+    downtime_hours: int = 24
     accrual_days: int = 30
     appeal_days: int = 30
 
@@ -119,7 +124,8 @@ def _version(raw: dict) -> PolicyVersion:
         device_multipliers=multipliers,
         slashing=Slashing(
             deliberate_rate=bp4(s.get("deliberate_rate", 1.0)),
-            downtime_rate=bp4(s.get("downtime_rate", 0.05)),
+            downtime_rate=bp4(s.get("downtime_rate", 0)),
+            downtime_hours=int(s.get("downtime_hours", 24)),
             accrual_days=int(s.get("accrual_days", 30)),
             appeal_days=int(s.get("appeal_days", 30)),
         ),
@@ -139,7 +145,8 @@ class _ConnectivityFile(BaseModel):
 class _SlashingFile(BaseModel):
     model_config = _STRICT
     deliberate_rate: float = Field(1.0, ge=0, le=1)
-    downtime_rate: float = Field(0.05, ge=0, le=1)
+    downtime_rate: float = Field(0, ge=0, le=1)
+    downtime_hours: int = Field(24, ge=1)
     accrual_days: int = Field(30, ge=0)
     appeal_days: int = Field(30, ge=0)
 

@@ -1,11 +1,14 @@
-"""Slashing: incidents from rejections (deception) and long outages (downtime), exact shares.
+"""Slashing: incidents from rejections (deception) and, where a policy asks for it, long outages
+(downtime), exact shares.
 
 An incident opens once: when a device is first rejected (``device_state.rejected_since`` is
 the epoch; its id is a hash of device and that epoch, so a re-run slashes the same incident,
-never a second one), or when a staked device has been down ``downtime_hours`` in a row (not
-when its card answers under another device id of the same account: a reinstalled worker).
-Amount = rate x (accrued rewards + stake), rate ``deliberate_rate`` for deception and the
-smaller ``downtime_rate`` for downtime; it is taken from the device's rewards paid in the last
+never a second one), or, under a policy whose ``downtime_rate`` is above 0 (the shipped one's
+is 0: an outage costs rewards, not stake), when a staked device has been down
+``downtime_hours`` in a row (not when its card answers under another device id of the same
+account: a reinstalled worker).
+Amount = rate x (accrued rewards + stake), rate ``deliberate_rate`` for deception and
+``downtime_rate`` for downtime; it is taken from the device's rewards paid in the last
 ``accrual_days`` (a held share counts from the epoch it was released) first, then from stake
 (active and cooling), and shared among the wallets pro rata to what each holds of either, so
 it never exceeds what is there.
@@ -21,8 +24,6 @@ from pipelines.epoch import shift
 from pipelines.rewards import payouts_of
 from pipelines.rewards_policy import SCALE, PolicyVersion
 
-DOWNTIME_HOURS = 24
-
 INCIDENTS_SQL = """
 CREATE OR REPLACE TEMP TABLE new_incidents AS
 WITH rejected AS (
@@ -36,7 +37,7 @@ staked AS (SELECT DISTINCT device_id FROM stake_positions WHERE epoch = $epoch A
 down_now AS MATERIALIZED (  -- an outage that reaches `hours` this epoch is one of a staked device down now;
     -- down: not answering its backend (a challenge, pings; heartbeats in an hour without pings: pipelines.cadence)
     SELECT f.device_id FROM device_features f LEFT JOIN uptime_cadence c USING (epoch)
-    WHERE f.epoch = $epoch AND NOT answered_hour(f.ping_total, f.ping_ok, f.heartbeat_ok, f.pow_ok, c.pings_per_hour, c.up_heartbeats)
+    WHERE $downtime > 0 AND f.epoch = $epoch AND NOT answered_hour(f.ping_total, f.ping_ok, f.heartbeat_ok, f.pow_ok, c.pings_per_hour, c.up_heartbeats)
       AND f.device_id IN (SELECT device_id FROM staked)
 ),
 starts AS MATERIALIZED (  -- of those, the ones down at the window's first hour and not in the hour before it:
@@ -194,7 +195,7 @@ def slash(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion) ->
     con.execute("DELETE FROM slashing_events WHERE epoch = ?", [epoch])
     con.execute(
         INCIDENTS_SQL,
-        {"epoch": epoch, "deliberate": s.deliberate_rate, "downtime": s.downtime_rate, "hours": DOWNTIME_HOURS},
+        {"epoch": epoch, "deliberate": s.deliberate_rate, "downtime": s.downtime_rate, "hours": s.downtime_hours},
     )  # fmt: skip
     update_accruals(con, epoch, 24 * s.accrual_days)
     n = int(con.execute("SELECT count(*) FROM new_incidents").fetchall()[0][0])

@@ -17,11 +17,16 @@ from pipelines.db import connect
 from pipelines.epoch import shift
 from pipelines.export import export_epoch
 from pipelines.rewards import settle_held, split_pool
-from pipelines.rewards_policy import SCALE, bp4, io_to_base_units, load_rewards_policy
-from pipelines.slashing import DOWNTIME_HOURS, slash, update_accruals
+from pipelines.rewards_policy import SCALE, PolicyVersion, bp4, io_to_base_units, load_rewards_policy
+from pipelines.slashing import slash, update_accruals
 
 EPOCH = "2024-08-14T05"
 VERSION = load_rewards_policy().at(EPOCH)
+DOWNTIME_POLICY = dataclasses.replace(
+    VERSION, slashing=dataclasses.replace(VERSION.slashing, downtime_rate=500, downtime_hours=30)
+)
+"""A policy that slashes downtime (5% after 30 hours; the shipped one does not)."""
+DOWNTIME_HOURS = DOWNTIME_POLICY.slashing.downtime_hours
 
 device_row = st.fixed_dictionaries(
     {
@@ -547,7 +552,7 @@ def test_recalculation_with_a_review_verdict_moves_money_and_explains_it(small_d
 
 
 def test_a_staked_device_down_a_full_day_is_slashed_once_per_outage_and_nobody_else(tmp_path: Path) -> None:
-    """Downtime: a staked device down ``DOWNTIME_HOURS`` epochs in a row opens one incident, in
+    """Downtime, under a policy that slashes it: a staked device down ``downtime_hours`` epochs in a row opens one incident, in
     the epoch the outage reaches that length; a longer outage opens no second one, a new outage
     after an hour up does; an unstaked device, a device down one hour short, a device up but with
     half its pings lost (up: at least half answered) and a device up are not slashed."""
@@ -563,6 +568,7 @@ def test_a_staked_device_down_a_full_day_is_slashed_once_per_outage_and_nobody_e
         "half": lambda h: False,
         "up": lambda h: False,
     }
+    version = DOWNTIME_POLICY
     with connect(tmp_path / "db.duckdb") as con:
         opened = {}
         for h, ep in enumerate(epochs):
@@ -574,7 +580,7 @@ def test_a_staked_device_down_a_full_day_is_slashed_once_per_outage_and_nobody_e
                 )
                 if device != "unstaked":
                     con.execute("INSERT INTO stake_positions VALUES (?, ?, 'w', 1000000, 0)", [ep, device])
-            if slash(con, ep, VERSION):
+            if slash(con, ep, version):
                 opened[ep] = [
                     r[0]
                     for r in con.execute(
@@ -611,16 +617,18 @@ def test_where_the_backend_pings_nobody_downtime_is_read_from_heartbeats(tmp_pat
 DOWNTIME_START = "2024-08-14T00"
 
 
-def _staked_downtime(con, hours: int, hour: Callable[[str, int], list[str]]) -> dict[str, list[str]]:
-    """Run slashing over ``hours`` epochs from ``DOWNTIME_START``; ``hour(epoch, h)`` writes the
-    epoch's device rows and returns the devices, each then staked. The devices each epoch opened
-    an incident for."""
+def _staked_downtime(
+    con, hours: int, hour: Callable[[str, int], list[str]], version: PolicyVersion = DOWNTIME_POLICY
+) -> dict[str, list[str]]:
+    """Run slashing over ``hours`` epochs from ``DOWNTIME_START`` under ``version`` (one that
+    slashes downtime unless said); ``hour(epoch, h)`` writes the epoch's device rows and returns
+    the devices, each then staked. The devices each epoch opened an incident for."""
     opened = {}
     for h in range(hours):
         ep = shift(DOWNTIME_START, h)
         for device in hour(ep, h):
             con.execute("INSERT INTO stake_positions VALUES (?, ?, 'w', 1000000, 0)", [ep, device])
-        if slash(con, ep, VERSION):
+        if slash(con, ep, version):
             opened[ep] = sorted(
                 r[0] for r in con.execute("SELECT DISTINCT device_id FROM slashing_events WHERE epoch = ?", [ep]).fetchall()
             )
@@ -674,6 +682,28 @@ def test_a_reinstalled_worker_whose_card_answers_under_a_new_device_id_is_not_sl
 
         opened = _staked_downtime(con, DOWNTIME_HOURS + 2, hour)
     assert opened == {shift(DOWNTIME_START, DOWNTIME_HOURS): ["other_owner_old"]}
+
+
+def test_an_owner_away_for_days_keeps_the_stake_under_the_shipped_policy(tmp_path: Path) -> None:
+    """Offline is not fraud: owners switch off for a weekend or travel (two independently written
+    networks' owners away for one to two days were slashed 5% under the old shipped rule). Under
+    the shipped policy an outage costs the device its rewards, never its stake, however long;
+    every version of the shipped file says so."""
+    with connect(tmp_path / "db.duckdb") as con:
+
+        def hour(ep: str, h: int) -> list[str]:
+            for device, down in (("weekend", 1 <= h <= 40), ("holiday", h >= 1)):
+                con.execute(
+                    "INSERT INTO device_features (epoch, device_id, account_id, ping_total, ping_ok, heartbeat_ok, pow_ok) "
+                    "VALUES (?, ?, 'acc', 4, ?, ?, 0)",
+                    [ep, device, 0 if down else 4, 0 if down else 6],
+                )
+            return ["weekend", "holiday"]
+
+        opened = _staked_downtime(con, 80, hour, VERSION)
+        events = con.execute("SELECT count(*) FROM slashing_events").fetchall()[0][0]
+    assert opened == {} and events == 0
+    assert {v.slashing.downtime_rate for v in load_rewards_policy().versions} == {0}
 
 
 def _window_payouts(con, epoch: str, hours: int) -> list[tuple]:
