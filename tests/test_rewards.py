@@ -568,7 +568,6 @@ def test_a_staked_device_down_a_full_day_is_slashed_once_per_outage_and_nobody_e
         "half": lambda h: False,
         "up": lambda h: False,
     }
-    version = DOWNTIME_POLICY
     with connect(tmp_path / "db.duckdb") as con:
         opened = {}
         for h, ep in enumerate(epochs):
@@ -580,7 +579,7 @@ def test_a_staked_device_down_a_full_day_is_slashed_once_per_outage_and_nobody_e
                 )
                 if device != "unstaked":
                     con.execute("INSERT INTO stake_positions VALUES (?, ?, 'w', 1000000, 0)", [ep, device])
-            if slash(con, ep, version):
+            if slash(con, ep, DOWNTIME_POLICY):
                 opened[ep] = [
                     r[0]
                     for r in con.execute(

@@ -162,7 +162,7 @@ class Builder:
         handle = str(self.pick(HANDLES)) + str(self.pick(HANDLES))
         styles = [f"{first}.{last}", f"{first}{last}{n}", f"{first[0]}{last}", f"{first}_{last}{year % 100:02d}",
                   f"{handle}{year}", f"{last}.{first}{n}", f"{first}{year}"]  # fmt: skip
-        local = styles[self.integer(0, len(styles))]
+        local = self.pick(styles)
         domain = str(self.pick(EMAIL_DOMAINS + HONEST_EXTRA_DOMAINS))
         return f"{local}{self.uniq() if self.rng.random() < 0.5 else ''}@{domain}"
 
@@ -271,7 +271,7 @@ def _device(b: Builder, block: Block, acct: int, model: str, *, host: str, index
 def _home_like(b: Builder, count: int, population: str, eff: tuple[float, float]) -> Block:
     block = Block()
     while len(block.devices) < count:
-        asn, country = RESIDENTIAL_ASNS[b.integer(0, len(RESIDENTIAL_ASNS))]
+        asn, country = b.pick(RESIDENTIAL_ASNS)
         wallet = b.wallet()
         acct = block.add_account(population=population, cluster=None, created_s=b.created_at(),
                                  email=b.person_email(), wallet=wallet, funder=b.funder(wallet),
@@ -304,7 +304,7 @@ def home_overclocked(b: Builder, count: int) -> Block:
 def mac_mini(b: Builder, count: int) -> Block:
     block = Block()
     for _ in range(count):
-        asn, country = RESIDENTIAL_ASNS[b.integer(0, len(RESIDENTIAL_ASNS))]
+        asn, country = b.pick(RESIDENTIAL_ASNS)
         wallet = b.wallet()
         ip = b.ip_in()
         acct = block.add_account(population="mac_mini", cluster=None, created_s=b.created_at(),
@@ -325,7 +325,7 @@ def datacenter(b: Builder, count: int) -> Block:
         left = count - len(block.devices)
         lo, hi = b.scenario.datacenter_operator_gpus
         size = min(left, b.integer(lo, hi + 1))
-        asn, country = HOSTING_ASNS[b.integer(0, len(HOSTING_ASNS))]
+        asn, country = b.pick(HOSTING_ASNS)
         subnet = b.subnet24()
         wallet = b.wallet()
         op = f"dc-{b.uniq()}"
@@ -366,7 +366,7 @@ def datacenter_sites(b: Builder, count: int) -> Block:
                 break
             size = min(left, b.integer(lo, hi + 1))
             size = left if left - size < lo else size  # no site smaller than a fleet is left over
-            asn, country = HOSTING_ASNS[b.integer(0, len(HOSTING_ASNS))]
+            asn, country = b.pick(HOSTING_ASNS)
             subnet = b.subnet24()
             acct = block.add_account(population="datacenter_sites", cluster=company, created_s=b.created_at(),
                                      email=f"ops-{country.lower()}{site}@{company}.example", wallet=b.wallet(),
@@ -384,7 +384,7 @@ def shared_nat_lab(b: Builder, count: int) -> Block:
     """A university lab: many independent accounts behind one NAT address."""
     block = Block()
     while len(block.devices) < count:
-        asn, country = UNIVERSITY_ASNS[b.integer(0, len(UNIVERSITY_ASNS))]
+        asn, country = b.pick(UNIVERSITY_ASNS)
         ip = b.ip_in()
         lo, hi = b.scenario.lab_accounts
         for _ in range(b.integer(lo, hi + 1)):
@@ -406,7 +406,7 @@ def shared_nat_family(b: Builder, count: int) -> Block:
     """Families and flatmates: 2-4 accounts on one home connection, often one referring another."""
     block = Block()
     while len(block.devices) < count:
-        asn, country = RESIDENTIAL_ASNS[b.integer(0, len(RESIDENTIAL_ASNS))]
+        asn, country = b.pick(RESIDENTIAL_ASNS)
         ip, surname = b.ip_in(), str(b.pick(LAST))
         first = None
         family_wallet = None
@@ -439,7 +439,7 @@ def _virtualized(b: Builder, count: int, population: str, spoofed: bool) -> Bloc
         k = min(left, b.integer(lo, hi + 1))
         if left - k == 1:  # never leave a lone "slice": it would be an ordinary card
             k += 1
-        asn, country = RESIDENTIAL_ASNS[b.integer(0, len(RESIDENTIAL_ASNS))]
+        asn, country = b.pick(RESIDENTIAL_ASNS)
         ip, host, model = b.ip_in(), b.hex(32), b.choose(SLICED_MODELS)
         card = b.uniq()
         uuid, cluster = b.gpu_uuid(), f"card-{card}"
@@ -478,7 +478,7 @@ def _simple_attack(b: Builder, count: int, population: str, fraud: list[str],
                    per_account: tuple[int, int], **extra: object) -> Block:  # fmt: skip
     block = Block()
     while len(block.devices) < count:
-        asn, country = RESIDENTIAL_ASNS[b.integer(0, len(RESIDENTIAL_ASNS))]
+        asn, country = b.pick(RESIDENTIAL_ASNS)
         wallet = b.wallet()
         ip, host = b.ip_in(), b.hex(32)
         acct = block.add_account(population=population, cluster=None, created_s=b.created_at((1, 90)),
@@ -539,7 +539,7 @@ def _sybil(b: Builder, count: int, population: str, accounts_per_ring: tuple[int
         funder = b.wallet()
         middles = [b.wallet() for _ in range(3)]
         b.wallet_links += [(m, funder) for m in middles]
-        asn, country = PROXY_ASNS[b.integer(0, len(PROXY_ASNS))]
+        asn, country = b.pick(PROXY_ASNS)
         restart = b.integer(0, 60)
         restart_hour = b.integer(0, 24)
         domain = str(b.pick(BULK_DOMAINS))
@@ -645,11 +645,11 @@ def _recipe_ring(b: Builder, block: Block, count: int, population: str, accounts
     first = previous = None
     a = 0
     while len(block.devices) < count and (a < n_acc or count - len(block.devices) < 2 * accounts_per_ring[0]):
-        asn, country = asns[b.integer(0, len(asns))]
+        asn, country = b.pick(asns)
         ip = f"{b.subnet24()}.{b.integer(2, 250)}"
         referrer = {"none": None, "star": first, "chain": previous}[referral]
         acct = block.add_account(population=population, cluster=ring,
-                                 created_s=bursts[b.integer(0, len(bursts))] - float(b.rng.uniform(0, burst_s)),
+                                 created_s=b.pick(bursts) - float(b.rng.uniform(0, burst_s)),
                                  email=mailbox(), wallet=b.wallet(), funder=funders[min(a, len(funders) - 1)],
                                  signup_ip=ip, referrer=referrer)  # fmt: skip
         first = acct if first is None else first
@@ -709,7 +709,7 @@ def burst(b: Builder, count: int) -> Block:
     """A sudden wave of fake devices (no GPU behind them) claiming one popular model."""
     block = Block()
     hour = b.scenario.burst_hour
-    asn, country = PROXY_ASNS[b.integer(0, len(PROXY_ASNS))]
+    asn, country = b.pick(PROXY_ASNS)
     while len(block.devices) < count:
         wallet = b.wallet()
         subnet = b.subnet24()
