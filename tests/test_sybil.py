@@ -736,6 +736,69 @@ def test_two_rings_on_one_template_are_two_rings_not_one(con) -> None:
     assert not {a for (r,) in rings for a in r} & set(honest)
 
 
+def delegated(con, wallet: str, dev: str, funder: str, amount: str = "200") -> None:
+    """``wallet`` delegates ``amount`` IO to device ``dev``, with tokens from ``funder``."""
+    con.execute(
+        "INSERT INTO stake_events VALUES (?, TIMESTAMP '2024-08-14 00:20:00', ?, ?, 'delegate', CAST(? AS DECIMAL(38, 8)), ?, "
+        "'2024-08-14T00', 's.csv', 1)",
+        [f"e-{wallet}-{dev}", wallet, dev, amount, funder],
+    )
+
+
+def test_the_account_whose_wallet_funds_a_rings_stakes_is_in_it_a_stranger_delegating_to_farms_ties_none(con) -> None:
+    """A ringleader's own account funds its members' stakes from its wallet: funder and funded
+    are tied, so the leader, on the ring's template but with a mailbox of its own, is in the
+    ring (before, the funder wallet tied only the members, and the template alone could not keep
+    the leader). A stranger who delegates to three mining farms' cards ties none of them: an
+    owner does not choose who delegates to it (a network written by others had 176 farm cards
+    held for an hour when delegators counted as funders)."""
+    members = vendor_ring(con, n=8)
+    con.execute("DELETE FROM stake_events WHERE wallet LIKE 'w-vend%'")
+    account(con, "leader", "m.kowalski1981@gmail.com", "w-leader", "91.200.3.9")
+    device(con, "d-leader", "leader", "91.200.3.9", "host-leader", cpu="AMD EPYC 7302")
+    for acc in members:
+        funded(con, f"w-{acc}", "w-leader")
+    farms = []
+    for k in range(3):
+        acc = f"farm{k}"
+        account(
+            con, acc, f"{['li', 'sam', 'eva'][k]}.{['kim', 'costa', 'lopez'][k]}{700 + k}@gmail.com", f"w-{acc}", f"5.{k}.1.1"
+        )
+        funded(con, f"w-{acc}", f"w-{acc}-own")
+        for d in range(8):
+            device(con, f"d-{acc}-{d}", acc, f"5.{k}.1.1", f"rig-{acc}-{d // 4}", cpu="Intel Celeron G3930")
+        delegated(con, "yield-hunter", f"d-{acc}-0", "some-exchange")
+        farms.append(acc)
+    honest = background(con)
+    SybilRings().detect(Evidence(con, EPOCH))
+    flagged = {a for (a,) in con.execute("SELECT account_id FROM sybil_clusters").fetchall()}
+    assert flagged == {*members, "leader"}
+    assert not flagged & set(farms + honest)
+
+
+def test_hosting_companies_role_mailboxes_at_their_own_domains_on_standard_server_builds_are_no_ring(con) -> None:
+    """Eighteen hosting companies, each one account at its own domain (``ops@`` or ``gpu@``: the
+    shape of every operations mailbox), each on two of four standard server builds, treasuries of
+    their own, two of them in one hosting /24. Nothing but a naming convention and the builds tie
+    one company to another; a vendor's mailbox shape shows at its own domain (a network written by
+    others had such companies' 436 cards in probation as one ring)."""
+    servers = ["Intel Xeon Gold 6338", "AMD EPYC 9654", "AMD EPYC 7543", "Intel Xeon Platinum 8480+"]
+    companies = []
+    for k in range(18):
+        acc = f"dc{k}"
+        account(con, acc, f"{['ops', 'gpu'][k % 5 == 0]}@{['grid', 'hpc', 'tensor', 'flops'][k % 4]}{k}lane.cloud",
+                f"w-{acc}", f"45.{k}.9.1")  # fmt: skip
+        funded(con, f"w-{acc}", f"treasury-{acc}", at=f"2024-08-{1 + k:02d} 09:00:00", amount="5000")  # each its own day
+        for d in range(5):
+            ip = f"203.0.113.{10 + k + d}" if k < 2 else f"46.{k}.{d}.7"  # the first two rent one hosting /24
+            device(con, f"d-{acc}-{d}", acc, ip, f"host-{acc}-{d}", cpu=servers[(k + d % 2) % 4])  # two builds each
+        companies.append(acc)
+    honest = background(con)
+    SybilRings().detect(Evidence(con, EPOCH))
+    flagged = {a for (a,) in con.execute("SELECT account_id FROM sybil_clusters").fetchall()}
+    assert not flagged & set(companies + honest)
+
+
 def test_values_held_only_inside_a_group_mark_it_a_common_crowd_does_not(con) -> None:
     """Two operator values held by the group and nobody else (its VM template, a mailbox shape of
     its vendor) mark a group of ten or more as one operator's even before restarts add a third

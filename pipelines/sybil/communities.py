@@ -64,6 +64,7 @@ from scipy.sparse.csgraph import connected_components
 
 from pipelines.sybil.institutions import is_institutional
 from pipelines.sybil.links import (
+    ANY_DOMAIN_SHAPE,
     BURST_KINDS,
     CLOCK_KINDS,
     FLEET_KINDS,
@@ -615,7 +616,7 @@ def score_clusters(
     ).unique()
     coverage = holders.select("cluster", "kind", "account").unique().group_by("cluster", "kind").agg(pl.len().alias("covered"))
     # the accounts' own ties: an identity shared (a wallet, a mailbox, a host, a card) at any size; a
-    # mailbox shape only when a group of min_accounts or more holds it, as 30 strangers linked by
+    # mailbox shape only when a group of min_accounts or more holds it at one domain, as 30 strangers linked by
     # anything else share coarse shapes in pairs; a stake of one amount in one quarter hour likewise
     # (a launch); and the site a group connects from (one address held by a group: a lab, an
     # office, a hosting hall)
@@ -623,7 +624,11 @@ def score_clusters(
     group_held = (
         holders.filter(
             pl.col("kind").is_in([k for k in STRONG_KINDS if k not in (*FLEET_KINDS, *SHAPE_KINDS, *BURST_KINDS)])
-            | (pl.col("kind").is_in(SHAPE_KINDS + BURST_KINDS + SITE_KINDS) & grouped)
+            | (
+                pl.col("kind").is_in(SHAPE_KINDS + BURST_KINDS + SITE_KINDS)
+                & grouped
+                & ~pl.col("value").str.starts_with(ANY_DOMAIN_SHAPE)
+            )  # a convention across domains (links.ANY_DOMAIN_SHAPE)
         )
         .with_columns(pl.when(pl.col("kind").is_in(SITE_KINDS)).then(pl.lit("site")).otherwise(pl.col("kind")).alias("kind"))
         .select("cluster", "kind", "account")

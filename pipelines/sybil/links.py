@@ -43,7 +43,7 @@ so the union over a ring's kinds still ties the ring together). Every candidate 
 
 | kind | value | strength | max_n |
 |---|---|---|---|
-| funding | a wallet one, two or three hops up the funding chain (``stake_events``) | 0.6 | 300 |
+| funding | a wallet one, two or three hops up the funding chain (``stake_events``); the account's own wallet where it funds another account | 0.6 | 300 |
 | email | normalized address (gmail dots and +tags removed; +tags elsewhere) | 0.7 | 300 |
 | email_pattern | mailbox shape at five granularities (below) | 0.35 | 300 |
 | restart | circular mean time of day of short heartbeat silences, in 30/60/120-minute bins on two offsets | 0.45 | 300 |
@@ -133,6 +133,13 @@ SHAPE_KINDS = ("email_pattern",)
 """Kinds that are a likeness, not an identity: strangers share a coarse mailbox shape in pairs
 by chance (``first.last@`` of one length), so a shape ties accounts only when a group holds it."""
 
+ANY_DOMAIN_SHAPE = "p4|"
+"""The mailbox shape read on any domain (runs + length). Across domains a shape is a naming
+convention: every hosting company's operations mailbox at its own domain is ``ops@`` or
+``gpu@``, and 18 companies of a network written by others were one community by that shape and
+their standard server builds. It corroborates, but ties a group as its own only at one domain:
+three members holding it there hold that domain's shape (p3) too."""
+
 SITE_KINDS = ("ip", "signup_ip")
 """Where accounts connect and sign up from. Most of a group behind one address is one site (a
 lab, an office, a hosting hall), and a site's institution hands its members mailboxes at its
@@ -173,7 +180,7 @@ hw AS MATERIALIZED (
 funded AS (SELECT DISTINCT wallet, funder_wallet FROM stake_events WHERE _hour <= $epoch AND funder_wallet <> wallet),
 hop1 AS MATERIALIZED (SELECT a.account_id, f.funder_wallet AS w FROM acc a JOIN funded f ON f.wallet = a.wallet),
 hop2 AS MATERIALIZED (SELECT h.account_id, f.funder_wallet AS w FROM hop1 h JOIN funded f ON f.wallet = h.w),
-hop3 AS (SELECT h.account_id, f.funder_wallet AS w FROM hop2 h JOIN funded f ON f.wallet = h.w),
+hop3 AS MATERIALIZED (SELECT h.account_id, f.funder_wallet AS w FROM hop2 h JOIN funded f ON f.wallet = h.w),
 bursts AS (  -- what each account's wallet staked or delegated, and when (minutes since the epoch), for
     -- accounts that staked in one act or two: a fleet staking hundreds of cards through a launch hour
     -- holds every quarter hour's values, which every other fleet holds too (44 honest datacenter
@@ -214,6 +221,9 @@ restarts AS MATERIALIZED (  -- circular mean time of day of each account's resta
 ),
 repeated AS (  -- values an account can reach more than once (several devices, funders, referrals)
     SELECT account_id, 'funding' AS kind, w AS value FROM hop1
+    UNION ALL  -- an account's own wallet where it funds another account's stake: funder and funded are tied
+    SELECT a.account_id, 'funding', a.wallet FROM acc a
+    WHERE a.wallet IN (SELECT w FROM hop1 UNION ALL SELECT w FROM hop2 UNION ALL SELECT w FROM hop3)
     UNION ALL SELECT account_id, 'funding', w FROM hop2
     UNION ALL SELECT account_id, 'funding', w FROM hop3
     UNION ALL
