@@ -759,3 +759,42 @@ def test_the_accrual_state_carried_hour_to_hour_equals_the_windows_payouts_after
         update_accruals(con, hours[20], 3)  # a policy version with another window
         assert state() == _window_payouts(con, hours[20], 3)
         assert len(state()) > 0
+
+
+def test_stake_earns_only_for_hours_it_was_held_through_so_a_stake_parked_over_each_hours_end_earns_nothing(
+    tmp_path: Path,
+) -> None:
+    """A stake counts in an hour only if it was there for all of it: one that arrives mid-hour
+    earns from the next hour, one withdrawn mid-hour earns nothing in that hour (and cools).
+    A wallet that stakes 50,000 IO at HH:58 and withdraws it at HH:02 (read at each hour's end,
+    it looked staked every hour) is never active; the owner's stake held all along is."""
+    from pipelines.staking import build_positions
+
+    rows = [("2024-08-14 03:20:00", "owner", "stake", "200"), ("2024-08-14 05:30:00", "owner", "stake", "100")]
+    for h in range(2, 6):  # the flash staker: in at HH:58, out at HH+1:02
+        rows += [
+            (f"2024-08-14 {h:02d}:58:00", "flash", "stake", "50000"),
+            (f"2024-08-14 {h + 1:02d}:02:00", "flash", "unstake", "50000"),
+        ]
+    with connect(tmp_path / "db.duckdb") as con:
+        for k, (ts, wallet, kind, amount) in enumerate(rows):
+            con.execute(
+                "INSERT INTO stake_events VALUES (?, CAST(? AS TIMESTAMP), ?, 'dev', ?, CAST(? AS DECIMAL(38, 8)), ?, "
+                "strftime(CAST(? AS TIMESTAMP), '%Y-%m-%dT%H'), 's.csv', ?)",
+                [f"e{k}", ts, wallet, kind, amount, f"{wallet}-funder", ts, k],
+            )
+        active = {}
+        for epoch in ("2024-08-14T03", "2024-08-14T04", "2024-08-14T05", "2024-08-14T06"):
+            build_positions(con, epoch, VERSION)
+            active[epoch] = dict(
+                con.execute("SELECT wallet, active_units FROM stake_positions WHERE epoch = ?", [epoch]).fetchall()
+            )
+        cooling = dict(con.execute("SELECT wallet, cooling_units FROM stake_positions WHERE epoch = '2024-08-14T05'").fetchall())
+    unit = io_to_base_units("1")
+    assert active["2024-08-14T03"].get("owner", 0) == 0  # arrived at 03:20
+    assert active["2024-08-14T04"]["owner"] == active["2024-08-14T05"]["owner"] == 200 * unit  # the top-up at 05:30 waits
+    assert active["2024-08-14T06"]["owner"] == 300 * unit
+    assert all(a.get("flash", 0) == 0 for a in active.values())
+    # what it withdrew (3 x 50,000) stays slashable through the cooldown, and so does what it has
+    # staked at the hour's end; likewise the owner's top-up
+    assert cooling == {"flash": 200000 * unit, "owner": 100 * unit}

@@ -16,8 +16,8 @@ CREATE TABLE IF NOT EXISTS stake_positions (
     epoch VARCHAR NOT NULL,
     device_id VARCHAR NOT NULL,
     wallet VARCHAR NOT NULL,
-    active_units BIGINT NOT NULL,       -- counts towards the requirement and earns
-    cooling_units BIGINT NOT NULL       -- withdrawn within the cooldown: slashable only
+    active_units BIGINT NOT NULL,       -- held through the whole epoch: counts towards the requirement and earns
+    cooling_units BIGINT NOT NULL       -- withdrawn within the cooldown, or staked during the epoch: slashable only
 );
 """
 
