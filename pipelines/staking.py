@@ -9,9 +9,9 @@ and withdraw it at HH:02 every hour, so that a position read at the end of each 
 it staked through the hours it was not (12 devices took 5.3% of its rewards). *Cooling* stake
 (withdrawn in the last ``unstake_cooldown_days``, or staked during the epoch and there at its
 end: not yet held through an hour) does not count or earn but can be slashed, so a device
-staked and rejected in one hour loses that stake. The device's owner staking on their own device and other
-wallets delegating to it are all co-stakers: they share its rewards and its slashing.
-Events without a device (the shared pool) are kept out of device positions.
+staked and rejected in one hour loses that stake. The device's owner staking on their own
+device and other wallets delegating to it are all co-stakers: they share its rewards and its
+slashing. Events without a device (the shared pool) are kept out of device positions.
 """
 
 from __future__ import annotations

@@ -790,7 +790,7 @@ def test_hosting_companies_role_mailboxes_at_their_own_domains_on_standard_serve
                 f"w-{acc}", f"45.{k}.9.1")  # fmt: skip
         funded(con, f"w-{acc}", f"treasury-{acc}", at=f"2024-08-{1 + k:02d} 09:00:00", amount="5000")  # each its own day
         for d in range(5):
-            ip = f"203.0.113.{10 + k + d}" if k < 2 else f"46.{k}.{d}.7"  # the first two rent one hosting /24
+            ip = f"203.0.113.{10 * (k + 1) + d}" if k < 2 else f"46.{k}.{d}.7"  # the first two rent in one hosting /24
             device(con, f"d-{acc}-{d}", acc, ip, f"host-{acc}-{d}", cpu=servers[(k + d % 2) % 4])  # two builds each
         companies.append(acc)
     honest = background(con)
