@@ -776,6 +776,27 @@ def test_the_account_whose_wallet_funds_a_rings_stakes_is_in_it_a_stranger_deleg
     assert not flagged & set(farms + honest)
 
 
+def test_accounts_paid_to_one_wallet_are_one_owners_a_couple_sharing_one_is_no_ring(con) -> None:
+    """Ten accounts on throwaway mailboxes of different domains, on one cloud VM image: nothing
+    of their own tied them until they all set one payout wallet (a
+    network written by others moved a ring's 20 accounts to two wallets). Rewards paid to one
+    wallet are one owner's; a couple who share a wallet are two accounts, no ring."""
+    domains = ["tmpbox.net", "mailnull.io", "dropmail.me", "tempr.email", "fakeinbox.org"]
+    members = []
+    for k in range(10):
+        acc = f"cloud{k}"
+        account(con, acc, f"{'qwxzkv'[k % 6]}{k * 7919 % 10007}x@{domains[k % 5]}", "w-payout", f"34.{k}.20.5")
+        device(con, f"d-{acc}", acc, f"34.{k}.20.5", f"host-{acc}", cpu="AMD EPYC 7R32")
+        members.append(acc)
+    honest = background(con)
+    for k in (0, 2):  # two couples, each paid to one wallet
+        con.execute("UPDATE accounts SET wallet = ? WHERE account_id = ?", [f"w-home{k}", f"home{k + 1}"])
+    SybilRings().detect(Evidence(con, EPOCH))
+    flagged = {a for (a,) in con.execute("SELECT account_id FROM sybil_clusters").fetchall()}
+    assert flagged == set(members)
+    assert not flagged & set(honest)
+
+
 def test_hosting_companies_role_mailboxes_at_their_own_domains_on_standard_server_builds_are_no_ring(con) -> None:
     """Eighteen hosting companies, each one account at its own domain (``ops@`` or ``gpu@``: the
     shape of every operations mailbox), each on two of four standard server builds, treasuries of

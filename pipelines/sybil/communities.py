@@ -544,8 +544,8 @@ def _source(kind: str) -> str:
     return SOURCES.get(kind, kind)
 
 
-IDENTITY_KINDS = ("funding", "email", "host", "gpu")
-"""What names one owner: a wallet that paid the stakes, a mailbox, a machine, a card. Accounts
+IDENTITY_KINDS = ("funding", "email", "wallet", "host", "gpu")
+"""What names one owner: a wallet that paid the stakes, a mailbox, a payout wallet, a machine, a card. Accounts
 tied by none of them are separate owners, however alike their builds and mailbox shapes."""
 
 

@@ -45,6 +45,7 @@ so the union over a ring's kinds still ties the ring together). Every candidate 
 |---|---|---|---|
 | funding | a wallet one, two or three hops up the funding chain (``stake_events``); the account's own wallet where it funds another account | 0.6 | 300 |
 | email | normalized address (gmail dots and +tags removed; +tags elsewhere) | 0.7 | 300 |
+| wallet | the account's payout wallet (its latest): accounts paid to one wallet are paid to one owner | 0.7 | 300 |
 | email_pattern | mailbox shape at five granularities (below) | 0.35 | 300 |
 | restart | circular mean time of day of short heartbeat silences, in 30/60/120-minute bins on two offsets | 0.45 | 300 |
 | hw_fingerprint | worker version + CPU model + cores + RAM (one VM template) | 0.3 | 300 |
@@ -72,6 +73,7 @@ import duckdb
 KINDS: dict[str, tuple[float, int]] = {
     "funding": (0.6, 300),
     "email": (0.7, 300),
+    "wallet": (0.7, 300),
     "email_pattern": (0.35, 300),
     "restart": (0.45, 300),
     "hw_fingerprint": (0.3, 300),
@@ -92,6 +94,7 @@ KINDS: dict[str, tuple[float, int]] = {
 STRONG_KINDS = (
     "funding",
     "email",
+    "wallet",
     "email_pattern",
     "restart",
     "hw_fingerprint",
@@ -248,6 +251,8 @@ repeated AS (  -- values an account can reach more than once (several devices, f
 ),
 once AS (  -- one row per account and value by construction (one latest account row each): no DISTINCT needed
     SELECT account_id, 'email' AS kind, mailbox(email) AS value FROM acc WHERE email LIKE '%@%'  -- contract.mailbox
+    UNION ALL
+    SELECT account_id, 'wallet', wallet FROM acc
     UNION ALL
     SELECT account_id, 'email_pattern', 'p1|' || domain || '|' || lead || '|' || substr(shape, length(lead) + 1)
     FROM runs WHERE length(local) - length(lead) >= 3
