@@ -15,7 +15,7 @@ MAX_NODES = 60
 """Accounts drawn in the network picture (a larger cluster is drawn by its first accounts)."""
 KIND_COLOURS = dict(zip(KINDS, ["#d62728", "#9467bd", "#e377c2", "#ff7f0e", "#8c564b", "#2ca02c", "#17becf",
                                 "#1f77b4", "#bcbd22", "#7f7f7f", "#aec7e8", "#c7c7c7", "#ffbb78", "#ff9896",
-                                "#c5b0d5", "#98df8a"], strict=True))  # fmt: skip
+                                "#c5b0d5", "#98df8a", "#f7b6d2"], strict=True))  # fmt: skip
 
 CLUSTERS_SQL = """
 SELECT c.cluster_id, count(DISTINCT c.account_id) AS accounts, count(DISTINCT t.device_id) AS devices,

@@ -73,7 +73,6 @@ import duckdb
 KINDS: dict[str, tuple[float, int]] = {
     "funding": (0.6, 300),
     "email": (0.7, 300),
-    "wallet": (0.7, 300),
     "email_pattern": (0.35, 300),
     "restart": (0.45, 300),
     "hw_fingerprint": (0.3, 300),
@@ -88,6 +87,7 @@ KINDS: dict[str, tuple[float, int]] = {
     "host_turns": (0.8, 20),
     "gpu_turns": (0.8, 20),
     "ip_turns": (0.8, 20),
+    "wallet": (0.7, 300),
 }
 """kind -> (strength, max_n)."""
 
