@@ -545,8 +545,9 @@ def _source(kind: str) -> str:
 
 
 IDENTITY_KINDS = ("funding", "email", "wallet", "host", "gpu")
-"""What names one owner: a wallet that paid the stakes, a mailbox, a payout wallet, a machine, a card. Accounts
-tied by none of them are separate owners, however alike their builds and mailbox shapes."""
+"""What names one owner: a wallet that paid the stakes, a mailbox, a payout wallet, a machine, a
+card. Accounts tied by none of them are separate owners, however alike their builds and mailbox
+shapes."""
 
 
 def operator_sites(
