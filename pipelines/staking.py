@@ -31,16 +31,16 @@ WITH ev AS (
     WHERE device_id IS NOT NULL AND ts < epoch_start($epoch) + INTERVAL 1 HOUR
 ),
 pos AS (
-    SELECT device_id, wallet, coalesce(sum(delta) FILTER (NOT during), 0) AS at_start, bool_or(during) AS moved,
+    SELECT device_id, wallet, coalesce(sum(delta) FILTER (NOT during), 0) AS at_start, bool_or(during AND delta < 0) AS fell,
            greatest(0, sum(delta)) AS at_end, coalesce(-sum(delta) FILTER (cooling), 0) AS withdrawn
     FROM ev GROUP BY device_id, wallet
 ),
-low AS (  -- positions that moved during the epoch: the lowest balance any of its events left (events of one
-    -- instant counted together)
+low AS (  -- positions something left during the epoch: the lowest balance any of its events left (events of one
+    -- instant counted together); a position that only grew was lowest at the start
     SELECT device_id, wallet, min(balance) AS lowest
     FROM (SELECT e.device_id, e.wallet,
                  p.at_start + sum(e.delta) OVER (PARTITION BY e.device_id, e.wallet ORDER BY e.ts) AS balance
-          FROM ev e JOIN pos p USING (device_id, wallet) WHERE e.during AND p.moved)
+          FROM ev e JOIN pos p USING (device_id, wallet) WHERE e.during AND p.fell)
     GROUP BY device_id, wallet
 )
 SELECT $epoch, device_id, wallet, active_units, withdrawn + at_end - active_units AS cooling_units
