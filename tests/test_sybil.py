@@ -50,11 +50,15 @@ def heartbeats(con, dev: str, start: str = "2024-08-14 05:00:00", minutes: int =
     )
 
 
-def funded(con, wallet: str, funder: str, at: str = "2024-08-14 00:10:00", amount: str = "200") -> None:
+def funded(
+    con, wallet: str, funder: str, at: str = "2024-08-14 00:10:00", amount: str = "200", device: str | None = None,
+    kind: str = "stake",
+) -> None:  # fmt: skip
+    """``wallet`` stakes ``amount`` IO from ``funder``'s tokens: into the shared pool, or as ``kind`` on ``device``."""
     con.execute(
-        "INSERT INTO stake_events VALUES (?, CAST(? AS TIMESTAMP), ?, NULL, 'stake', CAST(? AS DECIMAL(38, 8)), ?, "
+        "INSERT INTO stake_events VALUES (?, CAST(? AS TIMESTAMP), ?, ?, ?, CAST(? AS DECIMAL(38, 8)), ?, "
         "'2024-08-14T00', 's.csv', 1)",
-        [f"e-{wallet}", at, wallet, amount, funder],
+        [f"e-{wallet}" + (f"-{device}" if device else ""), at, wallet, device, kind, amount, funder],
     )
 
 
@@ -736,15 +740,6 @@ def test_two_rings_on_one_template_are_two_rings_not_one(con) -> None:
     assert not {a for (r,) in rings for a in r} & set(honest)
 
 
-def delegated(con, wallet: str, dev: str, funder: str, amount: str = "200") -> None:
-    """``wallet`` delegates ``amount`` IO to device ``dev``, with tokens from ``funder``."""
-    con.execute(
-        "INSERT INTO stake_events VALUES (?, TIMESTAMP '2024-08-14 00:20:00', ?, ?, 'delegate', CAST(? AS DECIMAL(38, 8)), ?, "
-        "'2024-08-14T00', 's.csv', 1)",
-        [f"e-{wallet}-{dev}", wallet, dev, amount, funder],
-    )
-
-
 def test_the_account_whose_wallet_funds_a_rings_stakes_is_in_it_a_stranger_delegating_to_farms_ties_none(con) -> None:
     """A ringleader's own account funds its members' stakes from its wallet: funder and funded
     are tied, so the leader, on the ring's template but with a mailbox of its own, is in the
@@ -767,7 +762,7 @@ def test_the_account_whose_wallet_funds_a_rings_stakes_is_in_it_a_stranger_deleg
         funded(con, f"w-{acc}", f"w-{acc}-own")
         for d in range(8):
             device(con, f"d-{acc}-{d}", acc, f"5.{k}.1.1", f"rig-{acc}-{d // 4}", cpu="Intel Celeron G3930")
-        delegated(con, "yield-hunter", f"d-{acc}-0", "some-exchange")
+        funded(con, "yield-hunter", "some-exchange", at="2024-08-14 00:20:00", device=f"d-{acc}-0", kind="delegate")
         farms.append(acc)
     honest = background(con)
     SybilRings().detect(Evidence(con, EPOCH))
@@ -778,9 +773,9 @@ def test_the_account_whose_wallet_funds_a_rings_stakes_is_in_it_a_stranger_deleg
 
 def test_accounts_paid_to_one_wallet_are_one_owners_a_couple_sharing_one_is_no_ring(con) -> None:
     """Ten accounts on throwaway mailboxes of different domains, on one cloud VM image: nothing
-    of their own tied them until they all set one payout wallet (a
-    network written by others moved a ring's 20 accounts to two wallets). Rewards paid to one
-    wallet are one owner's; a couple who share a wallet are two accounts, no ring."""
+    of their own tied them until they all set one payout wallet (a network written by others
+    moved a ring's 20 accounts to two wallets). Rewards paid to one wallet are one owner's; a
+    couple who share a wallet are two accounts, no ring."""
     domains = ["tmpbox.net", "mailnull.io", "dropmail.me", "tempr.email", "fakeinbox.org"]
     members = []
     for k in range(10):
