@@ -124,7 +124,8 @@ class SybilRings(Detector):
         cores = core_members(edges, whole, rules, accounts)
         synced = self._synchronized(evidence, cores)
         fleets = self._fleets(evidence, cores)
-        self.clusters_ = score_clusters(edges, cores, rules, whole, synced, fleets)  # type: ignore[arg-type]
+        offices = self._offices(evidence, cores)
+        self.clusters_ = score_clusters(edges, cores, rules, whole, synced, fleets, offices)  # type: ignore[arg-type]
         self.clusters_ = pl.concat([self.clusters_, self._one_mailbox_rings(evidence, self.clusters_)], how="vertical_relaxed")
         self.clusters_ = self._with_rota_rings(evidence, self.clusters_)
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
@@ -186,6 +187,29 @@ class SybilRings(Detector):
         finally:
             evidence.con.unregister("community_members")
         return {a: int(n) for a, n in rows}
+
+    def _offices(self, evidence: Evidence, cores: list[list[str]]) -> dict[str, str]:
+        """The mail domain of each community member of at most ``site_accounts`` whose domain
+        every holder in the network signed up for at one site (``communities.company_office``); an
+        account with no sign-up address counts as a site of its own."""
+        small = sorted({a for c in cores if len(c) <= self.site_accounts for a in c})
+        if not small:
+            return {}
+        members = pl.DataFrame({"account_id": small}, schema={"account_id": pl.String})
+        evidence.con.register("office_members", members.to_arrow())
+        try:
+            rows = evidence.con.execute(
+                "WITH mail AS (SELECT account_id, split_part(value, '@', 2) AS domain FROM account_attrs "
+                "              WHERE kind = 'email'), "
+                "site AS (SELECT account_id, value AS site FROM account_attrs WHERE kind = 'signup_ip'), "
+                "theirs AS (SELECT * FROM mail WHERE domain IN (SELECT domain FROM mail JOIN office_members USING (account_id))), "
+                "one_site AS (SELECT m.domain FROM theirs m LEFT JOIN site s USING (account_id) GROUP BY m.domain "
+                "             HAVING count(DISTINCT coalesce(s.site, 'account:' || m.account_id)) = 1) "
+                "SELECT m.account_id, m.domain FROM mail m JOIN one_site USING (domain) JOIN office_members USING (account_id)"
+            ).fetchall()
+        finally:
+            evidence.con.unregister("office_members")
+        return {a: d for a, d in rows if d}
 
     def _synchronized(self, evidence: Evidence, cores: list[list[str]]) -> dict[int, dict]:
         """``outages.synchronized_outages`` of the communities of ``min_accounts`` or more, by

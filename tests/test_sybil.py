@@ -1720,3 +1720,39 @@ def test_a_companys_four_sites_one_account_each_are_no_ring_the_same_ties_over_t
     else:
         assert clustered == sorted(members)
         assert set(found["action"]) == {"probation"}
+
+
+OFFICE_STAFF = ("antoine.singh", "eric.tanaka", "felix.reyes", "mia.okafor", "lena.vogt")
+
+
+@pytest.mark.parametrize("domain", ["hashvault-gpu.com", "outlook.com"])
+def test_a_companys_accounts_at_its_own_domain_and_office_are_no_ring_the_same_group_on_a_mail_vendors_domain_is(
+    con, domain: str
+) -> None:
+    """A twelfth network written by others: a hosting company's five staff accounts, mailboxes
+    at the company's own domain, signed up at the office address, their stakes paid by the
+    company treasury, referred by the first, three of them on one server build nobody else runs;
+    24 cards were held as a ring. A domain that only this office's accounts hold is the
+    company's: what they share beyond it is the company's administration, as a household's is
+    its parent's (at most ``site_accounts`` of them). The same group on a mail vendor's domain,
+    whose other customers sign up elsewhere, is still held for review."""
+    background(con, 150)
+    for k in range(3):  # the vendor's other customers, at homes of their own
+        account(con, f"cust{k}", f"{['noor', 'tim', 'ada'][k]}.{['aziz', 'berg', 'cole'][k]}@outlook.com", f"w-cust{k}",
+                f"91.{k}.4.4")  # fmt: skip
+        device(con, f"d-cust{k}", f"cust{k}", f"91.{k}.4.4", f"pc-cust{k}")
+    staff = []
+    for k, name in enumerate(OFFICE_STAFF):
+        acc = f"hv{k}"
+        account(con, acc, f"{name}@{domain}", f"w-{acc}", "69.55.43.95", referrer="hv0" if k else None)
+        funded(con, f"w-{acc}", "w-hashvault-treasury", at=f"2024-08-0{2 + k} 11:00:00", amount="5000")
+        for d in range(6):
+            device(con, f"d-{acc}-{d}", acc, f"69.55.43.{100 + 6 * k + d}", f"srv-{acc}-{d}",
+                   cpu="AMD EPYC 7713 64-Core Processor" if k < 3 else "AMD EPYC 7543")  # fmt: skip
+        staff.append(acc)
+    found = SybilRings().detect(Evidence(con, EPOCH))
+    clustered = sorted(r[0] for r in con.execute("SELECT account_id FROM sybil_clusters").fetchall())
+    if domain == "outlook.com":
+        assert clustered and set(clustered) <= set(staff) and set(found["action"]) == {"probation"}
+    else:
+        assert clustered == [] and found.is_empty()

@@ -575,6 +575,29 @@ def operator_sites(
     )
 
 
+def company_office(members: list[str], cov: dict[str, float], offices: dict[str, str], rules: ClusterRules) -> bool:
+    """Whether a community is one company's staff at its office: at most ``site_accounts``
+    members, every one with a mailbox at one domain whose every holder in the network signed up
+    at one site (``offices``: the company's own domain, used from its office), none on another's
+    machine or mailbox, none taking turns on a machine, card or address.
+
+    Honest model: a hosting company registers an account for each of a few staff, at the
+    company's domain and from the office; the treasury pays their stakes, one of them referred
+    the others, and they run the company's server build. A mail vendor's domain (a free or a
+    throwaway one) has customers signing up elsewhere; a ring of more than ``site_accounts``
+    accounts is not covered, and a few accounts at one site on a domain of their own are the
+    same bound a household is (``household_accounts``)."""
+    domains = {offices.get(a) for a in members}
+    return (
+        len(members) <= rules.site_accounts
+        and len(domains) == 1
+        and None not in domains
+        and cov.get("host", 0) < rules.min_coverage
+        and cov.get("email", 0) < rules.min_coverage
+        and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage
+    )
+
+
 def _owners(inside: pl.DataFrame, cluster: int, members: list[str]) -> list[int]:
     """Sizes of the groups of a community's members that shared identities join
     (``IDENTITY_KINDS``: one funder, mailbox, machine or card), largest first."""
@@ -598,6 +621,7 @@ def score_clusters(
     origins: list[list[str]] | None = None,
     synced: dict[int, dict] | None = None,
     fleets: dict[str, int] | None = None,
+    offices: dict[str, str] | None = None,
 ) -> pl.DataFrame:
     """One row per community: id, members, score, is_sybil, and the evidence as a short story.
 
@@ -607,7 +631,9 @@ def score_clusters(
     restart), and counted as outsiders they would take from the ring the very template that
     marks it. ``synced`` (``outages.synchronized_outages``, by cluster index) are members that
     went silent together beyond chance: their share covers the ``restart`` kind when larger.
-    ``fleets`` are the devices each account reported in the window (``operator_sites``)."""
+    ``fleets`` are the devices each account reported in the window (``operator_sites``);
+    ``offices`` the mail domain of each account at a domain whose every holder signed up at one
+    site (``company_office``)."""
     if not clusters:
         return pl.DataFrame(schema={"cluster_id": pl.String, "members": pl.List(pl.String), "score": pl.Float64,
                                     "is_sybil": pl.Boolean, "evidence": pl.String})  # fmt: skip
@@ -734,11 +760,13 @@ def score_clusters(
             and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage  # not in shifts
         )
         sites = fleets is not None and operator_sites(members, cov, fleets, inside, i, rules)
+        office = company_office(members, cov, offices or {}, rules)
         is_sybil = (
             size >= rules.min_accounts
             and not household  # a parent's wallet, one build, one reboot timer: one family's ties
             and not institution  # a department's wallet, one image, one administrator: one institution's
             and not sites  # a treasury, one server build, one mail domain: one company's sites
+            and not office  # a treasury, one build, one referrer at the company's domain and office
             and strong_sources >= rules.min_strong_kinds
             and max(own.values(), default=0) >= rules.min_coverage * size  # the accounts' own tie, not a site's
             and (
@@ -773,6 +801,8 @@ def score_clusters(
             evidence["institution"] = True
         if sites:
             evidence["operator_sites"] = True
+        if office:
+            evidence["company_office"] = True
         if sync:
             evidence["synchronized_outage"] = sync | {"accounts": sync["accounts"][:50]}
         rows.append({"cluster_id": cluster_id(members), "members": members, "score": round(score, 4),
