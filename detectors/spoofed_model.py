@@ -80,6 +80,16 @@ Three independent signs, each explained in ``reasons``:
   challenges (devices held or rejected in the window left out: a network's own fraud must not
   raise the bar for the rest); such a VRAM short is suspicion only (a hung or crawling product
   shows no memory missing);
+- *flat timing*: on a product too small to fill its model (its honest cards run it, card by
+  card, at a median under ``flat_fill``, 0.7, of their own best at the size the fleet does best)
+  its typical speed (median of two answers or more) is at least ``flat_share`` (0.9) of the
+  fleet's median at the best size, and of its own speed there. Every card's efficiency falls on small products (the
+  call's fixed cost, tiles that do not fill the card); a timing computed from the product's size
+  (a cracked worker sleeping 2n^3/spec and answering only the sampled entries, which are
+  right) does not fall. A twelfth network written by others had such workers at 2.0-2.9x their
+  honest peers' median on its smallest products, honest devices at most 1.12x; a card larger
+  than it claims is faster at every size and still slower on small products than on large;
+  suspicion only (``probation``);
 - *impossible VRAM*: it claims more memory than any configuration of the model has, and no VRAM
   product it answered needed more than that (a card that answers a 41 GB product as a "24 GB"
   RTX 4090 is a VRAM-modded card, sold as such: a sixth network written by others had its 48 GB
@@ -150,6 +160,8 @@ class SpoofedModel(Detector):
         vram_busy_pace: float = 0.8,
         unified_gpu_share: float = 2 / 3,
         rented_share: float = 0.25,
+        flat_fill: float = 0.7,
+        flat_share: float = 0.9,
     ):
         super().__init__(threshold)
         if not 0 < vram_false_alarm <= 1:
@@ -182,6 +194,10 @@ class SpoofedModel(Detector):
         if not 0 <= rented_share <= 1:
             raise ValueError(f"{self.name}: rented_share {rented_share} is outside [0, 1] (a share of the window)")
         self.rented_share = rented_share
+        if not 0 < flat_fill < flat_share <= 1:
+            raise ValueError(f"{self.name}: need 0 < flat_fill {flat_fill} < flat_share {flat_share} <= 1 (shares of a speed)")
+        self.flat_fill = flat_fill
+        self.flat_share = flat_share
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         return evidence.sql(
@@ -241,8 +257,39 @@ class SpoofedModel(Detector):
                 FROM sized WHERE device_id NOT IN (SELECT device_id FROM suspects) GROUP BY ALL
             ),
             yardstick AS (  -- per model, the size at which its honest fleet comes closest to the spec
-                SELECT catalogue_model, max(median_tflops) AS best_median FROM size_peers
+                SELECT catalogue_model, max(median_tflops) AS best_median, arg_max(n, median_tflops) AS best_n FROM size_peers
                 WHERE devices >= $min_peers GROUP BY ALL
+            ),
+            fills AS (  -- per model and size, the honest fleet's typical speed there against its own best at the size the
+                -- fleet does best, device by device (sizes are drawn per challenge: the medians of two sizes are of two
+                -- sets of devices, and a mixed fleet's T4s measured 0.70 apart where each card's own ratio was 0.94)
+                SELECT d.catalogue_model, d.n, median(d.typical / b.tflops) AS fill, count(*) AS devices
+                FROM sized d
+                JOIN yardstick y ON y.catalogue_model = d.catalogue_model
+                JOIN sized b ON b.device_id = d.device_id AND b.catalogue_model = d.catalogue_model AND b.n = y.best_n
+                WHERE d.device_id NOT IN (SELECT device_id FROM suspects) AND b.tflops > 0
+                GROUP BY ALL
+            ),
+            flat AS (  -- a product too small to fill its model (its honest cards run it at under flat_fill of their own
+                -- best at the size the fleet does best) answered, typically, at flat_share of that median or more, and as fast as the device
+                -- answers the best size itself: the speed of a filled card where none is filled, a timing computed from
+                -- the product's size rather than measured on a card (a twelfth network written by others: cracked
+                -- workers at 2.0-2.9x their honest peers on the smallest products, 1.2x on the largest). A card larger
+                -- than claimed is faster at every size and still slower on small products than on large ones. Quoted at the
+                -- size where it is furthest ahead of its peers
+                SELECT d.device_id, arg_max(struct_pack(n := d.n, t := d.typical, peers := p.median_tflops,
+                                                        k := p.devices, fill := f.fill, best_n := y.best_n,
+                                                        best := y.best_median, own_best := b.tflops),
+                                            d.typical / p.median_tflops) AS at
+                FROM sized d
+                JOIN now w ON w.device_id = d.device_id AND w.catalogue_model = d.catalogue_model
+                JOIN size_peers p ON p.catalogue_model = d.catalogue_model AND p.n = d.n
+                JOIN yardstick y ON y.catalogue_model = d.catalogue_model
+                JOIN fills f ON f.catalogue_model = d.catalogue_model AND f.n = d.n
+                JOIN sized b ON b.device_id = d.device_id AND b.catalogue_model = d.catalogue_model AND b.n = y.best_n
+                WHERE p.devices >= $min_peers AND f.devices >= $min_peers AND d.answers >= 2 AND f.fill < $flat_fill
+                  AND d.typical >= $flat_share * y.best_median AND d.typical >= $flat_share * b.tflops
+                GROUP BY d.device_id
             ),
             by_size AS (  -- per device, under the model it claims now: its best speed at any size (against the spec),
                 -- and against its honest peers' at a telling size: one its model's fleet runs at >= telling_share of
@@ -374,6 +421,21 @@ class SpoofedModel(Detector):
                       FROM vram_ctx WINDOW w AS (PARTITION BY device_id)) v
                 LEFT JOIN unified u USING (device_id)
             ),
+            unified_chance AS (  -- unified memory is the apps' too: the honest system-on-chip fleet's own share of VRAM
+                -- challenges below the wired share that failed as a short memory would (a twelfth network written by
+                -- others: its honest Macs failed 9.5% of them, discrete cards' matmuls 0.57%)
+                SELECT count(*) FILTER (v.solo_failure) / nullif(count(*) FILTER (v.status IN ('ok', 'error')), 0)
+                         AS unified_rate,
+                       count(DISTINCT v.device_id) AS unified_devices
+                FROM vram_held v JOIN unified u USING (device_id)
+                WHERE NOT v.hired AND v.device_id NOT IN (SELECT device_id FROM suspects)
+                  AND 8 * pow(v.n, 2) / 1048576 <= $unified_share * u.vram_total_mb
+            ),
+            unified_needed AS (  -- from min_peers such devices on; with fewer, the fleet's matmul rate alone
+                SELECT CASE WHEN unified_devices >= $min_peers THEN unified_rate END AS unified_rate,
+                       CASE WHEN unified_devices >= $min_peers THEN NEEDED(unified_rate) END AS unified_needed
+                FROM unified_chance
+            ),
             vram AS (
                 SELECT device_id, count(*) FILTER (solo_failure AND above) AS solo_failures,
                        any_value(held) AS passed,
@@ -396,15 +458,24 @@ class SpoofedModel(Detector):
             judged AS (
                 SELECT n.device_id, n.account_id, n.catalogue_model AS model, n.vram_total_mb, c.vram_mb,
                        s.tflops, s.measurements, z.best_tflops, z.best_n, z.peers, z.peer_devices, z.peer_n, z.peer_tflops, n.spec_tflops AS spec,
-                       v.solo_failures, v.passed, v.held_mib, v.failure_span, q.error_rate, q.vram_needed,
+                       v.solo_failures, v.passed, v.held_mib, v.failure_span,
+                       -- on unified memory the rarer of the two: the fleet's matmul errors, its Macs' VRAM failures
+                       CASE WHEN un.device_id IS NOT NULL AND m.unified_needed > q.vram_needed
+                            THEN m.unified_rate ELSE q.error_rate END AS error_rate,
+                       CASE WHEN un.device_id IS NOT NULL AND m.unified_needed > q.vram_needed THEN 'unified-memory fleet''s'
+                            ELSE 'fleet''s' END AS rate_of,
+                       greatest(q.vram_needed, CASE WHEN un.device_id IS NOT NULL THEN m.unified_needed END) AS failures_needed,
                        v.solo_timeouts, v.timeout_predicted_ms, v.crawled_answers, v.crawled_share, v.crawled_trip_ratio, v.any_span, q.failure_rate,
-                       q.vram_needed_any, a.longest_ms,
+                       greatest(q.vram_needed_any, CASE WHEN un.device_id IS NOT NULL THEN m.unified_needed END)
+                         AS failures_needed_any,
+                       a.longest_ms,
                        SLOWER_THAN_SLOW_RATIO AS slow,
                        SLOWER_THAN_ALONE_RATIO AS slow_alone,
-                       coalesce(v.solo_failures >= q.vram_needed AND v.failure_span >= $span, false) AS failed_short,
-                       coalesce(v.solo_timeouts + v.crawled_answers > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers >= q.vram_needed_any
+                       coalesce(v.solo_failures >= failures_needed AND v.failure_span >= $span, false) AS failed_short,
+                       coalesce(v.solo_timeouts + v.crawled_answers > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers >= failures_needed_any
                                 AND v.any_span >= $span, false) AS unbacked_short,
                        failed_short OR unbacked_short AS vram_short,
+                       f.device_id IS NOT NULL AS flat_timing, f.at AS flat_at,
                        v.hired_failures, v.busy_failures, v.after_rental_failures, r.device_id IS NOT NULL AS rented,
                        -- more memory than any configuration has, unless the card answered a product that needed more
                        -- (a VRAM-modded card: a 4090 with 48 GB is sold; the catalogue lists what vendors ship)
@@ -420,7 +491,8 @@ class SpoofedModel(Detector):
                        -- refuted: held on the memory alone, it has since answered a product at its own pace and nothing
                        -- larger failed, hung or crawled in the window: the card holds what the failures doubted
                        coalesce(o.rests_on AND v.passed > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers = 0
-                                AND NOT coalesce(slow_alone OR vram_short OR impossible_vram, false), false) AS refuted,
+                                AND NOT coalesce(slow_alone OR vram_short OR impossible_vram OR flat_timing, false), false)
+                         AS refuted,
                        o.since AS suspected_since
                 FROM now n
                 JOIN gpu_catalogue c ON c.model_key = n.catalogue_model
@@ -429,8 +501,10 @@ class SpoofedModel(Detector):
                 LEFT JOIN (SELECT DISTINCT device_id FROM rentals) r USING (device_id)
                 LEFT JOIN by_size z USING (device_id)
                 LEFT JOIN yardstick y ON y.catalogue_model = n.catalogue_model
+                LEFT JOIN flat f USING (device_id)
                 LEFT JOIN held o USING (device_id)
-                CROSS JOIN needed q CROSS JOIN accepted a
+                LEFT JOIN unified un USING (device_id)
+                CROSS JOIN needed q CROSS JOIN accepted a CROSS JOIN unified_needed m
             )
             SELECT device_id, account_id,
                    CASE WHEN refuted THEN 0.0 WHEN proven THEN 1.0 WHEN vram_short THEN 0.8 ELSE 0.7 END AS score,
@@ -447,8 +521,9 @@ class SpoofedModel(Detector):
                                                                  peer_n, 100 * peer_tflops / peers, peer_devices, peers)
                                                      ELSE ' (too few honest peers to compare)' END) END,
                      CASE WHEN failed_short THEN format('{} VRAM challenge(s) at the claimed {} MiB failed over {} hours, {} (no batch '
-                                                      'sibling passed either; {} needed at the fleet''s {:.2f}% error rate)',
-                                                      solo_failures, vram_total_mb, failure_span, HELD, vram_needed, 100 * error_rate)
+                                                      'sibling passed either; {} needed at the {} {:.2f}% error rate)',
+                                                      solo_failures, vram_total_mb, failure_span, HELD, failures_needed, rate_of,
+                                                      100 * error_rate)
                           WHEN unbacked_short THEN format('{} VRAM challenge(s) at the claimed {} MiB over {} hours, none backed while the '
                                                       'device was seen alive{}: {} (no batch sibling passed); {} needed at the '
                                                       'fleet''s {:.2f}% rate of failed, unanswered or crawling challenges',
@@ -467,8 +542,13 @@ class SpoofedModel(Detector):
                                                               'up to {:.1f}x its peers'' median round trip for the product, its own network''s time taken off',
                                                               crawled_trip_ratio) END)) END,
                                                         CASE WHEN solo_failures > 0 THEN format('{} failed', solo_failures) END),
-                                                      vram_needed_any, 100 * failure_rate) END,
+                                                      failures_needed_any, 100 * failure_rate) END,
                      CASE WHEN impossible_vram THEN format('claims {} MiB; no {} has more than {} MiB', vram_total_mb, model, vram_max_mb) END,
+                     CASE WHEN flat_timing THEN format('answers products of n = {} at {:.1f} TFLOPS, {:.1f}x its {} honest peers'' median '
+                                                       'there, {:.0f}% of its own speed at n = {}, where they run at {:.1f}: a product '
+                                                       'that size fills no card, so its timing is computed, not measured',
+                                                       flat_at.n, flat_at.t, flat_at.t / flat_at.peers, flat_at.k,
+                                                       100 * flat_at.t / flat_at.own_best, flat_at.best_n, flat_at.best) END,
                      CASE WHEN failed_short AND slow AND NOT proven AND rented
                           THEN 'rented in the window: a rental still running holds memory and slows the card, so this is '
                                'suspicion, not proof'
@@ -478,7 +558,8 @@ class SpoofedModel(Detector):
                    CAST(json_object('proof', CASE WHEN proven OR refuted THEN 'exact' ELSE 'suspicion' END,
                         'signs', list_filter([CASE WHEN slow AND (slow_alone OR vram_short) THEN 'slow' END,
                                               CASE WHEN vram_short THEN 'vram_short' END,
-                                              CASE WHEN impossible_vram THEN 'impossible_vram' END], lambda x: x IS NOT NULL),
+                                              CASE WHEN impossible_vram THEN 'impossible_vram' END,
+                                              CASE WHEN flat_timing THEN 'flat_timing' END], lambda x: x IS NOT NULL),
                         'rented', rented,
                         'vram_failures_while_hired', hired_failures,
                         'vram_failures_while_busy', busy_failures, 'vram_failures_after_last_rental', after_rental_failures,
@@ -486,15 +567,18 @@ class SpoofedModel(Detector):
                         'peer_n', peer_n, 'peer_tflops', round(peer_tflops, 2), 'peer_median_tflops', round(peers, 2),
                         'peer_devices', peer_devices,
                         'spec_tflops', spec, 'measurements', measurements, 'vram_solo_failures', solo_failures,
-                        'vram_passed', passed, 'vram_largest_held_mib', held_mib, 'vram_failures_needed', vram_needed, 'vram_failure_span_hours', failure_span,
+                        'vram_passed', passed, 'vram_largest_held_mib', held_mib, 'vram_failures_needed', failures_needed, 'vram_failure_span_hours', failure_span,
                         'vram_unanswered_alive', solo_timeouts, 'vram_own_time_s', round(timeout_predicted_ms / 1000, 2),
                         'vram_crawled_answers', crawled_answers, 'vram_crawled_own_share', round(crawled_share, 3),
                         'vram_crawled_trip_ratio', round(crawled_trip_ratio, 2),
-                        'vram_longest_accepted_s', round(longest_ms / 1000, 2), 'vram_failures_needed_with_unanswered', vram_needed_any,
+                        'vram_longest_accepted_s', round(longest_ms / 1000, 2), 'vram_failures_needed_with_unanswered', failures_needed_any,
                         'fleet_failure_rate', round(failure_rate, 5),
                         'fleet_error_rate', round(error_rate, 5), 'claimed_vram_mb', vram_total_mb, 'catalogue_vram_mb', vram_mb,
-                        'catalogue_vram_max_mb', vram_max_mb) AS VARCHAR) AS details
-            FROM judged WHERE slow_alone OR vram_short OR impossible_vram OR refuted
+                        'catalogue_vram_max_mb', vram_max_mb, 'flat_n', flat_at.n, 'flat_tflops', round(flat_at.t, 2),
+                        'flat_peer_median_tflops', round(flat_at.peers, 2), 'flat_best_n', flat_at.best_n,
+                        'flat_best_median_tflops', round(flat_at.best, 2), 'flat_own_best_tflops', round(flat_at.own_best, 2))
+                        AS VARCHAR) AS details
+            FROM judged WHERE slow_alone OR vram_short OR impossible_vram OR flat_timing OR refuted
             """.replace(
                 "{HELD}",
                 held_since_cleared("spoofed_model", "CAST(json_extract(e.details, '$.signs') AS VARCHAR[]) = ['vram_short']"),
@@ -513,6 +597,7 @@ class SpoofedModel(Detector):
             .replace("{RENTALS}", RENTALS_CTE)
             .replace("{RENTAL_COVER}", RENTAL_COVER_CTE)
             .replace("NEEDED(error_rate)", _failures_needed("error_rate", "$min_errors"))
+            .replace("NEEDED(unified_rate)", _failures_needed("unified_rate", "$min_errors"))
             .replace("NEEDED(failure_rate)", _failures_needed("failure_rate", "$min_vram")),
             window=self.window_hours,
             slow=self.slow_ratio,
@@ -530,6 +615,8 @@ class SpoofedModel(Detector):
             busy=self.vram_busy_pace,
             unified_share=self.unified_gpu_share,
             rented_share=self.rented_share,
+            flat_fill=self.flat_fill,
+            flat_share=self.flat_share,
         )
 
 

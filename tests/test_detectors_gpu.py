@@ -368,6 +368,66 @@ def test_spoofed_model_a_mac_failing_products_above_what_macos_lets_its_gpu_wire
         "honest-mac", "mac-claiming-128gb"]  # fmt: skip
 
 
+def test_spoofed_model_a_timing_as_fast_on_products_too_small_to_fill_a_card_as_on_large_ones_is_computed(con) -> None:
+    """Every card's efficiency falls on small products (the call's fixed cost, tiles that do not
+    fill it). A twelfth network written by others had cracked workers answer only the sampled
+    entries (right) on the CPU and sleep 2n^3/spec: at 2.0-2.9x their honest peers on its
+    smallest products and about the spec everywhere. Such a flat timing is suspected; an honest
+    card a tenth faster than its peers at every size, and a larger card sold as a smaller one
+    (faster everywhere, still slower on small products), are not."""
+    curve = {1024: 60.0, 2048: 150.0, 8192: 260.0}  # the honest A100s' speed by product size
+    for d in range(12):
+        feature(con, f"a100-{d}")
+        for n, speed in curve.items():
+            for h in range(3):
+                challenge(con, f"a100-{d}", "matmul", "ok", speed * (1 + 0.01 * (d % 5)), f"p{d}-{n}-{h}", n=n)
+    speeds = {"cracked": {n: 306.0 for n in curve}, "quick": {n: 1.12 * t for n, t in curve.items()},
+              "bigger": {1024: 110.0, 2048: 300.0, 8192: 560.0}}  # fmt: skip
+    for d, by_n in speeds.items():
+        feature(con, d)
+        for n, speed in by_n.items():
+            for h in range(3):
+                challenge(con, d, "matmul", "ok", speed, f"{d}-{n}-{h}", n=n)
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["cracked"] and found["action"][0] == "probation"
+    assert "answers products of n = 1024 at 306.0 TFLOPS, 5.0x its 15 honest peers' median" in found["reason"][0]
+    details = json.loads(found["details"][0])
+    assert details["proof"] == "suspicion" and details["signs"] == ["flat_timing"] and details["flat_best_n"] == 8192
+
+
+def test_spoofed_model_a_mac_failing_under_memory_pressure_as_often_as_the_macs_around_it_is_no_spoof(con) -> None:
+    """Unified memory is the apps' too: a twelfth network written by others had its honest Macs
+    fail 9.5% of VRAM challenges well below the share macOS wires (a browser, an editor), and
+    nine were held on three failures above what each had held that day, judged at the discrete
+    fleet's 0.57% matmul error rate. On a system-on-chip the failures are judged at the rarer of
+    that rate and the honest Macs' own VRAM failure rate: a Mac failing three of five is one of
+    them, a Mac claiming twice its memory that fails every product above what it has is not."""
+    mac = dict(gpu_model="Apple M2", catalogue_model="apple_m2", spec_tflops=3.6, tflops_median=3.4)
+    day = [f"2024-08-13T{h:02d}" for h in range(6, 24)] + [hour(h) for h in range(6)]
+
+    def n_for(share: float, claim_mb: int) -> int:  # a product of 8 n^2 bytes filling `share` of the claim
+        return int((share * claim_mb * 1048576 / 8) ** 0.5)
+
+    for d in range(20):  # the Macs around it: one VRAM challenge in ten fails under pressure
+        feature(con, f"mac{d}", vram_total_mb=8192, **mac)
+        for k in range(5):
+            status = "error" if (5 * d + k) % 10 == 3 else "ok"
+            challenge(con, f"mac{d}", "vram", status, None, f"m{d}-{k}", n=n_for(0.3, 8192), epoch=day[5 * k])
+    feature(con, "busy-mac", vram_total_mb=8192, **mac)
+    for k, (share, status) in enumerate([(0.25, "ok"), (0.45, "error"), (0.2, "ok"), (0.5, "error"), (0.55, "error")]):
+        challenge(con, "busy-mac", "vram", status, None, f"b{k}", n=n_for(share, 8192), epoch=day[5 * k + 1])
+    feature(con, "mac-claiming-16gb", vram_total_mb=16384, **mac)  # an 8 GB machine: what it wires is ~5.3 GB
+    for k in range(10):
+        share, status = (0.2, "ok") if k % 5 == 0 else (0.45, "error")
+        challenge(con, "mac-claiming-16gb", "vram", status, None, f"s{k}", n=n_for(share, 16384), epoch=day[2 * k + 2])
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["mac-claiming-16gb"] and found["action"][0] == "probation"
+    assert "8 VRAM challenge(s) at the claimed 16384 MiB failed" in found["reason"][0]
+    assert "needed at the unified-memory fleet's" in found["reason"][0]
+    details = json.loads(found["details"][0])
+    assert details["vram_failures_needed"] == 7 and 0.15 < details["fleet_error_rate"] < 0.2
+
+
 def test_spoofed_model_vram_challenges_left_unanswered_while_alive_count_unless_its_speed_explains_them(con) -> None:
     """A card without the memory may hang (paging to host memory) instead of failing: a VRAM
     challenge that times out while the device answers pings and heartbeats, whose product its
@@ -456,7 +516,8 @@ def test_spoofed_model_refuses_a_vram_false_alarm_rate_or_a_share_that_is_not_a_
     for bad in (0.0, -1e-5, 1.5):
         with pytest.raises(ValueError, match="vram_false_alarm"):
             SpoofedModel(vram_false_alarm=bad)
-    for name, bad in (("unified_gpu_share", 0.0), ("unified_gpu_share", 1.2), ("rented_share", -0.1), ("rented_share", 2.0)):
+    for name, bad in (("unified_gpu_share", 0.0), ("unified_gpu_share", 1.2), ("rented_share", -0.1), ("rented_share", 2.0),
+                      ("flat_fill", 0.0), ("flat_fill", 0.95), ("flat_share", 1.5)):  # fmt: skip
         with pytest.raises(ValueError, match=name):
             SpoofedModel(**{name: bad})
 
