@@ -3,7 +3,8 @@
     uv run python benchmarks/replay_detector.py --db fp.duckdb --detector failed_pow
     uv run python benchmarks/replay_detector.py --db fp.duckdb --detector failed_pow --truth truth_devices.csv
 
-A detector change is judged on networks already run, without running them again: the stored
+A detector change (in its code, or in its parameters in ``--policy``, the shipped detection
+policy by default) is judged on networks already run, without running them again: the stored
 ``evidence`` rows are what the detector said when the run was made; the replay is what it says
 now over the same stored inputs. Per population (with ``--truth``: a CSV of ``device_id,
 population, is_fraud``, or a simulated network's ``_truth/devices.parquet``) or overall it
@@ -43,9 +44,10 @@ def read_truth(path: Path) -> pl.DataFrame:
     return t.select("device_id", "population", pl.col("is_fraud").str.to_lowercase().is_in(["1", "true"]).alias("fraud"))
 
 
-def replay(db: Path, detector: str) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def replay(db: Path, detector: str, params: dict | None = None) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """``(stored, replayed, epochs)``: ``epoch, device_id, action`` of the detector's rows, as
-    stored and as now, and how many epochs were replayed."""
+    stored and as now (built with ``params``, a policy's parameters for it), and how many epochs
+    were replayed."""
     import detectors
     from pipelines import catalogue
     from pipelines.db import connect, connect_for_reading
@@ -66,7 +68,9 @@ def replay(db: Path, detector: str) -> tuple[pl.DataFrame, pl.DataFrame, int]:
             query = "SELECT epoch, device_id, action FROM evidence WHERE detector = $d"
             stored = pl.from_arrow(con.sql(query, params={"d": detector}).to_arrow_table())
             rows = [
-                cls().detect(detectors.Evidence(con, epoch)).select(pl.lit(epoch).alias("epoch"), "device_id", "action")
+                cls(**(params or {}))
+                .detect(detectors.Evidence(con, epoch))
+                .select(pl.lit(epoch).alias("epoch"), "device_id", "action")
                 for epoch in epochs
             ]
     replayed = pl.concat(rows) if rows else pl.DataFrame(schema=schema)
@@ -114,6 +118,7 @@ def main() -> None:
     p.add_argument("--db", type=Path, required=True, help="a database written by `fleetproof run`")
     p.add_argument("--detector", required=True, help="a detector's name (detectors.REGISTRY)")
     p.add_argument("--truth", type=Path, help="truth_devices.csv of a held-out network, or _truth/devices.parquet")
+    p.add_argument("--policy", type=Path, help="a detection policy TOML to build the detector from (default: the shipped one)")
     a = p.parse_args()
     if not a.db.is_file():
         raise SystemExit(f"replay_detector: no database at {a.db}")
@@ -122,11 +127,19 @@ def main() -> None:
     if a.detector not in detectors.REGISTRY:
         raise SystemExit(f"replay_detector: no detector {a.detector!r}; known: {', '.join(sorted(detectors.REGISTRY))}")
     truth = read_truth(a.truth) if a.truth else None
+    from pipelines.policy import load_policy
+    from pipelines.policy_errors import PolicyError
+
+    try:  # as the detect stage builds it: a policy's change replays as a code change does
+        params = dict(load_policy(a.policy).detectors.get(a.detector, {}))
+    except PolicyError as e:
+        raise SystemExit(f"replay_detector: {e}") from None
+    params.pop("enabled", None)
     t0 = time.perf_counter()
     from pipelines.db import DatabaseBusy
 
     try:
-        stored, replayed, epochs = replay(a.db, a.detector)
+        stored, replayed, epochs = replay(a.db, a.detector, params)
     except DatabaseBusy as busy:
         raise SystemExit(f"replay_detector: {busy}") from None
     seconds = time.perf_counter() - t0

@@ -76,3 +76,28 @@ def test_a_replay_stops_at_once_while_a_run_holds_the_database(day_run, tmp_path
         done = subprocess.run([sys.executable, str(SCRIPT), "--db", str(copy), "--detector", "failed_pow"],
                               capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 1 and "replay_detector: a run holds" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_replay_builds_the_detector_from_the_policy_so_a_changed_parameter_replays_as_a_code_change(
+    day_run, tmp_path, monkeypatch, capsys
+) -> None:
+    from pipelines.policy import DEFAULT_POLICY
+
+    _, db, _ = day_run
+    copy = tmp_path / "fp.duckdb"
+    shutil.copyfile(db, copy)
+    with duckdb.connect(str(copy)) as con:
+        below = con.execute(
+            "SELECT count(DISTINCT device_id) FROM evidence WHERE detector = 'failed_pow' AND action IN ('probation', 'reject') "
+            "AND score < 1"
+        ).fetchall()[0][0]
+    assert below > 0
+    policy = tmp_path / "detection.toml"  # the shipped policy, keeping only failed_pow's rows of score 1
+    text = DEFAULT_POLICY.read_text()
+    start = text.index("[detectors.failed_pow]")
+    policy.write_text(text[:start] + text[start:].replace("threshold = 0.5", "threshold = 1.0", 1))
+    out = _replay(monkeypatch, capsys, "--db", str(copy), "--detector", "failed_pow", "--policy", str(policy))
+    assert "devices whose held hours differ: 0" not in out and "before only" in out
+    (tmp_path / "bad.toml").write_text(text[:start] + text[start:].replace("threshold = 0.5", 'threshold = "high"', 1))
+    with pytest.raises(SystemExit, match="bad.toml"):
+        _replay(monkeypatch, capsys, "--db", str(copy), "--detector", "failed_pow", "--policy", str(tmp_path / "bad.toml"))
