@@ -188,14 +188,14 @@ class SybilRings(Detector):
             evidence.con.unregister("community_members")
         return {a: int(n) for a, n in rows}
 
-    def _offices(self, evidence: Evidence, cores: list[list[str]]) -> dict[str, str]:
-        """The mail domain of each community member of at most ``site_accounts`` whose domain
-        every holder in the network signed up for at one site (``communities.company_office``); an
-        account with no sign-up address counts as a site of its own."""
-        small = sorted({a for c in cores if len(c) <= self.site_accounts for a in c})
-        if not small:
+    def _offices(self, evidence: Evidence, cores: list[list[str]]) -> dict[str, tuple[str, int, int]]:
+        """Each community member's mail domain, with how many accounts of the network hold a mailbox
+        there and at how many sign-up sites (an account with no sign-up address a site of its own):
+        a company's own domain is held by its staff alone, from its office or its racks
+        (``communities.company_office``, ``communities.organisation_fleets``)."""
+        members = pl.DataFrame({"account_id": sorted({a for c in cores for a in c})}, schema={"account_id": pl.String})
+        if not members.height:
             return {}
-        members = pl.DataFrame({"account_id": small}, schema={"account_id": pl.String})
         evidence.con.register("office_members", members.to_arrow())
         try:
             rows = evidence.con.execute(
@@ -203,13 +203,15 @@ class SybilRings(Detector):
                 "              WHERE kind = 'email'), "
                 "site AS (SELECT account_id, value AS site FROM account_attrs WHERE kind = 'signup_ip'), "
                 "theirs AS (SELECT * FROM mail WHERE domain IN (SELECT domain FROM mail JOIN office_members USING (account_id))), "
-                "one_site AS (SELECT m.domain FROM theirs m LEFT JOIN site s USING (account_id) GROUP BY m.domain "
-                "             HAVING count(DISTINCT coalesce(s.site, 'account:' || m.account_id)) = 1) "
-                "SELECT m.account_id, m.domain FROM mail m JOIN one_site USING (domain) JOIN office_members USING (account_id)"
+                "held AS (SELECT m.domain, count(DISTINCT m.account_id) AS holders, "
+                "                count(DISTINCT coalesce(s.site, 'account:' || m.account_id)) AS sites "
+                "         FROM theirs m LEFT JOIN site s USING (account_id) GROUP BY m.domain) "
+                "SELECT m.account_id, m.domain, h.holders, h.sites FROM mail m JOIN held h USING (domain) "
+                "JOIN office_members USING (account_id)"
             ).fetchall()
         finally:
             evidence.con.unregister("office_members")
-        return {a: d for a, d in rows if d}
+        return {a: (d, int(n), int(k)) for a, d, n, k in rows if d}
 
     def _synchronized(self, evidence: Evidence, cores: list[list[str]]) -> dict[int, dict]:
         """``outages.synchronized_outages`` of the communities of ``min_accounts`` or more, by

@@ -1685,7 +1685,8 @@ def test_sybil_refuses_a_synchronized_outage_window_level_or_network_count_out_o
 
 
 @pytest.mark.parametrize(
-    "shape", ["four_sites", "four_card_sites", "two_companies", "thin_accounts", "one_machine_shared", "seven_sites"]
+    "shape",
+    ["four_sites", "four_card_sites", "two_companies", "thin_accounts", "one_machine_shared", "seven_sites", "seven_at_a_vendor"],
 )
 def test_a_companys_four_sites_one_account_each_are_no_ring_the_same_ties_over_thin_accounts_are(con, shape: str) -> None:
     """A tenth network written by others: one company with racks in four countries, one account
@@ -1695,16 +1696,21 @@ def test_a_companys_four_sites_one_account_each_are_no_ring_the_same_ties_over_t
     cards thin; a few fleets (a four-card server or more), each at a site of its own, are an
     operator's sites (a seventh network's companies ran 4-10 devices an account), and two
     such companies on one build with alike mailbox names are two operators, not one ring of
-    seven. The same ties over accounts of two devices each, with a machine reported under two
-    sites, or over seven sites paid by one treasury, are still a ring, held for review."""
+    seven; seven sites at its own domain are one organisation's fleets in the open
+    (``organisation_fleets``). The same ties over accounts of two devices each, with a machine
+    reported under two sites, or over seven sites with mailboxes at a vendor's domain, are still
+    a ring, held for review."""
     background(con, 150)
-    codes = ["us", "nl", "jp", "au"] + (["de", "sg", "br"] if shape in ("two_companies", "seven_sites") else [])
+    codes = ["us", "nl", "jp", "au"] + (
+        ["de", "sg", "br"] if shape in ("two_companies", "seven_sites", "seven_at_a_vendor") else []
+    )
     per_account = {"thin_accounts": 2, "four_card_sites": 4}.get(shape, 16)
     members = []
     for k, site in enumerate(codes):
         company = "kestrel" if shape != "two_companies" or k < 4 else "osprey"
         acc = f"{company}-{site}"
-        account(con, acc, f"ops-{site}@{company}compute.io", f"w-{acc}", f"{71 + 20 * k}.{20 + k}.5.2")
+        mailbox = f"{company}.ops.{site}@gmail.com" if shape == "seven_at_a_vendor" else f"ops-{site}@{company}compute.io"
+        account(con, acc, mailbox, f"w-{acc}", f"{71 + 20 * k}.{20 + k}.5.2")
         funded(con, f"w-{acc}", f"w-{company}-treasury")
         for g in range(per_account):
             host = f"srv-{site}-{g // 8}"
@@ -1715,7 +1721,7 @@ def test_a_companys_four_sites_one_account_each_are_no_ring_the_same_ties_over_t
         members.append(acc)
     found = SybilRings().detect(Evidence(con, EPOCH))
     clustered = sorted(r[0] for r in con.execute("SELECT DISTINCT account_id FROM sybil_clusters").fetchall())
-    if shape in ("four_sites", "four_card_sites", "two_companies"):
+    if shape in ("four_sites", "four_card_sites", "two_companies", "seven_sites"):
         assert clustered == [] and found.is_empty()
     else:
         assert clustered == sorted(members)
@@ -1756,3 +1762,49 @@ def test_a_companys_accounts_at_its_own_domain_and_office_are_no_ring_the_same_g
         assert clustered and set(clustered) <= set(staff) and set(found["action"]) == {"probation"}
     else:
         assert clustered == [] and found.is_empty()
+
+
+def test_relatives_each_registering_a_card_of_the_family_pc_are_a_household(con) -> None:
+    """A thirteenth network written by others: families whose members each register one card of
+    the family's multi-GPU PC, mailboxes of their own at several vendors, paid to one wallet,
+    behind the home address; 13 such accounts were rejected and one slashed. Relatives reading
+    mail of their own are a household even on one machine; one owner's numbered mailboxes on his
+    rig are not (``test_one_rig_split_over_five_numbered_mailboxes_behind_one_address_is_no_household``)."""
+    background(con, 150)
+    for k, email in enumerate(("john.kowalski42@yandex.ru", "ananya.kowalski@outlook.com", "jan.kowalski93@gmail.com")):
+        acc = f"kow{k}"
+        account(con, acc, email, "w-kowalski-family", "190.65.24.77", referrer="kow0" if k else None)
+        device(con, f"d-{acc}", acc, "190.65.24.77", "family-pc", cpu="AMD Ryzen 9 7950X 16-Core", uuid=f"GPU-kow-{k}")
+    funded(con, "w-kowalski-family", "big-exchange")
+    SybilRings().detect(Evidence(con, EPOCH))
+    assert con.execute("SELECT count(*) FROM sybil_clusters").fetchall() == [(0,)]
+
+
+REGIONS = ("eu", "us", "ap")
+
+
+@pytest.mark.parametrize("cards", [8, 2])
+def test_a_hosting_companys_racks_at_its_own_domain_are_no_ring_the_same_ties_over_thin_accounts_are(con, cards: int) -> None:
+    """A thirteenth network written by others: a hosting company registers an account per rack
+    (``ops-<region>-NN@`` its own domain), minutes apart, one server build, three /24s of one
+    hosting provider, every stake paid by its treasury; its 200 cards were rejected as a ring and
+    two slashed. Fleets of eight on a domain nobody else holds hide nothing: one organisation.
+    The same ties over accounts of two cards each are how a ring poses as many owners."""
+    background(con, 150)
+    racks = []
+    for k in range(12):
+        acc = f"rack{k}"
+        account(con, acc, f"ops-{REGIONS[k % 3]}-{k + 1:02d}@gridhost-example.io", f"w-{acc}", f"80.73.{150 + k % 3}.{10 + k}")
+        funded(con, f"w-{acc}", "w-gridhost-treasury", at=f"2024-08-14 00:{10 + k // 4:02d}:00", amount="1600")
+        for d in range(cards):
+            device(con, f"d-{acc}-{d}", acc, f"80.73.{150 + k % 3}.{10 + k}", f"srv-{acc}", cpu="AMD EPYC 9354 32-Core Processor",
+                   uuid=f"GPU-{acc}-{d}")  # fmt: skip
+        racks.append(acc)
+    detector = SybilRings()
+    detector.detect(Evidence(con, EPOCH))
+    clustered = sorted(r[0] for r in con.execute("SELECT DISTINCT account_id FROM sybil_clusters").fetchall())
+    if cards == 8:
+        assert clustered == []
+        assert any(json.loads(e).get("organisation_fleets") for e in detector.clusters_["evidence"])
+    else:
+        assert clustered == sorted(racks)

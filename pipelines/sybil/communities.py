@@ -575,7 +575,9 @@ def operator_sites(
     )
 
 
-def company_office(members: list[str], cov: dict[str, float], offices: dict[str, str], rules: ClusterRules) -> bool:
+def company_office(
+    members: list[str], cov: dict[str, float], offices: dict[str, tuple[str, int, int]], rules: ClusterRules
+) -> bool:
     """Whether a community is one company's staff at its office: at most ``site_accounts``
     members, every one with a mailbox at one domain whose every holder in the network signed up
     at one site (``offices``: the company's own domain, used from its office), none on another's
@@ -592,6 +594,35 @@ def company_office(members: list[str], cov: dict[str, float], offices: dict[str,
         len(members) <= rules.site_accounts
         and len(domains) == 1
         and None not in domains
+        and next(iter(domains))[2] == 1  # type: ignore[index]
+        and cov.get("host", 0) < rules.min_coverage
+        and cov.get("email", 0) < rules.min_coverage
+        and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage
+    )
+
+
+def organisation_fleets(
+    members: list[str], cov: dict[str, float], offices: dict[str, tuple[str, int, int]], fleets: dict[str, int],
+    origin: int, rules: ClusterRules,
+) -> bool:  # fmt: skip
+    """Whether a community is one organisation's fleets in the open: every member runs at least
+    ``site_devices`` devices and has a mailbox at one domain that no account outside the
+    community it was found in (``origin`` accounts) holds, none on another's machine or mailbox,
+    none taking turns on a machine, card or address.
+
+    Honest model: a hosting company registers an account per region or rack at its own domain
+    (``ops-eu-01@``), pays every stake from its treasury, runs one server build and stakes its
+    racks in one go: one organisation, at any number of accounts, hiding nothing. A ring earns by
+    posing as many small owners: it spreads its cards thin (the rings of five independently
+    written networks ran 1-3 devices an account), or hides its accounts among a mail vendor's
+    customers; every device still faces every per-device check."""
+    domains = {offices.get(a, ("", 0, 0))[:2] for a in members}
+    domain, holders = next(iter(domains))
+    return (
+        len(domains) == 1
+        and bool(domain)
+        and holders <= origin
+        and all(fleets.get(a, 0) >= rules.site_devices for a in members)
         and cov.get("host", 0) < rules.min_coverage
         and cov.get("email", 0) < rules.min_coverage
         and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage
@@ -621,7 +652,7 @@ def score_clusters(
     origins: list[list[str]] | None = None,
     synced: dict[int, dict] | None = None,
     fleets: dict[str, int] | None = None,
-    offices: dict[str, str] | None = None,
+    offices: dict[str, tuple[str, int, int]] | None = None,
 ) -> pl.DataFrame:
     """One row per community: id, members, score, is_sybil, and the evidence as a short story.
 
@@ -632,8 +663,8 @@ def score_clusters(
     marks it. ``synced`` (``outages.synchronized_outages``, by cluster index) are members that
     went silent together beyond chance: their share covers the ``restart`` kind when larger.
     ``fleets`` are the devices each account reported in the window (``operator_sites``);
-    ``offices`` the mail domain of each account at a domain whose every holder signed up at one
-    site (``company_office``)."""
+    ``offices`` each member's mail domain, with how many accounts of the network hold it and at
+    how many sign-up sites (``company_office``, ``organisation_fleets``)."""
     if not clusters:
         return pl.DataFrame(schema={"cluster_id": pl.String, "members": pl.List(pl.String), "score": pl.Float64,
                                     "is_sybil": pl.Boolean, "evidence": pl.String})  # fmt: skip
@@ -736,6 +767,7 @@ def score_clusters(
         )
         strong_sources = len({_source(k) for k in strong})
         own = {r["kind"]: r["covered"] for r in group_held.filter(pl.col("cluster") == i).iter_rows(named=True)}
+        numbered = max((own.get(k, 0) for k in SHAPE_KINDS), default=0) >= rules.min_coverage * size
         at_site = own.pop("site", 0) >= rules.min_coverage * size
         if at_site:  # mailboxes at one site's domain are the site's
             for kind in SHAPE_KINDS:
@@ -749,24 +781,28 @@ def score_clusters(
             and cov.get("email", 0) < rules.min_coverage
             and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage
         )
-        # ...whose members each run a machine of their own and read mail of their own: GPUs of one
-        # machine under several of them (one rig split over numbered mailboxes), or one mailbox behind
-        # several of them (gmail dots and +tags of one address), are one owner's, not a family's
+        # ...whose members read mail of their own: one mailbox behind several of them (gmail dots and
+        # +tags of one address), or one machine's GPUs under mailboxes of one shape at one domain (one
+        # rig split over numbered mailboxes), are one owner's, not a family's; relatives with mailboxes
+        # of their own may each register a card of the family PC
         household = (
             size <= rules.household_accounts
             and home.get(i, 0) == size
-            and cov.get("host", 0) < rules.min_coverage
+            and (cov.get("host", 0) < rules.min_coverage or not numbered)
             and cov.get("email", 0) < rules.min_coverage
             and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage  # not in shifts
         )
         sites = fleets is not None and operator_sites(members, cov, fleets, inside, i, rules)
         office = company_office(members, cov, offices or {}, rules)
+        origin = len(scopes[origin_of[members[0]]])
+        organisation = fleets is not None and organisation_fleets(members, cov, offices or {}, fleets, origin, rules)
         is_sybil = (
             size >= rules.min_accounts
             and not household  # a parent's wallet, one build, one reboot timer: one family's ties
             and not institution  # a department's wallet, one image, one administrator: one institution's
             and not sites  # a treasury, one server build, one mail domain: one company's sites
             and not office  # a treasury, one build, one referrer at the company's domain and office
+            and not organisation  # fleets on an organisation's own domain: nothing hidden
             and strong_sources >= rules.min_strong_kinds
             and max(own.values(), default=0) >= rules.min_coverage * size  # the accounts' own tie, not a site's
             and (
@@ -803,6 +839,8 @@ def score_clusters(
             evidence["operator_sites"] = True
         if office:
             evidence["company_office"] = True
+        if organisation:
+            evidence["organisation_fleets"] = True
         if sync:
             evidence["synchronized_outage"] = sync | {"accounts": sync["accounts"][:50]}
         rows.append({"cluster_id": cluster_id(members), "members": members, "score": round(score, 4),
