@@ -65,6 +65,19 @@ virtualized GPUs of a 600-device network were 3 of 24 caught (24 over IPv4).
 Gmail, Outlook and most providers deliver to the untagged address) and, at Gmail, without dots
 (``Lena.Nguyen+rent@googlemail.com`` -> ``lenanguyen@gmail.com``); null for a string without
 ``@``. One mailbox is one person's, whatever spelling each account used."""
+GPU_UUID_MACRO = r"""
+CREATE OR REPLACE TEMP MACRO gpu_uuid(u) AS
+    CASE WHEN starts_with(u, 'GPU-') AND length(u) = 40 AND u[5:] = lower(u[5:]) THEN u
+         WHEN regexp_full_match(u, '(?i)\s*(gpu-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\s*')
+         THEN 'GPU-' || lower(regexp_replace(trim(u), '(?i)^gpu-', ''))
+         ELSE u END;
+"""
+"""``gpu_uuid(u)``: a card's UUID as NVML spells it, ``GPU-`` and 32 lower-case hex digits in
+the 8-4-4-4-12 groups, whatever case, prefix or surrounding blanks a writer used
+(``GPU-5F1D...``, ``5f1d...``, `` GPU-5f1d...``); anything else (a ``MIG-`` instance's UUID,
+a cloud's own id) as written. One card is one identity: a thirteenth network written by others
+copied honest cards' UUIDs in upper case, without the prefix or after a blank, and 9 of its 15
+such copies were not compared with the card they copied."""
 _INDEX = r"\d{1,9}(\.0{1,9})?"
 _VALUE = r"-?\d{1,18}(\.\d{1,9})?"
 _TRIPLE = rf"\[\s*{_INDEX}\s*,\s*{_INDEX}\s*,\s*{_VALUE}\s*\]"
@@ -167,6 +180,9 @@ class Column:
     aliases: tuple[tuple[str, str], ...] = ()
     """For enumerations: (another writer's spelling in lower case, the allowed value it means),
     stored in the contract's spelling (an extension: ``OS_ALIASES``, ``VIRTUALIZATION_ALIASES``)."""
+    canonical: str = ""
+    """A SQL macro (one argument) that stores the value in one spelling (an extension:
+    ``gpu_uuid``, ``GPU_UUID_MACRO``)."""
 
     @property
     def null_texts(self) -> frozenset[str]:
@@ -208,8 +224,9 @@ def _c(
     allowed: tuple[str, ...] = (),
     nvml: bool = False,
     aliases: tuple[tuple[str, str], ...] = (),
+    canonical: str = "",
 ) -> Column:
-    return Column(name, type_, nullable, allowed, nvml, aliases)
+    return Column(name, type_, nullable, allowed, nvml, aliases, canonical)
 
 
 OS_ALIASES = (("darwin", "macos"), ("osx", "macos"), ("mac os x", "macos"), ("mac", "macos"), ("win32", "windows"))
@@ -247,7 +264,7 @@ HARDWARE = Feed(
         _c("worker_version", "VARCHAR"),
         _c("gpu_index", "INTEGER"),
         _c("gpu_model", "VARCHAR"),
-        _c("gpu_uuid", "VARCHAR", True, nvml=True),
+        _c("gpu_uuid", "VARCHAR", True, nvml=True, canonical="gpu_uuid"),
         _c("gpu_serial", "VARCHAR", True, nvml=True),
         _c("pci_bus_id", "VARCHAR", True, nvml=True),
         _c("vram_total_mb", "BIGINT"),
@@ -402,7 +419,7 @@ EXTERNAL_LISTINGS = Feed(
     (
         _c("ts", "TIMESTAMP"),
         _c("network", "VARCHAR"),
-        _c("gpu_uuid", "VARCHAR", True, nvml=True),
+        _c("gpu_uuid", "VARCHAR", True, nvml=True, canonical="gpu_uuid"),
         _c("host_fingerprint", "VARCHAR", True),
         _c("ip", "VARCHAR"),
     ),

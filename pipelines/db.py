@@ -19,7 +19,7 @@ from filelock import FileLock, Timeout
 
 from pipelines import epoch
 from pipelines.cadence import LIVENESS_MACROS
-from pipelines.contract import IP_MACROS, TIMESTAMP_MACROS
+from pipelines.contract import GPU_UUID_MACRO, IP_MACROS, TIMESTAMP_MACROS
 
 DEFAULT_LOCK_TIMEOUT_S = 3600.0
 DEFAULT_MEMORY_LIMIT = "6GB"
@@ -119,6 +119,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(LIVENESS_MACROS)
     con.execute(TIMESTAMP_MACROS)
     con.execute(IP_MACROS)
+    con.execute(GPU_UUID_MACRO)
 
 
 def one(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple | None:

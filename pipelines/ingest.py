@@ -366,6 +366,8 @@ def _casts(feed: Feed, raw_table: str) -> str:
 
     def typed(c: Column) -> str:
         value = _typed(c.type, f'"nulled_{c.name}"' if c.nullable else _quoted(c.name))
+        if c.canonical:
+            value = f"{c.canonical}({value})"
         return _canonical(c.allowed, value, c.aliases) if c.allowed else value
 
     nulled = ", ".join(

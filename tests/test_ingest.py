@@ -225,3 +225,30 @@ def test_a_feed_in_several_files_lands_in_file_order_numbered_as_in_each_file(tm
         (uptime_row(i)["device_id"], uptime_row(i)["ts"][14:19]) for i in order
     ]
     assert quarantined == [("uptime.jsonl", 3, "line 3 is not a JSON object")]
+
+
+def test_a_cards_uuid_lands_in_nvmls_spelling_whatever_case_prefix_or_blanks_a_writer_used(tmp_path: Path) -> None:
+    """One card is one identity: a thirteenth network written by others copied honest cards'
+    UUIDs in upper case, without the ``GPU-`` prefix or after a blank, and most copies were never
+    compared with the card they copied. A MIG instance's UUID and an identity that is no UUID
+    land as written."""
+    from hostile_hours import hardware_row, jsonl, make_hour
+
+    card = "5f1d2c3b-aaaa-bbbb-cccc-0123456789ab"
+    spellings = [
+        f"GPU-{card}",
+        f"GPU-{card.upper()}",
+        card,
+        f" gpu-{card.upper()} ",
+        "MIG-4f2e1d0c-1111-2222-3333-444455556666",
+        "vm-7",
+    ]
+    rows = [hardware_row(f"dev-{k}", gpu_uuid=u) for k, u in enumerate(spellings)]
+    rows.append({**hardware_row("dev-9"), "gpu_uuid": None})
+    folder = make_hour(tmp_path / "drops", extra={"hardware.jsonl": (jsonl(rows), len(rows))})
+    with connect(tmp_path / "db.duckdb") as con:
+        assert ingest_hour(con, folder).status == "ingested"
+        stored = dict(con.execute("SELECT device_id, gpu_uuid FROM hardware").fetchall())
+        assert scalar(con, "SELECT count(*) FROM quarantine") == 0
+    assert [stored[f"dev-{k}"] for k in range(4)] == [f"GPU-{card}"] * 4
+    assert stored["dev-4"] == spellings[4] and stored["dev-5"] == "vm-7" and stored["dev-9"] is None
