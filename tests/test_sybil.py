@@ -1788,13 +1788,15 @@ def test_a_hosting_companys_racks_at_its_own_domain_are_no_ring_the_same_ties_ov
     """A thirteenth network written by others: a hosting company registers an account per rack
     (``ops-<region>-NN@`` its own domain), minutes apart, one server build, three /24s of one
     hosting provider, every stake paid by its treasury; its 200 cards were rejected as a ring and
-    two slashed. Fleets of eight on a domain nobody else holds hide nothing: one organisation.
+    two slashed (one of them had moved to a personal mailbox). Fleets of eight, most of them on a
+    domain nobody else holds, hide nothing: one organisation.
     The same ties over accounts of two cards each are how a ring poses as many owners."""
     background(con, 150)
     racks = []
     for k in range(12):
         acc = f"rack{k}"
-        account(con, acc, f"ops-{REGIONS[k % 3]}-{k + 1:02d}@gridhost-example.io", f"w-{acc}", f"80.73.{150 + k % 3}.{10 + k}")
+        mailbox = "michael1976@gmx.de" if k == 0 else f"ops-{REGIONS[k % 3]}-{k + 1:02d}@gridhost-example.io"  # one moved
+        account(con, acc, mailbox, f"w-{acc}", f"80.73.{150 + k % 3}.{10 + k}")
         funded(con, f"w-{acc}", "w-gridhost-treasury", at=f"2024-08-14 00:{10 + k // 4:02d}:00", amount="1600")
         for d in range(cards):
             device(con, f"d-{acc}-{d}", acc, f"80.73.{150 + k % 3}.{10 + k}", f"srv-{acc}", cpu="AMD EPYC 9354 32-Core Processor",

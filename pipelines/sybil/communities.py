@@ -606,9 +606,11 @@ def organisation_fleets(
     origin: int, rules: ClusterRules,
 ) -> bool:  # fmt: skip
     """Whether a community is one organisation's fleets in the open: every member runs at least
-    ``site_devices`` devices and has a mailbox at one domain that no account outside the
-    community it was found in (``origin`` accounts) holds, none on another's machine or mailbox,
-    none taking turns on a machine, card or address.
+    ``site_devices`` devices, ``min_coverage`` of them with a mailbox at one domain that no
+    account outside the community it was found in (``origin`` accounts) holds (a thirteenth
+    network written by others had one of a company's 25 rack accounts move to a personal
+    mailbox), none on another's machine or mailbox, none taking turns on a machine, card or
+    address.
 
     Honest model: a hosting company registers an account per region or rack at its own domain
     (``ops-eu-01@``), pays every stake from its treasury, runs one server build and stakes its
@@ -616,11 +618,10 @@ def organisation_fleets(
     posing as many small owners: it spreads its cards thin (the rings of five independently
     written networks ran 1-3 devices an account), or hides its accounts among a mail vendor's
     customers; every device still faces every per-device check."""
-    domains = {offices.get(a, ("", 0, 0))[:2] for a in members}
-    domain, holders = next(iter(domains))
+    at = [offices[a][:2] for a in members if a in offices]
+    (domain, holders), count = max(((d, at.count(d)) for d in set(at)), key=lambda x: (x[1], x[0]), default=(("", 0), 0))
     return (
-        len(domains) == 1
-        and bool(domain)
+        count >= rules.min_coverage * len(members)  # its own domain, for most of it (staff change mailboxes)
         and holders <= origin
         and all(fleets.get(a, 0) >= rules.site_devices for a in members)
         and cov.get("host", 0) < rules.min_coverage
