@@ -66,7 +66,11 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   fraction of a card sold as a whole one. Not a guest whose vGPU profile holds the whole card
   (NVML names a guest after its card and profile, ``NVIDIA A40-48Q``: 48 GB of an A40's 48, one
   VM per card, as a campus VDI lends its idle desktops; a tenth network written by others had
-  16 such guests rejected), claiming no more memory than the card has. MIG mode alone is an operator's own setting and is
+  16 such guests rejected), claiming no more memory than the card has; nor one named after the
+  card alone whose reported memory is the card's (a guest reports its profile's frame buffer,
+  carved out of the card, never shared: a fourteenth such network's 40 cloud VMs on whole-card
+  profiles were rejected). A slice that reports the whole card's memory is judged by its
+  contention and its VRAM challenges like any other device. MIG mode alone is an operator's own setting and is
   only recorded in ``details``; the instances of one card that its owner partitioned share its
   bus id by design and claim their shares of its memory (``detectors.mig``), while MIG slices
   registered as whole cards show up as shared identity, contention or a slow ``spoofed_model``.
@@ -279,6 +283,12 @@ class VirtualizedGpu(Detector):
                 WHERE n.virtualization_mode = 'VGPU' AND regexp_matches(n.gpu_model, '{VGPU_PROFILE}')
                   AND TRY_CAST(regexp_extract(n.gpu_model, '{VGPU_PROFILE}', 1) AS BIGINT) * 1024 >= c.vram_mb * (1 - {TOL})  -- a name is worker-written
                   AND coalesce(n.vram_total_mb, 0) <= c.vram_max_mb * (1 + {TOL})
+                UNION  -- ...or named after the card alone, its frame buffer the card's memory: a guest reports its profile's
+                -- frame buffer, and frame buffers are carved out of the card, never shared (a fourteenth network written by
+                -- others: 40 cloud VMs on whole-card profiles, NVIDIA RTX A6000 and L40S at their full memory, rejected)
+                SELECT n.device_id FROM now n JOIN gpu_catalogue c ON c.model_key = n.catalogue_model
+                WHERE n.virtualization_mode = 'VGPU' AND NOT regexp_matches(n.gpu_model, '{VGPU_PROFILE}')
+                  AND n.vram_total_mb >= c.vram_mb * (1 - {TOL}) AND n.vram_total_mb <= c.vram_max_mb * (1 + {TOL})
             ),
             judged AS (
                 SELECT n.device_id, n.account_id, n.virtualization_mode, n.mig_mode,
