@@ -330,28 +330,33 @@ class SybilRings(Detector):
     def score(self, evidence: Evidence) -> pl.DataFrame:
         found = evidence.sql(
             """
-            SELECT f.device_id, f.account_id, c.score,
-                   CASE WHEN coalesce(h.hours, 0) >= $confirm
+            WITH judged AS (
+                SELECT f.device_id, f.account_id, c.score, c.cluster_id, c.evidence, n.members, coalesce(h.hours, 0) AS hours,
+                       -- established: in a ring for confirm_hours of the window, tied to it by member_kinds operator kinds
+                       -- of its own, and not all at one site: what one address's group shares (a funder, a build, a
+                       -- machine) an office, a lab, a reseller's customers or a family share in the open
+                       coalesce(h.hours, 0) >= $confirm
                          AND coalesce(json_array_length(c.evidence -> '$.member_strong_kinds'), 0) >= $member_kinds
-                        THEN 'reject' ELSE 'probation' END AS action,
-                   format('account is one of {} in sybil cluster {}: {}', n.members, c.cluster_id,
-                          json_extract_string(c.evidence, '$.story')) AS reason,
-                   CAST(json_object('proof', CASE WHEN coalesce(h.hours, 0) >= $confirm
-                         AND coalesce(json_array_length(c.evidence -> '$.member_strong_kinds'), 0) >= $member_kinds
-                        THEN 'statistical' ELSE 'suspicion' END,
-                        'member_strong_kinds', c.evidence -> '$.member_strong_kinds',
-                        'cluster_id', c.cluster_id, 'strong_kinds', c.evidence -> '$.strong_kinds',
-                        'hours_in_a_ring', coalesce(h.hours, 0)) AS VARCHAR) AS details
-            FROM device_features f
-            JOIN sybil_clusters c ON c.account_id = f.account_id AND c.epoch = $epoch
-            JOIN (SELECT cluster_id, count(*) AS members FROM sybil_clusters WHERE epoch = $epoch GROUP BY cluster_id) n
-              USING (cluster_id)
-            LEFT JOIN (  -- epochs of the window this account sat in a cluster scoring >= reject_score
-                SELECT account_id, count(DISTINCT epoch) AS hours FROM sybil_clusters
-                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch AND score >= $reject
-                GROUP BY account_id
-            ) h ON h.account_id = f.account_id
-            WHERE f.epoch = $epoch
+                         AND NOT coalesce(json_extract_string(c.evidence, '$.site_mailboxes') = 'true', false) AS proven
+                FROM device_features f
+                JOIN sybil_clusters c ON c.account_id = f.account_id AND c.epoch = $epoch
+                JOIN (SELECT cluster_id, count(*) AS members FROM sybil_clusters WHERE epoch = $epoch GROUP BY cluster_id) n
+                  USING (cluster_id)
+                LEFT JOIN (  -- epochs of the window this account sat in a cluster scoring >= reject_score
+                    SELECT account_id, count(DISTINCT epoch) AS hours FROM sybil_clusters
+                    WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch AND score >= $reject
+                    GROUP BY account_id
+                ) h ON h.account_id = f.account_id
+                WHERE f.epoch = $epoch
+            )
+            SELECT device_id, account_id, score, CASE WHEN proven THEN 'reject' ELSE 'probation' END AS action,
+                   format('account is one of {} in sybil cluster {}: {}', members, cluster_id,
+                          json_extract_string(evidence, '$.story')) AS reason,
+                   CAST(json_object('proof', CASE WHEN proven THEN 'statistical' ELSE 'suspicion' END,
+                        'member_strong_kinds', evidence -> '$.member_strong_kinds',
+                        'cluster_id', cluster_id, 'strong_kinds', evidence -> '$.strong_kinds',
+                        'hours_in_a_ring', hours) AS VARCHAR) AS details
+            FROM judged
             """,
             reject=self.reject_score,
             confirm=self.confirm_hours,

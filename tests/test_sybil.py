@@ -1810,3 +1810,35 @@ def test_a_hosting_companys_racks_at_its_own_domain_are_no_ring_the_same_ties_ov
         assert any(json.loads(e).get("organisation_fleets") for e in detector.clusters_["evidence"])
     else:
         assert clustered == sorted(racks)
+
+
+@pytest.mark.parametrize("site", [True, False])
+def test_a_resellers_customers_signed_up_at_its_one_address_are_held_never_rejected(con, site: bool) -> None:
+    """A fourteenth network written by others: a GPU reseller onboards its customers through its
+    one API address, its ops account refers them, its treasury stakes for them, and each of its
+    8-GPU hosts is split between two customers; 160 of their cards were rejected and 150
+    slashed as a ring's. What one address's group shares (a funder, a build, a machine) an
+    office, a lab or a reseller's customers share in the open: held for review, never
+    slashed. The same ties over accounts each signed up at an address of its own are a ring's."""
+    background(con, 150)
+    account(con, "reseller-ops", "ops@gridhost-resale.net", "w-reseller", "185.198.40.104")
+    members = []
+    for k in range(12):
+        acc = f"cust{k}"
+        ip = "185.198.40.104" if site else f"91.{30 + k}.7.{k + 2}"
+        account(con, acc, f"{['gpu', 'billing', 'infra'][k % 3]}@customer{k}-ai.com", f"w-{acc}", ip, referrer="reseller-ops")
+        funded(con, f"w-{acc}", "w-reseller-treasury")
+        for g in range(2):
+            device(con, f"d-{acc}-{g}", acc, f"185.98.14.{k // 2 + 10}", f"host-{k // 2}", cpu="AMD EPYC 7543 32-Core Processor")
+        members.append(acc)
+    detector = SybilRings()
+    detector.detect(Evidence(con, EPOCH))
+    rows = con.execute("SELECT epoch, cluster_id, account_id, score, evidence FROM sybil_clusters").fetchall()
+    assert sorted(a for _, _, a, _, _ in rows) == sorted(members)
+    assert all(len(json.loads(e)["member_strong_kinds"]) >= 3 for *_, e in rows)  # funding, host and build each
+    for h in range(6):  # in the cluster, scoring high, for six hours of the day: the reject rule's hours
+        for _, cid, acc, _, ev in rows:
+            con.execute("INSERT INTO sybil_clusters VALUES (?, ?, ?, 0.95, ?)", [f"2024-08-14T{h:02d}", cid, acc, ev])
+    found = detector.score(Evidence(con, EPOCH))
+    assert set(found["action"]) == ({"probation"} if site else {"reject"})
+    assert all(json.loads(d)["proof"] == ("suspicion" if site else "statistical") for d in found["details"])
