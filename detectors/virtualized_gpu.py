@@ -288,7 +288,9 @@ class VirtualizedGpu(Detector):
                 -- others: 40 cloud VMs on whole-card profiles, NVIDIA RTX A6000 and L40S at their full memory, rejected)
                 SELECT n.device_id FROM now n JOIN gpu_catalogue c ON c.model_key = n.catalogue_model
                 WHERE n.virtualization_mode = 'VGPU' AND NOT regexp_matches(n.gpu_model, '{VGPU_PROFILE}')
-                  AND n.vram_total_mb >= c.vram_mb * (1 - {TOL}) AND n.vram_total_mb <= c.vram_max_mb * (1 + {TOL})
+                  -- ECC sets 1/16 of GDDR memory aside (an L40S reports 46,068 of its 49,152 MiB): 0.9 of the card is
+                  -- all of it, a half or a quarter profile is not
+                  AND n.vram_total_mb >= c.vram_mb * 0.9 AND n.vram_total_mb <= c.vram_max_mb * (1 + {TOL})
             ),
             judged AS (
                 SELECT n.device_id, n.account_id, n.virtualization_mode, n.mig_mode,

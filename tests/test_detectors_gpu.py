@@ -727,6 +727,8 @@ def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
     # a guest named after the card alone, on a whole-card profile: its frame buffer is the card's memory (a
     # fourteenth network written by others had 40 such cloud VMs rejected)
     feature(con, "cloud_whole", virtualization_mode="VGPU", vram_total_mb=80000)
+    # ...as is one whose card sets ECC's 1/16 aside (an L40S reports 46,068 of its 49,152 MiB)
+    feature(con, "ecc_whole", virtualization_mode="VGPU", gpu_model="NVIDIA L40S", catalogue_model="l40s", vram_total_mb=46068)
     # a VDI guest whose vGPU profile is the whole card (48 GB of an A40's 48) is one VM per card; an 8 GB
     # profile of it is an eighth (a tenth network written by others had 16 VDI guests rejected)
     feature(con, "vdi", virtualization_mode="VGPU", gpu_model="NVIDIA A40-48Q", catalogue_model=None, vram_total_mb=49152)
@@ -748,7 +750,7 @@ def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
             )
     found = {r["device_id"]: r for r in VirtualizedGpu().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
     assert found["vgpu"]["action"] == "reject" and found["eighth"]["action"] == "reject" == found["garbled"]["action"]
-    assert not {"mig", "pass", "hgx0", "vdi", "cloud_whole"} & set(found)
+    assert not {"mig", "pass", "hgx0", "vdi", "cloud_whole", "ecc_whole"} & set(found)
     assert "21 GPUs on one host" in found["rig0"]["reason"] and found["rig0"]["action"] == "probation"
     assert found["twin0"]["action"] == "reject"
 
