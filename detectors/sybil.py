@@ -172,20 +172,14 @@ class SybilRings(Detector):
         """Devices each community member reported in the window, for those running at least
         ``site_devices`` (``communities.operator_sites``: accounts each running a fleet at a site
         of its own)."""
-        members = pl.DataFrame({"account_id": sorted({a for c in cores for a in c})}, schema={"account_id": pl.String})
-        if not members.height:
-            return {}
-        evidence.con.register("community_members", members.to_arrow())
-        try:
-            rows = evidence.con.execute(
-                "SELECT f.account_id, count(DISTINCT f.device_id) FROM device_features f "
-                "JOIN community_members m USING (account_id) "
-                "WHERE f.epoch > hours_back($epoch, $window) AND f.epoch <= $epoch "
-                "GROUP BY f.account_id HAVING count(DISTINCT f.device_id) >= $least",
-                {"epoch": evidence.epoch, "window": self.window_hours, "least": self.site_devices},
-            ).fetchall()
-        finally:
-            evidence.con.unregister("community_members")
+        rows = _of_members(
+            evidence, cores,
+            "SELECT f.account_id, count(DISTINCT f.device_id) FROM device_features f "
+            "JOIN community_members m USING (account_id) "
+            "WHERE f.epoch > hours_back($epoch, $window) AND f.epoch <= $epoch "
+            "GROUP BY f.account_id HAVING count(DISTINCT f.device_id) >= $least",
+            {"epoch": evidence.epoch, "window": self.window_hours, "least": self.site_devices},
+        )  # fmt: skip
         return {a: int(n) for a, n in rows}
 
     def _offices(self, evidence: Evidence, cores: list[list[str]]) -> dict[str, tuple[str, int, int]]:
@@ -193,24 +187,17 @@ class SybilRings(Detector):
         there and at how many sign-up sites (an account with no sign-up address a site of its own):
         a company's own domain is held by its staff alone, from its office or its racks
         (``communities.company_office``, ``communities.organisation_fleets``)."""
-        members = pl.DataFrame({"account_id": sorted({a for c in cores for a in c})}, schema={"account_id": pl.String})
-        if not members.height:
-            return {}
-        evidence.con.register("office_members", members.to_arrow())
-        try:
-            rows = evidence.con.execute(
-                "WITH mail AS (SELECT account_id, split_part(value, '@', 2) AS domain FROM account_attrs "
-                "              WHERE kind = 'email'), "
-                "site AS (SELECT account_id, value AS site FROM account_attrs WHERE kind = 'signup_ip'), "
-                "theirs AS (SELECT * FROM mail WHERE domain IN (SELECT domain FROM mail JOIN office_members USING (account_id))), "
-                "held AS (SELECT m.domain, count(DISTINCT m.account_id) AS holders, "
-                "                count(DISTINCT coalesce(s.site, 'account:' || m.account_id)) AS sites "
-                "         FROM theirs m LEFT JOIN site s USING (account_id) GROUP BY m.domain) "
-                "SELECT m.account_id, m.domain, h.holders, h.sites FROM mail m JOIN held h USING (domain) "
-                "JOIN office_members USING (account_id)"
-            ).fetchall()
-        finally:
-            evidence.con.unregister("office_members")
+        rows = _of_members(
+            evidence, cores,
+            "WITH mail AS (SELECT account_id, split_part(value, '@', 2) AS domain FROM account_attrs WHERE kind = 'email'), "
+            "site AS (SELECT account_id, value AS site FROM account_attrs WHERE kind = 'signup_ip'), "
+            "theirs AS (SELECT * FROM mail WHERE domain IN (SELECT domain FROM mail JOIN community_members USING (account_id))), "
+            "held AS (SELECT m.domain, count(DISTINCT m.account_id) AS holders, "
+            "                count(DISTINCT coalesce(s.site, 'account:' || m.account_id)) AS sites "
+            "         FROM theirs m LEFT JOIN site s USING (account_id) GROUP BY m.domain) "
+            "SELECT m.account_id, m.domain, h.holders, h.sites FROM mail m JOIN held h USING (domain) "
+            "JOIN community_members USING (account_id)",
+        )  # fmt: skip
         return {a: (d, int(n), int(k)) for a, d, n, k in rows if d}
 
     def _synchronized(self, evidence: Evidence, cores: list[list[str]]) -> dict[int, dict]:
@@ -364,6 +351,18 @@ class SybilRings(Detector):
             member_kinds=self.reject_member_kinds,
         )
         return found if found.height else pl.DataFrame(schema=SCORE_SCHEMA)
+
+
+def _of_members(evidence: Evidence, cores: list[list[str]], sql: str, params: dict | None = None) -> list[tuple]:
+    """Rows of ``sql`` over the communities' members, registered as ``community_members(account_id)``."""
+    members = pl.DataFrame({"account_id": sorted({a for c in cores for a in c})}, schema={"account_id": pl.String})
+    if not members.height:
+        return []
+    evidence.con.register("community_members", members.to_arrow())
+    try:
+        return evidence.con.execute(sql, params or {}).fetchall()
+    finally:
+        evidence.con.unregister("community_members")
 
 
 def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:

@@ -14,6 +14,13 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "replay_detector.py"
 
 
+def _copy(db: Path, tmp_path: Path) -> Path:
+    """A copy of a run's database to change or replay."""
+    copy = tmp_path / "fp.duckdb"
+    shutil.copyfile(db, copy)
+    return copy
+
+
 def _replay(monkeypatch, capsys, *args: str) -> str:
     monkeypatch.setattr(sys, "argv", ["replay_detector.py", *args])
     runpy.run_path(str(SCRIPT), run_name="__main__")
@@ -24,8 +31,7 @@ def test_a_replay_of_unchanged_code_matches_what_the_run_stored_and_leaves_the_d
     day_run, tmp_path, monkeypatch, capsys
 ) -> None:
     drops, db, _ = day_run
-    copy = tmp_path / "fp.duckdb"
-    shutil.copyfile(db, copy)
+    copy = _copy(db, tmp_path)
     before = hashlib.sha256(copy.read_bytes()).hexdigest()
     out = _replay(monkeypatch, capsys, "--db", str(copy), "--detector", "sybil",
                   "--truth", str(drops / "_truth" / "devices.parquet"))  # fmt: skip
@@ -36,8 +42,7 @@ def test_a_replay_of_unchanged_code_matches_what_the_run_stored_and_leaves_the_d
 
 def test_a_replay_names_the_devices_whose_verdicts_differ_from_the_stored_ones(day_run, tmp_path, monkeypatch, capsys) -> None:
     _, db, _ = day_run
-    copy = tmp_path / "fp.duckdb"
-    shutil.copyfile(db, copy)
+    copy = _copy(db, tmp_path)
     with duckdb.connect(str(copy)) as con:  # as if the run had been made before failed_pow held this device
         device, epochs = con.execute(
             "SELECT device_id, count(*) FROM evidence WHERE detector = 'failed_pow' AND action IN ('probation', 'reject') "
@@ -70,8 +75,7 @@ def test_a_replay_stops_at_once_while_a_run_holds_the_database(day_run, tmp_path
     from pipelines.db import connect
 
     _, db, _ = day_run
-    copy = tmp_path / "fp.duckdb"
-    shutil.copyfile(db, copy)
+    copy = _copy(db, tmp_path)
     with connect(copy):  # a run in progress
         done = subprocess.run([sys.executable, str(SCRIPT), "--db", str(copy), "--detector", "failed_pow"],
                               capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -84,8 +88,7 @@ def test_a_replay_builds_the_detector_from_the_policy_so_a_changed_parameter_rep
     from pipelines.policy import DEFAULT_POLICY
 
     _, db, _ = day_run
-    copy = tmp_path / "fp.duckdb"
-    shutil.copyfile(db, copy)
+    copy = _copy(db, tmp_path)
     with duckdb.connect(str(copy)) as con:
         below = con.execute(
             "SELECT count(DISTINCT device_id) FROM evidence WHERE detector = 'failed_pow' AND action IN ('probation', 'reject') "

@@ -68,6 +68,14 @@ def restart(con, dev: str, minute: int) -> None:
     )
 
 
+def in_the_ring_six_hours(con, rows: list[tuple]) -> None:
+    """The clusters ``rows`` (``epoch, cluster_id, account_id, score, evidence``) again for the
+    first six hours of the day, scoring high: the reject rule's hours."""
+    for h in range(6):
+        for _, cid, acc, _, ev in rows:
+            con.execute("INSERT INTO sybil_clusters VALUES (?, ?, ?, 0.95, ?)", [f"2024-08-14T{h:02d}", cid, acc, ev])
+
+
 def ring(con, n: int = 8) -> list[str]:
     """An operator: one funder (half through an intermediate), bulk emails, proxies, one restart time."""
     funded(con, "middle", "boss")
@@ -171,9 +179,7 @@ def test_a_lab_funded_by_its_head_behind_its_nat_is_held_never_rejected_for_its_
     assert sorted(a for _, _, a, _, _ in rows) == members  # one operator's ties: a cluster to review
     shaped = [acc for _, _, acc, _, e in rows if "email_pattern" in json.loads(e)["member_strong_kinds"]]
     assert not shaped if site else shaped
-    for h in range(6):  # in the cluster, scoring high, for six hours of the day: the reject rule's hours
-        for _, cid, acc, _, ev in rows:
-            con.execute("INSERT INTO sybil_clusters VALUES (?, ?, ?, 0.95, ?)", [f"2024-08-14T{h:02d}", cid, acc, ev])
+    in_the_ring_six_hours(con, rows)
     actions = {r["action"] for r in detector.score(Evidence(con, EPOCH)).iter_rows(named=True)}
     assert actions == {"probation"} if site else "reject" in actions
 
@@ -1836,9 +1842,7 @@ def test_a_resellers_customers_signed_up_at_its_one_address_are_held_never_rejec
     rows = con.execute("SELECT epoch, cluster_id, account_id, score, evidence FROM sybil_clusters").fetchall()
     assert sorted(a for _, _, a, _, _ in rows) == sorted(members)
     assert all(len(json.loads(e)["member_strong_kinds"]) >= 3 for *_, e in rows)  # funding, host and build each
-    for h in range(6):  # in the cluster, scoring high, for six hours of the day: the reject rule's hours
-        for _, cid, acc, _, ev in rows:
-            con.execute("INSERT INTO sybil_clusters VALUES (?, ?, ?, 0.95, ?)", [f"2024-08-14T{h:02d}", cid, acc, ev])
+    in_the_ring_six_hours(con, rows)
     found = detector.score(Evidence(con, EPOCH))
     assert set(found["action"]) == ({"probation"} if site else {"reject"})
     assert all(json.loads(d)["proof"] == ("suspicion" if site else "statistical") for d in found["details"])
