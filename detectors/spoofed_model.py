@@ -83,8 +83,9 @@ Three independent signs, each explained in ``reasons``:
 - *flat timing*: on a product too small to fill its model (its honest cards run it, card by
   card, at a median under ``flat_fill``, 0.7, of their own best at the size the fleet does best)
   its typical speed (median of two answers or more) is at least ``flat_share`` (0.9) of the
-  fleet's median at the best size, and of its own speed there. Every card's efficiency falls on small products (the
-  call's fixed cost, tiles that do not fill the card); a timing computed from the product's size
+  fleet's median at the best size, and of its own speed there. Every card's efficiency falls on
+  small products (the call's fixed cost, tiles that do not fill the card); a timing computed
+  from the product's size
   (a cracked worker sleeping 2n^3/spec and answering only the sampled entries, which are
   right) does not fall. A twelfth network written by others had such workers at 2.0-2.9x their
   honest peers' median on its smallest products, honest devices at most 1.12x; a card larger
@@ -271,8 +272,8 @@ class SpoofedModel(Detector):
                 GROUP BY ALL
             ),
             flat AS (  -- a product too small to fill its model (its honest cards run it at under flat_fill of their own
-                -- best at the size the fleet does best) answered, typically, at flat_share of that median or more, and as fast as the device
-                -- answers the best size itself: the speed of a filled card where none is filled, a timing computed from
+                -- best at the size the fleet does best) answered, typically, at flat_share of the fleet's median at the
+                -- best size or more, and of the device's own speed there: the speed of a filled card where none is filled, a timing computed from
                 -- the product's size rather than measured on a card (a twelfth network written by others: cracked
                 -- workers at 2.0-2.9x their honest peers on the smallest products, 1.2x on the largest). A card larger
                 -- than claimed is faster at every size and still slower on small products than on large ones. Quoted at the

@@ -602,15 +602,18 @@ def company_office(
 
 
 def organisation_fleets(
-    members: list[str], cov: dict[str, float], offices: dict[str, tuple[str, int, int]], fleets: dict[str, int],
-    origin: int, rules: ClusterRules,
-) -> bool:  # fmt: skip
+    members: list[str],
+    cov: dict[str, float],
+    offices: dict[str, tuple[str, int, int]],
+    fleets: dict[str, int],
+    rules: ClusterRules,
+) -> bool:
     """Whether a community is one organisation's fleets in the open: every member runs at least
-    ``site_devices`` devices, ``min_coverage`` of them with a mailbox at one domain that no
-    account outside the community it was found in (``origin`` accounts) holds (a thirteenth
-    network written by others had one of a company's 25 rack accounts move to a personal
-    mailbox), none on another's machine or mailbox, none taking turns on a machine, card or
-    address.
+    ``site_devices`` devices, ``min_coverage`` of them with a mailbox at one domain of which
+    they are ``min_coverage`` of the network's holders or more (its own domain: a mail vendor's
+    customers are everywhere; a thirteenth network written by others had one of a company's 25
+    rack accounts move to a personal mailbox), none on another's machine or mailbox, none taking
+    turns on a machine, card or address.
 
     Honest model: a hosting company registers an account per region or rack at its own domain
     (``ops-eu-01@``), pays every stake from its treasury, runs one server build and stakes its
@@ -622,7 +625,7 @@ def organisation_fleets(
     (domain, holders), count = max(((d, at.count(d)) for d in set(at)), key=lambda x: (x[1], x[0]), default=(("", 0), 0))
     return (
         count >= rules.min_coverage * len(members)  # its own domain, for most of it (staff change mailboxes)
-        and holders <= origin
+        and count >= rules.min_coverage * holders  # ...and its own: most of the domain's holders are members
         and all(fleets.get(a, 0) >= rules.site_devices for a in members)
         and cov.get("host", 0) < rules.min_coverage
         and cov.get("email", 0) < rules.min_coverage
@@ -795,8 +798,7 @@ def score_clusters(
         )
         sites = fleets is not None and operator_sites(members, cov, fleets, inside, i, rules)
         office = company_office(members, cov, offices or {}, rules)
-        origin = len(scopes[origin_of[members[0]]])
-        organisation = fleets is not None and organisation_fleets(members, cov, offices or {}, fleets, origin, rules)
+        organisation = fleets is not None and organisation_fleets(members, cov, offices or {}, fleets, rules)
         is_sybil = (
             size >= rules.min_accounts
             and not household  # a parent's wallet, one build, one reboot timer: one family's ties
