@@ -261,14 +261,18 @@ class SpoofedModel(Detector):
                 SELECT catalogue_model, max(median_tflops) AS best_median, arg_max(n, median_tflops) AS best_n FROM size_peers
                 WHERE devices >= $min_peers GROUP BY ALL
             ),
-            fills AS (  -- per model and size, the honest fleet's typical speed there against its own best at the size the
-                -- fleet does best, device by device (sizes are drawn per challenge: the medians of two sizes are of two
-                -- sets of devices, and a mixed fleet's T4s measured 0.70 apart where each card's own ratio was 0.94)
-                SELECT d.catalogue_model, d.n, median(d.typical / b.tflops) AS fill, count(*) AS devices
+            against_own AS (  -- each device's speed per size beside its own best at the size its model's fleet does best
+                SELECT d.*, b.tflops AS own_best, y.best_n, y.best_median
                 FROM sized d
                 JOIN yardstick y ON y.catalogue_model = d.catalogue_model
                 JOIN sized b ON b.device_id = d.device_id AND b.catalogue_model = d.catalogue_model AND b.n = y.best_n
-                WHERE d.device_id NOT IN (SELECT device_id FROM suspects) AND b.tflops > 0
+                WHERE b.tflops > 0
+            ),
+            fills AS (  -- per model and size, the honest fleet's typical speed there against its own best at the size the
+                -- fleet does best, device by device (sizes are drawn per challenge: the medians of two sizes are of two
+                -- sets of devices, and a mixed fleet's T4s measured 0.70 apart where each card's own ratio was 0.94)
+                SELECT catalogue_model, n, median(typical / own_best) AS fill, count(*) AS devices
+                FROM against_own WHERE device_id NOT IN (SELECT device_id FROM suspects)
                 GROUP BY ALL
             ),
             flat AS (  -- a product too small to fill its model (its honest cards run it at under flat_fill of their own
@@ -279,17 +283,15 @@ class SpoofedModel(Detector):
                 -- than claimed is faster at every size and still slower on small products than on large ones. Quoted at the
                 -- size where it is furthest ahead of its peers
                 SELECT d.device_id, arg_max(struct_pack(n := d.n, t := d.typical, peers := p.median_tflops,
-                                                        k := p.devices, fill := f.fill, best_n := y.best_n,
-                                                        best := y.best_median, own_best := b.tflops),
+                                                        k := p.devices, fill := f.fill, best_n := d.best_n,
+                                                        best := d.best_median, own_best := d.own_best),
                                             d.typical / p.median_tflops) AS at
-                FROM sized d
+                FROM against_own d
                 JOIN now w ON w.device_id = d.device_id AND w.catalogue_model = d.catalogue_model
                 JOIN size_peers p ON p.catalogue_model = d.catalogue_model AND p.n = d.n
-                JOIN yardstick y ON y.catalogue_model = d.catalogue_model
                 JOIN fills f ON f.catalogue_model = d.catalogue_model AND f.n = d.n
-                JOIN sized b ON b.device_id = d.device_id AND b.catalogue_model = d.catalogue_model AND b.n = y.best_n
                 WHERE p.devices >= $min_peers AND f.devices >= $min_peers AND d.answers >= 2 AND f.fill < $flat_fill
-                  AND d.typical >= $flat_share * y.best_median AND d.typical >= $flat_share * b.tflops
+                  AND d.typical >= $flat_share * d.best_median AND d.typical >= $flat_share * d.own_best
                 GROUP BY d.device_id
             ),
             by_size AS (  -- per device, under the model it claims now: its best speed at any size (against the spec),

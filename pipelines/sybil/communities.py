@@ -575,6 +575,17 @@ def operator_sites(
     )
 
 
+def _each_their_own(cov: dict[str, float], rules: ClusterRules, machines: bool = True) -> bool:
+    """Whether a community's members read mail of their own and take no turns on a machine, card or
+    address (each under ``min_coverage``), and with ``machines`` each run a machine of their own:
+    the exceptions every open group (a home, an institution, a company) is held to."""
+    return (
+        (not machines or cov.get("host", 0) < rules.min_coverage)
+        and cov.get("email", 0) < rules.min_coverage
+        and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage
+    )
+
+
 def company_office(
     members: list[str], cov: dict[str, float], offices: dict[str, tuple[str, int, int]], rules: ClusterRules
 ) -> bool:
@@ -595,9 +606,7 @@ def company_office(
         and len(domains) == 1
         and None not in domains
         and next(iter(domains))[2] == 1  # type: ignore[index]
-        and cov.get("host", 0) < rules.min_coverage
-        and cov.get("email", 0) < rules.min_coverage
-        and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage
+        and _each_their_own(cov, rules)
     )
 
 
@@ -627,9 +636,7 @@ def organisation_fleets(
         count >= rules.min_coverage * len(members)  # its own domain, for most of it (staff change mailboxes)
         and count >= rules.min_coverage * holders  # ...and its own: most of the domain's holders are members
         and all(fleets.get(a, 0) >= rules.site_devices for a in members)
-        and cov.get("host", 0) < rules.min_coverage
-        and cov.get("email", 0) < rules.min_coverage
-        and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage
+        and _each_their_own(cov, rules)
     )
 
 
@@ -778,13 +785,7 @@ def score_clusters(
                 own.pop(kind, None)
         # an institution at its own site (a lab whose department wallet paid every student's stake on
         # one workstation image, staked by one administrator at once): the same exceptions as a home
-        institution = (
-            at_site
-            and institutional.get(i, 0) >= rules.min_coverage * size
-            and cov.get("host", 0) < rules.min_coverage
-            and cov.get("email", 0) < rules.min_coverage
-            and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage
-        )
+        institution = at_site and institutional.get(i, 0) >= rules.min_coverage * size and _each_their_own(cov, rules)
         # ...whose members read mail of their own: one mailbox behind several of them (gmail dots and
         # +tags of one address), or one machine's GPUs under mailboxes of one shape at one domain (one
         # rig split over numbered mailboxes), are one owner's, not a family's; relatives with mailboxes
@@ -792,9 +793,7 @@ def score_clusters(
         household = (
             size <= rules.household_accounts
             and home.get(i, 0) == size
-            and (cov.get("host", 0) < rules.min_coverage or not numbered)
-            and cov.get("email", 0) < rules.min_coverage
-            and max((cov.get(k, 0) for k in TURN_KINDS), default=0) < rules.min_coverage  # not in shifts
+            and _each_their_own(cov, rules, machines=numbered)  # a relative may register a card of the family PC
         )
         sites = fleets is not None and operator_sites(members, cov, fleets, inside, i, rules)
         office = company_office(members, cov, offices or {}, rules)
