@@ -8,6 +8,7 @@ from detectors.failed_pow import FailedPow
 from detectors.fleet_burst import FleetBurst
 from detectors.spoofed_model import SpoofedModel
 from detectors.spoofed_uptime import SpoofedUptime
+from detectors.stake_manipulation import StakeManipulation
 from detectors.sybil import SybilRings
 from detectors.timeshare import Timeshare
 from detectors.virtualized_gpu import VirtualizedGpu
@@ -27,6 +28,7 @@ REGISTRY: dict[str, type[Detector]] = {
         SybilRings,
         WashTrading,
         DoubleListed,
+        StakeManipulation,
     )
 }
 """Every shipped detector by name, in the order the pipeline runs them (wash trading reads the

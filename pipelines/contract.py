@@ -439,6 +439,7 @@ FRAUD_TYPES = (
     "sybil",
     "double_listed",
     "wash_trading",
+    "stake_manipulation",
 )
 TIERS = ("verified", "standard", "probation", "rejected")
 
