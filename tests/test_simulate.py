@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -11,7 +12,7 @@ import pytest
 
 from pipelines.contract import FEEDS, FORMATS, REQUIRED_FEEDS, split_name
 from pipelines.simulate import load_scenario, simulate, truth_devices
-from pipelines.simulate.scenario import ATTACK_POPULATIONS, DEFAULT_MIX, HONEST_POPULATIONS
+from pipelines.simulate.scenario import ATTACK_POPULATIONS, DEFAULT_MIX, DERIVED_POPULATIONS, HONEST_POPULATIONS, Scenario
 
 
 def _digests(root: Path) -> dict[str, str]:
@@ -50,11 +51,12 @@ def test_drops_follow_the_contract(small_drops: Path) -> None:
 
 def test_every_population_is_present_with_truth(small_drops: Path) -> None:
     truth = truth_devices(small_drops)
-    assert set(truth["population"]) == set(DEFAULT_MIX)  # every population but those a scenario must name
+    # every population but those a scenario must name, and stake flashers made from home owners
+    assert set(DEFAULT_MIX) <= set(truth["population"]) <= set(DEFAULT_MIX) | set(DERIVED_POPULATIONS)
     assert set(HONEST_POPULATIONS) | set(ATTACK_POPULATIONS) == set(DEFAULT_MIX) | {"datacenter_sites"}
     honest = truth.filter(pl.col("population").is_in(HONEST_POPULATIONS))
     assert honest["fraud_types"].list.len().max() == 0
-    attacks = truth.filter(pl.col("population").is_in(ATTACK_POPULATIONS))
+    attacks = truth.filter(pl.col("population").is_in([*ATTACK_POPULATIONS, *DERIVED_POPULATIONS]))
     assert attacks["fraud_types"].list.len().min() >= 1
 
 
@@ -235,3 +237,30 @@ def test_a_company_runs_one_account_per_site_each_a_fleet_at_an_address_of_its_o
         pl.col("email").str.split("@").list.last().n_unique().alias("domains"),
     )
     assert companies["sites"].max() >= 3 and set(companies["funders"]) == {1} and set(companies["domains"]) == {1}
+
+
+def test_stake_flashers_stake_before_the_hour_and_withdraw_after_it_honest_owners_undo_one_mistake(tmp_path: Path) -> None:
+    """A stake flasher's own wallet puts 20-150k IO on its first device 40-180 s before the hour
+    and takes it out 20-200 s after; its cards are run honestly. An honest owner now and then
+    stakes by mistake and withdraws it 1-20 minutes later (``stake_undo_rate``: rare enough that a habit of it is not
+    honest)."""
+    scenario = replace(Scenario(), mix={"home": 1.0}, stake_flash_share=(0.2, 0.2), stake_undo_rate=0.02, formats="parquet")
+    net = simulate(tmp_path, devices=200, hours=6, seed=3, scenario=scenario)
+    flashers = net.devices.filter(pl.col("population") == "stake_flasher")
+    assert flashers.height and set(flashers["fraud_types"].list.first()) == {"stake_manipulation"}
+    wallets = net.accounts.filter(pl.col("population") == "stake_flasher")["wallet"].implode()
+    events = pl.concat([pl.read_parquet(p) for p in sorted(tmp_path.glob("*/stake_events.parquet"))])
+    second = pl.col("ts").dt.minute().cast(pl.Int32) * 60 + pl.col("ts").dt.second()
+    flash = events.filter(
+        pl.col("wallet").is_in(wallets) & (pl.col("amount_io").cast(pl.Float64) >= 20_000)
+    )  # not its 200 IO a card
+    stakes, withdrawals = flash.filter(pl.col("kind") == "stake"), flash.filter(pl.col("kind") == "unstake")
+    assert stakes.height >= wallets.list.len().item() and withdrawals.height
+    assert stakes.select((second >= 3600 - 180).all()).item() and withdrawals.select((second <= 200).all()).item()
+    assert set(flash["device_id"]) <= set(flashers["device_id"])
+    honest = events.filter(~pl.col("wallet").is_in(wallets) & (pl.col("ts") >= pl.datetime(2024, 8, 14, 1)))
+    undone = honest.filter(pl.col("kind") == "unstake").join(
+        honest.filter(pl.col("kind") == "stake"), on=["device_id", "wallet", "amount_io"], suffix="_staked"
+    )
+    held = (pl.col("ts") - pl.col("ts_staked")).dt.total_seconds()
+    assert undone.height and undone.select(held.is_between(60, 20 * 60).all()).item()

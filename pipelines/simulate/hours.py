@@ -69,7 +69,8 @@ def prepare(net: Network, seed: int, heartbeat_minutes: int = 10) -> DeviceArray
     rng = np.random.default_rng([seed, 9])
     n = d.height
     pop = d["population"].to_numpy()
-    honest_home = np.isin(pop, ["home", "home_throttled", "home_overclocked", "shared_nat_family"])
+    # a stake flasher's machine is a home machine run honestly (only its owner's stakes are games)
+    honest_home = np.isin(pop, ["home", "home_throttled", "home_overclocked", "shared_nat_family", "stake_flasher"])
     cheat = d["cheat"].to_numpy()
     op = d["operator"].fill_null("").to_numpy()
     _, op_code = np.unique(op, return_inverse=True)
@@ -192,7 +193,7 @@ def simulate_hour(
     pow_ = _pow(dev, scenario, rng, base, online & ~hung, challenged, down_from, plan, hour_speed)
     feeds = {"hardware": hardware, "pow": pow_, "uptime": uptime}
     feeds.update(_accounts(net, start, hour_index))
-    feeds.update(_stakes(net, rng, base, hour_index))
+    feeds.update(_stakes(net, rng, base, hour_index, scenario, seed))
     feeds.update(_jobs(net, dev, rng, base, online, scenario, _market(dev, net, scenario, seed)))
     feeds.update(_listings(dev, net, rng, base, online, scenario.honest_cross_listing))
     return feeds
@@ -412,18 +413,20 @@ def _io(base_units: np.ndarray) -> list[str]:
     return [f"{v // BASE_UNITS_PER_IO}.{v % BASE_UNITS_PER_IO:08d}".rstrip("0").rstrip(".") for v in base_units.tolist()]
 
 
-def _stakes(net: Network, rng, base, hour_index: int) -> dict[str, pl.DataFrame]:
-    """Stake at the start (200 IO x max(1, multiplier) per device); a few changes each hour."""
+def _stakes(net: Network, rng, base, hour_index: int, scenario: Scenario, seed: int) -> dict[str, pl.DataFrame]:
+    """Stake at the start (200 IO x max(1, multiplier) per device); a few changes each hour; flash
+    stakes round the hour and honest stakes undone within minutes (``_round_trips``)."""
     cat = load_catalogue().select("model_key", "reward_multiplier")
     mult = dict(zip(cat["model_key"], cat["reward_multiplier"]))
     dev = net.devices.join(net.accounts.select("account", "wallet", "funder"), on="account")
+    trips = _round_trips(dev, base, hour_index, scenario, seed)
     if hour_index == 0:
         staked = dev.filter(pl.Series(rng.random(dev.height) < 0.75))
     elif hour_index % 6 == 3:
         staked = dev.filter(pl.Series(rng.random(dev.height) < 0.002))
     else:
-        return {}
-    if staked.is_empty():
+        staked = dev.clear()
+    if staked.is_empty() and trips.is_empty():
         return {}
     required = np.array([200 * max(1.0, mult[m]) for m in staked["claimed_model"]])
     units = (required * BASE_UNITS_PER_IO).astype(np.int64)
@@ -439,6 +442,7 @@ def _stakes(net: Network, rng, base, hour_index: int) -> dict[str, pl.DataFrame]
             "funder_wallet": staked["funder"],
         }
     )
+    events = pl.concat([events, trips], how="vertical_relaxed")
     if hour_index == 0 and net.wallet_links.height:  # intermediate wallets delegate to the shared pool
         links = net.wallet_links
         events = pl.concat([events, pl.DataFrame({
@@ -453,6 +457,52 @@ def _stakes(net: Network, rng, base, hour_index: int) -> dict[str, pl.DataFrame]
         pl.format("se{}-{}", pl.lit(f"{base:%Y%m%d%H}"), pl.int_range(pl.len()).cast(pl.String).str.zfill(7)).alias("event_id")
     )
     return {"stake_events": events.select("event_id", pl.exclude("event_id"))}
+
+
+def _round_trips(dev: pl.DataFrame, base, hour_index: int, scenario: Scenario, seed: int) -> pl.DataFrame:
+    """Stakes withdrawn within minutes, from generators of their own (the rest of the hour is the
+    same with or without them): each stake flasher's own wallet withdraws the flash stake it put
+    on its first device before this hour and, in ``stake_flash_hours`` of the hours, stakes
+    20-150k IO again 40-180 s before the next; an honest owner now and then stakes by mistake and
+    withdraws it 1-20 minutes later."""
+
+    def flashes(h: int) -> np.ndarray:
+        return np.random.default_rng([seed, 37, h]).random(owners.height) < scenario.stake_flash_hours
+
+    owners = dev.filter(pl.col("population") == "stake_flasher").group_by("account").agg(
+        pl.col("device_id").min(), pl.col("wallet").first(), pl.col("funder").first()
+    ).sort("account")  # fmt: skip
+    amounts = np.random.default_rng([seed, 38]).integers(20_000, 150_001, owners.height) * BASE_UNITS_PER_IO
+    rng = np.random.default_rng([seed, 39, hour_index])
+    out = flashes(hour_index - 1) if hour_index > 0 else np.zeros(owners.height, bool)
+    into = flashes(hour_index)
+    honest = dev.filter((pl.col("fraud_types").list.len() == 0) & (pl.col("first_hour") <= hour_index))
+    undo = honest.filter(pl.Series(rng.random(honest.height) < scenario.stake_undo_rate))
+    undo_at = rng.uniform(0, 3599 - 20 * 60, undo.height)
+    undo_units = rng.integers(1, 1001, undo.height) * BASE_UNITS_PER_IO
+    parts = [
+        (owners.filter(pl.Series(out)), rng.uniform(20, 200, int(out.sum())), "unstake", amounts[out]),
+        (owners.filter(pl.Series(into)), 3600 - rng.uniform(40, 180, int(into.sum())), "stake", amounts[into]),
+        (undo, undo_at, "stake", undo_units),
+        (undo, undo_at + rng.uniform(60, 20 * 60, undo.height), "unstake", undo_units),
+    ]
+    return pl.concat(
+        [
+            pl.DataFrame(
+                {
+                    "ts": _stamp(base, at),
+                    "wallet": who["wallet"],
+                    "device_id": who["device_id"],
+                    "kind": np.full(who.height, kind),
+                    "amount_io": _io(units),
+                    "funder_wallet": who["funder"],
+                },
+                schema_overrides={"kind": pl.String, "device_id": pl.String, "wallet": pl.String, "funder_wallet": pl.String},
+            )
+            for who, at, kind, units in parts
+        ],
+        how="vertical_relaxed",
+    )
 
 
 @dataclass(frozen=True)

@@ -807,4 +807,23 @@ def build_network(scenario: Scenario, n_devices: int, seed: int, hours: int) -> 
         pl.col("slices").fill_null(1) if "slices" in devices.columns else pl.lit(1).alias("slices"),
     ).join(ids, on="account", how="left", maintain_order="left")
     links = pl.DataFrame(b.wallet_links, schema={"wallet": pl.String, "funder": pl.String}, orient="row")
+    accounts, devices = _stake_flashers(accounts, devices, scenario.stake_flash_share, seed)
     return Network(accounts=accounts, devices=devices, wallet_links=links)
+
+
+def _stake_flashers(accounts: pl.DataFrame, devices: pl.DataFrame, share: tuple[float, float],
+                    seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
+    """Make a share of home owners stake flashers (population ``stake_flasher``, fraud
+    ``stake_manipulation``): owners of real, honestly run cards who also game stake positions.
+    Drawn from a generator of their own, so the rest of the network is the same with or without."""
+    rng = np.random.default_rng([seed, 41])
+    rate = float(rng.uniform(*share)) if share[1] > 0 else 0.0
+    homes = accounts.filter((pl.col("population") == "home") & (pl.col("role") == "owner"))["account"].to_numpy()
+    picked = pl.Series(homes[rng.random(homes.size) < rate], dtype=pl.Int64)
+    flasher = pl.col("account").is_in(picked)
+    accounts = accounts.with_columns(pl.when(flasher).then(pl.lit("stake_flasher")).otherwise("population").alias("population"))
+    devices = devices.with_columns(
+        pl.when(flasher).then(pl.lit("stake_flasher")).otherwise("population").alias("population"),
+        pl.when(flasher).then(pl.lit(["stake_manipulation"])).otherwise("fraud_types").alias("fraud_types"),
+    )
+    return accounts, devices

@@ -35,6 +35,9 @@ ATTACK_POPULATIONS = (
     "double_lister",
     "burst",
 )
+DERIVED_POPULATIONS = ("stake_flasher",)
+"""Attack populations made from others after the draw, not drawn from the mix: stake flashers
+are home owners (``Scenario.stake_flash_share``) whose own wallets game stake positions."""
 
 DEFAULT_MIX: dict[str, float] = {
     "home": 0.46,
@@ -190,6 +193,14 @@ class Scenario:
     """Chance per device-hour that a worker's GPU process hangs for ``hung_worker_hours``: pings and
     heartbeats go on, every challenge times out (an honest fault, once in a while)."""
     hung_worker_hours: tuple[int, int] = (2, 8)
+    stake_flash_share: tuple[float, float] = (0.005, 0.02)
+    """Share of home owners (drawn per network in this range) who flash-stake: their own wallet
+    stakes 20-150k IO a minute or three before the hour and withdraws it just after, in
+    ``stake_flash_hours`` of the hours (``stake_manipulation``; their cards are otherwise honest)."""
+    stake_flash_hours: float = 0.7
+    stake_undo_rate: float = 0.0005
+    """Chance per staked honest device and hour that its owner stakes by mistake and withdraws it
+    again 1-20 minutes later (one undone mistake is honest)."""
     spoofer_proxy_share: float = 0.0
     """Share of uptime spoofers whose address is held by an always-on box that answers the
     backend's pings as well as sending heartbeats: only the challenges tell."""
