@@ -13,8 +13,11 @@ goes on.
 
 Rule: a *round trip* is a stake (or delegation) followed on the same (device, wallet) position by
 its unstake (or undelegation) within ``short_minutes``. An account whose own wallet (its payout
-wallet, ``accounts``) made at least ``min_round_trips`` of them in the last ``window_hours`` has
-every device of its in probation (suspicion, never proof or a slash: nothing was earned). Round
+wallet, ``accounts``) made at least ``min_round_trips`` of them on one position in the last
+``window_hours`` has every device of its in probation (suspicion, never proof or a slash: nothing
+was earned). Counted per position, not per account: an operator of 80 cards who undoes a mistake
+on a few of them is no flash staker (a randomized honest network held 56 datacenter cards while
+round trips were counted per account). Round
 trips by a wallet that is no account's are not pinned on the device they target: a stranger can
 delegate to anyone's card and take it back.
 """
@@ -45,13 +48,15 @@ trips AS (
       AND next_ts < ts + to_minutes($short)
       AND next_ts >= epoch_start($epoch) + INTERVAL 1 HOUR - to_hours($window)
 ),
+repeated AS (  -- positions taken out again and again (an operator of many cards undoes a mistake on one now and then)
+    SELECT wallet, device_id FROM trips GROUP BY wallet, device_id HAVING count(*) >= $min_trips
+),
 actors AS (
     SELECT a.account_id, t.wallet, count(*) AS trips, count(*) FILTER (t.straddles) AS straddling,
            count(DISTINCT t.device_id) AS positions, median(t.held_s) AS median_held_s,
            arg_min(t.device_id, t.ts) AS first_device, min(t.ts) AS first_at
-    FROM trips t JOIN acc a ON a.wallet = t.wallet
+    FROM trips t JOIN repeated USING (wallet, device_id) JOIN acc a ON a.wallet = t.wallet
     GROUP BY a.account_id, t.wallet
-    HAVING count(*) >= $min_trips
 )
 SELECT f.device_id, f.account_id, a.wallet, a.trips, a.straddling, a.positions, a.median_held_s,
        a.first_device, strftime(a.first_at, '%Y-%m-%d %H:%M:%S') AS first_at
@@ -88,7 +93,8 @@ class StakeManipulation(Detector):
             pl.lit("probation").alias("action"),
             pl.format(
                 "its account's wallet {} staked and withdrew again within {} minutes {} times in the last {} hours "
-                "({} across an hour boundary, median {} minutes held, on {} position(s); first on {} at {}): "
+                "on positions it takes out again and again ({} across an hour boundary, median {} minutes held, "
+                "on {} position(s); first on {} at {}): "
                 "a stake earns only for hours it is held through, so round trips only game a reading of positions "
                 "at a moment (suspicion, not proof)",
                 "wallet",

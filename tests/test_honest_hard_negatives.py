@@ -5,7 +5,8 @@ pushed far past the default scenario: most owners switch off for hours every day
 and maintenance windows last hours, half the consumer cards run hot in any hour, Apple chips
 report a share of one of their unified-memory sizes, operators add racks mid-run and new home
 devices join, companies register one account per site (one treasury, one build, one mail
-domain), and the backend challenges every registered device whether it is on or not.
+domain), owners undo a stake within minutes ten times as often, and the backend challenges
+every registered device whether it is on or not.
 It runs through the closed loop (the challenge plan batches home pairs behind one IP, NAT labs
 and datacenter hosts together every hour).
 """
@@ -49,6 +50,8 @@ HARD = replace(
     new_home_share=0.15,
     datacenter_operator_gpus=(32, 80),
     site_gpus=(8, 16),
+    stake_flash_share=(0.0, 0.0),  # honest owners only; ten times the honest stakes undone within minutes
+    stake_undo_rate=0.005,
 )
 
 
