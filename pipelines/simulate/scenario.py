@@ -199,7 +199,7 @@ class Scenario:
     ``stake_flash_hours`` of the hours (``stake_manipulation``; their cards are otherwise honest)."""
     stake_flash_hours: float = 0.7
     stake_undo_rate: float = 0.0005
-    """Chance per staked honest device and hour that its owner stakes by mistake and withdraws it
+    """Chance per honest device and hour that its owner stakes by mistake and withdraws it
     again 1-20 minutes later (one undone mistake is honest)."""
     spoofer_proxy_share: float = 0.0
     """Share of uptime spoofers whose address is held by an always-on box that answers the
