@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ from detectors import DoubleListed, Evidence, SybilRings, WashTrading
 from pipelines.db import connect
 from pipelines.evaluate import sybil_pairwise
 from pipelines.sybil.baselines import attribute_components, funding_louvain
-from pipelines.sybil.links import build_account_graph
+from pipelines.sybil.links import DISPOSABLE_SHAPE, build_account_graph
 
 EPOCH = "2024-08-14T05"
 
@@ -1846,3 +1847,42 @@ def test_a_resellers_customers_signed_up_at_its_one_address_are_held_never_rejec
     found = detector.score(Evidence(con, EPOCH))
     assert set(found["action"]) == ({"probation"} if site else {"reject"})
     assert all(json.loads(d)["proof"] == ("suspicion" if site else "statistical") for d in found["details"])
+
+
+def test_throwaway_mailboxes_of_several_providers_are_one_likeness_tying_only_a_group_that_holds_more(con) -> None:
+    """Four networks written by others put 53 accounts of three rings, and no honest account, on
+    disposable-mail addresses (one ring's 30 over five Guerrilla Mail domains, tied besides only by
+    a cloud VM template that honest renters ran too, a sign-up hour and one referrer). Any such
+    address is one shape (``links.DISPOSABLE_SHAPE``); like every shape it ties only a group that
+    shares something else: privacy-minded strangers on throwaway mail are tied to nobody, and
+    honest renters of the same VM template are not tied to the ring."""
+    background(con, 150)
+    providers = ["grr.la", "sharklasers.com", "pokemail.net", "spam4.me"]
+    ring = [f"tmp{k}" for k in range(12)]
+    for k, acc in enumerate(ring):  # one operator's accounts: a throwaway mailbox each, one VM template
+        account(con, acc, f"{'qxzvkrtwpm'[k % 10]}{k * 7919 % 100000:05d}z@{providers[k % 4]}", f"w-{acc}", f"52.{k}.7.1")
+        funded(con, f"w-{acc}", f"own-{acc}")
+        device(con, f"d-{acc}", acc, f"52.{k}.7.1", f"host-{acc}", cpu="AMD EPYC 7R32")
+    renters = [f"renter{k}" for k in range(8)]
+    for k, acc in enumerate(renters):  # honest cloud renters on the same VM template
+        account(con, acc, TENANT_MAIL[k], f"w-{acc}", f"18.{k}.9.4")
+        funded(con, f"w-{acc}", f"own-{acc}")
+        device(con, f"d-{acc}", acc, f"18.{k}.9.4", f"host-{acc}", cpu="AMD EPYC 7R32")
+    strangers = [f"private{k}" for k in range(6)]
+    for k, acc in enumerate(strangers):  # privacy-minded owners on throwaway mail, machines of their own
+        local = ["kestrel.fan", "m_lindqvist", "zoe1987", "quietowner", "b.okafor", "tjarks"][k]
+        account(con, acc, f"{local}@{providers[k % 4]}", f"w-{acc}", f"91.{k}.3.3")
+        funded(con, f"w-{acc}", f"own-{acc}")
+        cpu = ["Intel Core i5-12400", "AMD Ryzen 5 3600", "Intel Core i7-9700K", "AMD Ryzen 7 3700X", "Intel Core i3-12100",
+               "AMD Ryzen 9 5900X"][k]  # fmt: skip
+        device(con, f"d-{acc}", acc, f"91.{k}.3.3", f"host-{acc}", cpu=cpu)
+    build_account_graph(con, EPOCH, 24, 0.3)
+    shaped = {r[0] for r in con.execute("SELECT account_id FROM account_attrs WHERE value = ?", [DISPOSABLE_SHAPE]).fetchall()}
+    assert shaped == set(ring) | set(strangers)
+    edges = con.execute("SELECT a, b, list_contains(kinds, 'email_pattern') FROM account_edges").fetchall()
+    tied = {frozenset((a, b)) for a, b, _ in edges}
+    assert {frozenset(p) for p in itertools.combinations(ring, 2)} <= tied
+    assert all(shape for a, b, shape in edges if a in ring and b in ring)
+    others = set(renters) | set(strangers)
+    assert not [(a, b) for a, b, _ in edges if {a, b} & set(ring) and {a, b} & others]
+    assert not [(a, b) for a, b, _ in edges if {a, b} <= set(strangers)]

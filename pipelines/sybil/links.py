@@ -62,8 +62,14 @@ so the union over a ring's kinds still ties the ring together). Every candidate 
 Mailbox shapes: ``p1`` domain + leading letters + class shape of the rest (``kai|9999aa9``),
 ``p2`` domain + class shape of the whole local part, ``p3`` domain + runs of classes + length
 (``a9a|12``), ``p4`` runs + length on any domain, ``p5`` domain + length + which classes occur
-(a vendor's random strings). Coarse shapes are common among honest people, so the base rate
-makes them weak and cohesion makes the commonest hubs.
+(a vendor's random strings), ``p6`` any address at a disposable-mail provider (the
+``disposable-email-domains`` list: Guerrilla Mail's grr.la, sharklasers.com, yopmail.com, ...).
+Coarse shapes are common among honest people, so the base rate makes them weak and cohesion
+makes the commonest hubs. A throwaway mailbox is a likeness too: a privacy-minded stranger uses
+one now and then, so, like any shape, it ties only a group that holds something else as well
+(four networks written by others: 53 accounts of three rings, no honest account, on such
+addresses, one ring's 30 over five Guerrilla Mail domains, tied besides only by a cloud VM
+template, a sign-up hour and one referrer).
 """
 
 from __future__ import annotations
@@ -135,6 +141,9 @@ group holds): 28 of 40 tenants of one hall were in probation as a ring by these 
 SHAPE_KINDS = ("email_pattern",)
 """Kinds that are a likeness, not an identity: strangers share a coarse mailbox shape in pairs
 by chance (``first.last@`` of one length), so a shape ties accounts only when a group holds it."""
+
+DISPOSABLE_SHAPE = "p6|disposable"
+"""The shape of every address at a disposable-mail provider, whichever provider."""
 
 ANY_DOMAIN_SHAPE = "p4|"
 """The mailbox shape read on any domain (runs + length). Across domains a shape is a naming
@@ -260,6 +269,7 @@ once AS (  -- one row per account and value by construction (one latest account 
     UNION ALL SELECT account_id, 'email_pattern', 'p3|' || domain || '|' || run || '|' || length(local) FROM runs
     UNION ALL SELECT account_id, 'email_pattern', 'p4|' || run || '|' || length(local) FROM runs
     UNION ALL SELECT account_id, 'email_pattern', 'p5|' || domain || '|' || length(local) || '|' || classes FROM runs
+    UNION ALL SELECT account_id, 'email_pattern', '{DISPOSABLE_SHAPE}' FROM runs WHERE domain IN (SELECT domain FROM disposable_domains)
     UNION ALL
     SELECT account_id, 'signup_ip', ip_site(signup_ip) FROM acc
     UNION ALL
@@ -272,7 +282,9 @@ once AS (  -- one row per account and value by construction (one latest account 
 SELECT DISTINCT account_id, kind, value FROM repeated WHERE account_id IS NOT NULL AND value IS NOT NULL AND value <> ''
 UNION ALL
 SELECT account_id, kind, value FROM once WHERE account_id IS NOT NULL AND value IS NOT NULL AND value <> ''
-""".replace("{TURN_KIND}", "CASE kind " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in TURN_KIND_OF.items()) + " END")
+""".replace("{TURN_KIND}", "CASE kind " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in TURN_KIND_OF.items()) + " END").replace(
+    "{DISPOSABLE_SHAPE}", DISPOSABLE_SHAPE
+)
 
 PAIRS_SQL = """
 CREATE OR REPLACE TEMP TABLE account_shared AS  -- values held by 2..max_n accounts, with their base-rate weight
@@ -477,6 +489,16 @@ def _cohesion_groups(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE cohesion_ties")
 
 
+def _register_disposable_domains(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp table ``disposable_domains``: the ``disposable-email-domains`` package's list, once per connection."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'disposable_domains' AND temporary").fetchall()[
+        0
+    ][0]:
+        from disposable_email_domains import blocklist
+
+        con.execute("CREATE TEMP TABLE disposable_domains AS SELECT unnest($d::VARCHAR[]) AS domain", {"d": sorted(blocklist)})
+
+
 def build_account_graph(
     con: duckdb.DuckDBPyConnection, epoch: str, window_hours: int = 24, min_weight: float = 0.3, min_strong: int = 2,
     block: int = 32, hub_min: int = 10, min_share: float = 0.5, min_lift: float = 3.0,
@@ -491,6 +513,7 @@ def build_account_graph(
     small, but its members also share a mailbox shape or a restart time)."""
     if block < 2 or hub_min < 2 or not 0 < min_share <= 1 or min_lift < 1:
         raise ValueError(f"sybil graph: block ({block}) and hub_min ({hub_min}) must be >= 2, min_share in (0, 1], min_lift >= 1")
+    _register_disposable_domains(con)
     con.execute(ATTRS_SQL, {"epoch": epoch, "window": window_hours})
     kinds = ", ".join(f"('{k}', {s}, {n})" for k, (s, n) in KINDS.items())
     strong = ", ".join(f"'{k}'" for k in STRONG_KINDS)
