@@ -136,7 +136,9 @@ Strict on purpose: no hex, underscore or exponent forms and no non-zero fraction
 money; the 64-bit seed takes plain digits only (a float seed has already lost its low bits). A
 negative seed is a signed 64-bit store of the unsigned one (Java, Spark, a Parquet INT64 without
 the unsigned annotation) and is read as its two's complement (``-1`` is 2^64 - 1): such a writer's
-every seed above 2^63, half of them, was quarantined and the run stopped at its first hour."""
+every seed above 2^63, half of them, was quarantined and the run stopped at its first hour. In a
+file that writes other values above 2^63 unsigned, a negative one is a broken row
+(``ingest._unsigned_writers``)."""
 
 
 NULL_SPELLINGS = ("", "null", "none", "nil", "nan", "na", "n/a", "[n/a]")

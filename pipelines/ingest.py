@@ -319,15 +319,22 @@ def _quoted(column: str) -> str:
     return f'"{column}"'
 
 
-def _typed(type_: str, raw: str) -> str:
-    """SQL for one column's typed value: NULL unless the raw text has the type's exact form."""
+def _unsigned_flag(column: str) -> str:
+    """The per-file column that says the file writes ``column`` unsigned (``_unsigned_writers``)."""
+    return f'"_unsigned_{column}"'
+
+
+def _typed(type_: str, raw: str, unsigned: str = "false") -> str:
+    """SQL for one column's typed value: NULL unless the raw text has the type's exact form.
+    ``unsigned``: SQL, true where the row's file writes this 64-bit column unsigned."""
     pattern = TEXT_FORMS.get(type_)
     if type_ == "TIMESTAMP":  # offsets honoured: read as TIMESTAMPTZ, stored as UTC
         cast = f"TRY_CAST(TRY_CAST({raw} AS TIMESTAMPTZ) AS TIMESTAMP)"
-    elif type_ == "UBIGINT":  # a negative value is a signed 64-bit store: its two's complement (TEXT_FORMS)
+    elif type_ == "UBIGINT":  # a negative value is a signed 64-bit store: its two's complement (TEXT_FORMS),
+        # unless its file writes values above 2^63 unsigned: there it is no store of anything
         cast = (
             f"CASE WHEN starts_with({raw}, '-') "
-            f"THEN TRY_CAST(CAST(TRY_CAST({raw} AS BIGINT) AS HUGEINT) + 18446744073709551616 AS UBIGINT) "
+            f"THEN CASE WHEN NOT {unsigned} THEN TRY_CAST(CAST(TRY_CAST({raw} AS BIGINT) AS HUGEINT) + 18446744073709551616 AS UBIGINT) END "
             f"ELSE TRY_CAST({raw} AS UBIGINT) END"
         )
     else:
@@ -365,7 +372,8 @@ def _casts(feed: Feed, raw_table: str) -> str:
     nulled first, in an inner select (the typing reads its text two or three times)."""
 
     def typed(c: Column) -> str:
-        value = _typed(c.type, f'"nulled_{c.name}"' if c.nullable else _quoted(c.name))
+        unsigned = _unsigned_flag(c.name) if c.type == "UBIGINT" else "false"
+        value = _typed(c.type, f'"nulled_{c.name}"' if c.nullable else _quoted(c.name), unsigned)
         if c.canonical:
             value = f"{c.canonical}({value})"
         return _canonical(c.allowed, value, c.aliases) if c.allowed else value
@@ -377,7 +385,8 @@ def _casts(feed: Feed, raw_table: str) -> str:
     )
     inner = f"(SELECT *, {nulled} FROM {raw_table})" if nulled else raw_table
     casts = ", ".join(f'{typed(c)} AS "{c.name}", "{c.name}" AS "raw_{c.name}"' for c in feed.columns)
-    return f"(SELECT _file, _file_order, _row, {casts} FROM {inner})"
+    flags = "".join(f", {_unsigned_flag(c.name)}" for c in feed.columns if c.type == "UBIGINT")
+    return f"(SELECT _file, _file_order, _row{flags}, {casts} FROM {inner})"
 
 
 def hour_bounds(hour: str) -> tuple[str, str]:
@@ -399,10 +408,20 @@ def _problems(feed: Feed, hour: str) -> list[tuple[str, str]]:
     for c in feed.columns:
         raw, typed = f'"raw_{c.name}"', f'"{c.name}"'
         form = TEXT_FORMS.get(c.type, (None, c.type))[1]
+        # a negative value where its file writes the column unsigned has a reason of its own (below)
+        signed_store = (
+            f" AND NOT coalesce(starts_with({raw}, '-') AND {_unsigned_flag(c.name)}, false)" if c.type == "UBIGINT" else ""
+        )
         out.append(
-            (f"({raw} IS NOT NULL AND {typed} IS NULL AND NOT {_null_spelled(c, raw)})",
+            (f"({raw} IS NOT NULL AND {typed} IS NULL AND NOT {_null_spelled(c, raw)}{signed_store})",
              f"'{c.name}: cannot read ' || left(CAST({raw} AS VARCHAR), 60) || ' as {form}'")
         )  # fmt: skip
+        if c.type == "UBIGINT":
+            out.append(
+                (f"coalesce(starts_with({raw}, '-') AND {_unsigned_flag(c.name)}, false)",
+                 f"'{c.name}: ' || left({raw}, 60) || ' is negative in a file that writes values above 2^63 unsigned "
+                 f"(not a signed 64-bit store of one)'")
+            )  # fmt: skip
         if not c.nullable:
             out.append((f"{raw} IS NULL", f"'{c.name} is required'"))
         if c.type == "VARCHAR" and c.name != "samples":
@@ -513,9 +532,33 @@ def _drop_staged(con: duckdb.DuckDBPyConnection, tag: str) -> None:
     con.execute(f"DROP TABLE IF EXISTS lines_{tag}; DROP TABLE IF EXISTS text_{tag}")
 
 
+def _unsigned_writers(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[Staged]) -> dict[str, str]:
+    """Per staged file, SELECT columns saying whether it writes each unsigned 64-bit column unsigned
+    (some value above 2^63 - 1 in plain digits). A writer stores such a value either unsigned or as
+    its signed 64-bit two's complement, never both: in a file of the first kind a negative value is
+    a broken row, not a signed store (an independently written network's ``seed = -42`` was read as
+    2^64 - 42, its samples checked against that seed, and an honest device rejected)."""
+    columns = [c.name for c in feed.columns if c.type == "UBIGINT"]
+    out = {}
+    for f in files:
+        if not columns:
+            out[f.tag] = ""
+            continue
+        tests = ", ".join(
+            f'coalesce(bool_or(NOT starts_with("{c}", \'-\') AND TRY_CAST("{c}" AS UBIGINT) > 9223372036854775807), false)'
+            for c in columns
+        )
+        flags = con.execute(f"SELECT {tests} FROM raw_{f.tag}").fetchall()[0]
+        out[f.tag] = "".join(f", {bool(v)} AS {_unsigned_flag(c)}" for c, v in zip(columns, flags))
+    return out
+
+
 def _land_feed(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[Staged], hour: str, result: IngestResult) -> None:
     """Validate one feed's staged files; good rows into the feed table, the rest to quarantine."""
-    selects = [f"SELECT *, {_sql_str(f.name)} AS _file, {f.order} AS _file_order FROM raw_{f.tag}" for f in files]
+    unsigned = _unsigned_writers(con, feed, files)
+    selects = [
+        f"SELECT *, {_sql_str(f.name)} AS _file, {f.order} AS _file_order{unsigned[f.tag]} FROM raw_{f.tag}" for f in files
+    ]
     union = "(" + " UNION ALL BY NAME ".join(selects) + ")"
     checked = f"checked_{feed.name}"
     con.execute(f"CREATE TEMP TABLE {checked} AS {_checked_select(feed, union, hour)}")

@@ -371,18 +371,33 @@ def test_a_seed_stored_as_a_signed_64_bit_integer_is_read_as_its_twos_complement
 ) -> None:
     """Java, Spark and a Parquet INT64 without the unsigned annotation store the unsigned seed as
     a signed one: every seed above 2^63, half of them, reads negative. Such a writer's run stopped
-    at its first hour; the negative value is the seed's two's complement."""
-    rows = [pow_row(40), pow_row(41, seed=written)]
+    at its first hour; the negative value is the seed's two's complement (the writer's other seeds
+    below 2^63 read as they are)."""
+    rows = [pow_row(40, seed=2**62 + 40), pow_row(41, seed=written)]
     folder = make_hour(tmp_path / "drops", extra={"pow.csv": (csv_bytes(rows), 2)})
     assert ingest_hour(con, folder).status == "ingested"
     assert scalar(con, "SELECT seed FROM pow WHERE challenge_id = 'c41'") == seed
+
+
+def test_a_negative_seed_in_a_file_that_writes_seeds_above_two_to_the_63_unsigned_is_a_broken_row(con, tmp_path: Path) -> None:
+    """A writer stores a seed above 2^63 unsigned or as its signed two's complement, never both. In
+    an independently written network's file of unsigned seeds one row read ``-42``: taken for a
+    signed store (2^64 - 42), its samples (right for the real seed) were wrong against it, and an
+    honest device was rejected for it. Such a row is quarantined with its reason; the same value in
+    a signed writer's file is a seed."""
+    rows = [pow_row(40), pow_row(41, seed="-42")]
+    folder = make_hour(tmp_path / "drops", extra={"pow.csv": (csv_bytes(rows), 2)})
+    assert ingest_hour(con, folder).status == "ingested"
+    [q] = quarantined(con, "pow")
+    assert "c41" in q[4] and q[3].startswith("seed: -42 is negative in a file that writes values above 2^63 unsigned")
+    assert scalar(con, "SELECT seed FROM pow WHERE challenge_id = 'c40'") == 2**64 - 41
 
 
 @pytest.mark.parametrize(
     "seed", ["7.5", "0x10", "1_000", "1e19", "+5", " 12", "18446744073709551616", "-9223372036854775809", "-0"]
 )
 def test_seed_in_a_non_integer_form_is_quarantined(con, tmp_path: Path, seed: str) -> None:
-    rows = [pow_row(40), pow_row(41, seed=seed)]
+    rows = [pow_row(40, seed=2**62 + 40), pow_row(41, seed=seed)]  # a writer that may store seeds signed
     folder = make_hour(tmp_path / "drops", extra={"pow.csv": (csv_bytes(rows), 2)})
     assert ingest_hour(con, folder).status == "ingested"
     assert count(con, "pow") == 7
