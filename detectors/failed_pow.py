@@ -12,7 +12,8 @@ only when the device was seen alive just before *and* just after the challenge
 transient faults), modelled as at most ``honest_timeout_rate`` per reachable challenge.
 
 Decision rules (the ``proof`` in ``details`` says which kind each verdict rests on):
-- *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window (one bit off: below),
+- *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window, in the answers of
+  >= ``confirm_wrong_hours`` hours (one bit off: below; all in one hour's answers: a suspicion, below),
   >= ``confirm_overclaims`` challenges over the window whose ``compute_ms`` is longer than the
   observed round trip (+2 ms for timestamp rounding, +1 s where the times are written to the
   second: ``fits_round_trip``; + ``[features] clock_margin_ms`` for two backend clocks that
@@ -31,7 +32,11 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
   overclock flips bits of a product it did compute, on ~3% of an overclocked card's samples on
   an independently written network, whose three such gamers were rejected and slashed before
   this; a made-up value lands one bit off about once in 4,000), whatever their number: they do
-  not count toward the wrong samples that establish fraud; a single wrong entry (a memory fault looks the same once), a
+  not count toward the wrong samples that establish fraud; a single wrong entry (a memory fault looks the same once),
+  wrong entries all in one hour's answers (a record damaged between worker and backend, or a worker that answered another
+  challenge, looks like this once: two networks written by others had one honest device each with every sampled entry of
+  one challenge wrong, a row their authors broke on purpose, and both were rejected; 350 devices of five networks that made
+  their answers up were wrong in two hours or more), a
   single overclaimed compute time (a VM's clock stepped by NTP during one challenge does that
   once; a worker that fabricates its timings does it again), most
   answers of the window (>= 3 and >= half) without samples to check (the backend may skip
@@ -91,6 +96,7 @@ class FailedPow(Detector):
         ceiling_factor: float = 1.5,
         window_hours: int = 24,
         confirm_wrong_samples: int = 2,
+        confirm_wrong_hours: int = 2,
         timeout_window_hours: int = 6,
         min_timeouts: int = 3,
         honest_timeout_rate: float = 0.02,
@@ -105,6 +111,9 @@ class FailedPow(Detector):
         self.ceiling_factor = ceiling_factor
         self.window_hours = window_hours
         self.confirm_wrong_samples = confirm_wrong_samples
+        if confirm_wrong_hours < 1:
+            raise ValueError(f"{self.name}: confirm_wrong_hours {confirm_wrong_hours} must be >= 1")
+        self.confirm_wrong_hours = confirm_wrong_hours
         self.timeout_window_hours = timeout_window_hours
         self.min_timeouts = min_timeouts
         self.honest_timeout_rate = honest_timeout_rate
@@ -131,6 +140,7 @@ class FailedPow(Detector):
             fleet AS (SELECT max(fp16_tensor_tflops) AS top FROM gpu_catalogue),
             wrong_ AS (
                 SELECT device_id, CAST(sum(samples_bad - coalesce(samples_flipped, 0)) AS BIGINT) AS wrong_window,
+                       count(*) FILTER (samples_bad > coalesce(samples_flipped, 0)) AS wrong_hours,
                        CAST(sum(coalesce(samples_flipped, 0)) AS BIGINT) AS flipped_window,
                        CAST(sum(samples_total) AS BIGINT) AS samples_window,
                        min(first_bad_sample) FILTER (samples_bad > 0) AS first_wrong,
@@ -197,8 +207,13 @@ class FailedPow(Detector):
                    coalesce(t.timeouts_all, 0) AS timeouts_all, coalesce(t.challenges, 0) AS challenges,
                    coalesce(t.day_timeouts, 0) AS day_timeouts, coalesce(t.day_reachable, 0) AS day_reachable,
                    f.unverified_ok,
-                   coalesce(w.wrong_window, 0) >= $confirm_wrong AS wrong,
+                   coalesce(w.wrong_window, 0) >= $confirm_wrong AND coalesce(w.wrong_hours, 0) >= $confirm_wrong_hours AS wrong,
                    f.samples_bad > coalesce(f.samples_flipped, 0) AND coalesce(w.wrong_window, 0) < $confirm_wrong AS wrong_once,
+                   -- wrong entries, all in the answers of one hour: a record damaged on its way, or a worker that
+                   -- answered another challenge, looks like this once; a worker that makes its answers up does it again
+                   f.samples_bad > coalesce(f.samples_flipped, 0) AND coalesce(w.wrong_window, 0) >= $confirm_wrong
+                     AND coalesce(w.wrong_hours, 0) < $confirm_wrong_hours AS wrong_one_hour,
+                   coalesce(w.wrong_hours, 0) AS wrong_hours,
                    coalesce(f.samples_flipped, 0) > 0 AND coalesce(w.wrong_window, 0) < $confirm_wrong AS faulty,
                    coalesce(w.flipped_window, 0) AS flipped_window,
                    f.overclaimed_compute > 0 AND w.overclaimed_window >= $confirm_overclaims AS longer_than_observed,
@@ -227,6 +242,7 @@ class FailedPow(Detector):
             ceiling=self.ceiling_factor,
             window=self.window_hours,
             confirm_wrong=self.confirm_wrong_samples,
+            confirm_wrong_hours=self.confirm_wrong_hours,
             confirm_fast=self.confirm_fast_hours,
             confirm_overclaims=self.confirm_overclaims,
             fast_share=self.confirm_fast_share,
@@ -274,6 +290,15 @@ class FailedPow(Detector):
                 pl.when(pl.col("wrong_once")).then(
                     pl.format(
                         "1 of {} PoW samples wrong ({}); once can be a memory fault, twice is not",
+                        "samples_window",
+                        "first_wrong",
+                    )  # fmt: skip
+                ),
+                pl.when(pl.col("wrong_one_hour")).then(
+                    pl.format(
+                        "{} of {} PoW samples wrong, all in one hour's answers (e.g. {}): a record damaged on its way or "
+                        "an answer to another challenge looks like this once; wrong again in another hour is fraud",
+                        "wrong_window",
                         "samples_window",
                         "first_wrong",
                     )  # fmt: skip
@@ -374,6 +399,7 @@ class FailedPow(Detector):
         )
         suspected = (
             pl.col("wrong_once")
+            | pl.col("wrong_one_hour")
             | pl.col("faulty")
             | pl.col("longer_once")
             | pl.col("silent")
@@ -381,7 +407,7 @@ class FailedPow(Detector):
             | pl.col("unverified")
         )
         flagged = judged.filter(exact | suspected | pl.col("fast_once"))
-        sign_names = ("wrong", "wrong_once", "faulty", "longer_than_observed", "longer_once", "too_fast", "fast_once",
+        sign_names = ("wrong", "wrong_once", "wrong_one_hour", "faulty", "longer_than_observed", "longer_once", "too_fast", "fast_once",
                       "silent", "silent_day", "unverified")  # fmt: skip
         signs = pl.concat_list(
             [pl.when(pl.col(n)).then(pl.lit([n])).otherwise(pl.lit([], dtype=pl.List(pl.String))) for n in sign_names]
@@ -412,6 +438,7 @@ class FailedPow(Detector):
             pl.struct(
                 pl.when(exact).then(pl.lit("exact")).otherwise(pl.lit("suspicion")).alias("proof"),
                 pl.col("wrong_window").alias("samples_wrong"),
+                "wrong_hours",
                 pl.col("flipped_window").alias("samples_one_bit_off"),
                 pl.col("samples_window").alias("samples_checked"),
                 pl.col("first_wrong").alias("first_wrong_sample"),

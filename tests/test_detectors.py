@@ -97,6 +97,23 @@ def test_failed_pow_one_wrong_sample_is_a_possible_memory_fault(con) -> None:
     assert "memory fault" in found["reason"][0]
 
 
+def test_failed_pow_every_entry_of_one_hours_answers_wrong_is_held_wrong_again_in_another_hour_is_proof(con) -> None:
+    """Two networks written by others each had one honest device whose one challenge had every
+    sampled entry wrong: a row their authors broke on purpose (one seed written ``-42``), taken for
+    a made-up answer and rejected. A record damaged on its way looks like that once; a worker that
+    makes its answers up is wrong again in another hour."""
+    feature(con, "broken_row", samples_bad=3, samples_total=3, first_bad_sample="c1: [206, 7485] = 761, expected 3304")
+    found = FailedPow().detect(Evidence(con, EPOCH))
+    assert found["action"].to_list() == ["probation"]
+    details = json.loads(found["details"][0])
+    assert details["proof"] == "suspicion" and details["signs"] == ["wrong_one_hour"] and details["wrong_hours"] == 1
+    assert "3 of 3 PoW samples wrong, all in one hour's answers" in found["reason"][0]
+    feature(con, "broken_row", hour(2), samples_bad=2, samples_total=3, first_bad_sample="c0: [1, 2] = 5, expected 7")
+    again = FailedPow().detect(Evidence(con, EPOCH))
+    assert again["action"].to_list() == ["reject"] and json.loads(again["details"][0])["wrong_hours"] == 2
+    assert FailedPow(confirm_wrong_hours=1).detect(Evidence(con, hour(2)))["action"].to_list() == ["reject"]
+
+
 def test_failed_pow_samples_one_bit_off_are_a_hardware_fault_held_never_a_rejection(con) -> None:
     """An unstable overclock or failing memory flips a bit of a product the card did compute (an
     independently written network's overclocked gamers: ~3% of samples, each off by a power of
