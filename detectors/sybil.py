@@ -57,7 +57,7 @@ class SybilRings(Detector):
                  cohesion_max_n: int = 30, exclusive_share: float = 0.8, exclusive_coverage: float = 0.8,
                  marks_min_accounts: int = 10, marked_strong_kinds: int = 3, merge_ratio: float = 0.3,
                  broad_share: float = 0.8, member_chance: float = 0.01, household_accounts: int = 6,
-                 site_accounts: int = 6, site_devices: int = 4, office_accounts: int = 16,
+                 site_accounts: int = 6, site_devices: int = 4,
                  sync_minutes: int = 15, sync_alpha: float = 1e-6, sync_min_asns: int = 2):  # fmt: skip
         super().__init__(threshold)
         if sync_minutes < 1 or not 0 < sync_alpha <= 1 or sync_min_asns < 1:
@@ -90,7 +90,6 @@ class SybilRings(Detector):
         self.household_accounts = household_accounts
         self.site_accounts = site_accounts
         self.site_devices = site_devices
-        self.office_accounts = office_accounts
         self.sync_minutes = sync_minutes
         self.sync_alpha = sync_alpha
         self.sync_min_asns = sync_min_asns
@@ -102,8 +101,7 @@ class SybilRings(Detector):
                             marks_min_accounts=self.marks_min_accounts, marked_strong_kinds=self.marked_strong_kinds,
                             merge_ratio=self.merge_ratio, broad_share=self.broad_share,
                             household_accounts=self.household_accounts, member_chance=self.member_chance,
-                            site_accounts=self.site_accounts, site_devices=self.site_devices,
-                            office_accounts=self.office_accounts)  # fmt: skip
+                            site_accounts=self.site_accounts, site_devices=self.site_devices)  # fmt: skip
 
     def fit(self, evidence: Evidence) -> SybilRings:
         con, epoch = evidence.con, evidence.epoch

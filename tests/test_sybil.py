@@ -1771,41 +1771,6 @@ def test_a_companys_accounts_at_its_own_domain_and_office_are_no_ring_the_same_g
         assert clustered == [] and found.is_empty()
 
 
-STUDIO_STAFF = ("ana.pereira", "ben.hall", "chloe.dubois", "dev.mehta", "eli.katz", "farah.naqvi", "gus.lind",
-                "hana.sato", "ivo.petrov", "jade.wu", "kofi.mensah", "lucia.romero")  # fmt: skip
-
-
-@pytest.mark.parametrize("domain", ["lumenrender.com", "outlook.com"])
-def test_a_studios_twelve_staff_at_its_domain_and_office_are_no_ring_the_same_group_on_a_mail_vendors_domain_is(
-    con, domain: str
-) -> None:
-    """A fifteenth network written by others: a render studio's twelve staff, each with a
-    workstation of the studio's one build at the office address, signed up in one afternoon,
-    every stake paid by the studio treasury in one ten-minute burst; all twelve were held as a
-    ring. A company's staff at its own domain and office are no ring up to ``office_accounts``
-    (16); on a mail vendor's domain the same group is still held for review."""
-    background(con, 150)
-    for k in range(3):  # the vendor's other customers, at homes of their own
-        account(con, f"cust{k}", f"{['noor', 'tim', 'ada'][k]}.{['aziz', 'berg', 'cole'][k]}@outlook.com", f"w-cust{k}",
-                f"91.{k}.4.4")  # fmt: skip
-        device(con, f"d-cust{k}", f"cust{k}", f"91.{k}.4.4", f"pc-cust{k}")
-    staff = []
-    for k, name in enumerate(STUDIO_STAFF):
-        acc = f"lr{k}"
-        account(con, acc, f"{name}@{domain}", f"w-{acc}", "178.121.143.174", referrer="lr0" if k else None)
-        funded(con, f"w-{acc}", "w-studio-treasury", at=f"2024-08-02 15:{k:02d}:00", amount="2500")
-        device(con, f"d-{acc}", acc, "178.121.143.174", f"ws-{acc}", cpu="AMD Ryzen Threadripper PRO 5975WX")
-        staff.append(acc)
-    found = SybilRings().detect(Evidence(con, EPOCH))
-    clustered = sorted(r[0] for r in con.execute("SELECT account_id FROM sybil_clusters").fetchall())
-    if domain == "outlook.com":
-        assert clustered and set(clustered) <= set(staff) and set(found["action"]) == {"probation"}
-    else:
-        assert clustered == [] and found.is_empty()
-        SybilRings(office_accounts=6).detect(Evidence(con, EPOCH))  # a bound below the staff: held for review
-        assert con.execute("SELECT count(*) FROM sybil_clusters").fetchall()[0][0] >= 6
-
-
 def test_relatives_each_registering_a_card_of_the_family_pc_are_a_household(con) -> None:
     """A thirteenth network written by others: families whose members each register one card of
     the family's multi-GPU PC, mailboxes of their own at several vendors, paid to one wallet,

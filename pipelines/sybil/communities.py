@@ -98,7 +98,6 @@ class ClusterRules:
     household_accounts: int = 6
     site_accounts: int = 6
     site_devices: int = 4
-    office_accounts: int = 16
     member_chance: float = 0.01
     resolution: float = 1.0
     seed: int = 0
@@ -590,21 +589,20 @@ def _each_their_own(cov: dict[str, float], rules: ClusterRules, machines: bool =
 def company_office(
     members: list[str], cov: dict[str, float], offices: dict[str, tuple[str, int, int]], rules: ClusterRules
 ) -> bool:
-    """Whether a community is one company's staff at its office: at most ``office_accounts``
+    """Whether a community is one company's staff at its office: at most ``site_accounts``
     members, every one with a mailbox at one domain whose every holder in the network signed up
     at one site (``offices``: the company's own domain, used from its office), none on another's
     machine or mailbox, none taking turns on a machine, card or address.
 
-    Honest model: a company registers an account for each of its staff, at the company's domain
-    and from the office, in one onboarding afternoon; the treasury pays their stakes in one go,
-    one of them referred the others, and they run the company's workstation or server build (a
-    twelfth network written by others: a hosting company's five staff; a fifteenth: a render
-    studio's twelve). A mail vendor's domain (a free or a throwaway one) has customers signing up
-    elsewhere; a larger group is not covered: a ring with a domain and a site of its own hides
-    little, but it is held for review (a cluster at one site is never rejected)."""
+    Honest model: a hosting company registers an account for each of a few staff, at the
+    company's domain and from the office; the treasury pays their stakes, one of them referred
+    the others, and they run the company's server build. A mail vendor's domain (a free or a
+    throwaway one) has customers signing up elsewhere; a ring of more than ``site_accounts``
+    accounts is not covered, and a few accounts at one site on a domain of their own are the
+    same bound a household is (``household_accounts``)."""
     domains = {offices.get(a) for a in members}
     return (
-        len(members) <= rules.office_accounts
+        len(members) <= rules.site_accounts
         and len(domains) == 1
         and None not in domains
         and next(iter(domains))[2] == 1  # type: ignore[index]
