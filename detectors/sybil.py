@@ -127,6 +127,7 @@ class SybilRings(Detector):
         offices = self._offices(evidence, cores)
         self.clusters_ = score_clusters(edges, cores, rules, whole, synced, fleets, offices)  # type: ignore[arg-type]
         self.clusters_ = pl.concat([self.clusters_, self._one_mailbox_rings(evidence, self.clusters_)], how="vertical_relaxed")
+        self.clusters_ = pl.concat([self.clusters_, self._one_wallet_rings(evidence, self.clusters_)], how="vertical_relaxed")
         self.clusters_ = self._with_rota_rings(evidence, self.clusters_)
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
         rings = rings.join(_member_kinds(edges, rings), on=["cluster_id", "account_id"], how="left").with_columns(
@@ -230,20 +231,34 @@ class SybilRings(Detector):
             """,
             min=self.min_accounts,
         )
-        rows = []
-        for g in groups.iter_rows(named=True):
-            members = g["members"]
-            if taken & set(members):
-                continue
-            story = f"{len(members)} accounts behind one {g['domain']} mailbox, spelled {g['spellings']} ways (dots, +tags)"
-            ev = {"story": story, "strong_kinds": ["email"], "exclusive_kinds": [], "one_mailbox": True,
-                  "links": [{"kind": "email", "pairs": len(members) * (len(members) - 1) // 2, "coverage": 1.0,
-                             "accounts_holding_it": len(members)}], "accounts": members[:50]}  # fmt: skip
-            rows.append({"cluster_id": cluster_id(members), "members": members, "score": KINDS["email"][0],
-                         "is_sybil": True, "evidence": json.dumps(ev)})  # fmt: skip
-        schema = {"cluster_id": pl.String, "members": pl.List(pl.String), "score": pl.Float64, "is_sybil": pl.Boolean,
-                  "evidence": pl.String}  # fmt: skip
-        return pl.DataFrame(rows, schema=schema)
+        stories = [
+            (
+                g["members"],
+                f"{len(g['members'])} accounts behind one {g['domain']} mailbox, spelled {g['spellings']} ways (dots, +tags)",
+            )
+            for g in groups.iter_rows(named=True)
+        ]
+        return _one_identity_rings(stories, "email", "one_mailbox", taken)
+
+    def _one_wallet_rings(self, evidence: Evidence, clusters: pl.DataFrame) -> pl.DataFrame:
+        """Rings of more than ``household_accounts`` accounts paid to one wallet (their latest
+        payout wallet), none of them in a ring yet. Honest model: rewards paid to one wallet are its
+        owner's; a family or a couple may have theirs paid to a parent's wallet (four networks written
+        by others: honest groups of 3 and 4, the same bound a household is); a ring that moves its
+        accounts' payouts to a few consolidation wallets is one owner's 10-12 accounts a wallet
+        (three networks written by others, 62 accounts, nothing else of their own tying 20 of them).
+        Scored as one kind (``wallet``), so held, never rejected, on this alone."""
+        taken = set(clusters.filter(pl.col("is_sybil"))["members"].explode().to_list()) if clusters.height else set()
+        groups = evidence.sql(
+            """
+            WITH a AS (SELECT account_id, arg_max(wallet, _hour) AS wallet FROM accounts WHERE _hour <= $epoch GROUP BY account_id)
+            SELECT wallet, list(account_id ORDER BY account_id) AS members FROM a WHERE wallet IS NOT NULL
+            GROUP BY wallet HAVING count(*) > $household ORDER BY wallet
+            """,
+            household=self.household_accounts,
+        )
+        stories = [(g["members"], f"{len(g['members'])} accounts paid to one wallet") for g in groups.iter_rows(named=True)]
+        return _one_identity_rings(stories, "wallet", "one_wallet", taken)
 
     def _with_rota_rings(self, evidence: Evidence, clusters: pl.DataFrame) -> pl.DataFrame:
         """``clusters`` with a ring for each rota of ``min_accounts`` accounts or more (a machine,
@@ -384,3 +399,21 @@ def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
             )
         )
     )
+
+
+def _one_identity_rings(groups: list[tuple[list[str], str]], kind: str, flag: str, taken: set[str]) -> pl.DataFrame:
+    """Rings of accounts that one identity (a mailbox, a payout wallet) puts behind one owner:
+    ``sybil_clusters`` rows scored as that one kind (held, never rejected, on it alone), for the
+    groups none of whose members is in a ring yet."""
+    rows = []
+    for members, story in groups:
+        if taken & set(members):
+            continue
+        ev = {"story": story, "strong_kinds": [kind], "exclusive_kinds": [], flag: True,
+              "links": [{"kind": kind, "pairs": len(members) * (len(members) - 1) // 2, "coverage": 1.0,
+                         "accounts_holding_it": len(members)}], "accounts": members[:50]}  # fmt: skip
+        rows.append({"cluster_id": cluster_id(members), "members": members, "score": KINDS[kind][0],
+                     "is_sybil": True, "evidence": json.dumps(ev)})  # fmt: skip
+    schema = {"cluster_id": pl.String, "members": pl.List(pl.String), "score": pl.Float64, "is_sybil": pl.Boolean,
+              "evidence": pl.String}  # fmt: skip
+    return pl.DataFrame(rows, schema=schema)

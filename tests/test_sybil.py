@@ -799,6 +799,29 @@ def test_accounts_paid_to_one_wallet_are_one_owners_a_couple_sharing_one_is_no_r
     assert not flagged & set(honest)
 
 
+def test_ten_bought_accounts_moved_to_one_payout_wallet_are_one_owners_a_family_on_a_parents_wallet_is_not(con) -> None:
+    """A fifteenth network written by others: twenty aged accounts bought on a market, each with
+    its own mailbox, machine and history, had their payouts moved to two consolidation wallets,
+    ten accounts each, and nothing else of their own tied them (7.99% of its payouts went to
+    them). Rewards paid to one wallet are its owner's; a family of four paid to a parent's wallet
+    is a household's number (``household_accounts``)."""
+    honest = background(con)
+    bought = [f"aged{k}" for k in range(10)]
+    for k, acc in enumerate(bought):
+        account(con, acc, TENANT_MAIL[k], "w-consolidation", f"85.{k}.60.2")
+        funded(con, f"w-{acc}", f"own-{acc}")
+        device(con, f"d-{acc}", acc, f"85.{k}.60.2", f"host-{acc}", cpu=f"CPU model {k}")
+    for k in range(4):
+        con.execute("UPDATE accounts SET wallet = 'w-parent' WHERE account_id = ?", [f"home{10 + k}"])
+    found = SybilRings().detect(Evidence(con, EPOCH))
+    rings = con.execute(
+        "SELECT cluster_id, list(account_id ORDER BY account_id), any_value(evidence) FROM sybil_clusters GROUP BY 1"
+    ).fetchall()
+    assert [sorted(r[1]) for r in rings] == [sorted(bought)]
+    assert json.loads(rings[0][2])["story"] == "10 accounts paid to one wallet"
+    assert set(found["action"]) == {"probation"} and not set(found["account_id"]) & set(honest)
+
+
 def test_hosting_companies_role_mailboxes_at_their_own_domains_on_standard_server_builds_are_no_ring(con) -> None:
     """Eighteen hosting companies, each one account at its own domain (``ops@`` or ``gpu@``: the
     shape of every operations mailbox), each on two of four standard server builds, treasuries of
