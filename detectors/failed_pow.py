@@ -35,8 +35,8 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
   not count toward the wrong samples that establish fraud; a single wrong entry (a memory fault looks the same once),
   wrong entries all in one hour's answers (a record damaged between worker and backend, or a worker that answered another
   challenge, looks like this once: two networks written by others had one honest device each with every sampled entry of
-  one challenge wrong, a row their authors broke on purpose, and both were rejected; 350 devices of five networks that made
-  their answers up were wrong in two hours or more), a
+  one challenge wrong, a row their authors broke on purpose, and both were rejected; 349 of the 350 devices of five
+  networks that made their answers up were wrong in two hours or more), a
   single overclaimed compute time (a VM's clock stepped by NTP during one challenge does that
   once; a worker that fabricates its timings does it again), most
   answers of the window (>= 3 and >= half) without samples to check (the backend may skip
