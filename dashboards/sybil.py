@@ -9,7 +9,7 @@ import polars as pl
 
 from dashboards.context import ReportContext
 from dashboards.render import Page, Panel, empty_or
-from pipelines.sybil.links import ATTRS_SQL, KINDS
+from pipelines.sybil.links import KINDS, account_attributes
 
 MAX_NODES = 60
 """Accounts drawn in the network picture (a larger cluster is drawn by its first accounts)."""
@@ -46,7 +46,7 @@ def cluster_values(ctx: ReportContext, cluster_id: str) -> pl.DataFrame:
     """The values (of every link kind) that two or more of the cluster's accounts share, with
     how many accounts in the whole network hold each; values held by more accounts than the
     kind's ``max_n`` link nobody, as in the detector."""
-    ctx.con.execute(ATTRS_SQL, {"epoch": ctx.latest, "window": 24})
+    account_attributes(ctx.con, ctx.latest, 24)
     kinds = ", ".join(f"('{k}', {n})" for k, (_, n) in KINDS.items())
     return ctx.frame(
         f"""WITH members AS (SELECT DISTINCT account_id FROM sybil_clusters

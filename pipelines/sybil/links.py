@@ -499,6 +499,12 @@ def _register_disposable_domains(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("CREATE TEMP TABLE disposable_domains AS SELECT unnest($d::VARCHAR[]) AS domain", {"d": sorted(blocklist)})
 
 
+def account_attributes(con: duckdb.DuckDBPyConnection, epoch: str, window_hours: int = 24) -> None:
+    """Temp table ``account_attrs``: every account's attribute values (``ATTRS_SQL``) as of the epoch."""
+    _register_disposable_domains(con)
+    con.execute(ATTRS_SQL, {"epoch": epoch, "window": window_hours})
+
+
 def build_account_graph(
     con: duckdb.DuckDBPyConnection, epoch: str, window_hours: int = 24, min_weight: float = 0.3, min_strong: int = 2,
     block: int = 32, hub_min: int = 10, min_share: float = 0.5, min_lift: float = 3.0,
@@ -513,8 +519,7 @@ def build_account_graph(
     small, but its members also share a mailbox shape or a restart time)."""
     if block < 2 or hub_min < 2 or not 0 < min_share <= 1 or min_lift < 1:
         raise ValueError(f"sybil graph: block ({block}) and hub_min ({hub_min}) must be >= 2, min_share in (0, 1], min_lift >= 1")
-    _register_disposable_domains(con)
-    con.execute(ATTRS_SQL, {"epoch": epoch, "window": window_hours})
+    account_attributes(con, epoch, window_hours)
     kinds = ", ".join(f"('{k}', {s}, {n})" for k, (s, n) in KINDS.items())
     strong = ", ".join(f"'{k}'" for k in STRONG_KINDS)
     weak = ", ".join(f"'{k}'" for k in WEAK_KINDS)
