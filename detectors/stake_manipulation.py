@@ -6,7 +6,7 @@ Honest model: a staker stakes and holds for days; tops a position up; moves stak
 (an unstake here, a stake there: no round trip on one position); and now and then undoes a mistake
 within minutes (the wrong device, the wrong amount): one round trip. Four networks written by
 others had no honest device with more than one round trip of under 30 minutes in 48 hours; their
-flash stakers and stake recyclers made 14 to 45 each. Here a stake earns only for the hours it was
+flash stakers and stake recyclers made 12 to 45 each on a position. Here a stake earns only for the hours it was
 held through (``pipelines.staking``), so such a round trip earns nothing; repeated, it is an
 attempt to game a reading of positions at a moment, and the account's devices are held while it
 goes on.

@@ -243,10 +243,10 @@ class SybilRings(Detector):
     def _one_wallet_rings(self, evidence: Evidence, clusters: pl.DataFrame) -> pl.DataFrame:
         """Rings of more than ``household_accounts`` accounts paid to one wallet (their latest
         payout wallet), none of them in a ring yet. Honest model: rewards paid to one wallet are its
-        owner's; a family or a couple may have theirs paid to a parent's wallet (four networks written
+        owner's; a family or a couple may have theirs paid to a parent's wallet (five networks written
         by others: honest groups of 3 and 4, the same bound a household is); a ring that moves its
         accounts' payouts to a few consolidation wallets is one owner's 10-12 accounts a wallet
-        (three networks written by others, 62 accounts, nothing else of their own tying 20 of them).
+        (three networks written by others, 52 accounts, nothing else of their own tying 20 of them).
         Scored as one kind (``wallet``), so held, never rejected, on this alone."""
         taken = set(clusters.filter(pl.col("is_sybil"))["members"].explode().to_list()) if clusters.height else set()
         groups = evidence.sql(

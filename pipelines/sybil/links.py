@@ -67,7 +67,7 @@ Mailbox shapes: ``p1`` domain + leading letters + class shape of the rest (``kai
 Coarse shapes are common among honest people, so the base rate makes them weak and cohesion
 makes the commonest hubs. A throwaway mailbox is a likeness too: a privacy-minded stranger uses
 one now and then, so, like any shape, it ties only a group that holds something else as well
-(four networks written by others: 53 accounts of three rings, no honest account, on such
+(five networks written by others: 53 accounts of three rings, no honest account, on such
 addresses, one ring's 30 over five Guerrilla Mail domains, tied besides only by a cloud VM
 template, a sign-up hour and one referrer).
 """
@@ -491,12 +491,12 @@ def _cohesion_groups(con: duckdb.DuckDBPyConnection) -> None:
 
 def _register_disposable_domains(con: duckdb.DuckDBPyConnection) -> None:
     """Temp table ``disposable_domains``: the ``disposable-email-domains`` package's list, once per connection."""
-    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'disposable_domains' AND temporary").fetchall()[
-        0
-    ][0]:
-        from disposable_email_domains import blocklist
+    known = "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'disposable_domains' AND temporary"
+    if con.execute(known).fetchall()[0][0]:
+        return
+    from disposable_email_domains import blocklist
 
-        con.execute("CREATE TEMP TABLE disposable_domains AS SELECT unnest($d::VARCHAR[]) AS domain", {"d": sorted(blocklist)})
+    con.execute("CREATE TEMP TABLE disposable_domains AS SELECT unnest($d::VARCHAR[]) AS domain", {"d": sorted(blocklist)})
 
 
 def account_attributes(con: duckdb.DuckDBPyConnection, epoch: str, window_hours: int = 24) -> None:
