@@ -83,8 +83,6 @@ class StakeManipulation(Detector):
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
         found = evidence.sql(ROUND_TRIPS_SQL, window=self.window_hours, short=self.short_minutes, min_trips=self.min_round_trips)
-        # an account paid to one wallet has one row per device; two accounts on one wallet are both actors
-        found = found.unique(subset="device_id", keep="first", maintain_order=True)
         minutes = (pl.col("median_held_s") / 60).round(1)
         return found.select(
             "device_id",

@@ -218,7 +218,6 @@ class SybilRings(Detector):
         written by others had a small ring of three on ``jo.hnsmith@``, ``john.smith@`` and
         ``johnsmit.h@`` gmail.com that nothing else tied. Scored as one kind (``email``), so held,
         never rejected, on this alone."""
-        taken = set(clusters.filter(pl.col("is_sybil"))["members"].explode().to_list()) if clusters.height else set()
         groups = evidence.sql(
             """
             WITH a AS (SELECT account_id, arg_max(email, _hour) AS email FROM accounts WHERE _hour <= $epoch GROUP BY account_id),
@@ -238,7 +237,7 @@ class SybilRings(Detector):
             )
             for g in groups.iter_rows(named=True)
         ]
-        return _one_identity_rings(stories, "email", "one_mailbox", taken)
+        return _one_identity_rings(stories, "email", "one_mailbox", clusters)
 
     def _one_wallet_rings(self, evidence: Evidence, clusters: pl.DataFrame) -> pl.DataFrame:
         """Rings of more than ``household_accounts`` accounts paid to one wallet (their latest
@@ -248,17 +247,16 @@ class SybilRings(Detector):
         accounts' payouts to a few consolidation wallets is one owner's 10-12 accounts a wallet
         (three networks written by others, 52 accounts, nothing else of their own tying 20 of them).
         Scored as one kind (``wallet``), so held, never rejected, on this alone."""
-        taken = set(clusters.filter(pl.col("is_sybil"))["members"].explode().to_list()) if clusters.height else set()
-        groups = evidence.sql(
-            """
-            WITH a AS (SELECT account_id, arg_max(wallet, _hour) AS wallet FROM accounts WHERE _hour <= $epoch GROUP BY account_id)
-            SELECT wallet, list(account_id ORDER BY account_id) AS members FROM a WHERE wallet IS NOT NULL
-            GROUP BY wallet HAVING count(*) > $household ORDER BY wallet
-            """,
-            household=self.household_accounts,
+        # each account's payout wallet, as the graph read it this epoch (links.account_attributes)
+        groups = pl.from_arrow(
+            evidence.con.sql(
+                "SELECT value AS wallet, list(account_id ORDER BY account_id) AS members FROM account_attrs "
+                "WHERE kind = 'wallet' GROUP BY value HAVING count(*) > $household ORDER BY value",
+                params={"household": self.household_accounts},
+            ).to_arrow_table()
         )
         stories = [(g["members"], f"{len(g['members'])} accounts paid to one wallet") for g in groups.iter_rows(named=True)]
-        return _one_identity_rings(stories, "wallet", "one_wallet", taken)
+        return _one_identity_rings(stories, "wallet", "one_wallet", clusters)
 
     def _with_rota_rings(self, evidence: Evidence, clusters: pl.DataFrame) -> pl.DataFrame:
         """``clusters`` with a ring for each rota of ``min_accounts`` accounts or more (a machine,
@@ -401,10 +399,11 @@ def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _one_identity_rings(groups: list[tuple[list[str], str]], kind: str, flag: str, taken: set[str]) -> pl.DataFrame:
+def _one_identity_rings(groups: list[tuple[list[str], str]], kind: str, flag: str, clusters: pl.DataFrame) -> pl.DataFrame:
     """Rings of accounts that one identity (a mailbox, a payout wallet) puts behind one owner:
     ``sybil_clusters`` rows scored as that one kind (held, never rejected, on it alone), for the
-    groups none of whose members is in a ring yet."""
+    groups none of whose members is in a ring of ``clusters`` yet."""
+    taken = set(clusters.filter(pl.col("is_sybil"))["members"].explode().to_list()) if clusters.height else set()
     rows = []
     for members, story in groups:
         if taken & set(members):

@@ -539,11 +539,10 @@ def _unsigned_writers(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[St
     a broken row, not a signed store (an independently written network's ``seed = -42`` was read as
     2^64 - 42, its samples checked against that seed, and an honest device rejected)."""
     columns = [c.name for c in feed.columns if c.type == "UBIGINT"]
-    out = {}
+    out = {f.tag: "" for f in files}
+    if not columns:
+        return out
     for f in files:
-        if not columns:
-            out[f.tag] = ""
-            continue
         tests = ", ".join(
             f'coalesce(bool_or(NOT starts_with("{c}", \'-\') AND TRY_CAST("{c}" AS UBIGINT) > 9223372036854775807), false)'
             for c in columns
