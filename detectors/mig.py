@@ -36,6 +36,11 @@ MIG_INSTANCES_CTE = f"""
 mig_instances AS (  -- the epoch's devices that are instances of one MIG-partitioned card (detectors.mig)
     SELECT unnest(list(f.device_id)) AS device_id
     FROM device_features f
+    JOIN (  -- sites with two or more devices in MIG mode: the few the rest is computed for (every group
+            -- below is all MIG, two or more; names are keyed by regular expressions, once per row)
+        SELECT host_fingerprint, pci_bus_id FROM device_features
+        WHERE epoch = $epoch AND coalesce(mig_mode, false) GROUP BY ALL HAVING count(*) >= 2
+    ) USING (host_fingerprint, pci_bus_id)
     LEFT JOIN (SELECT DISTINCT name_key, model_key FROM gpu_alias) a  -- a model's aliases may share one key
            ON f.catalogue_model IS NULL AND a.name_key = gpu_name_key(regexp_replace(f.gpu_model, '{MIG_PROFILE}', ''))
     JOIN gpu_catalogue c ON c.model_key = coalesce(f.catalogue_model, a.model_key)

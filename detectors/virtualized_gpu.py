@@ -240,7 +240,7 @@ class VirtualizedGpu(Detector):
                 FROM batched b JOIN lone_slow s USING (device_id)
                 GROUP BY b.device_id HAVING count(*) FILTER (b.ratio < $batch_slow) > 0
             ),
-            now AS (SELECT * FROM device_features WHERE epoch = $epoch),
+            now AS NOT MATERIALIZED (SELECT * FROM device_features WHERE epoch = $epoch),
             {MIG},
             idents AS (  -- one physical identity on one machine: a UUID on one site or one host, a bus id on one host
                 -- (which the instances of one MIG-partitioned card share by design: detectors.mig)
