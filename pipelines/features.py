@@ -138,8 +138,13 @@ nothing at all is sampled, every answer counts as unverified, as before: nothing
 
 REACH_SQL = """
 CREATE OR REPLACE TEMP TABLE pow_reach AS
-WITH signals AS (  -- moments the device was seen alive: a ping answered or a heartbeat sent
-    SELECT device_id, ts FROM uptime WHERE _hour IN ($epoch, $prev) AND ok
+WITH signals AS (  -- moments the device was seen alive: a ping answered or a heartbeat sent; of the hour
+    -- before, only those within reach of the hour's first challenge (half the rows; a signal further back
+    -- is nobody's nearest within reach)
+    SELECT device_id, ts FROM uptime WHERE _hour = $epoch AND ok
+    UNION ALL
+    SELECT device_id, ts FROM uptime WHERE _hour = $prev AND ok
+      AND ts >= (SELECT min(issued_at) FROM pow WHERE _hour = $epoch) - to_minutes($reach_minutes)
 ),
 issued AS (SELECT challenge_id, device_id, issued_at FROM pow WHERE _hour = $epoch)
 SELECT challenge_id,

@@ -52,7 +52,8 @@ def _device(
 def test_a_challenge_counts_as_reachable_only_with_a_live_signal_within_reach_on_both_sides(con) -> None:
     """The nearest answered signal at or before the challenge and the nearest at or after it must
     each be within ``REACH_MINUTES``; a signal at the very moment counts on both sides, the
-    previous hour's signals count, a failed ping or another device's signal does not."""
+    previous hour's signals count (up to the reach before the hour's first challenge), a failed
+    ping or another device's signal does not."""
     second = timedelta(seconds=1)
     cases = {
         "same-moment": (ISSUED, [(ISSUED, True)], 1),
@@ -64,6 +65,11 @@ def test_a_challenge_counts_as_reachable_only_with_a_live_signal_within_reach_on
         "previous-hour": (
             datetime(2024, 8, 14, 0, 2),
             [(datetime(2024, 8, 13, 23, 55), True), (datetime(2024, 8, 14, 0, 5), True)],
+            1,
+        ),  # fmt: skip
+        "previous-hour-at-the-edge": (  # the hour's first challenge: the earliest signal of the hour before read
+            datetime(2024, 8, 14, 0, 1),
+            [(datetime(2024, 8, 14, 0, 1) - REACH, True), (datetime(2024, 8, 14, 0, 5), True)],
             1,
         ),  # fmt: skip
         "silent": (ISSUED, [], 0),
