@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 
+import networkx as nx
 import polars as pl
 
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
@@ -128,6 +129,7 @@ class SybilRings(Detector):
         self.clusters_ = score_clusters(edges, cores, rules, whole, synced, fleets, offices)  # type: ignore[arg-type]
         self.clusters_ = pl.concat([self.clusters_, self._one_mailbox_rings(evidence, self.clusters_)], how="vertical_relaxed")
         self.clusters_ = pl.concat([self.clusters_, self._one_wallet_rings(evidence, self.clusters_)], how="vertical_relaxed")
+        self.clusters_ = pl.concat([self.clusters_, self._funding_chain_rings(evidence, self.clusters_)], how="vertical_relaxed")
         self.clusters_ = self._with_rota_rings(evidence, self.clusters_)
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
         rings = rings.join(_member_kinds(edges, rings), on=["cluster_id", "account_id"], how="left").with_columns(
@@ -257,6 +259,38 @@ class SybilRings(Detector):
         )
         stories = [(g["members"], f"{len(g['members'])} accounts paid to one wallet") for g in groups.iter_rows(named=True)]
         return _one_identity_rings(stories, "wallet", "one_wallet", clusters)
+
+    def _funding_chain_rings(self, evidence: Evidence, clusters: pl.DataFrame) -> pl.DataFrame:
+        """Rings of accounts whose stakes were paid one from another's payout wallet in a chain of
+        more than ``household_accounts`` wallets (``funding_chains``), none of them in a ring yet.
+        Honest model: a parent, a company's treasury or a friend pays others' stakes from one
+        wallet (a star, one hop deep; five networks written by others: families and firms of up to
+        six), an exchange pays thousands (a hub, left out); nobody honest passes one stake on from
+        account to account. Two networks written by others did: the same tokens funding each new
+        account of a ring from the previous one's wallet, 8 and 30 accounts long, nothing else
+        tying them (a mailbox, a machine or an address). Scored as one kind (``funding``), so held,
+        never rejected, on this alone."""
+        links = evidence.sql(
+            """
+            WITH own AS (SELECT value AS wallet FROM account_attrs WHERE kind = 'wallet' GROUP BY value)
+            SELECT DISTINCT s.funder_wallet AS funder, s.wallet AS funded FROM stake_events s
+            WHERE s._hour <= $epoch AND s.funder_wallet <> s.wallet
+              AND s.funder_wallet IN (SELECT wallet FROM own) AND s.wallet IN (SELECT wallet FROM own)
+            ORDER BY ALL
+            """
+        )
+        chains = funding_chains(list(links.iter_rows()), self.household_accounts)
+        if not chains:
+            return _one_identity_rings([], "funding", "funding_chain", clusters)
+        holders = evidence.con.sql(
+            "SELECT value, list(account_id ORDER BY account_id) FROM account_attrs WHERE kind = 'wallet' GROUP BY value"
+        ).fetchall()
+        of_wallet = dict(holders)
+        stories = []
+        for wallets, longest in chains:
+            members = sorted({a for w in wallets for a in of_wallet.get(w, [])})
+            stories.append((members, f"{len(members)} accounts staked one from another's wallet, a chain {longest} wallets long"))
+        return _one_identity_rings(stories, "funding", "funding_chain", clusters)
 
     def _with_rota_rings(self, evidence: Evidence, clusters: pl.DataFrame) -> pl.DataFrame:
         """``clusters`` with a ring for each rota of ``min_accounts`` accounts or more (a machine,
@@ -397,6 +431,27 @@ def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
             )
         )
     )
+
+
+def funding_chains(links: list[tuple[str, str]], household: int) -> list[tuple[list[str], int]]:
+    """The groups of payout wallets linked by stake funding (``links``: funder, funded) that hold a
+    chain of more than ``household`` wallets each funded by the one before, with that chain's
+    length (a cycle's wallets count once). A wallet funding more than ``household`` others is a
+    hub (an exchange, a treasury): no link of a chain."""
+    graph = nx.DiGraph(links)
+    graph.remove_nodes_from([w for w, out in graph.out_degree() if out > household])
+    found = []
+    for group in sorted(nx.weakly_connected_components(graph), key=min):
+        if len(group) <= household:
+            continue
+        dag = nx.condensation(graph.subgraph(group))  # a cycle (tokens passed back round) is one node of its size
+        longest: dict[int, int] = {}
+        for node in nx.topological_sort(dag):
+            size = len(dag.nodes[node]["members"])
+            longest[node] = size + max((longest[p] for p in dag.predecessors(node)), default=0)
+        if max(longest.values()) > household:
+            found.append((sorted(group), max(longest.values())))
+    return found
 
 
 def _one_identity_rings(groups: list[tuple[list[str], str]], kind: str, flag: str, clusters: pl.DataFrame) -> pl.DataFrame:

@@ -211,6 +211,42 @@ def test_a_lab_at_a_domain_only_its_university_can_hold_is_no_ring_the_same_grou
         assert set(found["action"]) == {"probation"}
 
 
+@pytest.mark.parametrize("layout", ["one_nat_pool", "three_campus_nats", "proxy_exits"])
+def test_a_group_behind_one_nat_pool_or_campus_nats_is_a_site_the_same_group_behind_proxy_exits_is_a_ring(
+    con, layout: str
+) -> None:
+    """A fifteenth network written by others: twenty accounts with random mailboxes at one catch-all
+    domain, on one server template, connecting through VPN exits in five networks, four accounts
+    to an exit. Read as one site (every exit held by a group), its mailboxes were the site's and
+    the ring was no ring. A site is one address or a NAT pool within one /24 behind which most of
+    the group connects (an office, a lab), or addresses each with more accounts behind it than a
+    home holds (a thirteenth network's three campuses, ten or more students behind each NAT, in
+    one community): on its own domain and build, still no ring."""
+    background(con, 150)
+    locals_ = ["k3v9x2qa", "p7m2c8tw", "z4r1n6yb", "h8d3s5fu", "q2w7e4rj", "b6t9y1ui", "m5n8c3xo", "v1f4g7hp",
+               "a9s2d6kl", "r3e8w5zq", "t7y2u4io", "c6v1b8nm", "j4k9l2pq", "x8z3c7vb", "g5h1j6kt", "w2e9r4ty",
+               "n7m3b5vc", "f1d8s6ax", "u4i2o9pe", "y6t3r8we", "e5r7t2yu"]  # fmt: skip
+    members = []
+    for k in range(21 if layout == "three_campus_nats" else 20):
+        acc = f"relay{k}"
+        if layout == "one_nat_pool":
+            ip = f"141.40.194.{10 + k // 4}"
+        elif layout == "three_campus_nats":
+            ip = f"{[141, 129, 130][k // 7]}.{40 + k // 7}.194.10"
+        else:
+            ip = f"{[165, 135, 27, 91, 203][k // 4]}.{101 + k // 4}.9.23"
+        account(con, acc, f"{locals_[k]}@voltacore.dev", f"w-{acc}", ip)
+        device(con, f"d-{acc}", acc, ip, f"box-{acc}", cpu="Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz")
+        members.append(acc)
+    found = SybilRings().detect(Evidence(con, EPOCH))
+    clustered = sorted(r[0] for r in con.execute("SELECT DISTINCT account_id FROM sybil_clusters").fetchall())
+    if layout == "proxy_exits":
+        assert clustered == sorted(members) and sorted(found["device_id"]) == sorted(f"d-{a}" for a in members)
+        assert set(found["action"]) == {"probation"}  # a mailbox shape and a template: suspicion, not proof
+    else:
+        assert clustered == [] and found.is_empty()
+
+
 def test_only_a_domain_under_an_institutions_restricted_suffix_is_institutional() -> None:
     from pipelines.sybil.institutions import is_institutional
 
@@ -820,6 +856,54 @@ def test_ten_bought_accounts_moved_to_one_payout_wallet_are_one_owners_a_family_
     assert [sorted(r[1]) for r in rings] == [sorted(bought)]
     assert json.loads(rings[0][2])["story"] == "10 accounts paid to one wallet"
     assert set(found["action"]) == {"probation"} and not set(found["account_id"]) & set(honest)
+
+
+def test_families_paid_to_a_parents_wallet_from_homes_of_their_own_are_not_rings(con) -> None:
+    """A sixteenth network written by others: families of two to five, every member paid to one
+    wallet and staked by one funder in the same quarter hour, some of them under the parents'
+    roof and some in homes of their own (a wallet, a funder and a stake in common), were rejected
+    as rings. A few accounts all paid to one wallet are a family's (``household_accounts``); a
+    ring over proxies beside them is still found."""
+    surnames = ["novak", "haddad", "okafor"]
+    for f, size in enumerate([3, 4, 5]):
+        for k in range(size):
+            acc = f"fam{f}m{k}"
+            ip = f"84.{f}.7.7" if k < 2 else f"91.{f}.{k}.20"  # the parents' home, and the grown-up children's own
+            account(con, acc, f"{['ana', 'rui', 'ines', 'tomas', 'lia'][k]}.{surnames[f]}@gmail.com", f"w-parents{f}", ip)
+            funded(con, f"w-parents{f}", f"own-parents{f}", at=f"2024-08-14 00:{10 + f}:00", device=f"d-{acc}", kind="stake")
+            device(con, f"d-{acc}", acc, ip, f"pc-{acc}", cpu=["AMD Ryzen 7 5800X", "Intel Core i7-12700K"][k % 2])
+    members = ring(con)
+    background(con)
+    SybilRings().detect(Evidence(con, EPOCH))
+    rings = con.execute("SELECT list(account_id ORDER BY account_id) FROM sybil_clusters GROUP BY cluster_id").fetchall()
+    assert [sorted(r) for (r,) in rings] == [sorted(members)]
+
+
+def test_accounts_staked_one_from_the_last_ones_wallet_are_a_ring_a_parent_or_a_treasury_paying_several_is_not(con) -> None:
+    """Two networks written by others: each new account of a ring staked with tokens from the
+    previous account's payout wallet, a chain of 8 (the fifteenth) and of 30 (the sixteenth), and
+    nothing else tied them: each its own mailbox, machine and address. Nobody honest passes a
+    stake on from account to account; a parent or a company's treasury pays several stakes from
+    one wallet (a star), an exchange thousands. The chain is held, never rejected, on this alone."""
+    honest = background(con)
+    chain = [f"link{k}" for k in range(8)]
+    for k, acc in enumerate(chain):
+        account(con, acc, TENANT_MAIL[k], f"w-{acc}", f"86.{k}.61.2")
+        funded(con, f"w-{acc}", f"w-{chain[k - 1]}" if k else "binance-hot-1", at=f"2024-08-{3 + k:02d} 11:00:00")
+        device(con, f"d-{acc}", acc, f"86.{k}.61.2", f"host-{acc}", cpu=f"CPU model {k}")
+    staff = [f"staff{k}" for k in range(6)]
+    for k, acc in enumerate(staff):  # a firm's treasury, itself an account's payout wallet, pays its staff's stakes
+        account(con, acc, f"{['ana', 'rui', 'ines', 'tomas', 'lia', 'max'][k]}.k@studio-{k}.example", f"w-{acc}", f"87.{k}.3.3")
+        funded(con, f"w-{acc}", "w-founder", at=f"2024-08-{2 + k:02d} 09:00:00")
+        device(con, f"d-{acc}", acc, f"87.{k}.3.3", f"ws-{acc}", cpu=f"Workstation {k}")
+    account(con, "founder", "owner@studio.example", "w-founder", "87.9.3.3")
+    found = SybilRings().detect(Evidence(con, EPOCH))
+    rings = con.execute(
+        "SELECT list(account_id ORDER BY account_id), any_value(evidence) FROM sybil_clusters GROUP BY cluster_id"
+    ).fetchall()
+    assert [sorted(r[0]) for r in rings] == [sorted(chain)]
+    assert json.loads(rings[0][1])["story"] == "8 accounts staked one from another's wallet, a chain 8 wallets long"
+    assert set(found["action"]) == {"probation"} and not set(found["account_id"]) & set(honest + staff)
 
 
 def test_hosting_companies_role_mailboxes_at_their_own_domains_on_standard_server_builds_are_no_ring(con) -> None:

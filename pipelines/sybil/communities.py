@@ -33,7 +33,8 @@ a hosting facility's tenants): the accounts' own tie must cover ``min_coverage``
 identity shared (a funder, a mailbox, a host, a card) or a mailbox shape held by at least
 ``min_accounts`` members (a vendor's shape, not a pair's coincidence; and not behind one shared
 address, ``SITE_KINDS``, where the shape is an institution's domain). A few accounts that all
-connect from one address (at most ``household_accounts``) are a home, whatever else they share:
+connect from one address, or are all paid to one wallet (at most ``household_accounts``), are a
+home, whatever else they share:
 a parent funds the family's stakes, built its machines alike and set one reboot timer; unless
 half of them share a machine (a host fingerprint): a family's members each run their own, and
 one rig's GPUs registered under several accounts are one owner's; or half of them hold a
@@ -687,23 +688,35 @@ def score_clusters(
     # the accounts' own ties: an identity shared (a wallet, a mailbox, a host, a card) at any size; a
     # mailbox shape only when a group of min_accounts or more holds it at one domain, as 30 strangers linked by
     # anything else share coarse shapes in pairs; a stake of one amount in one quarter hour likewise
-    # (a launch); and the site a group connects from (one address held by a group: a lab, an
-    # office, a hosting hall)
+    # (a launch). Not the site a group connects from (a lab, an office: sited below)
     grouped = pl.len().over("cluster", "kind", "value") >= rules.min_accounts
     group_held = (
         holders.filter(
             pl.col("kind").is_in([k for k in STRONG_KINDS if k not in (*FLEET_KINDS, *SHAPE_KINDS, *BURST_KINDS)])
             | (
-                pl.col("kind").is_in(SHAPE_KINDS + BURST_KINDS + SITE_KINDS)
-                & grouped
-                & ~pl.col("value").str.starts_with(ANY_DOMAIN_SHAPE)
+                pl.col("kind").is_in(SHAPE_KINDS + BURST_KINDS) & grouped & ~pl.col("value").str.starts_with(ANY_DOMAIN_SHAPE)
             )  # a convention across domains (links.ANY_DOMAIN_SHAPE)
         )
-        .with_columns(pl.when(pl.col("kind").is_in(SITE_KINDS)).then(pl.lit("site")).otherwise(pl.col("kind")).alias("kind"))
         .select("cluster", "kind", "account")
         .unique()
         .group_by("cluster", "kind")
         .agg(pl.len().alias("covered"))
+    )
+    # where a group's addresses are its site: one address, or a NAT pool within one /24, behind which
+    # most of it connects (a lab, an office); or addresses from each of which more of the network's
+    # accounts connect than a home holds (campuses, halls), together most of it. Proxy exits in several
+    # networks, each shared by a few of a ring, are no site (a fifteenth network written by others: a
+    # ring of 20 on one mail domain behind VPN exits in five /24s, three to six of the network's
+    # accounts each, was read as a site's staff); three campuses' students in one community, five
+    # behind each NAT of 29 or more, are (a thirteenth's)
+    sited = (
+        holders.filter(pl.col("kind").is_in(SITE_KINDS) & grouped)
+        .with_columns(pl.col("value").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1).fill_null(pl.col("value")).alias("pool"))
+        .with_columns(pl.col("account").n_unique().over("cluster", "pool").alias("behind"))
+    )
+    one_site = dict(sited.group_by("cluster").agg(pl.col("behind").max()).iter_rows())
+    halls = dict(
+        sited.filter(pl.col("n") > rules.household_accounts).group_by("cluster").agg(pl.col("account").n_unique()).iter_rows()
     )
     # an institution's members: mailboxes at a domain only an accredited institution can hold
     # (pipelines.sybil.institutions), read from the shapes they share inside (p4 names no domain)
@@ -717,6 +730,18 @@ def score_clusters(
     # a home: every member connects from one address (one NAT, one IPv6 /64), as a family does
     home = dict(
         holders.filter(pl.col("kind") == "ip")
+        .group_by("cluster", "value")
+        .agg(pl.col("account").n_unique().alias("n"))
+        .group_by("cluster")
+        .agg(pl.col("n").max())
+        .iter_rows()
+    )
+    # ...or who are all paid to one wallet: a family paid to a parent's wallet, its members at homes of
+    # their own (a sixteenth network written by others: families of 2-5 on one payout wallet and one
+    # funder, not all under one roof, were rejected as rings); rings that pay into one wallet put ten or
+    # more accounts on it (one_wallet)
+    one_payee = dict(
+        holders.filter(pl.col("kind") == "wallet")
         .group_by("cluster", "value")
         .agg(pl.col("account").n_unique().alias("n"))
         .group_by("cluster")
@@ -779,7 +804,7 @@ def score_clusters(
         strong_sources = len({_source(k) for k in strong})
         own = {r["kind"]: r["covered"] for r in group_held.filter(pl.col("cluster") == i).iter_rows(named=True)}
         numbered = max((own.get(k, 0) for k in SHAPE_KINDS), default=0) >= rules.min_coverage * size
-        at_site = own.pop("site", 0) >= rules.min_coverage * size
+        at_site = max(one_site.get(i, 0), halls.get(i, 0)) >= rules.min_coverage * size
         if at_site:  # mailboxes at one site's domain are the site's
             for kind in SHAPE_KINDS:
                 own.pop(kind, None)
@@ -792,7 +817,7 @@ def score_clusters(
         # of their own may each register a card of the family PC
         household = (
             size <= rules.household_accounts
-            and home.get(i, 0) == size
+            and (home.get(i, 0) == size or one_payee.get(i, 0) == size)
             and _each_their_own(cov, rules, machines=numbered)  # a relative may register a card of the family PC
         )
         sites = fleets is not None and operator_sites(members, cov, fleets, inside, i, rules)
