@@ -98,6 +98,12 @@ LATE_ROW_HOURS = 24
 delivery (a heartbeat or a report held by a queue and sent with the next drop; two networks
 written by others do it, one for 3% of an hour's rows): it lands in the folder's hour with its
 own time. Older rows are quarantined; a row later than its hour never lands."""
+ANSWER_GRACE_S = 3600
+"""How long after its hour's end (plus ``TIME_TOLERANCE_S``) a feed's answer time may fall
+(``Feed.answer_columns``): a challenge issued in the hour's last minute is answered in the next
+(a sixteenth network written by others answered VRAM challenges issued at :59 two to three
+minutes later, and the answers, right ones, were quarantined as "after the hour"); an hour bounds
+any challenge's timeout."""
 EARLIEST_TIMESTAMP = "2000-01-01 00:00:00"
 """No timestamp in any feed may be earlier than this (nor later than its hour plus tolerance)."""
 MAX_TEXT_CHARS = 4096
@@ -211,6 +217,9 @@ class Feed:
     time_column: str | None = None
     """The column that must fall inside the row's hour (``TIME_TOLERANCE_S``); every other
     timestamp must lie between ``EARLIEST_TIMESTAMP`` and the hour's end plus tolerance."""
+    answer_columns: tuple[str, ...] = ()
+    """Timestamps of an answer to something issued in the hour: they may fall up to
+    ``ANSWER_GRACE_S`` after the hour's end."""
     extra_checks: tuple[tuple[str, str], ...] = field(default=())
     """(SQL predicate over the typed row that must hold, reason shown when it does not)."""
 
@@ -321,6 +330,7 @@ POW = Feed(
     required=True,
     key=("challenge_id",),
     time_column="issued_at",
+    answer_columns=("responded_at",),
     extra_checks=(
         ("n > 0 AND n <= 262144", "n must be in 1..262144 (fp32 accumulation stays exact)"),
         (

@@ -26,6 +26,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from pipelines.contract import (
+    ANSWER_GRACE_S,
     EARLIEST_TIMESTAMP,
     FEEDS,
     HOUR_RE,
@@ -436,9 +437,12 @@ def _problems(feed: Feed, hour: str) -> list[tuple[str, str]]:
                  f"(tolerance {TIME_TOLERANCE_S} s; late rows up to {LATE_ROW_HOURS} h back land)'")
             )  # fmt: skip
         elif c.type == "TIMESTAMP":
+            latest, after = hi, "after the hour"
+            if c.name in feed.answer_columns:  # an answer to a challenge of the hour's last minutes
+                latest, after = f"{hi} + to_seconds({ANSWER_GRACE_S})", f"{ANSWER_GRACE_S // 60} minutes after the hour"
             out.append(
-                (f"coalesce({typed} < TIMESTAMP '{EARLIEST_TIMESTAMP}' OR {typed} >= {hi}, false)",
-                 f"'{c.name}: ' || CAST({typed} AS VARCHAR) || ' is before {EARLIEST_TIMESTAMP[:10]} or after the hour {hour}'")
+                (f"coalesce({typed} < TIMESTAMP '{EARLIEST_TIMESTAMP}' OR {typed} >= {latest}, false)",
+                 f"'{c.name}: ' || CAST({typed} AS VARCHAR) || ' is before {EARLIEST_TIMESTAMP[:10]} or {after} {hour}'")
             )  # fmt: skip
         if c.allowed:
             allowed = ", ".join(_sql_str(a) for a in c.allowed)

@@ -132,6 +132,22 @@ def test_stakes_placed_before_the_hour_land_with_their_own_dates_and_a_future_on
     assert "ts" in q[3]
 
 
+def test_an_answer_to_a_challenge_of_the_hours_last_minute_lands_one_hours_later_is_quarantined(con, tmp_path: Path) -> None:
+    """A sixteenth network written by others answered VRAM challenges issued at :59 two to three
+    minutes into the next hour, and those right answers were quarantined as "after the hour". An
+    answer may come up to ``ANSWER_GRACE_S`` after the hour's end; a later one is impossible."""
+    rows = [pow_row(i) for i in range(6)]
+    rows[0] |= {"issued_at": "2024-08-14T07:59:24.447Z", "responded_at": "2024-08-14T08:02:16.527Z"}
+    rows[1] |= {"issued_at": "2024-08-14T07:59:30.000Z", "responded_at": "2024-08-14T09:05:00.000Z"}
+    folder = make_hour(tmp_path / "drops")
+    (folder / "pow.jsonl").write_bytes(jsonl(rows))
+    write_manifest(folder, {"hardware.jsonl": 3, "pow.jsonl": 6, "uptime.jsonl": 6})
+    assert ingest_hour(con, folder).status == "ingested"
+    assert "c0" in {r[0] for r in con.execute("SELECT challenge_id FROM pow").fetchall()}
+    [q] = quarantined(con, "pow")
+    assert "responded_at: 2024-08-14 09:05:00" in q[3] and "60 minutes after the hour" in q[3]
+
+
 def test_os_and_virtualization_mode_as_programs_name_them_land_in_the_contracts_spelling(con, tmp_path: Path) -> None:
     """Python's ``platform.system()`` says ``Darwin``, Node's ``os.platform()`` ``win32``, and
     pynvml returns the virtualization mode as an integer (2: VGPU). Written so, every Mac's (or
