@@ -299,12 +299,11 @@ class SybilRings(Detector):
             """
         )
         chains = funding_chains(list(links.iter_rows()), self.household_accounts)
-        if not chains:
-            return _one_identity_rings([], "funding", "funding_chain", clusters)
-        holders = evidence.con.sql(
-            "SELECT value, list(account_id ORDER BY account_id) FROM account_attrs WHERE kind = 'wallet' GROUP BY value"
-        ).fetchall()
-        of_wallet = dict(holders)
+        of_wallet = dict(
+            evidence.con.sql(
+                "SELECT value, list(account_id ORDER BY account_id) FROM account_attrs WHERE kind = 'wallet' GROUP BY value"
+            ).fetchall()
+        ) if chains else {}  # fmt: skip
         stories = []
         for wallets, longest in chains:
             members = sorted({a for w in wallets for a in of_wallet.get(w, [])})

@@ -105,7 +105,8 @@ ANSWER_GRACE_S = 3600
 minutes later, and the answers, right ones, were quarantined as "after the hour"); an hour bounds
 any challenge's timeout."""
 EARLIEST_TIMESTAMP = "2000-01-01 00:00:00"
-"""No timestamp in any feed may be earlier than this (nor later than its hour plus tolerance)."""
+"""No timestamp in any feed may be earlier than this (nor later than its hour plus tolerance, or
+for an answer ``ANSWER_GRACE_S``)."""
 MAX_TEXT_CHARS = 4096
 """Longest string value accepted in any column except ``samples`` (bounded by the line size)."""
 MAX_LINE_BYTES = 1 << 20
@@ -216,7 +217,8 @@ class Feed:
     """Columns that identify a row; a repeated key within one hour is quarantined."""
     time_column: str | None = None
     """The column that must fall inside the row's hour (``TIME_TOLERANCE_S``); every other
-    timestamp must lie between ``EARLIEST_TIMESTAMP`` and the hour's end plus tolerance."""
+    timestamp must lie between ``EARLIEST_TIMESTAMP`` and the hour's end plus tolerance (an
+    ``answer_columns`` one, ``ANSWER_GRACE_S`` more)."""
     answer_columns: tuple[str, ...] = ()
     """Timestamps of an answer to something issued in the hour: they may fall up to
     ``ANSWER_GRACE_S`` after the hour's end."""

@@ -657,6 +657,18 @@ def cluster_id(members: list[str]) -> str:
     return "syb-" + hashlib.sha256("\n".join(members).encode()).hexdigest()[:12]
 
 
+def _most_holding_one(holders: pl.DataFrame, kind: str) -> dict[int, int]:
+    """Per community: the most of its members that hold one value of ``kind`` (an address, a wallet)."""
+    return dict(
+        holders.filter(pl.col("kind") == kind)
+        .group_by("cluster", "value")
+        .agg(pl.col("account").n_unique().alias("n"))
+        .group_by("cluster")
+        .agg(pl.col("n").max())
+        .iter_rows()
+    )
+
+
 def score_clusters(
     edges: pl.DataFrame,
     clusters: list[list[str]],
@@ -728,26 +740,12 @@ def score_clusters(
         shapes.filter(pl.col("domain").is_in(accredited)).group_by("cluster").agg(pl.col("account").n_unique()).iter_rows()
     )
     # a home: every member connects from one address (one NAT, one IPv6 /64), as a family does
-    home = dict(
-        holders.filter(pl.col("kind") == "ip")
-        .group_by("cluster", "value")
-        .agg(pl.col("account").n_unique().alias("n"))
-        .group_by("cluster")
-        .agg(pl.col("n").max())
-        .iter_rows()
-    )
+    home = _most_holding_one(holders, "ip")
     # ...or who are all paid to one wallet: a family paid to a parent's wallet, its members at homes of
     # their own (a sixteenth network written by others: families of 2-5 on one payout wallet and one
     # funder, not all under one roof, were rejected as rings); rings that pay into one wallet put ten or
     # more accounts on it (one_wallet)
-    one_payee = dict(
-        holders.filter(pl.col("kind") == "wallet")
-        .group_by("cluster", "value")
-        .agg(pl.col("account").n_unique().alias("n"))
-        .group_by("cluster")
-        .agg(pl.col("n").max())
-        .iter_rows()
-    )
+    one_payee = _most_holding_one(holders, "wallet")
     # values held (almost) only inside the community: an operator's mark, not a crowd's habit
     strong_holders = holders.filter(pl.col("kind").is_in(STRONG_KINDS))
     if origins is None:
