@@ -7,7 +7,12 @@ instance's own):
 two cards of one machine sit in different slots, yet a worker in a container or a VM may report
 a virtual or placeholder slot (a tenth network written by others had two-card homes report
 ``00000000:01:00.0`` for both cards, of different models, and a datacenter host the same bus id
-for its eight; 120 honest devices were rejected), while the UUID names the card itself. A card's
+for its eight; 120 honest devices were rejected), while the UUID names the card itself. Yet a
+machine is at one address: one fingerprint's slot reported by several owners from several sites
+at once (``host and slot``) is a copied machine image whose clones made up UUIDs of their own (a
+sixteenth network's three clones of a four-card host, 24 devices, none caught before); it is
+contested like any identity on several owners' machines, so held for review. Tenants renting one
+machine's cards from its one address are not compared by it. A card's
 slices that make up UUIDs of their own are the physics' to judge (``virtualized_gpu``). Only devices alive at the same time share an identity
 (``detectors.concurrent``: a reinstalled worker's old and new registration both report the card
 in the hour of the switch, one after the other). Sharing in one hour suspects; sharing in
@@ -83,14 +88,17 @@ class DuplicateHardware(Detector):
                 WHERE _hour = $epoch AND gpu_serial IS NOT NULL AND device_id NOT IN (SELECT device_id FROM mig_instances)
                 UNION ALL
                 -- a bus id only where no UUID names the card (detectors.mig.UUID_NAMES_NO_CARD)
-                SELECT DISTINCT device_id, account_id, ip_site(ip), 'pci_bus_id on host', host_fingerprint || ' ' || pci_bus_id
-                FROM hardware WHERE _hour = $epoch AND pci_bus_id IS NOT NULL
-                  AND {UUID_NAMES_NO_CARD}
+                SELECT DISTINCT device_id, account_id, ip_site(ip),
+                       CASE WHEN {UUID_NAMES_NO_CARD} THEN 'pci_bus_id on host' ELSE 'host and slot' END,
+                       host_fingerprint || ' ' || pci_bus_id
+                FROM hardware WHERE _hour = $epoch AND pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL
                   AND device_id NOT IN (SELECT device_id FROM mig_instances)
             ),
-            shared AS (  -- one card's identity on several devices, from at most max_ips sites (an IPv6 /64 is one)
+            shared AS (  -- one card's identity on several devices, from at most max_ips sites (an IPv6 /64 is one);
+                -- a slot whose card a UUID names only when several owners report it from several sites
                 SELECT kind, value FROM ids GROUP BY kind, value
                 HAVING count(DISTINCT device_id) > 1 AND count(DISTINCT ip) <= $max_ips
+                   AND (kind <> 'host and slot' OR (count(DISTINCT ip) > 1 AND count(DISTINCT account_id) > 1))
             ),
             candidates AS (
                 SELECT DISTINCT i.device_id, i.kind || ' ' || i.value AS grp, i.kind, i.value

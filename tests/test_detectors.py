@@ -589,6 +589,26 @@ def test_a_copied_fingerprint_and_bus_id_from_another_owner_elsewhere_is_held_fo
     assert held["victim"] == held["thief"] == "probation"
 
 
+def test_one_machine_image_with_its_slots_reported_by_several_owners_from_several_addresses_is_held_for_review(con) -> None:
+    """A four-card host cloned to three accounts at three addresses, each clone making up UUIDs of
+    its own (a sixteenth network written by others: 24 devices, none flagged). One machine's slot
+    is at one address: the same fingerprint and bus id from several owners at several sites at
+    once is a copy, held for review like any contested identity. Tenants renting one machine's
+    cards from its one address, or one owner's cards behind a virtual slot, are not compared."""
+    for clone, ip in enumerate(("5.5.5.1", "6.6.6.1", "7.7.7.1")):
+        for slot in range(4):
+            _hardware(con, f"clone{clone}-{slot}", "hostX", f"GPU-x{clone}{slot}", f"00000000:0{slot + 1}:00.0",
+                      ip=ip, account=f"acc-{clone}")  # fmt: skip
+    for tenant in range(3):  # one rented machine, a container per tenant, every container on the same virtual slot
+        _hardware(con, f"tenant{tenant}", "hostR", f"GPU-r{tenant}", "00000000:00:05.0", ip="8.8.8.1", account=f"t{tenant}")
+    found = DuplicateHardware().detect(Evidence(con, EPOCH))
+    by_device = {r["device_id"]: r for r in found.iter_rows(named=True)}
+    assert set(by_device) == {f"clone{c}-{s}" for c in range(3) for s in range(4)}
+    assert {r["action"] for r in by_device.values()} == {"probation"}
+    assert all(json.loads(r["details"])["proof"] == "suspicion" for r in by_device.values())
+    assert "host and slot" in by_device["clone0-0"]["reason"] and "several owners" in by_device["clone0-0"]["reason"]
+
+
 def test_duplicate_hardware_confirms_when_it_persists(con) -> None:
     con.execute(
         "INSERT INTO evidence VALUES (?, 'slice1', 'acc', 'duplicate_hardware', 'duplicate_hardware', 0.8, 'probation', 'x', '{}')",
