@@ -41,8 +41,12 @@ Three independent signs, each explained in ``reasons``:
   Beside VRAM short, an independent sign that chance explains at <= ``vram_false_alarm``, the
   looser ``slow_ratio`` (0.3) corroborates;
 - *VRAM short*: VRAM challenges sized to a share of the claimed memory failed, none of that
-  size or larger passed, and no sibling in the batch passed either (a virtualized card lets
-  exactly one slice pass). A pass backs the memory it used, not the claim: the contract leaves
+  size or larger passed in their hour or after them, and no sibling in the batch passed either
+  (a virtualized card lets exactly one slice pass). Memory does not grow, so a later pass shows
+  the failures before it were errors or a card in use; a pass before them backs nothing after
+  it (a sixteenth network written by others swapped sleepers' 4090s for 3060s after a day of
+  clean answers: 6 of 16 were never held while the day's passes backed the failures after the
+  swap). A pass backs the memory it used, not the claim: the contract leaves
   the share to the backend, and a card with half the claimed memory answers the challenges
   sized to a quarter of it and fails those sized to a half (an independently written network).
   Honest workers fail a challenge now and then (a restart, a driver hiccup): at the fleet's own
@@ -107,7 +111,9 @@ hosts' failures outside known jobs, 147 of 149 and 70 of 71 had no later rental 
 spoofers' 2-10% (90th percentile 22-31%), and the spoofers failed between known rentals too),
 and neither is one that fails in an hour whose best
 matmul ran below ``vram_busy_pace`` of the card's own speed at the same product size (its own,
-not its model's: a card of another model keeps its own speed at every size): a job shows in ``jobs`` only once
+not its model's: a card of another model keeps its own speed at every size), when a later hour
+of the window ran at that speed again (a session ends; a card swapped for a slower one never
+gets its speed back): a job shows in ``jobs`` only once
 it has ended, and a rental or a game that holds the memory slows the card in that hour (a fifth
 network written by others: 85% of its honest VRAM failures fell in such hours, 15% of its
 spoofers'; its rented honest hosts were held on two failures each while their jobs still ran).
@@ -379,9 +385,20 @@ class SpoofedModel(Detector):
                 LEFT JOIN speed s ON s.device_id = c.device_id
                 WHERE c.kind = 'matmul' AND c.tflops IS NOT NULL GROUP BY ALL
             ),
+            back_at_speed AS (  -- the last hour each card's best matmul ran at busy x its own speed or faster: a card in
+                -- use gets its speed back when the session ends; a card swapped for a slower one never does
+                SELECT c.device_id, max(c.epoch) AS epoch
+                FROM ctx c
+                JOIN sized o ON o.device_id = c.device_id AND o.catalogue_model = c.catalogue_model AND o.n IS NOT DISTINCT FROM c.n
+                LEFT JOIN speed s ON s.device_id = c.device_id
+                WHERE c.kind = 'matmul' AND c.tflops IS NOT NULL
+                  AND CASE WHEN o.answers >= 2 THEN c.tflops / o.tflops ELSE c.pace / s.pace END >= $busy
+                GROUP BY c.device_id
+            ),
             vram_ctx AS (  -- each VRAM challenge and what it shows
                 SELECT c.device_id, c.epoch, c.status, c.hired, c.n,
-                       coalesce(h.share < $busy, false) AS busy,
+                       -- slow in its hour, and back at its own speed after it: a session that ended
+                       coalesce(h.share < $busy AND k.epoch > c.epoch, false) AS busy,
                        -- a rental holds part of the card's memory: what fails while one runs is not counted, nor what
                        -- fails in an hour its matmul ran below busy x its own speed (in use: one still running, a game);
                        -- a hang is not excused so: a product paged through host memory keeps the card busy itself
@@ -406,6 +423,7 @@ class SpoofedModel(Detector):
                 FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
                 LEFT JOIN speed s ON s.device_id = c.device_id CROSS JOIN accepted a
                 LEFT JOIN hour_pace h ON h.device_id = c.device_id AND h.epoch = c.epoch
+                LEFT JOIN back_at_speed k ON k.device_id = c.device_id
                 LEFT JOIN trips t ON t.challenge_id = c.challenge_id
                 LEFT JOIN own_network w ON w.device_id = c.device_id
                 LEFT JOIN trip_peers tp ON tp.catalogue_model = c.catalogue_model AND tp.n = c.n
@@ -415,13 +433,19 @@ class SpoofedModel(Detector):
                 SELECT n.device_id, n.vram_total_mb FROM now n JOIN gpu_catalogue g ON g.model_key = n.catalogue_model
                 WHERE g.form = 'soc'
             ),
-            vram_held AS (  -- a card holds at least the largest product it answered: only failures above it count, and
-                -- on unified memory only those the GPU may wire (a product above the share fails on an honest Mac)
-                SELECT v.*, (held = 0 OR coalesce(n > held_n, false))  -- a pass of unknown size backs every size
+            vram_held AS (  -- a card holds at least the largest product it answered from then on: only failures above
+                -- what it answered in their hour or later count (memory does not grow, so a later pass shows the failures
+                -- before it were errors; a card swapped for a smaller one fails after its last pass), and on unified
+                -- memory only those the GPU may wire (a product above the share fails on an honest Mac)
+                SELECT v.*, (held_later = 0 OR coalesce(n > held_later_n, false))  -- a pass of unknown size backs every size
                             AND NOT coalesce(8 * pow(v.n, 2) / 1048576 > $unified_share * u.vram_total_mb, false) AS above
                 FROM (SELECT *, max(n) FILTER (status = 'ok' AND NOT crawled) OVER w AS held_n,
-                             count(*) FILTER (status = 'ok' AND NOT crawled) OVER w AS held
-                      FROM vram_ctx WINDOW w AS (PARTITION BY device_id)) v
+                             count(*) FILTER (status = 'ok' AND NOT crawled) OVER w AS held,
+                             max(n) FILTER (status = 'ok' AND NOT crawled) OVER later AS held_later_n,
+                             count(*) FILTER (status = 'ok' AND NOT crawled) OVER later AS held_later
+                      FROM vram_ctx
+                      WINDOW w AS (PARTITION BY device_id),
+                             later AS (PARTITION BY device_id ORDER BY epoch RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)) v
                 LEFT JOIN unified u USING (device_id)
             ),
             unified_chance AS (  -- unified memory is the apps' too: the honest system-on-chip fleet's own share of VRAM

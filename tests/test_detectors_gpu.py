@@ -395,6 +395,31 @@ def test_spoofed_model_a_timing_as_fast_on_products_too_small_to_fill_a_card_as_
     assert details["proof"] == "suspicion" and details["signs"] == ["flat_timing"] and details["flat_best_n"] == 8192
 
 
+def test_spoofed_model_a_card_that_passed_earlier_in_the_window_and_failed_after_it_was_swapped_for_a_smaller_one(con) -> None:
+    """A sleeper builds a clean streak on a 4090, then swaps it for a 3070 under the same identity
+    (a sixteenth network written by others: 6 of 16 never held). The day's passes from before the
+    swap backed the failures after it, and the new card's pace, a quarter of the old one's, read as
+    a card in use. Memory does not grow: a pass backs the failures in its hour and before it, not
+    those after it. A card in use gets its speed back when the session ends; a swapped one never
+    does. Failures followed by a pass of their size, or by hours at the card's own speed, were a
+    card in use, as before."""
+    peers(con, 265.0)
+    for d in ("swapped", "passed_after", "gamer"):
+        feature(con, d)
+        challenge(con, d, "vram", "ok", None, "v0", epoch="2024-08-13T20")
+        for h in (20, 21, 22):  # the streak at its own pace
+            challenge(con, d, "matmul", "ok", 262.0, f"s{h}", epoch=f"2024-08-13T{h}")
+        for k, epoch in enumerate((EARLIER, hour(2), EPOCH)):  # three VRAM failures over six hours, each in a slow hour
+            challenge(con, d, "vram", "error", None, f"v{k + 1}", epoch=epoch)
+            challenge(con, d, "matmul", "ok", 75.0, f"b{k}", epoch=epoch)
+        for h in (0, 1, 3, 4):  # between them: the swapped card stays slow, the gamer's session has ended
+            challenge(con, d, "matmul", "ok", 262.0 if d == "gamer" else 75.0, f"m{h}", epoch=hour(h))
+    challenge(con, "passed_after", "vram", "ok", None, "v4")
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["swapped"] and found["action"][0] == "probation"
+    assert "3 VRAM challenge(s) at the claimed 81920 MiB failed over 6 hours" in found["reason"][0]
+
+
 def test_spoofed_model_a_mac_failing_under_memory_pressure_as_often_as_the_macs_around_it_is_no_spoof(con) -> None:
     """Unified memory is the apps' too: a twelfth network written by others had its honest Macs
     fail 9.5% of VRAM challenges well below the share macOS wires (a browser, an editor), and
