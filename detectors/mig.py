@@ -14,6 +14,15 @@ its profile (``NVIDIA A100-SXM4-80GB MIG 1g.10gb``); the parent's name, without 
 the model the instances are held to (an independently written network's honest instances, so
 named, were rejected as duplicate hardware: the full name is in no catalogue). Everything else
 about them (contention, VRAM, speed) is judged as for any card.
+
+Instances named after their profiles may also be one card when their claims add up to more than
+its memory: each holds what its profile holds (+ the tolerance), and their compute slices add up
+to at most the card's seven (``MIG_COMPUTE_SLICES``). A seventeenth network written by others
+split honest A100s and H100s into 1g.10gb + 3g.40gb + 3g.40gb (90 GB of instances on an 80 GB
+card; NVIDIA allots 3g.40gb four of its eight memory slices, so no card does this), and 12 of its
+56 instances were rejected as one identity on three devices. Whether each instance holds its
+memory is the VRAM challenges' to judge; slices of a card sold as whole cards name no profile, or
+profiles whose slices add up to more than seven.
 """
 
 from __future__ import annotations
@@ -25,6 +34,13 @@ MIG_VRAM_TOLERANCE = 0.06
 MIG_PROFILE = r"(?i)\s+MIG\s+[0-9]+g\.[0-9]+gb$"
 """The profile NVML appends to a MIG instance's name (``NVIDIA A100-SXM4-80GB MIG 1g.10gb``:
 one of seven compute slices, 10 GB): without it the name is the parent card's."""
+
+MIG_PROFILE_PARTS = r"(?i)\s+MIG\s+([0-9]+)g\.([0-9]+)gb$"
+"""``MIG_PROFILE`` with its compute slices (group 1) and gigabytes (group 2)."""
+
+MIG_COMPUTE_SLICES = 7
+"""Compute slices of the largest MIG-capable cards (A100, H100, H200: seven; an A30 has four):
+the profiles of one card's instances add up to at most this."""
 
 UUID_NAMES_NO_CARD = "(gpu_uuid IS NULL OR coalesce(mig_mode, false) OR upper(gpu_uuid) LIKE 'MIG-%')"
 """SQL condition on a row with ``gpu_uuid`` and ``mig_mode``: no UUID names the card (none, or a
@@ -47,7 +63,13 @@ mig_instances AS (  -- the epoch's devices that are instances of one MIG-partiti
     WHERE f.epoch = $epoch AND f.host_fingerprint IS NOT NULL AND f.pci_bus_id IS NOT NULL
     GROUP BY f.host_fingerprint, f.pci_bus_id
     HAVING count(*) >= 2 AND bool_and(coalesce(f.mig_mode, false)) AND count(DISTINCT f.gpu_uuid) = count(*)
-       AND count(DISTINCT c.model_key) = 1 AND sum(f.vram_total_mb) <= max(c.vram_max_mb) * (1 + {MIG_VRAM_TOLERANCE})
+       AND count(DISTINCT c.model_key) = 1
+       AND (sum(f.vram_total_mb) <= max(c.vram_max_mb) * (1 + {MIG_VRAM_TOLERANCE})
+            -- ...or each named after its profile, holding what the profile holds, within the card's compute slices
+            OR bool_and(coalesce(f.vram_total_mb <= TRY_CAST(NULLIF(regexp_extract(f.gpu_model, '{MIG_PROFILE_PARTS}', 2), '')
+                                                             AS INTEGER) * 1024 * (1 + {MIG_VRAM_TOLERANCE}), false))
+               AND sum(TRY_CAST(NULLIF(regexp_extract(f.gpu_model, '{MIG_PROFILE_PARTS}', 1), '') AS INTEGER))
+                   <= {MIG_COMPUTE_SLICES})
 )"""
 """CTE ``mig_instances(device_id)``; needs ``$epoch``, ``device_features``, ``gpu_catalogue``,
 ``gpu_alias`` and the ``gpu_name_key`` macro (``pipelines.catalogue.register``)."""

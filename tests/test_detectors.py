@@ -521,6 +521,22 @@ def test_duplicate_hardware_does_not_compare_the_instances_of_a_card_its_owner_p
     assert sorted(found["device_id"]) == ["slice0", "slice1"]
 
 
+def test_instances_named_after_profiles_within_the_cards_seven_compute_slices_are_one_card_more_are_not(con) -> None:
+    """A seventeenth network written by others split honest A100s into 1g.10gb + 3g.40gb +
+    3g.40gb: 90 GB of instances on an 80 GB card, more than its memory, and 12 of its instances
+    were rejected as one identity on three devices. Instances named after their profiles, each
+    holding what its profile holds, whose compute slices add up to at most seven, are one card;
+    three 3g.40gb instances of one card (nine slices) are not."""
+    for name, profiles in (("split", ("1g.10gb", "3g.40gb", "3g.40gb")), ("over", ("3g.40gb", "3g.40gb", "3g.40gb"))):
+        for k, profile in enumerate(profiles):
+            device, host, vram = f"{name}{k}", f"box-{name}", 9_728 if profile == "1g.10gb" else 40_192
+            _hardware(con, device, host, f"MIG-{name}-{k}", "00000000:2A:00.0", serial=f"SN-{name}")
+            feature(con, device, gpu_model=f"NVIDIA A100-SXM4-80GB MIG {profile}", catalogue_model=None, mig_mode=True,
+                    host_fingerprint=host, pci_bus_id="00000000:2A:00.0", gpu_uuid=f"MIG-{name}-{k}", vram_total_mb=vram)  # fmt: skip
+    found = DuplicateHardware().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == ["over0", "over1", "over2"]
+
+
 def test_duplicate_hardware_ignores_an_identity_reported_from_more_addresses_than_one_machine_has(con) -> None:
     """A card is in one machine: a serial that devices report from six addresses at once is a
     writer's placeholder (or made up), not one card, and proves nothing; the same serial from

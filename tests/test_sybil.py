@@ -247,6 +247,37 @@ def test_a_group_behind_one_nat_pool_or_campus_nats_is_a_site_the_same_group_beh
         assert clustered == [] and found.is_empty()
 
 
+@pytest.mark.parametrize("hall", [True, False])
+def test_a_providers_customers_two_to_a_server_in_one_slash24_are_held_never_rejected(con, hall: bool) -> None:
+    """A seventeenth network written by others: a small cloud provider's fifteen identical servers
+    in one /24, each rented half and half by two customers (one machine's fingerprint under both
+    accounts), mailboxes ``opsN@`` at each customer's own domain. Rejected and slashed as a ring
+    for the build, the shared machines and the mailbox shape. A hosting hall's /24 is one site
+    (each server an address of its own, a few accounts behind each): what its tenants share is
+    held for review, never slashed. The same accounts on machines at addresses of their own are
+    still a ring that can be rejected."""
+    background(con, 150)
+    members = []
+    for k in range(30):
+        acc, server = f"cust{k}", k // 2
+        ip = f"98.179.77.{10 + server}" if hall else f"{120 + server}.{k}.77.10"
+        account(
+            con, acc, f"ops{k}@{['quantlab', 'render', 'biofold', 'vision'][k % 4]}{10 + k}.io", f"w-{acc}", f"{60 + k}.1.2.3"
+        )
+        funded(con, f"w-{acc}", f"w-{acc}-own")
+        for g in range(4):
+            device(con, f"d-{acc}-{g}", acc, ip, f"server{server}", cpu="AMD EPYC 7763 64-Core Processor")
+        members.append(acc)
+    detector = SybilRings()
+    detector.detect(Evidence(con, EPOCH))
+    rows = con.execute("SELECT epoch, cluster_id, account_id, score, evidence FROM sybil_clusters").fetchall()
+    assert sorted(a for _, _, a, _, _ in rows) == sorted(members)
+    assert {json.loads(e).get("site_mailboxes", False) for *_, e in rows} == {hall}
+    in_the_ring_six_hours(con, rows)
+    actions = {r["action"] for r in detector.score(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert actions == {"probation"} if hall else "reject" in actions
+
+
 def test_only_a_domain_under_an_institutions_restricted_suffix_is_institutional() -> None:
     from pipelines.sybil.institutions import is_institutional
 
@@ -1956,7 +1987,8 @@ def test_a_resellers_customers_signed_up_at_its_one_address_are_held_never_rejec
     8-GPU hosts is split between two customers; 160 of their cards were rejected and 150
     slashed as a ring's. What one address's group shares (a funder, a build, a machine) an
     office, a lab or a reseller's customers share in the open: held for review, never
-    slashed. The same ties over accounts each signed up at an address of its own are a ring's."""
+    slashed. The same ties over accounts each signed up at an address of its own, their machines
+    at addresses of their own too (not one hosting hall's /24), are a ring's."""
     background(con, 150)
     account(con, "reseller-ops", "ops@gridhost-resale.net", "w-reseller", "185.198.40.104")
     members = []
@@ -1966,7 +1998,8 @@ def test_a_resellers_customers_signed_up_at_its_one_address_are_held_never_rejec
         account(con, acc, f"{['gpu', 'billing', 'infra'][k % 3]}@customer{k}-ai.com", f"w-{acc}", ip, referrer="reseller-ops")
         funded(con, f"w-{acc}", "w-reseller-treasury")
         for g in range(2):
-            device(con, f"d-{acc}-{g}", acc, f"185.98.14.{k // 2 + 10}", f"host-{k // 2}", cpu="AMD EPYC 7543 32-Core Processor")
+            hall = f"185.98.14.{k // 2 + 10}" if site else f"{100 + k // 2}.98.14.10"
+            device(con, f"d-{acc}-{g}", acc, hall, f"host-{k // 2}", cpu="AMD EPYC 7543 32-Core Processor")
         members.append(acc)
     detector = SybilRings()
     detector.detect(Evidence(con, EPOCH))

@@ -720,10 +720,17 @@ def score_clusters(
     # networks, each shared by a few of a ring, are no site (a fifteenth network written by others: a
     # ring of 20 on one mail domain behind VPN exits in five /24s, three to six of the network's
     # accounts each, was read as a site's staff); three campuses' students in one community, five
-    # behind each NAT of 29 or more, are (a thirteenth's)
+    # behind each NAT of 29 or more, are (a thirteenth's). A hosting hall gives each server an address
+    # of its /24: a group whose machines connect from one /24, a few accounts per address, is at one
+    # site too (a seventeenth network written by others: a provider's customers, two to each of its 15
+    # servers in one /24, were rejected as a ring)
     sited = (
-        holders.filter(pl.col("kind").is_in(SITE_KINDS) & grouped)
+        holders.filter(pl.col("kind").is_in(SITE_KINDS))
         .with_columns(pl.col("value").str.extract(r"^(\d+\.\d+\.\d+)\.\d+$", 1).fill_null(pl.col("value")).alias("pool"))
+        .filter(
+            grouped
+            | ((pl.col("kind") == "ip") & (pl.col("account").n_unique().over("cluster", "kind", "pool") >= rules.min_accounts))
+        )
         .with_columns(pl.col("account").n_unique().over("cluster", "pool").alias("behind"))
     )
     one_site = dict(sited.group_by("cluster").agg(pl.col("behind").max()).iter_rows())
