@@ -17,7 +17,13 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
   >= ``confirm_overclaims`` challenges over the window whose ``compute_ms`` is longer than the
   observed round trip (+2 ms for timestamp rounding, +1 s where the times are written to the
   second: ``fits_round_trip``; + ``[features] clock_margin_ms`` for two backend clocks that
-  disagree), or a
+  disagree), >= ``confirm_repeats`` answers over the window that commit a ``result_digest`` the
+  device committed before (this hour or the hour before) for another product (seed or size: a
+  sha256 of the full product names one product; a worker that never computes commits a constant,
+  or replays one answer's digest, as 8-25 devices of each of six networks written by others did,
+  and no honest device there repeated a digest of its own; a digest many devices write is a
+  stand-in, ``features.DIGEST_HOLDERS_MAX``, and where more than ``stand_in_share`` of the hour's
+  answering devices repeat one the writer's digests are stand-ins, no commitments), or a
   throughput above the physical ceiling in >= ``confirm_fast_hours`` hours of the window that
   are also >= ``confirm_fast_share`` of its measured hours (a card faster than physics, or a
   worker that fakes its timings, is fast every hour: 100% of measured hours at 4-7x the spec
@@ -32,7 +38,8 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
   overclock flips bits of a product it did compute, on ~3% of an overclocked card's samples on
   an independently written network, whose three such gamers were rejected and slashed before
   this; a made-up value lands one bit off about once in 4,000), whatever their number: they do
-  not count toward the wrong samples that establish fraud; a single wrong entry (a memory fault looks the same once),
+  not count toward the wrong samples that establish fraud; a single repeated digest (a record
+  damaged on its way, as a broken duplicate row of a thirteenth network written by others); a single wrong entry (a memory fault looks the same once),
   wrong entries all in one hour's answers (a record damaged between worker and backend, or a worker that answered another
   challenge, looks like this once: two networks written by others had one honest device each with every sampled entry of
   one challenge wrong, a row their authors broke on purpose, and both were rejected; 349 of the 350 devices of five
@@ -104,6 +111,8 @@ class FailedPow(Detector):
         confirm_fast_hours: int = 2,
         confirm_fast_share: float = 0.5,
         confirm_overclaims: int = 2,
+        confirm_repeats: int = 2,
+        stand_in_share: float = 0.2,
         rented_share: float = 0.25,
         busy_pace: float = 0.8,
     ):
@@ -121,6 +130,10 @@ class FailedPow(Detector):
         self.confirm_fast_hours = confirm_fast_hours
         self.confirm_fast_share = confirm_fast_share
         self.confirm_overclaims = confirm_overclaims
+        self.confirm_repeats = confirm_repeats
+        if not 0 < stand_in_share <= 1:
+            raise ValueError(f"{self.name}: stand_in_share {stand_in_share} is outside (0, 1] (a share of the devices)")
+        self.stand_in_share = stand_in_share
         if not 0 <= rented_share <= 1:
             raise ValueError(f"{self.name}: rented_share {rented_share} is outside [0, 1] (a share of the window)")
         self.rented_share = rented_share
@@ -144,10 +157,17 @@ class FailedPow(Detector):
                        CAST(sum(coalesce(samples_flipped, 0)) AS BIGINT) AS flipped_window,
                        CAST(sum(samples_total) AS BIGINT) AS samples_window,
                        min(first_bad_sample) FILTER (samples_bad > 0) AS first_wrong,
-                       CAST(sum(overclaimed_compute) AS BIGINT) AS overclaimed_window
+                       CAST(sum(overclaimed_compute) AS BIGINT) AS overclaimed_window,
+                       CAST(sum(coalesce(digests_repeated, 0)) AS BIGINT) AS repeated_window
                 FROM device_features
                 WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
-                GROUP BY device_id HAVING sum(samples_bad) > 0 OR sum(overclaimed_compute) > 0
+                GROUP BY device_id
+                HAVING sum(samples_bad) > 0 OR sum(overclaimed_compute) > 0 OR sum(coalesce(digests_repeated, 0)) > 0
+            ),
+            stand_ins AS (  -- the hour's share of answering devices that repeated a digest: where most do, the writer's
+                -- digests are stand-ins for a hash never taken (as one constant many devices write), no commitment
+                SELECT count(*) FILTER (coalesce(digests_repeated, 0) > 0) > $repeat_share * count(*) AS yes
+                FROM device_features WHERE epoch = $epoch AND pow_ok > 0
             ),
             fast_ AS (  -- hours of the window with a throughput above the physical ceiling, of the hours measured
                 SELECT d.device_id, count(*) FILTER (d.tflops_max > coalesce(d.spec_tflops, fl.top) * $ceiling) AS fast_hours,
@@ -199,6 +219,10 @@ class FailedPow(Detector):
                 GROUP BY c.device_id
             )
             SELECT f.device_id, f.account_id, f.samples_bad, f.samples_total,
+                   -- one digest committed for two products: a sha256 of the full product names one product
+                   coalesce(f.digests_repeated, 0) > 0 AND NOT si.yes AND w.repeated_window >= $confirm_repeats AS repeated_digest,
+                   coalesce(f.digests_repeated, 0) > 0 AND NOT si.yes AND w.repeated_window < $confirm_repeats AS repeated_once,
+                   coalesce(w.repeated_window, 0) AS repeated_window,
                    coalesce(w.wrong_window, 0) AS wrong_window, w.samples_window, w.first_wrong,
                    f.overclaimed_compute, f.max_compute_over_observed, f.tflops_max,
                    coalesce(f.spec_tflops, fleet.top) * $ceiling AS ceiling,
@@ -228,13 +252,13 @@ class FailedPow(Detector):
                    coalesce(x.fast_hours, 0) AS fast_hours, coalesce(x.measured_hours, 0) AS measured_hours,
                    coalesce(t.unverified_window, 0) >= 3 AND t.unverified_window >= 0.5 * t.ok_window AS unverified,
                    coalesce(t.unverified_window, 0) AS unverified_window
-            FROM f CROSS JOIN fleet
+            FROM f CROSS JOIN fleet CROSS JOIN stand_ins si
             LEFT JOIN wrong_ w USING (device_id)
             LEFT JOIN timeouts_ t USING (device_id)
             LEFT JOIN errors_ e USING (device_id)
             LEFT JOIN fast_ x USING (device_id)
             LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = f.catalogue_model
-            WHERE f.samples_bad > 0 OR f.overclaimed_compute > 0 OR f.unverified_ok > 0
+            WHERE f.samples_bad > 0 OR f.overclaimed_compute > 0 OR f.unverified_ok > 0 OR coalesce(f.digests_repeated, 0) > 0
                OR coalesce(t.timeouts, 0) + coalesce(e.errors, 0) >= $min_timeouts OR coalesce(t.day_timeouts, 0) >= $min_timeouts
                OR f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
                OR coalesce(t.unverified_window, 0) >= 3
@@ -245,6 +269,8 @@ class FailedPow(Detector):
             confirm_wrong_hours=self.confirm_wrong_hours,
             confirm_fast=self.confirm_fast_hours,
             confirm_overclaims=self.confirm_overclaims,
+            confirm_repeats=self.confirm_repeats,
+            repeat_share=self.stand_in_share,
             fast_share=self.confirm_fast_share,
             timeout_window=self.timeout_window_hours,
             min_timeouts=self.min_timeouts,
@@ -274,7 +300,7 @@ class FailedPow(Detector):
                 ),
             )
         )
-        exact = pl.col("wrong") | pl.col("longer_than_observed") | pl.col("too_fast")
+        exact = pl.col("wrong") | pl.col("longer_than_observed") | pl.col("too_fast") | pl.col("repeated_digest")
         ratio = pl.col("max_compute_over_observed").round(2).cast(pl.String).fill_null("?")
         reasons = pl.concat_str(
             [
@@ -329,6 +355,21 @@ class FailedPow(Detector):
                         "a clock stepped during the challenge, twice is not",
                         ratio,
                     )  # fmt: skip
+                ),
+                pl.when(pl.col("repeated_digest")).then(
+                    pl.format(
+                        "{} answer(s) over the last {} hours commit a result digest the device committed before for "
+                        "another product (seed or size): a digest of the full product names one product, so these "
+                        "products were never computed",
+                        "repeated_window",
+                        pl.lit(self.window_hours),
+                    )  # fmt: skip
+                ),
+                pl.when(pl.col("repeated_once")).then(
+                    pl.lit(
+                        "1 answer commits a result digest the device committed before for another product; once can "
+                        "be a record damaged on its way, twice is not"
+                    )
                 ),
                 pl.when(pl.col("too_fast")).then(
                     pl.format(
@@ -402,13 +443,14 @@ class FailedPow(Detector):
             | pl.col("wrong_one_hour")
             | pl.col("faulty")
             | pl.col("longer_once")
+            | pl.col("repeated_once")
             | pl.col("silent")
             | pl.col("silent_day")
             | pl.col("unverified")
         )
         flagged = judged.filter(exact | suspected | pl.col("fast_once"))
         sign_names = ("wrong", "wrong_once", "wrong_one_hour", "faulty", "longer_than_observed", "longer_once", "too_fast", "fast_once",
-                      "silent", "silent_day", "unverified")  # fmt: skip
+                      "repeated_digest", "repeated_once", "silent", "silent_day", "unverified")  # fmt: skip
         signs = pl.concat_list(
             [pl.when(pl.col(n)).then(pl.lit([n])).otherwise(pl.lit([], dtype=pl.List(pl.String))) for n in sign_names]
         )
@@ -444,6 +486,7 @@ class FailedPow(Detector):
                 pl.col("first_wrong").alias("first_wrong_sample"),
                 "overclaimed_compute",
                 "overclaimed_window",
+                pl.col("repeated_window").alias("digests_repeated"),
                 pl.col("tflops_max").round(2),
                 pl.col("ceiling").round(2).alias("ceiling_tflops"),
                 "fast_hours",

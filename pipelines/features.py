@@ -165,12 +165,35 @@ within ``reach_minutes`` before AND after it was issued? A timeout then is the d
 doing, not downtime. Kept for the hour: ``POW_SUMMARY_SQL`` counts it per device and
 ``CONTEXT_SQL`` stores it per challenge."""
 
+DIGEST_HOLDERS_MAX = 10
+"""A digest committed by more devices than this in one hour is a writer's stand-in for "none"
+(a constant where no product was hashed), not one operator's commitment: no evidence."""
+
+DIGESTS_REPEATED_CTE = f"""repeated AS (  -- answers committing the digest their device committed earlier (this hour or the one
+    -- before) for another product: a sha256 of the full product names one product (contract: result_digest)
+    SELECT DISTINCT p.challenge_id
+    FROM pow p JOIN pow q ON q.device_id = p.device_id AND q.result_digest = p.result_digest
+    WHERE p._hour = $epoch AND q._hour IN ($epoch, $prev) AND p.status = 'ok' AND q.status = 'ok'
+      AND q.issued_at < p.issued_at AND (q.seed IS DISTINCT FROM p.seed OR q.n IS DISTINCT FROM p.n)
+      AND p.result_digest NOT IN (  -- a stand-in many devices write (DIGEST_HOLDERS_MAX)
+          SELECT result_digest FROM pow WHERE _hour = $epoch AND result_digest IS NOT NULL
+          GROUP BY result_digest HAVING count(DISTINCT device_id) > {DIGEST_HOLDERS_MAX})
+)"""
+"""CTE ``repeated(challenge_id)``: the hour's answers whose ``result_digest`` the same device
+committed for a different product (seed or size) in an earlier challenge of this hour or the
+hour before. Honest model: every product has its own digest, and a re-issued challenge (same
+seed and size) has the same one; answers committed at the same instant are not ordered (a
+damaged duplicate row). Workers that never compute the product commit a constant, or one
+answer's digest again: six networks written by others had 8-25 such devices each, and no honest
+device repeated a digest of its own. Needs ``$epoch`` and ``$prev``."""
+
 POW_SUMMARY_SQL = f"""
 CREATE OR REPLACE TEMP TABLE pow_summary AS
 WITH {POW_CLOCK_CTE},
 sampled AS (  -- challenge kinds the backend sampled this hour (SAMPLED_KINDS_SQL)
     {SAMPLED_KINDS_SQL}
 ),
+{DIGESTS_REPEATED_CTE},
 pw AS (
     SELECT p.device_id,
            count(*) AS pow_total,
@@ -191,10 +214,12 @@ pw AS (
            median(2 * pow(n, 3) / compute_ms / 1e9) FILTER (kind = 'matmul' AND status = 'ok' AND compute_ms > 0) AS tflops_median,
            max(2 * pow(n, 3) / compute_ms / 1e9) FILTER (status = 'ok' AND compute_ms > 0) AS tflops_max,
            count(*) FILTER (r.reachable) AS pow_reachable,
-           count(*) FILTER (status = 'timeout' AND r.reachable) AS pow_timeout_reachable
+           count(*) FILTER (status = 'timeout' AND r.reachable) AS pow_timeout_reachable,
+           count(d.challenge_id) AS digests_repeated
     FROM pow p LEFT JOIN pow_checks c ON c.challenge_id = p.challenge_id AND c._hour = p._hour
     LEFT JOIN pow_reach r ON r.challenge_id = p.challenge_id
     LEFT JOIN pow_clock k ON k._file = p._file
+    LEFT JOIN repeated d ON d.challenge_id = p.challenge_id
     WHERE p._hour = $epoch GROUP BY p.device_id
 )
 SELECT * FROM pw
@@ -286,7 +311,7 @@ SELECT $epoch, s.device_id,
        cat.fp16_tensor_tflops, cat.model_key,
        CASE WHEN o.down THEN 0 ELSE coalesce(pw.pow_reachable, 0) END,
        CASE WHEN o.down THEN 0 ELSE coalesce(pw.pow_timeout_reachable, 0) END,
-       coalesce(pw.samples_flipped, 0)
+       coalesce(pw.samples_flipped, 0), coalesce(pw.digests_repeated, 0)
 FROM seen s CROSS JOIN challenge_outage o
 LEFT JOIN hw USING (device_id)
 LEFT JOIN up USING (device_id)
@@ -454,7 +479,7 @@ def build_features(con: duckdb.DuckDBPyConnection, epoch: str, params: Features 
     cadence = measure_cadence(con, epoch)
     prev = previous_epoch(epoch)
     con.execute(REACH_SQL, {"epoch": epoch, "prev": prev, "reach_minutes": cadence.reach_minutes})
-    con.execute(POW_SUMMARY_SQL, {"epoch": epoch, "clock_margin": params.clock_margin_ms})
+    con.execute(POW_SUMMARY_SQL, {"epoch": epoch, "prev": prev, "clock_margin": params.clock_margin_ms})
     con.execute(
         OUTAGE_SQL,
         {"epoch": epoch, "outage_share": params.challenge_outage_share, "outage_min": params.challenge_outage_min,

@@ -17,7 +17,8 @@ row per device.
 (``ADDED_COLUMNS``), NULL in the rows written before: ``challenge_context.n`` and
 ``.reachable`` (which VRAM timeouts ``spoofed_model`` may count) are unknown for past epochs,
 and a NULL ``reachable`` counts nothing against a device; a NULL ``samples_flipped`` (how many
-wrong samples were one bit off) reads as none, so a past wrong sample stays a wrong one.
+wrong samples were one bit off) reads as none, so a past wrong sample stays a wrong one; a NULL
+``digests_repeated`` reads as none too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("challenge_context", "reachable", "BOOLEAN"),
     ("pow_checks", "samples_flipped", "INTEGER"),
     ("device_features", "samples_flipped", "INTEGER"),
+    ("device_features", "digests_repeated", "INTEGER"),
 )
 """(table, column, type) added to a table after databases with it were written, in order."""
 

@@ -66,6 +66,29 @@ def test_failed_pow_one_overclaimed_compute_time_is_probation_a_second_in_the_da
     assert found["fabricates"]["reason"].startswith("2 challenge(s) over the last 24 hours report compute_ms longer")
 
 
+@pytest.mark.parametrize("honest_answering", [20, 2])
+def test_failed_pow_a_digest_committed_again_for_another_product_is_proof_once_is_held_stand_ins_are_nothing(
+    con, honest_answering: int
+) -> None:
+    """A result digest names one product: a worker that commits one again for another product never
+    computed it (``digests_repeated`` in the features). Twice in the window is proof; once is held
+    (a damaged row looks like that once). Where more than a fifth of the hour's answering devices
+    repeat digests, the writer's digests are stand-ins for a hash never taken, and nothing follows."""
+    feature(con, "damaged_row", digests_repeated=1)
+    feature(con, "constant", hour(1), digests_repeated=1)
+    feature(con, "constant", digests_repeated=1)
+    for k in range(honest_answering):
+        feature(con, f"honest{k}")
+    found = {r["device_id"]: r for r in FailedPow().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    if honest_answering == 2:  # 2 of 4 answering devices repeat: stand-ins
+        assert found == {}
+        return
+    assert found["damaged_row"]["action"] == "probation" and json.loads(found["damaged_row"]["details"])["proof"] == "suspicion"
+    assert found["constant"]["action"] == "reject" and json.loads(found["constant"]["details"])["proof"] == "exact"
+    assert found["constant"]["reason"].startswith("2 answer(s) over the last 24 hours commit a result digest")
+    assert json.loads(found["constant"]["details"])["signs"] == ["repeated_digest"]
+
+
 def test_failed_pow_one_hour_above_the_ceiling_is_possible_timer_jitter(con) -> None:
     """An overclocked card with a millisecond of timer jitter on a ~2 ms product crosses 1.5x once."""
     feature(con, "overclocked", hour(1), tflops_max=170.0)

@@ -384,3 +384,35 @@ def test_the_policy_sets_how_many_addresses_make_a_host_fingerprint_a_placeholde
     assert {h for (h,) in con.execute("SELECT host_fingerprint FROM device_features").fetchall()} == {"fp"}
     build_features(con, EPOCH, Features(machine_max_ips=2))
     assert {h for (h,) in con.execute("SELECT host_fingerprint FROM device_features").fetchall()} == {None}
+
+
+def test_an_answer_committing_a_digest_its_device_committed_before_for_another_product_is_counted(con) -> None:
+    """A sha256 of the full product names one product (contract: ``result_digest``). A worker
+    that never computes commits a constant (a seventeenth network written by others: 25 devices,
+    none held) or replays one answer's digest. Counted: each answer whose digest its device
+    committed earlier, this hour or the hour before, for another seed or size. Not counted: a
+    re-issued challenge (same seed and size, same product), answers at the same instant (not
+    ordered: a damaged duplicate row), another device's digest, and a digest more devices write
+    than one operator runs (a writer's stand-in)."""
+    prev = "2024-08-13T23"
+    rows = [  # device, hour, minute, seed, n, digest
+        ("forger", prev, 50, 1, 64, "d-const"), ("forger", EPOCH, 5, 2, 64, "d-const"), ("forger", EPOCH, 35, 3, 128, "d-const"),
+        ("reissued", EPOCH, 5, 7, 64, "d-7"), ("reissued", EPOCH, 35, 7, 64, "d-7"),
+        ("duplicate", EPOCH, 5, 8, 64, "d-8"), ("duplicate", EPOCH, 5, 9, 64, "d-8"),
+        ("victim", EPOCH, 5, 4, 64, "d-4"), ("replayer", EPOCH, 10, 5, 64, "d-4"),
+    ] + [(f"stand-in{k}", EPOCH, 5 + m, 10 * k + m, 64, "0" * 64) for k in range(11) for m in range(2)]  # fmt: skip
+    for k, (device, hour, minute, seed, n, digest) in enumerate(rows):
+        at = datetime.strptime(hour, "%Y-%m-%dT%H") + timedelta(minutes=minute)
+        con.execute(
+            "INSERT INTO hardware (ts, device_id, account_id, gpu_model, vram_total_mb, _hour, _file, _row) "
+            "VALUES (?, ?, 'acc', 'NVIDIA GeForce RTX 4090', 24564, ?, 'hardware.csv', ?)",
+            [at, device, hour, k],
+        )
+        con.execute(
+            "INSERT INTO pow (challenge_id, device_id, kind, issued_at, responded_at, status, n, seed, compute_ms, "
+            "result_digest, _hour, _file, _row) VALUES (?, ?, 'matmul', ?, ?, 'ok', ?, ?, 1.0, ?, ?, 'pow.jsonl', ?)",
+            [f"c{k}", device, at, at + timedelta(seconds=1), n, seed, digest, hour, k],
+        )
+    build_features(con, EPOCH)
+    repeated = dict(con.execute("SELECT device_id, digests_repeated FROM device_features WHERE digests_repeated > 0").fetchall())
+    assert repeated == {"forger": 2}

@@ -74,8 +74,10 @@ CREATE TABLE IF NOT EXISTS device_features (
     pow_reachable INTEGER,              -- challenges issued while the device was seen alive on both sides (0 in an
                                         -- hour the challenge service failed: challenge_outages)
     pow_timeout_reachable INTEGER,      -- of those, timed out: a timeout that downtime does not explain
-    samples_flipped INTEGER             -- of samples_bad, one bit off the exact entry (failing memory, an unstable
+    samples_flipped INTEGER,            -- of samples_bad, one bit off the exact entry (failing memory, an unstable
                                         -- overclock: pow_checks.samples_flipped)
+    digests_repeated INTEGER            -- answers committing a digest the device committed before for another
+                                        -- product (features.DIGESTS_REPEATED_CTE)
 );
 CREATE TABLE IF NOT EXISTS challenge_context (
     epoch VARCHAR NOT NULL,
