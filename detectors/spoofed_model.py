@@ -44,9 +44,9 @@ Three independent signs, each explained in ``reasons``:
   size or larger passed in their hour or after them, and no sibling in the batch passed either
   (a virtualized card lets exactly one slice pass). Memory does not grow, so a later pass shows
   the failures before it were errors or a card in use; a pass before them backs nothing after
-  it (a sixteenth network written by others swapped sleepers' 4090s for 3060s after a day of
-  clean answers: 6 of 16 were never held while the day's passes backed the failures after the
-  swap). A pass backs the memory it used, not the claim: the contract leaves
+  it (a sixteenth network written by others swapped sleepers' 4090s for 3060s and 3070s after a day of
+  clean answers: 6 of 16 were never held, the day's passes backing the failures after the swap
+  and the new card's slower pace excusing them as a card in use, below). A pass backs the memory it used, not the claim: the contract leaves
   the share to the backend, and a card with half the claimed memory answers the challenges
   sized to a quarter of it and fails those sized to a half (an independently written network).
   Honest workers fail a challenge now and then (a restart, a driver hiccup): at the fleet's own
