@@ -41,7 +41,8 @@ Three independent signs, each explained in ``reasons``:
   Beside VRAM short, an independent sign that chance explains at <= ``vram_false_alarm``, the
   looser ``slow_ratio`` (0.3) corroborates;
 - *VRAM short*: VRAM challenges sized to a share of the claimed memory failed, none of that
-  size or larger passed in their hour or after them, and no sibling in the batch passed either
+  size or larger passed in their hour or after them (hangs and crawls, below: in the window at
+  all, before them too), and no sibling in the batch passed either
   (a virtualized card lets exactly one slice pass). Memory does not grow, so a later pass shows
   the failures before it were errors or a card in use; a pass before them backs nothing after
   it (a sixteenth network written by others swapped sleepers' 4090s for 3060s and 3070s after a day of
@@ -438,7 +439,11 @@ class SpoofedModel(Detector):
                 -- before it were errors; a card swapped for a smaller one fails after its last pass), and on unified
                 -- memory only those the GPU may wire (a product above the share fails on an honest Mac)
                 SELECT v.*, (held_later = 0 OR coalesce(n > held_later_n, false))  -- a pass of unknown size backs every size
-                            AND NOT coalesce(8 * pow(v.n, 2) / 1048576 > $unified_share * u.vram_total_mb, false) AS above
+                            AND NOT coalesce(8 * pow(v.n, 2) / 1048576 > $unified_share * u.vram_total_mb, false) AS above,
+                       -- a hang or a crawl is held to every pass of the window, before it too: a box whose pings a proxy
+                       -- answers while it is off leaves its challenges unanswered, which is spoofed_uptime's to judge
+                       (held = 0 OR coalesce(n > held_n, false))
+                         AND NOT coalesce(8 * pow(v.n, 2) / 1048576 > $unified_share * u.vram_total_mb, false) AS above_any
                 FROM (SELECT *, max(n) FILTER (status = 'ok' AND NOT crawled) OVER w AS held_n,
                              count(*) FILTER (status = 'ok' AND NOT crawled) OVER w AS held,
                              max(n) FILTER (status = 'ok' AND NOT crawled) OVER later AS held_later_n,
@@ -469,13 +474,14 @@ class SpoofedModel(Detector):
                        CAST(round(8 * pow(max(held_n), 2) / 1048576) AS BIGINT) AS held_mib,
                        date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure AND above)),
                                  epoch_start(max(epoch) FILTER (solo_failure AND above))) AS failure_span,
-                       count(*) FILTER (solo_timeout AND above) AS solo_timeouts,
-                       max(predicted_ms) FILTER (solo_timeout AND above) AS timeout_predicted_ms,
-                       count(*) FILTER (crawled AND above) AS crawled_answers,
-                       min(own_share) FILTER (crawled AND above) AS crawled_share,
-                       max(trip_ratio) FILTER (crawled AND above) AS crawled_trip_ratio,
-                       date_diff('hour', epoch_start(min(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above)),
-                                 epoch_start(max(epoch) FILTER ((solo_failure OR solo_timeout OR crawled) AND above))) AS any_span,
+                       count(*) FILTER (solo_timeout AND above_any) AS solo_timeouts,
+                       max(predicted_ms) FILTER (solo_timeout AND above_any) AS timeout_predicted_ms,
+                       count(*) FILTER (crawled AND above_any) AS crawled_answers,
+                       min(own_share) FILTER (crawled AND above_any) AS crawled_share,
+                       max(trip_ratio) FILTER (crawled AND above_any) AS crawled_trip_ratio,
+                       date_diff('hour', epoch_start(min(epoch) FILTER (solo_failure AND above OR (solo_timeout OR crawled) AND above_any)),
+                                 epoch_start(max(epoch) FILTER (solo_failure AND above OR (solo_timeout OR crawled) AND above_any)))
+                         AS any_span,
                        count(*) FILTER (hired AND status IN ('error', 'timeout')) AS hired_failures,
                        count(*) FILTER (busy AND NOT hired AND status = 'error') AS busy_failures,  -- excused; hangs are not
                        count(*) FILTER (running_job AND NOT busy AND NOT hired AND status = 'error') AS after_rental_failures
