@@ -491,6 +491,27 @@ def test_spoofed_model_vram_challenges_left_unanswered_while_alive_count_unless_
         SpoofedModel(vram_timeout_margin=0.5)
 
 
+def test_spoofed_model_vram_challenges_left_unanswered_after_a_pass_of_their_size_are_backed_by_it(con) -> None:
+    """Only VRAM errors are held to the passes after them (a card swapped for a smaller one
+    errs after its last pass). A hang is backed by any pass of its size in the window, before it
+    too: a box whose pings a proxy answers while it is off leaves its challenges unanswered after
+    days of passes, which is ``spoofed_uptime``'s to judge, not a short card (the randomized
+    networks' uptime spoofers were typed ``spoofed_model`` while hangs were held to later passes)."""
+    peers(con, 265.0)
+    n = 51_200
+    challenge(con, "big_mac", "vram", "ok", 18.0, "v0", n=n)  # the backend accepted a 14.9 s answer
+    for d, passed_before in (("passed_before", True), ("never_passed", False)):
+        feature(con, d)
+        for h in range(3):
+            challenge(con, d, "matmul", "ok", 89.0, f"b{h}")
+        if passed_before:
+            challenge(con, d, "vram", "ok", 250.0, "v0", n=n, epoch="2024-08-13T20")
+        challenge(con, d, "vram", "timeout", None, "v1", n=n, epoch=EARLIER)
+        challenge(con, d, "vram", "timeout", None, "v2", n=n)
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["never_passed"]
+
+
 def test_spoofed_model_a_vram_product_answered_at_host_memorys_pace_is_not_backed(con) -> None:
     """A card short of the claimed memory can answer from host memory (unified-memory
     oversubscription), at a small fraction of its own speed. An honest card's VRAM product runs
