@@ -27,9 +27,7 @@ profiles whose slices add up to more than seven.
 
 from __future__ import annotations
 
-MIG_VRAM_TOLERANCE = 0.06
-"""Drivers report a little more or less than the nominal memory (as ``spoofed_model``'s
-``vram_tolerance``)."""
+from pipelines.catalogue import MEMORY_TOLERANCE as MIG_VRAM_TOLERANCE  # drivers report a little more or less
 
 MIG_PROFILE = r"(?i)\s+MIG\s+[0-9]+g\.[0-9]+gb$"
 """The profile NVML appends to a MIG instance's name (``NVIDIA A100-SXM4-80GB MIG 1g.10gb``:

@@ -77,16 +77,38 @@ its measured throughput among that vendor's models, as it does a card slower tha
 Null for a name of neither vendor."""
 
 
+MEMORY_TOLERANCE = 0.06
+"""NVML's memory totals differ from the marketed size by a few percent: a claim above a model's
+largest configuration by more than this share is more memory than the model has (as
+``spoofed_model``'s ``vram_tolerance``, the policy's copy for its own rule)."""
+
+
+MOBILE_SIBLING_SQL = r"""
+CREATE OR REPLACE TEMP VIEW gpu_mobile_sibling AS
+SELECT DISTINCT d.model_key, m.model_key AS mobile_key, c.vram_max_mb AS mobile_vram_max_mb
+FROM gpu_alias d
+JOIN gpu_alias m ON m.name_key = d.name_key || ' laptop gpu'
+JOIN gpu_catalogue c ON c.model_key = m.model_key
+"""
+"""Each desktop model with the laptop chip sold under its name (``RTX 3080`` and ``RTX 3080 Laptop
+GPU``). Laptops launched as the plain ``GeForce RTX 3080``, and some drivers still report that name
+for the laptop chip, with the laptop's memory: 16 GB, which no desktop 3080 has. The features stage
+reads a desktop name whose claimed memory exceeds every desktop configuration but fits the laptop
+sibling's as the laptop chip (its spec, its peers), not as an impossible claim; a claim above both
+stays the desktop model's, and ``spoofed_model`` holds it as impossible."""
+
+
 def register(con: duckdb.DuckDBPyConnection, path: str | Path = CATALOGUE_CSV) -> None:
-    """Expose the catalogue to SQL as ``gpu_catalogue`` and ``gpu_alias`` (temporary views: every
-    alias with its ``name_key``) and the macros ``gpu_name_key`` (``NAME_KEY_MACRO``) and
-    ``gpu_vendor`` (``VENDOR_MACRO``)."""
+    """Expose the catalogue to SQL as ``gpu_catalogue``, ``gpu_alias`` (temporary views: every
+    alias with its ``name_key``) and ``gpu_mobile_sibling`` (``MOBILE_SIBLING_SQL``), and the
+    macros ``gpu_name_key`` (``NAME_KEY_MACRO``) and ``gpu_vendor`` (``VENDOR_MACRO``)."""
     con.register("gpu_catalogue_df", load_catalogue(path).to_arrow())
     con.register("gpu_alias_df", alias_table(path).to_arrow())
     con.execute(NAME_KEY_MACRO)
     con.execute(VENDOR_MACRO)
     con.execute("CREATE OR REPLACE TEMP VIEW gpu_catalogue AS SELECT * FROM gpu_catalogue_df")
     con.execute("CREATE OR REPLACE TEMP VIEW gpu_alias AS SELECT *, gpu_name_key(alias) AS name_key FROM gpu_alias_df")
+    con.execute(MOBILE_SIBLING_SQL)
     clashes = con.execute(
         "SELECT name_key, list(DISTINCT model_key ORDER BY model_key) FROM gpu_alias GROUP BY name_key "
         "HAVING count(DISTINCT model_key) > 1 ORDER BY name_key"

@@ -255,7 +255,7 @@ WHERE h.timeouts >= greatest($outage_share * h.reachable, $outage_min) AND h.ok 
 (``device_features``), nor as a suspicious hour of ``spoofed_uptime``, which reads this table
 rather than deciding again."""
 
-FEATURES_SQL = """
+FEATURES_SQL = f"""
 INSERT INTO device_features
 WITH no_machine AS (  -- fingerprints reported from more addresses than one machine has (Features.machine_max_ips)
     SELECT host_fingerprint FROM hardware WHERE _hour = $epoch
@@ -287,10 +287,14 @@ challenge_outage AS (SELECT count(*) > 0 AS down FROM challenge_outages WHERE ep
 seen AS (SELECT device_id FROM hw UNION SELECT device_id FROM up UNION SELECT device_id FROM pw),
 prev AS (SELECT * FROM device_features WHERE epoch = $prev),
 named AS MATERIALIZED (  -- each model name reported, matched to the catalogue by its name key (catalogue.NAME_KEY_MACRO):
-    -- the key is computed for the few distinct names, not per device
-    SELECT d.gpu_model, any_value(a.model_key) AS model_key
+    -- the key is computed for the few distinct names, not per device; with the laptop chip sold under the
+    -- name (catalogue.MOBILE_SIBLING_SQL), which a claim above every desktop configuration is
+    SELECT d.gpu_model, any_value(a.model_key) AS model_key, any_value(c.vram_max_mb) AS vram_max_mb,
+           any_value(m.mobile_key) AS mobile_key, any_value(m.mobile_vram_max_mb) AS mobile_vram_max_mb
     FROM (SELECT gpu_model FROM hw UNION SELECT gpu_model FROM prev) d
     JOIN gpu_alias a ON a.name_key = gpu_name_key(d.gpu_model)
+    JOIN gpu_catalogue c ON c.model_key = a.model_key
+    LEFT JOIN gpu_mobile_sibling m ON m.model_key = a.model_key
     GROUP BY d.gpu_model
 )
 SELECT $epoch, s.device_id,
@@ -327,7 +331,12 @@ LEFT JOIN up USING (device_id)
 LEFT JOIN pw USING (device_id)
 LEFT JOIN prev USING (device_id)
 LEFT JOIN named a ON a.gpu_model = coalesce(hw.gpu_model, prev.gpu_model)
-LEFT JOIN gpu_catalogue cat ON cat.model_key = a.model_key
+LEFT JOIN gpu_catalogue cat
+       ON cat.model_key = CASE WHEN coalesce(hw.vram_total_mb, prev.vram_total_mb)
+                                      > a.vram_max_mb * (1 + {catalogue.MEMORY_TOLERANCE})
+                                 AND coalesce(hw.vram_total_mb, prev.vram_total_mb)
+                                      <= a.mobile_vram_max_mb * (1 + {catalogue.MEMORY_TOLERANCE})
+                               THEN a.mobile_key ELSE a.model_key END
 ORDER BY s.device_id
 """
 

@@ -11,6 +11,7 @@ REQUIRED = [
     "rtx_4090", "rtx_5090", "t4", "a10", "a40", "l4", "l40s", "a100_40gb_pcie", "a100_40gb_sxm",
     "a100_80gb_pcie", "a100_80gb_sxm", "h100_pcie", "h100_sxm", "h200", "b200",
     *(f"apple_m{g}{v}" for g in range(1, 5) for v in ("", "_pro", "_max")),
+    *(f"rtx_{m}_laptop" for m in ("3060", "3070", "3080", "3080_ti", "4060", "4070", "4080", "4090")),
 ]  # fmt: skip
 
 
@@ -47,3 +48,18 @@ def test_max_memory_covers_the_base_configuration_and_apple_options() -> None:
     top = dict(zip(cat["model_key"], cat["vram_max_mb"]))
     assert top["apple_m2"] == 24 * 1024  # 8 GB base, configurable to 24 GB
     assert top["rtx_4090"] == 24 * 1024  # a discrete card ships with one size
+
+
+def test_every_laptop_chip_is_the_mobile_sibling_of_the_desktop_model_it_is_named_after() -> None:
+    """A laptop row is found from its desktop model by name (``RTX 3080`` -> ``RTX 3080 Laptop
+    GPU``), so the features stage can read a desktop name with the laptop's memory as the laptop."""
+    import duckdb
+
+    from pipelines import catalogue
+
+    con = duckdb.connect()
+    catalogue.register(con)
+    siblings = dict(con.execute("SELECT model_key, mobile_key FROM gpu_mobile_sibling").fetchall())
+    laptops = set(load_catalogue().filter(pl.col("form") == "mobile")["model_key"])
+    assert len(laptops) == 8 and set(siblings.values()) == laptops
+    assert all(siblings[key.removesuffix("_laptop")] == key for key in laptops)

@@ -163,6 +163,36 @@ def test_a_model_name_is_matched_to_the_catalogue_whatever_its_case_spacing_or_v
         assert got == {device: model for device, (_, model) in names.items()}, epoch
 
 
+@pytest.mark.parametrize(
+    ("name", "vram_mb", "model"),
+    [
+        ("NVIDIA GeForce RTX 3080 Laptop GPU", 16384, "rtx_3080_laptop"),
+        ("NVIDIA GeForce RTX 3080", 16376, "rtx_3080_laptop"),  # the laptop chip under the desktop name: 16 GB
+        ("NVIDIA GeForce RTX 3080", 10240, "rtx_3080"),
+        ("NVIDIA GeForce RTX 3080", 12288, "rtx_3080"),  # the 12 GB desktop card
+        ("NVIDIA GeForce RTX 3080", 24576, "rtx_3080"),  # more than either has: an impossible claim, spoofed_model's
+        ("NVIDIA GeForce RTX 4090", 49140, "rtx_4090"),  # no laptop 4090 has 48 GB: a modded desktop card or a lie
+    ],
+    ids=["laptop-name", "desktop-name-laptop-memory", "desktop-10gb", "desktop-12gb", "above-both", "no-laptop-fits"],
+)
+def test_a_desktop_name_claiming_only_its_laptop_chips_memory_is_read_as_the_laptop_chip(
+    con, name: str, vram_mb: int, model: str
+) -> None:
+    """Laptops launched as the plain ``GeForce RTX 3080`` and some drivers still name the laptop
+    chip so, with its 16 GB: a network written by others had 25 such honest laptops held as claiming
+    memory no 3080 has. Such a claim is read as the laptop chip (its spec, its peers); a claim
+    above every configuration of both stays the desktop model's, for ``spoofed_model`` to hold."""
+    con.execute(
+        "INSERT INTO hardware (ts, device_id, account_id, gpu_model, vram_total_mb, _hour, _file, _row) "
+        "VALUES (?, 'd', 'acc', ?, ?, ?, 'hardware.csv', 0)",
+        [ISSUED, name, vram_mb, EPOCH],
+    )
+    build_features(con, EPOCH)
+    got = con.execute("SELECT catalogue_model, spec_tflops FROM device_features WHERE epoch = ?", [EPOCH]).fetchone()
+    spec = con.execute("SELECT fp16_tensor_tflops FROM gpu_catalogue WHERE model_key = ?", [model]).fetchone()[0]
+    assert got == (model, spec)
+
+
 def test_a_catalogue_whose_models_share_a_name_key_is_refused(tmp_path) -> None:
     """Two models whose names differ only in case or vendor words could not be told apart: the
     catalogue is refused with both named, not matched to whichever comes first."""
