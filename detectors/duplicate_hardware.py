@@ -82,7 +82,8 @@ class DuplicateHardware(Detector):
             WITH {MIG},
             ids AS (  -- a MIG instance's identity is its own UUID: the serial and bus id are its card's (detectors.mig)
                 SELECT DISTINCT device_id, account_id, ip_site(ip) AS ip, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
-                WHERE _hour = $epoch AND gpu_uuid IS NOT NULL
+                WHERE _hour = $epoch AND gpu_uuid IS NOT NULL  -- instances reporting their card's UUID: one stands for it
+                  AND device_id NOT IN (SELECT device_id FROM mig_instances WHERE device_id <> card)
                 UNION ALL
                 SELECT DISTINCT device_id, account_id, ip_site(ip), 'gpu_serial', gpu_serial FROM hardware
                 WHERE _hour = $epoch AND gpu_serial IS NOT NULL AND device_id NOT IN (SELECT device_id FROM mig_instances)

@@ -15,6 +15,14 @@ the model the instances are held to (an independently written network's honest i
 named, were rejected as duplicate hardware: the full name is in no catalogue). Everything else
 about them (contention, VRAM, speed) is judged as for any card.
 
+A worker may report each instance with its card's UUID rather than the instance's own (the UUID
+``nvidia-smi --query-gpu=uuid`` and NVML's parent handle give): an eighteenth network written by
+others had honest A100s split into two 3g.40gb instances, each reporting the card's UUID, serial
+and bus id, rejected and slashed as one identity on two devices (48 devices, 34 slashed). Instances
+that all report one UUID are one card by the same tests; one of them (``card``, the first by
+device id) stands for the card wherever that UUID is compared, so a copy of it on another machine
+is still a shared identity.
+
 Instances named after their profiles may also be one card when their claims add up to more than
 its memory: each holds what its profile holds (+ the tolerance), and their compute slices add up
 to at most the card's seven (``MIG_COMPUTE_SLICES``). A seventeenth network written by others
@@ -47,8 +55,10 @@ names it, a bus id is not compared: a worker in a container or VM may report a v
 (``duplicate_hardware``)."""
 
 MIG_INSTANCES_CTE = f"""
-mig_instances AS (  -- the epoch's devices that are instances of one MIG-partitioned card (detectors.mig)
-    SELECT unnest(list(f.device_id)) AS device_id
+mig_instances AS (  -- the epoch's devices that are instances of one MIG-partitioned card (detectors.mig), and
+    -- where all report the card's own UUID, which of them stands for the card (``card``; null where each has its own)
+    SELECT unnest(list(f.device_id)) AS device_id,
+           CASE WHEN count(DISTINCT f.gpu_uuid) = 1 AND count(*) > 1 THEN min(f.device_id) END AS card
     FROM device_features f
     JOIN (  -- sites with two or more devices in MIG mode: the few the rest is computed for (every group
             -- below is all MIG, two or more; names are keyed by regular expressions, once per row)
@@ -60,7 +70,8 @@ mig_instances AS (  -- the epoch's devices that are instances of one MIG-partiti
     JOIN gpu_catalogue c ON c.model_key = coalesce(f.catalogue_model, a.model_key)
     WHERE f.epoch = $epoch AND f.host_fingerprint IS NOT NULL AND f.pci_bus_id IS NOT NULL
     GROUP BY f.host_fingerprint, f.pci_bus_id
-    HAVING count(*) >= 2 AND bool_and(coalesce(f.mig_mode, false)) AND count(DISTINCT f.gpu_uuid) = count(*)
+    HAVING count(*) >= 2 AND bool_and(coalesce(f.mig_mode, false))
+       AND (count(DISTINCT f.gpu_uuid) = count(*) OR count(DISTINCT f.gpu_uuid) = 1 AND count(f.gpu_uuid) = count(*))
        AND count(DISTINCT c.model_key) = 1
        AND (sum(f.vram_total_mb) <= max(c.vram_max_mb) * (1 + {MIG_VRAM_TOLERANCE})
             -- ...or each named after its profile, holding what the profile holds, within the card's compute slices
@@ -69,5 +80,5 @@ mig_instances AS (  -- the epoch's devices that are instances of one MIG-partiti
                AND sum(TRY_CAST(NULLIF(regexp_extract(f.gpu_model, '{MIG_PROFILE_PARTS}', 1), '') AS INTEGER))
                    <= {MIG_COMPUTE_SLICES})
 )"""
-"""CTE ``mig_instances(device_id)``; needs ``$epoch``, ``device_features``, ``gpu_catalogue``,
+"""CTE ``mig_instances(device_id, card)``; needs ``$epoch``, ``device_features``, ``gpu_catalogue``,
 ``gpu_alias`` and the ``gpu_name_key`` macro (``pipelines.catalogue.register``)."""

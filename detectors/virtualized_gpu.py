@@ -245,10 +245,12 @@ class VirtualizedGpu(Detector):
             idents AS (  -- one physical identity on one machine: a UUID on one site or one host, a bus id on one host
                 -- (which the instances of one MIG-partitioned card share by design: detectors.mig)
                 SELECT DISTINCT device_id, 'uuid ' || coalesce(ip_site(ip), '') || ' ' || gpu_uuid AS grp
-                FROM now WHERE gpu_uuid IS NOT NULL
+                FROM now WHERE gpu_uuid IS NOT NULL  -- instances reporting their card's UUID: one stands for it
+                  AND device_id NOT IN (SELECT device_id FROM mig_instances WHERE device_id <> card)
                 UNION ALL
                 SELECT DISTINCT device_id, 'uuid on host ' || host_fingerprint || ' ' || gpu_uuid AS grp
                 FROM now WHERE gpu_uuid IS NOT NULL AND host_fingerprint IS NOT NULL
+                  AND device_id NOT IN (SELECT device_id FROM mig_instances WHERE device_id <> card)
                 UNION ALL
                 SELECT DISTINCT device_id, 'bus ' || host_fingerprint || ' ' || pci_bus_id AS grp
                 FROM now WHERE pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL AND {UUID_NAMES_NO_CARD}

@@ -560,6 +560,23 @@ def test_instances_named_after_profiles_within_the_cards_seven_compute_slices_ar
     assert sorted(found["device_id"]) == ["over0", "over1", "over2"]
 
 
+def test_instances_reporting_their_cards_uuid_are_one_card_and_a_copy_of_it_elsewhere_is_still_shared(con) -> None:
+    """A worker may report each MIG instance with its card's UUID, serial and bus id (an eighteenth
+    network written by others: honest A100s split into two 3g.40gb instances so, 48 devices
+    rejected and 34 slashed as one identity on two devices). Instances that all report one UUID
+    are one card; one of them stands for it, so another owner's machine reporting that UUID still
+    shares it with the card."""
+    for k in range(2):
+        _hardware(con, f"instance{k}", "box", "GPU-card", "00000000:2A:00.0", serial="SN-card", ip="4.4.4.4")
+        feature(con, f"instance{k}", gpu_model="NVIDIA A100-SXM4-80GB MIG 3g.40gb", catalogue_model=None, mig_mode=True,
+                host_fingerprint="box", pci_bus_id="00000000:2A:00.0", gpu_uuid="GPU-card", vram_total_mb=40_192)  # fmt: skip
+    assert DuplicateHardware().detect(Evidence(con, EPOCH)).is_empty()
+    _hardware(con, "copy", "elsewhere", "GPU-card", "00000000:01:00.0", ip="9.9.9.9", account="other")
+    feature(con, "copy", host_fingerprint="elsewhere", gpu_uuid="GPU-card", account_id="other")
+    found = DuplicateHardware().detect(Evidence(con, EPOCH))
+    assert sorted(found["device_id"]) == ["copy", "instance0"] and set(found["action"]) == {"probation"}
+
+
 def test_duplicate_hardware_ignores_an_identity_reported_from_more_addresses_than_one_machine_has(con) -> None:
     """A card is in one machine: a serial that devices report from six addresses at once is a
     writer's placeholder (or made up), not one card, and proves nothing; the same serial from

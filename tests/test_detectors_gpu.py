@@ -1087,3 +1087,22 @@ def test_virtualized_gpu_mig_instances_named_by_profile_are_one_partitioned_card
                 [f"2024-08-14 {at}:00", device, EPOCH],
             )
     assert VirtualizedGpu().detect(Evidence(con, EPOCH)).is_empty()
+
+
+def test_virtualized_gpu_mig_instances_reporting_their_cards_uuid_are_one_partitioned_card(con) -> None:
+    """A worker may report each instance with its card's UUID (the parent handle's): an eighteenth
+    network written by others had its honest instances rejected as two devices of one identity.
+    Slices of one card sold whole (claiming all of its memory each) under its UUID still are."""
+    for name, vram in (("instance", 40_192), ("slice", 81_920)):
+        for k in range(2):
+            device = f"{name}{k}"
+            feature(con, device, ip="4.4.4.4" if name == "instance" else "4.4.4.5", host_fingerprint=f"box-{name}",
+                    pci_bus_id="00000000:2A:00.0", gpu_uuid=f"GPU-{name}", mig_mode=True, vram_total_mb=vram,
+                    gpu_model="NVIDIA A100-SXM4-80GB MIG 3g.40gb" if name == "instance" else "NVIDIA A100-SXM4-80GB",
+                    catalogue_model=None if name == "instance" else "a100_80gb_sxm")  # fmt: skip
+            for at in ("05:01", "05:58"):
+                con.execute(
+                    "INSERT INTO uptime VALUES (CAST(? AS TIMESTAMP), ?, 'heartbeat', true, 20.0, ?, 'u.csv', 1)",
+                    [f"2024-08-14 {at}:00", device, EPOCH],
+                )
+    assert sorted(VirtualizedGpu().detect(Evidence(con, EPOCH))["device_id"]) == ["slice0", "slice1"]
