@@ -167,6 +167,33 @@ def test_a_card_the_catalogue_does_not_list_is_classed_by_its_measured_throughpu
         assert got[device][0] is None and "no measured class" in got[device][2]
 
 
+def test_a_card_measuring_under_the_class_floor_of_its_peers_is_paid_as_the_model_its_throughput_supports(
+    tmp_path: Path,
+) -> None:
+    """An A100 sold as an H100 runs at about a third of the H100s (an eighteenth network written
+    by others: its cards sold as the next model up measured 0.34 of their peers and were paid as
+    what they claimed). Below ``CLASS_FLOOR_SHARE`` of the peers' median a card is paid as the
+    strongest model its throughput supports; a throttled card at half its peers keeps its class."""
+    from pipelines.rewards import CLASS_FLOOR_SHARE, assess
+
+    peers = 700.0
+    measured = {"a100_as_h100": 0.36 * peers, "throttled": 0.5 * peers}
+    assert 0.36 < CLASS_FLOOR_SHARE < 0.5
+    with connect(tmp_path / "db.duckdb") as con:
+        con.execute("INSERT INTO model_peers VALUES (?, 'h100_sxm', 40, ?, ?)", [EPOCH, peers, peers * 1.1])
+        for device, tflops in measured.items():
+            con.execute(
+                "INSERT INTO device_features (epoch, device_id, account_id, gpu_model, catalogue_model, spec_tflops, pow_total, pow_ok) "
+                "VALUES (?, ?, 'acc', 'NVIDIA H100 80GB HBM3', 'h100_sxm', 989.4, 1, 1)",
+                [EPOCH, device],
+            )
+            con.execute("INSERT INTO device_measures VALUES (?, ?, ?, 500.0)", [EPOCH, device, tflops])
+        assess(con, EPOCH, VERSION)
+        got = dict(con.execute("SELECT device_id, measured_class FROM reward_eligibility").fetchall())
+    assert got["throttled"] == "h100_sxm"
+    assert got["a100_as_h100"] not in (None, "h100_sxm", "h100_pcie", "h200")
+
+
 @pytest.mark.parametrize("others_timed", [False, True])
 def test_without_compute_times_exact_answers_class_a_device_as_claimed_unless_others_report_theirs(
     tmp_path: Path, others_timed: bool
