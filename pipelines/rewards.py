@@ -116,17 +116,20 @@ unlisted AS (  -- a claimed model the catalogue does not list (a real card outsi
     SELECT device_id, gpu_vendor(gpu_model) AS vendor FROM device_features WHERE epoch = $epoch AND catalogue_model IS NULL
 ),
 claimed AS MATERIALIZED (  -- measured devices below their claimed model's floor (an unlisted model has none),
-    -- with its vendor, planned on their own: inside one plan the catalogue's inequality join came first
-    -- (45M rows, 10 s at 100k devices)
-    SELECT x.device_id, x.tflops, coalesce(k.vendor, u.vendor) AS vendor
+    -- with its vendor and the claimed model's multiplier, planned on their own: inside one plan the catalogue's
+    -- inequality join came first (45M rows, 10 s at 100k devices)
+    SELECT x.device_id, x.tflops, coalesce(k.vendor, u.vendor) AS vendor, cm.bp4 AS claimed_bp4
     FROM x LEFT JOIN gpu_catalogue k ON k.model_key = x.catalogue_model LEFT JOIN unlisted u USING (device_id)
+    LEFT JOIN policy_multipliers cm ON cm.model_key = x.catalogue_model
     WHERE x.tflops IS NOT NULL AND (x.tflops >= x.class_floor) IS NOT TRUE AND coalesce(k.vendor, u.vendor) IS NOT NULL
 ),
-supported AS (  -- the strongest model of the same vendor that a measured throughput supports
+supported AS (  -- the strongest model of the same vendor that a measured throughput supports, never one paid
+    -- more than the model claimed (the multiplier table pays an RTX 3090 more than a 4090: a 4090 measuring
+    -- like a 3090 was paid as one, above its claim)
     SELECT m.device_id, arg_max(c.model_key, pm.bp4 * 1000000 + c.fp16_tensor_tflops) AS model
     FROM claimed m
     JOIN gpu_catalogue c ON c.vendor = m.vendor AND c.fp16_tensor_tflops * 0.8 <= m.tflops
-    JOIN policy_multipliers pm ON pm.model_key = c.model_key
+    JOIN policy_multipliers pm ON pm.model_key = c.model_key AND (m.claimed_bp4 IS NULL OR pm.bp4 <= m.claimed_bp4)
     GROUP BY m.device_id
 ),
 untimed AS (  -- the backend records no worker-reported compute time this hour (compute_ms is optional):

@@ -173,25 +173,32 @@ def test_a_card_measuring_under_the_class_floor_of_its_peers_is_paid_as_the_mode
     """An A100 sold as an H100 runs at about a third of the H100s (an eighteenth network written
     by others: its cards sold as the next model up measured 0.34 of their peers and were paid as
     what they claimed). Below ``CLASS_FLOOR_SHARE`` of the peers' median a card is paid as the
-    strongest model its throughput supports; a throttled card at half its peers keeps its class."""
+    strongest model its throughput supports, never one paid more than its claim (the multiplier
+    table pays an RTX 3090 more than a 4090); a throttled card at half its peers keeps its class."""
     from pipelines.rewards import CLASS_FLOOR_SHARE, assess
 
-    peers = 700.0
-    measured = {"a100_as_h100": 0.36 * peers, "throttled": 0.5 * peers}
-    assert 0.36 < CLASS_FLOOR_SHARE < 0.5
+    peers = {"h100_sxm": 700.0, "rtx_4090": 150.0}
+    claims = {"a100_as_h100": ("h100_sxm", 0.36), "throttled": ("h100_sxm", 0.5), "slow_4090": ("rtx_4090", 0.44)}
+    assert 0.44 < CLASS_FLOOR_SHARE < 0.5
     with connect(tmp_path / "db.duckdb") as con:
-        con.execute("INSERT INTO model_peers VALUES (?, 'h100_sxm', 40, ?, ?)", [EPOCH, peers, peers * 1.1])
-        for device, tflops in measured.items():
+        for model, median in peers.items():
+            con.execute("INSERT INTO model_peers VALUES (?, ?, 40, ?, ?)", [EPOCH, model, median, median * 1.1])
+        for device, (model, share) in claims.items():
             con.execute(
-                "INSERT INTO device_features (epoch, device_id, account_id, gpu_model, catalogue_model, spec_tflops, pow_total, pow_ok) "
-                "VALUES (?, ?, 'acc', 'NVIDIA H100 80GB HBM3', 'h100_sxm', 989.4, 1, 1)",
-                [EPOCH, device],
+                "INSERT INTO device_features (epoch, device_id, account_id, gpu_model, catalogue_model, pow_total, pow_ok) "
+                "VALUES (?, ?, 'acc', ?, ?, 1, 1)",
+                [EPOCH, device, model, model],
             )
-            con.execute("INSERT INTO device_measures VALUES (?, ?, ?, 500.0)", [EPOCH, device, tflops])
+            con.execute("INSERT INTO device_measures VALUES (?, ?, ?, 500.0)", [EPOCH, device, share * peers[model]])
         assess(con, EPOCH, VERSION)
-        got = dict(con.execute("SELECT device_id, measured_class FROM reward_eligibility").fetchall())
-    assert got["throttled"] == "h100_sxm"
-    assert got["a100_as_h100"] not in (None, "h100_sxm", "h100_pcie", "h200")
+        got = {
+            r[0]: r[1:]
+            for r in con.execute("SELECT device_id, measured_class, multiplier_bp4 FROM reward_eligibility").fetchall()
+        }
+    multiplier = {key: bp4 for key, bp4 in VERSION.multiplier_rows()}
+    assert got["throttled"][0] == "h100_sxm"
+    assert got["a100_as_h100"][0] not in (None, "h100_sxm", "h100_pcie", "h200")
+    assert got["slow_4090"][0] not in (None, "rtx_4090") and got["slow_4090"][1] <= multiplier["rtx_4090"]
 
 
 @pytest.mark.parametrize("others_timed", [False, True])
