@@ -288,7 +288,7 @@ seen AS (SELECT device_id FROM hw UNION SELECT device_id FROM up UNION SELECT de
 prev AS (SELECT * FROM device_features WHERE epoch = $prev),
 named AS MATERIALIZED (  -- each model name reported, matched to the catalogue by its name key (catalogue.NAME_KEY_MACRO):
     -- the key is computed for the few distinct names, not per device; with the laptop chip sold under the
-    -- name (catalogue.MOBILE_SIBLING_SQL), which a claim above every desktop configuration is
+    -- name (catalogue.MOBILE_SIBLING_SQL): a claim above every desktop configuration that fits it is that chip
     SELECT d.gpu_model, any_value(a.model_key) AS model_key, any_value(c.vram_max_mb) AS vram_max_mb,
            any_value(m.mobile_key) AS mobile_key, any_value(m.mobile_vram_max_mb) AS mobile_vram_max_mb
     FROM (SELECT gpu_model FROM hw UNION SELECT gpu_model FROM prev) d
