@@ -52,7 +52,7 @@ import polars as pl
 
 from detectors.base import Detector, Evidence
 from detectors.concurrent import OVERLAP_MINUTES, concurrent_cte
-from detectors.mig import MIG_INSTANCES_CTE, UUID_NAMES_NO_CARD
+from detectors.mig import MIG_INSTANCES_CTE, NOT_A_STAND_IN, UUID_NAMES_NO_CARD
 from pipelines.features import MACHINE_MAX_IPS
 
 
@@ -82,8 +82,7 @@ class DuplicateHardware(Detector):
             WITH {MIG},
             ids AS (  -- a MIG instance's identity is its own UUID: the serial and bus id are its card's (detectors.mig)
                 SELECT DISTINCT device_id, account_id, ip_site(ip) AS ip, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
-                WHERE _hour = $epoch AND gpu_uuid IS NOT NULL  -- instances reporting their card's UUID: one stands for it
-                  AND device_id NOT IN (SELECT device_id FROM mig_instances WHERE device_id <> card)
+                WHERE _hour = $epoch AND gpu_uuid IS NOT NULL AND {NOT_A_STAND_IN}  -- instances on their card's UUID
                 UNION ALL
                 SELECT DISTINCT device_id, account_id, ip_site(ip), 'gpu_serial', gpu_serial FROM hardware
                 WHERE _hour = $epoch AND gpu_serial IS NOT NULL AND device_id NOT IN (SELECT device_id FROM mig_instances)
@@ -206,7 +205,8 @@ class DuplicateHardware(Detector):
             LEFT JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
             """.replace("{CONCURRENT}", concurrent_cte("candidates"))
             .replace("{MIG}", MIG_INSTANCES_CTE)
-            .replace("{UUID_NAMES_NO_CARD}", UUID_NAMES_NO_CARD),
+            .replace("{UUID_NAMES_NO_CARD}", UUID_NAMES_NO_CARD)
+            .replace("{NOT_A_STAND_IN}", NOT_A_STAND_IN),
             window=self.window_hours,
             confirm=self.confirm_hours,
             max_ips=self.max_ips,

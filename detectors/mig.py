@@ -54,6 +54,11 @@ MIG instance's own), so its PCI bus id on its host is what identifies the card. 
 names it, a bus id is not compared: a worker in a container or VM may report a virtual slot
 (``duplicate_hardware``)."""
 
+NOT_A_STAND_IN = "device_id NOT IN (SELECT device_id FROM mig_instances WHERE device_id <> card)"
+"""SQL condition on a row with ``device_id``, beside ``MIG_INSTANCES_CTE``: not an instance whose
+card's UUID another instance of the card stands for (``mig_instances.card``). Where a UUID is
+compared, the card it names is counted once."""
+
 MIG_INSTANCES_CTE = f"""
 mig_instances AS (  -- the epoch's devices that are instances of one MIG-partitioned card (detectors.mig), and
     -- where all report the card's own UUID, which of them stands for the card (``card``; null where each has its own)

@@ -45,10 +45,10 @@ Three independent signs, each explained in ``reasons``:
   all, before them too), and no sibling in the batch passed either
   (a virtualized card lets exactly one slice pass). Memory does not grow, so a later pass shows
   the failures before it were errors or a card in use; a pass before them backs nothing after
-  it (a sixteenth network written by others swapped sleepers' 4090s for 3060s and 3070s after a day of
-  clean answers: 6 of 16 were never held, the day's passes backing the failures after the swap
-  and the new card's slower pace excusing them as a card in use, below). A pass backs the memory it used, not the claim: the contract leaves
-  the share to the backend, and a card with half the claimed memory answers the challenges
+  it (a sixteenth network written by others swapped sleepers' 4090s for 3060s and 3070s after a
+  day of clean answers: 6 of 16 were never held, the day's passes backing the failures after the
+  swap and the new card's slower pace excusing them as a card in use, below). A pass backs the
+  memory it used, not the claim: the contract leaves the share to the backend, and a card with half the claimed memory answers the challenges
   sized to a quarter of it and fails those sized to a half (an independently written network).
   Honest workers fail a challenge now and then (a restart, a driver hiccup): at the fleet's own
   error rate e, measured each window on matmul challenges (which a short memory does not fail),
@@ -438,12 +438,11 @@ class SpoofedModel(Detector):
                 -- what it answered in their hour or later count (memory does not grow, so a later pass shows the failures
                 -- before it were errors; a card swapped for a smaller one fails after its last pass), and on unified
                 -- memory only those the GPU may wire (a product above the share fails on an honest Mac)
-                SELECT v.*, (held_later = 0 OR coalesce(n > held_later_n, false))  -- a pass of unknown size backs every size
-                            AND NOT coalesce(8 * pow(v.n, 2) / 1048576 > $unified_share * u.vram_total_mb, false) AS above,
-                       -- a hang or a crawl is held to every pass of the window, before it too: a box whose pings a proxy
-                       -- answers while it is off leaves its challenges unanswered, which is spoofed_uptime's to judge
-                       (held = 0 OR coalesce(n > held_n, false))
-                         AND NOT coalesce(8 * pow(v.n, 2) / 1048576 > $unified_share * u.vram_total_mb, false) AS above_any
+                SELECT v.*, NOT coalesce(8 * pow(v.n, 2) / 1048576 > $unified_share * u.vram_total_mb, false) AS wirable,
+                       (held_later = 0 OR coalesce(n > held_later_n, false)) AND wirable AS above,  -- a pass of unknown size
+                       -- backs every size; a hang or a crawl is held to every pass of the window, before it too: a box whose
+                       -- pings a proxy answers while it is off leaves its challenges unanswered, spoofed_uptime's to judge
+                       (held = 0 OR coalesce(n > held_n, false)) AND wirable AS above_any
                 FROM (SELECT *, max(n) FILTER (status = 'ok' AND NOT crawled) OVER w AS held_n,
                              count(*) FILTER (status = 'ok' AND NOT crawled) OVER w AS held,
                              max(n) FILTER (status = 'ok' AND NOT crawled) OVER later AS held_later_n,

@@ -84,7 +84,7 @@ from scipy.stats import binom
 
 from detectors.base import Detector, Evidence
 from detectors.concurrent import OVERLAP_MINUTES, concurrent_cte
-from detectors.mig import MIG_INSTANCES_CTE, MIG_VRAM_TOLERANCE, UUID_NAMES_NO_CARD
+from detectors.mig import MIG_INSTANCES_CTE, MIG_VRAM_TOLERANCE, NOT_A_STAND_IN, UUID_NAMES_NO_CARD
 from detectors.pace import PACED_CTE
 
 VGPU_PROFILE = r"-([0-9]+)[A-Z]$"
@@ -245,12 +245,10 @@ class VirtualizedGpu(Detector):
             idents AS (  -- one physical identity on one machine: a UUID on one site or one host, a bus id on one host
                 -- (which the instances of one MIG-partitioned card share by design: detectors.mig)
                 SELECT DISTINCT device_id, 'uuid ' || coalesce(ip_site(ip), '') || ' ' || gpu_uuid AS grp
-                FROM now WHERE gpu_uuid IS NOT NULL  -- instances reporting their card's UUID: one stands for it
-                  AND device_id NOT IN (SELECT device_id FROM mig_instances WHERE device_id <> card)
+                FROM now WHERE gpu_uuid IS NOT NULL AND {NOT_A_STAND_IN}  -- instances on their card's UUID: one counts
                 UNION ALL
                 SELECT DISTINCT device_id, 'uuid on host ' || host_fingerprint || ' ' || gpu_uuid AS grp
-                FROM now WHERE gpu_uuid IS NOT NULL AND host_fingerprint IS NOT NULL
-                  AND device_id NOT IN (SELECT device_id FROM mig_instances WHERE device_id <> card)
+                FROM now WHERE gpu_uuid IS NOT NULL AND host_fingerprint IS NOT NULL AND {NOT_A_STAND_IN}
                 UNION ALL
                 SELECT DISTINCT device_id, 'bus ' || host_fingerprint || ' ' || pci_bus_id AS grp
                 FROM now WHERE pci_bus_id IS NOT NULL AND host_fingerprint IS NOT NULL AND {UUID_NAMES_NO_CARD}
@@ -324,7 +322,8 @@ class VirtualizedGpu(Detector):
             .replace("{MIG}", MIG_INSTANCES_CTE)
             .replace("{VGPU_PROFILE}", VGPU_PROFILE)
             .replace("{TOL}", str(MIG_VRAM_TOLERANCE))
-            .replace("{UUID_NAMES_NO_CARD}", UUID_NAMES_NO_CARD),
+            .replace("{UUID_NAMES_NO_CARD}", UUID_NAMES_NO_CARD)
+            .replace("{NOT_A_STAND_IN}", NOT_A_STAND_IN),
             window=self.window_hours,
             combined_max=self.combined_max,
             host_floor=self.host_gpu_floor,
