@@ -112,7 +112,7 @@ MAX_TEXT_CHARS = 4096
 MAX_LINE_BYTES = 1 << 20
 """Longest CSV or JSONL line; a longer line is quarantined, the rest of the file is read."""
 MAX_DECOMPRESSED_BYTES = 1 << 30
-"""A ``.gz`` file that inflates past this is quarantined unread (a decompression bomb)."""
+"""A ``.gz`` file that inflates past this is not read further and rejects its hour (a decompression bomb)."""
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_MANIFEST_DEPTH = 4
 MONEY_MAX_INTEGER_DIGITS = 9

@@ -590,7 +590,7 @@ def _land_feed(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[Staged], 
 def _check_files(folder: Path, manifest: dict) -> dict[str, str]:
     """Reject the hour unless every listed file is a regular file (not a link) in the folder
     with the declared sha256. Returns, per listed gzip file DuckDB must not read, why
-    (``_inflate_problem``): such a file is quarantined, the hour is not rejected for it.
+    (``_inflate_problem``): its rows cannot be counted, so ``_stage_hour`` rejects the hour.
 
     The hashes and the gzip checks run side by side (hashlib and zlib release the GIL: a
     1M-device hour's 1.2 GB cost 2.5 s one after another)."""
@@ -732,10 +732,13 @@ def _seen(con: duckdb.DuckDBPyConnection, hour: str, fingerprint: str) -> tuple 
 def _stage_hour(
     con: duckdb.DuckDBPyConnection, folder: Path, manifest: dict, unreadable: dict[str, str], result: IngestResult
 ) -> tuple[dict[str, list[Staged]], list[tuple], list[tuple]]:
-    """Read every listed file into temporary tables (outside any transaction: a file DuckDB
-    cannot read must not abort the hour), except those in ``unreadable`` (name: why; not
-    read). Returns staged tables per feed, unparseable rows and unreadable files; raises
-    HourRejected when a row count differs from the manifest."""
+    """Read every listed file into temporary tables (outside any transaction), except those in
+    ``unreadable`` (name: why; not read). Returns staged tables per feed, unparseable rows and
+    the files not read (listed under no contract feed, or unlisted); raises HourRejected when
+    a feed's file cannot be read (corrupt, truncated past its compression's end, inflating
+    past the limit, without a required column: the contract's row count cannot be met, and a
+    hardware file quarantined alone stopped a written network's run at its quality bar) or
+    its row count differs from the manifest."""
     file_quarantine: list[tuple[str | None, str, str]] = []
     row_quarantine: list[tuple[str, str, int, str, str]] = []
     staged: dict[str, list[Staged]] = {}
@@ -754,8 +757,9 @@ def _stage_hour(
             _drop_staged(con, tag)
             con.execute(f"DROP TABLE IF EXISTS rej_{tag}; DROP TABLE IF EXISTS rejscan_{tag}")
             message = (str(e).splitlines() or [type(e).__name__])[0][:300]
-            file_quarantine.append((feed.name, name, f"unreadable {parts[1]} file: {message}"))
-            continue
+            raise HourRejected(
+                f"{name}: unreadable {parts[1]} file ({message}); its rows cannot be counted against the manifest's {entry['rows']}"
+            ) from None
         got = int(scalar(con, f"SELECT count(*) FROM raw_{tag}")) + len(bad_lines)
         if got != entry["rows"]:
             raise HourRejected(f"{name}: {got} rows read but the manifest says {entry['rows']}")

@@ -33,6 +33,7 @@ from pipelines.db import connect, scalar
 from pipelines.features import verify_pow
 from pipelines.ingest import ingest_drops, ingest_hour
 from pipelines.pow_math import sample_entries
+from pipelines.runner import stale_epochs
 
 SECRET = b"outside-the-drops secret bytes\n"
 
@@ -298,22 +299,30 @@ def test_jsonl_over_long_line_costs_only_its_line(con, tmp_path: Path) -> None:
     assert "Maximum line size" in q[3] and len(q[4]) <= ingest.MAX_TEXT_CHARS
 
 
-def test_gzip_bomb_is_refused_at_the_stated_size_and_the_rest_lands(con, tmp_path: Path, monkeypatch) -> None:
+def test_gzip_bomb_is_refused_at_the_stated_size_and_rejects_its_hour(con, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(ingest, "MAX_DECOMPRESSED_BYTES", 4 << 20)
     bomb = gzip.compress(b"\n" * (16 << 20), compresslevel=9)
     folder = make_hour(tmp_path / "drops", extra={"uptime.csv.gz": (bomb, 0)})
-    assert ingest_hour(con, folder).status == "ingested"
-    assert count(con, "uptime") == 6
-    [q] = quarantined(con, "uptime")
-    assert q[2] is None and "decompression limit" in q[3]
+    result = ingest_hour(con, folder)
+    assert result.status == "rejected"
+    assert "uptime.csv.gz" in result.reason and "decompression limit" in result.reason
+    assert count(con, "uptime") == 0 and count(con, "pow") == 0
 
 
-def test_corrupt_gzip_is_quarantined_whole_and_the_rest_lands(con, tmp_path: Path) -> None:
-    data = gz(jsonl([uptime_row(40)]))[:-6]
-    folder = make_hour(tmp_path / "drops", extra={"uptime.jsonl.gz": (data, 1)})
-    assert ingest_hour(con, folder).status == "ingested"
-    assert count(con, "uptime") == 6
-    assert "corrupt gzip" in quarantined(con, "uptime")[0][3]
+def test_a_required_feeds_gzip_cut_mid_stream_rejects_its_hour_and_later_hours_still_run(con, tmp_path: Path) -> None:
+    """A written network cut one hour's hardware.csv.gz mid-stream, the manifest hashing the cut
+    file: quarantined alone, the hour landed without hardware and its quality bar stopped the run."""
+    drops = tmp_path / "drops"
+    data = gz(csv_bytes([hardware_row("dev1")]))[:-6]
+    make_hour(drops, extra={"hardware.csv.gz": (data, 1)})
+    make_hour(drops, hour="2024-08-14T08")
+    broken, later = ingest_drops(con, drops)
+    assert broken.status == "rejected" and later.status == "ingested"
+    assert "hardware.csv.gz: unreadable csv.gz file" in broken.reason and "corrupt gzip" in broken.reason
+    assert "cannot be counted against the manifest's 1" in broken.reason
+    assert scalar(con, "SELECT count(*) FROM uptime WHERE _hour = ?", [HOUR]) == 0
+    assert count(con, "quarantine") == 0
+    assert stale_epochs(con) == ["2024-08-14T08"]  # the later hour is computed; the rejected one is a gap
 
 
 # --- no value silently changed ----------------------------------------------------------------------
@@ -448,15 +457,15 @@ def test_duplicate_json_key_is_quarantined(con, tmp_path: Path) -> None:
     assert "repeats a key" in q[3]
 
 
-def test_duplicate_parquet_column_quarantines_the_file_and_the_rest_lands(con, tmp_path: Path) -> None:
+def test_duplicate_parquet_column_rejects_its_hour_with_the_reason(con, tmp_path: Path) -> None:
     base = pa.Table.from_pylist([uptime_row(40)])
     table = pa.Table.from_arrays([*base.columns, pa.array([False])], names=[*base.column_names, "ok"])
     pq.write_table(table, tmp_path / "u.parquet")
     folder = make_hour(tmp_path / "drops", extra={"uptime.parquet": ((tmp_path / "u.parquet").read_bytes(), 1)})
-    assert ingest_hour(con, folder).status == "ingested"
-    assert count(con, "uptime") == 6
-    [q] = quarantined(con, "uptime")
-    assert q[2] is None and "repeats a column" in q[3]
+    result = ingest_hour(con, folder)
+    assert result.status == "rejected"
+    assert result.reason.startswith("uptime.parquet: unreadable parquet file") and "repeats a column" in result.reason
+    assert count(con, "uptime") == 0
 
 
 def test_redelivery_with_changed_content_but_same_sizes_and_mtimes_is_ingested(con, tmp_path: Path) -> None:
@@ -603,11 +612,12 @@ def test_a_sample_one_bit_off_the_exact_entry_is_counted_as_a_flipped_bit(con, t
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_a_file_without_a_nullable_column_lands_with_nulls_and_without_a_required_one_is_quarantined(
+def test_a_file_without_a_nullable_column_lands_with_nulls_and_without_a_required_one_rejects_its_hour(
     con, tmp_path: Path, fmt: str
 ) -> None:
     """A writer that never has a value for a nullable column may leave it out, as a JSONL line
-    leaves out a key; a required column cannot be left out."""
+    leaves out a key; a required column cannot be left out: the file's rows cannot be read, so
+    nothing of its hour lands."""
     nullable = ("gpu_serial", "driver_version", "cuda_version", "mig_mode", "sm_clock_max_mhz")
     rows = [{k: v for k, v in hardware_row(f"dev-{c}").items() if k not in nullable} for c in "ab"]
     required = [{k: v for k, v in r.items() if k != "gpu_model"} for r in rows]
@@ -627,7 +637,7 @@ def test_a_file_without_a_nullable_column_lands_with_nulls_and_without_a_require
     assert quarantined(con) == []
     folder = make_hour(tmp_path / "drops-2", extra={f"hardware.{fmt}": (data(required), 2)})
     with connect(tmp_path / "db-2.duckdb") as other:
-        assert ingest_hour(other, folder).status == "ingested"
-        [q] = quarantined(other, "hardware")
-        assert q[1] == f"hardware.{fmt}" and "lacks required columns ['gpu_model']" in q[3]
-        assert count(other, "hardware") == 3  # the hour's other hardware file lands
+        result = ingest_hour(other, folder)
+        assert result.status == "rejected"
+        assert result.reason.startswith(f"hardware.{fmt}: unreadable") and "lacks required columns ['gpu_model']" in result.reason
+        assert count(other, "hardware") == 0 and quarantined(other) == []
