@@ -42,8 +42,14 @@ does the card's work as well as the card is judged by the identity alone, as abo
 serving several machines is slow when they are asked together, which ``virtualized_gpu``
 judges. One owner's devices sharing an identity
 (virtual slices of one card, one account's cloned image, one owner's accounts at one site) are
-judged as above. The instances of one card its owner partitioned with MIG report its serial and
-bus id by design and are not compared by them (``detectors.mig``).
+rejected once it is established, except a holder the physics names as above: a twentieth
+network's operator added slots that copy its real cards' serials and bus ids and fabricate
+answers, and the real cards (20) were rejected with their copies. The instances of one card
+its owner partitioned with MIG report its serial and bus id by design and are not compared by
+them (``detectors.mig``); nor are the GPUs of one multi-GPU board (a Tesla K80 carries two,
+an A16 four), which NVML reports with the board's one serial, each with a UUID and a bus id
+of its own (``pipelines.catalogue.load_boards``; the same network's K80s: 20 honest devices
+rejected before).
 """
 
 from __future__ import annotations
@@ -80,12 +86,25 @@ class DuplicateHardware(Detector):
         return evidence.sql(
             """
             WITH {MIG},
+            boards AS (  -- one multi-GPU board's GPUs (pipelines.catalogue.load_boards): one serial, each GPU with
+                -- a UUID and a bus id of its own, on one machine of one owner, no more of them than the board carries
+                SELECT h.gpu_serial AS value
+                FROM hardware h LEFT JOIN gpu_board b ON b.name_key = gpu_name_key(h.gpu_model)
+                WHERE h._hour = $epoch AND h.gpu_serial IS NOT NULL
+                GROUP BY h.gpu_serial
+                HAVING count(*) FILTER (b.name_key IS NULL) = 0
+                   AND count(DISTINCT h.device_id) <= min(b.gpus_per_board)
+                   AND count(DISTINCT h.device_id) = count(DISTINCT h.gpu_uuid)
+                   AND count(DISTINCT h.device_id) = count(DISTINCT h.pci_bus_id)
+                   AND count(DISTINCT h.host_fingerprint) = 1 AND count(DISTINCT h.account_id) = 1
+            ),
             ids AS (  -- a MIG instance's identity is its own UUID: the serial and bus id are its card's (detectors.mig)
                 SELECT DISTINCT device_id, account_id, ip_site(ip) AS ip, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
                 WHERE _hour = $epoch AND gpu_uuid IS NOT NULL AND {NOT_A_STAND_IN}  -- instances on their card's UUID
                 UNION ALL
                 SELECT DISTINCT device_id, account_id, ip_site(ip), 'gpu_serial', gpu_serial FROM hardware
                 WHERE _hour = $epoch AND gpu_serial IS NOT NULL AND device_id NOT IN (SELECT device_id FROM mig_instances)
+                  AND gpu_serial NOT IN (SELECT value FROM boards)
                 UNION ALL
                 -- a bus id only where no UUID names the card (detectors.mig.UUID_NAMES_NO_CARD)
                 SELECT DISTINCT device_id, account_id, ip_site(ip),
@@ -152,10 +171,12 @@ class DuplicateHardware(Detector):
                 WHERE action IN ('probation', 'reject') AND detector IN ('spoofed_model', 'virtualized_gpu', 'failed_pow')
                   AND epoch < $epoch AND epoch > hours_back($epoch, $seniority)
             ),
-            physics AS (  -- a contested identity whose holders the physics split: exactly one is not disproven
+            physics AS (  -- an identity whose holders the physics split: exactly one is not disproven (on one
+                -- owner's machines too: a written network's operator added slots that copy real cards' serials
+                -- and fabricate answers, and the real cards were rejected with them)
                 SELECT h.kind, h.value, any_value(h.device_id) FILTER (d.device_id IS NULL) AS holder,
                        list(DISTINCT h.device_id ORDER BY h.device_id) FILTER (d.device_id IS NOT NULL) AS copies
-                FROM holders h JOIN contested USING (kind, value) LEFT JOIN disproven d USING (device_id)
+                FROM holders h LEFT JOIN disproven d USING (device_id)
                 GROUP BY h.kind, h.value HAVING count(DISTINCT h.device_id) FILTER (d.device_id IS NULL) = 1
             ),
             the_card AS (  -- a device the physics names the holder of every identity it shares
@@ -177,11 +198,12 @@ class DuplicateHardware(Detector):
                         WHEN NOT p.contested AND coalesce(h.past_hours, 0) + 1 >= $confirm THEN 'reject'
                         ELSE 'probation' END AS action,
                    CASE WHEN t.device_id IS NOT NULL THEN
-                     format('{} shared with {} other device(s) of other owners this hour ({}); every other holder ({}) '
+                     format('{} shared with {} other device(s) {} this hour ({}); every other holder ({}) '
                             'failed the card''s work in the last {} hours (held or rejected by spoofed_model, '
                             'virtualized_gpu or failed_pow) and this one did not: the card is this one''s, the copies theirs',
-                            array_to_string(p.kinds, ' and '), len(p.sharing) - 1, p.example, array_to_string(t.copies, ', '),
-                            $seniority)
+                            array_to_string(p.kinds, ' and '), len(p.sharing) - 1,
+                            CASE WHEN p.contested THEN 'of other owners' ELSE 'of the same owner' END, p.example,
+                            array_to_string(t.copies, ', '), $seniority)
                    ELSE concat(format('{} shared with {} other device(s) this hour ({}); shared in {} of the last {} hours',
                                  array_to_string(p.kinds, ' and '), len(p.sharing) - 1, p.example,
                                  coalesce(h.past_hours, 0) + 1, $window),

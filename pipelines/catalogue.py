@@ -21,6 +21,7 @@ def _data_dir() -> Path:
 
 DATA_DIR = _data_dir()
 CATALOGUE_CSV = DATA_DIR / "gpu_catalogue.csv"
+BOARDS_CSV = DATA_DIR / "multi_gpu_boards.csv"
 
 
 @lru_cache(maxsize=4)
@@ -98,14 +99,30 @@ sibling's as the laptop chip (its spec, its peers), not as an impossible claim; 
 stays the desktop model's, and ``spoofed_model`` holds it as impossible."""
 
 
+@lru_cache(maxsize=4)
+def load_boards(path: str | Path = BOARDS_CSV) -> pl.DataFrame:
+    """Boards that carry several GPUs (``data/multi_gpu_boards.csv``: name, GPUs per board,
+    source). NVML's serial is the board's, so the GPUs of one such board report one serial,
+    each with its own UUID and bus id (NVML's ``nvmlDeviceGetHandleBySerial`` refuses a serial
+    that "more than one device has (dual GPU boards)"); ``duplicate_hardware`` does not read
+    such a serial as one identity on several devices. A written network's Tesla K80s, two GPUs
+    to a board, had 20 honest devices rejected as copies of each other before it."""
+    return pl.read_csv(path, infer_schema_length=0).with_columns(pl.col("gpus_per_board").cast(pl.Int64))
+
+
 def register(con: duckdb.DuckDBPyConnection, path: str | Path = CATALOGUE_CSV) -> None:
     """Expose the catalogue to SQL as ``gpu_catalogue``, ``gpu_alias`` (temporary views: every
-    alias with its ``name_key``) and ``gpu_mobile_sibling`` (``MOBILE_SIBLING_SQL``), and the
-    macros ``gpu_name_key`` (``NAME_KEY_MACRO``) and ``gpu_vendor`` (``VENDOR_MACRO``)."""
+    alias with its ``name_key``), ``gpu_mobile_sibling`` (``MOBILE_SIBLING_SQL``) and
+    ``gpu_board`` (``load_boards``: name_key, gpus_per_board), and the macros ``gpu_name_key``
+    (``NAME_KEY_MACRO``) and ``gpu_vendor`` (``VENDOR_MACRO``)."""
     con.register("gpu_catalogue_df", load_catalogue(path).to_arrow())
     con.register("gpu_alias_df", alias_table(path).to_arrow())
+    con.register("gpu_board_df", load_boards().to_arrow())
     con.execute(NAME_KEY_MACRO)
     con.execute(VENDOR_MACRO)
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW gpu_board AS SELECT gpu_name_key(name) AS name_key, gpus_per_board FROM gpu_board_df"
+    )
     con.execute("CREATE OR REPLACE TEMP VIEW gpu_catalogue AS SELECT * FROM gpu_catalogue_df")
     con.execute("CREATE OR REPLACE TEMP VIEW gpu_alias AS SELECT *, gpu_name_key(alias) AS name_key FROM gpu_alias_df")
     con.execute(MOBILE_SIBLING_SQL)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import duckdb
 import polars as pl
 
-from pipelines.catalogue import alias_table, load_catalogue
+from pipelines.catalogue import alias_table, load_boards, load_catalogue, register
 
 REQUIRED = [
     "rtx_3060", "rtx_3070", "rtx_3080", "rtx_3080_ti", "rtx_3090", "rtx_4060", "rtx_4070", "rtx_4080",
@@ -63,3 +64,13 @@ def test_every_laptop_chip_is_the_mobile_sibling_of_the_desktop_model_it_is_name
     laptops = set(load_catalogue().filter(pl.col("form") == "mobile")["model_key"])
     assert len(laptops) == 8 and set(siblings.values()) == laptops
     assert all(siblings[key.removesuffix("_laptop")] == key for key in laptops)
+
+
+def test_every_multi_gpu_board_has_a_source_and_its_own_name_key() -> None:
+    boards = load_boards()
+    assert boards.height >= 8 and boards["gpus_per_board"].min() >= 2
+    assert all(s.startswith("https://") for s in boards["source"])
+    con = duckdb.connect()
+    register(con)
+    keys = dict(con.execute("SELECT name_key, gpus_per_board FROM gpu_board").fetchall())
+    assert len(keys) == boards.height and keys["k80"] == 2 and keys["a16"] == 4

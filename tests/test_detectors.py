@@ -490,12 +490,13 @@ def _hardware(
     alive: tuple[str, str] | None = ("05:00", "05:59"),
     at: str = "05:10",
     account: str = "acc",
+    model: str | None = None,
 ) -> None:
     """One hardware report ``at`` and, with ``alive``, heartbeats at both ends of that span."""
     con.execute(
-        "INSERT INTO hardware (ts, device_id, account_id, host_fingerprint, ip, gpu_uuid, gpu_serial, pci_bus_id, _hour, _file, _row) "
-        "VALUES (CAST(? AS TIMESTAMP), ?, ?, ?, ?, ?, ?, ?, ?, 'hardware.csv', 1)",
-        [f"2024-08-14 {at}:00", device, account, host, ip, uuid, serial, pci, h],
+        "INSERT INTO hardware (ts, device_id, account_id, host_fingerprint, ip, gpu_uuid, gpu_serial, pci_bus_id, gpu_model, "
+        "_hour, _file, _row) VALUES (CAST(? AS TIMESTAMP), ?, ?, ?, ?, ?, ?, ?, ?, ?, 'hardware.csv', 1)",
+        [f"2024-08-14 {at}:00", device, account, host, ip, uuid, serial, pci, model, h],
     )
     for at in alive or ():
         heartbeat(con, device, f"2024-08-14 {at}:00")
@@ -542,6 +543,53 @@ def test_duplicate_hardware_does_not_compare_the_instances_of_a_card_its_owner_p
                     host_fingerprint=host, pci_bus_id="00000000:2A:00.0", gpu_uuid=f"MIG-{name}-{k}", vram_total_mb=vram)  # fmt: skip
     found = DuplicateHardware().detect(Evidence(con, EPOCH))
     assert sorted(found["device_id"]) == ["slice0", "slice1"]
+
+
+def test_the_gpus_of_one_multi_gpu_board_share_its_serial_without_being_one_identity(con) -> None:
+    """NVML's serial is the board's: the two GPUs of a Tesla K80 report one serial, each with its
+    own UUID and bus id (a twentieth network written by others: 20 honest K80 GPUs rejected as
+    copies of each other). More devices on a serial than the board carries, one slot reported
+    twice, a UUID twice, or a single-GPU board's serial on two devices are still one identity."""
+    boards = {
+        "k80": [("a", "GPU-k1", "01"), ("b", "GPU-k2", "02")],  # a K80's two GPUs
+        "a16": [(x, f"GPU-a16-{x}", f"0{i + 1}") for i, x in enumerate("abcd")],  # an A16's four
+        "k80-three": [("a", "GPU-t1", "01"), ("b", "GPU-t2", "02"), ("c", "GPU-t3", "03")],  # one more than a K80 has
+        "k80-slot": [("a", "GPU-s1", "01"), ("b", "GPU-s2", "01")],  # one slot twice
+        "k80-uuid": [("a", "GPU-u1", "01"), ("b", "GPU-u1", "02")],  # one UUID twice
+        "a6000": [("a", "GPU-w1", "01"), ("b", "GPU-w2", "02")],  # a single-GPU board
+    }
+    models = {"a16": "NVIDIA A16", "a6000": "NVIDIA RTX A6000"}
+    for board, gpus in boards.items():
+        for suffix, uuid, bus in gpus:
+            _hardware(con, f"{board}-{suffix}", f"host-{board}", uuid, f"00000000:{bus}:00.0", serial=f"SN-{board}",
+                      model=models.get(board, "Tesla K80"))  # fmt: skip
+    found = DuplicateHardware().detect(Evidence(con, EPOCH))
+    flagged = {d.rsplit("-", 1)[0] for d in found["device_id"]}
+    assert flagged == {"k80-three", "k80-slot", "k80-uuid", "a6000"}
+
+
+def test_one_owners_copy_of_a_card_that_failed_its_work_leaves_the_card_cleared_and_the_copy_rejected(con) -> None:
+    """A twentieth network written by others: an operator added slots that copy its real cards'
+    serial and bus id and fabricate answers; the real cards were rejected with their copies. When
+    the physics disproved every other holder and not this one, this one is the card, on one
+    owner's machine as on several owners'; with nothing to tell them apart, both stay rejected."""
+    for device, uuid, serial in (("real", "GPU-r", "SN-1"), ("phantom", "GPU-p", "SN-1"), ("twin-a", "GPU-ta", "SN-2"),
+                                 ("twin-b", "GPU-tb", "SN-2")):  # fmt: skip
+        _hardware(con, device, "host-op", uuid, "00000000:18:00.0", serial=serial, ip="1.1.1.1", account="op")
+        feature(con, device, account_id="op", host_fingerprint="host-op", ip="1.1.1.1", gpu_uuid=uuid)
+        con.execute(
+            "INSERT INTO evidence VALUES (?, ?, 'op', 'duplicate_hardware', 'duplicate_hardware', 0.8, 'probation', 'x', '{}')",
+            [hour(4), device],
+        )
+    con.execute(
+        "INSERT INTO evidence VALUES (?, 'phantom', 'op', 'failed_pow', 'failed_pow', 1.0, 'reject', 'wrong samples', '{}')",
+        [hour(3)],
+    )
+    found = {r["device_id"]: r for r in DuplicateHardware().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert {d: r["action"] for d, r in found.items()} == {
+        "real": "clear", "phantom": "reject", "twin-a": "reject", "twin-b": "reject"}  # fmt: skip
+    assert "other device(s) of the same owner" in found["real"]["reason"]
+    assert "every other holder (phantom) failed the card's work" in found["real"]["reason"]
 
 
 def test_instances_named_after_profiles_within_the_cards_seven_compute_slices_are_one_card_more_are_not(con) -> None:
