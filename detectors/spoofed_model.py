@@ -65,7 +65,12 @@ Three independent signs, each explained in ``reasons``:
   challenge of that session fails (an independently written network's gamers failed two in the
   first hours of a session and passed later that day). A card without the memory fails whenever
   it is asked, so the failures must also span ``vram_span_hours`` (6: an evening's play; a
-  longer run still holds the card, in probation, until it passes one);
+  longer run still holds the card, in probation, until it passes one). Failures, and the passes
+  that answer them, count over ``vram_window_hours`` (48), speed and peers over
+  ``window_hours`` (24): a backend may ask for memory once or twice a day (a nineteenth network
+  written by others asked every ~13 hours; its cards without the claimed memory failed every
+  VRAM challenge, 3-4 in two days and never 3 in one, and none was held), and memory does not
+  grow, so a failure two days old still counts until a pass answers it;
   A card without the memory may also hang or crawl instead of failing (paging to host
   memory): a VRAM challenge left unanswered while pings and heartbeats show the device alive
   counts with the failures, where its own measured speed finishes the product in
@@ -153,6 +158,7 @@ class SpoofedModel(Detector):
         self,
         threshold: float = 0.5,
         window_hours: int = 24,
+        vram_window_hours: int = 48,
         slow_ratio: float = 0.3,
         slow_alone_ratio: float = 0.2,
         min_measurements: int = 3,
@@ -175,6 +181,9 @@ class SpoofedModel(Detector):
         if not 0 < vram_false_alarm <= 1:
             raise ValueError(f"{self.name}: vram_false_alarm {vram_false_alarm} is outside (0, 1] (a probability)")
         self.window_hours = window_hours
+        if vram_window_hours < window_hours:
+            raise ValueError(f"{self.name}: vram_window_hours {vram_window_hours} is below window_hours {window_hours}")
+        self.vram_window_hours = vram_window_hours
         if not 0 < slow_alone_ratio <= slow_ratio:
             raise ValueError(f"{self.name}: slow_alone_ratio {slow_alone_ratio} must be in (0, slow_ratio {slow_ratio}]")
         self.slow_ratio = slow_ratio
@@ -244,21 +253,23 @@ class SpoofedModel(Detector):
                 SELECT c.device_id, quantile_cont(c.tflops, 0.9) AS tflops, count(c.tflops) AS measurements,
                        quantile_cont(c.pace, 0.9) AS pace
                 FROM ctx c JOIN now n ON n.device_id = c.device_id AND n.catalogue_model = c.catalogue_model
-                WHERE c.kind = 'matmul' AND c.tflops IS NOT NULL GROUP BY c.device_id
+                WHERE c.kind = 'matmul' AND c.tflops IS NOT NULL AND c.epoch > hours_back($epoch, $speed_window)
+                GROUP BY c.device_id
             ),
             batch_ok AS (  -- VRAM challenges passed per batch and IP
                 SELECT batch_id, ip, count(*) FILTER (status = 'ok') AS ok FROM ctx WHERE kind = 'vram' GROUP BY ALL
             ),
             suspects AS (  -- devices held or rejected in the window: chance is the honest fleet's
                 SELECT DISTINCT device_id FROM evidence
-                WHERE epoch > hours_back($epoch, $window) AND epoch < $epoch AND action IN ('probation', 'reject')
+                WHERE epoch > hours_back($epoch, $speed_window) AND epoch < $epoch AND action IN ('probation', 'reject')
             ),
             sized AS (  -- each device's speed per product size: a small product measures the launch and the tiles, not
                 -- the card (a seventh network written by others had its honest H100s at 2, 17, 108 and 366 TFLOPS
                 -- on products of n = 256 to 2048, and one asked only twice a day at 2048 looked slow beside the rest)
                 SELECT device_id, catalogue_model, n, q[2] AS tflops, q[1] AS typical, answers
                 FROM (SELECT device_id, catalogue_model, n, quantile_cont(tflops, [0.5, 0.9]) AS q, count(*) AS answers
-                      FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL GROUP BY ALL)
+                      FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL AND epoch > hours_back($epoch, $speed_window)
+                      GROUP BY ALL)
             ),
             size_peers AS (  -- the honest fleet's typical speed per claimed model and product size
                 SELECT catalogue_model, n, median(typical) AS median_tflops, count(*) AS devices
@@ -337,7 +348,8 @@ class SpoofedModel(Detector):
                 FROM (SELECT c.status, c.reachable,
                              coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND c.pace * $margin < s.pace, false) AS crawled
                       FROM ctx c LEFT JOIN speed s USING (device_id)
-                      WHERE c.kind = 'matmul' AND NOT c.hired AND c.device_id NOT IN (SELECT device_id FROM suspects))
+                      WHERE c.kind = 'matmul' AND NOT c.hired AND c.device_id NOT IN (SELECT device_id FROM suspects)
+                        AND c.epoch > hours_back($epoch, $speed_window))
             ),
             needed AS (  -- failures in a row that chance explains with probability <= vram_false_alarm
                 SELECT error_rate, failure_rate, NEEDED(error_rate) AS vram_needed, NEEDED(failure_rate) AS vram_needed_any
@@ -396,8 +408,11 @@ class SpoofedModel(Detector):
                   AND CASE WHEN o.answers >= 2 THEN c.tflops / o.tflops ELSE c.pace / s.pace END >= $busy
                 GROUP BY c.device_id
             ),
-            vram_ctx AS (  -- each VRAM challenge and what it shows
-                SELECT c.device_id, c.epoch, c.status, c.hired, c.n,
+            vram_ctx AS (  -- each VRAM challenge and what it shows: failures over the VRAM window (a backend may ask for
+                -- memory once or twice a day: a nineteenth network written by others asked every ~13 h, and its cards
+                -- without the claimed memory failed every one, 3-4 in two days, never 3 in one), hangs and crawls, which
+                -- every pass before them answers, and those passes, over the speed window
+                SELECT c.device_id, c.epoch, c.status, c.hired, c.n, c.epoch > hours_back($epoch, $speed_window) AS recent,
                        -- slow in its hour, and back at its own speed after it: a session that ended
                        coalesce(h.share < $busy AND k.epoch > c.epoch, false) AS busy,
                        -- a rental holds part of the card's memory: what fails while one runs is not counted, nor what
@@ -410,7 +425,7 @@ class SpoofedModel(Detector):
                          AS solo_failure,
                        2 * pow(c.n, 3) / (s.tflops * 1e9) AS predicted_ms, c.pace / s.pace AS own_share,
                        -- unanswered while alive, no sibling passed, and its own speed is no excuse
-                       coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired
+                       coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired AND recent
                                 AND s.measurements >= $min_meas
                                 AND $margin * predicted_ms <= a.longest_ms, false) AS solo_timeout,
                        -- its round trip, less its own time beyond computing, over its peers' median
@@ -418,7 +433,7 @@ class SpoofedModel(Detector):
                        -- answered alone, at under 1/margin of its own speed, or in over margin x its peers' round trip for
                        -- the product (a worker reports its own compute_ms; the backend's clock it cannot forge): the
                        -- product ran from host memory
-                       coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND NOT c.hired
+                       coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND NOT c.hired AND recent
                                 AND (s.measurements >= $min_meas AND c.pace * $margin < s.pace
                                      OR tp.devices >= $trip_peers AND trip_ratio > $margin), false) AS crawled
                 FROM ctx c LEFT JOIN batch_ok b ON b.batch_id = c.batch_id AND b.ip = c.ip
@@ -443,8 +458,8 @@ class SpoofedModel(Detector):
                        -- backs every size; a hang or a crawl is held to every pass of the window, before it too: a box whose
                        -- pings a proxy answers while it is off leaves its challenges unanswered, spoofed_uptime's to judge
                        (held = 0 OR coalesce(n > held_n, false)) AND wirable AS above_any
-                FROM (SELECT *, max(n) FILTER (status = 'ok' AND NOT crawled) OVER w AS held_n,
-                             count(*) FILTER (status = 'ok' AND NOT crawled) OVER w AS held,
+                FROM (SELECT *, max(n) FILTER (status = 'ok' AND NOT crawled AND recent) OVER w AS held_n,
+                             count(*) FILTER (status = 'ok' AND NOT crawled AND recent) OVER w AS held,
                              max(n) FILTER (status = 'ok' AND NOT crawled) OVER later AS held_later_n,
                              count(*) FILTER (status = 'ok' AND NOT crawled) OVER later AS held_later
                       FROM vram_ctx
@@ -627,11 +642,12 @@ class SpoofedModel(Detector):
             )
             .replace("{PACED}", PACED_CTE)
             .replace("{RENTALS}", RENTALS_CTE)
-            .replace("{RENTAL_COVER}", RENTAL_COVER_CTE)
+            .replace("{RENTAL_COVER}", RENTAL_COVER_CTE.replace("$window", "$speed_window"))  # busy a quarter of the last day
             .replace("NEEDED(error_rate)", _failures_needed("error_rate", "$min_errors"))
             .replace("NEEDED(unified_rate)", _failures_needed("unified_rate", "$min_errors"))
             .replace("NEEDED(failure_rate)", _failures_needed("failure_rate", "$min_vram")),
-            window=self.window_hours,
+            window=self.vram_window_hours,  # what the VRAM challenges show: failures, passes, rentals, round trips
+            speed_window=self.window_hours,  # how fast it is, and who its honest peers are
             slow=self.slow_ratio,
             alone=self.slow_alone_ratio,
             min_meas=self.min_measurements,

@@ -69,6 +69,26 @@ def test_spoofed_model_needs_slow_against_spec_and_peers(con) -> None:
     assert found["action"][0] == "reject" and "17% of the spec" in found["reason"][0]
 
 
+def test_spoofed_model_counts_vram_failures_over_two_days_where_the_backend_asks_twice_a_day(con) -> None:
+    """A nineteenth network written by others asked for memory every ~13 hours: its cards without
+    the claimed memory (RTX 3080s sold as 4090s, slices of one card each claiming all of it)
+    failed every VRAM challenge, 3-4 in two days and never 3 in one day, and none was held.
+    Failures count over ``vram_window_hours`` (48); a later pass still answers them, and the
+    speed (and the peers) stay the last day's."""
+    peers(con, 265.0)
+    for d in ("short", "answered"):
+        feature(con, d)
+        for h in range(3):
+            challenge(con, d, "matmul", "ok", 150.0, f"b{h}")  # 57% of its peers: not slow
+        for k, epoch in enumerate(("2024-08-13T02", "2024-08-13T15", hour(4))):  # 26 hours, ~13 apart
+            challenge(con, d, "vram", "error", None, f"v{k}", epoch=epoch, n=40_000)
+    challenge(con, "answered", "vram", "ok", 150.0, "v-later", epoch=EPOCH, n=40_000)  # memory does not grow
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["short"] and found["action"][0] == "probation"
+    assert "3 VRAM challenge(s) at the claimed 81920 MiB failed over 26 hours" in found["reason"][0]
+    assert SpoofedModel(vram_window_hours=24).detect(Evidence(con, EPOCH)).is_empty()
+
+
 def test_spoofed_model_a_hot_card_at_a_quarter_of_spec_is_not_suspected_on_speed_alone(con) -> None:
     # throttling takes 45-70% off, heat a third more: an honest card at 23% of spec and 27% of its
     # peers is inside the honest model; the same speed backs a VRAM short into a rejection
