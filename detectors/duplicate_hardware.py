@@ -42,9 +42,14 @@ does the card's work as well as the card is judged by the identity alone, as abo
 serving several machines is slow when they are asked together, which ``virtualized_gpu``
 judges. One owner's devices sharing an identity
 (virtual slices of one card, one account's cloned image, one owner's accounts at one site) are
-rejected once it is established, except a holder the physics names as above: a twentieth
-network's operator added slots that copy its real cards' serials and bus ids and fabricate
-answers, and the real cards (20) were rejected with their copies. The instances of one card
+rejected once it is established where they claim one card (one UUID, a slot no UUID names, or
+vGPU guests on one serial: in a guest NVML reports the physical board's), except a holder the
+physics names as above. One serial beside UUIDs of their own says that one device carries a
+copied serial, not which one: such devices are held until the physics names the card, and
+then its copies are rejected. A twentieth network's operator added slots that copy its real
+cards' serials and bus ids and fabricate answers; the real cards were rejected with their
+copies after two hours of sharing, before the copies' wrong answers showed (16 stayed rejected
+when the physics had named them the cards). The instances of one card
 its owner partitioned with MIG report its serial and bus id by design and are not compared by
 them (``detectors.mig``); nor are the GPUs of one multi-GPU board (a Tesla K80 carries two,
 an A16 four), which NVML reports with the board's one serial, each with a UUID and a bus id
@@ -97,6 +102,11 @@ class DuplicateHardware(Detector):
                    AND count(DISTINCT h.device_id) = count(DISTINCT h.gpu_uuid)
                    AND count(DISTINCT h.device_id) = count(DISTINCT h.pci_bus_id)
                    AND count(DISTINCT h.host_fingerprint) = 1 AND count(DISTINCT h.account_id) = 1
+            ),
+            guests AS (  -- serials every holder of which is a vGPU guest: in a guest NVML reports the physical board's
+                -- serial, so two guests on one serial share one card (a whole-card profile is one VM's)
+                SELECT gpu_serial AS value FROM hardware WHERE _hour = $epoch AND gpu_serial IS NOT NULL
+                GROUP BY gpu_serial HAVING bool_and(coalesce(virtualization_mode IN ('VGPU', 'HOST_VGPU', 'HOST_VSGA'), false))
             ),
             ids AS (  -- a MIG instance's identity is its own UUID: the serial and bus id are its card's (detectors.mig)
                 SELECT DISTINCT device_id, account_id, ip_site(ip) AS ip, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
@@ -157,6 +167,10 @@ class DuplicateHardware(Detector):
                        min(g.kind || ' ' || g.value) AS example,
                        list_distinct(flatten(list(g.devices))) AS sharing,
                        bool_or(c.kind IS NOT NULL) AS contested,
+                       -- the devices claim one card (one UUID, or one slot where no UUID names a card); a serial alone
+                       -- beside UUIDs of their own says one of them carries a copied serial, not which one
+                       bool_or(g.kind IN ('gpu_uuid', 'pci_bus_id on host')
+                               OR g.kind = 'gpu_serial' AND g.value IN (SELECT value FROM guests)) AS one_card,
                        coalesce(bool_and(s.senior) FILTER (c.kind IS NOT NULL), false) AS senior,
                        bool_or(c.kind IS NOT NULL AND NOT coalesce(z.any_senior, false)) AS undecided,
                        min(s.first_hour) AS first_hour
@@ -192,10 +206,11 @@ class DuplicateHardware(Detector):
             )
             SELECT p.device_id, f.account_id,
                    CASE WHEN t.device_id IS NOT NULL THEN 0.0
-                        WHEN p.contested THEN 0.8
+                        WHEN p.contested OR NOT p.one_card THEN 0.8
                         WHEN coalesce(h.past_hours, 0) + 1 >= $confirm THEN 1.0 ELSE 0.8 END AS score,
                    CASE WHEN t.device_id IS NOT NULL THEN 'clear'
-                        WHEN NOT p.contested AND coalesce(h.past_hours, 0) + 1 >= $confirm THEN 'reject'
+                        WHEN NOT p.contested AND (p.one_card OR x.device_id IS NOT NULL)
+                             AND coalesce(h.past_hours, 0) + 1 >= $confirm THEN 'reject'
                         ELSE 'probation' END AS action,
                    CASE WHEN t.device_id IS NOT NULL THEN
                      format('{} shared with {} other device(s) {} this hour ({}); every other holder ({}) '
@@ -215,14 +230,21 @@ class DuplicateHardware(Detector):
                                WHEN p.contested THEN format('; on machines of several owners, this one from {}, after another: a '
                                                             'copy, or the card moved and its old registration still reports it; '
                                                             'which one has the card is not in the data, held for review',
-                                                            p.first_hour) END) END AS reason,
-                   CAST(json_object('proof', CASE WHEN p.contested AND t.device_id IS NULL THEN 'suspicion' ELSE 'exact' END,
+                                                            p.first_hour)
+                               WHEN NOT p.one_card AND x.device_id IS NOT NULL THEN '; each reports a UUID of its own, and '
+                                                        'the physics names another holder the card: this one carries its copy'
+                               WHEN NOT p.one_card THEN '; each reports a UUID of its own, so one of them carries a copied '
+                                                        'serial and which one is not in the data: held until the physics '
+                                                        'names the card' END) END AS reason,
+                   CAST(json_object('proof', CASE WHEN (p.contested OR NOT (p.one_card OR x.device_id IS NOT NULL))
+                                                       AND t.device_id IS NULL THEN 'suspicion' ELSE 'exact' END,
                         'kinds', p.kinds, 'group_size', p.group_size, 'devices', p.sharing[1:20],
                         'hours_shared', coalesce(h.past_hours, 0) + 1, 'several_owners', p.contested,
                         'first_holder', p.senior, 'the_card', t.device_id IS NOT NULL, 'copies', t.copies[1:20]) AS VARCHAR)
                      AS details
             FROM per_device p
             LEFT JOIN the_card t USING (device_id)
+            LEFT JOIN (SELECT DISTINCT unnest(copies) AS device_id FROM the_card) x USING (device_id)  -- a copy the physics named
             LEFT JOIN history h USING (device_id)
             LEFT JOIN device_features f ON f.device_id = p.device_id AND f.epoch = $epoch
             """.replace("{CONCURRENT}", concurrent_cte("candidates"))

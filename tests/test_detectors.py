@@ -491,12 +491,13 @@ def _hardware(
     at: str = "05:10",
     account: str = "acc",
     model: str | None = None,
+    virtualization: str | None = None,
 ) -> None:
     """One hardware report ``at`` and, with ``alive``, heartbeats at both ends of that span."""
     con.execute(
         "INSERT INTO hardware (ts, device_id, account_id, host_fingerprint, ip, gpu_uuid, gpu_serial, pci_bus_id, gpu_model, "
-        "_hour, _file, _row) VALUES (CAST(? AS TIMESTAMP), ?, ?, ?, ?, ?, ?, ?, ?, ?, 'hardware.csv', 1)",
-        [f"2024-08-14 {at}:00", device, account, host, ip, uuid, serial, pci, model, h],
+        "virtualization_mode, _hour, _file, _row) VALUES (CAST(? AS TIMESTAMP), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'hardware.csv', 1)",
+        [f"2024-08-14 {at}:00", device, account, host, ip, uuid, serial, pci, model, virtualization, h],
     )
     for at in alive or ():
         heartbeat(con, device, f"2024-08-14 {at}:00")
@@ -568,26 +569,39 @@ def test_the_gpus_of_one_multi_gpu_board_share_its_serial_without_being_one_iden
     assert flagged == {"k80-three", "k80-slot", "k80-uuid", "a6000"}
 
 
-def test_one_owners_copy_of_a_card_that_failed_its_work_leaves_the_card_cleared_and_the_copy_rejected(con) -> None:
+def test_one_owners_serial_on_two_cards_is_held_until_the_physics_names_the_card_one_uuid_twice_is_rejected(con) -> None:
     """A twentieth network written by others: an operator added slots that copy its real cards'
-    serial and bus id and fabricate answers; the real cards were rejected with their copies. When
-    the physics disproved every other holder and not this one, this one is the card, on one
-    owner's machine as on several owners'; with nothing to tell them apart, both stay rejected."""
+    serial and bus id, each with a UUID of its own, and fabricate answers; the real cards were
+    rejected with their copies once the serial was shared for two hours, before the copies'
+    wrong answers showed. One serial beside two UUIDs says one device carries a copied serial,
+    not which one: both are held, and when the physics disproved every other holder and not
+    this one, this one is the card (``clear``), on one owner's machine as on several owners', and
+    on one owner's the others carry its copies (rejected once established).
+    One UUID on two devices of one owner is one card claimed twice, and so are vGPU guests on one
+    serial (in a guest NVML reports the physical board's): rejected once established."""
     for device, uuid, serial in (("real", "GPU-r", "SN-1"), ("phantom", "GPU-p", "SN-1"), ("twin-a", "GPU-ta", "SN-2"),
-                                 ("twin-b", "GPU-tb", "SN-2")):  # fmt: skip
-        _hardware(con, device, "host-op", uuid, "00000000:18:00.0", serial=serial, ip="1.1.1.1", account="op")
+                                 ("twin-b", "GPU-tb", "SN-2"), ("copy-a", "GPU-c", None), ("copy-b", "GPU-c", None),
+                                 ("guest-a", "GPU-ga", "SN-3"), ("guest-b", "GPU-gb", "SN-3")):  # fmt: skip
+        _hardware(con, device, "host-op", uuid, "00000000:18:00.0", serial=serial, ip="1.1.1.1", account="op",
+                  virtualization="VGPU" if device.startswith("guest") else "NONE")  # fmt: skip
         feature(con, device, account_id="op", host_fingerprint="host-op", ip="1.1.1.1", gpu_uuid=uuid)
         con.execute(
             "INSERT INTO evidence VALUES (?, ?, 'op', 'duplicate_hardware', 'duplicate_hardware', 0.8, 'probation', 'x', '{}')",
             [hour(4), device],
         )
+    found = {r["device_id"]: r for r in DuplicateHardware().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert {d: r["action"] for d, r in found.items()} == {
+        "real": "probation", "phantom": "probation", "twin-a": "probation", "twin-b": "probation",
+        "copy-a": "reject", "copy-b": "reject", "guest-a": "reject", "guest-b": "reject"}  # fmt: skip
+    assert "one of them carries a copied serial" in found["real"]["reason"]
+    assert json.loads(found["real"]["details"])["proof"] == "suspicion"
     con.execute(
         "INSERT INTO evidence VALUES (?, 'phantom', 'op', 'failed_pow', 'failed_pow', 1.0, 'reject', 'wrong samples', '{}')",
         [hour(3)],
     )
     found = {r["device_id"]: r for r in DuplicateHardware().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
-    assert {d: r["action"] for d, r in found.items()} == {
-        "real": "clear", "phantom": "reject", "twin-a": "reject", "twin-b": "reject"}  # fmt: skip
+    assert found["real"]["action"] == "clear" and found["phantom"]["action"] == "reject"
+    assert "the physics names another holder the card: this one carries its copy" in found["phantom"]["reason"]
     assert "other device(s) of the same owner" in found["real"]["reason"]
     assert "every other holder (phantom) failed the card's work" in found["real"]["reason"]
 
