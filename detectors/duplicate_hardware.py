@@ -91,22 +91,21 @@ class DuplicateHardware(Detector):
         return evidence.sql(
             """
             WITH {MIG},
-            boards AS (  -- one multi-GPU board's GPUs (pipelines.catalogue.load_boards): one serial, each GPU with
-                -- a UUID and a bus id of its own, on one machine of one owner, no more of them than the board carries
-                SELECT h.gpu_serial AS value
+            serials AS (  -- each serial reported this hour, and what its holders say of it
+                SELECT h.gpu_serial AS value,
+                       -- one multi-GPU board's GPUs (pipelines.catalogue.load_boards): each with a UUID and a bus id of
+                       -- its own, on one machine of one owner, no more of them than the board carries
+                       count(*) FILTER (b.name_key IS NULL) = 0
+                         AND count(DISTINCT h.device_id) <= min(b.gpus_per_board)
+                         AND count(DISTINCT h.device_id) = count(DISTINCT h.gpu_uuid)
+                         AND count(DISTINCT h.device_id) = count(DISTINCT h.pci_bus_id)
+                         AND count(DISTINCT h.host_fingerprint) = 1 AND count(DISTINCT h.account_id) = 1 AS board,
+                       -- every holder a vGPU guest: in a guest NVML reports the physical board's serial, so two guests
+                       -- on one serial share one card (a whole-card profile is one VM's)
+                       bool_and(coalesce(h.virtualization_mode IN ('VGPU', 'HOST_VGPU', 'HOST_VSGA'), false)) AS guests
                 FROM hardware h LEFT JOIN gpu_board b ON b.name_key = gpu_name_key(h.gpu_model)
                 WHERE h._hour = $epoch AND h.gpu_serial IS NOT NULL
                 GROUP BY h.gpu_serial
-                HAVING count(*) FILTER (b.name_key IS NULL) = 0
-                   AND count(DISTINCT h.device_id) <= min(b.gpus_per_board)
-                   AND count(DISTINCT h.device_id) = count(DISTINCT h.gpu_uuid)
-                   AND count(DISTINCT h.device_id) = count(DISTINCT h.pci_bus_id)
-                   AND count(DISTINCT h.host_fingerprint) = 1 AND count(DISTINCT h.account_id) = 1
-            ),
-            guests AS (  -- serials every holder of which is a vGPU guest: in a guest NVML reports the physical board's
-                -- serial, so two guests on one serial share one card (a whole-card profile is one VM's)
-                SELECT gpu_serial AS value FROM hardware WHERE _hour = $epoch AND gpu_serial IS NOT NULL
-                GROUP BY gpu_serial HAVING bool_and(coalesce(virtualization_mode IN ('VGPU', 'HOST_VGPU', 'HOST_VSGA'), false))
             ),
             ids AS (  -- a MIG instance's identity is its own UUID: the serial and bus id are its card's (detectors.mig)
                 SELECT DISTINCT device_id, account_id, ip_site(ip) AS ip, 'gpu_uuid' AS kind, gpu_uuid AS value FROM hardware
@@ -114,7 +113,7 @@ class DuplicateHardware(Detector):
                 UNION ALL
                 SELECT DISTINCT device_id, account_id, ip_site(ip), 'gpu_serial', gpu_serial FROM hardware
                 WHERE _hour = $epoch AND gpu_serial IS NOT NULL AND device_id NOT IN (SELECT device_id FROM mig_instances)
-                  AND gpu_serial NOT IN (SELECT value FROM boards)
+                  AND gpu_serial NOT IN (SELECT value FROM serials WHERE board)
                 UNION ALL
                 -- a bus id only where no UUID names the card (detectors.mig.UUID_NAMES_NO_CARD)
                 SELECT DISTINCT device_id, account_id, ip_site(ip),
@@ -170,7 +169,7 @@ class DuplicateHardware(Detector):
                        -- the devices claim one card (one UUID, or one slot where no UUID names a card); a serial alone
                        -- beside UUIDs of their own says one of them carries a copied serial, not which one
                        bool_or(g.kind IN ('gpu_uuid', 'pci_bus_id on host')
-                               OR g.kind = 'gpu_serial' AND g.value IN (SELECT value FROM guests)) AS one_card,
+                               OR g.kind = 'gpu_serial' AND g.value IN (SELECT value FROM serials WHERE guests)) AS one_card,
                        coalesce(bool_and(s.senior) FILTER (c.kind IS NOT NULL), false) AS senior,
                        bool_or(c.kind IS NOT NULL AND NOT coalesce(z.any_senior, false)) AS undecided,
                        min(s.first_hour) AS first_hour

@@ -241,9 +241,9 @@ class SpoofedModel(Detector):
                 JOIN rental_cover r USING (device_id)
                 WHERE p.kind = 'vram'
             ),
-            ctx AS (
-                SELECT c.*, h.challenge_id IS NOT NULL AS hired, coalesce(t.after_last, false) AS after_rental,
-                       coalesce(t.between_known, false) AS between_rentals
+            ctx AS (  -- recent: within the speed window (the VRAM window reaches further back)
+                SELECT c.*, c.epoch > hours_back($epoch, $speed_window) AS recent, h.challenge_id IS NOT NULL AS hired,
+                       coalesce(t.after_last, false) AS after_rental, coalesce(t.between_known, false) AS between_rentals
                 FROM paced c LEFT JOIN hired h USING (challenge_id) LEFT JOIN rental_times t USING (challenge_id)
             ),
             speed AS (  -- its best speed (a rental only slows a card: what it reached while rented counts too),
@@ -253,8 +253,7 @@ class SpoofedModel(Detector):
                 SELECT c.device_id, quantile_cont(c.tflops, 0.9) AS tflops, count(c.tflops) AS measurements,
                        quantile_cont(c.pace, 0.9) AS pace
                 FROM ctx c JOIN now n ON n.device_id = c.device_id AND n.catalogue_model = c.catalogue_model
-                WHERE c.kind = 'matmul' AND c.tflops IS NOT NULL AND c.epoch > hours_back($epoch, $speed_window)
-                GROUP BY c.device_id
+                WHERE c.kind = 'matmul' AND c.tflops IS NOT NULL AND c.recent GROUP BY c.device_id
             ),
             batch_ok AS (  -- VRAM challenges passed per batch and IP
                 SELECT batch_id, ip, count(*) FILTER (status = 'ok') AS ok FROM ctx WHERE kind = 'vram' GROUP BY ALL
@@ -268,8 +267,7 @@ class SpoofedModel(Detector):
                 -- on products of n = 256 to 2048, and one asked only twice a day at 2048 looked slow beside the rest)
                 SELECT device_id, catalogue_model, n, q[2] AS tflops, q[1] AS typical, answers
                 FROM (SELECT device_id, catalogue_model, n, quantile_cont(tflops, [0.5, 0.9]) AS q, count(*) AS answers
-                      FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL AND epoch > hours_back($epoch, $speed_window)
-                      GROUP BY ALL)
+                      FROM ctx WHERE kind = 'matmul' AND tflops IS NOT NULL AND recent GROUP BY ALL)
             ),
             size_peers AS (  -- the honest fleet's typical speed per claimed model and product size
                 SELECT catalogue_model, n, median(typical) AS median_tflops, count(*) AS devices
@@ -348,8 +346,7 @@ class SpoofedModel(Detector):
                 FROM (SELECT c.status, c.reachable,
                              coalesce(c.status = 'ok' AND c.batch_siblings = 0 AND c.pace * $margin < s.pace, false) AS crawled
                       FROM ctx c LEFT JOIN speed s USING (device_id)
-                      WHERE c.kind = 'matmul' AND NOT c.hired AND c.device_id NOT IN (SELECT device_id FROM suspects)
-                        AND c.epoch > hours_back($epoch, $speed_window))
+                      WHERE c.kind = 'matmul' AND NOT c.hired AND c.recent AND c.device_id NOT IN (SELECT device_id FROM suspects))
             ),
             needed AS (  -- failures in a row that chance explains with probability <= vram_false_alarm
                 SELECT error_rate, failure_rate, NEEDED(error_rate) AS vram_needed, NEEDED(failure_rate) AS vram_needed_any
@@ -412,7 +409,7 @@ class SpoofedModel(Detector):
                 -- memory once or twice a day: a nineteenth network written by others asked every ~13 h, and its cards
                 -- without the claimed memory failed every one, 3-4 in two days, never 3 in one), hangs and crawls, which
                 -- every pass before them answers, and those passes, over the speed window
-                SELECT c.device_id, c.epoch, c.status, c.hired, c.n, c.epoch > hours_back($epoch, $speed_window) AS recent,
+                SELECT c.device_id, c.epoch, c.status, c.hired, c.n, c.recent,
                        -- slow in its hour, and back at its own speed after it: a session that ended
                        coalesce(h.share < $busy AND k.epoch > c.epoch, false) AS busy,
                        -- a rental holds part of the card's memory: what fails while one runs is not counted, nor what
