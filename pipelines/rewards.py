@@ -30,7 +30,7 @@ from __future__ import annotations
 import duckdb
 
 from pipelines import catalogue
-from pipelines.cadence import Cadence
+from pipelines.cadence import REFERENCE_HEARTBEAT_MINUTES, Cadence
 from pipelines.rewards_policy import SCALE, PolicyVersion
 
 PAYOUTS_SQL = """
@@ -88,7 +88,11 @@ proven AS (  -- not challenged this hour (the backend's choice: challenges every
 SELECT $epoch, f.device_id, f.account_id, w.wallet, t.tier, f.catalogue_model, m.tflops,
        {CLASS_FLOOR_SHARE} * coalesce(p.median_tflops, f.spec_tflops * 0.8) AS class_floor, m.down_mbps,
        CASE WHEN c.pings_per_hour = 0  -- no pings this hour: the share of the heartbeats the cadence brings
-            THEN least(1000, f.heartbeat_ok * 1000 // greatest(1, 60 // c.heartbeat_minutes))
+                 -- or every ping dropped on a device that answered a challenge this hour (a firewall or carrier NAT
+                 -- dropping the backend's probes: reachable_hour counts it up, so its share is read as in an hour
+                 -- without pings; a twentieth network's 71 ping-blocked devices were eligible and weighted 0)
+                 OR f.ping_total > 0 AND f.ping_ok = 0 AND f.pow_ok > 0
+            THEN least(1000, f.heartbeat_ok * 1000 // greatest(1, 60 // coalesce(c.heartbeat_minutes, {REFERENCE_HEARTBEAT_MINUTES})))
             WHEN f.ping_total > 0 THEN f.ping_ok * 1000 // f.ping_total ELSE 0 END AS uptime_permille,
        coalesce(h.permille, 0) AS hired_permille,
        (f.pow_ok > 0 AND f.samples_bad = 0 AND f.overclaimed_compute = 0 AND f.unverified_ok = 0

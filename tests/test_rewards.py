@@ -322,6 +322,34 @@ def test_a_device_the_backend_did_not_challenge_this_hour_passes_pow_on_a_pass_w
     assert got == {"unchallenged": True, "timed_out": False, "stale": False, "never": False, "answered": True, "was_wrong": False}
 
 
+def test_a_device_whose_pings_are_all_dropped_but_answers_its_challenge_earns_its_heartbeat_share(tmp_path: Path) -> None:
+    """Carrier NAT or a firewall drops every backend ping of a machine that answers its
+    challenges: the uptime rule counts its hour up, and its share of the hour is read from its
+    heartbeats, as in an hour the backend pinged nobody (an independently written network's 71
+    ping-blocked devices were eligible with weight 0, never paid). Pings answered keep their own
+    share; a machine answering neither pings nor challenges earns nothing."""
+    from pipelines.rewards import record_facts
+
+    now = "2024-08-15T05"
+    rows = {  # device -> (pings sent, answered, heartbeats, challenges answered)
+        "firewalled": (4, 0, 6, 1),
+        "firewalled_few_beats": (4, 0, 3, 1),
+        "flaky": (4, 3, 6, 1),
+        "silent": (4, 0, 6, 0),
+    }
+    with connect(tmp_path / "db.duckdb") as con:
+        con.execute("INSERT INTO uptime_cadence VALUES (?, 10, 4, 50, 3, 12, 14, 40)", [now])
+        for device, (pings, ok, beats, answered) in rows.items():
+            con.execute(
+                "INSERT INTO device_features (epoch, device_id, account_id, ping_total, ping_ok, heartbeat_ok, pow_total, "
+                "pow_ok, samples_bad, overclaimed_compute, unverified_ok) VALUES (?, ?, 'acc', ?, ?, ?, 1, ?, 0, 0, 0)",
+                [now, device, pings, ok, beats, answered],
+            )
+        record_facts(con, now)
+        got = dict(con.execute("SELECT device_id, uptime_permille FROM reward_facts").fetchall())
+    assert got == {"firewalled": 1000, "firewalled_few_beats": 500, "flaky": 750, "silent": 0}
+
+
 def test_equal_weights_earn_equal_amounts_whatever_the_account_size(tmp_path: Path) -> None:
     devices = [{"status": "paid", "weight": 12500, "stakers": []} for _ in range(501)]
     with connect(tmp_path / "db.duckdb") as con:
