@@ -171,7 +171,7 @@ conn AS (  -- the highest connectivity tier the bandwidth reaches (an as-of join
 ),
 stake AS (SELECT device_id, sum(active_units) AS units FROM stake_positions WHERE epoch = $epoch GROUP BY device_id),
 judged AS (
-    SELECT x.device_id, x.account_id, x.wallet, x.tier, k.measured_class, x.tflops,
+    SELECT x.device_id, x.account_id, x.wallet, x.tier, k.measured_class, x.tflops, cl.vendor,
            coalesce(pm.bp4, 0) AS multiplier_bp4,
            coalesce(tm.bp4, 0) AS tier_bp4,
            coalesce(cn.bp4, 0) AS connectivity_bp4, cn.down AS down_mbps,
@@ -182,6 +182,7 @@ judged AS (
            $stake_per_gpu * greatest($scale, coalesce(pm.bp4, 0)) // $scale AS stake_needed
     FROM x
     LEFT JOIN classed k USING (device_id)
+    LEFT JOIN claimed cl USING (device_id)
     LEFT JOIN policy_multipliers pm ON pm.model_key = k.measured_class
     LEFT JOIN policy_tiers tm ON tm.tier = x.tier
     LEFT JOIN conn cn USING (device_id)
@@ -196,7 +197,11 @@ reasoned AS (
         CASE WHEN up_hours + gap_hours < $min_up AND gap_hours = 0 THEN format('up {} of the last {} hours', up_hours, $min_up)
              WHEN up_hours + gap_hours < $min_up
              THEN format('up {} of the last {} hours ({} without data waived)', up_hours, $min_up, gap_hours) END,
-        CASE WHEN measured_class IS NULL THEN 'no measured class (no consistent PoW throughput)' END,
+        CASE WHEN measured_class IS NOT NULL THEN NULL
+             WHEN tflops IS NULL THEN 'no measured class (no consistent PoW throughput)'
+             WHEN vendor IS NULL THEN 'no measured class (a model of no vendor the catalogue lists)'
+             ELSE format('no measured class ({} TFLOPS measured: under 0.8 x the spec of every {} model the catalogue lists)',
+                         round(tflops, 1), vendor) END,
         CASE WHEN multiplier_bp4 = 0 AND measured_class IS NOT NULL THEN format('{} earns no multiplier', measured_class) END,
         CASE WHEN connectivity_bp4 = 0 THEN 'no bandwidth report' END,
         CASE WHEN $stake_required AND stake_units < stake_needed
