@@ -12,8 +12,9 @@ only when the device was seen alive just before *and* just after the challenge
 transient faults), modelled as at most ``honest_timeout_rate`` per reachable challenge.
 
 Decision rules (the ``proof`` in ``details`` says which kind each verdict rests on):
-- *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over the window, in the answers of
-  >= ``confirm_wrong_hours`` hours (one bit off: below; all in one hour's answers: a suspicion, below),
+- *exact* (``reject``): >= ``confirm_wrong_samples`` wrong sampled entries over ``wrong_window_hours`` (two
+  days), in the answers of >= ``confirm_wrong_hours`` hours (one bit off: below; all in one hour's answers: a
+  suspicion, below),
   >= ``confirm_overclaims`` challenges over the window whose ``compute_ms`` is longer than the
   observed round trip (+2 ms for timestamp rounding, +1 s where the times are written to the
   second: ``fits_round_trip``; + ``[features] clock_margin_ms`` for two backend clocks that
@@ -39,7 +40,9 @@ Decision rules (the ``proof`` in ``details`` says which kind each verdict rests 
   an independently written network, whose three such gamers were rejected and slashed before
   this; a made-up value lands one bit off about once in 4,000), whatever their number: they do
   not count toward the wrong samples that establish fraud; a single repeated digest (a record
-  damaged on its way, as a broken duplicate row of a thirteenth network written by others); a single wrong entry (a memory fault looks the same once),
+  damaged on its way, as a broken duplicate row of a thirteenth network written by others); a single wrong entry (a memory fault looks the same once;
+  held while it is in the wrong-sample window, not only in its hour: a twentieth network's workers that made up
+  one answer in ~20 were wrong in one or two hours of two days, often more than a day apart),
   wrong entries all in one hour's answers (a record damaged between worker and backend, or a worker that answered another
   challenge, looks like this once: two networks written by others had one honest device each with every sampled entry of
   one challenge wrong, a row their authors broke on purpose, and both were rejected; 349 of the 350 devices of five
@@ -102,6 +105,7 @@ class FailedPow(Detector):
         threshold: float = 0.5,
         ceiling_factor: float = 1.5,
         window_hours: int = 24,
+        wrong_window_hours: int = 48,
         confirm_wrong_samples: int = 2,
         confirm_wrong_hours: int = 2,
         timeout_window_hours: int = 6,
@@ -119,6 +123,9 @@ class FailedPow(Detector):
         super().__init__(threshold)
         self.ceiling_factor = ceiling_factor
         self.window_hours = window_hours
+        if wrong_window_hours < 1:
+            raise ValueError(f"{self.name}: wrong_window_hours {wrong_window_hours} must be >= 1")
+        self.wrong_window_hours = wrong_window_hours
         self.confirm_wrong_samples = confirm_wrong_samples
         if confirm_wrong_hours < 1:
             raise ValueError(f"{self.name}: confirm_wrong_hours {confirm_wrong_hours} must be >= 1")
@@ -151,18 +158,22 @@ class FailedPow(Detector):
             """
             WITH f AS (SELECT * FROM device_features WHERE epoch = $epoch),
             fleet AS (SELECT max(fp16_tensor_tflops) AS top FROM gpu_catalogue),
-            wrong_ AS (
-                SELECT device_id, CAST(sum(samples_bad - coalesce(samples_flipped, 0)) AS BIGINT) AS wrong_window,
-                       count(*) FILTER (samples_bad > coalesce(samples_flipped, 0)) AS wrong_hours,
-                       CAST(sum(coalesce(samples_flipped, 0)) AS BIGINT) AS flipped_window,
-                       CAST(sum(samples_total) AS BIGINT) AS samples_window,
-                       min(first_bad_sample) FILTER (samples_bad > 0) AS first_wrong,
-                       CAST(sum(overclaimed_compute) AS BIGINT) AS overclaimed_window,
-                       CAST(sum(coalesce(digests_repeated, 0)) AS BIGINT) AS repeated_window
-                FROM device_features
-                WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch
+            wrong_ AS (  -- wrong entries over the wrong-sample window, the rest over the day
+                SELECT device_id,
+                       CAST(coalesce(sum(samples_bad - coalesce(samples_flipped, 0)) FILTER (wrongs), 0) AS BIGINT) AS wrong_window,
+                       count(*) FILTER (wrongs AND samples_bad > coalesce(samples_flipped, 0)) AS wrong_hours,
+                       CAST(coalesce(sum(samples_total) FILTER (wrongs), 0) AS BIGINT) AS samples_wrong_window,
+                       CAST(coalesce(sum(coalesce(samples_flipped, 0)) FILTER (day), 0) AS BIGINT) AS flipped_window,
+                       CAST(coalesce(sum(samples_total) FILTER (day), 0) AS BIGINT) AS samples_window,
+                       min(first_bad_sample) FILTER (samples_bad > 0 AND (wrongs OR day)) AS first_wrong,
+                       CAST(coalesce(sum(overclaimed_compute) FILTER (day), 0) AS BIGINT) AS overclaimed_window,
+                       CAST(coalesce(sum(coalesce(digests_repeated, 0)) FILTER (day), 0) AS BIGINT) AS repeated_window
+                FROM (SELECT *, epoch > hours_back($epoch, $window) AS day, epoch > hours_back($epoch, $wrong_window) AS wrongs
+                      FROM device_features
+                      WHERE epoch > hours_back($epoch, greatest($window, $wrong_window)) AND epoch <= $epoch)
                 GROUP BY device_id
-                HAVING sum(samples_bad) > 0 OR sum(overclaimed_compute) > 0 OR sum(coalesce(digests_repeated, 0)) > 0
+                HAVING sum(samples_bad) FILTER (wrongs OR day) > 0 OR sum(overclaimed_compute) FILTER (day) > 0
+                    OR sum(coalesce(digests_repeated, 0)) FILTER (day) > 0
             ),
             stand_ins AS (  -- the hour's share of answering devices that repeated a digest: where most do, the writer's
                 -- digests are stand-ins for a hash never taken (as one constant many devices write), no commitment
@@ -223,7 +234,7 @@ class FailedPow(Detector):
                    coalesce(f.digests_repeated, 0) > 0 AND NOT si.yes AND w.repeated_window >= $confirm_repeats AS repeated_digest,
                    coalesce(f.digests_repeated, 0) > 0 AND NOT si.yes AND w.repeated_window < $confirm_repeats AS repeated_once,
                    coalesce(w.repeated_window, 0) AS repeated_window,
-                   coalesce(w.wrong_window, 0) AS wrong_window, w.samples_window, w.first_wrong,
+                   coalesce(w.wrong_window, 0) AS wrong_window, w.samples_wrong_window, w.samples_window, w.first_wrong,
                    f.overclaimed_compute, f.max_compute_over_observed, f.tflops_max,
                    coalesce(f.spec_tflops, fleet.top) * $ceiling AS ceiling,
                    coalesce(f.catalogue_model, 'an unknown model (fleet ceiling used)') AS model,
@@ -232,11 +243,12 @@ class FailedPow(Detector):
                    coalesce(t.day_timeouts, 0) AS day_timeouts, coalesce(t.day_reachable, 0) AS day_reachable,
                    f.unverified_ok,
                    coalesce(w.wrong_window, 0) >= $confirm_wrong AND coalesce(w.wrong_hours, 0) >= $confirm_wrong_hours AS wrong,
-                   f.samples_bad > coalesce(f.samples_flipped, 0) AND coalesce(w.wrong_window, 0) < $confirm_wrong AS wrong_once,
+                   -- a wrong entry holds the device while it is in the wrong-sample window, not only in its hour: a worker
+                   -- that makes up an answer now and then is wrong once or twice a day, the second time a day later
+                   coalesce(w.wrong_window, 0) BETWEEN 1 AND $confirm_wrong - 1 AS wrong_once,
                    -- wrong entries, all in the answers of one hour: a record damaged on its way, or a worker that
                    -- answered another challenge, looks like this once; a worker that makes its answers up does it again
-                   f.samples_bad > coalesce(f.samples_flipped, 0) AND coalesce(w.wrong_window, 0) >= $confirm_wrong
-                     AND coalesce(w.wrong_hours, 0) < $confirm_wrong_hours AS wrong_one_hour,
+                   coalesce(w.wrong_window, 0) >= $confirm_wrong AND coalesce(w.wrong_hours, 0) < $confirm_wrong_hours AS wrong_one_hour,
                    coalesce(w.wrong_hours, 0) AS wrong_hours,
                    coalesce(f.samples_flipped, 0) > 0 AND coalesce(w.wrong_window, 0) < $confirm_wrong AS faulty,
                    coalesce(w.flipped_window, 0) AS flipped_window,
@@ -258,13 +270,14 @@ class FailedPow(Detector):
             LEFT JOIN errors_ e USING (device_id)
             LEFT JOIN fast_ x USING (device_id)
             LEFT JOIN model_peers p ON p.epoch = $epoch AND p.catalogue_model = f.catalogue_model
-            WHERE f.samples_bad > 0 OR f.overclaimed_compute > 0 OR f.unverified_ok > 0 OR coalesce(f.digests_repeated, 0) > 0
+            WHERE f.samples_bad > 0 OR coalesce(w.wrong_window, 0) > 0 OR f.overclaimed_compute > 0 OR f.unverified_ok > 0 OR coalesce(f.digests_repeated, 0) > 0
                OR coalesce(t.timeouts, 0) + coalesce(e.errors, 0) >= $min_timeouts OR coalesce(t.day_timeouts, 0) >= $min_timeouts
                OR f.tflops_max > coalesce(f.spec_tflops, fleet.top) * $ceiling
                OR coalesce(t.unverified_window, 0) >= 3
             """.replace("{RENTALS}", RENTALS_CTE).replace("{RENTAL_COVER}", RENTAL_COVER_CTE),
             ceiling=self.ceiling_factor,
             window=self.window_hours,
+            wrong_window=self.wrong_window_hours,
             confirm_wrong=self.confirm_wrong_samples,
             confirm_wrong_hours=self.confirm_wrong_hours,
             confirm_fast=self.confirm_fast_hours,
@@ -308,24 +321,27 @@ class FailedPow(Detector):
                     pl.format(
                         "{} of {} PoW samples wrong over the last {} hours (e.g. {})",
                         "wrong_window",
-                        "samples_window",
-                        pl.lit(self.window_hours),
+                        "samples_wrong_window",
+                        pl.lit(self.wrong_window_hours),
                         "first_wrong",
                     )  # fmt: skip
                 ),
                 pl.when(pl.col("wrong_once")).then(
                     pl.format(
-                        "1 of {} PoW samples wrong ({}); once can be a memory fault, twice is not",
-                        "samples_window",
+                        "1 of {} PoW samples wrong over the last {} hours ({}); once can be a memory fault, twice is not",
+                        "samples_wrong_window",
+                        pl.lit(self.wrong_window_hours),
                         "first_wrong",
                     )  # fmt: skip
                 ),
                 pl.when(pl.col("wrong_one_hour")).then(
                     pl.format(
-                        "{} of {} PoW samples wrong, all in one hour's answers (e.g. {}): a record damaged on its way or "
-                        "an answer to another challenge looks like this once; wrong again in another hour is fraud",
+                        "{} of {} PoW samples wrong over the last {} hours, all in one hour's answers (e.g. {}): a record "
+                        "damaged on its way or an answer to another challenge looks like this once; wrong again in another "
+                        "hour is fraud",
                         "wrong_window",
-                        "samples_window",
+                        "samples_wrong_window",
+                        pl.lit(self.wrong_window_hours),
                         "first_wrong",
                     )  # fmt: skip
                 ),
@@ -483,6 +499,7 @@ class FailedPow(Detector):
                 "wrong_hours",
                 pl.col("flipped_window").alias("samples_one_bit_off"),
                 pl.col("samples_window").alias("samples_checked"),
+                pl.col("samples_wrong_window").alias("samples_checked_for_wrong"),
                 pl.col("first_wrong").alias("first_wrong_sample"),
                 "overclaimed_compute",
                 "overclaimed_window",

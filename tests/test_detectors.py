@@ -130,11 +130,35 @@ def test_failed_pow_every_entry_of_one_hours_answers_wrong_is_held_wrong_again_i
     assert found["action"].to_list() == ["probation"]
     details = json.loads(found["details"][0])
     assert details["proof"] == "suspicion" and details["signs"] == ["wrong_one_hour"] and details["wrong_hours"] == 1
-    assert "3 of 3 PoW samples wrong, all in one hour's answers" in found["reason"][0]
+    assert "3 of 3 PoW samples wrong over the last 48 hours, all in one hour's answers" in found["reason"][0]
     feature(con, "broken_row", hour(2), samples_bad=2, samples_total=3, first_bad_sample="c0: [1, 2] = 5, expected 7")
     again = FailedPow().detect(Evidence(con, EPOCH))
     assert again["action"].to_list() == ["reject"] and json.loads(again["details"][0])["wrong_hours"] == 2
     assert FailedPow(confirm_wrong_hours=1).detect(Evidence(con, hour(2)))["action"].to_list() == ["reject"]
+
+
+def test_failed_pow_a_made_up_answer_holds_its_device_two_days_and_a_second_a_day_later_is_proof(con) -> None:
+    """A worker that makes up one answer in ~20 (a twentieth network written by others) is wrong
+    in one or two hours of two days, often more than a day apart: counted over a day, and held
+    only in its hour, 20 of 45 such workers were never held at the end. A wrong entry holds its
+    device while it is in the two-day window, a second in another hour within it is proof, and
+    one older than the window holds nothing."""
+    first, later, second = "2024-08-13T02", "2024-08-14T01", "2024-08-14T05"  # 23 h, then 27 h after the first
+    feature(con, "cheat", first, samples_bad=1, samples_total=3, first_bad_sample="c0: [3, 4] = 1, expected 2")
+    feature(con, "old_fault", "2024-08-12T00", samples_bad=1, samples_total=3, first_bad_sample="c0: [1, 2] = 5, expected 7")
+    for epoch in (later, second):
+        feature(con, "cheat", epoch)
+        feature(con, "old_fault", epoch)
+    held = FailedPow().detect(Evidence(con, later))
+    assert held["device_id"].to_list() == ["cheat"] and held["action"].to_list() == ["probation"]
+    assert "1 of 5 PoW samples wrong over the last 48 hours" in held["reason"][0]
+    assert json.loads(held["details"][0])["signs"] == ["wrong_once"]
+    con.execute("UPDATE device_features SET samples_bad = 1, first_bad_sample = 'c1: [5, 6] = 9, expected 8' "
+                "WHERE device_id = 'cheat' AND epoch = ?", [second])  # fmt: skip
+    proof = FailedPow().detect(Evidence(con, second))
+    assert proof["device_id"].to_list() == ["cheat"] and proof["action"].to_list() == ["reject"]
+    assert json.loads(proof["details"][0])["wrong_hours"] == 2
+    assert FailedPow(wrong_window_hours=24).detect(Evidence(con, second))["action"].to_list() == ["probation"]
 
 
 def test_failed_pow_samples_one_bit_off_are_a_hardware_fault_held_never_a_rejection(con) -> None:
