@@ -32,8 +32,10 @@ its owner's card with the owner's money, so the price does not matter to it, and
 written by others had their wash traders pay 1.5-4.5x the going rate (honest renters:
 0.83-1.35x). Honest prices spread too (owners set them, spot and on-demand renters, premium
 cards, minimum charges on short jobs), so a model's going rate is the median renter's over
-``price_window_hours`` (each renter one vote), only jobs of ``min_priced_minutes`` are priced, a
-job is overpaid at ``premium`` x the going rate and beyond ``spread_z`` robust standard deviations
+``price_window_hours`` (each renter one vote), from jobs of ``min_priced_minutes`` or longer; a
+shorter job is priced per hour billed, an hour at least (no market bills a short job more than
+an hour: a twentieth network's wash traders paid 35-95 USD for 4-20 minutes on an RTX 4090 that
+rents at 0.35 USD an hour, and went unflagged while short jobs were not priced), a job is overpaid at ``premium`` x the going rate and beyond ``spread_z`` robust standard deviations
 of the network's own spread, and its renter pays above that bar on ``overpaid_share`` of its
 priced rentals. ``suspect_jobs`` such jobs hold the device in probation, never more: a price is
 suspicion, not proof.
@@ -164,16 +166,19 @@ class WashTrading(Detector):
                 WHERE epoch > hours_back($epoch, $window) AND epoch <= $epoch AND catalogue_model IS NOT NULL
                 GROUP BY device_id
             ),
-            priced AS (  -- completed jobs long enough for their hourly rate to be a price (a minimum charge makes a
-                -- few minutes' job look dear), on a catalogue model
-                SELECT job_id, device_id, client, _hour, model, CAST(paid_usd AS DOUBLE) * 3600000 / ms AS rate
+            priced AS (  -- completed jobs on a catalogue model, at their hourly rate; a job shorter than min_priced_minutes
+                -- (a minimum charge makes a few minutes' job look dear) at what it paid per hour billed, an hour at least:
+                -- no market bills a short job more than an hour, so that bounds its rate from below (never a going rate)
+                SELECT job_id, device_id, client, _hour, model, ms < $min_priced_minutes * 60000 AS short,
+                       CAST(paid_usd AS DOUBLE) * 3600000
+                         / CASE WHEN ms < $min_priced_minutes * 60000 THEN greatest(ms, 3600000) ELSE ms END AS rate
                 FROM (SELECT j.*, j.client_account_id AS client, c.model,
                              date_diff('millisecond', coalesce(j.started_at, j.created_at), j.ended_at) AS ms
                       FROM jobs j JOIN claimed c USING (device_id)
                       WHERE j._hour > hours_back($epoch, $price_window) AND j._hour <= $epoch AND j.status = 'completed')
-                WHERE ms >= $min_priced_minutes * 60000
+                WHERE ms > 0
             ),
-            renter_rate AS (SELECT model, client, median(rate) AS rate FROM priced GROUP BY ALL),
+            renter_rate AS (SELECT model, client, median(rate) AS rate FROM priced WHERE NOT short GROUP BY ALL),
             going AS (  -- a model's going rate: the median renter's (each renter one vote, so one operator's many jobs
                 -- do not set it), and how far honest renters stray from it (median absolute log deviation)
                 SELECT r.model, g.going, g.renters, median(abs(ln(r.rate / g.going))) AS spread
@@ -188,12 +193,15 @@ class WashTrading(Detector):
                 FROM priced p JOIN going g USING (model)
             ),
             overpayers AS (  -- renters who pay above the bar on most of their priced rentals (a renter who pays one
-                -- premium card's price and the going rate elsewhere is a customer of that card)
+                -- premium card's price and the going rate elsewhere is a customer of that card); a short job counts only
+                -- when it is above the bar (its hourly rate is a lower bound: below the bar, it says nothing)
                 SELECT client, count(*) AS rentals, avg(CAST(over AS DOUBLE)) AS share FROM priced_judged
+                WHERE over OR NOT short
                 GROUP BY client HAVING count(*) >= 2 AND avg(CAST(over AS DOUBLE)) >= $overpaid_share
             ),
             overpaid AS (
-                SELECT j.device_id, any_value(o.owner) AS owner, count(*) AS jobs, min(j.ratio) AS lo, max(j.ratio) AS hi,
+                SELECT j.device_id, any_value(o.owner) AS owner, count(*) AS jobs, count(*) FILTER (j.short) AS short_jobs,
+                       min(j.ratio) AS lo, max(j.ratio) AS hi,
                        any_value(j.model) AS model, any_value(j.going) AS going, any_value(j.renters) AS renters,
                        any_value(j.bar) AS bar, min(j.client) AS client, count(DISTINCT j.client) AS clients
                 FROM priced_judged j JOIN overpayers USING (client) JOIN owner o USING (device_id)
@@ -204,9 +212,12 @@ class WashTrading(Detector):
                 SELECT device_id, owner AS account_id,
                        format('{} completed jobs in the last {} hours paid {:.1f}-{:.1f}x the going rate for {} ({:.2f} USD/h, the '
                               'median of {} renters; the bar here {:.2f}x) by {} renter(s) who pay above it on most of their '
-                              'rentals (account {}): overpaying one''s own card buys it rental hours (suspicion, not proof)',
-                              jobs, $window, lo, hi, model, going, renters, bar, clients, client) AS reason,
-                       json_object('overpaid_jobs', jobs, 'price_ratio', [round(lo, 2), round(hi, 2)], 'model', model,
+                              'rentals (account {}){}: overpaying one''s own card buys it rental hours (suspicion, not proof)',
+                              jobs, $window, lo, hi, model, going, renters, bar, clients, client,
+                              CASE WHEN short_jobs > 0 THEN format('; {} of them under {} minutes, priced per hour as if all '
+                                   'they paid were an hour''s minimum charge', short_jobs, $short_label) ELSE '' END) AS reason,
+                       json_object('overpaid_jobs', jobs, 'overpaid_short_jobs', short_jobs,
+                                   'price_ratio', [round(lo, 2), round(hi, 2)], 'model', model,
                                    'going_usd_per_hour', round(going, 4), 'renters', renters, 'price_bar', round(bar, 2),
                                    'overpaying_client', client) AS details
                 FROM overpaid
@@ -225,6 +236,7 @@ class WashTrading(Detector):
             max_shared=self.max_shared_accounts,
             price_window=self.price_window_hours,
             min_priced_minutes=self.min_priced_minutes,
+            short_label=f"{self.min_priced_minutes:g}",
             min_renters=self.min_renters,
             premium=self.premium,
             spread_z=self.spread_z,

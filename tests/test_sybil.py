@@ -470,14 +470,17 @@ def test_a_renter_who_pays_several_times_the_going_rate_on_every_rental_holds_th
     puppets with no tie to the owner, on the ninth), while honest renters paid within 0.83-1.35x.
     Renters who pay the market, a customer who pays one premium card's price and the going rate
     elsewhere, and a few minutes' job whose minimum charge makes its hourly rate look dear are not
-    held; a renter paying 3x on every rental holds the card in probation (suspicion, not proof)."""
-    owners = ["farmer", "premium-owner", "quick-owner"] + [f"owner{k}" for k in range(6)]
+    held; a renter paying 3x on every rental holds the card in probation (suspicion, not proof), and
+    so does one paying 35 USD for ten minutes: no market bills a short job more than an hour, so
+    it is priced per hour billed (a twentieth network's wash traders went unflagged while short
+    jobs were not priced at all)."""
+    owners = ["farmer", "premium-owner", "quick-owner", "flash-owner"] + [f"owner{k}" for k in range(6)]
     for k, acc in enumerate(owners):
         account(con, acc, f"{acc}@x.com", f"w-{acc}", f"10.{k}.0.1")
         device(con, f"{acc}-gpu", acc, f"10.{k}.0.1", f"h-{acc}")
     for k in range(6):
         account(con, f"renter{k}", f"r{k}@y.com", f"w-renter{k}", f"20.{k}.0.1")
-    for name in ("puppet", "fan", "rusher"):
+    for name in ("puppet", "fan", "rusher", "flasher"):
         account(con, name, f"{name}@z.com", f"w-{name}", f"30.{len(name)}.0.1")
     con.execute("UPDATE device_features SET catalogue_model = 'rtx_4090'")
     for k in range(6):  # the market: 0.36-0.44 USD/h for an hour or two
@@ -486,14 +489,22 @@ def test_a_renter_who_pays_several_times_the_going_rate_on_every_rental_holds_th
             job(con, f"m{k}{d}", f"renter{k}", f"owner{(k + d) % 6}-gpu", minutes, f"{(0.36 + 0.016 * k) * minutes / 60:.4f}")
     for k in range(3):
         job(con, f"wash{k}", "puppet", "farmer-gpu", 60, "1.20")  # 3x, every rental
+        job(con, f"wash-short{k}", "puppet", "farmer-gpu", 10, "0.20")  # 3x too: per hour billed, a lower bound under the bar
     job(con, "fan0", "fan", "premium-owner-gpu", 60, "0.90")  # one premium card, the going rate elsewhere
     job(con, "fan1", "fan", "premium-owner-gpu", 60, "0.90")
     for k in range(3):
         job(con, f"fan-m{k}", "fan", f"owner{k}-gpu", 60, "0.40")
     for k in range(3):  # 10 minutes for a 0.50 minimum charge: 3 USD/h, not a price
         job(con, f"rush{k}", "rusher", "quick-owner-gpu", 10, "0.50")
+        job(con, f"flash{k}", "flasher", "flash-owner-gpu", 10, "35.00")  # ~87x an hour's going rate
     found = {r["device_id"]: r for r in WashTrading().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
-    assert set(found) == {"farmer-gpu"}
+    assert set(found) == {"farmer-gpu", "flash-owner-gpu"}
+    assert found["flash-owner-gpu"]["action"] == "probation"
+    assert "paid 86.6-86.6x the going rate" in found["flash-owner-gpu"]["reason"]
+    assert (
+        "3 of them under 30 minutes, priced per hour as if all they paid were an hour's minimum charge"
+        in (found["flash-owner-gpu"]["reason"])
+    )
     assert found["farmer-gpu"]["action"] == "probation"
     assert (
         "3 completed jobs in the last 24 hours paid 3.0-3.0x the going rate for rtx_4090 (0.40 USD/h"
