@@ -66,7 +66,8 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   fraction of a card sold as a whole one. Not a guest whose vGPU profile holds the whole card
   (NVML names a guest after its card and profile, ``NVIDIA A40-48Q``: 48 GB of an A40's 48, one
   VM per card, as a campus VDI lends its idle desktops; a tenth network written by others had
-  16 such guests rejected), claiming no more memory than the card has; nor one named after the
+  16 such guests rejected; or after its card's family and board, ``NVIDIA A100D-80C``: all of an
+  A100 PCIe 80GB, 16 cloud VMs of a twenty-second network rejected before), claiming no more memory than the card has; nor one named after the
   card alone whose reported memory is the card's (a guest reports its profile's frame buffer,
   carved out of the card, never shared: a fourteenth such network's 40 cloud VMs on whole-card
   profiles were rejected). A slice that reports the whole card's memory is judged by its
@@ -90,6 +91,11 @@ from detectors.pace import PACED_CTE
 VGPU_PROFILE = r"-([0-9]+)[A-Z]$"
 """The vGPU profile NVML appends to a guest's card name (``NVIDIA A40-48Q``: 48 GB, Q series);
 its number is the profile's frame buffer in GB."""
+
+VGPU_BOARD = r"([0-9])[A-Z]{0,2}-[0-9]+[A-Z]$"
+"""A profile with the board letters NVIDIA puts after the card's number (``A100D-80C``: the A100
+PCIe 80GB; ``A100DX``, ``H100XM``, ``H100L``: other boards); replaced by the number alone, the
+rest is the card's family (``A100``)."""
 
 
 class VirtualizedGpu(Detector):
@@ -276,9 +282,13 @@ class VirtualizedGpu(Detector):
             ),
             whole_card_vgpu AS (  -- a vGPU profile whose frame buffer is the whole card (NVIDIA A40-48Q: 48 GB of an A40's
                 -- 48): one VM holds the card, no fraction of it is sold
+                -- the profile names the card by its family and board (A100D-80C: an A100 PCIe 80GB; A100DX, H100XM,
+                -- H100L: other boards of that family), so a guest matches its card's name, or a model of the family
+                -- (a twenty-second network written by others: 16 cloud VMs on A100D-80C profiles rejected)
                 SELECT n.device_id FROM now n
                 JOIN (SELECT DISTINCT name_key, model_key FROM gpu_alias) a
                   ON a.name_key = gpu_name_key(regexp_replace(n.gpu_model, '{VGPU_PROFILE}', ''))
+                  OR starts_with(a.name_key, gpu_name_key(regexp_replace(n.gpu_model, '{VGPU_BOARD}', '\\1')) || ' ')
                 JOIN gpu_catalogue c ON c.model_key = a.model_key
                 WHERE n.virtualization_mode = 'VGPU' AND regexp_matches(n.gpu_model, '{VGPU_PROFILE}')
                   AND TRY_CAST(regexp_extract(n.gpu_model, '{VGPU_PROFILE}', 1) AS BIGINT) * 1024 >= c.vram_mb * (1 - {TOL})  -- a name is worker-written
@@ -320,6 +330,7 @@ class VirtualizedGpu(Detector):
             """.replace("{PACED}", PACED_CTE)
             .replace("{CONCURRENT}", concurrent_cte("candidates"))
             .replace("{MIG}", MIG_INSTANCES_CTE)
+            .replace("{VGPU_BOARD}", VGPU_BOARD)
             .replace("{VGPU_PROFILE}", VGPU_PROFILE)
             .replace("{TOL}", str(MIG_VRAM_TOLERANCE))
             .replace("{UUID_NAMES_NO_CARD}", UUID_NAMES_NO_CARD)

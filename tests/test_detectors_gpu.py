@@ -799,6 +799,12 @@ def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
     # profile of it is an eighth (a tenth network written by others had 16 VDI guests rejected)
     feature(con, "vdi", virtualization_mode="VGPU", gpu_model="NVIDIA A40-48Q", catalogue_model=None, vram_total_mb=49152)
     feature(con, "eighth", virtualization_mode="VGPU", gpu_model="NVIDIA A40-8Q", catalogue_model=None, vram_total_mb=8192)
+    # a profile names its card by family and board (A100D-80C: the whole of an A100 PCIe 80GB; a twenty-second
+    # network written by others had 16 such cloud VMs rejected); a quarter of that board is a quarter
+    feature(con, "board", virtualization_mode="VGPU", gpu_model="NVIDIA A100D-80C", catalogue_model=None, vram_total_mb=81920)
+    feature(
+        con, "board_quarter", virtualization_mode="VGPU", gpu_model="NVIDIA A100D-20C", catalogue_model=None, vram_total_mb=20480
+    )
     # a worker-written profile number too large for any integer is no whole card, and no error
     feature(con, "garbled", virtualization_mode="VGPU", gpu_model="NVIDIA A40-99999999999999999999999Q", catalogue_model=None)
     feature(con, "mig", mig_mode=True)  # an operator's own MIG setting is not evidence alone
@@ -816,7 +822,8 @@ def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
             )
     found = {r["device_id"]: r for r in VirtualizedGpu().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
     assert found["vgpu"]["action"] == "reject" and found["eighth"]["action"] == "reject" == found["garbled"]["action"]
-    assert not {"mig", "pass", "hgx0", "vdi", "cloud_whole", "ecc_whole"} & set(found)
+    assert found["board_quarter"]["action"] == "reject"
+    assert not {"mig", "pass", "hgx0", "vdi", "cloud_whole", "ecc_whole", "board"} & set(found)
     assert "21 GPUs on one host" in found["rig0"]["reason"] and found["rig0"]["action"] == "probation"
     assert found["twin0"]["action"] == "reject"
 
