@@ -132,6 +132,13 @@ holds what the failures doubted (a training run or a game held it then), and a `
 network's mining rigs failed eleven VRAM challenges, passed one of the same size, and stayed
 held six more hours). A card without the memory cannot answer one; a suspicion that also rested
 on slowness or on an impossible claim is not refuted by memory.
+- *memory short*: the device's own report gives less memory than the model's base configuration
+  (under ``memory_floor``, 0.85: ECC sets 1/16 of GDDR aside, the driver a few hundred MiB), outside
+  vGPU, MIG and unified memory, where a guest, an instance or a system-on-chip reports its share.
+  It is nothing alone (an RTX 3060 8 GB reports the 12 GB card's name), and with slow (below
+  ``slow_ratio``) it establishes the spoof: the card names a smaller card and computes like one (a
+  twenty-second network written by others sold RTX 3090s as A100 80GB with their own 24 GB in the
+  report, at 24% of their peers, and none was held).
 Any sign alone suspects (``probation``, proof ``suspicion``); VRAM short on failures together
 with slow (below ``slow_ratio``) or
 with an impossible claim establishes it (``reject``, proof ``exact``: the device failed,
@@ -167,6 +174,7 @@ class SpoofedModel(Detector):
         min_vram_failures: int = 2,
         min_vram_errors: int = 3,
         vram_tolerance: float = 0.06,
+        memory_floor: float = 0.85,
         vram_false_alarm: float = 1e-5,
         vram_span_hours: int = 6,
         vram_timeout_margin: float = 4.0,
@@ -184,6 +192,9 @@ class SpoofedModel(Detector):
         if vram_window_hours < window_hours:
             raise ValueError(f"{self.name}: vram_window_hours {vram_window_hours} is below window_hours {window_hours}")
         self.vram_window_hours = vram_window_hours
+        if not 0 < memory_floor <= 1:
+            raise ValueError(f"{self.name}: memory_floor {memory_floor} is outside (0, 1] (a share of the model's memory)")
+        self.memory_floor = memory_floor
         if not 0 < slow_alone_ratio <= slow_ratio:
             raise ValueError(f"{self.name}: slow_alone_ratio {slow_alone_ratio} must be in (0, slow_ratio {slow_ratio}]")
         self.slow_ratio = slow_ratio
@@ -525,12 +536,17 @@ class SpoofedModel(Detector):
                        -- (a VRAM-modded card: a 4090 with 48 GB is sold; the catalogue lists what vendors ship)
                        n.vram_total_mb > c.vram_max_mb * (1 + $tol) AND coalesce(v.held_mib <= c.vram_max_mb * (1 + $tol), true)
                          AS impossible_vram,
+                       -- its own report names a smaller card: less memory than the model's base configuration less what
+                       -- ECC and the driver set aside, outside vGPU and MIG (a guest or instance reports its share) and
+                       -- unified memory (a share of the system's)
+                       n.vram_total_mb < c.vram_mb * $memory_floor AND c.form <> 'soc' AND NOT coalesce(n.mig_mode, false)
+                         AND coalesce(n.virtualization_mode, 'NONE') NOT IN ('VGPU', 'HOST_VGPU', 'HOST_VSGA') AS memory_short,
                        -- established: failures alone, with a claim no configuration has, or with slowness where no
                        -- rental ran (a rental still running is not in jobs yet, and it explains memory and speed both)
                        -- with too few honest peers to compare, the spec alone backs proof only below the honest floor
                        -- (a rented H100 at 26% of a spec its few peers reach 62% of was rejected)
-                       failed_short AND (impossible_vram
-                                         OR (slow AND (z.peer_ratio IS NOT NULL OR slow_alone) AND NOT rented)) AS proven,
+                       (failed_short OR memory_short) AND (impossible_vram OR (slow AND (z.peer_ratio IS NOT NULL OR slow_alone) AND NOT rented))
+                         AND (failed_short OR slow) AS proven,
                        c.vram_max_mb,
                        -- refuted: held on the memory alone, it has since answered a product at its own pace and nothing
                        -- larger failed, hung or crawled in the window: the card holds what the failures doubted
@@ -557,7 +573,7 @@ class SpoofedModel(Detector):
                                                  'own pace, and no larger one failed, hung or crawled in the window',
                                                  suspected_since, held_mib) ELSE
                    concat_ws('; ',
-                     CASE WHEN slow AND (slow_alone OR vram_short) THEN format('measures {:.1f} TFLOPS at best{}: {:.0f}% of the spec {:.1f} for {}{}',
+                     CASE WHEN slow AND (slow_alone OR vram_short OR memory_short AND proven) THEN format('measures {:.1f} TFLOPS at best{}: {:.0f}% of the spec {:.1f} for {}{}',
                                                 best_tflops, coalesce(format(' (products of n = {})', best_n), ''),
                                                 100 * best_tflops / spec, spec, model,
                                                 CASE WHEN peers IS NOT NULL
@@ -588,6 +604,8 @@ class SpoofedModel(Detector):
                                                         CASE WHEN solo_failures > 0 THEN format('{} failed', solo_failures) END),
                                                       failures_needed_any, 100 * failure_rate) END,
                      CASE WHEN impossible_vram THEN format('claims {} MiB; no {} has more than {} MiB', vram_total_mb, model, vram_max_mb) END,
+                     CASE WHEN memory_short AND proven THEN format('reports {} MiB of memory, where a {} has {} MiB: its own report names a '
+                                                                   'smaller card, and it computes like one', vram_total_mb, model, vram_mb) END,
                      CASE WHEN flat_timing THEN format('answers products of n = {} at {:.1f} TFLOPS, {:.1f}x its {} honest peers'' median '
                                                        'there, {:.0f}% of its own speed at n = {}, where they run at {:.1f}: a product '
                                                        'that size fills no card, so its timing is computed, not measured',
@@ -600,7 +618,8 @@ class SpoofedModel(Detector):
                           THEN 'slow against the spec alone (too few honest peers), above its honest floor: suspicion, not proof' END
                    ) END AS reason,
                    CAST(json_object('proof', CASE WHEN proven OR refuted THEN 'exact' ELSE 'suspicion' END,
-                        'signs', list_filter([CASE WHEN slow AND (slow_alone OR vram_short) THEN 'slow' END,
+                        'signs', list_filter([CASE WHEN slow AND (slow_alone OR vram_short OR memory_short AND proven) THEN 'slow' END,
+                                              CASE WHEN memory_short AND proven THEN 'memory_short' END,
                                               CASE WHEN vram_short THEN 'vram_short' END,
                                               CASE WHEN impossible_vram THEN 'impossible_vram' END,
                                               CASE WHEN flat_timing THEN 'flat_timing' END], lambda x: x IS NOT NULL),
@@ -622,7 +641,7 @@ class SpoofedModel(Detector):
                         'flat_peer_median_tflops', round(flat_at.peers, 2), 'flat_best_n', flat_at.best_n,
                         'flat_best_median_tflops', round(flat_at.best, 2), 'flat_own_best_tflops', round(flat_at.own_best, 2))
                         AS VARCHAR) AS details
-            FROM judged WHERE slow_alone OR vram_short OR impossible_vram OR flat_timing OR refuted
+            FROM judged WHERE slow_alone OR vram_short OR impossible_vram OR flat_timing OR refuted OR proven
             """.replace(
                 "{HELD}",
                 held_since_cleared("spoofed_model", "CAST(json_extract(e.details, '$.signs') AS VARCHAR[]) = ['vram_short']"),
@@ -653,6 +672,7 @@ class SpoofedModel(Detector):
             min_vram=self.min_vram_failures,
             min_errors=self.min_vram_errors,
             tol=self.vram_tolerance,
+            memory_floor=self.memory_floor,
             alarm=self.vram_false_alarm,
             span=self.vram_span_hours,
             margin=self.vram_timeout_margin,

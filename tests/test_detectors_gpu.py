@@ -108,6 +108,31 @@ def test_spoofed_model_a_hot_card_at_a_quarter_of_spec_is_not_suspected_on_speed
         SpoofedModel(slow_ratio=0.3, slow_alone_ratio=0.35)
 
 
+def test_spoofed_model_a_card_reporting_a_smaller_cards_memory_and_computing_like_one_is_established(con) -> None:
+    """An RTX 3090 sold as an A100 80GB that keeps its own 24 GB in its report (a twenty-second
+    network written by others: 21 such cards at 24% of their peers, none held) names a smaller
+    card itself; with slowness (below ``slow_ratio``) that establishes the spoof. Either alone is
+    nothing: a hot card at that speed with the model's memory, an RTX 3060 8 GB under the 12 GB
+    card's name at full speed, a MIG instance or a vGPU guest reporting its share."""
+    peers(con, 265.0)
+    rows = {  # device -> (reported MiB, speed, extra columns)
+        "keeps_24gb": (24576, 64.0, {}),
+        "hot": (81920, 64.0, {}),
+        "small_config": (24576, 262.0, {}),
+        "mig_instance": (20096, 64.0, {"mig_mode": True}),
+        "vgpu_guest": (20480, 64.0, {"virtualization_mode": "VGPU"}),
+    }
+    for d, (mib, speed, extra) in rows.items():
+        feature(con, d, vram_total_mb=mib, **extra)
+        for h in range(3):
+            challenge(con, d, "matmul", "ok", speed, f"b{h}")
+    found = {r["device_id"]: r for r in SpoofedModel().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert sorted(found) == ["keeps_24gb"]
+    assert found["keeps_24gb"]["action"] == "reject" and json.loads(found["keeps_24gb"]["details"])["proof"] == "exact"
+    assert "reports 24576 MiB of memory, where a a100_80gb_sxm has 81920 MiB" in found["keeps_24gb"]["reason"]
+    assert json.loads(found["keeps_24gb"]["details"])["signs"] == ["slow", "memory_short"]
+
+
 def test_spoofed_model_one_wrong_catalogue_figure_cannot_flag_a_model(con) -> None:
     peers(con, 110.0)  # the whole honest fleet measures at 35% of the catalogue figure
     feature(con, "honest")
