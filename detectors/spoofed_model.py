@@ -540,6 +540,7 @@ class SpoofedModel(Detector):
                        -- ECC and the driver set aside, outside vGPU and MIG (a guest or instance reports its share) and
                        -- unified memory (a share of the system's)
                        n.vram_total_mb < c.vram_mb * $memory_floor AND c.form <> 'soc' AND NOT coalesce(n.mig_mode, false)
+                         AND upper(coalesce(n.gpu_uuid, '')) NOT LIKE 'MIG-%'
                          AND coalesce(n.virtualization_mode, 'NONE') NOT IN ('VGPU', 'HOST_VGPU', 'HOST_VSGA') AS memory_short,
                        -- established: failures alone, with a claim no configuration has, or with slowness where no
                        -- rental ran (a rental still running is not in jobs yet, and it explains memory and speed both)

@@ -67,10 +67,10 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   (NVML names a guest after its card and profile, ``NVIDIA A40-48Q``: 48 GB of an A40's 48, one
   VM per card, as a campus VDI lends its idle desktops; a tenth network written by others had
   16 such guests rejected; or after its card's family and board, ``NVIDIA A100D-80C``: all of an
-  A100 PCIe 80GB, 16 cloud VMs of a twenty-second network rejected before), claiming no more memory than the card has; nor one named after the
-  card alone whose reported memory is the card's (a guest reports its profile's frame buffer,
-  carved out of the card, never shared: a fourteenth such network's 40 cloud VMs on whole-card
-  profiles were rejected). A slice that reports the whole card's memory is judged by its
+  A100 PCIe 80GB, 16 cloud VMs of a twenty-second network rejected before), claiming no more
+  memory than the card has; nor one named after the card alone whose reported memory is the
+  card's (a guest reports its profile's frame buffer, carved out of the card, never shared: a
+  fourteenth such network's 40 cloud VMs on whole-card profiles were rejected). A slice that reports the whole card's memory is judged by its
   contention and its VRAM challenges like any other device. MIG mode alone is an operator's own setting and is
   only recorded in ``details``; the instances of one card that its owner partitioned share its
   bus id by design and claim their shares of its memory (``detectors.mig``), while MIG slices

@@ -35,8 +35,9 @@ cards, minimum charges on short jobs), so a model's going rate is the median ren
 ``price_window_hours`` (each renter one vote), from jobs of ``min_priced_minutes`` or longer; a
 shorter job is priced per hour billed, an hour at least (no market bills a short job more than
 an hour: a twentieth network's wash traders paid 35-95 USD for 4-20 minutes on an RTX 4090 that
-rents at 0.35 USD an hour, and went unflagged while short jobs were not priced), a job is overpaid at ``premium`` x the going rate and beyond ``spread_z`` robust standard deviations
-of the network's own spread, and its renter pays above that bar on ``overpaid_share`` of its
+rents at 0.35 USD an hour, and went unflagged while short jobs were not priced), a job is
+overpaid at ``premium`` x the going rate and beyond ``spread_z`` robust standard deviations of
+the network's own spread, and its renter pays above that bar on ``overpaid_share`` of its
 priced rentals. ``suspect_jobs`` such jobs hold the device in probation, never more: a price is
 suspicion, not proof.
 """

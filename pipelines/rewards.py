@@ -171,7 +171,8 @@ conn AS (  -- the highest connectivity tier the bandwidth reaches (an as-of join
 ),
 stake AS (SELECT device_id, sum(active_units) AS units FROM stake_positions WHERE epoch = $epoch GROUP BY device_id),
 judged AS (
-    SELECT x.device_id, x.account_id, x.wallet, x.tier, k.measured_class, x.tflops, cl.vendor,
+    SELECT x.device_id, x.account_id, x.wallet, x.tier, k.measured_class, x.tflops, cl.vendor, x.catalogue_model AS claimed_model,
+           cl.claimed_bp4,
            coalesce(pm.bp4, 0) AS multiplier_bp4,
            coalesce(tm.bp4, 0) AS tier_bp4,
            coalesce(cn.bp4, 0) AS connectivity_bp4, cn.down AS down_mbps,
@@ -200,8 +201,9 @@ reasoned AS (
         CASE WHEN measured_class IS NOT NULL THEN NULL
              WHEN tflops IS NULL THEN 'no measured class (no consistent PoW throughput)'
              WHEN vendor IS NULL THEN 'no measured class (a model of no vendor the catalogue lists)'
-             ELSE format('no measured class ({} TFLOPS measured: under 0.8 x the spec of every {} model the catalogue lists)',
-                         round(tflops, 1), vendor) END,
+             ELSE format('no measured class ({} TFLOPS measured: under 0.8 x the spec of every {} model the catalogue lists{})',
+                         round(tflops, 1), vendor,
+                         CASE WHEN claimed_bp4 IS NOT NULL THEN format(' that is paid no more than {}', claimed_model) ELSE '' END) END,
         CASE WHEN multiplier_bp4 = 0 AND measured_class IS NOT NULL THEN format('{} earns no multiplier', measured_class) END,
         CASE WHEN connectivity_bp4 = 0 THEN 'no bandwidth report' END,
         CASE WHEN $stake_required AND stake_units < stake_needed

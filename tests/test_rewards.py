@@ -154,11 +154,23 @@ def test_a_card_the_catalogue_does_not_list_is_classed_by_its_measured_throughpu
                 "INSERT INTO reward_facts VALUES (?, ?, 'acc', 'w', 'standard', NULL, ?, NULL, 500.0, 1000, 0, true)",
                 [EPOCH, device, tflops],
             )
+        # a listed model measuring under every model of its vendor that is paid no more than it
+        con.execute(
+            "INSERT INTO device_features (epoch, device_id, gpu_model) VALUES (?, 'crawl', 'NVIDIA GeForce RTX 3060')", [EPOCH]
+        )
+        con.execute(
+            "INSERT INTO reward_facts VALUES (?, 'crawl', 'acc', 'w', 'standard', 'rtx_3060', 3.0, 10.0, 500.0, 1000, 0, true)",
+            [EPOCH],
+        )
         assess(con, EPOCH, VERSION, reuse_facts=True)
         got = {
             r[0]: r[1:]
             for r in con.execute("SELECT device_id, measured_class, multiplier_bp4, reason FROM reward_eligibility").fetchall()
         }
+    assert got["crawl"][0] is None and (
+        "no measured class (3.0 TFLOPS measured: under 0.8 x the spec of every nvidia model the catalogue lists that is paid "
+        "no more than rtx_3060)" in got["crawl"][2]
+    )
     spec = {r["model_key"]: r for r in load_catalogue().iter_rows(named=True)}
     multipliers = dict(VERSION.multiplier_rows())
     for device, vendor in (("ti", "nvidia"), ("ultra", "apple")):
