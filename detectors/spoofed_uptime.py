@@ -134,6 +134,7 @@ class SpoofedUptime(Detector):
                 -- nothing and such a device's hours are no evidence here; its timeouts are failed_pow's to judge
                 SELECT device_id FROM device_features
                 WHERE epoch > hours_back($epoch, $recur_window) AND epoch <= $epoch
+                  AND device_id IN (SELECT device_id FROM hours WHERE suspicious)  -- only those it could concern
                 GROUP BY device_id
                 HAVING coalesce(sum(ping_ok), 0) = 0 AND count(*) FILTER (ping_total > 0 AND ping_ok = 0 AND pow_ok > 0) > 0
             ),
