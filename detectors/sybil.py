@@ -434,11 +434,28 @@ def _of_members(evidence: Evidence, cores: list[list[str]], sql: str, params: di
         evidence.con.unregister("community_members")
 
 
+PAYMENT_KINDS = ("funding", "staked")
+"""A stake burst (``staked``: one amount in one quarter hour) between two accounts that one funder
+ties restates that funder's payment: one wallet paying several accounts' stakes in one act is
+seen once as the funder and again as the burst's amount and minute. A twenty-fifth network written
+by others had an influencer's guild grant stake its new members in one burst, and two members on
+a popular laptop (one template) were rejected and slashed for funding, the burst and the template.
+Between accounts no funder ties, a burst is a fact of its own (a script staking exchange-bought
+tokens for every account it runs)."""
+
+
 def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
     """Per ring member: the operator kinds that tie it to other members of its own cluster, a kind
-    derived from another (a mailbox's shape) left out when its source ties the member too: one
-    mailbox shared with the ring is one fact, not two, for the reject rule."""
-    inside = ring_edges(edges.select("a", "b", "kinds"), rings)
+    that restates another left out: a mailbox's shape when the mailbox itself ties the member
+    (``SOURCES``), and a stake burst on a link its funder makes too (``PAYMENT_KINDS``). One
+    mailbox, or one funder's payment, shared with the ring is one fact, not two, for the reject
+    rule."""
+    inside = ring_edges(edges.select("a", "b", "kinds"), rings).with_columns(
+        pl.when(pl.col("kinds").list.contains(PAYMENT_KINDS[0]))
+        .then(pl.col("kinds").list.set_difference(pl.lit([PAYMENT_KINDS[1]])))
+        .otherwise(pl.col("kinds"))
+        .alias("kinds")
+    )
     return (
         pl.concat([inside.select("cluster_id", pl.col(side).alias("account_id"), "kinds") for side in ("a", "b")])
         .explode("kinds")

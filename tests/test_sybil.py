@@ -927,14 +927,16 @@ def test_a_wallet_shared_by_a_familys_few_accounts_is_no_proof_of_a_ring(con, wa
     staked in one burst from one funder, were glued into one community of eight and rejected for
     the funding, the wallet and the burst. A payout wallet that a household's number of accounts
     share is declared, not hidden: it is no kind of the reject rule, and the community is held for
-    review. The same eight paid to one wallet, more than a household, are still tied by three kinds."""
+    review. The same eight paid to one wallet, more than a household, on one machine template, are
+    still tied by three facts (the funder's burst is the funder's payment, one fact)."""
     background(con, 150)
     members = [f"fam{k}" for k in range(8)]
     for k, acc in enumerate(members):
         wallet = f"w-parent{k // 4}" if wallets == "two_families" else "w-consolidation"
         account(con, acc, TENANT_MAIL[k], wallet, f"88.{k}.14.2")
         funded(con, wallet, "w-uncle", at="2024-08-14 00:13:00", amount="250", device=f"d-{acc}")
-        device(con, f"d-{acc}", acc, f"88.{k}.14.2", f"pc-{acc}", cpu=f"CPU model {k}")
+        cpu = f"CPU model {k}" if wallets == "two_families" else "CPU model template"
+        device(con, f"d-{acc}", acc, f"88.{k}.14.2", f"pc-{acc}", cpu=cpu)
     detector = SybilRings()
     detector.detect(Evidence(con, EPOCH))
     rows = con.execute("SELECT epoch, cluster_id, account_id, score, evidence FROM sybil_clusters").fetchall()
@@ -942,6 +944,51 @@ def test_a_wallet_shared_by_a_familys_few_accounts_is_no_proof_of_a_ring(con, wa
     in_the_ring_six_hours(con, rows)
     actions = {r["action"] for r in detector.score(Evidence(con, EPOCH)).iter_rows(named=True)}
     assert actions == ({"probation"} if wallets == "two_families" else {"reject"})
+
+
+GUILD_MAIL = (
+    "mira@posteo.de",
+    "j.okoro1990@gmail.com",
+    "theo_b@yahoo.fr",
+    "xiaolin.w@qq.com",
+    "anna-k@web.de",
+    "dmitri88@mail.ru",
+    "sofiarossi@libero.it",
+    "kenji.s@icloud.com",
+    "raul.p.m@outlook.es",
+    "nadia@fastmail.com",
+)
+"""Ten guild members' own mailboxes: no two of one shape."""
+
+
+@pytest.mark.parametrize("stakes", ["from_the_grant", "from_an_exchange"])
+def test_a_grant_staking_its_members_in_one_burst_is_one_payment_not_two_facts(con, stakes: str) -> None:
+    """A twenty-fifth network written by others: an influencer's guild grant staked its new
+    members in one burst, and members on a popular laptop were rejected and slashed for the
+    funding, the burst and the template. A burst one funder paid restates that funder's payment:
+    one fact, so they are held for review at most. Staked in one burst with tokens from an
+    exchange, which ties nobody, the burst is a fact of its own (a script staking for every
+    account it runs), and with the template and a vendor's mailbox shape it is proof."""
+    background(con, 150)
+    members = [f"guild{k}" for k in range(10)]
+    for k, acc in enumerate(members):
+        vendor = f"{'qwxzvbnmkp'[k]}{'rtyuplkjhg'[k]}{7300 + 17 * k}@outlook.com"  # a bulk vendor's shape
+        account(con, acc, GUILD_MAIL[k] if stakes == "from_the_grant" else vendor, f"w-{acc}", f"93.{k}.40.2")
+        funder = "w-guild-grant" if stakes == "from_the_grant" else "binance-hot-1"
+        funded(con, f"w-{acc}", funder, at="2024-08-14 00:21:00", amount="360", device=f"d-{acc}")
+        device(con, f"d-{acc}", acc, f"93.{k}.40.2", f"laptop-{acc}", cpu="AMD Ryzen 7 6800H with Radeon Graphics")
+    for k in range(150):  # the exchange funds the network's other accounts too: a hub, no link
+        funded(con, f"w-home{k}", "binance-hot-1", at=f"2024-08-{1 + k % 12:02d} 0{k % 10}:00:00")
+    detector = SybilRings()
+    detector.detect(Evidence(con, EPOCH))
+    rows = con.execute("SELECT epoch, cluster_id, account_id, score, evidence FROM sybil_clusters").fetchall()
+    in_the_ring_six_hours(con, rows)
+    actions = {r["account_id"]: r["action"] for r in detector.score(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert set(actions) <= set(members)
+    if stakes == "from_the_grant":
+        assert "reject" not in actions.values()
+    else:
+        assert actions == dict.fromkeys(members, "reject")
 
 
 def test_accounts_staked_one_from_the_last_ones_wallet_are_a_ring_a_parent_or_a_treasury_paying_several_is_not(con) -> None:
