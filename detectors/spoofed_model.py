@@ -90,8 +90,10 @@ Three independent signs, each explained in ``reasons``:
   challenges (devices held or rejected in the window left out: a network's own fraud must not
   raise the bar for the rest); such a VRAM short is suspicion only (a hung or crawling product
   shows no memory missing);
-- *flat timing*: on a product too small to fill its model (its honest cards run it, card by
-  card, at a median under ``flat_fill``, 0.7, of their own best at the size the fleet does best)
+- *flat timing*: on a product too small to fill its model (smaller than the size the fleet does
+  best at, where its honest cards run it, card by card, at a median under ``flat_fill``, 0.7, of
+  their own best at that size; at that size itself a fleet slower than its best is a rented one:
+  a twenty-fourth network written by others had 63 honest datacenter cards held so)
   its typical speed (median of two answers or more) is at least ``flat_share`` (0.9) of the
   fleet's median at the best size, and of its own speed there. Every card's efficiency falls on
   small products (the call's fixed cost, tiles that do not fill the card); a timing computed
@@ -138,7 +140,12 @@ on slowness or on an impossible claim is not refuted by memory.
   It is nothing alone (an RTX 3060 8 GB reports the 12 GB card's name), and with slow (below
   ``slow_ratio``) it establishes the spoof: the card names a smaller card and computes like one (a
   twenty-second network written by others sold RTX 3090s as A100 80GB with their own 24 GB in the
-  report, at 24% of their peers, and none was held).
+  report, at 24% of their peers, and none was held). With a pace below ``short_pace`` (0.75) of
+  its honest peers at a telling size and of the spec, where no rental ran, it is suspected
+  (``probation``): a twenty-third network written by others sold RTX 4080s as 4090s with their
+  own 16 GB at 61% of the 4090s' pace, and laptop cards as the desktop card at 39%, 37 of 43 never
+  held; heat, power caps and a shared card slow an honest card, but none reports a smaller card's
+  memory.
 Any sign alone suspects (``probation``, proof ``suspicion``); VRAM short on failures together
 with slow (below ``slow_ratio``) or
 with an impossible claim establishes it (``reject``, proof ``exact``: the device failed,
@@ -175,6 +182,7 @@ class SpoofedModel(Detector):
         min_vram_errors: int = 3,
         vram_tolerance: float = 0.06,
         memory_floor: float = 0.85,
+        short_pace: float = 0.75,
         vram_false_alarm: float = 1e-5,
         vram_span_hours: int = 6,
         vram_timeout_margin: float = 4.0,
@@ -195,6 +203,9 @@ class SpoofedModel(Detector):
         if not 0 < memory_floor <= 1:
             raise ValueError(f"{self.name}: memory_floor {memory_floor} is outside (0, 1] (a share of the model's memory)")
         self.memory_floor = memory_floor
+        if not slow_ratio <= short_pace <= 1:
+            raise ValueError(f"{self.name}: short_pace {short_pace} must be in [slow_ratio {slow_ratio}, 1]")
+        self.short_pace = short_pace
         if not 0 < slow_alone_ratio <= slow_ratio:
             raise ValueError(f"{self.name}: slow_alone_ratio {slow_alone_ratio} must be in (0, slow_ratio {slow_ratio}]")
         self.slow_ratio = slow_ratio
@@ -318,6 +329,11 @@ class SpoofedModel(Detector):
                 JOIN size_peers p ON p.catalogue_model = d.catalogue_model AND p.n = d.n
                 JOIN fills f ON f.catalogue_model = d.catalogue_model AND f.n = d.n
                 WHERE p.devices >= $min_peers AND f.devices >= $min_peers AND d.answers >= 2 AND f.fill < $flat_fill
+                  -- smaller than the size the fleet does best: at that size itself, or a larger one, the card is filled, and
+                  -- a fleet whose typical answer is slower than its best there is a rented fleet (a twenty-fourth network
+                  -- written by others asked one matmul size of datacenter cards rented 65% of the time: 63 honest
+                  -- devices held, typical 0.6-0.7 of their own best)
+                  AND d.n < d.best_n
                   AND d.typical >= $flat_share * d.best_median AND d.typical >= $flat_share * d.own_best
                 GROUP BY d.device_id
             ),
@@ -526,6 +542,7 @@ class SpoofedModel(Detector):
                        a.longest_ms,
                        SLOWER_THAN_SLOW_RATIO AS slow,
                        SLOWER_THAN_ALONE_RATIO AS slow_alone,
+                       SLOWER_THAN_SHORT_PACE AS short_paced,
                        coalesce(v.solo_failures >= failures_needed AND v.failure_span >= $span, false) AS failed_short,
                        coalesce(v.solo_timeouts + v.crawled_answers > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers >= failures_needed_any
                                 AND v.any_span >= $span, false) AS unbacked_short,
@@ -548,11 +565,14 @@ class SpoofedModel(Detector):
                        -- (a rented H100 at 26% of a spec its few peers reach 62% of was rejected)
                        (failed_short OR memory_short) AND (impossible_vram OR (slow AND (z.peer_ratio IS NOT NULL OR slow_alone) AND NOT rented))
                          AND (failed_short OR slow) AS proven,
+                       -- suspected: its own report names a smaller card and it computes below short_pace of its peers
+                       -- and of the spec, where no rental ran: two independent signs, neither of them proof
+                       memory_short AND short_paced AND z.peer_ratio IS NOT NULL AND NOT rented AND NOT proven AS memory_suspect,
                        c.vram_max_mb,
                        -- refuted: held on the memory alone, it has since answered a product at its own pace and nothing
                        -- larger failed, hung or crawled in the window: the card holds what the failures doubted
                        coalesce(o.rests_on AND v.passed > 0 AND v.solo_failures + v.solo_timeouts + v.crawled_answers = 0
-                                AND NOT coalesce(slow_alone OR vram_short OR impossible_vram OR flat_timing, false), false)
+                                AND NOT coalesce(slow_alone OR vram_short OR impossible_vram OR flat_timing OR memory_suspect, false), false)
                          AS refuted,
                        o.since AS suspected_since
                 FROM now n
@@ -607,6 +627,11 @@ class SpoofedModel(Detector):
                      CASE WHEN impossible_vram THEN format('claims {} MiB; no {} has more than {} MiB', vram_total_mb, model, vram_max_mb) END,
                      CASE WHEN memory_short AND proven THEN format('reports {} MiB of memory, where a {} has {} MiB: its own report names a '
                                                                    'smaller card, and it computes like one', vram_total_mb, model, vram_mb) END,
+                     CASE WHEN memory_suspect THEN format('reports {} MiB of memory, where a {} has {} MiB, and computes {:.1f} TFLOPS at '
+                                                          'best, {:.0f}% of its {} honest peers'' median {:.1f} at n = {}: its own report '
+                                                          'names a smaller card, and its speed fits one (suspicion, not proof)',
+                                                          vram_total_mb, model, vram_mb, best_tflops, 100 * peer_tflops / peers,
+                                                          peer_devices, peers, peer_n) END,
                      CASE WHEN flat_timing THEN format('answers products of n = {} at {:.1f} TFLOPS, {:.1f}x its {} honest peers'' median '
                                                        'there, {:.0f}% of its own speed at n = {}, where they run at {:.1f}: a product '
                                                        'that size fills no card, so its timing is computed, not measured',
@@ -620,7 +645,7 @@ class SpoofedModel(Detector):
                    ) END AS reason,
                    CAST(json_object('proof', CASE WHEN proven OR refuted THEN 'exact' ELSE 'suspicion' END,
                         'signs', list_filter([CASE WHEN slow AND (slow_alone OR vram_short OR memory_short AND proven) THEN 'slow' END,
-                                              CASE WHEN memory_short AND proven THEN 'memory_short' END,
+                                              CASE WHEN memory_short AND (proven OR memory_suspect) THEN 'memory_short' END,
                                               CASE WHEN vram_short THEN 'vram_short' END,
                                               CASE WHEN impossible_vram THEN 'impossible_vram' END,
                                               CASE WHEN flat_timing THEN 'flat_timing' END], lambda x: x IS NOT NULL),
@@ -642,13 +667,14 @@ class SpoofedModel(Detector):
                         'flat_peer_median_tflops', round(flat_at.peers, 2), 'flat_best_n', flat_at.best_n,
                         'flat_best_median_tflops', round(flat_at.best, 2), 'flat_own_best_tflops', round(flat_at.own_best, 2))
                         AS VARCHAR) AS details
-            FROM judged WHERE slow_alone OR vram_short OR impossible_vram OR flat_timing OR refuted OR proven
+            FROM judged WHERE slow_alone OR vram_short OR impossible_vram OR flat_timing OR refuted OR proven OR memory_suspect
             """.replace(
                 "{HELD}",
                 held_since_cleared("spoofed_model", "CAST(json_extract(e.details, '$.signs') AS VARCHAR[]) = ['vram_short']"),
             )
             .replace("SLOWER_THAN_SLOW_RATIO", _slower_than("$slow"))
             .replace("SLOWER_THAN_ALONE_RATIO", _slower_than("$alone"))
+            .replace("SLOWER_THAN_SHORT_PACE", _slower_than("$short_pace"))
             .replace(
                 "HELD_TAIL",
                 "CASE WHEN held_mib IS NULL THEN '' ELSE format(' (each larger than the {} MiB it held)', held_mib) END",
@@ -674,6 +700,7 @@ class SpoofedModel(Detector):
             min_errors=self.min_vram_errors,
             tol=self.vram_tolerance,
             memory_floor=self.memory_floor,
+            short_pace=self.short_pace,
             alarm=self.vram_false_alarm,
             span=self.vram_span_hours,
             margin=self.vram_timeout_margin,

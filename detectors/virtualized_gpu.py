@@ -63,14 +63,18 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
 - *too many GPUs* (suspicion): more devices on one host than the claimed model fits in a
   machine and more than ``host_gpu_floor`` (the largest PCIe mining boards hold 19 cards).
 - *NVML virtualization* (exact): ``virtualization_mode`` VGPU / HOST_VGPU / HOST_VSGA, a
-  fraction of a card sold as a whole one. Not a guest whose vGPU profile holds the whole card
-  (NVML names a guest after its card and profile, ``NVIDIA A40-48Q``: 48 GB of an A40's 48, one
-  VM per card, as a campus VDI lends its idle desktops; a tenth network written by others had
-  16 such guests rejected; or after its card's family and board, ``NVIDIA A100D-80C``: all of an
-  A100 PCIe 80GB, 16 cloud VMs of a twenty-second network rejected before), claiming no more
-  memory than the card has; nor one named after the card alone whose reported memory is the
-  card's (a guest reports its profile's frame buffer, carved out of the card, never shared: a
-  fourteenth such network's 40 cloud VMs on whole-card profiles were rejected). A slice that reports the whole card's memory is judged by its
+  fraction of a card sold as a whole one. Not a guest that declares its vGPU profile (NVML
+  names a guest after its card and profile, ``NVIDIA A40-48Q``: 48 GB of an A40's 48, one VM per
+  card, as a campus VDI lends its idle desktops, a tenth network written by others had 16 such
+  guests rejected; or after its card's family and board, ``NVIDIA A100D-80C``: all of an A100
+  PCIe 80GB, 16 cloud VMs of a twenty-second network rejected before; ``NVIDIA L40S-24C``: half
+  an L40S, 38 cloud VMs on half and quarter profiles of a twenty-fourth network rejected and
+  slashed before), claiming no more memory than its profile's frame buffer: a share declared is
+  not a share sold as a card, and it earns the class its own measured throughput supports (an
+  unlisted model's, ``pipelines.rewards``); nor one named after the card alone whose reported
+  memory is the card's (a guest reports its profile's frame buffer, carved out of the card,
+  never shared: a fourteenth such network's 40 cloud VMs on whole-card profiles were rejected).
+  A slice that reports the whole card's name and memory is judged by its
   contention and its VRAM challenges like any other device. MIG mode alone is an operator's own setting and is
   only recorded in ``details``; the instances of one card that its owner partitioned share its
   bus id by design and claim their shares of its memory (``detectors.mig``), while MIG slices
@@ -280,19 +284,24 @@ class VirtualizedGpu(Detector):
                 WHERE n.hw_reports > 0 AND n.host_fingerprint IS NOT NULL GROUP BY n.host_fingerprint
                 HAVING count(*) > greatest(min(c.max_gpus_per_host), $host_floor)
             ),
-            whole_card_vgpu AS (  -- a vGPU profile whose frame buffer is the whole card (NVIDIA A40-48Q: 48 GB of an A40's
-                -- 48): one VM holds the card, no fraction of it is sold
-                -- the profile names the card by its family and board (A100D-80C: an A100 PCIe 80GB; A100DX, H100XM,
-                -- H100L: other boards of that family), so a guest matches its card's name, or a model of the family
-                -- (a twenty-second network written by others: 16 cloud VMs on A100D-80C profiles rejected)
-                SELECT n.device_id FROM now n
+            declared_vgpu AS (  -- a guest that declares its vGPU profile: NVML names it after its card (or the card's
+                -- family and board: A100D, A100DX, H100XM, H100L) and the profile (NVIDIA A40-48Q: 48 GB of an A40's 48;
+                -- NVIDIA L40S-24C: half an L40S), and it claims no more memory than the profile's frame buffer, which is
+                -- no more than the card's. A share declared is no share sold as a whole card (a twenty-fourth network
+                -- written by others: 38 cloud VMs on half and quarter profiles of A100, H100 and L40S cards rejected and
+                -- slashed; the tenth's and twenty-second's whole-card guests before); it earns the class its own measured
+                -- throughput supports (rewards: an unlisted model), and contention judges slices that share one card
+                -- (older drivers brand the guest GRID: GRID A100D-20C)
+                SELECT n.device_id
+                FROM (SELECT *, regexp_replace(gpu_model, '^(NVIDIA )?GRID ', '') AS guest FROM now) n
                 JOIN (SELECT DISTINCT name_key, model_key FROM gpu_alias) a
-                  ON a.name_key = gpu_name_key(regexp_replace(n.gpu_model, '{VGPU_PROFILE}', ''))
-                  OR starts_with(a.name_key, gpu_name_key(regexp_replace(n.gpu_model, '{VGPU_BOARD}', '\\1')) || ' ')
+                  ON a.name_key = gpu_name_key(regexp_replace(n.guest, '{VGPU_PROFILE}', ''))
+                  OR starts_with(a.name_key, gpu_name_key(regexp_replace(n.guest, '{VGPU_BOARD}', '\\1')) || ' ')
                 JOIN gpu_catalogue c ON c.model_key = a.model_key
-                WHERE n.virtualization_mode = 'VGPU' AND regexp_matches(n.gpu_model, '{VGPU_PROFILE}')
-                  AND TRY_CAST(regexp_extract(n.gpu_model, '{VGPU_PROFILE}', 1) AS BIGINT) * 1024 >= c.vram_mb * (1 - {TOL})  -- a name is worker-written
-                  AND coalesce(n.vram_total_mb, 0) <= c.vram_max_mb * (1 + {TOL})
+                WHERE n.virtualization_mode = 'VGPU' AND regexp_matches(n.guest, '{VGPU_PROFILE}')
+                  AND TRY_CAST(regexp_extract(n.guest, '{VGPU_PROFILE}', 1) AS BIGINT) * 1024 <= c.vram_max_mb * (1 + {TOL})
+                  AND coalesce(n.vram_total_mb, 0)
+                      <= TRY_CAST(regexp_extract(n.guest, '{VGPU_PROFILE}', 1) AS BIGINT) * 1024 * (1 + {TOL})
                 UNION  -- ...or named after the card alone, its frame buffer the card's memory: a guest reports its profile's
                 -- frame buffer, and frame buffers are carved out of the card, never shared (a fourteenth network written by
                 -- others: 40 cloud VMs on whole-card profiles, NVIDIA RTX A6000 and L40S at their full memory, rejected)
@@ -316,7 +325,7 @@ class VirtualizedGpu(Detector):
                        i.sharing IS NOT NULL AS shared_identity,
                        w.on_host IS NOT NULL AS too_many,
                        coalesce(n.virtualization_mode IN ('VGPU', 'HOST_VGPU', 'HOST_VSGA'), false)
-                         AND n.device_id NOT IN (SELECT device_id FROM whole_card_vgpu) AS vgpu
+                         AND n.device_id NOT IN (SELECT device_id FROM declared_vgpu) AS vgpu
                 FROM now n
                 LEFT JOIN contended c USING (device_id)
                 LEFT JOIN ident i USING (device_id)

@@ -133,6 +133,38 @@ def test_spoofed_model_a_card_reporting_a_smaller_cards_memory_and_computing_lik
     assert json.loads(found["keeps_24gb"]["details"])["signs"] == ["slow", "memory_short"]
 
 
+def test_spoofed_model_a_card_reporting_a_smaller_cards_memory_at_a_smaller_cards_pace_is_suspected(con) -> None:
+    """A twenty-third network written by others sold RTX 4080s as 4090s with their own 16 GB in the
+    report, at 61% of the 4090s' pace, and laptop cards as the desktop card at 39%: above the slow
+    ratio, so 37 of 43 were never held. A smaller card's memory with a pace below ``short_pace``
+    (0.75) of the honest peers is suspected (probation, never proof); a power-capped card at 85%
+    with the model's memory is nothing, nor is a card that reports a smaller configuration at full
+    pace, nor one whose known rental explains the pace."""
+    peers(con, 265.0)
+    rows = {"4080_as_4090": (24576, 160.0), "laptop": (16384, 104.0), "capped": (81920, 160.0),
+            "small_config": (24576, 225.0), "rented_small": (24576, 160.0)}  # fmt: skip
+    for d, (mib, speed) in rows.items():
+        feature(con, d, vram_total_mb=mib)
+        for h in range(3):
+            challenge(con, d, "matmul", "ok", speed, f"b{h}")
+    con.execute(
+        "INSERT INTO jobs (job_id, client_account_id, device_id, created_at, started_at, ended_at, status, paid_usd, _hour, "
+        "_file, _row) VALUES ('j1', 'renter', 'rented_small', TIMESTAMP '2024-08-14 01:00:00', TIMESTAMP '2024-08-14 01:00:00', "
+        "TIMESTAMP '2024-08-14 04:00:00', 'completed', 6.0, ?, 'j.csv', 1)",
+        [EPOCH],
+    )
+    found = {r["device_id"]: r for r in SpoofedModel().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert sorted(found) == ["4080_as_4090", "laptop"]
+    for d in found:
+        details = json.loads(found[d]["details"])
+        assert found[d]["action"] == "probation" and details["proof"] == "suspicion" and details["signs"] == ["memory_short"]
+    assert "reports 24576 MiB of memory, where a a100_80gb_sxm has 81920 MiB, and computes 160.0 TFLOPS at best, 60% of its 55 honest peers' median 265.0" in (
+        found["4080_as_4090"]["reason"])  # fmt: skip
+    assert SpoofedModel(short_pace=0.5).detect(Evidence(con, EPOCH))["device_id"].to_list() == ["laptop"]
+    with pytest.raises(ValueError, match="short_pace"):
+        SpoofedModel(short_pace=0.2)
+
+
 def test_spoofed_model_one_wrong_catalogue_figure_cannot_flag_a_model(con) -> None:
     peers(con, 110.0)  # the whole honest fleet measures at 35% of the catalogue figure
     feature(con, "honest")
@@ -438,6 +470,22 @@ def test_spoofed_model_a_timing_as_fast_on_products_too_small_to_fill_a_card_as_
     assert "answers products of n = 1024 at 306.0 TFLOPS, 5.0x its 15 honest peers' median" in found["reason"][0]
     details = json.loads(found["details"][0])
     assert details["proof"] == "suspicion" and details["signs"] == ["flat_timing"] and details["flat_best_n"] == 8192
+
+
+def test_spoofed_model_a_rented_fleet_slower_than_its_best_at_its_one_product_size_has_no_flat_timing(con) -> None:
+    """A twenty-fourth network written by others asked datacenter cards one matmul size and kept
+    them rented two hours in three: their typical answer ran at 0.6-0.7 of their own best there,
+    so that size read as one too small to fill a card, and 63 honest cards answering at their best
+    were held for a computed timing. The size the fleet does best at, or a larger one, fills the
+    card: only a smaller one can show a flat timing."""
+    for d in range(12):  # rented most hours: 150 typical, 260 at best
+        feature(con, f"a100-{d}")
+        for h, speed in enumerate((150.0, 150.0, 150.0, 260.0, 150.0)):
+            challenge(con, f"a100-{d}", "matmul", "ok", speed * (1 + 0.01 * (d % 5)), f"p{d}-{h}", n=8192)
+    feature(con, "idle")  # a card of the fleet rented less: at its best most hours
+    for h, speed in enumerate((262.0, 258.0, 150.0, 261.0, 259.0)):
+        challenge(con, "idle", "matmul", "ok", speed, f"idle-{h}", n=8192)
+    assert SpoofedModel().detect(Evidence(con, EPOCH)).is_empty()
 
 
 def test_spoofed_model_a_card_that_passed_earlier_in_the_window_and_failed_after_it_was_swapped_for_a_smaller_one(con) -> None:
@@ -820,16 +868,24 @@ def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
     feature(con, "cloud_whole", virtualization_mode="VGPU", vram_total_mb=80000)
     # ...as is one whose card sets ECC's 1/16 aside (an L40S reports 46,068 of its 49,152 MiB)
     feature(con, "ecc_whole", virtualization_mode="VGPU", gpu_model="NVIDIA L40S", catalogue_model="l40s", vram_total_mb=46068)
-    # a VDI guest whose vGPU profile is the whole card (48 GB of an A40's 48) is one VM per card; an 8 GB
-    # profile of it is an eighth (a tenth network written by others had 16 VDI guests rejected)
+    # a VDI guest whose vGPU profile is the whole card (48 GB of an A40's 48) is one VM per card (a tenth network
+    # written by others had 16 VDI guests rejected); an 8 GB profile of it declares an eighth, and sells no more
     feature(con, "vdi", virtualization_mode="VGPU", gpu_model="NVIDIA A40-48Q", catalogue_model=None, vram_total_mb=49152)
     feature(con, "eighth", virtualization_mode="VGPU", gpu_model="NVIDIA A40-8Q", catalogue_model=None, vram_total_mb=8192)
+    # ...but an 8 GB profile claiming the whole card's memory claims more than its share
+    feature(con, "eighth_as_whole", virtualization_mode="VGPU", gpu_model="NVIDIA A40-8Q", catalogue_model=None,
+            vram_total_mb=49152)  # fmt: skip
     # a profile names its card by family and board (A100D-80C: the whole of an A100 PCIe 80GB; a twenty-second
-    # network written by others had 16 such cloud VMs rejected); a quarter of that board is a quarter
+    # network written by others had 16 such cloud VMs rejected); a quarter of that board declared, under the GRID
+    # brand of older drivers, or a half of an L40S, is a share declared (a twenty-fourth network written by others
+    # had 38 cloud VMs on half and quarter profiles rejected and slashed)
     feature(con, "board", virtualization_mode="VGPU", gpu_model="NVIDIA A100D-80C", catalogue_model=None, vram_total_mb=81920)
     feature(
-        con, "board_quarter", virtualization_mode="VGPU", gpu_model="NVIDIA A100D-20C", catalogue_model=None, vram_total_mb=20480
+        con, "board_quarter", virtualization_mode="VGPU", gpu_model="GRID A100D-20C", catalogue_model=None, vram_total_mb=20480
     )
+    feature(con, "half_l40s", virtualization_mode="VGPU", gpu_model="NVIDIA L40S-24C", catalogue_model=None, vram_total_mb=24576)
+    # a profile larger than any card of its family is no profile
+    feature(con, "too_big", virtualization_mode="VGPU", gpu_model="NVIDIA L40S-96C", catalogue_model=None, vram_total_mb=98304)
     # a worker-written profile number too large for any integer is no whole card, and no error
     feature(con, "garbled", virtualization_mode="VGPU", gpu_model="NVIDIA A40-99999999999999999999999Q", catalogue_model=None)
     feature(con, "mig", mig_mode=True)  # an operator's own MIG setting is not evidence alone
@@ -846,9 +902,10 @@ def test_virtualized_gpu_nvml_mode_identity_and_crowded_host(con) -> None:
                 [f"2024-08-14 {at}:00", f"twin{k}", EPOCH],
             )
     found = {r["device_id"]: r for r in VirtualizedGpu().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
-    assert found["vgpu"]["action"] == "reject" and found["eighth"]["action"] == "reject" == found["garbled"]["action"]
-    assert found["board_quarter"]["action"] == "reject"
-    assert not {"mig", "pass", "hgx0", "vdi", "cloud_whole", "ecc_whole", "board"} & set(found)
+    assert found["vgpu"]["action"] == "reject" == found["eighth_as_whole"]["action"] == found["garbled"]["action"]
+    assert found["too_big"]["action"] == "reject"
+    declared = {"vdi", "eighth", "board", "board_quarter", "half_l40s"}
+    assert not {"mig", "pass", "hgx0", "cloud_whole", "ecc_whole", *declared} & set(found)
     assert "21 GPUs on one host" in found["rig0"]["reason"] and found["rig0"]["action"] == "probation"
     assert found["twin0"]["action"] == "reject"
 
