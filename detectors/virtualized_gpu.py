@@ -70,8 +70,8 @@ Signs, each explained in ``reasons`` (``proof`` in ``details`` says which kind):
   PCIe 80GB, 16 cloud VMs of a twenty-second network rejected before; ``NVIDIA L40S-24C``: half
   an L40S, 38 cloud VMs on half and quarter profiles of a twenty-fourth network rejected and
   slashed before), claiming no more memory than its profile's frame buffer: a share declared is
-  not a share sold as a card, and it earns the class its own measured throughput supports (an
-  unlisted model's, ``pipelines.rewards``); nor one named after the card alone whose reported
+  not a share sold as a card, and it is paid the class its own measured throughput supports, no
+  more than its share of the card (``pipelines.catalogue.declared_vgpu_sql``); nor one named after the card alone whose reported
   memory is the card's (a guest reports its profile's frame buffer, carved out of the card,
   never shared: a fourteenth such network's 40 cloud VMs on whole-card profiles were rejected).
   A slice that reports the whole card's name and memory is judged by its
@@ -91,15 +91,7 @@ from detectors.base import Detector, Evidence
 from detectors.concurrent import OVERLAP_MINUTES, concurrent_cte
 from detectors.mig import MIG_INSTANCES_CTE, MIG_VRAM_TOLERANCE, NOT_A_STAND_IN, UUID_NAMES_NO_CARD
 from detectors.pace import PACED_CTE
-
-VGPU_PROFILE = r"-([0-9]+)[A-Z]$"
-"""The vGPU profile NVML appends to a guest's card name (``NVIDIA A40-48Q``: 48 GB, Q series);
-its number is the profile's frame buffer in GB."""
-
-VGPU_BOARD = r"([0-9])[A-Z]{0,2}-[0-9]+[A-Z]$"
-"""A profile with the board letters NVIDIA puts after the card's number (``A100D-80C``: the A100
-PCIe 80GB; ``A100DX``, ``H100XM``, ``H100L``: other boards); replaced by the number alone, the
-rest is the card's family (``A100``)."""
+from pipelines.catalogue import VGPU_PROFILE, declared_vgpu_sql
 
 
 class VirtualizedGpu(Detector):
@@ -289,19 +281,9 @@ class VirtualizedGpu(Detector):
                 -- NVIDIA L40S-24C: half an L40S), and it claims no more memory than the profile's frame buffer, which is
                 -- no more than the card's. A share declared is no share sold as a whole card (a twenty-fourth network
                 -- written by others: 38 cloud VMs on half and quarter profiles of A100, H100 and L40S cards rejected and
-                -- slashed; the tenth's and twenty-second's whole-card guests before); it earns the class its own measured
-                -- throughput supports (rewards: an unlisted model), and contention judges slices that share one card
-                -- (older drivers brand the guest GRID: GRID A100D-20C)
-                SELECT n.device_id
-                FROM (SELECT *, regexp_replace(gpu_model, '^(NVIDIA )?GRID ', '') AS guest FROM now) n
-                JOIN (SELECT DISTINCT name_key, model_key FROM gpu_alias) a
-                  ON a.name_key = gpu_name_key(regexp_replace(n.guest, '{VGPU_PROFILE}', ''))
-                  OR starts_with(a.name_key, gpu_name_key(regexp_replace(n.guest, '{VGPU_BOARD}', '\\1')) || ' ')
-                JOIN gpu_catalogue c ON c.model_key = a.model_key
-                WHERE n.virtualization_mode = 'VGPU' AND regexp_matches(n.guest, '{VGPU_PROFILE}')
-                  AND TRY_CAST(regexp_extract(n.guest, '{VGPU_PROFILE}', 1) AS BIGINT) * 1024 <= c.vram_max_mb * (1 + {TOL})
-                  AND coalesce(n.vram_total_mb, 0)
-                      <= TRY_CAST(regexp_extract(n.guest, '{VGPU_PROFILE}', 1) AS BIGINT) * 1024 * (1 + {TOL})
+                -- slashed; the tenth's and twenty-second's whole-card guests before); it is paid no more than its share
+                -- of the card (pipelines.rewards), and contention judges slices that share one card
+                SELECT device_id FROM ({DECLARED})
                 UNION  -- ...or named after the card alone, its frame buffer the card's memory: a guest reports its profile's
                 -- frame buffer, and frame buffers are carved out of the card, never shared (a fourteenth network written by
                 -- others: 40 cloud VMs on whole-card profiles, NVIDIA RTX A6000 and L40S at their full memory, rejected)
@@ -339,7 +321,7 @@ class VirtualizedGpu(Detector):
             """.replace("{PACED}", PACED_CTE)
             .replace("{CONCURRENT}", concurrent_cte("candidates"))
             .replace("{MIG}", MIG_INSTANCES_CTE)
-            .replace("{VGPU_BOARD}", VGPU_BOARD)
+            .replace("{DECLARED}", declared_vgpu_sql("now"))
             .replace("{VGPU_PROFILE}", VGPU_PROFILE)
             .replace("{TOL}", str(MIG_VRAM_TOLERANCE))
             .replace("{UUID_NAMES_NO_CARD}", UUID_NAMES_NO_CARD)

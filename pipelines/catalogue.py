@@ -70,18 +70,52 @@ which two models share a key)."""
 VENDOR_MACRO = r"""
 CREATE OR REPLACE TEMP MACRO gpu_vendor(name) AS
     CASE WHEN regexp_matches(lower(name), '\bapple\b') THEN 'apple'
-         WHEN regexp_matches(lower(name), '\b(nvidia|geforce|tesla|quadro|titan|rtx|gtx)\b') THEN 'nvidia' END
+         WHEN regexp_matches(lower(name), '\b(nvidia|geforce|tesla|quadro|titan|rtx|gtx|grid)\b') THEN 'nvidia' END
 """
 """The catalogue vendor a model name belongs to by its words (``NVIDIA GeForce RTX 3060 Ti``,
-``Apple M3 Ultra``), for a real card the catalogue does not list: the reward stage classes it by
-its measured throughput among that vendor's models, as it does a card slower than its claim.
-Null for a name of neither vendor."""
+``Apple M3 Ultra``, ``GRID A100D-20C``: NVIDIA's vGPU guests under older drivers), for a real
+card the catalogue does not list: the reward stage classes it by its measured throughput among
+that vendor's models, as it does a card slower than its claim. Null for a name of neither vendor."""
 
 
 MEMORY_TOLERANCE = 0.06
 """NVML's memory totals differ from the marketed size by a few percent: a claim above a model's
 largest configuration by more than this share is more memory than the model has (as
 ``spoofed_model``'s ``vram_tolerance``, the policy's copy for its own rule)."""
+
+
+VGPU_PROFILE = r"-([0-9]+)[A-Z]$"
+"""The vGPU profile NVML appends to a guest's card name (``NVIDIA A40-48Q``: 48 GB, Q series);
+its number is the profile's frame buffer in GB."""
+
+VGPU_BOARD = r"([0-9])[A-Z]{0,2}-[0-9]+[A-Z]$"
+"""A profile with the board letters NVIDIA puts after the card's number (``A100D-80C``: the A100
+PCIe 80GB; ``A100DX``, ``H100XM``, ``H100L``: other boards); replaced by the number alone, the
+rest is the card's family (``A100``)."""
+
+
+def declared_vgpu_sql(relation: str) -> str:
+    """SQL: ``device_id, model_key, card_mib, profile_mib`` for each guest of ``relation`` (with
+    ``device_id, gpu_model, virtualization_mode, vram_total_mb``) that declares its vGPU profile,
+    once per card model its name can stand for: NVML names the guest after its card (or the
+    card's family and board; older drivers brand it ``GRID``) and the profile, whose frame buffer
+    fits the card, and the guest claims no more memory than that frame buffer. Such a guest sells
+    the share it declares, not a card: ``virtualized_gpu`` does not reject it for its NVML mode,
+    and the rewards pay it no more than its share of the card (``profile_mib / card_mib`` of the
+    card's multiplier)."""
+    tol = MEMORY_TOLERANCE
+    return f"""
+    SELECT n.device_id, c.model_key, c.vram_mb AS card_mib, n.profile_mib
+    FROM (SELECT device_id, vram_total_mb, guest,
+                 TRY_CAST(regexp_extract(guest, '{VGPU_PROFILE}', 1) AS BIGINT) * 1024 AS profile_mib
+          FROM (SELECT *, regexp_replace(gpu_model, '^(NVIDIA )?GRID ', '') AS guest FROM {relation})
+          WHERE virtualization_mode = 'VGPU' AND regexp_matches(guest, '{VGPU_PROFILE}')) n
+    JOIN (SELECT DISTINCT name_key, model_key FROM gpu_alias) a
+      ON a.name_key = gpu_name_key(regexp_replace(n.guest, '{VGPU_PROFILE}', ''))
+      OR starts_with(a.name_key, gpu_name_key(regexp_replace(n.guest, '{VGPU_BOARD}', '\\1')) || ' ')
+    JOIN gpu_catalogue c ON c.model_key = a.model_key
+    WHERE n.profile_mib <= c.vram_max_mb * (1 + {tol}) AND coalesce(n.vram_total_mb, 0) <= n.profile_mib * (1 + {tol})
+    """
 
 
 MOBILE_SIBLING_SQL = r"""

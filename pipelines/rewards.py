@@ -119,12 +119,18 @@ WITH x AS (SELECT * FROM reward_facts WHERE epoch = $epoch),
 unlisted AS (  -- a claimed model the catalogue does not list (a real card outside it): its vendor by name
     SELECT device_id, gpu_vendor(gpu_model) AS vendor FROM device_features WHERE epoch = $epoch AND catalogue_model IS NULL
 ),
+declared AS (  -- a vGPU guest that declares its profile claims its share of a card: paid no more than that share of
+    -- the card's multiplier (where its name can stand for several cards of a family, the most generous)
+    SELECT d.device_id, max(least(pm.bp4, pm.bp4 * d.profile_mib // d.card_mib)) AS cap_bp4
+    FROM ({DECLARED}) d JOIN policy_multipliers pm ON pm.model_key = d.model_key
+    GROUP BY d.device_id
+),
 claimed AS MATERIALIZED (  -- measured devices below their claimed model's floor (an unlisted model has none),
     -- with its vendor and the claimed model's multiplier, planned on their own: inside one plan the catalogue's
     -- inequality join came first (45M rows, 10 s at 100k devices)
-    SELECT x.device_id, x.tflops, coalesce(k.vendor, u.vendor) AS vendor, cm.bp4 AS claimed_bp4
+    SELECT x.device_id, x.tflops, coalesce(k.vendor, u.vendor) AS vendor, coalesce(cm.bp4, dv.cap_bp4) AS claimed_bp4
     FROM x LEFT JOIN gpu_catalogue k ON k.model_key = x.catalogue_model LEFT JOIN unlisted u USING (device_id)
-    LEFT JOIN policy_multipliers cm ON cm.model_key = x.catalogue_model
+    LEFT JOIN policy_multipliers cm ON cm.model_key = x.catalogue_model LEFT JOIN declared dv USING (device_id)
     WHERE x.tflops IS NOT NULL AND (x.tflops >= x.class_floor) IS NOT TRUE AND coalesce(k.vendor, u.vendor) IS NOT NULL
 ),
 supported AS (  -- the strongest model of the same vendor that a measured throughput supports, never one paid
@@ -323,6 +329,10 @@ def record_facts(con: duckdb.DuckDBPyConnection, epoch: str) -> None:
     con.execute(FACTS_SQL, {"epoch": epoch, "pow_carry": POW_CARRY_HOURS})
 
 
+DECLARED_FROM = "(SELECT * FROM device_features WHERE epoch = $epoch)"
+"""The epoch's devices, as ``catalogue.declared_vgpu_sql`` reads them for declared vGPU guests."""
+
+
 def has_facts(con: duckdb.DuckDBPyConnection, epoch: str) -> bool:
     """Whether the epoch's ``reward_facts`` are stored (an epoch processed before the table
     existed has none)."""
@@ -338,7 +348,7 @@ def assess(con: duckdb.DuckDBPyConnection, epoch: str, version: PolicyVersion, r
     register_policy(con, version)
     con.execute("DELETE FROM reward_eligibility WHERE epoch = ?", [epoch])
     con.execute(
-        ELIGIBILITY_SQL,
+        ELIGIBILITY_SQL.replace("{DECLARED}", catalogue.declared_vgpu_sql(DECLARED_FROM)),
         {"epoch": epoch, "min_up": version.min_continuous_uptime_hours, "scale": SCALE,
          "stake_per_gpu": version.stake_per_gpu, "stake_required": version.stake_required,
          "hired_bonus": version.hired_bonus, "probation": version.probation, "standard": version.standard,

@@ -185,6 +185,39 @@ def test_a_card_the_catalogue_does_not_list_is_classed_by_its_measured_throughpu
         assert got[device][0] is None and f"no measured class {why}" in got[device][2]
 
 
+def test_a_vgpu_guest_that_declares_its_profile_is_paid_no_more_than_its_share_of_the_card(tmp_path: Path) -> None:
+    """A guest on a quarter profile of an A100 (``GRID A100D-20C``, 20 GB) that a time-sliced card
+    lets compute at the whole card's pace when its neighbours idle sells a quarter of the card:
+    its class is the strongest its throughput supports among the models paid no more than a
+    quarter of the most generous A100's multiplier (its name stands for any A100 of 20 GB or
+    more). A guest claiming more memory than its profile declares nothing, and is classed as an
+    unlisted card."""
+    from pipelines.catalogue import load_catalogue
+    from pipelines.rewards import assess
+
+    with connect(tmp_path / "db.duckdb") as con:
+        for device, mib in (("quarter", 20480), ("overclaims", 81920)):
+            con.execute(
+                "INSERT INTO device_features (epoch, device_id, gpu_model, virtualization_mode, vram_total_mb) "
+                "VALUES (?, ?, 'GRID A100D-20C', 'VGPU', ?)",
+                [EPOCH, device, mib],
+            )
+            con.execute(
+                "INSERT INTO reward_facts VALUES (?, ?, 'acc', 'w', 'standard', NULL, 290.0, NULL, 500.0, 1000, 0, true)",
+                [EPOCH, device],
+            )
+        assess(con, EPOCH, VERSION, reuse_facts=True)
+        got = dict(con.execute("SELECT device_id, multiplier_bp4 FROM reward_eligibility").fetchall())
+    multipliers = dict(VERSION.multiplier_rows())
+    catalogue = load_catalogue().filter(pl.col("model_key").str.starts_with("a100"))
+    share = max(
+        min(multipliers[k], multipliers[k] * 20480 // mib)
+        for k, mib in zip(catalogue["model_key"], catalogue["vram_mb"], strict=True)
+        if k in multipliers
+    )
+    assert 0 < got["quarter"] <= share < got["overclaims"]
+
+
 def test_a_card_measuring_under_the_class_floor_of_its_peers_is_paid_as_the_model_its_throughput_supports(
     tmp_path: Path,
 ) -> None:
