@@ -40,6 +40,14 @@ overpaid at ``premium`` x the going rate and beyond ``spread_z`` robust standard
 the network's own spread, and its renter pays above that bar on ``overpaid_share`` of its
 priced rentals. ``suspect_jobs`` such jobs hold the device in probation, never more: a price is
 suspicion, not proof.
+
+*Swapped rentals*: two operators hire each other's cards, each through clients paid from its own
+money, so no job's client is tied to its device's owner (a twenty-fourth network written by
+others: 16 devices, 2.5% of what it paid, never held). A job hired by a client of another
+owner's purse (an own funding source in common, as above), while clients of this owner's purse
+hired that owner's devices in the window, counts; ``suspect_jobs`` such jobs hold the device in
+probation, never more. Honest model: renters and owners meet at random, and a renter who is
+paid from another owner's money is that owner's puppet or partner.
 """
 
 from __future__ import annotations
@@ -209,6 +217,28 @@ class WashTrading(Detector):
                 WHERE j.over AND j._hour > hours_back($epoch, $window)
                 GROUP BY j.device_id HAVING count(*) >= $suspect
             ),
+            purse AS (  -- accounts of one purse: an own source (a funding wallet of at most max_shared accounts) in common
+                SELECT DISTINCT a.account_id AS x, b.account_id AS y
+                FROM own_sources a JOIN own_sources b ON b.source = a.source AND b.account_id <> a.account_id
+            ),
+            swapped AS (  -- a job hired by a client of another owner's purse, while a client of this owner's purse hired
+                -- that owner's devices in the window: two operators renting each other's cards
+                SELECT j1.device_id, any_value(j1.owner) AS owner, count(DISTINCT j1.job_id) AS jobs,
+                       min(p1.x) AS other_owner, min(j1.client) AS client
+                FROM jobs_ j1
+                JOIN purse p1 ON p1.y = j1.client AND p1.x <> j1.owner
+                JOIN jobs_ j2 ON j2.owner = p1.x AND j2.client <> j1.client
+                JOIN purse p2 ON p2.y = j2.client AND p2.x = j1.owner
+                GROUP BY j1.device_id HAVING count(DISTINCT j1.job_id) >= $suspect
+            ),
+            swapped_found AS (
+                SELECT device_id, owner AS account_id,
+                       format('{} completed jobs in the last {} hours hired by account {}, whose money is account {}''s, while '
+                              'clients paid from this owner''s money hired {}''s devices: two operators renting each other''s '
+                              'cards (suspicion, not proof)', jobs, $window, client, other_owner, other_owner) AS reason,
+                       json_object('swapped_jobs', jobs, 'swap_client', client, 'swap_owner', other_owner) AS details
+                FROM swapped
+            ),
             overpaid_found AS (
                 SELECT device_id, owner AS account_id,
                        format('{} completed jobs in the last {} hours paid {:.1f}-{:.1f}x the going rate for {} ({:.2f} USD/h, the '
@@ -227,7 +257,12 @@ class WashTrading(Detector):
                    coalesce(t.score, 0.75) AS score, coalesce(t.action, 'probation') AS action,
                    concat_ws('; ', t.reason, o.reason) AS reason,
                    CAST(json_merge_patch(coalesce(t.details, '{}'::JSON), coalesce(o.details, '{}'::JSON)) AS VARCHAR) AS details
-            FROM tied t FULL JOIN overpaid_found o USING (device_id)
+            FROM tied t FULL JOIN (
+                SELECT coalesce(o.device_id, w.device_id) AS device_id, coalesce(o.account_id, w.account_id) AS account_id,
+                       concat_ws('; ', o.reason, w.reason) AS reason,
+                       json_merge_patch(coalesce(o.details, '{}'::JSON), coalesce(w.details, '{}'::JSON)) AS details
+                FROM overpaid_found o FULL JOIN swapped_found w USING (device_id)
+            ) o USING (device_id)
             ORDER BY device_id
             """,
             window=self.window_hours,

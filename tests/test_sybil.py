@@ -445,6 +445,35 @@ def test_long_jobs_prove_wash_trading_only_on_a_tie_of_money_or_identity(con) ->
     assert "the same signup IP" in found["office-gpu-2"]["reason"] and found["office-gpu-2"]["action"] == "reject"
 
 
+def test_two_operators_renting_each_others_cards_through_clients_of_their_own_purses_are_held(con) -> None:
+    """Two operators hire each other's cards, each through a client its own wallet funds, so no
+    job's client is tied to the owner of the card it rents (a twenty-third network written by
+    others: 12 devices held only while a price showed). A client paid from another owner's money,
+    while that owner's cards are hired by clients of this owner's money, is a swap: held, never
+    rejected. A client of another owner's purse renting a card whose owner rents nothing back is
+    that owner's customer, and strangers renting each other's cards are a market."""
+    for op in ("a", "b", "c"):
+        account(con, f"op-{op}", f"{op}@ops.example", f"w-op-{op}", f"{ord(op)}.1.1.1")
+        device(con, f"gpu-{op}", f"op-{op}", f"{ord(op)}.1.1.1", f"h-{op}")
+        account(con, f"client-{op}", f"{op}.client@mail.example", f"w-client-{op}", f"{ord(op)}.9.9.9")
+        funded(con, f"w-client-{op}", f"w-op-{op}")  # the operator's money pays its client's stake
+    for k in range(3):
+        job(con, f"a-rents-b{k}", "client-a", "gpu-b", 45)
+        job(con, f"b-rents-a{k}", "client-b", "gpu-a", 45)
+        job(con, f"c-rents-a{k}", "client-c", "gpu-a", 45)  # c's client rents a's card; nobody rents c's back
+    for k in range(2):  # two strangers rent each other's cards: no purse in common
+        account(con, f"stranger{k}", f"s{k}@home.example", f"w-s{k}", f"7.{k}.0.1")
+        device(con, f"gpu-s{k}", f"stranger{k}", f"7.{k}.0.1", f"hs{k}")
+    for k in range(3):
+        job(con, f"s0-rents-s1-{k}", "stranger0", "gpu-s1", 45)
+        job(con, f"s1-rents-s0-{k}", "stranger1", "gpu-s0", 45)
+    found = {r["device_id"]: r for r in WashTrading().detect(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert sorted(found) == ["gpu-a", "gpu-b"] and {r["action"] for r in found.values()} == {"probation"}
+    assert "3 completed jobs in the last 24 hours hired by account client-a, whose money is account op-a's" in (
+        found["gpu-b"]["reason"])  # fmt: skip
+    assert json.loads(found["gpu-a"]["details"])["swap_owner"] == "op-b"
+
+
 def test_long_jobs_through_a_puppet_on_the_owners_own_mailbox_are_wash_trading(con) -> None:
     """Owners rented their own cards for 80-100 minutes at a time through sock-puppet clients
     signed up on ``+tag`` addresses of their own mailbox, from their own address (a fifth network
