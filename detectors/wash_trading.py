@@ -42,8 +42,8 @@ priced rentals. ``suspect_jobs`` such jobs hold the device in probation, never m
 suspicion, not proof.
 
 *Swapped rentals*: two operators hire each other's cards, each through clients paid from its own
-money, so no job's client is tied to its device's owner (a twenty-fourth network written by
-others: 16 devices, 2.5% of what it paid, never held). A job hired by a client of another
+money, so no job's client is tied to its device's owner (a twenty-third network written by
+others: 12 devices, held only while a price showed). A job hired by a client of another
 owner's purse (an own funding source in common, as above), while clients of this owner's purse
 hired that owner's devices in the window, counts; ``suspect_jobs`` such jobs hold the device in
 probation, never more. Honest model: renters and owners meet at random, and a renter who is

@@ -123,6 +123,7 @@ declared AS (  -- a vGPU guest that declares its profile claims its share of a c
     -- the card's multiplier (where its name can stand for several cards of a family, the most generous)
     SELECT d.device_id, max(least(pm.bp4, pm.bp4 * d.profile_mib // d.card_mib)) AS cap_bp4
     FROM ({DECLARED}) d JOIN policy_multipliers pm ON pm.model_key = d.model_key
+    WHERE d.card_mib > 0
     GROUP BY d.device_id
 ),
 claimed AS MATERIALIZED (  -- measured devices below their claimed model's floor (an unlisted model has none),
