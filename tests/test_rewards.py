@@ -187,11 +187,11 @@ def test_a_card_the_catalogue_does_not_list_is_classed_by_its_measured_throughpu
 
 def test_a_vgpu_guest_that_declares_its_profile_is_paid_no_more_than_its_share_of_the_card(tmp_path: Path) -> None:
     """A guest on a quarter profile of an A100 (``GRID A100D-20C``, 20 GB) that a time-sliced card
-    lets compute at the whole card's pace when its neighbours idle sells a quarter of the card:
-    its class is the strongest its throughput supports among the models paid no more than a
-    quarter of the most generous A100's multiplier (its name stands for any A100 of 20 GB or
-    more). A guest claiming more memory than its profile declares nothing, and is classed as an
-    unlisted card."""
+    lets compute at the whole card's pace when its neighbours idle sells a share of the card:
+    its class is the strongest its throughput supports among the models paid no more than 20 GB's
+    share of an A100's multiplier (its name stands for any A100, so the most generous: half of a
+    40 GB card's or a quarter of an 80 GB card's). A guest claiming more memory than its profile
+    declares nothing, and is classed as an unlisted card."""
     from pipelines.catalogue import load_catalogue
     from pipelines.rewards import assess
 
