@@ -210,7 +210,9 @@ reasoned AS (
              WHEN vendor IS NULL THEN 'no measured class (a model of no vendor the catalogue lists)'
              ELSE format('no measured class ({} TFLOPS measured: under 0.8 x the spec of every {} model the catalogue lists{})',
                          round(tflops, 1), vendor,
-                         CASE WHEN claimed_bp4 IS NOT NULL THEN format(' that is paid no more than {}', claimed_model) ELSE '' END) END,
+                         CASE WHEN claimed_bp4 IS NOT NULL
+                              THEN format(' that is paid no more than {}', coalesce(claimed_model, 'its declared share of the card'))
+                              ELSE '' END) END,
         CASE WHEN multiplier_bp4 = 0 AND measured_class IS NOT NULL THEN format('{} earns no multiplier', measured_class) END,
         CASE WHEN connectivity_bp4 = 0 THEN 'no bandwidth report' END,
         CASE WHEN $stake_required AND stake_units < stake_needed

@@ -196,18 +196,21 @@ def test_a_vgpu_guest_that_declares_its_profile_is_paid_no_more_than_its_share_o
     from pipelines.rewards import assess
 
     with connect(tmp_path / "db.duckdb") as con:
-        for device, mib in (("quarter", 20480), ("overclaims", 81920)):
+        for device, mib in (("quarter", 20480), ("overclaims", 81920), ("crawling", 20480)):
             con.execute(
                 "INSERT INTO device_features (epoch, device_id, gpu_model, virtualization_mode, vram_total_mb) "
                 "VALUES (?, ?, 'GRID A100D-20C', 'VGPU', ?)",
                 [EPOCH, device, mib],
             )
             con.execute(
-                "INSERT INTO reward_facts VALUES (?, ?, 'acc', 'w', 'standard', NULL, 290.0, NULL, 500.0, 1000, 0, true)",
-                [EPOCH, device],
+                "INSERT INTO reward_facts VALUES (?, ?, 'acc', 'w', 'standard', NULL, ?, NULL, 500.0, 1000, 0, true)",
+                [EPOCH, device, 1.0 if device == "crawling" else 290.0],
             )
         assess(con, EPOCH, VERSION, reuse_facts=True)
         got = dict(con.execute("SELECT device_id, multiplier_bp4 FROM reward_eligibility").fetchall())
+        crawling = con.execute("SELECT reason FROM reward_eligibility WHERE device_id = 'crawling'").fetchall()[0][0]
+    # a guest slower than every model its share allows says so, and which bound it was held to
+    assert got["crawling"] == 0 and "that is paid no more than its declared share of the card" in crawling
     multipliers = dict(VERSION.multiplier_rows())
     catalogue = load_catalogue().filter(pl.col("model_key").str.starts_with("a100"))
     share = max(
