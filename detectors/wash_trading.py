@@ -121,10 +121,10 @@ class WashTrading(Detector):
                 JOIN sybil_clusters s1 ON s1.epoch = $epoch AND s1.account_id = j.owner
                 JOIN sybil_clusters s2 ON s2.epoch = $epoch AND s2.cluster_id = s1.cluster_id AND s2.account_id = j.client
             ),
-            same_source AS (
-                SELECT DISTINCT j.job_id FROM jobs_ j
-                JOIN own_sources a ON a.account_id = j.owner JOIN own_sources b ON b.account_id = j.client AND b.source = a.source
+            purse AS (  -- accounts of one purse: an own source in common (each account with itself, where it has one)
+                SELECT DISTINCT a.account_id AS x, b.account_id AS y FROM own_sources a JOIN own_sources b USING (source)
             ),
+            same_source AS (SELECT DISTINCT j.job_id FROM jobs_ j JOIN purse p ON p.x = j.owner AND p.y = j.client),
             judged AS (
                 SELECT j.*,
                     concat_ws(', ',
@@ -217,18 +217,14 @@ class WashTrading(Detector):
                 WHERE j.over AND j._hour > hours_back($epoch, $window)
                 GROUP BY j.device_id HAVING count(*) >= $suspect
             ),
-            purse AS (  -- accounts of one purse: an own source (a funding wallet of at most max_shared accounts) in common
-                SELECT DISTINCT a.account_id AS x, b.account_id AS y
-                FROM own_sources a JOIN own_sources b ON b.source = a.source AND b.account_id <> a.account_id
-            ),
             swapped AS (  -- a job hired by a client of another owner's purse, while a client of this owner's purse hired
                 -- that owner's devices in the window: two operators renting each other's cards
                 SELECT j1.device_id, any_value(j1.owner) AS owner, count(DISTINCT j1.job_id) AS jobs,
                        min(p1.x) AS other_owner, min(j1.client) AS client
                 FROM jobs_ j1
-                JOIN purse p1 ON p1.y = j1.client AND p1.x <> j1.owner
+                JOIN purse p1 ON p1.y = j1.client AND p1.x <> p1.y AND p1.x <> j1.owner
                 JOIN jobs_ j2 ON j2.owner = p1.x AND j2.client <> j1.client
-                JOIN purse p2 ON p2.y = j2.client AND p2.x = j1.owner
+                JOIN purse p2 ON p2.y = j2.client AND p2.x <> p2.y AND p2.x = j1.owner
                 GROUP BY j1.device_id HAVING count(DISTINCT j1.job_id) >= $suspect
             ),
             swapped_found AS (
