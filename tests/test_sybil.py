@@ -1473,6 +1473,32 @@ def test_two_rings_restarting_in_one_half_hour_stay_two_though_nearly_every_pair
     assert communities(joined, ClusterRules()) == [sorted(first + second)]
 
 
+def test_two_rings_on_one_vendors_template_and_mailbox_shape_each_with_its_own_referrer_and_funder_stay_two() -> None:
+    """Two rings (60 and 40 accounts) bought one vendor's VM template and mailbox shape, which tie
+    nearly every pair between them, so by link counts they look like pieces of one ring; each has
+    its own referrer and funder (a benchmark network's rings of 85 and 83 accounts came out as
+    one, pair F1 0.665). A ring in three branches, each funded by an intermediate wallet of its
+    own and all paid by one master wallet, on one template, is still one."""
+    from pipelines.sybil.communities import ClusterRules, communities
+
+    def ring(names: list[str], own: dict[str, tuple[str, int]]) -> list[dict]:
+        pairs = [(x, y) for i, x in enumerate(names) for y in names[i + 1 :]]
+        return _tied(pairs, {"hw_fingerprint": ("tmpl", 100), "email_pattern": ("p2|mail.com|aaa99", 100), **own})
+
+    first, second = [f"a{k:03d}" for k in range(60)], [f"b{k:03d}" for k in range(40)]
+    rows = ring(first, {"referral": ("a000", 60), "funding": ("w-first", 60)})
+    rows += ring(second, {"referral": ("b000", 40), "funding": ("w-second", 40)})
+    between = [(x, y) for i, x in enumerate(first) for j, y in enumerate(second) if (i + j) % 10]
+    rows += _tied(between, {"hw_fingerprint": ("tmpl", 100), "email_pattern": ("p2|mail.com|aaa99", 100)})
+    assert communities(pl.DataFrame(rows), ClusterRules()) == [sorted(first), sorted(second)]
+
+    branches = [[f"c{k:03d}" for k in range(b, 60, 3)] for b in range(3)]
+    rows = [r for k, branch in enumerate(branches) for r in ring(branch, {"funding": (f"w-mid{k}", 20)})]
+    across = [(x, y) for i, p in enumerate(branches) for q in branches[i + 1 :] for x in p for y in q]
+    rows += _tied(across, {"hw_fingerprint": ("tmpl", 100), "funding": ("w-master", 60)})
+    assert communities(pl.DataFrame(rows), ClusterRules()) == [sorted(c for b in branches for c in b)]
+
+
 def _linked(pairs: list[tuple[str, str]], kinds: list[str]) -> list[dict]:
     """Edges linked by each kind through one value held by 40 accounts."""
     return _tied(pairs, {k: (f"{k}-v", 40) for k in kinds})

@@ -12,7 +12,8 @@ with more than a time in common (``CLOCK_KINDS``: two rings with their own templ
 scripts restart in the same half hour are linked by nearly every pair between them). Pieces of
 one ring measured 0.2-1.0 (most above 0.3), two rings bridged by a few coincidences 0.04, and
 rings sharing a template or honest accounts next to a ring 0.15-0.47: the last are what peeling
-(``core_members``) and the reject rule are for. A community is scored by which kinds of link
+(``core_members``) and the reject rule are for, and two large parts each held together by a
+funder or referrer of its own are never joined (``_own_operators``). A community is scored by which kinds of link
 hold it together and how much of it each covers (after ``core_members`` has dropped accounts
 tied to it by fewer operator kinds than its typical member):
 
@@ -54,7 +55,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import networkx as nx
@@ -126,9 +127,11 @@ def communities(edges: pl.DataFrame, rules: ClusterRules) -> list[list[str]]:
     )
     found = []
     shapes: dict[tuple, list[list[int]]] = {}
+    held = _identities(edges, index)
     for nodes, rows in _components(ids, len(names), rules.min_accounts):
         parts = _component_louvain(nodes, rows, rules, shapes)
-        parts = _merge_parts([(u, v, o) for u, v, _, o in rows], [sorted(p) for p in parts], rules.merge_ratio)
+        parts = _merge_parts([(u, v, o) for u, v, _, o in rows], [sorted(p) for p in parts], rules.merge_ratio,
+                             lambda i, j: _own_operators(i, j, held, rules))  # fmt: skip
         found += [sorted(names[i] for i in p) for p in parts if len(p) >= rules.min_accounts]
     return sorted(found)
 
@@ -213,11 +216,79 @@ def _louvain(graph: nx.Graph, resolution: float, seed: int) -> list[set[int]]:
     return [p for p in parts if -1 not in p and -2 not in p]
 
 
-def _merge_parts(edges: Iterable[tuple[int, int, bool]], parts: list[list[int]], ratio: float) -> list[list[int]]:
+IDENTITY_KINDS = ("funding", "email", "wallet", "host", "gpu")
+"""What names one owner: a wallet that paid the stakes, a mailbox, a payout wallet, a machine, a
+card. Accounts tied by none of them are separate owners, however alike their builds and mailbox
+shapes."""
+
+
+HELD_KINDS = (*IDENTITY_KINDS, "referral", "host_turns", "gpu_turns", "ip_turns")
+"""Kinds whose value is one thing held (a funder, a mailbox, a payout wallet, a machine, a card,
+a referrer's code, a rota), not a likeness (a template, a mailbox shape), a time or a place."""
+
+
+def _identities(edges: pl.DataFrame, index: pl.DataFrame) -> dict[int, frozenset[str]]:
+    """Each account's held values (``HELD_KINDS``) that tie it to another account,
+    by integer node id; empty where the edges carry no ``links``."""
+    if "links" not in edges.columns or not edges.height:
+        return {}
+    values = (
+        edges.select("a", "b", "links")
+        .explode("links")
+        .unnest("links")
+        .filter(pl.col("kind").is_in(HELD_KINDS))
+        .select(pl.concat_list("a", "b").alias("name"), (pl.col("kind") + "|" + pl.col("value")).alias("value"))
+        .explode("name")
+        .unique()
+        .join(index, on="name")
+        .group_by("i")
+        .agg("value")
+    )
+    return {i: frozenset(v) for i, v in values.iter_rows()}
+
+
+def _own_operators(first: list[int], second: list[int], held: dict[int, frozenset[str]], rules: ClusterRules) -> bool:
+    """Whether two Louvain parts are two operators: each holds ``marks_min_accounts`` or more
+    accounts, and each is held together by an identity of its own (a funder, a referrer's code,
+    ...) that ``exclusive_coverage`` of its members hold and at most the rest of that share of
+    the other part's. Two rings that bought one vendor's VM template and mailbox shape are tied
+    by those likenesses across nearly every pair, as pieces of one ring are; each ring's own
+    referrer or funder says which it is (a benchmark network's rings of 85 and 83 accounts, each
+    referred by its own account, were found as one). Pieces of one ring split along small
+    funders have no identity covering either piece, and a ring's branches, each with its own
+    intermediate wallet, share the wallet that funded those (a held value in both, more than the
+    rest of that share of each): both stay joinable."""
+    if min(len(first), len(second)) < rules.marks_min_accounts or not held:
+        return False
+
+    def coverage(part: list[int]) -> dict[str, float]:
+        counts: dict[str, int] = {}
+        for node in part:
+            for value in held.get(node, ()):
+                counts[value] = counts.get(value, 0) + 1
+        return {value: n / len(part) for value, n in counts.items()}
+
+    one, other = coverage(first), coverage(second)
+    stray = 1 - rules.exclusive_coverage
+
+    def own(mine: dict[str, float], theirs: dict[str, float]) -> bool:
+        return any(c >= rules.exclusive_coverage and theirs.get(v, 0.0) <= stray for v, c in mine.items())
+
+    shared = any(c > stray and other.get(v, 0.0) > stray for v, c in one.items())
+    return own(one, other) and own(other, one) and not shared
+
+
+def _merge_parts(
+    edges: Iterable[tuple[int, int, bool]],
+    parts: list[list[int]],
+    ratio: float,
+    apart: Callable[[list[int], list[int]], bool] = lambda i, j: False,
+) -> list[list[int]]:
     """Join Louvain parts, densest link first, while the links between two parts are at least
-    ``ratio`` times as dense as inside the denser of the two (pieces of one near-clique).
-    Only links with more than a time in common count (``edges``: ``u, v, owned``; see
-    ``CLOCK_KINDS``). Link counts between parts are taken once and updated as parts merge."""
+    ``ratio`` times as dense as inside the denser of the two (pieces of one near-clique), unless
+    ``apart`` says the two are two operators (``_own_operators``). Only links with more than a
+    time in common count (``edges``: ``u, v, owned``; see ``CLOCK_KINDS``). Link counts between
+    parts are taken once and updated as parts merge."""
     members = {i: sorted(p) for i, p in enumerate(sorted(parts))}
     where = {node: i for i, part in members.items() for node in part}
     inside = dict.fromkeys(members, 0)
@@ -244,7 +315,7 @@ def _merge_parts(edges: Iterable[tuple[int, int, bool]], parts: list[list[int]],
                     continue
                 reference = max(density(i), density(j))  # 0: both parts are held together by the clock alone
                 rel = n / (len(members[i]) * len(members[j])) / reference if reference > 0 else 1.0
-                if rel >= ratio and (best is None or rel > best[0]):
+                if rel >= ratio and (best is None or rel > best[0]) and not apart(members[i], members[j]):
                     best = (rel, i, j)
         if best is None:
             return sorted(members.values())
@@ -543,12 +614,6 @@ def membership_chance(edges: pl.DataFrame, rings: pl.DataFrame, accounts: int) -
 def _source(kind: str) -> str:
     """The attribute a kind is read from: a mailbox's shapes are the mailbox (``SOURCES``)."""
     return SOURCES.get(kind, kind)
-
-
-IDENTITY_KINDS = ("funding", "email", "wallet", "host", "gpu")
-"""What names one owner: a wallet that paid the stakes, a mailbox, a payout wallet, a machine, a
-card. Accounts tied by none of them are separate owners, however alike their builds and mailbox
-shapes."""
 
 
 def operator_sites(
