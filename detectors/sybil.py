@@ -40,7 +40,15 @@ from pipelines.sybil.communities import (
     ring_edges,
     score_clusters,
 )
-from pipelines.sybil.links import KINDS, SHAPE_KINDS, SOURCES, STRONG_KINDS, TURN_KIND_OF, build_account_graph
+from pipelines.sybil.links import (
+    KINDS,
+    PAYMENT_KINDS,
+    SHAPE_KINDS,
+    SOURCES,
+    STRONG_KINDS,
+    TURN_KIND_OF,
+    build_account_graph,
+)
 from pipelines.sybil.outages import OutageRules, synchronized_outages
 
 FAMILY_PAID_SQL = """
@@ -432,16 +440,6 @@ def _of_members(evidence: Evidence, cores: list[list[str]], sql: str, params: di
         return evidence.con.execute(sql, params or {}).fetchall()
     finally:
         evidence.con.unregister("community_members")
-
-
-PAYMENT_KINDS = ("funding", "staked")
-"""A stake burst (``staked``: one amount in one quarter hour) between two accounts that one funder
-ties restates that funder's payment: one wallet paying several accounts' stakes in one act is
-seen once as the funder and again as the burst's amount and minute. A twenty-fifth network written
-by others had an influencer's guild grant stake its new members in one burst, and two members on
-a popular laptop (one template) were rejected and slashed for funding, the burst and the template.
-Between accounts no funder ties, a burst is a fact of its own (a script staking exchange-bought
-tokens for every account it runs)."""
 
 
 def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:

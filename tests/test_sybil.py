@@ -1020,6 +1020,23 @@ def test_a_grant_staking_its_members_in_one_burst_is_one_payment_not_two_facts(c
         assert actions == dict.fromkeys(members, "reject")
 
 
+def test_a_staking_services_customers_staked_in_its_daily_batches_are_no_ring(con) -> None:
+    """A twenty-seventh network written by others: a staking service's hot wallet staked its
+    customers' tokens in two daily batches, one amount each, and 45 unrelated customers (their
+    own mailboxes, machines and addresses) were held as a ring for the wallet and the batches.
+    One wallet staking for many in one act is one fact, the funder's: no ring on it alone."""
+    honest = background(con)
+    customers = [f"cust{k}" for k in range(30)]
+    for k, acc in enumerate(customers):
+        account(con, acc, TENANT_MAIL[k], f"w-{acc}", f"89.{k}.7.2")
+        minute = f"2024-08-14 {14 if k < 15 else 15}:{5 + k % 15:02d}:00"  # two batches of a quarter hour
+        funded(con, f"w-{acc}", "w-stakehub", at=minute, amount="1000", device=f"d-{acc}")
+        device(con, f"d-{acc}", acc, f"89.{k}.7.2", f"pc-{acc}", cpu=f"CPU model {k}")
+    found = SybilRings().detect(Evidence(con, EPOCH))
+    assert not con.execute("SELECT count(*) FROM sybil_clusters").fetchall()[0][0]
+    assert not set(found["account_id"]) & set(customers + honest)
+
+
 def test_accounts_staked_one_from_the_last_ones_wallet_are_a_ring_a_parent_or_a_treasury_paying_several_is_not(con) -> None:
     """Two networks written by others: each new account of a ring staked with tokens from the
     previous account's payout wallet, a chain of 8 (the fifteenth) and of 30 (the sixteenth), and
@@ -1478,7 +1495,8 @@ def test_two_rings_on_one_vendors_template_and_mailbox_shape_each_with_its_own_r
     nearly every pair between them, so by link counts they look like pieces of one ring; each has
     its own referrer and funder (a benchmark network's rings of 85 and 83 accounts came out as
     one, pair F1 0.665). A ring in three branches, each funded by an intermediate wallet of its
-    own and all paid by one master wallet, on one template, is still one."""
+    own and all paid by one master wallet, on one template, is still one; so is a ring whose
+    halves are funded by two wallet chains and tied by nothing else of their own."""
     from pipelines.sybil.communities import ClusterRules, communities
 
     def ring(names: list[str], own: dict[str, tuple[str, int]]) -> list[dict]:
@@ -1497,6 +1515,10 @@ def test_two_rings_on_one_vendors_template_and_mailbox_shape_each_with_its_own_r
     across = [(x, y) for i, p in enumerate(branches) for q in branches[i + 1 :] for x in p for y in q]
     rows += _tied(across, {"hw_fingerprint": ("tmpl", 100), "funding": ("w-master", 60)})
     assert communities(pl.DataFrame(rows), ClusterRules()) == [sorted(c for b in branches for c in b)]
+
+    rows = ring(first, {"funding": ("w-chain-a", 60)}) + ring(second, {"funding": ("w-chain-b", 40)})
+    rows += _tied(between, {"hw_fingerprint": ("tmpl", 100), "email_pattern": ("p2|mail.com|aaa99", 100)})
+    assert communities(pl.DataFrame(rows), ClusterRules()) == [sorted(first + second)]
 
 
 def _linked(pairs: list[tuple[str, str]], kinds: list[str]) -> list[dict]:

@@ -71,6 +71,7 @@ from pipelines.sybil.links import (
     CLOCK_KINDS,
     FLEET_KINDS,
     KINDS,
+    PAYMENT_KINDS,
     SHAPE_KINDS,
     SITE_KINDS,
     SOURCES,
@@ -249,15 +250,19 @@ def _identities(edges: pl.DataFrame, index: pl.DataFrame) -> dict[int, frozenset
 
 def _own_operators(first: list[int], second: list[int], held: dict[int, frozenset[str]], rules: ClusterRules) -> bool:
     """Whether two Louvain parts are two operators: each holds ``marks_min_accounts`` or more
-    accounts, and each is held together by an identity of its own (a funder, a referrer's code,
-    ...) that ``exclusive_coverage`` of its members hold and at most the rest of that share of
-    the other part's. Two rings that bought one vendor's VM template and mailbox shape are tied
-    by those likenesses across nearly every pair, as pieces of one ring are; each ring's own
-    referrer or funder says which it is (a benchmark network's rings of 85 and 83 accounts, each
-    referred by its own account, were found as one). Pieces of one ring split along small
-    funders have no identity covering either piece, and a ring's branches, each with its own
-    intermediate wallet, share the wallet that funded those (a held value in both, more than the
-    rest of that share of each): both stay joinable."""
+    accounts and is held together by things of its own of two kinds (``HELD_KINDS``: a funder
+    and a referrer's code, a funder and a mailbox, ...), one held by ``exclusive_coverage`` of
+    its members, the other by ``min_coverage``, each by at most the rest of that share
+    (``1 - exclusive_coverage``) of the other part; and nothing held is shared by more than that
+    rest of both. Two rings that bought one vendor's VM template and mailbox shape are tied by
+    those likenesses across nearly every pair, as pieces of one ring are; each ring's own
+    referrer and funder say which it is (a benchmark network's rings of 85 and 83 accounts, each
+    referred by an account of its own and funded by its own wallet, were found as one). A funder
+    of its own is not enough: one operator spreads its stakes over several wallet chains (a
+    benchmark ring's two chains from one boss, its halves tied by nothing else of their own). A
+    ring's branches, each with its own intermediate wallet, share the wallet that funded those;
+    pieces of one ring split along small funders have nothing covering either piece: all of
+    these stay joinable."""
     if min(len(first), len(second)) < rules.marks_min_accounts or not held:
         return False
 
@@ -270,12 +275,15 @@ def _own_operators(first: list[int], second: list[int], held: dict[int, frozense
 
     one, other = coverage(first), coverage(second)
     stray = 1 - rules.exclusive_coverage
+    if any(c > stray and other.get(v, 0.0) > stray for v, c in one.items()):
+        return False
 
     def own(mine: dict[str, float], theirs: dict[str, float]) -> bool:
-        return any(c >= rules.exclusive_coverage and theirs.get(v, 0.0) <= stray for v, c in mine.items())
+        kept = {v: c for v, c in mine.items() if theirs.get(v, 0.0) <= stray}
+        kinds = {v.split("|", 1)[0] for v, c in kept.items() if c >= rules.min_coverage}
+        return max(kept.values(), default=0.0) >= rules.exclusive_coverage and len(kinds) >= 2
 
-    shared = any(c > stray and other.get(v, 0.0) > stray for v, c in one.items())
-    return own(one, other) and own(other, one) and not shared
+    return own(one, other) and own(other, one)
 
 
 def _merge_parts(
@@ -344,6 +352,15 @@ def _inside_links(edges: pl.DataFrame, clusters: list[list[str]]) -> pl.DataFram
         .explode("links")
         .unnest("links")
     )
+
+
+def _without_restated_payments(inside: pl.DataFrame) -> pl.DataFrame:
+    """``inside`` without the stake bursts of pairs a funder ties too (``PAYMENT_KINDS``): one
+    wallet staking for several accounts in one act is one fact, so a staking service's customers
+    are tied by its wallet, not by its wallet and its batches."""
+    funding, burst = PAYMENT_KINDS
+    paid = pl.col("kind").eq(funding).any().over("ca", "a", "b")
+    return inside.filter(~((pl.col("kind") == burst) & paid))
 
 
 def core_members(
@@ -757,7 +774,7 @@ def score_clusters(
     if not clusters:
         return pl.DataFrame(schema={"cluster_id": pl.String, "members": pl.List(pl.String), "score": pl.Float64,
                                     "is_sybil": pl.Boolean, "evidence": pl.String})  # fmt: skip
-    inside = _inside_links(edges, clusters)
+    inside = _without_restated_payments(_inside_links(edges, clusters))
     holders = pl.concat(  # who holds which linking value inside each community
         [inside.select(pl.col("ca").alias("cluster"), "kind", "value", "n", pl.col(c).alias("account")) for c in ("a", "b")]
     ).unique()

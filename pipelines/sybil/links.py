@@ -166,6 +166,18 @@ time). Strangers stake the network's minimum in the same quarter hour in pairs b
 launch, a referral wave), so like a mailbox shape a stake ties accounts only when a group holds
 it (``communities.score_clusters``), and like a time it never joins two communities."""
 
+PAYMENT_KINDS = ("funding", "staked")
+"""A stake burst (``staked``: one amount in one quarter hour) between two accounts that one funder
+ties restates that funder's payment: one wallet paying several accounts' stakes in one act is
+seen once as the funder and again as the burst's amount and minute. A twenty-fifth network written
+by others had an influencer's guild grant stake its new members in one burst, and two members on
+a popular laptop (one template) were rejected and slashed for funding, the burst and the template.
+Between accounts no funder ties, a burst is a fact of its own (a script staking exchange-bought
+tokens for every account it runs). A staking service that stakes its customers' tokens in daily
+batches is one funder too (a twenty-seventh network's 45 customers were held as a ring for its
+wallet and its batches)."""
+
+
 WEAK_KINDS = ("subnet", "created")
 """Kinds so common that they only add weight to pairs other kinds found."""
 
