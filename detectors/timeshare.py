@@ -26,8 +26,12 @@ turn when it
 - with at most ``max_shared_share`` of its hours reported by several accounts at once (a
   handover's hour has both; a shared pool or a home's NAT has nearly every hour shared),
 
-and, for an address, ``min_accounts_address`` accounts at least (two members of a home whose
-routines do not overlap alternate every day; four owners in shifts do not), each of which
+and, for a machine or card, ``min_accounts_machine`` accounts at least (two people who share
+one machine in turns, each enrolled: a cybercafe's day and night managers, flatmates on one PC,
+alternate every day; a twenty-sixth network written by others had two cafes' PCs enrolled so,
+and 26 of them were held; the rings of three networks passed a machine among four or more
+accounts), and, for an address, ``min_accounts_address`` accounts at least (two members of a
+home whose routines do not overlap alternate every day; four owners in shifts do not), each of which
 reported from it in at least ``min_stay_share`` of the hours it reported at all: a rota's
 accounts sit on the one address, a pool's customers move across its addresses.
 
@@ -64,10 +68,11 @@ class Timeshare(Detector):
         max_shared_share: float = 0.25,
         min_accounts_address: int = 3,
         min_stay_share: float = 0.8,
+        min_accounts_machine: int = 3,
     ):
         super().__init__(threshold)
-        if min_returns < 2 or max_accounts < 2 or min_accounts_address < 2:
-            raise ValueError("timeshare: min_returns, max_accounts and min_accounts_address must be >= 2")
+        if min(min_returns, max_accounts, min_accounts_address, min_accounts_machine) < 2:
+            raise ValueError("timeshare: min_returns, max_accounts, min_accounts_address and min_accounts_machine must be >= 2")
         if not 0 <= max_shared_share < 1 or not 0 < min_stay_share <= 1:
             raise ValueError("timeshare: max_shared_share must be in [0, 1), min_stay_share in (0, 1]")
         self.window_hours = window_hours
@@ -76,6 +81,7 @@ class Timeshare(Detector):
         self.max_shared_share = max_shared_share
         self.min_accounts_address = min_accounts_address
         self.min_stay_share = min_stay_share
+        self.min_accounts_machine = min_accounts_machine
 
     def fit(self, evidence: Evidence) -> Self:
         """The epoch's rotas, one row per (identity, device that reported it in the window), into
@@ -152,7 +158,8 @@ class Timeshare(Detector):
                 FROM turns t JOIN spread s USING (kind, value) JOIN holders_of n USING (kind, value)
                 LEFT JOIN stays y ON t.kind = 'ip' AND y.value = t.value
                 WHERE t.returns >= $min_returns AND s.shared <= $max_shared * s.hours
-                  AND (t.kind <> 'ip' OR (y.holders >= $min_accounts_address AND y.stay >= $min_stay))
+                  AND CASE WHEN t.kind = 'ip' THEN y.holders >= $min_accounts_address AND y.stay >= $min_stay
+                           ELSE n.accounts >= $min_accounts_machine END
             ),
             holders AS (  -- every device that reported a rota's identity in the window
                 SELECT DISTINCT x.kind, x.value, r.device_id, r.account_id, x.accounts, x.handovers, x.returns, x.hours,
@@ -168,6 +175,7 @@ class Timeshare(Detector):
             max_shared=self.max_shared_share,
             min_accounts_address=self.min_accounts_address,
             min_stay=self.min_stay_share,
+            min_accounts_machine=self.min_accounts_machine,
         )
         return self
 

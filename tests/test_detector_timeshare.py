@@ -92,6 +92,22 @@ def test_timeshare_spares_a_homes_routine_a_pools_customers_and_a_shared_nat(con
     assert found(con) == {}
 
 
+def test_timeshare_spares_one_machine_two_people_share_by_day_and_by_night(con) -> None:
+    """A cybercafe's day manager and night manager each enrolled its PCs (a twenty-sixth network
+    written by others): the same machine and card under two accounts, in twelve-hour turns that
+    come back every day. Two people sharing a machine is no rota; three accounts on it are."""
+    for h in range(48):
+        day = 8 <= h % 24 < 20
+        for pc in range(4):
+            report(con, f"pc{pc}-{'day' if day else 'night'}", "day-manager" if day else "night-manager", h,
+                   host=f"host-pc{pc}", uuid=f"GPU-pc{pc}", ip="198.51.100.40")  # fmt: skip
+    assert found(con) == {}
+    for h in range(48):  # a third account joins the turns on one of the machines
+        if h % 24 == 7:
+            report(con, "pc0-third", "third", h, host="host-pc0", uuid="GPU-pc0", ip="198.51.100.41")
+    assert set(found(con)) == {"pc0-day", "pc0-night", "pc0-third"}
+
+
 def test_timeshare_refuses_parameters_that_would_hold_a_single_hand_over() -> None:
     with pytest.raises(ValueError, match="min_returns"):
         Timeshare(min_returns=1)
