@@ -12,10 +12,11 @@ with more than a time in common (``CLOCK_KINDS``: two rings with their own templ
 scripts restart in the same half hour are linked by nearly every pair between them). Pieces of
 one ring measured 0.2-1.0 (most above 0.3), two rings bridged by a few coincidences 0.04, and
 rings sharing a template or honest accounts next to a ring 0.15-0.47: the last are what peeling
-(``core_members``) and the reject rule are for, and two large parts each held together by a
-funder or referrer of its own are never joined (``_own_operators``). A community is scored by which kinds of link
-hold it together and how much of it each covers (after ``core_members`` has dropped accounts
-tied to it by fewer operator kinds than its typical member):
+(``core_members``) and the reject rule are for, and two large parts each held together by
+things of its own of two kinds (a funder and a referrer's code, ...) are never joined
+(``_own_operators``). A community is scored by which kinds of link hold it together and how
+much of it each covers (after ``core_members`` has dropped accounts tied to it by fewer operator
+kinds than its typical member):
 
     score = 1 - prod_k (1 - strength_k * coverage_k)
 
@@ -128,11 +129,18 @@ def communities(edges: pl.DataFrame, rules: ClusterRules) -> list[list[str]]:
     )
     found = []
     shapes: dict[tuple, list[list[int]]] = {}
-    held = _identities(edges, index)
+    held: list[dict[int, frozenset[str]]] = []  # read once, and only if two large parts are ever weighed
+
+    def apart(first: list[int], second: list[int]) -> bool:
+        if min(len(first), len(second)) < rules.marks_min_accounts:
+            return False
+        if not held:
+            held.append(_identities(edges, index))
+        return _own_operators(first, second, held[0], rules)
+
     for nodes, rows in _components(ids, len(names), rules.min_accounts):
         parts = _component_louvain(nodes, rows, rules, shapes)
-        parts = _merge_parts([(u, v, o) for u, v, _, o in rows], [sorted(p) for p in parts], rules.merge_ratio,
-                             lambda i, j: _own_operators(i, j, held, rules))  # fmt: skip
+        parts = _merge_parts([(u, v, o) for u, v, _, o in rows], [sorted(p) for p in parts], rules.merge_ratio, apart)
         found += [sorted(names[i] for i in p) for p in parts if len(p) >= rules.min_accounts]
     return sorted(found)
 
