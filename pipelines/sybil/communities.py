@@ -54,6 +54,7 @@ server build and mail domain; a ring spreads its cards thin over many accounts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -129,18 +130,11 @@ def communities(edges: pl.DataFrame, rules: ClusterRules) -> list[list[str]]:
     )
     found = []
     shapes: dict[tuple, list[list[int]]] = {}
-    held: list[dict[int, frozenset[str]]] = []  # read once, and only if two large parts are ever weighed
-
-    def apart(first: list[int], second: list[int]) -> bool:
-        if min(len(first), len(second)) < rules.marks_min_accounts:
-            return False
-        if not held:
-            held.append(_identities(edges, index))
-        return _own_operators(first, second, held[0], rules)
-
+    held = functools.cache(lambda: _identities(edges, index))  # read once, and only if two large parts are weighed
     for nodes, rows in _components(ids, len(names), rules.min_accounts):
         parts = _component_louvain(nodes, rows, rules, shapes)
-        parts = _merge_parts([(u, v, o) for u, v, _, o in rows], [sorted(p) for p in parts], rules.merge_ratio, apart)
+        parts = _merge_parts([(u, v, o) for u, v, _, o in rows], [sorted(p) for p in parts], rules.merge_ratio,
+                             lambda i, j: _own_operators(i, j, held, rules))  # fmt: skip
         found += [sorted(names[i] for i in p) for p in parts if len(p) >= rules.min_accounts]
     return sorted(found)
 
@@ -256,7 +250,9 @@ def _identities(edges: pl.DataFrame, index: pl.DataFrame) -> dict[int, frozenset
     return {i: frozenset(v) for i, v in values.iter_rows()}
 
 
-def _own_operators(first: list[int], second: list[int], held: dict[int, frozenset[str]], rules: ClusterRules) -> bool:
+def _own_operators(
+    first: list[int], second: list[int], held: Callable[[], dict[int, frozenset[str]]], rules: ClusterRules
+) -> bool:
     """Whether two Louvain parts are two operators: each holds ``marks_min_accounts`` or more
     accounts and is held together by things of its own of two kinds (``HELD_KINDS``: a funder
     and a referrer's code, a funder and a mailbox, ...), one held by ``exclusive_coverage`` of
@@ -271,13 +267,14 @@ def _own_operators(first: list[int], second: list[int], held: dict[int, frozense
     ring's branches, each with its own intermediate wallet, share the wallet that funded those;
     pieces of one ring split along small funders have nothing covering either piece: all of
     these stay joinable."""
-    if min(len(first), len(second)) < rules.marks_min_accounts or not held:
+    if min(len(first), len(second)) < rules.marks_min_accounts:
         return False
+    values = held()  # each account's held values, read only now
 
     def coverage(part: list[int]) -> dict[str, float]:
         counts: dict[str, int] = {}
         for node in part:
-            for value in held.get(node, ()):
+            for value in values.get(node, ()):
                 counts[value] = counts.get(value, 0) + 1
         return {value: n / len(part) for value, n in counts.items()}
 
