@@ -37,6 +37,7 @@ from pipelines.sybil.communities import (
     communities,
     core_members,
     membership_chance,
+    rejoin_cores,
     ring_edges,
     score_clusters,
 )
@@ -138,7 +139,7 @@ class SybilRings(Detector):
         rules = self._rules()
         whole = communities(edges, rules)
         accounts = int(con.execute("SELECT count(DISTINCT account_id) FROM account_attrs").fetchall()[0][0])  # the population
-        cores = core_members(edges, whole, rules, accounts)
+        cores, whole = rejoin_cores(edges, core_members(edges, whole, rules, accounts), whole, rules)
         synced = self._synchronized(evidence, cores)
         fleets = self._fleets(evidence, cores)
         offices = self._offices(evidence, cores)
