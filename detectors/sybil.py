@@ -147,6 +147,7 @@ class SybilRings(Detector):
         self.clusters_ = pl.concat([self.clusters_, self._one_mailbox_rings(evidence, self.clusters_)], how="vertical_relaxed")
         self.clusters_ = pl.concat([self.clusters_, self._one_wallet_rings(evidence, self.clusters_)], how="vertical_relaxed")
         self.clusters_ = pl.concat([self.clusters_, self._funding_chain_rings(evidence, self.clusters_)], how="vertical_relaxed")
+        self.clusters_ = pl.concat([self.clusters_, self._funding_tree_rings(evidence, self.clusters_)], how="vertical_relaxed")
         self.clusters_ = self._with_rota_rings(evidence, self.clusters_)
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
         rings = rings.join(_member_kinds(edges, rings), on=["cluster_id", "account_id"], how="left").with_columns(
@@ -323,6 +324,47 @@ class SybilRings(Detector):
             stories.append((members, f"{len(members)} accounts staked one from another's wallet, a chain {longest} wallets long"))
         return _one_identity_rings(stories, "funding", "funding_chain", clusters)
 
+    def _funding_tree_rings(self, evidence: Evidence, clusters: pl.DataFrame) -> pl.DataFrame:
+        """Rings of more than ``household_accounts`` accounts whose stakes were paid through a tree
+        of wallets of no account, three levels of them each funding two or more wallets
+        (``funding_trees``), none of the accounts in a ring yet. Honest model: a parent pays its
+        family's stakes from one wallet, an exchange or a firm's treasury pays many (a hub when it
+        pays more than ``household_accounts``, left out), a customer withdraws to a wallet of its
+        own and stakes from it: at most two such levels (an exchange paying parents who pay their
+        children). Passing stakes down through layers of wallets that only fan tokens out is
+        hiding who pays: a twenty-sixth network written by others paid a ring of 16 accounts
+        (mailboxes and addresses of their own) through four levels, and no honest group of that
+        network, four others written by others and twenty simulated reached three. Scored as one
+        kind (``funding``), so held, never rejected, on this alone."""
+        # only what a tree can be made of: links from wallets of no account that fund two to
+        # household_accounts others (a hub is no link), and the accounts of the wallets they fund
+        links = evidence.sql(
+            """
+            WITH e AS (SELECT DISTINCT funder_wallet AS funder, wallet AS funded FROM stake_events
+                       WHERE _hour <= $epoch AND funder_wallet <> wallet),
+            fans AS (SELECT funder FROM e GROUP BY funder HAVING count(*) BETWEEN 2 AND $household),
+            own AS (SELECT DISTINCT value AS wallet FROM account_attrs WHERE kind = 'wallet')
+            SELECT funder, funded FROM e
+            WHERE funder IN (SELECT funder FROM fans) AND funder NOT IN (SELECT wallet FROM own)
+              AND funded NOT IN (SELECT funder FROM e GROUP BY funder HAVING count(*) > $household)
+            ORDER BY ALL
+            """,
+            household=self.household_accounts,
+        )
+        owners: dict[str, list[str]] = dict(
+            evidence.con.sql(
+                "SELECT value, list(account_id ORDER BY account_id) FROM account_attrs "
+                "WHERE kind = 'wallet' AND list_contains($funded, value) GROUP BY value",
+                params={"funded": links["funded"].unique().sort().to_list()},
+            ).fetchall()
+        ) if links.height else {}  # fmt: skip
+        stories = []
+        for members, levels in funding_trees(list(links.iter_rows()), owners, self.household_accounts):
+            stories.append(
+                (members, f"{len(members)} accounts staked from a tree of wallets of no account, {levels} levels fanning out")
+            )
+        return _one_identity_rings(stories, "funding", "funding_tree", clusters)
+
     def _with_rota_rings(self, evidence: Evidence, clusters: pl.DataFrame) -> pl.DataFrame:
         """``clusters`` with a ring for each rota of ``min_accounts`` accounts or more (a machine,
         card or address its accounts held in turn: ``detectors.timeshare``'s ``timeshare_rotas``
@@ -489,6 +531,32 @@ def funding_chains(links: list[tuple[str, str]], household: int) -> list[tuple[l
             longest[node] = size + max((longest[p] for p in dag.predecessors(node)), default=0)
         if max(longest.values()) > household:
             found.append((sorted(group), max(longest.values())))
+    return found
+
+
+def funding_trees(
+    links: list[tuple[str, str]], owners: dict[str, list[str]], household: int, levels: int = 3
+) -> list[tuple[list[str], int]]:
+    """Accounts paid through layered wallets: per group of wallets linked by stake funding
+    (``links``: funder, funded; a wallet funding more than ``household`` others is a hub, no
+    link), the accounts (``owners``: payout wallet -> its accounts) whose wallet was funded by a
+    *fan-out* wallet (one of no account that funded two or more wallets), when the group holds
+    more than ``household`` such accounts and a chain of at least ``levels`` fan-out wallets
+    each funded by the one before; with the longest such chain."""
+    graph = nx.DiGraph(links)
+    graph.remove_nodes_from([w for w, out in graph.out_degree() if out > household])
+    fan = {w for w, out in graph.out_degree() if out >= 2 and w not in owners}
+    found = []
+    for group in sorted(nx.weakly_connected_components(graph), key=min):
+        paid = sorted({a for w in group if w in owners and any(f in fan for f in graph.predecessors(w)) for a in owners[w]})
+        if len(paid) <= household:
+            continue
+        layers = nx.condensation(graph.subgraph(group & fan))  # tokens passed back round: one node
+        deepest: dict[int, int] = {}
+        for node in nx.topological_sort(layers):
+            deepest[node] = len(layers.nodes[node]["members"]) + max((deepest[p] for p in layers.predecessors(node)), default=0)
+        if (longest := max(deepest.values(), default=0)) >= levels:
+            found.append((paid, longest))
     return found
 
 

@@ -1064,6 +1064,50 @@ def test_accounts_staked_one_from_the_last_ones_wallet_are_a_ring_a_parent_or_a_
     assert set(found["action"]) == {"probation"} and not set(found["account_id"]) & set(honest + staff)
 
 
+def test_accounts_staked_through_three_levels_of_fanning_wallets_are_a_ring_families_under_an_exchange_are_not(con) -> None:
+    """A twenty-sixth network written by others: a ring's 16 accounts (mailboxes, addresses and
+    machines of their own, stakes of odd amounts over two days) were paid by wallets of no
+    account, each funded by one above that fanned tokens out to two or more: a root, two, four,
+    then one more. Nothing else tied most of them, and the ring took 38% of that network's
+    payouts. Honest money fans out at most twice: a small exchange pays three parents, each
+    pays its children's stakes; a customer withdraws to a wallet of its own and stakes from it.
+    The tree is held, never rejected, on this alone."""
+    honest = background(con)
+    ring = [f"leaf{k:02d}" for k in range(16)]
+    tree = {"w-root": ["w-l1a", "w-l1b"], "w-l1a": ["w-l2a", "w-l2b"], "w-l1b": ["w-l2c", "w-l2d"], "w-l2a": ["w-l3a"]}
+    for k, (parent, children) in enumerate(tree.items()):
+        for child in children:
+            funded(con, child, parent, at=f"2024-08-13 {10 + k:02d}:00:00", amount=f"{105 + 37 * k}.39", kind="delegate")
+    payers = ["w-l2a", "w-l2b", "w-l2c", "w-l2d", "w-l3a"]
+    for k, acc in enumerate(ring):
+        account(con, acc, TENANT_MAIL[k], f"w-{acc}", f"85.{k}.17.2")
+        funded(con, f"w-{acc}", payers[k % 5], at=f"2024-08-{12 + k % 3:02d} {k:02d}:17:00", amount=f"{203 + 41 * k}.96",
+               device=f"d-{acc}")  # fmt: skip
+        device(con, f"d-{acc}", acc, f"85.{k}.17.2", f"host-{acc}", cpu=f"CPU model {k}")
+    families = [[f"kid{f}{k}" for k in range(3)] for f in range(3)]
+    for f, kids in enumerate(families):
+        funded(con, f"w-parent{f}", "w-small-exchange", at=f"2024-08-1{f} 08:00:00", amount="900", kind="delegate")
+        for k, acc in enumerate(kids):
+            account(con, acc, f"{['ana', 'rui', 'ines'][k]}.f{f}@gmail.com", f"w-{acc}", f"84.{f}.9.{k + 2}")
+            funded(con, f"w-{acc}", f"w-parent{f}", at=f"2024-08-1{f} 09:0{k}:00", amount="200", device=f"d-{acc}")
+            device(con, f"d-{acc}", acc, f"84.{f}.9.{k + 2}", f"pc-{acc}", cpu=f"Desktop {f}{k}")
+    for k in range(2):  # customers who withdraw to a wallet of their own and stake from it
+        acc = f"saver{k}"
+        account(con, acc, f"saver.{k}@proton.me", f"w-{acc}", f"83.{k}.5.2")
+        funded(con, f"w-{acc}-cold", "w-small-exchange", at="2024-08-12 07:00:00", amount="500", kind="delegate")
+        funded(con, f"w-{acc}", f"w-{acc}-cold", at="2024-08-12 08:00:00", amount="200", device=f"d-{acc}")
+        device(con, f"d-{acc}", acc, f"83.{k}.5.2", f"pc-{acc}", cpu=f"Laptop {k}")
+    found = SybilRings().detect(Evidence(con, EPOCH))
+    rings = con.execute(
+        "SELECT list(account_id ORDER BY account_id), any_value(evidence) FROM sybil_clusters GROUP BY cluster_id"
+    ).fetchall()
+    assert [sorted(r[0]) for r in rings] == [sorted(ring)]
+    story = json.loads(rings[0][1])["story"]
+    assert story == "16 accounts staked from a tree of wallets of no account, 4 levels fanning out"
+    kids = [a for f in families for a in f]
+    assert set(found["action"]) == {"probation"} and not set(found["account_id"]) & set(honest + kids + ["saver0", "saver1"])
+
+
 def test_hosting_companies_role_mailboxes_at_their_own_domains_on_standard_server_builds_are_no_ring(con) -> None:
     """Eighteen hosting companies, each one account at its own domain (``ops@`` or ``gpu@``: the
     shape of every operations mailbox), each on two of four standard server builds, treasuries of
