@@ -360,10 +360,24 @@ class SybilRings(Detector):
         ) if links.height else {}  # fmt: skip
         stories = []
         for members, levels in funding_trees(list(links.iter_rows()), owners, self.household_accounts):
+            if self._at_own_domain(evidence, members):
+                continue  # an organisation paying its staff through divisions and departments, in the open
             stories.append(
                 (members, f"{len(members)} accounts staked from a tree of wallets of no account, {levels} levels fanning out")
             )
         return _one_identity_rings(stories, "funding", "funding_tree", clusters)
+
+    def _at_own_domain(self, evidence: Evidence, members: list[str]) -> bool:
+        """Whether ``min_coverage`` of ``members`` have a mailbox at one domain of which they are
+        ``min_coverage`` of the network's holders or more: an organisation's own domain
+        (``communities.organisation_fleets``' test), where it hides nothing."""
+        mail = list(self._offices(evidence, [members]).values())  # (domain, the network's holders, sites)
+        if not mail:
+            return False
+        at = [domain for domain, _, _ in mail]
+        domain = max(sorted(set(at)), key=at.count)
+        holders = next(n for d, n, _ in mail if d == domain)
+        return at.count(domain) >= self.min_coverage * max(len(members), holders)
 
     def _with_rota_rings(self, evidence: Evidence, clusters: pl.DataFrame) -> pl.DataFrame:
         """``clusters`` with a ring for each rota of ``min_accounts`` accounts or more (a machine,
