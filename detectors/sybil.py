@@ -42,6 +42,7 @@ from pipelines.sybil.communities import (
     score_clusters,
 )
 from pipelines.sybil.links import (
+    ANY_DOMAIN_SHAPE,
     KINDS,
     PAYMENT_KINDS,
     SHAPE_KINDS,
@@ -150,9 +151,9 @@ class SybilRings(Detector):
         self.clusters_ = pl.concat([self.clusters_, self._funding_tree_rings(evidence, self.clusters_)], how="vertical_relaxed")
         self.clusters_ = self._with_rota_rings(evidence, self.clusters_)
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
-        rings = rings.join(_member_kinds(edges, rings), on=["cluster_id", "account_id"], how="left").with_columns(
-            pl.col("member_strong_kinds").fill_null(pl.lit([], dtype=pl.List(pl.String)))
-        )
+        rings = rings.join(
+            _member_kinds(edges, rings, self.min_accounts), on=["cluster_id", "account_id"], how="left"
+        ).with_columns(pl.col("member_strong_kinds").fill_null(pl.lit([], dtype=pl.List(pl.String))))
         # behind one site's address a mailbox shape is the site's (its domain, its naming rule), not
         # a member's own tie: a lab whose head paid its stakes on one workstation model was rejected
         # for funding, template and the university's address format
@@ -499,13 +500,44 @@ def _of_members(evidence: Evidence, cores: list[list[str]], sql: str, params: di
         evidence.con.unregister("community_members")
 
 
-def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame) -> pl.DataFrame:
+def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame, min_accounts: int = 3) -> pl.DataFrame:
     """Per ring member: the operator kinds that tie it to other members of its own cluster, a kind
     that restates another left out: a mailbox's shape when the mailbox itself ties the member
     (``SOURCES``), and a stake burst on a link its funder makes too (``PAYMENT_KINDS``). One
     mailbox, or one funder's payment, shared with the ring is one fact, not two, for the reject
-    rule."""
-    inside = ring_edges(edges.select("a", "b", "kinds"), rings).with_columns(
+    rule. A mailbox shape counts only as scoring reads it (``score_clusters``): held at one
+    domain by ``min_accounts`` or more members, not in pairs (strangers share coarse shapes so)
+    nor read on any domain (``ANY_DOMAIN_SHAPE``: ``first.last`` of one length, a naming
+    convention): two honest guild members, funded by the guild's treasury and paid to its vault,
+    were rejected for such a shape as a third kind (a twenty-eighth network written by others)."""
+    inside = ring_edges(edges.select("a", "b", "kinds", *(["links"] if "links" in edges.columns else [])), rings)
+    if "links" in inside.columns:
+        shapes = (
+            inside.select("cluster_id", "a", "b", "links")
+            .explode("links")
+            .unnest("links")
+            .filter((pl.col("kind") == "email_pattern") & ~pl.col("value").str.starts_with(ANY_DOMAIN_SHAPE))
+        )
+        held = (
+            pl.concat([shapes.select("cluster_id", "value", pl.col(c).alias("account")) for c in ("a", "b")])
+            .unique()
+            .group_by("cluster_id", "value")
+            .len()
+            .filter(pl.col("len") >= min_accounts)
+        )
+        grouped = shapes.join(held, on=["cluster_id", "value"]).select("cluster_id", "a", "b").unique()
+        inside = (
+            inside.drop("links")
+            .join(grouped.with_columns(pl.lit(True).alias("grouped")), on=["cluster_id", "a", "b"], how="left")
+            .with_columns(
+                pl.when(pl.col("grouped").is_null())
+                .then(pl.col("kinds").list.set_difference(pl.lit(["email_pattern"])))
+                .otherwise(pl.col("kinds"))
+                .alias("kinds")
+            )
+            .drop("grouped")
+        )
+    inside = inside.with_columns(
         pl.when(pl.col("kinds").list.contains(PAYMENT_KINDS[0]))
         .then(pl.col("kinds").list.set_difference(pl.lit([PAYMENT_KINDS[1]])))
         .otherwise(pl.col("kinds"))

@@ -255,7 +255,8 @@ def test_a_providers_customers_two_to_a_server_in_one_slash24_are_held_never_rej
     for the build, the shared machines and the mailbox shape. A hosting hall's /24 is one site
     (each server an address of its own, a few accounts behind each): what its tenants share is
     held for review, never slashed. The same accounts on machines at addresses of their own are
-    still a ring that can be rejected."""
+    still a ring, held: two kinds of their own (the shared machines, the build) and a naming
+    convention across domains (``ops@``) are short of the reject rule's three."""
     background(con, 150)
     members = []
     for k in range(30):
@@ -275,7 +276,7 @@ def test_a_providers_customers_two_to_a_server_in_one_slash24_are_held_never_rej
     assert {json.loads(e).get("site_mailboxes", False) for *_, e in rows} == {hall}
     in_the_ring_six_hours(con, rows)
     actions = {r["action"] for r in detector.score(Evidence(con, EPOCH)).iter_rows(named=True)}
-    assert actions == {"probation"} if hall else "reject" in actions
+    assert actions == {"probation"}
 
 
 def test_only_a_domain_under_an_institutions_restricted_suffix_is_institutional() -> None:
@@ -1018,6 +1019,29 @@ def test_a_grant_staking_its_members_in_one_burst_is_one_payment_not_two_facts(c
         assert "reject" not in actions.values()
     else:
         assert actions == dict.fromkeys(members, "reject")
+
+
+def test_a_guilds_scholars_on_its_treasury_and_vault_are_never_rejected_for_a_first_last_shape_on_other_domains(con) -> None:
+    """A twenty-eighth network written by others: a gaming guild's 21 scholars, each with a home,
+    machine and mailbox of their own, are funded by the guild's treasury and paid to its vault
+    wallet. Several of them read mail at ``first.last`` addresses of one length on different
+    providers, a naming convention strangers share, and two were rejected for it as a third kind
+    beside the treasury and the vault. Money in the open and a convention are no proof: held, not
+    rejected."""
+    background(con)
+    scholars = [f"scholar{k:02d}" for k in range(21)]
+    conventional = {0: "ana.reis@gmail.com", 1: "tom.berg@yahoo.com", 2: "eva.kahn@proton.me"}
+    for k, acc in enumerate(scholars):
+        account(con, acc, conventional.get(k, TENANT_MAIL[k]), "w-guild-vault", f"81.{k}.6.2")
+        funded(con, "w-guild-vault", "w-guild-treasury", at=f"2024-08-{1 + k % 9:02d} 1{k % 10}:00:00", device=f"d-{acc}")
+        device(con, f"d-{acc}", acc, f"81.{k}.6.2", f"pc-{acc}", cpu=f"CPU model {k}")
+    detector = SybilRings()
+    detector.detect(Evidence(con, EPOCH))
+    rows = con.execute("SELECT epoch, cluster_id, account_id, score, evidence FROM sybil_clusters").fetchall()
+    assert {r[2] for r in rows} == set(scholars)
+    in_the_ring_six_hours(con, rows)
+    actions = {r["account_id"]: r["action"] for r in detector.score(Evidence(con, EPOCH)).iter_rows(named=True)}
+    assert set(actions) == set(scholars) and set(actions.values()) == {"probation"}
 
 
 def test_a_staking_services_customers_staked_in_its_daily_batches_are_no_ring(con) -> None:
