@@ -33,6 +33,7 @@ from detectors.base import SCORE_SCHEMA, Detector, Evidence
 from pipelines.features import previous_epoch
 from pipelines.sybil.communities import (
     ClusterRules,
+    at_own_domain,
     cluster_id,
     communities,
     core_members,
@@ -338,47 +339,32 @@ class SybilRings(Detector):
         network, four others written by others and twenty simulated reached three. Scored as one
         kind (``funding``), so held, never rejected, on this alone."""
         # only what a tree can be made of: links from wallets of no account that fund two to
-        # household_accounts others (a hub is no link), and the accounts of the wallets they fund
-        links = evidence.sql(
+        # household_accounts others (a hub is no link), with the accounts of each funded wallet
+        rows = evidence.sql(
             """
             WITH e AS (SELECT DISTINCT funder_wallet AS funder, wallet AS funded FROM stake_events
                        WHERE _hour <= $epoch AND funder_wallet <> wallet),
             fans AS (SELECT funder FROM e GROUP BY funder HAVING count(*) BETWEEN 2 AND $household),
-            own AS (SELECT DISTINCT value AS wallet FROM account_attrs WHERE kind = 'wallet')
-            SELECT funder, funded FROM e
-            WHERE funder IN (SELECT funder FROM fans) AND funder NOT IN (SELECT wallet FROM own)
-              AND funded NOT IN (SELECT funder FROM e GROUP BY funder HAVING count(*) > $household)
-            ORDER BY ALL
+            hubs AS (SELECT funder FROM e GROUP BY funder HAVING count(*) > $household),
+            own AS (SELECT value AS wallet, list(account_id ORDER BY account_id) AS accounts
+                    FROM account_attrs WHERE kind = 'wallet' GROUP BY value)
+            SELECT e.funder, e.funded, own.accounts FROM e LEFT JOIN own ON own.wallet = e.funded
+            WHERE e.funder IN (SELECT funder FROM fans) AND e.funder NOT IN (SELECT wallet FROM own)
+              AND e.funded NOT IN (SELECT funder FROM hubs)
+            ORDER BY e.funder, e.funded
             """,
             household=self.household_accounts,
         )
-        owners: dict[str, list[str]] = dict(
-            evidence.con.sql(
-                "SELECT value, list(account_id ORDER BY account_id) FROM account_attrs "
-                "WHERE kind = 'wallet' AND list_contains($funded, value) GROUP BY value",
-                params={"funded": links["funded"].unique().sort().to_list()},
-            ).fetchall()
-        ) if links.height else {}  # fmt: skip
+        owners = {w: a for _, w, a in rows.iter_rows() if a is not None}
+        links = [(f, w) for f, w, _ in rows.iter_rows()]
         stories = []
-        for members, levels in funding_trees(list(links.iter_rows()), owners, self.household_accounts):
-            if self._at_own_domain(evidence, members):
+        for members, levels in funding_trees(links, owners, self.household_accounts):
+            if at_own_domain(members, self._offices(evidence, [members]), self._rules()):
                 continue  # an organisation paying its staff through divisions and departments, in the open
             stories.append(
                 (members, f"{len(members)} accounts staked from a tree of wallets of no account, {levels} levels fanning out")
             )
         return _one_identity_rings(stories, "funding", "funding_tree", clusters)
-
-    def _at_own_domain(self, evidence: Evidence, members: list[str]) -> bool:
-        """Whether ``min_coverage`` of ``members`` have a mailbox at one domain of which they are
-        ``min_coverage`` of the network's holders or more: an organisation's own domain
-        (``communities.organisation_fleets``' test), where it hides nothing."""
-        mail = list(self._offices(evidence, [members]).values())  # (domain, the network's holders, sites)
-        if not mail:
-            return False
-        at = [domain for domain, _, _ in mail]
-        domain = max(sorted(set(at)), key=at.count)
-        holders = next(n for d, n, _ in mail if d == domain)
-        return at.count(domain) >= self.min_coverage * max(len(members), holders)
 
     def _with_rota_rings(self, evidence: Evidence, clusters: pl.DataFrame) -> pl.DataFrame:
         """``clusters`` with a ring for each rota of ``min_accounts`` accounts or more (a machine,

@@ -764,14 +764,21 @@ def organisation_fleets(
     posing as many small owners: it spreads its cards thin (the rings of five independently
     written networks ran 1-3 devices an account), or hides its accounts among a mail vendor's
     customers; every device still faces every per-device check."""
-    at = [offices[a][:2] for a in members if a in offices]
-    (domain, holders), count = max(((d, at.count(d)) for d in set(at)), key=lambda x: (x[1], x[0]), default=(("", 0), 0))
     return (
-        count >= rules.min_coverage * len(members)  # its own domain, for most of it (staff change mailboxes)
-        and count >= rules.min_coverage * holders  # ...and its own: most of the domain's holders are members
+        at_own_domain(members, offices, rules)
         and all(fleets.get(a, 0) >= rules.site_devices for a in members)
         and _each_their_own(cov, rules)
     )
+
+
+def at_own_domain(members: list[str], offices: dict[str, tuple[str, int, int]], rules: ClusterRules) -> bool:
+    """Whether ``min_coverage`` of ``members`` have a mailbox at one domain of which they are
+    ``min_coverage`` of the network's holders or more (``offices``: each member's domain, its
+    holders in the network and their sign-up sites): an organisation's own domain, where it hides
+    nothing. A mail vendor's customers are everywhere; staff change mailboxes, so most, not all."""
+    at = [offices[a][:2] for a in members if a in offices]
+    (domain, holders), count = max(((d, at.count(d)) for d in set(at)), key=lambda x: (x[1], x[0]), default=(("", 0), 0))
+    return count >= rules.min_coverage * len(members) and count >= rules.min_coverage * holders
 
 
 def _owners(inside: pl.DataFrame, cluster: int, members: list[str]) -> list[int]:
