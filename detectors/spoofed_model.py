@@ -81,7 +81,10 @@ Three independent signs, each explained in ``reasons``:
   round trip on the backend's clock, less the device's own time beyond computing (the median
   over its matmul answers of round trip minus ``compute_ms``: a satellite link adds most of a
   second to every answer, and an eighth network written by others had its remote honest devices
-  held at 5.7x their peers' round trip), took over ``vram_timeout_margin``
+  held at 5.7x their peers' round trip; and the worker draws the matrices from the seed on the
+  host, 2 n^2 values, so what is left of that time once two pinged round trips are off grows
+  with the product: a twenty-eighth network's honest two-core hosts took 53 s to draw a VRAM
+  product that eight-core peers drew in 7-13 s), took over ``vram_timeout_margin``
   times the median round trip of the honest fleet's answers alone for the same claimed model and
   product size (from at least ``vram_trip_peers`` devices): a worker reports its own
   ``compute_ms``, and a fifth network written by others had careful spoofers claim 1.3 s for
@@ -402,12 +405,24 @@ class SpoofedModel(Detector):
             own_network AS (  -- their own time beyond the computation on matmul answers, on the backend's clock (the
                 -- network and the worker's CPU): every answer of a satellite link takes most of a second longer (an
                 -- eighth network written by others had honest remote devices at 650-850 ms round trips, 5.7x
-                -- their peers' median, on products their peers answered in 155 ms)
-                SELECT device_id, median(date_diff('millisecond', issued_at, responded_at) - compute_ms) AS overhead_ms
-                FROM pow
-                WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch AND kind = 'matmul' AND status = 'ok'
-                  AND responded_at IS NOT NULL AND compute_ms >= 0 AND device_id IN (SELECT device_id FROM slow_trips)
-                GROUP BY device_id
+                -- their peers' median, on products their peers answered in 155 ms). The CPU's part grows with the
+                -- product: the worker draws A and B from the seed on the host, 2 n^2 values (the contract's rule),
+                -- so the time left once two of its pinged round trips are taken off is its time per value (a
+                -- twenty-eighth network written by others had honest two-core hosts take 53 s to draw a VRAM
+                -- product's matrices that eight-core peers drew in 7-13 s). Never pinged: no time per value
+                SELECT p.device_id, median(date_diff('millisecond', p.issued_at, p.responded_at) - p.compute_ms) AS overhead_ms,
+                       any_value(l.latency_ms) AS link_ms,
+                       median(greatest(date_diff('millisecond', p.issued_at, p.responded_at) - p.compute_ms - 2 * l.latency_ms, 0)
+                              / (2 * pow(nullif(p.n, 0), 2))) AS per_value_ms
+                FROM pow p
+                LEFT JOIN (SELECT device_id, median(latency_ms) AS latency_ms FROM uptime
+                           WHERE _hour > hours_back($epoch, $window) AND _hour <= $epoch AND source = 'ping' AND ok
+                             AND latency_ms >= 0 AND device_id IN (SELECT device_id FROM slow_trips)
+                           GROUP BY device_id) l ON l.device_id = p.device_id
+                WHERE p._hour > hours_back($epoch, $window) AND p._hour <= $epoch AND p.kind = 'matmul' AND p.status = 'ok'
+                  AND p.responded_at IS NOT NULL AND p.compute_ms >= 0
+                  AND p.device_id IN (SELECT device_id FROM slow_trips)
+                GROUP BY p.device_id
             ),
             hour_pace AS (  -- each hour's best matmul against the card's own: a card in use (a rental not yet in jobs, a
                 -- game) is slow all hour. Its own speed at the same product size (p90, from two answers of that size
@@ -452,8 +467,10 @@ class SpoofedModel(Detector):
                        coalesce(c.status = 'timeout' AND c.reachable AND coalesce(b.ok, 0) = 0 AND NOT c.hired AND recent
                                 AND s.measurements >= $min_meas
                                 AND $margin * predicted_ms <= a.longest_ms, false) AS solo_timeout,
-                       -- its round trip, less its own time beyond computing, over its peers' median
-                       greatest(t.trip_ms - coalesce(greatest(w.overhead_ms, 0), 0), 0) / tp.median_ms AS trip_ratio,
+                       -- its round trip, less its own time beyond computing (its link, and its CPU drawing this product's values),
+                       -- over its peers' median
+                       greatest(t.trip_ms - coalesce(greatest(w.overhead_ms, 2 * w.link_ms + w.per_value_ms * 2 * pow(c.n, 2), 0), 0), 0)
+                         / tp.median_ms AS trip_ratio,
                        -- answered alone, at under 1/margin of its own speed, or in over margin x its peers' round trip for
                        -- the product (a worker reports its own compute_ms; the backend's clock it cannot forge): the
                        -- product ran from host memory

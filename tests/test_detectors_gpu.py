@@ -1100,6 +1100,43 @@ def test_spoofed_model_a_slow_link_is_taken_off_a_round_trip_before_it_is_compar
     assert "up to 4.3x its peers' median round trip for the product, its own network's time taken off" in found["reason"][0]
 
 
+def test_spoofed_model_a_host_slow_to_draw_the_matrices_is_excused_by_its_own_pace_grown_to_the_products_size(
+    con,
+) -> None:
+    """The worker draws A and B from the seed on its CPU, 2 n^2 values: an independently written
+    network's honest two-core hosts took 53 s to draw a VRAM product's matrices that their
+    eight-core peers drew in 7-13 s, and were held as short of memory. The host's time per value,
+    measured on its matmul answers once two pinged round trips are off, grows with the product; a
+    card that pages the product from host memory answers its matmuls as fast as its peers. A
+    device never pinged has no link to take off, and its whole matmul overhead is network."""
+    vram_n, matmul_n = 39_936, 8_192
+    for k in range(6):  # eight-core peers: 11-13 s; two cores take about 55 s more
+        feature(con, f"honest{k}")
+        for h, epoch in enumerate((EARLIER, EPOCH)):
+            challenge(con, f"honest{k}", "vram", "ok", 80.0, f"v{h}", epoch=epoch, n=vram_n)
+            _answered(con, f"honest{k}", f"v{h}", epoch, 11.0 + k * 0.4)
+    for d, matmul_s in (("two_cores", 2.5), ("pages_from_host", 0.25), ("never_pinged", 2.5)):
+        feature(con, d)
+        for h, epoch in enumerate((EARLIER, EPOCH)):
+            challenge(con, d, "vram", "ok", 80.0, f"v{h}", epoch=epoch, n=vram_n)
+            _answered(con, d, f"v{h}", epoch, 60.0)
+            at = epoch.replace("T", " ")
+            con.execute(
+                "INSERT INTO pow (challenge_id, device_id, kind, issued_at, responded_at, status, n, compute_ms, _hour, _file, "
+                "_row) VALUES (?, ?, 'matmul', CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP) + to_milliseconds(?), 'ok', ?, "
+                "14.0, ?, 'pow.csv', 1)",
+                [f"{d}-m{h}", d, at + ":20:00", at + ":20:00", int(matmul_s * 1000), matmul_n, epoch],
+            )
+            if d != "never_pinged":
+                con.execute(
+                    "INSERT INTO uptime VALUES (CAST(? AS TIMESTAMP), ?, 'ping', true, 80.0, ?, 'u.csv', 1)",
+                    [at + ":30:00", d, epoch],
+                )
+    found = SpoofedModel().detect(Evidence(con, EPOCH))
+    assert found["device_id"].to_list() == ["never_pinged", "pages_from_host"]
+    assert set(found["action"]) == {"probation"}
+
+
 CURVE = {256: 2.0, 512: 15.0, 1024: 50.0, 2048: 200.0}
 """An honest A100's speed by product size: a small product fills no card (two networks written by
 others asked n = 256 to 2048 at random, and their cards measured a fraction of their speed below
