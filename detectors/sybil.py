@@ -30,6 +30,7 @@ import networkx as nx
 import polars as pl
 
 from detectors.base import SCORE_SCHEMA, Detector, Evidence
+from pipelines.contract import FREE_MAIL
 from pipelines.features import previous_epoch
 from pipelines.sybil.communities import (
     ClusterRules,
@@ -37,6 +38,7 @@ from pipelines.sybil.communities import (
     cluster_id,
     communities,
     core_members,
+    fleets_apart,
     membership_chance,
     rejoin_cores,
     ring_edges,
@@ -142,9 +144,10 @@ class SybilRings(Detector):
         whole = communities(edges, rules)
         accounts = int(con.execute("SELECT count(DISTINCT account_id) FROM account_attrs").fetchall()[0][0])  # the population
         cores, whole = rejoin_cores(edges, core_members(edges, whole, rules, accounts), whole, rules)
-        synced = self._synchronized(evidence, cores)
         fleets = self._fleets(evidence, cores)
         offices = self._offices(evidence, cores)
+        cores = fleets_apart(edges, cores, fleets, rules)
+        synced = self._synchronized(evidence, cores)
         self.clusters_ = score_clusters(edges, cores, rules, whole, synced, fleets, offices)  # type: ignore[arg-type]
         self.clusters_ = pl.concat([self.clusters_, self._one_mailbox_rings(evidence, self.clusters_)], how="vertical_relaxed")
         self.clusters_ = pl.concat([self.clusters_, self._one_wallet_rings(evidence, self.clusters_)], how="vertical_relaxed")
@@ -223,11 +226,14 @@ class SybilRings(Detector):
         (``communities.company_office``, ``communities.organisation_fleets``). A throwaway-mail
         domain (the ``disposable-email-domains`` list) is nobody's own: a twenty-second network
         written by others had a ring of 30 accounts with four cards each at ``mail.tm``, which
-        few others held, read as one organisation's fleets and never held."""
+        few others held, read as one organisation's fleets and never held. Nor is a mail vendor's
+        (``contract.FREE_MAIL``): a ring may be the only holder of a vendor's domain in a network
+        (a twenty-eighth network's ring held all eleven ``tutanota.com`` mailboxes)."""
         rows = _of_members(
             evidence, cores,
             "WITH mail AS (SELECT account_id, split_part(value, '@', 2) AS domain FROM account_attrs WHERE kind = 'email' "
-            "              AND split_part(value, '@', 2) NOT IN (SELECT domain FROM disposable_domains)), "
+            "              AND split_part(value, '@', 2) NOT IN (SELECT domain FROM disposable_domains) "
+            "              AND NOT list_contains($vendors, lower(split_part(value, '@', 2)))), "
             "site AS (SELECT account_id, value AS site FROM account_attrs WHERE kind = 'signup_ip'), "
             "theirs AS (SELECT * FROM mail WHERE domain IN (SELECT domain FROM mail JOIN community_members USING (account_id))), "
             "held AS (SELECT m.domain, count(DISTINCT m.account_id) AS holders, "
@@ -235,6 +241,7 @@ class SybilRings(Detector):
             "         FROM theirs m LEFT JOIN site s USING (account_id) GROUP BY m.domain) "
             "SELECT m.account_id, m.domain, h.holders, h.sites FROM mail m JOIN held h USING (domain) "
             "JOIN community_members USING (account_id)",
+            {"vendors": list(FREE_MAIL)},
         )  # fmt: skip
         return {a: (d, int(n), int(k)) for a, d, n, k in rows if d}
 

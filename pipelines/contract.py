@@ -65,6 +65,15 @@ virtualized GPUs of a 600-device network were 3 of 24 caught (24 over IPv4).
 Gmail, Outlook and most providers deliver to the untagged address) and, at Gmail, without dots
 (``Lena.Nguyen+rent@googlemail.com`` -> ``lenanguyen@gmail.com``); null for a string without
 ``@``. One mailbox is one person's, whatever spelling each account used."""
+FREE_MAIL = (
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",
+    "icloud.com", "me.com", "proton.me", "protonmail.com", "gmx.de", "gmx.net", "web.de", "mail.ru",
+    "yandex.ru", "qq.com", "163.com", "126.com", "aol.com", "zoho.com", "tutanota.com",
+)  # fmt: skip
+"""Mail vendors' domains: anyone may hold a mailbox there, so a domain of these is nobody's own
+(a release publishes them only as the class ``free_mail``; the sybil stage never reads one as an
+organisation's domain, however few of the network's accounts hold it)."""
+
 GPU_UUID_MACRO = r"""
 CREATE OR REPLACE TEMP MACRO gpu_uuid(u) AS
     CASE WHEN starts_with(u, 'GPU-') AND length(u) = 40 AND u[5:] = lower(u[5:]) THEN u

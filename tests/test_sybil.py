@@ -2202,7 +2202,9 @@ def test_relatives_each_registering_a_card_of_the_family_pc_are_a_household(con)
 REGIONS = ("eu", "us", "ap")
 
 
-@pytest.mark.parametrize(("cards", "domain"), [(8, "gridhost-example.io"), (2, "gridhost-example.io"), (8, "mail.tm")])
+@pytest.mark.parametrize(
+    ("cards", "domain"), [(8, "gridhost-example.io"), (2, "gridhost-example.io"), (8, "mail.tm"), (8, "tutanota.com")]
+)
 def test_a_hosting_companys_racks_at_its_own_domain_are_no_ring_the_same_ties_over_thin_accounts_are(
     con, cards: int, domain: str
 ) -> None:
@@ -2212,7 +2214,9 @@ def test_a_hosting_companys_racks_at_its_own_domain_are_no_ring_the_same_ties_ov
     two slashed (one of them had moved to a personal mailbox). Fleets of eight, most of them on a
     domain nobody else holds, hide nothing: one organisation.
     The same ties over accounts of two cards each are how a ring poses as many owners, and so are
-    fleets at a throwaway-mail domain, which is nobody's own (a twenty-second network's ring)."""
+    fleets at a throwaway-mail domain, which is nobody's own (a twenty-second network's ring), or
+    at a mail vendor's that nobody else in the network happens to hold (``contract.FREE_MAIL``: a
+    twenty-eighth network's ring held all eleven of its ``tutanota.com`` mailboxes)."""
     background(con, 150)
     racks = []
     for k in range(12):
@@ -2227,7 +2231,7 @@ def test_a_hosting_companys_racks_at_its_own_domain_are_no_ring_the_same_ties_ov
     detector = SybilRings()
     detector.detect(Evidence(con, EPOCH))
     clustered = sorted(r[0] for r in con.execute("SELECT DISTINCT account_id FROM sybil_clusters").fetchall())
-    if cards == 8 and domain != "mail.tm":
+    if cards == 8 and domain == "gridhost-example.io":
         assert clustered == []
         assert any(json.loads(e).get("organisation_fleets") for e in detector.clusters_["evidence"])
     else:
@@ -2303,3 +2307,47 @@ def test_throwaway_mailboxes_of_several_providers_are_one_likeness_tying_only_a_
     others = set(renters) | set(strangers)
     assert not [(a, b) for a, b, _ in edges if {a, b} & set(ring) and {a, b} & others]
     assert not [(a, b) for a, b, _ in edges if {a, b} <= set(strangers)]
+
+
+@pytest.mark.parametrize("shape", ["company", "thin_accounts", "paid_by_the_boss"])
+def test_a_companys_fleets_on_a_rings_server_build_are_set_apart_from_the_ring_thin_or_boss_paid_accounts_are_not(
+    con, shape: str
+) -> None:
+    """A twenty-eighth network written by others: two companies' accounts, six servers each at
+    their own domains, paid through an OTC desk that sells to many, ran the same EPYC build as a
+    ring; a reboot in the same half hour as a ring member's joined them in one group of the
+    build's holders, the build tied every pair, and 62 honest devices were held with the ring.
+    Members that run fleets, tied to the rest by nothing but a build and a reboot time, are set
+    apart and scored on their own (``fleets_apart``). The same accounts with two cards each pose
+    as small owners, as a ring does, and fleets paid by the ring's own funder are the ring's:
+    both stay in it."""
+    for k, acc in enumerate(background(con, 150)[:20]):  # the OTC desk sells to many
+        funded(con, f"w-{acc}", "otc-desk", at=f"2024-08-0{2 + k % 7} 09:00:00", amount="300")
+    build = "AMD EPYC 7443P 24-Core Processor"
+    crew = []
+    for k in range(12):
+        acc = f"crew{k}"
+        account(con, acc, f"kai{4000 + k}f{k}a@tutanota.com", f"w-{acc}", f"185.1.{k}.9")
+        funded(con, f"w-{acc}", "boss")
+        for d in range(2):
+            device(con, f"d-{acc}-{d}", acc, f"185.1.{k}.9", f"host-{acc}-{d}", cpu=build)
+            restart(con, f"d-{acc}-{d}", 17 + k)
+        crew.append(acc)
+    staff = []
+    for k in range(4):
+        acc = f"tw{k}"
+        account(con, acc, f"ops-{k + 1:02d}@tensorworks-example.net", f"w-{acc}", f"64.{20 + k}.7.2")
+        funded(con, f"w-{acc}", "boss" if shape == "paid_by_the_boss" else "otc-desk", at=f"2024-08-0{2 + k} 11:00:00",
+               amount="1200")  # fmt: skip
+        for d in range(2 if shape == "thin_accounts" else 6):
+            device(con, f"d-{acc}-{d}", acc, f"64.{20 + k}.7.{10 + d}", f"srv-{acc}-{d}", cpu=build, uuid=f"GPU-{acc}-{d}")
+        restart(con, f"d-{acc}-0", 17 + k)  # in the ring's reboot window, by chance
+        staff.append(acc)
+    detector = SybilRings()
+    detector.detect(Evidence(con, EPOCH))
+    rings = [set(m) for m in detector.clusters_.filter(pl.col("is_sybil"))["members"].to_list()]
+    if shape == "company":
+        assert rings == [set(crew)]
+        assert [set(m) for m in detector.clusters_.filter(~pl.col("is_sybil"))["members"].to_list()] == [set(staff)]
+    else:
+        assert rings == [set(crew) | set(staff)]

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.catalogue import DATA_DIR
-from pipelines.contract import HOUR_RE
+from pipelines.contract import FREE_MAIL, HOUR_RE
 
 DEFAULT_RELEASE_POLICY = DATA_DIR / "policy" / "release.toml"
 SECRET_ENV = "FLEETPROOF_RELEASE_SECRET"
@@ -38,12 +38,6 @@ KINDS = {
     "cluster": "c",
 }
 """Identifier kinds and the prefix of their pseudonyms."""
-FREE_MAIL = (
-    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",
-    "icloud.com", "me.com", "proton.me", "protonmail.com", "gmx.de", "gmx.net", "web.de", "mail.ru",
-    "yandex.ru", "qq.com", "163.com", "126.com", "aol.com", "zoho.com", "tutanota.com",
-)  # fmt: skip
-"""Domains published only as the class ``free_mail``; any other domain is ``own_domain``."""
 
 
 @dataclass(frozen=True)

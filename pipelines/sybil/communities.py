@@ -49,7 +49,8 @@ staked by one administrator in minutes, is the institution's administration (a n
 written by others had such a lab rejected whole); a farmer cannot buy mailboxes there. So are
 accounts each running a fleet at a site of its own, no owner holding more than
 ``site_accounts`` of them (``operator_sites``): a company's sites, paid by its treasury, on its
-server build and mail domain; a ring spreads its cards thin over many accounts.
+server build and mail domain; a ring spreads its cards thin over many accounts. A mail vendor's
+domain is nobody's own (``contract.FREE_MAIL``), however few of the network's accounts hold it.
 """
 
 from __future__ import annotations
@@ -769,6 +770,57 @@ def organisation_fleets(
         and all(fleets.get(a, 0) >= rules.site_devices for a in members)
         and _each_their_own(cov, rules)
     )
+
+
+def fleets_apart(edges: pl.DataFrame, cores: list[list[str]], fleets: dict[str, int], rules: ClusterRules) -> list[list[str]]:
+    """Cores with the members that run fleets set apart as a core of their own, where nothing but
+    a server build and a reboot time (``FLEET_KINDS``) ties them to the rest; the rest as they
+    were. Fleet runners: the owners (groups shared identities join, ``IDENTITY_KINDS``, as in
+    ``_owners``) of which ``exclusive_coverage`` of the accounts report ``site_devices`` devices
+    or more (``fleets``); at least ``min_accounts`` of them, and as many besides.
+
+    Honest model: a company's racks run a popular server build, and so may a ring's proxies; a
+    reboot window shared with one of the ring's members joins the two in one group of the
+    build's holders, and the build then ties every pair between them. A ring earns by posing as
+    many small owners and spreads its cards thin (the rings of five independently written
+    networks ran 1-3 devices an account); a twenty-eighth network written by others had two
+    companies and three buyers of the OTC desk that paid them, 62 devices, held with two rings
+    on one EPYC build. Set apart, each group is scored on its own ties."""
+    if "links" not in edges.columns:
+        return cores
+    found: list[list[str]] = []
+    for core in cores:
+        if len(core) < 2 * rules.min_accounts:
+            found.append(core)
+            continue
+        links = (
+            edges.filter(pl.col("a").is_in(core) & pl.col("b").is_in(core)).select("a", "b", "links")
+            .explode("links").unnest("links").select("a", "b", "kind")
+        )  # fmt: skip
+        index = {a: k for k, a in enumerate(core)}
+        ties = links.filter(pl.col("kind").is_in(IDENTITY_KINDS)).select("a", "b").unique()
+        graph = coo_matrix(
+            (np.ones(ties.height), ([index[a] for a in ties["a"]], [index[b] for b in ties["b"]])), shape=(len(core), len(core))
+        )
+        _, labels = connected_components(graph, directed=False)
+        owners: dict[int, list[str]] = {}
+        for a, label in zip(core, labels.tolist(), strict=True):
+            owners.setdefault(label, []).append(a)
+        runners = sorted(
+            a
+            for group in owners.values()
+            if sum(fleets.get(a, 0) >= rules.site_devices for a in group) >= rules.exclusive_coverage * len(group)
+            for a in group
+        )
+        rest = sorted(set(core) - set(runners))
+        apart = (
+            min(len(runners), len(rest)) >= rules.min_accounts
+            and links.filter(
+                (pl.col("a").is_in(runners) != pl.col("b").is_in(runners)) & ~pl.col("kind").is_in(FLEET_KINDS)
+            ).is_empty()
+        )
+        found += [runners, rest] if apart else [core]
+    return sorted(found)
 
 
 def at_own_domain(members: list[str], offices: dict[str, tuple[str, int, int]], rules: ClusterRules) -> bool:
