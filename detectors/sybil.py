@@ -155,30 +155,40 @@ class SybilRings(Detector):
         self.clusters_ = pl.concat([self.clusters_, self._funding_tree_rings(evidence, self.clusters_)], how="vertical_relaxed")
         self.clusters_ = self._with_rota_rings(evidence, self.clusters_)
         rings = self.clusters_.filter(pl.col("is_sybil")).explode("members").rename({"members": "account_id"})
-        rings = rings.join(
-            _member_kinds(edges, rings, self.min_accounts), on=["cluster_id", "account_id"], how="left"
-        ).with_columns(pl.col("member_strong_kinds").fill_null(pl.lit([], dtype=pl.List(pl.String))))
+        # member_strong_kinds, for the reject rule, counts a mailbox shape as scoring reads it; tie_kinds,
+        # for the chance that a member's ties are a coincidence, counts every shape that ties it (read so
+        # before the reject rule's change, a benchmark network's jittered ring lost members to chance)
+        empty = pl.lit([], dtype=pl.List(pl.String))
+        rings = (
+            rings.join(_member_kinds(edges, rings, self.min_accounts), on=["cluster_id", "account_id"], how="left")
+            .join(
+                _member_kinds(edges, rings, grouped_shapes=False).rename({"member_strong_kinds": "tie_kinds"}),
+                on=["cluster_id", "account_id"],
+                how="left",
+            )
+            .with_columns(pl.col("member_strong_kinds").fill_null(empty), pl.col("tie_kinds").fill_null(empty))
+        )
         # behind one site's address a mailbox shape is the site's (its domain, its naming rule), not
         # a member's own tie: a lab whose head paid its stakes on one workstation model was rejected
         # for funding, template and the university's address format
         at_site = pl.col("evidence").str.json_path_match("$.site_mailboxes") == "true"
-        rings = rings.with_columns(
-            pl.when(at_site)
-            .then(pl.col("member_strong_kinds").list.eval(pl.element().filter(~pl.element().is_in(list(SHAPE_KINDS)))))
-            .otherwise(pl.col("member_strong_kinds"))
-            .alias("member_strong_kinds")
-        )
         # a payout wallet a family's few accounts share is declared, not hidden: no proof of a ring
         # (a sixteenth network written by others: two families, each paid to a parent's wallet, glued
         # into one community by an exchange wallet that funded both, were rejected for funding, the
         # wallet and one stake burst)
         family_paid = [a for (a,) in evidence.con.execute(FAMILY_PAID_SQL, {"household": self.household_accounts}).fetchall()]
-        rings = rings.with_columns(
-            pl.when(pl.col("account_id").is_in(family_paid))
-            .then(pl.col("member_strong_kinds").list.eval(pl.element().filter(pl.element() != "wallet")))
-            .otherwise(pl.col("member_strong_kinds"))
-            .alias("member_strong_kinds")
-        )
+        for column in ("member_strong_kinds", "tie_kinds"):
+            rings = rings.with_columns(
+                pl.when(at_site)
+                .then(pl.col(column).list.eval(pl.element().filter(~pl.element().is_in(list(SHAPE_KINDS)))))
+                .otherwise(pl.col(column))
+                .alias(column)
+            ).with_columns(
+                pl.when(pl.col("account_id").is_in(family_paid))
+                .then(pl.col(column).list.eval(pl.element().filter(pl.element() != "wallet")))
+                .otherwise(pl.col(column))
+                .alias(column)
+            )
         in_step = pl.DataFrame(
             [(cluster_id(cores[i]), a) for i, s in synced.items() for a in s["accounts"]],
             schema={"cluster_id": pl.String, "account_id": pl.String},
@@ -431,7 +441,7 @@ class SybilRings(Detector):
             in_step.with_columns(pl.lit(True).alias("in_step")), on=["cluster_id", "account_id"], how="left"
         )
         coincidental = (
-            (pl.col("member_strong_kinds").list.len() <= self.min_strong_kinds)
+            (pl.col("tie_kinds").list.len() <= self.min_strong_kinds)
             & (pl.col("chance").fill_null(0.0) > self.member_chance)
             & ~pl.col("in_step").fill_null(False)
         )
@@ -439,7 +449,7 @@ class SybilRings(Detector):
             rings.with_columns(coincidental.alias("coincidental"))
             .with_columns(pl.col("coincidental").sum().over("cluster_id").alias("coincidental_members"))
             .filter(~pl.col("coincidental"))
-            .drop("coincidental", "chance", "in_step")
+            .drop("coincidental", "chance", "in_step", "tie_kinds")
         )
 
     def score(self, evidence: Evidence) -> pl.DataFrame:
@@ -493,7 +503,7 @@ def _of_members(evidence: Evidence, cores: list[list[str]], sql: str, params: di
         evidence.con.unregister("community_members")
 
 
-def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame, min_accounts: int = 3) -> pl.DataFrame:
+def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame, min_accounts: int = 3, grouped_shapes: bool = True) -> pl.DataFrame:
     """Per ring member: the operator kinds that tie it to other members of its own cluster, a kind
     that restates another left out: a mailbox's shape when the mailbox itself ties the member
     (``SOURCES``), and a stake burst on a link its funder makes too (``PAYMENT_KINDS``). One
@@ -502,8 +512,10 @@ def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame, min_accounts: int = 
     domain by ``min_accounts`` or more members, not in pairs (strangers share coarse shapes so)
     nor read on any domain (``ANY_DOMAIN_SHAPE``: ``first.last`` of one length, a naming
     convention): two honest guild members, funded by the guild's treasury and paid to its vault,
-    were rejected for such a shape as a third kind (a twenty-eighth network written by others)."""
-    inside = ring_edges(edges.select("a", "b", "kinds", *(["links"] if "links" in edges.columns else [])), rings)
+    were rejected for such a shape as a third kind (a twenty-eighth network written by others).
+    Without ``grouped_shapes`` every shape that ties the member counts."""
+    links = ["links"] if "links" in edges.columns and grouped_shapes else []
+    inside = ring_edges(edges.select("a", "b", "kinds", *links), rings)
     if "links" in inside.columns:
         shapes = (
             inside.select("cluster_id", "a", "b", "links")
