@@ -159,15 +159,9 @@ class SybilRings(Detector):
         # for the chance that a member's ties are a coincidence, counts every shape that ties it (read so
         # before the reject rule's change, a benchmark network's jittered ring lost members to chance)
         empty = pl.lit([], dtype=pl.List(pl.String))
-        rings = (
-            rings.join(_member_kinds(edges, rings, self.min_accounts), on=["cluster_id", "account_id"], how="left")
-            .join(
-                _member_kinds(edges, rings, grouped_shapes=False).rename({"member_strong_kinds": "tie_kinds"}),
-                on=["cluster_id", "account_id"],
-                how="left",
-            )
-            .with_columns(pl.col("member_strong_kinds").fill_null(empty), pl.col("tie_kinds").fill_null(empty))
-        )
+        rings = rings.join(
+            _member_kinds(edges, rings, self.min_accounts), on=["cluster_id", "account_id"], how="left"
+        ).with_columns(pl.col("member_strong_kinds").fill_null(empty), pl.col("tie_kinds").fill_null(empty))
         # behind one site's address a mailbox shape is the site's (its domain, its naming rule), not
         # a member's own tie: a lab whose head paid its stakes on one workstation model was rejected
         # for funding, template and the university's address format
@@ -503,7 +497,7 @@ def _of_members(evidence: Evidence, cores: list[list[str]], sql: str, params: di
         evidence.con.unregister("community_members")
 
 
-def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame, min_accounts: int = 3, grouped_shapes: bool = True) -> pl.DataFrame:
+def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame, min_accounts: int = 3) -> pl.DataFrame:
     """Per ring member: the operator kinds that tie it to other members of its own cluster, a kind
     that restates another left out: a mailbox's shape when the mailbox itself ties the member
     (``SOURCES``), and a stake burst on a link its funder makes too (``PAYMENT_KINDS``). One
@@ -513,9 +507,10 @@ def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame, min_accounts: int = 
     nor read on any domain (``ANY_DOMAIN_SHAPE``: ``first.last`` of one length, a naming
     convention): two honest guild members, funded by the guild's treasury and paid to its vault,
     were rejected for such a shape as a third kind (a twenty-eighth network written by others).
-    Without ``grouped_shapes`` every shape that ties the member counts."""
-    links = ["links"] if "links" in edges.columns and grouped_shapes else []
-    inside = ring_edges(edges.select("a", "b", "kinds", *links), rings)
+    ``member_strong_kinds`` so, and ``tie_kinds`` with every shape that ties the member."""
+    inside = ring_edges(edges.select("a", "b", "kinds", *(["links"] if "links" in edges.columns else [])), rings)
+    every = inside.select("cluster_id", "a", "b", "kinds")
+    strict = every
     if "links" in inside.columns:
         shapes = (
             inside.select("cluster_id", "a", "b", "links")
@@ -531,9 +526,8 @@ def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame, min_accounts: int = 
             .filter(pl.col("len") >= min_accounts)
         )
         grouped = shapes.join(held, on=["cluster_id", "value"]).select("cluster_id", "a", "b").unique()
-        inside = (
-            inside.drop("links")
-            .join(grouped.with_columns(pl.lit(True).alias("grouped")), on=["cluster_id", "a", "b"], how="left")
+        strict = (
+            every.join(grouped.with_columns(pl.lit(True).alias("grouped")), on=["cluster_id", "a", "b"], how="left")
             .with_columns(
                 pl.when(pl.col("grouped").is_null())
                 .then(pl.col("kinds").list.set_difference(pl.lit(["email_pattern"])))
@@ -542,6 +536,14 @@ def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame, min_accounts: int = 
             )
             .drop("grouped")
         )
+    return _kinds_per_member(strict, "member_strong_kinds").join(
+        _kinds_per_member(every, "tie_kinds"), on=["cluster_id", "account_id"], how="full", coalesce=True
+    )
+
+
+def _kinds_per_member(inside: pl.DataFrame, name: str) -> pl.DataFrame:
+    """``cluster_id, account_id, <name>``: the strong kinds of each member's links inside its ring
+    (``inside``: ``cluster_id, a, b, kinds``), a payment's stake burst and a mailbox's shape left out."""
     inside = inside.with_columns(
         pl.when(pl.col("kinds").list.contains(PAYMENT_KINDS[0]))
         .then(pl.col("kinds").list.set_difference(pl.lit([PAYMENT_KINDS[1]])))
@@ -553,9 +555,9 @@ def _member_kinds(edges: pl.DataFrame, rings: pl.DataFrame, min_accounts: int = 
         .explode("kinds")
         .filter(pl.col("kinds").is_in(STRONG_KINDS))
         .group_by("cluster_id", "account_id")
-        .agg(pl.col("kinds").unique().sort().alias("member_strong_kinds"))
+        .agg(pl.col("kinds").unique().sort().alias(name))
         .with_columns(
-            pl.col("member_strong_kinds").list.eval(
+            pl.col(name).list.eval(
                 pl.element().filter(
                     ~pl.element().replace_strict(SOURCES, default=None).is_in(pl.element().implode()).fill_null(False)
                 )

@@ -2372,8 +2372,9 @@ def test_a_ring_member_tied_by_a_shape_it_shares_in_pairs_is_no_coincidence_thou
     rows += _tied([("honest", r) for r in ring], {"restart": restart})
     edges = pl.DataFrame(rows).unique(subset=["a", "b"], keep="last", maintain_order=True)
     rings = pl.DataFrame({"cluster_id": "c", "account_id": [*ring, "jittered", "honest"], "score": 0.9, "evidence": "{}"})
-    strict = dict(_member_kinds(edges, rings).select("account_id", "member_strong_kinds").iter_rows())
-    every = dict(_member_kinds(edges, rings, grouped_shapes=False).select("account_id", "member_strong_kinds").iter_rows())
+    kinds = _member_kinds(edges, rings).with_columns(pl.col("member_strong_kinds", "tie_kinds").fill_null([]))
+    strict = dict(kinds.select("account_id", "member_strong_kinds").iter_rows())
+    every = dict(kinds.select("account_id", "tie_kinds").iter_rows())
     assert "email_pattern" not in strict["jittered"] and "email_pattern" in every["jittered"]
     rings = rings.with_columns(
         member_strong_kinds=pl.col("account_id").replace_strict(strict, default=None, return_dtype=pl.List(pl.String)),

@@ -797,18 +797,9 @@ def fleets_apart(edges: pl.DataFrame, cores: list[list[str]], fleets: dict[str, 
             edges.filter(pl.col("a").is_in(core) & pl.col("b").is_in(core)).select("a", "b", "links")
             .explode("links").unnest("links").select("a", "b", "kind")
         )  # fmt: skip
-        index = {a: k for k, a in enumerate(core)}
-        ties = links.filter(pl.col("kind").is_in(IDENTITY_KINDS)).select("a", "b").unique()
-        graph = coo_matrix(
-            (np.ones(ties.height), ([index[a] for a in ties["a"]], [index[b] for b in ties["b"]])), shape=(len(core), len(core))
-        )
-        _, labels = connected_components(graph, directed=False)
-        owners: dict[int, list[str]] = {}
-        for a, label in zip(core, labels.tolist(), strict=True):
-            owners.setdefault(label, []).append(a)
         runners = sorted(
             a
-            for group in owners.values()
+            for group in _owner_groups(links, core)
             if sum(fleets.get(a, 0) >= rules.site_devices for a in group) >= rules.exclusive_coverage * len(group)
             for a in group
         )
@@ -836,13 +827,23 @@ def at_own_domain(members: list[str], offices: dict[str, tuple[str, int, int]], 
 def _owners(inside: pl.DataFrame, cluster: int, members: list[str]) -> list[int]:
     """Sizes of the groups of a community's members that shared identities join
     (``IDENTITY_KINDS``: one funder, mailbox, machine or card), largest first."""
+    groups = _owner_groups(inside.filter(pl.col("ca") == cluster), members)
+    return sorted((len(g) for g in groups), reverse=True)
+
+
+def _owner_groups(links: pl.DataFrame, members: list[str]) -> list[list[str]]:
+    """The groups of ``members`` that shared identities (``IDENTITY_KINDS``) in ``links`` (``a, b,
+    kind`` among them) join, each in ``members``' order."""
     index = {a: k for k, a in enumerate(members)}
-    ties = inside.filter((pl.col("ca") == cluster) & pl.col("kind").is_in(IDENTITY_KINDS)).select("a", "b").unique()
+    ties = links.filter(pl.col("kind").is_in(IDENTITY_KINDS)).select("a", "b").unique()
     rows = [index[a] for a in ties["a"].to_list()]
     cols = [index[b] for b in ties["b"].to_list()]
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(members), len(members)))
     _, labels = connected_components(graph, directed=False)
-    return sorted(np.bincount(labels).tolist(), reverse=True)
+    groups: dict[int, list[str]] = {}
+    for a, label in zip(members, labels.tolist(), strict=True):
+        groups.setdefault(label, []).append(a)
+    return list(groups.values())
 
 
 def cluster_id(members: list[str]) -> str:
